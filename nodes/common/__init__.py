@@ -1,0 +1,1 @@
+"""Common nodes: inject, debug, catch, status, complete, link, comment, junction."""

@@ -1,0 +1,1 @@
+"""sofiaflow runtime: the flow engine. It imports neither `nodes` nor `editor`."""

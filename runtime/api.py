@@ -1,0 +1,34 @@
+"""What node modules may import from the runtime. Nothing else of `runtime` is part of the contract."""
+
+from __future__ import annotations
+
+from . import props
+from .config import NodeConfig, NRBool, NRFloat, NRInt
+from .errors import NodeError
+from .jsonata_expr import JsonataError, compile_expression, evaluate as evaluate_jsonata
+from .message import clone_message, clone_value, new_message, new_msgid
+from .node import Node
+from .typedinput import Getter, date_value, getter as typed_getter, parse_number
+from .types import Msg
+
+__all__ = [
+    "Getter",
+    "JsonataError",
+    "Msg",
+    "NRBool",
+    "NRFloat",
+    "NRInt",
+    "Node",
+    "NodeConfig",
+    "NodeError",
+    "clone_message",
+    "clone_value",
+    "compile_expression",
+    "date_value",
+    "evaluate_jsonata",
+    "new_message",
+    "new_msgid",
+    "parse_number",
+    "props",
+    "typed_getter",
+]

@@ -1,0 +1,41 @@
+"""Runtime settings, from arguments and `SOFIAFLOW_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("SOFIAFLOW_DATA_DIR", "~/.sofiaflow")).expanduser())
+    db_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_DB_URL"))
+    host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_PORT", "1880")))
+    admin_password: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_ADMIN_PASSWORD"))
+    credential_secret: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_CREDENTIAL_SECRET"))
+    context_default: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_CONTEXT_DEFAULT", "memory"))
+    context_prefixes: dict[str, str] = field(default_factory=lambda: _parse_prefixes(
+        os.environ.get("SOFIAFLOW_CONTEXT_PREFIXES", "")))
+    context_flush_interval: float = 5.0
+    node_close_timeout: float = 15.0
+    function_time_limit: float = field(default_factory=lambda: float(os.environ.get("SOFIAFLOW_FUNCTION_TIME_LIMIT", "1.0")))
+    token_lifetime: int = 7 * 24 * 3600
+    debug_max_length: int = 1000
+    http_node_root: str = "/"
+
+    @property
+    def database_url(self) -> str:
+        """The config DB URL: the setting, or a SQLite file in the data dir."""
+        return self.db_url or f"sqlite:///{self.data_dir / 'sofiaflow.db'}"
+
+
+def _parse_prefixes(text: str) -> dict[str, str]:
+    """`persist.=persistent,cache.=memory` -> {"persist.": "persistent", "cache.": "memory"}."""
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        if "=" in item:
+            prefix, store = item.split("=", 1)
+            out[prefix.strip()] = store.strip()
+    return out

@@ -1,0 +1,70 @@
+"""Shared fixtures: test node types registered in a registry beside the built-in ones."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from runtime.api import Msg, Node, NodeConfig, NodeError
+from runtime.registry import NodeRegistry, default_registry
+
+
+class DoubleNode(Node):
+    """Test node: doubles msg.payload (raises on non-numbers)."""
+
+    type = "test double"
+
+    def on_input(self, msg: Msg) -> None:
+        if not isinstance(msg.get("payload"), (int, float)):
+            raise NodeError(f"cannot double {msg.get('payload')!r}")
+        msg["payload"] *= 2
+        self.send(msg)
+
+
+class SlowConfig(NodeConfig):
+    seconds: float = 0.05
+
+
+class SlowNode(Node):
+    """Test node: an async handler that takes a while."""
+
+    type = "test slow"
+    Config = SlowConfig
+
+    async def on_input(self, msg: Msg) -> None:
+        import asyncio
+
+        await asyncio.sleep(self.config.seconds)
+        self.send(msg)
+
+
+class MutateNode(Node):
+    """Test node: mutates the payload list in place."""
+
+    type = "test mutate"
+
+    def on_input(self, msg: Msg) -> None:
+        msg["payload"].append("mutated")
+        self.send(msg)
+
+
+@pytest.fixture
+def registry() -> NodeRegistry:
+    reg = NodeRegistry()
+    for cls in default_registry().types():
+        reg.register(cls, default_registry().origin(cls.type))
+    for cls in (DoubleNode, SlowNode, MutateNode):
+        reg.register(cls, "tests")
+    return reg
+
+
+def require_binary(name: str) -> str:
+    """The path of `name`, or skip (fail under SOFIAFLOW_REQUIRE_SERVERS=1) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("SOFIAFLOW_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"{name} is required (SOFIAFLOW_REQUIRE_SERVERS=1) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
