@@ -1,0 +1,131 @@
+"""The runtime facade: one object that the admin API, the editor and the CLI talk to.
+
+It owns the config DB, context stores, credentials, the engine and the deployer, and has one
+async lifecycle: `start()` loads and starts the last deployed flows, `stop()` stops everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+from .clock import Clock
+from .context import ContextManager, MemoryStore
+from .context_sql import SqlContextStore
+from .credentials import CredentialStore
+from .db import connect
+from .deploy import Deployer, DeployResult
+from .engine import Engine
+from .errors import FlowValidationError
+from .events import EventBus
+from .flowstore import FlowStore
+from .registry import NodeRegistry, default_registry
+from .settings import Settings
+from .types import FlowJSON
+
+log = logging.getLogger("sofiaflow.runtime")
+
+
+class Runtime:
+    """Everything that runs flows, behind one object."""
+
+    def __init__(self, settings: Settings | None = None, registry: NodeRegistry | None = None,
+                 clock: Clock | None = None) -> None:
+        self.settings = settings or Settings()
+        self.registry = registry or default_registry()
+        self.events = EventBus()
+        self._clock = clock
+        self.db: Any = None
+        self.engine: Engine | None = None
+        self.deployer: Deployer | None = None
+        self.flowstore: FlowStore | None = None
+        self.contexts: ContextManager | None = None
+        self.startup_problems: list[str] = []
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the config DB and start the last deployed flows (if they are still valid)."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = connect(self.settings.database_url)
+        stores = {"memory": MemoryStore(),
+                  "persistent": SqlContextStore(self.db, "persistent", self.settings.context_flush_interval)}
+        self.contexts = ContextManager(stores, default=self.settings.context_default,
+                                       prefixes=self.settings.context_prefixes)
+        await self.contexts.open()
+        self.engine = Engine(self.contexts, self.events, clock=self._clock,
+                             close_timeout=self.settings.node_close_timeout)
+        credentials = CredentialStore(self.db, self._credential_key())
+        credentials.load()
+        self.flowstore = FlowStore(self.db)
+        self.deployer = Deployer(self.engine, self.registry, credentials, self.flowstore)
+        self.deployer.state = "start"
+        current = self.flowstore.current()
+        if current is not None:
+            flows, rev = current
+            try:
+                await self.deployer.deploy(flows, "full", save=False)
+            except FlowValidationError as exc:
+                self.startup_problems = [str(p) for p in exc.problems]
+                log.error("the stored flows were not started:\n%s", exc)
+                self.deployer.flows, self.deployer.rev = flows, rev
+        for problem in self.deployer.problems:
+            log.warning("%s", problem)
+
+    async def stop(self) -> None:
+        """Stop every node, flush context, close the DB."""
+        if self.deployer is not None:
+            await self.deployer.stop()
+        if self.contexts is not None:
+            await self.contexts.close()
+        if self.db is not None:
+            self.db.dispose()
+
+    def _credential_key(self) -> bytes:
+        if self.settings.credential_secret:
+            import base64
+            import hashlib
+
+            return base64.urlsafe_b64encode(hashlib.sha256(self.settings.credential_secret.encode()).digest())
+        path: Path = self.settings.data_dir / ".credential-key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key())
+        return path.read_bytes().strip()
+
+    # ----- flows --------------------------------------------------------------------------------
+    @property
+    def flows(self) -> FlowJSON:
+        return self._deployer().flows
+
+    @property
+    def rev(self) -> str:
+        return self._deployer().rev
+
+    @property
+    def state(self) -> str:
+        return self._deployer().state
+
+    async def deploy(self, flows: Any, deploy_type: str = "full", rev: str | None = None,
+                     credentials: dict[str, dict] | None = None, user: str | None = None) -> DeployResult:
+        """Deploy a whole flow set (see `Deployer.deploy`)."""
+        return await self._deployer().deploy(flows, deploy_type, rev, credentials, user)
+
+    async def set_state(self, state: str) -> str:
+        """`start` or `stop` the flows without changing them."""
+        if state == "start":
+            await self._deployer().start()
+        elif state == "stop":
+            await self._deployer().stop()
+        else:
+            raise ValueError(f"unknown state {state!r}; use 'start' or 'stop'")
+        return self.state
+
+    def _deployer(self) -> Deployer:
+        if self.deployer is None:
+            raise RuntimeError("the runtime is not started")
+        return self.deployer
