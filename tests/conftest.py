@@ -50,12 +50,40 @@ class MutateNode(Node):
         self.send(msg)
 
 
+class CounterConfig(NodeConfig):
+    label_: str = ""
+
+
+class CounterNode(Node):
+    """Test node: counts messages on the instance and in node context; emits the count."""
+
+    type = "test counter"
+    Config = CounterConfig
+    starts = 0
+    closes: list = []
+
+    def setup(self) -> None:
+        self.seen = 0
+
+    async def start(self) -> None:
+        CounterNode.starts += 1
+
+    async def close(self, removed: bool) -> None:
+        CounterNode.closes.append((self.id, removed))
+
+    def on_input(self, msg: Msg) -> None:
+        self.seen += 1
+        self.context.set("total", (self.context.get("total") or 0) + 1)
+        msg["payload"] = {"seen": self.seen, "total": self.context.get("total")}
+        self.send(msg)
+
+
 @pytest.fixture
 def registry() -> NodeRegistry:
     reg = NodeRegistry()
     for cls in default_registry().types():
         reg.register(cls, default_registry().origin(cls.type))
-    for cls in (DoubleNode, SlowNode, MutateNode):
+    for cls in (DoubleNode, SlowNode, MutateNode, CounterNode):
         reg.register(cls, "tests")
     return reg
 
