@@ -175,9 +175,17 @@ class Engine:
                 out["_msgid"] = new_msgid()
             targets = wires[0]
             node.count_out += 1
-            self._deliver(targets[0], out)
-            for target in targets[1:]:
-                self._deliver(target, clone_message(out))
+            target = targets[0]
+            if target._handler is not None:  # fast path: one queue append, no call
+                self.pending += 1
+                self._queue.append((target, out))
+                if not self._scheduled:
+                    self._schedule()
+            else:
+                self._deliver(target, out)
+            if len(targets) > 1:
+                for target in targets[1:]:
+                    self._deliver(target, clone_message(out))
             return
         if not isinstance(out, list):
             raise NodeError(f"send() takes a message dict or a list, not {type(out).__name__}")
