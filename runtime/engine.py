@@ -187,13 +187,21 @@ class Engine:
                 for target in targets[1:]:
                     self._deliver(target, clone_message(out))
             return
-        if not isinstance(out, list):
-            raise NodeError(f"send() takes a message dict or a list, not {type(out).__name__}")
-        seen: set[int] = set()
+        if out.__class__ is not list:
+            if isinstance(out, (list, tuple)):
+                out = list(out)
+            else:
+                raise NodeError(f"send() takes a message dict or a list, not {type(out).__name__}")
+        seen: set[int] | None = None
+        nwires = len(wires)
+        queue = self._queue
         for port, item in enumerate(out):
-            if item is None or port >= len(wires) or not wires[port]:
+            if item is None or port >= nwires:
                 continue
-            for msg in (item if isinstance(item, list) else (item,)):
+            targets = wires[port]
+            if not targets:
+                continue
+            for msg in ((item,) if item.__class__ is dict else item):
                 if msg is None:
                     continue
                 if msg.__class__ is not dict:
@@ -201,12 +209,22 @@ class Engine:
                 if "_msgid" not in msg:
                     msg["_msgid"] = new_msgid()
                 node.count_out += 1
-                for target in wires[port]:
-                    if id(msg) in seen:
-                        self._deliver(target, clone_message(msg))
+                for target in targets:
+                    if seen is None:
+                        seen = {id(msg)}
+                        delivery = msg
+                    elif id(msg) in seen:
+                        delivery = clone_message(msg)
                     else:
                         seen.add(id(msg))
-                        self._deliver(target, msg)
+                        delivery = msg
+                    if target._handler is not None:
+                        self.pending += 1
+                        queue.append((target, delivery))
+                        if not self._scheduled:
+                            self._schedule()
+                    else:
+                        self._deliver(target, delivery)
 
     def deliver(self, target_id: str, msg: Msg) -> bool:
         """Deliver `msg` straight to the node `target_id` (link nodes); False if not running."""

@@ -132,3 +132,22 @@ async def test_complete_node_fires_after_done(registry):
         out = t.outputs("o")[0]
         assert [m["payload"] for m in out] == [4]
         assert out[0]["complete"]["source"]["id"] == "a"
+
+
+async def test_list_send_clones_every_delivery_after_the_first(registry):
+    from runtime.api import Node
+
+    class TwoPorts(Node):
+        type = "test two ports"
+        outputs = 2
+
+        def on_input(self, msg):
+            self.send([msg, msg])
+
+    registry.register(TwoPorts, "tests")
+    flows = [TAB, node("s", "test two ports", [["m1", "m2"], ["m3"]]), node("m1", "test mutate", [[]]),
+             node("m2", "test mutate", [[]]), node("m3", "test mutate", [[]])]
+    async with FlowTester(flows, registry) as t:
+        t.inject("s", {"payload": []})
+        await t.idle()
+        assert t.payloads("m1") == t.payloads("m2") == t.payloads("m3") == [["mutated"]]

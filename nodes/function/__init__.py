@@ -1,0 +1,1 @@
+"""sofiaflow built-in nodes."""

@@ -1,0 +1,186 @@
+"""python function: the Scripting Engine's node, a Python body run in a RestrictedPython sandbox.
+
+The body sees `msg`, `node`, `context`, `flow`, `global_` (also `glob`), and `env`, and returns a
+message, a list with one entry per output (a message, a list of messages, or None), or None. It is
+compiled once at deploy (syntax errors are reported with their line), each call has a time limit,
+and only allow-listed modules can be imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
+
+from .sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError, ScriptSyntaxError
+
+DEFAULT_TIME_LIMIT = 1.0
+
+
+class PythonFunctionConfig(NodeConfig):
+    func: str = "\nreturn msg"
+    outputs: NRInt = 1
+    timeout: NRFloat = 0.0
+    initialize: str = ""
+    finalize: str = ""
+    libs: list[dict[str, str]] = []
+
+
+class _Env:
+    """`env.get("NAME")` inside scripts."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def get(self, name: str) -> Any:
+        return self._node.env(name)
+
+
+class ScriptNode:
+    """The `node` object a script sees: messaging, logging and status, nothing of the runtime."""
+
+    def __init__(self, node: PythonFunctionNode) -> None:
+        self._node = node
+        self.id = node.id
+        self.name = node.name
+        self.outputs = node.output_count(node.config)
+
+    def send(self, msg: Any, clone: bool = True) -> None:
+        """Send now; like Node-RED, the first message is cloned unless `clone=False`."""
+        if clone and isinstance(msg, dict):
+            msg = clone_message(msg)
+        self._node.send_result(msg)
+
+    def done(self) -> None:
+        """Accepted for Node-RED parity; completion is tracked when the body returns."""
+
+    def warn(self, text: Any) -> None:
+        self._node.warn(text)
+
+    def error(self, text: Any, msg: Msg | None = None) -> None:
+        self._node.error(NodeError(str(text)), msg)
+
+    def log(self, text: Any) -> None:
+        self._node.log(text)
+
+    def status(self, fill: Any = None, shape: Any = None, text: Any = None) -> None:
+        self._node.status(fill, shape, text)
+
+
+class PythonFunctionNode(Node):
+    type = "python function"
+    category = "function"
+    label = "python function"
+    color = "#fdd0a2"
+    Config = PythonFunctionConfig
+    help = ("Runs a Python body on each message (sandboxed). Use `msg`, `node`, `context`, `flow`, "
+            "`global_` and `env`; return msg, a list per output, or None.")
+
+    @classmethod
+    def output_count(cls, config: NodeConfig) -> int:
+        return max(int(config.outputs or 0), 0)
+
+    @classmethod
+    def check_config(cls, config: PythonFunctionConfig) -> list[str]:
+        """Compile every body so `flows validate` reports syntax errors with their lines."""
+        problems = []
+        for field in ("func", "initialize", "finalize"):
+            source = getattr(config, field) or ""
+            if field != "func" and not source.strip():
+                continue
+            try:
+                CompiledScript(source, name=field, allowed_modules=_allowed(config))
+            except ScriptSyntaxError as exc:
+                problems.append(f"{field}: {exc}")
+            except SandboxError as exc:
+                problems.append(f"{field}: {exc}")
+        return problems
+
+    def setup(self) -> None:
+        limit = self.config.timeout if self.config.timeout and self.config.timeout > 0 else DEFAULT_TIME_LIMIT
+        allowed = _allowed(self.config)
+        try:
+            self._script = CompiledScript(self.config.func or "", name=f"{self.name or self.id} (func)",
+                                          allowed_modules=allowed, time_limit=limit, on_print=self.log)
+            self._init = self._compile_optional(self.config.initialize, "initialize", allowed, limit)
+            self._final = self._compile_optional(self.config.finalize, "finalize", allowed, limit)
+        except SandboxError as exc:
+            raise NodeError(f"python function: {exc}") from None
+        self._outputs = self.output_count(self.config)
+        self._facade = ScriptNode(self)
+        self._env = _Env(self)
+        self._libs = {lib["var"]: lib["module"] for lib in self.config.libs if lib.get("var") and lib.get("module")}
+
+    def _compile_optional(self, source: str, part: str, allowed: frozenset[str], limit: float) -> CompiledScript | None:
+        if not source or not source.strip():
+            return None
+        return CompiledScript(source, name=f"{self.name or self.id} ({part})", allowed_modules=allowed,
+                              time_limit=limit, on_print=self.log)
+
+    def _variables(self, msg: Msg | None) -> dict[str, Any]:
+        variables: dict[str, Any] = {"node": self._facade, "context": self.context, "flow": self.flow,
+                                     "global_": self.global_, "glob": self.global_, "env": self._env}
+        if msg is not None:
+            variables["msg"] = msg
+        return variables
+
+    async def start(self) -> None:
+        if self._init is not None:
+            self._run(self._init, None)
+
+    async def close(self, removed: bool) -> None:
+        if self._final is not None:
+            try:
+                self._run(self._final, None)
+            except NodeError as exc:
+                self.warn(f"finalize failed: {exc}")
+
+    def _run(self, script: CompiledScript, msg: Msg | None) -> Any:
+        variables = self._variables(msg)
+        if self._libs:
+            for var, module in self._libs.items():
+                variables[var] = _import(script, module)
+        try:
+            return script.run(variables)
+        except SandboxError as exc:
+            raise NodeError(str(exc)) from None
+        except NodeError:
+            raise
+        except Exception as exc:
+            raise NodeError(_describe(exc, script.name)) from exc
+
+    def on_input(self, msg: Msg) -> None:
+        result = self._run(self._script, msg)
+        if result is not None:
+            self.send_result(result)
+
+    def send_result(self, result: Any) -> None:
+        """Send what a body returned (or passed to node.send), checking its shape."""
+        if isinstance(result, dict):
+            self.send(result)
+        elif isinstance(result, (list, tuple)):
+            out = list(result)
+            if len(out) > self._outputs and self._outputs >= 1:
+                raise NodeError(f"returned {len(out)} entries for {self._outputs} output(s)")
+            self.send(out)
+        else:
+            raise NodeError(f"a python function must return a dict, a list or None, not {type(result).__name__}")
+
+
+def _allowed(config: PythonFunctionConfig) -> frozenset[str]:
+    return DEFAULT_ALLOWED_MODULES
+
+
+def _import(script: CompiledScript, module: str) -> Any:
+    return script._import(module)  # same allow-list check as `import` in the body
+
+
+def _describe(exc: BaseException, where: str) -> str:
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == where:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"{text} (line {line})" if line else text

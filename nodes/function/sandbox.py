@@ -1,0 +1,470 @@
+"""The sandbox of the "python function" node: user-written bodies run under RestrictedPython.
+
+`_Policy` (a RestrictedPython policy) checks and rewrites the body at compile time, on the user's
+own line numbers; `_Guards` are the run-time hooks the rewritten code calls (attribute and write
+guards, imports, size limits, the clock); `CompiledScript` wraps the body in a function whose
+parameters are the keys the node passes (msg, node, context, flow, global_, env), compiles it once
+and runs it under a time limit.
+
+The clock ticks on every loop iteration, comprehension item and helper or lambda call, and looks
+at the deadline every `TICKS_PER_CHECK` ticks; once expired every tick raises, so an `except` in
+the body cannot keep it going. print() output is collected per function (readable as `printed`)
+and handed line by line to `on_print` if given; otherwise it goes nowhere. C code that runs long
+by itself (a catastrophic regex, `set(range(10**12))`, `math.factorial(10**7)`) is not interrupted.
+"""
+
+from __future__ import annotations
+
+import abc
+import ast
+import builtins
+import collections
+import copy
+import keyword
+import operator
+import re
+import time
+import types
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+from RestrictedPython.Guards import safe_builtins
+from RestrictedPython.transformer import (
+    INSPECT_ATTRIBUTES,
+    IOPERATOR_TO_STR,
+    RestrictingNodeTransformer,
+    copy_locations,
+)
+
+DEFAULT_ALLOWED_MODULES = frozenset({
+    "math", "json", "re", "datetime", "time", "random", "statistics", "itertools", "functools",
+    "collections", "string", "decimal", "fractions", "hashlib", "base64", "uuid", "copy",
+    "operator", "zoneinfo",
+})
+TICKS_PER_CHECK = 1000
+MAX_INT_BITS = 1_000_000  # about 300,000 decimal digits
+MAX_SEQUENCE_ITEMS = 10_000_000
+_WHERE = "in python function nodes"
+_MISSING = object()
+
+
+class SandboxError(Exception):
+    """Base of the errors the sandbox raises about a script."""
+
+
+class ScriptSyntaxError(SandboxError):
+    """The body does not compile, or uses a construct refused at compile time."""
+
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
+class ScriptTimeout(SandboxError):
+    """The body ran past its time limit."""
+
+
+class ScriptRefused(SandboxError):
+    """The body tried something forbidden at run time (import, attribute, builtin, huge value)."""
+
+
+def _call(name: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
+
+
+def _located(new: Any, old: ast.AST) -> Any:
+    copy_locations(new, old)
+    return new
+
+
+class _Policy(RestrictingNodeTransformer):
+    """RestrictedPython's rules, plus clock ticks, size guards, `x[k] += v` and import checks."""
+
+    GUARDED_BINOPS = {ast.Pow: "_pow_", ast.Mult: "_mul_", ast.LShift: "_lshift_"}
+
+    def __init__(self, errors: list[str], allowed_modules: frozenset[str]) -> None:
+        super().__init__(errors, [], {})
+        self.allowed_modules = allowed_modules
+        self.depth = 0  # helper functions and lambdas around the current node
+
+    def _ticking(self, node: Any) -> Any:
+        node.body.insert(0, _located(ast.Expr(_call("_tick_")), node))
+        return node
+
+    def visit_While(self, node: ast.While) -> ast.AST:
+        return self._ticking(self.node_contents_visit(node))
+
+    def visit_For(self, node: ast.For) -> ast.AST:
+        return self._ticking(self.guard_iter(node))
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        self.depth += 1
+        node = super().visit_FunctionDef(node)
+        self.depth -= 1
+        return self._ticking(node)
+
+    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
+        node = self.guard_iter(node)
+        node.ifs.insert(0, _located(ast.UnaryOp(ast.Not(), _call("_tick_")), node.iter))
+        return node
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        self.depth += 1
+        node = super().visit_Lambda(node)
+        self.depth -= 1
+        node.body = _located(ast.BoolOp(ast.Or(), [_call("_tick_"), node.body]), node.body)
+        return node
+
+    def visit_Yield(self, node: ast.Yield | ast.YieldFrom) -> ast.AST:
+        if not self.depth:
+            self.error(node, "'yield' is only allowed inside a helper function")
+        return self.node_contents_visit(node)
+
+    visit_YieldFrom = visit_Yield
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.error(node, "global statements are not allowed; keep state in context, flow or global")
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.error(node, f"class definitions are not allowed {_WHERE}")
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        node = self.node_contents_visit(node)
+        guard = self.GUARDED_BINOPS.get(type(node.op))
+        return node if guard is None else _located(_call(guard, node.left, node.right), node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        if not isinstance(node.target, ast.Subscript):
+            return super().visit_AugAssign(node)  # names: `_inplacevar_`; attributes: refused
+        op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
+        args = self.visit(node.target.value), self.visit(node.target.slice), op, self.visit(node.value)
+        return _located(ast.Expr(_call("_inplaceitem_", *args)), node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        new = super().visit_Attribute(node)
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            new.value.func.id = "_write_attr_"  # attribute writes have their own, stricter guard
+        return new
+
+    def check_import_names(self, node: ast.Import | ast.ImportFrom) -> ast.AST:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            self.error(node, "relative imports are not allowed")
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        for name in names:
+            if name.partition(".")[0] not in self.allowed_modules:
+                self.error(node, f"import of module {name!r} is not allowed {_WHERE}")
+        return super().check_import_names(node)
+
+    @classmethod
+    def transform(cls, source: str, filename: str, allowed_modules: frozenset[str]) -> list[ast.stmt]:
+        """The body's statements, checked and rewritten, or ScriptSyntaxError."""
+        errors: list[str] = []
+        try:
+            tree = cls(errors, allowed_modules).visit(ast.parse(source, filename, "exec"))
+        except SyntaxError as exc:
+            raise ScriptSyntaxError(f"line {exc.lineno}: {exc.msg}", exc.lineno) from None
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise ScriptSyntaxError(f"cannot compile the script: {exc}") from None
+        found = [(re.match(r"Line (\d+): (.*)", e, re.S), e) for e in dict.fromkeys(errors)]
+        if found:
+            texts = [f"line {m[1]}: {m[2]}" if m else e for m, e in found]
+            raise ScriptSyntaxError("; ".join(texts), next((int(m[1]) for m, _ in found if m), None))
+        return tree.body or [ast.Pass(lineno=1, col_offset=0)]
+
+
+class _ReadOnly:
+    """What the write guards hand back for objects scripts may not modify."""
+
+    __slots__ = ("_sf_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        object.__setattr__(self, "_sf_obj", obj)
+
+    def _refuse_attr(self, name: str, *value: Any) -> None:
+        raise ScriptRefused(f"cannot change attribute {name!r} of {type(self._sf_obj).__name__!r} objects")
+
+    def _refuse_item(self, key: Any, *value: Any) -> None:
+        raise ScriptRefused(f"cannot change items of {type(self._sf_obj).__name__!r} objects {_WHERE}")
+
+    __setattr__ = __delattr__ = _refuse_attr
+    __setitem__ = __delitem__ = _refuse_item
+
+
+class _ModuleProxy:
+    """An allowed module as scripts see it: each attribute vetted once, then cached."""
+
+    def __init__(self, module: types.ModuleType, vet: Callable[[types.ModuleType, str], Any]) -> None:
+        self._sf_module, self._sf_vet = module, vet
+
+    def __getattr__(self, name: str) -> Any:
+        value = self.__dict__[name] = self._sf_vet(self._sf_module, name)
+        return value
+
+    def __repr__(self) -> str:
+        return f"<module {self._sf_module.__name__!r} (sandboxed)>"
+
+
+class _Printer:
+    """The target of print(): collects the text (read as `printed`) and forwards each line."""
+
+    def __init__(self, hook: Callable[[str], object] | None) -> None:
+        self.parts: list[str] = []
+        self.hook = hook
+
+    def _call_print(self, *objects: Any, sep: str | None = " ", end: str | None = "\n") -> None:
+        text = (" " if sep is None else sep).join(map(str, objects))
+        self.parts.append(text + ("\n" if end is None else end))
+        if self.hook is not None:
+            self.hook(text)
+
+    def __call__(self) -> str:
+        return "".join(self.parts)
+
+
+_SEQUENCES = (str, bytes, bytearray, list, tuple, collections.deque)
+_WRITABLE = (dict, list, bytearray, collections.deque)
+_FINITE_OR_TICKING = frozenset({
+    list, tuple, dict, set, frozenset, str, bytes, bytearray, collections.deque,
+    type({}.keys()), type({}.values()), type({}.items()), types.GeneratorType,
+})
+_BINARY = {"*": operator.mul, "**": operator.pow, "<<": operator.lshift}
+_INPLACE = {
+    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
+    "%=": operator.imod, "**=": operator.ipow, "<<=": operator.ilshift, ">>=": operator.irshift,
+    "|=": operator.ior, "^=": operator.ixor, "&=": operator.iand, "//=": operator.ifloordiv,
+    "@=": operator.imatmul,
+}
+_DENIED_MODULE_ATTRS = {
+    ("operator", "attrgetter"), ("operator", "methodcaller"), ("functools", "update_wrapper"),
+    ("functools", "wraps"), ("copy", "dispatch_table"), ("string", "Formatter"),
+    ("decimal", "getcontext"), ("decimal", "setcontext"), ("zoneinfo", "reset_tzpath"),
+    ("hashlib", "pbkdf2_hmac"), ("hashlib", "scrypt"),
+}
+_UNAVAILABLE = frozenset({
+    "open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "input", "help", "exit",
+    "quit", "memoryview", "super", "object", "classmethod", "staticmethod", "property", "aiter",
+    "anext", "breakpoint", "__import__", "BaseException", "SystemExit", "KeyboardInterrupt",
+})
+_BASE_BUILTINS = {k: v for k, v in safe_builtins.items()
+                  if k not in _UNAVAILABLE and k not in ("__build_class__", "_getattr_", "GeneratorExit")}
+_BASE_BUILTINS.update({name: getattr(builtins, name) for name in (
+    "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "enumerate", "zip", "map",
+    "filter", "reversed", "next", "format", "ascii", "bin", "NotImplemented", "RecursionError",
+    "TimeoutError", "ConnectionError", "ModuleNotFoundError")})
+
+
+def _check_name(name: Any) -> str:
+    if type(name) is not str:
+        raise TypeError("attribute name must be a string")
+    if name.startswith("_") or name in INSPECT_ATTRIBUTES:
+        raise ScriptRefused(f"attribute {name!r} is not accessible {_WHERE}")
+    return name
+
+
+def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any] | None = None) -> Any:
+    """`a <op> b` (op: * ** << + ...), refused when the result would be a huge int or sequence."""
+    bits = items = 0
+    x, y = (b, a) if op == "*" and isinstance(b, int) and not isinstance(a, int) else (a, b)
+    if op == "*" and isinstance(x, int):
+        bits = x.bit_length() + y.bit_length() if isinstance(y, int) else 0
+        items = len(y) * x if isinstance(y, _SEQUENCES) else 0
+    elif op == "**" and isinstance(b, int) and b > 1 and isinstance(a, (int, Fraction)):
+        bits = (max(a.numerator.bit_length(), a.denominator.bit_length()) - 1) * b
+    elif op == "<<" and isinstance(a, int) and isinstance(b, int) and a and b > 0:
+        bits = a.bit_length() + b
+    elif op == "+" and isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        items = len(a) + len(b)
+    if bits > MAX_INT_BITS:
+        raise ScriptRefused(f"integer result too large (about {bits} bits, limit {MAX_INT_BITS})")
+    if items > MAX_SEQUENCE_ITEMS:
+        raise ScriptRefused(f"sequence too large ({items} items, limit {MAX_SEQUENCE_ITEMS})")
+    return (apply or _BINARY[op])(a, b)
+
+
+def _pow(base: Any, exp: Any, mod: Any = None) -> Any:
+    if mod is None:
+        return _sized("**", base, exp)
+    if isinstance(exp, int) and isinstance(mod, int) and exp.bit_length() * mod.bit_length() > 64 * MAX_INT_BITS:
+        raise ScriptRefused(f"pow() arguments too large {_WHERE}")
+    return builtins.pow(base, exp, mod)
+
+
+def _refuse(message: str) -> Any:
+    raise ScriptRefused(message)
+
+
+class _Guards:
+    """The run-time hooks of one script: the names `_Policy`'s rewritten code calls, and its clock."""
+
+    def __init__(self, allowed_modules: frozenset[str], time_limit: float,
+                 on_print: Callable[[str], object] | None) -> None:
+        self.allowed_modules, self.limit, self.on_print = allowed_modules, time_limit, on_print
+        self.budget, self.deadline, self.expired = -1, None, False  # the clock: idle
+        self.proxies: dict[str, _ModuleProxy] = {}
+
+    def timeout(self) -> ScriptTimeout:
+        self.expired = True
+        return ScriptTimeout(f"script exceeded its time limit of {self.limit} s")
+
+    def check(self) -> None:
+        if self.deadline is None:
+            raise ScriptRefused("python function code can only run inside CompiledScript.run() or call()")
+        if time.monotonic() >= self.deadline:
+            raise self.timeout()  # the budget stays negative: every later tick raises again
+        self.budget = TICKS_PER_CHECK
+
+    def tick(self) -> None:
+        budget = self.budget = self.budget - 1
+        if budget < 0:
+            self.check()
+
+    def ticked(self, iterator: Any) -> Any:
+        for item in iterator:
+            self.tick()
+            yield item
+
+    def sleep(self, seconds: float) -> None:
+        remaining = (self.deadline or self.check() or 0) - time.monotonic()
+        if seconds < remaining:
+            return time.sleep(seconds)
+        time.sleep(max(0.0, remaining))
+        raise self.timeout()
+
+    def consuming(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fn` (sum, min, ...) consuming a lazy iterable under the clock."""
+        def consume(*args: Any, **kwargs: Any) -> Any:
+            if (len(args) == 1 or (args and fn is sum)) and type(args[0]) not in _FINITE_OR_TICKING:
+                args = (self.ticked(args[0]), *args[1:])
+            return fn(*args, **kwargs)
+        return consume
+
+    def getattr(self, obj: Any, name: str, *default: Any) -> Any:
+        if _check_name(name) in ("format", "format_map") and (
+                isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))):
+            raise ScriptRefused(f"str.{name}() is not allowed {_WHERE}; use f-strings")
+        if name == "register" and isinstance(obj, abc.ABCMeta):
+            raise ScriptRefused(f"registering virtual subclasses is not allowed {_WHERE}")
+        value = getattr(obj, name, *default)
+        return self.proxy(value) if isinstance(value, types.ModuleType) else value
+
+    def import_(self, name: str, globals: Any = None, locals: Any = None,
+                fromlist: Any = (), level: int = 0) -> _ModuleProxy:
+        if level or name.partition(".")[0] not in self.allowed_modules:
+            raise ScriptRefused(f"import of module {name!r} is not allowed {_WHERE}")
+        return self.proxy(builtins.__import__(name, None, None, fromlist, 0))
+
+    def proxy(self, module: types.ModuleType) -> _ModuleProxy:
+        if module.__name__.partition(".")[0] not in self.allowed_modules:
+            raise ScriptRefused(f"module {module.__name__!r} is not available {_WHERE}")
+        if module.__name__ not in self.proxies:
+            self.proxies[module.__name__] = _ModuleProxy(module, self.module_attr)
+        return self.proxies[module.__name__]
+
+    def module_attr(self, module: types.ModuleType, name: str) -> Any:
+        if (module.__name__, _check_name(name)) in _DENIED_MODULE_ATTRS:
+            raise ScriptRefused(f"{module.__name__}.{name} is not allowed {_WHERE}")
+        if (module.__name__, name) == ("time", "sleep"):
+            return self.sleep
+        value = self.getattr(module, name)
+        # module-level containers are shared with the host: a script gets its own copy
+        return copy.copy(value) if isinstance(value, (dict, list, set, bytearray)) else value
+
+    def namespace(self) -> dict[str, Any]:
+        """The globals of the script's code: the hooks under RestrictedPython's names, and builtins."""
+        def write_attr(obj: Any) -> Any:
+            return obj if hasattr(obj, "_guarded_writes") else _ReadOnly(obj)
+
+        def write_item(obj: Any) -> Any:
+            return obj if type(obj) is dict or isinstance(obj, _WRITABLE) else write_attr(obj)
+
+        def inplacevar(op: str, target: Any, value: Any) -> Any:
+            return _sized(op[:-1], target, value, _INPLACE[op])
+
+        return {
+            "__name__": "sofiaflow.sandbox", "_tick_": self.tick, "_getattr_": self.getattr,
+            "_getitem_": operator.getitem, "_getiter_": iter, "_write_": write_item,
+            "_write_attr_": write_attr, "_inplacevar_": inplacevar,
+            "_inplaceitem_": lambda obj, key, op, value: operator.setitem(
+                write_item(obj), key, inplacevar(op, obj[key], value)),
+            "_pow_": _pow, "_mul_": lambda a, b: _sized("*", a, b), "_lshift_": lambda a, b: _sized("<<", a, b),
+            "_iter_unpack_sequence_": lambda it, spec, getiter: it,  # Python's own unpacking is fine
+            "_unpack_sequence_": lambda it, spec, getiter: it,
+            "_apply_": lambda fn, *args, **kwargs: fn(*args, **kwargs),
+            "_print_": lambda getattr_=None: _Printer(self.on_print),
+            "__builtins__": {
+                **_BASE_BUILTINS, **{f.__name__: self.consuming(f) for f in (sum, min, max, sorted, any, all)},
+                "__import__": self.import_, "getattr": self.getattr, "pow": _pow,
+                "hasattr": lambda obj, name: self.getattr(obj, name, _MISSING) is not _MISSING,
+                "type": lambda obj, *rest: _refuse(f"type() with three arguments is not allowed {_WHERE}")
+                if rest else type(obj),
+                "iter": lambda obj, *sentinel: self.ticked(iter(obj, *sentinel)) if sentinel else iter(obj),
+                "setattr": lambda obj, name, value: setattr(write_attr(obj), _check_name(name), value),
+                "delattr": lambda obj, name: delattr(write_attr(obj), _check_name(name)),
+            },
+        }
+
+
+class CompiledScript:
+    """A body compiled once (at deploy) and run many times."""
+
+    def __init__(self, source: str, *, name: str = "<function>",
+                 allowed_modules: frozenset[str] = DEFAULT_ALLOWED_MODULES, time_limit: float = 1.0,
+                 on_print: Callable[[str], object] | None = None) -> None:
+        self.name, self.allowed_modules = name, frozenset(allowed_modules)
+        self.time_limit = float(time_limit)
+        self._body = _Policy.transform(source, name, self.allowed_modules)
+        self._guards = _Guards(self.allowed_modules, self.time_limit, on_print)
+        self._globals = self._guards.namespace()
+        self._functions: dict[tuple[str, ...], Callable[..., Any]] = {}
+        self._function_for(())  # compiler errors (e.g. 'break' outside loop) surface at deploy
+
+    def run(self, variables: dict[str, object]) -> object:
+        """Run the body with each key of `variables` as a local name; return what it returns."""
+        keys = tuple(variables)
+        return self.call(self._functions.get(keys) or self._function_for(keys), **variables)
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call `fn` (the body, or a callback the body made) under this script's time limit."""
+        clock = self._guards
+        saved = clock.budget, clock.deadline, clock.expired
+        deadline = time.monotonic() + self.time_limit
+        if saved[1] is not None and saved[1] < deadline:
+            deadline = saved[1]  # a nested run never outlives the run around it
+        clock.budget, clock.deadline, clock.expired = TICKS_PER_CHECK, deadline, False
+        try:
+            result = fn(*args, **kwargs)
+            if clock.expired:  # the body caught the timeout and returned
+                raise clock.timeout()
+            return result
+        except Exception as exc:
+            if clock.expired and not isinstance(exc, ScriptTimeout):
+                raise clock.timeout() from exc
+            if type(exc) is NameError and exc.name in _UNAVAILABLE:
+                raise ScriptRefused(f"name {exc.name!r} is not available {_WHERE}") from None
+            raise
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # e.g. `raise ValueError.mro()[2]()`: keep it off the host
+            raise ScriptRefused(f"raising {type(exc).__name__} is not allowed {_WHERE}") from None
+        finally:
+            clock.budget, clock.deadline, clock.expired = saved
+
+    def _function_for(self, keys: tuple[str, ...]) -> Callable[..., Any]:
+        """The body as a function of these names, compiled once per distinct tuple of keys."""
+        params = [k for k in keys if isinstance(k, str) and k.isidentifier()
+                  and not keyword.iskeyword(k) and not k.startswith("_")]
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(k) for k in params], vararg=None,
+                             kwonlyargs=[], kw_defaults=[], defaults=[],
+                             kwarg=ast.arg("_sf_unused") if len(params) < len(keys) else None)
+        fdef = ast.FunctionDef(name="python_function", args=args, body=self._body, decorator_list=[],
+                               returns=None, type_comment=None, lineno=1, col_offset=0)
+        try:
+            code = compile(ast.fix_missing_locations(ast.Module([fdef], [])), self.name, "exec")
+        except SyntaxError as exc:
+            raise ScriptSyntaxError(f"line {exc.lineno}: {exc.msg}", exc.lineno) from None
+        exec(code, self._globals)
+        if len(self._functions) >= 8:
+            self._functions.clear()
+        fn = self._functions[keys] = self._globals.pop("python_function")
+        return fn

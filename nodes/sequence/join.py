@@ -1,0 +1,536 @@
+"""join: combine a sequence of messages into one (Node-RED 4.1 semantics).
+
+`auto` reverses a split using `msg.parts` (nested parts, object keys, string/buffer joiners,
+array chunks). `custom` (manual) builds a string, buffer, array, key/value object or merged
+object, and sends when `count` parts arrived, after `timeout` seconds, or on `msg.complete`;
+`msg.reset` drops the pending group, `msg.restartTimeout` restarts its timer. `reduce` folds a
+`msg.parts` sequence with the JSONata `reduceExp` (`$A` accumulator, `$I` index, `$N` count).
+The output is based on the last message received. Pending groups live on the instance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cmp_to_key
+from typing import Any
+
+from runtime.api import (
+    JsonataError,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRBool,
+    NRFloat,
+    clone_message,
+    compile_expression,
+    evaluate_jsonata,
+    props,
+    typed_getter,
+)
+
+_MISSING = object()
+_HOLE = object()
+"""An array slot nothing was assigned to (a JavaScript sparse-array hole)."""
+
+_MAX_INDEX = 10_000_000
+_BUILDS = ("string", "buffer", "array", "object", "merged")
+
+
+# ----- JavaScript value conversions --------------------------------------------------------------
+def _js_number_text(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    text = repr(value)
+    if "e" in text:
+        mantissa, exp = text.split("e")
+        sign = "-" if exp.startswith("-") else "+"
+        text = f"{mantissa}e{sign}{exp.lstrip('+-').lstrip('0') or '0'}"
+    return text
+
+
+def js_string(value: Any) -> str:
+    """JavaScript's String(value) for JSON-like values."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if value is _MISSING or value is _HOLE:
+        return "undefined"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _js_number_text(value)
+    if isinstance(value, list):
+        return ",".join(_join_text(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _join_text(value: Any) -> str:
+    """How Array.prototype.join shows one element (null and undefined are empty)."""
+    if value is None or value is _MISSING or value is _HOLE:
+        return ""
+    return js_string(value)
+
+
+def _js_typeof(value: Any) -> str:
+    if value is _MISSING:
+        return "undefined"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object"
+
+
+def _to_bytes(value: Any) -> bytes:
+    """Buffer.from(value) for strings, byte arrays and buffers."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, list):
+        return bytes(int(v) & 0xFF if isinstance(v, (int, float)) and not isinstance(v, bool) else 0 for v in value)
+    raise NodeError(f"Cannot join {_js_typeof(value)} to buffer")
+
+
+def _number(value: Any) -> float | None:
+    """A count as JavaScript compares it with `> 0`: numbers and numeric strings, else None."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip() or 0)
+        except ValueError:
+            return None
+    return None
+
+
+def _array_index(value: Any) -> int | str | None:
+    """Where `payload[index] = v` lands in JavaScript: an int array slot, a str property, or None when
+    `isNaN(index)` (the value is pushed instead)."""
+    if value is _MISSING:
+        return None
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return js_string(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            value = int(value)
+    if isinstance(value, int):
+        return value if value >= 0 else str(value)
+    if isinstance(value, float):
+        return js_string(value)
+    if isinstance(value, str):
+        if value.isascii() and value.isdigit() and (value == "0" or not value.startswith("0")):
+            return int(value)
+        text = value.strip()
+        try:
+            float(text or "0")
+        except ValueError:
+            return None
+        return value
+    if isinstance(value, dict):
+        return None
+    return js_string(value)
+
+
+def _unescape(text: str) -> str:
+    return (text.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t")
+            .replace("\\e", "e").replace("\\f", "\f").replace("\\0", "\0"))
+
+
+# ----- configuration ------------------------------------------------------------------------------
+class JoinConfig(NodeConfig):
+    mode: str = "auto"
+    build: str | None = "object"
+    property: str | None = "payload"
+    propertyType: str | None = "msg"
+    key: str | None = "topic"
+    joiner: Any = "\\n"
+    joinerType: str | None = "str"
+    useparts: NRBool = False
+    accumulate: NRBool = False
+    timeout: NRFloat = None
+    count: NRFloat = None
+    reduceRight: NRBool = False
+    reduceExp: str | None = None
+    reduceInit: Any = None
+    reduceInitType: str | None = None
+    reduceFixup: str | None = None
+
+
+class _Group:
+    __slots__ = ("array_len", "buffer_len", "count", "extra", "held", "join_char", "msg", "payload", "prop",
+                 "target", "timer", "type")
+
+    def __init__(self, kind: str, target: Any, msg: Msg) -> None:
+        self.type = kind
+        self.payload: Any = {} if kind == "object" else []
+        self.extra: dict[str, Any] = {}
+        self.count = 0
+        self.target = target
+        self.msg = msg
+        self.held: list[Msg] = []
+        self.timer: Any = None
+        self.prop = "payload"
+        self.join_char: Any = _MISSING
+        self.array_len: Any = None
+        self.buffer_len = 0
+
+
+class JoinNode(Node):
+    type = "join"
+    category = "sequence"
+    color = "#E2D96E"
+    Config = JoinConfig
+    auto_done = False
+    help = ("Joins a sequence of messages into one: automatically reverses a split (`msg.parts`), builds a "
+            "string, buffer, array or object after a count, a timeout or `msg.complete`, or reduces a sequence "
+            "with a JSONata expression.")
+
+    def setup(self) -> None:
+        cfg = self.config
+        fields = cfg.model_fields_set
+        self._mode = cfg.mode or "auto"
+        if self._mode not in ("auto", "custom", "reduce"):
+            raise NodeError(f"mode: unknown join mode {self._mode!r} (expected auto, custom or reduce)")
+        self._full = cfg.propertyType == "full"
+        self._property = "payload" if self._full else (cfg.property or "payload")
+        self._key = cfg.key or "topic"
+        try:
+            props.parse_path(self._property)
+            props.parse_path(self._key)
+        except Exception as exc:
+            raise NodeError(f"property: {exc}") from None
+        self._timer = 0.0 if self._mode == "auto" else float(cfg.timeout or 0)
+        self._count = float(cfg.count or 0)
+        self._count_blank = cfg.count is None
+        self._useparts = bool(cfg.useparts) if "useparts" in fields else True  # absent: Node-RED 3.x behaviour
+        self._build = (cfg.build if "build" in fields else None) or "array"
+        if self._mode == "custom" and self._build not in _BUILDS:
+            raise NodeError(f"build: unknown output type {self._build!r} (expected one of {', '.join(_BUILDS)})")
+        self._accumulate = cfg.accumulate is True
+        joiner = (cfg.joiner if "joiner" in fields else None) or ""
+        if (cfg.joinerType or "str") == "bin":
+            try:
+                raw = json.loads(joiner or "[]") if isinstance(joiner, str) else joiner
+                if not isinstance(raw, list):
+                    raise ValueError("not an array")
+                self._joiner: Any = bytes(int(v) & 0xFF for v in raw)
+            except (ValueError, TypeError) as exc:
+                raise NodeError(f"joiner: {joiner!r} is not a JSON array of bytes ({exc})") from None
+        else:
+            self._joiner = _unescape(js_string(joiner))
+        if self._mode == "reduce":
+            self._setup_reduce()
+        self._inflight: dict[Any, _Group] = {}
+        self._pending: dict[Any, dict[str, Any]] = {}
+
+    def _setup_reduce(self) -> None:
+        cfg = self.config
+        if not isinstance(cfg.reduceExp, str) or not cfg.reduceExp.strip():
+            raise NodeError("reduceExp: Invalid JSONata expression: the reduce expression is empty")
+        try:
+            compile_expression(cfg.reduceExp)
+            if cfg.reduceFixup:
+                compile_expression(cfg.reduceFixup)
+        except JsonataError as exc:
+            raise NodeError(f"Invalid JSONata expression: {exc}") from None
+        self._reduce_exp = cfg.reduceExp
+        self._fixup = cfg.reduceFixup or None
+        self._reduce_right = bool(cfg.reduceRight)
+        vtype, value = cfg.reduceInitType, cfg.reduceInit
+        if not vtype:
+            self._init: Any = lambda msg: value
+        elif vtype == "num" and (value is None or str(value).strip() == ""):
+            self._init = lambda msg: 0
+        else:
+            try:
+                self._init = typed_getter(self, value, vtype)
+            except NodeError as exc:
+                raise NodeError(f"reduceInit: {exc}") from None
+
+    # ----- input ---------------------------------------------------------------------------------
+    def on_input(self, msg: Msg) -> None:
+        mode = self._mode
+        if mode == "reduce":
+            self._reduce_input(msg)
+            return
+        parts = msg.get("parts")
+        if mode == "auto":
+            if not isinstance(parts, dict) or "id" not in parts:
+                if "reset" in msg:
+                    self._drop_all()
+                else:
+                    self.warn("Message missing msg.parts property - cannot join in 'auto' mode")
+                self.done(msg)
+                return
+        elif "parts" in msg and not self._useparts:
+            if isinstance(parts, dict) and "parts" in parts:
+                msg["parts"] = {"parts": parts["parts"]}
+            else:
+                del msg["parts"]
+            parts = msg.get("parts")
+        if not isinstance(parts, dict):
+            parts = None
+
+        pid: Any = "_"
+        key: Any = _MISSING
+        index: Any = _MISSING
+        array_len: Any = None
+        if mode == "auto":
+            assert parts is not None
+            pid = parts["id"]
+            kind = parts.get("type")
+            target: Any = parts.get("count")
+            join_char = parts.get("ch", _MISSING)
+            key = parts.get("key", _MISSING)
+            array_len = parts.get("len")
+            index = parts.get("index", _MISSING)
+            value = props.get_path(msg, parts.get("property") or "payload", _MISSING)
+        else:
+            value = msg if self._full else props.get_path(msg, self._property, _MISSING)
+            kind = self._build
+            target = self._count
+            join_char = self._joiner
+            if self._count_blank and parts is not None:
+                target = parts.get("count") or 0
+                if "id" in parts:
+                    pid = parts["id"]
+            if kind == "object":
+                key = props.get_path(msg, self._key, _MISSING)
+
+        if "restartTimeout" in msg:
+            group = self._inflight.get(pid)
+            if group is not None:
+                if group.timer is not None:
+                    group.timer.cancel()
+                    group.timer = None
+                if self._timer > 0:
+                    group.timer = self.call_later(self._timer, lambda: self._complete(pid))
+
+        if "reset" in msg:
+            group = self._inflight.pop(pid, None)
+            if group is not None:
+                self._release(group)
+            self.done(msg)
+            return
+
+        if kind == "object" and (key is _MISSING or key is None or key == ""):
+            if mode == "auto":
+                self.warn("Message missing 'msg.parts.key' property - cannot add to object")
+            elif "complete" in msg:
+                group = self._inflight.get(pid)
+                if group is not None:
+                    group.msg["complete"] = msg["complete"]
+                    self._complete(pid)
+            else:
+                self.warn(f"Message missing key property 'msg.{self._key}' - cannot add to object")
+            self.done(msg)
+            return
+
+        group = self._inflight.get(pid)
+        if group is None:
+            group = _Group("object" if kind in ("object", "merged") else kind, target, clone_message(msg))
+            if kind == "string" or kind == "buffer":
+                group.join_char = join_char
+            elif kind == "array":
+                group.array_len = array_len
+            if self._timer > 0:
+                group.timer = self.call_later(self._timer, lambda: self._complete(pid))
+            group.prop = (parts.get("property") if mode == "auto" and parts else self._property) or "payload"
+            self._inflight[pid] = group
+        group.held.append(msg)
+
+        if kind == "buffer" and value is not _MISSING:
+            if isinstance(value, (bytes, bytearray, str, list)):
+                group.buffer_len += len(value)
+            else:
+                group.held.pop()
+                raise NodeError(f"Cannot join {_js_typeof(value)} to buffer")
+        stored = None if value is _MISSING else value
+        if kind == "object":
+            group.payload[js_string(key)] = stored
+            group.count = len(group.payload)
+        elif kind == "merged":
+            if isinstance(value, dict):
+                payload = group.payload
+                for k, v in value.items():
+                    if k != "_msgid":
+                        payload[k] = v
+                group.count = len(payload)
+            elif value is not None and "complete" not in msg:
+                self.warn("Cannot merge non-object types")
+        else:
+            slot = _array_index(index)
+            if slot is not None:
+                self._put(group, slot, stored)
+            elif value is not _MISSING:
+                group.payload.append(value)
+                group.count += 1
+
+        group.msg.update(msg)
+        tcnt = group.target
+        if parts is not None:
+            tcnt = tcnt or parts.get("count")
+            group.target = tcnt
+        number = _number(tcnt)
+        if (number is not None and number > 0 and group.count >= number) or "complete" in msg:
+            self._complete(pid)
+
+    @staticmethod
+    def _put(group: _Group, slot: int | str, value: Any) -> None:
+        if isinstance(slot, str):
+            if group.extra.get(slot) is None:
+                group.count += 1
+            group.extra[slot] = value
+            return
+        arr = group.payload
+        if slot >= len(arr):
+            if slot > len(arr) + _MAX_INDEX:
+                raise NodeError(f"msg.parts.index {slot} is too large")
+            arr.extend([_HOLE] * (slot + 1 - len(arr)))
+            group.count += 1
+        elif arr[slot] is _HOLE or arr[slot] is None:
+            group.count += 1
+        arr[slot] = value
+
+    # ----- completion ------------------------------------------------------------------------------
+    def _complete(self, pid: Any) -> None:
+        group = self._inflight.get(pid)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+            group.timer = None
+        if self._mode == "auto" or not self._accumulate or "complete" in group.msg:
+            del self._inflight[pid]
+        kind = group.type
+        out: Any = group.payload
+        if kind == "object":
+            pass
+        elif kind == "string":
+            char = group.join_char
+            sep = "" if char is _MISSING else js_string(char)
+            out = sep.join(_join_text(v) for v in out)
+        elif kind == "buffer":
+            char = group.join_char
+            pieces = [b"" if v is _HOLE or v is None else _to_bytes(v) for v in out]
+            data = (b"" if char is _MISSING else _to_bytes(char)).join(pieces)
+            out = bytes(data)
+        elif kind == "array" and (_number(group.array_len) or 0) > 1:
+            flat: list[Any] = []
+            for item in out:
+                if item is _HOLE:
+                    continue
+                if isinstance(item, list):
+                    flat.extend(None if v is _HOLE else v for v in item)
+                else:
+                    flat.append(item)
+            out = flat
+            if self._accumulate:
+                group.payload = flat
+        else:
+            out = [None if v is _HOLE else v for v in out]
+        msg = group.msg
+        if self._full and kind != "string":
+            msg = clone_message(msg)
+            group.msg = msg
+        props.set_path(msg, group.prop, out)
+        parts = msg.get("parts")
+        if isinstance(parts, dict) and "parts" in parts:
+            msg["parts"] = parts["parts"]
+        else:
+            msg.pop("parts", None)
+        msg.pop("complete", None)
+        self.send(clone_message(msg))
+        self._release(group)
+
+    def _release(self, group: _Group) -> None:
+        if group.timer is not None:
+            group.timer.cancel()
+            group.timer = None
+        held, group.held = group.held, []
+        for m in held:
+            self.done(m)
+
+    def _drop_all(self) -> None:
+        groups, self._inflight = self._inflight, {}
+        for group in groups.values():
+            self._release(group)
+
+    # ----- reduce mode -----------------------------------------------------------------------------
+    def _reduce_input(self, msg: Msg) -> None:
+        if "parts" not in msg:
+            self.send(msg)
+            self.done(msg)
+            return
+        parts = msg["parts"] if isinstance(msg["parts"], dict) else {}
+        gid = parts.get("id")
+        group = self._pending.get(gid)
+        if group is None:
+            group = self._pending[gid] = {"count": parts.get("count"), "msgs": []}
+        if "count" in parts and group["count"] is None:
+            group["count"] = parts["count"]
+        group["msgs"].append(msg)
+        if len(group["msgs"]) == group["count"]:
+            del self._pending[gid]
+            self._reduce_group(group["msgs"], group["count"])
+
+    def _reduce_group(self, msgs: list[Msg], count: Any) -> None:
+        flag = -1 if self._reduce_right else 1
+
+        def by_index(x: Msg, y: Msg) -> int:
+            ix, iy = x["parts"].get("index"), y["parts"].get("index")
+            try:
+                if ix < iy:
+                    return -flag
+                if ix > iy:
+                    return flag
+            except TypeError:
+                pass
+            return 0
+
+        ordered = sorted(msgs, key=cmp_to_key(by_index))
+        try:
+            acc = self._init({})
+            for m in ordered:
+                acc = evaluate_jsonata(self._reduce_exp, m, self,
+                                       {"A": acc, "I": m["parts"].get("index"), "N": count})
+            if self._fixup:
+                acc = evaluate_jsonata(self._fixup, {}, self, {"N": count, "A": acc})
+        except NodeError:
+            for m in msgs[:-1]:
+                self.done(m)
+            raise
+        last = ordered[-1]
+        last["payload"] = acc
+        self.send(last)
+        for m in msgs:
+            self.done(m)
+
+    async def close(self, removed: bool) -> None:
+        self._drop_all()
+        pending, self._pending = self._pending, {}
+        for group in pending.values():
+            for m in group["msgs"]:
+                self.done(m)

@@ -1,0 +1,161 @@
+"""`/flows`, `/flows/state` and `/flow/:id`: read and deploy flows the way Node-RED's admin API does."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from .. import flow_ops
+from ..deploy import DEPLOY_TYPES, DeployResult
+from ..errors import FlowFormatError, FlowValidationError, Problem, StaleRevisionError
+from ..runtime import Runtime
+from .deps import ApiError, RuntimeDep, invalid_flows
+
+router = APIRouter(tags=["flows"])
+
+_FLOWS_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {"oneOf": [
+    {"type": "array", "items": {"type": "object"}, "description": "v1: the whole flow set"},
+    {"type": "object", "required": ["flows"], "description": "v2: flows, rev to check, credentials by node id",
+     "properties": {"flows": {"type": "array", "items": {"type": "object"}}, "rev": {"type": "string"},
+                    "credentials": {"type": "object"}}},
+]}}}}}
+
+
+def api_version(request: Request) -> str:
+    version = request.headers.get("Node-RED-API-Version", "v1")
+    if version not in ("v1", "v2"):
+        raise ApiError(400, "invalid_api_version", f"Node-RED-API-Version {version!r} is not supported; use v1 or v2")
+    return version
+
+
+def _user(request: Request) -> str | None:
+    return getattr(request.state, "user", None)
+
+
+async def _deploy(runtime: Runtime, request: Request, flows: Any, deploy_type: str, rev: str | None = None,
+                  credentials: dict | None = None) -> DeployResult:
+    """Deploy, turning the runtime's errors into Node-RED's answers."""
+    try:
+        return await runtime.deploy(flows, deploy_type, rev, credentials, user=_user(request))
+    except StaleRevisionError as exc:
+        raise ApiError(409, "version_mismatch", "Error", detail=str(exc), rev=exc.current) from None
+    except FlowValidationError as exc:
+        raise invalid_flows(exc.problems) from None
+    except FlowFormatError as exc:
+        raise invalid_flows([Problem(str(exc))]) from None
+
+
+@router.get("/flows", summary="The deployed flows (v1: array; v2: {flows, rev})")
+async def get_flows(runtime: RuntimeDep, version: Annotated[str, Depends(api_version)]) -> Any:
+    if version == "v2":
+        return JSONResponse({"flows": runtime.flows, "rev": runtime.rev})
+    return JSONResponse(runtime.flows)
+
+
+@router.post("/flows", summary="Deploy a flow set", openapi_extra=_FLOWS_BODY,
+             responses={204: {"description": "v1: deployed"}, 400: {"description": "invalid flows"},
+                        409: {"description": "stale rev"}})
+async def post_flows(request: Request, runtime: RuntimeDep,
+                     version: Annotated[str, Depends(api_version)]) -> Any:
+    deploy_type = request.headers.get("Node-RED-Deployment-Type", "full")
+    if deploy_type not in DEPLOY_TYPES:
+        raise ApiError(400, "invalid_deployment_type",
+                       f"Node-RED-Deployment-Type {deploy_type!r} is not one of {', '.join(DEPLOY_TYPES)}")
+    flows: Any = runtime.flows
+    rev = credentials = None
+    if deploy_type != "reload":
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise invalid_flows([Problem(f"the body is not valid JSON: {exc}")]) from None
+        if isinstance(data, dict):
+            flows, rev, credentials = data.get("flows"), data.get("rev"), data.get("credentials")
+            if not isinstance(flows, list):
+                raise invalid_flows([Problem("the body object has no 'flows' array")])
+            if rev is not None and not isinstance(rev, str):
+                raise invalid_flows([Problem("'rev' must be a string")])
+            if credentials is not None and not isinstance(credentials, dict):
+                raise invalid_flows([Problem("'credentials' must be an object keyed by node id")])
+        elif isinstance(data, list):
+            flows = data
+        else:
+            raise invalid_flows([Problem(f"expected a JSON array of nodes or {{flows, rev}}, got {type(data).__name__}")])
+    result = await _deploy(runtime, request, flows, deploy_type, rev, credentials)
+    if version == "v1":
+        return Response(status_code=204)
+    out: dict[str, Any] = {"rev": result.rev}
+    if result.problems:
+        out["problems"] = [p.as_dict() for p in result.problems]
+    return out
+
+
+@router.get("/flows/state", summary="Whether the flows are running")
+async def get_state(runtime: RuntimeDep) -> dict[str, str]:
+    return {"state": runtime.state}
+
+
+@router.post("/flows/state", summary="Start or stop the flows without changing them")
+async def set_state(body: Annotated[dict[str, Any], Body(examples=[{"state": "stop"}])],
+                    runtime: RuntimeDep) -> dict[str, str]:
+    state = body.get("state")
+    if state not in ("start", "stop"):
+        raise ApiError(400, "invalid_run_state", f"state {state!r} is not 'start' or 'stop'")
+    return {"state": await runtime.set_state(state)}
+
+
+def _not_found(flow_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no flow (tab) with id {flow_id!r}")
+
+
+@router.get("/flow/{flow_id}", summary="One tab with its nodes, or `global` (configs and subflows)")
+async def get_flow(flow_id: str, runtime: RuntimeDep) -> Any:
+    flow = flow_ops.get_flow(runtime.flows, flow_id)
+    if flow is None:
+        raise _not_found(flow_id)
+    return JSONResponse(flow)
+
+
+async def _apply(request: Request, runtime: Runtime, change: Any) -> None:
+    """Compute new flows from the current ones and deploy them as `flows`, refusing if they moved meanwhile."""
+    rev = runtime.rev
+    try:
+        new_flows = change(runtime.flows)
+    except FlowValidationError as exc:
+        raise invalid_flows(exc.problems) from None
+    except KeyError as exc:  # the tab went away meanwhile
+        raise _not_found(str(exc.args[0])) from None
+    await _deploy(runtime, request, new_flows, "flows", rev)
+
+
+@router.post("/flow", summary="Add a tab (a `flows` deploy)")
+async def add_flow(request: Request, body: Annotated[dict[str, Any], Body(examples=[{"label": "New", "nodes": []}])],
+                   runtime: RuntimeDep) -> dict[str, str]:
+    made: dict[str, str] = {}
+
+    def change(flows: list) -> list:
+        new_flows, made["id"] = flow_ops.add_flow(flows, body)
+        return new_flows
+
+    await _apply(request, runtime, change)
+    return {"id": made["id"]}
+
+
+@router.put("/flow/{flow_id}", summary="Replace a tab's contents (a `flows` deploy)")
+async def put_flow(flow_id: str, request: Request, body: Annotated[dict[str, Any], Body()],
+                   runtime: RuntimeDep) -> dict[str, str]:
+    if flow_id != "global" and flow_ops.get_flow(runtime.flows, flow_id) is None:
+        raise _not_found(flow_id)
+    await _apply(request, runtime, lambda flows: flow_ops.update_flow(flows, flow_id, body))
+    return {"id": flow_id}
+
+
+@router.delete("/flow/{flow_id}", status_code=204, summary="Remove a tab and its nodes (a `flows` deploy)")
+async def delete_flow(flow_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    if flow_id == "global" or flow_ops.get_flow(runtime.flows, flow_id) is None:
+        raise _not_found(flow_id)
+    await _apply(request, runtime, lambda flows: flow_ops.delete_flow(flows, flow_id))
+    return Response(status_code=204)

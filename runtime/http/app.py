@@ -1,0 +1,59 @@
+"""The admin HTTP API as a FastAPI app over a `Runtime` (Node-RED's admin API, with bearer tokens).
+
+The app does not start or stop the runtime: the caller owns both lifecycles (see `runtime.server`).
+Every route needs `Authorization: Bearer <token>` except `GET /auth/login` and `POST /auth/token`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ..auth import AuthService
+from ..runtime import Runtime
+from . import admin_flows, auth_routes, context_routes, info_routes, node_actions, palette
+from .deps import ApiError, require_user
+from .palette import module_version
+
+log = logging.getLogger("sofiaflow.http")
+
+DESCRIPTION = """Node-RED-compatible admin API of sofiaflow.
+
+Get a token with `POST /auth/token` (form or JSON: `grant_type=password`, `client_id=node-red-admin`,
+`username`, `password`) and send it as `Authorization: Bearer <token>`. Errors answer
+`{"code", "message", ...}`; refused flow sets list every problem in `problems`."""
+
+
+def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
+    """The admin API for `runtime` (already started, or started before the first request)."""
+    app = FastAPI(title="sofiaflow admin API", version=module_version("sofiaflow"), description=DESCRIPTION)
+    app.state.runtime = runtime
+    app.state.auth = auth
+    app.include_router(auth_routes.router)
+    guarded = [Depends(require_user)]
+    for module in (admin_flows, palette, info_routes, context_routes, node_actions):
+        app.include_router(module.router, dependencies=guarded)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+                    for err in exc.errors()]
+        text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return JSONResponse({"code": "invalid_request", "message": f"invalid request: {text}", "problems": problems},
+                            status_code=400)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"code": "unexpected_error", "message": f"{type(exc).__name__}: {exc}"}, status_code=500)

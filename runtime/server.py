@@ -1,0 +1,102 @@
+"""`serve()`: start a Runtime, optionally import a flow file, ensure the admin user, run uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .auth import ADMIN_USER, AuthService
+from .errors import FlowFormatError, FlowValidationError
+from .flowmodel import parse_json
+from .flowstore import revision_of
+from .http import create_app
+from .runtime import Runtime
+from .settings import Settings
+
+log = logging.getLogger("sofiaflow.server")
+
+
+class StartupError(Exception):
+    """The server cannot start as asked (bad flow file); the message says why."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that SIGINT/SIGTERM only make it exit: they are not re-raised after
+    shutdown (which would kill the process), so `serve()` still stops the runtime cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        try:
+            for sig in signals:
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        except NotImplementedError:  # no loop signal handlers on this platform
+            with super().capture_signals():
+                yield
+            return
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+
+def admin_banner(password: str) -> str:
+    line = f"sofiaflow: created user '{ADMIN_USER}' with password: {password} (shown once)"
+    return f"{'=' * len(line)}\n{line}\n{'=' * len(line)}"
+
+
+async def import_flows_file(runtime: Runtime, path: Path) -> str | None:
+    """Deploy the flows in `path` (full, user "cli") unless they are already the current ones; the new rev."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StartupError(f"cannot read flow file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        flows = parse_json(text, str(path))
+    except FlowFormatError as exc:
+        raise StartupError(str(exc)) from None
+    has_credentials = any(isinstance(n, dict) and "credentials" in n for n in flows)
+    if not has_credentials and revision_of(flows) == runtime.rev:
+        return None
+    try:
+        result = await runtime.deploy(flows, "full", user="cli")
+    except FlowValidationError as exc:
+        raise StartupError(f"{path}: refused, {exc}") from None
+    for problem in result.problems:
+        log.warning("cannot run here: %s", problem)
+    return result.rev
+
+
+async def serve(settings: Settings, flows_file: str | Path | None = None, **uvicorn_options: Any) -> None:
+    """Run the runtime and its admin API until the server is told to stop (SIGINT/SIGTERM)."""
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        if flows_file is not None:
+            rev = await import_flows_file(runtime, Path(flows_file))
+            if rev:
+                log.info("imported %s as revision %s", flows_file, rev)
+        auth = AuthService(runtime.db, settings)
+        password = auth.ensure_admin()
+        if password:
+            print(admin_banner(password), flush=True)
+        app = create_app(runtime, auth)
+        options = {"host": settings.host, "port": settings.port, "log_level": "info", **uvicorn_options}
+        server = _Server(uvicorn.Config(app, **options))
+        await server.serve()
+    finally:
+        await runtime.stop()
+        log.info("runtime stopped")
