@@ -65,7 +65,7 @@ async def _offline_deploy(flows: list, settings: Settings | None, user: str | No
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = connect(settings.database_url)
         store = FlowStore(db)
-        key = Runtime(settings)._credential_key()  # the same key the server will use
+        key = Runtime(settings).credential_key()  # the same key the server will use
     else:
         key = Fernet.generate_key()
     try:

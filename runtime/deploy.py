@@ -128,6 +128,10 @@ class Deployer:
     async def _switch(self, plan: Plan, deploy_type: str, notes: list[Problem], force_all: bool = False) -> DeployResult:
         result = DeployResult(rev="", deploy_type=deploy_type, problems=list(notes))
         if self.state != "start" and not force_all:
+            # not running: still build and set up every node, so a deploy (or an import) that
+            # would fail at start is refused now; the built nodes are discarded unstarted
+            scopes, _ = self._build_scopes(plan, set(plan.nodes))
+            self._build_nodes(list(plan.nodes.values()), scopes)
             self.plan = plan
             return result
         old = self.plan

@@ -58,7 +58,7 @@ class Runtime:
         await self.contexts.open()
         self.engine = Engine(self.contexts, self.events, clock=self._clock,
                              close_timeout=self.settings.node_close_timeout)
-        credentials = CredentialStore(self.db, self._credential_key())
+        credentials = CredentialStore(self.db, self.credential_key())
         credentials.load()
         self.flowstore = FlowStore(self.db)
         self.deployer = Deployer(self.engine, self.registry, credentials, self.flowstore)
@@ -84,7 +84,8 @@ class Runtime:
         if self.db is not None:
             self.db.dispose()
 
-    def _credential_key(self) -> bytes:
+    def credential_key(self) -> bytes:
+        """The key that encrypts node credentials: from the setting, or generated once in the data dir."""
         if self.settings.credential_secret:
             import base64
             import hashlib

@@ -123,3 +123,16 @@ def test_import_moves_credentials_out_of_the_flows(tmp_path, capsys):
 def test_export_without_data(tmp_path, capsys):
     assert main(["flows", "export", "--data-dir", str(tmp_path / "empty")]) == 2
     assert "no sofiaflow data" in capsys.readouterr().err
+
+
+def test_validate_reports_a_python_syntax_error_with_its_line(tmp_path):
+    import json
+
+    flows = [{"id": "t", "type": "tab", "label": "x"},
+             {"id": "f", "type": "python function", "z": "t", "x": 1, "y": 1, "func": "x = 1\ny = (\n",
+              "outputs": 1, "wires": [[]]}]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(flows))
+    from runtime.cli import main
+
+    assert main(["flows", "validate", str(path)]) == 1

@@ -69,13 +69,14 @@ async def test_other_property_and_missing_value_passes_through(registry):
     assert out[1] == {"payload": "untouched", "_msgid": out[1]["_msgid"]}
 
 
-async def test_not_a_number_is_a_catchable_error(registry):
+async def test_not_a_number_is_logged_and_dropped_as_node_red_does(registry):
     extra = [{"id": "c", "type": "catch", "z": "t1", "x": 1, "y": 1, "wires": [["o"]], "scope": None},
              {"id": "o", "type": "junction", "z": "t1", "x": 1, "y": 1, "wires": [[]]}]
     out, t = await run(registry, rng(), [{"payload": "abc"}, {"payload": {"a": 1}}, {"payload": 1}], extra)
     assert [m["payload"] for m in out] == [10]
-    errors = [m["error"]["message"] for m in t.outputs("o")[0]]
-    assert errors == ["Payload is not a number: abc", "Payload is not a number: [object Object]"]
+    assert t.outputs("o")[0] == []
+    logged = [e["msg"] for e in t.logs if e["level"] == "info"]
+    assert logged == ["Payload is not a number: abc", "Payload is not a number: [object Object]"]
 
 
 async def test_numbers_stored_as_numbers_are_accepted(registry):

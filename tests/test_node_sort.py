@@ -218,7 +218,7 @@ def test_property_array_sort_is_ordered_and_a_permutation(values, descending):
     out = run_sync(flows_for(sort(order=order)), [{"payload": list(values)}])
     result = out[0]["payload"]
     assert Counter(map(repr, result)) == Counter(map(repr, values))
-    pairs = list(zip(result, result[1:]))
+    pairs = list(zip(result, result[1:], strict=False))
     assert all((a >= b) if descending else (a <= b) for a, b in pairs)
 
 

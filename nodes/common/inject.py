@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
-from pydantic import Field
 
 from nodes.parser.json_node import iso_date, js_number
 from runtime.api import (
@@ -32,7 +31,7 @@ MAX_REPEAT = 2147483
 
 
 class InjectConfig(NodeConfig):
-    props: list[dict[str, Any]] = Field(default_factory=lambda: [{"p": "payload"}, {"p": "topic", "vt": "str"}])
+    props: list[dict[str, Any]] = [{"p": "payload"}, {"p": "topic", "vt": "str"}]
     repeat: NRFloat = None
     crontab: str | None = ""
     once: NRBool = False

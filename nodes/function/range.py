@@ -110,7 +110,9 @@ class RangeNode(Node):
             return
         number = js_number(value)
         if isinstance(number, float) and math.isnan(number):
-            raise NodeError(f"Payload is not a number: {js_string(value)}")
+            # Node-RED 4.1 (16-range.js) only logs this and drops the message: no catch fires
+            self.log(f"Payload is not a number: {js_string(value)}")
+            return
         result = self._map(number)
         if result is _MISSING:
             return

@@ -1,16 +1,14 @@
 """The sandbox of the "python function" node: user-written bodies run under RestrictedPython.
 
-`_Policy` (a RestrictedPython policy) checks and rewrites the body at compile time, on the user's
-own line numbers; `_Guards` are the run-time hooks the rewritten code calls (attribute and write
-guards, imports, size limits, the clock); `CompiledScript` wraps the body in a function whose
-parameters are the keys the node passes (msg, node, context, flow, global_, env), compiles it once
-and runs it under a time limit.
+`_Policy` checks and rewrites the body at compile time, on the user's own line numbers; `_Guards`
+are the run-time hooks the rewritten code calls; `CompiledScript` wraps the body in a function of
+the names the node passes (msg, node, context, flow, global_, env), compiles it once and runs it.
 
-The clock ticks on every loop iteration, comprehension item and helper or lambda call, and looks
-at the deadline every `TICKS_PER_CHECK` ticks; once expired every tick raises, so an `except` in
-the body cannot keep it going. print() output is collected per function (readable as `printed`)
-and handed line by line to `on_print` if given; otherwise it goes nowhere. C code that runs long
-by itself (a catastrophic regex, `set(range(10**12))`, `math.factorial(10**7)`) is not interrupted.
+A clock ticks on every loop iteration, comprehension item and helper or lambda call and looks at
+the deadline every `TICKS_PER_CHECK` ticks; once expired, every tick raises, so an `except` in the
+body cannot keep it going. print() output is collected per function (readable as `printed`) and
+handed line by line to `on_print` if given. C code that runs long by itself (a catastrophic
+regex, `set(range(10**12))`, `math.factorial(10**7)`) is not interrupted.
 """
 
 from __future__ import annotations
@@ -47,6 +45,7 @@ MAX_INT_BITS = 1_000_000  # about 300,000 decimal digits
 MAX_SEQUENCE_ITEMS = 10_000_000
 _WHERE = "in python function nodes"
 _MISSING = object()
+_FOREVER = float("inf")
 
 
 class SandboxError(Exception):
@@ -123,11 +122,11 @@ class _Policy(RestrictingNodeTransformer):
 
     visit_YieldFrom = visit_Yield
 
-    def visit_Global(self, node: ast.Global) -> None:
-        self.error(node, "global statements are not allowed; keep state in context, flow or global")
+    def visit_Global(self, node: ast.Global | ast.ClassDef) -> None:
+        what = "global statements" if isinstance(node, ast.Global) else "class definitions"
+        self.error(node, f"{what} are not allowed {_WHERE}")
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.error(node, f"class definitions are not allowed {_WHERE}")
+    visit_ClassDef = visit_Global
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         node = self.node_contents_visit(node)
@@ -173,38 +172,6 @@ class _Policy(RestrictingNodeTransformer):
         return tree.body or [ast.Pass(lineno=1, col_offset=0)]
 
 
-class _ReadOnly:
-    """What the write guards hand back for objects scripts may not modify."""
-
-    __slots__ = ("_sf_obj",)
-
-    def __init__(self, obj: Any) -> None:
-        object.__setattr__(self, "_sf_obj", obj)
-
-    def _refuse_attr(self, name: str, *value: Any) -> None:
-        raise ScriptRefused(f"cannot change attribute {name!r} of {type(self._sf_obj).__name__!r} objects")
-
-    def _refuse_item(self, key: Any, *value: Any) -> None:
-        raise ScriptRefused(f"cannot change items of {type(self._sf_obj).__name__!r} objects {_WHERE}")
-
-    __setattr__ = __delattr__ = _refuse_attr
-    __setitem__ = __delitem__ = _refuse_item
-
-
-class _ModuleProxy:
-    """An allowed module as scripts see it: each attribute vetted once, then cached."""
-
-    def __init__(self, module: types.ModuleType, vet: Callable[[types.ModuleType, str], Any]) -> None:
-        self._sf_module, self._sf_vet = module, vet
-
-    def __getattr__(self, name: str) -> Any:
-        value = self.__dict__[name] = self._sf_vet(self._sf_module, name)
-        return value
-
-    def __repr__(self) -> str:
-        return f"<module {self._sf_module.__name__!r} (sandboxed)>"
-
-
 class _Printer:
     """The target of print(): collects the text (read as `printed`) and forwards each line."""
 
@@ -229,12 +196,10 @@ _FINITE_OR_TICKING = frozenset({
     type({}.keys()), type({}.values()), type({}.items()), types.GeneratorType,
 })
 _BINARY = {"*": operator.mul, "**": operator.pow, "<<": operator.lshift}
-_INPLACE = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-    "%=": operator.imod, "**=": operator.ipow, "<<=": operator.ilshift, ">>=": operator.irshift,
-    "|=": operator.ior, "^=": operator.ixor, "&=": operator.iand, "//=": operator.ifloordiv,
-    "@=": operator.imatmul,
-}
+_INPLACE = dict(zip("+= -= *= /= %= **= <<= >>= |= ^= &= //= @=".split(), (
+    operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imod, operator.ipow,
+    operator.ilshift, operator.irshift, operator.ior, operator.ixor, operator.iand,
+    operator.ifloordiv, operator.imatmul), strict=True))
 _DENIED_MODULE_ATTRS = {
     ("operator", "attrgetter"), ("operator", "methodcaller"), ("functools", "update_wrapper"),
     ("functools", "wraps"), ("copy", "dispatch_table"), ("string", "Formatter"),
@@ -275,19 +240,13 @@ def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any] | None = No
         bits = a.bit_length() + b
     elif op == "+" and isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
         items = len(a) + len(b)
+    elif op == "pow" and isinstance(a, int) and isinstance(b, int):  # pow(base, a, b)
+        bits = a.bit_length() * b.bit_length() // 64
     if bits > MAX_INT_BITS:
         raise ScriptRefused(f"integer result too large (about {bits} bits, limit {MAX_INT_BITS})")
     if items > MAX_SEQUENCE_ITEMS:
         raise ScriptRefused(f"sequence too large ({items} items, limit {MAX_SEQUENCE_ITEMS})")
     return (apply or _BINARY[op])(a, b)
-
-
-def _pow(base: Any, exp: Any, mod: Any = None) -> Any:
-    if mod is None:
-        return _sized("**", base, exp)
-    if isinstance(exp, int) and isinstance(mod, int) and exp.bit_length() * mod.bit_length() > 64 * MAX_INT_BITS:
-        raise ScriptRefused(f"pow() arguments too large {_WHERE}")
-    return builtins.pow(base, exp, mod)
 
 
 def _refuse(message: str) -> Any:
@@ -301,7 +260,6 @@ class _Guards:
                  on_print: Callable[[str], object] | None) -> None:
         self.allowed_modules, self.limit, self.on_print = allowed_modules, time_limit, on_print
         self.budget, self.deadline, self.expired = -1, None, False  # the clock: idle
-        self.proxies: dict[str, _ModuleProxy] = {}
 
     def timeout(self) -> ScriptTimeout:
         self.expired = True
@@ -340,43 +298,46 @@ class _Guards:
         return consume
 
     def getattr(self, obj: Any, name: str, *default: Any) -> Any:
+        if isinstance(obj, types.ModuleType):
+            return self.module_attr(obj, name, *default)
         if _check_name(name) in ("format", "format_map") and (
                 isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))):
             raise ScriptRefused(f"str.{name}() is not allowed {_WHERE}; use f-strings")
         if name == "register" and isinstance(obj, abc.ABCMeta):
             raise ScriptRefused(f"registering virtual subclasses is not allowed {_WHERE}")
-        value = getattr(obj, name, *default)
-        return self.proxy(value) if isinstance(value, types.ModuleType) else value
+        return self.module(getattr(obj, name, *default))
 
-    def import_(self, name: str, globals: Any = None, locals: Any = None,
-                fromlist: Any = (), level: int = 0) -> _ModuleProxy:
-        if level or name.partition(".")[0] not in self.allowed_modules:
-            raise ScriptRefused(f"import of module {name!r} is not allowed {_WHERE}")
-        return self.proxy(builtins.__import__(name, None, None, fromlist, 0))
+    def module(self, value: Any) -> Any:
+        """`value`, unless it is a module outside the allowed ones."""
+        if isinstance(value, types.ModuleType) and value.__name__.partition(".")[0] not in self.allowed_modules:
+            raise ScriptRefused(f"module {value.__name__!r} is not available {_WHERE}")
+        return value
 
-    def proxy(self, module: types.ModuleType) -> _ModuleProxy:
-        if module.__name__.partition(".")[0] not in self.allowed_modules:
-            raise ScriptRefused(f"module {module.__name__!r} is not available {_WHERE}")
-        if module.__name__ not in self.proxies:
-            self.proxies[module.__name__] = _ModuleProxy(module, self.module_attr)
-        return self.proxies[module.__name__]
-
-    def module_attr(self, module: types.ModuleType, name: str) -> Any:
+    def module_attr(self, module: types.ModuleType, name: str, *default: Any) -> Any:
         if (module.__name__, _check_name(name)) in _DENIED_MODULE_ATTRS:
             raise ScriptRefused(f"{module.__name__}.{name} is not allowed {_WHERE}")
         if (module.__name__, name) == ("time", "sleep"):
             return self.sleep
-        value = self.getattr(module, name)
+        value = self.module(getattr(module, name, *default))
         # module-level containers are shared with the host: a script gets its own copy
         return copy.copy(value) if isinstance(value, (dict, list, set, bytearray)) else value
 
+    def import_(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if level or name.partition(".")[0] not in self.allowed_modules:
+            raise ScriptRefused(f"import of module {name!r} is not allowed {_WHERE}")
+        module = self.module(builtins.__import__(name, None, None, fromlist, 0))
+        # `from m import a` reads `a` from what this returns: hand over only vetted attributes
+        return types.SimpleNamespace(**{a: self.module_attr(module, a) for a in fromlist}) if fromlist else module
+
     def namespace(self) -> dict[str, Any]:
         """The globals of the script's code: the hooks under RestrictedPython's names, and builtins."""
-        def write_attr(obj: Any) -> Any:
-            return obj if hasattr(obj, "_guarded_writes") else _ReadOnly(obj)
+        def write_attr(obj: Any, what: str = "attributes") -> Any:
+            if hasattr(obj, "_guarded_writes"):  # RestrictedPython's opt-in for writable objects
+                return obj
+            raise ScriptRefused(f"cannot change {what} of {type(obj).__name__!r} objects {_WHERE}")
 
         def write_item(obj: Any) -> Any:
-            return obj if type(obj) is dict or isinstance(obj, _WRITABLE) else write_attr(obj)
+            return obj if type(obj) is dict or isinstance(obj, _WRITABLE) else write_attr(obj, "items")
 
         def inplacevar(op: str, target: Any, value: Any) -> Any:
             return _sized(op[:-1], target, value, _INPLACE[op])
@@ -387,14 +348,17 @@ class _Guards:
             "_write_attr_": write_attr, "_inplacevar_": inplacevar,
             "_inplaceitem_": lambda obj, key, op, value: operator.setitem(
                 write_item(obj), key, inplacevar(op, obj[key], value)),
-            "_pow_": _pow, "_mul_": lambda a, b: _sized("*", a, b), "_lshift_": lambda a, b: _sized("<<", a, b),
+            "_pow_": lambda a, b: _sized("**", a, b), "_mul_": lambda a, b: _sized("*", a, b),
+            "_lshift_": lambda a, b: _sized("<<", a, b),
             "_iter_unpack_sequence_": lambda it, spec, getiter: it,  # Python's own unpacking is fine
             "_unpack_sequence_": lambda it, spec, getiter: it,
             "_apply_": lambda fn, *args, **kwargs: fn(*args, **kwargs),
             "_print_": lambda getattr_=None: _Printer(self.on_print),
             "__builtins__": {
                 **_BASE_BUILTINS, **{f.__name__: self.consuming(f) for f in (sum, min, max, sorted, any, all)},
-                "__import__": self.import_, "getattr": self.getattr, "pow": _pow,
+                "__import__": self.import_, "getattr": self.getattr,
+                "pow": lambda base, exp, mod=None: _sized("**", base, exp) if mod is None
+                else _sized("pow", exp, mod, lambda exp, mod: builtins.pow(base, exp, mod)),
                 "hasattr": lambda obj, name: self.getattr(obj, name, _MISSING) is not _MISSING,
                 "type": lambda obj, *rest: _refuse(f"type() with three arguments is not allowed {_WHERE}")
                 if rest else type(obj),
@@ -428,9 +392,7 @@ class CompiledScript:
         """Call `fn` (the body, or a callback the body made) under this script's time limit."""
         clock = self._guards
         saved = clock.budget, clock.deadline, clock.expired
-        deadline = time.monotonic() + self.time_limit
-        if saved[1] is not None and saved[1] < deadline:
-            deadline = saved[1]  # a nested run never outlives the run around it
+        deadline = min(time.monotonic() + self.time_limit, saved[1] or _FOREVER)  # nested: no later
         clock.budget, clock.deadline, clock.expired = TICKS_PER_CHECK, deadline, False
         try:
             result = fn(*args, **kwargs)

@@ -4,7 +4,7 @@ Rendering follows mustache.js 4.2 as Node-RED uses it: chevron tokenizes the tem
 (delimiters, standalone lines, comments), and a small renderer here applies mustache.js's rules
 that chevron does not share: JavaScript truthiness for sections (`{}` and `[]` are true, `0` and
 `""` false), `String()` conversion of values (`7.0` -> `7`, `true`, `1,2,3`, `[object Object]`),
-the HTML escaping of `{{ }}` (`& < > " ' / \\` =`), and Node-RED's fallbacks for names missing from
+the HTML escaping of `{{ }}` (& < > " ' / and backtick, =), and Node-RED's fallbacks for names missing from
 the message: `{{flow.x}}`, `{{flow[store].x}}`, `{{global.x}}` and `{{env.NAME}}`.
 """
 

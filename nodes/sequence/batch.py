@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, NRFloat, NRInt, clone_message, new_message, new_msgid
+from runtime.api import (
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRBool,
+    NRFloat,
+    NRInt,
+    clone_message,
+    new_message,
+    new_msgid,
+)
 
 
 class BatchConfig(NodeConfig):
