@@ -5,10 +5,12 @@ from __future__ import annotations
 from . import props
 from .config import NodeConfig, NRBool, NRFloat, NRInt
 from .errors import NodeError
-from .jsonata_expr import JsonataError, compile_expression, evaluate as evaluate_jsonata
+from .jsonata_expr import JsonataError, compile_expression
+from .jsonata_expr import evaluate as evaluate_jsonata
 from .message import clone_message, clone_value, new_message, new_msgid
 from .node import Node
-from .typedinput import Getter, date_value, getter as typed_getter, parse_number
+from .typedinput import Getter, date_value, parse_number
+from .typedinput import getter as typed_getter
 from .types import Msg
 
 __all__ = [

@@ -18,6 +18,7 @@ import ast
 import builtins
 import collections
 import copy
+import inspect
 import keyword
 import operator
 import re
@@ -28,12 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from RestrictedPython.Guards import safe_builtins
-from RestrictedPython.transformer import (
-    INSPECT_ATTRIBUTES,
-    IOPERATOR_TO_STR,
-    RestrictingNodeTransformer,
-    copy_locations,
-)
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, RestrictingNodeTransformer
 
 DEFAULT_ALLOWED_MODULES = frozenset({
     "math", "json", "re", "datetime", "time", "random", "statistics", "itertools", "functools",
@@ -72,11 +68,6 @@ def _call(name: str, *args: ast.expr) -> ast.Call:
     return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
 
 
-def _located(new: Any, old: ast.AST) -> Any:
-    copy_locations(new, old)
-    return new
-
-
 class _Policy(RestrictingNodeTransformer):
     """RestrictedPython's rules, plus clock ticks, size guards, `x[k] += v` and import checks."""
 
@@ -85,10 +76,9 @@ class _Policy(RestrictingNodeTransformer):
     def __init__(self, errors: list[str], allowed_modules: frozenset[str]) -> None:
         super().__init__(errors, [], {})
         self.allowed_modules = allowed_modules
-        self.depth = 0  # helper functions and lambdas around the current node
 
     def _ticking(self, node: Any) -> Any:
-        node.body.insert(0, _located(ast.Expr(_call("_tick_")), node))
+        node.body.insert(0, ast.copy_location(ast.Expr(_call("_tick_")), node))
         return node
 
     def visit_While(self, node: ast.While) -> ast.AST:
@@ -98,29 +88,17 @@ class _Policy(RestrictingNodeTransformer):
         return self._ticking(self.guard_iter(node))
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
-        self.depth += 1
-        node = super().visit_FunctionDef(node)
-        self.depth -= 1
-        return self._ticking(node)
+        return self._ticking(super().visit_FunctionDef(node))
 
     def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
         node = self.guard_iter(node)
-        node.ifs.insert(0, _located(ast.UnaryOp(ast.Not(), _call("_tick_")), node.iter))
+        node.ifs.insert(0, ast.copy_location(ast.UnaryOp(ast.Not(), _call("_tick_")), node.iter))
         return node
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        self.depth += 1
         node = super().visit_Lambda(node)
-        self.depth -= 1
-        node.body = _located(ast.BoolOp(ast.Or(), [_call("_tick_"), node.body]), node.body)
+        node.body = ast.copy_location(ast.BoolOp(ast.Or(), [_call("_tick_"), node.body]), node.body)
         return node
-
-    def visit_Yield(self, node: ast.Yield | ast.YieldFrom) -> ast.AST:
-        if not self.depth:
-            self.error(node, "'yield' is only allowed inside a helper function")
-        return self.node_contents_visit(node)
-
-    visit_YieldFrom = visit_Yield
 
     def visit_Global(self, node: ast.Global | ast.ClassDef) -> None:
         what = "global statements" if isinstance(node, ast.Global) else "class definitions"
@@ -131,14 +109,14 @@ class _Policy(RestrictingNodeTransformer):
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         node = self.node_contents_visit(node)
         guard = self.GUARDED_BINOPS.get(type(node.op))
-        return node if guard is None else _located(_call(guard, node.left, node.right), node)
+        return node if guard is None else ast.copy_location(_call(guard, node.left, node.right), node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
         if not isinstance(node.target, ast.Subscript):
             return super().visit_AugAssign(node)  # names: `_inplacevar_`; attributes: refused
         op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
         args = self.visit(node.target.value), self.visit(node.target.slice), op, self.visit(node.value)
-        return _located(ast.Expr(_call("_inplaceitem_", *args)), node)
+        return ast.copy_location(ast.Expr(_call("_inplaceitem_", *args)), node)
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         new = super().visit_Attribute(node)
@@ -426,7 +404,10 @@ class CompiledScript:
         except SyntaxError as exc:
             raise ScriptSyntaxError(f"line {exc.lineno}: {exc.msg}", exc.lineno) from None
         exec(code, self._globals)
+        fn = self._globals.pop("python_function")
+        if fn.__code__.co_flags & inspect.CO_GENERATOR:
+            raise ScriptSyntaxError("'yield' is only allowed inside helper functions")
         if len(self._functions) >= 8:
             self._functions.clear()
-        fn = self._functions[keys] = self._globals.pop("python_function")
+        self._functions[keys] = fn
         return fn

@@ -165,7 +165,7 @@ class JoinConfig(NodeConfig):
     property: str | None = "payload"
     propertyType: str | None = "msg"
     key: str | None = "topic"
-    joiner: Any = "\\n"
+    joiner: str | None = "\\n"
     joinerType: str | None = "str"
     useparts: NRBool = False
     accumulate: NRBool = False

@@ -38,9 +38,9 @@ def unescape(text: str) -> str:
 
 
 class SplitConfig(NodeConfig):
-    splt: Any = "\\n"
+    splt: str | int | float | None = "\\n"
     spltType: str = "str"
-    arraySplt: Any = 1
+    arraySplt: int | str | float | None = 1
     arraySpltType: str = "len"
     stream: NRBool = False
     addname: str | None = ""
