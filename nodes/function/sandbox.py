@@ -8,7 +8,7 @@ A clock ticks on every loop iteration, comprehension item and helper or lambda c
 the deadline every `TICKS_PER_CHECK` ticks; once expired, every tick raises, so an `except` in the
 body cannot keep it going. print() output is collected per function (readable as `printed`) and
 handed line by line to `on_print` if given. C code that runs long by itself (a catastrophic
-regex, `set(range(10**12))`, `math.factorial(10**7)`) is not interrupted.
+regex, `sum(range(10**12))`, `math.factorial(10**7)`) is not interrupted.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ TICKS_PER_CHECK = 1000
 MAX_INT_BITS = 1_000_000  # about 300,000 decimal digits
 MAX_SEQUENCE_ITEMS = 10_000_000
 _WHERE = "in python function nodes"
+_GUARDED_BINOPS = {ast.Pow: "_pow_", ast.Mult: "_mul_", ast.LShift: "_lshift_"}
 _MISSING = object()
 _FOREVER = float("inf")
 
@@ -70,8 +71,6 @@ def _call(name: str, *args: ast.expr) -> ast.Call:
 
 class _Policy(RestrictingNodeTransformer):
     """RestrictedPython's rules, plus clock ticks, size guards, `x[k] += v` and import checks."""
-
-    GUARDED_BINOPS = {ast.Pow: "_pow_", ast.Mult: "_mul_", ast.LShift: "_lshift_"}
 
     def __init__(self, errors: list[str], allowed_modules: frozenset[str]) -> None:
         super().__init__(errors, [], {})
@@ -108,7 +107,7 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         node = self.node_contents_visit(node)
-        guard = self.GUARDED_BINOPS.get(type(node.op))
+        guard = _GUARDED_BINOPS.get(type(node.op))
         return node if guard is None else ast.copy_location(_call(guard, node.left, node.right), node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
@@ -127,8 +126,7 @@ class _Policy(RestrictingNodeTransformer):
     def check_import_names(self, node: ast.Import | ast.ImportFrom) -> ast.AST:
         if isinstance(node, ast.ImportFrom) and node.level:
             self.error(node, "relative imports are not allowed")
-        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-        for name in names:
+        for name in [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]:
             if name.partition(".")[0] not in self.allowed_modules:
                 self.error(node, f"import of module {name!r} is not allowed {_WHERE}")
         return super().check_import_names(node)
@@ -169,11 +167,6 @@ class _Printer:
 
 _SEQUENCES = (str, bytes, bytearray, list, tuple, collections.deque)
 _WRITABLE = (dict, list, bytearray, collections.deque)
-_FINITE_OR_TICKING = frozenset({
-    list, tuple, dict, set, frozenset, str, bytes, bytearray, collections.deque,
-    type({}.keys()), type({}.values()), type({}.items()), types.GeneratorType,
-})
-_BINARY = {"*": operator.mul, "**": operator.pow, "<<": operator.lshift}
 _INPLACE = dict(zip("+= -= *= /= %= **= <<= >>= |= ^= &= //= @=".split(), (
     operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imod, operator.ipow,
     operator.ilshift, operator.irshift, operator.ior, operator.ixor, operator.iand,
@@ -193,8 +186,9 @@ _BASE_BUILTINS = {k: v for k, v in safe_builtins.items()
                   if k not in _UNAVAILABLE and k not in ("__build_class__", "_getattr_", "GeneratorExit")}
 _BASE_BUILTINS.update({name: getattr(builtins, name) for name in (
     "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "enumerate", "zip", "map",
-    "filter", "reversed", "next", "format", "ascii", "bin", "NotImplemented", "RecursionError",
-    "TimeoutError", "ConnectionError", "ModuleNotFoundError")})
+    "filter", "reversed", "iter", "next", "sum", "min", "max", "sorted", "any", "all", "format",
+    "ascii", "bin", "NotImplemented", "RecursionError", "TimeoutError", "ConnectionError",
+    "ModuleNotFoundError")})
 
 
 def _check_name(name: Any) -> str:
@@ -205,7 +199,7 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any] | None = None) -> Any:
+def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any]) -> Any:
     """`a <op> b` (op: * ** << + ...), refused when the result would be a huge int or sequence."""
     bits = items = 0
     x, y = (b, a) if op == "*" and isinstance(b, int) and not isinstance(a, int) else (a, b)
@@ -224,7 +218,7 @@ def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any] | None = No
         raise ScriptRefused(f"integer result too large (about {bits} bits, limit {MAX_INT_BITS})")
     if items > MAX_SEQUENCE_ITEMS:
         raise ScriptRefused(f"sequence too large ({items} items, limit {MAX_SEQUENCE_ITEMS})")
-    return (apply or _BINARY[op])(a, b)
+    return apply(a, b)
 
 
 def _refuse(message: str) -> Any:
@@ -255,25 +249,12 @@ class _Guards:
         if budget < 0:
             self.check()
 
-    def ticked(self, iterator: Any) -> Any:
-        for item in iterator:
-            self.tick()
-            yield item
-
     def sleep(self, seconds: float) -> None:
         remaining = (self.deadline or self.check() or 0) - time.monotonic()
         if seconds < remaining:
             return time.sleep(seconds)
         time.sleep(max(0.0, remaining))
         raise self.timeout()
-
-    def consuming(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """`fn` (sum, min, ...) consuming a lazy iterable under the clock."""
-        def consume(*args: Any, **kwargs: Any) -> Any:
-            if (len(args) == 1 or (args and fn is sum)) and type(args[0]) not in _FINITE_OR_TICKING:
-                args = (self.ticked(args[0]), *args[1:])
-            return fn(*args, **kwargs)
-        return consume
 
     def getattr(self, obj: Any, name: str, *default: Any) -> Any:
         if isinstance(obj, types.ModuleType):
@@ -287,7 +268,7 @@ class _Guards:
 
     def module(self, value: Any) -> Any:
         """`value`, unless it is a module outside the allowed ones."""
-        if isinstance(value, types.ModuleType) and value.__name__.partition(".")[0] not in self.allowed_modules:
+        if isinstance(value, types.ModuleType) and value.__name__.split(".")[0] not in self.allowed_modules:
             raise ScriptRefused(f"module {value.__name__!r} is not available {_WHERE}")
         return value
 
@@ -300,12 +281,15 @@ class _Guards:
         # module-level containers are shared with the host: a script gets its own copy
         return copy.copy(value) if isinstance(value, (dict, list, set, bytearray)) else value
 
-    def import_(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    def import_(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
+                level: int = 0) -> Any:
         if level or name.partition(".")[0] not in self.allowed_modules:
             raise ScriptRefused(f"import of module {name!r} is not allowed {_WHERE}")
         module = self.module(builtins.__import__(name, None, None, fromlist, 0))
         # `from m import a` reads `a` from what this returns: hand over only vetted attributes
-        return types.SimpleNamespace(**{a: self.module_attr(module, a) for a in fromlist}) if fromlist else module
+        if not fromlist:
+            return module
+        return types.SimpleNamespace(**{attr: self.module_attr(module, attr) for attr in fromlist})
 
     def namespace(self) -> dict[str, Any]:
         """The globals of the script's code: the hooks under RestrictedPython's names, and builtins."""
@@ -326,21 +310,21 @@ class _Guards:
             "_write_attr_": write_attr, "_inplacevar_": inplacevar,
             "_inplaceitem_": lambda obj, key, op, value: operator.setitem(
                 write_item(obj), key, inplacevar(op, obj[key], value)),
-            "_pow_": lambda a, b: _sized("**", a, b), "_mul_": lambda a, b: _sized("*", a, b),
-            "_lshift_": lambda a, b: _sized("<<", a, b),
+            "_pow_": lambda a, b: _sized("**", a, b, operator.pow),
+            "_mul_": lambda a, b: _sized("*", a, b, operator.mul),
+            "_lshift_": lambda a, b: _sized("<<", a, b, operator.lshift),
             "_iter_unpack_sequence_": lambda it, spec, getiter: it,  # Python's own unpacking is fine
             "_unpack_sequence_": lambda it, spec, getiter: it,
             "_apply_": lambda fn, *args, **kwargs: fn(*args, **kwargs),
             "_print_": lambda getattr_=None: _Printer(self.on_print),
             "__builtins__": {
-                **_BASE_BUILTINS, **{f.__name__: self.consuming(f) for f in (sum, min, max, sorted, any, all)},
+                **_BASE_BUILTINS,
                 "__import__": self.import_, "getattr": self.getattr,
-                "pow": lambda base, exp, mod=None: _sized("**", base, exp) if mod is None
+                "pow": lambda base, exp, mod=None: _sized("**", base, exp, operator.pow) if mod is None
                 else _sized("pow", exp, mod, lambda exp, mod: builtins.pow(base, exp, mod)),
                 "hasattr": lambda obj, name: self.getattr(obj, name, _MISSING) is not _MISSING,
                 "type": lambda obj, *rest: _refuse(f"type() with three arguments is not allowed {_WHERE}")
                 if rest else type(obj),
-                "iter": lambda obj, *sentinel: self.ticked(iter(obj, *sentinel)) if sentinel else iter(obj),
                 "setattr": lambda obj, name, value: setattr(write_attr(obj), _check_name(name), value),
                 "delattr": lambda obj, name: delattr(write_attr(obj), _check_name(name)),
             },

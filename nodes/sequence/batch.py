@@ -163,6 +163,8 @@ class BatchNode(Node):
             raise NodeError("no parts property in message")
         by_topic = self._pending.setdefault(topic, {"groups": {}, "gids": []})
         gid = parts["id"]
+        if not isinstance(gid, (str, int, float, bool, type(None))):
+            gid = repr(gid)
         group = by_topic["groups"].get(gid)
         if group is None:
             group = by_topic["groups"][gid] = {"msgs": [], "count": None}

@@ -153,6 +153,15 @@ def _array_index(value: Any) -> int | str | None:
     return js_string(value)
 
 
+def _group_key(value: Any) -> Any:
+    """A sequence id usable as a dict key (JavaScript would use its text)."""
+    try:
+        hash(value)
+    except TypeError:
+        return js_string(value)
+    return value
+
+
 def _unescape(text: str) -> str:
     return (text.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t")
             .replace("\\e", "e").replace("\\f", "\f").replace("\\0", "\0"))
@@ -299,7 +308,7 @@ class JoinNode(Node):
         array_len: Any = None
         if mode == "auto":
             assert parts is not None
-            pid = parts["id"]
+            pid = _group_key(parts["id"])
             kind = parts.get("type")
             target: Any = parts.get("count")
             join_char = parts.get("ch", _MISSING)
@@ -315,7 +324,7 @@ class JoinNode(Node):
             if self._count_blank and parts is not None:
                 target = parts.get("count") or 0
                 if "id" in parts:
-                    pid = parts["id"]
+                    pid = _group_key(parts["id"])
             if kind == "object":
                 key = props.get_path(msg, self._key, _MISSING)
 
@@ -485,7 +494,7 @@ class JoinNode(Node):
             self.done(msg)
             return
         parts = msg["parts"] if isinstance(msg["parts"], dict) else {}
-        gid = parts.get("id")
+        gid = _group_key(parts.get("id"))
         group = self._pending.get(gid)
         if group is None:
             group = self._pending[gid] = {"count": parts.get("count"), "msgs": []}

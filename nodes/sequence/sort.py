@@ -200,6 +200,8 @@ class SortNode(Node):
             self.done(msg)
             return
         gid = parts["id"]
+        if not isinstance(gid, (str, int, float, bool, type(None))):
+            gid = _to_text(gid)
         group = self._pending.get(gid)
         if group is None:
             group = self._pending[gid] = {"count": None, "msgs": [], "seq": self._seq}

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from ..auth import AuthService
 from ..runtime import Runtime
-from . import admin_flows, auth_routes, context_routes, info_routes, node_actions, palette
+from . import admin_flows, auth_routes, comms, context_routes, info_routes, node_actions, palette
 from .deps import ApiError, require_user
 from .palette import module_version
 
@@ -33,6 +33,7 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.auth = auth
     app.include_router(auth_routes.router)
+    app.include_router(comms.router)  # authenticates inside the socket, as Node-RED's
     guarded = [Depends(require_user)]
     for module in (admin_flows, palette, info_routes, context_routes, node_actions):
         app.include_router(module.router, dependencies=guarded)
