@@ -10,6 +10,7 @@ import httpx
 import pytest
 import uvicorn
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from runtime.auth import AuthService
 from runtime.http import create_app
@@ -89,5 +90,5 @@ async def test_a_bad_token_closes_the_socket(server):
     async with connect(f"ws://{host}/comms") as ws:
         await ws.send(json.dumps({"auth": "nope"}))
         assert json.loads(await ws.recv()) == [{"topic": "auth", "data": "fail"}]
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
