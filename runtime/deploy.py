@@ -10,7 +10,8 @@ before keeps running. Deploys are serialised by a lock.
 from __future__ import annotations
 
 import asyncio
-import copy
+import contextlib
+import gc
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from .env import evaluate_env, substitute_properties
 from .errors import FlowValidationError, Problem, SofiaflowError, StaleRevisionError
 from .flowmodel import as_flow_list, errors_only, load, validate
 from .flowstore import FlowStore, revision_of
+from .message import clone_value
 from .node import Node
 from .plan import NodeSpec, Plan, ScopeSpec, make_plan
 from .registry import NodeRegistry
@@ -71,14 +73,14 @@ class Deployer:
         """Deploy `flows`; raises StaleRevisionError or FlowValidationError and then changes nothing."""
         if deploy_type not in DEPLOY_TYPES:
             raise FlowValidationError([Problem(f"unknown deployment type {deploy_type!r}; use one of {DEPLOY_TYPES}")])
-        async with self._lock:
+        async with self._lock, _gc_paused():
             if rev is not None and rev != self.rev:
                 raise StaleRevisionError(rev, self.rev)
             if deploy_type == "reload":
                 current = self.store.current() if self.store else None
                 flows = current[0] if current else self.flows
                 deploy_type, save = "full", False
-            flows = copy.deepcopy(as_flow_list(flows))
+            flows = clone_value(as_flow_list(flows))
             clean, cred_updates = self.credentials.extract(flows, credentials)
             fs = load(clean, self.registry)
             problems = validate(fs, self.registry)
@@ -280,6 +282,18 @@ class Deployer:
             await self.engine.remove(node, gone)
             if gone:
                 self.engine.contexts.delete_scope(f"node:{node.z}:{node.alias}")
+
+
+@contextlib.asynccontextmanager
+async def _gc_paused() -> Any:
+    """A deploy allocates many small objects at once: collect once at the end, not during it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _start_rank(node: Node) -> int:

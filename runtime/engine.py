@@ -155,7 +155,8 @@ class Engine:
             node._worker.cancel()
             node._worker = None
         try:
-            await asyncio.wait_for(node.close(removed), self.close_timeout)
+            async with asyncio.timeout(self.close_timeout):
+                await node.close(removed)
         except TimeoutError:
             log.warning("%r did not close within %.0f s", node, self.close_timeout)
         except Exception:

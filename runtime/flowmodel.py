@@ -156,8 +156,11 @@ def _validate_node(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any)
     ):
         add(Problem("'wires' must be a list of lists of node ids", node_id, kind, "wires"))
         wires = []
-    known = _validate_type_and_config(obj, fs, registry, add)
-    outputs = output_count(obj, registry, fs) if known else None
+    config = _validate_type_and_config(obj, fs, registry, add)
+    outputs = None
+    if config is not None:
+        cls = registry.find(kind)
+        outputs = cls.output_count(config) if cls is not None and config is not True else output_count(obj, registry, fs)
     for port, targets in enumerate(wires):
         if targets and outputs is not None and port >= outputs:
             add(Problem(f"wired from output {port + 1}, but the node has {outputs} output(s)", node_id, kind, "wires"))
@@ -173,30 +176,31 @@ def _validate_node(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any)
                 add(Problem(f"links to missing node {target!r}", node_id, kind, "links", severity=WARNING))
 
 
-def _validate_type_and_config(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any) -> bool:
+def _validate_type_and_config(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any) -> Any:
+    """The validated config (True for subflow instances), or None after reporting why not."""
     node_id, kind = obj["id"], obj.get("type", "")
     if kind.startswith("subflow:"):
         if kind[len("subflow:"):] not in fs.subflows:
             add(Problem(f"instance of missing subflow {kind[len('subflow:'):]!r}", node_id, kind, "type"))
-            return False
+            return None
         return True
     cls = registry.find(kind)
     if cls is None:
         reason = NOT_RUNNABLE_REASONS.get(kind, f"node type {kind!r} is not installed")
         add(Problem(reason, node_id, kind, "type", severity=NOT_RUNNABLE))
-        return False
+        return None
     try:
         config = cls.Config.model_validate(obj)
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             add(Problem(f"invalid value {err.get('input')!r}: {err['msg']}", node_id, kind, loc))
-        return False
+        return None
     check = getattr(cls, "check_config", None)
     if check is not None:
         for message in check(config):
             add(Problem(message, node_id, kind))
-    return True
+    return config
 
 
 def _validate_subflow_ports(sf: NodeDict, fs: FlowSet, add: Any) -> None:

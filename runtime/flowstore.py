@@ -16,7 +16,11 @@ from .types import FlowJSON
 def revision_of(flows: FlowJSON) -> str:
     """Node-RED's rev: sha256 of the compact JSON of the flows (credentials already removed)."""
     text = json.dumps(flows, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: Node.js hashes them as U+FFFD
+        data = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class FlowStore:
         rev = revision_of(flows)
         with self._engine.begin() as conn:
             conn.execute(insert(flow_revisions).values(
-                rev=rev, flows=json.dumps(flows, separators=(",", ":"), ensure_ascii=False),
+                rev=rev, flows=json.dumps(flows, separators=(",", ":")),
                 deploy_type=deploy_type, user=user, created=datetime.now(UTC)))
             ids = [r[0] for r in conn.execute(select(flow_revisions.c.id).order_by(flow_revisions.c.id.desc()))]
             if len(ids) > self.keep:

@@ -115,3 +115,11 @@ def test_import_then_export_returns_the_same_json(flows):
     exported, rev = asyncio.run(roundtrip())
     assert json.dumps(exported) == json.dumps(flows)
     assert rev == revision_of(flows)
+
+
+def test_revision_of_text_with_a_lone_surrogate_hashes_like_node():
+    import hashlib
+
+    flows = [{"id": "a", "type": "comment", "info": "x\ud800y"}]
+    expected = hashlib.sha256('[{"id":"a","type":"comment","info":"x\ufffdy"}]'.encode()).hexdigest()
+    assert revision_of(flows) == expected

@@ -1,14 +1,12 @@
 """The sandbox of the "python function" node: user-written bodies run under RestrictedPython.
 
-`_Policy` checks and rewrites the body at compile time, on the user's own line numbers; `_Guards`
-are the run-time hooks the rewritten code calls; `CompiledScript` wraps the body in a function of
-the names the node passes (msg, node, context, flow, global_, env), compiles it once and runs it.
-
-A clock ticks on every loop iteration, comprehension item and helper or lambda call and looks at
-the deadline every `TICKS_PER_CHECK` ticks; once expired, every tick raises, so an `except` in the
-body cannot keep it going. print() output is collected per function (readable as `printed`) and
-handed line by line to `on_print` if given. C code that runs long by itself (a catastrophic
-regex, `sum(range(10**12))`, `math.factorial(10**7)`) is not interrupted.
+`_Policy` checks and rewrites a body at compile time (on the user's line numbers), `_Guards` are the
+run-time hooks the rewritten code calls, `CompiledScript` wraps the body in a function of the names
+the node passes (msg, node, context, flow, global_, env), compiles it once and runs it.
+Every loop iteration, comprehension item and helper or lambda call ticks a clock; once the time
+limit has passed every tick raises, so an `except` in the body cannot keep it going. print() text
+is collected per function (readable as `printed`) and each line goes to `on_print` if given.
+C code that runs long by itself (a catastrophic regex, `sum(range(10**12))`) is not interrupted.
 """
 
 from __future__ import annotations
@@ -42,7 +40,6 @@ MAX_SEQUENCE_ITEMS = 10_000_000
 _WHERE = "in python function nodes"
 _GUARDED_BINOPS = {ast.Pow: "_pow_", ast.Mult: "_mul_", ast.LShift: "_lshift_"}
 _MISSING = object()
-_FOREVER = float("inf")
 
 
 class SandboxError(Exception):
@@ -165,7 +162,7 @@ class _Printer:
         return "".join(self.parts)
 
 
-_SEQUENCES = (str, bytes, bytearray, list, tuple, collections.deque)
+_SEQUENCES = frozenset({str, bytes, bytearray, list, tuple, collections.deque})  # exact types: fast
 _WRITABLE = (dict, list, bytearray, collections.deque)
 _INPLACE = dict(zip("+= -= *= /= %= **= <<= >>= |= ^= &= //= @=".split(), (
     operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imod, operator.ipow,
@@ -200,18 +197,19 @@ def _check_name(name: Any) -> str:
 
 
 def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any]) -> Any:
-    """`a <op> b` (op: * ** << + ...), refused when the result would be a huge int or sequence."""
+    """`apply(a, b)` for `a <op> b` (op: * ** << + pow), refused if the result would be huge."""
     bits = items = 0
-    x, y = (b, a) if op == "*" and isinstance(b, int) and not isinstance(a, int) else (a, b)
-    if op == "*" and isinstance(x, int):
-        bits = x.bit_length() + y.bit_length() if isinstance(y, int) else 0
-        items = len(y) * x if isinstance(y, _SEQUENCES) else 0
+    if op == "*":
+        if isinstance(a, int) and isinstance(b, int):
+            bits = a.bit_length() + b.bit_length()
+        elif type(a) in _SEQUENCES or type(b) in _SEQUENCES:
+            items = len(a) * b if isinstance(b, int) else len(b) * a if isinstance(a, int) else 0
+    elif op == "+":
+        items = len(a) + len(b) if type(a) in _SEQUENCES and type(b) in _SEQUENCES else 0
     elif op == "**" and isinstance(b, int) and b > 1 and isinstance(a, (int, Fraction)):
         bits = (max(a.numerator.bit_length(), a.denominator.bit_length()) - 1) * b
     elif op == "<<" and isinstance(a, int) and isinstance(b, int) and a and b > 0:
         bits = a.bit_length() + b
-    elif op == "+" and isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
-        items = len(a) + len(b)
     elif op == "pow" and isinstance(a, int) and isinstance(b, int):  # pow(base, a, b)
         bits = a.bit_length() * b.bit_length() // 64
     if bits > MAX_INT_BITS:
@@ -227,6 +225,8 @@ def _refuse(message: str) -> Any:
 
 class _Guards:
     """The run-time hooks of one script: the names `_Policy`'s rewritten code calls, and its clock."""
+
+    __slots__ = ("allowed_modules", "limit", "on_print", "budget", "deadline", "expired")
 
     def __init__(self, allowed_modules: frozenset[str], time_limit: float,
                  on_print: Callable[[str], object] | None) -> None:
@@ -348,14 +348,19 @@ class CompiledScript:
     def run(self, variables: dict[str, object]) -> object:
         """Run the body with each key of `variables` as a local name; return what it returns."""
         keys = tuple(variables)
-        return self.call(self._functions.get(keys) or self._function_for(keys), **variables)
+        return self._invoke(self._functions.get(keys) or self._function_for(keys), (), variables)
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Call `fn` (the body, or a callback the body made) under this script's time limit."""
+        """Call `fn`, e.g. a callback the body returned, under this script's time limit."""
+        return self._invoke(fn, args, kwargs)
+
+    def _invoke(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         clock = self._guards
-        saved = clock.budget, clock.deadline, clock.expired
-        deadline = min(time.monotonic() + self.time_limit, saved[1] or _FOREVER)  # nested: no later
-        clock.budget, clock.deadline, clock.expired = TICKS_PER_CHECK, deadline, False
+        saved = budget, deadline, expired = clock.budget, clock.deadline, clock.expired
+        clock.deadline = time.monotonic() + self.time_limit
+        if deadline is not None and deadline < clock.deadline:
+            clock.deadline = deadline  # a nested run of this script ends with the run around it
+        clock.budget, clock.expired = TICKS_PER_CHECK, False
         try:
             result = fn(*args, **kwargs)
             if clock.expired:  # the body caught the timeout and returned
