@@ -100,6 +100,7 @@ class Engine:
         batch: int = 4096,
         high_water: int = 20_000,
         close_timeout: float = 15.0,
+        node_settings: dict[str, Any] | None = None,
     ) -> None:
         self.contexts = contexts or ContextManager()
         self.events = events or EventBus()
@@ -110,6 +111,7 @@ class Engine:
         self.high_water = high_water
         self.low_water = high_water // 2
         self.close_timeout = close_timeout
+        self.node_settings: dict[str, Any] = dict(node_settings or {})
         self.pending = 0
         self.errors_total = 0
         self.messages_total = 0

@@ -184,6 +184,15 @@ class Node:
 
         return evaluate(self, value, vtype, msg)
 
+    def setting(self, name: str, default: Any = None) -> Any:
+        """A runtime setting meant for nodes (e.g. `functionTimeLimit`, `debugMaxLength`)."""
+        return self._engine.node_settings.get(name, default)
+
+    async def send_wait(self, msg: Msg) -> None:
+        """For sources: wait while the runtime is over its queue limit, then send (backpressure)."""
+        await self._engine.wait_capacity()
+        self.send(msg)
+
     def config_node(self, node_id: str | None) -> Node | None:
         """The running config node with that id, or None."""
         return self._engine.nodes.get(node_id) if node_id else None

@@ -57,7 +57,8 @@ class Runtime:
                                        prefixes=self.settings.context_prefixes)
         await self.contexts.open()
         self.engine = Engine(self.contexts, self.events, clock=self._clock,
-                             close_timeout=self.settings.node_close_timeout)
+                             close_timeout=self.settings.node_close_timeout,
+                             node_settings=self.settings.node_settings())
         credentials = CredentialStore(self.db, self.credential_key())
         credentials.load()
         self.flowstore = FlowStore(self.db)

@@ -21,9 +21,19 @@ class Settings:
     context_flush_interval: float = 5.0
     node_close_timeout: float = 15.0
     function_time_limit: float = field(default_factory=lambda: float(os.environ.get("SOFIAFLOW_FUNCTION_TIME_LIMIT", "1.0")))
+    function_modules: tuple[str, ...] = field(default_factory=lambda: tuple(
+        m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip()))
     token_lifetime: int = 7 * 24 * 3600
     debug_max_length: int = 1000
     http_node_root: str = "/"
+
+    def node_settings(self) -> dict:
+        """The settings nodes may read with `Node.setting(name)`."""
+        return {
+            "functionTimeLimit": self.function_time_limit,
+            "functionExtraModules": self.function_modules,
+            "debugMaxLength": self.debug_max_length,
+        }
 
     @property
     def database_url(self) -> str:

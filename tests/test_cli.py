@@ -11,9 +11,7 @@ from runtime.cli import main
 from runtime.flowstore import revision_of
 from runtime.registry import default_registry
 
-FIXTURE = Path("/work/shared/fixtures/nodered-export.json")
-if not FIXTURE.exists():
-    FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "nodered-export.json"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "nodered" / "nodered-export.json"
 
 BROKEN = [
     {"id": "t1", "type": "tab", "label": "T"},

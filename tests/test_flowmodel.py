@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from runtime.flowmodel import errors_only, load, parse_json, validate
 from runtime.flowstore import revision_of
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nodered"
 
 
 def _problems(flows, registry):
@@ -63,7 +63,7 @@ def test_nodered_export_has_only_not_runnable_problems(registry):
 
 def test_revision_matches_node_red():
     # the rev Node-RED answered for the fixture's flows (GET /flows v2)
-    data = json.loads((FIXTURES / "nodered-admin-api" / "get-flows-v2.json").read_text())
+    data = json.loads((FIXTURES / "get-flows-v2.json").read_text())
     assert revision_of(data["flows"]) == data["rev"]
 
 

@@ -136,3 +136,32 @@ async def test_an_infinite_loop_is_stopped_and_other_flows_go_on(registry):
 async def test_wrong_return_type_is_an_error(registry):
     out, errors = await run_one("return 42", {"payload": 1}, registry=registry)
     assert "must return a dict" in errors[0]["error"]["message"]
+
+
+async def test_time_limit_and_extra_modules_come_from_settings(registry, monkeypatch):
+    monkeypatch.setenv("SOFIAFLOW_FUNCTION_MODULES", "textwrap")
+    body = "import textwrap\nmsg['payload'] = textwrap.shorten('a b c d e f', 5)\nreturn msg"
+    flows = [TAB, fn(body)]
+    t = FlowTester(flows, registry)
+    t.engine.node_settings.update(functionTimeLimit=0.2, functionExtraModules=("textwrap",))
+    async with t:
+        assert t.node("f")._script.time_limit == 0.2
+        t.inject("f", {})
+        await t.idle()
+        assert t.payloads("f") == ["[...]"]
+
+
+async def test_backpressure_makes_sources_wait(registry):
+    from runtime.testing import FlowTester as Tester
+
+    flows = [TAB, fn("return msg", id_="f")]
+    async with Tester(flows, registry) as t:
+        t.engine.high_water, t.engine.low_water = 10, 5
+        node = t.node("f")
+        peak = 0
+        for i in range(100):
+            await node.send_wait({"payload": i})
+            peak = max(peak, t.engine.pending)
+        await t.idle()
+        assert len(t.payloads("f")) == 100
+        assert peak <= 11  # without waiting, all 100 would be queued before the first ran

@@ -8,6 +8,7 @@ and only allow-listed modules can be imported.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
@@ -89,7 +90,7 @@ class PythonFunctionNode(Node):
             if field != "func" and not source.strip():
                 continue
             try:
-                CompiledScript(source, name=field, allowed_modules=_allowed(config))
+                CompiledScript(source, name=field, allowed_modules=DEFAULT_ALLOWED_MODULES | _extra_modules())
             except ScriptSyntaxError as exc:
                 problems.append(f"{field}: {exc}")
             except SandboxError as exc:
@@ -97,8 +98,9 @@ class PythonFunctionNode(Node):
         return problems
 
     def setup(self) -> None:
-        limit = self.config.timeout if self.config.timeout and self.config.timeout > 0 else DEFAULT_TIME_LIMIT
-        allowed = _allowed(self.config)
+        limit = self.config.timeout if self.config.timeout and self.config.timeout > 0 else float(
+            self.setting("functionTimeLimit", DEFAULT_TIME_LIMIT))
+        allowed = DEFAULT_ALLOWED_MODULES | frozenset(self.setting("functionExtraModules", ()))
         try:
             self._script = CompiledScript(self.config.func or "", name=f"{self.name or self.id} (func)",
                                           allowed_modules=allowed, time_limit=limit, on_print=self.log)
@@ -167,8 +169,9 @@ class PythonFunctionNode(Node):
             raise NodeError(f"a python function must return a dict, a list or None, not {type(result).__name__}")
 
 
-def _allowed(config: PythonFunctionConfig) -> frozenset[str]:
-    return DEFAULT_ALLOWED_MODULES
+def _extra_modules() -> frozenset[str]:
+    """Modules allowed on top of the default list by `SOFIAFLOW_FUNCTION_MODULES` (comma-separated)."""
+    return frozenset(m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip())
 
 
 def _import(script: CompiledScript, module: str) -> Any:
