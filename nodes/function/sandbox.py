@@ -3,15 +3,15 @@
 `_Policy` checks and rewrites a body at compile time (on the user's line numbers), `_Guards` are the
 run-time hooks the rewritten code calls, `CompiledScript` wraps the body in a function of the names
 the node passes (msg, node, context, flow, global_, env), compiles it once and runs it.
-Every loop iteration, comprehension item and helper or lambda call ticks a clock; once the time
-limit has passed every tick raises, so an `except` in the body cannot keep it going. print() text
-is collected per function (readable as `printed`) and each line goes to `on_print` if given.
-C code that runs long by itself (a catastrophic regex, `sum(range(10**12))`) is not interrupted.
+Loop iterations, comprehension items and helper or lambda calls tick the script's clock (one per
+script: do not run a script in several threads at once); past the time limit every tick raises, so
+an `except` cannot keep a body going. C code that runs long by itself (a catastrophic regex,
+`sum(range(10**12))`) is not interrupted. print() text is collected per function (read as `printed`)
+and each line goes to `on_print` if given.
 """
 
 from __future__ import annotations
 
-import abc
 import ast
 import builtins
 import collections
@@ -30,10 +30,8 @@ from RestrictedPython.Guards import safe_builtins
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, RestrictingNodeTransformer
 
 DEFAULT_ALLOWED_MODULES = frozenset({
-    "math", "json", "re", "datetime", "time", "random", "statistics", "itertools", "functools",
-    "collections", "string", "decimal", "fractions", "hashlib", "base64", "uuid", "copy",
-    "operator", "zoneinfo",
-})
+    "math", "json", "re", "datetime", "time", "random", "statistics", "itertools", "functools", "collections",
+    "string", "decimal", "fractions", "hashlib", "base64", "uuid", "copy", "operator", "zoneinfo"})
 TICKS_PER_CHECK = 1000
 MAX_INT_BITS = 1_000_000  # about 300,000 decimal digits
 MAX_SEQUENCE_ITEMS = 10_000_000
@@ -62,19 +60,17 @@ class ScriptRefused(SandboxError):
     """The body tried something forbidden at run time (import, attribute, builtin, huge value)."""
 
 
-def _call(name: str, *args: ast.expr) -> ast.Call:
-    return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
-
-
 class _Policy(RestrictingNodeTransformer):
     """RestrictedPython's rules, plus clock ticks, size guards, `x[k] += v` and import checks."""
 
-    def __init__(self, errors: list[str], allowed_modules: frozenset[str]) -> None:
-        super().__init__(errors, [], {})
-        self.allowed_modules = allowed_modules
+    allowed_modules = DEFAULT_ALLOWED_MODULES
+
+    @staticmethod
+    def _call(name: str, *args: ast.expr) -> ast.Call:
+        return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
 
     def _ticking(self, node: Any) -> Any:
-        node.body.insert(0, ast.copy_location(ast.Expr(_call("_tick_")), node))
+        node.body.insert(0, ast.copy_location(ast.Expr(self._call("_tick_")), node))
         return node
 
     def visit_While(self, node: ast.While) -> ast.AST:
@@ -88,31 +84,30 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
         node = self.guard_iter(node)
-        node.ifs.insert(0, ast.copy_location(ast.UnaryOp(ast.Not(), _call("_tick_")), node.iter))
+        node.ifs.insert(0, ast.copy_location(ast.UnaryOp(ast.Not(), self._call("_tick_")), node.iter))
         return node
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
         node = super().visit_Lambda(node)
-        node.body = ast.copy_location(ast.BoolOp(ast.Or(), [_call("_tick_"), node.body]), node.body)
+        node.body = ast.copy_location(ast.BoolOp(ast.Or(), [self._call("_tick_"), node.body]), node.body)
         return node
 
     def visit_Global(self, node: ast.Global | ast.ClassDef) -> None:
-        what = "global statements" if isinstance(node, ast.Global) else "class definitions"
-        self.error(node, f"{what} are not allowed {_WHERE}")
+        self.error(node, f"global statements and class definitions are not allowed {_WHERE}")
 
     visit_ClassDef = visit_Global
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         node = self.node_contents_visit(node)
         guard = _GUARDED_BINOPS.get(type(node.op))
-        return node if guard is None else ast.copy_location(_call(guard, node.left, node.right), node)
+        return node if guard is None else ast.copy_location(self._call(guard, node.left, node.right), node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
         if not isinstance(node.target, ast.Subscript):
             return super().visit_AugAssign(node)  # names: `_inplacevar_`; attributes: refused
         op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
         args = self.visit(node.target.value), self.visit(node.target.slice), op, self.visit(node.value)
-        return ast.copy_location(ast.Expr(_call("_inplaceitem_", *args)), node)
+        return ast.copy_location(ast.Expr(self._call("_inplaceitem_", *args)), node)
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         new = super().visit_Attribute(node)
@@ -121,9 +116,8 @@ class _Policy(RestrictingNodeTransformer):
         return new
 
     def check_import_names(self, node: ast.Import | ast.ImportFrom) -> ast.AST:
-        if isinstance(node, ast.ImportFrom) and node.level:
-            self.error(node, "relative imports are not allowed")
-        for name in [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]:
+        is_from = isinstance(node, ast.ImportFrom)  # a relative `from .x import y` names module ".x"
+        for name in ["." * node.level + (node.module or "")] if is_from else [a.name for a in node.names]:
             if name.partition(".")[0] not in self.allowed_modules:
                 self.error(node, f"import of module {name!r} is not allowed {_WHERE}")
         return super().check_import_names(node)
@@ -131,14 +125,15 @@ class _Policy(RestrictingNodeTransformer):
     @classmethod
     def transform(cls, source: str, filename: str, allowed_modules: frozenset[str]) -> list[ast.stmt]:
         """The body's statements, checked and rewritten, or ScriptSyntaxError."""
-        errors: list[str] = []
+        policy = cls([], [], {})
+        policy.allowed_modules = allowed_modules
         try:
-            tree = cls(errors, allowed_modules).visit(ast.parse(source, filename, "exec"))
+            tree = policy.visit(ast.parse(source, filename, "exec"))
         except SyntaxError as exc:
             raise ScriptSyntaxError(f"line {exc.lineno}: {exc.msg}", exc.lineno) from None
         except (ValueError, RecursionError, MemoryError) as exc:
             raise ScriptSyntaxError(f"cannot compile the script: {exc}") from None
-        found = [(re.match(r"Line (\d+): (.*)", e, re.S), e) for e in dict.fromkeys(errors)]
+        found = [(re.match(r"Line (\d+): (.*)", e, re.S), e) for e in dict.fromkeys(policy.errors)]
         if found:
             texts = [f"line {m[1]}: {m[2]}" if m else e for m, e in found]
             raise ScriptSyntaxError("; ".join(texts), next((int(m[1]) for m, _ in found if m), None))
@@ -166,32 +161,27 @@ _SEQUENCES = frozenset({str, bytes, bytearray, list, tuple, collections.deque}) 
 _WRITABLE = (dict, list, bytearray, collections.deque)
 _INPLACE = dict(zip("+= -= *= /= %= **= <<= >>= |= ^= &= //= @=".split(), (
     operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imod, operator.ipow,
-    operator.ilshift, operator.irshift, operator.ior, operator.ixor, operator.iand,
-    operator.ifloordiv, operator.imatmul), strict=True))
-_DENIED_MODULE_ATTRS = {
+    operator.ilshift, operator.irshift, operator.ior, operator.ixor, operator.iand, operator.ifloordiv,
+    operator.imatmul), strict=True))
+_DENIED_MODULE_ATTRS = {  # they would defeat the guards, change the host's state, or run long in C
     ("operator", "attrgetter"), ("operator", "methodcaller"), ("functools", "update_wrapper"),
-    ("functools", "wraps"), ("copy", "dispatch_table"), ("string", "Formatter"),
-    ("decimal", "getcontext"), ("decimal", "setcontext"), ("zoneinfo", "reset_tzpath"),
-    ("hashlib", "pbkdf2_hmac"), ("hashlib", "scrypt"),
-}
+    ("functools", "wraps"), ("copy", "dispatch_table"), ("string", "Formatter"), ("decimal", "getcontext"),
+    ("decimal", "setcontext"), ("zoneinfo", "reset_tzpath"), ("hashlib", "pbkdf2_hmac"),
+    ("hashlib", "scrypt"), ("uuid", "getnode"), ("uuid", "uuid1")}
 _UNAVAILABLE = frozenset({
-    "open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "input", "help", "exit",
-    "quit", "memoryview", "super", "object", "classmethod", "staticmethod", "property", "aiter",
-    "anext", "breakpoint", "__import__", "BaseException", "SystemExit", "KeyboardInterrupt",
-})
+    "open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "input", "help", "exit", "quit",
+    "memoryview", "super", "object", "classmethod", "staticmethod", "property", "aiter", "anext",
+    "breakpoint", "__import__", "BaseException", "SystemExit", "KeyboardInterrupt"})
 _BASE_BUILTINS = {k: v for k, v in safe_builtins.items()
                   if k not in _UNAVAILABLE and k not in ("__build_class__", "_getattr_", "GeneratorExit")}
 _BASE_BUILTINS.update({name: getattr(builtins, name) for name in (
-    "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "enumerate", "zip", "map",
-    "filter", "reversed", "iter", "next", "sum", "min", "max", "sorted", "any", "all", "format",
-    "ascii", "bin", "NotImplemented", "RecursionError", "TimeoutError", "ConnectionError",
-    "ModuleNotFoundError")})
+    "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "enumerate", "zip", "map", "filter",
+    "reversed", "iter", "next", "sum", "min", "max", "sorted", "any", "all", "format", "ascii", "bin",
+    "NotImplemented", "RecursionError", "TimeoutError", "ConnectionError", "ModuleNotFoundError")})
 
 
 def _check_name(name: Any) -> str:
-    if type(name) is not str:
-        raise TypeError("attribute name must be a string")
-    if name.startswith("_") or name in INSPECT_ATTRIBUTES:
+    if type(name) is not str or name.startswith("_") or name in INSPECT_ATTRIBUTES:
         raise ScriptRefused(f"attribute {name!r} is not accessible {_WHERE}")
     return name
 
@@ -217,10 +207,6 @@ def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any]) -> Any:
     if items > MAX_SEQUENCE_ITEMS:
         raise ScriptRefused(f"sequence too large ({items} items, limit {MAX_SEQUENCE_ITEMS})")
     return apply(a, b)
-
-
-def _refuse(message: str) -> Any:
-    raise ScriptRefused(message)
 
 
 class _Guards:
@@ -256,30 +242,40 @@ class _Guards:
         time.sleep(max(0.0, remaining))
         raise self.timeout()
 
-    def getattr(self, obj: Any, name: str, *default: Any) -> Any:
+    def attr(self, obj: Any, name: str) -> Any:
+        """`_getattr_`: `obj.name` in the source, whose name the policy has checked already."""
+        if name in ("format", "format_map", "register") and isinstance(obj, (str, type)) and (
+                name == "register" or isinstance(obj, str) or issubclass(obj, str)):
+            what = "registering virtual subclasses" if name == "register" else f"str.{name}() (use f-strings)"
+            raise ScriptRefused(f"{what} is not allowed {_WHERE}")
         if isinstance(obj, types.ModuleType):
-            return self.module_attr(obj, name, *default)
-        if _check_name(name) in ("format", "format_map") and (
-                isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))):
-            raise ScriptRefused(f"str.{name}() is not allowed {_WHERE}; use f-strings")
-        if name == "register" and isinstance(obj, abc.ABCMeta):
-            raise ScriptRefused(f"registering virtual subclasses is not allowed {_WHERE}")
-        return self.module(getattr(obj, name, *default))
+            return self.module_attr(obj, name)
+        value = getattr(obj, name)
+        return self.module(value) if isinstance(value, types.ModuleType) else value
 
-    def module(self, value: Any) -> Any:
-        """`value`, unless it is a module outside the allowed ones."""
-        if isinstance(value, types.ModuleType) and value.__name__.split(".")[0] not in self.allowed_modules:
+    def getattr(self, obj: Any, name: str, *default: Any) -> Any:
+        """The `getattr` builtin: the name is only known now."""
+        try:
+            return self.attr(obj, _check_name(name))
+        except AttributeError:
+            if default:
+                return default[0]
+            raise
+
+    def module(self, value: types.ModuleType) -> types.ModuleType:
+        if value.__name__.split(".")[0] not in self.allowed_modules:
             raise ScriptRefused(f"module {value.__name__!r} is not available {_WHERE}")
         return value
 
-    def module_attr(self, module: types.ModuleType, name: str, *default: Any) -> Any:
-        if (module.__name__, _check_name(name)) in _DENIED_MODULE_ATTRS:
+    def module_attr(self, module: types.ModuleType, name: str) -> Any:
+        if (module.__name__, name) in _DENIED_MODULE_ATTRS:
             raise ScriptRefused(f"{module.__name__}.{name} is not allowed {_WHERE}")
-        if (module.__name__, name) == ("time", "sleep"):
+        if name == "sleep" and module is time:
             return self.sleep
-        value = self.module(getattr(module, name, *default))
-        # module-level containers are shared with the host: a script gets its own copy
-        return copy.copy(value) if isinstance(value, (dict, list, set, bytearray)) else value
+        value = getattr(module, name)
+        if isinstance(value, (dict, list, set, bytearray)):
+            return copy.copy(value)  # module-level containers are the host's: a script gets a copy
+        return self.module(value) if isinstance(value, types.ModuleType) else value
 
     def import_(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
                 level: int = 0) -> Any:
@@ -287,9 +283,7 @@ class _Guards:
             raise ScriptRefused(f"import of module {name!r} is not allowed {_WHERE}")
         module = self.module(builtins.__import__(name, None, None, fromlist, 0))
         # `from m import a` reads `a` from what this returns: hand over only vetted attributes
-        if not fromlist:
-            return module
-        return types.SimpleNamespace(**{attr: self.module_attr(module, attr) for attr in fromlist})
+        return types.SimpleNamespace(**{a: self.getattr(module, a) for a in fromlist}) if fromlist else module
 
     def namespace(self) -> dict[str, Any]:
         """The globals of the script's code: the hooks under RestrictedPython's names, and builtins."""
@@ -304,8 +298,13 @@ class _Guards:
         def inplacevar(op: str, target: Any, value: Any) -> Any:
             return _sized(op[:-1], target, value, _INPLACE[op])
 
+        def type_(obj: Any, *rest: Any) -> type:
+            if rest:
+                raise ScriptRefused(f"type() with three arguments is not allowed {_WHERE}")
+            return type(obj)
+
         return {
-            "__name__": "sofiaflow.sandbox", "_tick_": self.tick, "_getattr_": self.getattr,
+            "__name__": "sofiaflow.sandbox", "_tick_": self.tick, "_getattr_": self.attr,
             "_getitem_": operator.getitem, "_getiter_": iter, "_write_": write_item,
             "_write_attr_": write_attr, "_inplacevar_": inplacevar,
             "_inplaceitem_": lambda obj, key, op, value: operator.setitem(
@@ -319,12 +318,10 @@ class _Guards:
             "_print_": lambda getattr_=None: _Printer(self.on_print),
             "__builtins__": {
                 **_BASE_BUILTINS,
-                "__import__": self.import_, "getattr": self.getattr,
+                "__import__": self.import_, "getattr": self.getattr, "type": type_,
                 "pow": lambda base, exp, mod=None: _sized("**", base, exp, operator.pow) if mod is None
                 else _sized("pow", exp, mod, lambda exp, mod: builtins.pow(base, exp, mod)),
                 "hasattr": lambda obj, name: self.getattr(obj, name, _MISSING) is not _MISSING,
-                "type": lambda obj, *rest: _refuse(f"type() with three arguments is not allowed {_WHERE}")
-                if rest else type(obj),
                 "setattr": lambda obj, name, value: setattr(write_attr(obj), _check_name(name), value),
                 "delattr": lambda obj, name: delattr(write_attr(obj), _check_name(name)),
             },
@@ -337,8 +334,7 @@ class CompiledScript:
     def __init__(self, source: str, *, name: str = "<function>",
                  allowed_modules: frozenset[str] = DEFAULT_ALLOWED_MODULES, time_limit: float = 1.0,
                  on_print: Callable[[str], object] | None = None) -> None:
-        self.name, self.allowed_modules = name, frozenset(allowed_modules)
-        self.time_limit = float(time_limit)
+        self.name, self.allowed_modules, self.time_limit = name, frozenset(allowed_modules), float(time_limit)
         self._body = _Policy.transform(source, name, self.allowed_modules)
         self._guards = _Guards(self.allowed_modules, self.time_limit, on_print)
         self._globals = self._guards.namespace()
@@ -354,6 +350,10 @@ class CompiledScript:
         """Call `fn`, e.g. a callback the body returned, under this script's time limit."""
         return self._invoke(fn, args, kwargs)
 
+    def _import(self, name: str) -> Any:
+        """Module `name` as `import name` in the body gets it (for the node's `libs`), or ScriptRefused."""
+        return self._guards.import_(name)
+
     def _invoke(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         clock = self._guards
         saved = budget, deadline, expired = clock.budget, clock.deadline, clock.expired
@@ -366,15 +366,14 @@ class CompiledScript:
             if clock.expired:  # the body caught the timeout and returned
                 raise clock.timeout()
             return result
-        except Exception as exc:
-            if clock.expired and not isinstance(exc, ScriptTimeout):
+        except BaseException as exc:
+            if clock.expired and not isinstance(exc, (ScriptTimeout, KeyboardInterrupt)):
                 raise clock.timeout() from exc
             if type(exc) is NameError and exc.name in _UNAVAILABLE:
                 raise ScriptRefused(f"name {exc.name!r} is not available {_WHERE}") from None
-            raise
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # e.g. `raise ValueError.mro()[2]()`: keep it off the host
+            if isinstance(exc, (Exception, KeyboardInterrupt)):
+                raise
+            # e.g. `raise ValueError.mro()[2]()`: keep BaseException and the like off the host
             raise ScriptRefused(f"raising {type(exc).__name__} is not allowed {_WHERE}") from None
         finally:
             clock.budget, clock.deadline, clock.expired = saved
@@ -396,7 +395,5 @@ class CompiledScript:
         fn = self._globals.pop("python_function")
         if fn.__code__.co_flags & inspect.CO_GENERATOR:
             raise ScriptSyntaxError("'yield' is only allowed inside helper functions")
-        if len(self._functions) >= 8:
-            self._functions.clear()
         self._functions[keys] = fn
         return fn
