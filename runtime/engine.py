@@ -112,6 +112,7 @@ class Engine:
         self.low_water = high_water // 2
         self.close_timeout = close_timeout
         self.node_settings: dict[str, Any] = dict(node_settings or {})
+        self.services: dict[str, Any] = {}
         self.pending = 0
         self.errors_total = 0
         self.messages_total = 0

@@ -13,6 +13,7 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
+from .config import _to_bool
 from .errors import FlowFormatError, Problem
 from .registry import NodeRegistry
 from .types import FlowJSON, NodeDict
@@ -139,8 +140,14 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
         if obj.get("g") is not None and obj["g"] not in fs.groups:
             add(Problem(f"node is in a missing group {obj['g']!r}", node_id, kind, "g", severity=WARNING))
 
+    claims: dict[str, list[str]] = {}
     for obj in fs.flow_nodes.values():
-        _validate_node(obj, fs, registry, add)
+        _validate_node(obj, fs, registry, add, claims if _is_enabled(obj, fs) else None)
+    for resource, holders in claims.items():
+        if len(holders) > 1:
+            for holder in holders:
+                others = ", ".join(repr(h) for h in holders if h != holder)
+                add(Problem(f"{resource} is also claimed by {others}", holder, fs.by_id[holder].get("type")))
     for obj in fs.configs.values():
         _validate_type_and_config(obj, fs, registry, add)
     for sf in fs.subflows.values():
@@ -148,7 +155,13 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
     return problems
 
 
-def _validate_node(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any) -> None:
+def _is_enabled(obj: NodeDict, fs: FlowSet) -> bool:
+    tab = fs.tabs.get(obj.get("z", ""))
+    return not _to_bool(obj.get("d", False)) and not (tab is not None and _to_bool(tab.get("disabled", False)))
+
+
+def _validate_node(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any,
+                   claims: dict[str, list[str]] | None = None) -> None:
     node_id, kind = obj["id"], obj.get("type", "")
     wires = obj.get("wires", [])
     if not isinstance(wires, list) or not all(
@@ -161,6 +174,9 @@ def _validate_node(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any)
     if config is not None:
         cls = registry.find(kind)
         outputs = cls.output_count(config) if cls is not None and config is not True else output_count(obj, registry, fs)
+        if claims is not None and cls is not None and config is not True:
+            for resource in cls.claims(config):
+                claims.setdefault(resource, []).append(node_id)
     for port, targets in enumerate(wires):
         if targets and outputs is not None and port >= outputs:
             add(Problem(f"wired from output {port + 1}, but the node has {outputs} output(s)", node_id, kind, "wires"))

@@ -184,6 +184,21 @@ class Node:
 
         return evaluate(self, value, vtype, msg)
 
+    def service(self, name: str) -> Any:
+        """A runtime service by name (`"http"` routes, the embedded MQTT broker, device identities...).
+
+        Raises NodeError naming the service when this runtime does not offer it.
+        """
+        try:
+            return self._engine.services[name]
+        except KeyError:
+            raise NodeError(f"this runtime has no {name!r} service") from None
+
+    @classmethod
+    def claims(cls, config: NodeConfig) -> list[str]:
+        """Resources only one node may hold (e.g. `"http:get:/hello"`); duplicates refuse the deploy."""
+        return []
+
     def setting(self, name: str, default: Any = None) -> Any:
         """A runtime setting meant for nodes (e.g. `functionTimeLimit`, `debugMaxLength`)."""
         return self._engine.node_settings.get(name, default)

@@ -123,3 +123,29 @@ def test_revision_of_text_with_a_lone_surrogate_hashes_like_node():
     flows = [{"id": "a", "type": "comment", "info": "x\ud800y"}]
     expected = hashlib.sha256('[{"id":"a","type":"comment","info":"x\ufffdy"}]'.encode()).hexdigest()
     assert revision_of(flows) == expected
+
+
+def test_two_nodes_claiming_one_resource_refuse_the_deploy(registry):
+    from runtime.api import Node, NodeConfig
+
+    class RouteConfig(NodeConfig):
+        url: str = "/"
+
+    class Route(Node):
+        type = "test route"
+        Config = RouteConfig
+
+        @classmethod
+        def claims(cls, config):
+            return [f"http:get:{config.url}"]
+
+    registry.register(Route, "tests")
+    flows = [{"id": "t1", "type": "tab"}, {"id": "t2", "type": "tab", "disabled": True},
+             {"id": "a", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
+             {"id": "b", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
+             {"id": "c", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "d": True, "wires": [[]]},
+             {"id": "d", "type": "test route", "z": "t2", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
+             {"id": "e", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/y", "wires": [[]]}]
+    problems = errors_only(_problems(flows, registry))
+    assert sorted((p.node_id, p.message) for p in problems) == [
+        ("a", "http:get:/x is also claimed by 'b'"), ("b", "http:get:/x is also claimed by 'a'")]
