@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import props
 from .config import NodeConfig, NRBool, NRFloat, NRInt
+from .encoding import UNDEFINED, dumps_js, encode_debug, iso_date, js_float, js_number_string
 from .errors import NodeError
 from .jsonata_expr import JsonataError, compile_expression
 from .jsonata_expr import evaluate as evaluate_jsonata
@@ -23,11 +24,17 @@ __all__ = [
     "Node",
     "NodeConfig",
     "NodeError",
+    "UNDEFINED",
     "clone_message",
     "clone_value",
     "compile_expression",
     "date_value",
+    "dumps_js",
+    "encode_debug",
     "evaluate_jsonata",
+    "iso_date",
+    "js_float",
+    "js_number_string",
     "new_message",
     "new_msgid",
     "parse_number",

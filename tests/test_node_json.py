@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.parser.json_node import js_json_parse, js_json_stringify, js_number
+from nodes.jsvalues import js_json_parse, js_json_stringify
+from nodes.jsvalues import js_number_string as js_number  # String(n), moved from json_node
 from runtime.api import NodeError
 from runtime.errors import FlowValidationError
 from runtime.testing import FlowTester

@@ -2,134 +2,32 @@
 
 The sidebar event has the shape Node-RED's editor receives on `/comms` topic `debug`:
 `{id, z, path, name, topic, property, msg, format}`, with `msg` encoded as Node-RED's
-`RED.util.encodeObject` does it (see `encode_debug`).
+`RED.util.encodeObject` does it (`encode_debug`, runtime/encoding.py).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import date
 from typing import Any
 
-from nodes.parser.json_node import dumps_js, iso_date, js_float, js_number
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, compile_expression, evaluate_jsonata, props
-
-DEBUG_MAX_LENGTH = 1000
-"""Node-RED's `debugMaxLength` default: longer strings, arrays and buffers are cut in the sidebar."""
+from nodes.jsvalues import UNDEFINED, js_number_string
+from runtime.api import (
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRBool,
+    compile_expression,
+    encode_debug,
+    evaluate_jsonata,
+    props,
+)
 
 STATUS_MAX_LENGTH = 32
 """Node-RED's `debugStatusLength` default."""
 
-UNDEFINED = type("Undefined", (), {"__repr__": lambda self: "undefined", "__bool__": lambda self: False})()
-"""JavaScript's `undefined`: the value of a message property that does not exist."""
 
-
-# ----- encodeObject -----------------------------------------------------------------------------------------------
-
-
-def _utf16_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
-
-
-def _encoded(value: Any, maxlen: int, specials: list[str], stack: set[int], key: Any = None) -> Any:
-    """`value` as plain JSON data, applying encodeObject's replacer (cuts, `__enc__` markers)."""
-    if key == "_req" or key == "_res":
-        return {"__enc__": True, "type": "internal"}
-    cls = value.__class__
-    if cls is str:
-        return value if len(value) <= maxlen else value[:maxlen] + "..."
-    if cls is int or cls is bool or value is None:
-        return value
-    if cls is float:
-        if value != value or value in (math.inf, -math.inf):
-            return {"__enc__": True, "type": "number", "data": js_number(value)}
-        return js_float(value, specials)
-    if cls is dict or cls is list or cls is tuple:
-        if id(value) in stack:
-            return "[Circular ~]"
-        stack.add(id(value))
-        try:
-            if cls is dict:
-                return {(k if k.__class__ is str else str(k)): _encoded(v, maxlen, specials, stack, k)
-                        for k, v in value.items()}
-            if len(value) > maxlen:
-                return {"__enc__": True, "type": "array",
-                        "data": [_encoded(v, maxlen, specials, stack) for v in value[:maxlen]], "length": len(value)}
-            return [_encoded(v, maxlen, specials, stack) for v in value]
-        finally:
-            stack.discard(id(value))
-    if cls is bytes or cls is bytearray or cls is memoryview:
-        data = bytes(value)
-        return {"type": "Buffer", "data": list(data[:maxlen]), "__enc__": True, "length": len(data)}
-    if value is UNDEFINED:
-        return {"__enc__": True, "type": "undefined"}
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return _encoded(float(value), maxlen, specials, stack)
-    if isinstance(value, str):
-        return _encoded(str(value), maxlen, specials, stack)
-    if isinstance(value, dict):
-        return _encoded(dict(value), maxlen, specials, stack)
-    if isinstance(value, (list, tuple)):
-        return _encoded(list(value), maxlen, specials, stack)
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    if isinstance(value, date):
-        return iso_date(value)
-    if isinstance(value, (set, frozenset)):
-        items = list(value)
-        return {"__enc__": True, "type": "set", "data": _encoded(items[:maxlen], maxlen, specials, stack),
-                "length": len(items)}
-    if isinstance(value, re.Pattern):
-        return {"__enc__": True, "type": "regexp", "data": f"/{value.pattern}/"}
-    if callable(value):
-        return {"__enc__": True, "type": "function"}
-    return "[internal]"  # sockets, requests, clients: live objects the editor cannot show
-
-
-def encode_debug(value: Any, maxlen: int = DEBUG_MAX_LENGTH) -> tuple[str, str]:
-    """(msg, format) as Node-RED's encodeObject gives them for a debug value."""
-    if value is UNDEFINED:
-        return "(undefined)", "undefined"
-    if value is None:
-        return "(undefined)", "null"
-    cls = value.__class__
-    if cls is str:
-        fmt = f"string[{_utf16_len(value)}]"
-        return (value if len(value) <= maxlen else value[:maxlen] + "..."), fmt
-    if cls is bool:
-        return ("true" if value else "false"), "boolean"
-    if cls is int or cls is float:
-        return js_number(value), "number"
-    if cls is bytes or cls is bytearray or cls is memoryview:
-        data = bytes(value)
-        return data.hex()[:maxlen], f"buffer[{len(data)}]"
-    specials: list[str] = []
-    if cls is dict or isinstance(value, dict):
-        return dumps_js(_encoded(value, maxlen, specials, set()), specials), "Object"
-    if cls is list or cls is tuple or isinstance(value, (list, tuple)):
-        return dumps_js(_encoded(value, maxlen, specials, set()), specials), f"array[{len(value)}]"
-    if isinstance(value, BaseException):
-        return dumps_js({"name": type(value).__name__, "message": str(value)}, specials), "error"
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "boolean"
-    if isinstance(value, (int, float)):
-        return js_number(value), "number"
-    if isinstance(value, str):
-        return encode_debug(str(value), maxlen)
-    if isinstance(value, (set, frozenset)):
-        return dumps_js(_encoded(value, maxlen, specials, set()), specials), f"set[{len(value)}]"
-    if isinstance(value, date):
-        return iso_date(value), "Date"
-    if isinstance(value, re.Pattern):
-        return f"/{value.pattern}/", "RegExp"
-    if callable(value):
-        return "[function]", "function"
-    return str(value), type(value).__name__
+# ----- util.inspect -----------------------------------------------------------------------------------------------
 
 
 def inspect_value(value: Any, depth: int = 0, max_depth: int = 2) -> str:
@@ -141,7 +39,7 @@ def inspect_value(value: Any, depth: int = 0, max_depth: int = 2) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return js_number(value)
+        return js_number_string(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "\\'") + "'" if depth else value
     if isinstance(value, (bytes, bytearray)):
@@ -294,7 +192,7 @@ class DebugNode(Node):
             event["topic"] = msg["topic"]
         if prop is not None:
             event["property"] = prop
-        event["msg"], event["format"] = encode_debug(value, DEBUG_MAX_LENGTH)
+        event["msg"], event["format"] = encode_debug(value)
         # The debug node is the one node allowed to publish on the runtime's event bus directly:
         # its whole purpose is to feed the editor's debug sidebar (Node-RED's RED.comms.publish).
         self._engine.events.publish("debug", event)

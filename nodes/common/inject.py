@@ -11,7 +11,7 @@ from typing import Any
 
 from croniter import croniter
 
-from nodes.parser.json_node import iso_date, js_number
+from nodes.jsvalues import iso_date, js_number_string
 from runtime.api import (
     Msg,
     Node,
@@ -58,7 +58,7 @@ class InjectNode(Node):
         self._props = [c for c in compiled if c is not None]
         repeat = cfg.repeat
         if repeat is not None and repeat > MAX_REPEAT:
-            raise NodeError(f"repeat: Interval too large ({js_number(repeat)} s; at most {MAX_REPEAT} s)")
+            raise NodeError(f"repeat: Interval too large ({js_number_string(repeat)} s; at most {MAX_REPEAT} s)")
         self._repeat = repeat if repeat and repeat > 0 else None
         self._cron: str | None = None
         self._cron_seconds = False
@@ -226,7 +226,7 @@ def _js_text(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return js_number(value)
+        return js_number_string(value)
     return str(value)
 
 

@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nodes.jsvalues import js_number, js_regex, js_string
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_value, props, typed_getter
-
-from .switch import js_number, js_regex, js_string
 
 _MISSING: Any = object()
 """JavaScript's undefined: a property that is not there. Setting it deletes the target."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from nodes.jsvalues import js_number, js_string
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
-
-from .switch import js_number, js_string
 
 _ACTIONS = frozenset(("scale", "clamp", "roll", "drop"))
 _MISSING = object()

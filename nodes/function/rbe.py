@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from nodes.jsvalues import js_number, js_parse_float, js_strict_equal, js_string
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_value, props
-
-from .switch import js_number, js_parse_float, js_string
 
 _FUNCS = frozenset(("rbe", "rbei", "deadband", "deadbandEq", "narrowband", "narrowbandEq"))
 _MISSING = object()
@@ -47,16 +46,7 @@ def js_equal(a: Any, b: Any) -> bool:
         return all(k in b and js_equal(v, b[k]) for k, v in a.items())
     if _is_object(a) or _is_object(b):
         return a == b if type(a) is type(b) else False
-    return _strict_equal(a, b)
-
-
-def _strict_equal(a: Any, b: Any) -> bool:
-    """JavaScript's `a === b` for primitives (NaN is not equal to itself; true is not 1)."""
-    if (a.__class__ is bool) != (b.__class__ is bool):
-        return False
-    if isinstance(a, str) != isinstance(b, str):
-        return False
-    return bool(a == b)
+    return js_strict_equal(a, b)
 
 
 class FilterNode(Node):
@@ -138,7 +128,7 @@ class FilterNode(Node):
                     self.send(msg)
         else:
             last = previous.get(key, _MISSING)
-            if last is _MISSING or _is_object(last) or not _strict_equal(value, last):
+            if last is _MISSING or _is_object(last) or not js_strict_equal(value, last):
                 previous[key] = value
                 if send:
                     self.send(msg)

@@ -1,21 +1,28 @@
 """switch: route a message to the outputs whose rule matches a property (Node-RED 10-switch.js).
 
-Also home of the small JavaScript value helpers (`==`, `<`, `Number()`, `String()`, regex syntax)
-that the function-category nodes share, so their comparisons behave as Node-RED's do.
+Comparisons follow JavaScript's (`==`, `<`, `Number()`, `String()`, regex syntax): see nodes/jsvalues.py.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
-from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from nodes.jsvalues import (
+    UNDEFINED,
+    is_number,
+    js_json_parse,
+    js_less,
+    js_loose_eq,
+    js_number,
+    js_regex,
+    js_string,
+)
+from nodes.sequence.parts import sequence_parts
 from runtime.api import (
     Msg,
     Node,
@@ -30,191 +37,6 @@ from runtime.api import (
     props,
     typed_getter,
 )
-
-# ----- JavaScript value semantics -----------------------------------------------------------------
-
-
-class _Undefined:
-    """JavaScript's `undefined`: a missing property (Python's None stands for `null`)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "undefined"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNDEFINED: Any = _Undefined()
-
-_NUMBER = (int, float)
-_JS_DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
-_JS_RADIX = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
-_JS_FLOAT_PREFIX = re.compile(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
-
-
-def _is_number(value: Any) -> bool:
-    return value.__class__ in _NUMBER
-
-
-def _string_to_number(text: str) -> int | float:
-    text = text.strip()
-    if text == "":
-        return 0
-    if _JS_DECIMAL.fullmatch(text):
-        if "Infinity" in text:
-            return -math.inf if text[0] == "-" else math.inf
-        if text.lstrip("+-").isdigit():
-            return int(text)
-        return float(text)
-    m = _JS_RADIX.fullmatch(text)
-    if m:
-        return int(m.group(1)[1:], {"x": 16, "o": 8, "b": 2}[m.group(1)[0].lower()])
-    return math.nan
-
-
-def js_number(value: Any) -> int | float:
-    """JavaScript's `Number(value)`: NaN (math.nan) when it is not a number."""
-    cls = value.__class__
-    if cls is bool:
-        return int(value)
-    if cls in _NUMBER:
-        return value
-    if cls is str:
-        return _string_to_number(value)
-    if value is None:
-        return 0
-    if isinstance(value, (bytes, bytearray)):
-        return _string_to_number(bytes(value).decode("utf-8", "replace"))
-    if isinstance(value, list):
-        return _string_to_number(js_string(value))
-    if isinstance(value, (int, float)):
-        return value
-    return math.nan
-
-
-def js_parse_float(value: Any) -> float:
-    """JavaScript's `parseFloat(value)`: the longest numeric prefix of String(value), else NaN."""
-    if _is_number(value):
-        return float(value)
-    m = _JS_FLOAT_PREFIX.match(js_string(value).lstrip())
-    if not m:
-        return math.nan
-    text = m.group(0)
-    if "Infinity" in text:
-        return -math.inf if text[0] == "-" else math.inf
-    return float(text)
-
-
-def js_number_string(value: float | int) -> str:
-    """How JavaScript prints a number (`5`, `0.1`, `1e-7`, `NaN`, `Infinity`)."""
-    if value.__class__ is int:
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    mag = abs(value)
-    if 1e-6 <= mag < 1e21:
-        return format(Decimal(repr(value)), "f")
-    mantissa, _, exp = repr(value).partition("e")
-    sign = "-" if exp.startswith("-") else "+"
-    return f"{mantissa}e{sign}{exp.lstrip('+-').lstrip('0') or '0'}"
-
-
-def js_string(value: Any) -> str:
-    """JavaScript's `String(value)` (what `value + ""` gives)."""
-    cls = value.__class__
-    if cls is str:
-        return value
-    if cls is bool:
-        return "true" if value else "false"
-    if cls in _NUMBER:
-        return js_number_string(value)
-    if value is None:
-        return "null"
-    if value is UNDEFINED:
-        return "undefined"
-    if isinstance(value, list):
-        return ",".join("" if v is None or v is UNDEFINED else js_string(v) for v in value)
-    if isinstance(value, dict):
-        return "[object Object]"
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, re.Pattern):
-        return f"/{value.pattern}/"
-    return str(value)
-
-
-def _js_kind(value: Any) -> str:
-    cls = value.__class__
-    if cls is bool:
-        return "boolean"
-    if cls in _NUMBER:
-        return "number"
-    if cls is str:
-        return "string"
-    return "object"
-
-
-def js_loose_eq(a: Any, b: Any) -> bool:
-    """JavaScript's `a == b`: null == undefined, "5" == 5, true == 1, objects by identity."""
-    if a.__class__ is b.__class__ and a.__class__ in (int, float, str):
-        return a == b
-    a_nullish = a is None or a is UNDEFINED
-    b_nullish = b is None or b is UNDEFINED
-    if a_nullish or b_nullish:
-        return a_nullish and b_nullish
-    ka, kb = _js_kind(a), _js_kind(b)
-    if ka == kb:
-        return a is b if ka in ("object", "boolean") else a == b
-    if ka == "boolean":
-        return js_loose_eq(int(a), b)
-    if kb == "boolean":
-        return js_loose_eq(a, int(b))
-    if ka == "number" and kb == "string":
-        return a == js_number(b)
-    if ka == "string" and kb == "number":
-        return js_number(a) == b
-    if ka == "object":
-        return js_loose_eq(js_string(a), b)
-    return js_loose_eq(a, js_string(b))
-
-
-def _primitive(value: Any) -> Any:
-    if value is None or value is UNDEFINED or _js_kind(value) != "object":
-        return value
-    return js_string(value)
-
-
-def js_less(a: Any, b: Any, or_equal: bool = False) -> bool:
-    """JavaScript's `a < b` (or `a <= b`): strings compare as strings, anything else as numbers."""
-    if _is_number(a) and _is_number(b):
-        return a <= b if or_equal else a < b
-    pa, pb = _primitive(a), _primitive(b)
-    if pa.__class__ is str and pb.__class__ is str:
-        return pa <= pb if or_equal else pa < pb
-    x = math.nan if pa is UNDEFINED else js_number(pa)
-    y = math.nan if pb is UNDEFINED else js_number(pb)
-    return x <= y if or_equal else x < y
-
-
-_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
-_NAMED_REF = re.compile(r"\\k<([A-Za-z_][A-Za-z0-9_]*)>")
-
-
-@lru_cache(maxsize=1024)
-def js_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """Compile a JavaScript regular expression (named groups `(?<n>..)`, `\\k<n>`) with Python's re."""
-    text = _NAMED_GROUP.sub("(?P<", pattern)
-    text = _NAMED_REF.sub(r"(?P=\1)", text)
-    return re.compile(text, re.IGNORECASE if ignore_case else 0)
-
-
-# ----- the switch node ------------------------------------------------------------------------------
 
 _VALUE_RULES = frozenset(("eq", "neq", "lt", "lte", "gt", "gte", "btwn", "cont", "regex", "istype",
                           "head", "tail", "index", "hask", "jsonata_exp"))
@@ -270,14 +92,10 @@ def _is_json(a: Any) -> bool:
     if a is UNDEFINED:
         return False
     try:
-        json.loads(js_string(a), parse_constant=_reject_constant)
-    except ValueError:
+        js_json_parse(js_string(a))
+    except NodeError:
         return False
     return True
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
 
 
 def _istype(a: Any, kind: Any) -> bool:
@@ -294,7 +112,7 @@ def _istype(a: Any, kind: Any) -> bool:
     if kind == "string":
         return a.__class__ is str
     if kind == "number":
-        return _is_number(a)
+        return is_number(a)
     if kind == "boolean":
         return a.__class__ is bool
     if kind == "object":
@@ -393,10 +211,8 @@ class SwitchNode(Node):
             compile_expression(expr)
             if bindings:
                 def jsonata_value(msg: Msg) -> Any:
-                    parts = msg.get("parts")
-                    extra = None
-                    if isinstance(parts, dict) and "id" in parts and "index" in parts:
-                        extra = {"I": parts.get("index"), "N": parts.get("count")}
+                    parts = sequence_parts(msg)
+                    extra = None if parts is None else {"I": parts.get("index"), "N": parts.get("count")}
                     return evaluate_jsonata(expr, msg, self, extra)
                 return jsonata_value
             return lambda msg: evaluate_jsonata(expr, msg, self)
@@ -521,8 +337,8 @@ class SwitchNode(Node):
             if onward is not None:
                 self.send(onward)
             return
-        parts = msg.get("parts")
-        if isinstance(parts, dict) and "id" in parts and "index" in parts:
+        parts = sequence_parts(msg)
+        if parts is not None:
             self._hold(msg, parts)
         else:
             self._process(msg)
@@ -561,8 +377,8 @@ class SwitchNode(Node):
         onward = self._route(msg)
         if onward is None:
             return
-        parts = msg.get("parts")
-        if self._repair and isinstance(parts, dict) and "id" in parts and "index" in parts:
+        parts = sequence_parts(msg) if self._repair else None
+        if parts is not None:
             self._send_group_messages(onward, msg, parts)
         else:
             self.send(onward)

@@ -17,7 +17,7 @@ from typing import Any
 
 from chevron.tokenizer import ChevronError, tokenize
 
-from nodes.parser.json_node import iso_date, js_json_parse, js_number
+from nodes.jsvalues import iso_date, js_json_parse, js_number_string, js_typeof
 from runtime.api import Msg, Node, NodeConfig, NodeError, props
 
 _VAR, _RAW, _SECTION, _INVERTED = range(4)
@@ -56,7 +56,7 @@ class _Tag:
 def compile_template(text: str) -> list:
     """Parse a Mustache template into a tree of literal strings and `_Tag`s; raises NodeError."""
     if not isinstance(text, str):
-        raise NodeError(f'Invalid template! Template should be a "string" but "{_js_typeof(text)}" was given '
+        raise NodeError(f'Invalid template! Template should be a "string" but "{js_typeof(text)}" was given '
                         "as the first argument for mustache#render(template, view, partials)")
     root: list = []
     stack = [root]
@@ -81,16 +81,6 @@ def compile_template(text: str) -> list:
     return root
 
 
-def _js_typeof(value: Any) -> str:
-    if value is None:
-        return "object"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "object"
-
-
 # ----- JavaScript value semantics --------------------------------------------------------------------------------
 
 
@@ -102,7 +92,7 @@ def js_string(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     if cls is int or cls is float:
-        return js_number(value)
+        return js_number_string(value)
     if value is None:
         return "null"
     if cls is list or cls is tuple:
@@ -112,7 +102,7 @@ def js_string(value: Any) -> str:
     if cls is bytes or cls is bytearray:
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, (int, float)):
-        return js_number(value)
+        return js_number_string(value)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, date):
@@ -282,7 +272,7 @@ class TemplateNode(Node):
                     if cls is str:
                         out.append(value.translate(_HTML))
                     elif (cls is int or cls is float) and cls is not bool:
-                        out.append(js_number(value))
+                        out.append(js_number_string(value))
                     else:
                         out.append(js_string(value).translate(_HTML))
             elif kind == _RAW:

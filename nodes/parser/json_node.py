@@ -1,239 +1,20 @@
 """json: converts between a JSON string and an object, as Node-RED's 70-JSON.js.
 
-Also home of the small JavaScript-compatibility helpers that debug and template reuse:
-`js_number` (JS `String(n)`), `js_json_parse` (JSON.parse with V8's error messages) and
-`js_json_stringify` (JSON.stringify: `1.0` -> `1`, NaN -> null, bytes as Node Buffers).
+JSON.parse (with V8's error messages) and JSON.stringify (`1.0` -> `1`, NaN -> null, bytes as Node
+Buffers) are in nodes/jsvalues.py; schema problems are reported in ajv 8's shape, as Node-RED does.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
+from nodes.jsvalues import js_json_parse, js_json_stringify, js_number_string
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
-
-# ----- JavaScript compatibility helpers ---------------------------------------------------------------
-
-
-def js_number(value: int | float) -> str:
-    """A number as JavaScript's `String(n)` writes it (`7.0` -> `"7"`, `1e-7` -> `"1e-7"`)."""
-    if value.__class__ is int:
-        return str(value)
-    if value is True or value is False:
-        return "true" if value else "false"
-    if value != value:
-        return "NaN"
-    if value in (math.inf, -math.inf):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "0"
-    text = repr(float(value))
-    if "e" not in text:
-        return text[:-2] if text.endswith(".0") else text
-    sign = "-" if text[0] == "-" else ""
-    mantissa, exp = text.lstrip("-").split("e")
-    digits = mantissa.replace(".", "").rstrip("0") or "0"
-    k, n = len(digits), int(exp) + 1
-    if k <= n <= 21:
-        return sign + digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return sign + digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return sign + "0." + "0" * -n + digits
-    e = n - 1
-    return sign + digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
-
-
-def js_float(value: float, specials: list[str]) -> Any:
-    """A float ready for json.dumps so the text matches JS: integral -> int, odd exponents -> placeholder."""
-    if value.is_integer() and -1e21 < value < 1e21:
-        return int(value)
-    text = js_number(value)
-    if text == repr(value):
-        return value
-    specials.append(text)
-    return f"\x00{len(specials) - 1}\x00"
-
-
-_SPECIAL = re.compile(r'"\\u0000(\d+)\\u0000"')
-
-
-def dumps_js(value: Any, specials: list[str], indent: int | None = None) -> str:
-    """json.dumps of plain data (see `js_float`), spaced as JSON.stringify(value, null, indent)."""
-    if indent:
-        text = json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    if specials:
-        text = _SPECIAL.sub(lambda m: specials[int(m.group(1))] if int(m.group(1)) < len(specials) else m.group(0),
-                            text)
-    return text
-
-
-def iso_date(value: date) -> str:
-    """A date as JS `Date.toJSON()` writes it: UTC, milliseconds, `Z` (naive datetimes count as UTC)."""
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.isoformat() + "T00:00:00.000Z"
-
-
-def _jsonable(value: Any, specials: list[str], stack: set[int]) -> Any:
-    """Plain JSON data as JSON.stringify would see `value` (Buffers, Dates, odd floats)."""
-    cls = value.__class__
-    if cls is str or cls is int or cls is bool or value is None:
-        return value
-    if cls is float:
-        if value != value or value in (math.inf, -math.inf):
-            return None
-        return js_float(value, specials)
-    if cls is dict or cls is list or cls is tuple:
-        if id(value) in stack:
-            raise NodeError("Converting circular structure to JSON")
-        stack.add(id(value))
-        try:
-            if cls is dict:
-                return {(k if k.__class__ is str else _key(k)): _jsonable(v, specials, stack) for k, v in value.items()}
-            return [_jsonable(v, specials, stack) for v in value]
-        finally:
-            stack.discard(id(value))
-    if cls is bytes or cls is bytearray or cls is memoryview:
-        return {"type": "Buffer", "data": list(bytes(value))}
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return _jsonable(float(value), specials, stack)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, date):
-        return iso_date(value)
-    if isinstance(value, dict):
-        return _jsonable(dict(value), specials, stack)
-    if isinstance(value, (list, tuple)):
-        return _jsonable(list(value), specials, stack)
-    if isinstance(value, (set, frozenset)):
-        return {}  # JSON.stringify(new Set([1])) === "{}"
-    return str(value)
-
-
-def _key(key: Any) -> str:
-    if key is True or key is False:
-        return "true" if key else "false"
-    if isinstance(key, (int, float)):
-        return js_number(key)
-    return "null" if key is None else str(key)
-
-
-def js_json_stringify(value: Any, indent: int | None = None) -> str:
-    """JSON.stringify(value, null, indent) with JS number formatting."""
-    specials: list[str] = []
-    return dumps_js(_jsonable(value, specials, set()), specials, indent)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def js_json_parse(text: str) -> Any:
-    """JSON.parse: the value, or NodeError with the message V8 (Node.js 18-20) gives."""
-    try:
-        return _DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        raise NodeError(_v8_message(text, exc.msg, exc.pos)) from None
-    except ValueError as exc:  # NaN / Infinity / -Infinity, which JSON.parse refuses
-        name = str(exc)
-        pos = text.find(name)
-        if name.startswith("-"):
-            raise NodeError(f"No number after minus sign in JSON at position {pos + 1}") from None
-        raise NodeError(_unexpected_token(text, max(pos, 0))) from None
-
-
-def _v8_message(text: str, msg: str, pos: int) -> str:
-    if msg.startswith("Expecting value"):
-        if pos >= len(text) or not text[pos:].strip():
-            return "Unexpected end of JSON input"
-        if text[pos] == "-":
-            return f"No number after minus sign in JSON at position {pos + 1}"
-        literal = _LITERALS.get(text[pos])
-        if literal:  # V8 reports the first character that breaks true/false/null
-            i = 0
-            while i < len(literal) and pos + i < len(text) and text[pos + i] == literal[i]:
-                i += 1
-            if pos + i >= len(text):
-                return "Unexpected end of JSON input"
-            pos += i
-        return _unexpected_token(text, pos)
-    if msg.startswith("Expecting property name"):
-        if pos < len(text) and text[pos] == "}":
-            return f"Expected double-quoted property name in JSON at position {pos}"
-        return f"Expected property name or '}}' in JSON at position {pos}"
-    if msg.startswith("Expecting ':'"):
-        return f"Expected ':' after property name in JSON at position {pos}"
-    if msg.startswith("Expecting ','"):
-        if _innermost(text, pos) == "[":
-            return f"Expected ',' or ']' after array element in JSON at position {pos}"
-        return f"Expected ',' or '}}' after property value in JSON at position {pos}"
-    if msg.startswith("Unterminated string"):
-        return f"Unterminated string in JSON at position {len(text)}"
-    if msg.startswith("Invalid control character"):
-        return f"Bad control character in string literal in JSON at position {pos}"
-    if msg.startswith("Invalid \\u"):
-        return f"Bad Unicode escape in JSON at position {pos}"
-    if msg.startswith("Invalid \\escape"):
-        return f"Bad escaped character in JSON at position {pos}"
-    if msg.startswith("Extra data"):
-        return f"Unexpected non-whitespace character after JSON at position {pos}"
-    return f"{msg} in JSON at position {pos}"
-
-
-_LITERALS = {"t": "true", "f": "false", "n": "null"}
-
-
-def _unexpected_token(text: str, pos: int) -> str:
-    token = text[pos] if pos < len(text) else ""
-    if text in ("NaN", "Infinity", "undefined", "[object Object]"):
-        return f'"{text}" is not valid JSON'
-    if len(text) < 21:
-        return f"Unexpected token '{token}', \"{text}\" is not valid JSON"
-    if pos < 10:
-        return f"Unexpected token '{token}', \"{text[:pos + 10]}\"... is not valid JSON"
-    if pos < len(text) - 10:
-        return f"Unexpected token '{token}', ...\"{text[pos - 10:pos + 10]}\"... is not valid JSON"
-    return f"Unexpected token '{token}', ...\"{text[pos - 10:]}\" is not valid JSON"
-
-
-def _innermost(text: str, pos: int) -> str:
-    """The bracket ('[' or '{') open at `pos`, skipping strings."""
-    stack: list[str] = []
-    in_str = esc = False
-    for ch in text[:pos]:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            stack.append(ch)
-        elif ch in "]}" and stack:
-            stack.pop()
-    return stack[-1] if stack else ""
-
 
 # ----- JSON Schema errors in ajv 8's shape ------------------------------------------------------------------
 
@@ -258,7 +39,7 @@ def _pointer(path: Any) -> str:
 
 
 def _fmt(value: Any) -> str:
-    return js_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return js_number_string(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def ajv_errors(error: jsonschema.ValidationError) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ import math
 from functools import cmp_to_key
 from typing import Any
 
+from nodes.jsvalues import UNDEFINED, js_typeof
+from nodes.sequence.parts import unescape
 from runtime.api import (
     JsonataError,
     Msg,
@@ -30,7 +32,8 @@ from runtime.api import (
     typed_getter,
 )
 
-_MISSING = object()
+_MISSING: Any = UNDEFINED
+"""A property that is not there (JavaScript's undefined)."""
 _HOLE = object()
 """An array slot nothing was assigned to (a JavaScript sparse-array hole)."""
 
@@ -84,18 +87,6 @@ def _join_text(value: Any) -> str:
     return js_string(value)
 
 
-def _js_typeof(value: Any) -> str:
-    if value is _MISSING:
-        return "undefined"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "object"
-
-
 def _to_bytes(value: Any) -> bytes:
     """Buffer.from(value) for strings, byte arrays and buffers."""
     if isinstance(value, (bytes, bytearray)):
@@ -104,7 +95,7 @@ def _to_bytes(value: Any) -> bytes:
         return value.encode()
     if isinstance(value, list):
         return bytes(int(v) & 0xFF if isinstance(v, (int, float)) and not isinstance(v, bool) else 0 for v in value)
-    raise NodeError(f"Cannot join {_js_typeof(value)} to buffer")
+    raise NodeError(f"Cannot join {js_typeof(value)} to buffer")
 
 
 def _number(value: Any) -> float | None:
@@ -160,11 +151,6 @@ def _group_key(value: Any) -> Any:
     except TypeError:
         return js_string(value)
     return value
-
-
-def _unescape(text: str) -> str:
-    return (text.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t")
-            .replace("\\e", "e").replace("\\f", "\f").replace("\\0", "\0"))
 
 
 # ----- configuration ------------------------------------------------------------------------------
@@ -248,7 +234,7 @@ class JoinNode(Node):
             except (ValueError, TypeError) as exc:
                 raise NodeError(f"joiner: {joiner!r} is not a JSON array of bytes ({exc})") from None
         else:
-            self._joiner = _unescape(js_string(joiner))
+            self._joiner = unescape(js_string(joiner))
         if self._mode == "reduce":
             self._setup_reduce()
         self._inflight: dict[Any, _Group] = {}
@@ -375,7 +361,7 @@ class JoinNode(Node):
                 group.buffer_len += len(value)
             else:
                 group.held.pop()
-                raise NodeError(f"Cannot join {_js_typeof(value)} to buffer")
+                raise NodeError(f"Cannot join {js_typeof(value)} to buffer")
         stored = None if value is _MISSING else value
         if kind == "object":
             group.payload[js_string(key)] = stored

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
 
+from nodes.jsvalues import js_strict_equal
+from nodes.sequence.parts import sequence_parts
 from runtime.api import (
     JsonataError,
     Msg,
@@ -97,21 +99,6 @@ def js_number(value: Any) -> float:
     return _NAN
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def strict_equal(a: Any, b: Any) -> bool:
-    """JavaScript's `===` for JSON-like values (objects by identity)."""
-    if _is_number(a) and _is_number(b):
-        return a == b
-    if isinstance(a, str) and isinstance(b, str):
-        return a == b
-    if isinstance(a, bool) and isinstance(b, bool):
-        return a == b
-    return a is b
-
-
 def js_greater(a: Any, b: Any) -> bool:
     """JavaScript's `a > b`: strings compare as strings, anything else as numbers (NaN is never greater)."""
     a, b = _to_primitive(a), _to_primitive(b)
@@ -131,7 +118,7 @@ def comparator(direction: int, as_num: bool) -> Callable[[Any, Any], int]:
             return direction if xp > yp else -direction
     else:
         def compare(x: Any, y: Any) -> int:
-            if strict_equal(x, y):
+            if js_strict_equal(x, y):
                 return 0
             return direction if js_greater(x, y) else -direction
     return compare
@@ -195,8 +182,8 @@ class SortNode(Node):
             self._sort_property(msg)
             self.done(msg)
             return
-        parts = msg.get("parts")
-        if not isinstance(parts, dict) or "id" not in parts or "index" not in parts:
+        parts = sequence_parts(msg)
+        if parts is None:
             self.done(msg)
             return
         gid = parts["id"]

@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from nodes.sequence.parts import unescape
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message, new_msgid, props
 
 _MISSING = object()
@@ -29,12 +30,6 @@ def parse_int(value: Any) -> int | None:
         return int(value) if math.isfinite(value) else None
     found = _INT_PREFIX.match(str(value))
     return int(found.group(1)) if found else None
-
-
-def unescape(text: str) -> str:
-    """Node-RED's handling of a stored separator: `\\n`, `\\r`, `\\t`, `\\e`, `\\f`, `\\0` escapes."""
-    return (text.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t")
-            .replace("\\e", "e").replace("\\f", "\f").replace("\\0", "\0"))
 
 
 class SplitConfig(NodeConfig):

@@ -1,19 +1,18 @@
 """`/context/{global|flow/:id|node/:id}[/key]`: read and delete context as Node-RED's sidebar does.
 
-Values are encoded as Node-RED's `util.encodeObject`: `{"msg": "<text>", "format": "number"}`.
+Values are encoded as Node-RED's `util.encodeObject`, as the debug sidebar's are (runtime/encoding.py):
+`{"msg": "<text>", "format": "number"}`.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from .. import props
 from ..context import ContextError
+from ..encoding import encode_debug
 from ..props import PropertyPathError
 from ..runtime import Runtime
 from .deps import ApiError, RuntimeDep
@@ -23,59 +22,9 @@ router = APIRouter(tags=["context"])
 
 
 # ----- encoding ------------------------------------------------------------------------------------
-def _number_text(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    return re.sub(r"e([+-])0*(\d)", r"e\1\2", repr(value))
-
-
-def _json_safe(value: Any, limit: int) -> Any:
-    if isinstance(value, str):
-        return value[:limit] + "..." if len(value) > limit else value
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"__enc__": True, "type": "number", "data": _number_text(value)}
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return {"type": "Buffer", "data": list(value[:limit]), "__enc__": True, "length": len(value)}
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v, limit) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = list(value)
-        if len(items) > limit:
-            return {"__enc__": True, "type": "array", "data": [_json_safe(v, limit) for v in items[:limit]],
-                    "length": len(items)}
-        return [_json_safe(v, limit) for v in items]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return {"__enc__": True, "type": "internal", "data": repr(value)[:limit]}
-
-
-def encode_value(value: Any, limit: int = 1000) -> dict[str, str]:
-    """Node-RED's encoding of one value for the editor: `{"msg": text, "format": kind}`."""
-    if value is None:
-        return {"msg": "(undefined)", "format": "null"}
-    if isinstance(value, bool):
-        return {"msg": "true" if value else "false", "format": "boolean"}
-    if isinstance(value, (int, float)):
-        return {"msg": _number_text(value), "format": "number"}
-    if isinstance(value, str):
-        return {"msg": value[:limit] + "..." if len(value) > limit else value, "format": f"string[{len(value)}]"}
-    if isinstance(value, (bytes, bytearray)):
-        return {"msg": bytes(value).hex()[:limit], "format": f"buffer[{len(value)}]"}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        fmt = f"array[{len(value)}]"
-    elif isinstance(value, dict):
-        fmt = "Object"
-    elif hasattr(value, "isoformat"):
-        return {"msg": value.isoformat(), "format": "Date"}
-    else:
-        return {"msg": str(value)[:limit], "format": type(value).__name__}
-    text = json.dumps(_json_safe(value, limit), ensure_ascii=False, separators=(",", ":"), default=repr)
+def encode_value(value: Any, limit: int) -> dict[str, str]:
+    """One context value as the sidebar shows it: `{"msg": text, "format": kind}` (the debug encoding)."""
+    text, fmt = encode_debug(value, limit)
     return {"msg": text, "format": fmt}
 
 
