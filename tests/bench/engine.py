@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# this folder holds http.py: keep it behind the standard library on sys.path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 sys.path.insert(0, str(HERE.parents[1]))
 
 from nodered import find_node_red  # noqa: E402
@@ -90,15 +91,10 @@ async def _deploy_run(n_nodes: int) -> dict:
     return {"deploy_s": deploy_s, "rss_mb_before": before, "rss_mb_after": after, "nodes": nodes}
 
 
-def _in_subprocess(kind: str, arg: int) -> dict:
-    """Each measurement runs in a fresh interpreter, so RSS and warm caches are its own."""
-    code = (f"import asyncio, json, sys; sys.path.insert(0, {str(HERE)!r}); import engine; "
-            f"print(json.dumps(asyncio.run(engine._{kind}({arg}))))")
-    args = [arg] if kind == "deploy_run" else []
-    if kind == "chain_run":
-        code = (f"import asyncio, json, sys; sys.path.insert(0, {str(HERE)!r}); import engine; "
-                f"print(json.dumps(asyncio.run(engine._chain_run({arg[0]}, {arg[1]}))))")
-    del args
+def _in_subprocess(call: str) -> dict:
+    """Run `call` (e.g. "_chain_run(100000, 0)") in a fresh interpreter, so RSS and caches are its own."""
+    code = (f"import asyncio, json, sys; sys.path.append({str(HERE)!r}); import engine; "
+            f"print(json.dumps(asyncio.run(engine.{call})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONHASHSEED": "0"})
     if out.returncode != 0:
@@ -108,9 +104,9 @@ def _in_subprocess(kind: str, arg: int) -> dict:
 
 def main(argv: list[str]) -> int:
     count = int(argv[1]) if len(argv) > 1 else 100_000
-    ours_flood = _in_subprocess("chain_run", (count, 0))
-    ours_window = _in_subprocess("chain_run", (count, 1000))
-    ours_deploy = _in_subprocess("deploy_run", 1000)
+    ours_flood = _in_subprocess(f"_chain_run({count}, 0)")
+    ours_window = _in_subprocess(f"_chain_run({count}, 1000)")
+    ours_deploy = _in_subprocess("_deploy_run(1000)")
     nr = None
     if find_node_red() is not None:
         nr = {"flood": measure_chain(count), "window": measure_chain(count, window=1000), "deploy": measure_deploy()}
