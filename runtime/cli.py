@@ -30,6 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.host = args.host
     if getattr(args, "port", None) is not None:
         settings.port = args.port
+    if getattr(args, "mqtt_port", None) is not None:
+        settings.mqtt_port = args.mqtt_port
     return settings
 
 
@@ -179,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", **data_dir)
     run.add_argument("--port", type=int, help="port (default: $SOFIAFLOW_PORT or 1880)")
     run.add_argument("--host", help="address to bind (default: $SOFIAFLOW_HOST or 127.0.0.1)")
+    run.add_argument("--mqtt-port", type=int,
+                     help="port of the embedded MQTT broker, 0 for none (default: $SOFIAFLOW_MQTT_PORT or 1883)")
     run.set_defaults(func=cmd_run)
 
     flows = sub.add_parser("flows", help="validate, import or export flow files").add_subparsers(

@@ -59,6 +59,7 @@ class Runtime:
         self.engine = Engine(self.contexts, self.events, clock=self._clock,
                              close_timeout=self.settings.node_close_timeout,
                              node_settings=self.settings.node_settings())
+        await self._start_services()
         credentials = CredentialStore(self.db, self.credential_key())
         credentials.load()
         self.flowstore = FlowStore(self.db)
@@ -76,10 +77,31 @@ class Runtime:
         for problem in self.deployer.problems:
             log.warning("%s", problem)
 
+    async def _start_services(self) -> None:
+        """What nodes reach through `Node.service(name)`: HTTP routes, devices, the embedded broker."""
+        from .broker import EmbeddedBroker
+        from .devices import DeviceRegistry
+        from .http.node_routes import NodeRoutes
+
+        services = self.engine.services
+        services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
+        services["devices"] = devices = DeviceRegistry(self.db)
+        if self.settings.mqtt_port:
+            broker = EmbeddedBroker(devices, self.settings.mqtt_host, self.settings.mqtt_port)
+            await broker.start()
+            services["mqtt-embedded"] = broker
+
     async def stop(self) -> None:
-        """Stop every node, flush context, close the DB."""
+        """Stop every node, the services, flush context, close the DB."""
         if self.deployer is not None:
             await self.deployer.stop()
+        if self.engine is not None:
+            routes = self.engine.services.pop("http", None)
+            if routes is not None:
+                routes.shutdown()
+            broker = self.engine.services.pop("mqtt-embedded", None)
+            if broker is not None:
+                await broker.stop()
         if self.contexts is not None:
             await self.contexts.close()
         if self.db is not None:

@@ -25,7 +25,12 @@ class Settings:
         m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip()))
     token_lifetime: int = 7 * 24 * 3600
     debug_max_length: int = 1000
-    http_node_root: str = "/"
+    http_node_root: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HTTP_NODE_ROOT", "/"))
+    http_response_timeout: float = field(default_factory=lambda: float(
+        os.environ.get("SOFIAFLOW_HTTP_RESPONSE_TIMEOUT", "120")))
+    mqtt_host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_HOST", "127.0.0.1"))
+    mqtt_port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_MQTT_PORT", "1883")))
+    """Port of the embedded MQTT broker; 0 runs none (flows then use an external broker)."""
 
     def node_settings(self) -> dict:
         """The settings nodes may read with `Node.setting(name)`."""

@@ -96,3 +96,7 @@ def require_binary(name: str) -> str:
             pytest.fail(f"{name} is required (SOFIAFLOW_REQUIRE_SERVERS=1) but not installed")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+# Runtimes made by tests run no embedded MQTT broker unless a test asks for one (settings.mqtt_port).
+os.environ.setdefault("SOFIAFLOW_MQTT_PORT", "0")

@@ -203,8 +203,8 @@ async def test_invalid_flows_list_every_problem_and_change_nothing(client, runti
 
 
 async def test_not_runnable_nodes_are_reported_in_v2_answer(client, runtime):
-    flows = [tab(), junction("j1"), {"id": "m1", "type": "mqtt in", "z": "t1", "topic": "a", "x": 1, "y": 1,
-                                     "wires": [[]]}]
+    flows = [tab(), junction("j1"), {"id": "m1", "type": "some contrib node", "z": "t1", "topic": "a", "x": 1,
+                                     "y": 1, "wires": [[]]}]
     resp = await client.post("/flows", json={"flows": flows}, headers=V2)
     assert resp.status_code == 200
     problems = resp.json()["problems"]

@@ -390,7 +390,7 @@ def test_runaway_code_times_out(body: str) -> None:
     start = time.monotonic()
     with pytest.raises(ScriptTimeout, match=r"^script exceeded its time limit of 0\.2 s$"):
         script.run(variables())
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 10.0  # generous: the point is that it stops at all
 
 
 def test_the_script_runs_normally_after_a_timeout() -> None:
@@ -405,7 +405,7 @@ def test_recursion_is_bounded() -> None:
     start = time.monotonic()
     with pytest.raises(RecursionError):
         CompiledScript("def f():\n    return f()\nreturn f()").run({})
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 10.0  # generous: the point is that it stops at all
 
 
 def test_callbacks_run_only_under_the_clock() -> None:
@@ -430,7 +430,7 @@ def test_resource_bombs_are_refused(body: str) -> None:
     start = time.monotonic()
     with pytest.raises(ScriptRefused, match="too large"):
         run(body)
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 10.0  # generous: the point is that it stops at all
 
 
 def test_big_but_reasonable_values_are_fine() -> None:

@@ -7,6 +7,7 @@ Every route needs `Authorization: Bearer <token>` except `GET /auth/login` and `
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +15,16 @@ from fastapi.responses import JSONResponse
 
 from ..auth import AuthService
 from ..runtime import Runtime
-from . import admin_flows, auth_routes, comms, context_routes, info_routes, node_actions, palette
+from . import (
+    admin_flows,
+    auth_routes,
+    comms,
+    context_routes,
+    device_routes,
+    info_routes,
+    node_actions,
+    palette,
+)
 from .deps import ApiError, require_user
 from .palette import module_version
 
@@ -35,10 +45,28 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(comms.router)  # authenticates inside the socket, as Node-RED's
     guarded = [Depends(require_user)]
-    for module in (admin_flows, palette, info_routes, context_routes, node_actions):
+    for module in (admin_flows, palette, info_routes, context_routes, node_actions, device_routes):
         app.include_router(module.router, dependencies=guarded)
     _install_error_handlers(app)
+    app.router.default = _node_endpoints(runtime)  # what no admin route serves goes to the flows
     return app
+
+
+def _node_endpoints(runtime: Runtime) -> Any:
+    """The flows' own endpoints (`http in`, websocket listeners): the runtime's "http" service."""
+
+    async def dispatch(scope: dict, receive: Any, send: Any) -> None:
+        routes = runtime.engine.services.get("http") if runtime.engine is not None else None
+        if routes is None:
+            if scope["type"] == "http":
+                response = JSONResponse({"code": "not_found", "message": f"no route {scope['path']}"}, 404)
+                await response(scope, receive, send)
+            elif scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await routes(scope, receive, send)
+
+    return dispatch
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -1,0 +1,389 @@
+"""The embedded MQTT broker: amqtt 0.12 in-process, devices checked against the DeviceRegistry.
+
+Devices connect with username = device name and password = a token; anything else (anonymous, unknown or
+disabled device, wrong or revoked token, a will outside its topics) gets CONNACK 5 "not authorized".
+`DeviceTopicPlugin` checks topics: a PUBLISH outside the device's filters is dropped (MQTT 3.1.1 has no
+negative ack; QoS 1 is still acked), a SUBSCRIBE outside them gets SUBACK 0x80. Revoking a token drops the
+sessions using it at once.
+
+In-process path for flows (no TCP loopback, no device auth):
+- `publish()` puts the message on amqtt's broadcast queue (`Broker.internal_message_broadcast`, the same queue
+  device PUBLISHes go to) only when some MQTT session has a subscription, stores it with `Broker.retain_message`
+  when `retain`, and calls in-process subscribers directly before returning.
+- `subscribe()` callbacks also get every PUBLISH a device makes that passed topic checking, from the plugin
+  event `on_broker_message_broadcast` (amqtt fires it once per accepted PUBLISH), and will messages, from
+  `_Broker._broadcast_message`. Each message reaches each callback once. Callbacks get the publisher's QoS and
+  retain=False, except retained messages replayed on subscribe (retain=True), as an MQTT 3.1.1 client would.
+
+`_Broker` also fixes amqtt 0.12.1, which touches the session of a CONNECT's client id (deletes it, takes it
+over, overwrites its credentials and will) before authenticating: here a refused CONNECT changes nothing, and a
+client id held by another device's session starts a fresh session instead of inheriting its subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.plugins import manager as amqtt_manager
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
+from amqtt.session import Session
+from amqtt.utils import gen_client_id
+
+from . import mqtt_topics as mt
+from .devices import DeviceRegistry, may_publish, may_subscribe, split_token
+from .errors import AuthError
+
+log = logging.getLogger("sofiaflow.broker")
+
+Callback = Callable[[str, bytes, int, bool], None]
+DEVICE, TOKEN, EPOCH, AUTHORIZED = "sofiaflow.device", "sofiaflow.token_id", "sofiaflow.epoch", "sofiaflow.ok"
+SESSION_EXPIRY = 24 * 3600  # seconds a disconnected persistent session is kept
+MAX_BACKLOG = 1000  # messages on amqtt's broadcast queue before publish() waits (at most 1 s) for it to drain
+
+
+class _Owned:
+    owner: EmbeddedBroker | None = None
+
+
+class DeviceAuthPlugin(_Owned, BaseAuthPlugin):
+    """CONNECT: username = device name, password = token, via DeviceRegistry.authenticate."""
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        owner = self.owner
+        if owner is None or not session.username or session.password is None:
+            return False
+        session.attributes[EPOCH] = owner.epoch
+        try:
+            device = owner.devices.authenticate(session.username, session.password)
+            session.attributes[TOKEN] = split_token(session.password)[0]
+        except AuthError as exc:
+            log.info("MQTT CONNECT refused for %r from %s: %s", session.username, session.remote_address, exc)
+            return False
+        except Exception:
+            log.exception("MQTT CONNECT of %r: the device registry failed", session.username)
+            return False
+        if session.will_flag and not may_publish(device, session.will_topic or ""):
+            # amqtt publishes wills without topic checks: refuse them at CONNECT, as Mosquitto does
+            log.info("MQTT CONNECT refused for %r: will topic %r is outside its topics", device.name,
+                     session.will_topic)
+            return False
+        session.attributes[DEVICE] = device
+        return True
+
+
+class DeviceTopicPlugin(_Owned, BaseTopicPlugin):
+    """PUBLISH / SUBSCRIBE (and each delivery) within the device's topic filters."""
+
+    async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
+                              action: Action | None = None) -> bool | None:
+        return self.check(session, topic, action)
+
+    @staticmethod
+    def check(session: Session | None, topic: str | None, action: Action | None) -> bool:
+        device = session.attributes.get(DEVICE) if session is not None else None
+        if device is None or not topic:
+            return False
+        if action == Action.SUBSCRIBE:
+            return may_subscribe(device, topic)
+        return may_publish(device, topic)  # PUBLISH, and RECEIVE: the topic is still within its filters
+
+
+class InProcessPlugin(_Owned, BasePlugin):
+    """Feeds in-process subscribers with the PUBLISHes amqtt accepted from clients."""
+
+    async def on_broker_message_broadcast(self, *, client_id: str, message: Any) -> None:
+        if self.owner is not None:
+            self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False)
+
+
+class _Broker(Broker):
+    """amqtt's Broker with authentication before any session change (see the module docstring)."""
+
+    owner: EmbeddedBroker
+
+    async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
+                                         remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
+        try:
+            handler, incoming = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+        except MQTTError:
+            await writer.close()
+            raise
+        except NoDataError as exc:
+            raise AMQTTError(exc) from exc
+        if not await super()._authenticate(incoming, None):  # type: ignore[arg-type]
+            await _refuse(handler, incoming, reader, writer)
+            raise AMQTTError(f"CONNECT of {incoming.username!r} from {remote_address}:{remote_port} refused")
+        return handler, await self._adopt(incoming)
+
+    async def _adopt(self, incoming: Session) -> Session:
+        """amqtt's choice between a new and the stored session, made after authentication."""
+        client_id = incoming.client_id
+        if incoming.clean_session and not client_id:
+            incoming.client_id = client_id = gen_client_id()
+        old = self._sessions.get(client_id) if client_id else None
+        if old is not None and (incoming.clean_session or old[0].username != incoming.username):
+            await self._end_session(client_id)
+            old = None
+        session = incoming
+        if old is not None:
+            session = old[0]
+            for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
+                         "username", "password"):
+                setattr(session, name, getattr(incoming, name))
+            session.attributes.update(incoming.attributes)
+            session.parent = 1
+        else:
+            session.parent = 0
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay, int):
+            session.keep_alive += delay
+        session.attributes[AUTHORIZED] = True
+        return session
+
+    async def _end_session(self, client_id: str) -> None:
+        """Drop a stored session: disconnect its client if connected, forget its subscriptions."""
+        session, handler = self._sessions.pop(client_id)
+        if session.transitions.is_connected():
+            await _disconnect(handler)
+        await self._del_all_subscriptions(session)
+        session.clear_queues()
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        # DeviceTopicPlugin's check called directly: amqtt would spawn a task per check (per subscriber and
+        # message for RECEIVE), which costs 30-50% of the broker's throughput.
+        return DeviceTopicPlugin.check(session, topic, action)
+
+    async def _authenticate(self, session: Session, _listener: Any) -> bool:
+        return bool(session.attributes.pop(AUTHORIZED, False))  # done in _initialize_client_session
+
+    async def _handle_client_session(self, reader: Any, writer: Any, client_session: Session,
+                                     handler: BrokerProtocolHandler, server: Any, listener_name: str) -> None:
+        owner = self.owner
+        if client_session.attributes.get(EPOCH) != owner.epoch and not owner.still_valid(client_session):
+            client_session.attributes.pop(AUTHORIZED, None)
+            await _refuse(handler, client_session, reader, writer)
+            return
+        owner.live[handler] = client_session
+        try:
+            await super()._handle_client_session(reader, writer, client_session, handler, server, listener_name)
+        finally:
+            owner.live.pop(handler, None)
+
+    async def _broadcast_message(self, session: Session | None, topic: str | None, data: Any,
+                                 force_qos: int | None = None) -> None:
+        await super()._broadcast_message(session, topic, data, force_qos)
+        if (session is not None and session.will_flag and topic and data is session.will_message
+                and topic == session.will_topic):  # a will: amqtt fires no plugin event for it
+            self.owner.dispatch(topic, bytes(data), session.will_qos or 0, False)
+
+
+async def _refuse(handler: BrokerProtocolHandler, session: Session, reader: Any, writer: Any) -> None:
+    """CONNACK 5 (not authorized) and close."""
+    handler.attach(session, reader, writer)
+    try:
+        await handler.mqtt_connack_authorize(False)
+    finally:
+        await writer.close()
+
+
+async def _disconnect(handler: BrokerProtocolHandler) -> None:
+    """End a client's connection now: its message loop cleans up, its socket is closed at once."""
+    await handler.handle_connection_closed()
+    transport = getattr(getattr(handler.writer, "_writer", None), "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+class _Sub:
+    __slots__ = ("active", "callback", "levels")
+
+    def __init__(self, levels: tuple[str, ...], callback: Callback) -> None:
+        self.levels, self.callback, self.active = levels, callback, True
+
+    def call(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if not self.active:
+            return
+        try:
+            self.callback(topic, payload, qos, retain)
+        except Exception:
+            log.exception("in-process MQTT subscriber failed on %r", topic)
+
+
+class EmbeddedBroker:
+    """amqtt on `host:port` (port 0: a free port, read `port` after start) plus the in-process path."""
+
+    def __init__(self, devices: DeviceRegistry, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.devices, self.host, self.port = devices, host, port
+        self.live: dict[BrokerProtocolHandler, Session] = {}
+        self.epoch = 0  # counts revocations; a CONNECT that authenticated before one is checked again
+        self._broker: _Broker | None = None
+        self._exact: dict[str, tuple[_Sub, ...]] = {}
+        self._wild: tuple[_Sub, ...] = ()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unlisten: Callable[[], None] | None = None
+
+    # ----- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._broker is not None:
+            raise RuntimeError("the embedded MQTT broker is already started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{self.port}"}},
+            "session_expiry_interval": SESSION_EXPIRY,
+            "plugins": {f"{__name__}.{cls.__name__}": {} for cls in (DeviceAuthPlugin, DeviceTopicPlugin,
+                                                                      InProcessPlugin)},
+        }
+        broker = _Broker(config)
+        broker.owner = self
+        for plugin in broker.plugins_manager.plugins:
+            if isinstance(plugin, _Owned):
+                plugin.owner = self
+        self._loop = asyncio.get_running_loop()
+        await broker.start()
+        self._broker = broker
+        self.port = broker._servers["default"].instance.sockets[0].getsockname()[1]
+        self._unlisten = self.devices.on_revoke(self._on_revoke)
+        log.info("embedded MQTT broker listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        broker, self._broker = self._broker, None
+        if broker is None:
+            return
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        await broker.shutdown()
+        for _ in range(100):  # client loops end once their handlers are stopped
+            if not self.live and not self._tasks:
+                break
+            await asyncio.sleep(0.01)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if amqtt_manager.plugins_manager.get("amqtt.broker.plugins") is broker.plugins_manager:
+            del amqtt_manager.plugins_manager["amqtt.broker.plugins"]
+
+    @property
+    def started(self) -> bool:
+        return self._broker is not None
+
+    def clients_connected(self) -> int:
+        """MQTT clients connected now."""
+        return sum(1 for s in self.live.values() if s.transitions.is_connected())
+
+    # ----- in-process path ---------------------------------------------------------------------------
+    async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Publish as the broker itself: to MQTT subscribers (at their subscription QoS, as amqtt does) and to
+        in-process subscribers. A retained empty payload clears the topic's retained message."""
+        mt.validate_topic(topic)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        data = bytes(payload)
+        broker = self._broker
+        if broker is None:
+            raise RuntimeError("the embedded MQTT broker is not started")
+        if retain:
+            await broker.retain_message(None, topic, data, qos)
+        if broker.subscriptions:
+            queue = broker._broadcast_queue
+            if queue.qsize() >= MAX_BACKLOG:  # backpressure: let amqtt's broadcast loop catch up (bounded)
+                deadline = time.monotonic() + 1.0
+                while queue.qsize() >= MAX_BACKLOG // 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.001)
+            await broker.internal_message_broadcast(topic, data, None)
+        self.dispatch(topic, data, qos, False)
+
+    def subscribe(self, topic_filter: str, callback: Callback) -> Callable[[], None]:
+        """Call `callback(topic, payload, qos, retain)` on the loop for each message matching `topic_filter`
+        (retained ones first, soon after this call); returns the unsubscribe function."""
+        mt.validate_filter(topic_filter)
+        sub = _Sub(mt.levels(topic_filter), callback)
+        wild = mt.is_wild(topic_filter)
+        if wild:
+            self._wild = (*self._wild, sub)
+        else:
+            self._exact[topic_filter] = (*self._exact.get(topic_filter, ()), sub)
+        if self._broker is not None and self._loop is not None:
+            for topic, retained in list(self._broker.retained_messages.items()):
+                if mt.match_levels(sub.levels, mt.levels(topic)):
+                    self._loop.call_soon(sub.call, topic, bytes(retained.data), retained.qos or 0, True)
+
+        def unsubscribe() -> None:
+            if not sub.active:
+                return
+            sub.active = False
+            if wild:
+                self._wild = tuple(s for s in self._wild if s is not sub)
+            else:
+                rest = tuple(s for s in self._exact.get(topic_filter, ()) if s is not sub)
+                if rest:
+                    self._exact[topic_filter] = rest
+                else:
+                    self._exact.pop(topic_filter, None)
+
+        return unsubscribe
+
+    def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Hand one message to the in-process subscribers whose filter matches."""
+        for sub in self._exact.get(topic, ()):
+            sub.call(topic, payload, qos, retain)
+        if self._wild:
+            topic_levels = mt.levels(topic)
+            for sub in self._wild:
+                if mt.match_levels(sub.levels, topic_levels):
+                    sub.call(topic, payload, qos, retain)
+
+    # ----- revocation --------------------------------------------------------------------------------
+    def still_valid(self, session: Session) -> bool:
+        """Check a session's credentials again (after a revocation raced with its CONNECT)."""
+        try:
+            session.attributes[DEVICE] = self.devices.authenticate(session.username, session.password)
+        except AuthError:
+            return False
+        session.attributes[EPOCH] = self.epoch
+        return True
+
+    def _on_revoke(self, name: str, token_id: str | None) -> None:
+        self.epoch += 1
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            self._kick(name, token_id)
+        else:
+            loop.call_soon_threadsafe(self._kick, name, token_id)
+
+    def _kick(self, name: str, token_id: str | None) -> None:
+        """Drop the sessions of device `name` using `token_id` (None: all of them, stored ones too)."""
+        broker = self._broker
+        if broker is None:
+            return
+        for handler, session in list(self.live.items()):
+            if session.username == name and (token_id is None or session.attributes.get(TOKEN) == token_id):
+                log.info("dropping MQTT client %r of device %r: credentials revoked", session.client_id, name)
+                session.will_flag = False
+                self._spawn(_disconnect(handler))
+        if token_id is None:
+            for client_id, (session, _handler) in list(broker.sessions.items()):
+                if session.username == name and not session.transitions.is_connected():
+                    self._spawn(broker._cleanup_session(client_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

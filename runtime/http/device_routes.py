@@ -1,0 +1,124 @@
+"""`/devices`: create, list, change and delete devices and their tokens (the DeviceRegistry over HTTP).
+
+A token is shown once, in the answer that creates it; listings show token ids and state, never secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Response
+
+from ..devices import (
+    DeviceExistsError,
+    DeviceNotFoundError,
+    DeviceRegistry,
+    DeviceValidationError,
+    TokenNotFoundError,
+)
+from ..runtime import Runtime
+from .deps import ApiError, RuntimeDep
+
+router = APIRouter(tags=["devices"])
+
+_CREATE_KEYS = {"name", "ontologies", "topics", "enabled"}
+_EXAMPLE = {"name": "s1", "ontologies": {"BasicSensor": "INSERT"}, "topics": ["sensors/{device}/#"]}
+
+
+def _registry(runtime: Runtime) -> DeviceRegistry:
+    registry = runtime.engine.services.get("devices") if runtime.engine is not None else None
+    if registry is None:
+        raise ApiError(503, "devices_unavailable", "the device registry is not running")
+    return registry
+
+
+@contextmanager
+def _answers() -> Iterator[None]:
+    """The registry's errors as API answers."""
+    try:
+        yield
+    except DeviceValidationError as exc:
+        raise ApiError(400, "invalid_device", str(exc), field=exc.field) from None
+    except DeviceExistsError as exc:
+        raise ApiError(409, "device_exists", str(exc)) from None
+    except (DeviceNotFoundError, TokenNotFoundError) as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+
+
+def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", f"the body must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(400, "invalid_request", f"unknown field(s) {', '.join(unknown)}; "
+                       f"allowed: {', '.join(sorted(allowed))}")
+    return body
+
+
+@router.post("/devices", status_code=201, summary="Create a device; the answer holds its first token (shown once)")
+async def create_device(runtime: RuntimeDep, body: Annotated[Any, Body(examples=[_EXAMPLE])] = None) -> dict:
+    data = _object(body, _CREATE_KEYS)
+    if "name" not in data:
+        raise ApiError(400, "invalid_device", "name: required", field="name")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ApiError(400, "invalid_device", f"enabled: must be true or false, got {enabled!r}", field="enabled")
+    with _answers():
+        device, token = _registry(runtime).create(data["name"], data.get("ontologies", {}),
+                                                  data.get("topics", []), enabled)
+    return {**device.as_dict(), "token_id": token.split(".", 1)[0], "token": token}
+
+
+@router.get("/devices", summary="Every device (token ids and state, no secrets)")
+async def list_devices(runtime: RuntimeDep) -> list[dict]:
+    return [d.as_dict() for d in _registry(runtime).list()]
+
+
+@router.get("/devices/{name}", summary="One device")
+async def get_device(name: str, runtime: RuntimeDep) -> dict:
+    with _answers():
+        return _registry(runtime).get(name).as_dict()
+
+
+@router.patch("/devices/{name}", summary="Change enabled, topics or ontologies; open sessions are dropped")
+async def patch_device(name: str, runtime: RuntimeDep,
+                       body: Annotated[Any, Body(examples=[{"enabled": False}])] = None) -> dict:
+    data = _object(body, _CREATE_KEYS - {"name"})
+    with _answers():
+        device = _registry(runtime).update(name, enabled=data.get("enabled"), topics=data.get("topics"),
+                                           ontologies=data.get("ontologies"))
+    return device.as_dict()
+
+
+@router.delete("/devices/{name}", status_code=204, summary="Delete a device and its tokens; its sessions drop")
+async def delete_device(name: str, runtime: RuntimeDep) -> Response:
+    with _answers():
+        _registry(runtime).delete(name)
+    return Response(status_code=204)
+
+
+@router.post("/devices/{name}/tokens", status_code=201,
+             summary="A new token (shown once); `{\"rotate\": true}` revokes the others")
+async def add_token(name: str, runtime: RuntimeDep,
+                    body: Annotated[Any, Body(examples=[{"rotate": True}])] = None) -> dict:
+    data = _object(body, {"rotate"})
+    rotate = data.get("rotate", False)
+    if not isinstance(rotate, bool):
+        raise ApiError(400, "invalid_request", f"rotate: must be true or false, got {rotate!r}")
+    registry = _registry(runtime)
+    with _answers():
+        token_id, token = registry.add_token(name)
+        revoked = registry.revoke_all(name, keep=token_id) if rotate else []
+    return {"name": name, "token_id": token_id, "token": token, "revoked": revoked}
+
+
+@router.delete("/devices/{name}/tokens/{token_id}", status_code=204,
+               summary="Revoke a token; connections using it drop at once")
+async def revoke_token(name: str, token_id: str, runtime: RuntimeDep) -> Response:
+    with _answers():
+        _registry(runtime).revoke(name, token_id)
+    return Response(status_code=204)

@@ -1,0 +1,93 @@
+"""MQTT topic names and filters (MQTT 3.1.1 section 4.7): validation, matching, and filter coverage.
+
+`matches(filter, topic)` is the broker's rule: `+` is one whole level, `#` the last level and everything below
+its parent (so `a/#` matches `a`), and filters starting with a wildcard never match topics starting with `$`.
+`covers(allowed, requested)` is True when every topic `requested` matches is also matched by `allowed`.
+"""
+
+from __future__ import annotations
+
+MAX_TOPIC_BYTES = 65535
+
+
+class TopicError(ValueError):
+    """A topic name or filter is not valid MQTT."""
+
+
+def _check_common(text: object, what: str) -> str:
+    if not isinstance(text, str):
+        raise TopicError(f"{what} must be a string, got {type(text).__name__}")
+    if not text:
+        raise TopicError(f"{what} must not be empty")
+    if "\x00" in text:
+        raise TopicError(f"{what} {text!r} contains a NUL character")
+    if len(text.encode("utf-8")) > MAX_TOPIC_BYTES:
+        raise TopicError(f"{what} is longer than {MAX_TOPIC_BYTES} bytes")
+    return text
+
+
+def validate_topic(topic: object, what: str = "topic") -> str:
+    """`topic` if it is a valid topic name (no wildcards); raises TopicError otherwise."""
+    text = _check_common(topic, what)
+    if "+" in text or "#" in text:
+        raise TopicError(f"{what} {text!r} must not contain the wildcards '+' or '#'")
+    return text
+
+
+def validate_filter(topic_filter: object, what: str = "topic filter") -> str:
+    """`topic_filter` if it is a valid subscription filter; raises TopicError otherwise."""
+    text = _check_common(topic_filter, what)
+    levels = text.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise TopicError(f"{what} {text!r}: '#' must be a whole level and the last one")
+        if "+" in level and level != "+":
+            raise TopicError(f"{what} {text!r}: '+' must be a whole level")
+    return text
+
+
+def levels(text: str) -> tuple[str, ...]:
+    return tuple(text.split("/"))
+
+
+def match_levels(filt: tuple[str, ...], topic: tuple[str, ...]) -> bool:
+    """Whether filter levels `filt` match topic levels `topic` (both already valid)."""
+    if filt[0] in ("+", "#") and topic[0].startswith("$"):
+        return False
+    size = len(topic)
+    for index, level in enumerate(filt):
+        if level == "#":
+            return True
+        if index >= size or (level != "+" and level != topic[index]):
+            return False
+    return size == len(filt)
+
+
+def cover_levels(allowed: tuple[str, ...], requested: tuple[str, ...]) -> bool:
+    """Whether every topic matched by filter `requested` is matched by filter `allowed`."""
+    size = len(allowed)
+    for index, want in enumerate(requested):
+        if index >= size:
+            return False
+        have = allowed[index]
+        if index == 0 and have in ("+", "#") and want.startswith("$"):
+            return False
+        if have == "#":
+            return True
+        if want == "#":
+            return False
+        if have != "+" and (want == "+" or want != have):
+            return False
+    return size == len(requested) or (size == len(requested) + 1 and allowed[-1] == "#")
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    return match_levels(levels(topic_filter), levels(topic))
+
+
+def covers(allowed: str, requested: str) -> bool:
+    return cover_levels(levels(allowed), levels(requested))
+
+
+def is_wild(topic_filter: str) -> bool:
+    return "+" in topic_filter or "#" in topic_filter
