@@ -1,0 +1,1 @@
+"""Network nodes: MQTT, HTTP and WebSocket endpoints."""
