@@ -18,6 +18,7 @@ from .errors import FlowFormatError, FlowValidationError
 from .flowmodel import parse_json
 from .flowstore import revision_of
 from .http import create_app
+from .http.node_routes import in_front
 from .runtime import Runtime
 from .settings import Settings
 
@@ -93,7 +94,10 @@ async def serve(settings: Settings, flows_file: str | Path | None = None, **uvic
         password = auth.ensure_admin()
         if password:
             print(admin_banner(password), flush=True)
-        app = create_app(runtime, auth)
+        # the flows' own endpoints are looked up first (admin routes still win on a clash): the
+        # admin app's router and middleware would otherwise cost more than the flow itself
+        app = in_front(create_app(runtime, auth), lambda: runtime.engine.services.get("http")
+                       if runtime.engine is not None else None)
         options = {"host": settings.host, "port": settings.port, "log_level": "info", **uvicorn_options}
         server = _Server(uvicorn.Config(app, **options))
         await server.serve()

@@ -252,44 +252,26 @@ class NodeRoutes:
                     return
 
     def in_front_of(self, app: Any) -> Callable[[dict, Any, Any], Awaitable[None]]:
-        """An ASGI app that serves node routes itself and passes everything else to `app` (the admin app).
+        """`in_front(app, ...)` for this NodeRoutes: node routes served first, the rest by `app`."""
+        return in_front(app, lambda: self)
 
-        Same answers as mounting these routes as `app`'s fallback, without `app`'s routing and middleware on
-        every node request (2-3x the req/s with FastAPI): a request one of `app`'s routes fully matches still
-        goes to `app` (decisions cached by method and path). Keep the fallback mount too, so unknown paths get
-        this service's 404.
-        """
-        decided: dict[tuple[str, str | None, str], bool] = {}
-
-        def shadowed(scope: dict) -> bool:
-            key = (scope["type"], scope.get("method"), scope["path"])
-            hit = decided.get(key)
-            if hit is None:
-                hit = _app_serves(app, scope)
-                if len(decided) >= 4096:
-                    decided.clear()
-                decided[key] = hit
-            return hit
-
-        async def front(scope: dict, receive: Any, send: Any) -> None:
-            kind = scope["type"]
-            if kind == "http":
-                path = self._local(scope)
-                if path is not None:
-                    method = scope["method"]
-                    route, params = self.find(_ASGI_METHOD.get(method) or method.lower(), path)
-                    if route is not None and not shadowed(scope):
-                        response = await self._answer(route, params, path, scope, receive)
-                        await response(scope, receive, send)
-                        return
-            elif kind == "websocket":
-                path = self._local(scope)
-                if path is not None and (path.lower().rstrip("/") or "/") in self._ws and not shadowed(scope):
-                    await self._websocket(scope, receive, send)
-                    return
-            await app(scope, receive, send)
-
-        return front
+    async def _serve_first(self, scope: dict, receive: Any, send: Any, shadowed: Callable[[dict], bool]) -> bool:
+        """Serve `scope` if a node route or websocket path takes it and `shadowed(scope)` is false."""
+        path = self._local(scope)
+        if path is None:
+            return False
+        if scope["type"] == "http":
+            method = scope["method"]
+            route, params = self.find(_ASGI_METHOD.get(method) or method.lower(), path)
+            if route is None or shadowed(scope):
+                return False
+            response = await self._answer(route, params, path, scope, receive)
+            await response(scope, receive, send)
+            return True
+        if (path.lower().rstrip("/") or "/") not in self._ws or shadowed(scope):
+            return False
+        await self._websocket(scope, receive, send)
+        return True
 
     async def _http(self, scope: dict, receive: Any) -> Response:
         method = scope["method"]
@@ -323,6 +305,36 @@ class NodeRoutes:
             await entry[0](WebSocket(scope, receive, send))
         except Exception:  # noqa: BLE001
             log.exception("websocket %s (listener %s) failed", scope["path"], entry[1])
+
+
+def in_front(app: Any, routes_of: Callable[[], NodeRoutes | None]) -> Callable[[dict, Any, Any], Awaitable[None]]:
+    """An ASGI app serving the node routes `routes_of()` gives (None: none yet) first, the rest with `app`.
+
+    Same answers as mounting the routes as `app`'s fallback, without `app`'s routing and middleware on every
+    node request (FastAPI's router costs more than the flow itself: ~2.8x the req/s): a request one of
+    `app`'s own routes fully matches still goes to `app` (decisions cached by method and path). Keep the
+    fallback mount too, so unknown paths still get the node routes' 404.
+    """
+    decided: dict[tuple[str, str | None, str], bool] = {}
+
+    def shadowed(scope: dict) -> bool:
+        key = (scope["type"], scope.get("method"), scope["path"])
+        hit = decided.get(key)
+        if hit is None:
+            hit = _app_serves(app, scope)
+            if len(decided) >= 4096:
+                decided.clear()
+            decided[key] = hit
+        return hit
+
+    async def front(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            routes = routes_of()
+            if routes is not None and await routes._serve_first(scope, receive, send, shadowed):
+                return
+        await app(scope, receive, send)
+
+    return front
 
 
 def _app_serves(app: Any, scope: dict) -> bool:
