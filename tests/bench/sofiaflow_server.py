@@ -47,7 +47,9 @@ class SofiaflowServer:
         env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, **self.env}
         args = [sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--mqtt-port", str(self.mqtt_port)]
-        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # run from the repo root: this folder's http.py must not shadow the standard library's http
+        self.proc = subprocess.Popen(args, env=env, cwd=Path(__file__).resolve().parents[2],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + self.START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
