@@ -298,7 +298,7 @@ async def test_a_real_curl_call(registry):
 async def test_the_node_red_fixture_http_flow_answers_as_node_red(registry):
     """http in /hello -> template "Hello {{req.query.name}}!" -> http response 201 + x-sample: yes; Node-RED
     4.1.15 answered `201`, `Content-Type: text/plain; charset=utf-8`, `x-sample: yes`, `Hello Ada!`
-    (/work/shared/fixtures/nodered-admin-api/http-hello.http)."""
+    (recorded from Node-RED's own answer)."""
     exported = json.loads(FIXTURE.read_text())
     ids = {"a1f0c0de00000032", "a1f0c0de00000033", "a1f0c0de00000034"}
     nodes = [{k: v for k, v in n.items() if k != "g"} for n in exported if n["id"] in ids]
