@@ -82,10 +82,17 @@ class Runtime:
         from .broker import EmbeddedBroker
         from .devices import DeviceRegistry
         from .http.node_routes import NodeRoutes
+        from .ontologies import OntologyRegistry
 
         services = self.engine.services
         services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
         services["devices"] = devices = DeviceRegistry(self.db)
+        services["ontologies"] = ontologies = OntologyRegistry(self.db)
+        if self.settings.ontologies_dir is not None:
+            report = ontologies.load_directory(self.settings.ontologies_dir)
+            for error in report.errors:
+                self.startup_problems.append(f"ontology {error['file']}: {error['message']}")
+                log.error("ontology %s not loaded: %s", error["file"], error["message"])
         if self.settings.mqtt_port:
             broker = EmbeddedBroker(devices, self.settings.mqtt_host, self.settings.mqtt_port)
             await broker.start()

@@ -28,6 +28,8 @@ class Settings:
     http_node_root: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HTTP_NODE_ROOT", "/"))
     http_response_timeout: float = field(default_factory=lambda: float(
         os.environ.get("SOFIAFLOW_HTTP_RESPONSE_TIMEOUT", "120")))
+    ontologies_dir: Path | None = field(default_factory=lambda: _ontologies_dir())
+    """Ontology documents loaded (created or updated) at start."""
     mqtt_host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_HOST", "127.0.0.1"))
     mqtt_port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_MQTT_PORT", "1883")))
     """Port of the embedded MQTT broker; 0 runs none (flows then use an external broker)."""
@@ -44,6 +46,14 @@ class Settings:
     def database_url(self) -> str:
         """The config DB URL: the setting, or a SQLite file in the data dir."""
         return self.db_url or f"sqlite:///{self.data_dir / 'sofiaflow.db'}"
+
+
+def _ontologies_dir() -> Path | None:
+    configured = os.environ.get("SOFIAFLOW_ONTOLOGIES_DIR")
+    if configured is not None:
+        return Path(configured).expanduser() if configured else None
+    bundled = Path(__file__).resolve().parents[1] / "ontologies"
+    return bundled if bundled.is_dir() else None
 
 
 def _parse_prefixes(text: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from . import (
     device_routes,
     info_routes,
     node_actions,
+    ontology_routes,
     palette,
 )
 from .deps import ApiError, require_user
@@ -45,7 +46,7 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(comms.router)  # authenticates inside the socket, as Node-RED's
     guarded = [Depends(require_user)]
-    for module in (admin_flows, palette, info_routes, context_routes, node_actions, device_routes):
+    for module in (admin_flows, palette, info_routes, context_routes, node_actions, device_routes, ontology_routes):
         app.include_router(module.router, dependencies=guarded)
     _install_error_handlers(app)
     app.router.default = _node_endpoints(runtime)  # what no admin route serves goes to the flows
