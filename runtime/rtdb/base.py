@@ -1,0 +1,350 @@
+"""The real-time DB interface, its errors, and the backend-independent pieces.
+
+The interface is synchronous: every method blocks on its backend (SQLAlchemy or pymongo), so
+async callers (nodes) run it with ``await asyncio.to_thread(store.find, ...)``. A store is safe to
+share between threads: SQLAlchemy and pymongo each keep a connection pool.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import uuid
+from abc import ABC, abstractmethod
+from typing import Any
+
+Doc = dict[str, Any]
+SortSpec = list[tuple[str, int]]
+
+_COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RtdbError(Exception):
+    """Base class of every real-time DB error."""
+
+
+class InvalidFilterError(RtdbError, ValueError):
+    """The filter (or projection/sort) is malformed: wrong shape, unknown operator, bad operand."""
+
+
+class UnsupportedFilterError(RtdbError, ValueError):
+    """The filter is valid MongoDB but this store refuses it: it cannot be answered exactly."""
+
+
+class InvalidUpdateError(RtdbError, ValueError):
+    """The update document is malformed or conflicts with itself."""
+
+
+class UpdateError(RtdbError):
+    """An update could not be applied to a stored document (e.g. $inc on a string)."""
+
+
+class DuplicateKeyError(RtdbError):
+    """An insert or update would duplicate an `_id` or a unique index key."""
+
+
+class InvalidDocumentError(RtdbError, ValueError):
+    """A document is not storable JSON (non-finite float, non-string key, `$`/`.` in a key...)."""
+
+
+def new_id() -> str:
+    """A fresh document id: 32 lowercase hex digits (uuid4), the same on every backend."""
+    return uuid.uuid4().hex
+
+
+def check_collection_name(name: str) -> str:
+    if not isinstance(name, str) or not _COLLECTION_RE.match(name):
+        raise ValueError(
+            f"invalid collection name {name!r}: letters, digits, '_' and '-', starting with a letter"
+        )
+    return name
+
+
+def check_path(path: Any, what: str = "path") -> tuple[str, ...]:
+    """Split a dotted path; every component must be a plain identifier (numeric indexes refused)."""
+    if not isinstance(path, str) or not path:
+        raise InvalidFilterError(f"{what} must be a non-empty string, got {path!r}")
+    parts = tuple(path.split("."))
+    for p in parts:
+        if not FIELD_RE.match(p):
+            raise UnsupportedFilterError(
+                f"{what} {path!r}: component {p!r} is not supported "
+                "(only identifiers [A-Za-z_][A-Za-z0-9_]*; no array indexes or special characters)"
+            )
+    return parts
+
+
+def check_json(value: Any, where: str = "document") -> None:
+    """Raise InvalidDocumentError unless value is plain JSON."""
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidDocumentError(f"{where}: integer {value} does not fit in 64 bits")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidDocumentError(f"{where}: non-finite number {value!r}")
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            check_json(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidDocumentError(f"{where}: key {k!r} is not a string")
+            if k.startswith("$") or "." in k:
+                raise InvalidDocumentError(f"{where}: key {k!r} may not start with '$' or contain '.'")
+            check_json(v, f"{where}.{k}")
+        return
+    raise InvalidDocumentError(f"{where}: {type(value).__name__} is not JSON")
+
+
+def prepare_doc(doc: Doc) -> Doc:
+    """Validate a document and give it a string `_id` (first key); returns a new dict."""
+    if not isinstance(doc, dict):
+        raise InvalidDocumentError(f"a document must be an object, got {type(doc).__name__}")
+    check_json(doc)
+    _id = doc.get("_id")
+    if _id is None:
+        _id = new_id()
+    elif not isinstance(_id, str) or not _id:
+        raise InvalidDocumentError(f"_id must be a non-empty string, got {_id!r}")
+    out = {"_id": _id}
+    out.update((k, copy.deepcopy(v)) for k, v in doc.items() if k != "_id")
+    return out
+
+
+# ---------------------------------------------------------------- projection
+
+def check_projection(projection: dict | None) -> tuple[str, dict[tuple[str, ...], bool], bool] | None:
+    """Validate a projection: returns (mode 'include'|'exclude', {path: flag}, keep_id)."""
+    if projection is None:
+        return None
+    if not isinstance(projection, dict):
+        raise InvalidFilterError(f"projection must be an object, got {projection!r}")
+    keep_id = True
+    fields: dict[tuple[str, ...], bool] = {}
+    mode = None
+    for k, v in projection.items():
+        if isinstance(v, bool) or v in (0, 1):
+            flag = bool(v)
+        else:
+            raise InvalidFilterError(f"projection {k!r}: value must be 0/1/true/false, got {v!r}")
+        if k == "_id":
+            keep_id = flag
+            continue
+        path = check_path(k, "projection path")
+        m = "include" if flag else "exclude"
+        if mode is not None and m != mode:
+            raise InvalidFilterError("projection cannot mix inclusion and exclusion (except _id)")
+        mode = m
+        fields[path] = flag
+    paths = sorted(fields)
+    for a, b in zip(paths, paths[1:], strict=False):
+        if b[: len(a)] == a:
+            raise InvalidFilterError(f"projection paths {'.'.join(a)!r} and {'.'.join(b)!r} collide")
+    return (mode or "exclude", fields, keep_id)
+
+
+def _include(value: Any, tree: dict) -> Any:
+    if isinstance(value, list):
+        return [_include(e, tree) for e in value if isinstance(e, dict)]
+    if not isinstance(value, dict):
+        return None
+    out = {}
+    for k, sub in tree.items():
+        if k not in value:
+            continue
+        if sub is True:
+            out[k] = value[k]
+        else:
+            v = value[k]
+            if isinstance(v, (dict, list)):
+                out[k] = _include(v, sub)
+    return out
+
+
+def _exclude(value: Any, tree: dict) -> Any:
+    if isinstance(value, list):
+        return [_exclude(e, tree) if isinstance(e, dict) else e for e in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for k, v in value.items():
+        sub = tree.get(k)
+        if sub is True:
+            continue
+        out[k] = v if sub is None else _exclude(v, sub)
+    return out
+
+
+def apply_projection(doc: Doc, spec) -> Doc:
+    """Apply a checked projection the way MongoDB does (arrays: applied to each object element)."""
+    if spec is None:
+        return doc
+    mode, fields, keep_id = spec
+    tree: dict = {}
+    for path in fields:
+        node = tree
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = True
+    if mode == "include":
+        out = {"_id": doc["_id"]} if keep_id and "_id" in doc else {}
+        out.update(_include(doc, tree))
+        return out
+    out = _exclude(doc, tree)
+    if not keep_id:
+        out.pop("_id", None)
+    return out
+
+
+# ---------------------------------------------------------------- sort and update specs
+
+def check_sort(sort) -> list[tuple[tuple[str, ...], int]]:
+    """Validate a sort spec (list of (path, 1|-1)); `_id` ascending is appended as tie-breaker."""
+    if sort is None:
+        sort = []
+    if isinstance(sort, dict):
+        sort = list(sort.items())
+    out = []
+    for item in sort:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2):
+            raise InvalidFilterError(f"sort items must be (path, 1|-1), got {item!r}")
+        path, direction = item
+        if direction not in (1, -1) or isinstance(direction, bool):
+            raise InvalidFilterError(f"sort direction for {path!r} must be 1 or -1, got {direction!r}")
+        out.append((("_id",) if path == "_id" else check_path(path, "sort path"), direction))
+    if not any(p == ("_id",) for p, _ in out):
+        out.append((("_id",), 1))
+    return out
+
+
+UPDATE_OPS = ("$set", "$unset", "$inc")
+
+
+def check_update(update) -> dict[str, dict[tuple[str, ...], Any]]:
+    """Validate {$set/$unset/$inc: {path: value}}; paths may not overlap; `_id` may not change."""
+    if not isinstance(update, dict) or not update:
+        raise InvalidUpdateError(f"update must be a non-empty object of operators, got {update!r}")
+    seen: list[tuple[str, ...]] = []
+    out: dict[str, dict[tuple[str, ...], Any]] = {}
+    for op, fields in update.items():
+        if op not in UPDATE_OPS:
+            raise InvalidUpdateError(f"update operator {op!r} is not supported (use $set, $unset, $inc)")
+        if not isinstance(fields, dict) or not fields:
+            raise InvalidUpdateError(f"{op} needs a non-empty object of paths")
+        out[op] = {}
+        for key, value in fields.items():
+            try:
+                path = check_path(key, f"{op} path")
+            except (InvalidFilterError, UnsupportedFilterError) as e:
+                raise InvalidUpdateError(str(e)) from None
+            if path[0] == "_id":
+                raise InvalidUpdateError(f"{op} may not modify _id")
+            for other in seen:
+                n = min(len(other), len(path))
+                if other[:n] == path[:n]:
+                    raise InvalidUpdateError(
+                        f"update paths {'.'.join(other)!r} and {key!r} conflict"
+                    )
+            seen.append(path)
+            if op == "$inc":
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise InvalidUpdateError(f"$inc {key!r}: amount must be a number, got {value!r}")
+            if op in ("$set", "$inc"):
+                try:
+                    check_json(value, f"{op} {key}")
+                except InvalidDocumentError as e:
+                    raise InvalidUpdateError(str(e)) from None
+            out[op][path] = value
+    return out
+
+
+def apply_update(doc: Doc, spec: dict[str, dict[tuple[str, ...], Any]]) -> Doc:
+    """Apply a checked update to a copy of doc, as MongoDB does; raises UpdateError."""
+    doc = copy.deepcopy(doc)
+    for op, fields in spec.items():
+        for path, value in fields.items():
+            dotted = ".".join(path)
+            parent = doc
+            if op == "$unset":
+                for p in path[:-1]:
+                    parent = parent.get(p) if isinstance(parent, dict) else None
+                if isinstance(parent, dict):
+                    parent.pop(path[-1], None)
+                continue
+            for p in path[:-1]:
+                if p not in parent:
+                    parent[p] = {}
+                parent = parent[p]
+                if not isinstance(parent, dict):
+                    raise UpdateError(f"{op} {dotted!r}: cannot create field {p!r} inside a non-object")
+            last = path[-1]
+            if op == "$set":
+                parent[last] = copy.deepcopy(value)
+            else:
+                cur = parent.get(last, 0)
+                if isinstance(cur, bool) or not isinstance(cur, (int, float)):
+                    raise UpdateError(f"$inc {dotted!r}: cannot increment non-numeric value {cur!r}")
+                parent[last] = cur + value
+    return doc
+
+
+# ---------------------------------------------------------------- the interface
+
+class RealtimeStore(ABC):
+    """One real-time DB: a collection (table) per ontology. Synchronous; see module docstring."""
+
+    url: str
+
+    @abstractmethod
+    def ensure_collection(self, name: str, indexes: list[str] = (), unique: list[str] = ()) -> None:
+        """Create the collection if missing, with an index per path in `indexes` and a unique one per
+        path in `unique` (idempotent)."""
+
+    @abstractmethod
+    def insert(self, name: str, docs: list[Doc]) -> list[str]:
+        """Insert documents (all or none on SQL); returns their `_id`s (generated when absent)."""
+
+    @abstractmethod
+    def find(self, name: str, filter: Doc | None = None, projection: Doc | None = None,
+             sort: SortSpec | None = None, skip: int = 0, limit: int = 0) -> list[Doc]:
+        """Documents matching a MongoDB filter; limit 0 means no limit."""
+
+    @abstractmethod
+    def count(self, name: str, filter: Doc | None = None) -> int:
+        """How many documents match."""
+
+    @abstractmethod
+    def update(self, name: str, filter: Doc | None, update: Doc, multi: bool = True) -> int:
+        """Apply $set/$unset/$inc to the matching documents (one when multi is False); returns the
+        number matched."""
+
+    @abstractmethod
+    def delete(self, name: str, filter: Doc | None) -> int:
+        """Delete the matching documents; returns how many."""
+
+    @abstractmethod
+    def drop(self, name: str) -> None:
+        """Remove the collection and its data (no error when missing)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def check_skip_limit(skip: int, limit: int) -> None:
+    for n, v in (("skip", skip), ("limit", limit)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InvalidFilterError(f"{n} must be a non-negative integer, got {v!r}")
