@@ -83,11 +83,18 @@ class Runtime:
         from .devices import DeviceRegistry
         from .http.node_routes import NodeRoutes
         from .ontologies import OntologyRegistry
+        from .rtdb import open_store
 
         services = self.engine.services
         services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
         services["devices"] = devices = DeviceRegistry(self.db)
-        services["ontologies"] = ontologies = OntologyRegistry(self.db)
+        services["rtdb"] = store = open_store(self.settings.realtime_database_url)
+        services["ontologies"] = ontologies = OntologyRegistry(
+            self.db, sample_existing=lambda name, limit: store.find(name, {}, limit=limit),
+            count_existing=lambda name: store.count(name, {}), purge_existing=lambda name: _purge(store, name))
+        ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
+        for ontology in ontologies.list():
+            _ensure_collection(store, ontology.name, ontology)
         if self.settings.ontologies_dir is not None:
             report = ontologies.load_directory(self.settings.ontologies_dir)
             for error in report.errors:
@@ -109,6 +116,9 @@ class Runtime:
             broker = self.engine.services.pop("mqtt-embedded", None)
             if broker is not None:
                 await broker.stop()
+            store = self.engine.services.pop("rtdb", None)
+            if store is not None:
+                store.close()
         if self.contexts is not None:
             await self.contexts.close()
         if self.db is not None:
@@ -160,3 +170,15 @@ class Runtime:
         if self.deployer is None:
             raise RuntimeError("the runtime is not started")
         return self.deployer
+
+
+def _ensure_collection(store: Any, name: str, ontology: Any) -> None:
+    """Keep the real-time DB's collection (indexes, unique fields) in step with the ontology."""
+    if ontology is not None:
+        store.ensure_collection(name, list(ontology.indexes), list(ontology.unique))
+
+
+def _purge(store: Any, name: str) -> int:
+    count = store.count(name, {})
+    store.drop(name)
+    return count

@@ -28,6 +28,8 @@ class Settings:
     http_node_root: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HTTP_NODE_ROOT", "/"))
     http_response_timeout: float = field(default_factory=lambda: float(
         os.environ.get("SOFIAFLOW_HTTP_RESPONSE_TIMEOUT", "120")))
+    realtime_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_RTDB_URL"))
+    """Real-time DB of ontology data: mongodb://, postgresql:// or sqlite:// (default: a file in the data dir)."""
     ontologies_dir: Path | None = field(default_factory=lambda: _ontologies_dir())
     """Ontology documents loaded (created or updated) at start."""
     mqtt_host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_HOST", "127.0.0.1"))
@@ -41,6 +43,10 @@ class Settings:
             "functionExtraModules": self.function_modules,
             "debugMaxLength": self.debug_max_length,
         }
+
+    @property
+    def realtime_database_url(self) -> str:
+        return self.realtime_url or f"sqlite:///{self.data_dir / 'realtime.db'}"
 
     @property
     def database_url(self) -> str:

@@ -26,5 +26,8 @@ async def test_bundled_ontologies_are_loaded_and_served(tmp_path, registry):
             bad = await http.post("/ontologies/EnergyMeter/validate", json={"meterId": 5})
             assert bad.json()["valid"] is False and bad.json()["errors"]
         assert rt.startup_problems == []
+        store = rt.engine.services["rtdb"]
+        store.insert("EnergyMeter", [{"meterId": "m-1", "kwh": 1.5}])
+        assert store.count("EnergyMeter", {"meterId": "m-1"}) == 1
     finally:
         await rt.stop()
