@@ -292,18 +292,19 @@ class Engine:
         try:
             while inbox and not node._closed:
                 msg = inbox.popleft()
-                self.pending -= 1
                 self.messages_total += 1
                 node.count_in += 1
                 try:
                     await node.on_input(msg)
                 except asyncio.CancelledError:
+                    self.pending -= 1
                     raise
                 except Exception as exc:  # noqa: BLE001
                     self.handle_error(node, exc, msg)
                 else:
                     if node._watched and node.auto_done:
                         self.completed(node, msg)
+                self.pending -= 1  # only now: idle() must not return while a message is in hand
                 self._after_progress()
         finally:
             node._worker = None

@@ -94,7 +94,11 @@ class Runtime:
             count_existing=lambda name: store.count(name, {}), purge_existing=lambda name: _purge(store, name))
         ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
         for ontology in ontologies.list():
-            _ensure_collection(store, ontology.name, ontology)
+            try:
+                _ensure_collection(store, ontology.name, ontology)
+            except ValueError as exc:  # a bad index path must not keep the runtime from starting
+                self.startup_problems.append(f"ontology {ontology.name}: {exc}")
+                log.error("ontology %s: %s", ontology.name, exc)
         if self.settings.ontologies_dir is not None:
             report = ontologies.load_directory(self.settings.ontologies_dir)
             for error in report.errors:

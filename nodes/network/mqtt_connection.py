@@ -1,23 +1,21 @@
-"""One MQTT client connection (aiomqtt over paho-mqtt 2) that stays up by itself.
+"""One MQTT client connection that stays up by itself.
 
-It reconnects with exponential backoff (0.5 s doubling to 15 s), subscribes again to every
-filter after each (re)connect, and keeps QoS 1/2 publishes made while disconnected in a bounded
-buffer (oldest dropped, counted) to send in order once connected; QoS 0 publishes made while
-disconnected are dropped, as Node-RED does. Publishes not yet acknowledged when the connection
-drops are sent again first, so QoS 1/2 messages survive a broker restart (at least once, in order).
-
-Flow control, both ways: publishes are handed to paho without awaiting their acknowledgement,
-within a window of unacknowledged messages (capped by the server's Receive Maximum); past
-HIGH_WATER queued, `congested` is true and publishers `await writable()`. A consumer that cannot
-keep up calls `set_reading(False)`: the socket is no longer read (unless our own acks are due) and
-QoS 1/2 acknowledgements are held, so the broker slows down instead of us piling messages up.
-The per-message paths are direct (mqtt_client.py: FastClient).
+It reconnects with exponential backoff (0.5 s doubling to 15 s), subscribes again after each
+(re)connect, and keeps QoS 1/2 publishes made while disconnected in a bounded buffer (oldest
+dropped, counted) to send in order once connected; QoS 0 ones are dropped, as Node-RED does.
+Unacknowledged publishes are sent again first after a reconnect (with the lean client and a kept
+session as DUP resends), so QoS 1/2 messages survive a broker restart (at least once, in order).
+Flow control: publishes go out without awaiting their acks, within a window (capped by Receive
+Maximum); past HIGH_WATER queued, `congested` is true and publishers `await writable()`; a slow
+consumer calls `set_reading(False)` (socket not read, QoS 1/2 acks held, the broker slows down).
+MQTT 3.1/3.1.1 over TCP/TLS uses mqtt_protocol.LeanClient, MQTT 5 and websockets aiomqtt's
+(mqtt_client.FastClient); the environment variable SOFIAFLOW_MQTT_CLIENT=paho uses FastClient for all.
 """
-
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +25,7 @@ import paho.mqtt.client as paho
 
 from .mqtt_client import FastClient
 from .mqtt_options import ConnectOptions, Outgoing
+from .mqtt_protocol import LeanClient
 from .mqtt_subscriptions import SubscriptionTable
 
 BACKOFF_START = 0.5
@@ -34,6 +33,7 @@ BACKOFF_MAX = 15.0
 GOODBYE_TIMEOUT = 2.0
 HIGH_WATER = 2000
 LOW_WATER = 500
+CLIENT = os.environ.get("SOFIAFLOW_MQTT_CLIENT", "lean")
 
 OnMessage = Callable[[str, bytes, int, bool, Any, Any], None]
 """on_message(topic, payload, qos, retain, v5 properties or None, matched filters or None = match all)."""
@@ -46,22 +46,15 @@ class MqttConnection:
                  on_state: Callable[[str, str | None], None], spawn: Callable[[Awaitable], asyncio.Task],
                  sleep: Callable[[float], Awaitable[None]], warn: Callable[[str], None],
                  max_buffer: int = 10_000, window: int = 1000) -> None:
-        self.options = options
-        self.state = "disconnected"
+        self.options, self.state, self.max_buffer, self.dropped = options, "disconnected", max_buffer, 0
         self.last_error: str | None = None
         self.subscriptions = SubscriptionTable()
-        self.dropped = 0
-        self.max_buffer = max_buffer
-        self._on_message = on_message
-        self._on_state = on_state
-        self._spawn = spawn
-        self._sleep = sleep
-        self._warn = warn
-        self._window = window
-        self._limit = window
+        self._on_message, self._on_state, self._spawn, self._sleep, self._warn = on_message, on_state, spawn, sleep, warn
+        self._window = self._limit = window
         self._backlog: deque[Outgoing] = deque()
         self._inflight: dict[int, Outgoing] = {}
         self._client: FastClient | None = None
+        self._carried: dict[int, bytes | None] | None = None  # lean client, kept session: unacked packets
         self._live = False
         self._wanted = asyncio.Event()
         self._idle = asyncio.Event()
@@ -70,8 +63,7 @@ class MqttConnection:
         self._wake: asyncio.Future | None = None
         self._flushed: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
-        self._pump_scheduled = False
-        self._paused = False
+        self._pump_scheduled = self._paused = False
         self._held: list[tuple[FastClient, int, int]] = []
         self._writable: asyncio.Future | None = None
 
@@ -145,13 +137,8 @@ class MqttConnection:
             _settle(self._writable)
 
     def set_reading(self, on: bool) -> None:
-        """Pause (False) or resume (True) taking messages in, for a flow that cannot keep up.
-
-        While paused, the socket is not read (TCP flow control holds the broker back) except while
-        our own QoS 1/2 publishes await their acknowledgements, which must keep coming in; messages
-        read meanwhile are delivered, but their QoS 1/2 acknowledgements are held back, so the
-        broker stops sending once its in-flight window is full.
-        """
+        """Pause (False) or resume (True) taking messages in: the socket is not read unless our own acks are
+        due; messages read meanwhile are delivered, their QoS 1/2 acks held (the broker's window fills)."""
         if self._paused == (not on):
             return
         self._paused = not on
@@ -310,8 +297,10 @@ class MqttConnection:
             self._idle.set()
 
     def _new_client(self) -> FastClient:
-        return FastClient.from_options(self.options, on_message=self._received, on_ack=self._acked,
-                                       on_drained=self._maybe_writable)
+        o = self.options
+        lean = CLIENT == "lean" and o.protocol in (3, 4) and o.transport == "tcp"
+        return (LeanClient if lean else FastClient).from_options(
+            o, on_message=self._received, on_ack=self._acked, on_drained=self._maybe_writable)
 
     async def _session(self) -> bool:
         """Connect, serve until the connection ends or `disconnect`; True if it was up."""
@@ -342,6 +331,12 @@ class MqttConnection:
         self._limit = min(self._window, receive_max) if receive_max else self._window
         self._client = client
         self._live = True
+        carried, self._carried = self._carried, None
+        if carried is not None:  # kept by the broker: resend as DUP, else from the backlog with new ids
+            if client.session_present:
+                client.resend({mid: p for mid, p in carried.items() if mid in self._inflight})
+            else:
+                self._requeue()
         subs = [asyncio.ensure_future(self._subscribe_now(client, f)) for f in list(self.subscriptions)]
         self._pump()
         if subs:
@@ -377,17 +372,22 @@ class MqttConnection:
     def _went_down(self, client: FastClient) -> None:
         self._live = False
         self._client = None
-        if self._inflight:  # unacknowledged: send again first after the next connect
-            self._backlog.extendleft(reversed(list(self._inflight.values())))
-            self._inflight.clear()
-            while len(self._backlog) > self.max_buffer:
-                self._backlog.popleft()
-                self.dropped += 1
+        if self._inflight and isinstance(client, LeanClient) and not self.options.clean_session:
+            self._carried = client.unacknowledged()
+        else:
+            self._requeue()
         self._maybe_writable()
         error = None
         if client.lost.done() and not client.lost.cancelled() and client.lost.exception() is not None:
             error = _describe(client.lost.exception())
         self._set_state("disconnected", error)
+
+    def _requeue(self) -> None:  # unacknowledged publishes first in the backlog
+        self._backlog.extendleft(reversed(list(self._inflight.values())))
+        self._inflight.clear()
+        while len(self._backlog) > self.max_buffer:
+            self._backlog.popleft()
+            self.dropped += 1
 
 
 def _describe(exc: BaseException) -> str:

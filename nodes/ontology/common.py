@@ -1,0 +1,240 @@
+"""What the ontology nodes share: the base config, service access, JSON/mustache config fields, and the
+in-process change hub that `ontology-subscribe` listens to.
+
+Services: the ontology registry is the runtime service ``"ontologies"`` (runtime/ontologies.py) and the data
+lives in the real-time DB service ``"rtdb"`` (runtime/rtdb). Both are looked up in `setup()`, so a runtime
+without them, or a node naming an unknown ontology, refuses the deploy with a NodeError naming it.
+
+The change hub (`OntologyEvents`) is kept per engine in ``engine.services["ontology-events"]`` and created on
+first use with ``setdefault`` (the one place a node module adds a service: it is a plain in-process pub/sub,
+nothing the runtime needs to configure). The insert/update/delete nodes publish what they wrote; changes made
+outside flows (the HTTP API, MQTT ingestion) do not go through it.
+
+Mustache in JSON fields (`query`, `update`, ...): the text is tokenized once at deploy. ``{{payload.x}}``
+inserts the value escaped for use *inside a JSON string* (so write ``"{{payload.id}}"`` with the quotes;
+numbers, booleans and null render as their JSON text, so ``{"$gt": {{payload.min}}}`` works);
+``{{{payload.x}}}`` / ``{{& payload.x}}`` insert the value as JSON (objects, arrays, quoted strings). A
+missing value renders as nothing. Sections and partials are refused. The rendered text is then parsed as
+JSON. Text without tags is parsed once at deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chevron.tokenizer import ChevronError, tokenize
+from pydantic import Field
+
+from runtime.api import Msg, Node, NodeConfig, NodeError, props
+
+log = logging.getLogger("sofiaflow.nodes.ontology")
+
+EVENTS_SERVICE = "ontology-events"
+CATEGORY = "ontology"
+COLOR = "#9fc5e8"
+
+
+class OntologyConfig(NodeConfig):
+    ontology: str = Field("", json_schema_extra={"x-choices": "ontologies"},
+                          description="The ontology (data model) this node works on")
+    property: str = "payload"
+
+
+# ----- the change hub -------------------------------------------------------------------------------------------
+
+Listener = Callable[[str, str, list[dict[str, Any]]], None]
+
+
+class OntologyEvents:
+    """In-process pub/sub of stored-instance changes: `publish(ontology, event, docs)` calls every listener of
+    that ontology with (ontology, event, docs); event is "insert", "update" or "delete"."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Listener]] = {}
+
+    def subscribe(self, ontology: str, listener: Listener) -> Callable[[], None]:
+        self._listeners.setdefault(ontology, []).append(listener)
+
+        def unsubscribe() -> None:
+            listeners = self._listeners.get(ontology)
+            if listeners and listener in listeners:
+                listeners.remove(listener)
+                if not listeners:
+                    del self._listeners[ontology]
+
+        return unsubscribe
+
+    def has_listeners(self, ontology: str) -> bool:
+        return bool(self._listeners.get(ontology))
+
+    def publish(self, ontology: str, event: str, docs: list[dict[str, Any]]) -> None:
+        if not docs:
+            return
+        for listener in list(self._listeners.get(ontology, ())):
+            try:
+                listener(ontology, event, docs)
+            except Exception:  # one subscriber's failure must not fail the writer
+                log.exception("ontology-subscribe listener failed for %r", ontology)
+
+
+def events_hub(node: Node) -> OntologyEvents:
+    """The engine's change hub, created on first use."""
+    return node._engine.services.setdefault(EVENTS_SERVICE, OntologyEvents())
+
+
+# ----- the base node --------------------------------------------------------------------------------------------
+
+class OntologyNode(Node):
+    """Base of the ontology nodes: resolves the services and checks the ontology in `setup()`."""
+
+    category = CATEGORY
+    color = COLOR
+    Config = OntologyConfig
+    needs_store = True
+
+    def setup(self) -> None:
+        name = (self.config.ontology or "").strip()
+        if not name:
+            raise NodeError("ontology: no ontology chosen")
+        self.ontology = name
+        try:
+            self.registry = self.service("ontologies")
+        except NodeError as exc:
+            raise NodeError(f"ontology {name!r}: {exc} (ontology nodes need the runtime's ontology registry)") \
+                from None
+        try:
+            exists = self.registry.exists(name)
+        except Exception as exc:  # noqa: BLE001 - a config DB failure refuses the deploy with its reason
+            raise NodeError(f"ontology {name!r}: cannot check the ontology registry: {exc}") from None
+        if not exists:
+            raise NodeError(f"ontology: no ontology named {name!r}")
+        if self.needs_store:
+            try:
+                self.store = self.service("rtdb")
+            except NodeError as exc:
+                raise NodeError(f"ontology {name!r}: {exc} (the real-time database)") from None
+        prop = self.config.property or "payload"
+        try:
+            props.parse_path(prop)
+        except Exception as exc:  # noqa: BLE001
+            raise NodeError(f"property: {prop!r} is not a message property path: {exc}") from None
+        self.prop = prop
+        self.setup_node()
+
+    def setup_node(self) -> None:
+        """Per-type preparation (override)."""
+
+    def get_prop(self, msg: Msg) -> Any:
+        return props.get_path(msg, self.prop, _MISSING)
+
+
+_MISSING = object()
+MISSING = _MISSING
+
+
+# ----- JSON / mustache config fields ------------------------------------------------------------------------------
+
+def compile_json_field(text: Any, field: str, expect: type | tuple[type, ...] = dict,
+                       check: Callable[[Any], Any] | None = None) -> Callable[[Msg], Any] | None:
+    """A function msg -> parsed value for a JSON config field with mustache parameters, None when empty.
+
+    A value already parsed (a dict in the flow JSON) is taken as is. `check` (e.g. a filter validator) runs
+    at deploy when the text has no parameters, and on every rendering otherwise."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if not isinstance(text, str):
+        value = _checked(text, field, expect, check)
+        return lambda msg: value
+    try:
+        tokens = list(tokenize(text))
+    except ChevronError as exc:
+        raise NodeError(f"{field}: invalid Mustache template: {' '.join(str(exc).split())}") from None
+    parts: list[Any] = []
+    for tag, key in tokens:
+        if tag == "literal":
+            parts.append(key)
+        elif tag in ("variable", "no escape"):
+            parts.append((tag == "no escape", key.strip()))
+        elif tag == "comment":
+            continue
+        else:
+            raise NodeError(f"{field}: Mustache {tag} tags are not supported in JSON fields; use {{{{path}}}} "
+                            "or {{{{{{path}}}}}}")
+    if all(isinstance(p, str) for p in parts):
+        value = _checked(_parse(text, field), field, expect, check)
+        return lambda msg: value
+
+    def render(msg: Msg) -> Any:
+        out: list[str] = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                out.append(_render_value(_lookup(msg, part[1]), part[0]))
+        return _checked(_parse("".join(out), field, rendered=True), field, expect, check)
+
+    return render
+
+
+def _checked(value: Any, field: str, expect: type | tuple[type, ...], check: Callable[[Any], Any] | None) -> Any:
+    if not isinstance(value, expect) or isinstance(value, bool):
+        names = expect.__name__ if isinstance(expect, type) else " or ".join(t.__name__ for t in expect)
+        kind = {"dict": "object", "list": "array"}
+        raise NodeError(f"{field}: must be a JSON {kind.get(names, names)}, got {json.dumps(value)[:80]}")
+    if check is not None:
+        try:
+            check(value)
+        except Exception as exc:  # noqa: BLE001 - the store's validators raise RtdbError subclasses
+            raise NodeError(f"{field}: {exc}") from None
+    return value
+
+
+def _parse(text: str, field: str, rendered: bool = False) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        what = "the rendered text" if rendered else "the text"
+        raise NodeError(f"{field}: {what} is not JSON ({exc}): {text[:120]}") from None
+
+
+def _lookup(msg: Msg, name: str) -> Any:
+    if name == ".":
+        return msg
+    value: Any = msg
+    for part in name.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _render_value(value: Any, raw: bool) -> str:
+    if value is None:
+        return ""
+    if raw:
+        return json.dumps(value, default=str)
+    if isinstance(value, str):
+        return json.dumps(value)[1:-1]
+    if isinstance(value, (bool, int, float, list, dict)):
+        return json.dumps(value, default=str)
+    return json.dumps(str(value))[1:-1]
+
+
+def msg_object(msg: Msg, key: str) -> dict[str, Any] | None:
+    """`msg[key]` when it is an object (overrides the config), None when absent; NodeError otherwise."""
+    value = msg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise NodeError(f"msg.{key} must be an object, got {type(value).__name__}")
+    return value
+
+
+def store_error(node: OntologyNode, operation: str, exc: Exception) -> NodeError:
+    return NodeError(f"ontology {node.ontology!r}: {operation} failed: {exc}")

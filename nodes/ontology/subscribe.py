@@ -1,0 +1,67 @@
+"""ontology-subscribe: a message for each instance inserted, updated or deleted by the ontology nodes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from runtime.api import NodeError, new_message
+from runtime.rtdb import matches, parse_filter
+
+from .common import OntologyConfig, OntologyNode, events_hub
+
+EVENTS = ("insert", "update", "delete")
+
+
+class OntologySubscribeConfig(OntologyConfig):
+    query: Any = ""
+    events: str = "insert,update,delete"
+
+
+class OntologySubscribeNode(OntologyNode):
+    type = "ontology-subscribe"
+    label = "subscribe"
+    inputs = 0
+    is_source = True
+    needs_store = False
+    Config = OntologySubscribeConfig
+    help = ("Sends `{topic: ontology, payload: document, event: \"insert\"|\"update\"|\"delete\"}` for each "
+            "instance the ontology nodes store, change or delete, when it matches `query` (a MongoDB filter; "
+            "empty: all). Updates send the new document, deletes the removed one.")
+
+    def setup_node(self) -> None:
+        query = self.config.query
+        if isinstance(query, str):
+            text = query.strip()
+            try:
+                query = json.loads(text) if text else {}
+            except ValueError as exc:
+                raise NodeError(f"query: not JSON: {exc}") from None
+        if query is None:
+            query = {}
+        try:
+            self.filter = parse_filter(query, "query")
+        except Exception as exc:  # noqa: BLE001 - InvalidFilterError / UnsupportedFilterError
+            raise NodeError(f"query: {exc}") from None
+        wanted = [e.strip() for e in (self.config.events or "").split(",") if e.strip()] or list(EVENTS)
+        bad = [e for e in wanted if e not in EVENTS]
+        if bad:
+            raise NodeError(f"events: {', '.join(bad)} not one of {', '.join(EVENTS)}")
+        self.events = frozenset(wanted)
+        self._unsubscribe = None
+
+    async def start(self) -> None:
+        self._unsubscribe = events_hub(self).subscribe(self.ontology, self._changed)
+
+    async def close(self, removed: bool) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _changed(self, ontology: str, event: str, docs: list[dict[str, Any]]) -> None:
+        if self._closed or event not in self.events:
+            return
+        for doc in docs:
+            if matches(doc, self.filter):
+                self.send(new_message(payload=copy.deepcopy(doc), topic=ontology, event=event))

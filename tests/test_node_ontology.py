@@ -1,0 +1,288 @@
+"""Ontology nodes (validate, insert, query, update, delete, subscribe) against a real SQLite real-time DB and a
+real ontology registry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import runtime.db
+import runtime.rtdb
+from nodes.ontology.common import compile_json_field
+from runtime.errors import FlowValidationError, NodeError
+from runtime.ontologies import OntologyRegistry
+from runtime.testing import FlowTester
+
+TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
+
+READING = {
+    "type": "object",
+    "properties": {"sensor": {"type": "string"}, "temp": {"type": "number"}},
+    "required": ["sensor", "temp"],
+}
+
+
+def node(id_, type_, wires=(), **props):
+    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
+            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+
+
+@pytest.fixture
+def services(tmp_path):
+    store = runtime.rtdb.open_store(f"sqlite:///{tmp_path}/rt.db")
+    registry = OntologyRegistry(runtime.db.connect(f"sqlite:///{tmp_path}/c.db"))
+    registry.create("Reading", READING, "temperature readings")
+    yield {"rtdb": store, "ontologies": registry}
+    store.close()
+
+
+def make_tester(flows, registry, services):
+    t = FlowTester(flows, registry)
+    t.engine.services.update(services)
+    return t
+
+
+async def settle(t):
+    """Wait until no message is queued and no async handler is still running.
+
+    Engine.idle() alone is not enough: Engine._work takes a message off `pending` before awaiting the node's
+    async on_input, so idle() can return while the last store call is still in its thread."""
+    for _ in range(500):
+        await t.idle()
+        if all(n._worker is None for n in t.engine.nodes.values()):
+            await t.idle()
+            if all(n._worker is None for n in t.engine.nodes.values()):
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the flow did not settle")
+
+
+def catch_errors(t):
+    return [e["msg"] for e in t.errors()]
+
+
+# ----- validate + insert + subscribe ------------------------------------------------------------------------------
+
+async def test_validate_then_insert_stores_valid_readings_and_routes_invalid_ones(registry, services):
+    flows = [TAB,
+             node("in", "junction", [["v"]]),
+             node("v", "ontology-validate", [["ins"], ["bad"]], ontology="Reading"),
+             node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
+             node("ok", "junction", [[]]), node("bad", "junction", [[]]),
+             node("sub", "ontology-subscribe", [["seen"]], ontology="Reading", query='{"temp": {"$gt": 20}}'),
+             node("seen", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("in", {"payload": {"sensor": "s1", "temp": 21.5}, "device": "dev-1", "user": "alice"})
+        t.inject("in", {"payload": {"sensor": "s2", "temp": "hot"}})
+        t.inject("in", {"payload": {"sensor": "s3", "temp": 10}})
+        await settle(t)
+        ok = t.outputs("ok")[0]
+        assert len(ok) == 2, (t.errors(), t.outputs("bad"))
+        assert all(isinstance(m["payload"], str) and len(m["payload"]) == 32 for m in ok)
+        assert ok[0]["inserted"]["sensor"] == "s1" and ok[0]["inserted"]["_id"] == ok[0]["payload"]
+        bad = t.outputs("bad")[0]
+        assert len(bad) == 1 and bad[0]["payload"]["sensor"] == "s2"
+        assert bad[0]["errors"][0]["path"] == "/temp" and bad[0]["errors"][0]["validator"] == "type"
+        stored = services["rtdb"].find("Reading", {}, sort=[("sensor", 1)])
+        assert [d["sensor"] for d in stored] == ["s1", "s3"]
+        ctx = stored[0]["contextData"]
+        assert ctx["source"] == "flow" and ctx["device"] == "dev-1" and ctx["user"] == "alice"
+        assert ctx["timestamp"].endswith("Z") and isinstance(ctx["timestampMillis"], int)
+        seen = t.outputs("seen")[0]
+        assert [(m["event"], m["topic"], m["payload"]["sensor"]) for m in seen] == [("insert", "Reading", "s1")]
+        assert seen[0]["payload"]["_id"] == ok[0]["payload"]
+        assert "contextData" in seen[0]["payload"]
+
+
+async def test_validate_array_reports_item_indexes(registry, services):
+    flows = [TAB, node("v", "ontology-validate", [["ok"], ["bad"]], ontology="Reading"),
+             node("ok", "junction", [[]]), node("bad", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("v", {"payload": [{"sensor": "a", "temp": 1}, {"sensor": "b", "temp": 2}]})
+        t.inject("v", {"payload": [{"sensor": "a", "temp": 1}, {"temp": 2}]})
+        t.inject("v", {"topic": "no payload"})
+        await settle(t)
+        assert len(t.outputs("ok")[0]) == 1
+        (bad,) = t.outputs("bad")[0]
+        assert bad["errors"] == [{"path": "", "message": "'sensor' is a required property", "validator": "required",
+                                  "schema_path": "/required", "property": "sensor", "index": 1}]
+        assert any("no value to validate" in e for e in catch_errors(t))
+
+
+async def test_batch_insert_is_all_or_nothing(registry, services):
+    flows = [TAB, node("ins", "ontology-insert", [["ok"]], ontology="Reading"), node("ok", "junction", [[]]),
+             node("c", "catch", [["caught"]], scope=None, uncaught=False), node("caught", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("ins", {"payload": [{"sensor": "a", "temp": 1}, {"sensor": "b"}, "nope"]})
+        await settle(t)
+        assert t.outputs("ok")[0] == []
+        (caught,) = t.outputs("caught")[0]
+        text = caught["error"]["message"]
+        assert "2 validation error(s), nothing stored" in text and "item 1" in text and "item 2" in text
+        assert services["rtdb"].count("Reading", {}) == 0
+        t.inject("ins", {"payload": [{"sensor": "a", "temp": 1}, {"sensor": "b", "temp": 2}]})
+        t.inject("ins", {"payload": []})
+        await settle(t)
+        first, empty = t.outputs("ok")[0]
+        assert isinstance(first["payload"], list) and len(first["payload"]) == 2
+        assert [d["sensor"] for d in first["inserted"]] == ["a", "b"]
+        assert empty["payload"] == []
+        assert services["rtdb"].count("Reading", {}) == 2
+
+
+async def test_insert_reads_the_configured_property(registry, services):
+    flows = [TAB, node("ins", "ontology-insert", [["ok"]], ontology="Reading", property="data"),
+             node("ok", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("ins", {"data": {"sensor": "x", "temp": 3}, "user": {"username": "bob"}})
+        await settle(t)
+        (out,) = t.outputs("ok")[0]
+        doc = services["rtdb"].find("Reading", {"_id": out["payload"]})[0]
+        assert doc["temp"] == 3 and doc["contextData"]["user"] == "bob"
+
+
+async def test_subscribe_sees_updates_and_deletes_and_stops_after_close(registry, services):
+    flows = [TAB,
+             node("ins", "ontology-insert", [[]], ontology="Reading"),
+             node("up", "ontology-update", [[]], ontology="Reading", query='{"sensor": "{{payload}}"}',
+                  update='{"$inc": {"temp": 100}}'),
+             node("del", "ontology-delete", [[]], ontology="Reading", query="{}"),
+             node("sub", "ontology-subscribe", [["seen"]], ontology="Reading", events="update,delete"),
+             node("seen", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("ins", {"payload": [{"sensor": "a", "temp": 1}, {"sensor": "b", "temp": 2}]})
+        await settle(t)
+        t.inject("up", {"payload": "b"})
+        await settle(t)
+        t.inject("del", {})
+        await settle(t)
+        seen = [(m["event"], m["payload"]["sensor"], m["payload"]["temp"]) for m in t.outputs("seen")[0]]
+        assert seen[0] == ("update", "b", 102)
+        assert sorted(seen[1:]) == [("delete", "a", 1), ("delete", "b", 102)]
+        assert t.engine.services["ontology-events"].has_listeners("Reading")
+    assert not t.engine.services["ontology-events"].has_listeners("Reading")
+
+
+# ----- query -------------------------------------------------------------------------------------------------------
+
+async def test_query_with_mustache_parameters_sort_limit_and_msg_override(registry, services):
+    services["rtdb"].insert("Reading", [{"sensor": f"s{i}", "temp": i} for i in range(6)])
+    flows = [TAB, node("q", "ontology-query", [["out"]], ontology="Reading",
+                       query='{"temp": {"$gte": {{payload.min}}}, "sensor": {"$ne": "{{payload.skip}}"}}',
+                       sort='{"temp": -1}', limit="2"),
+             node("out", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("q", {"payload": {"min": 2, "skip": "s5"}})
+        t.inject("q", {"query": {"sensor": "s1"}, "payload": {}})
+        t.inject("q", {"payload": {"min": 0}, "limit": 0, "sort": [["temp", 1]], "projection": {"temp": 1, "_id": 0}})
+        await settle(t)
+        first, override, everything = t.payloads("out")
+        assert [d["sensor"] for d in first] == ["s4", "s3"]
+        assert [d["sensor"] for d in override] == ["s1"]
+        assert everything == [{"temp": i} for i in range(6)]
+
+
+async def test_query_errors_name_the_problem(registry, services):
+    flows = [TAB, node("q", "ontology-query", [["out"]], ontology="Reading", query='{"temp": {{payload}}}'),
+             node("out", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("q", {"query": {"temp": {"$regexx": "x"}}})
+        t.inject("q", {"payload": None})
+        t.inject("q", {"payload": 5, "limit": -1})
+        await settle(t)
+        assert t.outputs("out")[0] == []
+        errors = catch_errors(t)
+        assert any("query failed" in e and "$regexx" in e for e in errors)
+        assert any("rendered text is not JSON" in e for e in errors)
+        assert any("msg.limit" in e for e in errors)
+
+
+# ----- update / delete ----------------------------------------------------------------------------------------------
+
+async def test_update_and_delete_report_counts(registry, services):
+    services["rtdb"].insert("Reading", [{"sensor": "a", "temp": 1}, {"sensor": "a", "temp": 2},
+                                        {"sensor": "b", "temp": 3}])
+    flows = [TAB,
+             node("up", "ontology-update", [["out"]], ontology="Reading", query='{"sensor": "{{payload}}"}',
+                  update='{"$set": {"checked": true}}'),
+             node("one", "ontology-update", [["out"]], ontology="Reading", query='{}',
+                  update='{"$set": {"first": true}}', multi="false"),
+             node("del", "ontology-delete", [["out"]], ontology="Reading", query='{"sensor": "{{payload}}"}'),
+             node("none", "ontology-delete", [["out"]], ontology="Reading"),
+             node("out", "junction", [[]])]
+    async with make_tester(flows, registry, services) as t:
+        t.inject("up", {"payload": "a"})
+        await settle(t)
+        t.inject("up", {"query": {"sensor": "b"}, "update": {"$unset": {"temp": ""}}})
+        await settle(t)
+        t.inject("one", {})
+        await settle(t)
+        assert services["rtdb"].count("Reading", {"first": True}) == 1
+        t.inject("del", {"payload": "a"})
+        await settle(t)
+        t.inject("none", {})
+        await settle(t)
+        assert t.payloads("out") == [2, 1, 1, 2]
+        (left,) = services["rtdb"].find("Reading", {})
+        assert left["sensor"] == "b" and "temp" not in left and "checked" not in left
+        assert any("no filter" in e for e in catch_errors(t))
+
+
+# ----- deploy-time checks -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("type_", ["ontology-validate", "ontology-insert", "ontology-query", "ontology-update",
+                                   "ontology-delete", "ontology-subscribe"])
+async def test_unknown_ontology_refuses_the_deploy(registry, services, type_):
+    flows = [TAB, node("n", type_, [[]] if type_ != "ontology-validate" else [[], []], ontology="Nope")]
+    with pytest.raises(FlowValidationError, match="Nope"):
+        async with make_tester(flows, registry, services):
+            pass
+
+
+@pytest.mark.parametrize(("props", "text"), [
+    ({"ontology": ""}, "no ontology chosen"),
+    ({"ontology": "Reading", "query": '{"temp": {"$bad": 1}}'}, "query"),
+    ({"ontology": "Reading", "query": "{not json"}, "not JSON"),
+    ({"ontology": "Reading", "query": '{"a": "{{#x}}y{{/x}}"}'}, "section"),
+    ({"ontology": "Reading", "sort": "5"}, "sort"),
+])
+async def test_bad_query_config_refuses_the_deploy(registry, services, props, text):
+    flows = [TAB, node("q", "ontology-query", [[]], **props)]
+    with pytest.raises(FlowValidationError, match=text):
+        async with make_tester(flows, registry, services):
+            pass
+
+
+async def test_missing_services_refuse_the_deploy(registry):
+    flows = [TAB, node("v", "ontology-validate", [[], []], ontology="Reading")]
+    with pytest.raises(FlowValidationError, match="ontologies"):
+        async with FlowTester(flows, registry):
+            pass
+
+
+def test_ontology_field_offers_choices_to_the_editor(registry):
+    from nodes.ontology.query import OntologyQueryNode
+
+    schema = OntologyQueryNode.Config.model_json_schema()
+    assert schema["properties"]["ontology"]["x-choices"] == "ontologies"
+
+
+# ----- property: rendered parameters round-trip as JSON -----------------------------------------------------------
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(max_size=20), number=st.integers(-10**9, 10**9) | st.floats(allow_nan=False,
+                                                                                  allow_infinity=False))
+def test_mustache_parameters_keep_their_values(value, number):
+    render = compile_json_field('{"s": "{{payload.s}}", "n": {{payload.n}}, "raw": {{{payload.raw}}}}', "query")
+    out = render({"payload": {"s": value, "n": number, "raw": {"v": [value]}}})
+    assert out == {"s": value, "n": number, "raw": {"v": [value]}}
+
+
+def test_json_field_without_parameters_is_parsed_once():
+    render = compile_json_field('{"a": 1}', "query")
+    assert render({}) is render({"x": 1})
+    with pytest.raises(NodeError, match="must be a JSON object"):
+        compile_json_field("[1]", "query")
