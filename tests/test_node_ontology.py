@@ -46,10 +46,7 @@ def make_tester(flows, registry, services):
 
 
 async def settle(t):
-    """Wait until no message is queued and no async handler is still running.
-
-    Engine.idle() alone is not enough: Engine._work takes a message off `pending` before awaiting the node's
-    async on_input, so idle() can return while the last store call is still in its thread."""
+    """Wait until no message is queued and no async handler (a store call in its thread) is still running."""
     for _ in range(500):
         await t.idle()
         if all(n._worker is None for n in t.engine.nodes.values()):
@@ -286,3 +283,41 @@ def test_json_field_without_parameters_is_parsed_once():
     assert render({}) is render({"x": 1})
     with pytest.raises(NodeError, match="must be a JSON object"):
         compile_json_field("[1]", "query")
+
+
+async def test_mqtt_in_validate_insert_through_the_embedded_broker(registry, services, tmp_path):
+    """The issue's flow: `mqtt in -> ontology-validate -> ontology-insert`, readings arriving over the real
+    embedded broker; a subscribe node sees the inserts."""
+    import json as _json
+
+    from runtime.broker import EmbeddedBroker
+    from runtime.devices import DeviceRegistry
+
+    broker = EmbeddedBroker(DeviceRegistry(runtime.db.connect(f"sqlite:///{tmp_path}/d.db")), port=0)
+    await broker.start()
+    try:
+        flows = [TAB,
+                 {"id": "mb", "type": "mqtt-broker", "name": "", "broker": "127.0.0.1", "port": str(broker.port),
+                  "protocolVersion": "4", "keepalive": "60", "cleansession": True},
+                 node("in", "mqtt in", [["v"]], topic="readings/+", qos="1", datatype="json", broker="mb"),
+                 node("v", "ontology-validate", [["ins"], ["bad"]], ontology="Reading"),
+                 node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
+                 node("ok", "junction", [[]]), node("bad", "junction", [[]]),
+                 node("sub", "ontology-subscribe", [["seen"]], ontology="Reading"),
+                 node("seen", "junction", [[]])]
+        t = make_tester(flows, registry, {**services, "mqtt-embedded": broker})
+        async with t:
+            for body in ({"sensor": "s1", "temp": 22}, {"sensor": "s2", "temp": "n/a"}, {"sensor": "s3", "temp": 5}):
+                await broker.publish(f"readings/{body['sensor']}", _json.dumps(body).encode(), qos=1)
+            for _ in range(200):
+                await settle(t)
+                if len(t.outputs("ok")[0]) + len(t.outputs("bad")[0]) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert [m["payload"]["sensor"] for m in t.outputs("bad")[0]] == ["s2"]
+            stored = services["rtdb"].find("Reading", {}, sort=[("sensor", 1)])
+            assert [d["sensor"] for d in stored] == ["s1", "s3"]
+            assert all("contextData" in d for d in stored)
+            assert sorted(m["payload"]["sensor"] for m in t.outputs("seen")[0]) == ["s1", "s3"]
+    finally:
+        await broker.stop()
