@@ -202,17 +202,19 @@ class _SQLite(_Dialect):
             return c.total(f"{typ} = 'null'")
         if isinstance(t, bool):
             return c.total(f"{typ} = '{'true' if t else 'false'}'")
+        # the type guards carry a unary plus: SQLite then searches the value's index, not the
+        # (unselective) type index, for the scalar branch
         if isinstance(t, str):
-            return c.total(f"{self.scalar(v)} = {c.param(t)} AND {typ} = 'text'")
+            return c.total(f"{self.scalar(v)} = {c.param(t)} AND +{typ} = 'text'")
         if isinstance(t, list):
             items = [c.total(f"{typ} = 'array' AND {self.length(v)} = {len(t)}")]
             items += [self.eq(c, self.index(v, i), x) for i, x in enumerate(t)]
             return "(" + " AND ".join(items) + ")"
-        return c.total(f"{self.scalar(v)} = {c.param(t)} AND {typ} IN ('integer', 'real')")
+        return c.total(f"{self.scalar(v)} = {c.param(t)} AND +{typ} IN ('integer', 'real')")
 
     def cmp(self, c, v, op, t):
         types = "('text')" if isinstance(t, str) else "('integer', 'real')"
-        return c.total(f"{self.scalar(v)} {op} {c.param(t)} AND {self.typ(v)} IN {types}")
+        return c.total(f"{self.scalar(v)} {op} {c.param(t)} AND +{self.typ(v)} IN {types}")
 
     def regex(self, c, v, pattern, options):
         return c.total(f"{self.typ(v)} = 'text' AND "
@@ -247,7 +249,9 @@ class _SQLite(_Dialect):
     def load(self, value):
         return json.loads(value)
 
-    id_order = "id"
+    # unary plus: the same order, but SQLite's planner no longer walks the primary key to serve
+    # ORDER BY ... LIMIT, and uses the filter's indexes instead (59 ms -> well under 1 ms at 100k docs)
+    id_order = "+id"
     for_update = ""
 
 
