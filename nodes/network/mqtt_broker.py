@@ -4,8 +4,9 @@ As Node-RED's MQTTBrokerNode: users `register` (the first one connects, unless `
 off), subscribe with a `ref` (their id), publish, and get the connection status ("connecting",
 "connected", "disconnected") on their badge. When the broker is the runtime's embedded one (service
 "mqtt-embedded" on a local address and its port) messages go in-process (mqtt_embedded.py);
-otherwise an aiomqtt client connects (mqtt_connection.py), with reconnects, resubscription and a
-bounded buffer for QoS 1/2 publishes made while disconnected.
+otherwise a client connects (mqtt_connection.py: the lean MQTT 3.1.1 client of mqtt_protocol.py for
+TCP/TLS, aiomqtt for MQTT 5 and websockets), with reconnects, resubscription and a bounded buffer
+for QoS 1/2 publishes made while disconnected.
 """
 
 from __future__ import annotations
