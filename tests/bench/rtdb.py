@@ -8,6 +8,7 @@ Run: python tests/bench/rtdb.py [documents]
 from __future__ import annotations
 
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -73,6 +74,8 @@ def measure(url: str, documents: int) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    # a SIGTERM (e.g. from `timeout`) still runs the finally blocks that stop the servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     documents = int(argv[1]) if len(argv) > 1 else 100_000
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
