@@ -83,6 +83,8 @@ class Runtime:
         from .devices import DeviceRegistry
         from .http.node_routes import NodeRoutes
         from .ontologies import OntologyRegistry
+        from .ontology_data import OntologyData
+        from .ontology_events import OntologyEvents
         from .rtdb import open_store
 
         services = self.engine.services
@@ -93,6 +95,8 @@ class Runtime:
             self.db, sample_existing=lambda name, limit: store.find(name, {}, limit=limit),
             count_existing=lambda name: store.count(name, {}), purge_existing=lambda name: _purge(store, name))
         ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
+        services["ontology-events"] = events = OntologyEvents()
+        services["ontology-data"] = OntologyData(ontologies, store, events)
         for ontology in ontologies.list():
             try:
                 _ensure_collection(store, ontology.name, ontology)

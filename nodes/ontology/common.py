@@ -5,10 +5,9 @@ Services: the ontology registry is the runtime service ``"ontologies"`` (runtime
 lives in the real-time DB service ``"rtdb"`` (runtime/rtdb). Both are looked up in `setup()`, so a runtime
 without them, or a node naming an unknown ontology, refuses the deploy with a NodeError naming it.
 
-The change hub (`OntologyEvents`) is kept per engine in ``engine.services["ontology-events"]`` and created on
-first use with ``setdefault`` (the one place a node module adds a service: it is a plain in-process pub/sub,
-nothing the runtime needs to configure). The insert/update/delete nodes publish what they wrote; changes made
-outside flows (the HTTP API, MQTT ingestion) do not go through it.
+Writes go through the runtime's ``"ontology-data"`` service (runtime/ontology_data.py), which validates, adds
+`contextData` and publishes each change on the ``"ontology-events"`` hub, so `ontology-subscribe` sees every
+write, whoever made it (flows, gateways, the admin API). A bare engine (tests) gets both built on first use.
 
 Mustache in JSON fields (`query`, `update`, ...): the text is tokenized once at deploy. ``{{payload.x}}``
 inserts the value escaped for use *inside a JSON string* (so write ``"{{payload.id}}"`` with the quotes;
@@ -29,10 +28,13 @@ from chevron.tokenizer import ChevronError, tokenize
 from pydantic import Field
 
 from runtime.api import Msg, Node, NodeConfig, NodeError, props
+from runtime.ontology_data import OntologyData
+from runtime.ontology_events import OntologyEvents
 
 log = logging.getLogger("sofiaflow.nodes.ontology")
 
 EVENTS_SERVICE = "ontology-events"
+DATA_SERVICE = "ontology-data"
 CATEGORY = "ontology"
 COLOR = "#9fc5e8"
 
@@ -43,46 +45,21 @@ class OntologyConfig(NodeConfig):
     property: str = "payload"
 
 
-# ----- the change hub -------------------------------------------------------------------------------------------
-
-Listener = Callable[[str, str, list[dict[str, Any]]], None]
-
-
-class OntologyEvents:
-    """In-process pub/sub of stored-instance changes: `publish(ontology, event, docs)` calls every listener of
-    that ontology with (ontology, event, docs); event is "insert", "update" or "delete"."""
-
-    def __init__(self) -> None:
-        self._listeners: dict[str, list[Listener]] = {}
-
-    def subscribe(self, ontology: str, listener: Listener) -> Callable[[], None]:
-        self._listeners.setdefault(ontology, []).append(listener)
-
-        def unsubscribe() -> None:
-            listeners = self._listeners.get(ontology)
-            if listeners and listener in listeners:
-                listeners.remove(listener)
-                if not listeners:
-                    del self._listeners[ontology]
-
-        return unsubscribe
-
-    def has_listeners(self, ontology: str) -> bool:
-        return bool(self._listeners.get(ontology))
-
-    def publish(self, ontology: str, event: str, docs: list[dict[str, Any]]) -> None:
-        if not docs:
-            return
-        for listener in list(self._listeners.get(ontology, ())):
-            try:
-                listener(ontology, event, docs)
-            except Exception:  # one subscriber's failure must not fail the writer
-                log.exception("ontology-subscribe listener failed for %r", ontology)
-
+# ----- the change hub and the data service ---------------------------------------------------------------------
 
 def events_hub(node: Node) -> OntologyEvents:
-    """The engine's change hub, created on first use."""
+    """The engine's change hub (the runtime's ``"ontology-events"`` service; created on first use where a bare
+    engine has none, as in tests)."""
     return node._engine.services.setdefault(EVENTS_SERVICE, OntologyEvents())
+
+
+def data_service(node: OntologyNode) -> OntologyData:
+    """The runtime's ``"ontology-data"`` service, or one over this engine's registry, store and hub."""
+    service = node._engine.services.get(DATA_SERVICE)
+    if service is None:
+        service = node._engine.services.setdefault(DATA_SERVICE, OntologyData(node.registry, node.store,
+                                                                              events_hub(node)))
+    return service
 
 
 # ----- the base node --------------------------------------------------------------------------------------------

@@ -6,12 +6,11 @@ import asyncio
 from typing import Any
 
 from runtime.api import Msg, NodeError
-from runtime.ontologies import context_data
+from runtime.ontologies import SOURCES, context_data
+from runtime.ontology_data import InstanceValidationError, Writer
 from runtime.rtdb import RtdbError
 
-from .common import MISSING, OntologyConfig, OntologyNode, events_hub, store_error
-
-MAX_ERRORS_SHOWN = 3
+from .common import MISSING, OntologyConfig, OntologyNode, data_service, store_error
 
 
 class OntologyInsertConfig(OntologyConfig):
@@ -33,7 +32,7 @@ class OntologyInsertNode(OntologyNode):
         except ValueError as exc:
             raise NodeError(f"timezone: {exc}") from None
         self.timezone = self.config.timezone or "UTC"
-        self.hub = events_hub(self)
+        self.data = data_service(self)
 
     async def on_input(self, msg: Msg) -> None:
         value = self.get_prop(msg)
@@ -41,35 +40,33 @@ class OntologyInsertNode(OntologyNode):
             raise NodeError(f"msg.{self.prop} has no value to insert")
         batch = isinstance(value, list)
         bodies = value if batch else [value]
-        problems: list[str] = []
-        for index, body in enumerate(bodies):
-            where = f"item {index}" if batch else "instance"
-            if not isinstance(body, dict):
-                problems.append(f"{where}: must be an object, got {type(body).__name__}")
-                continue
-            for error in self.registry.validate(self.ontology, body):
-                problems.append(f"{where} at {error['path'] or '/'}: {error['message']}")
-        if problems:
-            shown = "; ".join(problems[:MAX_ERRORS_SHOWN])
-            more = f" (and {len(problems) - MAX_ERRORS_SHOWN} more)" if len(problems) > MAX_ERRORS_SHOWN else ""
-            raise NodeError(f"ontology {self.ontology!r}: {len(problems)} validation error(s), nothing stored: "
-                            f"{shown}{more}")
-        context = context_data(user=_text(msg.get("user")), device=_text(msg.get("device")), source="flow",
-                               timezone=self.timezone, now=None)
-        docs = [{**body, "contextData": dict(context)} for body in bodies]
-        if docs:
-            try:
-                ids = await asyncio.to_thread(self.store.insert, self.ontology, docs)
-            except RtdbError as exc:
-                raise store_error(self, "insert", exc) from None
-        else:
-            ids = []
-        stored = [{"_id": _id, **{k: v for k, v in doc.items() if k != "_id"}} for _id, doc in zip(ids, docs,
-                                                                                                   strict=True)]
+        writer = Writer(user=_text(msg.get("user")), device=_text(msg.get("device")),
+                        source=_source(msg), timezone=self.timezone)
+        try:
+            self.data.check(self.ontology, bodies, batch)
+            stored = await asyncio.to_thread(self.data.insert, self.ontology, bodies, writer, batch) \
+                if bodies else []
+        except InstanceValidationError as exc:
+            raise NodeError(str(exc)) from None
+        except RtdbError as exc:
+            raise store_error(self, "insert", exc) from None
+        ids = [doc["_id"] for doc in stored]
         msg["payload"] = ids if batch else ids[0]
         msg["inserted"] = stored if batch else stored[0]
-        self.hub.publish(self.ontology, "insert", stored)
         self.send(msg)
+
+
+def _source(msg: Msg) -> str:
+    """The transport the message came in by: `msg.source` when a gateway set it; else "http" for a message
+    from `http in` (it carries `req`), "mqtt" for one from `mqtt in` (it carries `qos` and `retain`)."""
+    value = msg.get("source")
+    if value in SOURCES:
+        return value
+    if "req" in msg:
+        return "http"
+    if "qos" in msg and "retain" in msg:
+        return "mqtt"
+    return "flow"
 
 
 def _text(value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""ontology-subscribe: a message for each instance inserted, updated or deleted by the ontology nodes."""
+"""ontology-subscribe: a message for each instance inserted, updated or deleted, whoever wrote it."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ class OntologySubscribeNode(OntologyNode):
     needs_store = False
     Config = OntologySubscribeConfig
     help = ("Sends `{topic: ontology, payload: document, event: \"insert\"|\"update\"|\"delete\"}` for each "
-            "instance the ontology nodes store, change or delete, when it matches `query` (a MongoDB filter; "
+            "instance stored, changed or deleted (by flows, devices, gateways or the admin API), when it matches "
+            "`query` (a MongoDB filter; "
             "empty: all). Updates send the new document, deletes the removed one.")
 
     def setup_node(self) -> None:
