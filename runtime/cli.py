@@ -198,12 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("file", nargs="?", help="output file (default: stdout)")
     exp.add_argument("--data-dir", **data_dir)
     exp.set_defaults(func=cmd_export)
+    from .history.cli import add_commands as add_history_commands
+    add_history_commands(sub, data_dir, _settings)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "flows":
+    if args.command in ("flows", "history"):
         logging.basicConfig(level=logging.ERROR, format="sofiaflow: %(levelname)s: %(message)s")
     return args.func(args)
 

@@ -81,6 +81,7 @@ class Runtime:
         """What nodes reach through `Node.service(name)`: HTTP routes, devices, the embedded broker."""
         from .broker import EmbeddedBroker
         from .devices import DeviceRegistry
+        from .history import HistoryMover, HistoryService, HistoryStore
         from .http.node_routes import NodeRoutes
         from .ontologies import OntologyRegistry
         from .ontology_data import OntologyData
@@ -91,12 +92,17 @@ class Runtime:
         services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
         services["devices"] = devices = DeviceRegistry(self.db)
         services["rtdb"] = store = open_store(self.settings.realtime_database_url)
+        history = HistoryStore(self.settings.history_path)
         services["ontologies"] = ontologies = OntologyRegistry(
             self.db, sample_existing=lambda name, limit: store.find(name, {}, limit=limit),
-            count_existing=lambda name: store.count(name, {}), purge_existing=lambda name: _purge(store, name))
+            count_existing=lambda name: store.count(name, {}) + len(history.ids(name)),
+            purge_existing=lambda name: _purge(store, history, name))
         ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
         services["ontology-events"] = events = OntologyEvents()
         services["ontology-data"] = OntologyData(ontologies, store, events)
+        services["history"] = mover = HistoryService(HistoryMover(ontologies, store, history),
+                                                     self.settings.history_interval)
+        mover.start()
         for ontology in ontologies.list():
             try:
                 _ensure_collection(store, ontology.name, ontology)
@@ -124,6 +130,9 @@ class Runtime:
             broker = self.engine.services.pop("mqtt-embedded", None)
             if broker is not None:
                 await broker.stop()
+            history = self.engine.services.pop("history", None)
+            if history is not None:
+                await history.stop()
             store = self.engine.services.pop("rtdb", None)
             if store is not None:
                 store.close()
@@ -186,7 +195,9 @@ def _ensure_collection(store: Any, name: str, ontology: Any) -> None:
         store.ensure_collection(name, list(ontology.indexes), list(ontology.unique))
 
 
-def _purge(store: Any, name: str) -> int:
-    count = store.count(name, {})
+def _purge(store: Any, history: Any, name: str) -> int:
+    """Delete an ontology's instances, real-time and historical; how many there were."""
+    count = store.count(name, {}) + len(history.ids(name))
     store.drop(name)
+    history.drop(name)
     return count

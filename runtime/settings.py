@@ -35,6 +35,14 @@ class Settings:
     mqtt_host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_HOST", "127.0.0.1"))
     mqtt_port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_MQTT_PORT", "1883")))
     """Port of the embedded MQTT broker; 0 runs none (flows then use an external broker)."""
+    metrics_public: bool = field(default_factory=lambda: os.environ.get("SOFIAFLOW_METRICS_PUBLIC", "").strip().lower()
+                                 in ("1", "true", "yes", "on"))
+    """Serve `/metrics` without a bearer token (for Prometheus scrapers on a trusted network)."""
+    history_dir: Path | None = field(default_factory=lambda: _optional_path("SOFIAFLOW_HISTORY_DIR"))
+    """Folder of the historical store (Parquet); default: `history` in the data dir."""
+    history_interval: float = field(default_factory=lambda: float(
+        os.environ.get("SOFIAFLOW_HISTORY_INTERVAL", "3600")))
+    """Seconds between moves of expired instances to history; 0: never scheduled."""
 
     def node_settings(self) -> dict:
         """The settings nodes may read with `Node.setting(name)`."""
@@ -49,9 +57,18 @@ class Settings:
         return self.realtime_url or f"sqlite:///{self.data_dir / 'realtime.db'}"
 
     @property
+    def history_path(self) -> Path:
+        return self.history_dir or self.data_dir / "history"
+
+    @property
     def database_url(self) -> str:
         """The config DB URL: the setting, or a SQLite file in the data dir."""
         return self.db_url or f"sqlite:///{self.data_dir / 'sofiaflow.db'}"
+
+
+def _optional_path(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value).expanduser() if value else None
 
 
 def _ontologies_dir() -> Path | None:

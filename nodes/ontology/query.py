@@ -68,9 +68,12 @@ class OntologyQueryNode(OntologyNode):
         limit = _count(msg["limit"], "msg.limit") if msg.get("limit") is not None else self._limit
         skip = _count(msg["skip"], "msg.skip") if msg.get("skip") is not None else self._skip
         try:
-            docs = await asyncio.to_thread(self.store.find, self.ontology, flt, projection, _sort_spec(sort),
-                                           skip, limit)
+            docs = await asyncio.to_thread(self.find, flt, projection, _sort_spec(sort), skip, limit)
         except RtdbError as exc:
             raise store_error(self, "query", exc) from None
         props.set_path(msg, self.prop, docs)
         self.send(msg)
+
+    def find(self, flt: dict, projection: dict | None, sort: list | None, skip: int, limit: int) -> list[dict]:
+        """The documents asked for (runs in a worker thread)."""
+        return self.store.find(self.ontology, flt, projection, sort, skip, limit)
