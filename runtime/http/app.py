@@ -22,7 +22,9 @@ from . import (
     context_routes,
     device_routes,
     info_routes,
+    metrics_routes,
     node_actions,
+    ontology_data_routes,
     ontology_routes,
     palette,
 )
@@ -46,8 +48,10 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(comms.router)  # authenticates inside the socket, as Node-RED's
     guarded = [Depends(require_user)]
-    for module in (admin_flows, palette, info_routes, context_routes, node_actions, device_routes, ontology_routes):
+    for module in (admin_flows, palette, info_routes, context_routes, node_actions, device_routes, ontology_routes,
+                   ontology_data_routes):
         app.include_router(module.router, dependencies=guarded)
+    app.include_router(metrics_routes.router)  # its own access check: token, or public by setting
     _install_error_handlers(app)
     app.router.default = _node_endpoints(runtime)  # what no admin route serves goes to the flows
     return app
