@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from amqtt.broker import Broker
@@ -38,7 +39,7 @@ from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from . import mqtt_topics as mt
-from .devices import DeviceRegistry, may_publish, may_subscribe, split_token
+from .devices import Device, DeviceRegistry, may_publish, may_subscribe, split_token
 from .errors import AuthError
 
 log = logging.getLogger("sofiaflow.broker")
@@ -58,6 +59,9 @@ class DeviceAuthPlugin(_Owned, BaseAuthPlugin):
 
     async def authenticate(self, *, session: Session) -> bool | None:
         owner = self.owner
+        if owner is not None and not session.username and session.password is None \
+                and owner.anonymous_topics is not None:
+            return owner.admit_anonymous(session)
         if owner is None or not session.username or session.password is None:
             return False
         session.attributes[EPOCH] = owner.epoch
@@ -230,6 +234,22 @@ class EmbeddedBroker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unlisten: Callable[[], None] | None = None
+        self.anonymous_topics: Callable[[str], list[str] | None] | None = None
+        """Set by an SSAP-over-MQTT gateway: the topic filters an anonymous client (by client id) may use,
+        None to refuse it. Unset, anonymous CONNECTs are refused."""
+
+    def admit_anonymous(self, session: Session) -> bool:
+        """An anonymous CONNECT, limited to the topics `anonymous_topics` gives its client id."""
+        policy = self.anonymous_topics
+        topics = policy(session.client_id or "") if policy is not None else None
+        if not topics:
+            return False
+        device = Device(f"anonymous:{session.client_id}", True, list(topics), {}, datetime.now(UTC))
+        if session.will_flag and not may_publish(device, session.will_topic or ""):
+            return False
+        session.attributes[EPOCH] = self.epoch
+        session.attributes[DEVICE] = device
+        return True
 
     # ----- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -347,6 +367,8 @@ class EmbeddedBroker:
     # ----- revocation --------------------------------------------------------------------------------
     def still_valid(self, session: Session) -> bool:
         """Check a session's credentials again (after a revocation raced with its CONNECT)."""
+        if not session.username and session.password is None:
+            return self.anonymous_topics is not None
         try:
             session.attributes[DEVICE] = self.devices.authenticate(session.username, session.password)
         except AuthError:

@@ -128,6 +128,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     if flows is None:
         return code
     settings = _settings(args)
+    if getattr(args, "report", False):
+        from .import_report import format_report, import_report
+        from .registry import default_registry
+
+        print(format_report(import_report(flows, default_registry())))
     rev, code = _check(flows, settings, user="cli")
     if code == 0:
         print(f"imported {args.file} into {settings.data_dir}: rev {rev}")
@@ -193,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = flows.add_parser("import", help="store a flow file as the current flows")
     imp.add_argument("file")
     imp.add_argument("--data-dir", **data_dir)
+    imp.add_argument("--report", action="store_true",
+                     help="first list each node as runs, runs with a caveat, or cannot run (and why)")
     imp.set_defaults(func=cmd_import)
     exp = flows.add_parser("export", help="write the current flows as JSON")
     exp.add_argument("file", nargs="?", help="output file (default: stdout)")

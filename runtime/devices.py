@@ -73,6 +73,17 @@ device_tokens_table = Table(
 )
 
 
+device_instances_table = Table(
+    "device_instances",
+    metadata,
+    Column("device", String(64), ForeignKey("devices.name", ondelete="CASCADE"), primary_key=True),
+    Column("instance", String(200), primary_key=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+)
+"""The device instances (onesait's clientPlatformInstance) that joined as each device."""
+
+
 class DeviceError(SofiaflowError):
     """Base of the device registry's errors."""
 
@@ -239,7 +250,7 @@ class DeviceRegistry:
 
     def __init__(self, db_engine: Engine) -> None:
         self._db = db_engine
-        metadata.create_all(db_engine, tables=[devices_table, device_tokens_table])
+        metadata.create_all(db_engine, tables=[devices_table, device_tokens_table, device_instances_table])
         self._listeners: list[Callable[[str, str | None], None]] = []
 
     # ----- listeners ------------------------------------------------------------------------------
@@ -315,6 +326,7 @@ class DeviceRegistry:
 
     def delete(self, name: str) -> None:
         with self._db.begin() as conn:
+            conn.execute(delete(device_instances_table).where(device_instances_table.c.device == name))
             conn.execute(delete(device_tokens_table).where(device_tokens_table.c.device == name))
             done = conn.execute(delete(devices_table).where(devices_table.c.name == name))
         if done.rowcount == 0:
@@ -361,6 +373,28 @@ class DeviceRegistry:
         for token_id in ids:
             self._notify(name, token_id)
         return ids
+
+    # ----- device instances (onesait clientPlatformInstance) -----------------------------------------
+    def record_instance(self, name: str, instance: str) -> None:
+        """Note that `instance` of device `name` was seen now (at most every LAST_SEEN_RESOLUTION)."""
+        instance = str(instance)[:200]
+        t = device_instances_table
+        now = datetime.now(UTC)
+        with self._db.begin() as conn:
+            row = conn.execute(select(t.c.last_seen).where(t.c.device == name, t.c.instance == instance)).first()
+            if row is None:
+                conn.execute(insert(t).values(device=name, instance=instance, first_seen=now, last_seen=now))
+            elif now - _aware(row.last_seen) >= LAST_SEEN_RESOLUTION:
+                conn.execute(update(t).where(t.c.device == name, t.c.instance == instance).values(last_seen=now))
+
+    def instances(self, name: str) -> list[dict[str, Any]]:
+        """The instances seen of device `name`: [{instance, first_seen, last_seen}], most recent first."""
+        self.get(name)
+        t = device_instances_table
+        with self._db.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.device == name).order_by(t.c.last_seen.desc())).all()
+        return [{"instance": r.instance, "first_seen": _iso(_aware(r.first_seen)),
+                 "last_seen": _iso(_aware(r.last_seen))} for r in rows]
 
     # ----- authentication -------------------------------------------------------------------------
     def authenticate(self, name: str | None, token: str) -> Device:

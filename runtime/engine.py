@@ -16,6 +16,7 @@ import logging
 import traceback
 from collections import deque
 from collections.abc import Coroutine
+from time import perf_counter
 from typing import Any
 
 from .clock import Clock, LoopClock
@@ -23,6 +24,7 @@ from .context import ContextManager, ContextScope
 from .errors import NodeError
 from .events import EventBus
 from .message import clone_message, new_msgid
+from .metrics import SAMPLE_MASK, EngineStats
 from .node import Node
 from .types import Msg
 
@@ -116,6 +118,7 @@ class Engine:
         self.pending = 0
         self.errors_total = 0
         self.messages_total = 0
+        self.stats = EngineStats()  # sampled handling times (runtime.metrics)
         self._queue: deque[tuple[Node, Msg]] = deque()
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +152,7 @@ class Engine:
         node._closed = True
         if self.nodes.get(node.id) is node:
             del self.nodes[node.id]
+        self.stats.forget(node)
         if node._inbox:
             self.pending -= len(node._inbox)
             node._inbox.clear()
@@ -266,15 +270,23 @@ class Engine:
         budget = self.batch
         handled = 0
         completed = self.completed
+        mask = SAMPLE_MASK
         try:
             while queue and handled < budget:
                 node, msg = queue.popleft()
                 handled += 1
                 if node._closed:
                     continue
-                node.count_in += 1
+                seen = node.count_in = node.count_in + 1
                 try:
-                    node._handler(msg)
+                    if seen & mask != 1:
+                        node._handler(msg)
+                    else:  # time a sample: a node's 1st, 65th, 129th... message
+                        started = perf_counter()
+                        try:
+                            node._handler(msg)
+                        finally:
+                            self.stats.record(node, perf_counter() - started)
                 except Exception as exc:  # noqa: BLE001 - any node failure goes to catch
                     self.handle_error(node, exc, msg)
                     continue
@@ -294,12 +306,15 @@ class Engine:
                 msg = inbox.popleft()
                 self.messages_total += 1
                 node.count_in += 1
+                started = perf_counter()
                 try:
                     await node.on_input(msg)
+                    self.stats.record(node, perf_counter() - started)
                 except asyncio.CancelledError:
                     self.pending -= 1
                     raise
                 except Exception as exc:  # noqa: BLE001
+                    self.stats.record(node, perf_counter() - started)
                     self.handle_error(node, exc, msg)
                 else:
                     if node._watched and node.auto_done:

@@ -192,7 +192,10 @@ class Runtime:
 def _ensure_collection(store: Any, name: str, ontology: Any) -> None:
     """Keep the real-time DB's collection (indexes, unique fields) in step with the ontology."""
     if ontology is not None:
-        store.ensure_collection(name, list(ontology.indexes), list(ontology.unique))
+        indexes = list(ontology.indexes)
+        if ontology.realtime_window_days and "contextData.timestampMillis" not in indexes:
+            indexes.append("contextData.timestampMillis")  # what expiry and the move to history read by
+        store.ensure_collection(name, indexes, list(ontology.unique))
 
 
 def _purge(store: Any, history: Any, name: str) -> int:

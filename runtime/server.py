@@ -81,6 +81,17 @@ async def import_flows_file(runtime: Runtime, path: Path) -> str | None:
     return result.rev
 
 
+def _mount_editor(admin_app: Any, runtime: Runtime, auth: AuthService) -> None:
+    """Mount the browser editor under /editor of the admin app (not with SOFIAFLOW_EDITOR=0)."""
+    import hashlib
+
+    from editor import editor_enabled, mount_editor  # NiceGUI loads only here
+
+    if editor_enabled():
+        secret = hashlib.sha256(b"sofiaflow-editor-session:" + runtime.credential_key()).hexdigest()
+        mount_editor(admin_app, runtime, auth, secret)
+
+
 async def serve(settings: Settings, flows_file: str | Path | None = None, **uvicorn_options: Any) -> None:
     """Run the runtime and its admin API until the server is told to stop (SIGINT/SIGTERM)."""
     runtime = Runtime(settings)
@@ -96,8 +107,11 @@ async def serve(settings: Settings, flows_file: str | Path | None = None, **uvic
             print(admin_banner(password), flush=True)
         # the flows' own endpoints are looked up first (admin routes still win on a clash): the
         # admin app's router and middleware would otherwise cost more than the flow itself
-        app = in_front(create_app(runtime, auth), lambda: runtime.engine.services.get("http")
+        admin_app = create_app(runtime, auth)
+        _mount_editor(admin_app, runtime, auth)
+        app = in_front(admin_app, lambda: runtime.engine.services.get("http")
                        if runtime.engine is not None else None)
+        app.app = admin_app  # type: ignore[attr-defined] # lets NiceGUI find the uvicorn server of its app
         options = {"host": settings.host, "port": settings.port, "log_level": "info", **uvicorn_options}
         server = _Server(uvicorn.Config(app, **options))
         await server.serve()

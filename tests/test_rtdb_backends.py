@@ -378,3 +378,14 @@ def test_concurrent_increments_are_not_lost(store, coll):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(bump, range(4)))
     assert store.find(coll, {"_id": "ctr"})[0]["n"] == 60
+
+
+def test_id_filters_large_in_lists_and_non_string_targets(store, coll):
+    store.insert(coll, [{"_id": f"k{i:04d}", "n": i} for i in range(1500)])
+    wanted = [f"k{i:04d}" for i in range(0, 1500, 2)] + ["missing", 5, None, ["k0001"]]
+    assert len(store.find(coll, {"_id": {"$in": wanted}})) == 750
+    assert store.count(coll, {"_id": {"$nin": wanted}}) == 750
+    assert store.delete(coll, {"_id": {"$in": wanted[:1000]}}) == 750
+    assert ids_of(store.find(coll, {"_id": "k0001"})) == ["k0001"]
+    assert store.find(coll, {"_id": 1}) == [] and store.count(coll, {"_id": {"$ne": "k0001"}}) == 749
+    assert store.count(coll, {"$nor": [{"_id": "k0003"}, {"_id": {"$in": []}}]}) == 749

@@ -18,7 +18,7 @@ def add_commands(sub: Any, data_dir: dict[str, Any], settings_of: Callable[[argp
     move = history.add_parser("move", help="move the instances older than their ontology's real-time window now")
     move.add_argument("--data-dir", **data_dir)
     move.add_argument("--ontology", action="append", metavar="NAME", help="only this ontology (repeatable)")
-    move.add_argument("--batch-size", type=int, default=1000, help="instances per batch (default 1000)")
+    move.add_argument("--batch-size", type=int, default=5000, help="instances per batch (default 5000)")
     move.set_defaults(func=lambda args: cmd_move(args, settings_of(args)))
     query = history.add_parser("query", help="print the historical instances matching a filter, one JSON per line")
     query.add_argument("ontology")

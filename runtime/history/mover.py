@@ -3,7 +3,7 @@
 Ontologies with `history` on go to the `HistoryStore`; those with only a window are deleted when they
 expire (as the seed platform does). A move goes in batches, each:
 
-1. read up to `batch_size` expired instances (oldest ids first);
+1. read up to `batch_size` expired instances (oldest first);
 2. write a journal naming the batch's ids and the files it will write;
 3. write the files (each appears whole: temporary name, flush, rename);
 4. delete the ids from the real-time DB;
@@ -13,6 +13,7 @@ Killed anywhere, the next run first settles every journal: files all present mea
 finished, so the ids are deleted (again, harmlessly); a file missing means the batch never reached the
 history, so its files are removed and the instances, still in the real-time DB, move again later.
 Either way every instance ends up exactly once in the union of the real-time DB and the history.
+After the batches, each day's files are merged into one (`HistoryStore.compact`, journaled the same way).
 Only one mover runs at a time per history folder (a lock file); another one finds it busy and returns.
 """
 
@@ -60,7 +61,7 @@ class HistoryMover:
     """Moves expired instances of every ontology from `store` to `history` (see the module docstring)."""
 
     def __init__(self, registry: OntologyRegistry, store: RealtimeStore, history: HistoryStore,
-                 batch_size: int = 1000, clock: Callable[[], float] = time.time) -> None:
+                 batch_size: int = 5000, clock: Callable[[], float] = time.time) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.registry = registry
@@ -95,7 +96,8 @@ class HistoryMover:
         return report
 
     def recover(self, ontology: str) -> int:
-        """Settle the journals an interrupted run left for `ontology`; how many batches were settled."""
+        """Settle the journals an interrupted run left for `ontology`; how many moves and merges were settled."""
+        settled = self.history.settle_compactions(ontology)
         journals = self.history.journals(ontology)
         for batch, ids, files in journals:
             if all(f.exists() for f in files):
@@ -104,7 +106,7 @@ class HistoryMover:
                 for f in files:
                     self.history.remove_file(f)
             self.history.remove_journal(ontology, batch)
-        return len(journals)
+        return settled + len(journals)
 
     # ----- internals --------------------------------------------------------------------------------
     def _run_one(self, name: str, report: MoveReport, max_batches: int) -> None:
@@ -114,6 +116,8 @@ class HistoryMover:
         ontology = self.registry.get(name)
         if not ontology.realtime_window_days:
             return
+        # expiry reads by time: keep that path indexed (idempotent; the runtime does it too)
+        self.store.ensure_collection(name, [*ontology.indexes, TIME_FIELD], list(ontology.unique))
         cutoff = int(self.clock() * 1000) - ontology.realtime_window_days * DAY_MS
         expired = {TIME_FIELD: {"$lt": cutoff}}
         if not ontology.history:
@@ -125,12 +129,13 @@ class HistoryMover:
         for _ in range(max_batches):
             if self._stopping.is_set():
                 break
-            docs = self.store.find(name, expired, None, [("_id", 1)], 0, self.batch_size)
+            docs = self.store.find(name, expired, None, [(TIME_FIELD, 1)], 0, self.batch_size)
             if not docs:
                 break
             self._move_batch(name, docs)
             moved += len(docs)
         if moved:
+            self.history.compact(name)
             report.moved[name] = moved
             log.info("history: moved %d instances of %s", moved, name)
 

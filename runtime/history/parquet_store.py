@@ -5,6 +5,11 @@ Layout under the root folder::
     <ontology>/day=2026-11-24/<batch id>.parquet   columns: _id (string), timestampMillis (int64),
                                                    doc (the instance without _id, as JSON text)
     <ontology>/_journal/<batch id>.json           a move in progress (see `HistoryMover`)
+    <ontology>/_compact/<id>.json                 a merge of one day's files in progress
+
+A move writes one file per day it touches; `compact` then merges each day's files into one, so queries
+open few files. The merge too is journaled: the merged file is renamed into place before the files it
+replaces are deleted, and `settle_compactions` finishes or undoes a merge that was interrupted.
 
 Files appear whole or not at all: each is written to a temporary name, flushed to disk and renamed.
 Queries use the real-time DB's filter language; files outside the days a filter allows on
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +41,9 @@ Doc = dict[str, Any]
 SCHEMA = pa.schema([("_id", pa.string()), ("timestampMillis", pa.int64()), ("doc", pa.string())])
 TIME_PATH = ("contextData", "timestampMillis")
 JOURNAL = "_journal"
+COMPACTION = "_compact"
+COMPACT_LIMIT = 256 * 1024 * 1024
+"""A day's files are merged into one while they hold less than this many bytes in all."""
 
 
 def day_of(millis: int) -> date:
@@ -79,6 +88,10 @@ class HistoryStore:
             "doc": [json.dumps({k: v for k, v in d.items() if k != "_id"}, separators=(",", ":"))
                     for d in docs],
         }, schema=SCHEMA)
+        self._write_table(path, table)
+
+    @staticmethod
+    def _write_table(path: Path, table: pa.Table) -> None:
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
@@ -99,16 +112,7 @@ class HistoryStore:
         return self.folder(ontology) / JOURNAL / f"{batch}.json"
 
     def write_journal(self, ontology: str, batch: str, ids: list[str], files: list[Path]) -> None:
-        path = self.journal_path(ontology, batch)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"ids": ids, "files": [str(f.relative_to(self.root)) for f in files]}
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(entry, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _write_json(self.journal_path(ontology, batch), {"ids": ids, "files": [str(f.relative_to(self.root)) for f in files]})
 
     def journals(self, ontology: str) -> list[tuple[str, list[str], list[Path]]]:
         """Moves begun and not finished: (batch, ids, files)."""
@@ -125,6 +129,45 @@ class HistoryStore:
         path = self.journal_path(ontology, batch)
         path.unlink(missing_ok=True)
         _fsync_dir(path.parent)
+
+    # ----- merging a day's files ----------------------------------------------------------------
+    def compact(self, ontology: str) -> int:
+        """Merge each day's files of `ontology` into one; how many days were merged."""
+        merged = 0
+        for day_dir in sorted(self.folder(ontology).glob("day=*")):
+            files = sorted(day_dir.glob("*.parquet"))
+            if len(files) < 2 or sum(f.stat().st_size for f in files) > COMPACT_LIMIT:
+                continue
+            target = day_dir / f"c-{uuid.uuid4().hex}.parquet"
+            journal = self.folder(ontology) / COMPACTION / f"{target.stem}.json"
+            _write_json(journal, {"target": str(target.relative_to(self.root)),
+                                  "sources": [str(f.relative_to(self.root)) for f in files]})
+            table = pa.concat_tables(pq.read_table(f, schema=SCHEMA) for f in files)
+            self._write_table(target, table)
+            for f in files:
+                f.unlink(missing_ok=True)
+            _fsync_dir(day_dir)
+            journal.unlink(missing_ok=True)
+            merged += 1
+        return merged
+
+    def settle_compactions(self, ontology: str) -> int:
+        """Finish (merged file in place: delete its sources) or undo (drop the partial merged file) the merges
+        an interrupted run left; how many."""
+        folder = self.folder(ontology) / COMPACTION
+        journals = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        for journal in journals:
+            entry = json.loads(journal.read_text(encoding="utf-8"))
+            target = self.root / entry["target"]
+            if target.exists():
+                for source in entry["sources"]:
+                    (self.root / source).unlink(missing_ok=True)
+            else:
+                self.remove_file(target)
+            journal.unlink(missing_ok=True)
+        for stale in folder.glob("*.json.tmp") if folder.is_dir() else ():
+            stale.unlink(missing_ok=True)
+        return len(journals)
 
     # ----- reading ---------------------------------------------------------------------------------
     def ontologies(self) -> list[str]:
@@ -199,6 +242,18 @@ def _pruning(node: Any) -> tuple[date | None, date | None, set[str] | None]:
             wanted = {v for v in values if isinstance(v, str)}
             ids = wanted if ids is None else ids & wanted
     return low, high, ids
+
+
+def _write_json(path: Path, entry: dict) -> None:
+    """Write a journal entry whole: temporary name, flush to disk, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(entry, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -84,6 +84,12 @@ async def get_device(name: str, runtime: RuntimeDep) -> dict:
         return _registry(runtime).get(name).as_dict()
 
 
+@router.get("/devices/{name}/instances", summary="The device instances (clientPlatformInstance) seen joining")
+async def device_instances(name: str, runtime: RuntimeDep) -> list[dict]:
+    with _answers():
+        return _registry(runtime).instances(name)
+
+
 @router.patch("/devices/{name}", summary="Change enabled, topics or ontologies; open sessions are dropped")
 async def patch_device(name: str, runtime: RuntimeDep,
                        body: Annotated[Any, Body(examples=[{"enabled": False}])] = None) -> dict:

@@ -127,6 +127,11 @@ class _Compiler:
             return self.reach(root, c.path, lambda v: f"({d.typ(v)} IS NOT NULL)")
         if c.op in ("eq", "in"):
             targets = [c.value] if c.op == "eq" else list(c.value)
+            if c.path == ("_id",):
+                # `_id` is always a top-level non-empty string, kept in the primary key column too: only
+                # string targets can match, and the key answers without a JSON expression per target
+                ids = [t for t in targets if isinstance(t, str)]
+                return f"(id IN ({', '.join(self.param(t) for t in ids)}))" if ids else d.false
             if not targets:
                 return d.false
             parts = []
