@@ -26,6 +26,18 @@ from .settings import Settings
 
 ADMIN_USER = "admin"
 SCOPES = ("*", "read")
+ROLES = ("administrator", "developer", "user")
+"""administrator: everything; developer: builds and deploys flows, ontologies, devices; user: reads only."""
+_ROLE_ALIASES = {"admin": "administrator"}
+
+
+def check_role(role: object) -> str:
+    """The role name (`admin` is taken as `administrator`); AuthError for anything else."""
+    if isinstance(role, str):
+        role = _ROLE_ALIASES.get(role, role)
+        if role in ROLES:
+            return role
+    raise AuthError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
 
 
 class TooManyAttemptsError(AuthError):
@@ -76,8 +88,9 @@ class AuthService:
             row = conn.execute(select(users_table.c.username).where(users_table.c.username == username)).first()
         return row is not None
 
-    def add_user(self, username: str, password: str, role: str = "admin") -> None:
-        """Create a user (raises AuthError when the name is taken or the password empty)."""
+    def add_user(self, username: str, password: str, role: str = "administrator") -> None:
+        """Create a user (raises AuthError when the name is taken, the password empty or the role unknown)."""
+        role = check_role(role)
         if not username or not password:
             raise AuthError("a user needs a non-empty username and password")
         if self.user_exists(username):
@@ -85,6 +98,39 @@ class AuthService:
         with self._db.begin() as conn:
             conn.execute(insert(users_table).values(username=username, password_hash=self._hasher.hash(password),
                                                     role=role, created=datetime.now(UTC)))
+
+    def users(self) -> list[dict[str, str]]:
+        """Every user with role and creation time (never a password hash)."""
+        with self._db.connect() as conn:
+            rows = conn.execute(select(users_table.c.username, users_table.c.role, users_table.c.created)
+                                .order_by(users_table.c.username)).all()
+        return [{"username": r[0], "role": check_role(r[1]), "created": _aware(r[2]).isoformat()} for r in rows]
+
+    def role_of(self, username: str) -> str:
+        with self._db.connect() as conn:
+            row = conn.execute(select(users_table.c.role).where(users_table.c.username == username)).first()
+        if row is None:
+            raise AuthError(f"no user {username!r}")
+        return check_role(row[0])
+
+    def set_role(self, username: str, role: str) -> None:
+        """Change a user's role; the last administrator keeps theirs."""
+        role = check_role(role)
+        if role != "administrator" and self.role_of(username) == "administrator" and self._administrators() == 1:
+            raise AuthError(f"{username!r} is the last administrator; make another one first")
+        with self._db.begin() as conn:
+            conn.execute(update(users_table).where(users_table.c.username == username).values(role=role))
+
+    def delete_user(self, username: str) -> None:
+        """Delete a user and their tokens; the last administrator cannot be deleted."""
+        if self.role_of(username) == "administrator" and self._administrators() == 1:
+            raise AuthError(f"{username!r} is the last administrator and cannot be deleted")
+        with self._db.begin() as conn:
+            conn.execute(delete(tokens_table).where(tokens_table.c.username == username))
+            conn.execute(delete(users_table).where(users_table.c.username == username))
+
+    def _administrators(self) -> int:
+        return sum(1 for user in self.users() if user["role"] == "administrator")
 
     def set_password(self, username: str, password: str) -> None:
         if not password:
@@ -142,6 +188,11 @@ class AuthService:
             self.revoke(token)
             raise AuthError("the token has expired")
         return row[0], row[1]
+
+    def identity(self, token: str) -> tuple[str, str, str]:
+        """(username, scope, role) of a valid token; AuthError when it is unknown or expired."""
+        username, scope = self.token_info(token)
+        return username, scope, self.role_of(username)
 
     def check_token(self, token: str) -> str:
         """The username a valid token belongs to; AuthError when it is unknown or expired."""

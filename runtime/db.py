@@ -67,6 +67,18 @@ tokens = Table(
     UniqueConstraint("token_hash"),
 )
 
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("user", String(200)),
+    Column("action", String(80), nullable=False, index=True),
+    Column("target", String(400)),
+    Column("outcome", String(20), nullable=False),
+    Column("detail", Text),
+)
+
 settings_kv = Table(
     "settings",
     metadata,

@@ -100,3 +100,5 @@ def require_binary(name: str) -> str:
 
 # Runtimes made by tests run no embedded MQTT broker unless a test asks for one (settings.mqtt_port).
 os.environ.setdefault("SOFIAFLOW_MQTT_PORT", "0")
+# ...and start with no flows: the default IoT Broker flow is deployed only where a test asks for it.
+os.environ.setdefault("SOFIAFLOW_DEFAULT_FLOWS", "")

@@ -47,7 +47,7 @@ def test_passwords_are_argon2_hashes(db):
     with db.connect() as conn:
         stored, role = conn.execute(select(users.c.password_hash, users.c.role)).one()
     assert stored.startswith("$argon2") and "from-env-pass" not in stored
-    assert role == "admin"
+    assert role == "administrator"
 
 
 def test_token_issue_check_revoke(db):

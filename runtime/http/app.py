@@ -27,6 +27,7 @@ from . import (
     ontology_data_routes,
     ontology_routes,
     palette,
+    user_routes,
 )
 from .deps import ApiError, require_user
 from .palette import module_version
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
                    ontology_data_routes):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(metrics_routes.router)  # its own access check: token, or public by setting
+    app.include_router(user_routes.router)  # administrators only
     _install_error_handlers(app)
     app.router.default = _node_endpoints(runtime)  # what no admin route serves goes to the flows
     return app

@@ -61,11 +61,32 @@ def require_user(request: Request, creds: Annotated[HTTPAuthorizationCredentials
         raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <token>' header; "
                        "get a token from POST /auth/token", headers=unauthorized, error="unauthorized")
     try:
-        user, scope = get_auth(request).token_info(creds.credentials)
+        user, scope, role = get_auth(request).identity(creds.credentials)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", f"invalid token: {exc}", headers=unauthorized,
                        error="unauthorized") from None
-    if scope == "read" and request.method not in ("GET", "HEAD", "OPTIONS"):
-        raise ApiError(403, "forbidden", f"the token of {user!r} has scope 'read'; {request.method} needs scope '*'")
-    request.state.user, request.state.scope = user, scope
+    request.state.user, request.state.scope, request.state.role = user, scope, role
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not request.url.path.endswith("/validate"):
+        if scope == "read":
+            raise denied(request, f"the token of {user!r} has scope 'read'; {request.method} needs scope '*'")
+        if role == "user":
+            raise denied(request, f"{user!r} has the role 'user', which only reads; {request.method} "
+                         f"{request.url.path} needs 'developer' or 'administrator'")
+    return user
+
+
+def denied(request: Request, message: str) -> ApiError:
+    """A 403 answer, recorded in the audit log with who asked for what."""
+    audit = getattr(request.app.state.runtime, "audit", None)
+    if audit is not None:
+        audit.record(getattr(request.state, "user", None), f"{request.method} {request.url.path}",
+                     outcome="denied", detail={"message": message})
+    return ApiError(403, "forbidden", message)
+
+
+def require_administrator(request: Request, user: Annotated[str, Depends(require_user)]) -> str:
+    """The caller, who must be an administrator (403, audited, otherwise)."""
+    if request.state.role != "administrator":
+        raise denied(request, f"{user!r} is a {request.state.role}; {request.method} {request.url.path} "
+                     "is for administrators")
     return user

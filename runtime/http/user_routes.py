@@ -1,0 +1,108 @@
+"""`/users` (administrators manage users and roles) and `/audit` (administrators read the audit log).
+
+Roles: administrator (everything), developer (builds and deploys), user (reads only). Every change is in
+the audit log; so is every refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+
+from ..auth import ROLES
+from ..errors import AuthError
+from .deps import ApiError, RuntimeDep, get_auth, require_administrator
+
+router = APIRouter(tags=["users"], dependencies=[Depends(require_administrator)])
+
+
+def _text(body: dict[str, Any], key: str, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, "invalid_user", f"{key}: required, a non-empty string", field=key)
+    if len(value) > 200:
+        raise ApiError(400, "invalid_user", f"{key}: at most 200 characters", field=key)
+    return value
+
+
+def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_user", "the body must be a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(400, "invalid_user", f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+                       field=unknown[0])
+    return body
+
+
+def _check_role(body: dict[str, Any]) -> str | None:
+    role = body.get("role")
+    if role is not None and role not in ROLES:
+        raise ApiError(400, "invalid_user", f"role: one of {', '.join(ROLES)}, got {role!r}", field="role")
+    return role
+
+
+@router.get("/users", summary="Every user and role")
+async def list_users(request: Request) -> list[dict]:
+    return get_auth(request).users()
+
+
+@router.post("/users", status_code=201, summary="Create a user with a role")
+async def create_user(request: Request, runtime: RuntimeDep,
+                      body: Annotated[Any, Body(examples=[{"username": "ana", "password": "s3cret!",
+                                                           "role": "developer"}])] = None) -> dict:
+    body = _object(body, ("username", "password", "role"))
+    username, password = _text(body, "username"), _text(body, "password")
+    role = _check_role(body) or "developer"
+    try:
+        get_auth(request).add_user(username, password, role)
+    except AuthError as exc:
+        raise ApiError(409, "user_exists", str(exc)) from None
+    runtime.audit.record(request.state.user, "user.create", username, detail={"role": role})
+    return {"username": username, "role": role}
+
+
+@router.patch("/users/{username}", summary="Change a user's role or password")
+async def change_user(username: str, request: Request, runtime: RuntimeDep,
+                      body: Annotated[Any, Body(examples=[{"role": "user"}])] = None) -> dict:
+    body = _object(body, ("role", "password"))
+    auth = get_auth(request)
+    role, password = _check_role(body), _text(body, "password", required=False)
+    try:
+        auth.role_of(username)
+    except AuthError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    try:
+        if role is not None:
+            auth.set_role(username, role)
+        if password is not None:
+            auth.set_password(username, password)
+    except AuthError as exc:
+        raise ApiError(409, "refused", str(exc)) from None
+    runtime.audit.record(request.state.user, "user.change", username,
+                         detail={"role": role, "password": password is not None})
+    return {"username": username, "role": auth.role_of(username)}
+
+
+@router.delete("/users/{username}", status_code=204, summary="Delete a user and their tokens")
+async def delete_user(username: str, request: Request, runtime: RuntimeDep) -> Response:
+    auth = get_auth(request)
+    try:
+        auth.role_of(username)
+    except AuthError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    try:
+        auth.delete_user(username)
+    except AuthError as exc:
+        raise ApiError(409, "refused", str(exc)) from None
+    runtime.audit.record(request.state.user, "user.delete", username)
+    return Response(status_code=204)
+
+
+@router.get("/audit", summary="The audit log, newest first")
+async def audit(runtime: RuntimeDep, user: str | None = None, action: str | None = None,
+                outcome: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    return runtime.audit.entries(user, action, outcome, limit)
