@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from .audit import AuditLog
 from .clock import Clock
 from .context import ContextManager, MemoryStore
 from .context_sql import SqlContextStore
@@ -45,12 +46,14 @@ class Runtime:
         self.flowstore: FlowStore | None = None
         self.contexts: ContextManager | None = None
         self.startup_problems: list[str] = []
+        self.audit: AuditLog | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the config DB and start the last deployed flows (if they are still valid)."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = connect(self.settings.database_url)
+        self.audit = AuditLog(self.db)
         stores = {"memory": MemoryStore(),
                   "persistent": SqlContextStore(self.db, "persistent", self.settings.context_flush_interval)}
         self.contexts = ContextManager(stores, default=self.settings.context_default,
@@ -74,8 +77,23 @@ class Runtime:
                 self.startup_problems = [str(p) for p in exc.problems]
                 log.error("the stored flows were not started:\n%s", exc)
                 self.deployer.flows, self.deployer.rev = flows, rev
+        elif self.settings.default_flows is not None:
+            await self._deploy_default_flows(self.settings.default_flows)
         for problem in self.deployer.problems:
             log.warning("%s", problem)
+
+    async def _deploy_default_flows(self, path: Path) -> None:
+        """First start (no flows stored yet): deploy the default flow file, e.g. the IoT Broker flow."""
+        import json
+
+        try:
+            flows = json.loads(path.read_text(encoding="utf-8"))
+            await self.deployer.deploy(flows, "full")
+        except (OSError, ValueError, FlowValidationError) as exc:
+            self.startup_problems.append(f"default flows {path}: {exc}")
+            log.error("the default flows %s were not deployed: %s", path, exc)
+        else:
+            log.info("first start: deployed the default flows %s", path)
 
     async def _start_services(self) -> None:
         """What nodes reach through `Node.service(name)`: HTTP routes, devices, the embedded broker."""
@@ -170,8 +188,16 @@ class Runtime:
 
     async def deploy(self, flows: Any, deploy_type: str = "full", rev: str | None = None,
                      credentials: dict[str, dict] | None = None, user: str | None = None) -> DeployResult:
-        """Deploy a whole flow set (see `Deployer.deploy`)."""
-        return await self._deployer().deploy(flows, deploy_type, rev, credentials, user)
+        """Deploy a whole flow set (see `Deployer.deploy`); recorded in the audit log."""
+        try:
+            result = await self._deployer().deploy(flows, deploy_type, rev, credentials, user)
+        except Exception as exc:
+            if self.audit is not None:
+                self.audit.record(user, "deploy", deploy_type, "failed", {"error": str(exc)[:500]})
+            raise
+        if self.audit is not None:
+            self.audit.record(user, "deploy", deploy_type, "ok", {"rev": result.rev})
+        return result
 
     async def set_state(self, state: str) -> str:
         """`start` or `stop` the flows without changing them."""

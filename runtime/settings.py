@@ -35,6 +35,9 @@ class Settings:
     mqtt_host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_HOST", "127.0.0.1"))
     mqtt_port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_MQTT_PORT", "1883")))
     """Port of the embedded MQTT broker; 0 runs none (flows then use an external broker)."""
+    default_flows: Path | None = field(default_factory=lambda: _default_flows())
+    """Flow file deployed on the first start (no flows stored yet): SOFIAFLOW_DEFAULT_FLOWS, by default the
+    bundled IoT Broker flow; "" or "none" deploys nothing."""
     metrics_public: bool = field(default_factory=lambda: os.environ.get("SOFIAFLOW_METRICS_PUBLIC", "").strip().lower()
                                  in ("1", "true", "yes", "on"))
     """Serve `/metrics` without a bearer token (for Prometheus scrapers on a trusted network)."""
@@ -69,6 +72,14 @@ class Settings:
 def _optional_path(variable: str) -> Path | None:
     value = os.environ.get(variable)
     return Path(value).expanduser() if value else None
+
+
+def _default_flows() -> Path | None:
+    configured = os.environ.get("SOFIAFLOW_DEFAULT_FLOWS")
+    if configured is not None:
+        return Path(configured).expanduser() if configured.strip().lower() not in ("", "none") else None
+    bundled = Path(__file__).resolve().parents[1] / "flows" / "iot-broker.json"
+    return bundled if bundled.is_file() else None
 
 
 def _ontologies_dir() -> Path | None:
