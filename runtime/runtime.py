@@ -23,6 +23,7 @@ from .deploy import Deployer, DeployResult
 from .engine import Engine
 from .errors import FlowValidationError
 from .events import EventBus
+from .flow_ownership import FlowOwnership
 from .flowstore import FlowStore
 from .registry import NodeRegistry, default_registry
 from .settings import Settings
@@ -47,6 +48,7 @@ class Runtime:
         self.contexts: ContextManager | None = None
         self.startup_problems: list[str] = []
         self.audit: AuditLog | None = None
+        self.ownership: FlowOwnership | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -54,6 +56,7 @@ class Runtime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = connect(self.settings.database_url)
         self.audit = AuditLog(self.db)
+        self.ownership = FlowOwnership(self.db)
         stores = {"memory": MemoryStore(),
                   "persistent": SqlContextStore(self.db, "persistent", self.settings.context_flush_interval)}
         self.contexts = ContextManager(stores, default=self.settings.context_default,
@@ -104,9 +107,12 @@ class Runtime:
         from .ontologies import OntologyRegistry
         from .ontology_data import OntologyData
         from .ontology_events import OntologyEvents
+        from .permissions import Permissions
         from .rtdb import open_store
 
         services = self.engine.services
+        services["audit"] = self.audit
+        services["flow-owners"] = self.ownership
         services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
         services["devices"] = devices = DeviceRegistry(self.db)
         services["rtdb"] = store = open_store(self.settings.realtime_database_url)
@@ -116,8 +122,15 @@ class Runtime:
             count_existing=lambda name: store.count(name, {}) + len(history.ids(name)),
             purge_existing=lambda name: _purge(store, history, name))
         ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
+        services["permissions"] = permissions = Permissions(self.db, self._role_of,
+                                                            lambda name: _owner_of(ontologies, name))
+        ontologies.on_change(lambda _name, _ontology: permissions.forget())
         services["ontology-events"] = events = OntologyEvents()
         services["ontology-data"] = OntologyData(ontologies, store, events)
+        from .api_manager import ApiManager
+
+        services["api-manager"] = ApiManager(self.db, permissions, services["ontology-data"], self._role_of,
+                                             self.audit, self.settings.http_response_timeout)
         services["history"] = mover = HistoryService(HistoryMover(ontologies, store, history),
                                                      self.settings.history_interval)
         mover.start()
@@ -159,6 +172,15 @@ class Runtime:
         if self.db is not None:
             self.db.dispose()
 
+    def _role_of(self, username: str) -> str | None:
+        from .auth import AuthService
+        from .errors import AuthError
+
+        try:
+            return AuthService(self.db, self.settings).role_of(username)
+        except AuthError:
+            return None
+
     def credential_key(self) -> bytes:
         """The key that encrypts node credentials: from the setting, or generated once in the data dir."""
         if self.settings.credential_secret:
@@ -189,12 +211,17 @@ class Runtime:
     async def deploy(self, flows: Any, deploy_type: str = "full", rev: str | None = None,
                      credentials: dict[str, dict] | None = None, user: str | None = None) -> DeployResult:
         """Deploy a whole flow set (see `Deployer.deploy`); recorded in the audit log."""
+        deployer = self._deployer()
+        if isinstance(flows, list):  # new tabs are the deployer's while their nodes set up (ontology rights)
+            self.ownership.claim_new(flows, user)
         try:
-            result = await self._deployer().deploy(flows, deploy_type, rev, credentials, user)
+            result = await deployer.deploy(flows, deploy_type, rev, credentials, user)
         except Exception as exc:
+            self.ownership.deployed(deployer.flows)
             if self.audit is not None:
                 self.audit.record(user, "deploy", deploy_type, "failed", {"error": str(exc)[:500]})
             raise
+        self.ownership.deployed(deployer.flows)
         if self.audit is not None:
             self.audit.record(user, "deploy", deploy_type, "ok", {"rev": result.rev})
         return result
@@ -222,6 +249,13 @@ def _ensure_collection(store: Any, name: str, ontology: Any) -> None:
         if ontology.realtime_window_days and "contextData.timestampMillis" not in indexes:
             indexes.append("contextData.timestampMillis")  # what expiry and the move to history read by
         store.ensure_collection(name, indexes, list(ontology.unique))
+
+
+def _owner_of(ontologies: Any, name: str) -> str | None:
+    try:
+        return ontologies.get(name).owner
+    except Exception:  # noqa: BLE001 - an unknown ontology has no owner
+        return None
 
 
 def _purge(store: Any, history: Any, name: str) -> int:

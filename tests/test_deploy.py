@@ -117,11 +117,11 @@ async def test_setup_failure_refuses_the_deploy(registry):
 
 
 async def test_tab_with_a_node_that_cannot_run_is_not_started(registry):
-    flows = base_flows() + [n("js", "function", [[]], z="t2", func="return msg;")]
+    flows = base_flows() + [n("ui", "ui_button", [[]], z="t2")]  # a contrib node type not installed here
     async with FlowTester(flows, registry) as t:
         assert "c1" in t.engine.nodes
         assert "c2" not in t.engine.nodes
-        assert any(p.node_id == "js" and "JavaScript" in p.message for p in t.deployer.problems)
+        assert any(p.node_id == "ui" and "'ui_button' is not installed" in p.message for p in t.deployer.problems)
 
 
 async def test_disabled_nodes_and_tabs_do_not_run(registry):

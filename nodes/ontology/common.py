@@ -30,6 +30,7 @@ from pydantic import Field
 from runtime.api import Msg, Node, NodeConfig, NodeError, props
 from runtime.ontology_data import OntologyData
 from runtime.ontology_events import OntologyEvents
+from runtime.permissions import covers
 
 log = logging.getLogger("sofiaflow.nodes.ontology")
 
@@ -71,6 +72,8 @@ class OntologyNode(Node):
     color = COLOR
     Config = OntologyConfig
     needs_store = True
+    needs_right: str | None = "QUERY"
+    """The right on the ontology the flow's owner needs for this node: QUERY, INSERT, or None."""
 
     def setup(self) -> None:
         name = (self.config.ontology or "").strip()
@@ -93,6 +96,8 @@ class OntologyNode(Node):
                 self.store = self.service("rtdb")
             except NodeError as exc:
                 raise NodeError(f"ontology {name!r}: {exc} (the real-time database)") from None
+        if self.needs_right:
+            self._check_right(name, self.needs_right)
         prop = self.config.property or "payload"
         try:
             props.parse_path(prop)
@@ -100,6 +105,20 @@ class OntologyNode(Node):
             raise NodeError(f"property: {prop!r} is not a message property path: {exc}") from None
         self.prop = prop
         self.setup_node()
+
+    def _check_right(self, name: str, needed: str) -> None:
+        """The node acts with the rights of its flow's owner: refuse the deploy when the owner lacks `needed`."""
+        permissions = self._engine.services.get("permissions")
+        owners = self._engine.services.get("flow-owners")
+        if permissions is None or owners is None:
+            return
+        scope = self.flow_scope  # up to the tab: the scope right below the global one
+        while scope is not None and scope.parent is not None and scope.parent.parent is not None:
+            scope = scope.parent
+        owner = owners.owner(scope.id) if scope is not None and scope.parent is not None else None
+        if not covers(permissions.access(owner, name), needed):
+            raise NodeError(f"ontology {name!r}: the flow's owner {owner!r} has no {needed} right on it "
+                            "(share the ontology with them, or move the node to a flow of someone who has)")
 
     def setup_node(self) -> None:
         """Per-type preparation (override)."""

@@ -17,6 +17,7 @@ class OntologyDeleteConfig(OntologyConfig):
 
 class OntologyDeleteNode(OntologyNode):
     type = "ontology-delete"
+    needs_right = "INSERT"
     label = "delete"
     Config = OntologyDeleteConfig
     help = ("Deletes the instances of the chosen ontology matching `query` (MongoDB filter with `{{payload.x}}` "

@@ -19,6 +19,7 @@ class OntologyInsertConfig(OntologyConfig):
 
 class OntologyInsertNode(OntologyNode):
     type = "ontology-insert"
+    needs_right = "INSERT"
     label = "insert"
     Config = OntologyInsertConfig
     help = ("Stores `msg.payload` (an object, or an array of objects for a batch) as instances of the chosen "

@@ -25,6 +25,7 @@ class OntologyUpdateConfig(OntologyConfig):
 
 class OntologyUpdateNode(OntologyNode):
     type = "ontology-update"
+    needs_right = "INSERT"
     label = "update"
     Config = OntologyUpdateConfig
     help = ("Updates the instances of the chosen ontology matching `query` (MongoDB filter; `msg.query` "

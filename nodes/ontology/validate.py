@@ -11,6 +11,7 @@ from .common import MISSING, OntologyNode
 
 class OntologyValidateNode(OntologyNode):
     type = "ontology-validate"
+    needs_right = None
     label = "validate"
     outputs = 2
     needs_store = False

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from .. import flow_ops
 from ..deploy import DEPLOY_TYPES, DeployResult
 from ..errors import FlowFormatError, FlowValidationError, Problem, StaleRevisionError
+from ..permissions import PermissionDenied
 from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep, invalid_flows
+from .deps import ApiError, RuntimeDep, denied, invalid_flows, record
 
 router = APIRouter(tags=["flows"])
 
@@ -35,6 +36,20 @@ def _user(request: Request) -> str | None:
     return getattr(request.state, "user", None)
 
 
+def _role(request: Request) -> str | None:
+    return getattr(request.state, "role", None)
+
+
+def _visible(request: Request, runtime: Runtime) -> list:
+    """The flows as the caller sees them (administrators: all; others: their own and shared tabs)."""
+    return runtime.ownership.view(runtime.flows, _user(request), _role(request))
+
+
+def _check_change(request: Request, runtime: Runtime, flow_id: str) -> None:
+    if not runtime.ownership.may_change(_user(request), _role(request), flow_id):
+        raise denied(request, f"flow {flow_id!r} is not {_user(request)}'s and not shared with them")
+
+
 async def _deploy(runtime: Runtime, request: Request, flows: Any, deploy_type: str, rev: str | None = None,
                   credentials: dict | None = None) -> DeployResult:
     """Deploy, turning the runtime's errors into Node-RED's answers."""
@@ -48,11 +63,12 @@ async def _deploy(runtime: Runtime, request: Request, flows: Any, deploy_type: s
         raise invalid_flows([Problem(str(exc))]) from None
 
 
-@router.get("/flows", summary="The deployed flows (v1: array; v2: {flows, rev})")
-async def get_flows(runtime: RuntimeDep, version: Annotated[str, Depends(api_version)]) -> Any:
+@router.get("/flows", summary="The deployed flows the caller may see (v1: array; v2: {flows, rev})")
+async def get_flows(request: Request, runtime: RuntimeDep, version: Annotated[str, Depends(api_version)]) -> Any:
+    flows = _visible(request, runtime)
     if version == "v2":
-        return JSONResponse({"flows": runtime.flows, "rev": runtime.rev})
-    return JSONResponse(runtime.flows)
+        return JSONResponse({"flows": flows, "rev": runtime.rev})
+    return JSONResponse(flows)
 
 
 @router.post("/flows", summary="Deploy a flow set", openapi_extra=_FLOWS_BODY,
@@ -84,6 +100,10 @@ async def post_flows(request: Request, runtime: RuntimeDep,
             flows = data
         else:
             raise invalid_flows([Problem(f"expected a JSON array of nodes or {{flows, rev}}, got {type(data).__name__}")])
+        try:  # a developer deploys what they see; the tabs of others are kept as they are
+            flows = runtime.ownership.merge(runtime.flows, flows, _user(request), _role(request))
+        except PermissionDenied as exc:
+            raise denied(request, str(exc)) from None
     result = await _deploy(runtime, request, flows, deploy_type, rev, credentials)
     if version == "v1":
         return Response(status_code=204)
@@ -112,7 +132,9 @@ def _not_found(flow_id: str) -> ApiError:
 
 
 @router.get("/flow/{flow_id}", summary="One tab with its nodes, or `global` (configs and subflows)")
-async def get_flow(flow_id: str, runtime: RuntimeDep) -> Any:
+async def get_flow(flow_id: str, request: Request, runtime: RuntimeDep) -> Any:
+    if flow_id != "global" and not runtime.ownership.may_see(_user(request), _role(request), flow_id):
+        raise _not_found(flow_id)  # as if it did not exist: its name is not the caller's business
     flow = flow_ops.get_flow(runtime.flows, flow_id)
     if flow is None:
         raise _not_found(flow_id)
@@ -149,6 +171,7 @@ async def put_flow(flow_id: str, request: Request, body: Annotated[dict[str, Any
                    runtime: RuntimeDep) -> dict[str, str]:
     if flow_id != "global" and flow_ops.get_flow(runtime.flows, flow_id) is None:
         raise _not_found(flow_id)
+    _check_change(request, runtime, flow_id)
     await _apply(request, runtime, lambda flows: flow_ops.update_flow(flows, flow_id, body))
     return {"id": flow_id}
 
@@ -157,5 +180,34 @@ async def put_flow(flow_id: str, request: Request, body: Annotated[dict[str, Any
 async def delete_flow(flow_id: str, request: Request, runtime: RuntimeDep) -> Response:
     if flow_id == "global" or flow_ops.get_flow(runtime.flows, flow_id) is None:
         raise _not_found(flow_id)
+    _check_change(request, runtime, flow_id)
     await _apply(request, runtime, lambda flows: flow_ops.delete_flow(flows, flow_id))
     return Response(status_code=204)
+
+
+@router.get("/flow/{flow_id}/sharing", summary="A tab's owner and the users it is shared with")
+async def get_sharing(flow_id: str, request: Request, runtime: RuntimeDep) -> dict:
+    if flow_ops.get_flow(runtime.flows, flow_id) is None or \
+            not runtime.ownership.may_see(_user(request), _role(request), flow_id):
+        raise _not_found(flow_id)
+    return runtime.ownership.sharing(flow_id)
+
+
+@router.put("/flow/{flow_id}/sharing", summary="Share a tab with users, or give it to another owner")
+async def put_sharing(flow_id: str, request: Request, runtime: RuntimeDep,
+                      body: Annotated[Any, Body(examples=[{"shared": ["ana"]}])] = None) -> dict:
+    if flow_id == "global" or flow_ops.get_flow(runtime.flows, flow_id) is None:
+        raise _not_found(flow_id)
+    if not isinstance(body, dict) or set(body) - {"owner", "shared"}:
+        raise ApiError(400, "invalid_sharing", 'the body must be {"owner": "name", "shared": ["name", ...]}')
+    owner, shared = body.get("owner"), body.get("shared")
+    if owner is not None and (not isinstance(owner, str) or not owner):
+        raise ApiError(400, "invalid_sharing", "owner: a user name")
+    if shared is not None and (not isinstance(shared, list) or not all(isinstance(u, str) and u for u in shared)):
+        raise ApiError(400, "invalid_sharing", "shared: a list of user names")
+    current = runtime.ownership.sharing(flow_id)["owner"]
+    if _role(request) != "administrator" and current != _user(request):
+        raise denied(request, f"only the owner of flow {flow_id!r} or an administrator may share it")
+    result = runtime.ownership.share(flow_id, owner, shared)
+    record(request, "flow.share", flow_id, detail={"owner": owner, "shared": shared})
+    return result

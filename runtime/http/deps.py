@@ -75,12 +75,16 @@ def require_user(request: Request, creds: Annotated[HTTPAuthorizationCredentials
     return user
 
 
-def denied(request: Request, message: str) -> ApiError:
-    """A 403 answer, recorded in the audit log with who asked for what."""
+def record(request: Request, action: str, target: str | None = None, outcome: str = "ok", detail: Any = None) -> None:
+    """Add an entry for the caller to the runtime's audit log (when it keeps one)."""
     audit = getattr(request.app.state.runtime, "audit", None)
     if audit is not None:
-        audit.record(getattr(request.state, "user", None), f"{request.method} {request.url.path}",
-                     outcome="denied", detail={"message": message})
+        audit.record(getattr(request.state, "user", None), action, target, outcome, detail)
+
+
+def denied(request: Request, message: str) -> ApiError:
+    """A 403 answer, recorded in the audit log with who asked for what."""
+    record(request, f"{request.method} {request.url.path}", outcome="denied", detail={"message": message})
     return ApiError(403, "forbidden", message)
 
 

@@ -22,6 +22,7 @@ from ..ontology_data import InstanceValidationError, OntologyData, Writer
 from ..rtdb import RtdbError
 from ..runtime import Runtime
 from .deps import ApiError, RuntimeDep
+from .ontology_routes import require_right
 
 router = APIRouter(tags=["ontology data"])
 MAX_LIMIT = 1000
@@ -66,13 +67,14 @@ def _sort(value: Any) -> list | None:
 
 
 @router.get("/ontologies/{name}/data", summary="Instances matching a MongoDB filter, paged")
-async def query_data(name: str, runtime: RuntimeDep,
+async def query_data(name: str, request: Request, runtime: RuntimeDep,
                      filter: Annotated[str | None, Query(description="MongoDB filter as JSON")] = None,
                      sort: Annotated[str | None, Query(description='e.g. {"value": -1}')] = None,
                      projection: Annotated[str | None, Query(description='e.g. {"value": 1}')] = None,
                      skip: Annotated[int, Query(ge=0)] = 0,
                      limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
                      scope: Annotated[Literal["realtime", "history"], Query()] = "realtime") -> dict:
+    require_right(request, runtime, name, "QUERY")
     flt = _json_param(filter, "filter", dict) or {}
     order = _sort(_json_param(sort, "sort", (dict, list)))
     proj = _json_param(projection, "projection", dict)
@@ -93,6 +95,7 @@ async def query_data(name: str, runtime: RuntimeDep,
              summary="Insert one instance (object) or a batch (array), all or nothing")
 async def insert_data(name: str, request: Request, runtime: RuntimeDep,
                       body: Annotated[Any, Body(examples=[{"assetId": "s-1", "measure": 21.5}])] = None) -> dict:
+    require_right(request, runtime, name, "INSERT")
     batch = isinstance(body, list)
     bodies = body if batch else [body]
     writer = Writer(user=getattr(request.state, "user", None), source="http")
@@ -104,9 +107,10 @@ async def insert_data(name: str, request: Request, runtime: RuntimeDep,
 
 
 @router.patch("/ontologies/{name}/data", summary="Update the instances matching a filter ($set/$unset/$inc)")
-async def update_data(name: str, runtime: RuntimeDep,
+async def update_data(name: str, request: Request, runtime: RuntimeDep,
                       body: Annotated[Any, Body(examples=[{"filter": {"assetId": "s-1"},
                                                            "update": {"$set": {"measure": 3}}}])] = None) -> dict:
+    require_right(request, runtime, name, "INSERT")
     if not isinstance(body, dict) or not isinstance(body.get("filter"), dict) \
             or not isinstance(body.get("update"), dict):
         raise ApiError(400, "invalid_query", 'the body must be {"filter": {...}, "update": {...}}')
@@ -118,8 +122,9 @@ async def update_data(name: str, runtime: RuntimeDep,
 
 
 @router.delete("/ontologies/{name}/data", summary="Delete the instances matching a filter ({} deletes all)")
-async def delete_data(name: str, runtime: RuntimeDep,
+async def delete_data(name: str, request: Request, runtime: RuntimeDep,
                       filter: Annotated[str, Query(description="MongoDB filter as JSON; required")]) -> dict:
+    require_right(request, runtime, name, "INSERT")
     flt = _json_param(filter, "filter", dict)
     if flt is None:
         raise ApiError(400, "invalid_query", "filter: required (use {} to delete every instance)")
@@ -130,7 +135,8 @@ async def delete_data(name: str, runtime: RuntimeDep,
 
 
 @router.post("/ontologies/{name}/history/move", summary="Move this ontology's expired instances to history now")
-async def move_to_history(name: str, runtime: RuntimeDep) -> dict:
+async def move_to_history(name: str, request: Request, runtime: RuntimeDep) -> dict:
+    require_right(request, runtime, name, "INSERT")
     data: OntologyData = _service(runtime, "ontology-data")
     with _answers():
         data.registry.validator(name)

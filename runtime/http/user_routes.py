@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from ..auth import ROLES
 from ..errors import AuthError
-from .deps import ApiError, RuntimeDep, get_auth, require_administrator
+from .deps import ApiError, RuntimeDep, get_auth, record, require_administrator
 
 router = APIRouter(tags=["users"], dependencies=[Depends(require_administrator)])
 
@@ -61,7 +61,7 @@ async def create_user(request: Request, runtime: RuntimeDep,
         get_auth(request).add_user(username, password, role)
     except AuthError as exc:
         raise ApiError(409, "user_exists", str(exc)) from None
-    runtime.audit.record(request.state.user, "user.create", username, detail={"role": role})
+    record(request, "user.create", username, detail={"role": role})
     return {"username": username, "role": role}
 
 
@@ -82,7 +82,10 @@ async def change_user(username: str, request: Request, runtime: RuntimeDep,
             auth.set_password(username, password)
     except AuthError as exc:
         raise ApiError(409, "refused", str(exc)) from None
-    runtime.audit.record(request.state.user, "user.change", username,
+    permissions = runtime.engine.services.get("permissions")
+    if permissions is not None:
+        permissions.forget()
+    record(request, "user.change", username,
                          detail={"role": role, "password": password is not None})
     return {"username": username, "role": auth.role_of(username)}
 
@@ -98,7 +101,7 @@ async def delete_user(username: str, request: Request, runtime: RuntimeDep) -> R
         auth.delete_user(username)
     except AuthError as exc:
         raise ApiError(409, "refused", str(exc)) from None
-    runtime.audit.record(request.state.user, "user.delete", username)
+    record(request, "user.delete", username)
     return Response(status_code=204)
 
 
