@@ -83,6 +83,14 @@ device_instances_table = Table(
 )
 """The device instances (onesait's clientPlatformInstance) that joined as each device."""
 
+device_owners_table = Table(
+    "device_owners",
+    metadata,
+    Column("device", String(64), ForeignKey("devices.name", ondelete="CASCADE"), primary_key=True),
+    Column("owner", String(200), nullable=False),
+)
+"""The user owning each device (onesait: a digital client's owner, whose ontology rights also apply)."""
+
 
 class DeviceError(SofiaflowError):
     """Base of the device registry's errors."""
@@ -131,6 +139,7 @@ class Device:
     created: datetime
     last_seen: datetime | None = None
     tokens: list[TokenInfo] | None = None
+    owner: str | None = None
     filters: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,7 +148,7 @@ class Device:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "enabled": self.enabled, "topics": list(self.topics),
                                "ontologies": dict(self.ontologies), "created": _iso(self.created),
-                               "last_seen": _iso(self.last_seen)}
+                               "last_seen": _iso(self.last_seen), "owner": self.owner}
         if self.tokens is not None:
             out["tokens"] = [t.as_dict() for t in self.tokens]
         return out
@@ -196,6 +205,12 @@ def check_topics(topics: object) -> list[str]:
     return out
 
 
+def check_owner(owner: object) -> str | None:
+    if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 200):
+        raise DeviceValidationError("owner", f"must be a user name (1-200 characters) or null, got {owner!r}")
+    return owner
+
+
 def check_ontologies(ontologies: object) -> dict[str, str]:
     if not isinstance(ontologies, dict):
         raise DeviceValidationError("ontologies", "must be an object {ontology: ALL|QUERY|INSERT}, got "
@@ -250,7 +265,8 @@ class DeviceRegistry:
 
     def __init__(self, db_engine: Engine) -> None:
         self._db = db_engine
-        metadata.create_all(db_engine, tables=[devices_table, device_tokens_table, device_instances_table])
+        metadata.create_all(db_engine, tables=[devices_table, device_tokens_table, device_instances_table,
+                                               device_owners_table])
         self._listeners: list[Callable[[str, str | None], None]] = []
 
     # ----- listeners ------------------------------------------------------------------------------
@@ -269,9 +285,10 @@ class DeviceRegistry:
 
     # ----- devices --------------------------------------------------------------------------------
     def create(self, name: str, ontologies: dict[str, str] | None = None, topics: list[str] | None = None,
-               enabled: bool = True) -> tuple[Device, str]:
+               enabled: bool = True, owner: str | None = None) -> tuple[Device, str]:
         """Create a device with one token; returns (device, token). The token is not retrievable later."""
         name = check_name(name)
+        owner = check_owner(owner)
         topics = check_topics(topics if topics is not None else [])
         ontologies = check_ontologies(ontologies if ontologies is not None else {})
         now = datetime.now(UTC)
@@ -281,9 +298,11 @@ class DeviceRegistry:
                 conn.execute(insert(devices_table).values(name=name, enabled=bool(enabled), topics=topics,
                                                           ontologies=ontologies, created=now, last_seen=None))
                 conn.execute(insert(device_tokens_table).values(**row))
+                if owner is not None:
+                    conn.execute(insert(device_owners_table).values(device=name, owner=owner))
         except IntegrityError:
             raise DeviceExistsError(f"a device named {name!r} exists already") from None
-        device = Device(name, bool(enabled), topics, ontologies, now, None, [TokenInfo(token_id, now, True)])
+        device = Device(name, bool(enabled), topics, ontologies, now, None, [TokenInfo(token_id, now, True)], owner)
         return device, token
 
     def get(self, name: str) -> Device:
@@ -293,21 +312,34 @@ class DeviceRegistry:
                 raise DeviceNotFoundError(f"no device named {name!r}")
             toks = conn.execute(select(device_tokens_table).where(device_tokens_table.c.device == name)
                                 .order_by(device_tokens_table.c.created)).all()
-        return self._device(row, toks)
+            owner = conn.execute(select(device_owners_table.c.owner)
+                                 .where(device_owners_table.c.device == name)).scalar()
+        return self._device(row, toks, owner)
 
     def list(self) -> list[Device]:
         with self._db.connect() as conn:
             rows = conn.execute(select(devices_table).order_by(devices_table.c.name)).all()
             toks = conn.execute(select(device_tokens_table).order_by(device_tokens_table.c.created)).all()
+            owners = dict(conn.execute(select(device_owners_table.c.device, device_owners_table.c.owner)).all())
         by_device: dict[str, list[Any]] = {}
         for tok in toks:
             by_device.setdefault(tok.device, []).append(tok)
-        return [self._device(row, by_device.get(row.name, [])) for row in rows]
+        return [self._device(row, by_device.get(row.name, []), owners.get(row.name)) for row in rows]
 
     def update(self, name: str, *, enabled: bool | None = None, topics: list[str] | None = None,
-               ontologies: dict[str, str] | None = None) -> Device:
-        """Change a device; its open sessions are dropped so they reconnect with the new rights."""
+               ontologies: dict[str, str] | None = None, owner: str | None | object = ...) -> Device:
+        """Change a device (`owner` None removes it); its open sessions are dropped so they reconnect with the
+        new rights."""
         values: dict[str, Any] = {}
+        if owner is not ...:
+            owner = check_owner(owner)
+            self.get(name)
+            with self._db.begin() as conn:
+                conn.execute(delete(device_owners_table).where(device_owners_table.c.device == name))
+                if owner is not None:
+                    conn.execute(insert(device_owners_table).values(device=name, owner=owner))
+            if not values and enabled is None and topics is None and ontologies is None:
+                self._notify(name, None)
         if enabled is not None:
             if not isinstance(enabled, bool):
                 raise DeviceValidationError("enabled", f"must be true or false, got {enabled!r}")
@@ -327,6 +359,7 @@ class DeviceRegistry:
     def delete(self, name: str) -> None:
         with self._db.begin() as conn:
             conn.execute(delete(device_instances_table).where(device_instances_table.c.device == name))
+            conn.execute(delete(device_owners_table).where(device_owners_table.c.device == name))
             conn.execute(delete(device_tokens_table).where(device_tokens_table.c.device == name))
             done = conn.execute(delete(devices_table).where(devices_table.c.name == name))
         if done.rowcount == 0:
@@ -415,7 +448,10 @@ class DeviceRegistry:
             if last_seen is None or now - last_seen >= LAST_SEEN_RESOLUTION:
                 conn.execute(update(d).where(d.c.name == row.name).values(last_seen=now))
                 last_seen = now
-        return Device(row.name, True, list(row.topics), dict(row.ontologies), _aware(row.created), last_seen)
+            owner = conn.execute(select(device_owners_table.c.owner)
+                                 .where(device_owners_table.c.device == row.name)).scalar()
+        return Device(row.name, True, list(row.topics), dict(row.ontologies), _aware(row.created), last_seen,
+                      owner=owner)
 
     def authenticate_token(self, token: str) -> Device:
         """The device owning `token` (for `Authorization: Bearer <token>`); AuthError when refused."""
@@ -425,7 +461,7 @@ class DeviceRegistry:
     may_subscribe = staticmethod(may_subscribe)
 
     @staticmethod
-    def _device(row: Any, toks: list[Any]) -> Device:
+    def _device(row: Any, toks: list[Any], owner: str | None = None) -> Device:
         tokens = [TokenInfo(t.id, _aware(t.created), t.revoked_at is None, _aware(t.revoked_at)) for t in toks]
         return Device(row.name, bool(row.enabled), list(row.topics), dict(row.ontologies), _aware(row.created),
-                      _aware(row.last_seen), tokens)
+                      _aware(row.last_seen), tokens, owner)

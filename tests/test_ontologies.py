@@ -263,7 +263,8 @@ def test_context_data():
 def test_load_directory_examples(registry):
     report = registry.load_directory(EXAMPLES)
     assert report.errors == []
-    assert sorted(report.created) == ["AirQualityStation", "BusPosition", "EnergyMeter", "ParkingSpot"]
+    assert sorted(report.created) == ["AirQualityStation", "BasicSensor", "BusPosition", "EnergyMeter", "ParkingSpot",
+                                      "TrafficFlowObserved", "WasteContainer"]
     assert registry.get("ParkingSpot").draft == "draft4" and registry.get("ParkingSpot").root == "ParkingSpot"
     for name in report.created:
         onto = registry.get(name)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from runtime.rtdb import (
     DuplicateKeyError,
+    InvalidDocumentError,
     InvalidFilterError,
     UnsupportedFilterError,
     UpdateError,
@@ -389,3 +390,14 @@ def test_id_filters_large_in_lists_and_non_string_targets(store, coll):
     assert ids_of(store.find(coll, {"_id": "k0001"})) == ["k0001"]
     assert store.find(coll, {"_id": 1}) == [] and store.count(coll, {"_id": {"$ne": "k0001"}}) == 749
     assert store.count(coll, {"$nor": [{"_id": "k0003"}, {"_id": {"$in": []}}]}) == 749
+
+
+def test_onesait_dates_are_stored_as_given(store, coll):
+    stamp = {"$date": "2026-01-01T00:00:00Z"}
+    doc = {"_id": "d1", "Sensor": {"timestamp": stamp, "at": [{"$date": 1767225600000}]}}
+    store.insert(coll, [doc])
+    assert store.find(coll, {"_id": "d1"}) == [doc]
+    with pytest.raises(InvalidDocumentError):
+        store.insert(coll, [{"when": {"$date": "x", "extra": 1}}])
+    with pytest.raises(InvalidDocumentError):
+        store.insert(coll, [{"when": {"$date": True}}])

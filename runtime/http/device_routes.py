@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Request, Response
 
 from ..devices import (
     DeviceExistsError,
@@ -23,7 +23,7 @@ from .deps import ApiError, RuntimeDep
 
 router = APIRouter(tags=["devices"])
 
-_CREATE_KEYS = {"name", "ontologies", "topics", "enabled"}
+_CREATE_KEYS = {"name", "ontologies", "topics", "enabled", "owner"}
 _EXAMPLE = {"name": "s1", "ontologies": {"BasicSensor": "INSERT"}, "topics": ["sensors/{device}/#"]}
 
 
@@ -60,7 +60,8 @@ def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
 
 
 @router.post("/devices", status_code=201, summary="Create a device; the answer holds its first token (shown once)")
-async def create_device(runtime: RuntimeDep, body: Annotated[Any, Body(examples=[_EXAMPLE])] = None) -> dict:
+async def create_device(runtime: RuntimeDep, request: Request,
+                        body: Annotated[Any, Body(examples=[_EXAMPLE])] = None) -> dict:
     data = _object(body, _CREATE_KEYS)
     if "name" not in data:
         raise ApiError(400, "invalid_device", "name: required", field="name")
@@ -69,7 +70,8 @@ async def create_device(runtime: RuntimeDep, body: Annotated[Any, Body(examples=
         raise ApiError(400, "invalid_device", f"enabled: must be true or false, got {enabled!r}", field="enabled")
     with _answers():
         device, token = _registry(runtime).create(data["name"], data.get("ontologies", {}),
-                                                  data.get("topics", []), enabled)
+                                                  data.get("topics", []), enabled,
+                                                  data.get("owner", getattr(request.state, "user", None)))
     return {**device.as_dict(), "token_id": token.split(".", 1)[0], "token": token}
 
 
@@ -96,7 +98,7 @@ async def patch_device(name: str, runtime: RuntimeDep,
     data = _object(body, _CREATE_KEYS - {"name"})
     with _answers():
         device = _registry(runtime).update(name, enabled=data.get("enabled"), topics=data.get("topics"),
-                                           ontologies=data.get("ontologies"))
+                                           ontologies=data.get("ontologies"), owner=data.get("owner", ...))
     return device.as_dict()
 
 

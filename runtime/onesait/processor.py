@@ -21,7 +21,7 @@ from .ssap import AUTHENTICATION, AUTHORIZATION, PROCESSOR, SsapError
 
 INSERT_OPS = {"INSERT", "UPDATE", "UPDATE_BY_ID", "DELETE", "DELETE_BY_ID"}
 QUERY_OPS = {"QUERY", "SUBSCRIBE"}
-QUERY_RIGHTS = {"ALL", "INSERT", "QUERY"}  # ALL includes INSERT, which includes QUERY
+QUERY_RIGHTS = {"ALL", "QUERY"}  # as the user rights (runtime.permissions): ALL is both, INSERT writes only
 INSERT_RIGHTS = {"ALL", "INSERT"}
 MAX_BATCH = 10_000
 Indication = Callable[[Session, dict[str, Any], dict[str, Any]], None]
@@ -31,8 +31,9 @@ class SsapProcessor:
     """See the module docstring. `on_indication(session, subscription, envelope)` receives INDICATIONs."""
 
     def __init__(self, devices: Any, data: Any, sessions: SessionStore, events: Any = None,
-                 on_indication: Indication | None = None) -> None:
+                 on_indication: Indication | None = None, permissions: Any = None) -> None:
         self.devices, self.data, self.sessions, self.events = devices, data, sessions, events
+        self.permissions = permissions  # users' ontology rights: a client's owner must hold the right too
         self.on_indication = on_indication
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self._unlisten = devices.on_revoke(self._revoked) if hasattr(devices, "on_revoke") else None
@@ -110,10 +111,17 @@ class SsapProcessor:
             raise SsapError(PROCESSOR, f"{kind} needs an ontology")
         right = (session.client.ontologies or {}).get(ontology)
         needed = INSERT_RIGHTS if kind in INSERT_OPS else QUERY_RIGHTS
+        level = "INSERT" if kind in INSERT_OPS else "QUERY"
         if right not in needed:
-            level = "INSERT" if kind in INSERT_OPS else "QUERY"
             raise SsapError(AUTHORIZATION, f"client {session.client_name!r} has no {level} right on ontology "
                             f"{ontology!r}")
+        owner = getattr(session.client, "owner", None)
+        if owner and self.permissions is not None:
+            try:
+                self.permissions.check(owner, ontology, level)
+            except PermissionError:
+                raise SsapError(AUTHORIZATION, f"{owner!r}, owner of client {session.client_name!r}, has no {level} "
+                                f"right on ontology {ontology!r}") from None
 
     def _writer(self, session: Session, transport: str) -> Writer:
         return Writer(device=session.instance or session.client_name, source=transport,
@@ -230,7 +238,7 @@ class SsapProcessor:
                 subscription["stop"]()
                 self.subscriptions.pop(sub_id, None)
                 return
-            hits = [output_doc(d) for d in docs if matches(ast, d)]
+            hits = [output_doc(d) for d in docs if matches(d, ast)]
             if hits and sink is not None:
                 sink(live, subscription, ssap.indication(name, sub_id, hits, live.key))
 

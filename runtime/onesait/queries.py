@@ -34,7 +34,7 @@ def parse_native_for(ontology: str, text: Any) -> NativeQuery:
 
 
 def run_query(data: Any, ontology: str, text: Any, query_type: Any = "NATIVE") -> Any:
-    """Answer a QUERY: a list of instances (or rows), or a number for count."""
+    """Answer a QUERY: a list of instances or rows (a NATIVE count: `[{"count": n}]`)."""
     kind = str(query_type or "NATIVE").upper()
     if kind == "NATIVE":
         return _native(data, ontology, parse_native_for(ontology, text))
@@ -45,7 +45,7 @@ def run_query(data: Any, ontology: str, text: Any, query_type: Any = "NATIVE") -
 
 def _native(data: Any, ontology: str, query: NativeQuery) -> Any:
     if query.operation == "count":
-        return data.count(ontology, query.filter)
+        return [{"count": data.count(ontology, query.filter)}]
     if query.operation != "find":
         raise SsapError(PROCESSOR, f"a QUERY cannot {query.operation}: send an UPDATE or DELETE instead")
     docs = data.find(ontology, query.filter, query.projection, query.sort, query.skip, query.limit or MAX_RESULTS)

@@ -82,7 +82,8 @@ class RestReply(Reply):
 
 
 class MqttReply(Reply):
-    """Publishes the answer on `/topic/message/<clientId>` and INDICATIONs on `/topic/subscription`."""
+    """Publishes the answer on `/topic/message/<clientId>` and INDICATIONs on `indication_topic` (onesait's
+    `/topic/subscription`, or one with a `{clientId}` placeholder)."""
 
     def __init__(self, publish: Callable[[str, bytes], Awaitable[None]], client_id: Callable[[dict], str | None],
                  spawn: Callable[[Awaitable], Any], indication_topic: str = "/topic/subscription") -> None:
@@ -101,4 +102,11 @@ class MqttReply(Reply):
         self._spawn(self._publish(f"/topic/message/{client}", json.dumps(envelope).encode()))
 
     async def indicate(self, envelope: dict[str, Any], subscription: dict[str, Any]) -> None:
-        await self._publish(self.indication_topic, json.dumps(envelope).encode())
+        topic = self.indication_topic
+        if "{clientId}" in topic:
+            client = subscription.get("clientId")
+            if not client:
+                log.warning("INDICATION dropped: the subscription has no client id for %s", topic)
+                return
+            topic = topic.replace("{clientId}", str(client))
+        await self._publish(topic, json.dumps(envelope).encode())

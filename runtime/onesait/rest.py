@@ -21,6 +21,9 @@ ROUTES: list[tuple[str, str, str]] = [  # (method, path under the base, operatio
     ("delete", "/ontology/:ontology/:id", "DELETE_BY_ID"),
     ("post", "/subscribe/:subscription", "SUBSCRIBE"),
     ("post", "/unsubscribe/:subscriptionId", "UNSUBSCRIBE"),
+    ("get", "/transaction/start", "START_TRANSACTION"),
+    ("get", "/transaction/commit/:transactionId", "COMMIT_TRANSACTION"),
+    ("get", "/transaction/rollback/:transactionId", "ROLLBACK_TRANSACTION"),
 ]
 
 
@@ -91,4 +94,9 @@ def to_ssap(operation: str, params: dict[str, str], query: dict[str, str], heade
                                           "clientId": spec.get("clientId") or query.get("clientId")}, key)
     if operation == "UNSUBSCRIBE":
         return ssap.request("UNSUBSCRIBE", {"subscriptionId": params.get("subscriptionId")}, key)
+    if operation.endswith("_TRANSACTION"):
+        envelope = ssap.request(operation, {}, key)
+        if params.get("transactionId"):
+            envelope["transactionId"] = params["transactionId"]
+        return envelope
     raise SsapError(PROCESSOR, f"unknown REST operation {operation!r}")

@@ -76,8 +76,16 @@ def check_path(path: Any, what: str = "path") -> tuple[str, ...]:
     return parts
 
 
+def is_date(value: Any) -> bool:
+    """onesait's (MongoDB extended JSON's) date: exactly `{"$date": "<ISO 8601>"}` or `{"$date": <epoch ms>}`."""
+    if not (isinstance(value, dict) and len(value) == 1 and "$date" in value):
+        return False
+    inner = value["$date"]
+    return isinstance(inner, str) or (isinstance(inner, int) and not isinstance(inner, bool))
+
+
 def check_json(value: Any, where: str = "document") -> None:
-    """Raise InvalidDocumentError unless value is plain JSON."""
+    """Raise InvalidDocumentError unless value is plain JSON (dates as `{"$date": ...}` allowed)."""
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):
@@ -93,6 +101,8 @@ def check_json(value: Any, where: str = "document") -> None:
             check_json(v, f"{where}[{i}]")
         return
     if isinstance(value, dict):
+        if is_date(value):
+            return
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidDocumentError(f"{where}: key {k!r} is not a string")

@@ -1,0 +1,125 @@
+"""ssap-mqtt in: SSAP over the embedded MQTT broker, on the topics onesait clients use.
+
+Requests arrive on `/queue/message` and, as onesait's Python client sends them, on `/topic/message/<clientId>`;
+answers go to `/topic/message/<clientId>`, INDICATIONs to `/topic/subscription`. Clients connect without
+MQTT credentials (the JOIN authenticates): while this node runs, the embedded broker admits anonymous
+clients to these topics only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
+from runtime.onesait.replies import MqttReply
+
+from .broker_config import broker_of
+
+MAX_PAYLOAD = 4 * 1024 * 1024
+_BAD_ID_CHARS = set("+#/")
+
+
+class SsapMqttInConfig(NodeConfig):
+    broker: str = ""
+    topic: str = "/queue/message"
+    indicationTopic: str = "/topic/subscription"
+    anonymous: bool = True
+
+
+class SsapMqttInNode(Node):
+    type = "ssap-mqtt in"
+    category = "onesait"
+    color = "#8fbce6"
+    inputs = 0
+    outputs = 1
+    is_source = True
+    Config = SsapMqttInConfig
+    help = ("Takes SSAP requests from MQTT clients of the embedded broker (topic, default /queue/message, and "
+            "/topic/message/<clientId>); answers go to /topic/message/<clientId>, INDICATIONs to indicationTopic "
+            "(default /topic/subscription, as onesait; /topic/subscription/{clientId} keeps them private). With "
+            "anonymous on, clients connect without credentials, limited to the SSAP topics.")
+
+    @classmethod
+    def claims(cls, config: NodeConfig) -> list[str]:
+        return ["mqtt-embedded:ssap"]
+
+    def setup(self) -> None:
+        if not self.config.broker:
+            raise NodeError("ssap-mqtt in: property 'broker' (an ssap-broker config node) is required")
+        topic = (self.config.topic or "").strip()
+        if not topic or "+" in topic or "#" in topic:
+            raise NodeError(f"ssap-mqtt in: property 'topic' must be a topic name without wildcards, got "
+                            f"{self.config.topic!r}")
+        self._topic = topic
+        self._indications = (self.config.indicationTopic or "").strip() or "/topic/subscription"
+        probe = self._indications.replace("{clientId}", "c")
+        if "+" in probe or "#" in probe or "{" in probe or "}" in probe:
+            raise NodeError(f"ssap-mqtt in: property 'indicationTopic' must be a topic name (the only placeholder "
+                            f"is {{clientId}}), got {self.config.indicationTopic!r}")
+        self._stops: list[Any] = []
+        self._mqtt: Any = None
+
+    async def start(self) -> None:
+        try:
+            mqtt = self.service("mqtt-embedded")
+        except NodeError:
+            self.status("red", "ring", "no embedded MQTT broker")
+            self.warn("ssap-mqtt in: the runtime runs no embedded MQTT broker (mqtt port 0); SSAP over MQTT is off")
+            return
+        self._mqtt = mqtt
+        self._stops = [mqtt.subscribe(self._topic, self._incoming),
+                       mqtt.subscribe("/topic/message/+", self._incoming)]
+        if self.config.anonymous:
+            mqtt.anonymous_topics = self._anonymous_topics
+        self.status("green", "dot", f"{self._topic} on port {mqtt.port}")
+
+    async def close(self, removed: bool) -> None:
+        for stop in self._stops:
+            stop()
+        self._stops = []
+        if self._mqtt is not None and getattr(self._mqtt, "anonymous_topics", None) == self._anonymous_topics:
+            self._mqtt.anonymous_topics = None
+        self._mqtt = None
+
+    def _anonymous_topics(self, client_id: str) -> list[str] | None:
+        if not client_id or _BAD_ID_CHARS & set(client_id):
+            return None
+        return [self._topic, f"/topic/message/{client_id}", self._indications.replace("{clientId}", client_id),
+                "/topic/command"]
+
+    def _incoming(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if retain or self._mqtt is None:
+            return
+        if len(payload) > MAX_PAYLOAD:
+            self.warn(f"SSAP message on {topic} dropped: larger than {MAX_PAYLOAD} bytes")
+            return
+        try:
+            envelope = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self.warn(f"SSAP message on {topic} dropped: not JSON")
+            return
+        if not isinstance(envelope, dict) or envelope.get("direction", "REQUEST") != "REQUEST":
+            return  # our own answers on /topic/message/<clientId>, or junk
+        topic_client = topic.rsplit("/", 1)[-1] if topic.startswith("/topic/message/") else None
+        reply = MqttReply(self._mqtt.publish, lambda answer: self._client_id(envelope, topic_client),
+                          self.spawn, self._indications)
+        msg: Msg = {"_msgid": new_msgid(), "payload": envelope, "topic": topic,
+                    "ssap": {"transport": "mqtt", "reply": reply, "clientId": topic_client}}
+        self.send(msg)
+
+    def _client_id(self, envelope: dict[str, Any], topic_client: str | None) -> str | None:
+        """Where the answer goes: the request's own topic, else the JOIN's instance, else the session's."""
+        if topic_client:
+            return topic_client
+        body = envelope.get("body") if isinstance(envelope.get("body"), dict) else {}
+        instance = body.get("clientPlatformInstance") or body.get("device") or body.get("clientId")
+        if instance:
+            return str(instance)
+        try:
+            sessions = broker_of(self, self.config.broker).sessions
+        except NodeError:
+            return None
+        session = sessions.peek(envelope.get("sessionKey")) if isinstance(envelope.get("sessionKey"), str) else None
+        return session.instance if session is not None else None
+
