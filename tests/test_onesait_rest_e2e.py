@@ -126,6 +126,8 @@ def test_errors_have_onesait_shape(server, client):
     no_right = httpx.post(f"{server.base}{REST}/ontology/ParkingSpot", headers=headers, json={})
     assert no_right.status_code == 403 and no_right.json()["errorCode"] == "AUTHORIZATION"
     assert "INSERT" in no_right.json()["error"]
+    audit = server.admin.get("/audit", params={"outcome": "denied", "user": "device:Client4Test"}).json()
+    assert any(e["action"] == "ssap.insert" and e["target"] == "ParkingSpot" for e in audit)
     unsupported = httpx.get(f"{server.base}{REST}/ontology/BasicSensor", headers=headers,
                             params={"query": "db.BasicSensor.aggregate([])", "queryType": "NATIVE"})
     assert unsupported.status_code == 400 and unsupported.json()["errorCode"] == "PROCESSOR"

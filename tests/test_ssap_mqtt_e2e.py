@@ -170,6 +170,8 @@ def test_errors_and_anonymous_limits(server, token):
         assert client.join(name, secret)["body"]["ok"]
         denied = client.send("QUERY", {"ontology": "ParkingSpot", "query": "db.ParkingSpot.find({})"})
         assert denied["body"]["errorCode"] == "AUTHORIZATION"
+        audit = server.admin.get("/audit", params={"outcome": "denied", "user": f"device:{name}"}).json()
+        assert any(e["action"] == "ssap.query" and e["target"] == "ParkingSpot" for e in audit)
         # an anonymous SSAP client reaches the SSAP topics only
         assert not client.subscribe("#")
         assert not client.subscribe("/topic/message/someone-else")

@@ -38,7 +38,8 @@ class SsapBrokerNode(Node):
 
     async def start(self) -> None:
         self.processor = SsapProcessor(self.service("devices"), self.service("ontology-data"), self.sessions,
-                                       self._optional("ontology-events"), permissions=self._optional("permissions"))
+                                       self._optional("ontology-events"), permissions=self._optional("permissions"),
+                                       audit=self._optional("audit"))
 
     def _optional(self, name: str) -> Any:
         try:

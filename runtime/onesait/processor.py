@@ -31,9 +31,10 @@ class SsapProcessor:
     """See the module docstring. `on_indication(session, subscription, envelope)` receives INDICATIONs."""
 
     def __init__(self, devices: Any, data: Any, sessions: SessionStore, events: Any = None,
-                 on_indication: Indication | None = None, permissions: Any = None) -> None:
+                 on_indication: Indication | None = None, permissions: Any = None, audit: Any = None) -> None:
         self.devices, self.data, self.sessions, self.events = devices, data, sessions, events
         self.permissions = permissions  # users' ontology rights: a client's owner must hold the right too
+        self.audit = audit  # refusals are recorded there (runtime/audit.py)
         self.on_indication = on_indication
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self._unlisten = devices.on_revoke(self._revoked) if hasattr(devices, "on_revoke") else None
@@ -89,6 +90,7 @@ class SsapProcessor:
         try:
             device = await asyncio.to_thread(self.devices.authenticate, client or None, token)
         except Exception as exc:  # AuthError and malformed tokens alike
+            self._record_refusal(client or None, "JOIN", None, f"JOIN refused: {exc}")
             raise SsapError(AUTHENTICATION, f"JOIN refused: {exc}") from None
         instance = str(instance) if instance is not None else None
         if instance and hasattr(self.devices, "record_instance"):
@@ -113,15 +115,23 @@ class SsapProcessor:
         needed = INSERT_RIGHTS if kind in INSERT_OPS else QUERY_RIGHTS
         level = "INSERT" if kind in INSERT_OPS else "QUERY"
         if right not in needed:
-            raise SsapError(AUTHORIZATION, f"client {session.client_name!r} has no {level} right on ontology "
-                            f"{ontology!r}")
+            message = f"client {session.client_name!r} has no {level} right on ontology {ontology!r}"
+            self._record_refusal(session.client_name, kind, ontology, message)
+            raise SsapError(AUTHORIZATION, message)
         owner = getattr(session.client, "owner", None)
         if owner and self.permissions is not None:
             try:
                 self.permissions.check(owner, ontology, level)
             except PermissionError:
-                raise SsapError(AUTHORIZATION, f"{owner!r}, owner of client {session.client_name!r}, has no {level} "
-                                f"right on ontology {ontology!r}") from None
+                message = (f"{owner!r}, owner of client {session.client_name!r}, has no {level} right on ontology "
+                           f"{ontology!r}")
+                self._record_refusal(session.client_name, kind, ontology, message)
+                raise SsapError(AUTHORIZATION, message) from None
+
+    def _record_refusal(self, client: str | None, kind: str, ontology: str | None, message: str) -> None:
+        if self.audit is not None:
+            self.audit.record(f"device:{client}" if client else None, f"ssap.{kind.lower()}", ontology, "denied",
+                              {"message": message})
 
     def _writer(self, session: Session, transport: str) -> Writer:
         return Writer(device=session.instance or session.client_name, source=transport,
