@@ -124,3 +124,29 @@ async def test_ontology_rights_follow_owners_and_grants(world):
     assert actions == ["ontology.revoke", "ontology.grant", "ontology.grant"]
     assert any(e["action"] == "POST /ontologies/Reading/data" for e in rt.audit.entries(user="bob",
                                                                                           outcome="denied"))
+
+
+async def test_developers_manage_their_own_devices_with_rights_they_hold(world):
+    rt, http, h = world
+    await http.post("/ontologies", json={"name": "Reading", "schema": SCHEMA}, headers=h["ana"])
+    made = await http.post("/devices", json={"name": "s1", "ontologies": {"Reading": "INSERT"}}, headers=h["ana"])
+    assert made.status_code == 201 and made.json()["owner"] == "ana"
+    # bob may not give a device rights on ana's ontology, nor see or touch her device
+    refused = await http.post("/devices", json={"name": "s2", "ontologies": {"Reading": "QUERY"}}, headers=h["bob"])
+    assert refused.status_code == 403 and "Reading" in refused.json()["message"]
+    assert (await http.post("/devices", json={"name": "s3", "owner": "ana"}, headers=h["bob"])).status_code == 403
+    assert [d["name"] for d in (await http.get("/devices", headers=h["bob"])).json()] == []
+    assert (await http.get("/devices/s1", headers=h["bob"])).status_code == 404
+    assert (await http.delete("/devices/s1", headers=h["bob"])).status_code == 404
+    assert (await http.post("/devices/s1/tokens", json={}, headers=h["bob"])).status_code == 404
+    assert [d["name"] for d in (await http.get("/devices", headers=h["admin"])).json()] == ["s1"]
+    # with QUERY shared, bob can hand QUERY (not INSERT, not ALL) to his own device
+    await http.put("/ontologies/Reading/grants/bob", json={"access": "QUERY"}, headers=h["ana"])
+    assert (await http.post("/devices", json={"name": "s2", "ontologies": {"Reading": "QUERY"}},
+                            headers=h["bob"])).status_code == 201
+    assert (await http.patch("/devices/s2", json={"ontologies": {"Reading": "ALL"}},
+                             headers=h["bob"])).status_code == 403
+    actions = [(e["user"], e["action"], e["outcome"]) for e in rt.audit.entries() if "device" in e["action"]
+               or e["action"].endswith("/devices") or "/devices/" in e["action"]]
+    assert ("ana", "device.create", "ok") in actions and ("bob", "POST /devices", "denied") in actions
+    assert ("bob", "PATCH /devices/s2", "denied") in actions

@@ -18,8 +18,9 @@ from ..devices import (
     DeviceValidationError,
     TokenNotFoundError,
 )
+from ..permissions import covers
 from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep
+from .deps import ApiError, RuntimeDep, denied, record
 
 router = APIRouter(tags=["devices"])
 
@@ -47,6 +48,35 @@ def _answers() -> Iterator[None]:
         raise ApiError(404, "not_found", str(exc)) from None
 
 
+def _restricted(request: Request) -> bool:
+    """Developers and users manage only their own devices; administrators (and in-process callers) all."""
+    return getattr(request.state, "role", None) not in (None, "administrator")
+
+
+def _mine(request: Request, runtime: Runtime, name: str) -> None:
+    """404 for a device the caller may not see (as if it did not exist)."""
+    if not _restricted(request):
+        return
+    with _answers():
+        owner = _registry(runtime).get(name).owner
+    if owner != getattr(request.state, "user", None):
+        raise ApiError(404, "not_found", f"no device named {name!r}")
+
+
+def _check_rights(request: Request, runtime: Runtime, ontologies: Any) -> None:
+    """A device gets no ontology right its creator does not hold (403, audited)."""
+    permissions = runtime.engine.services.get("permissions") if runtime.engine is not None else None
+    if permissions is None or not _restricted(request) or not isinstance(ontologies, dict):
+        return
+    user = getattr(request.state, "user", None)
+    for ontology, right in ontologies.items():
+        wanted = str(right).upper()
+        held = permissions.access(user, ontology)
+        if not all(covers(held, need) for need in (("QUERY", "INSERT") if wanted == "ALL" else (wanted,))):
+            raise denied(request, f"{user!r} cannot give a device the {wanted} right on ontology {ontology!r}: "
+                         f"they hold {held or 'no right'} on it")
+
+
 def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
     if body is None:
         return {}
@@ -68,52 +98,67 @@ async def create_device(runtime: RuntimeDep, request: Request,
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ApiError(400, "invalid_device", f"enabled: must be true or false, got {enabled!r}", field="enabled")
+    if "owner" in data and _restricted(request):
+        raise denied(request, "only administrators choose a device's owner")
+    _check_rights(request, runtime, data.get("ontologies"))
     with _answers():
         device, token = _registry(runtime).create(data["name"], data.get("ontologies", {}),
                                                   data.get("topics", []), enabled,
                                                   data.get("owner", getattr(request.state, "user", None)))
+    record(request, "device.create", device.name, detail={"ontologies": device.ontologies})
     return {**device.as_dict(), "token_id": token.split(".", 1)[0], "token": token}
 
 
 @router.get("/devices", summary="Every device (token ids and state, no secrets)")
-async def list_devices(runtime: RuntimeDep) -> list[dict]:
-    return [d.as_dict() for d in _registry(runtime).list()]
+async def list_devices(request: Request, runtime: RuntimeDep) -> list[dict]:
+    user = getattr(request.state, "user", None)
+    return [d.as_dict() for d in _registry(runtime).list() if not _restricted(request) or d.owner == user]
 
 
 @router.get("/devices/{name}", summary="One device")
-async def get_device(name: str, runtime: RuntimeDep) -> dict:
+async def get_device(name: str, request: Request, runtime: RuntimeDep) -> dict:
+    _mine(request, runtime, name)
     with _answers():
         return _registry(runtime).get(name).as_dict()
 
 
 @router.get("/devices/{name}/instances", summary="The device instances (clientPlatformInstance) seen joining")
-async def device_instances(name: str, runtime: RuntimeDep) -> list[dict]:
+async def device_instances(name: str, request: Request, runtime: RuntimeDep) -> list[dict]:
+    _mine(request, runtime, name)
     with _answers():
         return _registry(runtime).instances(name)
 
 
 @router.patch("/devices/{name}", summary="Change enabled, topics or ontologies; open sessions are dropped")
-async def patch_device(name: str, runtime: RuntimeDep,
+async def patch_device(name: str, request: Request, runtime: RuntimeDep,
                        body: Annotated[Any, Body(examples=[{"enabled": False}])] = None) -> dict:
     data = _object(body, _CREATE_KEYS - {"name"})
+    _mine(request, runtime, name)
+    if "owner" in data and _restricted(request):
+        raise denied(request, "only administrators choose a device's owner")
+    _check_rights(request, runtime, data.get("ontologies"))
     with _answers():
         device = _registry(runtime).update(name, enabled=data.get("enabled"), topics=data.get("topics"),
                                            ontologies=data.get("ontologies"), owner=data.get("owner", ...))
+    record(request, "device.change", name, detail=data)
     return device.as_dict()
 
 
 @router.delete("/devices/{name}", status_code=204, summary="Delete a device and its tokens; its sessions drop")
-async def delete_device(name: str, runtime: RuntimeDep) -> Response:
+async def delete_device(name: str, request: Request, runtime: RuntimeDep) -> Response:
+    _mine(request, runtime, name)
     with _answers():
         _registry(runtime).delete(name)
+    record(request, "device.delete", name)
     return Response(status_code=204)
 
 
 @router.post("/devices/{name}/tokens", status_code=201,
              summary="A new token (shown once); `{\"rotate\": true}` revokes the others")
-async def add_token(name: str, runtime: RuntimeDep,
+async def add_token(name: str, request: Request, runtime: RuntimeDep,
                     body: Annotated[Any, Body(examples=[{"rotate": True}])] = None) -> dict:
     data = _object(body, {"rotate"})
+    _mine(request, runtime, name)
     rotate = data.get("rotate", False)
     if not isinstance(rotate, bool):
         raise ApiError(400, "invalid_request", f"rotate: must be true or false, got {rotate!r}")
@@ -121,12 +166,15 @@ async def add_token(name: str, runtime: RuntimeDep,
     with _answers():
         token_id, token = registry.add_token(name)
         revoked = registry.revoke_all(name, keep=token_id) if rotate else []
+    record(request, "device.token", name, detail={"token_id": token_id, "revoked": revoked})
     return {"name": name, "token_id": token_id, "token": token, "revoked": revoked}
 
 
 @router.delete("/devices/{name}/tokens/{token_id}", status_code=204,
                summary="Revoke a token; connections using it drop at once")
-async def revoke_token(name: str, token_id: str, runtime: RuntimeDep) -> Response:
+async def revoke_token(name: str, token_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    _mine(request, runtime, name)
     with _answers():
         _registry(runtime).revoke(name, token_id)
+    record(request, "device.revoke", name, detail={"token_id": token_id})
     return Response(status_code=204)
