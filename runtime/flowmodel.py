@@ -128,6 +128,8 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
             add(Problem(f"item {index} has no string 'type'", node_id=obj.get("id")))
     for dup in dict.fromkeys(fs.duplicates):
         add(Problem("duplicate id: more than one object has this id", node_id=dup))
+    if any(isinstance(o, dict) and not isinstance(o.get("type"), str) for o in fs.raw):
+        return problems  # an object whose type is not a string cannot be checked further
 
     containers = set(fs.tabs) | set(fs.subflows)
     for obj in list(fs.flow_nodes.values()) + list(fs.configs.values()) + list(fs.groups.values()):
@@ -229,7 +231,6 @@ def _validate_subflow_ports(sf: NodeDict, fs: FlowSet, add: Any) -> None:
 
 
 NOT_RUNNABLE_REASONS = {
-    "function": "JavaScript function nodes cannot run here yet; use 'python function'",
     "unknown": "placeholder for a node type that was missing where this flow was exported",
 }
 

@@ -26,9 +26,13 @@ class JsonataError(NodeError):
 @lru_cache(maxsize=2048)
 def _compile(expr: str) -> jsonata.Jsonata:
     try:
-        return jsonata.Jsonata(expr)
+        compiled = jsonata.Jsonata(expr)
     except Exception as exc:  # the library raises its own exception types
         raise JsonataError(f"invalid JSONata expression {expr!r}: {exc}") from exc
+    # messages hold msg.req/msg.res, bytes...: Node-RED's JSONata takes them, and checking every input
+    # would walk the whole message on every evaluation
+    compiled.set_validate_input(False)
+    return compiled
 
 
 def compile_expression(expr: str) -> jsonata.Jsonata:

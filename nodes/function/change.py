@@ -15,7 +15,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from nodes.jsvalues import js_number, js_regex, js_string
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_value, props, typed_getter
+from runtime.api import (
+    JsonataError,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRBool,
+    clone_value,
+    props,
+    typed_getter,
+)
 
 _MISSING: Any = object()
 """JavaScript's undefined: a property that is not there. Setting it deletes the target."""
@@ -334,7 +344,8 @@ class ChangeNode(Node):
                 json.loads(to) if isinstance(to, str) else None
             except json.JSONDecodeError as exc:
                 raise NodeError(f"invalid JSON {to!r}: {exc.msg}") from None
-        return typed_getter(self, to, tot)  # json, bin, date, jsonata
+        getter = typed_getter(self, to, tot)  # json, bin, date, jsonata
+        return _as_node_red_jsonata_error(getter) if tot == "jsonata" else getter
 
     def _from_value(self, rule: ChangeRule) -> Callable[[Msg], tuple[str, Any, re.Pattern[str] | None]]:
         """fn(msg) -> (fromType, fromValue, fromRE) as Node-RED's getFromValue."""
@@ -465,6 +476,18 @@ class ChangeNode(Node):
         for rule in self._rules:
             rule(msg)
         self.send(msg)
+
+
+def _as_node_red_jsonata_error(getter: Callable[[Msg], Any]) -> Callable[[Msg], Any]:
+    """A failing expression's error reads as Node-RED's: "Invalid JSONata expression: <reason>"."""
+
+    def evaluate(msg: Msg) -> Any:
+        try:
+            return getter(msg)
+        except JsonataError as exc:
+            raise NodeError(f"Invalid JSONata expression: {exc.__cause__ or exc}") from None
+
+    return evaluate
 
 
 def _literal(text: str) -> re.Pattern[str]:

@@ -1,0 +1,352 @@
+"""function: Node-RED's JavaScript function node, run in a V8 isolate per node (mini-racer).
+
+The body sees Node-RED's API: `msg`, `node` (send, done, warn, error, log, status, id, name),
+`context`, `flow`, `global`, `env.get`, `RED.util` (cloneMessage, getMessageProperty, ...),
+`setTimeout`/`setInterval` and their clear functions, `console` and a small `Buffer`. It returns a
+message, an array with an entry per output (a message, an array of messages, or null), or null,
+and may be written with `await` (the body is then an async function, as in Node-RED).
+
+Every evaluation has a time limit (the node's `timeout`, else the `functionTimeLimit` setting)
+and the isolate a heap limit (`functionMemoryLimit`, MB); a runaway script is terminated and
+reported as the message's error while other flows go on. Messages cross as JSON; values that are
+not JSON (msg.req, msg.res, ...) stay in Python and are put back on what the script sends.
+External modules (`libs`) are refused at deploy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from importlib import resources
+from typing import Any
+
+from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt
+
+from .js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
+from .js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
+
+DEFAULT_TIME_LIMIT = 1.0
+"""Seconds per evaluation when the node sets no `timeout` (setting `functionTimeLimit`)."""
+DEFAULT_MEMORY_LIMIT_MB = 64
+"""Heap limit of each node's isolate (setting `functionMemoryLimit`)."""
+MAX_FETCH_ROUNDS = 20
+MAX_LEARNED_SLOTS = 256
+MAX_OPEN_CALLS = 10_000
+_PRELUDE = resources.files(__package__).joinpath("js_prelude.js").read_text(encoding="utf-8")
+_AWAIT = re.compile(r"\bawait\b")
+_ASYNC_HINT = re.compile(r"\bawait\b|\bPromise\b|\.then\s*\(|\basync\b")
+_NODE_DONE = re.compile(r"\bnode\s*\.\s*done\s*\(")
+
+
+class JsFunctionConfig(NodeConfig):
+    func: str = "\nreturn msg;"
+    outputs: NRInt = 1
+    timeout: NRFloat = 0.0
+    noerr: NRInt = 0
+    initialize: str = ""
+    finalize: str = ""
+    libs: list[dict[str, Any]] = []
+
+
+class JsFunctionNode(Node):
+    type = "function"
+    category = "function"
+    label = "function"
+    color = "#fdd0a2"
+    Config = JsFunctionConfig
+    help = ("Runs a JavaScript body on each message, as Node-RED's function node: use `msg`, `node`, "
+            "`context`, `flow`, `global` and `env`; return msg, an array per output, or null.")
+
+    @classmethod
+    def output_count(cls, config: NodeConfig) -> int:
+        return max(int(config.outputs or 0), 0)
+
+    @classmethod
+    def check_config(cls, config: JsFunctionConfig) -> list[str]:
+        """External modules and syntax errors, found without running any of the code."""
+        problems = [message for message in (_libs_problem(config),) if message]
+        for prop, kind in (("func", "body"), ("initialize", "initialize"), ("finalize", "finalize")):
+            source = getattr(config, prop) or ""
+            if kind != "body" and not source.strip():
+                continue
+            problem = syntax_problem(kind, source, is_async=kind != "finalize")
+            if problem:
+                problems.append(f"{prop}: {problem}")
+        return problems
+
+    @classmethod
+    def import_caveats(cls, config: JsFunctionConfig) -> list[str]:
+        """What may behave differently from Node-RED for this node (shown by the import report)."""
+        return js_caveats(config)
+
+    # ----- lifecycle --------------------------------------------------------------------------
+    def setup(self) -> None:
+        problem = _libs_problem(self.config)
+        if problem:
+            raise NodeError(f"function: {problem}")
+        timeout = float(self.config.timeout or 0)
+        self._limit = timeout if timeout > 0 else float(self.setting("functionTimeLimit", DEFAULT_TIME_LIMIT))
+        memory_mb = float(self.setting("functionMemoryLimit", DEFAULT_MEMORY_LIMIT_MB))
+        sources = (self.config.func or "", self.config.initialize or "", self.config.finalize or "")
+        self._drain_always = any(_ASYNC_HINT.search(s) for s in sources)
+        self._slots = literal_reads(*sources)
+        self.auto_done = not _NODE_DONE.search(self.config.func or "")
+        self._held = HeldValues()
+        self._calls: dict[int, Msg] = {}
+        self._call_ids = itertools.count(1)
+        self._timers: dict[int, Any] = {}
+        self._closing = False
+        self._current: int | None = None
+        self._isolate = JsIsolate(int(memory_mb * 1024 * 1024), on_reset=self._load)
+        try:
+            self._load(self._isolate)
+        except JsError as exc:
+            self._isolate.close()
+            raise NodeError(f"function: {exc}") from None
+
+    def _load(self, isolate: JsIsolate) -> None:
+        """Install the API and compile the bodies (again after an isolate reset)."""
+        info = Encoder(self._held).encode({"id": self.id, "name": self.name, "path": f"{self.z}/{self.id}",
+                                           "outputCount": self.output_count(self.config)})
+        isolate.run(_PRELUDE + f"\n__sf.setup({info});", 5.0)
+        self._compile(isolate, "body", self.config.func or "", "msg, node", bool(_AWAIT.search(self.config.func or "")))
+        if (self.config.initialize or "").strip():
+            self._compile(isolate, "initialize", self.config.initialize, "node", True)
+        if (self.config.finalize or "").strip():
+            self._compile(isolate, "finalize", self.config.finalize, "node", False)
+
+    def _compile(self, isolate: JsIsolate, kind: str, source: str, params: str, is_async: bool) -> None:
+        head = "async function" if is_async else "function"
+        code = f"__sf.compile({kind!r}, ({head}({params}){{\n{source}\n}}));\n//# sourceURL={kind}"
+        try:
+            isolate.run(code, 5.0)
+        except JsError as exc:
+            raise JsError(str(exc).replace("(line ", f"({kind}:line ")) from None
+
+    async def start(self) -> None:
+        if (self.config.initialize or "").strip():
+            try:
+                self._evaluate(None, "__sf.init({ctx})")
+            except NodeError as exc:
+                self.error(exc)
+
+    async def close(self, removed: bool) -> None:
+        self._closing = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        try:
+            if (self.config.finalize or "").strip():
+                self._evaluate(None, "__sf.finish({ctx})")
+        except NodeError as exc:
+            self.warn(f"finalize failed: {exc}")
+        finally:
+            self._isolate.close()
+
+    # ----- messages ---------------------------------------------------------------------------
+    def on_input(self, msg: Msg) -> None:
+        call_id = next(self._call_ids)
+        self._calls[call_id] = msg
+        if len(self._calls) > MAX_OPEN_CALLS:  # bodies that never finish must not hold messages forever
+            del self._calls[next(iter(self._calls))]
+        self._current = call_id
+        try:
+            self._evaluate(msg, f"__sf.call({call_id},{{msg}},{{ctx}},{{buffers}},{{watched}})", call_id)
+        except NodeError:
+            self._calls.pop(call_id, None)
+            raise
+        finally:
+            self._current = None
+
+    def _evaluate(self, msg: Msg | None, template: str, call_id: int | None = None) -> None:
+        """Run `template` (with {msg}, {ctx}, {buffers} filled in), fetching context it needs, and apply ops."""
+        encoder = Encoder(self._held)
+        msg_text = encoder.encode(msg) if msg is not None else "null"
+        extra: set[str] = set()
+        for _ in range(MAX_FETCH_ROUNDS):
+            ctx_text = encoder.encode(self._fetch(self._slots | extra))
+            buffers = "true" if encoder.buffers else "false"
+            watched = "true" if self._watched else "false"
+            if call_id is not None and encoder.strict:
+                # strict JSON: pass it as data to constant code (compiled once)
+                ops = self._run("__sf.callIn()", call_id, f"[{call_id},{msg_text},{ctx_text},{buffers},{watched}]")
+            else:
+                ops = self._run(template.format(msg=msg_text, ctx=ctx_text, buffers=buffers, watched=watched),
+                                call_id)
+            if ops and ops[0][0] == "need":
+                slot = ops[0][1]
+                if slot in extra or slot in self._slots:
+                    raise NodeError(f"function: cannot read {slot!r}")
+                if len(self._slots) < MAX_LEARNED_SLOTS:
+                    self._slots = self._slots | {slot}
+                else:
+                    extra.add(slot)
+                continue
+            self._apply(ops)
+            if self._drain_always or (ops and ops[-1][0] == "pending" and ops[-1][1] > 0):
+                self._apply(self._run("__sf.drain()", call_id))
+            return
+        raise NodeError("function: too many context values read by name at run time")
+
+    def _run(self, code: str, call_id: int | None, data: str | None = None) -> list:
+        try:
+            text = self._isolate.run(code, self._limit, data)
+        except (JsTimeout, JsMemoryLimit) as exc:
+            self.status("red", "ring", "stopped: " + ("timeout" if isinstance(exc, JsTimeout) else "memory"))
+            if call_id is not None:
+                self._calls.pop(call_id, None)
+            raise NodeError(f"Error: {exc}") from None  # Node-RED's text: the Error's toString()
+        except JsError as exc:
+            raise NodeError(f"function: {exc}") from None
+        return decode(text, self._held) if isinstance(text, str) else []
+
+    def _fetch(self, slots: set[str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for slot in slots:
+            scope, store, key = split_slot(slot)
+            if scope == "env":
+                value = self.env(key)
+            else:
+                target = self.context if scope == "node" else self.flow if scope == "flow" else self.global_
+                value = target.keys(store) if key == "*keys" else target.get(key, store)
+            values[slot] = value
+        return values
+
+    # ----- operations from the script ---------------------------------------------------------
+    def _apply(self, ops: list) -> None:
+        for op in ops:
+            kind = op[0]
+            if kind in ("send", "return"):
+                self._send(op[2])
+                if kind == "return" and self.auto_done:
+                    self._finish(op[1], None)
+            elif kind == "throw":
+                self._fail(op[1], op[2])
+            elif kind == "done":
+                self._restate(op[1], op[3])
+                self._finish(op[1], op[2])
+            elif kind == "state":
+                self._restate(op[1], op[2])
+            elif kind == "set":
+                self._set(*op[1:])
+            elif kind == "status":
+                st = op[1] if isinstance(op[1], dict) else {}
+                self.status({k: v for k, v in st.items() if v is not None})
+            elif kind == "warn":
+                self.warn(op[1])
+            elif kind == "log":
+                self.log(op[1])
+            elif kind == "error":
+                self.error(NodeError(str(op[1])), op[2] if isinstance(op[2], dict) else None)
+            elif kind == "timer":
+                self._arm(op[1], op[2] / 1000.0, op[3])
+            elif kind == "clear":
+                handle = self._timers.pop(op[1], None)
+                if handle is not None:
+                    handle.cancel()
+
+    def _send(self, out: list | None) -> None:
+        if not out:
+            return
+        self.send([port if port else None for port in out])
+
+    def _restate(self, call_id: int, state: Any) -> None:
+        """Make the input message what the script left it as (Node-RED completes that same object)."""
+        msg = self._calls.get(call_id)
+        if msg is not None and isinstance(state, dict):
+            msg.clear()
+            msg.update(state)
+
+    def _finish(self, call_id: int, error: str | None) -> None:
+        msg = self._calls.pop(call_id, None) if self.auto_done else self._calls.get(call_id)
+        if not self.auto_done and msg is not None:
+            self._calls.pop(call_id, None)
+            self.done(msg, NodeError(error) if error else None)
+        elif error and msg is not None:
+            self.error(NodeError(error), msg)
+
+    def _fail(self, call_id: int, text: str) -> None:
+        msg = self._calls.pop(call_id, None)
+        if msg is None:
+            self.error(NodeError(text))
+            return
+        if self.auto_done and call_id == self._current:
+            raise NodeError(text)  # the engine reports it as this message's error
+        if self.auto_done:
+            self.error(NodeError(text), msg)
+        else:
+            self.done(msg, NodeError(text))
+
+    def _set(self, scope: str, store: str | None, key: str, value: Any, delete: bool) -> None:
+        target = self.context if scope == "node" else self.flow if scope == "flow" else self.global_
+        if delete:
+            target.delete(key, store)
+        else:
+            target.set(key, value, store)
+
+    def _arm(self, timer_id: int, seconds: float, repeat: bool) -> None:
+        if self._closing:
+            return
+
+        def fire() -> None:
+            self._timers.pop(timer_id, None)
+            if repeat and not self._closing:
+                self._arm(timer_id, seconds, True)
+            self._evaluate(None, f"__sf.fire({timer_id},{{ctx}})")
+
+        self._timers[timer_id] = self.call_later(seconds, fire)
+
+
+_checker: JsIsolate | None = None
+_checker_lock = threading.Lock()
+
+
+def syntax_problem(kind: str, source: str, is_async: bool = True) -> str | None:
+    """V8's syntax error for a body (with its line), or None. The code is parsed, never run."""
+    global _checker
+    with _checker_lock:
+        if _checker is None:
+            # built on a thread without an event loop, so it gets its own loop thread and can be
+            # used from any loop (deploys) or none (the command line)
+            made: list[JsIsolate] = []
+            maker = threading.Thread(target=lambda: made.append(JsIsolate(16 * 1024 * 1024)))
+            maker.start()
+            maker.join()
+            _checker = made[0]
+        head = "async function" if is_async else "function"
+        try:
+            _checker.run(f"void ({head}(msg, node){{\n{source}\n}});", 2.0)
+        except JsError as exc:
+            return str(exc).replace("(line ", f"({kind}:line ")
+    return None
+
+
+def _libs_problem(config: JsFunctionConfig) -> str | None:
+    modules = [lib.get("module") or lib.get("var") for lib in config.libs or [] if isinstance(lib, dict)]
+    modules = [m for m in modules if m]
+    if modules:
+        return (f"libs: external modules are not supported ({', '.join(map(str, modules))}); "
+                "remove them from the Setup tab")
+    return None
+
+
+def js_caveats(config: JsFunctionConfig) -> list[str]:
+    """Features of a JavaScript body that work with a difference here (empty when none are used)."""
+    source = "\n".join((config.func or "", config.initialize or "", config.finalize or ""))
+    caveats = []
+    missing = sorted(set(re.findall(r"\b(require|process|util|URLSearchParams|URL|promisify)\b", source)))
+    if missing:
+        caveats.append(f"uses {', '.join(missing)}: not available in the isolate (ReferenceError when reached)")
+    if re.search(r"\bBuffer\s*\.\s*(?!from\b|isBuffer\b|alloc\b|concat\b)\w+", source):
+        caveats.append("Buffer here has from/isBuffer/alloc/concat and toString only")
+    dynamic = re.search(r"\b(context|flow|global)\s*\.\s*(get|keys)\s*\(\s*[^'\"`)\s]", source)
+    if dynamic:
+        caveats.append("reads context keys computed at run time: the first call with a new key runs twice")
+    if dynamic and _ASYNC_HINT.search(source):
+        caveats.append("after an await, context keys computed at run time that were not read before are unavailable")
+    if re.search(r"\bnode\s*\.\s*on\s*\(", source):
+        caveats.append("node.on('close') handlers are not called; use the Finalize tab")
+    if re.search(r"\bnew\s+Date\b", source):
+        caveats.append("Date values put on messages leave the script as ISO strings")
+    return caveats

@@ -1,0 +1,56 @@
+"""One pair of servers (real Node-RED + sofiaflow), each with its own mosquitto, for the whole session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from bench.nodered import find_node_red
+
+from .cases import CASES, build
+from .mqtt import Mosquitto, Probe, mqtt_flow
+from .servers import Pair
+
+
+def _require(what: str, found: object) -> None:
+    if found is None:
+        if os.environ.get("SOFIAFLOW_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"{what} is required (SOFIAFLOW_REQUIRE_SERVERS=1) but was not found")
+        pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def brokers():
+    exe = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
+    _require("mosquitto", exe)
+    started: dict[str, Mosquitto] = {}
+    try:
+        for runtime in ("node-red", "sofiaflow"):
+            started[runtime] = Mosquitto(exe).start()
+        yield started
+    finally:
+        for broker in started.values():
+            broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pair(brokers):
+    _require("Node-RED (set SOFIAFLOW_NODE_RED)", find_node_red())
+    servers = Pair(build(CASES), probe="/diff/ping", extra=lambda runtime: mqtt_flow(brokers[runtime].port)).start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def probes(pair, brokers):
+    """A subscribed MQTT client on each runtime's broker (after both runtimes are up)."""
+    clients = {runtime: Probe(broker.port) for runtime, broker in brokers.items()}
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
