@@ -66,7 +66,11 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _check_literal(value, path: str, op: str):
+MAX_ARRAY_NESTING = 10
+"""Arrays nested deeper in an equality operand are refused (SQL backends compile each level into the query)."""
+
+
+def _check_literal(value, path: str, op: str, _depth: int = 0):
     """An equality operand: null, bool, number, string, or an array of those (nested arrays ok)."""
     if value is None or isinstance(value, (bool, str)) or _is_num(value):
         if isinstance(value, float) and value != value:
@@ -75,12 +79,14 @@ def _check_literal(value, path: str, op: str):
             raise InvalidFilterError(f"{op} on {path!r}: infinity is not allowed")
         return
     if isinstance(value, list):
+        if _depth >= MAX_ARRAY_NESTING:
+            raise UnsupportedFilterError(f"{op} on {path!r}: arrays nested deeper than {MAX_ARRAY_NESTING} levels")
         for v in value:
             if isinstance(v, dict):
                 raise UnsupportedFilterError(
                     f"{op} on {path!r}: arrays holding objects cannot be compared exactly "
                     "(object field order)")
-            _check_literal(v, path, op)
+            _check_literal(v, path, op, _depth + 1)
         return
     if isinstance(value, dict):
         raise UnsupportedFilterError(

@@ -1,0 +1,56 @@
+"""api: a config node defining one published API of the API Manager (name, version, description, state, quota).
+
+Its operations are `api-endpoint` nodes that name it in their `api` property. Consumers call them under
+`/api-manager/server/api/v{version}/{name}/...` with an API key.
+"""
+
+from __future__ import annotations
+
+from runtime.api import Node, NodeConfig, NodeError, NRInt
+from runtime.api_manager import SpecError, api_spec
+
+SERVICE = "api-manager"
+
+
+class ApiConfig(NodeConfig):
+    version: NRInt = 1
+    description: str = ""
+    state: str = "development"
+    quota: NRInt = 0
+    owner: str = ""
+
+
+class ApiNode(Node):
+    type = "api"
+    category = "config"
+    label = "api"
+    is_config_node = True
+    inputs = 0
+    outputs = 0
+    Config = ApiConfig
+    help = ("An API of the API Manager: name, version, description, state (development: only its owner and "
+            "administrators may call it; published; deprecated) and quota (calls per minute per API key, 0: none). "
+            "Its operations are api-endpoint nodes.")
+
+    def setup(self) -> None:
+        cfg = self.config
+        try:
+            self.spec = api_spec(cfg.name, 1 if cfg.version is None else cfg.version, cfg.description, cfg.state,
+                                 cfg.quota, cfg.owner)
+        except SpecError as exc:
+            raise NodeError(f"api: {exc}") from None
+        self._manager = None
+
+    async def start(self) -> None:
+        manager = self.service(SERVICE)
+        try:
+            manager.add_api(self.id, self.spec)
+        except ValueError as exc:
+            self.status("red", "ring", "name and version taken")
+            raise NodeError(f"api: {exc}") from None
+        self._manager = manager
+
+    async def close(self, removed: bool) -> None:
+        if self._manager is not None:
+            self._manager.remove_api(self.id)
+            self._manager = None

@@ -1,0 +1,104 @@
+"""API Manager benchmark: req/s and p99 of ontology APIs called with an API key under 16 connections (wrk), on a
+real `sofiaflow run` server (its own data dir, a free 127.0.0.1 port, stopped by pid).
+
+The ontology holds 1,000 instances in 10 zones; the APIs are a query by parameter (100 matches, a page of 10
+answered with the total) and a get by id.
+
+Run: python tests/bench/api.py [seconds]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# this folder holds http.py: keep it behind the standard library on sys.path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+
+from sofiaflow_server import SofiaflowServer  # noqa: E402
+
+INSTANCES, ZONES = 1000, 10
+SCHEMA = {"type": "object", "required": ["sensor", "value"],
+          "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}, "zone": {"type": "string"}}}
+BASE = "/api-manager/server/api/v1/bench"
+FLOWS = [
+    {"id": "t", "type": "tab", "label": "api bench"},
+    {"id": "api", "type": "api", "name": "bench", "version": 1, "state": "published", "quota": 0},
+    {"id": "byZone", "type": "api-endpoint", "z": "t", "api": "api", "method": "GET", "path": "/byZone",
+     "operation": "query", "ontology": "Reading", "query": '{"zone": "{$zone}"}',
+     "parameters": [{"name": "zone", "in": "query", "type": "string", "required": True}], "wires": []},
+    {"id": "byId", "type": "api-endpoint", "z": "t", "api": "api", "method": "GET", "path": "/{id}",
+     "operation": "getById", "ontology": "Reading", "parameters": [{"name": "id", "in": "path"}], "wires": []},
+    {"id": "add", "type": "api-endpoint", "z": "t", "api": "api", "method": "POST", "path": "/",
+     "operation": "insert", "ontology": "Reading", "wires": []},
+]
+
+
+def wrk(url: str, seconds: int, key: str) -> dict:
+    """req/s and p99 (ms) from wrk -t2 -c16 --latency with the API key header."""
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H", f"X-OP-APIKey: {key}", url],
+                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def main(argv: list[str]) -> int:
+    seconds = int(argv[1]) if len(argv) > 1 else 10
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk): not measured")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="sofiaflow-api-bench-") as ontologies:
+        (Path(ontologies) / "Reading.json").write_text(json.dumps({"name": "Reading", "schema": SCHEMA,
+                                                                   "indexes": ["zone"]}))
+        env = {"SOFIAFLOW_ONTOLOGIES_DIR": ontologies, "SOFIAFLOW_DEFAULT_FLOWS": "none"}
+        with SofiaflowServer(FLOWS, env=env) as sf:
+            status, body = sf.request("POST", "/api-keys", {"label": "bench"})
+            assert status == 201, body
+            key = json.loads(body)["key"]
+            rows = [{"sensor": f"s{i}", "value": i, "zone": f"z{i % ZONES}"} for i in range(INSTANCES)]
+            ids = _insert(sf, key, rows)
+            query_url = f"{sf.url}{BASE}/byZone?zone=z3&limit=10"
+            check = _get(query_url, key)
+            assert check["total"] == INSTANCES // ZONES and len(check["items"]) == 10, check
+            results = {}
+            for name, url in (("query by parameter (page of 10, total 100)", query_url),
+                              ("get by id", f"{sf.url}{BASE}/{ids[500]}")):
+                wrk(url, 2, key)  # warm up
+                results[name] = wrk(url, seconds, key)
+            calls = sum(s["calls"] for s in json.loads(sf.request("GET", "/api-manager/stats")[1]))
+    print(f"API Manager over an ontology of {INSTANCES} instances, wrk 16 connections, {seconds} s, "
+          f"API key in X-OP-APIKey")
+    print(f"{'operation':<46} {'req/s':>9} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, r in results.items():
+        print(f"{name:<46} {r['rps']:>9.0f} {r['p99_ms']:>8.1f} {r['non2xx']:>8}")
+    print(f"calls counted by the API Manager: {calls}")
+    return 0
+
+
+def _insert(sf: SofiaflowServer, key: str, rows: list[dict]) -> list[str]:
+    import urllib.request
+
+    req = urllib.request.Request(f"{sf.url}{BASE}/", data=json.dumps(rows).encode(), method="POST",
+                                 headers={"X-OP-APIKey": key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())["ids"]
+
+
+def _get(url: str, key: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"X-OP-APIKey": key}), timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
