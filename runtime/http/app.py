@@ -12,7 +12,9 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..api_manager.routes import install as install_api_manager
 from ..auth import AuthService
 from ..runtime import Runtime
 from . import (
@@ -30,6 +32,7 @@ from . import (
     user_routes,
 )
 from .deps import ApiError, require_user
+from .limits import RequestLimits
 from .palette import module_version
 
 log = logging.getLogger("sofiaflow.http")
@@ -54,6 +57,8 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
         app.include_router(module.router, dependencies=guarded)
     app.include_router(metrics_routes.router)  # its own access check: token, or public by setting
     app.include_router(user_routes.router)  # administrators only
+    install_api_manager(app)  # API Manager: consumer calls by API key, catalogue, Swagger UI, /api-keys
+    app.add_middleware(RequestLimits)  # 413 over 5 MiB, 400 for JSON nested deeper than 64 levels
     _install_error_handlers(app)
     app.router.default = _node_endpoints(runtime)  # what no admin route serves goes to the flows
     return app
@@ -80,6 +85,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

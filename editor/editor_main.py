@@ -1,0 +1,131 @@
+"""`/`: the flow editor page (palette, tabs, canvas, debug sidebar, deploy, import/export)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from .canvas import FlowCanvas
+from .context import get_context
+from .debug_sidebar import DebugSidebar
+from .deploy_panel import DeployButton
+from .import_export import open_export, open_import
+from .layout import page_header
+from .palette import PALETTE_CSS, palette_panel, palette_types
+from .properties import PropertyForm
+from .session import current_role, current_user, editor_page
+from .testid import testid
+from .workspace import Workspace
+
+PAGE_CSS = """
+.nicegui-content { padding: 0 !important; gap: 0 !important; }
+.sf-canvas-host { width: 100%; height: calc(100vh - 96px); }
+.sf-tab { border-radius: 4px 4px 0 0 !important; text-transform: none !important; }
+.sf-tab.sf-current { background: #fff !important; border: 1px solid #ccc; border-bottom: none; }
+.sf-tab.sf-tab-disabled .q-btn__content { text-decoration: line-through; opacity: .6; }
+"""
+
+
+def tab_bar(ws: Workspace) -> None:
+    """The row of flow tabs (click: open; menu: rename, enable/disable, delete; +: add)."""
+    modified = ws.doc.modified_tabs()
+    with ui.row().classes("w-full items-end gap-1 px-2 pt-1 bg-gray-100 no-wrap overflow-x-auto").props(testid("tabs")):
+        for tab in ws.doc.tabs():
+            label = (tab.get("label") or tab["id"]) + (" *" if tab["id"] in modified else "")
+            current = tab["id"] == ws.tab
+            classes = "sf-tab" + (" sf-current" if current else "") + (" sf-tab-disabled" if tab.get("disabled") else "")
+            button = ui.button(label, on_click=lambda t=tab["id"]: ws.show_tab(t)).props("flat dense no-caps") \
+                .classes(classes).props(testid("tab"))
+            button.props(f'data-tab="{tab["id"]}"')
+            button.on("dblclick", lambda _e, t=tab: rename_tab(ws, t))
+            if current:
+                with ui.button(icon="more_vert").props("flat dense size=sm").props(testid("tab-menu")):
+                    with ui.menu():
+                        ui.menu_item("Rename", on_click=lambda t=tab: rename_tab(ws, t)).props(testid("tab-rename"))
+                        ui.menu_item("Enable flow" if tab.get("disabled") else "Disable flow",
+                                     on_click=lambda t=tab: _set_tab(ws, t["id"], disabled=not t.get("disabled"))) \
+                            .props(testid("tab-disable"))
+                        ui.menu_item("Delete", on_click=lambda t=tab: _delete_tab(ws, t["id"])).props(testid("tab-delete"))
+        for subflow in ws.doc.subflows():
+            classes = "sf-tab" + (" sf-current" if subflow["id"] == ws.tab else "")
+            ui.button(f"subflow: {subflow.get('name') or subflow['id']}", icon="account_tree",
+                      on_click=lambda s=subflow["id"]: ws.show_tab(s)).props(f'flat dense no-caps data-tab="{subflow["id"]}"') \
+                .classes(classes).props(testid("tab"))
+        ui.button(icon="add", on_click=lambda: _add_tab(ws)).props("flat dense size=sm").tooltip("add a flow") \
+            .props(testid("tab-add"))
+
+
+def _add_tab(ws: Workspace) -> None:
+    tab = ws.doc.add_tab()
+    ws.show_tab(tab["id"])
+
+
+def _set_tab(ws: Workspace, tab_id: str, **props: Any) -> None:
+    ws.doc.set_tab(tab_id, **props)
+    ws.redraw()
+
+
+def _delete_tab(ws: Workspace, tab_id: str) -> None:
+    ws.doc.delete([tab_id])
+    ws.redraw()
+
+
+def rename_tab(ws: Workspace, tab: dict) -> None:
+    with ui.dialog() as dialog, ui.card():
+        name = ui.input("Flow name", value=tab.get("label", "")).props("autofocus").props(testid("tab-name"))
+
+        def done() -> None:
+            _set_tab(ws, tab["id"], label=name.value.strip() or tab.get("label"))
+            dialog.close()
+
+        name.on("keydown.enter", done)
+        with ui.row():
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Done", on_click=done).props(testid("tab-name-done"))
+    dialog.open()
+
+
+def _toolbar(ws: Workspace) -> None:
+    for icon, tip, action, mark in (("undo", "undo (Ctrl+Z)", ws._on_undo, "undo"),
+                                    ("redo", "redo (Ctrl+Y)", ws._on_redo, "redo"),
+                                    ("file_upload", "import", lambda: open_import(ws), "import"),
+                                    ("file_download", "export", lambda: open_export(ws), "export")):
+        ui.button(icon=icon, on_click=action).props("flat dense color=white").tooltip(tip).props(testid(mark))
+    DeployButton(ws)
+
+
+@editor_page("/", title="sofiaflow: flows")
+def editor_main() -> None:
+    ctx = get_context()
+    ws = Workspace(ctx.runtime, palette_types(ctx.runtime.registry), current_user() or "", current_role())
+    ui.add_css(PALETTE_CSS + PAGE_CSS)
+    page_header("Flows", extra=lambda: _toolbar(ws))
+    with ui.left_drawer(value=True).props("width=210 bordered").classes("p-1 bg-gray-50").props(testid("palette")):
+        palette_panel(ws.types, on_add=lambda t: ws.add_node(t))
+    with ui.right_drawer(value=True).props("width=340 bordered").classes("p-2").props(testid("sidebar")):
+        DebugSidebar(ws)
+    tabs = ui.refreshable(tab_bar)
+    tabs(ws)
+    canvas = FlowCanvas().props(testid("canvas"))
+    ws.attach(canvas)
+    ws.on_redraw.append(tabs.refresh)
+    ws.on_edit_node = lambda node_id: PropertyForm(ws, node_id)
+
+    status_changed = {"dirty": False}
+
+    def on_status(topic: str, data: Any) -> None:
+        ws.on_status(topic, data)
+        status_changed["dirty"] = True
+
+    unsubscribe = ctx.runtime.events.subscribe("status/#", on_status)
+    ui.context.client.on_delete(unsubscribe)
+
+    def tick() -> None:
+        canvas.set_active(ws.active_sources())
+        if status_changed["dirty"]:
+            status_changed["dirty"] = False
+            ws.redraw()
+
+    ui.timer(0.5, tick)
+    ws.redraw()

@@ -1,0 +1,84 @@
+"""Import (paste or upload flow JSON, Node-RED exports included) and export (selection, tab, all)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nicegui import events, ui
+
+from .flowdoc import parse_flow_json
+from .testid import testid
+from .workspace import Workspace
+
+__all__ = ["open_export", "open_import", "parse_flow_json"]
+
+
+def open_import(ws: Workspace) -> None:
+    """The import dialog: paste or upload, into the current tab or a new one."""
+    with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full").props(testid("import-dialog")):
+        ui.label("Import nodes").classes("text-lg font-semibold")
+        text = ui.textarea(placeholder="Paste flow JSON here").props("outlined autogrow input-style='min-height:200px;font-family:monospace'") \
+            .classes("w-full").props(testid("import-text"))
+
+        async def uploaded(e: events.UploadEventArguments) -> None:
+            text.value = await e.file.text()
+
+        ui.upload(label="or upload a .json file", auto_upload=True, on_upload=uploaded).props("accept=.json flat") \
+            .classes("w-full")
+        target = ui.radio({"current": "current flow", "new": "new flow"}, value="current").props("inline") \
+            .props(testid("import-target"))
+        error = ui.label("").classes("text-red-600 text-sm").props(testid("import-error"))
+
+        def do_import() -> None:
+            try:
+                items = parse_flow_json(text.value or "")
+            except ValueError as exc:
+                error.set_text(str(exc))
+                return
+            added = ws.doc.import_flows(items, ws.tab, new_tab=target.value == "new")
+            tab_ids = [n["z"] for n in ws.doc.flows if n.get("id") in added and n.get("z")]
+            if tab_ids:
+                ws.tab = tab_ids[0]
+            ws.redraw()
+            ui.notify(f"imported {len(added)} object(s)", position="bottom")
+            dialog.close()
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Import", on_click=do_import).props(testid("import-confirm"))
+    dialog.open()
+
+
+def open_export(ws: Workspace) -> None:
+    """The export dialog: selected nodes, the current tab, or all flows; copy or download."""
+    scopes = {"selected": "selected nodes", "flow": "current flow", "all": "all flows"}
+
+    def content(scope: str) -> list[dict]:
+        if scope == "selected":
+            return ws.doc.export(ws.selection)
+        if scope == "flow":
+            return ws.doc.export(tab_id=ws.tab)
+        return ws.doc.export()
+
+    with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full").props(testid("export-dialog")):
+        ui.label("Export nodes").classes("text-lg font-semibold")
+        initial = "selected" if ws.selection else "flow"
+        scope = ui.radio(scopes, value=initial).props("inline").props(testid("export-scope"))
+        pretty = ui.checkbox("formatted", value=True)
+        text = ui.textarea().props("outlined readonly input-style='min-height:220px;font-family:monospace'") \
+            .classes("w-full").props(testid("export-text"))
+
+        def render(_e: Any = None) -> None:
+            text.value = json.dumps(content(scope.value), indent=4 if pretty.value else None, ensure_ascii=False)
+
+        scope.on_value_change(render)
+        pretty.on_value_change(render)
+        render()
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Copy to clipboard", icon="content_copy",
+                      on_click=lambda: (ui.clipboard.write(text.value), ui.notify("copied", position="bottom")))
+            ui.button("Download", icon="download",
+                      on_click=lambda: ui.download.content(text.value, "flows.json", "application/json"))
+            ui.button("Close", on_click=dialog.close).props("flat")
+    dialog.open()

@@ -1,0 +1,38 @@
+"""The header every editor and control-panel page shares: title, navigation, user and logout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nicegui import ui
+
+from .session import current_user, log_out
+from .testid import testid
+
+NAV = [("Flows", "/"), ("Monitoring", "/monitoring"), ("Ontologies", "/ontologies"), ("Devices", "/devices"),
+       ("Settings", "/settings")]
+
+
+def page_header(active: str = "Flows", extra: Callable[[], None] | None = None) -> ui.header:
+    """The top bar; `extra()` adds page-specific controls (e.g. the deploy button) before the user menu."""
+    ui.add_head_html("<style>.sf-nav .q-btn{text-transform:none}</style>")
+    with ui.header().classes("items-center gap-2 py-1 px-3 bg-slate-800 text-white sf-nav") as header:
+        ui.label("sofiaflow").classes("text-lg font-semibold mr-4")
+        for name, path in NAV:
+            button = ui.button(name, on_click=lambda p=path: ui.navigate.to(p)).props("flat dense color=white")
+            if name == active:
+                button.classes("bg-slate-600")
+        ui.space()
+        if extra is not None:
+            extra()
+        user = current_user() or ""
+        with ui.button(icon="account_circle").props("flat dense color=white").props(testid("user-menu")):
+            with ui.menu():
+                ui.menu_item(f"Signed in as {user}").props("disable")
+                ui.menu_item("Log out", on_click=_logout).props(testid("logout"))
+    return header
+
+
+def _logout() -> None:
+    log_out()
+    ui.navigate.to("/login")

@@ -1,0 +1,84 @@
+"""A typed input as Node-RED's: a value and its type (msg, flow, global, str, num, bool, json, ...)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nicegui import ui
+
+from ..testid import testid
+
+VALUE_TYPES = ["str", "num", "bool", "json", "date", "msg", "flow", "global", "env", "jsonata", "bin", "re"]
+PROPERTY_TYPES = ["msg", "flow", "global"]
+TYPE_LABELS = {"msg": "msg.", "flow": "flow.", "global": "global.", "str": "a-z", "num": "0-9", "bool": "bool",
+               "json": "{}", "date": "timestamp", "env": "env", "jsonata": "J:", "bin": "buffer", "re": "regex"}
+
+
+def check_typed(value: Any, vtype: str | None) -> str | None:
+    """Why `value` is not a valid `vtype` value, or None."""
+    text = "" if value is None else str(value)
+    if vtype == "num":
+        try:
+            float(text)
+        except ValueError:
+            return f"{text!r} is not a number"
+    elif vtype == "json":
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            return f"invalid JSON: {exc}"
+    elif vtype == "bool" and text not in ("true", "false"):
+        return "use true or false"
+    elif vtype in ("msg", "flow", "global") and not text.strip():
+        return "name a property"
+    return None
+
+
+class TypedInput:
+    """A type select and a value input side by side; `.value`, `.vtype`, `.set_error()`."""
+
+    def __init__(self, label: str, value: Any, vtype: str | None, types: list[str] | None = None,
+                 mark: str = "") -> None:
+        types = list(types or VALUE_TYPES)
+        vtype = vtype or types[0]
+        if vtype not in types:
+            types.append(vtype)
+        with ui.row().classes("w-full items-start no-wrap gap-1") as self.row:
+            self.type_select = ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label="type") \
+                .props("dense outlined options-dense").classes("w-28").props(testid(f"{mark}-type" if mark else ""))
+            shown = value if isinstance(value, str) else json.dumps(value) if value is not None else ""
+            if vtype == "bool":
+                shown = "true" if value in (True, "true") else "false"
+            self.input = ui.input(label, value=shown).props("dense outlined").classes("grow") \
+                .props(testid(mark or ""))
+        self.type_select.on_value_change(self._type_changed)
+        self._type_changed()
+
+    def _type_changed(self, _e: Any = None) -> None:
+        self.input.set_visibility(self.type_select.value != "date")
+
+    @property
+    def vtype(self) -> str:
+        return self.type_select.value
+
+    @property
+    def value(self) -> str:
+        return "" if self.vtype == "date" else (self.input.value or "")
+
+    def check(self) -> str | None:
+        """Show and return the reason the value does not fit its type (None when valid)."""
+        problem = check_typed(self.value, self.vtype)
+        self.set_error(problem)
+        return problem
+
+    def set_error(self, message: str | None) -> None:
+        show_error(self.input, message)
+
+
+def show_error(element: ui.element, message: str | None) -> None:
+    """Mark a Quasar field as invalid with `message` under it, or clear the mark (None)."""
+    if message:
+        element.props(f'error error-message="{message.replace(chr(34), chr(39))}"')
+    else:
+        element.props(remove="error error-message")
