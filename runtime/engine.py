@@ -16,6 +16,7 @@ import logging
 import traceback
 from collections import deque
 from collections.abc import Coroutine
+from random import random
 from time import perf_counter
 from typing import Any
 
@@ -24,7 +25,7 @@ from .context import ContextManager, ContextScope
 from .errors import NodeError
 from .events import EventBus
 from .message import clone_message, new_msgid
-from .metrics import SAMPLE_MASK, EngineStats
+from .metrics import BUSY_QUEUE, EngineStats
 from .node import Node
 from .types import Msg
 
@@ -270,23 +271,22 @@ class Engine:
         budget = self.batch
         handled = 0
         completed = self.completed
-        mask = SAMPLE_MASK
         try:
+            if len(queue) > BUSY_QUEUE:  # busy: time the batch's first message; the loop below stays as fast
+                handled = 1
+                self._handle_timed(*queue.popleft())
+            elif random() < self.stats.calm_share:  # calm: time every message of a share of batches
+                while queue and handled < budget:
+                    handled += 1
+                    self._handle_timed(*queue.popleft())
             while queue and handled < budget:
                 node, msg = queue.popleft()
                 handled += 1
                 if node._closed:
                     continue
-                seen = node.count_in = node.count_in + 1
+                node.count_in += 1
                 try:
-                    if seen & mask != 1:
-                        node._handler(msg)
-                    else:  # time a sample: a node's 1st, 65th, 129th... message
-                        started = perf_counter()
-                        try:
-                            node._handler(msg)
-                        finally:
-                            self.stats.record(node, perf_counter() - started)
+                    node._handler(msg)
                 except Exception as exc:  # noqa: BLE001 - any node failure goes to catch
                     self.handle_error(node, exc, msg)
                     continue
@@ -298,6 +298,22 @@ class Engine:
             if queue and not self._scheduled:
                 self._schedule()
             self._after_progress()
+
+    def _handle_timed(self, node: Node, msg: Msg) -> None:
+        """Handle one message of the run queue as `_drain` does, recording its time in `stats`."""
+        if node._closed:
+            return
+        node.count_in += 1
+        started = perf_counter()
+        try:
+            node._handler(msg)
+        except Exception as exc:  # noqa: BLE001 - any node failure goes to catch
+            self.stats.record(node, perf_counter() - started)
+            self.handle_error(node, exc, msg)
+            return
+        self.stats.record(node, perf_counter() - started)
+        if node._watched and node.auto_done:
+            self.completed(node, msg)
 
     async def _work(self, node: Node) -> None:
         inbox = node._inbox

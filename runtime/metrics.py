@@ -1,10 +1,14 @@
 """Live counters of the engine: sampled handling times per node, queue depths, per-flow throughput.
 
-The engine counts every message (`count_in`, `count_out`, `count_err` on each node) and times a
-sample of them: the first and then every `SAMPLE_EVERY`-th message a node handles inline, and every
-message of nodes with an async `on_input`. `EngineStats` keeps, per node, a `NodeStats` with an
-all-time histogram of those samples and the most recent ones (for mean and p99). Nothing else runs
-per message: `snapshot()` reads the engine when someone asks (the monitoring page, `/metrics`).
+The engine counts every message (`count_in`, `count_out`, `count_err` on each node) and times some:
+every message of nodes with an async `on_input`; for inline handlers, when a dispatcher batch starts
+with more than `BUSY_QUEUE` queued messages only its first message (the engine is busy: its hot loop
+stays as it was, and the first of a batch is a fair draw from the queue's mix of nodes), otherwise
+every message of a random `calm_share` of the batches (a batch is then one message and all it causes
+downstream, so every node of its path gets timed). `EngineStats` keeps, per node, a `NodeStats`
+with an all-time histogram of those samples and the most recent ones (for mean and p99). Nothing
+else runs per message: `snapshot()` reads the engine when someone asks (the monitoring page,
+`/metrics`). Counters restart when a node is redeployed (a new node object).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ if TYPE_CHECKING:
     from .engine import Engine, FlowScope
     from .node import Node
 
-SAMPLE_MASK = 63
-"""A node handling messages inline times the ones whose `count_in & SAMPLE_MASK == 1`."""
-SAMPLE_EVERY = SAMPLE_MASK + 1
+BUSY_QUEUE = 32
+"""A dispatcher batch that starts with more queued messages than this times only its first message."""
+CALM_SHARE = 0.0625
+"""The share of the other batches whose every message is timed (random, so periodic traffic cannot alias)."""
 RECENT = 512
 """How many recent samples per node the mean and the quantiles are taken over."""
 BUCKETS: tuple[float, ...] = tuple(float(f"{m}e{e}") for e in range(-6, 1) for m in (1, 2.5, 5)) + (10.0,)
@@ -33,30 +38,30 @@ QUEUE_SCAN_LIMIT = 200_000
 """At most this many run-queue entries are read to attribute queued messages to nodes."""
 HISTORY_SECONDS = 300
 """How long the per-flow throughput history reaches back."""
+HISTORY_IDLE_STOP = 600.0
+"""The history stops sampling when nobody has read it for this many seconds (a read starts it again)."""
 
 
 class NodeStats:
     """Sampled handling times of one node: cumulative histogram counts plus the last `RECENT` samples."""
 
-    __slots__ = ("bucket_counts", "count", "sum", "recent", "_next")
+    __slots__ = ("bucket_counts", "sum", "recent")
 
     def __init__(self) -> None:
         self.bucket_counts = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
-        self.count = 0
         self.sum = 0.0
-        self.recent: list[float] = []
-        self._next = 0
+        self.recent: deque[float] = deque(maxlen=RECENT)
 
     def record(self, seconds: float) -> None:
         """Add one timed message."""
         self.bucket_counts[bisect_left(BUCKETS, seconds)] += 1
-        self.count += 1
         self.sum += seconds
-        if len(self.recent) < RECENT:
-            self.recent.append(seconds)
-        else:
-            self.recent[self._next] = seconds
-            self._next = (self._next + 1) % RECENT
+        self.recent.append(seconds)
+
+    @property
+    def count(self) -> int:
+        """How many messages were timed."""
+        return sum(self.bucket_counts)
 
     def mean(self) -> float | None:
         """Mean of the recent samples (None before the first)."""
@@ -82,14 +87,19 @@ class NodeStats:
 class EngineStats:
     """The `NodeStats` of every running node; the engine calls `record`, readers call `get`."""
 
-    def __init__(self) -> None:
+    def __init__(self, calm_share: float = CALM_SHARE) -> None:
         self._by_node: dict[Node, NodeStats] = {}
+        self.calm_share = calm_share
+        """Share of calm batches timed in full (1.0: every message of a calm engine, as tests want)."""
 
     def record(self, node: Node, seconds: float) -> None:
+        """Add one timed message of `node` (NodeStats.record, inlined: this runs per timed message)."""
         stats = self._by_node.get(node)
         if stats is None:
             stats = self._by_node[node] = NodeStats()
-        stats.record(seconds)
+        stats.bucket_counts[bisect_left(BUCKETS, seconds)] += 1
+        stats.sum += seconds
+        stats.recent.append(seconds)
 
     def get(self, node: Node) -> NodeStats | None:
         return self._by_node.get(node)
@@ -250,6 +260,7 @@ class ThroughputHistory:
         self._last: dict[str, tuple[int, int]] = {}  # node id -> (id(node object), count_in)
         self._last_time: float | None = None
         self._task: asyncio.Task | None = None
+        self._read_at = time.monotonic()
 
     def sample(self, now: float | None = None) -> dict[str, float] | None:
         """Take one point now; returns the rates, or None on the first call (no interval yet)."""
@@ -276,8 +287,10 @@ class ThroughputHistory:
         return rates
 
     def start(self) -> None:
-        """Sample every `interval` seconds on the running loop (idempotent)."""
+        """Sample every `interval` seconds on the running loop (idempotent); counts as a read."""
+        self._read_at = time.monotonic()
         if self._task is None or self._task.done():
+            self._last_time = None  # a gap since the last run is not one interval
             self.sample()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -287,7 +300,7 @@ class ThroughputHistory:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while time.monotonic() - self._read_at < HISTORY_IDLE_STOP:
             await asyncio.sleep(self.interval)
             self.sample()
 

@@ -1,0 +1,126 @@
+"""`/monitoring`: live per-node counters and handling times, per-flow throughput, MQTT clients, process load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from runtime.metrics import Snapshot, history_for, process_usage, snapshot
+
+from ..context import get_context
+from ..layout import page_header
+from ..session import editor_page
+from ._format import NONE, duration, rate, size
+
+REFRESH_SECONDS = 1.0
+
+NODE_COLUMNS = [
+    {"name": "flow", "label": "Flow", "field": "flow", "align": "left", "sortable": True},
+    {"name": "node", "label": "Node", "field": "node", "align": "left", "sortable": True},
+    {"name": "type", "label": "Type", "field": "type", "align": "left", "sortable": True},
+    {"name": "in", "label": "In", "field": "in", "sortable": True},
+    {"name": "out", "label": "Out", "field": "out", "sortable": True},
+    {"name": "errors", "label": "Errors", "field": "errors", "sortable": True},
+    {"name": "mean", "label": "Mean time", "field": "mean"},
+    {"name": "p99", "label": "p99 time", "field": "p99"},
+    {"name": "queue", "label": "Queued", "field": "queue", "sortable": True},
+]
+BROKER_COLUMNS = [
+    {"name": "kind", "label": "Kind", "field": "kind", "align": "left"},
+    {"name": "name", "label": "Name", "field": "name", "align": "left"},
+    {"name": "target", "label": "Address", "field": "target", "align": "left"},
+    {"name": "state", "label": "State", "field": "state", "align": "left"},
+    {"name": "clients", "label": "Clients / users", "field": "clients"},
+]
+
+
+def node_rows(snap: Snapshot) -> list[dict[str, Any]]:
+    """The node table's rows: one per running node, busiest first."""
+    rows = []
+    for row in sorted(snap.nodes, key=lambda r: (-r.messages_in, r.flow, r.id)):
+        rows.append({"id": row.id, "flow": snap.flows.get(row.flow, row.flow), "node": row.name or row.id,
+                     "type": row.type, "in": row.messages_in, "out": row.messages_out, "errors": row.errors,
+                     "mean": duration(row.mean_s), "p99": duration(row.p99_s), "queue": row.queue})
+    return rows
+
+
+def broker_rows(snap: Snapshot) -> list[dict[str, Any]]:
+    return [{"id": b.id, "kind": b.kind, "name": b.name or b.id, "target": b.target,
+             "state": "listening" if b.kind == "embedded" else ("connected" if b.connected else "disconnected"),
+             "clients": b.clients} for b in snap.brokers]
+
+
+def chart_options(series: dict[str, list[tuple[float, float]]], labels: dict[str, str]) -> dict[str, Any]:
+    """ECharts options: one line per tab, msgs/s over time."""
+    return {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 60, "right": 20, "top": 40, "bottom": 30},
+        "xAxis": {"type": "time"},
+        "yAxis": {"type": "value", "name": "msgs/s", "minInterval": 1},
+        "series": [{"type": "line", "name": labels.get(flow, flow), "showSymbol": False,
+                    "data": [[round(when * 1000), round(value, 2)] for when, value in points]}
+                   for flow, points in sorted(series.items(), key=lambda item: labels.get(item[0], item[0]))],
+    }
+
+
+class MonitoringView:
+    """The page's content inside `container`, refreshed every `REFRESH_SECONDS` by a ui.timer."""
+
+    def __init__(self, container: ui.element, runtime: Any) -> None:
+        self.runtime = runtime
+        with container:
+            with ui.row().classes("w-full gap-3"):
+                self.cards = {key: self._card(key, label) for key, label in (
+                    ("rate", "Messages/s"), ("handled", "Handled"), ("errors", "Errors"), ("pending", "Queued"),
+                    ("cpu", "CPU"), ("memory", "Memory"), ("clients", "MQTT clients"))}
+            ui.label("Throughput per flow").classes("text-lg font-semibold")
+            self.chart = ui.echart(chart_options({}, {})).classes("w-full h-64").props("data-testid=flow-chart")
+            ui.label("Nodes").classes("text-lg font-semibold")
+            self.nodes = ui.table(columns=NODE_COLUMNS, rows=[], row_key="id", pagination=50) \
+                .classes("w-full").props("dense flat bordered data-testid=node-table")
+            ui.label("MQTT").classes("text-lg font-semibold")
+            self.brokers = ui.table(columns=BROKER_COLUMNS, rows=[], row_key="id") \
+                .classes("w-full").props("dense flat bordered data-testid=broker-table")
+            self.brokers.props['no-data-label'] = "No embedded broker and no mqtt-broker connection"
+            self.notice = ui.label("").classes("text-gray-500")
+        self.refresh()
+        ui.timer(REFRESH_SECONDS, self.refresh)
+
+    @staticmethod
+    def _card(key: str, label: str) -> ui.label:
+        with ui.card().classes("px-4 py-2 min-w-32").props(f"flat bordered data-testid=card-{key}"):
+            ui.label(label).classes("text-xs text-gray-500 uppercase")
+            return ui.label(NONE).classes("text-2xl font-semibold").props(f"data-testid=value-{key}")
+
+    def refresh(self) -> None:
+        engine = self.runtime.engine
+        usage = process_usage()
+        self.cards["cpu"].set_text(f"{usage.cpu_percent:.0f} %")
+        self.cards["memory"].set_text(size(usage.rss_bytes))
+        if engine is None:
+            self.notice.set_text("The runtime is not started.")
+            return
+        history = history_for(engine)
+        snap = snapshot(engine)
+        self.cards["rate"].set_text(rate(sum(history.latest().values())))
+        self.cards["handled"].set_text(f"{snap.messages_total:,}")
+        self.cards["errors"].set_text(f"{snap.errors_total:,}")
+        self.cards["pending"].set_text(f"{snap.pending:,}")
+        self.cards["clients"].set_text(str(sum(b.clients for b in snap.brokers if b.kind == "embedded")))
+        self.nodes.rows = node_rows(snap)
+        self.nodes.update()
+        self.brokers.rows = broker_rows(snap)
+        self.brokers.update()
+        self.chart.options.update(chart_options(history.series(), {**history.labels, **snap.flows}))
+        self.chart.update()
+        self.notice.set_text("" if snap.nodes else "No flow is running.")
+
+
+@editor_page("/monitoring", title="sofiaflow: monitoring")
+def monitoring_page() -> None:
+    page_header("Monitoring")
+    with ui.column().classes("w-full p-4 gap-3") as body:
+        MonitoringView(body, get_context().runtime)
