@@ -10,7 +10,7 @@ from .session import current_user, log_out
 from .testid import testid
 
 NAV = [("Flows", "/"), ("Monitoring", "/monitoring"), ("Ontologies", "/ontologies"), ("Devices", "/devices"),
-       ("Settings", "/settings")]
+       ("Users", "/users"), ("Settings", "/settings")]
 
 
 def page_header(active: str = "Flows", extra: Callable[[], None] | None = None) -> ui.header:

@@ -83,6 +83,19 @@ class Permissions:
         if not covers(self.access(user, ontology), needed):
             raise PermissionDenied(f"user {user!r} has no {needed} right on ontology {ontology!r}")
 
+    def device_rights_refusal(self, user: str | None, role: str | None, rights: object) -> str | None:
+        """Why `user` may not give a device `rights` ({ontology: QUERY|INSERT|ALL}), or None: nobody hands out a
+        right they do not hold themselves (administrators hold every right)."""
+        if role in (None, "administrator") or not isinstance(rights, dict):
+            return None
+        for ontology, right in rights.items():
+            wanted = str(right).upper()
+            held = self.access(user, ontology)
+            if not all(covers(held, need) for need in (("QUERY", "INSERT") if wanted == "ALL" else (wanted,))):
+                return (f"{user!r} cannot give a device the {wanted} right on ontology {ontology!r}: they hold "
+                        f"{held or 'no right'} on it")
+        return None
+
     def grant(self, ontology: str, grantee: str, access: str, by: str | None = None) -> None:
         access = check_access(access)
         with self._db.begin() as conn:

@@ -231,3 +231,43 @@ def test_a_read_only_user_cannot_change_devices_or_ontologies_nor_read_unshared_
         context.close()
     status, entries = editor_server.api("GET", "/audit?user=viewer&outcome=denied")
     assert status == 200 and any(e["target"] == "EnergyMeter" for e in entries), entries
+
+
+def test_administrators_manage_users_and_read_the_audit_log(page, editor_server):  # noqa: F811
+    login(page, editor_server, "/users")
+    page.get_by_test_id("user-name").fill("ops")
+    page.get_by_test_id("user-password").fill("ops-pass-1")
+    page.get_by_test_id("user-create").click()
+    page.get_by_test_id("user-ops").wait_for()
+    assert any(u["username"] == "ops" and u["role"] == "developer" for u in editor_server.api("GET", "/users")[1])
+    page.get_by_test_id("role-ops").click()
+    page.get_by_role("option", name="user", exact=True).click()
+    poll(lambda: any(u["username"] == "ops" and u["role"] == "user" for u in editor_server.api("GET", "/users")[1]))
+    page.get_by_test_id("user-name").fill("ops")
+    page.get_by_test_id("user-password").fill("again")
+    page.get_by_test_id("user-create").click()
+    poll(lambda: "already exists" in page.get_by_test_id("user-error").inner_text())
+    page.get_by_test_id("delete-user-admin").click()  # the last administrator stays
+    poll(lambda: "last administrator" in page.get_by_test_id("user-error").inner_text())
+    page.reload()
+    table = page.get_by_test_id("audit-table")
+    table.locator("tbody tr", has_text="user.change").wait_for()
+    assert "ops" in table.locator("tbody tr", has_text="user.create").first.inner_text()
+
+    # a developer is turned away, and that is recorded
+    status, body = editor_server.api("POST", "/users", {"username": "dev2", "password": "dev2-pass-1",
+                                                        "role": "developer"})
+    assert status == 201, body
+    context = page.context.browser.new_context()
+    try:
+        other = context.new_page()
+        other.goto(f"{editor_server.editor_url}/login?redirect_to=/editor/users")
+        other.get_by_label("Username").fill("dev2")
+        other.get_by_label("Password").fill("dev2-pass-1")
+        other.get_by_role("button", name="Log in").click()
+        other.get_by_test_id("users-refused").wait_for()
+        assert not other.get_by_test_id("user-create").count()
+    finally:
+        context.close()
+    status, entries = editor_server.api("GET", "/audit?user=dev2&outcome=denied")
+    assert any(e["action"] == "open users page" for e in entries), entries

@@ -10,8 +10,17 @@ from runtime.devices import RIGHTS, Device, DeviceError, DeviceRegistry
 
 from ..context import get_context
 from ..layout import page_header
-from ..session import editor_page
-from ._access import audit, may_write
+from ..session import current_user, editor_page
+from ._access import audit, current_role, may_write
+
+
+def rights_refusal(rights: dict[str, str]) -> str | None:
+    """Why this user may not give a device these ontology rights (the admin API's rule), or None."""
+    engine = get_context().runtime.engine
+    permissions = engine.services.get("permissions") if engine is not None else None
+    if permissions is None:
+        return None
+    return permissions.device_rights_refusal(current_user(), current_role(), rights)
 
 
 def parse_topics(text: str) -> list[str]:
@@ -89,8 +98,18 @@ class DevicesView:
         if not self.allowed("device.create", name):
             return
         try:
-            device, token = registry().create(name, parse_rights(self.rights.value or ""),
-                                              parse_topics(self.topics.value or ""))
+            rights = parse_rights(self.rights.value or "")
+        except ValueError as exc:
+            self.fail(str(exc))
+            return
+        refusal = rights_refusal(rights)
+        if refusal is not None:
+            audit("device.create", name, "denied", {"message": refusal})
+            self.fail(refusal)
+            return
+        try:
+            device, token = registry().create(name, rights, parse_topics(self.topics.value or ""),
+                                              owner=current_user())
         except (DeviceError, ValueError) as exc:
             self.fail(str(exc))
             return
@@ -127,7 +146,7 @@ class DevicesView:
     def render(self) -> None:
         self.list_area.clear()
         with self.list_area:
-            devices = registry().list()
+            devices = [d for d in registry().list() if current_role() == "administrator" or d.owner == current_user()]
             if not devices:
                 ui.label("No device registered yet.").classes("text-gray-500")
             for device in devices:

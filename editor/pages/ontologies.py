@@ -171,6 +171,13 @@ class OntologyEditor:
         self.outcome.classes(replace="text-red-700")
 
 
+def visible(name: str) -> bool:
+    """Whether this user sees ontology `name` at all (owner, administrator, or shared with them)."""
+    engine = get_context().runtime.engine
+    permissions = engine.services.get("permissions") if engine is not None else None
+    return permissions is None or permissions.access(current_user(), name) is not None
+
+
 def ontology_list(container: ui.element) -> None:
     columns = [{"name": "name", "label": "Name", "field": "name", "align": "left", "sortable": True},
                {"name": "description", "label": "Description", "field": "description", "align": "left",
@@ -181,7 +188,7 @@ def ontology_list(container: ui.element) -> None:
                {"name": "actions", "label": "", "field": "name", "style": "white-space: nowrap"}]
     rows = [{"name": o.name, "description": o.description, "draft": o.draft,
              "window": o.realtime_window_days or "forever", "updated": o.as_dict()["updated"]}
-            for o in registry().list()]
+            for o in registry().list() if visible(o.name)]
     with container:
         with ui.row().classes("items-center gap-3"):
             ui.label("Ontologies").classes("text-lg font-semibold")

@@ -18,7 +18,6 @@ from ..devices import (
     DeviceValidationError,
     TokenNotFoundError,
 )
-from ..permissions import covers
 from ..runtime import Runtime
 from .deps import ApiError, RuntimeDep, denied, record
 
@@ -66,15 +65,12 @@ def _mine(request: Request, runtime: Runtime, name: str) -> None:
 def _check_rights(request: Request, runtime: Runtime, ontologies: Any) -> None:
     """A device gets no ontology right its creator does not hold (403, audited)."""
     permissions = runtime.engine.services.get("permissions") if runtime.engine is not None else None
-    if permissions is None or not _restricted(request) or not isinstance(ontologies, dict):
+    if permissions is None:
         return
-    user = getattr(request.state, "user", None)
-    for ontology, right in ontologies.items():
-        wanted = str(right).upper()
-        held = permissions.access(user, ontology)
-        if not all(covers(held, need) for need in (("QUERY", "INSERT") if wanted == "ALL" else (wanted,))):
-            raise denied(request, f"{user!r} cannot give a device the {wanted} right on ontology {ontology!r}: "
-                         f"they hold {held or 'no right'} on it")
+    refusal = permissions.device_rights_refusal(getattr(request.state, "user", None),
+                                                getattr(request.state, "role", None), ontologies)
+    if refusal is not None:
+        raise denied(request, refusal)
 
 
 def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
