@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,9 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def paho1(tmp_path_factory):
+    prepared = os.environ.get("SOFIAFLOW_PAHO1_DIR")  # .ci/run installs it once, before the tests
+    if prepared and (Path(prepared) / "paho").is_dir():
+        return Path(prepared)
     target = tmp_path_factory.mktemp("paho1")
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
                            "paho-mqtt==1.6.1"], capture_output=True, text=True, timeout=180)
