@@ -1,7 +1,7 @@
 """`/devices` admin routes over httpx's ASGI transport, on a small app around the router.
 
 The app here includes only the device router (behind a stand-in bearer guard) with the admin app's error
-handlers, and `app.state.runtime` is a stub exposing `.engine.services["devices"]`; the lead's end-to-end
+handlers, and `app.state.runtime` is a stub exposing `.engine.services["devices"]`; the end-to-end
 test goes through the real create_app.
 """
 
