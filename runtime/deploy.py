@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .credentials import CredentialStore
+from .credentials import UNCHANGED, CredentialStore
 from .engine import Engine, FlowScope
 from .env import evaluate_env, substitute_properties
 from .errors import FlowValidationError, Problem, SofiaflowError, StaleRevisionError
@@ -92,7 +92,11 @@ class Deployer:
             if save:
                 # credentials first, so new nodes see them when built
                 self.credentials.apply(cred_updates, set(fs.by_id) | {n for n in plan.nodes})
-            result = await self._switch(plan, deploy_type if self.state == "start" else "full", notes)
+            # a node whose credentials change restarts, as Node-RED does, whatever the deploy type
+            new_credentials = {nid for nid, creds in cred_updates.items()
+                               if any(value != UNCHANGED for value in creds.values())}
+            result = await self._switch(plan, deploy_type if self.state == "start" else "full", notes,
+                                        credentials_changed=new_credentials)
             new_rev = revision_of(clean)
             if save:
                 if self.store is not None:
@@ -127,7 +131,8 @@ class Deployer:
             self.engine.events.publish("notification/runtime-state", {"state": "stop"})
 
     # ----- the switch-over -----------------------------------------------------------------------
-    async def _switch(self, plan: Plan, deploy_type: str, notes: list[Problem], force_all: bool = False) -> DeployResult:
+    async def _switch(self, plan: Plan, deploy_type: str, notes: list[Problem], force_all: bool = False,
+                      credentials_changed: set[str] = frozenset()) -> DeployResult:
         result = DeployResult(rev="", deploy_type=deploy_type, problems=list(notes))
         if self.state != "start" and not force_all:
             # not running: still build and set up every node, so a deploy (or an import) that
@@ -137,7 +142,8 @@ class Deployer:
             self.plan = plan
             return result
         old = self.plan
-        restart = self._restart_set(old, plan, deploy_type) if not force_all else set(plan.nodes) | set(old.nodes)
+        restart = self._restart_set(old, plan, deploy_type, credentials_changed) if not force_all \
+            else set(plan.nodes) | set(old.nodes)
         new_scopes, reused = self._build_scopes(plan, restart)
         # nodes of rebuilt scopes must restart too
         restart |= {nid for nid, spec in plan.nodes.items() if spec.scope in new_scopes and spec.scope not in reused}
@@ -170,12 +176,15 @@ class Deployer:
         result.started, result.stopped = len(built), len(to_stop)
         return result
 
-    def _restart_set(self, old: Plan, new: Plan, deploy_type: str) -> set[str]:
+    def _restart_set(self, old: Plan, new: Plan, deploy_type: str, credentials_changed: set[str] = frozenset()
+                     ) -> set[str]:
         if deploy_type == "full" or old.global_env != new.global_env:
             return set(old.nodes) | set(new.nodes)
         changed = {nid for nid, spec in new.nodes.items()
                    if nid not in old.nodes or old.nodes[nid].fingerprint() != spec.fingerprint()
                    or old.nodes[nid].type != spec.type}
+        changed |= {nid for nid, spec in new.nodes.items()
+                    if nid in credentials_changed or spec.raw.get("_alias") in credentials_changed}
         changed |= {nid for nid, spec in new.nodes.items()
                     if spec.scope in new.scopes and (spec.scope not in old.scopes
                     or old.scopes[spec.scope].fingerprint() != new.scopes[spec.scope].fingerprint())}

@@ -191,3 +191,20 @@ async def test_persistent_store_selected_by_key_prefix(tmp_path, registry):
         assert g2.get("#:(persistent)::explicit") == "yes"
     finally:
         await rt2.stop()
+
+
+async def test_a_credentials_change_restarts_the_node_and_the_users_of_a_config_node(registry):
+    broker = {"id": "b1", "type": "mqtt-broker", "broker": "127.0.0.1", "port": "1", "autoConnect": False}
+    flows = base_flows() + [broker, n("in1", "mqtt in", [["o1"]], topic="a/b", broker="b1", qos="0")]
+    async with FlowTester(flows, registry) as t:
+        c1, b1, in1 = t.node("c1"), t.node("b1"), t.node("in1")
+        same = copy.deepcopy(flows)
+        same[-2]["credentials"] = {"user": "__PWRD__", "password": "__PWRD__"}  # unchanged markers
+        await t.deploy(same, "nodes")
+        assert t.node("b1") is b1 and t.node("in1") is in1
+        changed = copy.deepcopy(flows)
+        changed[-2]["credentials"] = {"user": "device-1", "password": "s3cret"}  # nothing else changes
+        await t.deploy(changed, "nodes")
+        assert t.node("b1") is not b1 and t.node("b1").credentials == {"user": "device-1", "password": "s3cret"}
+        assert t.node("in1") is not in1  # it uses the broker
+        assert t.node("c1") is c1
