@@ -64,7 +64,10 @@ class FlowDoc:
 
     # ----- change tracking -------------------------------------------------------------------------
     def mark_deployed(self, rev: str) -> None:
-        """Remember the current flows as the deployed ones."""
+        """Remember the current flows as the deployed ones; credentials typed in forms went with the deploy
+        (the runtime keeps them encrypted) and are dropped here."""
+        for node in self.flows:
+            node.pop("credentials", None)
         self.deployed = {n["id"]: _canonical(n) for n in self.flows if "id" in n}
         self.deployed_rev = rev
 
@@ -222,14 +225,14 @@ class FlowDoc:
     def export(self, ids: Iterable[str] | None = None, tab_id: str | None = None) -> list[dict]:
         """The selection (`ids`), one tab with its nodes (`tab_id`), or everything; with used config nodes."""
         if ids is None and tab_id is None:
-            return copy.deepcopy(self.flows)
+            return _without_credentials(self.flows)
         chosen = set(ids or ())
         if tab_id is not None:
             chosen |= {tab_id} | {n["id"] for n in self.nodes_on(tab_id)}
         out = [n for n in self.flows if n.get("id") in chosen]
         used = _referenced_ids(out) & {c["id"] for c in self.config_nodes()}
         out += [n for n in self.flows if n.get("id") in used - chosen]
-        return copy.deepcopy(out)
+        return _without_credentials(out)
 
     def import_flows(self, items: list[dict], tab_id: str | None, new_tab: bool = False,
                      offset: tuple[float, float] = (0, 0)) -> list[str]:
@@ -309,3 +312,8 @@ def parse_flow_json(text: str) -> list[dict]:
     if bad:
         raise ValueError(f"item {bad[0]} has no id or type: every flow object needs both")
     return data
+
+
+def _without_credentials(nodes: list[dict]) -> list[dict]:
+    """Copies for export: credentials typed but not yet deployed never leave in an export, as in Node-RED."""
+    return [{k: v for k, v in copy.deepcopy(n).items() if k != "credentials"} for n in nodes]

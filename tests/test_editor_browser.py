@@ -510,3 +510,47 @@ def test_dragging_500_selected_nodes_stays_smooth(page):
     # the drop was saved as one move of every node
     page.wait_for_function("document.querySelector('.sf-node[data-id=\"n0\"]').dataset.x === '260'")
     page.wait_for_function("document.querySelector('.sf-node[data-id=\"n1\"]').dataset.x === '440'")
+
+
+def test_credentials_are_typed_in_the_form_and_go_with_the_deploy_only(page, editor_server):  # noqa: F811
+    mqtt = drag_from_palette(page, "mqtt in", 150, 560)
+    node(page, mqtt).dblclick()
+    page.get_by_test_id("properties").wait_for()
+    page.get_by_test_id("prop-broker").click()
+    page.get_by_role("option", name="add new mqtt-broker...").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 2")
+    broker_form = page.get_by_test_id("properties").last
+    broker_form.get_by_test_id("prop-name").fill("with login")
+    broker_form.get_by_test_id("prop-broker").fill("127.0.0.1")
+    broker_form.get_by_test_id("cred-user").fill("device-7")
+    broker_form.get_by_test_id("cred-password").fill("s3cret-pw")
+    page.get_by_test_id("properties-done").last.click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 1")
+    page.get_by_test_id("prop-topic").fill("sensors/#")
+    page.get_by_test_id("properties-done").click()
+    page.get_by_test_id("properties").wait_for(state="hidden")
+    exported = export_all(page)
+    assert not any("credentials" in n for n in exported) and "s3cret-pw" not in json.dumps(exported)
+    broker_id = {n["id"]: n for n in exported}[mqtt]["broker"]
+
+    page.get_by_test_id("deploy").click()
+    page.get_by_text("Successfully deployed").or_(page.get_by_test_id("deploy-problems")).last.wait_for()
+    assert not page.get_by_test_id("deploy-problems").count(), page.get_by_test_id("deploy-problems").inner_text()
+    status, view = editor_server.api("GET", f"/credentials/mqtt-broker/{broker_id}")
+    assert status == 200 and view == {"user": "device-7", "has_password": True}
+    status, flows = editor_server.api("GET", "/flows")
+    assert "s3cret-pw" not in json.dumps(flows) and not any("credentials" in n for n in flows)
+
+    # reopened: the user is shown, the password is not, and leaving it empty keeps it
+    node(page, mqtt).dblclick()
+    page.get_by_test_id("properties").wait_for()
+    page.get_by_test_id("properties").locator("button").filter(has=page.locator("i", has_text="edit")).first.click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 2")
+    broker_form = page.get_by_test_id("properties").last
+    assert broker_form.get_by_test_id("cred-user").input_value() == "device-7"
+    assert broker_form.get_by_test_id("cred-password").input_value() == ""
+    assert "s3cret-pw" not in page.content()
+    page.get_by_test_id("properties-done").last.click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 1")
+    page.get_by_test_id("properties-done").click()
+    assert editor_server.api("GET", f"/credentials/mqtt-broker/{broker_id}")[1]["has_password"] is True

@@ -128,6 +128,35 @@ class PropertyForm:
             value = self.node.get(key, spec.get("default"))
             type_default = props.get(f"{key}Type", {}).get("default")
             self.fields.append(self._field(key, _plain(spec), value, key in typed, type_default))
+        credentials = self.entry.get("credentials") or {}
+        if credentials:
+            self.fields.append(self._credentials_field(credentials))
+
+    def _credentials_field(self, spec: dict[str, str]) -> _Field:
+        """Credential inputs: text ones show the stored value, passwords never do (leave empty to keep).
+        What is typed goes with the next deploy as the node's `credentials`, never into the flow JSON."""
+        deployer = getattr(self.ws.runtime, "deployer", None)
+        stored = deployer.credentials.get(self.node["id"]) if deployer is not None else {}
+        pending = self.node.get("credentials") or {}
+        inputs: dict[str, tuple[Any, str]] = {}
+        ui.label("Credentials").classes("text-sm text-gray-600 mt-2")
+        for key, kind in spec.items():
+            current = pending.get(key, (stored or {}).get(key, ""))
+            if kind == "password":
+                hint = "stored; type to replace" if (stored or {}).get(key) else ""
+                widget = ui.input(key, password=True, password_toggle_button=True, placeholder=hint,
+                                  value=pending.get(key, ""))
+                inputs[key] = (widget, "")
+            else:
+                widget = ui.input(key, value="" if current is None else str(current))
+                inputs[key] = (widget, "" if current is None else str(current))
+            widget.props("dense outlined autocomplete=off").classes("w-full").props(testid(f"cred-{key}"))
+
+        def read() -> dict:
+            typed = {k: w.value for k, (w, before) in inputs.items() if (w.value or "") != before}
+            return {"credentials": {**pending, **typed}} if typed or pending else {}
+
+        return _Field("credentials", None, read)
 
     def _field(self, key: str, spec: dict, value: Any, typed: bool, type_default: str | None = None) -> _Field:
         node_type = self.node.get("type")
