@@ -165,6 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .server import StartupError, serve
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    for chatty in ("transitions", "amqtt"):  # the embedded broker's state machine logs every step
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         asyncio.run(serve(_settings(args), args.flows))
     except StartupError as exc:
