@@ -40,6 +40,34 @@ def _tab_of(node: dict[str, Any], tabs: set[str]) -> str | None:
     return z if z in tabs else None
 
 
+def _shared_needs(current: FlowJSON, kept: FlowJSON, present: set[Any]) -> FlowJSON:
+    """The config nodes and subflows (with their nodes) that the kept tabs use and the deploy left out: a
+    developer cannot take them away from flows they cannot see."""
+    by_id = {n.get("id"): n for n in current if isinstance(n, dict)}
+    members: dict[str, list[dict]] = {}
+    for node in current:
+        if isinstance(node, dict) and by_id.get(node.get("z"), {}).get("type") == "subflow":
+            members.setdefault(node["z"], []).append(node)
+    needed: list[dict] = []
+    seen: set[Any] = set(present)
+    queue = list(kept)
+    while queue:
+        node = queue.pop()
+        refs = [v for k, v in node.items() if k not in ("id", "z", "wires") and isinstance(v, str)]
+        if str(node.get("type", "")).startswith("subflow:"):
+            refs.append(node["type"][len("subflow:"):])
+        for ref in refs:
+            target = by_id.get(ref)
+            if target is None or ref in seen or target.get("type") == "tab" or target.get("z") in by_id \
+                    and by_id[target["z"]].get("type") == "tab":
+                continue
+            seen.add(ref)
+            group = [target, *members.get(ref, [])] if target.get("type") == "subflow" else [target]
+            needed.extend(group)
+            queue.extend(group)
+    return needed
+
+
 class FlowOwnership:
     """Tab owners and shares, in the config DB (cached in memory)."""
 
@@ -102,7 +130,8 @@ class FlowOwnership:
                 raise PermissionDenied(f"flow {tab!r} is not {user}'s and not shared with them; "
                                        f"node {node.get('id')!r} may not change it")
         kept = [n for n in current if _tab_of(n, tabs) in hidden]
-        return kept + list(incoming)
+        present = {n.get("id") for n in incoming if isinstance(n, dict)}
+        return kept + _shared_needs(current, kept, present) + list(incoming)
 
     # ----- changes --------------------------------------------------------------------------------
     def claim_new(self, flows: FlowJSON, user: str | None) -> None:

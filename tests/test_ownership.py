@@ -150,3 +150,27 @@ async def test_developers_manage_their_own_devices_with_rights_they_hold(world):
                or e["action"].endswith("/devices") or "/devices/" in e["action"]]
     assert ("ana", "device.create", "ok") in actions and ("bob", "POST /devices", "denied") in actions
     assert ("bob", "PATCH /devices/s2", "denied") in actions
+
+
+async def test_a_developer_cannot_take_shared_config_nodes_away_from_flows_they_cannot_see(world):
+    rt, http, h = world
+    broker = {"id": "cfg", "type": "mqtt-broker", "broker": "127.0.0.1", "port": "1", "autoConnect": False}
+    ana_tab = tab("ta", {"id": "in1", "type": "mqtt in", "topic": "a/b", "broker": "cfg", "qos": "0", "wires": [[]]})
+    assert (await http.post("/flows", json=[*ana_tab, broker], headers=h["ana"])).status_code == 204
+    bob_view = (await http.get("/flows", headers=h["bob"])).json()
+    assert [n["id"] for n in bob_view] == ["cfg"]  # config nodes are everyone's
+    # bob deploys his tab without the broker config node: ana's flow keeps it
+    assert (await http.post("/flows", json=tab("tb", inject("b1")), headers=h["bob"])).status_code == 204
+    assert {"cfg", "in1", "ta", "tb", "b1"} == {n["id"] for n in rt.flows}
+
+
+def test_subflows_used_by_hidden_tabs_are_kept_with_their_nodes():
+    from runtime.flow_ownership import _shared_needs
+
+    current = [{"id": "ta", "type": "tab"}, {"id": "sf", "type": "subflow", "name": "s"},
+               {"id": "sn", "type": "change", "z": "sf", "broker": "cfg"},
+               {"id": "cfg", "type": "mqtt-broker"}, {"id": "other", "type": "mqtt-broker"},
+               {"id": "inst", "type": "subflow:sf", "z": "ta"}]
+    kept = [current[0], current[-1]]
+    assert {n["id"] for n in _shared_needs(current, kept, present=set())} == {"sf", "sn", "cfg"}
+    assert {n["id"] for n in _shared_needs(current, kept, present={"sf", "sn"})} == set()
