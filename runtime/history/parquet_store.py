@@ -28,22 +28,30 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from ..rtdb.base import check_collection_name
 from ..rtdb.filters import And, Cond, parse_filter
 from .query import count as count_docs
 from .query import select
 
 Doc = dict[str, Any]
-SCHEMA = pa.schema([("_id", pa.string()), ("timestampMillis", pa.int64()), ("doc", pa.string())])
 TIME_PATH = ("contextData", "timestampMillis")
 JOURNAL = "_journal"
 COMPACTION = "_compact"
 COMPACT_LIMIT = 256 * 1024 * 1024
 """A day's files are merged into one while they hold less than this many bytes in all."""
+
+
+def _arrow() -> Any:
+    """pyarrow, imported on first use: a runtime whose ontologies keep no history never loads it (~50 MB)."""
+    import pyarrow as pa
+    import pyarrow.compute  # noqa: F401 - makes pa.compute available
+    import pyarrow.parquet  # noqa: F401 - makes pa.parquet available
+
+    return pa
+
+
+def _schema(pa: Any) -> Any:
+    return pa.schema([("_id", pa.string()), ("timestampMillis", pa.int64()), ("doc", pa.string())])
 
 
 def day_of(millis: int) -> date:
@@ -82,19 +90,20 @@ class HistoryStore:
     def write_file(self, path: Path, docs: list[Doc]) -> None:
         """Write one Parquet file whole: temporary name, flush to disk, rename."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        pa = _arrow()
         table = pa.table({
             "_id": [str(d["_id"]) for d in docs],
             "timestampMillis": [timestamp_millis(d) for d in docs],
             "doc": [json.dumps({k: v for k, v in d.items() if k != "_id"}, separators=(",", ":"))
                     for d in docs],
-        }, schema=SCHEMA)
+        }, schema=_schema(pa))
         self._write_table(path, table)
 
     @staticmethod
-    def _write_table(path: Path, table: pa.Table) -> None:
+    def _write_table(path: Path, table: Any) -> None:
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+            _arrow().parquet.write_table(table, fh, compression="zstd")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -142,7 +151,8 @@ class HistoryStore:
             journal = self.folder(ontology) / COMPACTION / f"{target.stem}.json"
             _write_json(journal, {"target": str(target.relative_to(self.root)),
                                   "sources": [str(f.relative_to(self.root)) for f in files]})
-            table = pa.concat_tables(pq.read_table(f, schema=SCHEMA) for f in files)
+            pa = _arrow()
+            table = pa.concat_tables(pa.parquet.read_table(f, schema=_schema(pa)) for f in files)
             self._write_table(target, table)
             for f in files:
                 f.unlink(missing_ok=True)
@@ -193,10 +203,12 @@ class HistoryStore:
         A document repeated in two files (never after a finished move) comes once."""
         first, last, ids = _pruning(parse_filter(filter or {}))
         seen: set[str] = set()
-        for path in self.files(ontology, first, last):
-            table = pq.read_table(path, columns=["_id", "doc"])
+        files = self.files(ontology, first, last)
+        pa = _arrow() if files else None
+        for path in files:
+            table = pa.parquet.read_table(path, columns=["_id", "doc"])
             if ids is not None:
-                table = table.filter(pc.is_in(table["_id"], value_set=pa.array(sorted(ids), pa.string())))
+                table = table.filter(pa.compute.is_in(table["_id"], value_set=pa.array(sorted(ids), pa.string())))
             for _id, text in zip(table["_id"].to_pylist(), table["doc"].to_pylist(), strict=True):
                 if _id in seen:
                     continue
@@ -207,7 +219,7 @@ class HistoryStore:
         """Every `_id` row in the files (duplicates kept: the exactly-once check counts them)."""
         out: list[str] = []
         for path in self.files(ontology):
-            out.extend(pq.read_table(path, columns=["_id"])["_id"].to_pylist())
+            out.extend(_arrow().parquet.read_table(path, columns=["_id"])["_id"].to_pylist())
         return out
 
     def find(self, ontology: str, filter: Doc | None = None, projection: Doc | None = None, sort: Any = None,
