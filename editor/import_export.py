@@ -22,13 +22,15 @@ def open_import(ws: Workspace) -> None:
             .classes("w-full").props(testid("import-text"))
 
         async def uploaded(e: events.UploadEventArguments) -> None:
-            text.value = await e.file.text()
+            text.value = await e.file.text()  # the report follows the text
 
         ui.upload(label="or upload a .json file", auto_upload=True, on_upload=uploaded).props("accept=.json flat") \
             .classes("w-full")
         target = ui.radio({"current": "current flow", "new": "new flow"}, value="current").props("inline") \
             .props(testid("import-target"))
         error = ui.label("").classes("text-red-600 text-sm").props(testid("import-error"))
+        report = ui.column().classes("w-full gap-0").props(testid("import-report"))
+        text.on_value_change(lambda: show_report(ws, text.value or "", report))
 
         def do_import() -> None:
             try:
@@ -48,6 +50,45 @@ def open_import(ws: Workspace) -> None:
             ui.button("Cancel", on_click=dialog.close).props("flat")
             ui.button("Import", on_click=do_import).props(testid("import-confirm"))
     dialog.open()
+
+
+REPORT_ROWS = 100
+STATUS_COLORS = {"runs": "green", "caveat": "orange", "cannot-run": "red"}
+
+
+IMPORT_TAB = "__import_target__"
+
+
+def _placed(items: list[dict]) -> list[dict]:
+    """`items` as the import will place them: nodes whose tab is not among them land on the target tab."""
+    containers = {n.get("id") for n in items if n.get("type") in ("tab", "subflow")}
+    placed = [dict(n, z=IMPORT_TAB) if ("wires" in n or "x" in n) and n.get("type") not in ("tab", "subflow")
+              and n.get("z") not in containers else n for n in items]
+    return [{"id": IMPORT_TAB, "type": "tab", "label": "import"}, *placed]
+
+
+def show_report(ws: Workspace, text: str, area: ui.element) -> None:
+    """Before anything is imported: how many nodes run here, run with a caveat, or cannot run, and why."""
+    from runtime.import_report import import_report
+
+    area.clear()
+    try:
+        entries = import_report(_placed(parse_flow_json(text)), ws.runtime.registry) if text.strip() else []
+    except Exception:  # noqa: BLE001 - not flow JSON yet: the import button says why
+        return
+    entries = [e for e in entries if e["id"] != IMPORT_TAB]
+    if not entries:
+        return
+    counts = {status: sum(1 for e in entries if e["status"] == status) for status in STATUS_COLORS}
+    with area:
+        with ui.row().classes("items-center gap-2"):
+            for status, color in STATUS_COLORS.items():
+                ui.badge(f"{counts[status]} {status.replace('-', ' ')}", color=color) \
+                    .props(testid(f"report-{status}"))
+        for entry in [e for e in entries if e["status"] != "runs"][:REPORT_ROWS]:
+            name = f"{entry['type']} {entry['name'] or entry['id']}"
+            ui.label(f"{entry['status'].replace('-', ' ')}: {name}: {'; '.join(entry['reasons'])}") \
+                .classes(f"text-xs text-{STATUS_COLORS[entry['status']]}-800").props(testid("report-entry"))
 
 
 def open_export(ws: Workspace) -> None:

@@ -554,3 +554,21 @@ def test_credentials_are_typed_in_the_form_and_go_with_the_deploy_only(page, edi
     page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 1")
     page.get_by_test_id("properties-done").click()
     assert editor_server.api("GET", f"/credentials/mqtt-broker/{broker_id}")[1]["has_password"] is True
+
+
+def test_the_import_dialog_reports_what_will_not_run_before_importing(page):
+    flow = [{"id": "rpt1", "type": "inject", "x": 100, "y": 100, "wires": [["rpt2"]]},
+            {"id": "rpt2", "type": "function", "x": 300, "y": 100, "func": "return msg;", "outputs": 1,
+             "libs": [{"var": "fs", "module": "fs"}], "wires": [["rpt3"]]},
+            {"id": "rpt3", "type": "ui_button", "x": 500, "y": 100, "name": "dashboard button", "wires": [[]]}]
+    page.get_by_test_id("import").click()
+    dialog = page.get_by_test_id("import-dialog")
+    dialog.locator("textarea").fill(json.dumps(flow))
+    dialog.get_by_test_id("report-cannot-run").filter(has_text="2 cannot run").wait_for()
+    assert "1 runs" in dialog.get_by_test_id("report-runs").inner_text()
+    entries = dialog.get_by_test_id("report-entry").all_inner_texts()
+    assert any("ui_button dashboard button" in e and "not installed" in e for e in entries), entries
+    assert any("function rpt2" in e and "libs" in e for e in entries), entries
+    dialog.get_by_role("button", name="Cancel").click()
+    dialog.wait_for(state="hidden")
+    assert "rpt1" not in {n["id"] for n in export_all(page)}  # nothing imported
