@@ -105,7 +105,8 @@ class InProcessPlugin(_Owned, BasePlugin):
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: Any) -> None:
         if self.owner is not None:
-            self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False)
+            self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False,
+                                sender=self.owner.device_of(client_id))
 
 
 class _Broker(Broker):
@@ -228,6 +229,7 @@ class EmbeddedBroker:
         self.devices, self.host, self.port = devices, host, port
         self.live: dict[BrokerProtocolHandler, Session] = {}
         self.epoch = 0  # counts revocations; a CONNECT that authenticated before one is checked again
+        self.sender: str | None = None  # the publishing device, while `dispatch` runs
         self._broker: _Broker | None = None
         self._exact: dict[str, tuple[_Sub, ...]] = {}
         self._wild: tuple[_Sub, ...] = ()
@@ -354,15 +356,28 @@ class EmbeddedBroker:
 
         return unsubscribe
 
-    def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        """Hand one message to the in-process subscribers whose filter matches."""
-        for sub in self._exact.get(topic, ()):
-            sub.call(topic, payload, qos, retain)
-        if self._wild:
-            topic_levels = mt.levels(topic)
-            for sub in self._wild:
-                if mt.match_levels(sub.levels, topic_levels):
-                    sub.call(topic, payload, qos, retain)
+    def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, sender: str | None = None) -> None:
+        """Hand one message to the in-process subscribers whose filter matches. While they run, `sender` is
+        the device (its name, the CONNECT username) that published it, None when the broker or a flow did."""
+        self.sender = sender
+        try:
+            for sub in self._exact.get(topic, ()):
+                sub.call(topic, payload, qos, retain)
+            if self._wild:
+                topic_levels = mt.levels(topic)
+                for sub in self._wild:
+                    if mt.match_levels(sub.levels, topic_levels):
+                        sub.call(topic, payload, qos, retain)
+        finally:
+            self.sender = None
+
+    def device_of(self, client_id: str | None) -> str | None:
+        """The registered device a connected client authenticated as (None: anonymous or unknown)."""
+        broker = self._broker
+        entry = broker._sessions.get(client_id) if broker is not None and client_id else None
+        device = entry[0].attributes.get(DEVICE) if entry is not None else None
+        name = getattr(device, "name", None)
+        return name if isinstance(name, str) and not name.startswith("anonymous:") else None
 
     # ----- revocation --------------------------------------------------------------------------------
     def still_valid(self, session: Session) -> bool:

@@ -321,3 +321,52 @@ async def test_mqtt_in_validate_insert_through_the_embedded_broker(registry, ser
             assert sorted(m["payload"]["sensor"] for m in t.outputs("seen")[0]) == ["s1", "s3"]
     finally:
         await broker.stop()
+
+
+async def test_devices_publishing_on_the_embedded_broker_are_stamped_and_need_insert(registry, services, tmp_path):
+    """Real MQTT devices (paho over TCP) publish to the embedded broker; `mqtt in` carries the device, the insert
+    records it in contextData, and a device without INSERT on the ontology is refused (to catch, audited)."""
+    import json as _json
+
+    from runtime.audit import AuditLog
+    from runtime.broker import EmbeddedBroker
+    from runtime.client import DeviceClient
+    from runtime.devices import DeviceRegistry
+
+    db = runtime.db.connect(f"sqlite:///{tmp_path}/d.db")
+    devices = DeviceRegistry(db)
+    _, writer_token = devices.create("meter-a", {"Reading": "INSERT"}, ["readings/{device}"])
+    _, reader_token = devices.create("meter-b", {"Reading": "QUERY"}, ["readings/{device}"])
+    audit = AuditLog(db)
+    broker = EmbeddedBroker(devices, port=0)
+    await broker.start()
+    try:
+        flows = [TAB,
+                 {"id": "mb", "type": "mqtt-broker", "name": "", "broker": "127.0.0.1", "port": str(broker.port),
+                  "protocolVersion": "4", "keepalive": "60", "cleansession": True},
+                 node("in", "mqtt in", [["ins"]], topic="readings/+", qos="1", datatype="json", broker="mb"),
+                 node("ins", "ontology-insert", [["ok"]], ontology="Reading"), node("ok", "junction", [[]]),
+                 node("c", "catch", [["caught"]], scope=None), node("caught", "junction", [[]])]
+        t = make_tester(flows, registry, {**services, "mqtt-embedded": broker, "devices": devices, "audit": audit})
+        async with t:
+            for name, token in (("meter-a", writer_token), ("meter-b", reader_token)):
+                client = DeviceClient(name, token, mqtt_port=broker.port)
+                await asyncio.to_thread(client.connect, 5)
+                try:
+                    await asyncio.to_thread(client.publish, f"readings/{name}", _json.dumps({"sensor": name, "temp": 1}))
+                finally:
+                    await asyncio.to_thread(client.close)
+            for _ in range(300):
+                await settle(t)
+                if len(t.outputs("ok")[0]) + len(t.outputs("caught")[0]) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            [stored] = services["rtdb"].find("Reading", {})
+            assert stored["sensor"] == "meter-a"
+            assert stored["contextData"]["device"] == "meter-a" and stored["contextData"]["source"] == "mqtt"
+            [refused] = t.outputs("caught")[0]
+            assert "'meter-b' has no INSERT right" in refused["error"]["message"] and refused["device"] == "meter-b"
+            [entry] = audit.entries(outcome="denied")
+            assert entry["user"] == "device:meter-b" and entry["action"] == "mqtt.insert" and entry["target"] == "Reading"
+    finally:
+        await broker.stop()

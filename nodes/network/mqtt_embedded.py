@@ -6,9 +6,11 @@ flows publish and subscribe through the service's in-process interface instead o
     service.port, service.host
     await service.publish(topic, payload: bytes, qos=0, retain=False)
     unsubscribe = service.subscribe(topic_filter, callback(topic, payload, qos, retain))
+    service.sender   # during a callback: the device that published the message, or None
 
 `EmbeddedLink` offers the same interface as `MqttConnection`. Flows are trusted: no credentials,
 no will (the process cannot vanish without its flows). Publishes are sent in order by one task.
+Messages a device published carry its name (`msg.device` in `mqtt in`); a TCP client cannot know it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from typing import Any
 
 from .mqtt_connection import GOODBYE_TIMEOUT, HIGH_WATER, LOW_WATER, OnMessage
 from .mqtt_options import ConnectOptions, Outgoing
+
+
+class PublishedBy:
+    """In place of MQTT 5 properties on the in-process path: the registered device that published the
+    message (`msg.device` in `mqtt in`, which ontology nodes take for `contextData.device` and its rights)."""
+
+    __slots__ = ("PublishingDevice",)
+
+    def __init__(self, device: str) -> None:
+        self.PublishingDevice = device
 
 
 class EmbeddedLink:
@@ -168,7 +180,11 @@ class EmbeddedLink:
         deliver = self._on_message
         matched = (topic_filter,)
 
+        service = self.service
+
         def callback(topic: str, payload: bytes, qos: int, retain: bool) -> None:
-            deliver(topic, payload, qos if qos < max_qos else max_qos, retain, None, matched)
+            sender = getattr(service, "sender", None)  # the publishing device, when the service knows it
+            deliver(topic, payload, qos if qos < max_qos else max_qos, retain,
+                    PublishedBy(sender) if sender else None, matched)
 
         self._detach[topic_filter] = self.service.subscribe(topic_filter, callback)

@@ -194,4 +194,7 @@ def message_fields(props: Any) -> dict[str, Any]:
     users = getattr(props, "UserProperty", None)
     if users:
         out["userProperties"] = {k: v for k, v in users}
+    device = getattr(props, "PublishingDevice", None)  # the embedded broker's in-process path only
+    if device:
+        out["device"] = device
     return out

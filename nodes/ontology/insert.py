@@ -8,6 +8,7 @@ from typing import Any
 from runtime.api import Msg, NodeError
 from runtime.ontologies import SOURCES, context_data
 from runtime.ontology_data import InstanceValidationError, Writer
+from runtime.permissions import covers
 from runtime.rtdb import RtdbError
 
 from .common import MISSING, OntologyConfig, OntologyNode, data_service, store_error
@@ -24,7 +25,8 @@ class OntologyInsertNode(OntologyNode):
     Config = OntologyInsertConfig
     help = ("Stores `msg.payload` (an object, or an array of objects for a batch) as instances of the chosen "
             "ontology, each with onesait's `contextData`. Everything is validated first: one invalid instance "
-            "fails the message (to catch) and nothing is written. Sends on with `msg.payload` = the new id "
+            "fails the message (to catch) and nothing is written; so does a message from a registered device "
+            "(`msg.device`) without the INSERT right. Sends on with `msg.payload` = the new id "
             "(an array of ids for an array) and `msg.inserted` = the stored documents.")
 
     def setup_node(self) -> None:
@@ -34,6 +36,22 @@ class OntologyInsertNode(OntologyNode):
             raise NodeError(f"timezone: {exc}") from None
         self.timezone = self.config.timezone or "UTC"
         self.data = data_service(self)
+        self.devices = self._engine.services.get("devices")
+
+    def _check_device(self, name: str) -> None:
+        """A registered device (`msg.device`, set by `mqtt in` on the embedded broker) needs INSERT on the
+        ontology; a refusal fails the message (to catch) and is audited. Other names are plain labels."""
+        try:
+            device = self.devices.get(name)
+        except LookupError:
+            return
+        if covers(str(device.ontologies.get(self.ontology, "")).upper(), "INSERT"):
+            return
+        message = f"device {name!r} has no INSERT right on ontology {self.ontology!r}; nothing stored"
+        audit = self._engine.services.get("audit")
+        if audit is not None:
+            audit.record(f"device:{name}", "mqtt.insert", self.ontology, "denied", {"message": message})
+        raise NodeError(message)
 
     async def on_input(self, msg: Msg) -> None:
         value = self.get_prop(msg)
@@ -41,10 +59,12 @@ class OntologyInsertNode(OntologyNode):
             raise NodeError(f"msg.{self.prop} has no value to insert")
         batch = isinstance(value, list)
         bodies = value if batch else [value]
-        writer = Writer(user=_text(msg.get("user")), device=_text(msg.get("device")),
-                        source=_source(msg), timezone=self.timezone)
+        device = _text(msg.get("device"))
+        writer = Writer(user=_text(msg.get("user")), device=device, source=_source(msg), timezone=self.timezone)
         try:
             self.data.check(self.ontology, bodies, batch)
+            if device is not None and self.devices is not None:
+                await asyncio.to_thread(self._check_device, device)
             stored = await asyncio.to_thread(self.data.insert, self.ontology, bodies, writer, batch) \
                 if bodies else []
         except InstanceValidationError as exc:
