@@ -17,8 +17,14 @@ def editor_enabled() -> bool:
     return os.environ.get("SOFIAFLOW_EDITOR", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def mount_editor(app: Any, runtime: Any, auth: Any, storage_secret: str) -> None:
-    """Register the editor's pages and mount NiceGUI at `MOUNT_PATH` of the FastAPI `app`."""
+def mount_editor(app: Any, runtime: Any, auth: Any) -> None:
+    """Register the editor's pages and mount NiceGUI at `MOUNT_PATH` of the FastAPI `app` (nothing with
+    `SOFIAFLOW_EDITOR=0`). The server calls it through the `sofiaflow.apps` entry point group."""
+    if not editor_enabled():
+        return
+    import hashlib
+
     from .mount import mount
 
-    mount(app, runtime, auth, storage_secret)
+    secret = hashlib.sha256(b"sofiaflow-editor-session:" + runtime.credential_key()).hexdigest()
+    mount(app, runtime, auth, secret)

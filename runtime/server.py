@@ -81,15 +81,22 @@ async def import_flows_file(runtime: Runtime, path: Path) -> str | None:
     return result.rev
 
 
-def _mount_editor(admin_app: Any, runtime: Runtime, auth: AuthService) -> None:
-    """Mount the browser editor under /editor of the admin app (not with SOFIAFLOW_EDITOR=0)."""
-    import hashlib
+APPS_GROUP = "sofiaflow.apps"
+"""Entry point group of the browser applications mounted on the admin app (the editor registers there):
+each is `mount(app, runtime, auth)`, and decides itself whether it is enabled."""
 
-    from editor import editor_enabled, mount_editor  # NiceGUI loads only here
 
-    if editor_enabled():
-        secret = hashlib.sha256(b"sofiaflow-editor-session:" + runtime.credential_key()).hexdigest()
-        mount_editor(admin_app, runtime, auth, secret)
+def _mount_apps(admin_app: Any, runtime: Runtime, auth: AuthService) -> None:
+    """Mount every registered browser application (the editor at /editor) on the admin app."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=APPS_GROUP):
+        try:
+            mount = entry.load()
+        except Exception:  # noqa: BLE001 - a broken add-on must not keep the runtime from serving
+            log.exception("cannot load the application %r", entry.name)
+            continue
+        mount(admin_app, runtime, auth)
 
 
 async def serve(settings: Settings, flows_file: str | Path | None = None, **uvicorn_options: Any) -> None:
@@ -108,7 +115,7 @@ async def serve(settings: Settings, flows_file: str | Path | None = None, **uvic
         # the flows' own endpoints are looked up first (admin routes still win on a clash): the
         # admin app's router and middleware would otherwise cost more than the flow itself
         admin_app = create_app(runtime, auth)
-        _mount_editor(admin_app, runtime, auth)
+        _mount_apps(admin_app, runtime, auth)
         app = in_front(admin_app, lambda: runtime.engine.services.get("http")
                        if runtime.engine is not None else None)
         app.app = admin_app  # type: ignore[attr-defined] # lets NiceGUI find the uvicorn server of its app

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from editor import editor_enabled
-from runtime.server import _mount_editor
+from runtime.server import _mount_apps
 
 
 @pytest.mark.parametrize(("value", "enabled"), [(None, True), ("1", True), ("0", False), ("false", False),
@@ -26,7 +26,7 @@ def test_sofiaflow_editor_0_mounts_nothing(monkeypatch):
     monkeypatch.setenv("SOFIAFLOW_EDITOR", "0")
     app = FastAPI()
     before = list(app.routes)
-    _mount_editor(app, runtime=None, auth=None)  # returns before touching the runtime
+    _mount_apps(app, runtime=None, auth=None)  # the editor returns before touching the runtime
     assert app.routes == before
 
 
