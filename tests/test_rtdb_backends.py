@@ -343,7 +343,7 @@ def test_backends_agree_with_reference(kind, _servers, _stores, tmp_path_factory
 def test_declared_indexes_serve_queries(kind, _servers, _stores, tmp_path_factory):
     from sqlalchemy import text
 
-    from runtime.rtdb.sql_backend import _Compiler
+    from runtime.rtdb.sql_compiler import _Compiler
 
     store = _get_store(kind, _servers, _stores, tmp_path_factory)
     name = "ix" + uuid.uuid4().hex[:12]
