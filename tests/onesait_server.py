@@ -1,5 +1,5 @@
-"""A real `sofiaflow run` for the onesait tests: free loopback ports, the shipped IoT Broker flow deployed by
-default on first start, an admin client; stopped by pid."""
+"""A real `sofiaflow run` for end-to-end tests: free loopback ports, by default the shipped IoT Broker flow
+deployed on first start (the onesait tests), an admin client; stopped by pid."""
 
 from __future__ import annotations
 
@@ -51,10 +51,13 @@ class Server:
             self.proc.wait(5)
 
 
-def start(data_dir: Path) -> Server:
+IOT_BROKER_FLOW = str(REPO / "flows" / "iot-broker.json")
+
+
+def start(data_dir: Path, default_flows: str = IOT_BROKER_FLOW, password: str = PASSWORD) -> Server:
+    """`sofiaflow run` on `data_dir` with the bundled ontologies; `default_flows` "" deploys nothing at start."""
     port, mqtt_port = free_port(), free_port()
-    env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD,
-           "SOFIAFLOW_DEFAULT_FLOWS": str(REPO / "flows" / "iot-broker.json")}
+    env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": password, "SOFIAFLOW_DEFAULT_FLOWS": default_flows}
     env.pop("SOFIAFLOW_ONTOLOGIES_DIR", None)  # the bundled ontologies (BasicSensor...)
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(data_dir), "--port",
                              str(port), "--mqtt-port", str(mqtt_port)], env=env, cwd=REPO,
@@ -67,7 +70,7 @@ def start(data_dir: Path) -> Server:
             try:
                 token = httpx.post(f"{base}/auth/token", data={
                     "client_id": "node-red-admin", "grant_type": "password", "scope": "*",
-                    "username": "admin", "password": PASSWORD}, timeout=2).json()["access_token"]
+                    "username": "admin", "password": password}, timeout=2).json()["access_token"]
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "server did not start"

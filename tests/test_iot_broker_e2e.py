@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,44 +15,18 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
+sys.path.insert(0, os.path.dirname(__file__))
+import onesait_server  # noqa: E402
+
 FLOW = json.loads((Path(__file__).resolve().parents[1] / "flows" / "device-telemetry.json").read_text())
 PASSWORD = "e2e-admin-password"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    port, mqtt_port = _free_port(), _free_port()
-    env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD}
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(tmp_path), "--port",
-                             str(port), "--mqtt-port", str(mqtt_port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            try:
-                token = httpx.post(f"{base}/auth/token", data={
-                    "client_id": "node-red-admin", "grant_type": "password", "scope": "*",
-                    "username": "admin", "password": PASSWORD}, timeout=2).json()["access_token"]
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
-        yield httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10), mqtt_port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    srv = onesait_server.start(tmp_path, default_flows="", password=PASSWORD)
+    yield srv.admin, srv.mqtt_port
+    srv.stop()
 
 
 def _device(port: int, name: str, token: str, inbox: queue.Queue) -> mqtt.Client:

@@ -10,9 +10,7 @@ Run: python tests/bench/api.py [seconds]
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 from sofiaflow_server import SofiaflowServer  # noqa: E402
+from wrk import wrk  # noqa: E402
 
 INSTANCES, ZONES = 1000, 10
 SCHEMA = {"type": "object", "required": ["sensor", "value"],
@@ -38,17 +37,6 @@ FLOWS = [
     {"id": "add", "type": "api-endpoint", "z": "t", "api": "api", "method": "POST", "path": "/",
      "operation": "insert", "ontology": "Reading", "wires": []},
 ]
-
-
-def wrk(url: str, seconds: int, key: str) -> dict:
-    """req/s and p99 (ms) from wrk -t2 -c16 --latency with the API key header."""
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H", f"X-OP-APIKey: {key}", url],
-                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non2xx": int(errors.group(1)) if errors else 0}
 
 
 def main(argv: list[str]) -> int:
@@ -72,8 +60,8 @@ def main(argv: list[str]) -> int:
             results = {}
             for name, url in (("query by parameter (page of 10, total 100)", query_url),
                               ("get by id", f"{sf.url}{BASE}/{ids[500]}")):
-                wrk(url, 2, key)  # warm up
-                results[name] = wrk(url, seconds, key)
+                wrk(url, 2, {"X-OP-APIKey": key})  # warm up
+                results[name] = wrk(url, seconds, {"X-OP-APIKey": key})
             calls = sum(s["calls"] for s in json.loads(sf.request("GET", "/api-manager/stats")[1]))
     print(f"API Manager over an ontology of {INSTANCES} instances, wrk 16 connections, {seconds} s, "
           f"API key in X-OP-APIKey")

@@ -6,9 +6,7 @@ Run: python tests/bench/http.py [seconds]
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +16,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(H
 
 from nodered import NodeRed, find_node_red  # noqa: E402
 from sofiaflow_server import SofiaflowServer  # noqa: E402
+from wrk import wrk  # noqa: E402
 
 JS = "msg.payload = {ok: true, name: msg.req.query.name || 'anon'};\nreturn msg;"
 PY = "msg['payload'] = {'ok': True, 'name': msg['req'].query.get('name', 'anon')}\nreturn msg"
@@ -36,17 +35,6 @@ def bench_flow(python: bool) -> list[dict]:
         {"id": "b000000000000003", "type": "http response", "z": "b0000000000000t1", "name": "", "statusCode": "",
          "headers": {}, "x": 500, "y": 100, "wires": []},
     ]
-
-
-def wrk(url: str, seconds: int) -> dict:
-    """req/s and p99 (ms) from wrk -t2 -c16 --latency."""
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url], capture_output=True,
-                         text=True, timeout=seconds + 60, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non2xx": int(errors.group(1)) if errors else 0}
 
 
 def main(argv: list[str]) -> int:
