@@ -16,6 +16,8 @@ import ast
 import builtins
 import collections
 import copy
+import functools
+import importlib
 import inspect
 import keyword
 import operator
@@ -28,6 +30,8 @@ from typing import Any
 
 from RestrictedPython.Guards import safe_builtins
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, RestrictingNodeTransformer
+
+from .sandbox_plain import PLAIN_TYPES, copy_module, is_plain_type
 
 DEFAULT_ALLOWED_MODULES = frozenset({
     "math", "json", "re", "datetime", "time", "random", "statistics", "itertools", "functools", "collections",
@@ -118,7 +122,7 @@ class _Policy(RestrictingNodeTransformer):
     def check_import_names(self, node: ast.Import | ast.ImportFrom) -> ast.AST:
         is_from = isinstance(node, ast.ImportFrom)  # a relative `from .x import y` names module ".x"
         for name in ["." * node.level + (node.module or "")] if is_from else [a.name for a in node.names]:
-            if name.partition(".")[0] not in self.allowed_modules:
+            if not _module_allowed(name, self.allowed_modules):
                 self.error(node, f"import of module {name!r} is not allowed {_WHERE}")
         return super().check_import_names(node)
 
@@ -165,9 +169,23 @@ _INPLACE = dict(zip("+= -= *= /= %= **= <<= >>= |= ^= &= //= @=".split(), (
     operator.imatmul), strict=True))
 _DENIED_MODULE_ATTRS = {  # they would defeat the guards, change the host's state, or run long in C
     ("operator", "attrgetter"), ("operator", "methodcaller"), ("functools", "update_wrapper"),
-    ("functools", "wraps"), ("copy", "dispatch_table"), ("string", "Formatter"), ("decimal", "getcontext"),
-    ("decimal", "setcontext"), ("zoneinfo", "reset_tzpath"), ("hashlib", "pbkdf2_hmac"),
-    ("hashlib", "scrypt"), ("uuid", "getnode"), ("uuid", "uuid1")}
+    ("functools", "wraps"), ("functools", "total_ordering"), ("string", "Formatter"),
+    ("collections", "namedtuple"), ("decimal", "getcontext"), ("decimal", "setcontext"),
+    ("decimal", "DefaultContext"), ("decimal", "BasicContext"), ("decimal", "ExtendedContext"),
+    ("random", "seed"), ("random", "setstate"), ("zoneinfo", "reset_tzpath"), ("hashlib", "pbkdf2_hmac"),
+    ("hashlib", "scrypt"), ("uuid", "getnode"), ("uuid", "uuid1"),
+    ("base64", "main"), ("base64", "test")}  # command lines: they read the server's argv, stdin and files
+_DENIED_VALUES = {  # the same objects under every name (functools.namedtuple is collections.namedtuple)
+    id(getattr(importlib.import_module(module), name)): f"{module}.{name}" for module, name in _DENIED_MODULE_ATTRS}
+_DENIED_MODULES = frozenset({"json.tool"})  # a command line: it reads the server's argv and stdin
+_REFUSED_NAMES = frozenset({"format", "format_map", "mro"})  # on every object: format strings read attributes
+_OPAQUE = (  # objects whose attributes lead to frames, code, or functions to call on foreign objects
+    types.FrameType, types.TracebackType, types.CodeType, property, functools.cached_property,
+    functools.partialmethod, functools.singledispatchmethod, types.MemberDescriptorType,
+    types.GetSetDescriptorType)
+_HOST_BUILTINS = frozenset(map(id, (  # never handed to a body, whichever module re-exports them
+    type, object, super, vars, dir, getattr, setattr, delattr, hasattr, eval, exec, compile, open, globals,
+    locals, builtins.__import__, breakpoint, input, memoryview, classmethod, staticmethod, property, format)))
 _UNAVAILABLE = frozenset({
     "open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "input", "help", "exit", "quit",
     "memoryview", "super", "object", "classmethod", "staticmethod", "property", "aiter", "anext",
@@ -178,6 +196,20 @@ _BASE_BUILTINS.update({name: getattr(builtins, name) for name in (
     "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "enumerate", "zip", "map", "filter",
     "reversed", "iter", "next", "sum", "min", "max", "sorted", "any", "all", "format", "ascii", "bin",
     "NotImplemented", "RecursionError", "TimeoutError", "ConnectionError", "ModuleNotFoundError")})
+
+
+def _module_allowed(name: str, allowed: frozenset[str]) -> bool:
+    """True when a body may import or hold module `name`: allow-listed, public, not denied."""
+    parts = name.split(".")
+    return parts[0] in allowed and name not in _DENIED_MODULES and not any(p.startswith("_") for p in parts)
+
+
+def _is_static(cls: type, name: str) -> bool:
+    """True when `cls.name` is a staticmethod (a function that takes no instance)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return isinstance(klass.__dict__[name], staticmethod)
+    return False
 
 
 def _check_name(name: Any) -> str:
@@ -209,15 +241,29 @@ def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any]) -> Any:
     return apply(a, b)
 
 
+def _write_attr(obj: Any, what: str = "attributes") -> Any:
+    if hasattr(obj, "_guarded_writes"):  # RestrictedPython's opt-in for writable objects
+        return obj
+    raise ScriptRefused(f"cannot change {what} of {type(obj).__name__!r} objects {_WHERE}")
+
+
+def _write_item(obj: Any) -> Any:
+    return obj if type(obj) is dict or isinstance(obj, _WRITABLE) else _write_attr(obj, "items")
+
+
 class _Guards:
     """The run-time hooks of one script: the names `_Policy`'s rewritten code calls, and its clock."""
 
-    __slots__ = ("allowed_modules", "limit", "on_print", "budget", "deadline", "expired")
+    __slots__ = ("allowed_modules", "limit", "on_print", "budget", "deadline", "expired", "copy_module", "substitutes")
 
     def __init__(self, allowed_modules: frozenset[str], time_limit: float,
                  on_print: Callable[[str], object] | None) -> None:
         self.allowed_modules, self.limit, self.on_print = allowed_modules, time_limit, on_print
         self.budget, self.deadline, self.expired = -1, None, False  # the clock: idle
+        self.copy_module = copy_module(self.tick, ScriptRefused)  # `import copy` gets this
+        self.substitutes = {  # guarded stand-ins for functions modules hand out
+            id(time.sleep): self.sleep, id(operator.setitem): self.op_setitem, id(operator.delitem): self.op_delitem,
+            id(copy.copy): self.copy_module.copy, id(copy.deepcopy): self.copy_module.deepcopy}
 
     def timeout(self) -> ScriptTimeout:
         self.expired = True
@@ -244,14 +290,35 @@ class _Guards:
 
     def attr(self, obj: Any, name: str) -> Any:
         """`_getattr_`: `obj.name` in the source, whose name the policy has checked already."""
-        if name in ("format", "format_map", "register") and isinstance(obj, (str, type)) and (
-                name == "register" or isinstance(obj, str) or issubclass(obj, str)):
-            what = "registering virtual subclasses" if name == "register" else f"str.{name}() (use f-strings)"
+        target = obj.__origin__ if isinstance(obj, types.GenericAlias) else obj  # `list[int].x` reads list.x
+        if name in _REFUSED_NAMES:
+            what = f"str.{name}() and every other {name}() (use f-strings)" if name != "mro" else "mro()"
             raise ScriptRefused(f"{what} is not allowed {_WHERE}")
+        if name == "register" and isinstance(target, type):
+            raise ScriptRefused(f"registering virtual subclasses is not allowed {_WHERE}")
+        if isinstance(target, _OPAQUE) or (name == "obj" and isinstance(obj, AttributeError)):
+            raise ScriptRefused(f"attributes of {type(target).__name__!r} objects are not accessible {_WHERE}")
         if isinstance(obj, types.ModuleType):
             return self.module_attr(obj, name)
         value = getattr(obj, name)
-        return self.module(value) if isinstance(value, types.ModuleType) else value
+        if isinstance(target, type) and isinstance(value, types.FunctionType) and not _is_static(target, name):
+            raise ScriptRefused(  # it would run on any object passed as `self`, private attributes included
+                f"{target.__name__}.{name} is a method: call it on an instance {_WHERE}")
+        return self.vetted(value)
+
+    def vetted(self, value: Any) -> Any:
+        """`value` if a body may hold it: allowed modules, no frames, no unguarded builtins."""
+        if isinstance(value, types.ModuleType):
+            return self.module(value)
+        substitute = self.substitutes.get(id(value))
+        if substitute is not None:
+            return substitute
+        denied = _DENIED_VALUES.get(id(value))
+        if denied is not None:
+            raise ScriptRefused(f"{denied} is not allowed {_WHERE}")
+        if id(value) in _HOST_BUILTINS or isinstance(value, (types.FrameType, types.TracebackType)):
+            raise ScriptRefused(f"{getattr(value, '__name__', type(value).__name__)!r} is not available {_WHERE}")
+        return value
 
     def getattr(self, obj: Any, name: str, *default: Any) -> Any:
         """The `getattr` builtin: the name is only known now."""
@@ -263,45 +330,60 @@ class _Guards:
             raise
 
     def module(self, value: types.ModuleType) -> types.ModuleType:
-        if value.__name__.split(".")[0] not in self.allowed_modules:
+        if value is copy:
+            value = self.copy_module  # the real one copies anything, private state included
+        if not _module_allowed(value.__name__, self.allowed_modules):
             raise ScriptRefused(f"module {value.__name__!r} is not available {_WHERE}")
         return value
 
     def module_attr(self, module: types.ModuleType, name: str) -> Any:
         if (module.__name__, name) in _DENIED_MODULE_ATTRS:
             raise ScriptRefused(f"{module.__name__}.{name} is not allowed {_WHERE}")
-        if name == "sleep" and module is time:
-            return self.sleep
         value = getattr(module, name)
         if isinstance(value, (dict, list, set, bytearray)):
             return copy.copy(value)  # module-level containers are the host's: a script gets a copy
-        return self.module(value) if isinstance(value, types.ModuleType) else value
+        return self.vetted(value)
+
+    @staticmethod
+    def op_setitem(obj: Any, key: Any, value: Any) -> None:
+        """operator.setitem with the same check as `obj[key] = value`."""
+        operator.setitem(_write_item(obj), key, value)
+
+    @staticmethod
+    def op_delitem(obj: Any, key: Any) -> None:
+        """operator.delitem with the same check as `del obj[key]`."""
+        operator.delitem(_write_item(obj), key)
 
     def import_(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
                 level: int = 0) -> Any:
-        if level or name.partition(".")[0] not in self.allowed_modules:
-            raise ScriptRefused(f"import of module {name!r} is not allowed {_WHERE}")
+        for full in [name, *(f"{name}.{a}" for a in fromlist or ())]:
+            if level or not isinstance(full, str) or not _module_allowed(full, self.allowed_modules):
+                raise ScriptRefused(f"import of module {full!r} is not allowed {_WHERE}")
         module = self.module(builtins.__import__(name, None, None, fromlist, 0))
         # `from m import a` reads `a` from what this returns: hand over only vetted attributes
         return types.SimpleNamespace(**{a: self.getattr(module, a) for a in fromlist}) if fromlist else module
 
     def namespace(self) -> dict[str, Any]:
         """The globals of the script's code: the hooks under RestrictedPython's names, and builtins."""
-        def write_attr(obj: Any, what: str = "attributes") -> Any:
-            if hasattr(obj, "_guarded_writes"):  # RestrictedPython's opt-in for writable objects
-                return obj
-            raise ScriptRefused(f"cannot change {what} of {type(obj).__name__!r} objects {_WHERE}")
-
-        def write_item(obj: Any) -> Any:
-            return obj if type(obj) is dict or isinstance(obj, _WRITABLE) else write_attr(obj, "items")
+        write_attr, write_item = _write_attr, _write_item
 
         def inplacevar(op: str, target: Any, value: Any) -> Any:
             return _sized(op[:-1], target, value, _INPLACE[op])
 
         def type_(obj: Any, *rest: Any) -> type:
+            """type(x) for plain data (and builtin exceptions): other classes lead to host internals."""
             if rest:
                 raise ScriptRefused(f"type() with three arguments is not allowed {_WHERE}")
-            return type(obj)
+            cls = type(obj)
+            if not is_plain_type(cls):
+                raise ScriptRefused(f"type() of a {cls.__name__!r} object is not available {_WHERE} "
+                                    "(it works on plain data; use isinstance())")
+            return cls
+
+        def format_(value: Any, spec: str = "") -> str:
+            if type(value) not in PLAIN_TYPES:
+                raise ScriptRefused(f"format() of a {type(value).__name__!r} object is not available {_WHERE}")
+            return format(value, spec)
 
         return {
             "__name__": "sofiaflow.sandbox", "_tick_": self.tick, "_getattr_": self.attr,
@@ -318,7 +400,7 @@ class _Guards:
             "_print_": lambda getattr_=None: _Printer(self.on_print),
             "__builtins__": {
                 **_BASE_BUILTINS,
-                "__import__": self.import_, "getattr": self.getattr, "type": type_,
+                "__import__": self.import_, "getattr": self.getattr, "type": type_, "format": format_,
                 "pow": lambda base, exp, mod=None: _sized("**", base, exp, operator.pow) if mod is None
                 else _sized("pow", exp, mod, lambda exp, mod: builtins.pow(base, exp, mod)),
                 "hasattr": lambda obj, name: self.getattr(obj, name, _MISSING) is not _MISSING,
