@@ -109,9 +109,12 @@ class Runtime:
         from .ontology_events import OntologyEvents
         from .permissions import Permissions
         from .rtdb import open_store
+        from .sandbox import SandboxPool
+        from .sandbox.limits import WorkerLimits
 
         services = self.engine.services
         services["audit"] = self.audit
+        services["sandbox"] = SandboxPool(WorkerLimits.for_host(memory_mb=self.settings.sandbox_memory_mb))
         services["flow-owners"] = self.ownership
         services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
         services["devices"] = devices = DeviceRegistry(self.db)
@@ -167,6 +170,9 @@ class Runtime:
             store = self.engine.services.pop("rtdb", None)
             if store is not None:
                 store.close()
+            sandbox = self.engine.services.pop("sandbox", None)
+            if sandbox is not None:
+                await sandbox.close()
         if self.contexts is not None:
             await self.contexts.close()
         if self.db is not None:

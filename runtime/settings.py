@@ -23,6 +23,11 @@ class Settings:
     function_time_limit: float = field(default_factory=lambda: float(os.environ.get("SOFIAFLOW_FUNCTION_TIME_LIMIT", "1.0")))
     function_modules: tuple[str, ...] = field(default_factory=lambda: tuple(
         m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip()))
+    function_isolation: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_FUNCTION_ISOLATION", "process"))
+    """functionIsolation: where python functions run: "process" (sandbox worker processes, the default),
+    "admin-in-process" (administrators' and ownerless flows in the server process) or "in-process" (all: unsafe)."""
+    sandbox_memory_mb: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_SANDBOX_MEMORY_MB", "512")))
+    """sandboxMemoryMB: address space of each sandbox worker process (MiB)."""
     token_lifetime: int = 7 * 24 * 3600
     debug_max_length: int = 1000
     http_node_root: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HTTP_NODE_ROOT", "/"))
@@ -52,6 +57,8 @@ class Settings:
         return {
             "functionTimeLimit": self.function_time_limit,
             "functionExtraModules": self.function_modules,
+            "functionIsolation": self.function_isolation,
+            "sandboxMemoryMB": self.sandbox_memory_mb,
             "debugMaxLength": self.debug_max_length,
         }
 
