@@ -33,6 +33,9 @@ def mount(app: Any, runtime: Any, auth: Any, storage_secret: str) -> None:
 
     set_context(EditorContext(runtime=runtime, auth=auth))
     _import_pages()
+    from .session import session_user
+
+    app.state.session_user = session_user  # the admin app's /docs accept an editor login
 
     @app.get(MOUNT_PATH, include_in_schema=False)
     async def editor_root() -> RedirectResponse:

@@ -1,8 +1,11 @@
 """Admin users and bearer tokens for the admin API, kept in the config DB.
 
 Passwords are argon2 hashes; tokens are random strings stored only as sha256 hashes, valid for
-`settings.token_lifetime` seconds. Failed logins are rate-limited in memory per username and
-client address.
+`settings.token_lifetime` seconds. Failed logins are rate-limited in memory per (username, client
+address), so a stranger failing logins from elsewhere cannot lock the owner out, and per client address
+over every username, so one address cannot spray guesses across accounts. A password change revokes
+the user's tokens (API and editor sessions); deleting a user first runs the `on_user_deleted` callbacks,
+which release what the user owned and held.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ SCOPES = ("*", "read")
 ROLES = ("administrator", "developer", "user")
 """administrator: everything; developer: builds and deploys flows, ontologies, devices; user: reads only."""
 _ROLE_ALIASES = {"admin": "administrator"}
+_ANY_USER = "\x00any"
+"""The user-name part of the per-address failure counter (no user name contains a NUL)."""
 
 
 def check_role(role: object) -> str:
@@ -61,10 +66,12 @@ class AuthService:
     """Users, password checks and tokens (see the module docstring)."""
 
     def __init__(self, engine_db: Engine, settings: Settings, max_failures: int = 5, window: float = 60.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, max_address_failures: int = 30) -> None:
         self._db = engine_db
         self.settings = settings
         self.max_failures = max_failures
+        self.max_address_failures = max_address_failures
+        self._deleted_callbacks: list[Callable[[str], None]] = []
         self.window = window
         self._monotonic = monotonic
         self._hasher = PasswordHasher()
@@ -93,6 +100,8 @@ class AuthService:
         role = check_role(role)
         if not username or not password:
             raise AuthError("a user needs a non-empty username and password")
+        if "\x00" in username:
+            raise AuthError("a username must not contain a NUL character")
         if self.user_exists(username):
             raise AuthError(f"user {username!r} already exists")
         with self._db.begin() as conn:
@@ -121,10 +130,19 @@ class AuthService:
         with self._db.begin() as conn:
             conn.execute(update(users_table).where(users_table.c.username == username).values(role=role))
 
+    def on_user_deleted(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(username)` when a user is deleted, before the user row goes (a failing callback keeps
+        the user, so the deletion can be retried)."""
+        if callback not in self._deleted_callbacks:
+            self._deleted_callbacks.append(callback)
+
     def delete_user(self, username: str) -> None:
-        """Delete a user and their tokens; the last administrator cannot be deleted."""
+        """Delete a user and their tokens after the `on_user_deleted` callbacks released what they owned and
+        held; the last administrator cannot be deleted."""
         if self.role_of(username) == "administrator" and self._administrators() == 1:
             raise AuthError(f"{username!r} is the last administrator and cannot be deleted")
+        for callback in list(self._deleted_callbacks):
+            callback(username)
         with self._db.begin() as conn:
             conn.execute(delete(tokens_table).where(tokens_table.c.username == username))
             conn.execute(delete(users_table).where(users_table.c.username == username))
@@ -133,11 +151,13 @@ class AuthService:
         return sum(1 for user in self.users() if user["role"] == "administrator")
 
     def set_password(self, username: str, password: str) -> None:
+        """Change a user's password and revoke every token they hold (API tokens and editor sessions)."""
         if not password:
             raise AuthError("the password must not be empty")
         with self._db.begin() as conn:
             done = conn.execute(update(users_table).where(users_table.c.username == username)
                                 .values(password_hash=self._hasher.hash(password))).rowcount
+            conn.execute(delete(tokens_table).where(tokens_table.c.username == username))
         if not done:
             raise AuthError(f"no user {username!r}")
 
@@ -159,9 +179,12 @@ class AuthService:
         if scope not in SCOPES:
             raise AuthError(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}")
         key = (username, client)
-        self._check_rate(key)
+        address = (_ANY_USER, client)
+        self._check_rate(address, self.max_address_failures)
+        self._check_rate(key, self.max_failures)
         if not self.verify_password(username, password):
             self._record_failure(key)
+            self._record_failure(address)
             raise AuthError("invalid username or password")
         with self._lock:
             self._failures.pop(key, None)
@@ -211,10 +234,10 @@ class AuthService:
             times.popleft()
         return times
 
-    def _check_rate(self, key: tuple[str, str]) -> None:
+    def _check_rate(self, key: tuple[str, str], limit: int) -> None:
         with self._lock:
             times = self._recent(key)
-            if len(times) >= self.max_failures:
+            if len(times) >= limit:
                 raise TooManyAttemptsError(times[0] + self.window - self._monotonic())
             if not times:
                 self._failures.pop(key, None)

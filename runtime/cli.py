@@ -162,13 +162,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .file_modes import private_dir, private_files
     from .server import StartupError, serve
+
+    private_files()  # everything the server creates is for this user only
+    settings = _settings(args)
+    private_dir(settings.data_dir)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     for chatty in ("transitions", "amqtt"):  # the embedded broker's state machine logs every step
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(_settings(args), args.flows))
+        asyncio.run(serve(settings, args.flows))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

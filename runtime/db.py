@@ -18,7 +18,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
 )
+
+from .file_modes import private_file
 
 metadata = MetaData()
 
@@ -88,7 +91,11 @@ settings_kv = Table(
 
 
 def connect(url: str) -> Engine:
-    """An engine for `url` with every table created."""
+    """An engine for `url` with every table created; a SQLite file is created 0600 (its WAL and shared-memory
+    files take the same mode)."""
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if database and database != ":memory:" and not database.startswith("file:"):
+        private_file(database)
     engine = create_engine(url, future=True)
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")

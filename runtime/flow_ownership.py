@@ -164,6 +164,19 @@ class FlowOwnership:
         self._forget()
         return self.sharing(tab)
 
+    def release_user(self, user: str) -> list[str]:
+        """A user is being deleted: the units they own pass to the administrators (no owner) and none stays
+        shared with them. The units that changed."""
+        changed = []
+        with self._db.begin() as conn:
+            for unit, (owner, shared) in self._all().items():
+                if owner == user or user in shared:
+                    conn.execute(update(flow_owners).where(flow_owners.c.tab == unit).values(
+                        owner=None if owner == user else owner, shared=[u for u in shared if u != user]))
+                    changed.append(unit)
+        self._forget()
+        return changed
+
     def _forget(self) -> None:
         with self._lock:
             self._cache = None

@@ -58,6 +58,10 @@ class Permissions:
         self._cache: dict[tuple[str, str], str | None] = {}
         self._lock = threading.Lock()
 
+    def role_of(self, user: str) -> str | None:
+        """The role of `user` (None: no such user)."""
+        return self._role_of(user)
+
     def access(self, user: str | None, ontology: str) -> str | None:
         """The right `user` holds on `ontology`: ALL, QUERY, INSERT or None. No user (the runtime itself,
         e.g. flows deployed before owners existed) holds ALL."""
@@ -117,6 +121,13 @@ class Permissions:
             rows = conn.execute(select(ontology_grants).where(ontology_grants.c.ontology == ontology)
                                 .order_by(ontology_grants.c.grantee)).all()
         return [{"grantee": r.grantee, "access": r.access, "granted_by": r.granted_by} for r in rows]
+
+    def revoke_all(self, grantee: str) -> int:
+        """Drop every grant held by `grantee` (a user being deleted); how many there were."""
+        with self._db.begin() as conn:
+            done = conn.execute(delete(ontology_grants).where(ontology_grants.c.grantee == grantee)).rowcount
+        self.forget()
+        return done
 
     def forget(self) -> None:
         """Drop cached answers (after a grant, a role or an owner change)."""

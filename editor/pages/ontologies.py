@@ -225,9 +225,11 @@ def edit_ontology_page(name: str) -> None:
     page_header("Ontologies")
     with ui.column().classes("w-full p-4 gap-3") as body:
         try:
+            if not visible(name):  # as the API: an ontology one holds no right on does not exist for them
+                raise OntologyNotFoundError(f"no ontology named {name!r}")
             ontology = registry().get(name)
         except OntologyNotFoundError as exc:
-            ui.label(str(exc)).classes("text-red-700")
+            ui.label(str(exc)).classes("text-red-700").props("data-testid=ontology-missing")
             return
         ui.label(f"Ontology {name}").classes("text-lg font-semibold")
         OntologyEditor(body, ontology)

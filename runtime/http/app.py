@@ -1,7 +1,8 @@
 """The admin HTTP API as a FastAPI app over a `Runtime` (Node-RED's admin API, with bearer tokens).
 
 The app does not start or stop the runtime: the caller owns both lifecycles (see `runtime.server`).
-Every route needs `Authorization: Bearer <token>` except `GET /auth/login` and `POST /auth/token`.
+Every route needs `Authorization: Bearer <token>` except `GET /auth/login` and `POST /auth/token`; the API's
+own description (/openapi.json, /docs, /redoc) also opens with the browser's editor session.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..api_manager.routes import install as install_api_manager
 from ..auth import AuthService
 from ..runtime import Runtime
+from ..user_holdings import attach as attach_holdings
 from . import (
     admin_flows,
     auth_routes,
@@ -34,6 +38,7 @@ from . import (
 from .deps import ApiError, require_user
 from .limits import RequestLimits
 from .palette import module_version
+from .security_headers import FLOW_ENDPOINT, SecurityHeaders
 
 log = logging.getLogger("sofiaflow.http")
 
@@ -46,9 +51,12 @@ Get a token with `POST /auth/token` (form or JSON: `grant_type=password`, `clien
 
 def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     """The admin API for `runtime` (already started, or started before the first request)."""
-    app = FastAPI(title="sofiaflow admin API", version=module_version("sofiaflow"), description=DESCRIPTION)
+    app = FastAPI(title="sofiaflow admin API", version=module_version("sofiaflow"), description=DESCRIPTION,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = runtime
     app.state.auth = auth
+    if auth is not None:
+        attach_holdings(auth, runtime)  # deleting a user releases what they owned and held
     app.include_router(auth_routes.router)
     app.include_router(comms.router)  # authenticates inside the socket, as Node-RED's
     guarded = [Depends(require_user)]
@@ -58,7 +66,9 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.include_router(metrics_routes.router)  # its own access check: token, or public by setting
     app.include_router(user_routes.router)  # administrators only
     install_api_manager(app)  # API Manager: consumer calls by API key, catalogue, Swagger UI, /api-keys
+    _install_docs(app)  # /openapi.json, /docs, /redoc: for logged-in callers only
     app.add_middleware(RequestLimits)  # 413 over 5 MiB, 400 for JSON nested deeper than 64 levels
+    app.add_middleware(SecurityHeaders)  # no framing, no sniffing, a CSP; not on the flows' own answers
     _install_error_handlers(app)
     app.router.default = _node_endpoints(runtime)  # what no admin route serves goes to the flows
     return app
@@ -68,6 +78,7 @@ def _node_endpoints(runtime: Runtime) -> Any:
     """The flows' own endpoints (`http in`, websocket listeners): the runtime's "http" service."""
 
     async def dispatch(scope: dict, receive: Any, send: Any) -> None:
+        scope[FLOW_ENDPOINT] = True
         routes = runtime.engine.services.get("http") if runtime.engine is not None else None
         if routes is None:
             if scope["type"] == "http":
@@ -79,6 +90,42 @@ def _node_endpoints(runtime: Runtime) -> Any:
         await routes(scope, receive, send)
 
     return dispatch
+
+
+def docs_user(request: Request) -> str:
+    """Who may read the API's description: a valid bearer token's user, else the user of the browser's editor
+    session (`app.state.session_user(request)`, set by the editor when mounted); 401 otherwise."""
+    if request.headers.get("authorization"):
+        creds = HTTPAuthorizationCredentials(scheme="Bearer",
+                                             credentials=request.headers["authorization"].partition(" ")[2].strip())
+        return require_user(request, creds)
+    session_user = getattr(request.app.state, "session_user", None)
+    user = session_user(request) if session_user is not None else None
+    if not user:
+        raise ApiError(401, "unauthorized", "the API description is for logged-in users: send "
+                       "'Authorization: Bearer <token>' or log in to the editor first",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+def _install_docs(app: FastAPI) -> None:
+    """FastAPI's /openapi.json, /docs and /redoc, behind `docs_user` (the API Manager's per-API documents and
+    Swagger UI stay public: they are its catalogue)."""
+    guard = [Depends(docs_user)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=root + "/openapi.json", title=f"{app.title} - Swagger UI")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guard)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=root + "/openapi.json", title=f"{app.title} - ReDoc")
 
 
 def _install_error_handlers(app: FastAPI) -> None:

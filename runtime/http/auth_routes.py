@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..auth import TooManyAttemptsError
 from ..errors import AuthError
-from .deps import get_auth, require_user
+from .deps import denied, get_auth, require_user
 
 router = APIRouter(tags=["auth"])
 
@@ -86,15 +86,22 @@ async def token(request: Request) -> Any:
     return {"access_token": access, "expires_in": expires_in, "token_type": "Bearer"}
 
 
-@router.post("/auth/revoke", summary="Revoke a token (the one in the body, else the caller's own)",
-             dependencies=[Depends(require_user)])
-async def revoke(request: Request) -> Response:
+@router.post("/auth/revoke", summary="Revoke a token (the one in the body, else the caller's own)")
+async def revoke(request: Request, user: Annotated[str, Depends(require_user)]) -> Response:
+    """Any role and scope may revoke its own tokens; another user's token only an administrator with scope '*'."""
     try:
         body = await _body(request)
     except ValueError:
         body = {}
+    auth = get_auth(request)
     target = body.get("token")
     if not isinstance(target, str) or not target:
         target = request.headers.get("authorization", "").partition(" ")[2].strip()
-    get_auth(request).revoke(target)
+    try:
+        holder = auth.token_info(target)[0]
+    except AuthError:
+        return Response(status_code=200)  # unknown or expired: nothing to revoke
+    if holder != user and (request.state.role != "administrator" or request.state.scope != "*"):
+        raise denied(request, f"{user!r} may revoke only their own tokens")
+    auth.revoke(target)
     return Response(status_code=200)

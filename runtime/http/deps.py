@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..auth import AuthService
 from ..errors import AuthError, Problem
 from ..runtime import Runtime
+from ..user_holdings import attach as attach_holdings
 
 
 class ApiError(Exception):
@@ -48,7 +49,28 @@ def get_auth(request: Request) -> AuthService:
     if auth is None:
         runtime = get_runtime(request)
         auth = request.app.state.auth = AuthService(runtime.db, runtime.settings)
+        attach_holdings(auth, runtime)
     return auth
+
+
+READ_ONLY_WRITES = frozenset({("POST", "/ontologies/{name}/validate")})
+"""(method, route path) of writes that change nothing: a read-scope token and the 'user' role may call them."""
+SELF_SERVICE_WRITES = frozenset({("POST", "/auth/revoke")})
+"""(method, route path) of writes on the caller's own session: allowed for every scope and role."""
+
+
+def route_key(request: Request) -> tuple[str, str]:
+    """(method, path template of the matched route), e.g. ("POST", "/ontologies/{name}/validate")."""
+    route = request.scope.get("route")
+    return request.method, getattr(route, "path", None) or request.url.path
+
+
+def is_write(request: Request) -> bool:
+    """Whether the request may change something: not a read method and not one of `READ_ONLY_WRITES`."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    key = route_key(request)
+    return key not in READ_ONLY_WRITES and key not in SELF_SERVICE_WRITES
 
 
 bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token")
@@ -66,7 +88,7 @@ def require_user(request: Request, creds: Annotated[HTTPAuthorizationCredentials
         raise ApiError(401, "unauthorized", f"invalid token: {exc}", headers=unauthorized,
                        error="unauthorized") from None
     request.state.user, request.state.scope, request.state.role = user, scope, role
-    if request.method not in ("GET", "HEAD", "OPTIONS") and not request.url.path.endswith("/validate"):
+    if is_write(request):
         if scope == "read":
             raise denied(request, f"the token of {user!r} has scope 'read'; {request.method} needs scope '*'")
         if role == "user":

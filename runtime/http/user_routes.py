@@ -38,9 +38,14 @@ def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     return body
 
 
-def _check_role(body: dict[str, Any]) -> str | None:
-    role = body.get("role")
-    if role is not None and role not in ROLES:
+def _check_role(body: dict[str, Any], required: bool = False) -> str | None:
+    """The body's role; absent means None, null only where the role may be left out (PATCH: unchanged)."""
+    if "role" not in body:
+        return None
+    role = body["role"]
+    if role is None and not required:
+        return None
+    if role not in ROLES:
         raise ApiError(400, "invalid_user", f"role: one of {', '.join(ROLES)}, got {role!r}", field="role")
     return role
 
@@ -56,7 +61,7 @@ async def create_user(request: Request, runtime: RuntimeDep,
                                                            "role": "developer"}])] = None) -> dict:
     body = _object(body, ("username", "password", "role"))
     username, password = _text(body, "username"), _text(body, "password")
-    role = _check_role(body) or "developer"
+    role = _check_role(body, required=True) or "developer"
     try:
         get_auth(request).add_user(username, password, role)
     except AuthError as exc:
@@ -90,7 +95,9 @@ async def change_user(username: str, request: Request, runtime: RuntimeDep,
     return {"username": username, "role": auth.role_of(username)}
 
 
-@router.delete("/users/{username}", status_code=204, summary="Delete a user and their tokens")
+@router.delete("/users/{username}", status_code=204,
+               summary="Delete a user: tokens, grants, shares and API keys go; what they owned passes to the "
+                       "administrators")
 async def delete_user(username: str, request: Request, runtime: RuntimeDep) -> Response:
     auth = get_auth(request)
     try:
@@ -101,6 +108,9 @@ async def delete_user(username: str, request: Request, runtime: RuntimeDep) -> R
         auth.delete_user(username)
     except AuthError as exc:
         raise ApiError(409, "refused", str(exc)) from None
+    permissions = runtime.engine.services.get("permissions")
+    if permissions is not None:
+        permissions.forget()
     record(request, "user.delete", username)
     return Response(status_code=204)
 
