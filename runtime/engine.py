@@ -132,7 +132,10 @@ class Engine:
     def add(self, node: Node) -> None:
         """Register a constructed node so it can receive messages."""
         node._closed = False
-        if node.inputs and type(node).on_input is not Node.on_input:
+        if node.inputs and getattr(node, "max_batch", 0) > 0 and hasattr(node, "on_batch"):
+            node._handler = None  # batches: the ordered worker hands it all that waits (`_work_batches`)
+            node._inbox = deque()
+        elif node.inputs and type(node).on_input is not Node.on_input:
             if inspect.iscoroutinefunction(node.on_input):
                 node._handler = None
                 node._inbox = deque()
@@ -316,6 +319,9 @@ class Engine:
             self.completed(node, msg)
 
     async def _work(self, node: Node) -> None:
+        if getattr(node, "max_batch", 0) > 0 and hasattr(node, "on_batch"):
+            await self._work_batches(node)
+            return
         inbox = node._inbox
         try:
             while inbox and not node._closed:
@@ -336,6 +342,41 @@ class Engine:
                     if node._watched and node.auto_done:
                         self.completed(node, msg)
                 self.pending -= 1  # only now: idle() must not return while a message is in hand
+                self._after_progress()
+        finally:
+            node._worker = None
+            self._after_progress()
+
+    async def _work_batches(self, node: Node) -> None:
+        """`_work` for nodes with `on_batch`: everything waiting (up to `max_batch`) in one call, results in order."""
+        inbox = node._inbox
+        limit = max(int(node.max_batch), 1)
+        try:
+            while inbox and not node._closed:
+                count = min(len(inbox), limit)
+                msgs = [inbox.popleft() for _ in range(count)]
+                self.messages_total += count
+                node.count_in += count
+                started = perf_counter()
+                try:
+                    results = await node.on_batch(msgs)
+                    if not isinstance(results, list) or len(results) != count:
+                        raise NodeError(f"on_batch returned {type(results).__name__} for {count} messages, "
+                                        f"not a list of {count} results")
+                except asyncio.CancelledError:
+                    self.pending -= count
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the whole batch failed: each message fails with it
+                    results = [exc] * count
+                self.stats.record(node, (perf_counter() - started) / count)
+                for msg, result in zip(msgs, results, strict=True):
+                    if result is not None:
+                        if not isinstance(result, BaseException):
+                            result = NodeError(str(result))
+                        self.handle_error(node, result, msg)
+                    elif node._watched and node.auto_done:
+                        self.completed(node, msg)
+                self.pending -= count  # only now: idle() must not return while messages are in hand
                 self._after_progress()
         finally:
             node._worker = None

@@ -20,6 +20,11 @@ and implements any of:
   must not block); an `async def` runs in the node's own ordered worker, so a slow node does not
   stall unrelated branches. Raising fails the message: it goes to the flow's `catch` nodes with
   `msg.error` naming this node.
+- `async on_batch(msgs) -> list[BaseException | None]`, for nodes whose `max_batch` (class attribute, or
+  set by `setup`) is above 0: the node's ordered worker hands it everything waiting in its inbox, up to
+  `max_batch` messages, in one call, in arrival order, and `on_input` is not called. It answers one entry
+  per message, in order: None when the message was handled (counted, completion follows) or the exception
+  that failed it (it goes to catch nodes with that message). Raising fails every message of the batch.
 - `async close(removed)`: release everything; `removed` is True when the node is gone from the
   new flows (False when it is restarted). Raced against a deadline.
 
