@@ -7,12 +7,14 @@ gives it back with every property the runtime does not understand.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
+from .claims import claim_problems
 from .config import _to_bool
 from .errors import FlowFormatError, Problem
 from .registry import NodeRegistry
@@ -126,6 +128,12 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
             add(Problem(f"item {index} has no string 'id'", node_type=obj.get("type")))
         if not isinstance(obj.get("type"), str) or not obj["type"]:
             add(Problem(f"item {index} has no string 'type'", node_id=obj.get("id")))
+    for index, obj in enumerate(fs.raw):
+        if isinstance(obj, dict):
+            for path, value in non_finite_numbers(obj):
+                add(Problem(f"property {path!r} is {_js_number(value)}: flow JSON has only finite numbers",
+                            obj.get("id") if isinstance(obj.get("id"), str) else f"item {index}",
+                            obj.get("type") if isinstance(obj.get("type"), str) else None, path))
     for dup in dict.fromkeys(fs.duplicates):
         add(Problem("duplicate id: more than one object has this id", node_id=dup))
     if any(isinstance(o, dict) and not isinstance(o.get("type"), str) for o in fs.raw):
@@ -145,16 +153,31 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
     claims: dict[str, list[str]] = {}
     for obj in fs.flow_nodes.values():
         _validate_node(obj, fs, registry, add, claims if _is_enabled(obj, fs) else None)
-    for resource, holders in claims.items():
-        if len(holders) > 1:
-            for holder in holders:
-                others = ", ".join(repr(h) for h in holders if h != holder)
-                add(Problem(f"{resource} is also claimed by {others}", holder, fs.by_id[holder].get("type")))
+    problems.extend(claim_problems(claims, lambda holder: fs.by_id[holder].get("type")))
     for obj in fs.configs.values():
         _validate_type_and_config(obj, fs, registry, add)
     for sf in fs.subflows.values():
         _validate_subflow_ports(sf, fs, add)
     return problems
+
+
+def non_finite_numbers(obj: NodeDict, limit: int = 20) -> list[tuple[str, float]]:
+    """(property path, value) of the NaN and infinite numbers in a node object (at most `limit` of them)."""
+    found: list[tuple[str, float]] = []
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in reversed(obj.items())]
+    while stack and len(found) < limit:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append((path, value))
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+    return found
+
+
+def _js_number(value: float) -> str:
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
 
 
 def _is_enabled(obj: NodeDict, fs: FlowSet) -> bool:

@@ -18,7 +18,8 @@ from .errors import FlowFormatError, FlowValidationError
 from .flowmodel import parse_json
 from .flowstore import revision_of
 from .http import create_app
-from .http.node_routes import in_front
+from .http.access_log import redact_access_log
+from .http.node_routes import app_prefixes, in_front
 from .runtime import Runtime
 from .settings import Settings
 
@@ -116,11 +117,15 @@ async def serve(settings: Settings, flows_file: str | Path | None = None, **uvic
         # admin app's router and middleware would otherwise cost more than the flow itself
         admin_app = create_app(runtime, auth)
         _mount_apps(admin_app, runtime, auth)
+        routes = runtime.engine.services.get("http") if runtime.engine is not None else None
+        if routes is not None:  # the admin API's paths are the platform's: only administrators' flows serve there
+            routes.reserve(app_prefixes(admin_app))
         app = in_front(admin_app, lambda: runtime.engine.services.get("http")
                        if runtime.engine is not None else None)
         app.app = admin_app  # type: ignore[attr-defined] # lets NiceGUI find the uvicorn server of its app
         options = {"host": settings.host, "port": settings.port, "log_level": "info", **uvicorn_options}
         server = _Server(uvicorn.Config(app, **options))
+        redact_access_log()  # after uvicorn's logging setup: no device token in the access log
         await server.serve()
     finally:
         await runtime.stop()

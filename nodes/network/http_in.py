@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -17,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, new_msgid
+from runtime.route_overlap import MAX_KEY_LENGTH
+from runtime.route_overlap import claim_key as route_claim_key
 
 METHODS = ("get", "post", "put", "delete", "patch", "all")
 MAX_BODY = 5 * 1024 * 1024  # Node-RED's default apiMaxLength (5mb)
 _BINARY_APP = frozenset(("octet-stream", "cbor", "x-protobuf"))
-_PARAM = re.compile(r":(\w+)(\?)?|\*")  # Express path tokens, as runtime/http/node_routes.py reads them
 
 
 class HttpRequest(dict):
@@ -87,8 +87,43 @@ def normalise_url(url: str) -> str:
 
 def claim_key(url: str) -> str:
     """`/User/:id/` -> `/user/:` (two paths with the same key serve the same requests; as NodeRoutes keys them)."""
-    key = _PARAM.sub(lambda m: "*" if m.group(0) == "*" else ":" + (m.group(2) or ""), normalise_url(url).lower())
-    return key.rstrip("/") or "/"
+    return route_claim_key(normalise_url(url))
+
+
+PLATFORM_USERS = (None, "cli")
+"""Flow owners that are the platform itself: no owner (default flows), or a flow file imported at start."""
+
+
+def flow_owner(node: Node) -> str | None:
+    """The owner of the tab `node` runs on (None: no owner, or no ownership service)."""
+    owners = node._engine.services.get("flow-owners")
+    scope = node.flow_scope  # up to the tab: the scope right below the global one
+    while scope is not None and scope.parent is not None and scope.parent.parent is not None:
+        scope = scope.parent
+    if owners is None or scope is None or scope.parent is None:
+        return None
+    return owners.owner(scope.id)
+
+
+def refuse_platform_paths(node: Node, paths: list[str], what: str) -> None:
+    """NodeError when the flow of `node` belongs to a non-administrator and one of `paths` (Express syntax,
+    relative to the http root) could serve a request under a path the platform reserves."""
+    routes = node._engine.services.get("http")
+    if routes is None or not hasattr(routes, "reserved_prefix"):
+        return
+    owner = flow_owner(node)
+    if owner in PLATFORM_USERS:
+        return
+    permissions = node._engine.services.get("permissions")
+    role = permissions.role_of(owner) if permissions is not None else None
+    if role == "administrator":
+        return
+    for path in paths:
+        prefix = routes.reserved_prefix(path)
+        if prefix is not None:
+            raise NodeError(f"{what}: path {path!r} can serve requests under {prefix}, which the platform "
+                            f"reserves; only flows of administrators may (the flow's owner {owner!r} is "
+                            f"{role or 'not a user'})")
 
 
 class HttpInNode(Node):
@@ -115,12 +150,15 @@ class HttpInNode(Node):
         if not (cfg.url or "").strip():
             raise NodeError("http in: property 'url' is required (e.g. /hello)")
         self._url = normalise_url(cfg.url)
+        if len(self._url) > MAX_KEY_LENGTH:
+            raise NodeError(f"http in: property 'url' is longer than {MAX_KEY_LENGTH} characters")
         self._method = (cfg.method or "get").lower()
         if self._method not in METHODS:
             raise NodeError(f"http in: property 'method' must be one of {', '.join(METHODS)}, not {cfg.method!r}")
         self._parse_body = self._method != "get"
         self._payload = self._method != "all"  # Node-RED sends no payload for "all"
         self._routes: Any = None
+        refuse_platform_paths(self, [self._url], "http in")
 
     async def start(self) -> None:
         routes = self.service("http")

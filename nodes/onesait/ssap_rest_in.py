@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from nodes.network.http_in import refuse_platform_paths
 from runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
 from runtime.onesait import ssap
 from runtime.onesait.replies import RestReply
 from runtime.onesait.rest import ROUTES, decode_body, to_ssap
 from runtime.onesait.ssap import SsapError
+from runtime.route_overlap import claim_key
 
 MAX_BODY = 16 * 1024 * 1024
 DEFAULT_URL = "/iot-broker/rest"
@@ -33,8 +35,8 @@ class SsapRestInNode(Node):
 
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:
-        base = _base(getattr(config, "url", "") or DEFAULT_URL).lower()
-        return [f"http:{method}:{base}{path}" for method, path, _op in ROUTES]
+        base = _base(getattr(config, "url", "") or DEFAULT_URL)
+        return [f"http:{method}:{claim_key(base + path)}" for method, path, _op in ROUTES]
 
     def setup(self) -> None:
         url = (self.config.url or "").strip()
@@ -42,6 +44,7 @@ class SsapRestInNode(Node):
             raise NodeError(f"ssap-rest in: property 'url' must start with '/', got {self.config.url!r}")
         self._base = _base(url)
         self._routes: Any = None
+        refuse_platform_paths(self, [self._base + path for _m, path, _op in ROUTES], "ssap-rest in")
 
     async def start(self) -> None:
         routes = self.service("http")

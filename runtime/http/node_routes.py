@@ -27,6 +27,7 @@ from starlette.routing import Match, Mount
 from starlette.websockets import WebSocket
 
 from ..errors import AuthError
+from ..route_overlap import claim_key, shared_path
 
 log = logging.getLogger("sofiaflow.http.nodes")
 
@@ -41,6 +42,8 @@ DEVICE_KEY = "sofiaflow.device"
 """Scope key where the device-only check leaves the authenticated device's name."""
 LOCAL_PATH_KEY = "sofiaflow.path"
 """Scope key of the request path relative to the root."""
+PLATFORM_PREFIXES = ("/iot-broker", "/api-manager")
+"""Paths the platform serves besides the admin API's own (those are added from the app: `reserve`)."""
 
 
 def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -50,9 +53,17 @@ def json_error(status: int, code: str, message: str, headers: dict[str, str] | N
 
 
 def route_key(path: str) -> str:
-    """The form two paths share when they match the same requests: `/User/:id/` -> `/user/:`."""
-    path = path if path.startswith("/") else "/" + path
-    return _TOKEN.sub(lambda m: "*" if m.group(0) == "*" else ":" + (m.group(2) or ""), path.lower()).rstrip("/") or "/"
+    """The form two paths share when they match the same requests: `/User/:id/` -> `/user/:` (a literal
+    colon or backslash escaped, so a static path never shares a pattern's key)."""
+    return claim_key(path)
+
+
+def _request_key(path: str) -> str:
+    """The static key a request path looks up (its `route_key`, which a request never has tokens in)."""
+    key = path.lower()
+    if ":" in key or "\\" in key:
+        key = key.replace("\\", "\\\\").replace(":", "\\:")
+    return key.rstrip("/") or "/"
 
 
 def compile_path(path: str) -> tuple[re.Pattern[str] | None, list[str]]:
@@ -78,7 +89,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str] | None, list[str]]:
             names.append(m.group(1))
         pos = m.end()
     tail = path[pos:]
-    out.append(re.escape(tail.rstrip("/")) + "/?$")
+    out.append(re.escape(tail.rstrip("/")) + r"/?\Z")
     return re.compile("".join(out), re.IGNORECASE | re.DOTALL), names
 
 
@@ -111,6 +122,29 @@ class NodeRoutes:
         self._ws: dict[str, tuple[WsHandler, str, str]] = {}
         self._owners: dict[str, list[tuple[str, str, str]]] = {}
         self._waiting: set[asyncio.Future] = set()
+        self._reserved: set[str] = set(PLATFORM_PREFIXES)
+
+    # ----- platform paths ------------------------------------------------------------------------------------
+    def reserve(self, prefixes: Any) -> None:
+        """Add path prefixes (from the server's root, e.g. `/flows`) that only administrators' flows may serve."""
+        for prefix in prefixes:
+            prefix = "/" + str(prefix).strip("/")
+            if prefix != "/":
+                self._reserved.add(prefix.lower())
+
+    @property
+    def reserved(self) -> list[str]:
+        """The reserved path prefixes, sorted."""
+        return sorted(self._reserved)
+
+    def reserved_prefix(self, path: str) -> str | None:
+        """The reserved prefix some request to `path` (Express syntax, relative to the root) would fall under."""
+        path = path if path.startswith("/") else "/" + path
+        key = claim_key(self.root + path)
+        for prefix in self.reserved:
+            if shared_path(key, claim_key(prefix)) or shared_path(key, claim_key(prefix + "/*")):
+                return prefix
+        return None
 
     @property
     def response_timeout(self) -> float:
@@ -221,8 +255,7 @@ class NodeRoutes:
 
     def find(self, method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
         """The route serving `method` (lowercase) on `path` (relative to root), and its params."""
-        key = path.lower().rstrip("/") or "/"
-        methods = self._static.get(key)
+        methods = self._static.get(_request_key(path))
         if methods is not None:
             route = methods.get(method) or methods.get("all")
             if route is not None:
@@ -268,7 +301,7 @@ class NodeRoutes:
             response = await self._answer(route, params, path, scope, receive)
             await response(scope, receive, send)
             return True
-        if (path.lower().rstrip("/") or "/") not in self._ws or shadowed(scope):
+        if _request_key(path) not in self._ws or shadowed(scope):
             return False
         await self._websocket(scope, receive, send)
         return True
@@ -297,7 +330,7 @@ class NodeRoutes:
 
     async def _websocket(self, scope: dict, receive: Any, send: Any) -> None:
         path = self._local(scope)
-        entry = self._ws.get(path.lower().rstrip("/") or "/") if path is not None else None
+        entry = self._ws.get(_request_key(path)) if path is not None else None
         if entry is None:
             await send({"type": "websocket.close", "code": 1008, "reason": "no flow serves this path"})
             return
@@ -335,6 +368,29 @@ def in_front(app: Any, routes_of: Callable[[], NodeRoutes | None]) -> Callable[[
         await app(scope, receive, send)
 
     return front
+
+
+def app_prefixes(app: Any) -> list[str]:
+    """The first path segment of each of `app`'s routes and mounts (`/flows`, `/auth`, `/editor`...)."""
+    found: set[str] = set()
+    for path in _route_paths(getattr(getattr(app, "router", app), "routes", ()), "", 0):
+        first = path.strip("/").split("/", 1)[0]
+        if first and "{" not in first:
+            found.add("/" + first.lower())
+    return sorted(found)
+
+
+def _route_paths(routes: Any, prefix: str, depth: int) -> list[str]:
+    """Every route's full path, routers included by FastAPI (kept apart until first served) opened up."""
+    out: list[str] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None and depth < 8:
+            context = getattr(route, "include_context", None)
+            out += _route_paths(included.routes, prefix + str(getattr(context, "prefix", "") or ""), depth + 1)
+        elif getattr(route, "path", None) is not None:
+            out.append(prefix + str(route.path))
+    return out
 
 
 def _app_serves(app: Any, scope: dict) -> bool:
