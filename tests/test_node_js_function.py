@@ -1,4 +1,7 @@
-"""function (JavaScript): Node-RED's API in a V8 isolate, results per output, context, limits, errors."""
+"""function (JavaScript): Node-RED's API in a V8 isolate, results per output, context, limits, errors.
+
+Every test runs twice: with the isolate in the server process, and in a sandbox worker process.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from tests.js_sandbox_helpers import MODES, js_tester, set_mode
 
 TAB = {"id": "t1", "type": "tab", "label": "f"}
+
+
+@pytest.fixture(params=MODES, autouse=True)
+def js_mode(request):
+    """Where function nodes run in this test: "in-process" or "process" (a sandbox worker)."""
+    set_mode(request.param)
+    yield request.param
+    set_mode(MODES[0])
 
 
 def fn(body, outputs=1, wires=None, id_="f", **props):
@@ -29,7 +40,7 @@ def sink(id_):
 
 
 async def run_one(body, msg, registry, outputs=1, **props):
-    async with FlowTester([TAB, fn(body, outputs, **props), catch([["err"]]), sink("err")], registry) as t:
+    async with js_tester([TAB, fn(body, outputs, **props), catch([["err"]]), sink("err")], registry) as t:
         t.inject("f", msg)
         await t.idle()
         return t.outputs("f"), t.outputs("err")[0]
@@ -79,7 +90,7 @@ async def test_context_flow_global_and_env(registry):
     body = ("var c = (context.get('count') || 0) + 1; context.set('count', c);"
             "flow.set('last', msg.payload); global.set('seen', true);"
             "msg.payload = {count: c, id: env.get('NR_NODE_ID'), keys: context.keys()}; return msg;")
-    async with FlowTester([TAB, fn(body)], registry) as t:
+    async with js_tester([TAB, fn(body)], registry) as t:
         t.inject("f", {"payload": 16})
         t.inject("f", {"payload": 9})
         await t.idle()
@@ -93,7 +104,7 @@ async def test_context_keys_computed_at_run_time_and_mutated_objects(registry):
     body = ("var k = 'per-' + msg.topic; var n = (flow.get(k) || 0) + 1; flow.set(k, n);"
             "var list = context.get('list') || []; if (!context.get('list')) context.set('list', list);"
             "list.push(msg.topic); msg.payload = n; return msg;")
-    async with FlowTester([TAB, fn(body)], registry) as t:
+    async with js_tester([TAB, fn(body)], registry) as t:
         for topic in ("a", "b", "a"):
             t.inject("f", {"topic": topic})
         await t.idle()
@@ -104,7 +115,7 @@ async def test_context_keys_computed_at_run_time_and_mutated_objects(registry):
 async def test_node_status_warn_and_error_with_message(registry):
     body = ("node.status({fill: 'green', shape: 'dot', text: 'ok ' + msg.payload}); node.warn('careful');"
             "node.error('bad thing', msg); return null;")
-    async with FlowTester([TAB, fn(body), catch([["err"]]), sink("err")], registry) as t:
+    async with js_tester([TAB, fn(body), catch([["err"]]), sink("err")], registry) as t:
         t.inject("f", {"payload": 7})
         await t.idle()
         assert t.node("f").last_status == {"fill": "green", "shape": "dot", "text": "ok 7"}
@@ -130,7 +141,7 @@ async def test_await_and_set_timeout(registry):
             "msg.payload = 'after await'; return msg;")
     flows = [TAB, fn(body), fn("setTimeout(function () { node.send({payload: 'later'}); }, 30); return null;",
                                 id_="g")]
-    async with FlowTester(flows, registry, virtual_time=True) as t:
+    async with js_tester(flows, registry, virtual_time=True) as t:
         t.inject("f", {})
         t.inject("g", {})
         await t.idle()
@@ -144,7 +155,7 @@ async def test_await_and_set_timeout(registry):
 async def test_set_interval_and_clear(registry):
     body = ("var n = 0; var id = setInterval(function () { n++; node.send({payload: n});"
             " if (n === 3) clearInterval(id); }, 10); return null;")
-    async with FlowTester([TAB, fn(body)], registry, virtual_time=True) as t:
+    async with js_tester([TAB, fn(body)], registry, virtual_time=True) as t:
         t.inject("f", {})
         await t.idle()
         await t.advance(0.1)
@@ -156,7 +167,7 @@ async def test_node_done_marks_completion_of_the_message_as_left(registry):
     body = "setTimeout(function () { node.send(msg); msg.payload = 'finished'; node.done(); }, 20); return null;"
     flows = [TAB, fn(body), {"id": "done", "type": "complete", "z": "t1", "scope": ["f"], "wires": [["s"]]},
              sink("s")]
-    async with FlowTester(flows, registry, virtual_time=True) as t:
+    async with js_tester(flows, registry, virtual_time=True) as t:
         t.inject("f", {"payload": 1})
         await t.idle()
         assert t.outputs("done")[0] == []
@@ -170,7 +181,7 @@ async def test_complete_sees_the_message_as_the_body_left_it(registry):
     res = object()
     flows = [TAB, fn("msg.payload = msg.payload * 10; return null;"),
              {"id": "done", "type": "complete", "z": "t1", "scope": ["f"], "wires": [["s"]]}, sink("s")]
-    async with FlowTester(flows, registry) as t:
+    async with js_tester(flows, registry) as t:
         t.inject("f", {"payload": 2, "res": res})
         await t.idle()
         assert [(m["payload"], m["res"] is res) for m in t.outputs("done")[0]] == [(20, True)]
@@ -179,7 +190,7 @@ async def test_complete_sees_the_message_as_the_body_left_it(registry):
 async def test_initialize_and_finalize(registry):
     flows = [TAB, fn("msg.payload = context.get('ready'); return msg;", initialize="context.set('ready', 'yes');",
                      finalize="global.set('finalized', true);")]
-    async with FlowTester(flows, registry) as t:
+    async with js_tester(flows, registry) as t:
         t.inject("f", {})
         await t.idle()
         assert t.payloads("f") == ["yes"]
@@ -199,7 +210,7 @@ async def test_held_values_reach_timers_and_async_errors_go_to_catch(registry):
             "await new Promise(function (resolve) { setTimeout(resolve, 20); });"
             "throw new Error('after await');")
     flows = [TAB, fn(body), catch([["err"]]), sink("err")]
-    async with FlowTester(flows, registry, virtual_time=True) as t:
+    async with js_tester(flows, registry, virtual_time=True) as t:
         t.inject("f", {"payload": 1, "res": res})
         await t.idle()
         await t.advance(0.05)
@@ -210,7 +221,7 @@ async def test_held_values_reach_timers_and_async_errors_go_to_catch(registry):
 
 async def test_timers_are_cancelled_on_redeploy(registry):
     body = "setTimeout(function () { node.send({payload: 'too late'}); }, 50); return null;"
-    async with FlowTester([TAB, fn(body)], registry, virtual_time=True) as t:
+    async with js_tester([TAB, fn(body)], registry, virtual_time=True) as t:
         t.inject("f", {})
         await t.idle()
         await t.deploy([TAB, fn("return msg;")])
@@ -228,7 +239,7 @@ async def test_red_util_clone_message(registry):
 async def test_runaway_is_stopped_within_its_timeout_and_other_flows_go_on(registry):
     flows = [TAB, fn("while (true) {}", timeout="0.3"), catch([["err"]]), sink("err"),
              fn("msg.payload += 1; return msg;", id_="other")]
-    async with FlowTester(flows, registry) as t:
+    async with js_tester(flows, registry) as t:
         started = time.monotonic()
         t.inject("f", {"payload": 1})
         t.inject("other", {"payload": 1})
@@ -247,7 +258,7 @@ async def test_runaway_is_stopped_within_its_timeout_and_other_flows_go_on(regis
 async def test_memory_limit_stops_the_script_and_the_node_recovers(registry):
     body = "if (msg.payload === 'grow') { var a = []; while (true) a.push(new Array(100000).fill(1)); } return msg;"
     flows = [TAB, fn(body, timeout="5"), catch([["err"]]), sink("err")]
-    t = FlowTester(flows, registry)
+    t = js_tester(flows, registry)
     t.engine.node_settings.update(functionMemoryLimit=16)
     async with t:
         t.inject("f", {"payload": "grow"})
@@ -260,18 +271,18 @@ async def test_memory_limit_stops_the_script_and_the_node_recovers(registry):
 
 async def test_syntax_errors_and_libs_refuse_the_deploy(registry):
     with pytest.raises(FlowValidationError) as info:
-        async with FlowTester([TAB, fn("var x = 1;\nvar y = (;\nreturn msg;")], registry):
+        async with js_tester([TAB, fn("var x = 1;\nvar y = (;\nreturn msg;")], registry):
             pass
     assert "SyntaxError" in str(info.value) and "line 2" in str(info.value)
     with pytest.raises(FlowValidationError) as info:
-        async with FlowTester([TAB, fn("return msg;", libs=[{"var": "moment", "module": "moment"}])], registry):
+        async with js_tester([TAB, fn("return msg;", libs=[{"var": "moment", "module": "moment"}])], registry):
             pass
     assert "libs" in str(info.value) and "moment" in str(info.value)
 
 
 async def test_non_message_results_are_logged_errors(registry):
     """As Node-RED: logged as the node's error, without a message (so no catch node gets it)."""
-    async with FlowTester([TAB, fn("return [42, msg];", outputs=2)], registry) as t:
+    async with js_tester([TAB, fn("return [42, msg];", outputs=2)], registry) as t:
         t.inject("f", {"payload": 1})
         await t.idle()
         assert [e["msg"] for e in t.errors()] == ["Function tried to send a message of type number"]
@@ -285,7 +296,7 @@ async def test_non_message_results_are_logged_errors(registry):
                     max_leaves=12))
 def test_json_values_and_bytes_round_trip_unchanged(registry, value):
     async def scenario():
-        async with FlowTester([TAB, fn("return msg;")], registry) as t:
+        async with js_tester([TAB, fn("return msg;")], registry) as t:
             t.inject("f", {"payload": value})
             await t.idle()
             return t.payloads("f")

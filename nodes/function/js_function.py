@@ -11,13 +11,22 @@ and the isolate a heap limit (`functionMemoryLimit`, MB); a runaway script is te
 reported as the message's error while other flows go on. Messages cross as JSON; values that are
 not JSON (msg.req, msg.res, ...) stay in Python and are put back on what the script sends.
 External modules (`libs`) are refused at deploy.
+
+Where the isolate lives follows the `functionIsolation` setting (see js_placement): in the server
+process (the fast path for trusted flows), or in the sandbox worker process of the flow's owner,
+where a script that kills V8 (one huge allocation) only kills that worker. In the worker, messages
+and timer callbacks are evaluated one at a time per node, without blocking the server. Timers whose
+callbacks run past the time limit, or take over half of the time for a few seconds, are cleared and
+the node turns red.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import threading
+import time
 from importlib import resources
 from typing import Any
 
@@ -25,6 +34,9 @@ from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt
 
 from .js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
 from .js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
+from .js_placement import sandbox_for
+from .js_sandbox import load_scripts
+from .js_timer_budget import TimerBudget
 
 DEFAULT_TIME_LIMIT = 1.0
 """Seconds per evaluation when the node sets no `timeout` (setting `functionTimeLimit`)."""
@@ -33,6 +45,12 @@ DEFAULT_MEMORY_LIMIT_MB = 64
 MAX_FETCH_ROUNDS = 20
 MAX_LEARNED_SLOTS = 256
 MAX_OPEN_CALLS = 10_000
+REQUEST_GRACE = 15.0
+"""Seconds a worker gets on top of the scripts' own time limits before the host gives up on it."""
+OUT_OF_MEMORY = "function: JavaScript ran out of memory"
+_node_keys = itertools.count(1)
+_MEMORY_DEATH = re.compile(r"memory|SIGTRAP|SIGABRT|SIGKILL|SIGSEGV")
+"""How a worker killed by V8 running out of memory is described (it aborts, or the kernel kills it)."""
 _PRELUDE = resources.files(__package__).joinpath("js_prelude.js").read_text(encoding="utf-8")
 _AWAIT = re.compile(r"\bawait\b")
 _ASYNC_HINT = re.compile(r"\bawait\b|\bPromise\b|\.then\s*\(|\basync\b")
@@ -98,33 +116,57 @@ class JsFunctionNode(Node):
         self._timers: dict[int, Any] = {}
         self._closing = False
         self._current: int | None = None
-        self._isolate = JsIsolate(int(memory_mb * 1024 * 1024), on_reset=self._load)
+        self._intervals: set[int] = set()
+        self._budget = TimerBudget()
+        self._memory = int(memory_mb * 1024 * 1024)
+        self._scripts = self._setup_scripts()
+        self._isolate: JsIsolate | None = None
+        placement = sandbox_for(self)
+        if placement is not None:
+            self._pool, self._tenant = placement
+            self._key = f"{self.id}#{next(_node_keys)}"
+            self._generation: int | None = None
+            self._lock = asyncio.Lock()
+            self.on_input = self._input_in_worker  # type: ignore[method-assign]  # async: the engine awaits it
+            return
+        self._isolate = JsIsolate(self._memory, on_reset=self._load)
         try:
             self._load(self._isolate)
         except JsError as exc:
             self._isolate.close()
             raise NodeError(f"function: {exc}") from None
 
-    def _load(self, isolate: JsIsolate) -> None:
-        """Install the API and compile the bodies (again after an isolate reset)."""
+    @property
+    def in_worker(self) -> bool:
+        """True when the node's isolate lives in its tenant's sandbox worker."""
+        return self._isolate is None
+
+    def _setup_scripts(self) -> list[tuple[str, str]]:
+        """The API prelude and the compiled bodies, as (kind, code) to run in a fresh isolate."""
         info = Encoder(self._held).encode({"id": self.id, "name": self.name, "path": f"{self.z}/{self.id}",
                                            "outputCount": self.output_count(self.config)})
-        isolate.run(_PRELUDE + f"\n__sf.setup({info});", 5.0)
-        self._compile(isolate, "body", self.config.func or "", "msg, node", bool(_AWAIT.search(self.config.func or "")))
+        scripts = [("prelude", _PRELUDE + f"\n__sf.setup({info});"),
+                   _compiled("body", self.config.func or "", "msg, node", bool(_AWAIT.search(self.config.func or "")))]
         if (self.config.initialize or "").strip():
-            self._compile(isolate, "initialize", self.config.initialize, "node", True)
+            scripts.append(_compiled("initialize", self.config.initialize, "node", True))
         if (self.config.finalize or "").strip():
-            self._compile(isolate, "finalize", self.config.finalize, "node", False)
+            scripts.append(_compiled("finalize", self.config.finalize, "node", False))
+        return scripts
 
-    def _compile(self, isolate: JsIsolate, kind: str, source: str, params: str, is_async: bool) -> None:
-        head = "async function" if is_async else "function"
-        code = f"__sf.compile({kind!r}, ({head}({params}){{\n{source}\n}}));\n//# sourceURL={kind}"
-        try:
-            isolate.run(code, 5.0)
-        except JsError as exc:
-            raise JsError(str(exc).replace("(line ", f"({kind}:line ")) from None
+    def _load(self, isolate: JsIsolate) -> None:
+        """Install the API and compile the bodies (again after an isolate reset)."""
+        load_scripts(isolate, self._scripts)
 
     async def start(self) -> None:
+        if self.in_worker:
+            try:
+                async with self._lock:
+                    await self._open_worker()
+                    if (self.config.initialize or "").strip():
+                        await self._evaluate_in_worker(None, "__sf.init({ctx})")
+            except NodeError as exc:
+                self.error(exc)
+            return
         if (self.config.initialize or "").strip():
             try:
                 self._evaluate(None, "__sf.init({ctx})")
@@ -133,9 +175,10 @@ class JsFunctionNode(Node):
 
     async def close(self, removed: bool) -> None:
         self._closing = True
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._cancel_timers()
+        if self.in_worker:
+            await self._close_in_worker()
+            return
         try:
             if (self.config.finalize or "").strip():
                 self._evaluate(None, "__sf.finish({ctx})")
@@ -144,12 +187,33 @@ class JsFunctionNode(Node):
         finally:
             self._isolate.close()
 
+    async def _close_in_worker(self) -> None:
+        from runtime.sandbox.errors import SandboxError
+
+        async with self._lock:
+            try:
+                if (self.config.finalize or "").strip():
+                    await self._evaluate_in_worker(None, "__sf.finish({ctx})")
+            except NodeError as exc:
+                self.warn(f"finalize failed: {exc}")
+            if self._generation is None:
+                return
+            try:
+                worker = self._pool.worker(self._tenant)
+                if worker.generation == self._generation:
+                    await worker.request("js", "close", {"key": self._key}, timeout=REQUEST_GRACE)
+            except (SandboxError, OSError, RuntimeError) as exc:  # a closed pool or a dead worker holds nothing
+                self.log(f"closing the isolate in the worker: {exc}")
+
+    def _cancel_timers(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self._intervals.clear()
+
     # ----- messages ---------------------------------------------------------------------------
     def on_input(self, msg: Msg) -> None:
-        call_id = next(self._call_ids)
-        self._calls[call_id] = msg
-        if len(self._calls) > MAX_OPEN_CALLS:  # bodies that never finish must not hold messages forever
-            del self._calls[next(iter(self._calls))]
+        call_id = self._open_call(msg)
         self._current = call_id
         try:
             self._evaluate(msg, f"__sf.call({call_id},{{msg}},{{ctx}},{{buffers}},{{watched}})", call_id)
@@ -159,29 +223,36 @@ class JsFunctionNode(Node):
         finally:
             self._current = None
 
+    async def _input_in_worker(self, msg: Msg) -> None:
+        """on_input when the isolate is in the tenant's worker (the engine awaits it, in order)."""
+        call_id = self._open_call(msg)
+        async with self._lock:
+            self._current = call_id
+            try:
+                await self._evaluate_in_worker(msg, f"__sf.call({call_id},{{msg}},{{ctx}},{{buffers}},{{watched}})",
+                                               call_id)
+            except NodeError:
+                self._calls.pop(call_id, None)
+                raise
+            finally:
+                self._current = None
+
+    def _open_call(self, msg: Msg) -> int:
+        call_id = next(self._call_ids)
+        self._calls[call_id] = msg
+        if len(self._calls) > MAX_OPEN_CALLS:  # bodies that never finish must not hold messages forever
+            del self._calls[next(iter(self._calls))]
+        return call_id
+
     def _evaluate(self, msg: Msg | None, template: str, call_id: int | None = None) -> None:
         """Run `template` (with {msg}, {ctx}, {buffers} filled in), fetching context it needs, and apply ops."""
         encoder = Encoder(self._held)
         msg_text = encoder.encode(msg) if msg is not None else "null"
         extra: set[str] = set()
         for _ in range(MAX_FETCH_ROUNDS):
-            ctx_text = encoder.encode(self._fetch(self._slots | extra))
-            buffers = "true" if encoder.buffers else "false"
-            watched = "true" if self._watched else "false"
-            if call_id is not None and encoder.strict:
-                # strict JSON: pass it as data to constant code (compiled once)
-                ops = self._run("__sf.callIn()", call_id, f"[{call_id},{msg_text},{ctx_text},{buffers},{watched}]")
-            else:
-                ops = self._run(template.format(msg=msg_text, ctx=ctx_text, buffers=buffers, watched=watched),
-                                call_id)
-            if ops and ops[0][0] == "need":
-                slot = ops[0][1]
-                if slot in extra or slot in self._slots:
-                    raise NodeError(f"function: cannot read {slot!r}")
-                if len(self._slots) < MAX_LEARNED_SLOTS:
-                    self._slots = self._slots | {slot}
-                else:
-                    extra.add(slot)
+            code, data = self._code(encoder, msg_text, template, call_id, extra)
+            ops = self._run(code, call_id, data)
+            if self._needs(ops, extra):
                 continue
             self._apply(ops)
             if self._drain_always or (ops and ops[-1][0] == "pending" and ops[-1][1] > 0):
@@ -189,17 +260,122 @@ class JsFunctionNode(Node):
             return
         raise NodeError("function: too many context values read by name at run time")
 
+    async def _evaluate_in_worker(self, msg: Msg | None, template: str, call_id: int | None = None) -> None:
+        """`_evaluate` with the isolate in the worker: one request per fetch round (the lock is held)."""
+        encoder = Encoder(self._held)
+        msg_text = encoder.encode(msg) if msg is not None else "null"
+        extra: set[str] = set()
+        for _ in range(MAX_FETCH_ROUNDS):
+            code, data = self._code(encoder, msg_text, template, call_id, extra)
+            results = await self._request([[code, data]], call_id)
+            result = results[0] if results else ["error", "the worker answered nothing"]
+            if result[0] != "ok":
+                self._stopped(result[0], result[1], call_id)
+            ops = decode(result[1], self._held)
+            if self._needs(ops, extra):
+                continue
+            self._apply(ops)
+            if result[2] is not None:
+                self._apply(decode(result[2], self._held))
+            if result[3] is not None:
+                self._stopped(result[3][0], result[3][1], call_id)
+            return
+        raise NodeError("function: too many context values read by name at run time")
+
+    def _code(self, encoder: Encoder, msg_text: str, template: str, call_id: int | None,
+              extra: set[str]) -> tuple[str, str | None]:
+        """The code to evaluate (and its `__sfIn` data) with the context values fetched now."""
+        ctx_text = encoder.encode(self._fetch(self._slots | extra))
+        buffers = "true" if encoder.buffers else "false"
+        watched = "true" if self._watched else "false"
+        if call_id is not None and encoder.strict:
+            # strict JSON: pass it as data to constant code (compiled once)
+            return "__sf.callIn()", f"[{call_id},{msg_text},{ctx_text},{buffers},{watched}]"
+        return template.format(msg=msg_text, ctx=ctx_text, buffers=buffers, watched=watched), None
+
+    def _needs(self, ops: list, extra: set[str]) -> bool:
+        """True when the script asked for a context value not fetched (learned for the next round)."""
+        if not ops or ops[0][0] != "need":
+            return False
+        slot = ops[0][1]
+        if slot in extra or slot in self._slots:
+            raise NodeError(f"function: cannot read {slot!r}")
+        if len(self._slots) < MAX_LEARNED_SLOTS:
+            self._slots = self._slots | {slot}
+        else:
+            extra.add(slot)
+        return True
+
     def _run(self, code: str, call_id: int | None, data: str | None = None) -> list:
         try:
             text = self._isolate.run(code, self._limit, data)
         except (JsTimeout, JsMemoryLimit) as exc:
-            self.status("red", "ring", "stopped: " + ("timeout" if isinstance(exc, JsTimeout) else "memory"))
-            if call_id is not None:
-                self._calls.pop(call_id, None)
-            raise NodeError(f"Error: {exc}") from None  # Node-RED's text: the Error's toString()
+            self._stopped("timeout" if isinstance(exc, JsTimeout) else "memory", str(exc), call_id)
         except JsError as exc:
             raise NodeError(f"function: {exc}") from None
         return decode(text, self._held) if isinstance(text, str) else []
+
+    def _stopped(self, kind: str, text: str, call_id: int | None) -> None:
+        """Raise the error of an evaluation that failed (`kind`: timeout, memory, error, crashed)."""
+        if kind == "error":
+            raise NodeError(f"function: {text}")
+        self.status("red", "ring", "stopped: " + ("out of memory" if kind == "crashed" else kind))
+        if call_id is not None:
+            self._calls.pop(call_id, None)
+        if kind == "crashed":
+            raise ScriptStopped(OUT_OF_MEMORY, kind)
+        raise ScriptStopped(f"Error: {text}", kind)  # Node-RED's text: the Error's toString()
+
+    async def _open_worker(self) -> Any:
+        """The tenant's worker, with this node's isolate open in it (again after a restart)."""
+        from runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
+
+        try:
+            worker = self._pool.worker(self._tenant)
+        except SandboxError as exc:
+            raise NodeError(f"function: {exc}") from None
+        if worker.generation != self._generation or self._generation is None:
+            payload = {"key": self._key, "memory": self._memory, "setup": [list(s) for s in self._scripts]}
+            try:
+                await worker.request("js", "open", payload, timeout=len(self._scripts) * 5.0 + REQUEST_GRACE)
+            except SandboxCrashed as exc:
+                self._crashed(exc)
+            except SandboxTimeout:
+                raise NodeError("function: the JavaScript worker did not start in time") from None
+            except SandboxError as exc:
+                raise NodeError(f"function: {exc}") from None
+            self._generation = worker.generation
+        return worker
+
+    async def _request(self, items: list, call_id: int | None) -> list:
+        from runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
+
+        worker = await self._open_worker()
+        payload = {"key": self._key, "limit": self._limit, "drain": self._drain_always, "items": items}
+        try:
+            return await worker.request("js", "run", payload,
+                                        timeout=self._limit * 2 * len(items) + REQUEST_GRACE)
+        except SandboxCrashed as exc:
+            if call_id is not None:
+                self._calls.pop(call_id, None)
+            self._crashed(exc)
+        except SandboxTimeout:
+            self._generation = None
+            self._cancel_timers()
+            self._stopped("timeout", f"Script execution timed out after {round(self._limit * 1000)}ms", call_id)
+        except SandboxError as exc:
+            raise NodeError(f"function: {exc}") from None
+        return []
+
+    def _crashed(self, exc: BaseException) -> None:
+        """The worker died (V8 aborts the process when one allocation is too big): its isolates are gone."""
+        self._generation = None
+        self._cancel_timers()
+        self.log(f"the JavaScript worker stopped: {exc}")
+        if not _MEMORY_DEATH.search(str(exc)):
+            self.status("red", "ring", "stopped: worker crashed")
+            raise ScriptStopped(f"function: the JavaScript worker stopped ({exc})", "crashed")
+        self._stopped("crashed", str(exc), None)
 
     def _fetch(self, slots: set[str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -242,6 +418,7 @@ class JsFunctionNode(Node):
             elif kind == "timer":
                 self._arm(op[1], op[2] / 1000.0, op[3])
             elif kind == "clear":
+                self._intervals.discard(op[1])
                 handle = self._timers.pop(op[1], None)
                 if handle is not None:
                     handle.cancel()
@@ -288,14 +465,75 @@ class JsFunctionNode(Node):
     def _arm(self, timer_id: int, seconds: float, repeat: bool) -> None:
         if self._closing:
             return
+        if repeat:
+            self._intervals.add(timer_id)
+        self._timers[timer_id] = self.call_later(seconds, lambda: self._fire(timer_id, seconds, repeat))
 
-        def fire() -> None:
-            self._timers.pop(timer_id, None)
-            if repeat and not self._closing:
-                self._arm(timer_id, seconds, True)
+    def _fire(self, timer_id: int, seconds: float, repeat: bool) -> None:
+        """A timer is due: evaluate its callback (in the worker: as a task, after what is running)."""
+        self._timers.pop(timer_id, None)
+        if self.in_worker:
+            self._hold_engine(self.spawn(self._fire_in_worker(timer_id, seconds, repeat)))
+            return
+        started = time.monotonic()
+        try:
             self._evaluate(None, f"__sf.fire({timer_id},{{ctx}})")
+        except NodeError as exc:
+            self._fired(timer_id, seconds, repeat, started, exc)
+            raise
+        self._fired(timer_id, seconds, repeat, started, None)
 
-        self._timers[timer_id] = self.call_later(seconds, fire)
+    def _hold_engine(self, task: asyncio.Task) -> None:
+        """Count a timer's evaluation as work in hand until it ends (the engine is not idle meanwhile)."""
+        engine = self._engine
+        engine.pending += 1
+
+        def settled(_task: asyncio.Task) -> None:
+            engine.pending -= 1
+            engine._after_progress()
+
+        task.add_done_callback(settled)
+
+    async def _fire_in_worker(self, timer_id: int, seconds: float, repeat: bool) -> None:
+        async with self._lock:
+            if self._closing:
+                return
+            started = time.monotonic()
+            failure = None
+            try:
+                await self._evaluate_in_worker(None, f"__sf.fire({timer_id},{{ctx}})")
+            except NodeError as exc:
+                failure = exc
+                self.error(exc)
+        self._fired(timer_id, seconds, repeat, started, failure)
+
+    def _fired(self, timer_id: int, seconds: float, repeat: bool, started: float, failure: BaseException | None) -> None:
+        """After a timer callback: re-arm an interval, unless it ran too long or timers take too much time."""
+        if isinstance(failure, ScriptStopped) and failure.kind == "timeout":
+            self._intervals.discard(timer_id)
+            self.status("red", "ring", "stopped: a timer callback ran past the time limit")
+            return
+        if self._budget.over(started, time.monotonic()):
+            self._cancel_timers()
+            self.status("red", "ring", "stopped: timers took over half of the time")
+            self.error(NodeError("function: timers cleared, their callbacks took over half of the time"))
+            return
+        if repeat and timer_id in self._intervals and not self._closing:
+            self._arm(timer_id, seconds, True)
+
+
+class ScriptStopped(NodeError):
+    """An evaluation was stopped: `kind` is timeout, memory (heap limit) or crashed (the worker died)."""
+
+    def __init__(self, text: str, kind: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+
+
+def _compiled(kind: str, source: str, params: str, is_async: bool) -> tuple[str, str]:
+    """The setup script that compiles one body of the node (`kind`: body, initialize, finalize)."""
+    head = "async function" if is_async else "function"
+    return kind, f"__sf.compile({kind!r}, ({head}({params}){{\n{source}\n}}));\n//# sourceURL={kind}"
 
 
 _checker: JsIsolate | None = None

@@ -1,0 +1,171 @@
+"""JavaScript function nodes in sandbox worker processes: the worker-side handler, crashes, timer floods."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+
+from nodes.function import js_sandbox
+from nodes.function.js_function import OUT_OF_MEMORY
+from nodes.function.js_timer_budget import TimerBudget
+from tests.js_sandbox_helpers import js_tester
+
+TAB = {"id": "t1", "type": "tab", "label": "f"}
+PRELUDE_FREE = [["prelude", "var calls = 0;"],
+                ["body", "function body(x) { calls++; return JSON.stringify([['v', x, calls], ['pending', 0]]); }"]]
+
+
+class NoHost:
+    """The handler never calls the host for these operations: any call is a test failure."""
+
+    def call(self, op, payload=None):
+        raise AssertionError(f"unexpected host call {op}")
+
+    def event(self, op, payload=None):
+        raise AssertionError(f"unexpected host event {op}")
+
+
+@pytest.fixture
+def isolate_key():
+    key = f"test-{os.getpid()}-{id(object())}"
+    yield key
+    js_sandbox.handle("close", {"key": key}, NoHost())
+
+
+def run(key, items, limit=1.0, drain=False):
+    return js_sandbox.handle("run", {"key": key, "limit": limit, "drain": drain, "items": items}, NoHost())
+
+
+# ----- the worker-side handler, called directly ------------------------------------------------------
+def test_open_then_run_items_in_order_with_data(isolate_key):
+    js_sandbox.handle("open", {"key": isolate_key, "memory": 32 * 1024 * 1024, "setup": PRELUDE_FREE}, NoHost())
+    results = run(isolate_key, [["body(JSON.parse(__sfIn))", '"a"'], ["body(2)", None]])
+    assert [(r[0], json.loads(r[1]), r[2], r[3]) for r in results] == [
+        ("ok", [["v", "a", 1], ["pending", 0]], None, None),
+        ("ok", [["v", 2, 2], ["pending", 0]], None, None)]
+
+
+def test_a_request_for_a_context_value_stops_the_items(isolate_key):
+    setup = PRELUDE_FREE + [["need", "function needing() { return JSON.stringify([['need', 'flow||k']]); }"]]
+    js_sandbox.handle("open", {"key": isolate_key, "memory": 0, "setup": setup}, NoHost())
+    results = run(isolate_key, [["body(1)", None], ["needing()", None], ["body(3)", None]])
+    assert [r[0] for r in results] == ["ok", "ok"]
+    assert json.loads(results[1][1]) == [["need", "flow||k"]]
+
+
+def test_timeout_stops_the_items_and_the_isolate_goes_on(isolate_key):
+    js_sandbox.handle("open", {"key": isolate_key, "memory": 0, "setup": PRELUDE_FREE}, NoHost())
+    results = run(isolate_key, [["while (true) {}", None], ["body(1)", None]], limit=0.2)
+    assert results == [["timeout", "Script execution timed out after 200ms"]]
+    assert json.loads(run(isolate_key, [["body(1)", None]])[0][1])[0] == ["v", 1, 1]
+
+
+def test_heap_limit_answers_memory_and_the_isolate_is_set_up_again(isolate_key):
+    js_sandbox.handle("open", {"key": isolate_key, "memory": 16 * 1024 * 1024, "setup": PRELUDE_FREE}, NoHost())
+    run(isolate_key, [["body(0)", None]])
+    grow = "var a = []; while (true) a.push(new Array(100000).fill(1));"
+    results = run(isolate_key, [[grow, None]], limit=10)
+    assert results[0][0] == "memory" and "16 MB" in results[0][1]
+    # a fresh isolate, set up again: the counter starts over
+    assert json.loads(run(isolate_key, [["body(0)", None]])[0][1])[0] == ["v", 0, 1]
+
+
+def test_drain_collects_what_promises_did_after_the_evaluation(isolate_key):
+    setup = [["prelude", "var later = []; function drain() { return JSON.stringify(later.splice(0)); }"]]
+    js_sandbox.handle("open", {"key": isolate_key, "memory": 0, "setup": setup}, NoHost())
+    code = "Promise.resolve().then(() => later.push(['late'])); JSON.stringify([['pending', 1]])"
+    js_sandbox.handle("open", {"key": isolate_key, "memory": 0,
+                               "setup": setup + [["sf", "var __sf = {drain: drain};"]]}, NoHost())
+    results = run(isolate_key, [[code, None]])
+    assert results[0][0] == "ok" and json.loads(results[0][2]) == [["late"]]
+
+
+def test_syntax_errors_name_the_part_and_line_and_bad_requests_are_refused(isolate_key):
+    with pytest.raises(Exception, match=r"SyntaxError.*\(initialize:line 2\)"):
+        js_sandbox.handle("open", {"key": isolate_key, "memory": 0,
+                                   "setup": [["initialize", "(function(){\nvar x = 1;\nvar y = (;\n})"]]}, NoHost())
+    with pytest.raises(ValueError, match="no isolate"):
+        run(isolate_key, [["1", None]])
+    with pytest.raises(ValueError, match="string 'key'"):
+        js_sandbox.handle("run", {"items": []}, NoHost())
+    with pytest.raises(ValueError, match="unknown operation 'eval'"):
+        js_sandbox.handle("eval", {"key": isolate_key}, NoHost())
+
+
+def test_timer_budget_trips_on_a_flood_and_not_on_light_callbacks():
+    flood, light = TimerBudget(window=3.0, share=0.5), TimerBudget(window=3.0, share=0.5)
+    now, tripped = 0.0, []
+    for _ in range(3):  # 900 ms callbacks back to back
+        tripped.append(flood.over(now, now + 0.9))
+        now += 0.901
+    assert tripped == [False, True, True]
+    assert not any(light.over(t * 0.01, t * 0.01 + 0.001) for t in range(1000))
+    with pytest.raises(ValueError, match="share"):
+        TimerBudget(share=0)
+
+
+# ----- nodes in a real worker process -----------------------------------------------------------------
+def fn(body, id_="f", **props):
+    return {"id": id_, "type": "function", "z": "t1", "func": body, "outputs": 1, "wires": [[]], **props}
+
+
+async def test_the_isolate_lives_in_another_process(registry):
+    async with js_tester([TAB, fn("msg.payload = typeof process; return msg;")], registry, mode="process") as t:
+        t.inject("f", {})
+        await t.idle()
+        assert t.node("f").in_worker
+        assert t.payloads("f") == ["undefined"]
+        pid = t.pool.worker("(admin)").pid
+        assert pid is not None and pid != os.getpid()
+
+
+async def test_a_huge_allocation_kills_the_worker_not_the_server_and_the_node_recovers(registry):
+    bomb = "if (msg.payload === 'bomb') { new Array(1e9).fill(0); } msg.payload += '!'; return msg;"
+    flows = [TAB, fn(bomb, id_="b"), fn("msg.payload += 1; return msg;", id_="other"),
+             {"id": "c", "type": "catch", "z": "t1", "scope": None, "wires": [["err"]]},
+             {"id": "err", "type": "junction", "z": "t1", "wires": [[]]}]
+    async with js_tester(flows, registry, mode="process") as t:
+        t.inject("b", {"payload": "bomb"})
+        await t.idle()
+        assert [m["error"]["message"] for m in t.outputs("err")[0]] == [OUT_OF_MEMORY]
+        assert t.node("b").last_status == {"fill": "red", "shape": "ring", "text": "stopped: out of memory"}
+        t.inject("b", {"payload": "fine"})
+        t.inject("other", {"payload": 1})
+        await t.idle()
+        assert t.payloads("b") == ["fine!"]
+        assert t.payloads("other") == [2]
+
+
+async def test_an_interval_flood_is_cleared_and_the_node_turns_red(registry):
+    body = ("setInterval(function () { var end = Date.now() + 400; while (Date.now() < end) {} "
+            "node.send({payload: 'tick'}); }, 1); return null;")
+    async with js_tester([TAB, fn(body)], registry, mode="process") as t:
+        t.inject("f", {})
+        for _ in range(100):  # bounded: the budget trips after about 1.5 s of busy callbacks
+            await asyncio.sleep(0.1)
+            if t.node("f").last_status.get("fill") == "red":
+                break
+        assert t.node("f").last_status["text"] == "stopped: timers took over half of the time"
+        assert any("timers cleared" in e["msg"] for e in t.errors())
+        ticks = len(t.payloads("f"))
+        await asyncio.sleep(0.6)
+        await t.idle()
+        assert len(t.payloads("f")) == ticks  # no callback ran since
+
+
+async def test_an_interval_whose_callback_runs_past_the_limit_is_cleared(registry):
+    body = "var n = 0; setInterval(function () { n++; if (n === 2) { while (true) {} } node.send({payload: n}); }, 5);"
+    async with js_tester([TAB, fn(body, timeout="0.2")], registry, mode="process") as t:
+        t.inject("f", {})
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if t.node("f").last_status.get("fill") == "red":
+                break
+        await asyncio.sleep(0.2)
+        await t.idle()
+        assert t.node("f").last_status["text"] == "stopped: a timer callback ran past the time limit"
+        assert t.payloads("f") == [1]
+        assert "Error: Script execution timed out after 200ms" in [e["msg"] for e in t.errors()]
