@@ -14,6 +14,7 @@ else runs per message: `snapshot()` reads the engine when someone asks (the moni
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import math
 import time
@@ -201,6 +202,28 @@ def snapshot(engine: Engine) -> Snapshot:
     return Snapshot(time=time.time(), nodes=rows, flows=flows, pending=engine.pending, run_queue=len(engine._queue),
                     messages_total=engine.messages_total, errors_total=engine.errors_total,
                     brokers=brokers(engine))
+
+
+def tenant_view(snap: Snapshot, runtime: Any, user: str | None, role: str | None) -> Snapshot:
+    """What `user` may see of `snap`: administrators (and `user` None: the runtime, a public scrape) all of
+    it; others the nodes of the tabs they may see and their mqtt-broker connections. The engine totals and
+    the embedded broker's client count stay (numbers, no names)."""
+    if role == "administrator" or user is None:
+        return snap
+    from .flow_ownership import unit_of_running
+
+    ownership = runtime.ownership
+
+    def sees_flow(flow_id: str) -> bool:
+        return ownership.may_see(user, role, flow_id)
+
+    def sees_node(node_id: str) -> bool:
+        return ownership.may_see(user, role, unit_of_running(runtime, node_id))
+
+    return dataclasses.replace(
+        snap, nodes=[r for r in snap.nodes if sees_flow(r.flow)],
+        flows={k: v for k, v in snap.flows.items() if sees_flow(k)},
+        brokers=[b for b in snap.brokers if b.kind == "embedded" or sees_node(b.id)])
 
 
 def brokers(engine: Engine) -> list[BrokerRow]:

@@ -219,7 +219,7 @@ class Runtime:
         """Deploy a whole flow set (see `Deployer.deploy`); recorded in the audit log."""
         deployer = self._deployer()
         if isinstance(flows, list):  # new tabs are the deployer's while their nodes set up (ontology rights)
-            self.ownership.claim_new(flows, user)
+            self.ownership.claim_new(flows, user, running=deployer.flows)
         try:
             result = await deployer.deploy(flows, deploy_type, rev, credentials, user)
         except Exception as exc:

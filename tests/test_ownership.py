@@ -72,7 +72,7 @@ async def test_developers_see_and_change_only_their_own_flows(world):
     # shared with bob, ana's tab is his to see and change
     assert (await http.put("/flow/ta/sharing", json={"shared": ["bob"]}, headers=h["bob"])).status_code == 403
     shared = await http.put("/flow/ta/sharing", json={"shared": ["bob"]}, headers=h["ana"])
-    assert shared.json() == {"tab": "ta", "owner": "ana", "shared": ["bob"]}
+    assert shared.json() == {"tab": "ta", "id": "ta", "kind": "tab", "owner": "ana", "shared": ["bob"]}
     assert await ids(http, h["bob"]) == ["a1", "b1", "ta", "tb"]
     assert (await http.put("/flow/ta", json={"id": "ta", "label": "both", "nodes": [inject("a2")]},
                            headers=h["bob"])).status_code == 200
@@ -157,8 +157,10 @@ async def test_a_developer_cannot_take_shared_config_nodes_away_from_flows_they_
     broker = {"id": "cfg", "type": "mqtt-broker", "broker": "127.0.0.1", "port": "1", "autoConnect": False}
     ana_tab = tab("ta", {"id": "in1", "type": "mqtt in", "topic": "a/b", "broker": "cfg", "qos": "0", "wires": [[]]})
     assert (await http.post("/flows", json=[*ana_tab, broker], headers=h["ana"])).status_code == 204
+    assert [n["id"] for n in (await http.get("/flows", headers=h["bob"])).json()] == []  # ana's config node
+    assert (await http.put("/flow/cfg/sharing", json={"shared": ["bob"]}, headers=h["ana"])).status_code == 200
     bob_view = (await http.get("/flows", headers=h["bob"])).json()
-    assert [n["id"] for n in bob_view] == ["cfg"]  # config nodes are everyone's
+    assert [n["id"] for n in bob_view] == ["cfg"]  # shared with him
     # bob deploys his tab without the broker config node: ana's flow keeps it
     assert (await http.post("/flows", json=tab("tb", inject("b1")), headers=h["bob"])).status_code == 204
     assert {"cfg", "in1", "ta", "tb", "b1"} == {n["id"] for n in rt.flows}

@@ -1,4 +1,8 @@
-"""`/monitoring`: live per-node counters and handling times, per-flow throughput, MQTT clients, process load."""
+"""`/monitoring`: live per-node counters and handling times, per-flow throughput, MQTT clients, process load.
+
+Administrators see every tab; developers and users the tabs they own or that are shared with them
+(`runtime.metrics.tenant_view`), the engine totals and the process load.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ from typing import Any
 
 from nicegui import ui
 
-from runtime.metrics import Snapshot, history_for, process_usage, snapshot
+from runtime.metrics import Snapshot, history_for, process_usage, snapshot, tenant_view
 
 from ..context import get_context
 from ..layout import page_header
-from ..session import editor_page
+from ..session import current_role, current_user, editor_page
 from ._format import NONE, duration, rate, size
 
 REFRESH_SECONDS = 1.0
@@ -69,8 +73,9 @@ def chart_options(series: dict[str, list[tuple[float, float]]], labels: dict[str
 class MonitoringView:
     """The page's content inside `container`, refreshed every `REFRESH_SECONDS` by a ui.timer."""
 
-    def __init__(self, container: ui.element, runtime: Any) -> None:
+    def __init__(self, container: ui.element, runtime: Any, user: str | None = None, role: str | None = None) -> None:
         self.runtime = runtime
+        self.user, self.role = user, role
         with container:
             with ui.row().classes("w-full gap-3"):
                 self.cards = {key: self._card(key, label) for key, label in (
@@ -89,6 +94,10 @@ class MonitoringView:
         self.refresh()
         ui.timer(REFRESH_SECONDS, self.refresh)
 
+    def _sees(self, flow_id: str) -> bool:
+        ownership = getattr(self.runtime, "ownership", None)
+        return self.role == "administrator" or ownership is None or ownership.may_see(self.user, self.role, flow_id)
+
     @staticmethod
     def _card(key: str, label: str) -> ui.label:
         with ui.card().classes("px-4 py-2 min-w-32").props(f"flat bordered data-testid=card-{key}"):
@@ -104,8 +113,9 @@ class MonitoringView:
             self.notice.set_text("The runtime is not started.")
             return
         history = history_for(engine)
-        snap = snapshot(engine)
-        self.cards["rate"].set_text(rate(sum(history.latest().values())))
+        snap = tenant_view(snapshot(engine), self.runtime, self.user, self.role)
+        series = {flow: points for flow, points in history.series().items() if self._sees(flow)}
+        self.cards["rate"].set_text(rate(sum(v for flow, v in history.latest().items() if self._sees(flow))))
         self.cards["handled"].set_text(f"{snap.messages_total:,}")
         self.cards["errors"].set_text(f"{snap.errors_total:,}")
         self.cards["pending"].set_text(f"{snap.pending:,}")
@@ -114,7 +124,7 @@ class MonitoringView:
         self.nodes.update()
         self.brokers.rows = broker_rows(snap)
         self.brokers.update()
-        self.chart.options.update(chart_options(history.series(), {**history.labels, **snap.flows}))
+        self.chart.options.update(chart_options(series, {**history.labels, **snap.flows}))
         self.chart.update()
         self.notice.set_text("" if snap.nodes else "No flow is running.")
 
@@ -123,4 +133,5 @@ class MonitoringView:
 def monitoring_page() -> None:
     page_header("Monitoring")
     with ui.column().classes("w-full p-4 gap-3") as body:
-        MonitoringView(body, get_context().runtime)
+        user = current_user()
+        MonitoringView(body, get_context().runtime, user or "", current_role() if user else "user")  # "": nobody

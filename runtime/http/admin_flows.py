@@ -1,4 +1,10 @@
-"""`/flows`, `/flows/state` and `/flow/:id`: read and deploy flows the way Node-RED's admin API does."""
+"""`/flows`, `/flows/state` and `/flow/:id`: read and deploy flows the way Node-RED's admin API does.
+
+Tenancy (see `runtime.flow_ownership`): developers and users read and deploy only the tabs, subflows and
+config nodes they own or that are shared with them. Starting and stopping all flows (`POST /flows/state`)
+is for administrators: the flows of every tenant would stop; a refusal is a 403, audited.
+`/flow/{id}/sharing` shares a tab, a subflow definition or a config node.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from fastapi.responses import JSONResponse
 from .. import flow_ops
 from ..deploy import DEPLOY_TYPES, DeployResult
 from ..errors import FlowFormatError, FlowValidationError, Problem, StaleRevisionError
+from ..flow_ownership import units
 from ..permissions import PermissionDenied
 from ..runtime import Runtime
 from .deps import ApiError, RuntimeDep, denied, invalid_flows, record
@@ -101,9 +108,14 @@ async def post_flows(request: Request, runtime: RuntimeDep,
         else:
             raise invalid_flows([Problem(f"expected a JSON array of nodes or {{flows, rev}}, got {type(data).__name__}")])
         try:  # a developer deploys what they see; the tabs of others are kept as they are
+            hidden = {n.get("id") for n in runtime.ownership.hidden(runtime.flows, _user(request), _role(request))}
             flows = runtime.ownership.merge(runtime.flows, flows, _user(request), _role(request))
         except PermissionDenied as exc:
             raise denied(request, str(exc)) from None
+        for node_id in credentials or {}:
+            if node_id in hidden:
+                raise denied(request, f"credentials for node {node_id!r}: it is not {_user(request)}'s and not "
+                             "shared with them")
     result = await _deploy(runtime, request, flows, deploy_type, rev, credentials)
     if version == "v1":
         return Response(status_code=204)
@@ -119,11 +131,15 @@ async def get_state(runtime: RuntimeDep) -> dict[str, str]:
 
 
 @router.post("/flows/state", summary="Start or stop the flows without changing them")
-async def set_state(body: Annotated[dict[str, Any], Body(examples=[{"state": "stop"}])],
+async def set_state(body: Annotated[dict[str, Any], Body(examples=[{"state": "stop"}])], request: Request,
                     runtime: RuntimeDep) -> dict[str, str]:
     state = body.get("state")
     if state not in ("start", "stop"):
         raise ApiError(400, "invalid_run_state", f"state {state!r} is not 'start' or 'stop'")
+    if _role(request) != "administrator":
+        raise denied(request, f"{_user(request)!r} is a {_role(request)}; starting or stopping the flows "
+                     "(every tenant's) is for administrators")
+    record(request, "flows.state", state)
     return {"state": await runtime.set_state(state)}
 
 
@@ -135,7 +151,7 @@ def _not_found(flow_id: str) -> ApiError:
 async def get_flow(flow_id: str, request: Request, runtime: RuntimeDep) -> Any:
     if flow_id != "global" and not runtime.ownership.may_see(_user(request), _role(request), flow_id):
         raise _not_found(flow_id)  # as if it did not exist: its name is not the caller's business
-    flow = flow_ops.get_flow(runtime.flows, flow_id)
+    flow = flow_ops.get_flow(_visible(request, runtime) if flow_id == "global" else runtime.flows, flow_id)
     if flow is None:
         raise _not_found(flow_id)
     return JSONResponse(flow)
@@ -144,12 +160,19 @@ async def get_flow(flow_id: str, request: Request, runtime: RuntimeDep) -> Any:
 async def _apply(request: Request, runtime: Runtime, change: Any) -> None:
     """Compute new flows from the current ones and deploy them as `flows`, refusing if they moved meanwhile."""
     rev = runtime.rev
+    current = runtime.flows
     try:
-        new_flows = change(runtime.flows)
+        new_flows = change(current)
     except FlowValidationError as exc:
         raise invalid_flows(exc.problems) from None
     except KeyError as exc:  # the tab went away meanwhile
         raise _not_found(str(exc.args[0])) from None
+    try:  # the same rules as a whole deploy: nothing of others changed or used
+        ownership = runtime.ownership
+        new_flows = ownership.merge(current, ownership.own_part(current, new_flows, _user(request), _role(request)),
+                                    _user(request), _role(request))
+    except PermissionDenied as exc:
+        raise denied(request, str(exc)) from None
     await _deploy(runtime, request, new_flows, "flows", rev)
 
 
@@ -185,19 +208,24 @@ async def delete_flow(flow_id: str, request: Request, runtime: RuntimeDep) -> Re
     return Response(status_code=204)
 
 
-@router.get("/flow/{flow_id}/sharing", summary="A tab's owner and the users it is shared with")
+def _unit_kind(request: Request, runtime: Runtime, unit: str, seen: bool = True) -> str:
+    """tab, subflow or config: what `unit` is (when the caller may see it, with `seen`); 404 otherwise."""
+    kind = units(runtime.flows).get(unit)
+    if kind is None or seen and not runtime.ownership.may_see(_user(request), _role(request), unit):
+        raise ApiError(404, "not_found", f"no flow (tab), subflow or config node with id {unit!r}")
+    return kind
+
+
+@router.get("/flow/{flow_id}/sharing", summary="The owner of a tab, subflow or config node, and who it is shared with")
 async def get_sharing(flow_id: str, request: Request, runtime: RuntimeDep) -> dict:
-    if flow_ops.get_flow(runtime.flows, flow_id) is None or \
-            not runtime.ownership.may_see(_user(request), _role(request), flow_id):
-        raise _not_found(flow_id)
-    return runtime.ownership.sharing(flow_id)
+    return runtime.ownership.sharing(flow_id, _unit_kind(request, runtime, flow_id))
 
 
-@router.put("/flow/{flow_id}/sharing", summary="Share a tab with users, or give it to another owner")
+@router.put("/flow/{flow_id}/sharing",
+            summary="Share a tab, subflow or config node with users, or give it to another owner")
 async def put_sharing(flow_id: str, request: Request, runtime: RuntimeDep,
                       body: Annotated[Any, Body(examples=[{"shared": ["ana"]}])] = None) -> dict:
-    if flow_id == "global" or flow_ops.get_flow(runtime.flows, flow_id) is None:
-        raise _not_found(flow_id)
+    kind = _unit_kind(request, runtime, flow_id, seen=False)  # then 403 (audited) unless it is theirs
     if not isinstance(body, dict) or set(body) - {"owner", "shared"}:
         raise ApiError(400, "invalid_sharing", 'the body must be {"owner": "name", "shared": ["name", ...]}')
     owner, shared = body.get("owner"), body.get("shared")
@@ -207,7 +235,7 @@ async def put_sharing(flow_id: str, request: Request, runtime: RuntimeDep,
         raise ApiError(400, "invalid_sharing", "shared: a list of user names")
     current = runtime.ownership.sharing(flow_id)["owner"]
     if _role(request) != "administrator" and current != _user(request):
-        raise denied(request, f"only the owner of flow {flow_id!r} or an administrator may share it")
-    result = runtime.ownership.share(flow_id, owner, shared)
+        raise denied(request, f"only the owner of {kind} {flow_id!r} or an administrator may share it")
+    result = runtime.ownership.share(flow_id, owner, shared, kind)
     record(request, "flow.share", flow_id, detail={"owner": owner, "shared": shared})
     return result

@@ -3,6 +3,11 @@
 As Node-RED's: the client sends `{"auth": "<token>"}` first, then `{"subscribe": "debug"}`,
 `{"subscribe": "status/#"}` (or `"#"` for everything) and `{"unsubscribe": ...}`; the server
 sends JSON arrays of `{"topic", "data"}`, batched every 50 ms, and `hb` heartbeats.
+
+A socket that has not authenticated within `AUTH_DEADLINE` seconds, or sends anything else first, is
+closed with 1008 (policy violation). Administrators receive everything; developers and users receive the
+debug, status and log events of the nodes of tabs (subflows, config nodes) they may see, and the
+runtime's notifications (deploys, start/stop), nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import AuthError
+from ..flow_ownership import unit_of_running
 from .deps import get_auth
 
 router = APIRouter()
@@ -22,6 +28,8 @@ router = APIRouter()
 BATCH_INTERVAL = 0.05
 HEARTBEAT = 15.0
 QUEUE_LIMIT = 10_000
+AUTH_DEADLINE = 5.0
+POLICY_VIOLATION = 1008
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
@@ -37,10 +45,21 @@ def topic_matches(pattern: str, topic: str) -> bool:
     return len(pat) == len(top)
 
 
+def event_node(topic: str, data: Any) -> str | None:
+    """The id of the node an event is about (debug, log, status/<id>), or None."""
+    if topic.startswith("status/"):
+        return topic[len("status/"):]
+    if topic in ("debug", "log") and isinstance(data, dict) and isinstance(data.get("id"), str):
+        return data["id"]
+    return None
+
+
 class _Connection:
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, runtime: Any = None) -> None:
         self.ws = ws
+        self.runtime = runtime
         self.user: str | None = None
+        self.role: str | None = None
         self.topics: set[str] = set()
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
         self.dropped = 0
@@ -48,11 +67,23 @@ class _Connection:
     def offer(self, topic: str, data: Any) -> None:
         if self.user is None or topic == "log" and "log" not in self.topics:
             return
-        if any(topic_matches(p, topic) for p in self.topics):
+        if any(topic_matches(p, topic) for p in self.topics) and self.may_see(topic, data):
             try:
                 self.queue.put_nowait({"topic": topic, "data": data})
             except asyncio.QueueFull:
                 self.dropped += 1
+
+    def may_see(self, topic: str, data: Any) -> bool:
+        """Whether this connection's user may receive the event (see the module docstring)."""
+        if self.role == "administrator" or self.runtime is None:
+            return True
+        if topic.startswith("notification/"):
+            return True
+        node_id = event_node(topic, data)
+        if node_id is None:
+            return False
+        unit = unit_of_running(self.runtime, node_id)
+        return unit is not None and self.runtime.ownership.may_see(self.user, self.role, unit)
 
     async def sender(self) -> None:
         last_beat = time.monotonic()
@@ -78,26 +109,34 @@ async def comms(ws: WebSocket) -> None:
     """Stream runtime events to an authenticated client."""
     await ws.accept()
     runtime = ws.app.state.runtime
-    conn = _Connection(ws)
+    conn = _Connection(ws, runtime)
     unsubscribe = runtime.events.subscribe("#", conn.offer)
     sender = asyncio.get_running_loop().create_task(conn.sender())
+    deadline = time.monotonic() + AUTH_DEADLINE
     try:
         token = ws.query_params.get("access_token")
         if token:
-            conn.user = _check(ws, token)
+            conn.user, conn.role = _check(ws, token)
         while True:
-            message = await ws.receive_json()
+            if conn.user is None:
+                try:
+                    message = await asyncio.wait_for(ws.receive_json(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    await ws.close(code=POLICY_VIOLATION, reason="no authentication")
+                    return
+            else:
+                message = await ws.receive_json()
             if not isinstance(message, dict):
                 continue
             if "auth" in message:
-                conn.user = _check(ws, str(message["auth"]))
+                conn.user, conn.role = _check(ws, str(message["auth"]))
                 await ws.send_json([{"topic": "auth", "data": "ok" if conn.user else "fail"}])
                 if conn.user is None:
-                    await ws.close(code=4401)
+                    await ws.close(code=POLICY_VIOLATION, reason="authentication failed")
                     return
             elif conn.user is None:
                 await ws.send_json([{"topic": "auth", "data": "fail"}])
-                await ws.close(code=4401)
+                await ws.close(code=POLICY_VIOLATION, reason="authenticate first")
                 return
             elif "subscribe" in message:
                 conn.topics.add(str(message["subscribe"]))
@@ -112,9 +151,11 @@ async def comms(ws: WebSocket) -> None:
             await sender
 
 
-def _check(ws: WebSocket, token: str) -> str | None:
+def _check(ws: WebSocket, token: str) -> tuple[str | None, str | None]:
+    """(user, role) of a valid token, else (None, None)."""
     try:
-        user, _scope = get_auth(ws).token_info(token)  # type: ignore[arg-type]
-        return user
+        auth = get_auth(ws)  # type: ignore[arg-type]
+        user, _scope = auth.token_info(token)
+        return user, auth.role_of(user)
     except AuthError:
-        return None
+        return None, None

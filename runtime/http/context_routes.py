@@ -2,20 +2,25 @@
 
 Values are encoded as Node-RED's `util.encodeObject`, as the debug sidebar's are (runtime/encoding.py):
 `{"msg": "<text>", "format": "number"}`.
+
+Tenancy: flow and node context are read and deleted by those who may see the node's tab (or subflow, or
+config node); others get a 404, as for `/flow/:id`. Global context is shared by every tenant's flows, so
+it is for administrators (others: 403, audited).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from .. import props
 from ..context import ContextError
 from ..encoding import encode_debug
+from ..flow_ownership import containers, unit_of_running
 from ..props import PropertyPathError
 from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep
+from .deps import ApiError, RuntimeDep, denied
 from .info_routes import store_names
 
 router = APIRouter(tags=["context"])
@@ -93,37 +98,62 @@ Store = Annotated[str | None, Query(description="context store name (default: ev
 
 
 @router.get("/context/global", summary="Global context")
-async def get_global(runtime: RuntimeDep, store: Store = None) -> dict[str, Any]:
+async def get_global(request: Request, runtime: RuntimeDep, store: Store = None) -> dict[str, Any]:
+    _check_global(request)
     return read_context(runtime, "global", None, store)
 
 
 @router.get("/context/global/{key:path}", summary="One global context key")
-async def get_global_key(runtime: RuntimeDep, key: str, store: Store = None) -> dict:
+async def get_global_key(request: Request, runtime: RuntimeDep, key: str, store: Store = None) -> dict:
+    _check_global(request)
     return read_context(runtime, "global", key, store)
 
 
 @router.delete("/context/global/{key:path}", status_code=204, summary="Delete a global context key")
-async def delete_global_key(runtime: RuntimeDep, key: str, store: Store = None) -> Response:
+async def delete_global_key(request: Request, runtime: RuntimeDep, key: str, store: Store = None) -> Response:
+    _check_global(request)
     return delete_context(runtime, "global", key, store)
 
 
 @router.get("/context/{kind}/{scope_id}", summary="Flow or node context")
-async def get_scope(runtime: RuntimeDep, kind: str, scope_id: str, store: Store = None) -> dict[str, Any]:
-    return read_context(runtime, _scope(runtime, kind, scope_id), None, store)
+async def get_scope(request: Request, runtime: RuntimeDep, kind: str, scope_id: str,
+                    store: Store = None) -> dict[str, Any]:
+    return read_context(runtime, _scope(request, runtime, kind, scope_id), None, store)
 
 
 @router.get("/context/{kind}/{scope_id}/{key:path}", summary="One flow or node context key")
-async def get_scope_key(runtime: RuntimeDep, kind: str, scope_id: str, key: str, store: Store = None) -> dict[str, Any]:
-    return read_context(runtime, _scope(runtime, kind, scope_id), key, store)
+async def get_scope_key(request: Request, runtime: RuntimeDep, kind: str, scope_id: str, key: str,
+                        store: Store = None) -> dict[str, Any]:
+    return read_context(runtime, _scope(request, runtime, kind, scope_id), key, store)
 
 
 @router.delete("/context/{kind}/{scope_id}/{key:path}", status_code=204, summary="Delete a flow or node context key")
-async def delete_scope_key(runtime: RuntimeDep, kind: str, scope_id: str, key: str,
+async def delete_scope_key(request: Request, runtime: RuntimeDep, kind: str, scope_id: str, key: str,
                            store: Store = None) -> Response:
-    return delete_context(runtime, _scope(runtime, kind, scope_id), key, store)
+    return delete_context(runtime, _scope(request, runtime, kind, scope_id), key, store)
 
 
-def _scope(runtime: Runtime, kind: str, scope_id: str) -> str:
+def _check_global(request: Request) -> None:
+    role = getattr(request.state, "role", None)
+    if role != "administrator":
+        raise denied(request, f"{getattr(request.state, 'user', None)!r} is a {role}; global context is shared by "
+                     "every tenant's flows and is for administrators")
+
+
+def _check_visible(request: Request, runtime: Runtime, kind: str, scope_id: str) -> None:
+    """404 unless the caller may see the tab, subflow or config node that `scope_id` belongs to."""
+    user, role = getattr(request.state, "user", None), getattr(request.state, "role", None)
+    if role == "administrator":
+        return
+    unit = scope_id if kind == "flow" and scope_id in containers(runtime.flows) else unit_of_running(runtime, scope_id)
+    if unit is None or not runtime.ownership.may_see(user, role, unit):
+        what = "flow (tab or subflow instance)" if kind == "flow" else "node"
+        raise ApiError(404, "not_found", f"no {what} with id {scope_id!r}")
+
+
+def _scope(request: Request, runtime: Runtime, kind: str, scope_id: str) -> str:
+    if kind in ("flow", "node"):
+        _check_visible(request, runtime, kind, scope_id)
     if kind == "flow":
         return flow_scope_name(runtime, scope_id)
     if kind == "node":

@@ -2,7 +2,9 @@
 
 A custom collector reads the running engine on each scrape (see `runtime.metrics.snapshot`); nothing
 is counted per message for it. Access needs the admin bearer token (any scope), unless the setting
-`SOFIAFLOW_METRICS_PUBLIC=1` opens it to unauthenticated scrapers.
+`SOFIAFLOW_METRICS_PUBLIC=1` opens it to unauthenticated scrapers (who then get everything: the
+setting is the administrator's choice). With a token, administrators get every series; developers and
+users only the series of the tabs (and mqtt-broker config nodes) they may see, plus the engine totals.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from ..metrics import Snapshot, history_for, snapshot
+from ..metrics import Snapshot, history_for, snapshot, tenant_view
 from .deps import bearer, require_user
 
 router = APIRouter(tags=["metrics"])
@@ -27,14 +29,15 @@ NODE_LABELS = ["flow", "node", "type", "name"]
 class EngineCollector:
     """Prometheus collector over `engine()` (None while the runtime is not started: no engine metrics)."""
 
-    def __init__(self, engine: Callable[[], Any]) -> None:
+    def __init__(self, engine: Callable[[], Any], view: Callable[[Snapshot], Snapshot] = lambda snap: snap) -> None:
         self._engine = engine
+        self._view = view
 
     def collect(self) -> Iterator[Metric]:
         engine = self._engine()
         if engine is None:
             return
-        yield from families(snapshot(engine), history_for(engine).latest())
+        yield from families(self._view(snapshot(engine)), history_for(engine).latest())
 
     def describe(self) -> list[Metric]:
         return []  # produced live: nothing to check at registration
@@ -90,10 +93,11 @@ def families(snap: Snapshot, rates: dict[str, float]) -> list[Metric]:
             clients, links]
 
 
-def metrics_text(engine: Callable[[], Any]) -> bytes:
-    """The exposition text: engine metrics plus the process's CPU, memory and file descriptors."""
+def metrics_text(engine: Callable[[], Any], view: Callable[[Snapshot], Snapshot] = lambda snap: snap) -> bytes:
+    """The exposition text: engine metrics (as `view` lets the caller see them) plus the process's CPU,
+    memory and file descriptors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EngineCollector(engine))
+    registry.register(EngineCollector(engine, view))
     ProcessCollector(registry=registry)
     return generate_latest(registry)
 
@@ -112,4 +116,6 @@ def metrics_access(request: Request,
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of the engine's counters (async: read on the engine's loop)."""
     runtime = request.app.state.runtime
-    return Response(metrics_text(lambda: runtime.engine), media_type=CONTENT_TYPE_LATEST)
+    user, role = getattr(request.state, "user", None), getattr(request.state, "role", None)
+    return Response(metrics_text(lambda: runtime.engine, lambda snap: tenant_view(snap, runtime, user, role)),
+                    media_type=CONTENT_TYPE_LATEST)

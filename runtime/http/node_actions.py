@@ -1,4 +1,8 @@
-"""Node-provided admin routes: `POST /inject/:id` and `POST /debug/:id/{enable|disable}`."""
+"""Node-provided admin routes: `POST /inject/:id` and `POST /debug/:id/{enable|disable}`.
+
+A node is acted on only by those who may see its tab (or subflow, config node); for others it does not
+exist (404), as for `/flow/:id`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from ..flow_ownership import unit_of_running
 from ..node import Node
 from ..runtime import Runtime
 from .deps import ApiError, RuntimeDep
@@ -16,9 +21,14 @@ from .deps import ApiError, RuntimeDep
 router = APIRouter(tags=["nodes"])
 
 
-def _running(runtime: Runtime, node_id: str, method: str, what: str) -> Node:
+def _visible(request: Request, runtime: Runtime, node_id: str) -> bool:
+    user, role = getattr(request.state, "user", None), getattr(request.state, "role", None)
+    return role == "administrator" or runtime.ownership.may_see(user, role, unit_of_running(runtime, node_id))
+
+
+def _running(request: Request, runtime: Runtime, node_id: str, method: str, what: str) -> Node:
     node = runtime.deployer.running.get(node_id)
-    if node is None or not callable(getattr(node, method, None)):
+    if node is None or not callable(getattr(node, method, None)) or not _visible(request, runtime, node_id):
         raise ApiError(404, "not_found", f"no running {what} node with id {node_id!r}")
     return node
 
@@ -32,7 +42,7 @@ async def _call(fn: Any, *args: Any) -> None:
 @router.post("/inject/{node_id}", response_class=PlainTextResponse,
              summary="Fire an inject node now (optional body: {__user_inject_props__: [...]})")
 async def inject(node_id: str, request: Request, runtime: RuntimeDep) -> str:
-    node = _running(runtime, node_id, "trigger", "inject")
+    node = _running(request, runtime, node_id, "trigger", "inject")
     raw = await request.body()
     try:
         body = json.loads(raw) if raw.strip() else None
@@ -46,17 +56,17 @@ async def inject(node_id: str, request: Request, runtime: RuntimeDep) -> str:
     return "OK"
 
 
-async def _set_debug(runtime: Runtime, node_id: str, state: str) -> None:
+async def _set_debug(request: Request, runtime: Runtime, node_id: str, state: str) -> None:
     if state not in ("enable", "disable"):
         raise ApiError(404, "not_found", f"unknown debug action {state!r}; use enable or disable")
-    node = _running(runtime, node_id, "set_active", "debug")
+    node = _running(request, runtime, node_id, "set_active", "debug")
     await _call(node.set_active, state == "enable")
 
 
 @router.post("/debug/{node_id}/{state}", response_class=PlainTextResponse,
              summary="Turn a debug node's output on or off (200 enabled, 201 disabled, as Node-RED)")
-async def debug_toggle(node_id: str, state: str, runtime: RuntimeDep) -> PlainTextResponse:
-    await _set_debug(runtime, node_id, state)
+async def debug_toggle(node_id: str, state: str, request: Request, runtime: RuntimeDep) -> PlainTextResponse:
+    await _set_debug(request, runtime, node_id, state)
     return PlainTextResponse("OK" if state == "enable" else "Created", status_code=200 if state == "enable" else 201)
 
 
@@ -72,9 +82,10 @@ async def debug_bulk(state: str, request: Request, runtime: RuntimeDep) -> Plain
         raise ApiError(400, "invalid_request", "the body must be {\"nodes\": [node ids]}")
     if state not in ("enable", "disable"):
         raise ApiError(404, "not_found", f"unknown debug action {state!r}; use enable or disable")
-    missing = [i for i in ids if not callable(getattr(runtime.deployer.running.get(i), "set_active", None))]
+    missing = [i for i in ids if not callable(getattr(runtime.deployer.running.get(i), "set_active", None))
+               or not _visible(request, runtime, i)]
     if missing:
         raise ApiError(404, "not_found", f"no running debug node with id(s) {', '.join(map(repr, missing))}")
     for node_id in ids:
-        await _set_debug(runtime, node_id, state)
+        await _set_debug(request, runtime, node_id, state)
     return PlainTextResponse("OK" if state == "enable" else "Created", status_code=200 if state == "enable" else 201)

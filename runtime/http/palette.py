@@ -6,9 +6,10 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..flow_ownership import unit_of_running
 from ..registry import NodeRegistry
 from .deps import ApiError, RuntimeDep
 
@@ -62,8 +63,11 @@ async def get_module(module: str, runtime: RuntimeDep) -> Any:
 
 @router.get("/credentials/{node_type}/{node_id}", tags=["credentials"],
             summary="A node's credentials as the editor may see them (passwords as has_<name>)")
-async def get_credentials(node_type: str, node_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_credentials(node_type: str, node_id: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     cls = runtime.registry.find(node_type)
     if cls is None:
         raise ApiError(404, "not_found", f"unknown node type {node_type!r}")
+    unit = unit_of_running(runtime, node_id)  # another tenant's node: as if it did not exist
+    if unit is not None and not runtime.ownership.may_see(request.state.user, request.state.role, unit):
+        raise ApiError(404, "not_found", f"no node with id {node_id!r}")
     return runtime.deployer.credentials.public_view(node_id, dict(cls.credentials_spec))
