@@ -8,6 +8,13 @@ script: do not run a script in several threads at once); past the time limit eve
 an `except` cannot keep a body going. C code that runs long by itself (a catastrophic regex,
 `sum(range(10**12))`) is not interrupted. print() text is collected per function (read as `printed`)
 and each line goes to `on_print` if given.
+
+What a body reaches is held to public, plain things: no `_` names; `type()` and `format()` only for plain
+data (`sandbox_plain`); `import copy` gives a copy of plain data without `memo`; `format`, `format_map`
+and `mro` are refused on every object (format strings read attributes); no unbound Python methods (they
+run on any `self`), no descriptor, frame or code objects, no modules outside the allow-list or with `_`
+in their name, and the helpers in `_DENIED_MODULE_ATTRS` under whatever name a module re-exports them.
+This is a language layer: the process boundary around it still has to stop C loops and memory use.
 """
 
 from __future__ import annotations
