@@ -31,7 +31,7 @@ async def test_requests_run_in_another_process_with_none_of_the_host_environment
     assert identity["pid"] != os.getpid()
     assert "SOFIAFLOW_SECRET_TEST" not in identity["environ"]
     assert set(identity["environ"]) <= {"PATH", "LANG", "LC_ALL", "HOME"}
-    assert identity["limits"]["AS"][0] == 512 * 1024 * 1024
+    assert identity["limits"]["DATA"][0] == 512 * 1024 * 1024
     assert identity["limits"]["NOFILE"][0] == 64
     assert identity["limits"]["CORE"] == [0, 0]
     assert identity["nice"] >= 10
@@ -184,6 +184,19 @@ async def test_closing_the_pool_fails_requests_in_flight_and_kills_the_processes
         await pending
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_the_address_space_limit_can_be_chosen_instead():
+    pool = SandboxPool(WorkerLimits.for_host(memory_mb=256, memory_kind="as"))
+    pool.register_handler(DIAG, "runtime.sandbox.diagnostics")
+    try:
+        worker = pool.worker("alice")
+        identity = await worker.request(DIAG, "identity", None, timeout=10)
+        assert identity["limits"]["AS"][0] == 256 * 1024 * 1024
+        with pytest.raises(SandboxCrashed, match=r"ran out of memory \(256 MB\)"):
+            await worker.request(DIAG, "allocate", 1024, timeout=30)
+    finally:
+        await pool.close()
 
 
 def test_limits_refuse_nonsense():

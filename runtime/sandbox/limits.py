@@ -25,8 +25,10 @@ class WorkerLimits:
     """Resource limits and identity of a worker process."""
 
     memory_mb: int = 512
-    """Address space (RLIMIT_AS, or RLIMIT_DATA with memory_kind "data") in MiB; 0: no limit."""
-    memory_kind: str = "as"
+    """Memory in MiB (0: no limit): with memory_kind "data" (the default) RLIMIT_DATA, the heap and private
+    writable mappings; with "as" RLIMIT_AS, the whole address space. One worker serves a tenant's python and
+    JavaScript functions, and V8 reserves far more address space than it uses, so it cannot start under AS."""
+    memory_kind: str = "data"
     open_files: int = 64
     processes: int = 256
     """RLIMIT_NPROC, only applied when the worker runs as its own user (it counts per user)."""
