@@ -121,3 +121,47 @@ def test_non_finite_numbers_are_refused_everywhere(server, bad):
         assert bad.strip("-") in answer.text, answer.text
     after = admin.get("/flows")
     assert after.status_code == 200 and after.json() == before
+
+
+def _device_session(server) -> str:
+    base, admin, _dev, _out = server
+    made = admin.post("/devices", json={"name": "BadInputClient", "ontologies": {"BasicSensor": "ALL"}})
+    assert made.status_code == 201, made.text
+    joined = httpx.get(f"{base}/iot-broker/rest/client/join",
+                       params={"token": made.json()["token"], "clientPlatform": "BadInputClient",
+                               "clientPlatformId": "i1"}, timeout=10)
+    assert joined.status_code == 200, joined.text
+    return joined.json()["sessionKey"]
+
+
+FAILING_QUERIES = [
+    ("SQL", "select * from BasicSensor limit 1e20"),
+    ("SQL", "select * from BasicSensor limit 100000000000000000000"),
+    ("NATIVE", "db.BasicSensor.find({}).limit(1e20)"),
+    ("NATIVE", "db.BasicSensor.find({}).skip(100000000000000000000)"),
+    ("NATIVE", "db.BasicSensor.find({$or: [" + ", ".join(f"{{'BasicSensor.measure': {i}}}" for i in range(5000))
+     + "]})"),
+    ("SQL", "select * from BasicSensor where " + "(" * 500 + "BasicSensor.measure > 1" + ")" * 500),
+    ("NATIVE", "db.BasicSensor.find(" + "{'$and': [" * 500 + "{}" + "]}" * 500 + ")"),
+]
+
+
+def test_failing_ssap_queries_are_answered_at_once_with_the_reason(server):
+    base = server[0]
+    headers = {"Authorization": _device_session(server)}
+    for query_type, query in FAILING_QUERIES:
+        # a POST body: the 5,000-term query is longer than a request line may be
+        answer = httpx.post(f"{base}/iot-broker/rest/ontology/BasicSensor/query", headers=headers,
+                            json={"query": query, "queryType": query_type}, timeout=30)
+        assert answer.status_code == 400, (query[:60], answer.status_code, answer.text[:300])
+        body = answer.json()
+        assert body["ok"] is False and body["errorCode"] == "PROCESSOR" and body["error"], body
+        assert "[SQL" not in body["error"] and "SELECT doc" not in body["error"], body["error"]
+
+
+@pytest.mark.parametrize(("param", "value"), [("skip", 2**63), ("skip", 2**31), ("limit", 2**63), ("skip", -1)])
+def test_data_api_skip_and_limit_out_of_bounds_are_a_400_naming_them(server, param, value):
+    _base, admin, _dev, _out = server
+    answer = admin.get("/ontologies/BasicSensor/data", params={param: value})
+    assert answer.status_code == 400, answer.text
+    assert param in answer.text and "SELECT" not in answer.text.upper()

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from runtime.api import Msg, Node, NodeConfig, NodeError, new_message
+from runtime.onesait import ssap
 
 from .broker_config import broker_of
 
@@ -50,6 +51,9 @@ class SsapProcessNode(Node):
                 msg["payload"] = await processor.handle(msg.get("payload"), transport,
                                                         self._sink(transport, info.get("reply")))
             except Exception as exc:  # noqa: BLE001 - reported to catch nodes like any node error
+                # the client still gets its answer at once (not a gateway timeout)
+                msg["payload"] = ssap.error(msg.get("payload"), ssap.PROCESSOR, f"the request failed: {exc}")
+                self.send([msg, None])
                 self.done(msg, exc)
                 return
             self.send([msg, None])

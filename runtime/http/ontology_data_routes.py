@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, Query, Request
 from ..ontologies import OntologyNotFoundError
 from ..ontology_data import InstanceValidationError, OntologyData, Writer
 from ..rtdb import RtdbError
+from ..rtdb.base import MAX_SKIP_LIMIT
 from ..runtime import Runtime
 from .deps import ApiError, RuntimeDep
 from .ontology_routes import require_right
@@ -71,7 +72,7 @@ async def query_data(name: str, request: Request, runtime: RuntimeDep,
                      filter: Annotated[str | None, Query(description="MongoDB filter as JSON")] = None,
                      sort: Annotated[str | None, Query(description='e.g. {"value": -1}')] = None,
                      projection: Annotated[str | None, Query(description='e.g. {"value": 1}')] = None,
-                     skip: Annotated[int, Query(ge=0)] = 0,
+                     skip: Annotated[int, Query(ge=0, le=MAX_SKIP_LIMIT)] = 0,
                      limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
                      scope: Annotated[Literal["realtime", "history"], Query()] = "realtime") -> dict:
     require_right(request, runtime, name, "QUERY")

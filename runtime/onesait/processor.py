@@ -7,6 +7,7 @@ get answer envelopes back (`handle`). Blocking store work runs in a worker threa
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,8 @@ from . import ssap
 from .queries import output_doc, parse_native_for, run_query
 from .sessions import Session, SessionStore
 from .ssap import AUTHENTICATION, AUTHORIZATION, PROCESSOR, SsapError
+
+log = logging.getLogger("sofiaflow.onesait.processor")
 
 INSERT_OPS = {"INSERT", "UPDATE", "UPDATE_BY_ID", "DELETE", "DELETE_BY_ID"}
 QUERY_OPS = {"QUERY", "SUBSCRIBE"}
@@ -77,6 +80,10 @@ class SsapProcessor:
             return ssap.error(envelope, PROCESSOR, str(exc))
         except (OntologyError, RtdbError, ValueError) as exc:
             return ssap.error(envelope, PROCESSOR, str(exc))
+        except Exception as exc:  # noqa: BLE001 - every request gets its answer, whatever failed
+            log.warning("SSAP %s failed: %s", _kind(envelope), failure_reason(exc))
+            log.debug("SSAP %s failed", _kind(envelope), exc_info=not isinstance(exc, RecursionError))
+            return ssap.error(envelope, PROCESSOR, failure_reason(exc))
 
     # ----- sessions ----------------------------------------------------------------------------------
     async def _join(self, req: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -264,3 +271,20 @@ class SsapProcessor:
         sub["stop"]()
         del self.subscriptions[sub_id]
         return {"subscriptionId": sub_id}
+
+
+def _kind(envelope: Any) -> str:
+    kind = envelope.get("messageType") if isinstance(envelope, dict) else None
+    return kind if isinstance(kind, str) else "request"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a request failed, for its client: the database's own message without the SQL it ran."""
+    if isinstance(exc, RecursionError):
+        return "the query is nested too deeply"
+    if isinstance(exc, OverflowError):
+        return "a number in the query is out of range"
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error (and quotes the SQL)
+    text = str(cause).split("\n[SQL", 1)[0].strip().splitlines()
+    first = text[0][:300] if text else ""
+    return f"the query failed: {first}" if first else f"the query failed ({type(cause).__name__})"

@@ -354,7 +354,12 @@ class RealtimeStore(ABC):
         self.close()
 
 
+MAX_SKIP_LIMIT = 2**31 - 1
+"""The largest skip and limit every backend takes (SQLite and PostgreSQL: 64-bit; MongoDB drivers: 32-bit)."""
+
+
 def check_skip_limit(skip: int, limit: int) -> None:
+    """InvalidFilterError naming `skip` or `limit` and its bounds unless both are integers in them."""
     for n, v in (("skip", skip), ("limit", limit)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise InvalidFilterError(f"{n} must be a non-negative integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SKIP_LIMIT:
+            raise InvalidFilterError(f"{n} must be an integer from 0 to {MAX_SKIP_LIMIT}, got {v!r}")
