@@ -9,10 +9,9 @@ with such an overlap is refused, each problem naming both nodes and an example p
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import combinations
 
 from .errors import Problem
-from .route_overlap import shared_path
+from .route_overlap import literal_prefix, shared_path
 
 
 def _http_route(resource: str) -> tuple[str, str] | None:
@@ -38,7 +37,7 @@ def claim_problems(claims: dict[str, list[str]], type_of: Callable[[str], str | 
         if route is not None:
             by_method.setdefault(route[0], []).append((route[1], resource))
     for routes in by_method.values():
-        for (key_a, res_a), (key_b, res_b) in combinations(routes, 2):
+        for (key_a, res_a), (key_b, res_b) in _candidate_pairs(routes):
             holders_a, holders_b = claims[res_a], claims[res_b]
             if set(holders_a) == set(holders_b) and len(holders_a) == 1:
                 continue  # one node's own routes (an IoT Broker's) never take each other's requests
@@ -54,3 +53,19 @@ def claim_problems(claims: dict[str, list[str]], type_of: Callable[[str], str | 
                     problems.append(Problem(f"{res_b} overlaps {res_a} of {a!r}: both would serve {example}",
                                             b, type_of(b)))
     return problems
+
+
+def _candidate_pairs(routes: list[tuple[str, str]]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The pairs of routes that may overlap: one's literal prefix starts the other's (any other pair differs
+    in a character both must have), found through a dict of prefixes instead of trying every pair."""
+    by_prefix: dict[str, list[int]] = {}
+    prefixes = [literal_prefix(key) for key, _res in routes]
+    for index, prefix in enumerate(prefixes):
+        by_prefix.setdefault(prefix, []).append(index)
+    pairs = []
+    for index, prefix in enumerate(prefixes):
+        for length in range(len(prefix) + 1):
+            for other in by_prefix.get(prefix[:length], ()):
+                if other < index or (other != index and length < len(prefix)):
+                    pairs.append((routes[other], routes[index]))
+    return pairs

@@ -148,6 +148,11 @@ def _closure(auto: _Automaton, states: set[int]) -> set[int]:
     return seen
 
 
+def literal_prefix(key: str) -> str:
+    """The lowercase text every path a key serves starts with (up to its first param or wildcard)."""
+    return _literal_prefix(key)
+
+
 def _literal_prefix(key: str) -> str:
     out = []
     for token in _tokens(key):

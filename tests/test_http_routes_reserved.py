@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.auth import AuthService
+from runtime.claims import claim_problems
 from runtime.errors import FlowValidationError
 from runtime.http import create_app
 from runtime.http.node_routes import NodeRoutes, app_prefixes
@@ -52,6 +53,17 @@ def test_overlap_is_exactly_a_path_both_routes_serve(a, b, samples, fill):
         return
     for path in [*samples, instance(a, fill), instance(b, fill)]:
         assert not (serves(a, path) and serves(b, path)), (a, b, path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(route_paths, max_size=8, unique_by=claim_key))
+def test_a_flow_set_reports_every_overlapping_pair(paths):
+    keys = [claim_key(p) for p in paths]
+    claims = {f"http:get:{key}": [f"n{i}"] for i, key in enumerate(keys)}
+    found = {(p.node_id, p.message.split(" of ")[1].split(":")[0]) for p in claim_problems(claims, lambda h: None)}
+    expected = {(f"n{i}", repr(f"n{j}")) for i, a in enumerate(keys) for j, b in enumerate(keys)
+                if i != j and shared_path(a, b) is not None}
+    assert found == expected
 
 
 def test_overlap_examples():
