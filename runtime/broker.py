@@ -15,6 +15,21 @@ In-process path for flows (no TCP loopback, no device auth):
   `_Broker._broadcast_message`. Each message reaches each callback once. Callbacks get the publisher's QoS and
   retain=False, except retained messages replayed on subscribe (retain=True), as an MQTT 3.1.1 client would.
 
+Tenants: devices of different owners hold no overlapping topics (runtime/devices.py). In-process subscribers
+opened with a `tenant` (a developer's flow: its tab's owner) get no message published by a device of another
+owner (nor its retained messages); without a tenant (administrators' flows, the SSAP gateway) they get all.
+During a callback, `sender` and `sender_owner` name the publishing device and its owner.
+
+Anonymous clients (admitted only while an SSAP-over-MQTT gateway sets `anonymous_topics`) are fenced to what
+the gateway gives their client id: separate publish and subscribe filters. They must use a clean session and
+a client id no session holds: an anonymous CONNECT never takes over or kicks another client (CONNACK 2).
+
+Sockets and sizes are bounded: a connection must send CONNECT within `connect_timeout` seconds, a connected
+client must send something within 1.5 x its keepalive (MQTT 3.1.1 3.1.2.10), and every connection that fails or
+ends before or at CONNECT is closed at once. A packet larger than `max_packet_size` bytes (fixed header included)
+closes the connection before its body is read (3.1.1 has no reason code); it is logged and audited
+(`mqtt.oversize`). `publish()` refuses a message whose PUBLISH packet would be larger.
+
 `_Broker` also fixes amqtt 0.12.1, which touches the session of a CONNECT's client id (deletes it, takes it
 over, overwrites its credentials and will) before authenticating: here a refused CONNECT changes nothing, and a
 client id held by another device's session starts a fresh session instead of inheriting its subscriptions.
@@ -24,14 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins import manager as amqtt_manager
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
@@ -48,6 +66,10 @@ Callback = Callable[[str, bytes, int, bool], None]
 DEVICE, TOKEN, EPOCH, AUTHORIZED = "sofiaflow.device", "sofiaflow.token_id", "sofiaflow.epoch", "sofiaflow.ok"
 SESSION_EXPIRY = 24 * 3600  # seconds a disconnected persistent session is kept
 MAX_BACKLOG = 1000  # messages on amqtt's broadcast queue before publish() waits (at most 1 s) for it to drain
+READS = "sofiaflow.reads"  # an anonymous client's subscribe filters (a Device), when they differ from DEVICE's
+DEFAULT_MAX_PACKET_SIZE = 1024 * 1024  # bytes; Mosquitto allows 256 MB, far more than devices send
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from TCP accept to CONNECT
+KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 3.1.2.10: a client silent for 1.5 x its keepalive is disconnected
 
 
 class _Owned:
@@ -95,9 +117,12 @@ class DeviceTopicPlugin(_Owned, BaseTopicPlugin):
         device = session.attributes.get(DEVICE) if session is not None else None
         if device is None or not topic:
             return False
+        if action == Action.PUBLISH:
+            return may_publish(device, topic)
+        reads = session.attributes.get(READS, device)  # type: ignore[union-attr]
         if action == Action.SUBSCRIBE:
-            return may_subscribe(device, topic)
-        return may_publish(device, topic)  # PUBLISH, and RECEIVE: the topic is still within its filters
+            return may_subscribe(reads, topic)
+        return may_publish(reads, topic)  # RECEIVE: the topic is still within its filters
 
 
 class InProcessPlugin(_Owned, BasePlugin):
@@ -105,8 +130,9 @@ class InProcessPlugin(_Owned, BasePlugin):
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: Any) -> None:
         if self.owner is not None:
+            device = self.owner.device_record(client_id)
             self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False,
-                                sender=self.owner.device_of(client_id))
+                                sender=device.name if device else None, sender_owner=device.owner if device else None)
 
 
 class _Broker(Broker):
@@ -116,16 +142,29 @@ class _Broker(Broker):
 
     async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
                                          remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
+        owner = self.owner
+        where = f"{remote_address}:{remote_port}"
+        capped = _CappedReader(reader, owner, where)
         try:
-            handler, incoming = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
-        except MQTTError:
-            await writer.close()
-            raise
-        except NoDataError as exc:
-            raise AMQTTError(exc) from exc
+            async with asyncio.timeout(owner.connect_timeout):
+                handler, incoming = await _Handler.init_from_connect(capped, writer, self.plugins_manager)
+        except TimeoutError:
+            _close_now(writer)
+            raise AMQTTError(f"no CONNECT from {where} within {owner.connect_timeout} s: closed") from None
+        except (MQTTError, NoDataError, AMQTTError) as exc:
+            _close_now(writer)
+            raise AMQTTError(f"connection from {where} closed before or at CONNECT: {exc}") from None
+        except Exception as exc:  # PacketTooLarge, a broken stream: close, never leave the socket open
+            _close_now(writer)
+            raise AMQTTError(f"connection from {where} closed at CONNECT: {exc!r}") from None
         if not await super()._authenticate(incoming, None):  # type: ignore[arg-type]
             await _refuse(handler, incoming, reader, writer)
-            raise AMQTTError(f"CONNECT of {incoming.username!r} from {remote_address}:{remote_port} refused")
+            raise AMQTTError(f"CONNECT of {incoming.username!r} from {where} refused")
+        if READS in incoming.attributes and incoming.client_id in self._sessions:
+            log.info("MQTT CONNECT refused for anonymous client %r from %s: the client id is in use",
+                     incoming.client_id, where)
+            await _refuse(handler, incoming, reader, writer, IDENTIFIER_REJECTED)
+            raise AMQTTError(f"anonymous CONNECT of client id {incoming.client_id!r} from {where} refused: in use")
         return handler, await self._adopt(incoming)
 
     async def _adopt(self, incoming: Session) -> Session:
@@ -147,9 +186,8 @@ class _Broker(Broker):
             session.parent = 1
         else:
             session.parent = 0
-        delay = self.config.get("timeout-disconnect-delay", 0)
-        if session.keep_alive > 0 and isinstance(delay, int):
-            session.keep_alive += delay
+        if session.keep_alive > 0:  # read by amqtt's reader loop as its idle limit (see _Handler)
+            session.keep_alive = math.ceil(session.keep_alive * KEEPALIVE_GRACE)
         session.attributes[AUTHORIZED] = True
         return session
 
@@ -177,8 +215,10 @@ class _Broker(Broker):
             await _refuse(handler, client_session, reader, writer)
             return
         owner.live[handler] = client_session
+        label = f"client {client_session.client_id!r} ({client_session.username or 'anonymous'})"
         try:
-            await super()._handle_client_session(reader, writer, client_session, handler, server, listener_name)
+            await super()._handle_client_session(_CappedReader(reader, owner, label), writer, client_session,
+                                                 handler, server, listener_name)
         finally:
             owner.live.pop(handler, None)
 
@@ -190,13 +230,82 @@ class _Broker(Broker):
             self.owner.dispatch(topic, bytes(data), session.will_qos or 0, False)
 
 
-async def _refuse(handler: BrokerProtocolHandler, session: Session, reader: Any, writer: Any) -> None:
-    """CONNACK 5 (not authorized) and close."""
+class PacketTooLarge(Exception):
+    """An MQTT packet larger than the broker's maximum packet size (its body is never read)."""
+
+
+class _CappedReader(ReaderAdapter):
+    """A connection's reader that follows MQTT framing (fixed header byte, remaining length, body) and raises
+    PacketTooLarge as soon as a packet's remaining length makes it larger than the owner's maximum."""
+
+    def __init__(self, inner: Any, owner: EmbeddedBroker, label: str) -> None:
+        self._inner, self._owner, self.label = inner, owner, label
+        self._state = "type"  # type -> length -> body -> type
+        self._length = self._multiplier = self._header = self._left = 0
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self._inner.read(n)
+        state = self._state
+        if state == "type" and len(data) == 1:
+            self._state, self._length, self._multiplier, self._header = "length", 0, 1, 1
+        elif state == "length" and len(data) == 1:
+            byte = data[0]
+            self._length += (byte & 0x7F) * self._multiplier
+            self._multiplier *= 128
+            self._header += 1
+            if not byte & 0x80:
+                size = self._header + self._length
+                if size > self._owner.max_packet_size:
+                    self._state = "closed"
+                    self._owner.oversize(self.label, size)
+                    raise PacketTooLarge(f"MQTT packet of {size} bytes from {self.label}: the maximum is "
+                                         f"{self._owner.max_packet_size}")
+                self._left = self._length
+                self._state = "body" if self._left else "type"
+        elif state == "body":
+            self._left -= len(data)
+            if self._left <= 0:
+                self._state = "type"
+        return data
+
+    def feed_eof(self) -> None:
+        self._inner.feed_eof()
+
+
+class _Handler(BrokerProtocolHandler):
+    """amqtt's broker handler, which ignores an expired keepalive: here it closes the connection (the reader
+    loop then ends the session as after any abnormal disconnect, will included)."""
+
+    def handle_read_timeout(self) -> None:
+        session = self.session
+        log.info("MQTT client %r silent for %s s (1.5 x keepalive): disconnected",
+                 getattr(session, "client_id", None), getattr(session, "keep_alive", None))
+        if self.reader is not None:
+            self.reader.feed_eof()
+        if self.writer is not None:
+            _close_now(self.writer)
+
+
+def _close_now(writer: Any) -> None:
+    """Close a connection's socket at once (no flush: the peer may not be reading)."""
+    transport = getattr(getattr(writer, "_writer", None), "transport", None)
+    if transport is not None:
+        writer.is_closed = True
+        transport.abort()
+
+
+async def _refuse(handler: BrokerProtocolHandler, session: Session, reader: Any, writer: Any,
+                  code: int = NOT_AUTHORIZED) -> None:
+    """CONNACK `code` (default 5, not authorized) and close."""
     handler.attach(session, reader, writer)
     try:
-        await handler.mqtt_connack_authorize(False)
+        if code == NOT_AUTHORIZED:
+            await handler.mqtt_connack_authorize(False)
+        else:
+            await handler._send_packet(ConnackPacket.build(0, code))
     finally:
         await writer.close()
+        _close_now(writer)
 
 
 async def _disconnect(handler: BrokerProtocolHandler) -> None:
@@ -208,10 +317,10 @@ async def _disconnect(handler: BrokerProtocolHandler) -> None:
 
 
 class _Sub:
-    __slots__ = ("active", "callback", "levels")
+    __slots__ = ("active", "callback", "levels", "tenant")
 
-    def __init__(self, levels: tuple[str, ...], callback: Callback) -> None:
-        self.levels, self.callback, self.active = levels, callback, True
+    def __init__(self, levels: tuple[str, ...], callback: Callback, tenant: str | None = None) -> None:
+        self.levels, self.callback, self.active, self.tenant = levels, callback, True, tenant
 
     def call(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if not self.active:
@@ -225,11 +334,19 @@ class _Sub:
 class EmbeddedBroker:
     """amqtt on `host:port` (port 0: a free port, read `port` after start) plus the in-process path."""
 
-    def __init__(self, devices: DeviceRegistry, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(self, devices: DeviceRegistry, host: str = "127.0.0.1", port: int = 1883, *,
+                 max_packet_size: int = DEFAULT_MAX_PACKET_SIZE, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 audit: Any = None) -> None:
+        if not isinstance(max_packet_size, int) or max_packet_size < 64:
+            raise ValueError(f"mqttMaxPacketSize must be an integer of at least 64 bytes, got {max_packet_size!r}")
+        if not isinstance(connect_timeout, int | float) or not 0 < connect_timeout <= 3600:
+            raise ValueError(f"mqttConnectTimeout must be 0 < seconds <= 3600, got {connect_timeout!r}")
         self.devices, self.host, self.port = devices, host, port
+        self.max_packet_size, self.connect_timeout, self.audit = max_packet_size, float(connect_timeout), audit
         self.live: dict[BrokerProtocolHandler, Session] = {}
         self.epoch = 0  # counts revocations; a CONNECT that authenticated before one is checked again
         self.sender: str | None = None  # the publishing device, while `dispatch` runs
+        self.sender_owner: str | None = None  # and its owner
         self._broker: _Broker | None = None
         self._exact: dict[str, tuple[_Sub, ...]] = {}
         self._wild: tuple[_Sub, ...] = ()
@@ -241,17 +358,32 @@ class EmbeddedBroker:
         None to refuse it. Unset, anonymous CONNECTs are refused."""
 
     def admit_anonymous(self, session: Session) -> bool:
-        """An anonymous CONNECT, limited to the topics `anonymous_topics` gives its client id."""
+        """An anonymous CONNECT, limited to the topics `anonymous_topics` gives its client id: a pair
+        (publish filters, subscribe filters), or one list for both. Refused with a persistent session."""
         policy = self.anonymous_topics
-        topics = policy(session.client_id or "") if policy is not None else None
-        if not topics:
+        rights = policy(session.client_id or "") if policy is not None and session.client_id else None
+        if not rights or not session.clean_session:
             return False
-        device = Device(f"anonymous:{session.client_id}", True, list(topics), {}, datetime.now(UTC))
+        writes, reads = rights if isinstance(rights, tuple) else (rights, rights)
+        name = f"anonymous:{session.client_id}"
+        device = Device(name, True, list(writes), {}, datetime.now(UTC))
         if session.will_flag and not may_publish(device, session.will_topic or ""):
             return False
         session.attributes[EPOCH] = self.epoch
         session.attributes[DEVICE] = device
+        session.attributes[READS] = Device(name, True, list(reads), {}, datetime.now(UTC))
         return True
+
+    def oversize(self, client: str, size: int) -> None:
+        """Log and audit a packet over the maximum size (its connection is being closed)."""
+        log.warning("MQTT packet of %s bytes from %s: over the maximum of %s bytes, connection closed", size,
+                    client, self.max_packet_size)
+        if self.audit is not None:
+            try:
+                self.audit.record(None, "mqtt.oversize", client, "denied",
+                                  {"bytes": size, "max": self.max_packet_size})
+            except Exception:
+                log.exception("auditing an oversized MQTT packet failed")
 
     # ----- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -312,6 +444,10 @@ class EmbeddedBroker:
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         data = bytes(payload)
+        size = publish_packet_size(topic, len(data), qos)
+        if size > self.max_packet_size:
+            raise ValueError(f"MQTT message to {topic!r} of {len(data)} bytes: its PUBLISH packet ({size} bytes) "
+                             f"is larger than the broker's maximum packet size ({self.max_packet_size} bytes)")
         broker = self._broker
         if broker is None:
             raise RuntimeError("the embedded MQTT broker is not started")
@@ -326,11 +462,12 @@ class EmbeddedBroker:
             await broker.internal_message_broadcast(topic, data, None)
         self.dispatch(topic, data, qos, False)
 
-    def subscribe(self, topic_filter: str, callback: Callback) -> Callable[[], None]:
+    def subscribe(self, topic_filter: str, callback: Callback, tenant: str | None = None) -> Callable[[], None]:
         """Call `callback(topic, payload, qos, retain)` on the loop for each message matching `topic_filter`
-        (retained ones first, soon after this call); returns the unsubscribe function."""
+        (retained ones first, soon after this call); returns the unsubscribe function. With a `tenant` (a user
+        name), messages of devices owned by anyone else are not delivered."""
         mt.validate_filter(topic_filter)
-        sub = _Sub(mt.levels(topic_filter), callback)
+        sub = _Sub(mt.levels(topic_filter), callback, tenant)
         wild = mt.is_wild(topic_filter)
         if wild:
             self._wild = (*self._wild, sub)
@@ -339,7 +476,10 @@ class EmbeddedBroker:
         if self._broker is not None and self._loop is not None:
             for topic, retained in list(self._broker.retained_messages.items()):
                 if mt.match_levels(sub.levels, mt.levels(topic)):
-                    self._loop.call_soon(sub.call, topic, bytes(retained.data), retained.qos or 0, True)
+                    source = getattr(retained, "source_session", None)
+                    device = _device_in(source.attributes if source is not None else None)
+                    self._loop.call_soon(self._replay, sub, topic, bytes(retained.data), retained.qos or 0,
+                                         device.name if device else None, device.owner if device else None)
 
         def unsubscribe() -> None:
             if not sub.active:
@@ -356,28 +496,46 @@ class EmbeddedBroker:
 
         return unsubscribe
 
-    def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, sender: str | None = None) -> None:
-        """Hand one message to the in-process subscribers whose filter matches. While they run, `sender` is
-        the device (its name, the CONNECT username) that published it, None when the broker or a flow did."""
-        self.sender = sender
+    def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, sender: str | None = None,
+                 sender_owner: str | None = None) -> None:
+        """Hand one message to the in-process subscribers whose filter matches (and, when it is a device's,
+        whose tenant is the device's owner or none). While they run, `sender` is the device (its name, the
+        CONNECT username) that published it, None when the broker or a flow did; `sender_owner` its owner."""
+        self.sender, self.sender_owner = sender, sender_owner
         try:
             for sub in self._exact.get(topic, ()):
-                sub.call(topic, payload, qos, retain)
+                if sender is None or sub.tenant is None or sub.tenant == sender_owner:
+                    sub.call(topic, payload, qos, retain)
             if self._wild:
                 topic_levels = mt.levels(topic)
                 for sub in self._wild:
-                    if mt.match_levels(sub.levels, topic_levels):
+                    if (mt.match_levels(sub.levels, topic_levels)
+                            and (sender is None or sub.tenant is None or sub.tenant == sender_owner)):
                         sub.call(topic, payload, qos, retain)
         finally:
-            self.sender = None
+            self.sender = self.sender_owner = None
 
-    def device_of(self, client_id: str | None) -> str | None:
+    def _replay(self, sub: _Sub, topic: str, payload: bytes, qos: int, sender: str | None,
+                sender_owner: str | None) -> None:
+        """A retained message to one new subscriber (with its publishing device, as `dispatch`)."""
+        if sender is not None and sub.tenant is not None and sub.tenant != sender_owner:
+            return
+        self.sender, self.sender_owner = sender, sender_owner
+        try:
+            sub.call(topic, payload, qos, True)
+        finally:
+            self.sender = self.sender_owner = None
+
+    def device_record(self, client_id: str | None) -> Device | None:
         """The registered device a connected client authenticated as (None: anonymous or unknown)."""
         broker = self._broker
         entry = broker._sessions.get(client_id) if broker is not None and client_id else None
-        device = entry[0].attributes.get(DEVICE) if entry is not None else None
-        name = getattr(device, "name", None)
-        return name if isinstance(name, str) and not name.startswith("anonymous:") else None
+        return _device_in(entry[0].attributes if entry is not None else None)
+
+    def device_of(self, client_id: str | None) -> str | None:
+        """The name of the registered device a connected client authenticated as (None: anonymous or unknown)."""
+        device = self.device_record(client_id)
+        return device.name if device is not None else None
 
     # ----- revocation --------------------------------------------------------------------------------
     def still_valid(self, session: Session) -> bool:
@@ -424,3 +582,18 @@ class EmbeddedBroker:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _device_in(attributes: dict[str, Any] | None) -> Device | None:
+    """The registered device of a session's attributes (None: none, or an anonymous client)."""
+    device = attributes.get(DEVICE) if attributes else None
+    if not isinstance(device, Device) or READS in attributes or device.name.startswith("anonymous:"):
+        return None
+    return device
+
+
+def publish_packet_size(topic: str, payload_bytes: int, qos: int) -> int:
+    """Bytes of an MQTT 3.1.1 PUBLISH packet: fixed header, topic, packet id (QoS > 0), payload."""
+    remaining = 2 + len(topic.encode("utf-8")) + (2 if qos else 0) + payload_bytes
+    length_bytes = 1 if remaining < 128 else 2 if remaining < 16384 else 3 if remaining < 2097152 else 4
+    return 1 + length_bytes + remaining

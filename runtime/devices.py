@@ -8,6 +8,13 @@ cannot be brute-forced whatever the hash speed, while argon2's ~50 ms per check 
 bearer-authenticated HTTP requests) at a few dozen per second per core. Lookup is by token id, so one row is
 read per check.
 
+Tenants apart: the topics of devices of different owners never overlap. A device whose filters (with
+`{device}` expanded to its name) share a topic with a filter of a device of another owner (devices without an
+owner are the administrators') is refused at create and change, naming the clash (`TopicClashError`, 400).
+Two filters overlap iff some topic matches both (`mqtt_topics.overlaps`, exact). So one owner's devices cannot
+read or write another's: not `#`, not `+/telemetry`. First come, first served: a developer's `#` device keeps
+others out until it changes. Flows get the same rule from the broker (see runtime/broker.py).
+
 Revoking a token, disabling, changing or deleting a device calls the `on_revoke` listeners with
 `(device_name, token_id)`; token_id None means every token of the device (the broker drops those sessions).
 """
@@ -102,6 +109,10 @@ class DeviceValidationError(DeviceError, ValueError):
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
+
+
+class TopicClashError(DeviceValidationError):
+    """A device's topic filter overlaps a filter of a device of another owner."""
 
 
 class DeviceNotFoundError(DeviceError, LookupError):
@@ -205,6 +216,29 @@ def check_topics(topics: object) -> list[str]:
     return out
 
 
+def expanded_filters(name: str, topics: list[str]) -> list[str]:
+    """A device's filters with `{device}` replaced by its name."""
+    return [t.replace("{device}", name) for t in topics]
+
+
+def topic_clash(name: str, topics: list[str], owner: str | None,
+                others: list[tuple[str, list[str], str | None]]) -> TopicClashError | None:
+    """The first overlap between device `name`'s filters and those of `others` (name, topics, owner) of another
+    owner, as an error naming both filters; None when there is none."""
+    mine = expanded_filters(name, topics)
+    for other, other_topics, other_owner in others:
+        if other == name or other_owner == owner:
+            continue
+        for theirs in expanded_filters(other, other_topics):
+            for index, filt in enumerate(mine):
+                witness = mt.overlap_witness(filt, theirs)
+                if witness is not None:
+                    return TopicClashError(f"topics[{index}]", f"{topics[index]!r} overlaps {theirs!r} of device "
+                                           f"{other!r}, which has another owner (both match topic {witness!r}); "
+                                           "devices of different owners must not share topics")
+    return None
+
+
 def check_owner(owner: object) -> str | None:
     if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 200):
         raise DeviceValidationError("owner", f"must be a user name (1-200 characters) or null, got {owner!r}")
@@ -291,6 +325,7 @@ class DeviceRegistry:
         owner = check_owner(owner)
         topics = check_topics(topics if topics is not None else [])
         ontologies = check_ontologies(ontologies if ontologies is not None else {})
+        self._refuse_clash(name, topics, owner)
         now = datetime.now(UTC)
         token_id, token, row = self._new_token(name, now)
         try:
@@ -331,9 +366,12 @@ class DeviceRegistry:
         """Change a device (`owner` None removes it); its open sessions are dropped so they reconnect with the
         new rights."""
         values: dict[str, Any] = {}
+        if owner is not ... or topics is not None:
+            current = self.get(name)
+            self._refuse_clash(name, check_topics(topics) if topics is not None else current.topics,
+                               check_owner(owner) if owner is not ... else current.owner)
         if owner is not ...:
             owner = check_owner(owner)
-            self.get(name)
             with self._db.begin() as conn:
                 conn.execute(delete(device_owners_table).where(device_owners_table.c.device == name))
                 if owner is not None:
@@ -365,6 +403,25 @@ class DeviceRegistry:
         if done.rowcount == 0:
             raise DeviceNotFoundError(f"no device named {name!r}")
         self._notify(name, None)
+
+    def topic_owners(self) -> list[tuple[str, list[str], str | None]]:
+        """Every device's (name, topics, owner)."""
+        d, o = devices_table, device_owners_table
+        with self._db.connect() as conn:
+            rows = conn.execute(select(d.c.name, d.c.topics, o.c.owner).select_from(
+                d.outerjoin(o, o.c.device == d.c.name))).all()
+        return [(r.name, list(r.topics), r.owner) for r in rows]
+
+    def owner_of(self, name: str) -> str | None:
+        """The owner of device `name` (None: the administrators', or no such device)."""
+        with self._db.connect() as conn:
+            return conn.execute(select(device_owners_table.c.owner)
+                                .where(device_owners_table.c.device == name)).scalar()
+
+    def _refuse_clash(self, name: str, topics: list[str], owner: str | None) -> None:
+        clash = topic_clash(name, topics, owner, self.topic_owners())
+        if clash is not None:
+            raise clash
 
     # ----- tokens ---------------------------------------------------------------------------------
     def _new_token(self, name: str, now: datetime) -> tuple[str, str, dict[str, Any]]:

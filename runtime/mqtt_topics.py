@@ -3,6 +3,7 @@
 `matches(filter, topic)` is the broker's rule: `+` is one whole level, `#` the last level and everything below
 its parent (so `a/#` matches `a`), and filters starting with a wildcard never match topics starting with `$`.
 `covers(allowed, requested)` is True when every topic `requested` matches is also matched by `allowed`.
+`overlaps(a, b)` is True when some topic matches both filters; `overlap_witness(a, b)` names one such topic.
 """
 
 from __future__ import annotations
@@ -79,6 +80,54 @@ def cover_levels(allowed: tuple[str, ...], requested: tuple[str, ...]) -> bool:
         if have != "+" and (want == "+" or want != have):
             return False
     return size == len(requested) or (size == len(requested) + 1 and allowed[-1] == "#")
+
+
+def _stand_in(level: str) -> str:
+    """A topic level that filter level `level` matches ('+' matches any level: take one not starting with $)."""
+    return "x" if level == "+" else level
+
+
+def overlap_witness_levels(one: tuple[str, ...], other: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A topic (as levels) matched by both filters `one` and `other` (both already valid), None when none is."""
+    topic: list[str] = []
+    for index in range(max(len(one), len(other))):
+        a = one[index] if index < len(one) else None
+        b = other[index] if index < len(other) else None
+        if a == "#" or b == "#":
+            rest = other[index:] if a == "#" else one[index:]
+            if index == 0 and rest and rest[0] != "#" and rest[0] != "+" and rest[0].startswith("$"):
+                return None  # a filter starting with a wildcard matches no $ topic
+            found = topic + [_stand_in(level) for level in rest if level != "#"]
+            if not "/".join(found):  # the empty topic is no topic name: one level deeper, if both allow it
+                if not rest or rest[-1] != "#":
+                    return None
+                found.append("x")
+            return tuple(found)
+        if a is None or b is None:
+            return None  # one filter ended, the other goes on without '#'
+        if a == "+" and b == "+":
+            topic.append("x")
+        elif a == "+" or b == "+":
+            literal = b if a == "+" else a
+            if index == 0 and literal.startswith("$"):
+                return None
+            topic.append(literal)
+        elif a == b:
+            topic.append(a)
+        else:
+            return None
+    return tuple(topic)
+
+
+def overlap_witness(one: str, other: str) -> str | None:
+    """A topic name both filters match, None when no topic does."""
+    found = overlap_witness_levels(levels(one), levels(other))
+    return None if found is None else "/".join(found)
+
+
+def overlaps(one: str, other: str) -> bool:
+    """Whether some topic matches both filters `one` and `other`."""
+    return overlap_witness_levels(levels(one), levels(other)) is not None
 
 
 def matches(topic_filter: str, topic: str) -> bool:

@@ -149,7 +149,9 @@ class Runtime:
                 self.startup_problems.append(f"ontology {error['file']}: {error['message']}")
                 log.error("ontology %s not loaded: %s", error["file"], error["message"])
         if self.settings.mqtt_port:
-            broker = EmbeddedBroker(devices, self.settings.mqtt_host, self.settings.mqtt_port)
+            broker = EmbeddedBroker(devices, self.settings.mqtt_host, self.settings.mqtt_port,
+                                    max_packet_size=self.settings.mqtt_max_packet_size,
+                                    connect_timeout=self.settings.mqtt_connect_timeout, audit=self.audit)
             await broker.start()
             services["mqtt-embedded"] = broker
 

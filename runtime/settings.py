@@ -40,6 +40,12 @@ class Settings:
     mqtt_host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_HOST", "127.0.0.1"))
     mqtt_port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_MQTT_PORT", "1883")))
     """Port of the embedded MQTT broker; 0 runs none (flows then use an external broker)."""
+    mqtt_max_packet_size: int = field(default_factory=lambda: int(
+        os.environ.get("SOFIAFLOW_MQTT_MAX_PACKET_SIZE", str(1024 * 1024))))
+    """mqttMaxPacketSize: bytes of the largest MQTT packet the embedded broker takes (larger: disconnected)."""
+    mqtt_connect_timeout: float = field(default_factory=lambda: float(
+        os.environ.get("SOFIAFLOW_MQTT_CONNECT_TIMEOUT", "10")))
+    """mqttConnectTimeout: seconds a new connection to the embedded broker has to send CONNECT."""
     default_flows: Path | None = field(default_factory=lambda: _default_flows())
     """Flow file deployed on the first start (no flows stored yet): SOFIAFLOW_DEFAULT_FLOWS, by default the
     bundled IoT Broker flow; "" or "none" deploys nothing."""

@@ -20,7 +20,7 @@ from pydantic import field_validator
 from runtime.api import Node, NodeConfig, NodeError, NRBool, NRInt
 
 from .mqtt_connection import MqttConnection
-from .mqtt_embedded import EmbeddedLink
+from .mqtt_embedded import EmbeddedLink, may_receive
 from .mqtt_options import LOCAL_HOSTS, ConnectOptions, Outgoing, build, is_embedded, parse_target
 from .mqtt_payload import encode, message_fields
 from .mqtt_topics import Router
@@ -168,6 +168,8 @@ class MqttBrokerNode(Node):
             refs = subs.get(topic_filter)
             if refs:
                 for sub in tuple(refs.values()):
+                    if props is not None and not may_receive(props, self.users.get(sub.ref)):
+                        continue  # a device of another owner (embedded broker): see mqtt_embedded.py
                     try:
                         sub.callback(topic, payload, qos, retain, fields)
                     except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others

@@ -11,6 +11,9 @@ flows publish and subscribe through the service's in-process interface instead o
 `EmbeddedLink` offers the same interface as `MqttConnection`. Flows are trusted: no credentials,
 no will (the process cannot vanish without its flows). Publishes are sent in order by one task.
 Messages a device published carry its name (`msg.device` in `mqtt in`); a TCP client cannot know it.
+They also carry the device's owner: `may_receive(props, node)` keeps them from nodes on tabs of other
+developers (runtime/flow_tenant.py; administrators' flows receive all), as devices of different owners
+never share topics (runtime/devices.py).
 """
 
 from __future__ import annotations
@@ -21,18 +24,31 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from runtime.flow_tenant import tenant_of
+
 from .mqtt_connection import GOODBYE_TIMEOUT, HIGH_WATER, LOW_WATER, OnMessage
 from .mqtt_options import ConnectOptions, Outgoing
 
 
 class PublishedBy:
     """In place of MQTT 5 properties on the in-process path: the registered device that published the
-    message (`msg.device` in `mqtt in`, which ontology nodes take for `contextData.device` and its rights)."""
+    message (`msg.device` in `mqtt in`, which ontology nodes take for `contextData.device` and its rights)
+    and its owner (None: the administrators')."""
 
-    __slots__ = ("PublishingDevice",)
+    __slots__ = ("PublishingDevice", "PublishingOwner")
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, owner: str | None = None) -> None:
         self.PublishingDevice = device
+        self.PublishingOwner = owner
+
+
+def may_receive(props: Any, node: Any) -> bool:
+    """Whether `node` may receive a message that came with `props`: always, unless a device published it on
+    the embedded broker and the node's tab belongs to a developer other than the device's owner."""
+    if not isinstance(props, PublishedBy):
+        return True
+    tenant = tenant_of(node) if node is not None else None
+    return tenant is None or tenant == props.PublishingOwner
 
 
 class EmbeddedLink:
@@ -185,6 +201,6 @@ class EmbeddedLink:
         def callback(topic: str, payload: bytes, qos: int, retain: bool) -> None:
             sender = getattr(service, "sender", None)  # the publishing device, when the service knows it
             deliver(topic, payload, qos if qos < max_qos else max_qos, retain,
-                    PublishedBy(sender) if sender else None, matched)
+                    PublishedBy(sender, getattr(service, "sender_owner", None)) if sender else None, matched)
 
         self._detach[topic_filter] = self.service.subscribe(topic_filter, callback)

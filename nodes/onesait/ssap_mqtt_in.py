@@ -82,11 +82,13 @@ class SsapMqttInNode(Node):
             self._mqtt.anonymous_topics = None
         self._mqtt = None
 
-    def _anonymous_topics(self, client_id: str) -> list[str] | None:
-        if not client_id or _BAD_ID_CHARS & set(client_id):
+    def _anonymous_topics(self, client_id: str) -> tuple[list[str], list[str]] | None:
+        """What an anonymous client may do, no more: (publish) requests on the request topic and its own
+        `/topic/message/<clientId>`; (subscribe) its answers there and the indication topic."""
+        if not client_id or _BAD_ID_CHARS & set(client_id) or "{" in client_id or "}" in client_id:
             return None
-        return [self._topic, f"/topic/message/{client_id}", self._indications.replace("{clientId}", client_id),
-                "/topic/command"]
+        own = f"/topic/message/{client_id}"
+        return [self._topic, own], [own, self._indications.replace("{clientId}", client_id)]
 
     def _incoming(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if retain or self._mqtt is None:

@@ -1,6 +1,7 @@
 """`/devices`: create, list, change and delete devices and their tokens (the DeviceRegistry over HTTP).
 
 A token is shown once, in the answer that creates it; listings show token ids and state, never secrets.
+A device whose topics overlap those of a device of another owner is refused: 400 `topic_clash`, naming both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..devices import (
     DeviceRegistry,
     DeviceValidationError,
     TokenNotFoundError,
+    TopicClashError,
 )
 from ..runtime import Runtime
 from .deps import ApiError, RuntimeDep, denied, record
@@ -39,6 +41,8 @@ def _answers() -> Iterator[None]:
     """The registry's errors as API answers."""
     try:
         yield
+    except TopicClashError as exc:
+        raise ApiError(400, "topic_clash", str(exc), field=exc.field) from None
     except DeviceValidationError as exc:
         raise ApiError(400, "invalid_device", str(exc), field=exc.field) from None
     except DeviceExistsError as exc:
