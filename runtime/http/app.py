@@ -8,6 +8,7 @@ own description (/openapi.json, /docs, /redoc) also opens with the browser's edi
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -149,5 +150,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse({"code": "unexpected_error", "message": f"{type(exc).__name__}: {exc}"}, status_code=500)
+        # the text of an unexpected error may quote SQL, paths or values: it goes to the log, not to the caller
+        incident = secrets.token_hex(6)
+        log.exception("%s %s failed (incident %s)", request.method, request.url.path, incident)
+        return JSONResponse({"code": "unexpected_error", "incident": incident,
+                             "message": f"internal error (incident {incident}, details in the server log)"},
+                            status_code=500)
