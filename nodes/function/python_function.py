@@ -1,5 +1,12 @@
 """python function: the Scripting Engine's node, a Python body run in a RestrictedPython sandbox.
 
+Where bodies run follows the setting `functionIsolation`: "process" (the default) runs them in the sandbox
+worker of the flow's owner, a batch of messages per request (`python_remote`, `python_sandbox`);
+"admin-in-process" keeps administrators' and ownerless flows in the server process; "in-process" runs
+every flow's bodies in the server process, which is unsafe: RestrictedPython alone is not a boundary, and
+C code that runs long or allocates without end stalls the whole server. A runtime without a "sandbox"
+service (an embedded engine, the bare test harness) runs them in process.
+
 The body sees `msg`, `node`, `context`, `flow`, `global_` (also `glob`), and `env`, and returns a
 message, a list with one entry per output (a message, a list of messages, or None), or None. It is
 compiled once at deploy (syntax errors are reported with their line), each call has a time limit,
@@ -13,6 +20,8 @@ from typing import Any
 
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
 
+from .js_placement import NO_OWNER, flow_owner, is_administrator, isolation_mode
+from .python_remote import MAX_BATCH, RemoteFunction
 from .sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError, ScriptSyntaxError
 
 DEFAULT_TIME_LIMIT = 1.0
@@ -112,6 +121,28 @@ class PythonFunctionNode(Node):
         self._facade = ScriptNode(self)
         self._env = _Env(self)
         self._libs = {lib["var"]: lib["module"] for lib in self.config.libs if lib.get("var") and lib.get("module")}
+        self._remote: RemoteFunction | None = None
+        self._red: dict[str, Any] | None = None
+        self.max_batch = 0  # in process: one message at a time through on_input
+        placement = self._sandbox()
+        if placement is not None:
+            pool, tenant = placement
+            self._remote = RemoteFunction(self, pool, tenant, {
+                "id": self.id, "name": self.name, "func": self.config.func or "", "outputs": self._outputs,
+                "initialize": self.config.initialize or "", "finalize": self.config.finalize or "",
+                "limit": limit, "modules": sorted(allowed), "libs": self._libs})
+            self.max_batch = MAX_BATCH
+
+    def _sandbox(self) -> tuple[Any, str] | None:
+        """(pool, tenant) when this node's bodies run in a sandbox worker (setting `functionIsolation`)."""
+        mode = isolation_mode(self)
+        pool = self._engine.services.get("sandbox")
+        if mode == "in-process" or pool is None:
+            return None
+        owner = flow_owner(self)
+        if mode == "admin-in-process" and is_administrator(self, owner):
+            return None
+        return pool, owner if owner is not None else NO_OWNER
 
     def _compile_optional(self, source: str, part: str, allowed: frozenset[str], limit: float) -> CompiledScript | None:
         if not source or not source.strip():
@@ -128,9 +159,21 @@ class PythonFunctionNode(Node):
 
     async def start(self) -> None:
         if self._init is not None:
-            self._run(self._init, None)
+            if self._remote is not None:
+                await self._remote.run_part("initialize")
+            else:
+                self._run(self._init, None)
 
     async def close(self, removed: bool) -> None:
+        if self._remote is not None:
+            try:
+                if self._final is not None:
+                    await self._remote.run_part("finalize")
+            except NodeError as exc:
+                self.warn(f"finalize failed: {exc}")
+            finally:
+                await self._remote.forget()
+            return
         if self._final is not None:
             try:
                 self._run(self._final, None)
@@ -155,6 +198,41 @@ class PythonFunctionNode(Node):
         result = self._run(self._script, msg)
         if result is not None:
             self.send_result(result)
+
+    async def on_batch(self, msgs: list[Msg]) -> list[BaseException | None]:
+        """In a sandbox worker: the batch's messages run there; one result per message."""
+        return await self._remote.run_batch(msgs)
+
+    def apply(self, ops: list[Any], error: str | None, msg: Msg | None) -> BaseException | None:
+        """Do, in order, what a body did in the worker for `msg`; the message's error, if any."""
+        try:
+            for op in ops:
+                kind = op[0]
+                if kind == "send" or kind == "return":
+                    self.send_result(op[1])
+                elif kind == "log":
+                    self.log(op[1])
+                elif kind == "warn":
+                    self.warn(op[1])
+                elif kind == "error":
+                    self.error(NodeError(str(op[1])), op[2] if isinstance(op[2], dict) else None)
+                elif kind == "status":
+                    self.status(op[1], op[2], op[3])
+        except Exception as exc:  # noqa: BLE001 - as when node.send raises in the body: the message fails
+            return exc
+        return None if error is None else NodeError(error)
+
+    def failed(self, text: str) -> None:
+        """The worker was killed or died under this node's messages: say so in red."""
+        self.status("red", "ring", text.removeprefix("python function: ")[:80])
+        self._red = self.last_status
+
+    def recovered(self) -> None:
+        """A batch ran: clear the red status `failed` set (not one the body set since)."""
+        if self._red is not None:
+            if self.last_status is self._red:
+                self.status()
+            self._red = None
 
     def send_result(self, result: Any) -> None:
         """Send what a body returned (or passed to node.send), checking its shape."""

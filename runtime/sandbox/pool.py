@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import count
 from typing import Any
 
@@ -39,15 +39,23 @@ class SandboxPool:
         self.limits = limits if limits is not None else WorkerLimits.for_host()
         self.python = python or sys.executable
         self._modules: dict[str, str] = {}
+        self._preload: set[str] = set()
         self._workers: dict[str, SandboxWorker] = {}
         self._closed = False
 
-    def register_handler(self, name: str, module: str) -> None:
-        """Let workers import `module` (dotted path) to serve requests for handler `name`."""
+    def register_handler(self, name: str, module: str, *, preload: Iterable[str] = ()) -> None:
+        """Let workers import `module` (dotted path) to serve requests for handler `name`.
+
+        `preload` names modules the handler's code may import later: workers started from now on import
+        them before they drop privileges (as nobody, a worker may not be able to read the interpreter's
+        directory any more).
+        """
         if not isinstance(name, str) or not name:
             raise ValueError(f"a sandbox handler name must be a non-empty string, not {name!r}")
-        if not isinstance(module, str) or not _MODULE_NAME.match(module):
-            raise ValueError(f"sandbox handler {name!r}: {module!r} is not a dotted module path")
+        for dotted in (module, *preload):
+            if not isinstance(dotted, str) or not _MODULE_NAME.match(dotted):
+                raise ValueError(f"sandbox handler {name!r}: {dotted!r} is not a dotted module path")
+        self._preload.update(preload)
         if self._modules.get(name) == module:
             return
         self._modules[name] = module
@@ -160,7 +168,8 @@ class SandboxWorker:
         cwd = tempfile.mkdtemp(prefix="sofiaflow-sandbox-")
         if limits.user is not None and os.geteuid() == 0:
             os.chown(cwd, limits.user, limits.group if limits.group is not None else -1)
-        options = json.dumps({"handlers": self.pool.modules, "limits": limits.to_dict()})
+        options = json.dumps({"handlers": self.pool.modules, "preload": sorted(self.pool._preload),
+                              "limits": limits.to_dict()})
         proc = await asyncio.create_subprocess_exec(
             self.pool.python, "-I", "-m", "runtime.sandbox.worker", options,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

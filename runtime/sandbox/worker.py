@@ -129,6 +129,11 @@ def main(argv: list[str]) -> int:
         loop = WorkerLoop(framing.BlockingChannel(0, protocol_out), modules)
         for handler in modules:
             loop.load(handler)
+        for name in options.get("preload", ()):
+            try:
+                import_module(name)
+            except Exception as exc:  # noqa: BLE001 - the handler reports it if it ever needs the module
+                print(f"sandbox worker: cannot preload {name}: {exc}", file=sys.stderr)
         apply(WorkerLimits.from_dict(options.get("limits", {})))
     except Exception:  # noqa: BLE001
         traceback.print_exc()
