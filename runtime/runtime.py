@@ -114,7 +114,10 @@ class Runtime:
 
         services = self.engine.services
         services["audit"] = self.audit
-        services["sandbox"] = SandboxPool(WorkerLimits.for_host(memory_mb=self.settings.sandbox_memory_mb))
+        # RLIMIT_DATA, not RLIMIT_AS: V8 (JavaScript functions) cannot start under any address-space limit,
+        # and needs about 768 MB of data limit for its reservations
+        services["sandbox"] = SandboxPool(WorkerLimits.for_host(memory_mb=max(self.settings.sandbox_memory_mb, 1024),
+                                                                memory_kind="data"))
         services["flow-owners"] = self.ownership
         services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
         services["devices"] = devices = DeviceRegistry(self.db)

@@ -27,6 +27,7 @@ import itertools
 import re
 import threading
 import time
+import weakref
 from importlib import resources
 from typing import Any
 
@@ -49,6 +50,8 @@ REQUEST_GRACE = 15.0
 """Seconds a worker gets on top of the scripts' own time limits before the host gives up on it."""
 OUT_OF_MEMORY = "function: JavaScript ran out of memory"
 _node_keys = itertools.count(1)
+_running: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+"""Per sandbox worker: the key of the node whose request it runs (or ran last)."""
 _MEMORY_DEATH = re.compile(r"memory|SIGTRAP|SIGABRT|SIGKILL|SIGSEGV")
 """How a worker killed by V8 running out of memory is described (it aborts, or the kernel kills it)."""
 _PRELUDE = resources.files(__package__).joinpath("js_prelude.js").read_text(encoding="utf-8")
@@ -335,6 +338,7 @@ class JsFunctionNode(Node):
         except SandboxError as exc:
             raise NodeError(f"function: {exc}") from None
         if worker.generation != self._generation or self._generation is None:
+            worker.on_event("js", lambda op, key, worker=worker: _running.__setitem__(worker, key))
             payload = {"key": self._key, "memory": self._memory, "setup": [list(s) for s in self._scripts]}
             try:
                 await worker.request("js", "open", payload, timeout=len(self._scripts) * 5.0 + REQUEST_GRACE)
@@ -347,7 +351,7 @@ class JsFunctionNode(Node):
             self._generation = worker.generation
         return worker
 
-    async def _request(self, items: list, call_id: int | None) -> list:
+    async def _request(self, items: list, call_id: int | None, retry: bool = True) -> list:
         from runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
 
         worker = await self._open_worker()
@@ -356,6 +360,12 @@ class JsFunctionNode(Node):
             return await worker.request("js", "run", payload,
                                         timeout=self._limit * 2 * len(items) + REQUEST_GRACE)
         except SandboxCrashed as exc:
+            if retry and _running.get(worker) != self._key:
+                # another node's request killed the worker while ours waited: nothing of ours ran
+                self._generation = None
+                self._cancel_timers()
+                self.log(f"the JavaScript worker stopped while this node waited ({exc}); running again")
+                return await self._request(items, call_id, retry=False)
             if call_id is not None:
                 self._calls.pop(call_id, None)
             self._crashed(exc)

@@ -14,6 +14,9 @@ one isolate per node instance there (`key`) and answers:
   microtasks' operations are collected with `__sf.drain()`.
 - `close` {key}: the isolate is dropped.
 
+Before running, the worker tells the host `running` (event, the key): when the process dies, the
+host knows which node's request killed it, and the requests of others that were waiting are retried.
+
 An isolate that reaches its heap limit is replaced and set up again here (its state is lost). A
 single huge allocation kills the whole process (V8 fatal out of memory): the host sees the worker
 crash and opens the node's isolate again in the new worker.
@@ -57,6 +60,7 @@ def handle(op: str, payload: Any, host: Any) -> Any:
         isolate = _isolates.get(key)
         if isolate is None:
             raise ValueError(f"js run: no isolate {key!r} in this worker (open it first)")
+        host.event("running", key)  # if this crashes the worker, the host knows whose request did it
         return _run(isolate, float(payload.get("limit") or 0), bool(payload.get("drain")), payload.get("items") or [])
     if op == "close":
         isolate = _isolates.pop(key, None)
