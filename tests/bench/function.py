@@ -5,7 +5,9 @@ Each runtime gets a burst of messages into one node whose body is `msg.payload =
 return msg;` and the time until the last result is out is measured inside the runtime.
 sofiaflow runs in-process (FlowTester); Node-RED runs its own process, driven by an http request
 that makes a function node send the burst and answers when a counter has seen every result.
-Also prints the memory of 100 JavaScript function nodes (one V8 isolate each).
+Also prints the memory of 100 JavaScript function nodes (one V8 isolate each), and the python function
+in process beside the same node with its body in a sandbox worker process (functionIsolation "process"):
+calls/s under a backlog and the latency of a single message.
 
 Run: python tests/bench/function.py [messages]      (Node-RED figures need Node-RED; see README)
 """
@@ -26,6 +28,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from nodered import NodeRed, find_node_red  # noqa: E402
 
 from runtime.registry import default_registry  # noqa: E402
+from runtime.sandbox import SandboxPool  # noqa: E402
 from runtime.testing import FlowTester  # noqa: E402
 
 JS_BODY = "msg.payload = msg.payload + 1;\nreturn msg;"
@@ -41,9 +44,25 @@ def _rss_mb() -> float:
     return 0.0
 
 
-async def sofiaflow_calls_per_second(node_type: str, body: str, count: int) -> float:
+def _tester(flows: list[dict], isolation: str | None) -> FlowTester:
+    """A FlowTester; with isolation "process" the python function bodies run in a sandbox worker."""
+    t = FlowTester(flows, default_registry())
+    if isolation == "process":
+        t.engine.services["sandbox"] = SandboxPool()
+        t.engine.node_settings["functionIsolation"] = "process"
+    return t
+
+
+async def _close_pool(t: FlowTester) -> None:
+    pool = t.engine.services.get("sandbox")
+    if pool is not None:
+        await pool.close()
+
+
+async def sofiaflow_calls_per_second(node_type: str, body: str, count: int, isolation: str | None = None) -> float:
     flows = [TAB, {"id": "f", "type": node_type, "z": "t", "func": body, "outputs": 1, "wires": [[]]}]
-    async with FlowTester(flows, default_registry()) as t:
+    t = _tester(flows, isolation)
+    async with t:
         for i in range(200):  # warm up
             t.inject("f", {"payload": i})
         await t.idle()
@@ -54,7 +73,27 @@ async def sofiaflow_calls_per_second(node_type: str, body: str, count: int) -> f
         await t.idle()
         elapsed = time.perf_counter() - started
         assert len(t.outputs("f")[0]) == count, "every message must come out"
+    await _close_pool(t)
     return count / elapsed
+
+
+async def single_message_latency_ms(isolation: str | None, rounds: int = 500) -> tuple[float, float]:
+    """(median, 99th percentile) ms from injecting one message to its result, nothing else queued."""
+    flows = [TAB, {"id": "f", "type": "python function", "z": "t", "func": PY_BODY, "outputs": 1, "wires": [[]]}]
+    t = _tester(flows, isolation)
+    times = []
+    async with t:
+        for i in range(50):  # warm up (starts the worker)
+            t.inject("f", {"payload": i})
+            await t.idle()
+        for i in range(rounds):
+            started = time.perf_counter()
+            t.inject("f", {"payload": i})
+            await t.idle()
+            times.append((time.perf_counter() - started) * 1000)
+    await _close_pool(t)
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99)]
 
 
 async def isolate_memory(nodes: int = 100) -> tuple[float, float]:
@@ -107,6 +146,9 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     js = asyncio.run(sofiaflow_calls_per_second("function", JS_BODY, count))
     py = asyncio.run(sofiaflow_calls_per_second("python function", PY_BODY, count))
+    py_worker = asyncio.run(sofiaflow_calls_per_second("python function", PY_BODY, count, "process"))
+    latency = asyncio.run(single_message_latency_ms(None))
+    latency_worker = asyncio.run(single_message_latency_ms("process"))
     memory, deploy_ms = asyncio.run(isolate_memory())
     nr = node_red_calls_per_second(count)
     print(f"function node calls/s ({count} messages, one node, this machine)")
@@ -114,6 +156,10 @@ def main() -> None:
     print(f"  sofiaflow python function     : {py:>10,.0f}")
     print(f"  Node-RED function             : {nr:>10,.0f}" if nr else "  Node-RED function             : (Node-RED not installed)")
     print(f"100 JavaScript function nodes: +{memory:.0f} MB RSS, deployed in {deploy_ms:.0f} ms")
+    print(f"python function                    {'in process':>14} {'sandbox worker':>16}")
+    print(f"  calls/s, backlog of {count:<7,}      {py:>14,.0f} {py_worker:>16,.0f}")
+    print(f"  one message, median / p99 ms     {latency[0]:>6.3f} / {latency[1]:<6.3f}"
+          f" {latency_worker[0]:>7.3f} / {latency_worker[1]:<6.3f}")
 
 
 if __name__ == "__main__":
