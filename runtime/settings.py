@@ -27,7 +27,7 @@ class Settings:
     """functionIsolation: where python functions run: "process" (sandbox worker processes, the default),
     "admin-in-process" (administrators' and ownerless flows in the server process) or "in-process" (all: unsafe)."""
     sandbox_memory_mb: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_SANDBOX_MEMORY_MB", "512")))
-    """sandboxMemoryMB: address space of each sandbox worker process (MiB)."""
+    """sandboxMemoryMB: memory (RLIMIT_DATA: heap and private mappings) of each sandbox worker process (MiB)."""
     token_lifetime: int = 7 * 24 * 3600
     debug_max_length: int = 1000
     http_node_root: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HTTP_NODE_ROOT", "/"))
