@@ -175,3 +175,46 @@ async def test_an_interval_whose_callback_runs_past_the_limit_is_cleared(registr
         assert t.node("f").last_status["text"] == "stopped: a timer callback ran past the time limit"
         assert t.payloads("f") == [1]
         assert "Error: Script execution timed out after 200ms" in [e["msg"] for e in t.errors()]
+
+
+# ----- several messages per request ------------------------------------------------------------------------
+def with_catch(*nodes):
+    return [TAB, *nodes, {"id": "c", "type": "catch", "z": "t1", "scope": None, "wires": [["err"]]},
+            {"id": "err", "type": "junction", "z": "t1", "wires": [[]]}]
+
+
+async def test_a_backlog_crosses_in_batches_with_context_as_each_message_left_it(registry):
+    body = ("var n = (context.get('n') || 0) + 1; context.set('n', n);"
+            "var k = 'seen-' + (msg.payload % 3); flow.set(k, (flow.get(k) || 0) + 1);"
+            "msg.payload = [n, flow.get(k)]; return msg;")
+    async with js_tester([TAB, fn(body)], registry, mode="process") as t:
+        for i in range(300):
+            t.inject("f", {"payload": i})
+        await t.idle()
+        assert t.payloads("f") == [[i + 1, i // 3 + 1] for i in range(300)]
+        assert t.node("f").context.get("n") == 300
+        assert [t.node("f").flow.get(f"seen-{r}") for r in range(3)] == [100, 100, 100]
+
+
+async def test_in_a_batch_each_message_fails_alone_and_order_is_kept(registry):
+    body = ("if (msg.payload === 'loop') { while (true) {} }"
+            "if (msg.payload === 'throw') { throw new Error('bad ' + msg.topic); }"
+            "msg.payload = msg.topic; return msg;")
+    async with js_tester(with_catch(fn(body, timeout="0.3")), registry, mode="process") as t:
+        kinds = ["ok", "throw", "ok", "loop", "ok", "nan", "ok"]
+        for i, kind in enumerate(kinds):
+            t.inject("f", {"payload": float("nan") if kind == "nan" else kind, "topic": i})
+        await t.idle()
+        assert t.payloads("f") == [0, 2, 4, 5, 6]
+        assert [(m["error"]["message"], m["topic"]) for m in t.outputs("err")[0]] == [
+            ("Error: bad 1", 1), ("Error: Script execution timed out after 300ms", 3)]
+
+
+async def test_a_bomb_in_a_batch_fails_only_its_own_message(registry):
+    body = "if (msg.payload === 'bomb') { new Array(1e9).fill(0); } return msg;"
+    async with js_tester(with_catch(fn(body)), registry, mode="process") as t:
+        for payload in ("a", "b", "bomb", "c"):
+            t.inject("f", {"payload": payload})
+        await t.idle()
+        assert t.payloads("f") == ["a", "b", "c"]
+        assert [(m["error"]["message"], m["payload"]) for m in t.outputs("err")[0]] == [(OUT_OF_MEMORY, "bomb")]

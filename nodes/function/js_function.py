@@ -49,6 +49,8 @@ MAX_OPEN_CALLS = 10_000
 REQUEST_GRACE = 15.0
 """Seconds a worker gets on top of the scripts' own time limits before the host gives up on it."""
 OUT_OF_MEMORY = "function: JavaScript ran out of memory"
+MAX_BATCH = 256
+"""Messages per request to the worker at most (when that many wait)."""
 _node_keys = itertools.count(1)
 _running: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 """Per sandbox worker: the key of the node whose request it runs (or ran last)."""
@@ -130,7 +132,7 @@ class JsFunctionNode(Node):
             self._key = f"{self.id}#{next(_node_keys)}"
             self._generation: int | None = None
             self._lock = asyncio.Lock()
-            self.on_input = self._input_in_worker  # type: ignore[method-assign]  # async: the engine awaits it
+            self.max_batch = MAX_BATCH  # the engine hands on_batch what waits: one request for many messages
             return
         self._isolate = JsIsolate(self._memory, on_reset=self._load)
         try:
@@ -226,19 +228,14 @@ class JsFunctionNode(Node):
         finally:
             self._current = None
 
-    async def _input_in_worker(self, msg: Msg) -> None:
-        """on_input when the isolate is in the tenant's worker (the engine awaits it, in order)."""
-        call_id = self._open_call(msg)
+    async def on_batch(self, msgs: list[Msg]) -> list[BaseException | None]:
+        """Messages when the isolate is in the tenant's worker: evaluated in order, as few requests as it takes."""
+        entries = []
+        for msg in msgs:
+            call_id = self._open_call(msg)
+            entries.append((msg, f"__sf.call({call_id},{{msg}},{{ctx}},{{buffers}},{{watched}})", call_id))
         async with self._lock:
-            self._current = call_id
-            try:
-                await self._evaluate_in_worker(msg, f"__sf.call({call_id},{{msg}},{{ctx}},{{buffers}},{{watched}})",
-                                               call_id)
-            except NodeError:
-                self._calls.pop(call_id, None)
-                raise
-            finally:
-                self._current = None
+            return await self._evaluate_all(entries)
 
     def _open_call(self, msg: Msg) -> int:
         call_id = next(self._call_ids)
@@ -264,31 +261,112 @@ class JsFunctionNode(Node):
         raise NodeError("function: too many context values read by name at run time")
 
     async def _evaluate_in_worker(self, msg: Msg | None, template: str, call_id: int | None = None) -> None:
-        """`_evaluate` with the isolate in the worker: one request per fetch round (the lock is held)."""
-        encoder = Encoder(self._held)
-        msg_text = encoder.encode(msg) if msg is not None else "null"
+        """`_evaluate` with the isolate in the worker (the lock is held)."""
+        outcome = (await self._evaluate_all([(msg, template, call_id)]))[0]
+        if outcome is not None:
+            raise outcome
+
+    async def _evaluate_all(self, entries: list[tuple[Msg | None, str, int | None]]) -> list[BaseException | None]:
+        """Evaluate (msg, template, call id) entries in order in the worker; one outcome per entry (None: ok).
+
+        One request carries every entry: the first gets the context values fetched now, the others go on
+        with those values as the earlier ones left them. The worker stops at the first entry that fails or
+        asks for a value not fetched; the rest is sent again with values fetched anew. After a crash, the
+        entries are sent one by one, so only the one that kills the worker again fails.
+        """
+        outcomes: list[BaseException | None] = [None] * len(entries)
+        encoded: list[tuple[Encoder, str] | None] = [None] * len(entries)
+        rounds = [0] * len(entries)
         extra: set[str] = set()
-        for _ in range(MAX_FETCH_ROUNDS):
-            code, data = self._code(encoder, msg_text, template, call_id, extra)
-            results = await self._request([[code, data]], call_id)
-            result = results[0] if results else ["error", "the worker answered nothing"]
-            if result[0] != "ok":
-                self._stopped(result[0], result[1], call_id)
-            ops = decode(result[1], self._held)
-            if self._needs(ops, extra):
+        one_by_one = len(entries) == 1
+        i = 0
+        while i < len(entries):
+            end = i + 1 if one_by_one else len(entries)
+            items = []
+            for k in range(i, end):
+                if encoded[k] is None:
+                    encoder = Encoder(self._held)
+                    msg = entries[k][0]
+                    encoded[k] = (encoder, encoder.encode(msg) if msg is not None else "null")
+                encoder, msg_text = encoded[k]
+                items.append(list(self._code(encoder, msg_text, entries[k][1], entries[k][2], extra, fresh=k == i)))
+            try:
+                answer = await self._request(items, entries[i][2])
+            except _OwnCrash as crash:
+                if not one_by_one:
+                    one_by_one = True
+                    continue
+                answer, failure = [], crash.error
+            except NodeError as exc:  # the worker was lost or timed out: these entries fail with it
+                answer, failure = [], exc
+            else:
+                failure = None
+            if not answer:
+                for k in range(i, end):
+                    outcomes[k] = failure or NodeError("function: the JavaScript worker answered nothing")
+                    self._forget(entries[k][2])
+                i = end
                 continue
-            self._apply(ops)
-            if result[2] is not None:
-                self._apply(decode(result[2], self._held))
-            if result[3] is not None:
-                self._stopped(result[3][0], result[3][1], call_id)
-            return
-        raise NodeError("function: too many context values read by name at run time")
+            i = self._settle(entries, answer, i, outcomes, rounds, extra)
+        return outcomes
+
+    def _settle(self, entries: list, answer: list, first: int, outcomes: list, rounds: list[int],
+                extra: set[str]) -> int:
+        """Apply the worker's results for entries from `first`; the index to go on from."""
+        results = self._per_entry(answer)
+        for offset, (kind, ops, drained, failure) in enumerate(results):
+            k = first + offset
+            call_id = entries[k][2]
+            self._current = call_id
+            try:
+                if kind != "ok":
+                    self._stopped(kind, ops, call_id)
+                if self._needs(ops, extra):
+                    rounds[k] += 1
+                    if rounds[k] < MAX_FETCH_ROUNDS:
+                        return k  # again from this one, with the value fetched
+                    raise NodeError("function: too many context values read by name at run time")
+                self._apply(ops)
+                if drained is not None:
+                    self._apply(drained)
+                if failure is not None:
+                    self._stopped(failure[0], failure[1], call_id)
+            except NodeError as exc:
+                outcomes[k] = exc
+                self._forget(call_id)
+            finally:
+                self._current = None
+        return first + len(results)
+
+    def _per_entry(self, answer: list) -> list[tuple[str, Any, list | None, list | None]]:
+        """The worker's results, one (kind, ops or error text, drained ops, failure) per entry."""
+        held = self._held
+        results = []
+        for result in answer:
+            kind = result[0]
+            if kind == "many":
+                _count, _stop, each = decode(result[1], held)
+                last = len(each) - 1
+                for j, ops in enumerate(each):
+                    tail = j == last
+                    results.append(("ok", ops, decode(result[2], held) if tail and result[2] else None,
+                                    result[3] if tail else None))
+            elif kind == "ok":
+                results.append(("ok", decode(result[1], held), decode(result[2], held) if result[2] else None,
+                                 result[3]))
+            else:
+                results.append((kind, result[1], None, None))
+        return results
+
+    def _forget(self, call_id: int | None) -> None:
+        if call_id is not None:
+            self._calls.pop(call_id, None)
 
     def _code(self, encoder: Encoder, msg_text: str, template: str, call_id: int | None,
-              extra: set[str]) -> tuple[str, str | None]:
-        """The code to evaluate (and its `__sfIn` data) with the context values fetched now."""
-        ctx_text = encoder.encode(self._fetch(self._slots | extra))
+              extra: set[str], fresh: bool = True) -> tuple[str, str | None]:
+        """The code to evaluate (and its `__sfIn` data) with the context values fetched now (or, not
+        `fresh`, with the values the previous evaluation left)."""
+        ctx_text = encoder.encode(self._fetch(self._slots | extra)) if fresh else '"same"'
         buffers = "true" if encoder.buffers else "false"
         watched = "true" if self._watched else "false"
         if call_id is not None and encoder.strict:
@@ -360,15 +438,16 @@ class JsFunctionNode(Node):
             return await worker.request("js", "run", payload,
                                         timeout=self._limit * 2 * len(items) + REQUEST_GRACE)
         except SandboxCrashed as exc:
+            self._generation = None
+            self._cancel_timers()
             if retry and _running.get(worker) != self._key:
                 # another node's request killed the worker while ours waited: nothing of ours ran
-                self._generation = None
-                self._cancel_timers()
                 self.log(f"the JavaScript worker stopped while this node waited ({exc}); running again")
                 return await self._request(items, call_id, retry=False)
-            if call_id is not None:
-                self._calls.pop(call_id, None)
-            self._crashed(exc)
+            try:
+                self._crashed(exc)
+            except NodeError as error:
+                raise _OwnCrash(error) from None
         except SandboxTimeout:
             self._generation = None
             self._cancel_timers()
@@ -530,6 +609,14 @@ class JsFunctionNode(Node):
             return
         if repeat and timer_id in self._intervals and not self._closing:
             self._arm(timer_id, seconds, True)
+
+
+class _OwnCrash(Exception):
+    """This node's request killed the worker; `error` is the message's error."""
+
+    def __init__(self, error: NodeError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ScriptStopped(NodeError):

@@ -30,6 +30,10 @@ class JsTimeout(JsError):
     """A script ran past its time limit and was terminated."""
 
 
+class JsStuck(JsTimeout):
+    """A terminated script did not stop (some builtins cannot be interrupted): the isolate is unusable."""
+
+
 class JsMemoryLimit(JsError):
     """A script outgrew the isolate's heap limit and was terminated."""
 
@@ -37,8 +41,10 @@ class JsMemoryLimit(JsError):
 class JsIsolate:
     """A V8 isolate with limits; see the module docstring."""
 
-    def __init__(self, memory_limit: int, on_reset: Callable[[JsIsolate], None] | None = None) -> None:
+    def __init__(self, memory_limit: int, on_reset: Callable[[JsIsolate], None] | None = None,
+                 settle_wait: float = _RESULT_WAIT_AFTER_CANCEL) -> None:
         self.memory_limit = memory_limit
+        self.settle_wait = settle_wait
         self._on_reset = on_reset
         self._racer: MiniRacer | None = None
         self._open()
@@ -75,7 +81,11 @@ class JsIsolate:
         except queue.Empty:
             timed_out = True
             ctx._dll.mr_cancel_task(ctx._ctx, task)
-            value = results.get(timeout=_RESULT_WAIT_AFTER_CANCEL)
+            try:
+                value = results.get(timeout=self.settle_wait)
+            except queue.Empty:
+                self._racer = None  # its next result would answer the wrong evaluation: never use it again
+                raise JsStuck(f"a script past its time limit of {round(limit * 1000)}ms could not be stopped") from None
         try:
             return ctx._value_handle_to_python(value)
         except JSOOMException:

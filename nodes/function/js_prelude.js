@@ -16,6 +16,7 @@ var __sf = (function () {
   var body = null;
   var initBody = null;
   var finalBody = null;
+  var done = [];        // ops of the calls completed in this callMany
 
   // ----- Buffer: enough of Node.js's Buffer to carry bytes in and out -------------------------
   function utf8Bytes(s) {
@@ -276,7 +277,7 @@ var __sf = (function () {
 
   // ----- entry points for Python -----------------------------------------------------------------
   function begin(ctx) {
-    values = ctx || {};
+    if (ctx !== "same") values = ctx || {};  // "same": go on with the values the previous call left
     needed = null;
     gotten = [];
   }
@@ -323,6 +324,27 @@ var __sf = (function () {
     callIn: function () {
       var a = JSON.parse(__sfIn);
       return this.call(a[0], a[1], a[2], a[3], a[4]);
+    },
+    // several calls in one evaluation (__sfIn: a JSON array of callIn's arrays); stops after `budget` ms,
+    // at a call that needs a context value or leaves promises pending. If the evaluation is terminated,
+    // takeDone(0) answers for the calls that completed.
+    callMany: function (budget) {
+      var all = JSON.parse(__sfIn), started = Date.now(), stop = 0;
+      done = [];
+      for (var i = 0; i < all.length; i++) {
+        if (i > 0 && Date.now() - started > budget) break;
+        var a = all[i], out = this.call(a[0], a[1], a[2], a[3], a[4]);
+        done.push(out);
+        if (out.indexOf('[["need"') === 0) { stop = 1; break; }
+        if (out.lastIndexOf('["pending",0]]') !== out.length - 14) { stop = 2; break; }
+      }
+      return this.takeDone(stop);
+    },
+    // [count, stop (0: go on, 1: a context value is needed, 2: promises pending), [ops of each call]]
+    takeDone: function (stop) {
+      var text = "[" + done.length + "," + stop + ",[" + done.join(",") + "]]";
+      done = [];
+      return text;
     },
     // watched: a complete node follows this node, so report the message's final state
     call: function (callId, msg, ctx, hasBuffers, watched) {

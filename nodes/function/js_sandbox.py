@@ -10,7 +10,9 @@ one isolate per node instance there (`key`) and answers:
   `["ok", ops_json, drained_ops_json | None, failure | None]` or a failure, `["timeout" | "memory" |
   "error", text]` (an ok item's failure is its drain's). It stops after
   the first result that is not ok or asks for a context value (`[["need", ...]]`): the host fetches
-  and sends the rest again. After an ok evaluation that left promises pending (or when `drain`), the
+  and sends the rest again. Consecutive calls given as data (`__sf.callIn()`) run several per evaluation
+  (`__sf.callMany`, for up to 50 ms), answered as one `["many", "[count, stop, [ops, ...]]", drained |
+  None, failure | None]`. After an ok evaluation that left promises pending (or when `drain`), the
   microtasks' operations are collected with `__sf.drain()`.
 - `close` {key}: the isolate is dropped.
 
@@ -27,19 +29,29 @@ V8 reserves far more address space than it uses: the worker's memory limit must 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from typing import Any
 
-from .js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
+from .js_isolate import JsError, JsIsolate, JsMemoryLimit, JsStuck, JsTimeout
 
 SETUP_LIMIT = 5.0
 """Seconds allowed to each setup script (prelude and compiling the bodies)."""
-SETTLE_LIMIT = 10.0
+SETTLE_WAIT = 10.0
 """Seconds a terminated script gets to actually stop. Some builtins cannot be interrupted (one huge
-`Array.prototype.fill`): they go on until done or until V8 aborts the process out of memory."""
+`Array.prototype.fill`): they go on until done or until V8 aborts the process out of memory. One that
+is still going after this ends the worker."""
 EXIT_WEDGED = 3
+CALL_IN = "__sf.callIn()"
+MANY_BUDGET = 0.05
+"""Seconds of calls one evaluation runs before it answers (several messages per evaluation)."""
+_MANY_HEAD = re.compile(r"^\[(\d+),(\d)")
 
 _isolates: dict[str, JsIsolate] = {}
+_loop = asyncio.new_event_loop()
+"""Isolates are made and used while this loop runs in the worker's main thread: mini-racer then takes the
+direct path (no hop to a thread of its own for every evaluation)."""
 
 
 def prepare() -> None:
@@ -51,6 +63,18 @@ def prepare() -> None:
 
 def handle(op: str, payload: Any, host: Any) -> Any:
     """Answer one request from the host (see the module docstring)."""
+    return _loop.run_until_complete(_on_loop(op, payload, host))
+
+
+async def _on_loop(op: str, payload: Any, host: Any) -> Any:
+    try:
+        return _handle(op, payload, host)
+    except JsStuck as exc:
+        os.write(2, f"js: {exc}; the worker exits\n".encode())
+        os._exit(EXIT_WEDGED)
+
+
+def _handle(op: str, payload: Any, host: Any) -> Any:
     if not isinstance(payload, dict) or not isinstance(payload.get("key"), str):
         raise ValueError(f"js {op}: the payload must be a dict with a string 'key'")
     key = payload["key"]
@@ -75,7 +99,7 @@ def _open(key: str, memory: int, setup: list) -> None:
     if old is not None:
         old.close()
     scripts = [(str(kind), str(code)) for kind, code in setup]
-    isolate = JsIsolate(memory, on_reset=lambda fresh: load_scripts(fresh, scripts))
+    isolate = JsIsolate(memory, on_reset=lambda fresh: load_scripts(fresh, scripts), settle_wait=SETTLE_WAIT)
     try:
         load_scripts(isolate, scripts)
     except JsError:
@@ -96,42 +120,88 @@ def load_scripts(isolate: JsIsolate, scripts: list[tuple[str, str]]) -> None:
 
 def _run(isolate: JsIsolate, limit: float, drain: bool, items: list) -> list:
     results: list = []
+    i = 0
+    while i < len(items):
+        group = 0
+        if not drain:
+            while i + group < len(items) and items[i + group][0] == CALL_IN and items[i + group][1] is not None:
+                group += 1
+        if group > 1:
+            went_on, stop = _run_many(isolate, limit, [str(item[1]) for item in items[i:i + group]], results)
+            if went_on is None:  # the isolate was replaced (heap limit) or failed: one by one instead
+                stop = _run_one_by_one(isolate, limit, drain, items[i:i + group], results)
+                went_on = group
+            i += went_on
+        else:
+            stop = _run_one_by_one(isolate, limit, drain, items[i:i + 1], results)
+            i += 1
+        if stop:
+            break
+    return results
+
+
+def _run_many(isolate: JsIsolate, limit: float, datas: list[str], results: list) -> tuple[int | None, bool]:
+    """Several calls in one evaluation: (calls answered or None to go one by one, whether to stop)."""
+    try:
+        text = isolate.run(f"__sf.callMany({MANY_BUDGET * 1000:.0f})", limit + MANY_BUDGET, "[" + ",".join(datas) + "]")
+    except JsTimeout as exc:
+        if isinstance(exc, JsStuck):
+            raise
+        done = isolate.run("__sf.takeDone(0)", SETUP_LIMIT)
+        count = _many_count(done)[0]
+        if count:
+            results.append(["many", done, None, None])
+        results.append(["timeout", f"Script execution timed out after {round(limit * 1000)}ms"])
+        return count + 1, True
+    except JsError:
+        return None, False
+    count, stop = _many_count(text)
+    drained = None
+    if stop == 2:
+        try:
+            drained = isolate.run("__sf.drain()", limit)
+        except JsError as exc:
+            results.append(["many", text, None, _failure(exc)])
+            return count, True
+    results.append(["many", text, drained if isinstance(drained, str) else None, None])
+    return count, stop == 1
+
+
+def _many_count(text: object) -> tuple[int, int]:
+    match = _MANY_HEAD.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise JsError(f"callMany answered {str(text)[:80]!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _run_one_by_one(isolate: JsIsolate, limit: float, drain: bool, items: list, results: list) -> bool:
+    """Each item in an evaluation of its own; True when the run must stop there."""
     for code, data in items:
         try:
             text = isolate.run(str(code), limit, None if data is None else str(data))
         except JsError as exc:
-            results.append(_failure(exc, isolate))
-            break
+            results.append(_failure(exc))
+            return True
         if not isinstance(text, str):
             text = "[]"
         if text.startswith('[["need"'):
             results.append(["ok", text, None, None])
-            break
+            return True
         drained, failure = None, None
         if drain or not text.endswith('["pending",0]]'):
             try:
                 drained = isolate.run("__sf.drain()", limit)
             except JsError as exc:
-                failure = _failure(exc, isolate)
+                failure = _failure(exc)
         results.append(["ok", text, drained if isinstance(drained, str) else None, failure])
         if failure is not None:
-            break
-    return results
+            return True
+    return False
 
 
-def _failure(exc: JsError, isolate: JsIsolate) -> list:
-    if isinstance(exc, JsTimeout):
-        _settle(isolate)
+def _failure(exc: JsError) -> list:
+    if isinstance(exc, JsStuck):
+        raise exc
     kind = "timeout" if isinstance(exc, JsTimeout) else "memory" if isinstance(exc, JsMemoryLimit) else "error"
     return [kind, str(exc)]
 
-
-def _settle(isolate: JsIsolate) -> None:
-    """Wait until a timed-out script has really stopped; a script that cannot be stopped ends the worker."""
-    try:
-        isolate.run("0", SETTLE_LIMIT)
-    except JsTimeout:
-        os.write(2, b"js: a script past its time limit could not be stopped; the worker exits\n")
-        os._exit(EXIT_WEDGED)
-    except JsError:
-        pass
