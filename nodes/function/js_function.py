@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import threading
 import time
@@ -649,12 +650,30 @@ def syntax_problem(kind: str, source: str, is_async: bool = True) -> str | None:
             maker.start()
             maker.join()
             _checker = made[0]
+            _checker.run(_SINGLE_FUNCTION_CHECK, 2.0)
         head = "async function" if is_async else "function"
         try:
-            _checker.run(f"void ({head}(msg, node){{\n{source}\n}});", 2.0)
+            # parsed whole before anything runs, and the first statement ends the script: a body that
+            # closes its function early ("}); evil(); (function(){") cannot get any of its code run here
+            _checker.run(f"throw {_PARSED!r}; void ({head}(msg, node){{\n{source}\n}});", 2.0)
         except JsError as exc:
-            return str(exc).replace("(line ", f"({kind}:line ")
+            if _PARSED not in str(exc):
+                return str(exc).replace("(line ", f"({kind}:line ")
+        try:
+            # the body alone must be one function body (Function() compiles it without running it)
+            _checker.run("__sfSingleFunction()", 2.0, json.dumps([is_async, source]))
+        except JsError:
+            return "SyntaxError: the code closes the function it is written in (unbalanced braces or parentheses)"
     return None
+
+
+_PARSED = "__sofiaflow_parsed__"
+_SINGLE_FUNCTION_CHECK = """function __sfSingleFunction() {
+  var a = JSON.parse(__sfIn);
+  var Make = a[0] ? Object.getPrototypeOf(async function () {}).constructor : Function;
+  Make("msg, node", a[1]);
+  return null;
+}"""
 
 
 def _libs_problem(config: JsFunctionConfig) -> str | None:
