@@ -230,3 +230,25 @@ async def test_a_body_that_closes_its_function_is_refused_at_deploy_without_runn
         async with js_tester([TAB, fn(escape)], registry, mode="process"):
             pass
     assert js_function._checker.run("typeof __escaped", 1.0) == "undefined"
+
+
+@pytest.mark.parametrize(("isolation", "in_worker"), [("process", True), ("admin-in-process", False),
+                                                      ("in-process", False)])
+async def test_function_isolation_decides_where_an_ownerless_flow_runs(registry, isolation, in_worker):
+    t = js_tester([TAB, fn("msg.payload = 1; return msg;")], registry, mode="process")
+    t.engine.node_settings["functionIsolation"] = isolation
+    async with t:
+        t.inject("f", {})
+        await t.idle()
+        assert t.payloads("f") == [1]
+        assert t.node("f").in_worker is in_worker
+
+
+async def test_an_unknown_isolation_setting_refuses_the_deploy(registry):
+    from runtime.errors import FlowValidationError
+
+    t = js_tester([TAB, fn("return msg;")], registry, mode="process")
+    t.engine.node_settings["functionIsolation"] = "sometimes"
+    with pytest.raises(FlowValidationError, match="functionIsolation: 'sometimes'"):
+        async with t:
+            pass
