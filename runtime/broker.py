@@ -18,11 +18,14 @@ In-process path for flows (no TCP loopback, no device auth):
 Tenants: devices of different owners hold no overlapping topics (runtime/devices.py). In-process subscribers
 opened with a `tenant` (a developer's flow: its tab's owner) get no message published by a device of another
 owner (nor its retained messages); without a tenant (administrators' flows, the SSAP gateway) they get all.
-During a callback, `sender` and `sender_owner` name the publishing device and its owner.
+During a callback, `sender` and `sender_owner` name the publishing device and its owner, and `sender_client`
+the MQTT client id that published (anonymous clients included; None for flows and wills).
 
 Anonymous clients (admitted only while an SSAP-over-MQTT gateway sets `anonymous_topics`) are fenced to what
 the gateway gives their client id: separate publish and subscribe filters. They must use a clean session and
 a client id no session holds: an anonymous CONNECT never takes over or kicks another client (CONNACK 2).
+Neither does a device: a CONNECT whose client id a connected session of another device (or an anonymous
+client) holds is refused with CONNACK 2; a device reconnecting with its own client id takes over its session.
 
 Sockets and sizes are bounded: a connection must send CONNECT within `connect_timeout` seconds, a connected
 client must send something within 1.5 x its keepalive (MQTT 3.1.1 3.1.2.10), and every connection that fails or
@@ -131,8 +134,13 @@ class InProcessPlugin(_Owned, BasePlugin):
     async def on_broker_message_broadcast(self, *, client_id: str, message: Any) -> None:
         if self.owner is not None:
             device = self.owner.device_record(client_id)
-            self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False,
-                                sender=device.name if device else None, sender_owner=device.owner if device else None)
+            self.owner.sender_client = client_id
+            try:
+                self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False,
+                                    sender=device.name if device else None,
+                                    sender_owner=device.owner if device else None)
+            finally:
+                self.owner.sender_client = None
 
 
 class _Broker(Broker):
@@ -165,6 +173,13 @@ class _Broker(Broker):
                      incoming.client_id, where)
             await _refuse(handler, incoming, reader, writer, IDENTIFIER_REJECTED)
             raise AMQTTError(f"anonymous CONNECT of client id {incoming.client_id!r} from {where} refused: in use")
+        held = self._sessions.get(incoming.client_id) if incoming.client_id else None
+        if held is not None and held[0].transitions.is_connected() and held[0].username != incoming.username:
+            log.info("MQTT CONNECT refused for %r from %s: client id %r is held by a connected session of "
+                     "another client", incoming.username, where, incoming.client_id)
+            await _refuse(handler, incoming, reader, writer, IDENTIFIER_REJECTED)
+            raise AMQTTError(f"CONNECT of {incoming.username!r} from {where} refused: client id "
+                             f"{incoming.client_id!r} is held by another device's connected session")
         return handler, await self._adopt(incoming)
 
     async def _adopt(self, incoming: Session) -> Session:
@@ -347,6 +362,7 @@ class EmbeddedBroker:
         self.epoch = 0  # counts revocations; a CONNECT that authenticated before one is checked again
         self.sender: str | None = None  # the publishing device, while `dispatch` runs
         self.sender_owner: str | None = None  # and its owner
+        self.sender_client: str | None = None  # the MQTT client id, while `dispatch` runs for a client's PUBLISH
         self._broker: _Broker | None = None
         self._exact: dict[str, tuple[_Sub, ...]] = {}
         self._wild: tuple[_Sub, ...] = ()

@@ -302,6 +302,8 @@ class DeviceRegistry:
         metadata.create_all(db_engine, tables=[devices_table, device_tokens_table, device_instances_table,
                                                device_owners_table])
         self._listeners: list[Callable[[str, str | None], None]] = []
+        self.generation = 0
+        """Counts changes to devices (created, changed, deleted, tokens revoked): caches of topics compare it."""
 
     # ----- listeners ------------------------------------------------------------------------------
     def on_revoke(self, callback: Callable[[str, str | None], None]) -> Callable[[], None]:
@@ -311,6 +313,7 @@ class DeviceRegistry:
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     def _notify(self, name: str, token_id: str | None) -> None:
+        self.generation += 1
         for callback in list(self._listeners):
             try:
                 callback(name, token_id)
@@ -337,6 +340,7 @@ class DeviceRegistry:
                     conn.execute(insert(device_owners_table).values(device=name, owner=owner))
         except IntegrityError:
             raise DeviceExistsError(f"a device named {name!r} exists already") from None
+        self.generation += 1
         device = Device(name, bool(enabled), topics, ontologies, now, None, [TokenInfo(token_id, now, True)], owner)
         return device, token
 

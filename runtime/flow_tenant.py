@@ -4,13 +4,23 @@ A node's tenant is the owner of its tab (for a node inside a subflow instance: t
 Administrators' tabs, tabs with no owner (deployed from the command line, the default flows) and runtimes
 without ownership have no tenant: they see every device. The answer is kept for the node's life (a deploy
 makes new nodes), so the per-message check costs one dictionary lookup.
+
+The same tenant limits what a node publishes on the embedded broker: `publish_refusal(node, topic)` says why a
+developer's node may not publish to a topic a device of another owner holds (one of its filters matches it;
+runtime/device_topic_index.py), None when it may. Refusals are audited (`mqtt.publish`, denied) once per node
+and topic while the devices stay unchanged; the reason names no device of the other owner.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any
 
+from .device_topic_index import index_of
+
+log = logging.getLogger("sofiaflow.tenancy")
+MAX_AUDITED = 10_000  # (node, topic) refusals remembered as audited before the memory starts over
 _tenants: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
 
 
@@ -49,3 +59,42 @@ def _lookup(node: Any) -> str | None:
     role_of = getattr(permissions, "role_of", None) or getattr(permissions, "_role_of", None)
     role = role_of(owner) if role_of is not None else None
     return None if role == "administrator" else owner
+
+
+_audited: dict[tuple[str, str, int | None], None] = {}
+
+
+def publish_refusal(node: Any, topic: str) -> str | None:
+    """Why `node` may not publish topic name `topic` on the embedded broker, None when it may (see the module
+    docstring). Administrators' and ownerless tabs publish anywhere."""
+    tenant = tenant_of(node)
+    if tenant is None:
+        return None
+    services = getattr(getattr(node, "_engine", None), "services", None) or {}
+    registry = services.get("devices")
+    if registry is None:
+        return None
+    holder = index_of(registry).foreign_holder(topic, tenant)
+    if holder is None:
+        return None
+    device, filt, owner = holder
+    key = (str(getattr(node, "id", "")), topic, getattr(registry, "generation", None))
+    if key not in _audited:
+        if len(_audited) >= MAX_AUDITED:
+            _audited.clear()
+        _audited[key] = None
+        _audit(services.get("audit"), tenant, topic, {"node": key[0], "tab": tab_of(node), "device": device,
+                                                      "filter": filt, "owner": owner})
+    return ("it is a topic of a device of another owner, and a developer's flow publishes only outside other "
+            "owners' device topics")
+
+
+def _audit(audit: Any, user: str, topic: str, detail: dict[str, Any]) -> None:
+    if audit is None:
+        log.warning("publish of %s's flow to %r refused: device %r of another owner holds it", user, topic,
+                    detail["device"])
+        return
+    try:
+        audit.record(user, "mqtt.publish", topic, "denied", detail)
+    except Exception:
+        log.exception("auditing a refused MQTT publish failed")

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import field_validator
 
 from runtime.api import Node, NodeConfig, NodeError, NRBool, NRInt
+from runtime.flow_tenant import publish_refusal
 
 from .mqtt_connection import MqttConnection
 from .mqtt_embedded import EmbeddedLink, may_receive
@@ -176,8 +177,11 @@ class MqttBrokerNode(Node):
                         self.error(f"MQTT subscription handler error: {exc}")
 
     # ----- publishing ----------------------------------------------------------------------------------------
-    def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, properties: Any = None) -> None:
-        """Publish now, or buffer (QoS 1/2) while disconnected; QoS 0 while disconnected is dropped."""
+    def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, properties: Any = None,
+                publisher: Node | None = None) -> None:
+        """Publish now, or buffer (QoS 1/2) while disconnected; QoS 0 while disconnected is dropped. On the
+        embedded broker a `publisher` node's tenant may not write into another owner's device topics
+        (runtime/flow_tenant.py): PermissionError."""
         link = self._link
         if link is None:
             if qos == 0:
@@ -185,6 +189,10 @@ class MqttBrokerNode(Node):
             link = self._ensure_link()
             if link is None:
                 return
+        if publisher is not None and isinstance(link, EmbeddedLink):
+            refusal = publish_refusal(publisher, topic)
+            if refusal is not None:
+                raise PermissionError(refusal)
         link.publish(Outgoing(topic, encode(payload), qos, retain, properties))
 
     @property

@@ -8,6 +8,8 @@ contentType, userProperties, correlationData and messageExpiryInterval. A messag
 topic is a (catchable) error; `msg.action` "connect" / "disconnect" drive the connection.
 While the broker is connected but behind, the node waits, so its queue holds the flow back.
 Unlike Node-RED (issue #2864), QoS 1/2 messages published while disconnected are buffered.
+On the runtime's embedded broker a developer's flow cannot publish into a topic of another owner's device: a
+(catchable) error, audited (runtime/flow_tenant.py).
 """
 
 from __future__ import annotations
@@ -136,8 +138,10 @@ class MqttOutNode(Node):
         if not topic or topic.__class__ is not str or not valid_publish(topic):
             raise NodeError("Invalid topic specified" if topic else "msg.topic is missing: no topic to publish to")
         try:
-            self._publish(topic, msg["payload"], qos, retain, props)
+            self._publish(topic, msg["payload"], qos, retain, props, publisher=self)
         except ValueError as exc:
+            raise NodeError(f"cannot publish to {topic!r}: {exc}") from None
+        except PermissionError as exc:  # another owner's device topic on the embedded broker
             raise NodeError(f"cannot publish to {topic!r}: {exc}") from None
         broker = self.broker_node
         if broker.congested:  # wait for the broker to catch up: this node's queue then holds the flow back

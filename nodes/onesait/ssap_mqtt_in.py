@@ -4,6 +4,10 @@ Requests arrive on `/queue/message` and, as onesait's Python client sends them, 
 answers go to `/topic/message/<clientId>`, INDICATIONs to `/topic/subscription`. Clients connect without
 MQTT credentials (the JOIN authenticates): while this node runs, the embedded broker admits anonymous
 clients to these topics only.
+
+Answers and INDICATIONs go to the MQTT client that sent the request (its client id, as the broker saw it), not
+to an id the request's body names. On the shared `/topic/subscription` every client subscribes to, each
+INDICATION reaches its subscriber's session alone (runtime/onesait/indications.py).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 from typing import Any
 
 from runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
+from runtime.onesait.indications import deliver_to_client
 from runtime.onesait.replies import MqttReply
 
 from .broker_config import broker_of
@@ -37,8 +42,8 @@ class SsapMqttInNode(Node):
     Config = SsapMqttInConfig
     help = ("Takes SSAP requests from MQTT clients of the embedded broker (topic, default /queue/message, and "
             "/topic/message/<clientId>); answers go to /topic/message/<clientId>, INDICATIONs to indicationTopic "
-            "(default /topic/subscription, as onesait; /topic/subscription/{clientId} keeps them private). With "
-            "anonymous on, clients connect without credentials, limited to the SSAP topics.")
+            "(default /topic/subscription, as onesait, each delivered to its subscriber only; or a topic with "
+            "{clientId}). With anonymous on, clients connect without credentials, limited to the SSAP topics.")
 
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:
@@ -103,17 +108,22 @@ class SsapMqttInNode(Node):
             return
         if not isinstance(envelope, dict) or envelope.get("direction", "REQUEST") != "REQUEST":
             return  # our own answers on /topic/message/<clientId>, or junk
+        # who asked: the MQTT client that published it (the broker knows it), else the client id of its topic
         topic_client = topic.rsplit("/", 1)[-1] if topic.startswith("/topic/message/") else None
-        reply = MqttReply(self._mqtt.publish, lambda answer: self._client_id(envelope, topic_client),
-                          self.spawn, self._indications)
+        requester = getattr(self._mqtt, "sender_client", None) or topic_client
+        mqtt = self._mqtt
+        reply = MqttReply(mqtt.publish, lambda answer: self._client_id(envelope, requester), self.spawn,
+                          self._indications, requester=requester,
+                          deliver=lambda client, to, payload: deliver_to_client(mqtt, client, to, payload))
         msg: Msg = {"_msgid": new_msgid(), "payload": envelope, "topic": topic,
-                    "ssap": {"transport": "mqtt", "reply": reply, "clientId": topic_client}}
+                    "ssap": {"transport": "mqtt", "reply": reply, "clientId": requester}}
         self.send(msg)
 
-    def _client_id(self, envelope: dict[str, Any], topic_client: str | None) -> str | None:
-        """Where the answer goes: the request's own topic, else the JOIN's instance, else the session's."""
-        if topic_client:
-            return topic_client
+    def _client_id(self, envelope: dict[str, Any], requester: str | None) -> str | None:
+        """Where the answer goes: the client that sent the request, else the JOIN's instance, else the
+        session's (requests published in-process, by flows)."""
+        if requester:
+            return requester
         body = envelope.get("body") if isinstance(envelope.get("body"), dict) else {}
         instance = body.get("clientPlatformInstance") or body.get("device") or body.get("clientId")
         if instance:

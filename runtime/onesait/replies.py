@@ -83,12 +83,19 @@ class RestReply(Reply):
 
 class MqttReply(Reply):
     """Publishes the answer on `/topic/message/<clientId>` and INDICATIONs on `indication_topic` (onesait's
-    `/topic/subscription`, or one with a `{clientId}` placeholder)."""
+    `/topic/subscription`, or one with a `{clientId}` placeholder).
+
+    `requester` is the MQTT client id that sent the request, when the broker knows it: INDICATIONs of its
+    SUBSCRIBE go to that client alone (a claimed `clientId` in the body only stands in when no client is known).
+    On a shared indication topic (no placeholder) they go through `deliver(client_id, topic, payload)` to that
+    client's session only (runtime/onesait/indications.py), never to every subscriber of the topic."""
 
     def __init__(self, publish: Callable[[str, bytes], Awaitable[None]], client_id: Callable[[dict], str | None],
-                 spawn: Callable[[Awaitable], Any], indication_topic: str = "/topic/subscription") -> None:
+                 spawn: Callable[[Awaitable], Any], indication_topic: str = "/topic/subscription", *,
+                 requester: str | None = None, deliver: Callable[[str, str, bytes], bool] | None = None) -> None:
         self._publish, self._client_id, self._spawn = publish, client_id, spawn
         self.indication_topic = indication_topic
+        self.requester, self._deliver = requester, deliver
         self.answered = False
 
     def send(self, envelope: dict[str, Any]) -> None:
@@ -103,10 +110,14 @@ class MqttReply(Reply):
 
     async def indicate(self, envelope: dict[str, Any], subscription: dict[str, Any]) -> None:
         topic = self.indication_topic
+        client = self.requester or subscription.get("clientId")
+        if not client:
+            log.warning("INDICATION dropped: no client to send it to on %s", topic)
+            return
+        payload = json.dumps(envelope).encode()
         if "{clientId}" in topic:
-            client = subscription.get("clientId")
-            if not client:
-                log.warning("INDICATION dropped: the subscription has no client id for %s", topic)
-                return
-            topic = topic.replace("{clientId}", str(client))
-        await self._publish(topic, json.dumps(envelope).encode())
+            await self._publish(topic.replace("{clientId}", str(client)), payload)
+        elif self._deliver is None:
+            log.warning("INDICATION dropped: %s is shared by every client and no private delivery is at hand", topic)
+        elif not self._deliver(str(client), topic, payload):
+            log.info("INDICATION for MQTT client %r dropped: not connected or not subscribed to %s", client, topic)
