@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
+from pathlib import Path
 from typing import Any
 
 NODE = ".sf-canvas .sf-node"
@@ -135,3 +137,15 @@ def report_drag(what: str, stats: dict) -> None:
           f"p95 {percentile(handlers, 0.95):.2f} ms, max {max(handlers):.2f} ms; "
           f"{len(frames)} frames, interval median {statistics.median(frames):.1f} ms, "
           f"p95 {percentile(frames, 0.95):.1f} ms, max {max(frames):.1f} ms")
+
+
+def screenshot_path(name: str, fallback_dir: Path) -> Path:
+    """Where a browser test saves screenshot `name`: docs/screenshots when SOFIAFLOW_SCREENSHOTS=1 (to refresh the
+    README's pictures), else `fallback_dir` (a tmp_path), so a test run leaves the tree clean."""
+    if os.environ.get("SOFIAFLOW_SCREENSHOTS") == "1":
+        folder = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+    else:
+        folder = fallback_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+

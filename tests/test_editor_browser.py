@@ -2,7 +2,7 @@
 
 Login and the admin API beside the editor; the main scenario (drag inject, change and debug from the
 palette, wire them, edit the change rule, deploy, inject, see the changed message, then export, clear,
-import and get the same flow back; it also writes docs/screenshots/editor.png); canvas and form
+import and get the same flow back; with SOFIAFLOW_SCREENSHOTS=1 it also writes docs/screenshots/editor.png); canvas and form
 behaviour; a Node-RED export drawn at its own x/y; and a tab of 500 nodes opened and dragged, with
 the timings printed (run with -s: click-to-painted time, pointer-move handler times recorded by
 canvas.js, frame intervals seen by requestAnimationFrame). The tests run in file order on one page.
@@ -33,10 +33,10 @@ from editor_ui import (
     node,
     node_ids,
     report_drag,
+    screenshot_path,
     wire,
 )
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 EXPORT = Path(__file__).parent / "fixtures" / "nodered" / "nodered-export.json"
 
 
@@ -125,7 +125,7 @@ def _without_positions(flows: list[dict]) -> dict[str, dict]:
     return {n["id"]: n for n in flows}
 
 
-def test_build_deploy_inject_and_see_the_changed_message(page, editor_server):  # noqa: F811
+def test_build_deploy_inject_and_see_the_changed_message(page, editor_server, tmp_path):  # noqa: F811
     inject = drag_from_palette(page, "inject", 120, 120)
     change = drag_from_palette(page, "change", 320, 200)
     debug = drag_from_palette(page, "debug", 540, 120)
@@ -155,10 +155,9 @@ def test_build_deploy_inject_and_see_the_changed_message(page, editor_server):  
     message = page.get_by_test_id("debug-message").filter(has_text="changed by the rule")
     message.wait_for()
     assert "msg.payload" in message.inner_text() or "payload" in message.inner_text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.mouse.click(*_empty_spot(page))  # nothing selected
     hide = page.add_style_tag(content=".q-notifications { display: none !important; }")
-    page.screenshot(path=str(SCREENSHOTS / "editor.png"))
+    page.screenshot(path=str(screenshot_path("editor.png", tmp_path)))
     hide.evaluate("e => e.remove()")
 
 

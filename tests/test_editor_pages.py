@@ -1,5 +1,5 @@
 """Control-panel pages in a real Chromium against a real `sofiaflow run`: monitoring numbers moving while a flow
-runs (and its screenshot for the docs), ontologies created and edited with the live sample validator and
+runs (and its screenshot for the docs, with SOFIAFLOW_SCREENSHOTS=1), ontologies created and edited with the live sample validator and
 their stored data queried, devices registered with a token shown once and revoked, settings with secrets
 masked."""
 
@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from editor_server import chromium, editor_server, login  # noqa: F401 - pytest fixtures
-
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "monitoring.png"
+from editor_ui import screenshot_path
 
 TICKS = [
     {"id": "sensors", "type": "tab", "label": "Sensors"},
@@ -79,7 +77,7 @@ def page(chromium, editor_server):  # noqa: F811 - the fixtures above
     context.close()
 
 
-def test_monitoring_numbers_move_after_messages_flow(page, editor_server):  # noqa: F811
+def test_monitoring_numbers_move_after_messages_flow(page, editor_server, tmp_path):  # noqa: F811
     deploy(editor_server, TICKS)
     login(page, editor_server, "/monitoring")
     page.get_by_test_id("node-table").locator("tbody tr", has_text="label reading").wait_for()
@@ -100,9 +98,9 @@ def test_monitoring_numbers_move_after_messages_flow(page, editor_server):  # no
         int(page.get_by_test_id("flow-chart").get_attribute("id").removeprefix("c"))))
     assert {"Sensors", "Alarms"} <= set(names)
     time.sleep(3)  # a few more points on the chart for the picture
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.stat().st_size > 20_000
+    picture = screenshot_path("monitoring.png", tmp_path)
+    page.screenshot(path=str(picture), full_page=True)
+    assert picture.stat().st_size > 20_000
 
 
 SCHEMA = {"type": "object", "required": ["assetId", "measure"],
