@@ -15,11 +15,14 @@ In-process path for flows (no TCP loopback, no device auth):
   `_Broker._broadcast_message`. Each message reaches each callback once. Callbacks get the publisher's QoS and
   retain=False, except retained messages replayed on subscribe (retain=True), as an MQTT 3.1.1 client would.
 
-Tenants: devices of different owners hold no overlapping topics (runtime/devices.py). In-process subscribers
-opened with a `tenant` (a developer's flow: its tab's owner) get no message published by a device of another
-owner (nor its retained messages); without a tenant (administrators' flows, the SSAP gateway) they get all.
-During a callback, `sender` and `sender_owner` name the publishing device and its owner, and `sender_client`
-the MQTT client id that published (anonymous clients included; None for flows and wills).
+Tenants: devices of different owners hold no overlapping topics (runtime/devices.py). Every message has an
+origin tenant (runtime/broker_origin.py): its device's owner, ANONYMOUS for an anonymous client, the `origin`
+given to `publish()` (a flow's tenant; None: administrators' flows, the platform). In-process subscribers opened
+with a `tenant` (a developer's flow: its tab's owner) get only messages of that origin, retained ones included;
+without a tenant (administrators' flows, the SSAP gateway) they get all (rule: runtime/flow_tenant.py).
+During a callback, `origin` is the message's origin, `sender` and `sender_owner` name the publishing device and
+its owner, and `sender_client` the MQTT client id that published (anonymous clients included; None for flows and
+wills).
 
 Anonymous clients (admitted only while an SSAP-over-MQTT gateway sets `anonymous_topics`) are fenced to what
 the gateway gives their client id: separate publish and subscribe filters. They must use a clean session and
@@ -60,6 +63,7 @@ from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from . import mqtt_topics as mt
+from .broker_origin import ANONYMOUS, Origin, RetainedOrigins, hears
 from .devices import Device, DeviceRegistry, may_publish, may_subscribe, split_token
 from .errors import AuthError
 
@@ -138,7 +142,8 @@ class InProcessPlugin(_Owned, BasePlugin):
             try:
                 self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False,
                                     sender=device.name if device else None,
-                                    sender_owner=device.owner if device else None)
+                                    sender_owner=device.owner if device else None,
+                                    origin=device.owner if device else ANONYMOUS)
             finally:
                 self.owner.sender_client = None
 
@@ -242,7 +247,8 @@ class _Broker(Broker):
         await super()._broadcast_message(session, topic, data, force_qos)
         if (session is not None and session.will_flag and topic and data is session.will_message
                 and topic == session.will_topic):  # a will: amqtt fires no plugin event for it
-            self.owner.dispatch(topic, bytes(data), session.will_qos or 0, False)
+            self.owner.dispatch(topic, bytes(data), session.will_qos or 0, False,
+                                origin=_origin_in(session.attributes))
 
 
 class PacketTooLarge(Exception):
@@ -363,6 +369,8 @@ class EmbeddedBroker:
         self.sender: str | None = None  # the publishing device, while `dispatch` runs
         self.sender_owner: str | None = None  # and its owner
         self.sender_client: str | None = None  # the MQTT client id, while `dispatch` runs for a client's PUBLISH
+        self.origin: Origin = None  # the message's origin tenant, while `dispatch` runs
+        self._retained_origins = RetainedOrigins()
         self._broker: _Broker | None = None
         self._exact: dict[str, tuple[_Sub, ...]] = {}
         self._wild: tuple[_Sub, ...] = ()
@@ -451,9 +459,11 @@ class EmbeddedBroker:
         return sum(1 for s in self.live.values() if s.transitions.is_connected())
 
     # ----- in-process path ---------------------------------------------------------------------------
-    async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+    async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+                      origin: Origin = None) -> None:
         """Publish as the broker itself: to MQTT subscribers (at their subscription QoS, as amqtt does) and to
-        in-process subscribers. A retained empty payload clears the topic's retained message."""
+        in-process subscribers. A retained empty payload clears the topic's retained message. `origin`: the
+        publishing flow's tenant (None: an administrator's or ownerless flow, the platform)."""
         mt.validate_topic(topic)
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
@@ -469,6 +479,7 @@ class EmbeddedBroker:
             raise RuntimeError("the embedded MQTT broker is not started")
         if retain:
             await broker.retain_message(None, topic, data, qos)
+            self._retained_origins.note(topic, broker.retained_messages.get(topic), origin)
         if broker.subscriptions:
             queue = broker._broadcast_queue
             if queue.qsize() >= MAX_BACKLOG:  # backpressure: let amqtt's broadcast loop catch up (bounded)
@@ -476,12 +487,12 @@ class EmbeddedBroker:
                 while queue.qsize() >= MAX_BACKLOG // 2 and time.monotonic() < deadline:
                     await asyncio.sleep(0.001)
             await broker.internal_message_broadcast(topic, data, None)
-        self.dispatch(topic, data, qos, False)
+        self.dispatch(topic, data, qos, False, origin=origin)
 
     def subscribe(self, topic_filter: str, callback: Callback, tenant: str | None = None) -> Callable[[], None]:
         """Call `callback(topic, payload, qos, retain)` on the loop for each message matching `topic_filter`
         (retained ones first, soon after this call); returns the unsubscribe function. With a `tenant` (a user
-        name), messages of devices owned by anyone else are not delivered."""
+        name), only messages of that origin are delivered."""
         mt.validate_filter(topic_filter)
         sub = _Sub(mt.levels(topic_filter), callback, tenant)
         wild = mt.is_wild(topic_filter)
@@ -494,8 +505,10 @@ class EmbeddedBroker:
                 if mt.match_levels(sub.levels, mt.levels(topic)):
                     source = getattr(retained, "source_session", None)
                     device = _device_in(source.attributes if source is not None else None)
+                    origin = self._retained_origins.of(topic, retained, None if source is None else
+                                                       _origin_in(source.attributes))
                     self._loop.call_soon(self._replay, sub, topic, bytes(retained.data), retained.qos or 0,
-                                         device.name if device else None, device.owner if device else None)
+                                         device.name if device else None, device.owner if device else None, origin)
 
         def unsubscribe() -> None:
             if not sub.active:
@@ -513,34 +526,33 @@ class EmbeddedBroker:
         return unsubscribe
 
     def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, sender: str | None = None,
-                 sender_owner: str | None = None) -> None:
-        """Hand one message to the in-process subscribers whose filter matches (and, when it is a device's,
-        whose tenant is the device's owner or none). While they run, `sender` is the device (its name, the
+                 sender_owner: str | None = None, origin: Origin = None) -> None:
+        """Hand one message of `origin` to the in-process subscribers whose filter matches and whose tenant hears
+        that origin (broker_origin.hears). While they run, `origin` is set, `sender` is the device (its name, the
         CONNECT username) that published it, None when the broker or a flow did; `sender_owner` its owner."""
-        self.sender, self.sender_owner = sender, sender_owner
+        self.sender, self.sender_owner, self.origin = sender, sender_owner, origin
         try:
             for sub in self._exact.get(topic, ()):
-                if sender is None or sub.tenant is None or sub.tenant == sender_owner:
+                if hears(sub.tenant, origin):
                     sub.call(topic, payload, qos, retain)
             if self._wild:
                 topic_levels = mt.levels(topic)
                 for sub in self._wild:
-                    if (mt.match_levels(sub.levels, topic_levels)
-                            and (sender is None or sub.tenant is None or sub.tenant == sender_owner)):
+                    if mt.match_levels(sub.levels, topic_levels) and hears(sub.tenant, origin):
                         sub.call(topic, payload, qos, retain)
         finally:
-            self.sender = self.sender_owner = None
+            self.sender = self.sender_owner = self.origin = None
 
     def _replay(self, sub: _Sub, topic: str, payload: bytes, qos: int, sender: str | None,
-                sender_owner: str | None) -> None:
-        """A retained message to one new subscriber (with its publishing device, as `dispatch`)."""
-        if sender is not None and sub.tenant is not None and sub.tenant != sender_owner:
+                sender_owner: str | None, origin: Origin) -> None:
+        """A retained message to one new subscriber (with its publishing device and origin, as `dispatch`)."""
+        if not hears(sub.tenant, origin):
             return
-        self.sender, self.sender_owner = sender, sender_owner
+        self.sender, self.sender_owner, self.origin = sender, sender_owner, origin
         try:
             sub.call(topic, payload, qos, True)
         finally:
-            self.sender = self.sender_owner = None
+            self.sender = self.sender_owner = self.origin = None
 
     def device_record(self, client_id: str | None) -> Device | None:
         """The registered device a connected client authenticated as (None: anonymous or unknown)."""
@@ -606,6 +618,12 @@ def _device_in(attributes: dict[str, Any] | None) -> Device | None:
     if not isinstance(device, Device) or READS in attributes or device.name.startswith("anonymous:"):
         return None
     return device
+
+
+def _origin_in(attributes: dict[str, Any] | None) -> Origin:
+    """The origin tenant of what a client's session publishes: its device's owner, ANONYMOUS when it is none."""
+    device = _device_in(attributes)
+    return device.owner if device is not None else ANONYMOUS
 
 
 def publish_packet_size(topic: str, payload_bytes: int, qos: int) -> int:

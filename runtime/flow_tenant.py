@@ -1,23 +1,36 @@
-"""The tenant of a running node: whose devices' data it may receive from the embedded MQTT broker.
+"""The tenant of a running node: what it may hear from and publish to the embedded MQTT broker.
 
 A node's tenant is the owner of its tab (for a node inside a subflow instance: the tab holding the instance).
 Administrators' tabs, tabs with no owner (deployed from the command line, the default flows) and runtimes
-without ownership have no tenant: they see every device. The answer is kept for the node's life (a deploy
-makes new nodes), so the per-message check costs one dictionary lookup.
+without ownership have no tenant (None). The answer is kept for the node's life (a deploy makes new nodes), so
+the per-message check costs one dictionary lookup.
 
-The same tenant limits what a node publishes on the embedded broker: `publish_refusal(node, topic)` says why a
-developer's node may not publish to a topic a device of another owner holds (one of its filters matches it;
-runtime/device_topic_index.py), None when it may. Refusals are audited (`mqtt.publish`, denied) once per node
-and topic while the devices stay unchanged; the reason names no device of the other owner.
+What a flow hears. Every message the embedded broker hands to an in-process subscriber carries its origin
+tenant (runtime/broker_origin.py):
+- a registered device's message (and its will): the device's owner (None for the administrators' devices);
+- an anonymous client's (SSAP over MQTT, JOIN tokens included): ANONYMOUS, a tenant no user has;
+- a flow's in-process publish: the publishing node's tenant, so None for administrators' and ownerless tabs and
+  for the platform itself (the SSAP gateway's answers, birth and close messages of a config node on no tab).
+A node with a tenant receives a message only when the message's origin is that tenant (`hears`): a developer's
+`mqtt in '#'` hears their own devices and their own flows, nothing of anonymous clients, of the platform, of
+administrators' flows or of other developers. A node without a tenant receives everything. Retained messages
+keep their origin and are replayed on subscribe under the same rule.
+
+What a flow publishes. `publish_refusal(node, topic)` says why a developer's node may not publish to a topic a
+device of another owner holds (one of its filters matches it; runtime/device_topic_index.py), None when it may.
+Refusals are audited (`mqtt.publish`, denied) once per node and topic while the devices stay unchanged; the
+reason names no device of the other owner.
 """
-
 from __future__ import annotations
 
 import logging
 import weakref
 from typing import Any
 
+from .broker_origin import ANONYMOUS, Origin, hears
 from .device_topic_index import index_of
+
+__all__ = ["ANONYMOUS", "MAX_AUDITED", "Origin", "hears", "publish_refusal", "tab_of", "tenant_of"]
 
 log = logging.getLogger("sofiaflow.tenancy")
 MAX_AUDITED = 10_000  # (node, topic) refusals remembered as audited before the memory starts over
@@ -33,7 +46,8 @@ def tab_of(node: Any) -> str | None:
 
 
 def tenant_of(node: Any) -> str | None:
-    """The user whose devices alone `node` may hear, None when it may hear all (see the module docstring)."""
+    """The user whose messages alone `node` may hear (and the origin of what it publishes), None when it may
+    hear all (see the module docstring)."""
     try:
         return _tenants[node]
     except (KeyError, TypeError):

@@ -85,11 +85,12 @@ async def test_a_developers_in_process_subscriber_hears_no_device_of_another_own
         assert await alice.connect() == "Success" and await bob.connect() == "Success"
         await alice.publish("home/thermo/temp", b"21", qos=1, retain=True)
         await bob.publish("cams/bobcam/frame", b"x", qos=1)
-        await broker.publish("status/all", b"up")  # a flow's (or the broker's) message: everyone's
-        await until(lambda: len(admin_flow) == 3)
+        await broker.publish("status/all", b"up")  # the platform's (or an administrator's flow's): not bob's
+        await broker.publish("status/bob", b"up", origin="bob")  # bob's flow's
+        await until(lambda: len(admin_flow) == 4)
     assert sorted(admin_flow) == [("cams/bobcam/frame", "bobcam"), ("home/thermo/temp", "thermo"),
-                                  ("status/all", None)]
-    assert sorted(bob_flow) == [("cams/bobcam/frame", "bobcam", "bob"), ("status/all", None, None)]
+                                  ("status/all", None), ("status/bob", None)]
+    assert sorted(bob_flow) == [("cams/bobcam/frame", "bobcam", "bob"), ("status/bob", None, None)]
     late_bob, late_admin = [], []  # retained messages replayed on subscribe follow the same rule
     broker.subscribe("home/#", lambda *m: late_bob.append(m), tenant="bob")
     broker.subscribe("home/#", lambda *m: late_admin.append((m[0], broker.sender)))

@@ -182,14 +182,14 @@ async def test_a_slow_flow_holds_the_broker_back_without_loss(registry, mosquitt
 
 class FakeEmbedded:
     """A stand-in for runtime/broker.py's EmbeddedBroker, with the interface agreed in the IoT brief:
-    `port`, `host`, `async publish(topic, payload, qos, retain)`, `subscribe(filter, callback) -> unsubscribe`."""
+    `port`, `host`, `async publish(topic, payload, qos, retain, origin)`, `subscribe(filter, callback) -> unsubscribe`."""
 
     def __init__(self, port: int) -> None:
         self.port, self.host = port, "127.0.0.1"
         self.published: list[tuple] = []
         self.subs: list[tuple] = []
 
-    async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+    async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, origin=None) -> None:
         self.published.append((topic, payload, qos, retain))
         for topic_filter, callback in list(self.subs):
             if matches(topic_filter, topic):

@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import field_validator
 
 from runtime.api import Node, NodeConfig, NodeError, NRBool, NRInt
-from runtime.flow_tenant import publish_refusal
+from runtime.flow_tenant import publish_refusal, tenant_of
 
 from .mqtt_connection import MqttConnection
-from .mqtt_embedded import EmbeddedLink, may_receive
+from .mqtt_embedded import EmbeddedLink, PublishedBy, may_receive
 from .mqtt_options import LOCAL_HOSTS, ConnectOptions, Outgoing, build, is_embedded, parse_target
 from .mqtt_payload import encode, message_fields
 from .mqtt_topics import Router
@@ -163,14 +163,17 @@ class MqttBrokerNode(Node):
             self._link.unsubscribe(topic)
 
     def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool, props: Any, filters: Any) -> None:
-        fields = message_fields(props) if props is not None else None
+        if props is None or (props.__class__ is PublishedBy and props.PublishingDevice is None):
+            fields = None  # nothing for msg: the embedded broker's message of a flow or anonymous client
+        else:
+            fields = message_fields(props)
         subs = self._subs
         for topic_filter in (self._router.route(topic) if filters is None else filters):
             refs = subs.get(topic_filter)
             if refs:
                 for sub in tuple(refs.values()):
                     if props is not None and not may_receive(props, self.users.get(sub.ref)):
-                        continue  # a device of another owner (embedded broker): see mqtt_embedded.py
+                        continue  # of another origin than the user's tenant (embedded broker): mqtt_embedded.py
                     try:
                         sub.callback(topic, payload, qos, retain, fields)
                     except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others
@@ -181,7 +184,8 @@ class MqttBrokerNode(Node):
                 publisher: Node | None = None) -> None:
         """Publish now, or buffer (QoS 1/2) while disconnected; QoS 0 while disconnected is dropped. On the
         embedded broker a `publisher` node's tenant may not write into another owner's device topics
-        (runtime/flow_tenant.py): PermissionError."""
+        (runtime/flow_tenant.py): PermissionError; and it is the message's origin (without a publisher: this
+        config node's tenant), which decides which flows hear it."""
         link = self._link
         if link is None:
             if qos == 0:
@@ -193,7 +197,8 @@ class MqttBrokerNode(Node):
             refusal = publish_refusal(publisher, topic)
             if refusal is not None:
                 raise PermissionError(refusal)
-        link.publish(Outgoing(topic, encode(payload), qos, retain, properties))
+        origin = tenant_of(self if publisher is None else publisher)
+        link.publish(Outgoing(topic, encode(payload), qos, retain, properties, origin))
 
     @property
     def congested(self) -> bool:
@@ -276,6 +281,9 @@ class MqttBrokerNode(Node):
             return None
         for text in options.warnings:
             self.warn(text)
+        for item in (options.birth, options.close):
+            if item is not None:  # heard as this config node's (its tab's tenant; on no tab: the platform's)
+                item.origin = tenant_of(self)
         service = self._engine.services.get("mqtt-embedded")
         hooks = dict(on_message=self._deliver, on_state=self._state, spawn=self.spawn, warn=self.warn)
         if is_embedded(options, service):

@@ -4,16 +4,18 @@ When an `mqtt-broker` config node points at the embedded broker (a local address
 flows publish and subscribe through the service's in-process interface instead of a TCP client:
 
     service.port, service.host
-    await service.publish(topic, payload: bytes, qos=0, retain=False)
+    await service.publish(topic, payload: bytes, qos=0, retain=False, origin=None)
     unsubscribe = service.subscribe(topic_filter, callback(topic, payload, qos, retain))
     service.sender   # during a callback: the device that published the message, or None
+    service.origin   # during a callback: the message's origin tenant (runtime/broker_origin.py)
 
 `EmbeddedLink` offers the same interface as `MqttConnection`. Flows are trusted: no credentials,
 no will (the process cannot vanish without its flows). Publishes are sent in order by one task.
 Messages a device published carry its name (`msg.device` in `mqtt in`); a TCP client cannot know it.
-They also carry the device's owner: `may_receive(props, node)` keeps them from nodes on tabs of other
-developers (runtime/flow_tenant.py; administrators' flows receive all), as devices of different owners
-never share topics (runtime/devices.py).
+Every message carries its origin tenant (the device's owner, ANONYMOUS for anonymous clients, the publishing
+flow's tenant, None for administrators and the platform); a flow's publishes go out with its node's tenant.
+`may_receive(props, node)` gives a node on a developer's tab only messages of that developer's origin
+(runtime/flow_tenant.py; administrators' and ownerless tabs receive all).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from runtime.flow_tenant import tenant_of
+from runtime.flow_tenant import hears, tenant_of
 
 from .mqtt_connection import GOODBYE_TIMEOUT, HIGH_WATER, LOW_WATER, OnMessage
 from .mqtt_options import ConnectOptions, Outgoing
@@ -32,23 +34,23 @@ from .mqtt_options import ConnectOptions, Outgoing
 
 class PublishedBy:
     """In place of MQTT 5 properties on the in-process path: the registered device that published the
-    message (`msg.device` in `mqtt in`, which ontology nodes take for `contextData.device` and its rights)
-    and its owner (None: the administrators')."""
+    message (`msg.device` in `mqtt in`, which ontology nodes take for `contextData.device` and its rights;
+    None when no device did) and its owner (None: the administrators'), and the message's origin tenant."""
 
-    __slots__ = ("PublishingDevice", "PublishingOwner")
+    __slots__ = ("PublishingDevice", "PublishingOwner", "origin")
 
-    def __init__(self, device: str, owner: str | None = None) -> None:
+    def __init__(self, device: str | None, owner: str | None = None, origin: Any = None) -> None:
         self.PublishingDevice = device
         self.PublishingOwner = owner
+        self.origin = origin
 
 
 def may_receive(props: Any, node: Any) -> bool:
-    """Whether `node` may receive a message that came with `props`: always, unless a device published it on
-    the embedded broker and the node's tab belongs to a developer other than the device's owner."""
+    """Whether `node` may receive a message that came with `props`: always from another broker; from the
+    embedded one when the node has no tenant or the message's origin is the node's tenant."""
     if not isinstance(props, PublishedBy):
         return True
-    tenant = tenant_of(node) if node is not None else None
-    return tenant is None or tenant == props.PublishingOwner
+    return hears(tenant_of(node) if node is not None else None, props.origin)
 
 
 class EmbeddedLink:
@@ -166,7 +168,7 @@ class EmbeddedLink:
         while queue and self.connected:
             item = queue.popleft()
             try:
-                await publish(item.topic, item.payload, item.qos, item.retain)
+                await publish(item.topic, item.payload, item.qos, item.retain, origin=item.origin)
             except asyncio.CancelledError:
                 queue.appendleft(item)
                 raise
@@ -200,7 +202,8 @@ class EmbeddedLink:
 
         def callback(topic: str, payload: bytes, qos: int, retain: bool) -> None:
             sender = getattr(service, "sender", None)  # the publishing device, when the service knows it
+            origin = getattr(service, "origin", None)
             deliver(topic, payload, qos if qos < max_qos else max_qos, retain,
-                    PublishedBy(sender, getattr(service, "sender_owner", None)) if sender else None, matched)
+                    PublishedBy(sender, getattr(service, "sender_owner", None), origin), matched)
 
         self._detach[topic_filter] = self.service.subscribe(topic_filter, callback)

@@ -38,6 +38,8 @@ class Outgoing:
     qos: int = 0
     retain: bool = False
     properties: Properties | None = None
+    origin: Any = None
+    """The publishing flow's tenant; the embedded broker hands it to in-process subscribers (runtime/flow_tenant.py)."""
 
 
 @dataclass
