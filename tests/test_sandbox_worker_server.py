@@ -40,7 +40,11 @@ FLOWS = [
     {"id": "hw", "type": "http in", "z": "tw", "url": "/py/work", "method": "get", "wires": [["fw"]]},
     {"id": "fw", "type": "python function", "z": "tw", "func": WORK, "outputs": 1, "wires": [["rw"]]},
     {"id": "rw", "type": "http response", "z": "tw", "wires": []},
-    {"id": "cw", "type": "catch", "z": "tw", "scope": ["fw"], "wires": [["ew"]]},
+    # the memory bombs get a long time limit: they must end by the memory limit, however slow the machine
+    {"id": "hm", "type": "http in", "z": "tw", "url": "/py/memory", "method": "get", "wires": [["fm"]]},
+    {"id": "fm", "type": "python function", "z": "tw", "func": WORK, "outputs": 1, "timeout": 60,
+     "wires": [["rw"]]},
+    {"id": "cw", "type": "catch", "z": "tw", "scope": ["fw", "fm"], "wires": [["ew"]]},
     {"id": "ew", "type": "python function", "z": "tw", "outputs": 1, "wires": [["rw"]],
      "func": "msg['payload'] = msg['error']['message']\nmsg['statusCode'] = 500\nreturn msg"},
 ]
@@ -96,11 +100,12 @@ def test_bombs_in_a_developers_python_function_fail_their_message_while_the_admi
         assert web.get("/py/work", params={"kind": "env"}).text == "None"
         with ApiSampler(server.base, dict(server.admin.headers)) as sampler:
             time.sleep(0.3)
-            for kind, error in (("bytes", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
-                                ("strings", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
-                                ("sum", r"python function: killed after 1\.0 s of C code"),
-                                ("regex", r"python function: killed after 1\.0 s of C code")):
-                answer = web.get("/py/work", params={"kind": kind})
+            for path, kind, error in (
+                    ("memory", "bytes", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
+                    ("memory", "strings", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
+                    ("work", "sum", r"python function: killed after 1\.0 s of C code"),
+                    ("work", "regex", r"python function: killed after 1\.0 s of C code")):
+                answer = web.get(f"/py/{path}", params={"kind": kind})
                 assert answer.status_code == 500 and re.match(error, answer.text), (kind, answer.text)
                 assert web.get("/py/work", params={"kind": "next"}).text == "fine"
             time.sleep(0.3)
