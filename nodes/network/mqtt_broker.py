@@ -21,7 +21,7 @@ from runtime.api import Node, NodeConfig, NodeError, NRBool, NRInt
 from runtime.flow_tenant import publish_refusal, tenant_of
 
 from .mqtt_connection import MqttConnection
-from .mqtt_embedded import EmbeddedLink, PublishedBy, may_receive
+from .mqtt_embedded import EmbeddedLink, PublishedBy
 from .mqtt_options import LOCAL_HOSTS, ConnectOptions, Outgoing, build, is_embedded, parse_target
 from .mqtt_payload import encode, message_fields
 from .mqtt_topics import Router
@@ -80,6 +80,8 @@ class Subscription:
     options: dict[str, Any]
     callback: Any
     ref: str
+    tenant: str | None = None
+    """Its user's tenant (runtime/flow_tenant.py): on the embedded broker it hears only messages of that origin."""
 
 
 class MqttBrokerNode(Node):
@@ -144,7 +146,9 @@ class MqttBrokerNode(Node):
     def subscribe(self, topic: str, options: dict[str, Any], callback: Any, ref: str) -> Any:
         """Subscribe `callback(topic, payload, qos, retain, v5 fields)` under `ref`; returns an awaitable or None."""
         qos = int(options.get("qos", 2))
-        self._subs.setdefault(topic, {})[ref] = Subscription(topic, qos, dict(options), callback, ref)
+        user = self.users.get(ref)
+        self._subs.setdefault(topic, {})[ref] = Subscription(topic, qos, dict(options), callback, ref,
+                                                             tenant_of(user) if user is not None else None)
         self._router.set_filters(self._subs)
         link = self._link
         if link is not None:
@@ -163,17 +167,19 @@ class MqttBrokerNode(Node):
             self._link.unsubscribe(topic)
 
     def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool, props: Any, filters: Any) -> None:
-        if props is None or (props.__class__ is PublishedBy and props.PublishingDevice is None):
-            fields = None  # nothing for msg: the embedded broker's message of a flow or anonymous client
+        embedded = props.__class__ is PublishedBy  # the embedded broker's: every message carries its origin
+        if embedded:
+            origin = props.origin
+            fields = message_fields(props) if props.PublishingDevice is not None else None
         else:
-            fields = message_fields(props)
+            origin, fields = None, message_fields(props) if props is not None else None
         subs = self._subs
         for topic_filter in (self._router.route(topic) if filters is None else filters):
             refs = subs.get(topic_filter)
             if refs:
                 for sub in tuple(refs.values()):
-                    if props is not None and not may_receive(props, self.users.get(sub.ref)):
-                        continue  # of another origin than the user's tenant (embedded broker): mqtt_embedded.py
+                    if embedded and sub.tenant is not None and sub.tenant != origin:
+                        continue  # of another origin than its user's tenant (flow_tenant.hears)
                     try:
                         sub.callback(topic, payload, qos, retain, fields)
                     except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others

@@ -14,7 +14,7 @@ no will (the process cannot vanish without its flows). Publishes are sent in ord
 Messages a device published carry its name (`msg.device` in `mqtt in`); a TCP client cannot know it.
 Every message carries its origin tenant (the device's owner, ANONYMOUS for anonymous clients, the publishing
 flow's tenant, None for administrators and the platform); a flow's publishes go out with its node's tenant.
-`may_receive(props, node)` gives a node on a developer's tab only messages of that developer's origin
+The mqtt-broker config node gives a node on a developer's tab only messages of that developer's origin
 (runtime/flow_tenant.py; administrators' and ownerless tabs receive all).
 """
 
@@ -25,8 +25,6 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from runtime.flow_tenant import hears, tenant_of
 
 from .mqtt_connection import GOODBYE_TIMEOUT, HIGH_WATER, LOW_WATER, OnMessage
 from .mqtt_options import ConnectOptions, Outgoing
@@ -43,14 +41,6 @@ class PublishedBy:
         self.PublishingDevice = device
         self.PublishingOwner = owner
         self.origin = origin
-
-
-def may_receive(props: Any, node: Any) -> bool:
-    """Whether `node` may receive a message that came with `props`: always from another broker; from the
-    embedded one when the node has no tenant or the message's origin is the node's tenant."""
-    if not isinstance(props, PublishedBy):
-        return True
-    return hears(tenant_of(node) if node is not None else None, props.origin)
 
 
 class EmbeddedLink:
