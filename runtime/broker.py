@@ -63,6 +63,7 @@ from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from . import mqtt_topics as mt
+from .broker_acks import AckingHandler, handing_over, receipt_of
 from .broker_origin import ANONYMOUS, Origin, RetainedOrigins, hears
 from .devices import Device, DeviceRegistry, may_publish, may_subscribe, split_token
 from .errors import AuthError
@@ -142,7 +143,7 @@ class InProcessPlugin(_Owned, BasePlugin):
             try:
                 self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False,
                                     sender=device.name if device else None,
-                                    sender_owner=device.owner if device else None,
+                                    sender_owner=device.owner if device else None, receipt=receipt_of(message),
                                     origin=device.owner if device else ANONYMOUS)
             finally:
                 self.owner.sender_client = None
@@ -242,6 +243,19 @@ class _Broker(Broker):
         finally:
             owner.live.pop(handler, None)
 
+    async def _handle_message_delivery(self, client_session: Session, handler: BrokerProtocolHandler,
+                                       wait_deliver: asyncio.Future[Any]) -> bool:
+        # QoS 1/2 from a device is acknowledged once the flows are done with it (runtime/broker_acks.py); the
+        # broker's own hold is let go after the in-process dispatch (a plugin task scheduled before it) ran
+        receipt = receipt_of(wait_deliver.result())
+        if not self.owner.flows_ready.is_set():  # at start: no device message before the flows subscribed
+            await self.owner.flows_ready.wait()
+        try:
+            return await super()._handle_message_delivery(client_session, handler, wait_deliver)
+        finally:
+            if receipt is not None:
+                asyncio.get_running_loop().call_soon(receipt.release)
+
     async def _broadcast_message(self, session: Session | None, topic: str | None, data: Any,
                                  force_qos: int | None = None) -> None:
         await super()._broadcast_message(session, topic, data, force_qos)
@@ -293,7 +307,7 @@ class _CappedReader(ReaderAdapter):
         self._inner.feed_eof()
 
 
-class _Handler(BrokerProtocolHandler):
+class _Handler(AckingHandler):  # QoS 1/2 acknowledged once processed: runtime/broker_acks.py
     """amqtt's broker handler, which ignores an expired keepalive: here it closes the connection (the reader
     loop then ends the session as after any abnormal disconnect, will included)."""
 
@@ -371,6 +385,8 @@ class EmbeddedBroker:
         self.sender_client: str | None = None  # the MQTT client id, while `dispatch` runs for a client's PUBLISH
         self.origin: Origin = None  # the message's origin tenant, while `dispatch` runs
         self._retained_origins = RetainedOrigins()
+        self.flows_ready = asyncio.Event()  # cleared by a runtime until its flows run: device messages wait
+        self.flows_ready.set()
         self._broker: _Broker | None = None
         self._exact: dict[str, tuple[_Sub, ...]] = {}
         self._wild: tuple[_Sub, ...] = ()
@@ -526,11 +542,13 @@ class EmbeddedBroker:
         return unsubscribe
 
     def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, sender: str | None = None,
-                 sender_owner: str | None = None, origin: Origin = None) -> None:
+                 sender_owner: str | None = None, receipt: Any = None, origin: Origin = None) -> None:
         """Hand one message of `origin` to the in-process subscribers whose filter matches and whose tenant hears
         that origin (broker_origin.hears). While they run, `origin` is set, `sender` is the device (its name, the
-        CONNECT username) that published it, None when the broker or a flow did; `sender_owner` its owner."""
+        CONNECT username) that published it, None when the broker or a flow did; `sender_owner` its owner; and
+        `broker_acks.current_receipt()` the receipt a subscriber holds to delay the device's PUBACK."""
         self.sender, self.sender_owner, self.origin = sender, sender_owner, origin
+        previous = handing_over(receipt)
         try:
             for sub in self._exact.get(topic, ()):
                 if hears(sub.tenant, origin):
@@ -542,6 +560,7 @@ class EmbeddedBroker:
                         sub.call(topic, payload, qos, retain)
         finally:
             self.sender = self.sender_owner = self.origin = None
+            handing_over(previous)
 
     def _replay(self, sub: _Sub, topic: str, payload: bytes, qos: int, sender: str | None,
                 sender_owner: str | None, origin: Origin) -> None:

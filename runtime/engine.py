@@ -24,6 +24,7 @@ from .clock import Clock, LoopClock
 from .context import ContextManager, ContextScope
 from .errors import NodeError
 from .events import EventBus
+from .flow_completion import CAUSE, CompletionTracker
 from .message import clone_message, new_msgid
 from .metrics import BUSY_QUEUE, EngineStats
 from .node import Node
@@ -127,6 +128,7 @@ class Engine:
         self._capacity.set()
         self._tasks: dict[str, set[asyncio.Task]] = {}
         self._idle_waiters: list[asyncio.Future] = []
+        self.completion = CompletionTracker()  # messages whose source waits for the flows to finish them
 
     # ----- installing --------------------------------------------------------------------------
     def add(self, node: Node) -> None:
@@ -159,6 +161,9 @@ class Engine:
         self.stats.forget(node)
         if node._inbox:
             self.pending -= len(node._inbox)
+            if self.completion.tickets:  # dropped with the node: finished, as far as their sources go
+                for msg in node._inbox:
+                    self.completion.release(msg)
             node._inbox.clear()
         for task in self._tasks.pop(node.id, set()):
             task.cancel()
@@ -188,7 +193,7 @@ class Engine:
             targets = wires[0]
             node.count_out += 1
             target = targets[0]
-            if target._handler is not None:  # fast path: one queue append, no call
+            if target._handler is not None and not self.completion.tickets:  # fast path: one append, no call
                 self.pending += 1
                 self._queue.append((target, out))
                 if not self._scheduled:
@@ -230,7 +235,7 @@ class Engine:
                     else:
                         seen.add(id(msg))
                         delivery = msg
-                    if target._handler is not None:
+                    if target._handler is not None and not self.completion.tickets:
                         self.pending += 1
                         queue.append((target, delivery))
                         if not self._scheduled:
@@ -258,6 +263,9 @@ class Engine:
                 target._worker = self._get_loop().create_task(self._work(target))
         else:
             self.pending -= 1
+            return
+        if self.completion.tickets:
+            self.completion.hold(msg)
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None or self._loop.is_closed():
@@ -274,6 +282,7 @@ class Engine:
         budget = self.batch
         handled = 0
         completed = self.completed
+        tracked = self.completion.tickets
         try:
             if len(queue) > BUSY_QUEUE:  # busy: time the batch's first message; the loop below stays as fast
                 handled = 1
@@ -285,6 +294,9 @@ class Engine:
             while queue and handled < budget:
                 node, msg = queue.popleft()
                 handled += 1
+                if tracked:  # some source waits for its messages to be finished
+                    self._handle_timed(node, msg)
+                    continue
                 if node._closed:
                     continue
                 node.count_in += 1
@@ -303,20 +315,32 @@ class Engine:
             self._after_progress()
 
     def _handle_timed(self, node: Node, msg: Msg) -> None:
-        """Handle one message of the run queue as `_drain` does, recording its time in `stats`."""
+        """Handle one message of the run queue as `_drain` does, recording its time in `stats` (and releasing
+        the delivery of a tracked message, runtime/flow_completion.py)."""
+        ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
         if node._closed:
+            if ticket is not None:
+                self.completion.release(msg)
             return
         node.count_in += 1
+        cause = CAUSE.set(ticket) if ticket is not None else None
         started = perf_counter()
         try:
             node._handler(msg)
         except Exception as exc:  # noqa: BLE001 - any node failure goes to catch
             self.stats.record(node, perf_counter() - started)
             self.handle_error(node, exc, msg)
+            if ticket is not None:
+                self.completion.release(msg)
             return
+        finally:
+            if cause is not None:
+                CAUSE.reset(cause)
         self.stats.record(node, perf_counter() - started)
         if node._watched and node.auto_done:
             self.completed(node, msg)
+        if ticket is not None and node.auto_done:
+            self.completion.release(msg)
 
     async def _work(self, node: Node) -> None:
         if getattr(node, "max_batch", 0) > 0 and hasattr(node, "on_batch"):
@@ -328,19 +352,31 @@ class Engine:
                 msg = inbox.popleft()
                 self.messages_total += 1
                 node.count_in += 1
+                ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
+                if ticket is not None:
+                    CAUSE.set(ticket)  # this worker task's own context
                 started = perf_counter()
                 try:
                     await node.on_input(msg)
                     self.stats.record(node, perf_counter() - started)
                 except asyncio.CancelledError:
                     self.pending -= 1
+                    if ticket is not None:
+                        self.completion.release(msg)
                     raise
                 except Exception as exc:  # noqa: BLE001
                     self.stats.record(node, perf_counter() - started)
                     self.handle_error(node, exc, msg)
+                    if ticket is not None:
+                        self.completion.release(msg)
                 else:
                     if node._watched and node.auto_done:
                         self.completed(node, msg)
+                    if ticket is not None and node.auto_done:
+                        self.completion.release(msg)
+                finally:
+                    if ticket is not None:
+                        CAUSE.set(None)
                 self.pending -= 1  # only now: idle() must not return while a message is in hand
                 self._after_progress()
         finally:
@@ -353,10 +389,14 @@ class Engine:
         limit = max(int(node.max_batch), 1)
         try:
             while inbox and not node._closed:
-                count = min(len(inbox), limit)
+                tracked = self.completion.tickets and self.completion.ticket_of(inbox[0]) is not None
+                count = 1 if tracked else min(len(inbox), limit)  # a tracked message alone: its sends are its own
                 msgs = [inbox.popleft() for _ in range(count)]
                 self.messages_total += count
                 node.count_in += count
+                ticket = self.completion.ticket_of(msgs[0]) if tracked else None
+                if ticket is not None:
+                    CAUSE.set(ticket)
                 started = perf_counter()
                 try:
                     results = await node.on_batch(msgs)
@@ -365,9 +405,14 @@ class Engine:
                                         f"not a list of {count} results")
                 except asyncio.CancelledError:
                     self.pending -= count
+                    for msg in msgs:
+                        self.completion.release(msg)
                     raise
                 except Exception as exc:  # noqa: BLE001 - the whole batch failed: each message fails with it
                     results = [exc] * count
+                finally:
+                    if ticket is not None:
+                        CAUSE.set(None)
                 self.stats.record(node, (perf_counter() - started) / count)
                 for msg, result in zip(msgs, results, strict=True):
                     if result is not None:
@@ -376,6 +421,8 @@ class Engine:
                         self.handle_error(node, result, msg)
                     elif node._watched and node.auto_done:
                         self.completed(node, msg)
+                    if self.completion.tickets and (result is not None or node.auto_done):
+                        self.completion.release(msg)
                 self.pending -= count  # only now: idle() must not return while messages are in hand
                 self._after_progress()
         finally:

@@ -140,6 +140,8 @@ class Node:
             self.error(error, msg)
         elif self._watched:
             self._engine.completed(self, msg)
+        if self._engine.completion.tickets:
+            self._engine.completion.release(msg)
 
     def error(self, err: BaseException | str, msg: Msg | None = None) -> None:
         """Report an error; with a msg it goes to catch nodes, without one it is only logged."""

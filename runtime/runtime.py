@@ -82,6 +82,9 @@ class Runtime:
                 self.deployer.flows, self.deployer.rev = flows, rev
         elif self.settings.default_flows is not None:
             await self._deploy_default_flows(self.settings.default_flows)
+        broker = self.engine.services.get("mqtt-embedded")
+        if broker is not None:
+            broker.flows_ready.set()
         for problem in self.deployer.problems:
             log.warning("%s", problem)
 
@@ -155,6 +158,7 @@ class Runtime:
             broker = EmbeddedBroker(devices, self.settings.mqtt_host, self.settings.mqtt_port,
                                     max_packet_size=self.settings.mqtt_max_packet_size,
                                     connect_timeout=self.settings.mqtt_connect_timeout, audit=self.audit)
+            broker.flows_ready.clear()  # device messages wait until the stored flows have subscribed
             await broker.start()
             services["mqtt-embedded"] = broker
 

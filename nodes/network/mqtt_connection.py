@@ -8,6 +8,9 @@ session as DUP resends), so QoS 1/2 messages survive a broker restart (at least 
 Flow control: publishes go out without awaiting their acks, within a window (capped by Receive
 Maximum); past HIGH_WATER queued, `congested` is true and publishers `await writable()`; a slow
 consumer calls `set_reading(False)` (socket not read, QoS 1/2 acks held, the broker slows down).
+A received QoS 1/2 message is acknowledged once its subscribers are done with it (they hold
+`broker_acks.current_receipt()` during `on_message`), in the order received (MQTT 3.1.1 4.6); the broker's
+inflight window (Mosquitto: max_inflight_messages) bounds how many wait.
 MQTT 3.1/3.1.1 over TCP/TLS uses mqtt_protocol.LeanClient, MQTT 5 and websockets aiomqtt's
 (mqtt_client.FastClient); the environment variable SOFIAFLOW_MQTT_CLIENT=paho uses FastClient for all.
 """
@@ -22,6 +25,8 @@ from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+
+from runtime.broker_acks import OrderedAcks, Receipt, handing_over
 
 from .mqtt_client import FastClient
 from .mqtt_options import ConnectOptions, Outgoing
@@ -65,6 +70,7 @@ class MqttConnection:
         self._task: asyncio.Task | None = None
         self._pump_scheduled = self._paused = False
         self._held: list[tuple[FastClient, int, int]] = []
+        self._acks: OrderedAcks | None = None  # this connection's received QoS 1/2 messages, in order
         self._writable: asyncio.Future | None = None
 
     # ----- control --------------------------------------------------------------------------------------------
@@ -246,14 +252,23 @@ class MqttConnection:
         props = message.properties if self.options.protocol == 5 else None
         filters = self.subscriptions.matched(props)
         qos = message.qos
+        acks = self._acks
+        receipt = acks.add(message.mid, qos) if qos and acks is not None else None
+        previous = handing_over(receipt)
         try:
             self._on_message(message.topic, message.payload, qos, bool(message.retain), props, filters)
         finally:
-            if qos:
-                if self._paused:
-                    self._held.append((client, message.mid, qos))
-                else:
-                    client.ack(message.mid, qos)
+            handing_over(previous)
+            if receipt is not None:
+                receipt.release()  # acknowledged now, or once the flows let go of it
+
+    def _ack_when_processed(self, client: FastClient, acks: OrderedAcks, receipt: Receipt) -> None:
+        if acks is not self._acks:
+            return  # the connection it came on is gone: the broker sends it again
+        if self._paused:
+            self._held.append((client, receipt.packet_id, receipt.kind))
+        else:
+            client.ack(receipt.packet_id, receipt.kind)
 
     # ----- the connection loop ---------------------------------------------------------------------------------
     def _set_state(self, state: str, error: str | None = None) -> None:
@@ -305,6 +320,7 @@ class MqttConnection:
     async def _session(self) -> bool:
         """Connect, serve until the connection ends or `disconnect`; True if it was up."""
         client = self._new_client()
+        acks = self._acks = OrderedAcks(lambda receipt: self._ack_when_processed(client, acks, receipt))
         self._leave = asyncio.get_running_loop().create_future()
         up = False
         try:
@@ -371,6 +387,7 @@ class MqttConnection:
 
     def _went_down(self, client: FastClient) -> None:
         self._live = False
+        self._acks = None
         self._client = None
         if self._inflight and isinstance(client, LeanClient) and not self.options.clean_session:
             self._carried = client.unacknowledged()

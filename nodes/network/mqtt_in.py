@@ -10,6 +10,10 @@ disconnect | getSubscriptions, `msg.topic` a filter, a list, or `{topic, qos, ..
 Received messages are sent on with `send_wait` (backpressure): while more than PAUSE_AT wait, the
 broker connection stops taking messages in (see MqttConnection.set_reading); QoS 0 messages beyond
 MAX_QUEUED are dropped (counted, with a warning), QoS 1/2 ones are paced by the broker.
+
+A QoS 1/2 message is acknowledged to its broker (PUBACK / PUBREC) only once the flow is done with it: the
+message and everything it caused, an error to catch included (runtime/flow_completion.py,
+runtime/broker_acks.py). One still in the flow when the process dies is sent again by the broker or device.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from runtime.api import Msg, Node, NodeConfig, NodeError, NRInt, new_msgid
+from runtime.broker_acks import current_receipt
 
 from .mqtt_payload import DATATYPES, PayloadError, decode
 from .mqtt_topics import valid_subscription
@@ -127,10 +132,14 @@ class MqttInNode(Node):
     async def _forward(self) -> None:
         """Send received messages on, waiting while the runtime is over capacity (backpressure)."""
         queue, send_wait = self._queue, self.send_wait
+        completion = self._engine.completion
         loop = asyncio.get_running_loop()
         while True:
             while queue:
-                await send_wait(queue.popleft())
+                msg = queue.popleft()
+                await send_wait(msg)
+                if completion.tickets:
+                    completion.release(msg)  # sent on: the flow holds it now
                 if self._paused and len(queue) <= RESUME_AT:
                     self._paused = False
                     if self.broker_node is not None:
@@ -142,6 +151,7 @@ class MqttInNode(Node):
     def _handler_for(self, datatype: str) -> Any:
         queue = self._queue
         local = self._local
+        completion = self._engine.completion
 
         def on_message(topic: str, payload: bytes, qos: int, retain: bool, fields: dict | None) -> None:
             try:
@@ -162,6 +172,9 @@ class MqttInNode(Node):
                     msg["userProperties"] = dict(fields["userProperties"])
             if local:
                 msg["_topic"] = topic
+            receipt = current_receipt() if qos else None
+            if receipt is not None:  # the broker acknowledges it once the flow is done with it
+                completion.track(msg, receipt.hold())
             queue.append(msg)
             wakeup = self._wakeup
             if wakeup is not None and not wakeup.done():
@@ -235,6 +248,9 @@ class MqttInNode(Node):
         msg["subscriptions"] = list(self.dynamic_subs.values())
 
     async def close(self, removed: bool) -> None:
+        completion = self._engine.completion
+        while self._queue:  # not sent on: dropped with the node (as Node-RED), acknowledged so no device stalls
+            completion.release(self._queue.popleft())
         broker, self.broker_node = self.broker_node, None
         if broker is None:
             return

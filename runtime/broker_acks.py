@@ -1,0 +1,232 @@
+"""Acknowledge a QoS 1/2 PUBLISH only once the flows are done with it.
+
+A `Receipt` stands for one received QoS 1/2 message. Whoever takes the message on (an `mqtt in` node, for
+the flow it starts) `hold()`s the receipt and calls the returned release when done; the receipt's own first
+hold is let go by the transport once the message has been handed to every subscriber. When the last hold is
+released the message is processed and its acknowledgement may go out.
+
+`OrderedAcks` sends those acknowledgements in the order the PUBLISHes arrived (MQTT 3.1.1 section 4.6:
+PUBACK / PUBREC in the order received), whatever order the flows finish them in.
+
+`AckingHandler` is amqtt's BrokerProtocolHandler with that behaviour for the embedded broker: PUBACK (QoS 1)
+and PUBREC (QoS 2) wait for the receipt; QoS 2 messages reach the flows on PUBLISH (a resent PUBLISH with the
+same packet id is not delivered twice) and PUBCOMP answers the PUBREL. While MAX_UNACKED messages of one
+connection await their acknowledgement, its socket is not read: a slow flow holds the device back instead of
+buffering without bound.
+
+`current_receipt()` is the receipt of the message being handed to subscribers right now (set by the broker or
+client for the duration of that synchronous call), so subscribers need no extra parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.mqtt.pubcomp import PubcompPacket
+from amqtt.mqtt.pubrec import PubrecPacket
+from amqtt.session import INCOMING, IncomingApplicationMessage
+
+log = logging.getLogger("sofiaflow.broker")
+
+MAX_UNACKED = 1000  # messages of one connection awaiting their acknowledgement before its socket is not read
+
+
+class Receipt:
+    """One received QoS 1/2 message awaiting processing; `on_done(receipt)` once every hold is released."""
+
+    __slots__ = ("holds", "kind", "on_done", "packet_id", "processed")
+
+    def __init__(self, on_done: Callable[[Receipt], None], packet_id: int = 0, kind: int = 1) -> None:
+        self.holds = 1
+        self.on_done = on_done
+        self.packet_id = packet_id
+        self.kind = kind
+        self.processed = False
+
+    def hold(self) -> Callable[[], None]:
+        """Take the message on; call the returned function (once) when done with it."""
+        self.holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.release()
+
+        return release
+
+    def release(self) -> None:
+        self.holds -= 1
+        if self.holds == 0 and not self.processed:
+            self.processed = True
+            self.on_done(self)
+
+
+_current: Receipt | None = None
+
+
+def current_receipt() -> Receipt | None:
+    """The receipt of the message being handed to subscribers now (None: nothing to acknowledge)."""
+    return _current
+
+
+def handing_over(receipt: Receipt | None) -> Receipt | None:
+    """Make `receipt` current for a synchronous hand-over; returns the previous one (to restore)."""
+    global _current
+    previous, _current = _current, receipt
+    return previous
+
+
+class OrderedAcks:
+    """Receipts in arrival order; `send(receipt)` for each once it and all before it are processed."""
+
+    __slots__ = ("_pending", "_send")
+
+    def __init__(self, send: Callable[[Receipt], None]) -> None:
+        self._pending: deque[Receipt] = deque()
+        self._send = send
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, packet_id: int, kind: int = 1) -> Receipt:
+        receipt = Receipt(self._processed, packet_id, kind)
+        self._pending.append(receipt)
+        return receipt
+
+    def adopt(self, receipt: Receipt) -> None:
+        """Take over a receipt from an earlier connection (a QoS 2 PUBLISH sent again after a reconnect)."""
+        receipt.on_done = self._processed
+        self._pending.append(receipt)
+        if receipt.processed:
+            self._processed(receipt)
+
+    def _processed(self, _receipt: Receipt) -> None:
+        pending, send = self._pending, self._send
+        while pending and pending[0].processed:
+            send(pending.popleft())
+
+    def clear(self) -> None:
+        self._pending.clear()
+
+
+class _TrackedIncoming(IncomingApplicationMessage):
+    __slots__ = ("receipt",)
+
+
+class _GatedReader:
+    """The connection's reader, waiting before each read while too many acknowledgements are due."""
+
+    def __init__(self, inner: Any, handler: AckingHandler) -> None:
+        self._inner, self._handler = inner, handler
+
+    async def read(self, n: int = -1) -> bytes:
+        gate = self._handler._gate
+        if gate is not None:
+            await gate
+        return await self._inner.read(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class AckingHandler(BrokerProtocolHandler):
+    """See the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acks = OrderedAcks(self._ready)
+        self._outbox: deque[Any] = deque()
+        self._sender: asyncio.Task | None = None
+        self._gate: asyncio.Future | None = None
+
+    def attach(self, session: Any, reader: Any, writer: Any) -> None:
+        super().attach(session, _GatedReader(reader, self), writer)
+
+    async def handle_publish(self, publish_packet: Any) -> None:
+        qos = publish_packet.qos
+        if not qos or publish_packet.topic_name is None or publish_packet.data is None or self.session is None:
+            await super().handle_publish(publish_packet)
+            return
+        packet_id = publish_packet.variable_header.packet_id
+        message = _TrackedIncoming(packet_id, publish_packet.topic_name, qos, publish_packet.data,
+                                   publish_packet.retain_flag)
+        message.publish_packet = publish_packet
+        if qos == QOS_2:
+            earlier = self.session.inflight_in.get(packet_id)
+            if isinstance(earlier, _TrackedIncoming):  # sent again: acknowledge once processed, deliver once
+                self._acks.adopt(earlier.receipt)
+                self._check_gate()
+                return
+            self.session.inflight_in[packet_id] = message
+        message.receipt = self._acks.add(packet_id, qos)
+        self._check_gate()
+        self.session.delivered_message_queue.put_nowait(message)
+
+    async def _handle_qos2_message_flow(self, app_message: Any) -> None:
+        if isinstance(app_message, _TrackedIncoming):  # retried on reconnect: PUBREC once processed
+            self._acks.adopt(app_message.receipt)
+            self._check_gate()
+            return
+        await super()._handle_qos2_message_flow(app_message)
+
+    async def handle_pubrel(self, pubrel: Any) -> None:
+        packet_id = pubrel.packet_id
+        session = self.session
+        if session is not None and isinstance(session.inflight_in.get(packet_id), _TrackedIncoming):
+            del session.inflight_in[packet_id]
+            self._queue_packet(PubcompPacket.build(packet_id))
+            return
+        await super().handle_pubrel(pubrel)
+
+    def _ready(self, receipt: Receipt) -> None:
+        packet = PubackPacket.build(receipt.packet_id) if receipt.kind == QOS_1 else \
+            PubrecPacket.build(receipt.packet_id)
+        self._queue_packet(packet)
+        self._check_gate()
+
+    def _queue_packet(self, packet: Any) -> None:
+        self._outbox.append(packet)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        outbox = self._outbox
+        while outbox:
+            if self.writer is None:
+                outbox.clear()
+                return
+            try:
+                await self._send_packet(outbox.popleft())
+            except Exception as exc:  # noqa: BLE001 - a closed connection: the device sends again on reconnect
+                log.debug("acknowledgement not sent: %s", exc)
+                outbox.clear()
+                return
+
+    def _check_gate(self) -> None:
+        if len(self._acks) >= MAX_UNACKED:
+            if self._gate is None:
+                self._gate = asyncio.get_running_loop().create_future()
+        elif self._gate is not None:
+            gate, self._gate = self._gate, None
+            if not gate.done():
+                gate.set_result(None)
+
+    async def stop(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None and not gate.done():
+            gate.set_result(None)
+        await super().stop()
+
+
+def receipt_of(message: Any) -> Receipt | None:
+    """The receipt amqtt's delivery of `message` carries (None for QoS 0, wills and the broker's own)."""
+    return getattr(message, "receipt", None) if getattr(message, "direction", None) == INCOMING else None
