@@ -1,7 +1,7 @@
 """QoS 1 into `mqtt in -> ontology-insert` on the embedded broker of a real `sofiaflow run`: how fast a device's
 messages are acknowledged (PUBACK) and stored, for a few paho inflight windows.
 
-    python tests/bench/mqtt_ack.py [messages]
+    python -m tests.bench.mqtt_ack [messages]
 
 Prints one table row per window: acknowledged messages a second (first publish to last PUBACK), and the
 seconds until all were stored.
