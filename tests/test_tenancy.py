@@ -1,10 +1,12 @@
 """Tenancy against a real server on a loopback port: two developers (ana, bob), a read-only user (uma) and an
 administrator. Nothing of one tenant is read, changed, stopped or used by another: tabs, config nodes,
-subflows, links, flow state, context, debug/status on /comms, node actions, credentials and metrics.
+subflows, links, flow state, context, debug/status on /comms, node actions, credentials, metrics, ontologies,
+API keys, devices and their tokens, users and sessions.
 
-`ROUTES` holds an expectation for every route of the admin app (the test enumerates the app's routes, so a
-new route fails here until it gets a row). Rows marked `Delegated` belong to other areas (devices and
-MQTT topics, http-in routes, users and auth): their text says what those tests assert.
+`ROUTES` holds a `Probe` for every route of the admin app (the test enumerates the app's routes, so a new
+route fails here until it gets a row): bob's and uma's calls about ana's things, each answer's status and
+what it must not show; checks that take more than one call (a websocket, a deleted user's namesake) are the
+row's `story`, run on a server of their own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from runtime.api_manager.keys import UnknownKeyError
 from runtime.auth import AuthService
 from runtime.http import comms, create_app
 from runtime.metrics import snapshot, tenant_view
@@ -140,27 +144,181 @@ def running_ids(rt: Runtime) -> set[str]:
     return {n["id"] for n in rt.flows}
 
 
+# ----- what ana holds besides her flows -------------------------------------------------------------------------
+ANA_CONTEXT_KEY = "secret"
+ANA_DEVICE, BOB_DEVICE, ANA_INSTANCE = "ana-dev", "bob-dev", "ana-instance-1"
+
+
+@dataclass
+class AnaHoldings:
+    """ana's API key and her device's token (shown once, kept here to check they still work, or no longer)."""
+
+    key_id: str
+    api_key: str
+    device_token: str
+
+    @property
+    def device_token_id(self) -> str:
+        return self.device_token.split(".", 1)[0]
+
+
+async def give_ana_holdings(world: World) -> AnaHoldings:
+    """ana's ontology AnaReading (one row), an API key, context values, and her device `ana-dev` (topics
+    ana/ana-dev/#, ALL on AnaReading, one instance seen); bob's own device `bob-dev` (topics bob/bob-dev/#)."""
+    rt = world.rt
+    assert (await world.call("ana", "POST", "/ontologies", {"name": "AnaReading", "schema": SCHEMA})).status_code == 201
+    assert (await world.call("ana", "POST", "/ontologies/AnaReading/data", {"v": 1})).status_code == 201
+    key = (await world.call("ana", "POST", "/api-keys", {"label": "ana's"})).json()
+    for scope in ("flow:ta", "node:ta:a_inj", "global"):
+        rt.contexts.scope(scope).set(ANA_CONTEXT_KEY, "ana-only", rt.contexts.default)
+    device = await world.call("ana", "POST", "/devices", {"name": ANA_DEVICE, "topics": ["ana/{device}/#"],
+                                                          "ontologies": {"AnaReading": "ALL"}})
+    assert device.status_code == 201, device.text
+    assert device.json()["owner"] == "ana"
+    rt.engine.services["devices"].record_instance(ANA_DEVICE, ANA_INSTANCE)  # as an SSAP JOIN does
+    mine = await world.call("bob", "POST", "/devices", {"name": BOB_DEVICE, "topics": ["bob/{device}/#"]})
+    assert mine.status_code == 201, mine.text
+    return AnaHoldings(key["id"], key["key"], device.json()["token"])
+
+
+def devices(world: World) -> Any:
+    return world.rt.engine.services["devices"]
+
+
+async def login(world: World, who: str, password: str) -> httpx.Response:
+    return await world.http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
+                                                      "scope": "*", "username": who, "password": password})
+
+
+# ----- checks that take more than one call ----------------------------------------------------------------------
+async def _events(ws: Any, out: list[dict], enough: Callable[[], bool], seconds: float) -> None:
+    """Add the events of `ws` to `out` until `enough()` or `seconds` pass."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not enough():
+                out.extend(json.loads(await ws.recv()))
+    except TimeoutError:
+        pass
+
+
+async def _socket(world: World, who: str) -> Any:
+    ws = await connect(f"ws://{world.host}/comms")
+    await ws.send(json.dumps({"auth": world.tokens[who]}))
+    assert json.loads(await ws.recv()) == [{"topic": "auth", "data": "ok"}]
+    await ws.send(json.dumps({"subscribe": "#"}))
+    return ws
+
+
+def _about(events: list[dict]) -> set[str]:
+    """The debug node ids and status topics among `events`."""
+    return {e["data"]["id"] if e["topic"] == "debug" else e["topic"] for e in events
+            if e["topic"] == "debug" or e["topic"].startswith("status/")}
+
+
+async def comms_carries_only_what_each_caller_may_see(world: World) -> None:
+    """Websockets of admin, ana, bob and uma subscribed to everything; ana's and bob's injects fire: each
+    sees the debug and status events of their own nodes only (uma none, the administrator all)."""
+    mine = {"a": {"a_dbg", "status/a_dbg"}, "b": {"b_dbg", "status/b_dbg"}}
+    expected = {"admin": mine["a"] | mine["b"], "ana": mine["a"], "bob": mine["b"], "uma": set()}
+    sockets = {who: await _socket(world, who) for who in expected}
+    seen: dict[str, list[dict]] = {who: [] for who in expected}
+    try:
+        await asyncio.sleep(0.2)
+        assert (await world.call("ana", "POST", "/inject/a_inj")).status_code == 200
+        assert (await world.call("bob", "POST", "/inject/b_inj")).status_code == 200
+        # until each has what they should see (bounded), then a while longer for anything they should not
+        await asyncio.gather(*(_events(ws, seen[who], lambda who=who: _about(seen[who]) >= expected[who], 10)
+                               for who, ws in sockets.items()))
+        await asyncio.gather(*(_events(ws, seen[who], lambda: False, 0.5) for who, ws in sockets.items()))
+    finally:
+        for ws in sockets.values():
+            await ws.close()
+    assert {who: _about(events) for who, events in seen.items()} == expected
+
+
+async def a_namesake_of_a_deleted_user_owns_nothing_of_theirs(world: World) -> None:
+    """An administrator deletes ana and makes a new user `ana`: the new ana owns none of the old ana's tabs,
+    subflows, config nodes, ontologies, devices or API keys (they passed to the administrators and keep
+    working); the old ana's token and API key are dead."""
+    rt = world.rt
+    held = await give_ana_holdings(world)
+    in_use = await world.http.get("/api-manager/catalog", headers={"X-OP-APIKey": held.api_key})
+    assert in_use.status_code == 200  # the key has been used: the API Manager knows it
+    assert (await world.call("admin", "DELETE", "/users/ana")).status_code == 204
+    assert (await world.call("ana", "GET", "/flows")).status_code == 401
+    made = await world.call("admin", "POST", "/users", {"username": "ana", "password": "new-ana", "role": "developer"})
+    assert made.status_code == 201, made.text
+    answer = await login(world, "ana", "new-ana")
+    assert answer.status_code == 200, answer.text
+    world.headers["ana"] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    # tabs, subflows, config nodes: the administrators', running, out of the new ana's sight and reach
+    for unit in ("ta", "a_sf", "a_cfg"):
+        assert rt.ownership.owner(unit) is None, unit
+        assert (await world.call("ana", "GET", f"/flow/{unit}/sharing")).status_code == 404, unit
+    assert set(ANA_IDS) <= running_ids(rt)
+    seen = (await world.call("ana", "GET", "/flows")).json()
+    assert {n["id"] for n in seen} & set(ANA_IDS) == set()
+    assert (await world.call("ana", "GET", "/flow/ta")).status_code == 404
+    assert (await world.call("ana", "PUT", "/flow/ta", {"id": "ta", "label": "mine", "nodes": []})).status_code \
+        == 403
+    assert (await world.call("ana", "DELETE", "/flow/ta")).status_code == 403
+    taking = await world.call("ana", "POST", "/flows", [{"id": "tn", "type": "tab", "label": "new"},
+                                                        {"id": "n_in", "type": "mqtt in", "z": "tn", "topic": "x",
+                                                         "qos": "0", "broker": "a_cfg", "wires": [[]]}])
+    assert taking.status_code == 403 and "'a_cfg'" in taking.json()["message"]
+    # ontologies
+    assert "AnaReading" not in (await world.call("ana", "GET", "/ontologies")).text
+    assert (await world.call("ana", "GET", "/ontologies/AnaReading")).status_code == 404
+    assert (await world.call("ana", "GET", "/ontologies/AnaReading/data")).status_code == 404
+    assert (await world.call("ana", "DELETE", "/ontologies/AnaReading")).status_code in REFUSED
+    assert (await world.call("admin", "GET", "/ontologies/AnaReading")).json()["owner"] is None
+    assert (await world.call("admin", "GET", "/ontologies/AnaReading/data")).json()["total"] == 1
+    # devices
+    assert (await world.call("ana", "GET", "/devices")).json() == []
+    for method, path in (("GET", f"/devices/{ANA_DEVICE}"), ("GET", f"/devices/{ANA_DEVICE}/instances"),
+                         ("DELETE", f"/devices/{ANA_DEVICE}"), ("POST", f"/devices/{ANA_DEVICE}/tokens")):
+        assert (await world.call("ana", method, path)).status_code == 404, (method, path)
+    assert devices(world).get(ANA_DEVICE).owner is None
+    assert devices(world).authenticate(ANA_DEVICE, held.device_token).name == ANA_DEVICE
+    # API keys
+    assert (await world.call("ana", "GET", "/api-keys")).json() == []
+    assert (await world.call("ana", "DELETE", f"/api-keys/{held.key_id}")).status_code in REFUSED
+    with pytest.raises(UnknownKeyError):
+        rt.engine.services["api-manager"].keys.user_of(held.api_key)
+    # the new ana works in her own space
+    answer = await world.call("ana", "POST", "/flows", [{"id": "tn", "type": "tab", "label": "new"}])
+    assert answer.status_code == 204, answer.text
+    assert (await world.call("ana", "GET", "/flow/tn/sharing")).json()["owner"] == "ana"
+
+
 # ----- every route has an expectation ---------------------------------------------------------------------------
 @dataclass
 class Probe:
-    """What bob (a developer) and uma (a user) get calling `path` about ana's objects: a status in `bob` /
-    `uma`, and no id of ana's in the answer unless `leaks_ok`."""
+    """What bob (a developer) and uma (a user) get calling `path` about ana's objects (or with her names):
+    a status in `bob` / `uma`, `says` in bob's answer, and no name of ana's in any answer below 300
+    (`hides` adds strings that must not show). Without a token the call gets a status in `anonymous`.
+    `more` are further calls to the same route; `story` is a check that takes more than one call, run on a
+    server of its own by test_route_stories (the only check of a websocket route)."""
 
     path: str
-    bob: set[int]
-    uma: set[int]
+    bob: set[int] = field(default_factory=set)
+    uma: set[int] = field(default_factory=set)
     body: Any = None
+    says: str = ""
+    hides: tuple[str, ...] = ()
+    anonymous: set[int] = field(default_factory=lambda: {401})
+    more: tuple[Probe, ...] = ()
+    story: Callable[[World], Awaitable[None]] | None = None
 
 
-@dataclass
-class Delegated:
-    """A route whose tenancy is another area's work; `asserts` is what its tests check."""
-
-    asserts: str
-
-
-ANA_CONTEXT_KEY = "secret"
-ROUTES: dict[tuple[str, str], Probe | Delegated] = {
+USERNAMES = ('"admin"', '"ana"', '"bob"', '"uma"')
+CLASH = "topic_clash"
+NO_RIGHT = "cannot give a device"
+ANA_DEV = f"/devices/{ANA_DEVICE}"
+BOB_DEV = f"/devices/{BOB_DEVICE}"
+WRONG_PASSWORD = {"client_id": "node-red-admin", "grant_type": "password", "username": "ana", "password": "guess"}
+ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/flows"): Probe("/flows", {200}, {200}),
     ("POST", "/flows"): Probe("/flows", {403}, {403}, bob_tab({"id": "b_in", "type": "mqtt in", "topic": "x",
                                                                "qos": "0", "broker": "a_cfg", "wires": [[]]})),
@@ -189,7 +347,7 @@ ROUTES: dict[tuple[str, str], Probe | Delegated] = {
     ("GET", "/settings"): Probe("/settings", {200}, {200}),
     ("GET", "/diagnostics"): Probe("/diagnostics", {200}, {200}),
     ("GET", "/audit"): Probe("/audit", {403}, {403}),
-    # ontologies: ana's ontology "AnaReading" (created by the test)
+    # ontologies: ana's ontology "AnaReading"
     ("GET", "/ontologies"): Probe("/ontologies", {200}, {200}),
     ("POST", "/ontologies"): Probe("/ontologies", {201, 400, 409}, {403}, {"name": "AnaReading", "schema": SCHEMA}),
     ("GET", "/ontologies/{name}"): Probe("/ontologies/AnaReading", {404}, {404}),
@@ -198,7 +356,7 @@ ROUTES: dict[tuple[str, str], Probe | Delegated] = {
     ("GET", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data", {404}, {404}),
     ("POST", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data", REFUSED, {403}, {"v": 9}),
     ("PATCH", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data?filter=%7B%7D", REFUSED, {403},
-                                                       {"$set": {"v": 9}}),
+                                                {"$set": {"v": 9}}),
     ("DELETE", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data?filter=%7B%7D", REFUSED, {403}),
     ("POST", "/ontologies/{name}/validate"): Probe("/ontologies/AnaReading/validate", REFUSED, REFUSED, {"v": 1}),
     ("POST", "/ontologies/{name}/history/move"): Probe("/ontologies/AnaReading/history/move", REFUSED, {403}),
@@ -210,31 +368,39 @@ ROUTES: dict[tuple[str, str], Probe | Delegated] = {
     ("GET", "/api-keys"): Probe("/api-keys", {200}, {200}),
     ("POST", "/api-keys"): Probe("/api-keys", {201}, {201, 403}, {"label": "mine"}),
     ("DELETE", "/api-keys/{key_id}"): Probe("/api-keys/{ana_key}", REFUSED, REFUSED),
-    ("GET", "/api-manager/catalog"): Probe("/api-manager/catalog", {200}, {200}),
+    ("GET", "/api-manager/catalog"): Probe("/api-manager/catalog", {200}, {200}, anonymous={200}),  # published APIs
     ("GET", "/api-manager/stats"): Probe("/api-manager/stats", {200, 403}, {200, 403}),
-    ("GET", "/api-manager/swagger"): Probe("/api-manager/swagger", {200}, {200}),
-    ("WS", "/comms"): Delegated("test_comms_carries_only_what_each_caller_may_see and "
-                                "test_unauthenticated_comms_sockets_are_closed (below)"),
-    # devices and MQTT topics (runtime/devices.py, runtime/broker.py)
-    ("GET", "/devices"): Delegated("bob lists only his own devices, never ana's"),
-    ("POST", "/devices"): Delegated("bob cannot create a device owned by ana, nor give it rights he does not hold"),
-    ("GET", "/devices/{name}"): Delegated("ana's device: 404 for bob and uma"),
-    ("PATCH", "/devices/{name}"): Delegated("ana's device: 404 (or 403) for bob, 403 for uma; unchanged"),
-    ("DELETE", "/devices/{name}"): Delegated("ana's device: 404 for bob, 403 for uma; still there"),
-    ("GET", "/devices/{name}/instances"): Delegated("ana's device's connections: 404 for bob and uma"),
-    ("POST", "/devices/{name}/tokens"): Delegated("no token for ana's device issued to bob (404), uma 403"),
-    ("DELETE", "/devices/{name}/tokens/{token_id}"): Delegated("ana's device token: 404 for bob, 403 for uma; "
-                                                               "still valid; bob's flows hear no topic of ana's "
-                                                               "devices on the embedded broker"),
-    # users and auth (runtime/auth.py, auth_routes.py, user_routes.py)
-    ("GET", "/auth/login"): Delegated("public: the login scheme only, no user data"),
-    ("POST", "/auth/token"): Delegated("a token only for the right password; rate limited; audited refusals"),
-    ("POST", "/auth/revoke"): Delegated("bob cannot revoke ana's token (only his own)"),
-    ("GET", "/users"): Delegated("administrators only: 403 for bob and uma"),
-    ("POST", "/users"): Delegated("administrators only: 403 for bob and uma; no user made"),
-    ("PATCH", "/users/{username}"): Delegated("administrators only: bob cannot change ana's role or password"),
-    ("DELETE", "/users/{username}"): Delegated("administrators only: 403; ana's tabs, config nodes, subflows "
-                                               "go to administrators when she is deleted"),
+    ("GET", "/api-manager/swagger"): Probe("/api-manager/swagger", {200}, {200}, anonymous={200}),
+    ("WS", "/comms"): Probe("/comms", story=comms_carries_only_what_each_caller_may_see),
+    # devices: ana's device ana-dev (and its token), bob's own bob-dev; the MQTT side of device topics is
+    # tests/test_broker_tenancy*.py's
+    ("GET", "/devices"): Probe("/devices", {200}, {200}),
+    ("POST", "/devices"): Probe("/devices", {403}, {403}, {"name": "b-for-ana", "owner": "ana"},
+                                says="only administrators choose", more=(
+        Probe("/devices", {400}, {403}, {"name": "b-clash", "topics": ["ana/#"]}, says=CLASH),
+        Probe("/devices", {403}, {403}, {"name": "b-rights", "ontologies": {"AnaReading": "QUERY"}}, says=NO_RIGHT),
+        Probe("/devices", {409}, {403}, {"name": ANA_DEVICE}))),
+    ("GET", "/devices/{name}"): Probe(ANA_DEV, {404}, {404}),
+    ("PATCH", "/devices/{name}"): Probe(ANA_DEV, {404}, {403}, {"enabled": False}, more=(
+        Probe(ANA_DEV, {404}, {403}, {"owner": "bob"}),
+        Probe(BOB_DEV, {400}, {403}, {"topics": ["+/ana-dev/#"]}, says=CLASH),
+        Probe(BOB_DEV, {403}, {403}, {"ontologies": {"AnaReading": "ALL"}}, says=NO_RIGHT),
+        Probe(BOB_DEV, {403}, {403}, {"owner": "ana"}, says="only administrators choose"))),
+    ("DELETE", "/devices/{name}"): Probe(ANA_DEV, {404}, {403}),
+    ("GET", "/devices/{name}/instances"): Probe(f"{ANA_DEV}/instances", {404}, {404}),
+    ("POST", "/devices/{name}/tokens"): Probe(f"{ANA_DEV}/tokens", {404}, {403}, {"rotate": True}),
+    ("DELETE", "/devices/{name}/tokens/{token_id}"): Probe(ANA_DEV + "/tokens/{ana_device_token}", {404}, {403}),
+    # users and auth
+    ("GET", "/auth/login"): Probe("/auth/login", {200}, {200}, hides=USERNAMES, anonymous={200}),
+    ("POST", "/auth/token"): Probe("/auth/token", {401}, {401}, WRONG_PASSWORD, says="invalid username or password",
+                                   anonymous={401}),
+    ("POST", "/auth/revoke"): Probe("/auth/revoke", {403}, {403}, {"token": "{ana_token}"}, says="only their own"),
+    ("GET", "/users"): Probe("/users", {403}, {403}),
+    ("POST", "/users"): Probe("/users", {403}, {403}, {"username": "eve", "password": "eve", "role": "administrator"}),
+    ("PATCH", "/users/{username}"): Probe("/users/ana", {403}, {403}, {"role": "user", "password": "taken"}, more=(
+        Probe("/users/bob", {403}, {403}, {"role": "administrator"}),)),
+    ("DELETE", "/users/{username}"): Probe("/users/ana", {403}, {403},
+                                           story=a_namesake_of_a_deleted_user_owns_nothing_of_theirs),
 }
 """Every admin route (method, path) -> what is asserted. http-in routes are the flows' own endpoints, served by
 the app's default route, not admin routes: their tenancy (bob's http in cannot take ana's path) is the http-in
@@ -264,32 +430,60 @@ def admin_routes(app: Any) -> set[tuple[str, str]]:
                     ("GET", "/docs/oauth2-redirect")}
 
 
+def _filled(value: Any, names: dict[str, str]) -> Any:
+    """`value` (a path or a JSON body) with every `{name}` of `names` replaced."""
+    if isinstance(value, str):
+        for name, text in names.items():
+            value = value.replace("{" + name + "}", text)
+        return value
+    if isinstance(value, dict):
+        return {k: _filled(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, names) for v in value]
+    return value
+
+
+async def _probe(world: World, method: str, template: str, probe: Probe, names: dict[str, str],
+                 ana_names: list[str]) -> None:
+    path, body = _filled(probe.path, names), _filled(probe.body, names)
+    calls = (("uma", probe.uma), ("bob", probe.bob), (None, probe.anonymous))
+    for who, allowed in calls:
+        if who is None:
+            answer = await world.http.request(method, path, json=body)
+        else:
+            answer = await world.call(who, method, path, body)
+        where = f"{who or 'anonymous'} {method} {path}"
+        assert answer.status_code in allowed, f"{where}: {answer.status_code} {answer.text[:300]}"
+        if who == "bob":
+            assert probe.says in answer.text, f"{where}: {probe.says!r} not in {answer.text[:300]}"
+        if answer.status_code < 300:
+            text = answer.text
+            exempt = template == "/ontologies" and method == "POST"  # bob's own ontology named like ana's
+            leaked = [i for i in [*ana_names, *probe.hides] if i in text and not exempt]
+            assert leaked == [], f"{where} shows {leaked}"
+
+
 async def test_every_admin_route_has_an_expectation_and_refuses_other_tenants(world):
     routes = admin_routes(world.app)
     assert routes - set(ROUTES) == set(), "routes without a row in ROUTES"
     assert set(ROUTES) - routes == set(), "rows in ROUTES for routes that are gone"
 
     rt = world.rt
-    assert (await world.call("ana", "POST", "/ontologies", {"name": "AnaReading", "schema": SCHEMA})).status_code == 201
-    assert (await world.call("ana", "POST", "/ontologies/AnaReading/data", {"v": 1})).status_code == 201
-    ana_key = (await world.call("ana", "POST", "/api-keys", {"label": "ana's"})).json()
-    key_id = ana_key.get("id") or ana_key.get("key_id")
-    for scope in ("flow:ta", "node:ta:a_inj", "global"):
-        rt.contexts.scope(scope).set(ANA_CONTEXT_KEY, "ana-only", rt.contexts.default)
+    held = await give_ana_holdings(world)
+    names = {"ana_key": held.key_id, "ana_device_token": held.device_token_id, "ana_token": world.tokens["ana"]}
+    ana_names = [*(f'"{i}"' for i in ANA_IDS), "ana-broker", "ana-debug", "ana-only", "AnaReading", ANA_DEVICE,
+                 ANA_INSTANCE, held.key_id, held.device_token_id, world.tokens["ana"]]
     before = json.dumps(rt.flows, sort_keys=True)
+    device_before = devices(world).get(ANA_DEVICE).as_dict()
+    instances_before = devices(world).instances(ANA_DEVICE)
+    users_before = {u["username"]: u["role"] for u in (await world.call("admin", "GET", "/users")).json()}
 
     for (method, template), row in sorted(ROUTES.items()):
-        if isinstance(row, Delegated):
+        if method == "WS":
+            assert row.story is not None, f"{template}: a websocket route is checked by its story"
             continue
-        path = row.path.replace("{ana_key}", str(key_id))
-        for who, allowed in (("uma", row.uma), ("bob", row.bob)):
-            answer = await world.call(who, method, path, row.body)
-            assert answer.status_code in allowed, f"{who} {method} {path}: {answer.status_code} {answer.text[:300]}"
-            if answer.status_code < 300:
-                text = answer.text
-                leaked = [i for i in [*(f'"{i}"' for i in ANA_IDS), "ana-broker", "ana-debug", "ana-only",
-                                      "AnaReading"] if i in text and not (template == "/ontologies" and method == "POST")]
-                assert leaked == [], f"{who} {method} {path} shows ana's {leaked}"
+        for probe in (row, *row.more):
+            await _probe(world, method, template, probe, names, ana_names)
 
     # nothing of ana's was changed, stopped or taken
     assert json.dumps([n for n in rt.flows if n["id"] in ANA_IDS], sort_keys=True) == \
@@ -299,12 +493,33 @@ async def test_every_admin_route_has_an_expectation_and_refuses_other_tenants(wo
         assert rt.contexts.scope(scope).get(ANA_CONTEXT_KEY, rt.contexts.default) == "ana-only"
     assert rt.deployer.running["a_dbg"].active
     assert (await world.call("ana", "GET", "/ontologies/AnaReading/data")).json()["total"] == 1
-    assert [k for k in (await world.call("ana", "GET", "/api-keys")).json() if (k.get("id") or k.get("key_id"))
-            == key_id]
+    assert [k for k in (await world.call("ana", "GET", "/api-keys")).json() if k["id"] == held.key_id]
+    assert devices(world).get(ANA_DEVICE).as_dict() == device_before
+    assert devices(world).instances(ANA_DEVICE) == instances_before
+    assert devices(world).authenticate(ANA_DEVICE, held.device_token).owner == "ana"
+    assert {d.name for d in devices(world).list()} == {ANA_DEVICE, BOB_DEVICE}
+    assert devices(world).get(BOB_DEVICE).as_dict()["topics"] == ["bob/{device}/#"]
+    assert devices(world).get(BOB_DEVICE).ontologies == {}
+    # users: none made or changed; ana's token and password still work, a wrong password gets no token
+    assert {u["username"]: u["role"] for u in (await world.call("admin", "GET", "/users")).json()} == users_before
+    assert users_before == {"admin": "administrator", **USERS}
+    assert (await world.call("ana", "GET", "/flow/ta")).status_code == 200
+    assert (await login(world, "ana", "ana-password")).status_code == 200
+    assert (await login(world, "ana", "taken")).status_code == 401
+    assert any(e["action"].startswith("POST /devices") for e in rt.audit.entries(user="bob", outcome="denied"))
     # the administrator still sees and acts on everything
     assert (await world.call("admin", "GET", "/flow/ta")).status_code == 200
     assert (await world.call("admin", "GET", f"/context/flow/ta/{ANA_CONTEXT_KEY}")).json()["msg"] == "ana-only"
     assert "a_inj" in (await world.call("admin", "GET", "/metrics")).text
+    assert (await world.call("admin", "GET", f"{ANA_DEV}/instances")).json()[0]["instance"] == ANA_INSTANCE
+
+
+STORIES = sorted((f"{method} {template}", row.story) for (method, template), row in ROUTES.items() if row.story)
+
+
+@pytest.mark.parametrize("story", [story for _, story in STORIES], ids=[route for route, _ in STORIES])
+async def test_route_stories(world, story):
+    await story(world)
 
 
 # ----- config nodes, subflows, links ----------------------------------------------------------------------------
@@ -395,46 +610,6 @@ async def test_only_administrators_start_and_stop_the_flows(world):
 
 
 # ----- comms ------------------------------------------------------------------------------------------------------
-async def _events(ws: Any, seconds: float) -> list[dict]:
-    out: list[dict] = []
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                out.extend(json.loads(await ws.recv()))
-    except TimeoutError:
-        pass
-    return out
-
-
-async def _socket(world: World, who: str) -> Any:
-    ws = await connect(f"ws://{world.host}/comms")
-    await ws.send(json.dumps({"auth": world.tokens[who]}))
-    assert json.loads(await ws.recv()) == [{"topic": "auth", "data": "ok"}]
-    await ws.send(json.dumps({"subscribe": "#"}))
-    return ws
-
-
-async def test_comms_carries_only_what_each_caller_may_see(world):
-    sockets = {who: await _socket(world, who) for who in ("admin", "ana", "bob", "uma")}
-    try:
-        await asyncio.sleep(0.2)
-        assert (await world.call("ana", "POST", "/inject/a_inj")).status_code == 200
-        assert (await world.call("bob", "POST", "/inject/b_inj")).status_code == 200
-        seen = {who: await _events(ws, 1.0) for who, ws in sockets.items()}
-    finally:
-        for ws in sockets.values():
-            await ws.close()
-
-    def about(events: list[dict]) -> set[str]:
-        return {e["data"]["id"] if e["topic"] == "debug" else e["topic"] for e in events
-                if e["topic"] == "debug" or e["topic"].startswith("status/")}
-
-    assert about(seen["admin"]) == {"a_dbg", "status/a_dbg", "b_dbg", "status/b_dbg"}
-    assert about(seen["ana"]) == {"a_dbg", "status/a_dbg"}
-    assert about(seen["bob"]) == {"b_dbg", "status/b_dbg"}
-    assert about(seen["uma"]) == set()
-
-
 async def test_unauthenticated_comms_sockets_are_closed(world, monkeypatch):
     monkeypatch.setattr(comms, "AUTH_DEADLINE", 0.3)
     async with connect(f"ws://{world.host}/comms") as ws:  # sends nothing: closed at the deadline
