@@ -110,6 +110,7 @@ class Engine:
         self.events = events or EventBus()
         self.clock: Clock = clock or LoopClock()
         self.global_context = self.contexts.scope("global")
+        self._tenant_globals: dict[str, ContextScope] = {}
         self.nodes: dict[str, Node] = {}
         self.batch = batch
         self.high_water = high_water
@@ -129,6 +130,16 @@ class Engine:
         self._tasks: dict[str, set[asyncio.Task]] = {}
         self._idle_waiters: list[asyncio.Future] = []
         self.completion = CompletionTracker()  # messages whose source waits for the flows to finish them
+
+    def global_for(self, tenant: str | None) -> ContextScope:
+        """The `global` context a tenant's nodes see: administrators' and ownerless flows share the platform's
+        ("global"), each developer's flows their own ("global:<user>"), so no tenant reads another's."""
+        if tenant is None:
+            return self.global_context
+        scope = self._tenant_globals.get(tenant)
+        if scope is None:
+            scope = self._tenant_globals[tenant] = self.contexts.scope(f"global:{tenant}")
+        return scope
 
     # ----- installing --------------------------------------------------------------------------
     def add(self, node: Node) -> None:

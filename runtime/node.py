@@ -95,6 +95,7 @@ class Node:
         self.count_out = 0
         self.count_err = 0
         self._context: ContextScope | None = None
+        self._global: ContextScope | None = None
         self.last_status: dict[str, Any] = {}
 
     # ----- declared shape -------------------------------------------------------------
@@ -179,7 +180,13 @@ class Node:
 
     @property
     def global_(self) -> ContextScope:
-        return self._engine.global_context
+        """The global context of this node's tenant (see `Engine.global_for`)."""
+        scope = self._global
+        if scope is None:
+            from .flow_tenant import tenant_of
+
+            scope = self._global = self._engine.global_for(tenant_of(self))
+        return scope
 
     def env(self, name: str) -> Any:
         """An environment variable as Node-RED resolves it (group, subflow, tab, global, process)."""
