@@ -263,3 +263,21 @@ async def test_any_role_but_a_known_one_is_refused_with_its_field(app, role):
     answer = await http.post("/users", json={"username": "p", "password": "p-pw", "role": role}, headers=admin)
     assert answer.status_code == 400 and answer.json()["field"] == "role", answer.text
     assert "p" not in [u["username"] for u in (await http.get("/users", headers=admin)).json()]
+
+
+async def test_refused_logins_are_audited_with_the_name_tried_and_the_address(tmp_path):
+    runtime = Runtime(Settings(data_dir=tmp_path / "data", admin_password="right-pw", db_url=None,
+                               history_interval=0, default_flows=None))
+    await runtime.start()
+    try:
+        AuthService(runtime.db, runtime.settings).ensure_admin()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)),
+                                     base_url="http://t") as http:
+            answer = await http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
+                                                          "scope": "*", "username": "admin", "password": "wrong"})
+            assert answer.status_code == 401
+        entries = runtime.audit.entries(action="auth.login")
+        assert [(e["user"], e["outcome"]) for e in entries] == [("admin", "denied")]
+        assert "wrong" not in str(entries)  # never the password tried
+    finally:
+        await runtime.stop()

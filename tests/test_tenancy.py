@@ -139,13 +139,14 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/devices"): Probe("/devices", {200}, {200}),
     ("POST", "/devices"): Probe("/devices", {403}, {403}, {"name": "b-for-ana", "owner": "ana"},
                                 says="only administrators choose", more=(
-        Probe("/devices", {400}, {403}, {"name": "b-clash", "topics": ["ana/#"]}, says=CLASH),
+        Probe("/devices", {400}, {403}, {"name": "b-clash", "topics": ["ana/#"]}, says=CLASH,
+              hides=(ANA_DEVICE, "ana/{device}")),
         Probe("/devices", {403}, {403}, {"name": "b-rights", "ontologies": {"AnaReading": "QUERY"}}, says=NO_RIGHT),
         Probe("/devices", {409}, {403}, {"name": ANA_DEVICE}))),
     ("GET", "/devices/{name}"): Probe(ANA_DEV, {404}, {404}),
     ("PATCH", "/devices/{name}"): Probe(ANA_DEV, {404}, {403}, {"enabled": False}, more=(
         Probe(ANA_DEV, {404}, {403}, {"owner": "bob"}),
-        Probe(BOB_DEV, {400}, {403}, {"topics": ["+/ana-dev/#"]}, says=CLASH),
+        Probe(BOB_DEV, {400}, {403}, {"topics": ["+/ana-dev/#"]}, says=CLASH, hides=("ana/",)),
         Probe(BOB_DEV, {403}, {403}, {"ontologies": {"AnaReading": "ALL"}}, says=NO_RIGHT),
         Probe(BOB_DEV, {403}, {403}, {"owner": "ana"}, says="only administrators choose"))),
     ("DELETE", "/devices/{name}"): Probe(ANA_DEV, {404}, {403}),
@@ -218,6 +219,8 @@ async def _probe(world: World, method: str, template: str, probe: Probe, names: 
         assert answer.status_code in allowed, f"{where}: {answer.status_code} {answer.text[:300]}"
         if who == "bob":
             assert probe.says in answer.text, f"{where}: {probe.says!r} not in {answer.text[:300]}"
+        shown = [i for i in probe.hides if i in answer.text]  # in refusals too
+        assert shown == [], f"{where} shows {shown}"
         if answer.status_code < 300:
             text = answer.text
             exempt = template == "/ontologies" and method == "POST"  # bob's own ontology named like ana's

@@ -80,10 +80,19 @@ async def token(request: Request) -> Any:
     try:
         access, expires_in = await asyncio.to_thread(auth.issue_token, username, password, scope, client)
     except TooManyAttemptsError as exc:
+        _failed_login(request, username, client, "too many attempts")
         return _oauth_error(429, "too_many_attempts", str(exc), {"Retry-After": str(int(exc.retry_after) + 1)})
     except AuthError as exc:
+        _failed_login(request, username, client, str(exc))
         return _oauth_error(401, "unauthorized", str(exc))
     return {"access_token": access, "expires_in": expires_in, "token_type": "Bearer"}
+
+
+def _failed_login(request: Request, username: str, client: str, reason: str) -> None:
+    """Audit a refused login under the name it tried (at most the throttle's few per address and minute)."""
+    audit = getattr(request.app.state.runtime, "audit", None)
+    if audit is not None:
+        audit.record(username[:200], "auth.login", client or None, "denied", {"reason": reason})
 
 
 @router.post("/auth/revoke", summary="Revoke a token (the one in the body, else the caller's own)")

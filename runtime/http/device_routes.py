@@ -1,7 +1,8 @@
 """`/devices`: create, list, change and delete devices and their tokens (the DeviceRegistry over HTTP).
 
 A token is shown once, in the answer that creates it; listings show token ids and state, never secrets.
-A device whose topics overlap those of a device of another owner is refused: 400 `topic_clash`, naming both.
+A device whose topics overlap those of a device of another owner is refused: 400 `topic_clash`, naming the
+refused filter only (never the other owner's device, filter or topics).
 """
 
 from __future__ import annotations
