@@ -24,7 +24,7 @@ def mount_editor(app: Any, runtime: Any, auth: Any) -> None:
         return
     import hashlib
 
-    from .mount import mount
+    from sofiaflow.editor.mount import mount
 
     secret = hashlib.sha256(b"sofiaflow-editor-session:" + runtime.credential_key()).hexdigest()
     mount(app, runtime, auth, secret)

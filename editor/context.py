@@ -8,8 +8,8 @@ from typing import Any
 
 @dataclass
 class EditorContext:
-    runtime: Any  # runtime.runtime.Runtime
-    auth: Any  # runtime.auth.AuthService
+    runtime: Any  # sofiaflow.runtime.runtime.Runtime
+    auth: Any  # sofiaflow.runtime.security.auth.AuthService
 
 
 _current: EditorContext | None = None

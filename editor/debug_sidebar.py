@@ -9,8 +9,8 @@ from typing import Any
 
 from nicegui import ui
 
-from .testid import testid
-from .workspace import Workspace
+from sofiaflow.editor.testid import testid
+from sofiaflow.editor.workspace import Workspace
 
 MAX_MESSAGES = 200
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from nicegui import ui
 
-from .testid import testid
-from .workspace import Workspace
+from sofiaflow.editor.testid import testid
+from sofiaflow.editor.workspace import Workspace
 
 MODES = {"full": "Full", "flows": "Modified Flows", "nodes": "Modified Nodes"}
 
@@ -40,8 +40,8 @@ class DeployButton:
         self.button.props(f"color={'red-7' if count else 'grey-7'}")
 
     async def deploy(self) -> None:
-        from runtime.errors import FlowValidationError, StaleRevisionError
-        from runtime.permissions import PermissionDenied
+        from sofiaflow.runtime.errors import FlowValidationError, StaleRevisionError
+        from sofiaflow.runtime.security.permissions import PermissionDenied
 
         ws = self.ws
         if ws.read_only:

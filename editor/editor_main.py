@@ -6,17 +6,17 @@ from typing import Any
 
 from nicegui import ui
 
-from .canvas import FlowCanvas
-from .context import get_context
-from .debug_sidebar import DebugSidebar
-from .deploy_panel import DeployButton
-from .import_export import open_export, open_import
-from .layout import page_header
-from .palette import PALETTE_CSS, palette_panel, palette_types
-from .properties import PropertyForm
-from .session import current_role, current_user, editor_page
-from .testid import testid
-from .workspace import Workspace
+from sofiaflow.editor.canvas import FlowCanvas
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.debug_sidebar import DebugSidebar
+from sofiaflow.editor.deploy_panel import DeployButton
+from sofiaflow.editor.import_export import open_export, open_import
+from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.palette import PALETTE_CSS, palette_panel, palette_types
+from sofiaflow.editor.properties import PropertyForm
+from sofiaflow.editor.session import current_role, current_user, editor_page
+from sofiaflow.editor.testid import testid
+from sofiaflow.editor.workspace import Workspace
 
 PAGE_CSS = """
 .nicegui-content { padding: 0 !important; gap: 0 !important; }

@@ -7,9 +7,9 @@ from typing import Any
 
 from nicegui import events, ui
 
-from .flowdoc import parse_flow_json
-from .testid import testid
-from .workspace import Workspace
+from sofiaflow.editor.flowdoc import parse_flow_json
+from sofiaflow.editor.testid import testid
+from sofiaflow.editor.workspace import Workspace
 
 __all__ = ["open_export", "open_import", "parse_flow_json"]
 
@@ -69,7 +69,7 @@ def _placed(items: list[dict]) -> list[dict]:
 
 def show_report(ws: Workspace, text: str, area: ui.element) -> None:
     """Before anything is imported: how many nodes run here, run with a caveat, or cannot run, and why."""
-    from runtime.import_report import import_report
+    from sofiaflow.runtime.flows.import_report import import_report
 
     area.clear()
     try:

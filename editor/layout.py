@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from nicegui import ui
 
-from .session import current_user, log_out
-from .testid import testid
+from sofiaflow.editor.session import current_user, log_out
+from sofiaflow.editor.testid import testid
 
 NAV = [("Flows", "/"), ("Monitoring", "/monitoring"), ("Ontologies", "/ontologies"), ("Devices", "/devices"),
        ("Users", "/users"), ("Settings", "/settings")]

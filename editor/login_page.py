@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from .session import current_user, log_in
-from .testid import testid
+from sofiaflow.editor.session import current_user, log_in
+from sofiaflow.editor.testid import testid
 
 
 def _safe_target(target: str | None) -> str:

@@ -9,23 +9,23 @@ from typing import Any
 
 from fastapi.responses import RedirectResponse
 
-from . import MOUNT_PATH
-from .context import EditorContext, set_context
+from sofiaflow.editor import MOUNT_PATH
+from sofiaflow.editor.context import EditorContext, set_context
 
 log = logging.getLogger("sofiaflow.editor")
 
 
 def _import_pages() -> None:
-    """Import the editor's own pages, then every module of `editor.pages` (they register with `@ui.page`)."""
-    from . import editor_main, login_page  # noqa: F401 - registers the pages
+    """Import the editor's own pages, then every module of `sofiaflow.editor.pages` (they register with `@ui.page`)."""
+    from sofiaflow.editor import editor_main, login_page  # noqa: F401 - registers the pages
 
     try:
-        pages = importlib.import_module("editor.pages")
+        pages = importlib.import_module("sofiaflow.editor.pages")
     except ModuleNotFoundError:
         return
     for info in pkgutil.iter_modules(pages.__path__):
         if not info.name.startswith("_"):
-            importlib.import_module(f"editor.pages.{info.name}")
+            importlib.import_module(f"sofiaflow.editor.pages.{info.name}")
 
 
 def mount(app: Any, runtime: Any, auth: Any, storage_secret: str) -> None:
@@ -33,7 +33,7 @@ def mount(app: Any, runtime: Any, auth: Any, storage_secret: str) -> None:
 
     set_context(EditorContext(runtime=runtime, auth=auth))
     _import_pages()
-    from .session import session_user
+    from sofiaflow.editor.session import session_user
 
     app.state.session_user = session_user  # the admin app's /docs accept an editor login
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
-from .testid import testid
+from sofiaflow.editor.testid import testid
 
 CATEGORY_ORDER = ["common", "function", "network", "sequence", "parser", "storage", "ontology"]
 HIDDEN = ("internal", "config")

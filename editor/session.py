@@ -20,7 +20,7 @@ from nicegui import app, ui
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from .context import get_context
+from sofiaflow.editor.context import get_context
 
 MAX_SESSIONS = 10_000
 """Past this many remembered browsers, those whose token is no longer valid are forgotten."""
@@ -46,7 +46,7 @@ def _remember(browser: str, token: str) -> None:
 
 
 def _user_of_token(token: str | None) -> str | None:
-    from runtime.errors import AuthError
+    from sofiaflow.runtime.errors import AuthError
 
     if not token:
         return None

@@ -12,9 +12,9 @@ from typing import Any
 
 from nicegui import ui
 
-from .canvas import FlowCanvas
-from .canvas.canvas import view_node
-from .flowdoc import FlowDoc
+from sofiaflow.editor.canvas import FlowCanvas
+from sofiaflow.editor.canvas.canvas import view_node
+from sofiaflow.editor.flowdoc import FlowDoc
 
 
 class Workspace:

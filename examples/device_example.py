@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from runtime.client import DeviceAuthError, DeviceClient, DeviceClientError  # noqa: E402
+from sofiaflow.runtime.client import DeviceAuthError, DeviceClient, DeviceClientError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ shares, so that switch, change, range, rbe, json, template, debug, ... answer as
 Values are the Python ones messages carry: None is `null`, `UNDEFINED` is `undefined` (a missing
 property), int and float are numbers, bytes and bytearray are Buffers. The text of numbers and
 dates (`js_number_string`, `iso_date`) and `UNDEFINED` come from the runtime, which needs them to
-encode values for the editor (runtime/encoding.py); they are re-exported here.
+encode values for the editor (runtime/core/encoding.py); they are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from runtime.api import UNDEFINED, NodeError, dumps_js, iso_date, js_float, js_number_string
+from sofiaflow.runtime.api import UNDEFINED, NodeError, dumps_js, iso_date, js_float, js_number_string
 
 __all__ = [
     "UNDEFINED",

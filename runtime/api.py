@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from . import props
-from .config import NodeConfig, NRBool, NRFloat, NRInt
-from .encoding import UNDEFINED, dumps_js, encode_debug, iso_date, js_float, js_number_string
-from .errors import NodeError
-from .jsonata_expr import JsonataError, compile_expression
-from .jsonata_expr import evaluate as evaluate_jsonata
-from .message import clone_message, clone_value, new_message, new_msgid
-from .node import Node
-from .typedinput import Getter, date_value, parse_number
-from .typedinput import getter as typed_getter
-from .types import Msg
+from sofiaflow.runtime.core import props
+from sofiaflow.runtime.core.config import NodeConfig, NRBool, NRFloat, NRInt
+from sofiaflow.runtime.core.encoding import (
+    UNDEFINED,
+    dumps_js,
+    encode_debug,
+    iso_date,
+    js_float,
+    js_number_string,
+)
+from sofiaflow.runtime.core.jsonata_expr import JsonataError, compile_expression
+from sofiaflow.runtime.core.jsonata_expr import evaluate as evaluate_jsonata
+from sofiaflow.runtime.core.message import clone_message, clone_value, new_message, new_msgid
+from sofiaflow.runtime.core.node import Node
+from sofiaflow.runtime.core.typedinput import Getter, date_value, parse_number
+from sofiaflow.runtime.core.typedinput import getter as typed_getter
+from sofiaflow.runtime.errors import NodeError
+from sofiaflow.runtime.types import Msg
 
 __all__ = [
     "Getter",

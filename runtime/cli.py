@@ -11,8 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .errors import FlowFormatError, FlowValidationError, Problem
-from .settings import Settings
+from sofiaflow.runtime.errors import FlowFormatError, FlowValidationError, Problem
+from sofiaflow.runtime.settings import Settings
 
 
 def _version() -> str:
@@ -37,7 +37,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _read_flows(path: str) -> list:
     """The flow list in `path`; FileNotFoundError when missing, FlowFormatError when not a flow set."""
-    from .flowmodel import parse_json
+    from sofiaflow.runtime.flows.model import parse_json
 
     file = Path(path)
     if not file.is_file():
@@ -53,14 +53,14 @@ async def _offline_deploy(flows: list, settings: Settings | None, user: str | No
     """
     from cryptography.fernet import Fernet
 
-    from .context import ContextManager, MemoryStore
-    from .credentials import CredentialStore
-    from .db import connect
-    from .deploy import Deployer
-    from .engine import Engine
-    from .flowstore import FlowStore
-    from .registry import default_registry
-    from .runtime import Runtime
+    from sofiaflow.runtime.core.context import ContextManager, MemoryStore
+    from sofiaflow.runtime.core.engine import Engine
+    from sofiaflow.runtime.data.config_db import connect
+    from sofiaflow.runtime.flows.deploy import Deployer
+    from sofiaflow.runtime.flows.registry import default_registry
+    from sofiaflow.runtime.flows.store import FlowStore
+    from sofiaflow.runtime.runtime import Runtime
+    from sofiaflow.runtime.security.credentials import CredentialStore
 
     db = store = None
     if settings is not None:
@@ -129,8 +129,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return code
     settings = _settings(args)
     if getattr(args, "report", False):
-        from .import_report import format_report, import_report
-        from .registry import default_registry
+        from sofiaflow.runtime.flows.import_report import format_report, import_report
+        from sofiaflow.runtime.flows.registry import default_registry
 
         print(format_report(import_report(flows, default_registry())))
     rev, code = _check(flows, settings, user="cli")
@@ -140,8 +140,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .db import connect
-    from .flowstore import FlowStore
+    from sofiaflow.runtime.data.config_db import connect
+    from sofiaflow.runtime.flows.store import FlowStore
 
     settings = _settings(args)
     if not Path(settings.database_url.removeprefix("sqlite:///")).exists() and settings.database_url.startswith("sqlite"):
@@ -162,8 +162,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .file_modes import private_dir, private_files
-    from .server import StartupError, serve
+    from sofiaflow.runtime.security.file_modes import private_dir, private_files
+    from sofiaflow.runtime.server import StartupError, serve
 
     private_files()  # everything the server creates is for this user only
     settings = _settings(args)
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("file", nargs="?", help="output file (default: stdout)")
     exp.add_argument("--data-dir", **data_dir)
     exp.set_defaults(func=cmd_export)
-    from .history.cli import add_commands as add_history_commands
+    from sofiaflow.runtime.data.history.cli import add_commands as add_history_commands
     add_history_commands(sub, data_dir, _settings)
     return parser
 

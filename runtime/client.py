@@ -1,6 +1,6 @@
 """A small client for device code talking to sofiaflow: MQTT publish/subscribe and device-only HTTP routes.
 
-    from runtime.client import DeviceClient
+    from sofiaflow.runtime.client import DeviceClient
 
     with DeviceClient("sensor-1", token, mqtt_port=1883, http_base="http://127.0.0.1:1880") as dev:
         dev.subscribe("devices/sensor-1/commands", lambda topic, payload: print(topic, payload))

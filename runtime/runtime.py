@@ -13,21 +13,21 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from .audit import AuditLog
-from .clock import Clock
-from .context import ContextManager, MemoryStore
-from .context_sql import SqlContextStore
-from .credentials import CredentialStore
-from .db import connect
-from .deploy import Deployer, DeployResult
-from .engine import Engine
-from .errors import FlowValidationError
-from .events import EventBus
-from .flow_ownership import FlowOwnership
-from .flowstore import FlowStore
-from .registry import NodeRegistry, default_registry
-from .settings import Settings
-from .types import FlowJSON
+from sofiaflow.runtime.core.clock import Clock
+from sofiaflow.runtime.core.context import ContextManager, MemoryStore
+from sofiaflow.runtime.core.context_sql import SqlContextStore
+from sofiaflow.runtime.core.engine import Engine
+from sofiaflow.runtime.core.events import EventBus
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.flows.deploy import Deployer, DeployResult
+from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
+from sofiaflow.runtime.flows.store import FlowStore
+from sofiaflow.runtime.security.audit import AuditLog
+from sofiaflow.runtime.security.credentials import CredentialStore
+from sofiaflow.runtime.security.ownership import FlowOwnership
+from sofiaflow.runtime.settings import Settings
+from sofiaflow.runtime.types import FlowJSON
 
 log = logging.getLogger("sofiaflow.runtime")
 
@@ -103,17 +103,17 @@ class Runtime:
 
     async def _start_services(self) -> None:
         """What nodes reach through `Node.service(name)`: HTTP routes, devices, the embedded broker."""
-        from .broker import EmbeddedBroker
-        from .devices import DeviceRegistry
-        from .history import HistoryMover, HistoryService, HistoryStore
-        from .http.node_routes import NodeRoutes
-        from .ontologies import OntologyRegistry
-        from .ontology_data import OntologyData
-        from .ontology_events import OntologyEvents
-        from .permissions import Permissions
-        from .rtdb import open_store
-        from .sandbox import SandboxPool
-        from .sandbox.limits import WorkerLimits
+        from sofiaflow.runtime.data.events import OntologyEvents
+        from sofiaflow.runtime.data.history import HistoryMover, HistoryService, HistoryStore
+        from sofiaflow.runtime.data.ontologies import OntologyRegistry
+        from sofiaflow.runtime.data.ontology_data import OntologyData
+        from sofiaflow.runtime.data.rtdb import open_store
+        from sofiaflow.runtime.http.node_routes import NodeRoutes
+        from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
+        from sofiaflow.runtime.sandbox import SandboxPool
+        from sofiaflow.runtime.sandbox.limits import WorkerLimits
+        from sofiaflow.runtime.security.devices import DeviceRegistry
+        from sofiaflow.runtime.security.permissions import Permissions
 
         services = self.engine.services
         services["audit"] = self.audit
@@ -136,7 +136,7 @@ class Runtime:
         ontologies.on_change(lambda _name, _ontology: permissions.forget())
         services["ontology-events"] = events = OntologyEvents()
         services["ontology-data"] = OntologyData(ontologies, store, events)
-        from .api_manager import ApiManager
+        from sofiaflow.runtime.api_manager import ApiManager
 
         services["api-manager"] = ApiManager(self.db, permissions, services["ontology-data"], self._role_of,
                                              self.audit, self.settings.http_response_timeout)
@@ -188,8 +188,8 @@ class Runtime:
             self.db.dispose()
 
     def _role_of(self, username: str) -> str | None:
-        from .auth import AuthService
-        from .errors import AuthError
+        from sofiaflow.runtime.errors import AuthError
+        from sofiaflow.runtime.security.auth import AuthService
 
         try:
             return AuthService(self.db, self.settings).role_of(username)

@@ -13,15 +13,15 @@ from typing import Any
 
 import uvicorn
 
-from .auth import ADMIN_USER, AuthService
-from .errors import FlowFormatError, FlowValidationError
-from .flowmodel import parse_json
-from .flowstore import revision_of
-from .http import create_app
-from .http.access_log import redact_access_log
-from .http.node_routes import app_prefixes, in_front
-from .runtime import Runtime
-from .settings import Settings
+from sofiaflow.runtime.errors import FlowFormatError, FlowValidationError
+from sofiaflow.runtime.flows.model import parse_json
+from sofiaflow.runtime.flows.store import revision_of
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.http.access_log import redact_access_log
+from sofiaflow.runtime.http.node_routes import app_prefixes, in_front
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import ADMIN_USER, AuthService
+from sofiaflow.runtime.settings import Settings
 
 log = logging.getLogger("sofiaflow.server")
 

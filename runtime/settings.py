@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 
@@ -91,7 +92,7 @@ def _default_flows() -> Path | None:
     configured = os.environ.get("SOFIAFLOW_DEFAULT_FLOWS")
     if configured is not None:
         return Path(configured).expanduser() if configured.strip().lower() not in ("", "none") else None
-    bundled = Path(__file__).resolve().parents[1] / "flows" / "iot-broker.json"
+    bundled = Path(str(resources.files("sofiaflow.flows").joinpath("iot-broker.json")))
     return bundled if bundled.is_file() else None
 
 
@@ -99,7 +100,7 @@ def _ontologies_dir() -> Path | None:
     configured = os.environ.get("SOFIAFLOW_ONTOLOGIES_DIR")
     if configured is not None:
         return Path(configured).expanduser() if configured else None
-    bundled = Path(__file__).resolve().parents[1] / "ontologies"
+    bundled = Path(str(resources.files("sofiaflow.ontologies")))
     return bundled if bundled.is_dir() else None
 
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .clock import VirtualClock
-from .context import ContextManager, MemoryStore
-from .credentials import CredentialStore
-from .deploy import Deployer, DeployResult
-from .engine import Engine
-from .events import EventBus
-from .message import new_msgid
-from .node import Node
-from .registry import NodeRegistry, default_registry
-from .types import FlowJSON, Msg
+from sofiaflow.runtime.core.clock import VirtualClock
+from sofiaflow.runtime.core.context import ContextManager, MemoryStore
+from sofiaflow.runtime.core.engine import Engine
+from sofiaflow.runtime.core.events import EventBus
+from sofiaflow.runtime.core.message import new_msgid
+from sofiaflow.runtime.core.node import Node
+from sofiaflow.runtime.flows.deploy import Deployer, DeployResult
+from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
+from sofiaflow.runtime.security.credentials import CredentialStore
+from sofiaflow.runtime.types import FlowJSON, Msg
 
 
 class _Probe(Node):

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from runtime.api import Msg, Node, NodeConfig, NodeError
-from runtime.registry import NodeRegistry, default_registry
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError
+from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
 
 
 class DoubleNode(Node):

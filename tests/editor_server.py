@@ -105,7 +105,7 @@ def start_server(env: dict[str, str] | None = None, flows_file: str | Path | Non
     data_dir = Path(tempfile.mkdtemp(prefix="sofiaflow-editor-"))
     full_env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_MQTT_PORT": "0",
                 "SOFIAFLOW_DATA_DIR": str(data_dir), "SOFIAFLOW_DEFAULT_FLOWS": "", **(env or {})}
-    args = [sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(data_dir), "--port", str(port),
+    args = [sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data_dir), "--port", str(port),
             "--host", "127.0.0.1", "--mqtt-port", "0"]
     if flows_file is not None:
         args += ["--flows", str(flows_file)]

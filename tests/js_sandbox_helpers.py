@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.sandbox import SandboxPool
-from runtime.sandbox.limits import WorkerLimits, default_identity
-from runtime.testing import FlowTester
+from sofiaflow.runtime.sandbox import SandboxPool
+from sofiaflow.runtime.sandbox.limits import WorkerLimits, default_identity
+from sofiaflow.runtime.testing import FlowTester
 
 MODES = ("in-process", "process")
 _mode = {"current": MODES[0]}

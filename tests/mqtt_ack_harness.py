@@ -31,7 +31,7 @@ def launch(data_dir: Path, port: int, mqtt_port: int) -> subprocess.Popen:
     """`sofiaflow run` on fixed loopback ports; returns once its API answers."""
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_DEFAULT_FLOWS": ""}
     env.pop("SOFIAFLOW_ONTOLOGIES_DIR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(data_dir), "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data_dir), "--port",
                              str(port), "--mqtt-port", str(mqtt_port)], env=env, cwd=onesait_server.REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

@@ -12,9 +12,9 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from runtime.broker import EmbeddedBroker
-from runtime.db import connect
-from runtime.devices import DeviceRegistry
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
+from sofiaflow.runtime.security.devices import DeviceRegistry
 
 NOT_AUTHORIZED = "Not authorized"
 

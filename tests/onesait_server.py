@@ -59,7 +59,7 @@ def start(data_dir: Path, default_flows: str = IOT_BROKER_FLOW, password: str = 
     port, mqtt_port = free_port(), free_port()
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": password, "SOFIAFLOW_DEFAULT_FLOWS": default_flows}
     env.pop("SOFIAFLOW_ONTOLOGIES_DIR", None)  # the bundled ontologies (BasicSensor...)
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(data_dir), "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data_dir), "--port",
                              str(port), "--mqtt-port", str(mqtt_port)], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import rtdb_servers  # noqa: E402
 
-from runtime.rtdb import open_store  # noqa: E402
+from sofiaflow.runtime.data.rtdb import open_store  # noqa: E402
 
 BACKENDS = ["sqlite", "postgresql", "mongo"]
 

@@ -18,11 +18,11 @@ import pytest
 import uvicorn
 from websockets.asyncio.client import connect
 
-from runtime.api_manager.keys import UnknownKeyError
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.api_manager.keys import UnknownKeyError
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "tenancy-admin-password"

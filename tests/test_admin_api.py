@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.api import Msg, Node
-from runtime.auth import AuthService
-from runtime.flowstore import revision_of
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.api import Msg, Node
+from sofiaflow.runtime.flows.store import revision_of
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 PASSWORD = "admin-test-password"
 
@@ -394,7 +394,7 @@ def _free_port() -> int:
 
 def _sofiaflow_command() -> list[str]:
     script = shutil.which("sofiaflow", path=os.path.dirname(sys.executable))
-    return [script] if script else [sys.executable, "-m", "runtime.cli"]
+    return [script] if script else [sys.executable, "-m", "sofiaflow.runtime.cli"]
 
 
 @pytest.mark.timeout(60)

@@ -12,11 +12,11 @@ import pytest
 from argon2 import PasswordHasher
 from openapi_spec_validator import validate
 
-from runtime.auth import AuthService
-from runtime.errors import FlowValidationError
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 SCHEMA = {"type": "object", "required": ["sensor", "value"],
           "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}, "zone": {"type": "string"}}}

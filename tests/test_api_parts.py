@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from runtime.api_manager.keys import ApiKeys, UnknownKeyError
-from runtime.api_manager.model import SpecError, api_spec, endpoint_spec
-from runtime.api_manager.openapi import document
-from runtime.api_manager.params import ParameterError, from_text, paging, read
-from runtime.api_manager.quota import QuotaCounter
-from runtime.api_manager.template import compile_template
-from runtime.db import connect
-from runtime.rtdb import parse_filter
+from sofiaflow.runtime.api_manager.keys import ApiKeys, UnknownKeyError
+from sofiaflow.runtime.api_manager.model import SpecError, api_spec, endpoint_spec
+from sofiaflow.runtime.api_manager.openapi import document
+from sofiaflow.runtime.api_manager.params import ParameterError, from_text, paging, read
+from sofiaflow.runtime.api_manager.quota import QuotaCounter
+from sofiaflow.runtime.api_manager.template import compile_template
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.data.rtdb import parse_filter
 
 json_scalars = st.one_of(st.text(max_size=30), st.integers(-10**12, 10**12),
                          st.floats(allow_nan=False, allow_infinity=False), st.booleans())

@@ -56,7 +56,7 @@ class Server:
         self.data_dir = Path(tempfile.mkdtemp(prefix="sofiaflow-api-"))
         env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_EDITOR": "0",
                "SOFIAFLOW_DEFAULT_FLOWS": "none", "SOFIAFLOW_ONTOLOGIES_DIR": ""}
-        self.proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(self.data_dir),
+        self.proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(self.data_dir),
                                       "--port", str(self.port), "--mqtt-port", "0"], cwd=REPO, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.token = ""

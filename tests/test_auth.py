@@ -7,10 +7,10 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from runtime.auth import AuthService, TooManyAttemptsError
-from runtime.db import connect, tokens, users
-from runtime.errors import AuthError
-from runtime.settings import Settings
+from sofiaflow.runtime.data.config_db import connect, tokens, users
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.security.auth import AuthService, TooManyAttemptsError
+from sofiaflow.runtime.settings import Settings
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 SCHEMA = {"type": "object", "properties": {"v": {"type": "number"}}}
 FLOWS = [{"id": "t1", "type": "tab", "label": "one"}, {"id": "n1", "type": "inject", "z": "t1", "wires": [[]]}]
@@ -167,7 +167,7 @@ async def test_a_recreated_user_name_inherits_nothing(app):
         assert (await http.get(f"/ontologies/{name}", headers=new_ana)).status_code == 404
     assert (await http.get("/devices", headers=new_ana)).json() == []
     assert (await http.get("/api-keys", headers=new_ana)).json() == []
-    from runtime.api_manager.keys import UnknownKeyError
+    from sofiaflow.runtime.api_manager.keys import UnknownKeyError
 
     with pytest.raises(UnknownKeyError):  # the old key does not act as the new ana
         rt.engine.services["api-manager"].keys.user_of(key.json()["key"])

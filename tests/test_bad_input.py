@@ -19,11 +19,11 @@ from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.registry import default_registry
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.flows.registry import default_registry
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 SCHEMA = {"type": "object", "required": ["sensor", "value"],
           "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}, "zone": {"type": "string"}}}

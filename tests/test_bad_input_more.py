@@ -13,7 +13,7 @@ import httpx
 import pytest
 from onesait_server import IOT_BROKER_FLOW, REPO, free_port
 
-from runtime.http.access_log import redact_target
+from sofiaflow.runtime.http.access_log import redact_target
 
 PASSWORD = "bad-input-admin-password"
 
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_DEFAULT_FLOWS": IOT_BROKER_FLOW}
     env.pop("SOFIAFLOW_ONTOLOGIES_DIR", None)
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(data / "d"),
+        proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data / "d"),
                                  "--port", str(port), "--mqtt-port", str(free_port())],
                                 env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

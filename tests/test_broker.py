@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from runtime.broker import EmbeddedBroker
-from runtime.db import connect
-from runtime.devices import DeviceRegistry
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
+from sofiaflow.runtime.security.devices import DeviceRegistry
 from tests.conftest import require_binary
 from tests.mqtt_helpers import NOT_AUTHORIZED, broker_env, client, collector, until
 

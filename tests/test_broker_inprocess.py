@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from runtime.mqtt_topics import TopicError
+from sofiaflow.runtime.mqtt.topics import TopicError
 from tests.conftest import require_binary
 from tests.mqtt_helpers import broker_env, client, collector, until
 

@@ -12,11 +12,11 @@ import time
 import psutil
 import pytest
 
-from nodes.onesait.ssap_mqtt_in import SsapMqttInNode
-from runtime.audit import AuditLog
-from runtime.broker import EmbeddedBroker, publish_packet_size
-from runtime.db import connect
-from runtime.devices import DeviceRegistry
+from sofiaflow.nodes.onesait.ssap_mqtt_in import SsapMqttInNode
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.mqtt.broker import EmbeddedBroker, publish_packet_size
+from sofiaflow.runtime.security.audit import AuditLog
+from sofiaflow.runtime.security.devices import DeviceRegistry
 from tests.mqtt_helpers import client, collector, until
 
 MAX = 64 * 1024

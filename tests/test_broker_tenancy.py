@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime import mqtt_topics as mt
-from runtime.devices import TopicClashError
+from sofiaflow.runtime.mqtt import topics as mt
+from sofiaflow.runtime.security.devices import TopicClashError
 from tests.mqtt_helpers import client, until
 
 LEVELS = ["a", "b", "x", "", "$s"]

@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import mqtt_topics as mt
-from runtime.flow_tenant import ANONYMOUS, hears
+from sofiaflow.runtime.mqtt import topics as mt
+from sofiaflow.runtime.security.tenant import ANONYMOUS, hears
 from tests.mqtt_helpers import client, until
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli import main
-from runtime.flowstore import revision_of
-from runtime.registry import default_registry
+from sofiaflow.runtime.cli import main
+from sofiaflow.runtime.flows.registry import default_registry
+from sofiaflow.runtime.flows.store import revision_of
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "nodered" / "nodered-export.json"
 
@@ -132,6 +132,6 @@ def test_validate_reports_a_python_syntax_error_with_its_line(tmp_path):
               "outputs": 1, "wires": [[]]}]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(flows))
-    from runtime.cli import main
+    from sofiaflow.runtime.cli import main
 
     assert main(["flows", "validate", str(path)]) == 1

@@ -12,11 +12,11 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.http.comms import topic_matches
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.http.comms import topic_matches
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 PASSWORD = "comms-test-password"
 FLOWS = [{"id": "t1", "type": "tab", "label": "x"},

@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from runtime.errors import FlowValidationError, StaleRevisionError
-from runtime.runtime import Runtime
-from runtime.settings import Settings
-from runtime.testing import FlowTester
+from sofiaflow.runtime.errors import FlowValidationError, StaleRevisionError
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.settings import Settings
+from sofiaflow.runtime.testing import FlowTester
 
 TAB1 = {"id": "t1", "type": "tab", "label": "one"}
 TAB2 = {"id": "t2", "type": "tab", "label": "two"}

@@ -1,4 +1,4 @@
-"""runtime.client.DeviceClient against real servers: Mosquitto started here (free port; anonymous, then with a
+"""sofiaflow.runtime.client.DeviceClient against real servers: Mosquitto started here (free port; anonymous, then with a
 password file), the embedded amqtt broker with the DeviceRegistry, a Starlette app and the runtime's own
 NodeRoutes with the device-token auth hook. The client is synchronous: against servers on the test's event
 loop its calls run in worker threads."""
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from runtime.client import (
+from sofiaflow.runtime.client import (
     DeviceAuthError,
     DeviceClient,
     DeviceClientError,
@@ -255,10 +255,10 @@ def test_http_with_bearer_token(http_base):
 @pytest.fixture
 async def platform(tmp_path):
     """DeviceRegistry + EmbeddedBroker + NodeRoutes (device-only route) served by uvicorn on this loop."""
-    from runtime.broker import EmbeddedBroker
-    from runtime.db import connect
-    from runtime.devices import DeviceRegistry
-    from runtime.http.node_routes import NodeRoutes
+    from sofiaflow.runtime.data.config_db import connect
+    from sofiaflow.runtime.http.node_routes import NodeRoutes
+    from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
+    from sofiaflow.runtime.security.devices import DeviceRegistry
 
     db = connect(f"sqlite:///{tmp_path / 'devices.db'}")
     registry = DeviceRegistry(db)

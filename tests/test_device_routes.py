@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
 
-from runtime.db import connect
-from runtime.devices import DeviceRegistry
-from runtime.errors import AuthError
-from runtime.http import device_routes
-from runtime.http.app import _install_error_handlers
-from runtime.http.deps import ApiError
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.http import device_routes
+from sofiaflow.runtime.http.app import _install_error_handlers
+from sofiaflow.runtime.http.deps import ApiError
+from sofiaflow.runtime.security.devices import DeviceRegistry
 
 
 def guard(request: Request) -> None:

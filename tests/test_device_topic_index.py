@@ -1,4 +1,4 @@
-"""The device topic index (runtime/device_topic_index.py) against a real DeviceRegistry: it names a device of
+"""The device topic index (runtime/security/device_topics.py) against a real DeviceRegistry: it names a device of
 another owner exactly when one of that device's filters matches the topic (the broker's matcher), and sees
 devices created, changed and deleted at once."""
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime import mqtt_topics as mt
-from runtime.db import connect
-from runtime.device_topic_index import index_of
-from runtime.devices import DeviceRegistry, expanded_filters
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.mqtt import topics as mt
+from sofiaflow.runtime.security.device_topics import index_of
+from sofiaflow.runtime.security.devices import DeviceRegistry, expanded_filters
 
 LEVELS = ["a", "b", "{device}", "$s"]
 _counter = itertools.count()

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from runtime import mqtt_topics as mt
-from runtime.db import connect
-from runtime.devices import (
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.mqtt import topics as mt
+from sofiaflow.runtime.security.devices import (
     Device,
     DeviceExistsError,
     DeviceNotFoundError,
@@ -22,7 +23,6 @@ from runtime.devices import (
     device_tokens_table,
     devices_table,
 )
-from runtime.errors import AuthError
 
 
 @pytest.fixture
@@ -237,7 +237,7 @@ TOPICS = st.lists(NAME_LEVEL, min_size=1, max_size=5).map("/".join).filter(bool)
 
 
 def reference_match(topic_filter: str, topic: str) -> bool:
-    """MQTT 3.1.1 matching written as a regular expression, independently of runtime.mqtt_topics."""
+    """MQTT 3.1.1 matching written as a regular expression, independently of sofiaflow.runtime.mqtt.topics."""
     parts = topic_filter.split("/")
     tail = ""
     if parts[-1] == "#":

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from editor.flowdoc import FlowDoc, parse_flow_json
+from sofiaflow.editor.flowdoc import FlowDoc, parse_flow_json
 
 EXPORT = Path(__file__).parent / "fixtures" / "nodered" / "nodered-export.json"
 

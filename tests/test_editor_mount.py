@@ -8,8 +8,8 @@ import sys
 import pytest
 from fastapi import FastAPI
 
-from editor import editor_enabled
-from runtime.server import _mount_apps
+from sofiaflow.editor import editor_enabled
+from sofiaflow.runtime.server import _mount_apps
 
 
 @pytest.mark.parametrize(("value", "enabled"), [(None, True), ("1", True), ("0", False), ("false", False),
@@ -31,6 +31,6 @@ def test_sofiaflow_editor_0_mounts_nothing(monkeypatch):
 
 
 def test_importing_the_runtime_and_its_server_does_not_load_nicegui():
-    code = "import sys, runtime.server, runtime.http, editor; print('nicegui' in sys.modules)"
+    code = "import sys, sofiaflow.runtime.server, sofiaflow.runtime.http, editor; print('nicegui' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"

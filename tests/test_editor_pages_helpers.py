@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from editor.pages._format import duration, rate, size
-from editor.pages.devices import parse_rights, parse_topics
-from editor.pages.monitoring import chart_options, node_rows
-from editor.pages.ontologies import check_sample, sample_for, split_paths
-from editor.pages.ontology_data import doc_row, parse_filter
-from editor.pages.settings import MASK, settings_rows, shown_value
-from runtime.metrics import NodeRow, Snapshot
-from runtime.ontologies import Ontology
-from runtime.settings import Settings
+from sofiaflow.editor.pages._format import duration, rate, size
+from sofiaflow.editor.pages.devices import parse_rights, parse_topics
+from sofiaflow.editor.pages.monitoring import chart_options, node_rows
+from sofiaflow.editor.pages.ontologies import check_sample, sample_for, split_paths
+from sofiaflow.editor.pages.ontology_data import doc_row, parse_filter
+from sofiaflow.editor.pages.settings import MASK, settings_rows, shown_value
+from sofiaflow.runtime.core.metrics import NodeRow, Snapshot
+from sofiaflow.runtime.data.ontologies import Ontology
+from sofiaflow.runtime.settings import Settings
 
 
 def test_settings_mask_secrets_and_url_passwords(tmp_path):

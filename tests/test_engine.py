@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runtime.testing import FlowTester
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
@@ -135,7 +135,7 @@ async def test_complete_node_fires_after_done(registry):
 
 
 async def test_list_send_clones_every_delivery_after_the_first(registry):
-    from runtime.api import Node
+    from sofiaflow.runtime.api import Node
 
     class TwoPorts(Node):
         type = "test two ports"

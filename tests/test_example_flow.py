@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtime.testing import FlowTester
+from sofiaflow.runtime.testing import FlowTester
 
 FLOW = json.loads((Path(__file__).resolve().parents[1] / "flows" / "temperature-alerts.json").read_text())
 TAB = "a1a1000000000001"

@@ -1,4 +1,4 @@
-"""Flow completion (runtime/flow_completion.py) and ordered acknowledgements (runtime/broker_acks.py): a tracked
+"""Flow completion (runtime/core/completion.py) and ordered acknowledgements (runtime/mqtt/acks.py): a tracked
 message is finished once it and everything it caused is done, errors to catch included; acknowledgements go out
 in the order received whatever order the flows finish in."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.broker_acks import OrderedAcks
-from runtime.testing import FlowTester
+from sofiaflow.runtime.mqtt.acks import OrderedAcks
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.flowmodel import errors_only, load, parse_json, validate
-from runtime.flowstore import revision_of
+from sofiaflow.runtime.flows.model import errors_only, load, parse_json, validate
+from sofiaflow.runtime.flows.store import revision_of
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nodered"
 
@@ -44,7 +44,7 @@ def test_every_problem_is_reported_at_once(registry):
 def test_not_json_is_a_format_error():
     import pytest
 
-    from runtime.errors import FlowFormatError
+    from sofiaflow.runtime.errors import FlowFormatError
 
     with pytest.raises(FlowFormatError, match="line 1"):
         parse_json("[{")
@@ -106,7 +106,7 @@ def flow_sets(draw):
 def test_import_then_export_returns_the_same_json(flows):
     import asyncio
 
-    from runtime.testing import FlowTester
+    from sofiaflow.runtime.testing import FlowTester
 
     async def roundtrip():
         async with FlowTester(flows) as t:
@@ -126,7 +126,7 @@ def test_revision_of_text_with_a_lone_surrogate_hashes_like_node():
 
 
 def test_two_nodes_claiming_one_resource_refuse_the_deploy(registry):
-    from runtime.api import Node, NodeConfig
+    from sofiaflow.runtime.api import Node, NodeConfig
 
     class RouteConfig(NodeConfig):
         url: str = "/"

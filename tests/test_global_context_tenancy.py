@@ -7,10 +7,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 
 def change_flow(tab_id: str, prefix: str, key: str, value: str | None) -> list[dict]:

@@ -21,12 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.db import connect
-from runtime.history import HistoryMover, HistoryStore, select
-from runtime.ontologies import OntologyInUseError, OntologyRegistry
-from runtime.rtdb import InvalidFilterError, UnsupportedFilterError, matches, open_store
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.data.history import HistoryMover, HistoryStore, select
+from sofiaflow.runtime.data.ontologies import OntologyInUseError, OntologyRegistry
+from sofiaflow.runtime.data.rtdb import InvalidFilterError, UnsupportedFilterError, matches, open_store
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_rtdb_backends import documents, filters  # noqa: E402
@@ -221,7 +221,7 @@ def test_kill_9_in_the_middle_then_run_again_keeps_every_instance_exactly_once(t
     store.insert("Reading", docs + recent)
     store.close()
     all_ids = [d["_id"] for d in docs + recent]
-    command = [sys.executable, "-m", "runtime.cli", "history", "move", "--batch-size", "20"]
+    command = [sys.executable, "-m", "sofiaflow.runtime.cli", "history", "move", "--batch-size", "20"]
     history = HistoryStore(settings_.history_path)
     rng = random.Random(4)
     kills = 0
@@ -252,7 +252,7 @@ def test_kill_9_in_the_middle_then_run_again_keeps_every_instance_exactly_once(t
         exactly_once(store, history, "Reading", all_ids)
         assert sorted(d["_id"] for d in store.find("Reading", {})) == [d["_id"] for d in recent]
     assert history.journals("Reading") == []
-    listed = subprocess.run([sys.executable, "-m", "runtime.cli", "history", "query", "Reading", "--filter",
+    listed = subprocess.run([sys.executable, "-m", "sofiaflow.runtime.cli", "history", "query", "Reading", "--filter",
                              json.dumps({"_id": docs[5]["_id"]})], env=_cli_env(tmp_path), capture_output=True,
                             text=True, timeout=60)
     assert [json.loads(line) for line in listed.stdout.splitlines()] == [docs[5]]

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.auth import AuthService
-from runtime.claims import claim_problems
-from runtime.errors import FlowValidationError
-from runtime.http import create_app
-from runtime.http.node_routes import NodeRoutes, app_prefixes
-from runtime.route_overlap import claim_key, shared_path
-from runtime.runtime import Runtime
-from runtime.settings import Settings
-from runtime.testing import FlowTester
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.flows.claims import claim_problems
+from sofiaflow.runtime.flows.route_overlap import claim_key, shared_path
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.http.node_routes import NodeRoutes, app_prefixes
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "routes"}
 FRAGMENTS = ["/", "/", "a", "B", "ab", ":p", ":q?", "*", ":", "-", "x", "\\"]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from runtime.cli import main
-from runtime.errors import FlowFormatError
-from runtime.import_report import CANNOT_RUN, CAVEAT, RUNS, format_report, import_report
+from sofiaflow.runtime.cli import main
+from sofiaflow.runtime.errors import FlowFormatError
+from sofiaflow.runtime.flows.import_report import CANNOT_RUN, CAVEAT, RUNS, format_report, import_report
 
 TAB = {"id": "t1", "type": "tab", "label": "f"}
 

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from nodes.function import js_sandbox
-from nodes.function.js_function import OUT_OF_MEMORY
-from nodes.function.js_timer_budget import TimerBudget
+from sofiaflow.nodes.function import js_sandbox
+from sofiaflow.nodes.function.js_function import OUT_OF_MEMORY
+from sofiaflow.nodes.function.js_timer_budget import TimerBudget
 from tests.js_sandbox_helpers import js_tester
 
 TAB = {"id": "t1", "type": "tab", "label": "f"}
@@ -222,8 +222,8 @@ async def test_a_bomb_in_a_batch_fails_only_its_own_message(registry):
 
 async def test_a_body_that_closes_its_function_is_refused_at_deploy_without_running(registry):
     """The deploy check runs in the server process: it must parse such a body, never run what it injects."""
-    from nodes.function import js_function
-    from runtime.errors import FlowValidationError
+    from sofiaflow.nodes.function import js_function
+    from sofiaflow.runtime.errors import FlowValidationError
 
     escape = "}); globalThis.__escaped = 1; (function(){"
     with pytest.raises(FlowValidationError, match="closes the function it is written in"):
@@ -245,7 +245,7 @@ async def test_function_isolation_decides_where_an_ownerless_flow_runs(registry,
 
 
 async def test_an_unknown_isolation_setting_refuses_the_deploy(registry):
-    from runtime.errors import FlowValidationError
+    from sofiaflow.runtime.errors import FlowValidationError
 
     t = js_tester([TAB, fn("return msg;")], registry, mode="process")
     t.engine.node_settings["functionIsolation"] = "sometimes"

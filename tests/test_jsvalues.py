@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodes.jsvalues import (
+from sofiaflow.nodes.jsvalues import (
     UNDEFINED,
     is_number,
     js_json_parse,
@@ -23,8 +23,8 @@ from nodes.jsvalues import (
     js_string,
     js_typeof,
 )
-from runtime import api
-from runtime.api import NodeError
+from sofiaflow.runtime import api
+from sofiaflow.runtime.api import NodeError
 
 
 def test_undefined_is_the_runtimes_and_falsy():

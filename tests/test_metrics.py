@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.metrics import BUCKETS, BUSY_QUEUE, RECENT, NodeStats, ThroughputHistory, snapshot
-from runtime.testing import FlowTester
+from sofiaflow.runtime.core.metrics import BUCKETS, BUSY_QUEUE, RECENT, NodeStats, ThroughputHistory, snapshot
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Sensors"}
 
@@ -188,7 +188,7 @@ def test_no_samples_means_no_numbers():
 
 
 async def test_history_samples_on_its_own_and_stops_when_nobody_reads(registry, monkeypatch):
-    import runtime.metrics as metrics
+    import sofiaflow.runtime.core.metrics as metrics
 
     async with FlowTester(chain("test double"), registry=registry) as t:
         assert metrics.history_for(t.engine) is metrics.history_for(t.engine)  # one per engine

@@ -12,10 +12,10 @@ import uvicorn
 from mqtt_helpers import client, until
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 PASSWORD = "metrics-test-password"
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodes.network import mqtt_connection
-from nodes.network import mqtt_packets as pk
-from nodes.network.mqtt_client import FastClient
-from nodes.network.mqtt_options import ConnectOptions, Outgoing
-from nodes.network.mqtt_protocol import LeanClient, MqttError
+from sofiaflow.nodes.mqtt import mqtt_connection
+from sofiaflow.nodes.mqtt import mqtt_packets as pk
+from sofiaflow.nodes.mqtt.mqtt_client import FastClient
+from sofiaflow.nodes.mqtt.mqtt_options import ConnectOptions, Outgoing
+from sofiaflow.nodes.mqtt.mqtt_protocol import LeanClient, MqttError
 from tests.conftest import require_binary
 from tests.test_node_mqtt import Mosquitto, free_port
 

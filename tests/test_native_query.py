@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from runtime.onesait.queries import run_query
-from runtime.onesait.ssap import SsapError
-from runtime.rtdb.native_query import NativeQueryError, parse_native
+from sofiaflow.runtime.data.rtdb.native_query import NativeQueryError, parse_native
+from sofiaflow.runtime.onesait.queries import run_query
+from sofiaflow.runtime.onesait.ssap import SsapError
 
 sys.path.insert(0, os.path.dirname(__file__))
 from onesait_stores import BACKENDS, StoreData, Stores  # noqa: E402

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1", "env": [{"name": "GREETING", "value": "hello", "type": "str"}]}
 

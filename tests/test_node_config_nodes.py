@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from nodes.network.http_util import proxy_for, tls_context
-from runtime.testing import FlowTester
+from sofiaflow.nodes.network.http_util import proxy_for, tls_context
+from sofiaflow.runtime.testing import FlowTester
 
 
 async def test_tls_config_builds_an_ssl_context(registry):

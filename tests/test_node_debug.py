@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.common.debug import UNDEFINED, encode_debug
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.nodes.common.debug import UNDEFINED, encode_debug
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 

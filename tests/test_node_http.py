@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_node_routes import serve
 
-from nodes.network.http_in import HttpRequest, _parse, claim_key
-from nodes.network.http_response import _body, _cookie, parse_int, with_charset
-from runtime.db import connect
-from runtime.devices import DeviceRegistry
-from runtime.errors import FlowValidationError
-from runtime.http.node_routes import NodeRoutes, route_key
-from runtime.testing import FlowTester
+from sofiaflow.nodes.network.http_in import HttpRequest, _parse, claim_key
+from sofiaflow.nodes.network.http_response import _body, _cookie, parse_int, with_charset
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.http.node_routes import NodeRoutes, route_key
+from sofiaflow.runtime.security.devices import DeviceRegistry
+from sofiaflow.runtime.testing import FlowTester
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "nodered" / "nodered-export.json"
 TAB = {"id": "t1", "type": "tab", "label": "http"}

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from nodes.network.http_util import compile_url, parse_cookie, querystring, render_url
-from runtime.api import Node
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.nodes.network.http_util import compile_url, parse_cookie, querystring, render_url
+from sofiaflow.runtime.api import Node
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 # ----- the server -----------------------------------------------------------------------------------------------
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.common.inject import moment_format
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.nodes.common.inject import moment_format
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1", "env": [{"name": "GREETING", "value": "hello", "type": "str"}]}
 START = 1_700_000_000.0  # the virtual clock's start: 2023-11-14T22:13:20Z

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import FlowValidationError
+from sofiaflow.runtime.errors import FlowValidationError
 from tests.js_sandbox_helpers import MODES, js_tester, set_mode
 
 TAB = {"id": "t1", "type": "tab", "label": "f"}

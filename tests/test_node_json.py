@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.jsvalues import js_json_parse, js_json_stringify
-from nodes.jsvalues import js_number_string as js_number  # String(n), moved from json_node
-from runtime.api import NodeError
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.nodes.jsvalues import js_json_parse, js_json_stringify
+from sofiaflow.nodes.jsvalues import js_number_string as js_number
+from sofiaflow.runtime.api import NodeError
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 

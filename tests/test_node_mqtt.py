@@ -23,11 +23,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.network.mqtt_payload import decode, encode
-from nodes.network.mqtt_topics import matches, strip_share, valid_publish, valid_subscription
-from runtime.api import Node, NodeConfig
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.nodes.mqtt.mqtt_payload import decode, encode
+from sofiaflow.nodes.mqtt.mqtt_topics import matches, strip_share, valid_publish, valid_subscription
+from sofiaflow.runtime.api import Node, NodeConfig
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 from tests.conftest import require_binary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nodered" / "nodered-export.json"

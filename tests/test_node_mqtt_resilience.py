@@ -12,9 +12,9 @@ import socket
 
 import pytest
 
-from nodes.network import mqtt_in as mqtt_in_module
-from nodes.network.mqtt_topics import matches
-from runtime.testing import FlowTester
+from sofiaflow.nodes.mqtt import mqtt_in as mqtt_in_module
+from sofiaflow.nodes.mqtt.mqtt_topics import matches
+from sofiaflow.runtime.testing import FlowTester
 from tests.test_node_mqtt import (
     TAB,
     TRANSFORM,
@@ -181,7 +181,7 @@ async def test_a_slow_flow_holds_the_broker_back_without_loss(registry, mosquitt
 
 
 class FakeEmbedded:
-    """A stand-in for runtime/broker.py's EmbeddedBroker, with the interface agreed in the IoT brief:
+    """A stand-in for runtime/mqtt/broker.py's EmbeddedBroker, with the interface agreed in the IoT brief:
     `port`, `host`, `async publish(topic, payload, qos, retain, origin)`, `subscribe(filter, callback) -> unsubscribe`."""
 
     def __init__(self, port: int) -> None:

@@ -9,12 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import runtime.db
-import runtime.rtdb
-from nodes.ontology.common import compile_json_field
-from runtime.errors import FlowValidationError, NodeError
-from runtime.ontologies import OntologyRegistry
-from runtime.testing import FlowTester
+from sofiaflow.nodes.ontology.common import compile_json_field
+from sofiaflow.runtime.data import config_db, rtdb
+from sofiaflow.runtime.data.ontologies import OntologyRegistry
+from sofiaflow.runtime.errors import FlowValidationError, NodeError
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
@@ -32,8 +31,8 @@ def node(id_, type_, wires=(), **props):
 
 @pytest.fixture
 def services(tmp_path):
-    store = runtime.rtdb.open_store(f"sqlite:///{tmp_path}/rt.db")
-    registry = OntologyRegistry(runtime.db.connect(f"sqlite:///{tmp_path}/c.db"))
+    store = rtdb.open_store(f"sqlite:///{tmp_path}/rt.db")
+    registry = OntologyRegistry(config_db.connect(f"sqlite:///{tmp_path}/c.db"))
     registry.create("Reading", READING, "temperature readings")
     yield {"rtdb": store, "ontologies": registry}
     store.close()
@@ -261,7 +260,7 @@ async def test_missing_services_refuse_the_deploy(registry):
 
 
 def test_ontology_field_offers_choices_to_the_editor(registry):
-    from nodes.ontology.query import OntologyQueryNode
+    from sofiaflow.nodes.ontology.query import OntologyQueryNode
 
     schema = OntologyQueryNode.Config.model_json_schema()
     assert schema["properties"]["ontology"]["x-choices"] == "ontologies"
@@ -290,10 +289,10 @@ async def test_mqtt_in_validate_insert_through_the_embedded_broker(registry, ser
     embedded broker; a subscribe node sees the inserts."""
     import json as _json
 
-    from runtime.broker import EmbeddedBroker
-    from runtime.devices import DeviceRegistry
+    from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
+    from sofiaflow.runtime.security.devices import DeviceRegistry
 
-    broker = EmbeddedBroker(DeviceRegistry(runtime.db.connect(f"sqlite:///{tmp_path}/d.db")), port=0)
+    broker = EmbeddedBroker(DeviceRegistry(config_db.connect(f"sqlite:///{tmp_path}/d.db")), port=0)
     await broker.start()
     try:
         flows = [TAB,
@@ -328,12 +327,12 @@ async def test_devices_publishing_on_the_embedded_broker_are_stamped_and_need_in
     records it in contextData, and a device without INSERT on the ontology is refused (to catch, audited)."""
     import json as _json
 
-    from runtime.audit import AuditLog
-    from runtime.broker import EmbeddedBroker
-    from runtime.client import DeviceClient
-    from runtime.devices import DeviceRegistry
+    from sofiaflow.runtime.client import DeviceClient
+    from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
+    from sofiaflow.runtime.security.audit import AuditLog
+    from sofiaflow.runtime.security.devices import DeviceRegistry
 
-    db = runtime.db.connect(f"sqlite:///{tmp_path}/d.db")
+    db = config_db.connect(f"sqlite:///{tmp_path}/d.db")
     devices = DeviceRegistry(db)
     _, writer_token = devices.create("meter-a", {"Reading": "INSERT"}, ["readings/{device}"])
     _, reader_token = devices.create("meter-b", {"Reading": "QUERY"}, ["readings/{device}"])

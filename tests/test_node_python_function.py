@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "f"}
 
@@ -152,7 +152,7 @@ async def test_time_limit_and_extra_modules_come_from_settings(registry, monkeyp
 
 
 async def test_backpressure_makes_sources_wait(registry):
-    from runtime.testing import FlowTester as Tester
+    from sofiaflow.runtime.testing import FlowTester as Tester
 
     flows = [TAB, fn("return msg", id_="f")]
     async with Tester(flows, registry) as t:

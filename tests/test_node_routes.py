@@ -18,9 +18,9 @@ from starlette.responses import PlainTextResponse, Response
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from runtime.db import connect as db_connect
-from runtime.devices import DeviceRegistry
-from runtime.http.node_routes import NodeRoutes, compile_path, in_front, route_key
+from sofiaflow.runtime.data.config_db import connect as db_connect
+from sofiaflow.runtime.http.node_routes import NodeRoutes, compile_path, in_front, route_key
+from sofiaflow.runtime.security.devices import DeviceRegistry
 
 
 @contextlib.asynccontextmanager

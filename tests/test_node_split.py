@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import FlowValidationError
-from runtime.registry import NodeRegistry, default_registry
-from runtime.testing import FlowTester
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodes.function.switch import UNDEFINED, js_less, js_loose_eq, js_number, js_string
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.nodes.function.switch import UNDEFINED, js_less, js_loose_eq, js_number, js_string
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1", "env": [{"name": "LIMIT", "value": "10", "type": "num"}]}
 
@@ -161,7 +161,7 @@ async def test_else_only_looks_back_to_the_previous_else(registry):
 
 
 async def test_output_count_is_the_number_of_rules(registry):
-    from nodes.function.switch import SwitchConfig, SwitchNode
+    from sofiaflow.nodes.function.switch import SwitchConfig, SwitchNode
 
     cfg = SwitchConfig.model_validate(switch([r("true"), r("false"), r("null")]))
     assert SwitchNode.output_count(cfg) == 3

@@ -12,9 +12,9 @@ from test_node_routes import serve
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from runtime.errors import FlowValidationError
-from runtime.http.node_routes import NodeRoutes
-from runtime.testing import FlowTester
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.http.node_routes import NodeRoutes
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "ws"}
 

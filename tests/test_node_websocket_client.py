@@ -10,8 +10,8 @@ import time
 import pytest
 from websockets.asyncio.server import serve
 
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 
 def free_port() -> int:

@@ -10,15 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime.db import connect
-from runtime.devices import DeviceRegistry
-from runtime.errors import FlowValidationError
-from runtime.http.node_routes import NodeRoutes
-from runtime.ontologies import OntologyRegistry
-from runtime.ontology_data import OntologyData
-from runtime.ontology_events import OntologyEvents
-from runtime.rtdb import open_store
-from runtime.testing import FlowTester
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.data.events import OntologyEvents
+from sofiaflow.runtime.data.ontologies import OntologyRegistry
+from sofiaflow.runtime.data.ontology_data import OntologyData
+from sofiaflow.runtime.data.rtdb import open_store
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.http.node_routes import NodeRoutes
+from sofiaflow.runtime.security.devices import DeviceRegistry
+from sofiaflow.runtime.testing import FlowTester
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = json.loads((REPO / "flows" / "iot-broker.json").read_text())

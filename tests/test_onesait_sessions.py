@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.onesait.sessions import SessionStore
-from runtime.onesait.ssap import SsapError
+from sofiaflow.runtime.onesait.sessions import SessionStore
+from sofiaflow.runtime.onesait.ssap import SsapError
 
 
 class Clock:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.db import connect
-from runtime.ontologies import (
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.data.ontologies import (
     Ontology,
     OntologyExistsError,
     OntologyIncompatibleError,

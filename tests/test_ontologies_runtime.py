@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 
 async def test_bundled_ontologies_are_loaded_and_served(tmp_path, registry):

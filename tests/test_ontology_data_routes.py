@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 SCHEMA = {"type": "object", "required": ["sensor", "value"],
           "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}}}

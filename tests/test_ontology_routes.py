@@ -13,11 +13,11 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
 
-from runtime.db import connect
-from runtime.http import ontology_routes
-from runtime.http.app import _install_error_handlers
-from runtime.http.deps import ApiError
-from runtime.ontologies import OntologyRegistry
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.data.ontologies import OntologyRegistry
+from sofiaflow.runtime.http import ontology_routes
+from sofiaflow.runtime.http.app import _install_error_handlers
+from sofiaflow.runtime.http.deps import ApiError
 
 
 def guard(request: Request) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from runtime.auth import AuthService
-from runtime.http import create_app
-from runtime.runtime import Runtime
-from runtime.settings import Settings
+from sofiaflow.runtime.http import create_app
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.settings import Settings
 
 SCHEMA = {"type": "object", "required": ["v"], "properties": {"v": {"type": "number"}}}
 V2 = {"Node-RED-API-Version": "v2"}
@@ -167,7 +167,7 @@ async def test_a_developer_cannot_take_shared_config_nodes_away_from_flows_they_
 
 
 def test_subflows_used_by_hidden_tabs_are_kept_with_their_nodes():
-    from runtime.flow_ownership import _shared_needs
+    from sofiaflow.runtime.security.ownership import _shared_needs
 
     current = [{"id": "ta", "type": "tab"}, {"id": "sf", "type": "subflow", "name": "s"},
                {"id": "sn", "type": "change", "z": "sf", "broker": "cfg"},

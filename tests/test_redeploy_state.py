@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from runtime.testing import FlowTester
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "state"}
 

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from runtime.registry import NodeRegistry, default_registry
+from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
 
 
 def test_core_nodes_register_through_entry_points():
@@ -30,7 +30,7 @@ def test_a_pip_installed_package_adds_a_node_type(tmp_path: Path):
     pkg = tmp_path / "src"
     (pkg / "sofiaflow_hello").mkdir(parents=True)
     (pkg / "sofiaflow_hello" / "__init__.py").write_text(textwrap.dedent('''
-        from runtime.api import Node, NodeConfig
+        from sofiaflow.runtime.api import Node, NodeConfig
 
         class HelloConfig(NodeConfig):
             greeting: str = "hello"
@@ -62,8 +62,8 @@ def test_a_pip_installed_package_adds_a_node_type(tmp_path: Path):
     script = textwrap.dedent(f'''
         import asyncio, sys
         sys.path.insert(0, {str(target)!r})
-        from runtime.registry import NodeRegistry
-        from runtime.testing import FlowTester
+        from sofiaflow.runtime.flows.registry import NodeRegistry
+        from sofiaflow.runtime.testing import FlowTester
         reg = NodeRegistry(); reg.load_entry_points()
         assert reg.origin("hello") == "sofiaflow-hello", reg.origin("hello")
         flows = [{{"id": "t", "type": "tab"}},
@@ -89,7 +89,7 @@ def test_a_broken_plugin_is_reported_not_fatal(monkeypatch):
         def load(self):
             raise ImportError("no module named no_such_module")
 
-    monkeypatch.setattr("runtime.registry.entry_points", lambda group: [_EP()])
+    monkeypatch.setattr("sofiaflow.runtime.flows.registry.entry_points", lambda group: [_EP()])
     reg = NodeRegistry()
     reg.load_entry_points()
     assert reg.load_errors == ["broken (no_such_module:Node): no module named no_such_module"]

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.rtdb import (
+from sofiaflow.runtime.data.rtdb import (
     DuplicateKeyError,
     InvalidDocumentError,
     InvalidFilterError,
@@ -26,7 +26,7 @@ from runtime.rtdb import (
     open_store,
     parse_filter,
 )
-from runtime.rtdb.filters import sort_key
+from sofiaflow.runtime.data.rtdb.filters import sort_key
 
 sys.path.insert(0, os.path.dirname(__file__))
 import rtdb_servers  # noqa: E402
@@ -343,7 +343,7 @@ def test_backends_agree_with_reference(kind, _servers, _stores, tmp_path_factory
 def test_declared_indexes_serve_queries(kind, _servers, _stores, tmp_path_factory):
     from sqlalchemy import text
 
-    from runtime.rtdb.sql_compiler import _Compiler
+    from sofiaflow.runtime.data.rtdb.sql_compiler import _Compiler
 
     store = _get_store(kind, _servers, _stores, tmp_path_factory)
     name = "ix" + uuid.uuid4().hex[:12]

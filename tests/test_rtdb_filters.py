@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.rtdb import InvalidFilterError, UnsupportedFilterError, matches, parse_filter
-from runtime.rtdb.base import (
+from sofiaflow.runtime.data.rtdb import InvalidFilterError, UnsupportedFilterError, matches, parse_filter
+from sofiaflow.runtime.data.rtdb.base import (
     InvalidDocumentError,
     InvalidUpdateError,
     UpdateError,
@@ -15,7 +15,7 @@ from runtime.rtdb.base import (
     check_update,
     prepare_doc,
 )
-from runtime.rtdb.filters import regex_to_postgres, sort_key
+from sofiaflow.runtime.data.rtdb.filters import regex_to_postgres, sort_key
 
 DOCS = {
     "num": {"_id": "num", "x": 5},

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from test_rtdb_backends import _servers, _stores, coll, store  # noqa: F401 - fixtures
 
-from runtime.rtdb import InvalidFilterError
-from runtime.rtdb.base import MAX_SKIP_LIMIT
+from sofiaflow.runtime.data.rtdb import InvalidFilterError
+from sofiaflow.runtime.data.rtdb.base import MAX_SKIP_LIMIT
 
 
 def test_the_largest_skip_and_limit_work(store, coll):  # noqa: F811

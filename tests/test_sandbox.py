@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.function.sandbox import (
+from sofiaflow.nodes.function.sandbox import (
     DEFAULT_ALLOWED_MODULES,
     CompiledScript,
     SandboxError,

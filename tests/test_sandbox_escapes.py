@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodes.function.sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError
-from runtime.api import NodeError
-from runtime.errors import FlowValidationError
-from runtime.testing import FlowTester
+from sofiaflow.nodes.function.sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError
+from sofiaflow.runtime.api import NodeError
+from sofiaflow.runtime.errors import FlowValidationError
+from sofiaflow.runtime.testing import FlowTester
 
 MQTT_PASSWORD = "tenant-b-mqtt-password-7f3a91"
 ENGINE_TOKEN = "engine-admin-token-c0ffee42"
@@ -306,7 +306,7 @@ def deployed():
     """One deployed engine (secrets planted) whose attacker node's own variables the generated bodies get."""
     import asyncio
 
-    from runtime.registry import default_registry
+    from sofiaflow.runtime.flows.registry import default_registry
 
     loop = asyncio.new_event_loop()
     tester = FlowTester([TAB_A, TAB_B, BROKER, attacker("return msg"), CATCH, SINK, DEBUG], default_registry(),

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.api import Msg, Node, NodeConfig, NodeError
-from runtime.registry import NodeRegistry, default_registry
-from runtime.testing import FlowTester
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError
+from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
+from sofiaflow.runtime.testing import FlowTester
 
 TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 

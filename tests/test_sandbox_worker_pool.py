@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.sandbox import SandboxCrashed, SandboxError, SandboxPool, SandboxTimeout
-from runtime.sandbox.limits import WorkerLimits
-from runtime.sandbox.pool import BACKOFF_FIRST
+from sofiaflow.runtime.sandbox import SandboxCrashed, SandboxError, SandboxPool, SandboxTimeout
+from sofiaflow.runtime.sandbox.limits import WorkerLimits
+from sofiaflow.runtime.sandbox.pool import BACKOFF_FIRST
 
 DIAG = "diagnostics"
 
@@ -20,7 +20,7 @@ DIAG = "diagnostics"
 @pytest.fixture
 async def pool():
     pool = SandboxPool()
-    pool.register_handler(DIAG, "runtime.sandbox.diagnostics")
+    pool.register_handler(DIAG, "sofiaflow.runtime.sandbox.diagnostics")
     yield pool
     await pool.close()
 
@@ -160,7 +160,7 @@ async def test_bad_requests_are_refused_on_the_host(pool):
 
 async def test_a_worker_that_dies_on_start_backs_off_and_says_why():
     pool = SandboxPool()
-    pool.register_handler("broken", "runtime.sandbox.no_such_module")
+    pool.register_handler("broken", "sofiaflow.runtime.sandbox.no_such_module")
     worker = pool.worker("alice")
     try:
         with pytest.raises(SandboxCrashed, match="could not start: .*no_such_module"):
@@ -188,7 +188,7 @@ async def test_closing_the_pool_fails_requests_in_flight_and_kills_the_processes
 
 async def test_the_address_space_limit_can_be_chosen_instead():
     pool = SandboxPool(WorkerLimits.for_host(memory_mb=256, memory_kind="as"))
-    pool.register_handler(DIAG, "runtime.sandbox.diagnostics")
+    pool.register_handler(DIAG, "sofiaflow.runtime.sandbox.diagnostics")
     try:
         worker = pool.worker("alice")
         identity = await worker.request(DIAG, "identity", None, timeout=10)
@@ -216,7 +216,7 @@ def echo_worker():
     """One event loop and one worker reused across hypothesis examples."""
     loop = asyncio.new_event_loop()
     pool = SandboxPool()
-    pool.register_handler(DIAG, "runtime.sandbox.diagnostics")
+    pool.register_handler(DIAG, "sofiaflow.runtime.sandbox.diagnostics")
     worker = pool.worker("t")
     yield lambda value: loop.run_until_complete(worker.request(DIAG, "echo", value, timeout=10))
     loop.run_until_complete(pool.close())

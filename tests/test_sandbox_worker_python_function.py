@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from runtime.sandbox import SandboxPool
-from runtime.testing import FlowTester
+from sofiaflow.runtime.sandbox import SandboxPool
+from sofiaflow.runtime.testing import FlowTester
 from tests import test_node_python_function as in_process
 from tests.test_node_python_function import *  # noqa: F403 - the same tests, bodies in a worker
 
@@ -175,9 +175,9 @@ async def test_a_worker_restarted_under_the_node_gets_its_setup_again(registry):
 
 def _owned_tester(flows, registry, mode):
     """A WorkerTester whose tabs have owners (real ownership and permissions in a SQLite config DB)."""
-    from runtime.db import connect
-    from runtime.flow_ownership import FlowOwnership
-    from runtime.permissions import Permissions
+    from sofiaflow.runtime.data.config_db import connect
+    from sofiaflow.runtime.security.ownership import FlowOwnership
+    from sofiaflow.runtime.security.permissions import Permissions
 
     roles = {"ada": "administrator", "dev1": "developer", "dev2": "developer"}
     db = connect("sqlite://")
@@ -225,7 +225,7 @@ async def test_functionIsolation_places_each_owners_bodies(registry, monkeypatch
 
 
 async def test_an_unknown_functionIsolation_refuses_the_deploy(registry):
-    from runtime.errors import FlowValidationError
+    from sofiaflow.runtime.errors import FlowValidationError
 
     t = WorkerTester([TAB, fn("return msg")], registry)
     t.engine.node_settings["functionIsolation"] = "sometimes"

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.onesait.queries import run_query
-from runtime.onesait.ssap import SsapError
-from runtime.rtdb.sql_query import SqlQueryError, like_to_regex, parse_sql
+from sofiaflow.runtime.data.rtdb.sql_query import SqlQueryError, like_to_regex, parse_sql
+from sofiaflow.runtime.onesait.queries import run_query
+from sofiaflow.runtime.onesait.ssap import SsapError
 
 sys.path.insert(0, os.path.dirname(__file__))
 from onesait_stores import BACKENDS, StoreData, Stores  # noqa: E402

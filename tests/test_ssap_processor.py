@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from runtime.db import connect
-from runtime.devices import DeviceRegistry
-from runtime.onesait import ssap
-from runtime.onesait.processor import SsapProcessor
-from runtime.onesait.sessions import SessionStore
-from runtime.ontologies import OntologyRegistry
-from runtime.ontology_data import OntologyData
-from runtime.ontology_events import OntologyEvents
-from runtime.permissions import Permissions
-from runtime.rtdb import open_store
+from sofiaflow.runtime.data.config_db import connect
+from sofiaflow.runtime.data.events import OntologyEvents
+from sofiaflow.runtime.data.ontologies import OntologyRegistry
+from sofiaflow.runtime.data.ontology_data import OntologyData
+from sofiaflow.runtime.data.rtdb import open_store
+from sofiaflow.runtime.onesait import ssap
+from sofiaflow.runtime.onesait.processor import SsapProcessor
+from sofiaflow.runtime.onesait.sessions import SessionStore
+from sofiaflow.runtime.security.devices import DeviceRegistry
+from sofiaflow.runtime.security.permissions import Permissions
 
 BASIC = json.loads((Path(__file__).resolve().parents[1] / "ontologies" / "BasicSensor.json").read_text())
 

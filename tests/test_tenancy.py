@@ -24,8 +24,8 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from runtime.http import comms
-from runtime.metrics import snapshot, tenant_view
+from sofiaflow.runtime.core.metrics import snapshot, tenant_view
+from sofiaflow.runtime.http import comms
 from tests.tenancy_helpers import (
     ANA_CONTEXT_KEY,
     ANA_DEVICE,

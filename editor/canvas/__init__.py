@@ -1,5 +1,5 @@
 """The flow canvas element (a NiceGUI custom element: canvas.py + canvas.js)."""
 
-from .canvas import FlowCanvas, node_size
+from sofiaflow.editor.canvas.canvas import FlowCanvas, node_size
 
 __all__ = ["FlowCanvas", "node_size"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import get_context
-from ..session import current_user
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.session import current_user
 
 WRITERS = ("administrator", "developer")
 

@@ -6,12 +6,11 @@ from typing import Any
 
 from nicegui import ui
 
-from runtime.devices import RIGHTS, Device, DeviceError, DeviceRegistry
-
-from ..context import get_context
-from ..layout import page_header
-from ..session import current_user, editor_page
-from ._access import audit, current_role, may_write
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.pages._access import audit, current_role, may_write
+from sofiaflow.editor.session import current_user, editor_page
+from sofiaflow.runtime.security.devices import RIGHTS, Device, DeviceError, DeviceRegistry
 
 
 def rights_refusal(rights: dict[str, str]) -> str | None:

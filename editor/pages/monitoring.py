@@ -1,7 +1,7 @@
 """`/monitoring`: live per-node counters and handling times, per-flow throughput, MQTT clients, process load.
 
 Administrators see every tab; developers and users the tabs they own or that are shared with them
-(`runtime.metrics.tenant_view`), the engine totals and the process load.
+(`sofiaflow.runtime.core.metrics.tenant_view`), the engine totals and the process load.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from typing import Any
 
 from nicegui import ui
 
-from runtime.metrics import Snapshot, history_for, process_usage, snapshot, tenant_view
-
-from ..context import get_context
-from ..layout import page_header
-from ..session import current_role, current_user, editor_page
-from ._format import NONE, duration, rate, size
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.pages._format import NONE, duration, rate, size
+from sofiaflow.editor.session import current_role, current_user, editor_page
+from sofiaflow.runtime.core.metrics import Snapshot, history_for, process_usage, snapshot, tenant_view
 
 REFRESH_SECONDS = 1.0
 

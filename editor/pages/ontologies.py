@@ -8,7 +8,11 @@ from typing import Any
 
 from nicegui import ui
 
-from runtime.ontologies import (
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.pages._access import audit, may_change_ontology, may_write
+from sofiaflow.editor.session import current_user, editor_page
+from sofiaflow.runtime.data.ontologies import (
     Ontology,
     OntologyError,
     OntologyIncompatibleError,
@@ -16,12 +20,7 @@ from runtime.ontologies import (
     OntologyRegistry,
     OntologyValidationError,
 )
-from runtime.ontology_schema import compile_schema, validation_errors
-
-from ..context import get_context
-from ..layout import page_header
-from ..session import current_user, editor_page
-from ._access import audit, may_change_ontology, may_write
+from sofiaflow.runtime.data.schema import compile_schema, validation_errors
 
 NEW_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -7,12 +7,11 @@ from typing import Any
 
 from nicegui import run, ui
 
-from runtime.rtdb import RtdbError
-
-from ..context import get_context
-from ..layout import page_header
-from ..session import editor_page
-from ._access import query_refusal
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.pages._access import query_refusal
+from sofiaflow.editor.session import editor_page
+from sofiaflow.runtime.data.rtdb import RtdbError
 
 PAGE_SIZE = 20
 SHOWN_CHARS = 400

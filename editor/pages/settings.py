@@ -8,9 +8,9 @@ from typing import Any
 
 from nicegui import ui
 
-from ..context import get_context
-from ..layout import page_header
-from ..session import editor_page
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.session import editor_page
 
 MASK = "••••••"
 SECRET_NAMES = re.compile(r"password|secret|(^|_)(key|token)$", re.IGNORECASE)

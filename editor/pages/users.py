@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from runtime.auth import ROLES
-from runtime.errors import AuthError
-
-from ..context import get_context
-from ..layout import page_header
-from ..session import editor_page
-from ._access import audit, current_role
+from sofiaflow.editor.context import get_context
+from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.pages._access import audit, current_role
+from sofiaflow.editor.session import editor_page
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.security.auth import ROLES
 
 AUDIT_ROWS = 200
 

@@ -1,5 +1,5 @@
 """The property form of a node (generated from its config model's JSON schema)."""
 
-from .form import PropertyForm
+from sofiaflow.editor.properties.form import PropertyForm
 
 __all__ = ["PropertyForm"]

@@ -13,10 +13,10 @@ from typing import Any
 
 from nicegui import ui
 
-from ..testid import testid
-from ..workspace import Workspace
-from .rules import ChangeRules, InjectProps, SwitchRules
-from .typed_input import TypedInput, show_error
+from sofiaflow.editor.properties.rules import ChangeRules, InjectProps, SwitchRules
+from sofiaflow.editor.properties.typed_input import TypedInput, show_error
+from sofiaflow.editor.testid import testid
+from sofiaflow.editor.workspace import Workspace
 
 HIDDEN = {"id", "type", "z", "g", "wires", "x", "y", "d", "name", "credentials"}
 CODE_FIELDS = {"func", "initialize", "finalize"}

@@ -7,8 +7,8 @@ from typing import Any
 
 from nicegui import ui
 
-from ..testid import testid
-from .typed_input import PROPERTY_TYPES, VALUE_TYPES, TypedInput, show_error
+from sofiaflow.editor.properties.typed_input import PROPERTY_TYPES, VALUE_TYPES, TypedInput, show_error
+from sofiaflow.editor.testid import testid
 
 CHANGE_ACTIONS = {"set": "Set", "change": "Change", "delete": "Delete", "move": "Move"}
 SWITCH_OPS = {"eq": "==", "neq": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "btwn": "is between",

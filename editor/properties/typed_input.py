@@ -7,7 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
-from ..testid import testid
+from sofiaflow.editor.testid import testid
 
 VALUE_TYPES = ["str", "num", "bool", "json", "date", "msg", "flow", "global", "env", "jsonata", "bin", "re"]
 PROPERTY_TYPES = ["msg", "flow", "global"]

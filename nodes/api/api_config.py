@@ -6,8 +6,8 @@ Its operations are `api-endpoint` nodes that name it in their `api` property. Co
 
 from __future__ import annotations
 
-from runtime.api import Node, NodeConfig, NodeError, NRInt
-from runtime.api_manager import SpecError, api_spec
+from sofiaflow.runtime.api import Node, NodeConfig, NodeError, NRInt
+from sofiaflow.runtime.api_manager import SpecError, api_spec
 
 SERVICE = "api-manager"
 

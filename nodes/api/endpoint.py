@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 
-from nodes.network.http_in import HttpRequest, HttpResponseHandle
-from runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
-from runtime.api_manager import ApiCall, SpecError, endpoint_spec
+from sofiaflow.nodes.network.http_in import HttpRequest, HttpResponseHandle
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
+from sofiaflow.runtime.api_manager import ApiCall, SpecError, endpoint_spec
 
 SERVICE = "api-manager"
 

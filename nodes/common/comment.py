@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.api import Node, NodeConfig
+from sofiaflow.runtime.api import Node, NodeConfig
 
 
 class CommentConfig(NodeConfig):

@@ -2,7 +2,7 @@
 
 The sidebar event has the shape Node-RED's editor receives on `/comms` topic `debug`:
 `{id, z, path, name, topic, property, msg, format}`, with `msg` encoded as Node-RED's
-`RED.util.encodeObject` does it (`encode_debug`, runtime/encoding.py).
+`RED.util.encodeObject` does it (`encode_debug`, runtime/core/encoding.py).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nodes.jsvalues import UNDEFINED, js_number_string
-from runtime.api import (
+from sofiaflow.nodes.jsvalues import UNDEFINED, js_number_string
+from sofiaflow.runtime.api import (
     Msg,
     Node,
     NodeConfig,

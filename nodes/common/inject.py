@@ -11,8 +11,8 @@ from typing import Any
 
 from croniter import croniter
 
-from nodes.jsvalues import iso_date, js_number_string
-from runtime.api import (
+from sofiaflow.nodes.jsvalues import iso_date, js_number_string
+from sofiaflow.runtime.api import (
     Msg,
     Node,
     NodeConfig,

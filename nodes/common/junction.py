@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.api import Msg, Node
+from sofiaflow.runtime.api import Msg, Node
 
 
 class JunctionNode(Node):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat
 
 
 class LinkConfig(NodeConfig):
@@ -56,7 +56,7 @@ class LinkOutNode(Node):
             return
         msg["_event"] = f"node:{self.id}"
         first = True
-        from runtime.api import clone_message
+        from sofiaflow.runtime.api import clone_message
 
         for target in self._all_targets():
             self._engine.deliver(target, msg if first else clone_message(msg))

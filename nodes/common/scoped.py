@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import Node, NodeConfig, NRBool
+from sofiaflow.runtime.api import Node, NodeConfig, NRBool
 
 
 class ScopedConfig(NodeConfig):

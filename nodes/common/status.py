@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .scoped import ScopedListener
+from sofiaflow.nodes.common.scoped import ScopedListener
 
 
 class StatusNode(ScopedListener):

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nodes.jsvalues import js_number, js_regex, js_string
-from runtime.api import (
+from sofiaflow.nodes.jsvalues import js_number, js_regex, js_string
+from sofiaflow.runtime.api import (
     JsonataError,
     Msg,
     Node,

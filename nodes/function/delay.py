@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, NRFloat, NRInt
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, NRFloat, NRInt
 
 _TIMEOUT_UNITS = {"milliseconds": 0.001, "seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
 _RATE_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}

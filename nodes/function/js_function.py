@@ -32,13 +32,12 @@ import weakref
 from importlib import resources
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt
-
-from .js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
-from .js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
-from .js_placement import sandbox_for
-from .js_sandbox import load_scripts
-from .js_timer_budget import TimerBudget
+from sofiaflow.nodes.function.js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
+from sofiaflow.nodes.function.js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
+from sofiaflow.nodes.function.js_placement import sandbox_for
+from sofiaflow.nodes.function.js_sandbox import load_scripts
+from sofiaflow.nodes.function.js_timer_budget import TimerBudget
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt
 
 DEFAULT_TIME_LIMIT = 1.0
 """Seconds per evaluation when the node sets no `timeout` (setting `functionTimeLimit`)."""
@@ -194,7 +193,7 @@ class JsFunctionNode(Node):
             self._isolate.close()
 
     async def _close_in_worker(self) -> None:
-        from runtime.sandbox.errors import SandboxError
+        from sofiaflow.runtime.sandbox.errors import SandboxError
 
         async with self._lock:
             try:
@@ -410,7 +409,7 @@ class JsFunctionNode(Node):
 
     async def _open_worker(self) -> Any:
         """The tenant's worker, with this node's isolate open in it (again after a restart)."""
-        from runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
+        from sofiaflow.runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
 
         try:
             worker = self._pool.worker(self._tenant)
@@ -431,7 +430,7 @@ class JsFunctionNode(Node):
         return worker
 
     async def _request(self, items: list, call_id: int | None, retry: bool = True) -> list:
-        from runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
+        from sofiaflow.runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
 
         worker = await self._open_worker()
         payload = {"key": self._key, "limit": self._limit, "drain": self._drain_always, "items": items}

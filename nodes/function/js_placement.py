@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import Node, NodeError
+from sofiaflow.runtime.api import Node, NodeError
 
 ISOLATION_MODES = ("process", "admin-in-process", "in-process")
 HANDLER = "js"
-HANDLER_MODULE = "nodes.function.js_sandbox"
+HANDLER_MODULE = "sofiaflow.nodes.function.js_sandbox"
 NO_OWNER = "(admin)"
 """Tenant name of flows with no owner."""
 

@@ -34,7 +34,7 @@ import os
 import re
 from typing import Any
 
-from .js_isolate import JsError, JsIsolate, JsMemoryLimit, JsStuck, JsTimeout
+from sofiaflow.nodes.function.js_isolate import JsError, JsIsolate, JsMemoryLimit, JsStuck, JsTimeout
 
 SETUP_LIMIT = 5.0
 """Seconds allowed to each setup script (prelude and compiling the bodies)."""

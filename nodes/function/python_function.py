@@ -18,11 +18,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
-
-from .js_placement import NO_OWNER, flow_owner, is_administrator, isolation_mode
-from .python_remote import MAX_BATCH, RemoteFunction
-from .sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError, ScriptSyntaxError
+from sofiaflow.nodes.function.js_placement import NO_OWNER, flow_owner, is_administrator, isolation_mode
+from sofiaflow.nodes.function.python_remote import MAX_BATCH, RemoteFunction
+from sofiaflow.nodes.function.sandbox import (
+    DEFAULT_ALLOWED_MODULES,
+    CompiledScript,
+    SandboxError,
+    ScriptSyntaxError,
+)
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
 
 DEFAULT_TIME_LIMIT = 1.0
 

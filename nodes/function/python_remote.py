@@ -11,20 +11,18 @@ import weakref
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
-from runtime.api import NodeError
-from runtime.engine import _builtin_env
-from runtime.sandbox import SandboxCrashed, SandboxError, SandboxTimeout
-
-from .python_sandbox import NOT_SET_UP
-from .python_wire import HeldValues, from_wire, to_wire
+from sofiaflow.nodes.function.python_sandbox import NOT_SET_UP
+from sofiaflow.nodes.function.python_wire import HeldValues, from_wire, to_wire
+from sofiaflow.runtime.api import NodeError
+from sofiaflow.runtime.core.engine import _builtin_env
+from sofiaflow.runtime.sandbox import SandboxCrashed, SandboxError, SandboxTimeout
 
 if TYPE_CHECKING:
-    from runtime.sandbox import SandboxPool, SandboxWorker
-
-    from .python_function import PythonFunctionNode
+    from sofiaflow.nodes.function.python_function import PythonFunctionNode
+    from sofiaflow.runtime.sandbox import SandboxPool, SandboxWorker
 
 HANDLER = "python-function"
-HANDLER_MODULE = "nodes.function.python_sandbox"
+HANDLER_MODULE = "sofiaflow.nodes.function.python_sandbox"
 MAX_BATCH = 256
 GRACE = 1.0
 """Seconds on top of the per-message time limit before the host gives up on a message (C code)."""

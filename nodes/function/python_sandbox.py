@@ -18,9 +18,8 @@ from typing import Any
 
 import msgspec
 
-from runtime.message import clone_message
-
-from .sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError
+from sofiaflow.nodes.function.sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError
+from sofiaflow.runtime.core.message import clone_message
 
 NOT_SET_UP = "is not set up in this worker"
 """Error text for a request about a node this worker does not know (it restarted): the host re-sends setup."""

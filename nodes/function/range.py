@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nodes.jsvalues import js_number, js_string
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
+from sofiaflow.nodes.jsvalues import js_number, js_string
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
 
 _ACTIONS = frozenset(("scale", "clamp", "roll", "drop"))
 _MISSING = object()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nodes.jsvalues import js_number, js_parse_float, js_strict_equal, js_string
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_value, props
+from sofiaflow.nodes.jsvalues import js_number, js_parse_float, js_strict_equal, js_string
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_value, props
 
 _FUNCS = frozenset(("rbe", "rbei", "deadband", "deadbandEq", "narrowband", "narrowbandEq"))
 _MISSING = object()

@@ -38,7 +38,7 @@ from typing import Any
 from RestrictedPython.Guards import safe_builtins
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, RestrictingNodeTransformer
 
-from .sandbox_plain import PLAIN_TYPES, copy_module, is_plain_type
+from sofiaflow.nodes.function.sandbox_plain import PLAIN_TYPES, copy_module, is_plain_type
 
 DEFAULT_ALLOWED_MODULES = frozenset({
     "math", "json", "re", "datetime", "time", "random", "statistics", "itertools", "functools", "collections",

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from nodes.jsvalues import (
+from sofiaflow.nodes.jsvalues import (
     UNDEFINED,
     is_number,
     js_json_parse,
@@ -22,8 +22,8 @@ from nodes.jsvalues import (
     js_regex,
     js_string,
 )
-from nodes.sequence.parts import sequence_parts
-from runtime.api import (
+from sofiaflow.nodes.sequence.parts import sequence_parts
+from sofiaflow.runtime.api import (
     Msg,
     Node,
     NodeConfig,

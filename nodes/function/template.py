@@ -17,8 +17,8 @@ from typing import Any
 
 from chevron.tokenizer import ChevronError, tokenize
 
-from nodes.jsvalues import iso_date, js_json_parse, js_number_string, js_typeof
-from runtime.api import Msg, Node, NodeConfig, NodeError, props
+from sofiaflow.nodes.jsvalues import iso_date, js_json_parse, js_number_string, js_typeof
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, props
 
 _VAR, _RAW, _SECTION, _INVERTED = range(4)
 _MISSING = object()

@@ -20,7 +20,7 @@ from typing import Any
 
 import chevron
 
-from runtime.api import (
+from sofiaflow.runtime.api import (
     Msg,
     Node,
     NodeConfig,

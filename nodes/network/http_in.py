@@ -15,9 +15,9 @@ from urllib.parse import parse_qsl, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, new_msgid
-from runtime.route_overlap import MAX_KEY_LENGTH
-from runtime.route_overlap import claim_key as route_claim_key
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, new_msgid
+from sofiaflow.runtime.flows.route_overlap import MAX_KEY_LENGTH
+from sofiaflow.runtime.flows.route_overlap import claim_key as route_claim_key
 
 METHODS = ("get", "post", "put", "delete", "patch", "all")
 MAX_BODY = 5 * 1024 * 1024  # Node-RED's default apiMaxLength (5mb)

@@ -19,9 +19,9 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from nodes.jsvalues import js_json_parse, js_string
-from nodes.network import http_util as hu
-from runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, NRBool
+from sofiaflow.nodes.jsvalues import js_json_parse, js_string
+from sofiaflow.nodes.network import http_util as hu
+from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, NRBool
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "USE")
 REDIRECTS = frozenset((301, 302, 303, 307, 308))

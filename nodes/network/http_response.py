@@ -14,11 +14,10 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote
 
-from nodes.jsvalues import js_json_stringify, js_string
-from runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, js_number_string
-
-from .http_in import HttpResponseHandle
-from .http_util import headers_hash
+from sofiaflow.nodes.jsvalues import js_json_stringify, js_string
+from sofiaflow.nodes.network.http_in import HttpResponseHandle
+from sofiaflow.nodes.network.http_util import headers_hash
+from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, js_number_string
 
 HASH_HEADER = "x-node-red-request-node"  # set by http request on the response headers it outputs
 

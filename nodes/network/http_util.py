@@ -21,8 +21,8 @@ from urllib.parse import quote
 import httpx
 from chevron.tokenizer import ChevronError, tokenize
 
-from nodes.jsvalues import js_json_stringify, js_string
-from runtime.api import UNDEFINED, Msg, Node, NodeError, js_number_string, typed_getter
+from sofiaflow.nodes.jsvalues import js_json_stringify, js_string
+from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeError, js_number_string, typed_getter
 
 NOOVERRIDE = ("Warning: msg properties can no longer override set node properties. "
               "See bit.ly/nr-override-msg-props")

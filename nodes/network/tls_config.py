@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.api import Node, NodeConfig, NRBool
+from sofiaflow.runtime.api import Node, NodeConfig, NRBool
 
 
 class TlsConfig(NodeConfig):

@@ -18,8 +18,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from nodes.network.http_util import tls_context
-from runtime.api import Msg, Node, NodeConfig, NodeError, clone_message, new_msgid
+from sofiaflow.nodes.network.http_util import tls_context
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, clone_message, new_msgid
 
 MAX_QUEUED = 10_000
 MAX_BACKOFF = 60.0

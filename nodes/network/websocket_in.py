@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import Node, NodeConfig, NodeError
+from sofiaflow.runtime.api import Node, NodeConfig, NodeError
 
 
 class WebsocketInConfig(NodeConfig):

@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message
 
 MAX_QUEUED = 10_000
 """Frames waiting for one client; past this the client is too slow and is disconnected."""

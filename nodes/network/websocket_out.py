@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodes.jsvalues import js_json_stringify, js_string
-from runtime.api import Msg, Node, NodeConfig, NodeError
+from sofiaflow.nodes.jsvalues import js_json_stringify, js_string
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError
 
 _MISSING = object()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import Node, NodeConfig, NodeError, NRInt
-from runtime.onesait.processor import SsapProcessor
-from runtime.onesait.sessions import SessionStore
+from sofiaflow.runtime.api import Node, NodeConfig, NodeError, NRInt
+from sofiaflow.runtime.onesait.processor import SsapProcessor
+from sofiaflow.runtime.onesait.sessions import SessionStore
 
 DEFAULT_SESSION_TIMEOUT = 1800
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
-from runtime.onesait.indications import deliver_to_client
-from runtime.onesait.replies import MqttReply
-
-from .broker_config import broker_of
+from sofiaflow.nodes.onesait.broker_config import broker_of
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
+from sofiaflow.runtime.onesait.indications import deliver_to_client
+from sofiaflow.runtime.onesait.replies import MqttReply
 
 MAX_PAYLOAD = 4 * 1024 * 1024
 _BAD_ID_CHARS = set("+#/")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, new_message
-from runtime.onesait import ssap
-
-from .broker_config import broker_of
+from sofiaflow.nodes.onesait.broker_config import broker_of
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_message
+from sofiaflow.runtime.onesait import ssap
 
 MAX_IN_FLIGHT = 64
 """Requests served at the same time; more wait for a slot."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.api import Msg, Node, NodeError
+from sofiaflow.runtime.api import Msg, Node, NodeError
 
 
 class SsapResponseNode(Node):

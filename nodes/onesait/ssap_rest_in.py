@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from nodes.network.http_in import refuse_platform_paths
-from runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
-from runtime.onesait import ssap
-from runtime.onesait.replies import RestReply
-from runtime.onesait.rest import ROUTES, decode_body, to_ssap
-from runtime.onesait.ssap import SsapError
-from runtime.route_overlap import claim_key
+from sofiaflow.nodes.network.http_in import refuse_platform_paths
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
+from sofiaflow.runtime.flows.route_overlap import claim_key
+from sofiaflow.runtime.onesait import ssap
+from sofiaflow.runtime.onesait.replies import RestReply
+from sofiaflow.runtime.onesait.rest import ROUTES, decode_body, to_ssap
+from sofiaflow.runtime.onesait.ssap import SsapError
 
 MAX_BODY = 16 * 1024 * 1024
 DEFAULT_URL = "/iot-broker/rest"

@@ -1,11 +1,11 @@
 """What the ontology nodes share: the base config, service access, JSON/mustache config fields, and the
 in-process change hub that `ontology-subscribe` listens to.
 
-Services: the ontology registry is the runtime service ``"ontologies"`` (runtime/ontologies.py) and the data
+Services: the ontology registry is the runtime service ``"ontologies"`` (runtime/data/ontologies.py) and the data
 lives in the real-time DB service ``"rtdb"`` (runtime/rtdb). Both are looked up in `setup()`, so a runtime
 without them, or a node naming an unknown ontology, refuses the deploy with a NodeError naming it.
 
-Writes go through the runtime's ``"ontology-data"`` service (runtime/ontology_data.py), which validates, adds
+Writes go through the runtime's ``"ontology-data"`` service (runtime/data/ontology_data.py), which validates, adds
 `contextData` and publishes each change on the ``"ontology-events"`` hub, so `ontology-subscribe` sees every
 write, whoever made it (flows, gateways, the admin API). A bare engine (tests) gets both built on first use.
 
@@ -27,10 +27,10 @@ from typing import Any
 from chevron.tokenizer import ChevronError, tokenize
 from pydantic import Field
 
-from runtime.api import Msg, Node, NodeConfig, NodeError, props
-from runtime.ontology_data import OntologyData
-from runtime.ontology_events import OntologyEvents
-from runtime.permissions import covers
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, props
+from sofiaflow.runtime.data.events import OntologyEvents
+from sofiaflow.runtime.data.ontology_data import OntologyData
+from sofiaflow.runtime.security.permissions import covers
 
 log = logging.getLogger("sofiaflow.nodes.ontology")
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime.api import Msg, NodeError, props
-from runtime.rtdb import RtdbError, parse_filter
-
-from .common import OntologyConfig, OntologyNode, compile_json_field, data_service, msg_object, store_error
+from sofiaflow.nodes.ontology.common import (
+    OntologyConfig,
+    OntologyNode,
+    compile_json_field,
+    data_service,
+    msg_object,
+    store_error,
+)
+from sofiaflow.runtime.api import Msg, NodeError, props
+from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
 
 
 class OntologyDeleteConfig(OntologyConfig):

@@ -7,10 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from runtime.api import NodeError
-from runtime.history import select
-
-from .query import OntologyQueryConfig, OntologyQueryNode
+from sofiaflow.nodes.ontology.query import OntologyQueryConfig, OntologyQueryNode
+from sofiaflow.runtime.api import NodeError
+from sofiaflow.runtime.data.history import select
 
 
 class HistoryQueryConfig(OntologyQueryConfig):

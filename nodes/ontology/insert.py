@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime.api import Msg, NodeError
-from runtime.ontologies import SOURCES, context_data
-from runtime.ontology_data import InstanceValidationError, Writer
-from runtime.permissions import covers
-from runtime.rtdb import RtdbError
-
-from .common import MISSING, OntologyConfig, OntologyNode, data_service, store_error
+from sofiaflow.nodes.ontology.common import MISSING, OntologyConfig, OntologyNode, data_service, store_error
+from sofiaflow.runtime.api import Msg, NodeError
+from sofiaflow.runtime.data.ontologies import SOURCES, context_data
+from sofiaflow.runtime.data.ontology_data import InstanceValidationError, Writer
+from sofiaflow.runtime.data.rtdb import RtdbError
+from sofiaflow.runtime.security.permissions import covers
 
 
 class OntologyInsertConfig(OntologyConfig):

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime.api import Msg, NodeError, NRInt, props
-from runtime.rtdb import RtdbError, parse_filter
-
-from .common import OntologyConfig, OntologyNode, compile_json_field, msg_object, store_error
+from sofiaflow.nodes.ontology.common import (
+    OntologyConfig,
+    OntologyNode,
+    compile_json_field,
+    msg_object,
+    store_error,
+)
+from sofiaflow.runtime.api import Msg, NodeError, NRInt, props
+from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
 
 
 class OntologyQueryConfig(OntologyConfig):

@@ -6,10 +6,9 @@ import copy
 import json
 from typing import Any
 
-from runtime.api import NodeError, new_message
-from runtime.rtdb import matches, parse_filter
-
-from .common import OntologyConfig, OntologyNode, events_hub
+from sofiaflow.nodes.ontology.common import OntologyConfig, OntologyNode, events_hub
+from sofiaflow.runtime.api import NodeError, new_message
+from sofiaflow.runtime.data.rtdb import matches, parse_filter
 
 EVENTS = ("insert", "update", "delete")
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime.api import Msg, NodeError, NRBool, props
-from runtime.rtdb import RtdbError, parse_filter
-
-from .common import OntologyConfig, OntologyNode, compile_json_field, data_service, msg_object, store_error
+from sofiaflow.nodes.ontology.common import (
+    OntologyConfig,
+    OntologyNode,
+    compile_json_field,
+    data_service,
+    msg_object,
+    store_error,
+)
+from sofiaflow.runtime.api import Msg, NodeError, NRBool, props
+from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
 
 
 def _check_update(update: dict[str, Any]) -> None:
-    from runtime.rtdb.base import check_update
+    from sofiaflow.runtime.data.rtdb.base import check_update
 
     check_update(update)
 

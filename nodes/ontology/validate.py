@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import Msg, NodeError
-
-from .common import MISSING, OntologyNode
+from sofiaflow.nodes.ontology.common import MISSING, OntologyNode
+from sofiaflow.runtime.api import Msg, NodeError
 
 
 class OntologyValidateNode(OntologyNode):

@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
-from nodes.jsvalues import js_json_parse, js_json_stringify, js_number_string
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
+from sofiaflow.nodes.jsvalues import js_json_parse, js_json_stringify, js_number_string
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
 
 # ----- JSON Schema errors in ajv 8's shape ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import (
+from sofiaflow.runtime.api import (
     Msg,
     Node,
     NodeConfig,

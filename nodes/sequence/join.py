@@ -15,9 +15,9 @@ import math
 from functools import cmp_to_key
 from typing import Any
 
-from nodes.jsvalues import UNDEFINED, js_typeof
-from nodes.sequence.parts import unescape
-from runtime.api import (
+from sofiaflow.nodes.jsvalues import UNDEFINED, js_typeof
+from sofiaflow.nodes.sequence.parts import unescape
+from sofiaflow.runtime.api import (
     JsonataError,
     Msg,
     Node,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.api import Msg
+from sofiaflow.runtime.api import Msg
 
 
 def sequence_parts(msg: Msg) -> dict[str, Any] | None:

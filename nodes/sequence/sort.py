@@ -15,9 +15,9 @@ from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
 
-from nodes.jsvalues import js_strict_equal
-from nodes.sequence.parts import sequence_parts
-from runtime.api import (
+from sofiaflow.nodes.jsvalues import js_strict_equal
+from sofiaflow.nodes.sequence.parts import sequence_parts
+from sofiaflow.runtime.api import (
     JsonataError,
     Msg,
     Node,

@@ -13,8 +13,8 @@ import math
 import re
 from typing import Any
 
-from nodes.sequence.parts import unescape
-from runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message, new_msgid, props
+from sofiaflow.nodes.sequence.parts import unescape
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message, new_msgid, props
 
 _MISSING = object()
 _INT_PREFIX = re.compile(r"\s*([+-]?\d+)")

@@ -6,8 +6,15 @@ called with per-user API keys under quotas, described by OpenAPI documents and a
 
 from __future__ import annotations
 
-from .model import ApiSpec, EndpointSpec, Parameter, SpecError, api_spec, endpoint_spec
-from .service import ApiCall, ApiManager
+from sofiaflow.runtime.api_manager.model import (
+           ApiSpec,
+           EndpointSpec,
+           Parameter,
+           SpecError,
+           api_spec,
+           endpoint_spec,
+)
+from sofiaflow.runtime.api_manager.service import ApiCall, ApiManager
 
 __all__ = ["ApiCall", "ApiManager", "ApiSpec", "EndpointSpec", "Parameter", "SpecError", "api_spec",
            "endpoint_spec"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Engine, String, Table, insert, select, update
 
-from ..db import metadata
+from sofiaflow.runtime.data.config_db import metadata
 
 PREFIX = "sfk_"
 MAX_LABEL = 200

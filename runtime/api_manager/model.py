@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .template import QueryTemplate, compile_template
+from sofiaflow.runtime.api_manager.template import QueryTemplate, compile_template
 
 STATES = ("development", "published", "deprecated")
 """development: only the owner and administrators may call it; deprecated: callable, with a Deprecation header."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .model import ApiSpec, EndpointSpec, Parameter
+from sofiaflow.runtime.api_manager.model import ApiSpec, EndpointSpec, Parameter
 
 BASE = "/api-manager/server/api"
 OPENAPI_VERSION = "3.0.3"

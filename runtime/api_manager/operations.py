@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ontologies import OntologyNotFoundError
-from ..ontology_data import InstanceValidationError, OntologyData, Writer
-from ..rtdb import DuplicateKeyError, RtdbError
-from .model import RIGHT_OF, EndpointSpec
+from sofiaflow.runtime.api_manager.model import RIGHT_OF, EndpointSpec
+from sofiaflow.runtime.data.ontologies import OntologyNotFoundError
+from sofiaflow.runtime.data.ontology_data import InstanceValidationError, OntologyData, Writer
+from sofiaflow.runtime.data.rtdb import DuplicateKeyError, RtdbError
 
 MAX_BATCH = 1000
 _RESERVED_FIELDS = ("_id", "contextData")

@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-from .model import Parameter
+from sofiaflow.runtime.api_manager.model import Parameter
 
 MAX_TEXT = 10_000
 _INTEGER = re.compile(r"^[+-]?[0-9]{1,18}$")

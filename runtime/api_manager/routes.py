@@ -21,13 +21,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.staticfiles import StaticFiles
 
-from ..errors import AuthError
-from ..http.deps import ApiError, RuntimeDep, bearer, denied, get_auth, require_administrator
-from .keys import UnknownKeyError
-from .openapi import BASE, base_url, document, document_url
-from .responses import json_response
-from .service import ApiManager
-from .swagger import STATIC_URL, swagger_page, swagger_ui_directory
+from sofiaflow.runtime.api_manager.keys import UnknownKeyError
+from sofiaflow.runtime.api_manager.openapi import BASE, base_url, document, document_url
+from sofiaflow.runtime.api_manager.responses import json_response
+from sofiaflow.runtime.api_manager.service import ApiManager
+from sofiaflow.runtime.api_manager.swagger import STATIC_URL, swagger_page, swagger_ui_directory
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, bearer, denied, get_auth, require_administrator
 
 log = logging.getLogger("sofiaflow.api_manager.http")
 

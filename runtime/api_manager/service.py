@@ -27,13 +27,13 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..permissions import PermissionDenied
-from . import operations, params
-from .bodies import BodyError, read_body
-from .keys import ApiKeys, UnknownKeyError
-from .model import ApiSpec, EndpointSpec, FlowHandler
-from .operations import CallError
-from .responses import json_response
+from sofiaflow.runtime.api_manager import operations, params
+from sofiaflow.runtime.api_manager.bodies import BodyError, read_body
+from sofiaflow.runtime.api_manager.keys import ApiKeys, UnknownKeyError
+from sofiaflow.runtime.api_manager.model import ApiSpec, EndpointSpec, FlowHandler
+from sofiaflow.runtime.api_manager.operations import CallError
+from sofiaflow.runtime.api_manager.responses import json_response
+from sofiaflow.runtime.security.permissions import PermissionDenied
 
 log = logging.getLogger("sofiaflow.api_manager")
 
@@ -84,7 +84,7 @@ class ApiManager:
     def __init__(self, db: Any, permissions: Any, data: Any, role_of: Callable[[str], str | None],
                  audit: Any = None, response_timeout: float = 120.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        from .quota import QuotaCounter
+        from sofiaflow.runtime.api_manager.quota import QuotaCounter
 
         self.keys = ApiKeys(db)
         self.quota = QuotaCounter(clock)

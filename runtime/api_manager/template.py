@@ -64,7 +64,7 @@ class QueryTemplate:
 def compile_template(text: Any, declared: dict[str, str]) -> QueryTemplate:
     """Compile `text` (JSON text or an already parsed object); `declared` maps parameter names to types.
     Raises SpecError (property 'query') for bad JSON, unknown placeholders or a filter the store refuses."""
-    from .model import SpecError
+    from sofiaflow.runtime.api_manager.model import SpecError
 
     if isinstance(text, str):
         try:
@@ -160,8 +160,8 @@ def _render(node: Any, values: dict[str, Any], user: str | None) -> Any:
 
 def _check_filter(template: QueryTemplate, declared: dict[str, str]) -> None:
     """Refuse at deploy what the store would refuse on every call ($where, unknown operators, ...)."""
-    from ..rtdb import RtdbError, parse_filter
-    from .model import SpecError
+    from sofiaflow.runtime.api_manager.model import SpecError
+    from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
 
     sample = {name: _SAMPLES.get(declared.get(name, "string"), "x") for name in template.names}
     try:

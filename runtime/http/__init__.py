@@ -1,5 +1,5 @@
 """The admin HTTP API (FastAPI); `create_app(runtime)` builds it."""
 
-from .app import create_app
+from sofiaflow.runtime.http.app import create_app
 
 __all__ = ["create_app"]

@@ -1,6 +1,6 @@
 """`/flows`, `/flows/state` and `/flow/:id`: read and deploy flows the way Node-RED's admin API does.
 
-Tenancy (see `runtime.flow_ownership`): developers and users read and deploy only the tabs, subflows and
+Tenancy (see `sofiaflow.runtime.security.ownership`): developers and users read and deploy only the tabs, subflows and
 config nodes they own or that are shared with them. Starting and stopping all flows (`POST /flows/state`)
 is for administrators: the flows of every tenant would stop; a refusal is a 403, audited.
 `/flow/{id}/sharing` shares a tab, a subflow definition or a config node.
@@ -14,13 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from .. import flow_ops
-from ..deploy import DEPLOY_TYPES, DeployResult
-from ..errors import FlowFormatError, FlowValidationError, Problem, StaleRevisionError
-from ..flow_ownership import units
-from ..permissions import PermissionDenied
-from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep, denied, invalid_flows, record
+from sofiaflow.runtime.errors import FlowFormatError, FlowValidationError, Problem, StaleRevisionError
+from sofiaflow.runtime.flows import ops as flow_ops
+from sofiaflow.runtime.flows.deploy import DEPLOY_TYPES, DeployResult
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, denied, invalid_flows, record
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.ownership import units
+from sofiaflow.runtime.security.permissions import PermissionDenied
 
 router = APIRouter(tags=["flows"])
 

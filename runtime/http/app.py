@@ -1,6 +1,6 @@
 """The admin HTTP API as a FastAPI app over a `Runtime` (Node-RED's admin API, with bearer tokens).
 
-The app does not start or stop the runtime: the caller owns both lifecycles (see `runtime.server`).
+The app does not start or stop the runtime: the caller owns both lifecycles (see `sofiaflow.runtime.server`).
 Every route needs `Authorization: Bearer <token>` except `GET /auth/login` and `POST /auth/token`; the API's
 own description (/openapi.json, /docs, /redoc) also opens with the browser's editor session.
 """
@@ -18,11 +18,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..api_manager.routes import install as install_api_manager
-from ..auth import AuthService
-from ..runtime import Runtime
-from ..user_holdings import attach as attach_holdings
-from . import (
+from sofiaflow.runtime.api_manager.routes import install as install_api_manager
+from sofiaflow.runtime.http import (
     admin_flows,
     auth_routes,
     comms,
@@ -36,10 +33,13 @@ from . import (
     palette,
     user_routes,
 )
-from .deps import ApiError, require_user
-from .limits import RequestLimits
-from .palette import module_version
-from .security_headers import FLOW_ENDPOINT, SecurityHeaders
+from sofiaflow.runtime.http.deps import ApiError, require_user
+from sofiaflow.runtime.http.limits import RequestLimits
+from sofiaflow.runtime.http.palette import module_version
+from sofiaflow.runtime.http.security_headers import FLOW_ENDPOINT, SecurityHeaders
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.security.user_holdings import attach as attach_holdings
 
 log = logging.getLogger("sofiaflow.http")
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..auth import TooManyAttemptsError
-from ..errors import AuthError
-from .deps import denied, get_auth, require_user
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.http.deps import denied, get_auth, require_user
+from sofiaflow.runtime.security.auth import TooManyAttemptsError
 
 router = APIRouter(tags=["auth"])
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from ..errors import AuthError
-from ..flow_ownership import unit_of_running
-from .deps import get_auth
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.http.deps import get_auth
+from sofiaflow.runtime.security.ownership import unit_of_running
 
 router = APIRouter()
 

@@ -1,6 +1,6 @@
 """`/context/{global|flow/:id|node/:id}[/key]`: read and delete context as Node-RED's sidebar does.
 
-Values are encoded as Node-RED's `util.encodeObject`, as the debug sidebar's are (runtime/encoding.py):
+Values are encoded as Node-RED's `util.encodeObject`, as the debug sidebar's are (runtime/core/encoding.py):
 `{"msg": "<text>", "format": "number"}`.
 
 Tenancy: flow and node context are read and deleted by those who may see the node's tab (or subflow, or
@@ -14,14 +14,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from .. import props
-from ..context import ContextError
-from ..encoding import encode_debug
-from ..flow_ownership import containers, unit_of_running
-from ..props import PropertyPathError
-from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep, denied
-from .info_routes import store_names
+from sofiaflow.runtime.core import props
+from sofiaflow.runtime.core.context import ContextError
+from sofiaflow.runtime.core.encoding import encode_debug
+from sofiaflow.runtime.core.props import PropertyPathError
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, denied
+from sofiaflow.runtime.http.info_routes import store_names
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.ownership import containers, unit_of_running
 
 router = APIRouter(tags=["context"])
 

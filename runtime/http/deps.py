@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..auth import AuthService
-from ..errors import AuthError, Problem
-from ..runtime import Runtime
-from ..user_holdings import attach as attach_holdings
+from sofiaflow.runtime.errors import AuthError, Problem
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.auth import AuthService
+from sofiaflow.runtime.security.user_holdings import attach as attach_holdings
 
 
 class ApiError(Exception):

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
-from ..devices import (
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, denied, record
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.devices import (
     DeviceExistsError,
     DeviceNotFoundError,
     DeviceRegistry,
@@ -21,8 +23,6 @@ from ..devices import (
     TokenNotFoundError,
     TopicClashError,
 )
-from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep, denied, record
 
 router = APIRouter(tags=["devices"])
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ..runtime import Runtime
-from .deps import RuntimeDep
-from .palette import module_version
+from sofiaflow.runtime.http.deps import RuntimeDep
+from sofiaflow.runtime.http.palette import module_version
+from sofiaflow.runtime.runtime import Runtime
 
 router = APIRouter(tags=["runtime"])
 

@@ -1,6 +1,6 @@
 """`GET /metrics`: the engine's live counters in Prometheus text format.
 
-A custom collector reads the running engine on each scrape (see `runtime.metrics.snapshot`); nothing
+A custom collector reads the running engine on each scrape (see `sofiaflow.runtime.core.metrics.snapshot`); nothing
 is counted per message for it. Access needs the admin bearer token (any scope), unless the setting
 `SOFIAFLOW_METRICS_PUBLIC=1` opens it to unauthenticated scrapers (who then get everything: the
 setting is the administrator's choice). With a token, administrators get every series; developers and
@@ -18,8 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from ..metrics import Snapshot, history_for, snapshot, tenant_view
-from .deps import bearer, require_user
+from sofiaflow.runtime.core.metrics import Snapshot, history_for, snapshot, tenant_view
+from sofiaflow.runtime.http.deps import bearer, require_user
 
 router = APIRouter(tags=["metrics"])
 

@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from ..flow_ownership import unit_of_running
-from ..node import Node
-from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep
+from sofiaflow.runtime.core.node import Node
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.ownership import unit_of_running
 
 router = APIRouter(tags=["nodes"])
 

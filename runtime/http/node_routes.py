@@ -26,8 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount
 from starlette.websockets import WebSocket
 
-from ..errors import AuthError
-from ..route_overlap import claim_key, shared_path
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.flows.route_overlap import claim_key, shared_path
 
 log = logging.getLogger("sofiaflow.http.nodes")
 

@@ -17,13 +17,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 
-from ..ontologies import OntologyNotFoundError
-from ..ontology_data import InstanceValidationError, OntologyData, Writer
-from ..rtdb import RtdbError
-from ..rtdb.base import MAX_SKIP_LIMIT
-from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep
-from .ontology_routes import require_right
+from sofiaflow.runtime.data.ontologies import OntologyNotFoundError
+from sofiaflow.runtime.data.ontology_data import InstanceValidationError, OntologyData, Writer
+from sofiaflow.runtime.data.rtdb import RtdbError
+from sofiaflow.runtime.data.rtdb.base import MAX_SKIP_LIMIT
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep
+from sofiaflow.runtime.http.ontology_routes import require_right
+from sofiaflow.runtime.runtime import Runtime
 
 router = APIRouter(tags=["ontology data"])
 MAX_LIMIT = 1000

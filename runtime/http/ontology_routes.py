@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from ..ontologies import (
+from sofiaflow.runtime.data.ontologies import (
     FIELDS,
     OntologyExistsError,
     OntologyIncompatibleError,
@@ -22,9 +22,9 @@ from ..ontologies import (
     OntologyRegistry,
     OntologyValidationError,
 )
-from ..permissions import ACCESS, covers
-from ..runtime import Runtime
-from .deps import ApiError, RuntimeDep, denied, get_auth, record
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, denied, get_auth, record
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.security.permissions import ACCESS, covers
 
 router = APIRouter(tags=["ontologies"])
 

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..flow_ownership import unit_of_running
-from ..registry import NodeRegistry
-from .deps import ApiError, RuntimeDep
+from sofiaflow.runtime.flows.registry import NodeRegistry
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep
+from sofiaflow.runtime.security.ownership import unit_of_running
 
 router = APIRouter(tags=["nodes"])
 

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from ..auth import ROLES
-from ..errors import AuthError
-from .deps import ApiError, RuntimeDep, get_auth, record, require_administrator
+from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, get_auth, record, require_administrator
+from sofiaflow.runtime.security.auth import ROLES
 
 router = APIRouter(tags=["users"], dependencies=[Depends(require_administrator)])
 

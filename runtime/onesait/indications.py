@@ -14,8 +14,8 @@ from typing import Any
 
 from amqtt.contexts import Action
 
-from .. import mqtt_topics as mt
-from ..broker import DeviceTopicPlugin
+from sofiaflow.runtime.mqtt import topics as mt
+from sofiaflow.runtime.mqtt.broker import DeviceTopicPlugin
 
 log = logging.getLogger("sofiaflow.onesait")
 

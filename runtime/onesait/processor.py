@@ -12,19 +12,19 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..ontology_data import InstanceValidationError, Writer
-from ..ontology_schema import OntologyError
-from ..rtdb import RtdbError, matches, parse_filter
-from . import ssap
-from .queries import output_doc, parse_native_for, run_query
-from .sessions import Session, SessionStore
-from .ssap import AUTHENTICATION, AUTHORIZATION, PROCESSOR, SsapError
+from sofiaflow.runtime.data.ontology_data import InstanceValidationError, Writer
+from sofiaflow.runtime.data.rtdb import RtdbError, matches, parse_filter
+from sofiaflow.runtime.data.schema import OntologyError
+from sofiaflow.runtime.onesait import ssap
+from sofiaflow.runtime.onesait.queries import output_doc, parse_native_for, run_query
+from sofiaflow.runtime.onesait.sessions import Session, SessionStore
+from sofiaflow.runtime.onesait.ssap import AUTHENTICATION, AUTHORIZATION, PROCESSOR, SsapError
 
 log = logging.getLogger("sofiaflow.onesait.processor")
 
 INSERT_OPS = {"INSERT", "UPDATE", "UPDATE_BY_ID", "DELETE", "DELETE_BY_ID"}
 QUERY_OPS = {"QUERY", "SUBSCRIBE"}
-QUERY_RIGHTS = {"ALL", "QUERY"}  # as the user rights (runtime.permissions): ALL is both, INSERT writes only
+QUERY_RIGHTS = {"ALL", "QUERY"}  # as the user rights (sofiaflow.runtime.security.permissions): ALL is both, INSERT writes only
 INSERT_RIGHTS = {"ALL", "INSERT"}
 MAX_BATCH = 10_000
 Indication = Callable[[Session, dict[str, Any], dict[str, Any]], None]
@@ -37,7 +37,7 @@ class SsapProcessor:
                  on_indication: Indication | None = None, permissions: Any = None, audit: Any = None) -> None:
         self.devices, self.data, self.sessions, self.events = devices, data, sessions, events
         self.permissions = permissions  # users' ontology rights: a client's owner must hold the right too
-        self.audit = audit  # refusals are recorded there (runtime/audit.py)
+        self.audit = audit  # refusals are recorded there (runtime/security/audit.py)
         self.on_indication = on_indication
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self._unlisten = devices.on_revoke(self._revoked) if hasattr(devices, "on_revoke") else None

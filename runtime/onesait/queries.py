@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..rtdb.native_query import NativeQuery, NativeQueryError, parse_native
-from ..rtdb.sql_query import MAX_AGGREGATE_DOCS, SqlQueryError, aggregate_rows, parse_sql, project_rows
-from .ssap import PROCESSOR, SsapError
+from sofiaflow.runtime.data.rtdb.native_query import NativeQuery, NativeQueryError, parse_native
+from sofiaflow.runtime.data.rtdb.sql_query import (
+    MAX_AGGREGATE_DOCS,
+    SqlQueryError,
+    aggregate_rows,
+    parse_sql,
+    project_rows,
+)
+from sofiaflow.runtime.onesait.ssap import PROCESSOR, SsapError
 
 MAX_RESULTS = 10_000
 """Instances a query without LIMIT returns at most (onesait also caps query results)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from .ssap import AUTHENTICATION, AUTHORIZATION
+from sofiaflow.runtime.onesait.ssap import AUTHENTICATION, AUTHORIZATION
 
 log = logging.getLogger("sofiaflow.onesait")
 HTTP_STATUS = {AUTHENTICATION: 401, AUTHORIZATION: 403}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import ssap
-from .ssap import PROCESSOR, SsapError
+from sofiaflow.runtime.onesait import ssap
+from sofiaflow.runtime.onesait.ssap import PROCESSOR, SsapError
 
 ROUTES: list[tuple[str, str, str]] = [  # (method, path under the base, operation); specific paths first
     ("get", "/client/join", "JOIN"),

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ssap import AUTHENTICATION, SsapError
+from sofiaflow.runtime.onesait.ssap import AUTHENTICATION, SsapError
 
 MAX_SESSIONS = 100_000
 SWEEP_EVERY = 256  # joins between two sweeps of expired sessions

@@ -1,6 +1,6 @@
 """A worker-side handler that reports on the worker itself: who it runs as, its environment, its limits.
 
-The host registers it (as `SandboxPool.register_handler("diagnostics", "runtime.sandbox.diagnostics")`) to
+The host registers it (as `SandboxPool.register_handler("diagnostics", "sofiaflow.runtime.sandbox.diagnostics")`) to
 check a deployment's isolation, and the tests use it to exercise the pool with real processes. Every
 operation is chosen by the host; none runs code sent to it.
 """

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from itertools import count
 from typing import Any
 
-from . import framing
-from .errors import SandboxError
-from .limits import WorkerLimits
-from .process import _UNSENDABLE, Handlers, Pending, WorkerProcess
+from sofiaflow.runtime.sandbox import framing
+from sofiaflow.runtime.sandbox.errors import SandboxError
+from sofiaflow.runtime.sandbox.limits import WorkerLimits
+from sofiaflow.runtime.sandbox.process import _UNSENDABLE, Handlers, Pending, WorkerProcess
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 BACKOFF_FIRST = 0.2
@@ -171,7 +171,7 @@ class SandboxWorker:
         options = json.dumps({"handlers": self.pool.modules, "preload": sorted(self.pool._preload),
                               "limits": limits.to_dict()})
         proc = await asyncio.create_subprocess_exec(
-            self.pool.python, "-I", "-m", "runtime.sandbox.worker", options,
+            self.pool.python, "-I", "-m", "sofiaflow.runtime.sandbox.worker", options,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             cwd=cwd, env=worker_environment(cwd), close_fds=True, start_new_session=True)
         self._started += 1

@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from . import framing
-from .errors import SandboxCrashed, SandboxError, SandboxTimeout
-from .limits import EXIT_OUT_OF_MEMORY, EXIT_PROTOCOL_ERROR, EXIT_START_FAILED
+from sofiaflow.runtime.sandbox import framing
+from sofiaflow.runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
+from sofiaflow.runtime.sandbox.limits import EXIT_OUT_OF_MEMORY, EXIT_PROTOCOL_ERROR, EXIT_START_FAILED
 
 log = logging.getLogger("sofiaflow.sandbox")
 

@@ -1,4 +1,4 @@
-"""The worker process: `python -I -m runtime.sandbox.worker '<json options>'` (started by the pool).
+"""The worker process: `python -I -m sofiaflow.runtime.sandbox.worker '<json options>'` (started by the pool).
 
 It imports the handler modules it is given, applies its limits (see `limits`), then answers requests in
 order on stdin/stdout frames (see `framing`), calling `module.handle(op, payload, host)` in the main thread.
@@ -17,8 +17,14 @@ from collections import deque
 from importlib import import_module
 from typing import Any
 
-from . import framing
-from .limits import EXIT_OUT_OF_MEMORY, EXIT_PROTOCOL_ERROR, EXIT_START_FAILED, WorkerLimits, apply
+from sofiaflow.runtime.sandbox import framing
+from sofiaflow.runtime.sandbox.limits import (
+    EXIT_OUT_OF_MEMORY,
+    EXIT_PROTOCOL_ERROR,
+    EXIT_START_FAILED,
+    WorkerLimits,
+    apply,
+)
 
 
 class WorkerHost:

@@ -37,10 +37,10 @@ def _rss_mb() -> float:
 async def _chain_run(count: int, window: int) -> dict:
     from cryptography.fernet import Fernet
 
-    from runtime.credentials import CredentialStore
-    from runtime.deploy import Deployer
-    from runtime.engine import Engine
-    from runtime.registry import default_registry
+    from sofiaflow.runtime.core.engine import Engine
+    from sofiaflow.runtime.flows.deploy import Deployer
+    from sofiaflow.runtime.flows.registry import default_registry
+    from sofiaflow.runtime.security.credentials import CredentialStore
 
     chain = chain_flow(10).chain
     z = chain[0]["z"]
@@ -69,10 +69,10 @@ async def _chain_run(count: int, window: int) -> dict:
 async def _deploy_run(n_nodes: int) -> dict:
     from cryptography.fernet import Fernet
 
-    from runtime.credentials import CredentialStore
-    from runtime.deploy import Deployer
-    from runtime.engine import Engine
-    from runtime.registry import default_registry
+    from sofiaflow.runtime.core.engine import Engine
+    from sofiaflow.runtime.flows.deploy import Deployer
+    from sofiaflow.runtime.flows.registry import default_registry
+    from sofiaflow.runtime.security.credentials import CredentialStore
 
     flows = deploy_flow(n_nodes)
     registry = default_registry()

@@ -27,9 +27,9 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from nodered import NodeRed, find_node_red  # noqa: E402
 
-from runtime.registry import default_registry  # noqa: E402
-from runtime.sandbox import SandboxPool  # noqa: E402
-from runtime.testing import FlowTester  # noqa: E402
+from sofiaflow.runtime.flows.registry import default_registry  # noqa: E402
+from sofiaflow.runtime.sandbox import SandboxPool  # noqa: E402
+from sofiaflow.runtime.testing import FlowTester  # noqa: E402
 
 JS_BODY = "msg.payload = msg.payload + 1;\nreturn msg;"
 PY_BODY = "msg['payload'] = msg['payload'] + 1\nreturn msg"

@@ -17,10 +17,10 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 sys.path.insert(0, str(HERE.parents[1]))
 
-from runtime.db import connect  # noqa: E402
-from runtime.history import HistoryMover, HistoryStore  # noqa: E402
-from runtime.ontologies import OntologyRegistry  # noqa: E402
-from runtime.rtdb import open_store  # noqa: E402
+from sofiaflow.runtime.data.config_db import connect  # noqa: E402
+from sofiaflow.runtime.data.history import HistoryMover, HistoryStore  # noqa: E402
+from sofiaflow.runtime.data.ontologies import OntologyRegistry  # noqa: E402
+from sofiaflow.runtime.data.rtdb import open_store  # noqa: E402
 
 DAY = 24 * 3600 * 1000
 DAYS = 10

@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 sys.path.insert(0, str(HERE.parents[1]))
 
-from runtime.registry import default_registry  # noqa: E402
+from sofiaflow.runtime.flows.registry import default_registry  # noqa: E402
 from tests.js_sandbox_helpers import js_tester  # noqa: E402
 
 BODY = "msg.payload = msg.payload + 1;\nreturn msg;"

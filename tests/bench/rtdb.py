@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from rtdb_servers import start_postgres, start_secantus  # noqa: E402
 
-from runtime.rtdb import open_store  # noqa: E402
+from sofiaflow.runtime.data.rtdb import open_store  # noqa: E402
 
 SINGLE = 2_000
 QUERIES = 200

@@ -45,7 +45,7 @@ class SofiaflowServer:
     def __enter__(self) -> SofiaflowServer:
         self.data_dir = Path(tempfile.mkdtemp(prefix="sofiaflow-bench-"))
         env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, **self.env}
-        args = [sys.executable, "-m", "runtime.cli", "run", "--data-dir", str(self.data_dir),
+        args = [sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--mqtt-port", str(self.mqtt_port)]
         # run from the repo root: this folder's http.py must not shadow the standard library's http
         self.proc = subprocess.Popen(args, env=env, cwd=Path(__file__).resolve().parents[2],

@@ -59,7 +59,7 @@ class Sofiaflow:
         flow_file.write_text(json.dumps(self.flows))
         self._log = open(self.data_dir / "sofiaflow.log", "wb")
         env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": "differential-tests"}
-        args = [sys.executable, "-m", "runtime.cli", "run", "--flows", str(flow_file), "--data-dir",
+        args = [sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--flows", str(flow_file), "--data-dir",
                 str(self.data_dir / "data"), "--port", str(self.port), "--mqtt-port", "0", "--host", "127.0.0.1"]
         self.proc = subprocess.Popen(args, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)

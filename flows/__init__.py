@@ -1,0 +1,1 @@
+"""Flow files shipped with sofiaflow (package data, read with importlib.resources)."""

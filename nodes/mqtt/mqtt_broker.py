@@ -1,0 +1,352 @@
+"""mqtt-broker: the config node holding one shared MQTT connection for its `mqtt in` / `mqtt out` users.
+
+As Node-RED's MQTTBrokerNode: users `register` (the first one connects, unless `autoConnect` is
+off), subscribe with a `ref` (their id), publish, and get the connection status ("connecting",
+"connected", "disconnected") on their badge. When the broker is the runtime's embedded one (service
+"mqtt-embedded" on a local address and its port) messages go in-process (mqtt_embedded.py);
+otherwise a client connects (mqtt_connection.py: the lean MQTT 3.1.1 client of mqtt_protocol.py for
+TCP/TLS, aiomqtt for MQTT 5 and websockets), with reconnects, resubscription and a bounded buffer
+for QoS 1/2 publishes made while disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import field_validator
+
+from sofiaflow.nodes.mqtt.mqtt_connection import MqttConnection
+from sofiaflow.nodes.mqtt.mqtt_embedded import EmbeddedLink, PublishedBy
+from sofiaflow.nodes.mqtt.mqtt_options import (
+    LOCAL_HOSTS,
+    ConnectOptions,
+    Outgoing,
+    build,
+    is_embedded,
+    parse_target,
+)
+from sofiaflow.nodes.mqtt.mqtt_payload import encode, message_fields
+from sofiaflow.nodes.mqtt.mqtt_topics import Router
+from sofiaflow.runtime.api import Node, NodeConfig, NodeError, NRBool, NRInt
+from sofiaflow.runtime.security.tenant import publish_refusal, tenant_of
+
+STATUS = {
+    "connecting": ("yellow", "ring", "connecting"),
+    "connected": ("green", "dot", "connected"),
+    "disconnected": ("red", "ring", "disconnected"),
+}
+_OVERRIDABLE = ("url", "broker", "port", "clientid", "autoConnect", "usetls", "verifyservercert", "compatmode",
+                "protocolVersion", "keepalive", "cleansession", "autoUnsubscribe", "userProps", "userProperties",
+                "sessionExpiry", "sessionExpiryInterval")
+
+
+class MqttBrokerConfig(NodeConfig):
+    broker: str = ""
+    port: str | int | None = 1883
+    tls: str | None = ""
+    clientid: str = ""
+    autoConnect: Any = True
+    usetls: NRBool = False
+    verifyservercert: NRBool = False
+    compatmode: NRBool = False
+    protocolVersion: NRInt = 4
+    keepalive: NRInt = 60
+    cleansession: NRBool = True
+    autoUnsubscribe: NRBool = True
+    birthTopic: str = ""
+    birthQos: Any = "0"
+    birthRetain: Any = "false"
+    birthPayload: Any = ""
+    birthMsg: Any = {}
+    closeTopic: str = ""
+    closeQos: Any = "0"
+    closeRetain: Any = "false"
+    closePayload: Any = ""
+    closeMsg: Any = {}
+    willTopic: str = ""
+    willQos: Any = "0"
+    willRetain: Any = "false"
+    willPayload: Any = ""
+    willMsg: Any = {}
+    userProps: Any = ""
+    sessionExpiry: NRInt = 0
+
+    @field_validator("autoConnect", mode="before")
+    @classmethod
+    def _auto_connect(cls, value: Any) -> bool:
+        return not (value is False or value == "false")  # Node-RED: only false / "false" turn it off
+
+
+@dataclass(slots=True)
+class Subscription:
+    topic: str
+    qos: int
+    options: dict[str, Any]
+    callback: Any
+    ref: str
+    tenant: str | None = None
+    """Its user's tenant (runtime/security/tenant.py): on the embedded broker it hears only messages of that origin."""
+
+
+class MqttBrokerNode(Node):
+    type = "mqtt-broker"
+    category = "config"
+    label = "mqtt-broker"
+    is_config_node = True
+    inputs = 0
+    outputs = 0
+    Config = MqttBrokerConfig
+    credentials_spec = {"user": "text", "password": "password"}
+    help = ("An MQTT broker connection shared by the mqtt in and mqtt out nodes that use it: server, port, "
+            "TLS, protocol version, client id, keep-alive, birth/close/will messages; credentials user/password.")
+
+    def setup(self) -> None:
+        self._conf: dict[str, Any] = self.config.model_dump()
+        self._creds: dict[str, Any] = dict(self.credentials)
+        if self._conf.get("protocolVersion") not in (None, 3, 4, 5):
+            raise NodeError(f"protocolVersion: {self._conf['protocolVersion']!r} is not 3, 4 or 5")
+        parse_target(self._conf.get("broker") or "", self._conf.get("port"), bool(self._conf.get("usetls")))
+        self.users: dict[str, Node] = {}
+        self._subs: dict[str, dict[str, Subscription]] = {}
+        self._router = Router()
+        self._link: MqttConnection | EmbeddedLink | None = None
+        self._lock = asyncio.Lock()
+        self._pausers: set[str] = set()
+        self.state = "disconnected"
+        self._reported: str | None = None
+        self._was_connected = False
+        local = (self._conf.get("broker") or "").strip() in ("localhost", "127.0.0.1")
+        self.local_topic = local  # Node-RED adds msg._topic for brokers on localhost
+
+    # ----- what users see -------------------------------------------------------------------------------------
+    @property
+    def v5(self) -> bool:
+        return int(self._conf.get("protocolVersion") or 4) == 5 and not self._conf.get("compatmode")
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and self._link.connected
+
+    @property
+    def embedded(self) -> bool:
+        return isinstance(self._link, EmbeddedLink)
+
+    def register(self, node: Node) -> None:
+        self.users[node.id] = node
+        node.status(*STATUS[self.state])
+        if len(self.users) == 1 and self._conf.get("autoConnect", True):
+            self.connect()
+
+    async def deregister(self, node: Node, removed: bool) -> None:
+        node.status(*STATUS["disconnected"])
+        self.users.pop(node.id, None)
+        if node.id in self._pausers:
+            self.resume(node.id)
+        if removed and not self.users and self.connected:
+            async with self._lock:
+                await self._link.disconnect()
+
+    # ----- subscriptions -------------------------------------------------------------------------------------
+    def subscribe(self, topic: str, options: dict[str, Any], callback: Any, ref: str) -> Any:
+        """Subscribe `callback(topic, payload, qos, retain, v5 fields)` under `ref`; returns an awaitable or None."""
+        qos = int(options.get("qos", 2))
+        user = self.users.get(ref)
+        self._subs.setdefault(topic, {})[ref] = Subscription(topic, qos, dict(options), callback, ref,
+                                                             tenant_of(user) if user is not None else None)
+        self._router.set_filters(self._subs)
+        link = self._link
+        if link is not None:
+            return link.subscribe(topic, max(s.qos for s in self._subs[topic].values()), options)
+        return None
+
+    def unsubscribe(self, topic: str, ref: str, remove_client_subscription: bool = False) -> None:
+        refs = self._subs.get(topic)
+        if not refs or refs.pop(ref, None) is None:
+            return
+        if refs:
+            return
+        del self._subs[topic]
+        self._router.set_filters(self._subs)
+        if self._link is not None and (remove_client_subscription or self._conf.get("autoUnsubscribe", True)):
+            self._link.unsubscribe(topic)
+
+    def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool, props: Any, filters: Any) -> None:
+        embedded = props.__class__ is PublishedBy  # the embedded broker's: every message carries its origin
+        if embedded:
+            origin = props.origin
+            fields = message_fields(props) if props.PublishingDevice is not None else None
+        else:
+            origin, fields = None, message_fields(props) if props is not None else None
+        subs = self._subs
+        for topic_filter in (self._router.route(topic) if filters is None else filters):
+            refs = subs.get(topic_filter)
+            if refs:
+                for sub in tuple(refs.values()):
+                    if embedded and sub.tenant is not None and sub.tenant != origin:
+                        continue  # of another origin than its user's tenant (flow_tenant.hears)
+                    try:
+                        sub.callback(topic, payload, qos, retain, fields)
+                    except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others
+                        self.error(f"MQTT subscription handler error: {exc}")
+
+    # ----- publishing ----------------------------------------------------------------------------------------
+    def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, properties: Any = None,
+                publisher: Node | None = None) -> None:
+        """Publish now, or buffer (QoS 1/2) while disconnected; QoS 0 while disconnected is dropped. On the
+        embedded broker a `publisher` node's tenant may not write into another owner's device topics
+        (runtime/security/tenant.py): PermissionError; and it is the message's origin (without a publisher: this
+        config node's tenant), which decides which flows hear it."""
+        link = self._link
+        if link is None:
+            if qos == 0:
+                return
+            link = self._ensure_link()
+            if link is None:
+                return
+        if publisher is not None and isinstance(link, EmbeddedLink):
+            refusal = publish_refusal(publisher, topic)
+            if refusal is not None:
+                raise PermissionError(refusal)
+        origin = tenant_of(self if publisher is None else publisher)
+        link.publish(Outgoing(topic, encode(payload), qos, retain, properties, origin))
+
+    @property
+    def congested(self) -> bool:
+        """Connected but with a long send backlog: publishers should `await writable()`."""
+        link = self._link
+        return link is not None and link.congested
+
+    async def writable(self) -> None:
+        link = self._link
+        if link is not None:
+            await link.writable()
+
+    def pause(self, ref: str) -> None:
+        """A user cannot keep up: stop reading incoming messages until every pauser has resumed."""
+        self._pausers.add(ref)
+        if self._link is not None:
+            self._link.set_reading(False)
+
+    def resume(self, ref: str) -> None:
+        self._pausers.discard(ref)
+        if not self._pausers and self._link is not None:
+            self._link.set_reading(True)
+
+    # ----- connecting ----------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        link = self._ensure_link()
+        if link is not None:
+            link.connect()
+
+    async def disconnect(self) -> None:
+        async with self._lock:
+            if self._link is not None:
+                await self._link.disconnect()
+
+    async def action_connect(self, override: Any = None) -> None:
+        """msg.action "connect" (optionally with msg.broker options, `force` to cycle a live connection)."""
+        async with self._lock:
+            busy = self._link is not None and self._link.state in ("connected", "connecting")
+            if busy and isinstance(override, dict) and override:
+                if not override.get("force"):
+                    raise NodeError("Disconnect from broker before connecting")
+            if isinstance(override, dict) and override:
+                self._apply_override(override)
+                old, self._link = self._link, None
+                carried = []
+                if old is not None:
+                    await old.disconnect()
+                    carried = old.take_backlog()
+                    await old.close()
+                link = self._ensure_link(carried)
+            else:
+                link = self._ensure_link()
+            if link is not None and link.state == "disconnected":
+                link.connect()
+
+    def _apply_override(self, opts: dict[str, Any]) -> None:
+        for key in _OVERRIDABLE:
+            if key in opts:
+                self._conf["broker" if key == "url" else key] = opts[key]
+        for kind in ("birth", "close", "will"):
+            if kind in opts:
+                spec = opts[kind] if isinstance(opts[kind], dict) else {}
+                for field in ("topic", "payload", "qos", "retain"):
+                    self._conf[f"{kind}{field.capitalize()}"] = spec.get(field, "" if field != "qos" else 0)
+                self._conf[f"{kind}Msg"] = spec.get("properties") or {}
+        for key, cred in (("username", "user"), ("password", "password")):
+            if key in opts:
+                self._creds[cred] = opts[key]
+
+    def _ensure_link(self, carried: list[Outgoing] | None = None) -> MqttConnection | EmbeddedLink | None:
+        if self._link is not None:
+            return self._link
+        try:
+            options = build(self._conf, self._creds, self._tls_node())
+        except NodeError as exc:
+            if str(exc) != self._reported:  # once, not on every publish that finds no connection
+                self._reported = str(exc)
+                self.error(exc)
+            self._state("disconnected", None)
+            return None
+        for text in options.warnings:
+            self.warn(text)
+        for item in (options.birth, options.close):
+            if item is not None:  # heard as this config node's (its tab's tenant; on no tab: the platform's)
+                item.origin = tenant_of(self)
+        service = self._engine.services.get("mqtt-embedded")
+        hooks = dict(on_message=self._deliver, on_state=self._state, spawn=self.spawn, warn=self.warn)
+        if is_embedded(options, service):
+            link: MqttConnection | EmbeddedLink = EmbeddedLink(service, options, **hooks)
+        else:
+            link = MqttConnection(options, sleep=self._sleep, **hooks)
+        for topic, refs in self._subs.items():
+            sub = next(iter(refs.values()))
+            link.subscriptions[topic] = (max(s.qos for s in refs.values()), sub.options)
+        for item in carried or ():
+            link.publish(item)
+        if self._pausers:
+            link.set_reading(False)
+        self._link = link
+        return link
+
+    def _tls_node(self) -> Any:
+        if not self._conf.get("usetls") or not self._conf.get("tls"):
+            return None
+        node = self.config_node(self._conf["tls"])
+        if node is None:
+            self.warn(f"tls: tls-config node {self._conf['tls']!r} is not running here; "
+                      "using the system CA store without client certificates")
+        return node
+
+    def _sleep(self, seconds: float) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self.call_later(seconds, lambda: fut.done() or fut.set_result(None))
+        return fut
+
+    def _state(self, state: str, error: str | None) -> None:
+        self.state = state
+        label = self._link.options.label if self._link is not None else self._conf.get("broker")
+        if state == "connected":
+            self._was_connected, self._reported = True, None
+            self.log(f"Connected to broker: {label}")
+        elif state == "disconnected" and error:
+            if self._was_connected:
+                self._was_connected = False
+                self.log(f"Disconnected from broker: {label}: {error}")
+            elif error != self._reported:
+                self._reported = error
+                self.error(f"Connection failed to broker: {label}: {error}")
+        fill, shape, text = STATUS[state]
+        for user in tuple(self.users.values()):
+            user.status(fill, shape, text)
+
+    async def close(self, removed: bool) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
+
+
+__all__ = ["LOCAL_HOSTS", "ConnectOptions", "MqttBrokerNode", "STATUS"]

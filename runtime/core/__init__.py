@@ -1,0 +1,1 @@
+"""The engine core: the node contract, typed config, messages, routing, context, time and expressions."""

@@ -1,0 +1,560 @@
+"""The message engine: routing with Node-RED's clone rule, ordered delivery, errors, status.
+
+Delivery is asynchronous and FIFO: `route` appends (target, msg) to one run queue that a
+dispatcher drains in batches on the event loop (the same breadth-first order Node-RED's
+setImmediate gives, without a task per hop). Nodes whose `on_input` is a coroutine get their own
+ordered inbox and worker instead, so a slow node never holds up the dispatcher. Sources call
+`await engine.wait_capacity()` before emitting: when too many messages are queued they wait,
+which keeps memory bounded under bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections import deque
+from collections.abc import Coroutine
+from random import random
+from time import perf_counter
+from typing import Any
+
+from sofiaflow.runtime.core.clock import Clock, LoopClock
+from sofiaflow.runtime.core.completion import CAUSE, CompletionTracker
+from sofiaflow.runtime.core.context import ContextManager, ContextScope
+from sofiaflow.runtime.core.events import EventBus
+from sofiaflow.runtime.core.message import clone_message, new_msgid
+from sofiaflow.runtime.core.metrics import BUSY_QUEUE, EngineStats
+from sofiaflow.runtime.core.node import Node
+from sofiaflow.runtime.errors import NodeError
+from sofiaflow.runtime.types import Msg
+
+log = logging.getLogger("sofiaflow.engine")
+
+_MAX_ERROR_LOOP = 9
+
+
+class FlowScope:
+    """A tab, or one instance of a subflow: its context, env chain and catch/status/complete nodes."""
+
+    def __init__(
+        self,
+        flow_id: str,
+        context: ContextScope,
+        env: list[dict[str, Any]],
+        parent: FlowScope | None = None,
+        instance: Node | None = None,
+        label: str = "",
+    ) -> None:
+        self.id = flow_id
+        self.label = label
+        self.context = context
+        self.env = env
+        self.parent = parent
+        self.instance = instance
+        self.listeners: dict[str, list[Node]] = {"error": [], "status": [], "complete": []}
+        self.groups: dict[str, dict[str, Any]] = {}
+
+    def env_get(self, name: str, node: Node | None = None) -> Any:
+        """Look `name` up through group env, this scope's chain, then the process environment."""
+        import os
+
+        if node is not None:
+            builtin = _builtin_env(name, node, self)
+            if builtin is not None:
+                return builtin
+            group_id = node.config.g
+            while group_id:
+                group = self.groups.get(group_id)
+                if group is None:
+                    break
+                if name in group.get("env", {}):
+                    return group["env"][name]
+                group_id = group.get("g")
+        for layer in self.env:
+            if name in layer:
+                return layer[name]
+        if self.parent is not None:
+            return self.parent.env_get(name)
+        return os.environ.get(name)
+
+
+def _builtin_env(name: str, node: Node, scope: FlowScope) -> Any:
+    if not name.startswith("NR_"):
+        return None
+    return {
+        "NR_NODE_ID": node.id,
+        "NR_NODE_NAME": node.name,
+        "NR_NODE_PATH": f"{scope.id}/{node.id}",
+        "NR_FLOW_ID": scope.id,
+        "NR_FLOW_NAME": scope.label,
+        "NR_GROUP_ID": node.config.g,
+    }.get(name)
+
+
+class Engine:
+    """Runs installed nodes: routing, error/status/complete events, context, time."""
+
+    def __init__(
+        self,
+        contexts: ContextManager | None = None,
+        events: EventBus | None = None,
+        clock: Clock | None = None,
+        batch: int = 4096,
+        high_water: int = 20_000,
+        close_timeout: float = 15.0,
+        node_settings: dict[str, Any] | None = None,
+    ) -> None:
+        self.contexts = contexts or ContextManager()
+        self.events = events or EventBus()
+        self.clock: Clock = clock or LoopClock()
+        self.global_context = self.contexts.scope("global")
+        self._tenant_globals: dict[str, ContextScope] = {}
+        self.nodes: dict[str, Node] = {}
+        self.batch = batch
+        self.high_water = high_water
+        self.low_water = high_water // 2
+        self.close_timeout = close_timeout
+        self.node_settings: dict[str, Any] = dict(node_settings or {})
+        self.services: dict[str, Any] = {}
+        self.pending = 0
+        self.errors_total = 0
+        self.messages_total = 0
+        self.stats = EngineStats()  # sampled handling times (sofiaflow.runtime.core.metrics)
+        self._queue: deque[tuple[Node, Msg]] = deque()
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._capacity = asyncio.Event()
+        self._capacity.set()
+        self._tasks: dict[str, set[asyncio.Task]] = {}
+        self._idle_waiters: list[asyncio.Future] = []
+        self.completion = CompletionTracker()  # messages whose source waits for the flows to finish them
+
+    def global_for(self, tenant: str | None) -> ContextScope:
+        """The `global` context a tenant's nodes see: administrators' and ownerless flows share the platform's
+        ("global"), each developer's flows their own ("global:<user>"), so no tenant reads another's."""
+        if tenant is None:
+            return self.global_context
+        scope = self._tenant_globals.get(tenant)
+        if scope is None:
+            scope = self._tenant_globals[tenant] = self.contexts.scope(f"global:{tenant}")
+        return scope
+
+    # ----- installing --------------------------------------------------------------------------
+    def add(self, node: Node) -> None:
+        """Register a constructed node so it can receive messages."""
+        node._closed = False
+        if node.inputs and getattr(node, "max_batch", 0) > 0 and hasattr(node, "on_batch"):
+            node._handler = None  # batches: the ordered worker hands it all that waits (`_work_batches`)
+            node._inbox = deque()
+        elif node.inputs and type(node).on_input is not Node.on_input:
+            if inspect.iscoroutinefunction(node.on_input):
+                node._handler = None
+                node._inbox = deque()
+            else:
+                node._handler = node.on_input
+        self.nodes[node.id] = node
+
+    def wire(self, node: Node, wires: list[list[str]]) -> None:
+        """(Re)connect `node`'s outputs to the running targets named in `wires`."""
+        resolved = []
+        for port in wires:
+            targets = tuple(t for t in (self.nodes.get(tid) for tid in port) if t is not None and t.inputs)
+            resolved.append(targets)
+        node._wires = tuple(resolved)
+
+    async def remove(self, node: Node, removed: bool) -> None:
+        """Stop `node`: drop its queue, cancel its tasks, await its close hook (with a deadline)."""
+        node._closed = True
+        if self.nodes.get(node.id) is node:
+            del self.nodes[node.id]
+        self.stats.forget(node)
+        if node._inbox:
+            self.pending -= len(node._inbox)
+            if self.completion.tickets:  # dropped with the node: finished, as far as their sources go
+                for msg in node._inbox:
+                    self.completion.release(msg)
+            node._inbox.clear()
+        for task in self._tasks.pop(node.id, set()):
+            task.cancel()
+        if node._worker is not None:
+            node._worker.cancel()
+            node._worker = None
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await node.close(removed)
+        except TimeoutError:
+            log.warning("%r did not close within %.0f s", node, self.close_timeout)
+        except Exception:
+            log.exception("%r failed to close", node)
+
+    # ----- messaging -----------------------------------------------------------------------------
+    def route(self, node: Node, out: Msg | list[Any]) -> None:
+        """Deliver `out` (a msg, or one entry per output) along `node`'s wires.
+
+        The first delivery of each message object gets the original; later ones get clones.
+        """
+        wires = node._wires
+        if out.__class__ is dict:
+            if not wires or not wires[0]:
+                return
+            if "_msgid" not in out:
+                out["_msgid"] = new_msgid()
+            targets = wires[0]
+            node.count_out += 1
+            target = targets[0]
+            if target._handler is not None and not self.completion.tickets:  # fast path: one append, no call
+                self.pending += 1
+                self._queue.append((target, out))
+                if not self._scheduled:
+                    self._schedule()
+            else:
+                self._deliver(target, out)
+            if len(targets) > 1:
+                for target in targets[1:]:
+                    self._deliver(target, clone_message(out))
+            return
+        if out.__class__ is not list:
+            if isinstance(out, (list, tuple)):
+                out = list(out)
+            else:
+                raise NodeError(f"send() takes a message dict or a list, not {type(out).__name__}")
+        seen: set[int] | None = None
+        nwires = len(wires)
+        queue = self._queue
+        for port, item in enumerate(out):
+            if item is None or port >= nwires:
+                continue
+            targets = wires[port]
+            if not targets:
+                continue
+            for msg in ((item,) if item.__class__ is dict else item):
+                if msg is None:
+                    continue
+                if msg.__class__ is not dict:
+                    raise NodeError(f"output {port + 1}: a message must be a dict, not {type(msg).__name__}")
+                if "_msgid" not in msg:
+                    msg["_msgid"] = new_msgid()
+                node.count_out += 1
+                for target in targets:
+                    if seen is None:
+                        seen = {id(msg)}
+                        delivery = msg
+                    elif id(msg) in seen:
+                        delivery = clone_message(msg)
+                    else:
+                        seen.add(id(msg))
+                        delivery = msg
+                    if target._handler is not None and not self.completion.tickets:
+                        self.pending += 1
+                        queue.append((target, delivery))
+                        if not self._scheduled:
+                            self._schedule()
+                    else:
+                        self._deliver(target, delivery)
+
+    def deliver(self, target_id: str, msg: Msg) -> bool:
+        """Deliver `msg` straight to the node `target_id` (link nodes); False if not running."""
+        target = self.nodes.get(target_id)
+        if target is None or not target.inputs:
+            return False
+        self._deliver(target, msg)
+        return True
+
+    def _deliver(self, target: Node, msg: Msg) -> None:
+        self.pending += 1
+        if target._handler is not None:
+            self._queue.append((target, msg))
+            if not self._scheduled:
+                self._schedule()
+        elif target._inbox is not None:
+            target._inbox.append(msg)
+            if target._worker is None:
+                target._worker = self._get_loop().create_task(self._work(target))
+        else:
+            self.pending -= 1
+            return
+        if self.completion.tickets:
+            self.completion.hold(msg)
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _schedule(self) -> None:
+        self._scheduled = True
+        self._get_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        queue = self._queue
+        budget = self.batch
+        handled = 0
+        completed = self.completed
+        tracked = self.completion.tickets
+        try:
+            if len(queue) > BUSY_QUEUE:  # busy: time the batch's first message; the loop below stays as fast
+                handled = 1
+                self._handle_timed(*queue.popleft())
+            elif random() < self.stats.calm_share:  # calm: time every message of a share of batches
+                while queue and handled < budget:
+                    handled += 1
+                    self._handle_timed(*queue.popleft())
+            while queue and handled < budget:
+                node, msg = queue.popleft()
+                handled += 1
+                if tracked:  # some source waits for its messages to be finished
+                    self._handle_timed(node, msg)
+                    continue
+                if node._closed:
+                    continue
+                node.count_in += 1
+                try:
+                    node._handler(msg)
+                except Exception as exc:  # noqa: BLE001 - any node failure goes to catch
+                    self.handle_error(node, exc, msg)
+                    continue
+                if node._watched and node.auto_done:
+                    completed(node, msg)
+        finally:
+            self.pending -= handled
+            self.messages_total += handled
+            if queue and not self._scheduled:
+                self._schedule()
+            self._after_progress()
+
+    def _handle_timed(self, node: Node, msg: Msg) -> None:
+        """Handle one message of the run queue as `_drain` does, recording its time in `stats` (and releasing
+        the delivery of a tracked message, runtime/core/completion.py)."""
+        ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
+        if node._closed:
+            if ticket is not None:
+                self.completion.release(msg)
+            return
+        node.count_in += 1
+        cause = CAUSE.set(ticket) if ticket is not None else None
+        started = perf_counter()
+        try:
+            node._handler(msg)
+        except Exception as exc:  # noqa: BLE001 - any node failure goes to catch
+            self.stats.record(node, perf_counter() - started)
+            self.handle_error(node, exc, msg)
+            if ticket is not None:
+                self.completion.release(msg)
+            return
+        finally:
+            if cause is not None:
+                CAUSE.reset(cause)
+        self.stats.record(node, perf_counter() - started)
+        if node._watched and node.auto_done:
+            self.completed(node, msg)
+        if ticket is not None and node.auto_done:
+            self.completion.release(msg)
+
+    async def _work(self, node: Node) -> None:
+        if getattr(node, "max_batch", 0) > 0 and hasattr(node, "on_batch"):
+            await self._work_batches(node)
+            return
+        inbox = node._inbox
+        try:
+            while inbox and not node._closed:
+                msg = inbox.popleft()
+                self.messages_total += 1
+                node.count_in += 1
+                ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
+                if ticket is not None:
+                    CAUSE.set(ticket)  # this worker task's own context
+                started = perf_counter()
+                try:
+                    await node.on_input(msg)
+                    self.stats.record(node, perf_counter() - started)
+                except asyncio.CancelledError:
+                    self.pending -= 1
+                    if ticket is not None:
+                        self.completion.release(msg)
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    self.stats.record(node, perf_counter() - started)
+                    self.handle_error(node, exc, msg)
+                    if ticket is not None:
+                        self.completion.release(msg)
+                else:
+                    if node._watched and node.auto_done:
+                        self.completed(node, msg)
+                    if ticket is not None and node.auto_done:
+                        self.completion.release(msg)
+                finally:
+                    if ticket is not None:
+                        CAUSE.set(None)
+                self.pending -= 1  # only now: idle() must not return while a message is in hand
+                self._after_progress()
+        finally:
+            node._worker = None
+            self._after_progress()
+
+    async def _work_batches(self, node: Node) -> None:
+        """`_work` for nodes with `on_batch`: everything waiting (up to `max_batch`) in one call, results in order."""
+        inbox = node._inbox
+        limit = max(int(node.max_batch), 1)
+        try:
+            while inbox and not node._closed:
+                tracked = self.completion.tickets and self.completion.ticket_of(inbox[0]) is not None
+                count = 1 if tracked else min(len(inbox), limit)  # a tracked message alone: its sends are its own
+                msgs = [inbox.popleft() for _ in range(count)]
+                self.messages_total += count
+                node.count_in += count
+                ticket = self.completion.ticket_of(msgs[0]) if tracked else None
+                if ticket is not None:
+                    CAUSE.set(ticket)
+                started = perf_counter()
+                try:
+                    results = await node.on_batch(msgs)
+                    if not isinstance(results, list) or len(results) != count:
+                        raise NodeError(f"on_batch returned {type(results).__name__} for {count} messages, "
+                                        f"not a list of {count} results")
+                except asyncio.CancelledError:
+                    self.pending -= count
+                    for msg in msgs:
+                        self.completion.release(msg)
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the whole batch failed: each message fails with it
+                    results = [exc] * count
+                finally:
+                    if ticket is not None:
+                        CAUSE.set(None)
+                self.stats.record(node, (perf_counter() - started) / count)
+                for msg, result in zip(msgs, results, strict=True):
+                    if result is not None:
+                        if not isinstance(result, BaseException):
+                            result = NodeError(str(result))
+                        self.handle_error(node, result, msg)
+                    elif node._watched and node.auto_done:
+                        self.completed(node, msg)
+                    if self.completion.tickets and (result is not None or node.auto_done):
+                        self.completion.release(msg)
+                self.pending -= count  # only now: idle() must not return while messages are in hand
+                self._after_progress()
+        finally:
+            node._worker = None
+            self._after_progress()
+
+    def _after_progress(self) -> None:
+        if self.pending <= self.low_water and not self._capacity.is_set():
+            self._capacity.set()
+        if self.pending <= 0 and self._idle_waiters:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait_capacity(self) -> None:
+        """Sources await this before emitting; it blocks while the engine is over its high-water mark."""
+        if self.pending >= self.high_water:
+            self._capacity.clear()
+            await self._capacity.wait()
+
+    async def idle(self) -> None:
+        """Wait until no message is queued anywhere (timers may still fire later)."""
+        while self.pending > 0:
+            fut = self._get_loop().create_future()
+            self._idle_waiters.append(fut)
+            await fut
+            await asyncio.sleep(0)
+
+    # ----- events ------------------------------------------------------------------------------------
+    def handle_error(self, node: Node, exc: BaseException, msg: Msg | None) -> bool:
+        """Count and log `exc`; with a msg, offer it to catch nodes. True when one took it."""
+        node.count_err += 1
+        self.errors_total += 1
+        text = str(exc) or type(exc).__name__
+        if not isinstance(exc, NodeError):
+            text = f"{type(exc).__name__}: {text}" if str(exc) else type(exc).__name__
+        self.log_event(node, "error", text, msg)
+        if msg is None:
+            return False
+        prev = msg.get("error")
+        count = 1
+        if isinstance(prev, dict) and isinstance(prev.get("source"), dict) and prev["source"].get("id") == node.id:
+            count = int(prev["source"].get("count", 0)) + 1
+        if count > _MAX_ERROR_LOOP:
+            log.error("%r: message stopped, it failed %d times in a loop", node, count)
+            return False
+        error = {
+            "message": text,
+            "source": {"id": node.id, "type": node.type, "name": node.name, "count": count},
+        }
+        if not isinstance(exc, NodeError) and exc.__traceback__ is not None:
+            error["stack"] = "".join(traceback.format_exception(exc)[-3:])
+        return self._throw(node.flow_scope, node, error, msg)
+
+    def _throw(self, scope: FlowScope | None, source: Node, error: dict, msg: Msg) -> bool:
+        while scope is not None:
+            catchers = [c for c in scope.listeners["error"] if not getattr(c, "uncaught", False) and c.accepts(source)]
+            if not catchers:
+                catchers = [c for c in scope.listeners["error"] if getattr(c, "uncaught", False) and c.accepts(source)]
+            if catchers:
+                for catcher in catchers:
+                    out = clone_message(msg)
+                    if "error" in out:
+                        out["_error"] = out.pop("error")
+                    out["error"] = dict(error, source=dict(error["source"]))
+                    catcher.on_event(out)
+                return True
+            if scope.instance is None:
+                break
+            source, scope = scope.instance, scope.parent
+        return False
+
+    def status_changed(self, node: Node, status: dict[str, Any]) -> None:
+        self.events.publish(f"status/{node.id}", status)
+        scope: FlowScope | None = node.flow_scope
+        source: Node = node
+        while scope is not None:
+            for listener in scope.listeners["status"]:
+                if listener.accepts(source):
+                    full = dict(status)
+                    full["source"] = {"id": node.id, "type": node.type, "name": node.name}
+                    listener.on_event({"_msgid": new_msgid(), "status": full})
+            if scope.instance is None:
+                break
+            source, scope = scope.instance, scope.parent
+
+    def completed(self, node: Node, msg: Msg) -> None:
+        for listener in node.flow_scope.listeners["complete"]:
+            if listener.accepts(node):
+                out = clone_message(msg)
+                out["complete"] = {"source": {"id": node.id, "type": node.type, "name": node.name}}
+                listener.on_event(out)
+
+    def log_event(self, node: Node | None, level: str, text: Any, msg: Msg | None = None) -> None:
+        """Log a node's message and publish it for the editor's debug sidebar."""
+        who = repr(node) if node is not None else "runtime"
+        getattr(log, "warning" if level == "warn" else level, log.info)("%s: %s", who, text)
+        self.events.publish(
+            "log",
+            {
+                "level": level,
+                "id": node.id if node else None,
+                "type": node.type if node else None,
+                "name": node.name if node else None,
+                "z": node.z if node else None,
+                "msg": str(text),
+                "_msgid": msg.get("_msgid") if isinstance(msg, dict) else None,
+            },
+        )
+
+    # ----- tasks -------------------------------------------------------------------------------------
+    def spawn(self, node: Node, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = self._get_loop().create_task(coro)
+        bucket = self._tasks.setdefault(node.id, set())
+        bucket.add(task)
+
+        def finished(t: asyncio.Task) -> None:
+            bucket.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.handle_error(node, t.exception(), None)
+
+        task.add_done_callback(finished)
+        return task

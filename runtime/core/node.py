@@ -1,0 +1,255 @@
+"""The node contract. Every node type is a subclass of `Node`; the runtime does the rest.
+
+A node type declares, as class attributes:
+
+- `type`: the name stored in flow JSON (`"change"`, `"python function"`).
+- `category`, `label`, `help`: where and how the palette shows it.
+- `inputs` (0 or 1) and `outputs` (a number; override `output_count(config)` when it depends on
+  the configuration, as switch does).
+- `Config`: a pydantic model of its stored properties (subclass `NodeConfig`). Import validates
+  against it and the editor builds the property form from its JSON schema.
+- `credentials`: secret fields, `{"password": "password", "user": "text"}`; they are stored apart
+  from the flow JSON and reach the node as `self.credentials`.
+
+and implements any of:
+
+- `setup()` (sync): prepare from `self.config`; raise `NodeError` to refuse the deploy with a
+  message (compile errors, bad expressions). Runs before anything starts.
+- `async start()`: open connections, arm timers. Config nodes start first, sources last.
+- `on_input(msg)`: handle one message. A plain `def` runs inline on the dispatcher (fast path,
+  must not block); an `async def` runs in the node's own ordered worker, so a slow node does not
+  stall unrelated branches. Raising fails the message: it goes to the flow's `catch` nodes with
+  `msg.error` naming this node.
+- `async on_batch(msgs) -> list[BaseException | None]`, for nodes whose `max_batch` (class attribute, or
+  set by `setup`) is above 0: the node's ordered worker hands it everything waiting in its inbox, up to
+  `max_batch` messages, in one call, in arrival order, and `on_input` is not called. It answers one entry
+  per message, in order: None when the message was handled (counted, completion follows) or the exception
+  that failed it (it goes to catch nodes with that message). Raising fails every message of the batch.
+- `async close(removed)`: release everything; `removed` is True when the node is gone from the
+  new flows (False when it is restarted). Raced against a deadline.
+
+Inside, a node uses `send(msg)` (or a list per output, or a list of lists), `done(msg)` for nodes
+that finish messages later (`auto_done = False`), `error(err, msg)`, `warn`, `log`, `status`,
+the context scopes `context`, `flow`, `global_`, `env(name)`, `evaluate(value, type, msg)` for
+Node-RED TypedInputs, and `call_later(seconds, fn)` / `now()` for time (virtual in tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sofiaflow.runtime.core.config import NodeConfig
+from sofiaflow.runtime.errors import NodeError
+from sofiaflow.runtime.types import Msg
+
+if TYPE_CHECKING:
+    from sofiaflow.runtime.core.clock import TimerHandle
+    from sofiaflow.runtime.core.context import ContextScope
+    from sofiaflow.runtime.core.engine import Engine, FlowScope
+
+log = logging.getLogger("sofiaflow.node")
+
+
+class Node:
+    """Base class of node types; see the module docstring for the contract."""
+
+    type: ClassVar[str] = ""
+    category: ClassVar[str] = "common"
+    label: ClassVar[str | None] = None
+    help: ClassVar[str] = ""
+    color: ClassVar[str] = "#a6bbcf"
+    inputs: ClassVar[int] = 1
+    outputs: ClassVar[int] = 1
+    Config: ClassVar[type[NodeConfig]] = NodeConfig
+    credentials_spec: ClassVar[dict[str, str]] = {}
+    is_config_node: ClassVar[bool] = False
+    auto_done: ClassVar[bool] = True
+    listens_to: ClassVar[str | None] = None
+    """"error", "status" or "complete" for catch/status/complete-like nodes (see `accepts`)."""
+
+    uncaught: bool = False
+    """For catch/complete nodes: only take events no other listener took."""
+
+    is_source: ClassVar[bool] = False
+    """True for nodes that bring messages in from outside (started last, stopped first)."""
+
+    def __init__(self, config: NodeConfig, flow: FlowScope, engine: Engine,
+                 credentials: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.id: str = config.id
+        self.name: str = config.name or ""
+        self.z: str | None = config.z
+        self.alias: str = (config.model_extra or {}).get("_alias") or config.id
+        self.flow_scope = flow
+        self.credentials: dict[str, Any] = credentials or {}
+        self._engine = engine
+        self._wires: tuple[tuple[Node, ...], ...] = ()
+        self._handler: Callable[[Msg], Any] | None = None
+        self._closed = False
+        self._inbox: Any = None
+        self._worker: Any = None
+        self._watched = False
+        self.count_in = 0
+        self.count_out = 0
+        self.count_err = 0
+        self._context: ContextScope | None = None
+        self._global: ContextScope | None = None
+        self.last_status: dict[str, Any] = {}
+
+    # ----- declared shape -------------------------------------------------------------
+    @classmethod
+    def output_count(cls, config: NodeConfig) -> int:
+        """How many output ports a node with this config has."""
+        return cls.outputs
+
+    @classmethod
+    def palette_label(cls) -> str:
+        return cls.label or cls.type
+
+    # ----- lifecycle hooks (override) ---------------------------------------------------
+    def setup(self) -> None:
+        """Prepare from config; raise NodeError to refuse the deploy."""
+
+    async def start(self) -> None:
+        """Open connections and arm timers."""
+
+    async def close(self, removed: bool) -> None:
+        """Release resources; `removed` is True when the node left the flows."""
+
+    def on_input(self, msg: Msg) -> Any:
+        """Handle one message (override; `def` or `async def`)."""
+
+    def on_event(self, msg: Msg) -> None:
+        """For `listens_to` nodes: an error/status/complete event in scope arrived as `msg`."""
+        self.send(msg)
+
+    def accepts(self, source: Node) -> bool:
+        """For `listens_to` nodes: whether an event from `source` is in this node's scope."""
+        return True
+
+    # ----- messaging ----------------------------------------------------------------------
+    def send(self, out: Msg | list[Any] | None) -> None:
+        """Send a msg on output 0, or a list with one entry (msg, list of msgs, None) per output."""
+        if out is not None:
+            self._engine.route(self, out)
+
+    def done(self, msg: Msg, error: BaseException | str | None = None) -> None:
+        """Mark `msg` finished by this node (for nodes with `auto_done = False`)."""
+        if error is not None:
+            self.error(error, msg)
+        elif self._watched:
+            self._engine.completed(self, msg)
+        if self._engine.completion.tickets:
+            self._engine.completion.release(msg)
+
+    def error(self, err: BaseException | str, msg: Msg | None = None) -> None:
+        """Report an error; with a msg it goes to catch nodes, without one it is only logged."""
+        self._engine.handle_error(self, err if isinstance(err, BaseException) else NodeError(str(err)), msg)
+
+    def warn(self, text: Any) -> None:
+        self._engine.log_event(self, "warn", text)
+
+    def log(self, text: Any) -> None:
+        self._engine.log_event(self, "info", text)
+
+    def status(self, fill: str | dict | None = None, shape: str | None = None, text: Any = None) -> None:
+        """Set the status badge: status("green", "dot", "ok"), status({"fill":...}), or status() to clear."""
+        if isinstance(fill, dict):
+            st = dict(fill)
+        elif fill is not None and shape is None and text is None and fill not in _FILLS:
+            st = {"text": str(fill)}
+        else:
+            st = {k: v for k, v in (("fill", fill), ("shape", shape), ("text", text)) if v is not None}
+        if "text" in st and not isinstance(st["text"], str):
+            st["text"] = str(st["text"])
+        self.last_status = st
+        self._engine.status_changed(self, st)
+
+    # ----- context and env -------------------------------------------------------------------
+    @property
+    def context(self) -> ContextScope:
+        if self._context is None:
+            self._context = self._engine.contexts.scope(f"node:{self.z}:{self.alias}")
+        return self._context
+
+    @property
+    def flow(self) -> ContextScope:
+        return self.flow_scope.context
+
+    @property
+    def global_(self) -> ContextScope:
+        """The global context of this node's tenant (see `Engine.global_for`)."""
+        scope = self._global
+        if scope is None:
+            from sofiaflow.runtime.security.tenant import tenant_of
+
+            scope = self._global = self._engine.global_for(tenant_of(self))
+        return scope
+
+    def env(self, name: str) -> Any:
+        """An environment variable as Node-RED resolves it (group, subflow, tab, global, process)."""
+        return self.flow_scope.env_get(name, self)
+
+    def evaluate(self, value: Any, vtype: str | None, msg: Msg | None = None) -> Any:
+        """The value of a Node-RED TypedInput (`msg`, `flow`, `str`, `num`, `json`, `jsonata`, ...)."""
+        from sofiaflow.runtime.core.typedinput import evaluate
+
+        return evaluate(self, value, vtype, msg)
+
+    def service(self, name: str) -> Any:
+        """A runtime service by name (`"http"` routes, the embedded MQTT broker, device identities...).
+
+        Raises NodeError naming the service when this runtime does not offer it.
+        """
+        try:
+            return self._engine.services[name]
+        except KeyError:
+            raise NodeError(f"this runtime has no {name!r} service") from None
+
+    @classmethod
+    def claims(cls, config: NodeConfig) -> list[str]:
+        """Resources only one node may hold (e.g. `"http:get:/hello"`); duplicates refuse the deploy."""
+        return []
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """A runtime setting meant for nodes (e.g. `functionTimeLimit`, `debugMaxLength`)."""
+        return self._engine.node_settings.get(name, default)
+
+    async def send_wait(self, msg: Msg) -> None:
+        """For sources: wait while the runtime is over its queue limit, then send (backpressure)."""
+        await self._engine.wait_capacity()
+        self.send(msg)
+
+    def config_node(self, node_id: str | None) -> Node | None:
+        """The running config node with that id, or None."""
+        return self._engine.nodes.get(node_id) if node_id else None
+
+    # ----- time ------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Current time in seconds (the runtime's clock)."""
+        return self._engine.clock.now()
+
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> TimerHandle:
+        """Call `fn` after `seconds`; errors it raises are reported as this node's errors."""
+
+        def run() -> None:
+            if self._closed:
+                return
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - a timer error must not escape the loop
+                self.error(exc)
+
+        return self._engine.clock.call_later(seconds, run)
+
+    def spawn(self, coro: Any) -> Any:
+        """Run a coroutine tied to this node's lifetime; it is cancelled when the node closes."""
+        return self._engine.spawn(self, coro)
+
+    def __repr__(self) -> str:
+        return f"<{self.type} node {self.id!r}{' ' + repr(self.name) if self.name else ''}>"
+
+
+_FILLS = frozenset(("red", "green", "yellow", "blue", "grey", "gray"))

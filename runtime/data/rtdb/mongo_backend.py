@@ -1,0 +1,121 @@
+"""MongoDB backend (pymongo): a collection per ontology, indexes from `ensure_collection`.
+
+Filters are validated by the same parser as the SQL backends (so a filter refused there is refused
+here too, and every backend answers the same set of filters) and then sent as written.
+Projection is done by the server; sort gets `_id` ascending appended as tie-breaker, like the SQL
+backends, so paged results agree. Sorting on arrays/objects is left to MongoDB (the SQL backends
+refuse it). `update` with multi=True is `update_many`: if one document fails (e.g. $inc on a
+string) the documents already updated stay updated, as in MongoDB.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.errors import BulkWriteError, OperationFailure, WriteError
+from pymongo.errors import DuplicateKeyError as _MongoDuplicate
+
+from sofiaflow.runtime.data.rtdb import filters as F
+from sofiaflow.runtime.data.rtdb.base import (
+    DuplicateKeyError,
+    RealtimeStore,
+    UpdateError,
+    check_collection_name,
+    check_path,
+    check_projection,
+    check_skip_limit,
+    check_sort,
+    check_update,
+    prepare_doc,
+)
+
+
+class MongoStore(RealtimeStore):
+    def __init__(self, url: str, database: str | None = None, **client_kwargs):
+        self.url = url
+        client_kwargs.setdefault("serverSelectionTimeoutMS", 10000)
+        self.client = MongoClient(url, **client_kwargs)
+        try:
+            default = self.client.get_default_database()
+        except Exception:  # no database in the URL
+            default = None
+        self.db = self.client[database] if database else (
+            default if default is not None else self.client["sofiaflow"])
+
+    def _col(self, name):
+        return self.db[check_collection_name(name)]
+
+    @staticmethod
+    def _filter(flt):
+        F.parse_filter(flt)  # validation only: refuse exactly what the SQL backends refuse
+        return flt or {}
+
+    def ensure_collection(self, name, indexes=(), unique=()):
+        col = self._col(name)
+        if name not in self.db.list_collection_names():
+            try:
+                self.db.create_collection(name)
+            except OperationFailure:  # created concurrently
+                pass
+        for paths, uniq in ((indexes, False), (unique, True)):
+            for p in paths:
+                check_path(p, "index path")
+                if p == "_id":
+                    continue
+                if uniq:
+                    # unique among documents holding a non-null value, as on the SQL backends
+                    col.create_index([(p, ASCENDING)], unique=True, partialFilterExpression={
+                        p: {"$type": ["number", "string", "bool", "object", "array"]}})
+                else:
+                    col.create_index([(p, ASCENDING)])
+
+    def insert(self, name, docs):
+        docs = [prepare_doc(d) for d in docs]
+        if not docs:
+            return []
+        try:
+            self._col(name).insert_many(docs, ordered=True)
+        except BulkWriteError as e:
+            if any(err.get("code") == 11000 for err in e.details.get("writeErrors", [])):
+                raise DuplicateKeyError(f"duplicate key in {name!r}: {e.details['writeErrors'][0]['errmsg']}") from None
+            raise
+        return [d["_id"] for d in docs]
+
+    def find(self, name, filter=None, projection=None, sort=None, skip=0, limit=0):
+        check_projection(projection)
+        order = check_sort(sort)
+        check_skip_limit(skip, limit)
+        cur = self._col(name).find(self._filter(filter), projection=projection or None,
+                                   sort=[(".".join(p), d) for p, d in order], skip=skip, limit=limit)
+        return list(cur)
+
+    def count(self, name, filter=None):
+        return self._col(name).count_documents(self._filter(filter))
+
+    def update(self, name, filter, update, multi=True):
+        check_update(update)
+        col = self._col(name)
+        flt = self._filter(filter)
+        try:
+            if multi:
+                res = col.update_many(flt, update)
+            else:
+                # the lowest matching _id, as on the SQL backends (update_one's own `sort` needs
+                # MongoDB 8); the filter is re-checked so a concurrent change is not overwritten
+                first = col.find_one(flt, projection={"_id": 1}, sort=[("_id", ASCENDING)])
+                if first is None:
+                    return 0
+                res = col.update_one({"$and": [flt, {"_id": first["_id"]}]}, update)
+        except _MongoDuplicate as e:
+            raise DuplicateKeyError(str(e)) from None
+        except WriteError as e:
+            raise UpdateError(str(e)) from None
+        return res.matched_count
+
+    def delete(self, name, filter):
+        return self._col(name).delete_many(self._filter(filter)).deleted_count
+
+    def drop(self, name):
+        self._col(name).drop()
+
+    def close(self):
+        self.client.close()

@@ -1,0 +1,246 @@
+"""SQL backend (SQLAlchemy): SQLite (embedded default) and PostgreSQL (psycopg 3).
+
+One table per collection: ``rt_<name> (id TEXT PRIMARY KEY, doc <JSON>)`` where doc is TEXT read
+with SQLite's JSON functions, or JSONB on PostgreSQL. Filters are compiled to SQL over
+json_type/json_extract/json_each (SQLite) or jsonb_typeof/->/jsonb_array_elements (PostgreSQL), in
+`sql_compiler`;
+every value is a bound parameter, and paths are embedded only after validation as identifiers.
+Type brackets follow MongoDB: a number is only compared with numbers, a string with strings (byte
+order: COLLATE "C" on PostgreSQL, BINARY on SQLite), so ``{$gt: 5}`` never matches ``"a"``.
+
+Updates are read-modify-write inside one transaction (SELECT ... FOR UPDATE on PostgreSQL,
+BEGIN IMMEDIATE on SQLite): the update is applied in Python by `base.apply_update`, which is the
+same code for both dialects, and an error in any document rolls the whole update back.
+
+Sort happens in SQL for scalar values (null/missing < numbers < strings < booleans, as MongoDB);
+sorting on a field that holds an array or object in a matching document is refused
+(UnsupportedFilterError), since MongoDB orders those by their elements.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import threading
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from sofiaflow.runtime.data.rtdb import filters as F
+from sofiaflow.runtime.data.rtdb.base import (
+    DuplicateKeyError,
+    InvalidDocumentError,
+    RealtimeStore,
+    UnsupportedFilterError,
+    apply_projection,
+    apply_update,
+    check_collection_name,
+    check_path,
+    check_projection,
+    check_skip_limit,
+    check_sort,
+    check_update,
+    prepare_doc,
+)
+from sofiaflow.runtime.data.rtdb.sql_compiler import _Compiler, _Dialect, _dumps, _Postgres, _SQLite
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str, flags: str):
+    return re.compile(pattern, re.IGNORECASE if "i" in flags else 0)
+
+
+def _sqlite_regexp(pattern, flags, value):
+    if not isinstance(value, str):
+        return 0
+    return 1 if _compiled(pattern, flags).search(value) else 0
+
+
+class SQLStore(RealtimeStore):
+    """Real-time store on SQLite or PostgreSQL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            self.dialect: _Dialect = _SQLite()
+            kwargs: dict[str, Any] = {}
+            if url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in url:
+                kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+            self.engine = create_engine(url, **kwargs)
+            self._setup_sqlite()
+        elif url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            self.dialect = _Postgres()
+            u = url.split("://", 1)[1]
+            self.engine = create_engine("postgresql+psycopg://" + u, pool_pre_ping=True)
+        else:
+            raise ValueError(f"not a SQL URL: {url!r}")
+        self._tables: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _setup_sqlite(self):
+        @event.listens_for(self.engine, "connect")
+        def _connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            dbapi_conn.create_function("rtdb_regexp", 3, _sqlite_regexp, deterministic=True)
+
+        @event.listens_for(self.engine, "begin")
+        def _begin(conn):
+            mode = conn.get_execution_options().get("sqlite_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    # --- helpers
+    @staticmethod
+    def _table(name: str) -> str:
+        return f'"rt_{check_collection_name(name)}"'
+
+    def _write(self):
+        conn = self.engine.connect()
+        if isinstance(self.dialect, _SQLite):
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        return conn
+
+    def _ensure_table(self, name: str) -> str:
+        table = self._table(name)
+        if name not in self._tables:
+            kind = "TEXT" if isinstance(self.dialect, _SQLite) else "JSONB"
+            try:
+                with self._write() as conn, conn.begin():
+                    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {table} "
+                                      f"(id TEXT PRIMARY KEY, doc {kind} NOT NULL)"))
+            except IntegrityError:
+                # PostgreSQL: a concurrent CREATE TABLE IF NOT EXISTS can collide on pg_type;
+                # the table exists now
+                pass
+            with self._lock:
+                self._tables.add(name)
+        return table
+
+    def _where(self, flt) -> tuple[str, dict]:
+        ast = F.parse_filter(flt)
+        c = _Compiler(self.dialect)
+        return c.compile(ast), c.params
+
+    # --- interface
+    def ensure_collection(self, name, indexes=(), unique=()):
+        table = self._ensure_table(name)
+        with self._write() as conn, conn.begin():
+            for paths, uniq in ((indexes, False), (unique, True)):
+                for p in paths:
+                    parts = check_path(p, "index path")
+                    if parts == ("_id",):
+                        continue  # the primary key
+                    if uniq:
+                        exprs = [("u", self.dialect.unique_expr(parts))]
+                    else:
+                        # the value, and the JSON type of it and of each prefix, so that the
+                        # "is an array" branches of the compiled filter can use indexes too
+                        exprs = [("i", self.dialect.index_expr(parts))]
+                        exprs += [(f"t{n}", self.dialect.type_index_expr(parts[:n]))
+                                  for n in range(1, len(parts) + 1)]
+                    for tag, expr in exprs:
+                        h = hashlib.sha1(f"{name}:{p}:{tag}".encode()).hexdigest()[:12]
+                        conn.execute(text(
+                            f'CREATE {"UNIQUE " if uniq else ""}INDEX IF NOT EXISTS "rtx_{h}" '
+                            f"ON {table} ({expr})"))
+
+    def insert(self, name, docs):
+        docs = [prepare_doc(d) for d in docs]
+        if not docs:
+            return []
+        rows = []
+        for d in docs:
+            s = _dumps(d)
+            if isinstance(self.dialect, _Postgres) and "\\u0000" in s:
+                raise InvalidDocumentError("PostgreSQL JSONB cannot store the NUL character")
+            rows.append({"id": d["_id"], "doc": s})
+        table = self._ensure_table(name)
+        sql = text(f"INSERT INTO {table} (id, doc) VALUES (:id, {self.dialect.doc_param(':doc')})")
+        try:
+            with self._write() as conn, conn.begin():
+                conn.execute(sql, rows)
+        except IntegrityError as e:
+            raise DuplicateKeyError(f"duplicate key in {name!r}: {e.orig}") from None
+        return [d["_id"] for d in docs]
+
+    def find(self, name, filter=None, projection=None, sort=None, skip=0, limit=0):
+        proj = check_projection(projection)
+        order = check_sort(sort)
+        check_skip_limit(skip, limit)
+        where, params = self._where(filter)
+        table = self._ensure_table(name)
+        keys: list[str] = []
+        checks: list[str] = []
+        d = self.dialect
+        for parts, direction in order:
+            if parts == ("_id",):
+                keys.append(f"{d.id_order} {'ASC' if direction == 1 else 'DESC'}")
+                continue
+            keys += d.sort_keys(parts, direction)
+            v = d.root
+            for k in parts:
+                v = d.field(v, k)
+                checks.append(f"{d.typ(v)} = 'array'")
+            checks.append(f"{d.typ(v)} = 'object'")
+        sql = f"SELECT doc FROM {table} WHERE {where} ORDER BY {', '.join(keys)}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        elif skip and isinstance(d, _SQLite):
+            sql += " LIMIT -1"
+        if skip:
+            sql += f" OFFSET {int(skip)}"
+        with self.engine.connect() as conn, conn.begin():
+            if checks:
+                bad = conn.execute(text(f"SELECT id FROM {table} WHERE {where} AND "
+                                        f"({' OR '.join(checks)}) LIMIT 1"), params).first()
+                if bad is not None:
+                    paths = ", ".join(".".join(p) for p, _ in order if p != ("_id",))
+                    raise UnsupportedFilterError(
+                        f"sort on {paths!r}: document {bad[0]!r} holds an array or object on that "
+                        "path; MongoDB orders those by their elements, which this store does not")
+            rows = conn.execute(text(sql), params).all()
+        return [apply_projection(d.load(r[0]), proj) for r in rows]
+
+    def count(self, name, filter=None):
+        where, params = self._where(filter)
+        table = self._ensure_table(name)
+        with self.engine.connect() as conn, conn.begin():
+            return conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
+
+    def update(self, name, filter, update, multi=True):
+        spec = check_update(update)
+        where, params = self._where(filter)
+        table = self._ensure_table(name)
+        d = self.dialect
+        sql = f"SELECT id, doc FROM {table} WHERE {where}"
+        if not multi:
+            sql += f" ORDER BY {d.id_order} LIMIT 1"
+        sql += d.for_update
+        try:
+            with self._write() as conn, conn.begin():
+                rows = conn.execute(text(sql), params).all()
+                new = [{"id": r[0], "doc": _dumps(apply_update(d.load(r[1]), spec))} for r in rows]
+                if new:
+                    conn.execute(text(f"UPDATE {table} SET doc = {d.doc_param(':doc')} WHERE id = :id"),
+                                 new)
+        except IntegrityError as e:
+            raise DuplicateKeyError(f"duplicate key in {name!r}: {e.orig}") from None
+        return len(rows)
+
+    def delete(self, name, filter):
+        where, params = self._where(filter)
+        table = self._ensure_table(name)
+        with self._write() as conn, conn.begin():
+            return conn.execute(text(f"DELETE FROM {table} WHERE {where}"), params).rowcount
+
+    def drop(self, name):
+        table = self._table(name)
+        with self._write() as conn, conn.begin():
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        with self._lock:
+            self._tables.discard(name)
+
+    def close(self):
+        self.engine.dispose()

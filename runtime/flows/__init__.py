@@ -1,0 +1,1 @@
+"""Flow sets: the model of flow JSON, validation, plans, deploys, the stored revisions, the node registry."""

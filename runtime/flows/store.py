@@ -1,0 +1,74 @@
+"""Deployed flow sets with their revision history, in the config DB."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, delete, insert, select
+
+from sofiaflow.runtime.data.config_db import flow_revisions
+from sofiaflow.runtime.types import FlowJSON
+
+
+def revision_of(flows: FlowJSON) -> str:
+    """Node-RED's rev: sha256 of the compact JSON of the flows (credentials already removed)."""
+    text = json.dumps(flows, separators=(",", ":"), ensure_ascii=False)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: Node.js hashes them as U+FFFD
+        data = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: int
+    rev: str
+    deploy_type: str
+    user: str | None
+    created: datetime
+
+
+class FlowStore:
+    """Saves every deployed flow set; the newest is the current one."""
+
+    def __init__(self, engine: Engine, keep: int = 100) -> None:
+        self._engine = engine
+        self.keep = keep
+
+    def save(self, flows: FlowJSON, deploy_type: str, user: str | None = None) -> str:
+        rev = revision_of(flows)
+        with self._engine.begin() as conn:
+            conn.execute(insert(flow_revisions).values(
+                rev=rev, flows=json.dumps(flows, separators=(",", ":")),
+                deploy_type=deploy_type, user=user, created=datetime.now(UTC)))
+            ids = [r[0] for r in conn.execute(select(flow_revisions.c.id).order_by(flow_revisions.c.id.desc()))]
+            if len(ids) > self.keep:
+                conn.execute(delete(flow_revisions).where(flow_revisions.c.id < ids[self.keep - 1]))
+        return rev
+
+    def current(self) -> tuple[FlowJSON, str] | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(flow_revisions.c.flows, flow_revisions.c.rev).order_by(flow_revisions.c.id.desc()).limit(1)
+            ).first()
+        return (json.loads(row[0]), row[1]) if row else None
+
+    def history(self, limit: int = 20) -> list[Revision]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(flow_revisions.c.id, flow_revisions.c.rev, flow_revisions.c.deploy_type,
+                       flow_revisions.c.user, flow_revisions.c.created)
+                .order_by(flow_revisions.c.id.desc()).limit(limit)
+            ).all()
+        return [Revision(*r) for r in rows]
+
+    def load(self, rev: str) -> FlowJSON | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(flow_revisions.c.flows).where(flow_revisions.c.rev == rev).order_by(flow_revisions.c.id.desc())
+            ).first()
+        return json.loads(row[0]) if row else None

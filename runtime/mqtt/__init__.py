@@ -1,0 +1,1 @@
+"""The embedded MQTT broker, acknowledgements after processing, and MQTT topic matching."""
