@@ -34,11 +34,14 @@ class DebugSidebar:
         with ui.row().classes("w-full items-center gap-1 no-wrap"):
             ui.label("debug").classes("text-base font-semibold")
             ui.space()
-            ui.select({"all": "all nodes", "flow": "current flow", "selected": "selected nodes"}, value="all",
-                      on_change=lambda e: self._set_filter(e.value)).props("dense options-dense outlined") \
-                .classes("w-36").props(testid("debug-filter"))
-            ui.button(icon="delete_sweep", on_click=self.clear).props("flat dense").tooltip("clear messages") \
-                .props(testid("debug-clear"))
+            ui.select(
+                {"all": "all nodes", "flow": "current flow", "selected": "selected nodes"},
+                value="all",
+                on_change=lambda e: self._set_filter(e.value),
+            ).props("dense options-dense outlined").classes("w-36").props(testid("debug-filter"))
+            ui.button(icon="delete_sweep", on_click=self.clear).props("flat dense").tooltip(
+                "clear messages"
+            ).props(testid("debug-clear"))
         self.list = ui.column().classes("w-full gap-1 sf-debug-list").props(testid("debug-list"))
         self._unsubscribe = ws.runtime.events.subscribe("debug", self._on_event)
         ui.context.client.on_delete(self._unsubscribe)
@@ -68,7 +71,7 @@ class DebugSidebar:
         while self.pending:
             self._add(self.pending.popleft())
         extra = len(self.list.default_slot.children) - MAX_MESSAGES
-        for child in list(self.list.default_slot.children)[:max(0, extra)]:
+        for child in list(self.list.default_slot.children)[: max(0, extra)]:
             self.list.remove(child)
 
     def _add(self, event: dict) -> None:
@@ -80,17 +83,28 @@ class DebugSidebar:
         fmt = event.get("format", "")
         value = str(event.get("msg", ""))
         with self.list:
-            card = ui.card().tight().classes("w-full p-2 sf-debug-msg").props("flat bordered").props(testid("debug-message"))
+            card = (
+                ui.card()
+                .tight()
+                .classes("w-full p-2 sf-debug-msg")
+                .props("flat bordered")
+                .props(testid("debug-message"))
+            )
             card.debug_event = event  # type: ignore[attr-defined]
             with card:
                 with ui.row().classes("w-full text-xs text-gray-500 gap-2 no-wrap"):
                     ui.label(stamp)
                     ui.link(f"node: {name}").classes("cursor-pointer").on(
-                        "click", lambda _e, i=node_id: self.ws.focus(i))
+                        "click", lambda _e, i=node_id: self.ws.focus(i)
+                    )
                 ui.label(f"{prop} : {fmt}").classes("text-xs text-gray-600")
                 if fmt in ("Object", "Array") or fmt.startswith("array"):
-                    with ui.expansion(value[:80], value=len(value) < 60).props("dense").classes("w-full text-sm") \
-                            .props(testid("debug-expand")):
+                    with (
+                        ui.expansion(value[:80], value=len(value) < 60)
+                        .props("dense")
+                        .classes("w-full text-sm")
+                        .props(testid("debug-expand"))
+                    ):
                         ui.code(pretty(value), language="json").classes("w-full text-xs")
                 else:
                     ui.label(value).classes("text-sm font-mono break-all sf-debug-value")

@@ -19,12 +19,17 @@ class DeployButton:
         self.ws = ws
         self.mode = "full"
         with ui.button_group().props("unelevated"):
-            self.button = ui.button("Deploy", icon="cloud_upload", on_click=self.deploy) \
-                .props("color=red-7 no-caps").props(testid("deploy"))
+            self.button = (
+                ui.button("Deploy", icon="cloud_upload", on_click=self.deploy)
+                .props("color=red-7 no-caps")
+                .props(testid("deploy"))
+            )
             with ui.button(icon="arrow_drop_down").props("color=red-8 dense").props(testid("deploy-mode")):
                 with ui.menu():
                     for mode, label in MODES.items():
-                        ui.menu_item(label, on_click=lambda m=mode: self.set_mode(m)).props(testid(f"deploy-mode-{mode}"))
+                        ui.menu_item(label, on_click=lambda m=mode: self.set_mode(m)).props(
+                            testid(f"deploy-mode-{mode}")
+                        )
         ws.on_redraw.append(self.refresh)
         self.refresh()
 
@@ -87,7 +92,8 @@ class DeployButton:
                     with ui.column().classes("gap-0"):
                         if node is not None:
                             ui.link(f"{name}{field}").classes("font-medium cursor-pointer").on(
-                                "click", lambda _e, i=problem.node_id: (dialog.close(), self.ws.focus(i)))
+                                "click", lambda _e, i=problem.node_id: (dialog.close(), self.ws.focus(i))
+                            )
                         else:
                             ui.label(f"{name}{field}").classes("font-medium")
                         ui.label(problem.message).classes("text-sm text-gray-700")

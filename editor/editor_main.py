@@ -30,30 +30,50 @@ PAGE_CSS = """
 def tab_bar(ws: Workspace) -> None:
     """The row of flow tabs (click: open; menu: rename, enable/disable, delete; +: add)."""
     modified = ws.doc.modified_tabs()
-    with ui.row().classes("w-full items-end gap-1 px-2 pt-1 bg-gray-100 no-wrap overflow-x-auto").props(testid("tabs")):
+    with (
+        ui.row()
+        .classes("w-full items-end gap-1 px-2 pt-1 bg-gray-100 no-wrap overflow-x-auto")
+        .props(testid("tabs"))
+    ):
         for tab in ws.doc.tabs():
             label = (tab.get("label") or tab["id"]) + (" *" if tab["id"] in modified else "")
             current = tab["id"] == ws.tab
-            classes = "sf-tab" + (" sf-current" if current else "") + (" sf-tab-disabled" if tab.get("disabled") else "")
-            button = ui.button(label, on_click=lambda t=tab["id"]: ws.show_tab(t)).props("flat dense no-caps") \
-                .classes(classes).props(testid("tab"))
+            classes = (
+                "sf-tab"
+                + (" sf-current" if current else "")
+                + (" sf-tab-disabled" if tab.get("disabled") else "")
+            )
+            button = (
+                ui.button(label, on_click=lambda t=tab["id"]: ws.show_tab(t))
+                .props("flat dense no-caps")
+                .classes(classes)
+                .props(testid("tab"))
+            )
             button.props(f'data-tab="{tab["id"]}"')
             button.on("dblclick", lambda _e, t=tab: rename_tab(ws, t))
             if current:
                 with ui.button(icon="more_vert").props("flat dense size=sm").props(testid("tab-menu")):
                     with ui.menu():
-                        ui.menu_item("Rename", on_click=lambda t=tab: rename_tab(ws, t)).props(testid("tab-rename"))
-                        ui.menu_item("Enable flow" if tab.get("disabled") else "Disable flow",
-                                     on_click=lambda t=tab: _set_tab(ws, t["id"], disabled=not t.get("disabled"))) \
-                            .props(testid("tab-disable"))
-                        ui.menu_item("Delete", on_click=lambda t=tab: _delete_tab(ws, t["id"])).props(testid("tab-delete"))
+                        ui.menu_item("Rename", on_click=lambda t=tab: rename_tab(ws, t)).props(
+                            testid("tab-rename")
+                        )
+                        ui.menu_item(
+                            "Enable flow" if tab.get("disabled") else "Disable flow",
+                            on_click=lambda t=tab: _set_tab(ws, t["id"], disabled=not t.get("disabled")),
+                        ).props(testid("tab-disable"))
+                        ui.menu_item("Delete", on_click=lambda t=tab: _delete_tab(ws, t["id"])).props(
+                            testid("tab-delete")
+                        )
         for subflow in ws.doc.subflows():
             classes = "sf-tab" + (" sf-current" if subflow["id"] == ws.tab else "")
-            ui.button(f"subflow: {subflow.get('name') or subflow['id']}", icon="account_tree",
-                      on_click=lambda s=subflow["id"]: ws.show_tab(s)).props(f'flat dense no-caps data-tab="{subflow["id"]}"') \
-                .classes(classes).props(testid("tab"))
-        ui.button(icon="add", on_click=lambda: _add_tab(ws)).props("flat dense size=sm").tooltip("add a flow") \
-            .props(testid("tab-add"))
+            ui.button(
+                f"subflow: {subflow.get('name') or subflow['id']}",
+                icon="account_tree",
+                on_click=lambda s=subflow["id"]: ws.show_tab(s),
+            ).props(f'flat dense no-caps data-tab="{subflow["id"]}"').classes(classes).props(testid("tab"))
+        ui.button(icon="add", on_click=lambda: _add_tab(ws)).props("flat dense size=sm").tooltip(
+            "add a flow"
+        ).props(testid("tab-add"))
 
 
 def _add_tab(ws: Workspace) -> None:
@@ -87,10 +107,12 @@ def rename_tab(ws: Workspace, tab: dict) -> None:
 
 
 def _toolbar(ws: Workspace) -> None:
-    for icon, tip, action, mark in (("undo", "undo (Ctrl+Z)", ws._on_undo, "undo"),
-                                    ("redo", "redo (Ctrl+Y)", ws._on_redo, "redo"),
-                                    ("file_upload", "import", lambda: open_import(ws), "import"),
-                                    ("file_download", "export", lambda: open_export(ws), "export")):
+    for icon, tip, action, mark in (
+        ("undo", "undo (Ctrl+Z)", ws._on_undo, "undo"),
+        ("redo", "redo (Ctrl+Y)", ws._on_redo, "redo"),
+        ("file_upload", "import", lambda: open_import(ws), "import"),
+        ("file_download", "export", lambda: open_export(ws), "export"),
+    ):
         ui.button(icon=icon, on_click=action).props("flat dense color=white").tooltip(tip).props(testid(mark))
     DeployButton(ws)
 
@@ -101,7 +123,12 @@ def editor_main() -> None:
     ws = Workspace(ctx.runtime, palette_types(ctx.runtime.registry), current_user() or "", current_role())
     ui.add_css(PALETTE_CSS + PAGE_CSS)
     page_header("Flows", extra=lambda: _toolbar(ws))
-    with ui.left_drawer(value=True).props("width=210 bordered").classes("p-1 bg-gray-50").props(testid("palette")):
+    with (
+        ui.left_drawer(value=True)
+        .props("width=210 bordered")
+        .classes("p-1 bg-gray-50")
+        .props(testid("palette"))
+    ):
         palette_panel(ws.types, on_add=lambda t: ws.add_node(t))
     with ui.right_drawer(value=True).props("width=340 bordered").classes("p-2").props(testid("sidebar")):
         DebugSidebar(ws)

@@ -35,7 +35,9 @@ class FlowDoc:
         self._undo: list[list[dict]] = []
         self._redo: list[list[dict]] = []
         if not self.tabs():  # an empty runtime: a first tab, not counted as a change
-            self.flows.insert(0, {"id": new_id(), "type": "tab", "label": "Flow 1", "disabled": False, "info": ""})
+            self.flows.insert(
+                0, {"id": new_id(), "type": "tab", "label": "Flow 1", "disabled": False, "info": ""}
+            )
         self.mark_deployed(rev)
 
     # ----- reading ---------------------------------------------------------------------------------
@@ -58,9 +60,14 @@ class FlowDoc:
     def config_nodes(self, node_type: str | None = None) -> list[dict]:
         """Config nodes (no `x`, not on a tab's canvas), optionally of one type."""
         tab_ids = {t["id"] for t in self.tabs()}
-        return [n for n in self.flows if n.get("type") not in ("tab", "subflow") and "x" not in n
-                and (node_type is None or n.get("type") == node_type)
-                and (n.get("z") in (None, "") or n.get("z") in tab_ids)]
+        return [
+            n
+            for n in self.flows
+            if n.get("type") not in ("tab", "subflow")
+            and "x" not in n
+            and (node_type is None or n.get("type") == node_type)
+            and (n.get("z") in (None, "") or n.get("z") in tab_ids)
+        ]
 
     # ----- change tracking -------------------------------------------------------------------------
     def mark_deployed(self, rev: str) -> None:
@@ -117,8 +124,9 @@ class FlowDoc:
         return True
 
     # ----- edits (each one undoable) ---------------------------------------------------------------
-    def add_node(self, node_type: str, tab_id: str, x: float, y: float, defaults: dict | None = None,
-                 outputs: int = 1) -> dict:
+    def add_node(
+        self, node_type: str, tab_id: str, x: float, y: float, defaults: dict | None = None, outputs: int = 1
+    ) -> dict:
         """A new node of `node_type` at (x, y) on `tab_id`, with the type's default config."""
         self.checkpoint()
         node = {"id": new_id(), "type": node_type, "z": tab_id, "name": ""}
@@ -185,7 +193,9 @@ class FlowDoc:
             if "wires" in node:
                 node["wires"] = [[t for t in port if t not in gone] for port in node["wires"]]
         if not self.tabs():
-            self.flows.insert(0, {"id": new_id(), "type": "tab", "label": "Flow 1", "disabled": False, "info": ""})
+            self.flows.insert(
+                0, {"id": new_id(), "type": "tab", "label": "Flow 1", "disabled": False, "info": ""}
+            )
 
     def update(self, node_id: str, props: dict[str, Any], outputs: int | None = None) -> None:
         """Set `props` on a node (from the property form); `outputs` resizes its wires list."""
@@ -203,7 +213,13 @@ class FlowDoc:
 
     def add_tab(self, label: str | None = None) -> dict:
         self.checkpoint()
-        tab = {"id": new_id(), "type": "tab", "label": label or self._next_tab_label(), "disabled": False, "info": ""}
+        tab = {
+            "id": new_id(),
+            "type": "tab",
+            "label": label or self._next_tab_label(),
+            "disabled": False,
+            "info": "",
+        }
         self.flows.append(tab)
         return tab
 
@@ -234,8 +250,13 @@ class FlowDoc:
         out += [n for n in self.flows if n.get("id") in used - chosen]
         return _without_credentials(out)
 
-    def import_flows(self, items: list[dict], tab_id: str | None, new_tab: bool = False,
-                     offset: tuple[float, float] = (0, 0)) -> list[str]:
+    def import_flows(
+        self,
+        items: list[dict],
+        tab_id: str | None,
+        new_tab: bool = False,
+        offset: tuple[float, float] = (0, 0),
+    ) -> list[str]:
         """Add `items` (a Node-RED export) to `tab_id` or a new tab; the ids of the added nodes.
 
         Tabs in `items` are added as tabs; nodes whose tab is not in `items` go to the target tab.
@@ -249,7 +270,13 @@ class FlowDoc:
         remap = {n["id"]: (new_id() if n["id"] in existing else n["id"]) for n in items}
         imported_tabs = {n["id"] for n in items if n.get("type") in ("tab", "subflow")}
         if new_tab or tab_id is None or self.get(tab_id) is None:
-            target = {"id": new_id(), "type": "tab", "label": self._next_tab_label(), "disabled": False, "info": ""}
+            target = {
+                "id": new_id(),
+                "type": "tab",
+                "label": self._next_tab_label(),
+                "disabled": False,
+                "info": "",
+            }
             needs_target = any("x" in n and n.get("z") not in imported_tabs for n in items)
             if needs_target or not imported_tabs:
                 self.flows.append(target)
@@ -268,11 +295,16 @@ class FlowDoc:
                 elif old_z and old_z not in existing:
                     node.pop("z", None)  # a config node of a tab that is not here: global
             if "wires" in node:
-                node["wires"] = [[remap.get(t, t) for t in port if t in remap or t in existing]
-                                 for port in node["wires"]]
+                node["wires"] = [
+                    [remap.get(t, t) for t in port if t in remap or t in existing] for port in node["wires"]
+                ]
             for key, value in list(node.items()):
-                if key not in ("id", "z", "wires", "type") and isinstance(value, str) and value in remap \
-                        and remap[value] != value:
+                if (
+                    key not in ("id", "z", "wires", "type")
+                    and isinstance(value, str)
+                    and value in remap
+                    and remap[value] != value
+                ):
                     node[key] = remap[value]
             self.flows.append(node)
             added.append(node["id"])
@@ -284,7 +316,9 @@ class FlowDoc:
         self.flows = copy.deepcopy(flows)
         self.mark_deployed(rev)
         if not self.tabs():
-            self.flows.insert(0, {"id": new_id(), "type": "tab", "label": "Flow 1", "disabled": False, "info": ""})
+            self.flows.insert(
+                0, {"id": new_id(), "type": "tab", "label": "Flow 1", "disabled": False, "info": ""}
+            )
 
 
 def _referenced_ids(nodes: list[dict]) -> set[str]:

@@ -18,16 +18,24 @@ def open_import(ws: Workspace) -> None:
     """The import dialog: paste or upload, into the current tab or a new one."""
     with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full").props(testid("import-dialog")):
         ui.label("Import nodes").classes("text-lg font-semibold")
-        text = ui.textarea(placeholder="Paste flow JSON here").props("outlined autogrow input-style='min-height:200px;font-family:monospace'") \
-            .classes("w-full").props(testid("import-text"))
+        text = (
+            ui.textarea(placeholder="Paste flow JSON here")
+            .props("outlined autogrow input-style='min-height:200px;font-family:monospace'")
+            .classes("w-full")
+            .props(testid("import-text"))
+        )
 
         async def uploaded(e: events.UploadEventArguments) -> None:
             text.value = await e.file.text()  # the report follows the text
 
-        ui.upload(label="or upload a .json file", auto_upload=True, on_upload=uploaded).props("accept=.json flat") \
-            .classes("w-full")
-        target = ui.radio({"current": "current flow", "new": "new flow"}, value="current").props("inline") \
+        ui.upload(label="or upload a .json file", auto_upload=True, on_upload=uploaded).props(
+            "accept=.json flat"
+        ).classes("w-full")
+        target = (
+            ui.radio({"current": "current flow", "new": "new flow"}, value="current")
+            .props("inline")
             .props(testid("import-target"))
+        )
         error = ui.label("").classes("text-red-600 text-sm").props(testid("import-error"))
         report = ui.column().classes("w-full gap-0").props(testid("import-report"))
         text.on_value_change(lambda: show_report(ws, text.value or "", report))
@@ -62,8 +70,14 @@ IMPORT_TAB = "__import_target__"
 def _placed(items: list[dict]) -> list[dict]:
     """`items` as the import will place them: nodes whose tab is not among them land on the target tab."""
     containers = {n.get("id") for n in items if n.get("type") in ("tab", "subflow")}
-    placed = [dict(n, z=IMPORT_TAB) if ("wires" in n or "x" in n) and n.get("type") not in ("tab", "subflow")
-              and n.get("z") not in containers else n for n in items]
+    placed = [
+        dict(n, z=IMPORT_TAB)
+        if ("wires" in n or "x" in n)
+        and n.get("type") not in ("tab", "subflow")
+        and n.get("z") not in containers
+        else n
+        for n in items
+    ]
     return [{"id": IMPORT_TAB, "type": "tab", "label": "import"}, *placed]
 
 
@@ -83,12 +97,14 @@ def show_report(ws: Workspace, text: str, area: ui.element) -> None:
     with area:
         with ui.row().classes("items-center gap-2"):
             for status, color in STATUS_COLORS.items():
-                ui.badge(f"{counts[status]} {status.replace('-', ' ')}", color=color) \
-                    .props(testid(f"report-{status}"))
+                ui.badge(f"{counts[status]} {status.replace('-', ' ')}", color=color).props(
+                    testid(f"report-{status}")
+                )
         for entry in [e for e in entries if e["status"] != "runs"][:REPORT_ROWS]:
             name = f"{entry['type']} {entry['name'] or entry['id']}"
-            ui.label(f"{entry['status'].replace('-', ' ')}: {name}: {'; '.join(entry['reasons'])}") \
-                .classes(f"text-xs text-{STATUS_COLORS[entry['status']]}-800").props(testid("report-entry"))
+            ui.label(f"{entry['status'].replace('-', ' ')}: {name}: {'; '.join(entry['reasons'])}").classes(
+                f"text-xs text-{STATUS_COLORS[entry['status']]}-800"
+            ).props(testid("report-entry"))
 
 
 def open_export(ws: Workspace) -> None:
@@ -107,19 +123,31 @@ def open_export(ws: Workspace) -> None:
         initial = "selected" if ws.selection else "flow"
         scope = ui.radio(scopes, value=initial).props("inline").props(testid("export-scope"))
         pretty = ui.checkbox("formatted", value=True)
-        text = ui.textarea().props("outlined readonly input-style='min-height:220px;font-family:monospace'") \
-            .classes("w-full").props(testid("export-text"))
+        text = (
+            ui.textarea()
+            .props("outlined readonly input-style='min-height:220px;font-family:monospace'")
+            .classes("w-full")
+            .props(testid("export-text"))
+        )
 
         def render(_e: Any = None) -> None:
-            text.value = json.dumps(content(scope.value), indent=4 if pretty.value else None, ensure_ascii=False)
+            text.value = json.dumps(
+                content(scope.value), indent=4 if pretty.value else None, ensure_ascii=False
+            )
 
         scope.on_value_change(render)
         pretty.on_value_change(render)
         render()
         with ui.row().classes("w-full justify-end"):
-            ui.button("Copy to clipboard", icon="content_copy",
-                      on_click=lambda: (ui.clipboard.write(text.value), ui.notify("copied", position="bottom")))
-            ui.button("Download", icon="download",
-                      on_click=lambda: ui.download.content(text.value, "flows.json", "application/json"))
+            ui.button(
+                "Copy to clipboard",
+                icon="content_copy",
+                on_click=lambda: (ui.clipboard.write(text.value), ui.notify("copied", position="bottom")),
+            )
+            ui.button(
+                "Download",
+                icon="download",
+                on_click=lambda: ui.download.content(text.value, "flows.json", "application/json"),
+            )
             ui.button("Close", on_click=dialog.close).props("flat")
     dialog.open()

@@ -9,8 +9,14 @@ from nicegui import ui
 from sofiaflow.editor.session import current_user, log_out
 from sofiaflow.editor.testid import testid
 
-NAV = [("Flows", "/"), ("Monitoring", "/monitoring"), ("Ontologies", "/ontologies"), ("Devices", "/devices"),
-       ("Users", "/users"), ("Settings", "/settings")]
+NAV = [
+    ("Flows", "/"),
+    ("Monitoring", "/monitoring"),
+    ("Ontologies", "/ontologies"),
+    ("Devices", "/devices"),
+    ("Users", "/users"),
+    ("Settings", "/settings"),
+]
 
 
 def page_header(active: str = "Flows", extra: Callable[[], None] | None = None) -> ui.header:
@@ -19,7 +25,9 @@ def page_header(active: str = "Flows", extra: Callable[[], None] | None = None) 
     with ui.header().classes("items-center gap-2 py-1 px-3 bg-slate-800 text-white sf-nav") as header:
         ui.label("sofiaflow").classes("text-lg font-semibold mr-4")
         for name, path in NAV:
-            button = ui.button(name, on_click=lambda p=path: ui.navigate.to(p)).props("flat dense color=white")
+            button = ui.button(name, on_click=lambda p=path: ui.navigate.to(p)).props(
+                "flat dense color=white"
+            )
             if name == active:
                 button.classes("bg-slate-600")
         ui.space()

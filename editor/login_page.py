@@ -17,8 +17,10 @@ def _safe_target(target: str | None) -> str:
 
 def _go(target: str) -> None:
     """Open `target`, a full path (with the mount prefix) or one under the editor."""
-    ui.run_javascript(f"const t = {target!r}; window.location.href = "
-                      f"(window.path_prefix && t.startsWith(window.path_prefix + '/')) ? t : window.path_prefix + t")
+    ui.run_javascript(
+        f"const t = {target!r}; window.location.href = "
+        f"(window.path_prefix && t.startsWith(window.path_prefix + '/')) ? t : window.path_prefix + t"
+    )
 
 
 @ui.page("/login", title="sofiaflow: log in")

@@ -41,6 +41,13 @@ def mount(app: Any, runtime: Any, auth: Any, storage_secret: str) -> None:
     async def editor_root() -> RedirectResponse:
         return RedirectResponse(MOUNT_PATH + "/")
 
-    ui.run_with(app, mount_path=MOUNT_PATH, storage_secret=storage_secret, title="sofiaflow",
-                favicon="🔀", show_welcome_message=False, reconnect_timeout=10.0)
+    ui.run_with(
+        app,
+        mount_path=MOUNT_PATH,
+        storage_secret=storage_secret,
+        title="sofiaflow",
+        favicon="🔀",
+        show_welcome_message=False,
+        reconnect_timeout=10.0,
+    )
     log.info("editor mounted at %s", MOUNT_PATH)

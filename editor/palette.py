@@ -15,8 +15,10 @@ NEW_NODE_DEFAULTS = {
     "change": {"rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "", "tot": "str"}]},
 }
 """Defaults of new nodes where the config model's own (for loading old flows) differ from Node-RED's editor."""
-_DRAG_JS = "(e) => { e.dataTransfer.setData('text/x-sofiaflow-type', e.currentTarget.dataset.type);" \
-           " e.dataTransfer.effectAllowed = 'copy'; }"
+_DRAG_JS = (
+    "(e) => { e.dataTransfer.setData('text/x-sofiaflow-type', e.currentTarget.dataset.type);"
+    " e.dataTransfer.effectAllowed = 'copy'; }"
+)
 
 
 def palette_types(registry: Any) -> dict[str, dict]:
@@ -44,7 +46,10 @@ def _grouped(types: dict[str, dict]) -> list[tuple[str, list[dict]]]:
         if entry["category"] not in HIDDEN and not entry.get("config"):
             groups.setdefault(entry["category"], []).append(entry)
     order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
-    return [(c, sorted(groups[c], key=lambda e: e["type"])) for c in sorted(groups, key=lambda c: (order.get(c, 99), c))]
+    return [
+        (c, sorted(groups[c], key=lambda e: e["type"]))
+        for c in sorted(groups, key=lambda c: (order.get(c, 99), c))
+    ]
 
 
 def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None = None) -> None:
@@ -61,20 +66,29 @@ def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None =
             if text:
                 section.open()
 
-    ui.input(placeholder="filter nodes", on_change=filter_items).props("dense clearable outlined") \
-        .classes("w-full mb-1").props(testid("palette-search"))
+    ui.input(placeholder="filter nodes", on_change=filter_items).props("dense clearable outlined").classes(
+        "w-full mb-1"
+    ).props(testid("palette-search"))
     for category, entries in _grouped(types):
         members = []
-        with ui.expansion(category, value=True).props("dense header-class='text-weight-medium'") \
-                .classes("w-full") as section:
+        with (
+            ui.expansion(category, value=True)
+            .props("dense header-class='text-weight-medium'")
+            .classes("w-full") as section
+        ):
             for entry in entries:
                 label = entry.get("label") or entry["type"]
-                item = ui.element("div").classes("sf-palette-node").props(
-                    f'draggable=true data-type="{entry["type"]}"')
+                item = (
+                    ui.element("div")
+                    .classes("sf-palette-node")
+                    .props(f'draggable=true data-type="{entry["type"]}"')
+                )
                 item.style(f"background:{entry.get('color') or '#ddd'}")
                 with item:
                     ui.label(label).classes("sf-palette-label")
-                    ui.tooltip(short_help(entry)).props("anchor='center right' self='center left' max-width=280px")
+                    ui.tooltip(short_help(entry)).props(
+                        "anchor='center right' self='center left' max-width=280px"
+                    )
                 item.on("dragstart", js_handler=_DRAG_JS)
                 if on_add is not None:
                     item.on("dblclick", lambda _e, t=entry["type"]: on_add(t))

@@ -129,7 +129,9 @@ def log_out() -> None:
 def login_redirect(request: Request) -> RedirectResponse:
     """A redirect to the login page that comes back to `request`'s page."""
     root = request.scope.get("root_path", "")
-    back = root + request.url.path.removeprefix(root) if request.url.path.startswith(root) else request.url.path
+    back = (
+        root + request.url.path.removeprefix(root) if request.url.path.startswith(root) else request.url.path
+    )
     if request.url.query:
         back += "?" + request.url.query
     return RedirectResponse(f"{root}/login?redirect_to={urllib.parse.quote(back)}")
@@ -158,7 +160,9 @@ def editor_page(path: str, title: str = "sofiaflow") -> Callable[[Callable[..., 
 
         sig = inspect.signature(func)
         new_params = [p for p in sig.parameters.values() if p.name != "request"]
-        new_params.insert(0, inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request))
+        new_params.insert(
+            0, inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
+        )
         page.__signature__ = sig.replace(parameters=new_params)  # type: ignore[attr-defined]
         return ui.page(path, title=title)(page)
 

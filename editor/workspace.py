@@ -55,15 +55,29 @@ class Workspace:
 
         ownership = getattr(self.runtime, "ownership", None)
         flows = copy.deepcopy(self.doc.flows)
-        return ownership.merge(self.runtime.flows, flows, self.user, self.role) if ownership is not None else flows
+        return (
+            ownership.merge(self.runtime.flows, flows, self.user, self.role)
+            if ownership is not None
+            else flows
+        )
 
     # ----- drawing ---------------------------------------------------------------------------------
     def attach(self, canvas: FlowCanvas) -> None:
         self.canvas = canvas
-        handlers = {"move": self._on_move, "wire": self._on_wire, "selection": self._on_selection,
-                    "delete": self._on_delete, "edit": self._on_edit, "node-drop": self._on_drop,
-                    "button": self._on_button, "copy-nodes": self._on_copy, "cut-nodes": self._on_cut,
-                    "paste-nodes": self._on_paste, "undo": self._on_undo, "redo": self._on_redo}
+        handlers = {
+            "move": self._on_move,
+            "wire": self._on_wire,
+            "selection": self._on_selection,
+            "delete": self._on_delete,
+            "edit": self._on_edit,
+            "node-drop": self._on_drop,
+            "button": self._on_button,
+            "copy-nodes": self._on_copy,
+            "cut-nodes": self._on_cut,
+            "paste-nodes": self._on_paste,
+            "undo": self._on_undo,
+            "redo": self._on_redo,
+        }
         for name, handler in handlers.items():
             canvas.on(name, handler)
 
@@ -71,9 +85,16 @@ class Workspace:
         if self.doc.get(self.tab) is None:
             self.tab = self.doc.tabs()[0]["id"]
         changed = self.doc.changed_ids()
-        views = [view_node(n, self.info_for(n), changed=n["id"] in changed,
-                           status=self.statuses.get(n["id"]), invalid=n["id"] in self.invalid)
-                 for n in self.doc.nodes_on(self.tab)]
+        views = [
+            view_node(
+                n,
+                self.info_for(n),
+                changed=n["id"] in changed,
+                status=self.statuses.get(n["id"]),
+                invalid=n["id"] in self.invalid,
+            )
+            for n in self.doc.nodes_on(self.tab)
+        ]
         if self.canvas is not None:
             self.canvas.show(self.tab, views)
         for callback in self.on_redraw:
@@ -84,8 +105,12 @@ class Workspace:
         node_type = node.get("type", "")
         if node_type.startswith("subflow:"):
             subflow = self.doc.get(node_type.removeprefix("subflow:")) or {}
-            return {"label": subflow.get("name") or "subflow", "inputs": len(subflow.get("in") or []),
-                    "outputs": len(subflow.get("out") or []), "color": subflow.get("color") or "#ddd"}
+            return {
+                "label": subflow.get("name") or "subflow",
+                "inputs": len(subflow.get("in") or []),
+                "outputs": len(subflow.get("out") or []),
+                "color": subflow.get("color") or "#ddd",
+            }
         return self.types.get(node_type)
 
     def show_tab(self, tab_id: str) -> None:
@@ -111,7 +136,9 @@ class Workspace:
         self.doc.move({m["id"]: (m["x"], m["y"]) for m in moves})
         changed = self.doc.changed_ids()
         if self.canvas is not None:
-            self.canvas.patch([{"id": m["id"], "x": m["x"], "y": m["y"], "changed": m["id"] in changed} for m in moves])
+            self.canvas.patch(
+                [{"id": m["id"], "x": m["x"], "y": m["y"], "changed": m["id"] in changed} for m in moves]
+            )
         for callback in self.on_redraw:
             callback()
 
@@ -144,7 +171,9 @@ class Workspace:
         if entry is None:
             ui.notify(f"unknown node type {node_type!r}", type="negative")
             return None
-        node = self.doc.add_node(node_type, self.tab, x, y, entry.get("defaults"), outputs=int(entry["outputs"]))
+        node = self.doc.add_node(
+            node_type, self.tab, x, y, entry.get("defaults"), outputs=int(entry["outputs"])
+        )
         self.redraw()
         return node
 
@@ -193,8 +222,9 @@ class Workspace:
             cx = sum(n["x"] for n in placed) / len(placed)
             cy = sum(n["y"] for n in placed) / len(placed)
             offset = (e.args.get("x", cx) - cx, e.args.get("y", cy) - cy)
-        self.doc.import_flows([dict(n, z=self.tab) if "x" in n else n for n in self.clipboard], self.tab,
-                              offset=offset)
+        self.doc.import_flows(
+            [dict(n, z=self.tab) if "x" in n else n for n in self.clipboard], self.tab, offset=offset
+        )
         self.redraw()
 
     def _on_undo(self, _e: Any = None) -> None:

@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     base = f"sensors/{args.name}"
     try:
         with DeviceClient(args.name, args.token, args.mqtt_host, args.mqtt_port, args.http_base) as device:
-            device.subscribe(f"{base}/commands", lambda topic, payload: print(f"command on {topic}: {payload!r}"))
+            device.subscribe(
+                f"{base}/commands", lambda topic, payload: print(f"command on {topic}: {payload!r}")
+            )
             print(f"connected to {args.mqtt_host}:{args.mqtt_port} as {args.name}")
             seq = 0
             while args.count == 0 or seq < args.count:

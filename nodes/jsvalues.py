@@ -243,7 +243,10 @@ def _jsonable(value: Any, specials: list[str], stack: set[int]) -> Any:
         stack.add(id(value))
         try:
             if cls is dict:
-                return {(k if k.__class__ is str else _key(k)): _jsonable(v, specials, stack) for k, v in value.items()}
+                return {
+                    (k if k.__class__ is str else _key(k)): _jsonable(v, specials, stack)
+                    for k, v in value.items()
+                }
             return [_jsonable(v, specials, stack) for v in value]
         finally:
             stack.discard(id(value))
@@ -354,10 +357,10 @@ def _unexpected_token(text: str, pos: int) -> str:
     if len(text) < 21:
         return f"Unexpected token '{token}', \"{text}\" is not valid JSON"
     if pos < 10:
-        return f"Unexpected token '{token}', \"{text[:pos + 10]}\"... is not valid JSON"
+        return f"Unexpected token '{token}', \"{text[: pos + 10]}\"... is not valid JSON"
     if pos < len(text) - 10:
-        return f"Unexpected token '{token}', ...\"{text[pos - 10:pos + 10]}\"... is not valid JSON"
-    return f"Unexpected token '{token}', ...\"{text[pos - 10:]}\" is not valid JSON"
+        return f"Unexpected token '{token}', ...\"{text[pos - 10 : pos + 10]}\"... is not valid JSON"
+    return f"Unexpected token '{token}', ...\"{text[pos - 10 :]}\" is not valid JSON"
 
 
 def _innermost(text: str, pos: int) -> str:

@@ -45,7 +45,9 @@ def _read_flows(path: str) -> list:
     return parse_json(file.read_bytes(), path)
 
 
-async def _offline_deploy(flows: list, settings: Settings | None, user: str | None = None) -> tuple[str, list[Problem]]:
+async def _offline_deploy(
+    flows: list, settings: Settings | None, user: str | None = None
+) -> tuple[str, list[Problem]]:
     """Run the deployer's checks (and, with settings, store the flows) without starting any node.
 
     A Deployer whose state is "stop" validates and plans a deploy, saves the revision and the
@@ -144,7 +146,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from sofiaflow.runtime.flows.store import FlowStore
 
     settings = _settings(args)
-    if not Path(settings.database_url.removeprefix("sqlite:///")).exists() and settings.database_url.startswith("sqlite"):
+    if not Path(
+        settings.database_url.removeprefix("sqlite:///")
+    ).exists() and settings.database_url.startswith("sqlite"):
         print(f"error: no sofiaflow data in {settings.data_dir}", file=sys.stderr)
         return 2
     db = connect(settings.database_url)
@@ -183,36 +187,49 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sofiaflow", description="Node-RED-compatible low-code flow runtime")
+    parser = argparse.ArgumentParser(
+        prog="sofiaflow", description="Node-RED-compatible low-code flow runtime"
+    )
     parser.add_argument("--version", action="version", version=f"sofiaflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    data_dir: dict[str, Any] = {"metavar": "DIR", "help": "data directory (default: $SOFIAFLOW_DATA_DIR or ~/.sofiaflow)"}
+    data_dir: dict[str, Any] = {
+        "metavar": "DIR",
+        "help": "data directory (default: $SOFIAFLOW_DATA_DIR or ~/.sofiaflow)",
+    }
 
     run = sub.add_parser("run", help="run the flows and the admin API")
     run.add_argument("--flows", metavar="FILE", help="deploy this flow file at start")
     run.add_argument("--data-dir", **data_dir)
     run.add_argument("--port", type=int, help="port (default: $SOFIAFLOW_PORT or 1880)")
     run.add_argument("--host", help="address to bind (default: $SOFIAFLOW_HOST or 127.0.0.1)")
-    run.add_argument("--mqtt-port", type=int,
-                     help="port of the embedded MQTT broker, 0 for none (default: $SOFIAFLOW_MQTT_PORT or 1883)")
+    run.add_argument(
+        "--mqtt-port",
+        type=int,
+        help="port of the embedded MQTT broker, 0 for none (default: $SOFIAFLOW_MQTT_PORT or 1883)",
+    )
     run.set_defaults(func=cmd_run)
 
     flows = sub.add_parser("flows", help="validate, import or export flow files").add_subparsers(
-        dest="flows_command", required=True)
+        dest="flows_command", required=True
+    )
     validate = flows.add_parser("validate", help="check that a flow file can be deployed")
     validate.add_argument("file")
     validate.set_defaults(func=cmd_validate)
     imp = flows.add_parser("import", help="store a flow file as the current flows")
     imp.add_argument("file")
     imp.add_argument("--data-dir", **data_dir)
-    imp.add_argument("--report", action="store_true",
-                     help="first list each node as runs, runs with a caveat, or cannot run (and why)")
+    imp.add_argument(
+        "--report",
+        action="store_true",
+        help="first list each node as runs, runs with a caveat, or cannot run (and why)",
+    )
     imp.set_defaults(func=cmd_import)
     exp = flows.add_parser("export", help="write the current flows as JSON")
     exp.add_argument("file", nargs="?", help="output file (default: stdout)")
     exp.add_argument("--data-dir", **data_dir)
     exp.set_defaults(func=cmd_export)
     from sofiaflow.runtime.data.history.cli import add_commands as add_history_commands
+
     add_history_commands(sub, data_dir, _settings)
     return parser
 

@@ -33,8 +33,14 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-__all__ = ["DeviceAuthError", "DeviceClient", "DeviceClientError", "DeviceHTTPError", "decode_payload",
-           "encode_payload"]
+__all__ = [
+    "DeviceAuthError",
+    "DeviceClient",
+    "DeviceClientError",
+    "DeviceHTTPError",
+    "decode_payload",
+    "encode_payload",
+]
 
 log = logging.getLogger("sofiaflow.client")
 
@@ -86,10 +92,20 @@ def decode_payload(data: bytes) -> Any:
 class DeviceClient:
     """A device's connection to sofiaflow; see the module docstring."""
 
-    def __init__(self, name: str, token: str, mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883,
-                 http_base: str = "http://127.0.0.1:1880", *, client_id: str | None = None, keepalive: int = 60,
-                 timeout: float = 10.0, mqtt_tls: ssl.SSLContext | None = None,
-                 http_verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        token: str,
+        mqtt_host: str = "127.0.0.1",
+        mqtt_port: int = 1883,
+        http_base: str = "http://127.0.0.1:1880",
+        *,
+        client_id: str | None = None,
+        keepalive: int = 60,
+        timeout: float = 10.0,
+        mqtt_tls: ssl.SSLContext | None = None,
+        http_verify: ssl.SSLContext | bool = True,
+    ) -> None:
         if not name or not token:
             raise ValueError("DeviceClient needs the device name and a token")
         self.name, self.mqtt_host, self.mqtt_port, self.http_base = name, mqtt_host, int(mqtt_port), http_base
@@ -110,8 +126,9 @@ class DeviceClient:
         if self._mqtt is not None:
             return self
         timeout = self.timeout if timeout is None else timeout
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311,
-                             clean_session=True)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311, clean_session=True
+        )
         client.username_pw_set(self.name, self._token)
         if self._mqtt_tls is not None:
             client.tls_set_context(self._mqtt_tls)
@@ -123,7 +140,9 @@ class DeviceClient:
         try:
             client.connect(self.mqtt_host, self.mqtt_port, self.keepalive)
         except OSError as exc:
-            raise DeviceClientError(f"cannot reach the MQTT broker at {self.mqtt_host}:{self.mqtt_port}: {exc}") from exc
+            raise DeviceClientError(
+                f"cannot reach the MQTT broker at {self.mqtt_host}:{self.mqtt_port}: {exc}"
+            ) from exc
         client.loop_start()
         with self._cond:
             self._cond.wait_for(lambda: self._connack is not None, timeout)
@@ -132,8 +151,10 @@ class DeviceClient:
             client.loop_stop()
             client.disconnect()
             if code is None:
-                raise DeviceClientError(f"no answer from the MQTT broker at {self.mqtt_host}:{self.mqtt_port} "
-                                        f"within {timeout:g} s")
+                raise DeviceClientError(
+                    f"no answer from the MQTT broker at {self.mqtt_host}:{self.mqtt_port} "
+                    f"within {timeout:g} s"
+                )
             if code.value in _AUTH_CODES:
                 raise DeviceAuthError(f"the MQTT broker refused device {self.name!r}: {code}")
             raise DeviceClientError(f"the MQTT broker refused the connection: {code}")
@@ -173,8 +194,9 @@ class DeviceClient:
             except (RuntimeError, ValueError) as exc:
                 raise DeviceClientError(f"publish to {topic!r} failed: {exc}") from None
             if not info.is_published():
-                raise DeviceClientError(f"the broker did not acknowledge the publish to {topic!r} "
-                                        f"within {self.timeout:g} s")
+                raise DeviceClientError(
+                    f"the broker did not acknowledge the publish to {topic!r} within {self.timeout:g} s"
+                )
         return info.mid
 
     def subscribe(self, topic_filter: str, callback: Callback, qos: int = 1) -> int:
@@ -229,7 +251,9 @@ class DeviceClient:
             for topic_filter, (_callback, qos) in list(self._subs.items()):
                 client.subscribe(topic_filter, qos)  # a clean session forgot them
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         self.connected = False
         if reason is not None and reason.is_failure:
             log.warning("device %s lost the MQTT connection: %s", self.name, reason)
@@ -250,8 +274,12 @@ class DeviceClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         if self._http is None:
-            self._http = httpx.Client(base_url=self.http_base, verify=self._http_verify, timeout=self.timeout,
-                                      headers={"Authorization": f"Bearer {self._token}"})
+            self._http = httpx.Client(
+                base_url=self.http_base,
+                verify=self._http_verify,
+                timeout=self.timeout,
+                headers={"Authorization": f"Bearer {self._token}"},
+            )
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -271,5 +299,7 @@ class DeviceClient:
             detail = body.get("message") if isinstance(body, dict) else body
             raise DeviceAuthError(f"{method} {path}: 401 unauthorized for device {self.name!r}: {detail}")
         if response.status_code >= 400:
-            raise DeviceHTTPError(response.status_code, f"{method} {path}: HTTP {response.status_code}: {body}", body)
+            raise DeviceHTTPError(
+                response.status_code, f"{method} {path}: HTTP {response.status_code}: {body}", body
+            )
         return body

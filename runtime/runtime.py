@@ -35,8 +35,12 @@ log = logging.getLogger("sofiaflow.runtime")
 class Runtime:
     """Everything that runs flows, behind one object."""
 
-    def __init__(self, settings: Settings | None = None, registry: NodeRegistry | None = None,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        registry: NodeRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self.registry = registry or default_registry()
         self.events = EventBus()
@@ -57,14 +61,21 @@ class Runtime:
         self.db = connect(self.settings.database_url)
         self.audit = AuditLog(self.db)
         self.ownership = FlowOwnership(self.db)
-        stores = {"memory": MemoryStore(),
-                  "persistent": SqlContextStore(self.db, "persistent", self.settings.context_flush_interval)}
-        self.contexts = ContextManager(stores, default=self.settings.context_default,
-                                       prefixes=self.settings.context_prefixes)
+        stores = {
+            "memory": MemoryStore(),
+            "persistent": SqlContextStore(self.db, "persistent", self.settings.context_flush_interval),
+        }
+        self.contexts = ContextManager(
+            stores, default=self.settings.context_default, prefixes=self.settings.context_prefixes
+        )
         await self.contexts.open()
-        self.engine = Engine(self.contexts, self.events, clock=self._clock,
-                             close_timeout=self.settings.node_close_timeout,
-                             node_settings=self.settings.node_settings())
+        self.engine = Engine(
+            self.contexts,
+            self.events,
+            clock=self._clock,
+            close_timeout=self.settings.node_close_timeout,
+            node_settings=self.settings.node_settings(),
+        )
         await self._start_services()
         credentials = CredentialStore(self.db, self.credential_key())
         credentials.load()
@@ -119,29 +130,40 @@ class Runtime:
         services["audit"] = self.audit
         # RLIMIT_DATA, not RLIMIT_AS: V8 (JavaScript functions) cannot start under any address-space limit,
         # and needs about 768 MB of data limit for its reservations
-        services["sandbox"] = SandboxPool(WorkerLimits.for_host(memory_mb=max(self.settings.sandbox_memory_mb, 1024),
-                                                                memory_kind="data"))
+        services["sandbox"] = SandboxPool(
+            WorkerLimits.for_host(memory_mb=max(self.settings.sandbox_memory_mb, 1024), memory_kind="data")
+        )
         services["flow-owners"] = self.ownership
         services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
         services["devices"] = devices = DeviceRegistry(self.db)
         services["rtdb"] = store = open_store(self.settings.realtime_database_url)
         history = HistoryStore(self.settings.history_path)
         services["ontologies"] = ontologies = OntologyRegistry(
-            self.db, sample_existing=lambda name, limit: store.find(name, {}, limit=limit),
+            self.db,
+            sample_existing=lambda name, limit: store.find(name, {}, limit=limit),
             count_existing=lambda name: store.count(name, {}) + len(history.ids(name)),
-            purge_existing=lambda name: _purge(store, history, name))
+            purge_existing=lambda name: _purge(store, history, name),
+        )
         ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
-        services["permissions"] = permissions = Permissions(self.db, self._role_of,
-                                                            lambda name: _owner_of(ontologies, name))
+        services["permissions"] = permissions = Permissions(
+            self.db, self._role_of, lambda name: _owner_of(ontologies, name)
+        )
         ontologies.on_change(lambda _name, _ontology: permissions.forget())
         services["ontology-events"] = events = OntologyEvents()
         services["ontology-data"] = OntologyData(ontologies, store, events)
         from sofiaflow.runtime.api_manager import ApiManager
 
-        services["api-manager"] = ApiManager(self.db, permissions, services["ontology-data"], self._role_of,
-                                             self.audit, self.settings.http_response_timeout)
-        services["history"] = mover = HistoryService(HistoryMover(ontologies, store, history),
-                                                     self.settings.history_interval)
+        services["api-manager"] = ApiManager(
+            self.db,
+            permissions,
+            services["ontology-data"],
+            self._role_of,
+            self.audit,
+            self.settings.http_response_timeout,
+        )
+        services["history"] = mover = HistoryService(
+            HistoryMover(ontologies, store, history), self.settings.history_interval
+        )
         mover.start()
         for ontology in ontologies.list():
             try:
@@ -155,9 +177,14 @@ class Runtime:
                 self.startup_problems.append(f"ontology {error['file']}: {error['message']}")
                 log.error("ontology %s not loaded: %s", error["file"], error["message"])
         if self.settings.mqtt_port:
-            broker = EmbeddedBroker(devices, self.settings.mqtt_host, self.settings.mqtt_port,
-                                    max_packet_size=self.settings.mqtt_max_packet_size,
-                                    connect_timeout=self.settings.mqtt_connect_timeout, audit=self.audit)
+            broker = EmbeddedBroker(
+                devices,
+                self.settings.mqtt_host,
+                self.settings.mqtt_port,
+                max_packet_size=self.settings.mqtt_max_packet_size,
+                connect_timeout=self.settings.mqtt_connect_timeout,
+                audit=self.audit,
+            )
             broker.flows_ready.clear()  # device messages wait until the stored flows have subscribed
             await broker.start()
             services["mqtt-embedded"] = broker
@@ -223,8 +250,14 @@ class Runtime:
     def state(self) -> str:
         return self._deployer().state
 
-    async def deploy(self, flows: Any, deploy_type: str = "full", rev: str | None = None,
-                     credentials: dict[str, dict] | None = None, user: str | None = None) -> DeployResult:
+    async def deploy(
+        self,
+        flows: Any,
+        deploy_type: str = "full",
+        rev: str | None = None,
+        credentials: dict[str, dict] | None = None,
+        user: str | None = None,
+    ) -> DeployResult:
         """Deploy a whole flow set (see `Deployer.deploy`); recorded in the audit log."""
         deployer = self._deployer()
         if isinstance(flows, list):  # new tabs are the deployer's while their nodes set up (ontology rights)

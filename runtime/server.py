@@ -118,10 +118,13 @@ async def serve(settings: Settings, flows_file: str | Path | None = None, **uvic
         admin_app = create_app(runtime, auth)
         _mount_apps(admin_app, runtime, auth)
         routes = runtime.engine.services.get("http") if runtime.engine is not None else None
-        if routes is not None:  # the admin API's paths are the platform's: only administrators' flows serve there
+        if (
+            routes is not None
+        ):  # the admin API's paths are the platform's: only administrators' flows serve there
             routes.reserve(app_prefixes(admin_app))
-        app = in_front(admin_app, lambda: runtime.engine.services.get("http")
-                       if runtime.engine is not None else None)
+        app = in_front(
+            admin_app, lambda: runtime.engine.services.get("http") if runtime.engine is not None else None
+        )
         app.app = admin_app  # type: ignore[attr-defined] # lets NiceGUI find the uvicorn server of its app
         options = {"host": settings.host, "port": settings.port, "log_level": "info", **uvicorn_options}
         server = _Server(uvicorn.Config(app, **options))

@@ -10,30 +10,47 @@ from pathlib import Path
 
 @dataclass
 class Settings:
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("SOFIAFLOW_DATA_DIR", "~/.sofiaflow")).expanduser())
+    data_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("SOFIAFLOW_DATA_DIR", "~/.sofiaflow")).expanduser()
+    )
     db_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_DB_URL"))
     host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_PORT", "1880")))
     admin_password: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_ADMIN_PASSWORD"))
-    credential_secret: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_CREDENTIAL_SECRET"))
-    context_default: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_CONTEXT_DEFAULT", "memory"))
-    context_prefixes: dict[str, str] = field(default_factory=lambda: _parse_prefixes(
-        os.environ.get("SOFIAFLOW_CONTEXT_PREFIXES", "")))
+    credential_secret: str | None = field(
+        default_factory=lambda: os.environ.get("SOFIAFLOW_CREDENTIAL_SECRET")
+    )
+    context_default: str = field(
+        default_factory=lambda: os.environ.get("SOFIAFLOW_CONTEXT_DEFAULT", "memory")
+    )
+    context_prefixes: dict[str, str] = field(
+        default_factory=lambda: _parse_prefixes(os.environ.get("SOFIAFLOW_CONTEXT_PREFIXES", ""))
+    )
     context_flush_interval: float = 5.0
     node_close_timeout: float = 15.0
-    function_time_limit: float = field(default_factory=lambda: float(os.environ.get("SOFIAFLOW_FUNCTION_TIME_LIMIT", "1.0")))
-    function_modules: tuple[str, ...] = field(default_factory=lambda: tuple(
-        m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip()))
-    function_isolation: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_FUNCTION_ISOLATION", "process"))
+    function_time_limit: float = field(
+        default_factory=lambda: float(os.environ.get("SOFIAFLOW_FUNCTION_TIME_LIMIT", "1.0"))
+    )
+    function_modules: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip()
+        )
+    )
+    function_isolation: str = field(
+        default_factory=lambda: os.environ.get("SOFIAFLOW_FUNCTION_ISOLATION", "process")
+    )
     """functionIsolation: where python functions run: "process" (sandbox worker processes, the default),
     "admin-in-process" (administrators' and ownerless flows in the server process) or "in-process" (all: unsafe)."""
-    sandbox_memory_mb: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_SANDBOX_MEMORY_MB", "512")))
+    sandbox_memory_mb: int = field(
+        default_factory=lambda: int(os.environ.get("SOFIAFLOW_SANDBOX_MEMORY_MB", "512"))
+    )
     """sandboxMemoryMB: memory (RLIMIT_DATA: heap and private mappings) of each sandbox worker process (MiB)."""
     token_lifetime: int = 7 * 24 * 3600
     debug_max_length: int = 1000
     http_node_root: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HTTP_NODE_ROOT", "/"))
-    http_response_timeout: float = field(default_factory=lambda: float(
-        os.environ.get("SOFIAFLOW_HTTP_RESPONSE_TIMEOUT", "120")))
+    http_response_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("SOFIAFLOW_HTTP_RESPONSE_TIMEOUT", "120"))
+    )
     realtime_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_RTDB_URL"))
     """Real-time DB of ontology data: mongodb://, postgresql:// or sqlite:// (default: a file in the data dir)."""
     ontologies_dir: Path | None = field(default_factory=lambda: _ontologies_dir())
@@ -41,22 +58,28 @@ class Settings:
     mqtt_host: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_HOST", "127.0.0.1"))
     mqtt_port: int = field(default_factory=lambda: int(os.environ.get("SOFIAFLOW_MQTT_PORT", "1883")))
     """Port of the embedded MQTT broker; 0 runs none (flows then use an external broker)."""
-    mqtt_max_packet_size: int = field(default_factory=lambda: int(
-        os.environ.get("SOFIAFLOW_MQTT_MAX_PACKET_SIZE", str(1024 * 1024))))
+    mqtt_max_packet_size: int = field(
+        default_factory=lambda: int(os.environ.get("SOFIAFLOW_MQTT_MAX_PACKET_SIZE", str(1024 * 1024)))
+    )
     """mqttMaxPacketSize: bytes of the largest MQTT packet the embedded broker takes (larger: disconnected)."""
-    mqtt_connect_timeout: float = field(default_factory=lambda: float(
-        os.environ.get("SOFIAFLOW_MQTT_CONNECT_TIMEOUT", "10")))
+    mqtt_connect_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("SOFIAFLOW_MQTT_CONNECT_TIMEOUT", "10"))
+    )
     """mqttConnectTimeout: seconds a new connection to the embedded broker has to send CONNECT."""
     default_flows: Path | None = field(default_factory=lambda: _default_flows())
     """Flow file deployed on the first start (no flows stored yet): SOFIAFLOW_DEFAULT_FLOWS, by default the
     bundled IoT Broker flow; "" or "none" deploys nothing."""
-    metrics_public: bool = field(default_factory=lambda: os.environ.get("SOFIAFLOW_METRICS_PUBLIC", "").strip().lower()
-                                 in ("1", "true", "yes", "on"))
+    metrics_public: bool = field(
+        default_factory=lambda: (
+            os.environ.get("SOFIAFLOW_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes", "on")
+        )
+    )
     """Serve `/metrics` without a bearer token (for Prometheus scrapers on a trusted network)."""
     history_dir: Path | None = field(default_factory=lambda: _optional_path("SOFIAFLOW_HISTORY_DIR"))
     """Folder of the historical store (Parquet); default: `history` in the data dir."""
-    history_interval: float = field(default_factory=lambda: float(
-        os.environ.get("SOFIAFLOW_HISTORY_INTERVAL", "3600")))
+    history_interval: float = field(
+        default_factory=lambda: float(os.environ.get("SOFIAFLOW_HISTORY_INTERVAL", "3600"))
+    )
     """Seconds between moves of expired instances to history; 0: never scheduled."""
 
     def node_settings(self) -> dict:

@@ -43,8 +43,14 @@ class _Probe(Node):
 class FlowTester:
     """Deploy `flows` in a private engine; see the module docstring."""
 
-    def __init__(self, flows: FlowJSON, registry: NodeRegistry | None = None, virtual_time: bool = False,
-                 credentials: dict[str, dict] | None = None, stores: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        flows: FlowJSON,
+        registry: NodeRegistry | None = None,
+        virtual_time: bool = False,
+        credentials: dict[str, dict] | None = None,
+        stores: dict[str, Any] | None = None,
+    ) -> None:
         from cryptography.fernet import Fernet
 
         self.flows = copy.deepcopy(flows)

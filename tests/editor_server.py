@@ -33,8 +33,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "editor-test-password"
 EDITOR_PATH = "/editor"
 START_TIMEOUT = 60.0
@@ -65,17 +72,34 @@ class EditorServer:
     def token(self) -> str:
         """A bearer token for the admin API (fetched once)."""
         if not self._token:
-            data = urllib.parse.urlencode({"client_id": "node-red-admin", "grant_type": "password", "scope": "*",
-                                           "username": self.user, "password": self.password}).encode()
+            data = urllib.parse.urlencode(
+                {
+                    "client_id": "node-red-admin",
+                    "grant_type": "password",
+                    "scope": "*",
+                    "username": self.user,
+                    "password": self.password,
+                }
+            ).encode()
             with urllib.request.urlopen(f"{self.url}/auth/token", data, timeout=5) as resp:
                 self._token = json.loads(resp.read())["access_token"]
         return self._token
 
-    def api(self, method: str, path: str, body: object = None, headers: dict | None = None) -> tuple[int, object]:
+    def api(
+        self, method: str, path: str, body: object = None, headers: dict | None = None
+    ) -> tuple[int, object]:
         """Call the admin API with the token; (status, JSON body or text)."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token()}", "Content-Type": "application/json", **(headers or {})})
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token()}",
+                "Content-Type": "application/json",
+                **(headers or {}),
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 status, text = resp.status, resp.read().decode()
@@ -103,10 +127,28 @@ def start_server(env: dict[str, str] | None = None, flows_file: str | Path | Non
     """Start `sofiaflow run` and wait until it answers; stop it with `stop_server`."""
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="sofiaflow-editor-"))
-    full_env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_MQTT_PORT": "0",
-                "SOFIAFLOW_DATA_DIR": str(data_dir), "SOFIAFLOW_DEFAULT_FLOWS": "", **(env or {})}
-    args = [sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data_dir), "--port", str(port),
-            "--host", "127.0.0.1", "--mqtt-port", "0"]
+    full_env = {
+        **os.environ,
+        "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD,
+        "SOFIAFLOW_MQTT_PORT": "0",
+        "SOFIAFLOW_DATA_DIR": str(data_dir),
+        "SOFIAFLOW_DEFAULT_FLOWS": "",
+        **(env or {}),
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "sofiaflow.runtime.cli",
+        "run",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--mqtt-port",
+        "0",
+    ]
     if flows_file is not None:
         args += ["--flows", str(flows_file)]
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - closed with the process
@@ -173,7 +215,9 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def editor_page(browser: object, server: EditorServer, width: int = 1400, height: int = 850) -> Iterator[object]:
+def editor_page(
+    browser: object, server: EditorServer, width: int = 1400, height: int = 850
+) -> Iterator[object]:
     """A logged-in page on the flow editor in a fresh browser context (closed afterwards)."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()

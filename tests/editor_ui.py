@@ -50,14 +50,19 @@ def wire(page: Any, source: str, target: str, port: int = 0) -> None:
     for step in range(1, 6):
         page.mouse.move(sx + (tx - sx) * step / 5, sy + (ty - sy) * step / 5)
     page.mouse.up()
-    page.wait_for_function(f"document.querySelectorAll('.sf-wire:not(.sf-temp)').length > {wires_before}",
-                           timeout=5000)
+    page.wait_for_function(
+        f"document.querySelectorAll('.sf-wire:not(.sf-temp)').length > {wires_before}", timeout=5000
+    )
 
 
 def fill(page: Any, testid: str, value: str) -> None:
     """Fill the Quasar input marked `data-testid=testid`."""
     field = page.get_by_test_id(testid)
-    target = field if field.evaluate("e => e.tagName") in ("INPUT", "TEXTAREA") else field.locator("input, textarea")
+    target = (
+        field
+        if field.evaluate("e => e.tagName") in ("INPUT", "TEXTAREA")
+        else field.locator("input, textarea")
+    )
     target.first.fill(value)
 
 
@@ -94,13 +99,25 @@ BIG = 500
 
 
 def big_flow() -> list[dict]:
-    flows = [{"id": "smalltab", "type": "tab", "label": "small"}, {"id": "bigtab", "type": "tab", "label": "big"}]
+    flows = [
+        {"id": "smalltab", "type": "tab", "label": "small"},
+        {"id": "bigtab", "type": "tab", "label": "big"},
+    ]
     for i in range(BIG):
         col, row = divmod(i, 25)
         target = [[f"n{i + 1}"]] if i % 2 == 0 else [[]]
-        flows.append({"id": f"n{i}", "type": "change", "z": "bigtab", "name": f"node {i}", "x": 80 + col * 150,
-                      "y": 40 + row * 40, "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "x", "tot": "str"}],
-                      "wires": target})
+        flows.append(
+            {
+                "id": f"n{i}",
+                "type": "change",
+                "z": "bigtab",
+                "name": f"node {i}",
+                "x": 80 + col * 150,
+                "y": 40 + row * 40,
+                "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "x", "tot": "str"}],
+                "wires": target,
+            }
+        )
     return flows
 
 
@@ -133,10 +150,12 @@ def drag_timed(page, node_id: str, steps: int = 60) -> dict:
 
 def report_drag(what: str, stats: dict) -> None:
     handlers, frames = stats["handlers"], stats["frames"]
-    print(f"\n{what}, {len(handlers)} pointer moves: handler median {statistics.median(handlers):.2f} ms, "
-          f"p95 {percentile(handlers, 0.95):.2f} ms, max {max(handlers):.2f} ms; "
-          f"{len(frames)} frames, interval median {statistics.median(frames):.1f} ms, "
-          f"p95 {percentile(frames, 0.95):.1f} ms, max {max(frames):.1f} ms")
+    print(
+        f"\n{what}, {len(handlers)} pointer moves: handler median {statistics.median(handlers):.2f} ms, "
+        f"p95 {percentile(handlers, 0.95):.2f} ms, max {max(handlers):.2f} ms; "
+        f"{len(frames)} frames, interval median {statistics.median(frames):.1f} ms, "
+        f"p95 {percentile(frames, 0.95):.1f} ms, max {max(frames):.1f} ms"
+    )
 
 
 def screenshot_path(name: str, fallback_dir: Path) -> Path:
@@ -148,4 +167,3 @@ def screenshot_path(name: str, fallback_dir: Path) -> Path:
         folder = fallback_dir
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
-

@@ -31,9 +31,24 @@ def launch(data_dir: Path, port: int, mqtt_port: int) -> subprocess.Popen:
     """`sofiaflow run` on fixed loopback ports; returns once its API answers."""
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_DEFAULT_FLOWS": ""}
     env.pop("SOFIAFLOW_ONTOLOGIES_DIR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data_dir), "--port",
-                             str(port), "--mqtt-port", str(mqtt_port)], env=env, cwd=onesait_server.REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sofiaflow.runtime.cli",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--mqtt-port",
+            str(mqtt_port),
+        ],
+        env=env,
+        cwd=onesait_server.REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         assert proc.poll() is None, f"the server exited with {proc.returncode}"
@@ -47,9 +62,17 @@ def launch(data_dir: Path, port: int, mqtt_port: int) -> subprocess.Popen:
 
 def admin_client(port: int) -> httpx.Client:
     base = f"http://127.0.0.1:{port}"
-    token = httpx.post(f"{base}/auth/token", data={
-        "client_id": "node-red-admin", "grant_type": "password", "scope": "*", "username": "admin",
-        "password": PASSWORD}, timeout=5).json()["access_token"]
+    token = httpx.post(
+        f"{base}/auth/token",
+        data={
+            "client_id": "node-red-admin",
+            "grant_type": "password",
+            "scope": "*",
+            "username": "admin",
+            "password": PASSWORD,
+        },
+        timeout=5,
+    ).json()["access_token"]
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
@@ -67,18 +90,38 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(5)
 
 
-def insert_flow(broker_host: str, broker_port: int, qos: str = "1", user: str = "", password: str = "") -> list:
+def insert_flow(
+    broker_host: str, broker_port: int, qos: str = "1", user: str = "", password: str = ""
+) -> list:
     """mqtt in (sensors/+/telemetry, JSON) -> ontology-insert BasicSensor, plus a catch counting failures."""
-    broker = {"id": "ack-broker", "type": "mqtt-broker", "name": "broker", "broker": broker_host,
-              "port": str(broker_port), "clientid": "", "autoConnect": True, "usetls": False,
-              "protocolVersion": "4", "keepalive": "60", "cleansession": True}
+    broker = {
+        "id": "ack-broker",
+        "type": "mqtt-broker",
+        "name": "broker",
+        "broker": broker_host,
+        "port": str(broker_port),
+        "clientid": "",
+        "autoConnect": True,
+        "usetls": False,
+        "protocolVersion": "4",
+        "keepalive": "60",
+        "cleansession": True,
+    }
     if user:
         broker["credentials"] = {"user": user, "password": password}
     return [
         {"id": "ack-tab", "type": "tab", "label": "acks"},
         broker,
-        {"id": "ack-in", "type": "mqtt in", "z": "ack-tab", "topic": "sensors/+/telemetry", "qos": qos,
-         "datatype": "json", "broker": "ack-broker", "wires": [["ack-insert"]]},
+        {
+            "id": "ack-in",
+            "type": "mqtt in",
+            "z": "ack-tab",
+            "topic": "sensors/+/telemetry",
+            "qos": qos,
+            "datatype": "json",
+            "broker": "ack-broker",
+            "wires": [["ack-insert"]],
+        },
         {"id": "ack-insert", "type": "ontology-insert", "z": "ack-tab", "ontology": ONTOLOGY, "wires": [[]]},
     ]
 
@@ -88,9 +131,15 @@ def stored_sequences(admin: httpx.Client) -> list[int]:
     found: list[int] = []
     skip = 0
     while True:
-        page = admin.get(f"/ontologies/{ONTOLOGY}/data", params={
-            "projection": json.dumps({f"{ONTOLOGY}.measure": 1}), "skip": skip, "limit": 1000,
-            "sort": json.dumps({"_id": 1})})
+        page = admin.get(
+            f"/ontologies/{ONTOLOGY}/data",
+            params={
+                "projection": json.dumps({f"{ONTOLOGY}.measure": 1}),
+                "skip": skip,
+                "limit": 1000,
+                "sort": json.dumps({"_id": 1}),
+            },
+        )
         assert page.status_code == 200, page.text
         items = page.json()["items"]
         found += [int(doc[ONTOLOGY]["measure"]) for doc in items]
@@ -113,7 +162,9 @@ class Device:
 
     def __post_init__(self) -> None:
         # no lock of ours around paho calls: paho holds its own while calling on_publish (lock order)
-        self._seq_of: dict[int, int] = {}  # packet id -> sequence number (fewer than 65535 messages: no reuse)
+        self._seq_of: dict[
+            int, int
+        ] = {}  # packet id -> sequence number (fewer than 65535 messages: no reuse)
         self._acked_mids: deque[int] = deque()
         self.connects = 0
         self.session_present: list[bool] = []

@@ -36,10 +36,18 @@ async def broker_env(tmp_path):
 class Client:
     """A paho client; `await` helpers wait in worker threads."""
 
-    def __init__(self, port: int, user: str | None = None, password: str | None = None, client_id: str = "",
-                 clean_session: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        user: str | None = None,
+        password: str | None = None,
+        client_id: str = "",
+        clean_session: bool = True,
+    ) -> None:
         self.port = port
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+        self.c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+        )
         if user is not None:
             self.c.username_pw_set(user, password)
         self.c.reconnect_delay_set(0.05, 0.05)  # paho sleeps this long, uninterruptibly, before stopping

@@ -59,18 +59,41 @@ def start(data_dir: Path, default_flows: str = IOT_BROKER_FLOW, password: str = 
     port, mqtt_port = free_port(), free_port()
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": password, "SOFIAFLOW_DEFAULT_FLOWS": default_flows}
     env.pop("SOFIAFLOW_ONTOLOGIES_DIR", None)  # the bundled ontologies (BasicSensor...)
-    proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data_dir), "--port",
-                             str(port), "--mqtt-port", str(mqtt_port)], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sofiaflow.runtime.cli",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--mqtt-port",
+            str(mqtt_port),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             try:
-                token = httpx.post(f"{base}/auth/token", data={
-                    "client_id": "node-red-admin", "grant_type": "password", "scope": "*",
-                    "username": "admin", "password": password}, timeout=2).json()["access_token"]
+                token = httpx.post(
+                    f"{base}/auth/token",
+                    data={
+                        "client_id": "node-red-admin",
+                        "grant_type": "password",
+                        "scope": "*",
+                        "username": "admin",
+                        "password": password,
+                    },
+                    timeout=2,
+                ).json()["access_token"]
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "server did not start"

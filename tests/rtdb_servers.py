@@ -94,24 +94,52 @@ def start_postgres() -> Server:
         user = "postgres"
         os.chown(tmp, pw.pw_uid, pw.pw_gid)
         # run as postgres directly (not through runuser) so that proc.pid is the postmaster's
-        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [],
-                   "env": {**os.environ, "HOME": tmp}}
+        as_user = {
+            "user": pw.pw_uid,
+            "group": pw.pw_gid,
+            "extra_groups": [],
+            "env": {**os.environ, "HOME": tmp},
+        }
     log = os.path.join(tmp, "log")
-    subprocess.run([initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-locale",
-                             "-E", "UTF8", "--no-sync"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
-                   **as_user)
+    subprocess.run(
+        [initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-locale", "-E", "UTF8", "--no-sync"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp,
+        **as_user,
+    )
     port = free_port()
     with open(log, "w") as out:
         if user:
             os.chown(log, pw.pw_uid, pw.pw_gid)
         proc = subprocess.Popen(
-            [postgres, "-D", data, "-p", str(port), "-h", "127.0.0.1", "-k", tmp,
-                      "-c", "fsync=off", "-c", "synchronous_commit=off",
-                      "-c", "full_page_writes=off"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp, **as_user)
-    server = Server(f"postgresql://postgres@127.0.0.1:{port}/postgres", proc, tmp,
-                    signal.SIGINT)  # SIGINT: PostgreSQL's "fast" shutdown
+            [
+                postgres,
+                "-D",
+                data,
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                tmp,
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=tmp,
+            **as_user,
+        )
+    server = Server(
+        f"postgresql://postgres@127.0.0.1:{port}/postgres", proc, tmp, signal.SIGINT
+    )  # SIGINT: PostgreSQL's "fast" shutdown
     try:
         _wait_port(port, proc, 30, log)
         _wait_pg_ready(server.url, 30)
@@ -146,9 +174,22 @@ def start_secantus() -> Server:
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path",
-             os.path.join(tmp, "data"), "--log-level", "WARNING"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
+            [
+                exe,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--storage-path",
+                os.path.join(tmp, "data"),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+            start_new_session=True,
+        )
     server = Server(f"mongodb://127.0.0.1:{port}/rtdb_test?directConnection=true", proc, tmp)
     try:
         _wait_port(port, proc, 30, log)

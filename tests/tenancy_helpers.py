@@ -35,17 +35,59 @@ def ana_flows() -> list[dict[str, Any]]:
     """ana's tab (inject -> debug, a link in), her mqtt-broker config node and her subflow."""
     return [
         {"id": "ta", "type": "tab", "label": "ana's"},
-        {"id": "a_inj", "type": "inject", "z": "ta", "props": [{"p": "payload"}], "payload": "7",
-         "payloadType": "num", "repeat": "", "crontab": "", "once": False, "topic": "", "wires": [["a_dbg"]]},
-        {"id": "a_dbg", "type": "debug", "z": "ta", "name": "ana-debug", "active": True, "tosidebar": True,
-         "console": False, "tostatus": True, "complete": "payload", "targetType": "msg", "statusVal": "payload",
-         "statusType": "auto", "wires": []},
+        {
+            "id": "a_inj",
+            "type": "inject",
+            "z": "ta",
+            "props": [{"p": "payload"}],
+            "payload": "7",
+            "payloadType": "num",
+            "repeat": "",
+            "crontab": "",
+            "once": False,
+            "topic": "",
+            "wires": [["a_dbg"]],
+        },
+        {
+            "id": "a_dbg",
+            "type": "debug",
+            "z": "ta",
+            "name": "ana-debug",
+            "active": True,
+            "tosidebar": True,
+            "console": False,
+            "tostatus": True,
+            "complete": "payload",
+            "targetType": "msg",
+            "statusVal": "payload",
+            "statusType": "auto",
+            "wires": [],
+        },
         {"id": "a_lin", "type": "link in", "z": "ta", "links": [], "wires": [["a_dbg"]]},
-        {"id": "a_sub", "type": "mqtt in", "z": "ta", "topic": "a/t", "qos": "0", "broker": "a_cfg", "wires": [[]]},
-        {"id": "a_cfg", "type": "mqtt-broker", "broker": "127.0.0.1", "port": "1", "autoConnect": False,
-         "name": "ana-broker"},
-        {"id": "a_sf", "type": "subflow", "name": "ana-sub", "in": [{"wires": [{"id": "a_sfn"}]}],
-         "out": [{"wires": [{"id": "a_sfn", "port": 0}]}]},
+        {
+            "id": "a_sub",
+            "type": "mqtt in",
+            "z": "ta",
+            "topic": "a/t",
+            "qos": "0",
+            "broker": "a_cfg",
+            "wires": [[]],
+        },
+        {
+            "id": "a_cfg",
+            "type": "mqtt-broker",
+            "broker": "127.0.0.1",
+            "port": "1",
+            "autoConnect": False,
+            "name": "ana-broker",
+        },
+        {
+            "id": "a_sf",
+            "type": "subflow",
+            "name": "ana-sub",
+            "in": [{"wires": [{"id": "a_sfn"}]}],
+            "out": [{"wires": [{"id": "a_sfn", "port": 0}]}],
+        },
         {"id": "a_sfn", "type": "change", "z": "a_sf", "rules": [], "wires": [[]]},
         {"id": "a_inst", "type": "subflow:a_sf", "z": "ta", "wires": [[]]},
     ]
@@ -56,13 +98,32 @@ def bob_tab(*nodes: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def bob_inject(node_id: str = "b_inj", wires: list | None = None) -> dict[str, Any]:
-    return {"id": node_id, "type": "inject", "props": [{"p": "payload"}], "payload": "1", "payloadType": "num",
-            "repeat": "", "crontab": "", "once": False, "topic": "", "wires": wires or [[]]}
+    return {
+        "id": node_id,
+        "type": "inject",
+        "props": [{"p": "payload"}],
+        "payload": "1",
+        "payloadType": "num",
+        "repeat": "",
+        "crontab": "",
+        "once": False,
+        "topic": "",
+        "wires": wires or [[]],
+    }
 
 
 def bob_debug() -> dict[str, Any]:
-    return {"id": "b_dbg", "type": "debug", "active": True, "tosidebar": True, "console": False,
-            "tostatus": True, "complete": "payload", "targetType": "msg", "wires": []}
+    return {
+        "id": "b_dbg",
+        "type": "debug",
+        "active": True,
+        "tosidebar": True,
+        "console": False,
+        "tostatus": True,
+        "complete": "payload",
+        "targetType": "msg",
+        "wires": [],
+    }
 
 
 ANA_IDS = [n["id"] for n in ana_flows()]
@@ -96,8 +157,12 @@ def _free_port() -> int:
 async def serve_world(tmp_path: Path, registry: Any) -> AsyncIterator[World]:
     """A started runtime with its admin app on a free loopback port; admin, ana, bob and uma logged in; ana's
     flows (`ana_flows`) and bob's tab (inject -> debug) deployed."""
-    settings = Settings(data_dir=tmp_path, admin_password=PASSWORD, history_interval=0,
-                        default_flows=REPO / "flows" / "iot-broker.json")
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_password=PASSWORD,
+        history_interval=0,
+        default_flows=REPO / "flows" / "iot-broker.json",
+    )
     rt = Runtime(settings, registry=registry)
     await rt.start()
     auth = AuthService(rt.db, rt.settings)
@@ -117,15 +182,24 @@ async def serve_world(tmp_path: Path, registry: Any) -> AsyncIterator[World]:
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
             world = World(rt, base, f"127.0.0.1:{port}", http, app=app)
             for name, password in (("admin", PASSWORD), *((u, f"{u}-password") for u in USERS)):
-                answer = await http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                              "scope": "*", "username": name, "password": password})
+                answer = await http.post(
+                    "/auth/token",
+                    data={
+                        "client_id": "node-red-admin",
+                        "grant_type": "password",
+                        "scope": "*",
+                        "username": name,
+                        "password": password,
+                    },
+                )
                 assert answer.status_code == 200, answer.text
                 world.tokens[name] = answer.json()["access_token"]
                 world.headers[name] = {"Authorization": f"Bearer {world.tokens[name]}"}
             answer = await world.call("ana", "POST", "/flows", ana_flows())
             assert answer.status_code == 204, answer.text
-            assert (await world.call("bob", "POST", "/flows", bob_tab(bob_inject(wires=[["b_dbg"]]),
-                                                                       bob_debug()))).status_code == 204
+            assert (
+                await world.call("bob", "POST", "/flows", bob_tab(bob_inject(wires=[["b_dbg"]]), bob_debug()))
+            ).status_code == 204
             yield world
     finally:
         server.should_exit = True
@@ -159,13 +233,19 @@ async def give_ana_holdings(world: World) -> AnaHoldings:
     """ana's ontology AnaReading (one row), an API key, context values, and her device `ana-dev` (topics
     ana/ana-dev/#, ALL on AnaReading, one instance seen); bob's own device `bob-dev` (topics bob/bob-dev/#)."""
     rt = world.rt
-    assert (await world.call("ana", "POST", "/ontologies", {"name": "AnaReading", "schema": SCHEMA})).status_code == 201
+    assert (
+        await world.call("ana", "POST", "/ontologies", {"name": "AnaReading", "schema": SCHEMA})
+    ).status_code == 201
     assert (await world.call("ana", "POST", "/ontologies/AnaReading/data", {"v": 1})).status_code == 201
     key = (await world.call("ana", "POST", "/api-keys", {"label": "ana's"})).json()
     for scope in ("flow:ta", "node:ta:a_inj", "global"):
         rt.contexts.scope(scope).set(ANA_CONTEXT_KEY, "ana-only", rt.contexts.default)
-    device = await world.call("ana", "POST", "/devices", {"name": ANA_DEVICE, "topics": ["ana/{device}/#"],
-                                                          "ontologies": {"AnaReading": "ALL"}})
+    device = await world.call(
+        "ana",
+        "POST",
+        "/devices",
+        {"name": ANA_DEVICE, "topics": ["ana/{device}/#"], "ontologies": {"AnaReading": "ALL"}},
+    )
     assert device.status_code == 201, device.text
     assert device.json()["owner"] == "ana"
     rt.engine.services["devices"].record_instance(ANA_DEVICE, ANA_INSTANCE)  # as an SSAP JOIN does
@@ -179,8 +259,16 @@ def devices(world: World) -> Any:
 
 
 async def login(world: World, who: str, password: str) -> httpx.Response:
-    return await world.http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                      "scope": "*", "username": who, "password": password})
+    return await world.http.post(
+        "/auth/token",
+        data={
+            "client_id": "node-red-admin",
+            "grant_type": "password",
+            "scope": "*",
+            "username": who,
+            "password": password,
+        },
+    )
 
 
 # ----- checks that take more than one call ----------------------------------------------------------------------
@@ -204,8 +292,11 @@ async def _socket(world: World, who: str) -> Any:
 
 def _about(events: list[dict]) -> set[str]:
     """The debug node ids and status topics among `events`."""
-    return {e["data"]["id"] if e["topic"] == "debug" else e["topic"] for e in events
-            if e["topic"] == "debug" or e["topic"].startswith("status/")}
+    return {
+        e["data"]["id"] if e["topic"] == "debug" else e["topic"]
+        for e in events
+        if e["topic"] == "debug" or e["topic"].startswith("status/")
+    }
 
 
 async def comms_carries_only_what_each_caller_may_see(world: World) -> None:
@@ -220,8 +311,12 @@ async def comms_carries_only_what_each_caller_may_see(world: World) -> None:
         assert (await world.call("ana", "POST", "/inject/a_inj")).status_code == 200
         assert (await world.call("bob", "POST", "/inject/b_inj")).status_code == 200
         # until each has what they should see (bounded), then a while longer for anything they should not
-        await asyncio.gather(*(_events(ws, seen[who], lambda who=who: _about(seen[who]) >= expected[who], 10)
-                               for who, ws in sockets.items()))
+        await asyncio.gather(
+            *(
+                _events(ws, seen[who], lambda who=who: _about(seen[who]) >= expected[who], 10)
+                for who, ws in sockets.items()
+            )
+        )
         await asyncio.gather(*(_events(ws, seen[who], lambda: False, 0.5) for who, ws in sockets.items()))
     finally:
         for ws in sockets.values():
@@ -239,7 +334,9 @@ async def a_namesake_of_a_deleted_user_owns_nothing_of_theirs(world: World) -> N
     assert in_use.status_code == 200  # the key has been used: the API Manager knows it
     assert (await world.call("admin", "DELETE", "/users/ana")).status_code == 204
     assert (await world.call("ana", "GET", "/flows")).status_code == 401
-    made = await world.call("admin", "POST", "/users", {"username": "ana", "password": "new-ana", "role": "developer"})
+    made = await world.call(
+        "admin", "POST", "/users", {"username": "ana", "password": "new-ana", "role": "developer"}
+    )
     assert made.status_code == 201, made.text
     answer = await login(world, "ana", "new-ana")
     assert answer.status_code == 200, answer.text
@@ -253,12 +350,27 @@ async def a_namesake_of_a_deleted_user_owns_nothing_of_theirs(world: World) -> N
     seen = (await world.call("ana", "GET", "/flows")).json()
     assert {n["id"] for n in seen} & set(ANA_IDS) == set()
     assert (await world.call("ana", "GET", "/flow/ta")).status_code == 404
-    assert (await world.call("ana", "PUT", "/flow/ta", {"id": "ta", "label": "mine", "nodes": []})).status_code \
-        == 403
+    assert (
+        await world.call("ana", "PUT", "/flow/ta", {"id": "ta", "label": "mine", "nodes": []})
+    ).status_code == 403
     assert (await world.call("ana", "DELETE", "/flow/ta")).status_code == 403
-    taking = await world.call("ana", "POST", "/flows", [{"id": "tn", "type": "tab", "label": "new"},
-                                                        {"id": "n_in", "type": "mqtt in", "z": "tn", "topic": "x",
-                                                         "qos": "0", "broker": "a_cfg", "wires": [[]]}])
+    taking = await world.call(
+        "ana",
+        "POST",
+        "/flows",
+        [
+            {"id": "tn", "type": "tab", "label": "new"},
+            {
+                "id": "n_in",
+                "type": "mqtt in",
+                "z": "tn",
+                "topic": "x",
+                "qos": "0",
+                "broker": "a_cfg",
+                "wires": [[]],
+            },
+        ],
+    )
     assert taking.status_code == 403 and "'a_cfg'" in taking.json()["message"]
     # ontologies
     assert "AnaReading" not in (await world.call("ana", "GET", "/ontologies")).text
@@ -269,8 +381,12 @@ async def a_namesake_of_a_deleted_user_owns_nothing_of_theirs(world: World) -> N
     assert (await world.call("admin", "GET", "/ontologies/AnaReading/data")).json()["total"] == 1
     # devices
     assert (await world.call("ana", "GET", "/devices")).json() == []
-    for method, path in (("GET", f"/devices/{ANA_DEVICE}"), ("GET", f"/devices/{ANA_DEVICE}/instances"),
-                         ("DELETE", f"/devices/{ANA_DEVICE}"), ("POST", f"/devices/{ANA_DEVICE}/tokens")):
+    for method, path in (
+        ("GET", f"/devices/{ANA_DEVICE}"),
+        ("GET", f"/devices/{ANA_DEVICE}/instances"),
+        ("DELETE", f"/devices/{ANA_DEVICE}"),
+        ("POST", f"/devices/{ANA_DEVICE}/tokens"),
+    ):
         assert (await world.call("ana", method, path)).status_code == 404, (method, path)
     assert devices(world).get(ANA_DEVICE).owner is None
     assert devices(world).authenticate(ANA_DEVICE, held.device_token).name == ANA_DEVICE

@@ -67,24 +67,47 @@ def junction(node_id: str, z: str = "t1", wires: list | None = None, **extra: An
     return {"id": node_id, "type": "junction", "z": z, "x": 100, "y": 100, "wires": wires or [[]], **extra}
 
 
-FLOWS = [tab(), junction("j1", wires=[["j2"]]), junction("j2"),
-         {"id": "c1", "type": "catch", "z": "t1", "name": "", "scope": None, "uncaught": False,
-          "x": 100, "y": 200, "wires": [["j2"]]}]
+FLOWS = [
+    tab(),
+    junction("j1", wires=[["j2"]]),
+    junction("j2"),
+    {
+        "id": "c1",
+        "type": "catch",
+        "z": "t1",
+        "name": "",
+        "scope": None,
+        "uncaught": False,
+        "x": 100,
+        "y": 200,
+        "wires": [["j2"]],
+    },
+]
 
 
 @pytest.fixture
 async def runtime(tmp_path, registry):
     for cls in (CounterNode, ToggleNode, SecretNode):
         registry.register(cls, "tests")
-    rt = Runtime(Settings(data_dir=tmp_path / "data", admin_password=PASSWORD, db_url=None), registry=registry)
+    rt = Runtime(
+        Settings(data_dir=tmp_path / "data", admin_password=PASSWORD, db_url=None), registry=registry
+    )
     await rt.start()
     yield rt
     await rt.stop()
 
 
 async def _token(client: httpx.AsyncClient, scope: str = "*") -> str:
-    resp = await client.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                 "scope": scope, "username": "admin", "password": PASSWORD})
+    resp = await client.post(
+        "/auth/token",
+        data={
+            "client_id": "node-red-admin",
+            "grant_type": "password",
+            "scope": scope,
+            "username": "admin",
+            "password": PASSWORD,
+        },
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["access_token"]
 
@@ -108,8 +131,15 @@ V2 = {"Node-RED-API-Version": "v2"}
 
 # ----- auth ---------------------------------------------------------------------------------------
 async def test_routes_need_a_token(anon):
-    for method, path in [("GET", "/flows"), ("POST", "/flows"), ("GET", "/nodes"), ("GET", "/settings"),
-                         ("GET", "/context/global"), ("POST", "/inject/x"), ("GET", "/flow/t1")]:
+    for method, path in [
+        ("GET", "/flows"),
+        ("POST", "/flows"),
+        ("GET", "/nodes"),
+        ("GET", "/settings"),
+        ("GET", "/context/global"),
+        ("POST", "/inject/x"),
+        ("GET", "/flow/t1"),
+    ]:
         resp = await anon.request(method, path)
         assert resp.status_code == 401, (method, path)
         assert resp.json()["code"] == "unauthorized"
@@ -117,28 +147,45 @@ async def test_routes_need_a_token(anon):
     resp = await anon.get("/flows", headers={"Authorization": "Bearer nope"})
     assert resp.status_code == 401 and "unknown token" in resp.json()["message"]
     login = await anon.get("/auth/login")
-    assert login.json() == {"type": "credentials", "prompts": [
-        {"id": "username", "type": "text", "label": "Username"},
-        {"id": "password", "type": "password", "label": "Password"}]}
+    assert login.json() == {
+        "type": "credentials",
+        "prompts": [
+            {"id": "username", "type": "text", "label": "Username"},
+            {"id": "password", "type": "password", "label": "Password"},
+        ],
+    }
 
 
 async def test_token_by_form_and_json_and_revoke(anon):
     form_token = await _token(anon)
-    resp = await anon.post("/auth/token", json={"client_id": "node-red-editor", "grant_type": "password",
-                                               "scope": "*", "username": "admin", "password": PASSWORD})
+    resp = await anon.post(
+        "/auth/token",
+        json={
+            "client_id": "node-red-editor",
+            "grant_type": "password",
+            "scope": "*",
+            "username": "admin",
+            "password": PASSWORD,
+        },
+    )
     body = resp.json()
     assert resp.status_code == 200 and body["token_type"] == "Bearer" and body["expires_in"] == 604800
     json_token = body["access_token"]
     for token in (form_token, json_token):
         assert (await anon.get("/flows", headers={"Authorization": f"Bearer {token}"})).status_code == 200
-    bad = await anon.post("/auth/token", data={"grant_type": "password", "username": "admin", "password": "x"})
+    bad = await anon.post(
+        "/auth/token", data={"grant_type": "password", "username": "admin", "password": "x"}
+    )
     assert bad.status_code == 401 and bad.json()["error"] == "unauthorized"
-    other = await anon.post("/auth/token", data={"client_id": "evil", "username": "admin", "password": PASSWORD})
+    other = await anon.post(
+        "/auth/token", data={"client_id": "evil", "username": "admin", "password": PASSWORD}
+    )
     assert other.status_code == 401 and other.json()["error"] == "invalid_client"
     missing = await anon.post("/auth/token", json={"username": "admin"})
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
-    revoked = await anon.post("/auth/revoke", json={"token": json_token},
-                              headers={"Authorization": f"Bearer {form_token}"})
+    revoked = await anon.post(
+        "/auth/revoke", json={"token": json_token}, headers={"Authorization": f"Bearer {form_token}"}
+    )
     assert revoked.status_code == 200
     assert (await anon.get("/flows", headers={"Authorization": f"Bearer {json_token}"})).status_code == 401
     assert (await anon.get("/flows", headers={"Authorization": f"Bearer {form_token}"})).status_code == 200
@@ -203,8 +250,11 @@ async def test_invalid_flows_list_every_problem_and_change_nothing(client, runti
 
 
 async def test_not_runnable_nodes_are_reported_in_v2_answer(client, runtime):
-    flows = [tab(), junction("j1"), {"id": "m1", "type": "some contrib node", "z": "t1", "topic": "a", "x": 1,
-                                     "y": 1, "wires": [[]]}]
+    flows = [
+        tab(),
+        junction("j1"),
+        {"id": "m1", "type": "some contrib node", "z": "t1", "topic": "a", "x": 1, "y": 1, "wires": [[]]},
+    ]
     resp = await client.post("/flows", json={"flows": flows}, headers=V2)
     assert resp.status_code == 200
     problems = resp.json()["problems"]
@@ -217,7 +267,9 @@ async def test_deployment_types(client, runtime):
     await client.post("/flows", json=flows)
     before = dict(runtime.deployer.running)
     flows[3] = junction("a2", "t1", name="renamed")
-    resp = await client.post("/flows", json={"flows": flows}, headers={**V2, "Node-RED-Deployment-Type": "nodes"})
+    resp = await client.post(
+        "/flows", json={"flows": flows}, headers={**V2, "Node-RED-Deployment-Type": "nodes"}
+    )
     assert resp.status_code == 200
     after = runtime.deployer.running
     assert after["a1"] is before["a1"] and after["b1"] is before["b1"]
@@ -312,8 +364,9 @@ async def test_settings_diagnostics_openapi(client, runtime):
 
 async def test_credentials_public_view(client):
     flows = [tab(), {"id": "s1", "type": "test secret", "z": "t1", "x": 1, "y": 1, "wires": [[]]}]
-    resp = await client.post("/flows", json={"flows": flows, "credentials": {"s1": {"user": "u", "password": "p"}}},
-                             headers=V2)
+    resp = await client.post(
+        "/flows", json={"flows": flows, "credentials": {"s1": {"user": "u", "password": "p"}}}, headers=V2
+    )
     assert resp.status_code == 200
     assert (await client.get("/credentials/test secret/s1")).json() == {"user": "u", "has_password": True}
     assert (await client.get("/credentials/test secret/other")).json() == {"has_password": False}
@@ -322,8 +375,11 @@ async def test_credentials_public_view(client):
 
 # ----- context and node actions --------------------------------------------------------------------
 async def test_context_after_a_node_sets_it(client, runtime):
-    flows = [tab(), {"id": "n1", "type": "test counter", "z": "t1", "x": 1, "y": 1, "wires": [["j1"]]},
-             junction("j1")]
+    flows = [
+        tab(),
+        {"id": "n1", "type": "test counter", "z": "t1", "x": 1, "y": 1, "wires": [["j1"]]},
+        junction("j1"),
+    ]
     await client.post("/flows", json=flows)
     resp = await client.post("/inject/n1", json={"__user_inject_props__": [{"p": "payload"}]})
     assert resp.status_code == 200 and resp.text == "OK"
@@ -333,7 +389,8 @@ async def test_context_after_a_node_sets_it(client, runtime):
     assert node == {"memory": {"count": {"msg": "2", "format": "number"}}, "persistent": {}}
     assert (await client.get("/context/flow/t1/count")).json() == {"msg": "2", "format": "number"}
     assert (await client.get("/context/flow/t1?store=memory")).json() == {
-        "memory": {"count": {"msg": "2", "format": "number"}}}
+        "memory": {"count": {"msg": "2", "format": "number"}}
+    }
     last = (await client.get("/context/global/last")).json()
     assert last["format"] == "Object" and json.loads(last["msg"]) == {"n": 2, "props": None}
     assert (await client.get("/context/global/last.n")).json() == {"msg": "2", "format": "number"}
@@ -348,7 +405,11 @@ async def test_context_after_a_node_sets_it(client, runtime):
 
 
 async def test_inject_and_debug_endpoints(client, runtime):
-    flows = [tab(), junction("j1"), {"id": "d1", "type": "test toggle", "z": "t1", "x": 1, "y": 1, "wires": []}]
+    flows = [
+        tab(),
+        junction("j1"),
+        {"id": "d1", "type": "test toggle", "z": "t1", "x": 1, "y": 1, "wires": []},
+    ]
     await client.post("/flows", json=flows)
     resp = await client.post("/inject/unknown")
     assert resp.status_code == 404 and "'unknown'" in resp.json()["message"]
@@ -365,11 +426,35 @@ async def test_inject_and_debug_endpoints(client, runtime):
 async def test_real_inject_and_debug_nodes(client, runtime):
     if "inject" not in runtime.registry or "debug" not in runtime.registry:
         pytest.skip("the inject and debug node types are not installed yet")
-    flows = [tab(),
-             {"id": "i1", "type": "inject", "z": "t1", "props": [{"p": "payload"}], "payload": "5",
-              "payloadType": "num", "repeat": "", "crontab": "", "once": False, "x": 1, "y": 1, "wires": [["d1"]]},
-             {"id": "d1", "type": "debug", "z": "t1", "active": True, "tosidebar": True, "complete": "payload",
-              "targetType": "msg", "x": 2, "y": 1, "wires": []}]
+    flows = [
+        tab(),
+        {
+            "id": "i1",
+            "type": "inject",
+            "z": "t1",
+            "props": [{"p": "payload"}],
+            "payload": "5",
+            "payloadType": "num",
+            "repeat": "",
+            "crontab": "",
+            "once": False,
+            "x": 1,
+            "y": 1,
+            "wires": [["d1"]],
+        },
+        {
+            "id": "d1",
+            "type": "debug",
+            "z": "t1",
+            "active": True,
+            "tosidebar": True,
+            "complete": "payload",
+            "targetType": "msg",
+            "x": 2,
+            "y": 1,
+            "wires": [],
+        },
+    ]
     resp = await client.post("/flows", json={"flows": flows}, headers=V2)
     assert resp.status_code == 200, resp.text
     seen: list = []
@@ -403,8 +488,12 @@ def test_real_server_round_trip(tmp_path):
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_HOST": "127.0.0.1"}
     env.pop("SOFIAFLOW_DB_URL", None)
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([*_sofiaflow_command(), "run", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [*_sofiaflow_command(), "run", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -415,11 +504,21 @@ def test_real_server_round_trip(tmp_path):
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "server did not come up:\n" + (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline, (
+                "server did not come up:\n" + (tmp_path / "server.log").read_text()
+            )
             time.sleep(0.1)
         with httpx.Client(base_url=base, timeout=10) as http:
-            resp = http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                  "scope": "*", "username": "admin", "password": PASSWORD})
+            resp = http.post(
+                "/auth/token",
+                data={
+                    "client_id": "node-red-admin",
+                    "grant_type": "password",
+                    "scope": "*",
+                    "username": "admin",
+                    "password": PASSWORD,
+                },
+            )
             assert resp.status_code == 200, resp.text
             http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
             assert http.get("/flows").status_code == 200

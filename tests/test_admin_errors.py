@@ -27,8 +27,16 @@ async def test_an_unexpected_error_hides_its_text_and_logs_it(tmp_path, caplog):
 
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            r = await http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                    "scope": "*", "username": "admin", "password": PASSWORD})
+            r = await http.post(
+                "/auth/token",
+                data={
+                    "client_id": "node-red-admin",
+                    "grant_type": "password",
+                    "scope": "*",
+                    "username": "admin",
+                    "password": PASSWORD,
+                },
+            )
             http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
             with caplog.at_level(logging.ERROR):
                 r = await http.get("/test-boom")

@@ -24,20 +24,58 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "api-test-password"
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = {"type": "object", "required": ["sensor", "value"],
-          "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}, "zone": {"type": "string"}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["sensor", "value"],
+    "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}, "zone": {"type": "string"}},
+}
 FLOWS = [
     {"id": "t", "type": "tab", "label": "apis"},
-    {"id": "readings", "type": "api", "name": "readings", "version": 1, "state": "published",
-     "description": "Readings by zone", "quota": 0},
+    {
+        "id": "readings",
+        "type": "api",
+        "name": "readings",
+        "version": 1,
+        "state": "published",
+        "description": "Readings by zone",
+        "quota": 0,
+    },
     {"id": "limited", "type": "api", "name": "limited", "version": 3, "state": "published", "quota": 3},
-    {"id": "byZone", "type": "api-endpoint", "z": "t", "api": "readings", "method": "GET", "path": "/byZone",
-     "operation": "query", "ontology": "Reading", "query": '{"zone": "{$zone}"}',
-     "parameters": [{"name": "zone", "in": "query", "type": "string", "required": True}], "wires": []},
-    {"id": "add", "type": "api-endpoint", "z": "t", "api": "readings", "method": "POST", "path": "/",
-     "operation": "insert", "ontology": "Reading", "wires": []},
-    {"id": "all", "type": "api-endpoint", "z": "t", "api": "limited", "method": "GET", "path": "/",
-     "operation": "query", "ontology": "Reading", "wires": []},
+    {
+        "id": "byZone",
+        "type": "api-endpoint",
+        "z": "t",
+        "api": "readings",
+        "method": "GET",
+        "path": "/byZone",
+        "operation": "query",
+        "ontology": "Reading",
+        "query": '{"zone": "{$zone}"}',
+        "parameters": [{"name": "zone", "in": "query", "type": "string", "required": True}],
+        "wires": [],
+    },
+    {
+        "id": "add",
+        "type": "api-endpoint",
+        "z": "t",
+        "api": "readings",
+        "method": "POST",
+        "path": "/",
+        "operation": "insert",
+        "ontology": "Reading",
+        "wires": [],
+    },
+    {
+        "id": "all",
+        "type": "api-endpoint",
+        "z": "t",
+        "api": "limited",
+        "method": "GET",
+        "path": "/",
+        "operation": "query",
+        "ontology": "Reading",
+        "wires": [],
+    },
 ]
 
 
@@ -54,11 +92,31 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(tempfile.mkdtemp(prefix="sofiaflow-api-"))
-        env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_EDITOR": "0",
-               "SOFIAFLOW_DEFAULT_FLOWS": "none", "SOFIAFLOW_ONTOLOGIES_DIR": ""}
-        self.proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(self.data_dir),
-                                      "--port", str(self.port), "--mqtt-port", "0"], cwd=REPO, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {
+            **os.environ,
+            "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD,
+            "SOFIAFLOW_EDITOR": "0",
+            "SOFIAFLOW_DEFAULT_FLOWS": "none",
+            "SOFIAFLOW_ONTOLOGIES_DIR": "",
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sofiaflow.runtime.cli",
+                "run",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                "--mqtt-port",
+                "0",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         self.token = ""
         deadline = time.monotonic() + 60
         while not self.token:
@@ -68,15 +126,23 @@ class Server:
                 self.stop()
                 raise RuntimeError("sofiaflow did not start within 60 s")
             try:
-                form = urllib.parse.urlencode({"client_id": "node-red-admin", "grant_type": "password", "scope": "*",
-                                               "username": "admin", "password": PASSWORD}).encode()
+                form = urllib.parse.urlencode(
+                    {
+                        "client_id": "node-red-admin",
+                        "grant_type": "password",
+                        "scope": "*",
+                        "username": "admin",
+                        "password": PASSWORD,
+                    }
+                ).encode()
                 with urllib.request.urlopen(f"{self.url}/auth/token", form, timeout=5) as resp:
                     self.token = json.loads(resp.read())["access_token"]
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.2)
 
-    def call(self, method: str, path: str, body: object = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:
+    def call(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], object]:
         data = json.dumps(body).encode() if body is not None else None
         sent = {"Content-Type": "application/json"}
         sent.update(headers if headers is not None else {"Authorization": f"Bearer {self.token}"})
@@ -119,7 +185,9 @@ def test_a_real_server_serves_calls_with_keys_and_quotas(server):
     assert server.call("GET", f"{base}/v1/readings/byZone?zone=n", headers={})[0] == 401
     assert server.call("GET", f"{base}/v1/readings/byZone?zone=n", headers={"X-OP-APIKey": "nope"})[0] == 401
     key = {"X-OP-APIKey": server.key}
-    assert server.call("POST", f"{base}/v1/readings/", {"sensor": "a", "value": 1, "zone": "n"}, key)[0] == 201
+    assert (
+        server.call("POST", f"{base}/v1/readings/", {"sensor": "a", "value": 1, "zone": "n"}, key)[0] == 201
+    )
     status, _, page = server.call("GET", f"{base}/v1/readings/byZone?zone=n", headers=key)
     assert status == 200 and page["total"] == 1 and page["items"][0]["sensor"] == "a"
     statuses = [server.call("GET", f"{base}/v3/limited/", headers=key)[0] for _ in range(3)]
@@ -131,8 +199,9 @@ def test_a_real_server_serves_calls_with_keys_and_quotas(server):
 def test_swagger_ui_loads_every_api_and_calls_one_with_a_key(server):
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed") if os.environ.get("SOFIAFLOW_REQUIRE_SERVERS") != "1" \
-            else pytest.fail("Chromium is required (SOFIAFLOW_REQUIRE_SERVERS=1)")
+        pytest.skip("Chromium is not installed") if os.environ.get(
+            "SOFIAFLOW_REQUIRE_SERVERS"
+        ) != "1" else pytest.fail("Chromium is required (SOFIAFLOW_REQUIRE_SERVERS=1)")
     outside: list[str] = []
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -157,7 +226,9 @@ def test_swagger_ui_loads_every_api_and_calls_one_with_a_key(server):
             page.fill("tr[data-param-name='zone'] input", "n")
             page.click(".execute")
             page.wait_for_selector(".live-responses-table tbody .response-col_status", timeout=20_000)
-            status = page.locator(".live-responses-table tbody .response-col_status").first.inner_text().strip()
+            status = (
+                page.locator(".live-responses-table tbody .response-col_status").first.inner_text().strip()
+            )
             assert status == "200"
             assert '"total": 1' in page.locator(".live-responses-table .microlight").first.inner_text()
         finally:

@@ -16,33 +16,48 @@ from sofiaflow.runtime.security.auth import AuthService
 from sofiaflow.runtime.settings import Settings
 
 SCHEMA = {"type": "object", "properties": {"v": {"type": "number"}}}
-FLOWS = [{"id": "t1", "type": "tab", "label": "one"}, {"id": "n1", "type": "inject", "z": "t1", "wires": [[]]}]
+FLOWS = [
+    {"id": "t1", "type": "tab", "label": "one"},
+    {"id": "n1", "type": "inject", "z": "t1", "wires": [[]]},
+]
 
 
 @pytest.fixture
 async def app(tmp_path, registry):
-    rt = Runtime(Settings(data_dir=tmp_path, admin_password="pw", history_interval=0, ontologies_dir=None),
-                 registry=registry)
+    rt = Runtime(
+        Settings(data_dir=tmp_path, admin_password="pw", history_interval=0, ontologies_dir=None),
+        registry=registry,
+    )
     await rt.start()
     auth = AuthService(rt.db, rt.settings)
     auth.ensure_admin()
     api = create_app(rt, auth)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api, client=("10.0.0.9", 4000)),
-                                 base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api, client=("10.0.0.9", 4000)), base_url="http://t"
+    ) as http:
         yield rt, api, http
     await rt.stop()
 
 
 async def login(http, username, password, scope="*"):
-    answer = await http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                  "scope": scope, "username": username, "password": password})
+    answer = await http.post(
+        "/auth/token",
+        data={
+            "client_id": "node-red-admin",
+            "grant_type": "password",
+            "scope": scope,
+            "username": username,
+            "password": password,
+        },
+    )
     assert answer.status_code == 200, answer.text
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 async def add_user(http, admin, name, role):
-    created = await http.post("/users", json={"username": name, "password": f"{name}-pw", "role": role},
-                              headers=admin)
+    created = await http.post(
+        "/users", json={"username": name, "password": f"{name}-pw", "role": role}, headers=admin
+    )
     assert created.status_code == 201, created.text
 
 
@@ -82,7 +97,9 @@ async def test_a_read_scope_token_writes_nowhere(app):
     assert reset.status_code == 403
     assert await _token_works(http, "validate", "validate-pw")
     # the one real read-only write still answers
-    assert (await http.post("/ontologies", json={"name": "R", "schema": SCHEMA}, headers=full)).status_code == 201
+    assert (
+        await http.post("/ontologies", json={"name": "R", "schema": SCHEMA}, headers=full)
+    ).status_code == 201
     checked = await http.post("/ontologies/R/validate", json={"v": 1}, headers=read)
     assert checked.status_code == 200, checked.text
 
@@ -93,8 +110,11 @@ async def test_the_user_role_writes_nowhere_but_revokes_its_own_token(app):
     await add_user(http, admin, "viewer", "user")
     viewer = await login(http, "viewer", "viewer-pw")
     for method, path in write_routes(api):
-        if path.startswith("/auth/") or (method, path) == ("POST", "/ontologies/validate/validate") \
-                or path.startswith("/api-keys"):  # consumers hold the role 'user' and manage their own keys
+        if (
+            path.startswith("/auth/")
+            or (method, path) == ("POST", "/ontologies/validate/validate")
+            or path.startswith("/api-keys")
+        ):  # consumers hold the role 'user' and manage their own keys
             continue
         answer = await http.request(method, path, json={}, headers=viewer)
         assert answer.status_code == 403, (method, path, answer.status_code, answer.text)
@@ -104,8 +124,9 @@ async def test_the_user_role_writes_nowhere_but_revokes_its_own_token(app):
 
 
 async def _token_works(http, username, password) -> bool:
-    answer = await http.post("/auth/token", data={"grant_type": "password", "username": username,
-                                                  "password": password})
+    answer = await http.post(
+        "/auth/token", data={"grant_type": "password", "username": username, "password": password}
+    )
     return answer.status_code == 200
 
 
@@ -146,12 +167,17 @@ async def test_a_recreated_user_name_inherits_nothing(app):
     admin = await login(http, "admin", "pw")
     await add_user(http, admin, "ana", "developer")
     ana = await login(http, "ana", "ana-pw")
-    assert (await http.post("/ontologies", json={"name": "Owned", "schema": SCHEMA}, headers=ana)).status_code == 201
-    assert (await http.post("/ontologies", json={"name": "Shared", "schema": SCHEMA},
-                            headers=admin)).status_code == 201
+    assert (
+        await http.post("/ontologies", json={"name": "Owned", "schema": SCHEMA}, headers=ana)
+    ).status_code == 201
+    assert (
+        await http.post("/ontologies", json={"name": "Shared", "schema": SCHEMA}, headers=admin)
+    ).status_code == 201
     granted = await http.put("/ontologies/Shared/grants/ana", json={"access": "ALL"}, headers=admin)
     assert granted.status_code in (200, 201, 204), granted.text
-    device = await http.post("/devices", json={"name": "ana-dev", "ontologies": {"Owned": "QUERY"}}, headers=ana)
+    device = await http.post(
+        "/devices", json={"name": "ana-dev", "ontologies": {"Owned": "QUERY"}}, headers=ana
+    )
     assert device.status_code == 201, device.text
     key = await http.post("/api-keys", json={"label": "k"}, headers=ana)
     assert key.status_code == 201, key.text
@@ -183,7 +209,9 @@ async def test_a_recreated_user_name_inherits_nothing(app):
 async def test_creating_a_user_with_role_null_is_refused(app):
     rt, api, http = app
     admin = await login(http, "admin", "pw")
-    answer = await http.post("/users", json={"username": "n", "password": "n-pw", "role": None}, headers=admin)
+    answer = await http.post(
+        "/users", json={"username": "n", "password": "n-pw", "role": None}, headers=admin
+    )
     assert answer.status_code == 400 and answer.json()["field"] == "role"
     assert "n" not in [u["username"] for u in (await http.get("/users", headers=admin)).json()]
     # left out, the role is the documented default
@@ -209,7 +237,9 @@ async def test_the_api_description_needs_a_login_but_the_api_catalogue_stays_pub
 
 # ----- 7. lockouts -------------------------------------------------------------------------------------------------
 def _client(api, address):
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api, client=(address, 4000)), base_url="http://t")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api, client=(address, 4000)), base_url="http://t"
+    )
 
 
 async def test_a_stranger_cannot_lock_the_owner_out(app):
@@ -230,9 +260,11 @@ async def test_one_address_cannot_spray_guesses_over_many_user_names(app):
         for i in range(auth.max_address_failures + 2):
             answer = await sprayer.post("/auth/token", data={"username": f"u{i}", "password": "guess"})
             statuses.append(answer.status_code)
-        assert statuses[:auth.max_address_failures] == [401] * auth.max_address_failures
+        assert statuses[: auth.max_address_failures] == [401] * auth.max_address_failures
         assert statuses[-1] == 429
-        assert (await sprayer.post("/auth/token", data={"username": "admin", "password": "pw"})).status_code == 429
+        assert (
+            await sprayer.post("/auth/token", data={"username": "admin", "password": "pw"})
+        ).status_code == 429
     assert await _token_works(http, "admin", "pw")
 
 
@@ -240,41 +272,69 @@ async def test_one_address_cannot_spray_guesses_over_many_user_names(app):
 async def test_admin_answers_carry_security_headers_but_flow_endpoints_do_not(app):
     rt, api, http = app
     admin = await login(http, "admin", "pw")
-    flows = [{"id": "t", "type": "tab"},
-             {"id": "in", "type": "http in", "z": "t", "url": "/hello", "method": "get", "wires": [["out"]]},
-             {"id": "out", "type": "http response", "z": "t", "statusCode": "200", "headers": {}, "wires": []}]
+    flows = [
+        {"id": "t", "type": "tab"},
+        {"id": "in", "type": "http in", "z": "t", "url": "/hello", "method": "get", "wires": [["out"]]},
+        {"id": "out", "type": "http response", "z": "t", "statusCode": "200", "headers": {}, "wires": []},
+    ]
     assert (await http.post("/flows", json=flows, headers=admin)).status_code in (200, 204)
-    for answer in (await http.get("/flows", headers=admin), await http.get("/auth/login"),
-                   await http.get("/docs", headers=admin), await http.post("/users", json=[], headers=admin)):
+    for answer in (
+        await http.get("/flows", headers=admin),
+        await http.get("/auth/login"),
+        await http.get("/docs", headers=admin),
+        await http.post("/users", json=[], headers=admin),
+    ):
         assert answer.headers["x-frame-options"] == "DENY"
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["referrer-policy"] == "same-origin"
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     flow_answer = await http.get("/hello")
     assert flow_answer.status_code == 200
-    assert "x-frame-options" not in flow_answer.headers and "content-security-policy" not in flow_answer.headers
+    assert (
+        "x-frame-options" not in flow_answer.headers and "content-security-policy" not in flow_answer.headers
+    )
 
 
 # ----- every wrong role -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("role", [None, 0, 1, True, False, "", "root", "Administrator", "admin ", [], ["user"], {}])
+@pytest.mark.parametrize(
+    "role", [None, 0, 1, True, False, "", "root", "Administrator", "admin ", [], ["user"], {}]
+)
 async def test_any_role_but_a_known_one_is_refused_with_its_field(app, role):
     rt, api, http = app
     admin = await login(http, "admin", "pw")
-    answer = await http.post("/users", json={"username": "p", "password": "p-pw", "role": role}, headers=admin)
+    answer = await http.post(
+        "/users", json={"username": "p", "password": "p-pw", "role": role}, headers=admin
+    )
     assert answer.status_code == 400 and answer.json()["field"] == "role", answer.text
     assert "p" not in [u["username"] for u in (await http.get("/users", headers=admin)).json()]
 
 
 async def test_refused_logins_are_audited_with_the_name_tried_and_the_address(tmp_path):
-    runtime = Runtime(Settings(data_dir=tmp_path / "data", admin_password="right-pw", db_url=None,
-                               history_interval=0, default_flows=None))
+    runtime = Runtime(
+        Settings(
+            data_dir=tmp_path / "data",
+            admin_password="right-pw",
+            db_url=None,
+            history_interval=0,
+            default_flows=None,
+        )
+    )
     await runtime.start()
     try:
         AuthService(runtime.db, runtime.settings).ensure_admin()
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)),
-                                     base_url="http://t") as http:
-            answer = await http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                          "scope": "*", "username": "admin", "password": "wrong"})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://t"
+        ) as http:
+            answer = await http.post(
+                "/auth/token",
+                data={
+                    "client_id": "node-red-admin",
+                    "grant_type": "password",
+                    "scope": "*",
+                    "username": "admin",
+                    "password": "wrong",
+                },
+            )
             assert answer.status_code == 401
         entries = runtime.audit.entries(action="auth.login")
         assert [(e["user"], e["outcome"]) for e in entries] == [("admin", "denied")]

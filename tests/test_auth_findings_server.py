@@ -33,8 +33,11 @@ def test_editor_loads_with_headers_and_its_login_writes_no_token(editor_server, 
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
     assert cookies
-    written = [p for p in (REPO / ".nicegui").glob("storage-*.json") if p.stat().st_mtime >= started] \
-        if (REPO / ".nicegui").exists() else []
+    written = (
+        [p for p in (REPO / ".nicegui").glob("storage-*.json") if p.stat().st_mtime >= started]
+        if (REPO / ".nicegui").exists()
+        else []
+    )
     assert written == []
     for path in editor_server.data_dir.rglob("*"):
         if path.name == "server.log":  # written by the test, not the server
@@ -48,15 +51,21 @@ def test_editor_loads_with_headers_and_its_login_writes_no_token(editor_server, 
 def test_the_ontology_page_hides_the_schema_from_users_without_rights(editor_server, chromium):  # noqa: F811
     status, body = editor_server.api("POST", "/ontologies", {"name": "Hidden", "schema": SCHEMA})
     assert status == 201, body
-    status, body = editor_server.api("POST", "/users", {"username": "viewer", "password": "viewer-pw",
-                                                        "role": "user"})
+    status, body = editor_server.api(
+        "POST", "/users", {"username": "viewer", "password": "viewer-pw", "role": "user"}
+    )
     assert status == 201, body
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(15000)
     try:
-        viewer = type(editor_server)(url=editor_server.url, password="viewer-pw", data_dir=editor_server.data_dir,
-                                     proc=editor_server.proc, user="viewer")
+        viewer = type(editor_server)(
+            url=editor_server.url,
+            password="viewer-pw",
+            data_dir=editor_server.data_dir,
+            proc=editor_server.proc,
+            user="viewer",
+        )
         login(page, viewer, "/ontologies/Hidden")
         page.wait_for_selector("[data-testid=ontology-missing]")
         assert "secretField" not in page.content()

@@ -19,9 +19,17 @@ PASSWORD = "bad-input-admin-password"
 
 
 def _token(base: str, user: str, password: str) -> str:
-    answer = httpx.post(f"{base}/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                    "scope": "*", "username": user, "password": password},
-                        timeout=5)
+    answer = httpx.post(
+        f"{base}/auth/token",
+        data={
+            "client_id": "node-red-admin",
+            "grant_type": "password",
+            "scope": "*",
+            "username": user,
+            "password": password,
+        },
+        timeout=5,
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()["access_token"]
 
@@ -35,9 +43,24 @@ def server(tmp_path_factory):
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_DEFAULT_FLOWS": IOT_BROKER_FLOW}
     env.pop("SOFIAFLOW_ONTOLOGIES_DIR", None)
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(data / "d"),
-                                 "--port", str(port), "--mqtt-port", str(free_port())],
-                                env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sofiaflow.runtime.cli",
+                "run",
+                "--data-dir",
+                str(data / "d"),
+                "--port",
+                str(port),
+                "--mqtt-port",
+                str(free_port()),
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -52,8 +75,11 @@ def server(tmp_path_factory):
         admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
         made = admin.post("/users", json={"username": "dev", "password": "dev-password", "role": "developer"})
         assert made.status_code == 201, made.text
-        dev = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {_token(base, 'dev', 'dev-password')}"},
-                           timeout=10)
+        dev = httpx.Client(
+            base_url=base,
+            headers={"Authorization": f"Bearer {_token(base, 'dev', 'dev-password')}"},
+            timeout=10,
+        )
         yield base, admin, dev, out_path
         admin.close()
         dev.close()
@@ -69,7 +95,9 @@ def server(tmp_path_factory):
 def test_device_tokens_stay_out_of_the_access_log(server):
     base, _admin, _dev, out_path = server
     secret = "s3cretDeviceToken4711"
-    httpx.get(f"{base}/iot-broker/rest/client/join", params={"token": secret, "clientPlatform": "p"}, timeout=10)
+    httpx.get(
+        f"{base}/iot-broker/rest/client/join", params={"token": secret, "clientPlatform": "p"}, timeout=10
+    )
     httpx.get(f"{base}/flows", params={"access_token": secret + "b", "apiKey": secret + "c"}, timeout=10)
     deadline = time.monotonic() + 10
     while "access_token=***" not in out_path.read_text() and time.monotonic() < deadline:
@@ -81,15 +109,21 @@ def test_device_tokens_stay_out_of_the_access_log(server):
 
 
 def test_redaction_rules():
-    assert redact_target("/a?token=x&b=1&sessionKey=k&X-Api-Key=y&password=") == \
-        "/a?token=***&b=1&sessionKey=***&X-Api-Key=***&password=***"
+    assert (
+        redact_target("/a?token=x&b=1&sessionKey=k&X-Api-Key=y&password=")
+        == "/a?token=***&b=1&sessionKey=***&X-Api-Key=***&password=***"
+    )
     assert redact_target("/a?page=2&q=token") == "/a?page=2&q=token"
     assert redact_target("/plain") == "/plain"
 
 
 def _tab_flow(url: str) -> dict:
-    return {"label": "mine", "nodes": [
-        {"id": "dev-h", "type": "http in", "url": url, "method": "get", "x": 1, "y": 1, "wires": [[]]}]}
+    return {
+        "label": "mine",
+        "nodes": [
+            {"id": "dev-h", "type": "http in", "url": url, "method": "get", "x": 1, "y": 1, "wires": [[]]}
+        ],
+    }
 
 
 def test_a_developer_cannot_take_platform_paths_through_the_api(server):
@@ -111,12 +145,19 @@ def test_non_finite_numbers_are_refused_everywhere(server, bad):
     node = '{"id": "n-ID", "type": "junction", "x": BAD, "y": 1, "wires": [[]]}'
     bodies = {
         ("post", "/flow"): '{"label": "nan", "nodes": [NODE]}',
-        ("post", "/flows"): '[{"id": "t-nan", "type": "tab"}, NODE]'.replace("NODE", node.replace('"x"', '"z": "t-nan", "x"')),
+        ("post", "/flows"): '[{"id": "t-nan", "type": "tab"}, NODE]'.replace(
+            "NODE", node.replace('"x"', '"z": "t-nan", "x"')
+        ),
         ("put", "/flow/global"): '{"configs": [{"id": "c-nan", "type": "x-conf", "limit": BAD}]}',
     }
-    bodies = {k: v.replace("NODE", node).replace("BAD", bad).replace("ID", bad.strip("-")) for k, v in bodies.items()}
+    bodies = {
+        k: v.replace("NODE", node).replace("BAD", bad).replace("ID", bad.strip("-"))
+        for k, v in bodies.items()
+    }
     for (method, path), body in bodies.items():
-        answer = admin.request(method.upper(), path, content=body, headers={"Content-Type": "application/json"})
+        answer = admin.request(
+            method.upper(), path, content=body, headers={"Content-Type": "application/json"}
+        )
         assert answer.status_code == 400, (path, answer.text)
         assert bad.strip("-") in answer.text, answer.text
     after = admin.get("/flows")
@@ -127,9 +168,11 @@ def _device_session(server) -> str:
     base, admin, _dev, _out = server
     made = admin.post("/devices", json={"name": "BadInputClient", "ontologies": {"BasicSensor": "ALL"}})
     assert made.status_code == 201, made.text
-    joined = httpx.get(f"{base}/iot-broker/rest/client/join",
-                       params={"token": made.json()["token"], "clientPlatform": "BadInputClient",
-                               "clientPlatformId": "i1"}, timeout=10)
+    joined = httpx.get(
+        f"{base}/iot-broker/rest/client/join",
+        params={"token": made.json()["token"], "clientPlatform": "BadInputClient", "clientPlatformId": "i1"},
+        timeout=10,
+    )
     assert joined.status_code == 200, joined.text
     return joined.json()["sessionKey"]
 
@@ -139,8 +182,12 @@ FAILING_QUERIES = [
     ("SQL", "select * from BasicSensor limit 100000000000000000000"),
     ("NATIVE", "db.BasicSensor.find({}).limit(1e20)"),
     ("NATIVE", "db.BasicSensor.find({}).skip(100000000000000000000)"),
-    ("NATIVE", "db.BasicSensor.find({$or: [" + ", ".join(f"{{'BasicSensor.measure': {i}}}" for i in range(5000))
-     + "]})"),
+    (
+        "NATIVE",
+        "db.BasicSensor.find({$or: ["
+        + ", ".join(f"{{'BasicSensor.measure': {i}}}" for i in range(5000))
+        + "]})",
+    ),
     ("SQL", "select * from BasicSensor where " + "(" * 500 + "BasicSensor.measure > 1" + ")" * 500),
     ("NATIVE", "db.BasicSensor.find(" + "{'$and': [" * 500 + "{}" + "]}" * 500 + ")"),
 ]
@@ -151,15 +198,21 @@ def test_failing_ssap_queries_are_answered_at_once_with_the_reason(server):
     headers = {"Authorization": _device_session(server)}
     for query_type, query in FAILING_QUERIES:
         # a POST body: the 5,000-term query is longer than a request line may be
-        answer = httpx.post(f"{base}/iot-broker/rest/ontology/BasicSensor/query", headers=headers,
-                            json={"query": query, "queryType": query_type}, timeout=30)
+        answer = httpx.post(
+            f"{base}/iot-broker/rest/ontology/BasicSensor/query",
+            headers=headers,
+            json={"query": query, "queryType": query_type},
+            timeout=30,
+        )
         assert answer.status_code == 400, (query[:60], answer.status_code, answer.text[:300])
         body = answer.json()
         assert body["ok"] is False and body["errorCode"] == "PROCESSOR" and body["error"], body
         assert "[SQL" not in body["error"] and "SELECT doc" not in body["error"], body["error"]
 
 
-@pytest.mark.parametrize(("param", "value"), [("skip", 2**63), ("skip", 2**31), ("limit", 2**63), ("skip", -1)])
+@pytest.mark.parametrize(
+    ("param", "value"), [("skip", 2**63), ("skip", 2**31), ("limit", 2**63), ("skip", -1)]
+)
 def test_data_api_skip_and_limit_out_of_bounds_are_a_400_naming_them(server, param, value):
     _base, admin, _dev, _out = server
     answer = admin.get("/ontologies/BasicSensor/data", params={param: value})

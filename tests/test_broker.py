@@ -42,8 +42,9 @@ async def test_device_publishes_and_subscribes_within_its_topics(env):
     assert registry.get("s1").last_seen is not None
 
 
-@pytest.mark.parametrize("case", ["wrong token", "unknown device", "disabled", "anonymous", "other's token",
-                                  "no password"])
+@pytest.mark.parametrize(
+    "case", ["wrong token", "unknown device", "disabled", "anonymous", "other's token", "no password"]
+)
 async def test_connect_refused(env, case):
     registry, broker = env
     _, token = registry.create("s1", topics=["#"])
@@ -84,7 +85,9 @@ async def test_mosquitto_clients_connect_and_are_refused(env):
     base = [exe, "-h", "127.0.0.1", "-p", str(broker.port), "-t", "sensors/s1/x", "-m", "hi", "-q", "1"]
     ok = await asyncio.create_subprocess_exec(*base, "-u", "s1", "-P", token, stderr=asyncio.subprocess.PIPE)
     assert await asyncio.wait_for(ok.wait(), 10) == 0
-    bad = await asyncio.create_subprocess_exec(*base, "-u", "s1", "-P", "nope.nope", stderr=asyncio.subprocess.PIPE)
+    bad = await asyncio.create_subprocess_exec(
+        *base, "-u", "s1", "-P", "nope.nope", stderr=asyncio.subprocess.PIPE
+    )
     _, err = await asyncio.wait_for(bad.communicate(), 10)
     assert bad.returncode != 0 and b"not authori" in err.lower()
     await until(lambda: len(seen) == 1)
@@ -100,7 +103,9 @@ async def test_publish_outside_topics_is_dropped(env):
     async with client(broker.port, "s1", t1) as s1, client(broker.port, "s2", t2) as s2:
         assert await s1.connect() == "Success" and await s2.connect() == "Success"
         assert await s2.subscribe("sensors/s2/#", 1) == [1]
-        await s1.publish("sensors/s2/temp", b"spoof", qos=1)  # acked (MQTT 3.1.1 has no refusal), not delivered
+        await s1.publish(
+            "sensors/s2/temp", b"spoof", qos=1
+        )  # acked (MQTT 3.1.1 has no refusal), not delivered
         await s1.publish("sensors/s2/temp", b"spoof0", qos=0)
         await s1.publish("sensors/s1/temp", b"mine", qos=1)
         await until(lambda: len(seen) == 1)
@@ -155,8 +160,11 @@ async def test_device_changes_drop_its_sessions(env, how):
     _, token = registry.create("s1", topics=["a/#"])
     async with client(broker.port, "s1", token) as c:
         assert await c.connect() == "Success"
-        {"delete": lambda: registry.delete("s1"), "disable": lambda: registry.update("s1", enabled=False),
-         "new topics": lambda: registry.update("s1", topics=["b/#"])}[how]()
+        {
+            "delete": lambda: registry.delete("s1"),
+            "disable": lambda: registry.update("s1", enabled=False),
+            "new topics": lambda: registry.update("s1", topics=["b/#"]),
+        }[how]()
         assert await asyncio.to_thread(c.disconnected.wait, 1.0)
     async with client(broker.port, "s1", token) as again:
         if how == "new topics":  # reconnects with the new rights
@@ -174,7 +182,9 @@ async def test_refused_connect_leaves_the_session_of_its_client_id_alone(env):
         assert await dev.connect() == "Success"
         assert await dev.subscribe("t/s1/#", 1) == [1]
         for clean in (True, False):
-            async with client(broker.port, "s1", "forged.token", client_id="dev-1", clean_session=clean) as bad:
+            async with client(
+                broker.port, "s1", "forged.token", client_id="dev-1", clean_session=clean
+            ) as bad:
                 assert await bad.connect() == NOT_AUTHORIZED
         assert not dev.disconnected.is_set()
         await broker.publish("t/s1/a", b"ok", qos=1)

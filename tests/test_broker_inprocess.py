@@ -25,8 +25,26 @@ async def test_in_process_publish_reaches_device_subscribers(env):
     registry, broker = env
     _, token = registry.create("s1", topics=["cmd/{device}/#"])
     proc = await asyncio.create_subprocess_exec(
-        exe, "-h", "127.0.0.1", "-p", str(broker.port), "-u", "s1", "-P", token, "-t", "cmd/s1/#", "-q", "1",
-        "-C", "2", "-W", "10", "-v", stdout=asyncio.subprocess.PIPE)
+        exe,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(broker.port),
+        "-u",
+        "s1",
+        "-P",
+        token,
+        "-t",
+        "cmd/s1/#",
+        "-q",
+        "1",
+        "-C",
+        "2",
+        "-W",
+        "10",
+        "-v",
+        stdout=asyncio.subprocess.PIPE,
+    )
     try:
         async with client(broker.port, "s1", token) as dev:
             assert await dev.connect() == "Success"
@@ -34,7 +52,10 @@ async def test_in_process_publish_reaches_device_subscribers(env):
             await until(lambda: len(broker._broker.subscriptions.get("cmd/s1/#", [])) == 2)
             await broker.publish("cmd/s1/led", b"on", qos=1)
             await broker.publish("cmd/s1/led", "off")
-            assert [(await dev.next())[:2] for _ in range(2)] == [("cmd/s1/led", b"on"), ("cmd/s1/led", b"off")]
+            assert [(await dev.next())[:2] for _ in range(2)] == [
+                ("cmd/s1/led", b"on"),
+                ("cmd/s1/led", b"off"),
+            ]
         out, _ = await asyncio.wait_for(proc.communicate(), 10)
         assert out.decode().splitlines() == ["cmd/s1/led on", "cmd/s1/led off"]
     finally:
@@ -56,8 +77,10 @@ async def test_retained_messages_for_devices_and_in_process_subscribers(env):
         await until(lambda: "state/s1/power" in broker._broker.retained_messages)
         assert await dev.subscribe("state/s1/#", 1) == [1]
         got = {(await dev.next()) for _ in range(2)}
-        assert {(t, p, r) for t, p, _q, r in got} == {("state/s1/mode", b"auto", True),
-                                                       ("state/s1/power", b"on", True)}
+        assert {(t, p, r) for t, p, _q, r in got} == {
+            ("state/s1/mode", b"auto", True),
+            ("state/s1/power", b"on", True),
+        }
     await broker.publish("state/s1/mode", b"", retain=True)  # clears it
     assert "state/s1/mode" not in broker._broker.retained_messages
 
@@ -65,7 +88,11 @@ async def test_retained_messages_for_devices_and_in_process_subscribers(env):
 async def test_in_process_subscribers_see_each_message_once(env):
     registry, broker = env
     _, token = registry.create("s1", topics=["sensors/{device}/#"])
-    everything, exact, plus = collector(broker, "#"), collector(broker, "sensors/s1/t"), collector(broker, "+/s1/+")
+    everything, exact, plus = (
+        collector(broker, "#"),
+        collector(broker, "sensors/s1/t"),
+        collector(broker, "+/s1/+"),
+    )
     failing = broker.subscribe("sensors/s1/t", lambda *_: 1 / 0)  # a failing callback does not stop others
     async with client(broker.port, "s1", token) as dev:
         assert await dev.connect() == "Success"
@@ -93,8 +120,26 @@ async def test_will_message_reaches_in_process_subscribers(env):
     _, token = registry.create("s1", topics=["status/{device}"])
     seen = collector(broker, "status/#")
     proc = await asyncio.create_subprocess_exec(
-        exe, "-h", "127.0.0.1", "-p", str(broker.port), "-u", "s1", "-P", token, "-t", "status/s1",
-        "--will-topic", "status/s1", "--will-payload", "offline", "--will-qos", "1", "-W", "20")
+        exe,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(broker.port),
+        "-u",
+        "s1",
+        "-P",
+        token,
+        "-t",
+        "status/s1",
+        "--will-topic",
+        "status/s1",
+        "--will-payload",
+        "offline",
+        "--will-qos",
+        "1",
+        "-W",
+        "20",
+    )
     try:
         await until(lambda: broker.clients_connected() == 1)
         proc.send_signal(signal.SIGKILL)

@@ -125,8 +125,14 @@ def _connect_packet(client_id: str, user: str, password: str, keepalive: int) ->
         raw = value.encode()
         return struct.pack("!H", len(raw)) + raw
 
-    body = text("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", keepalive) + text(client_id) + text(user) \
+    body = (
+        text("MQTT")
+        + bytes([4, 0xC2])
+        + struct.pack("!H", keepalive)
+        + text(client_id)
+        + text(user)
         + text(password)
+    )
     return bytes([0x10, len(body)]) + body
 
 

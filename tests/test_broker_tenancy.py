@@ -41,10 +41,19 @@ def test_filters_overlap_exactly_when_some_topic_matches_both(one, other, topic)
         assert witness is not None
 
 
-@pytest.mark.parametrize(("one", "other", "expected"), [
-    ("#", "$SYS/x", False), ("+/a", "$s/a", False), ("a/#", "a", True), ("a/+", "a", False),
-    ("+/+", "a/#", True), ("a/b", "a/c", False), ("#", "#", True), ("a/+/c", "+/b/#", True),
-])
+@pytest.mark.parametrize(
+    ("one", "other", "expected"),
+    [
+        ("#", "$SYS/x", False),
+        ("+/a", "$s/a", False),
+        ("a/#", "a", True),
+        ("a/+", "a", False),
+        ("+/+", "a/#", True),
+        ("a/b", "a/c", False),
+        ("#", "#", True),
+        ("a/+/c", "+/b/#", True),
+    ],
+)
 def test_overlap_examples(one, other, expected):
     assert mt.overlaps(one, other) is expected
 
@@ -68,7 +77,10 @@ async def test_a_device_may_not_take_topics_of_another_owners_device(env):
     with pytest.raises(TopicClashError):
         registry.update("thermo2", owner="bob")
     assert registry.get("bob1").topics == ["bob/#"] and registry.get("thermo2").owner == "alice"
-    async with client(broker.port, "bob1", bob_token) as bob, client(broker.port, "thermo", alice_token) as alice:
+    async with (
+        client(broker.port, "bob1", bob_token) as bob,
+        client(broker.port, "thermo", alice_token) as alice,
+    ):
         assert await bob.connect() == "Success" and await alice.connect() == "Success"
         assert await bob.subscribe("#") == [0x80]
         await alice.publish("home/thermo/temp", b"21", qos=1)
@@ -80,17 +92,26 @@ async def test_a_developers_in_process_subscriber_hears_no_device_of_another_own
     _, alice_token = registry.create("thermo", topics=["home/{device}/#"], owner="alice")
     _, bob_token = registry.create("bobcam", topics=["cams/{device}/#"], owner="bob")
     bob_flow, admin_flow = [], []
-    broker.subscribe("#", lambda *m: bob_flow.append((m[0], broker.sender, broker.sender_owner)), tenant="bob")
+    broker.subscribe(
+        "#", lambda *m: bob_flow.append((m[0], broker.sender, broker.sender_owner)), tenant="bob"
+    )
     broker.subscribe("#", lambda *m: admin_flow.append((m[0], broker.sender)))
-    async with client(broker.port, "thermo", alice_token) as alice, client(broker.port, "bobcam", bob_token) as bob:
+    async with (
+        client(broker.port, "thermo", alice_token) as alice,
+        client(broker.port, "bobcam", bob_token) as bob,
+    ):
         assert await alice.connect() == "Success" and await bob.connect() == "Success"
         await alice.publish("home/thermo/temp", b"21", qos=1, retain=True)
         await bob.publish("cams/bobcam/frame", b"x", qos=1)
         await broker.publish("status/all", b"up")  # the platform's (or an administrator's flow's): not bob's
         await broker.publish("status/bob", b"up", origin="bob")  # bob's flow's
         await until(lambda: len(admin_flow) == 4)
-    assert sorted(admin_flow) == [("cams/bobcam/frame", "bobcam"), ("home/thermo/temp", "thermo"),
-                                  ("status/all", None), ("status/bob", None)]
+    assert sorted(admin_flow) == [
+        ("cams/bobcam/frame", "bobcam"),
+        ("home/thermo/temp", "thermo"),
+        ("status/all", None),
+        ("status/bob", None),
+    ]
     assert sorted(bob_flow) == [("cams/bobcam/frame", "bobcam", "bob"), ("status/bob", None, None)]
     late_bob, late_admin = [], []  # retained messages replayed on subscribe follow the same rule
     broker.subscribe("home/#", lambda *m: late_bob.append(m), tenant="bob")

@@ -35,20 +35,63 @@ def tab(who: str, mqtt_port: int) -> list[dict[str, Any]]:
     report = {"qos": "1", "retain": "false", "broker": cfg, "z": z, "wires": []}
     return [
         {"id": z, "type": "tab", "label": f"{who}'s plant"},
-        {"id": cfg, "type": "mqtt-broker", "broker": "127.0.0.1", "port": str(mqtt_port), "autoConnect": True,
-         "protocolVersion": 4, "keepalive": 60, "cleansession": True},
-        {"id": f"{who}_in", "type": "mqtt in", "z": z, "topic": "plant/+/data", "qos": "1", "datatype": "utf8",
-         "broker": cfg, "wires": [[f"{who}_heard"]]},
-        {"id": f"{who}_heard", "type": "change", "z": z, "wires": [[f"{who}_report"]],
-         "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "topic", "tot": "msg"}]},
+        {
+            "id": cfg,
+            "type": "mqtt-broker",
+            "broker": "127.0.0.1",
+            "port": str(mqtt_port),
+            "autoConnect": True,
+            "protocolVersion": 4,
+            "keepalive": 60,
+            "cleansession": True,
+        },
+        {
+            "id": f"{who}_in",
+            "type": "mqtt in",
+            "z": z,
+            "topic": "plant/+/data",
+            "qos": "1",
+            "datatype": "utf8",
+            "broker": cfg,
+            "wires": [[f"{who}_heard"]],
+        },
+        {
+            "id": f"{who}_heard",
+            "type": "change",
+            "z": z,
+            "wires": [[f"{who}_report"]],
+            "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "topic", "tot": "msg"}],
+        },
         {"id": f"{who}_report", "type": "mqtt out", "topic": f"watch/{who}/heard", **report},
-        {"id": f"{who}_poke", "type": "inject", "z": z, "props": [{"p": "payload"}], "payload": f"{who} says stop",
-         "payloadType": "str", "repeat": "", "crontab": "", "once": False, "topic": "", "wires": [[f"{who}_write"]]},
+        {
+            "id": f"{who}_poke",
+            "type": "inject",
+            "z": z,
+            "props": [{"p": "payload"}],
+            "payload": f"{who} says stop",
+            "payloadType": "str",
+            "repeat": "",
+            "crontab": "",
+            "once": False,
+            "topic": "",
+            "wires": [[f"{who}_write"]],
+        },
         {"id": f"{who}_write", "type": "mqtt out", "topic": "plant/ana/cmd", **report},
-        {"id": f"{who}_catch", "type": "catch", "z": z, "scope": [f"{who}_write"], "uncaught": False,
-         "wires": [[f"{who}_why"]]},
-        {"id": f"{who}_why", "type": "change", "z": z, "wires": [[f"{who}_refused"]],
-         "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "error.message", "tot": "msg"}]},
+        {
+            "id": f"{who}_catch",
+            "type": "catch",
+            "z": z,
+            "scope": [f"{who}_write"],
+            "uncaught": False,
+            "wires": [[f"{who}_why"]],
+        },
+        {
+            "id": f"{who}_why",
+            "type": "change",
+            "z": z,
+            "wires": [[f"{who}_refused"]],
+            "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "error.message", "tot": "msg"}],
+        },
         {"id": f"{who}_refused", "type": "mqtt out", "topic": f"watch/{who}/refused", **report},
     ]
 
@@ -60,12 +103,18 @@ def plant(tmp_path_factory):
     srv = onesait_server.start(tmp_path_factory.mktemp("tenancy-flows"), default_flows="")
     try:
         for who, password in PASSWORDS.items():
-            answer = srv.admin.post("/users", json={"username": who, "password": password, "role": "developer"})
+            answer = srv.admin.post(
+                "/users", json={"username": who, "password": password, "role": "developer"}
+            )
             assert answer.status_code == 201, answer.text
         tokens = {}
-        for name, topics, owner in (("ana-dev", ["plant/ana/#"], "ana"), ("bob-dev", ["plant/bob/#"], "bob"),
-                                    ("ana-watch", ["watch/ana/#"], "ana"), ("bob-watch", ["watch/bob/#"], "bob"),
-                                    ("admin-watch", ["watch/admin/#"], None)):
+        for name, topics, owner in (
+            ("ana-dev", ["plant/ana/#"], "ana"),
+            ("bob-dev", ["plant/bob/#"], "bob"),
+            ("ana-watch", ["watch/ana/#"], "ana"),
+            ("bob-watch", ["watch/bob/#"], "bob"),
+            ("admin-watch", ["watch/admin/#"], None),
+        ):
             answer = srv.admin.post("/devices", json={"name": name, "topics": topics, "owner": owner})
             assert answer.status_code == 201, answer.text
             tokens[name] = answer.json()["token"]
@@ -73,11 +122,20 @@ def plant(tmp_path_factory):
         assert answer.status_code in (200, 204), answer.text
         srv.users = {}
         for who, password in PASSWORDS.items():
-            token = httpx.post(f"{srv.base}/auth/token", data={
-                "client_id": "node-red-admin", "grant_type": "password", "scope": "*", "username": who,
-                "password": password}, timeout=10).json()["access_token"]
-            srv.users[who] = httpx.Client(base_url=srv.base, headers={"Authorization": f"Bearer {token}"},
-                                          timeout=10)
+            token = httpx.post(
+                f"{srv.base}/auth/token",
+                data={
+                    "client_id": "node-red-admin",
+                    "grant_type": "password",
+                    "scope": "*",
+                    "username": who,
+                    "password": password,
+                },
+                timeout=10,
+            ).json()["access_token"]
+            srv.users[who] = httpx.Client(
+                base_url=srv.base, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            )
             answer = srv.users[who].post("/flows", json=tab(who, srv.mqtt_port))
             assert answer.status_code in (200, 204), answer.text
         flows = srv.admin.get("/flows").json()
@@ -92,10 +150,13 @@ def plant(tmp_path_factory):
 
 async def test_each_developers_flow_hears_only_its_owners_devices_and_administrators_hear_all(plant):
     port, tokens = plant.mqtt_port, plant.tokens
-    async with (client(port, "ana-dev", tokens["ana-dev"]) as ana_dev, client(port, "bob-dev", tokens["bob-dev"])
-                as bob_dev, client(port, "ana-watch", tokens["ana-watch"]) as ana_watch,
-                client(port, "bob-watch", tokens["bob-watch"]) as bob_watch,
-                client(port, "admin-watch", tokens["admin-watch"]) as admin_watch):
+    async with (
+        client(port, "ana-dev", tokens["ana-dev"]) as ana_dev,
+        client(port, "bob-dev", tokens["bob-dev"]) as bob_dev,
+        client(port, "ana-watch", tokens["ana-watch"]) as ana_watch,
+        client(port, "bob-watch", tokens["bob-watch"]) as bob_watch,
+        client(port, "admin-watch", tokens["admin-watch"]) as admin_watch,
+    ):
         for device in (ana_dev, bob_dev, ana_watch, bob_watch, admin_watch):
             assert await device.connect() == "Success"
         for watch, who in ((ana_watch, "ana"), (bob_watch, "bob"), (admin_watch, "admin")):
@@ -112,9 +173,11 @@ async def test_each_developers_flow_hears_only_its_owners_devices_and_administra
 
 async def test_a_developers_flow_cannot_publish_into_another_owners_device_topics(plant):
     port, tokens = plant.mqtt_port, plant.tokens
-    async with (client(port, "ana-dev", tokens["ana-dev"]) as ana_dev,
-                client(port, "bob-watch", tokens["bob-watch"]) as bob_watch,
-                client(port, "ana-watch", tokens["ana-watch"]) as ana_watch):
+    async with (
+        client(port, "ana-dev", tokens["ana-dev"]) as ana_dev,
+        client(port, "bob-watch", tokens["bob-watch"]) as bob_watch,
+        client(port, "ana-watch", tokens["ana-watch"]) as ana_watch,
+    ):
         for device in (ana_dev, bob_watch, ana_watch):
             assert await device.connect() == "Success"
         assert await ana_dev.subscribe("plant/ana/cmd", 1) == [1]
@@ -131,7 +194,9 @@ async def test_a_developers_flow_cannot_publish_into_another_owners_device_topic
         assert (await ana_dev.next())[:2] == ("plant/ana/cmd", b"admin says stop")
         await ana_watch.nothing(0.2)
     audit = plant.admin.get("/audit", params={"action": "mqtt.publish", "outcome": "denied"}).json()
-    assert [(e["user"], e["target"], e["detail"]["device"]) for e in audit] == [("bob", "plant/ana/cmd", "ana-dev")]
+    assert [(e["user"], e["target"], e["detail"]["device"]) for e in audit] == [
+        ("bob", "plant/ana/cmd", "ana-dev")
+    ]
 
 
 # ----- client ids --------------------------------------------------------------------------------------------
@@ -149,8 +214,9 @@ async def test_a_device_cannot_take_over_another_devices_connected_session(env):
         assert await meter.connect() == "Success"
         assert await meter.subscribe("m/meter/#", 1) == [1]
         for clean in (True, False):
-            async with client(broker.port, "intruder", other_token, client_id="meter-1",
-                              clean_session=clean) as intruder:
+            async with client(
+                broker.port, "intruder", other_token, client_id="meter-1", clean_session=clean
+            ) as intruder:
                 assert await intruder.connect() == "Client identifier not valid"
         assert not meter.disconnected.is_set()
         await broker.publish("m/meter/set", b"1", qos=1)

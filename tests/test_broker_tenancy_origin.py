@@ -44,18 +44,60 @@ def tab(who: str, mqtt_port: int) -> list[dict[str, Any]]:
     out = {"qos": "1", "retain": "false", "broker": cfg, "z": z, "wires": []}
     return [
         {"id": z, "type": "tab", "label": f"{who}'s listening post"},
-        {"id": cfg, "type": "mqtt-broker", "broker": "127.0.0.1", "port": str(mqtt_port), "autoConnect": True,
-         "protocolVersion": 4, "keepalive": 60, "cleansession": True},
-        {"id": f"{who}_in", "type": "mqtt in", "z": z, "topic": "#", "qos": "0", "datatype": "utf8",
-         "broker": cfg, "wires": [[f"{who}_not_reports"]]},
-        {"id": f"{who}_not_reports", "type": "switch", "z": z, "property": "topic", "propertyType": "msg",
-         "rules": [{"t": "regex", "v": "^watch/"}, {"t": "else"}], "checkall": "false", "outputs": 2,
-         "wires": [[], [f"{who}_heard"]]},
-        {"id": f"{who}_heard", "type": "change", "z": z, "wires": [[f"{who}_report"]],
-         "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": 'topic & " " & payload', "tot": "jsonata"}]},
+        {
+            "id": cfg,
+            "type": "mqtt-broker",
+            "broker": "127.0.0.1",
+            "port": str(mqtt_port),
+            "autoConnect": True,
+            "protocolVersion": 4,
+            "keepalive": 60,
+            "cleansession": True,
+        },
+        {
+            "id": f"{who}_in",
+            "type": "mqtt in",
+            "z": z,
+            "topic": "#",
+            "qos": "0",
+            "datatype": "utf8",
+            "broker": cfg,
+            "wires": [[f"{who}_not_reports"]],
+        },
+        {
+            "id": f"{who}_not_reports",
+            "type": "switch",
+            "z": z,
+            "property": "topic",
+            "propertyType": "msg",
+            "rules": [{"t": "regex", "v": "^watch/"}, {"t": "else"}],
+            "checkall": "false",
+            "outputs": 2,
+            "wires": [[], [f"{who}_heard"]],
+        },
+        {
+            "id": f"{who}_heard",
+            "type": "change",
+            "z": z,
+            "wires": [[f"{who}_report"]],
+            "rules": [
+                {"t": "set", "p": "payload", "pt": "msg", "to": 'topic & " " & payload', "tot": "jsonata"}
+            ],
+        },
         {"id": f"{who}_report", "type": "mqtt out", "topic": f"watch/{who}/heard", **out},
-        {"id": f"{who}_say", "type": "inject", "z": z, "props": [{"p": "payload"}], "payload": f"{who} news",
-         "payloadType": "str", "repeat": "", "crontab": "", "once": False, "topic": "", "wires": [[f"{who}_news"]]},
+        {
+            "id": f"{who}_say",
+            "type": "inject",
+            "z": z,
+            "props": [{"p": "payload"}],
+            "payload": f"{who} news",
+            "payloadType": "str",
+            "repeat": "",
+            "crontab": "",
+            "once": False,
+            "topic": "",
+            "wires": [[f"{who}_news"]],
+        },
         {"id": f"{who}_news", "type": "mqtt out", "topic": f"news/{who}", **out},
     ]
 
@@ -68,12 +110,18 @@ def post(tmp_path_factory):
     srv = onesait_server.start(tmp_path_factory.mktemp("tenancy-origin"))
     try:
         for who, password in PASSWORDS.items():
-            answer = srv.admin.post("/users", json={"username": who, "password": password, "role": "developer"})
+            answer = srv.admin.post(
+                "/users", json={"username": who, "password": password, "role": "developer"}
+            )
             assert answer.status_code == 201, answer.text
         tokens = {"gauge": srv.device("gauge", {"BasicSensor": "ALL"})}
-        for name, topics, owner in (("ana-dev", ["plant/ana/#"], "ana"), ("bob-dev", ["plant/bob/#"], "bob"),
-                                    ("ana-watch", ["watch/ana/#"], "ana"), ("bob-watch", ["watch/bob/#"], "bob"),
-                                    ("admin-watch", ["watch/admin/#"], None)):
+        for name, topics, owner in (
+            ("ana-dev", ["plant/ana/#"], "ana"),
+            ("bob-dev", ["plant/bob/#"], "bob"),
+            ("ana-watch", ["watch/ana/#"], "ana"),
+            ("bob-watch", ["watch/bob/#"], "bob"),
+            ("admin-watch", ["watch/admin/#"], None),
+        ):
             answer = srv.admin.post("/devices", json={"name": name, "topics": topics, "owner": owner})
             assert answer.status_code == 201, answer.text
             tokens[name] = answer.json()["token"]
@@ -83,14 +131,25 @@ def post(tmp_path_factory):
         assert answer.status_code in (200, 204), answer.text
         srv.users = {}
         for who, password in PASSWORDS.items():
-            token = httpx.post(f"{srv.base}/auth/token", data={
-                "client_id": "node-red-admin", "grant_type": "password", "scope": "*", "username": who,
-                "password": password}, timeout=10).json()["access_token"]
-            srv.users[who] = httpx.Client(base_url=srv.base, headers={"Authorization": f"Bearer {token}"},
-                                          timeout=10)
+            token = httpx.post(
+                f"{srv.base}/auth/token",
+                data={
+                    "client_id": "node-red-admin",
+                    "grant_type": "password",
+                    "scope": "*",
+                    "username": who,
+                    "password": password,
+                },
+                timeout=10,
+            ).json()["access_token"]
+            srv.users[who] = httpx.Client(
+                base_url=srv.base, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            )
             answer = srv.users[who].post("/flows", json=tab(who, srv.mqtt_port))
             assert answer.status_code in (200, 204), answer.text
-        assert {"admin_in", "ana_in", "bob_in", "ssapMqttIn"} <= {n["id"] for n in srv.admin.get("/flows").json()}
+        assert {"admin_in", "ana_in", "bob_in", "ssapMqttIn"} <= {
+            n["id"] for n in srv.admin.get("/flows").json()
+        }
         srv.tokens = tokens
         yield srv
         for user in srv.users.values():
@@ -109,10 +168,13 @@ async def heard_until(watch: Any, last: str) -> list[str]:
 
 async def test_a_developers_flow_hears_only_its_own_tenants_traffic_and_administrators_hear_all(post):
     port, tokens = post.mqtt_port, post.tokens
-    async with (client(port, "ana-dev", tokens["ana-dev"]) as ana_dev, client(port, "bob-dev", tokens["bob-dev"])
-                as bob_dev, client(port, "ana-watch", tokens["ana-watch"]) as ana_watch,
-                client(port, "bob-watch", tokens["bob-watch"]) as bob_watch,
-                client(port, "admin-watch", tokens["admin-watch"]) as admin_watch):
+    async with (
+        client(port, "ana-dev", tokens["ana-dev"]) as ana_dev,
+        client(port, "bob-dev", tokens["bob-dev"]) as bob_dev,
+        client(port, "ana-watch", tokens["ana-watch"]) as ana_watch,
+        client(port, "bob-watch", tokens["bob-watch"]) as bob_watch,
+        client(port, "admin-watch", tokens["admin-watch"]) as admin_watch,
+    ):
         for device in (ana_dev, bob_dev, ana_watch, bob_watch, admin_watch):
             assert await device.connect() == "Success"
         for watch, who in ((ana_watch, "ana"), (bob_watch, "bob"), (admin_watch, "admin")):
@@ -131,9 +193,14 @@ async def test_a_developers_flow_hears_only_its_own_tenants_traffic_and_administ
             assert user.post(f"/inject/{who}_say").status_code == 200
 
         wanted = {"plant/ana/data 21", "news/admin admin news", "news/ana ana news", "news/bob bob news"}
-        prefixes = ("/queue/message ", f"/topic/message/{instance} ")  # the JOIN, the IoT Broker flow's answer
+        prefixes = (
+            "/queue/message ",
+            f"/topic/message/{instance} ",
+        )  # the JOIN, the IoT Broker flow's answer
         everything: list[str] = []
-        while not (wanted <= set(everything) and all(any(h.startswith(p) for h in everything) for p in prefixes)):
+        while not (
+            wanted <= set(everything) and all(any(h.startswith(p) for h in everything) for p in prefixes)
+        ):
             everything.append((await admin_watch.next(10))[1].decode())
         join = next(h for h in everything if h.startswith("/queue/message "))
         assert tokens["gauge"] in join  # administrators hear all, the JOIN's token included
@@ -164,8 +231,11 @@ async def test_origins_of_devices_anonymous_clients_flows_and_wills(env):
     heard: dict[str | None, list] = {"ana": [], "(anonymous)": [], None: []}
     for tenant, got in heard.items():
         broker.subscribe("#", lambda t, p, q, r, got=got: got.append((t, broker.origin)), tenant=tenant)
-    async with (client(broker.port, "thermo", ana_token) as thermo, client(broker.port, "siren", admin_token)
-                as siren, client(broker.port, client_id="anon-1") as anonymous):
+    async with (
+        client(broker.port, "thermo", ana_token) as thermo,
+        client(broker.port, "siren", admin_token) as siren,
+        client(broker.port, client_id="anon-1") as anonymous,
+    ):
         thermo.c.will_set("home/thermo/lwt", b"gone", 1)
         for device in (thermo, siren, anonymous):
             assert await device.connect() == "Success"
@@ -176,9 +246,21 @@ async def test_origins_of_devices_anonymous_clients_flows_and_wills(env):
         await broker.publish("flows/ana", b"y", origin="ana")
         thermo.c.socket().close()  # gone without DISCONNECT: its will
         await until(lambda: len(heard[None]) == 6)
-    assert sorted(heard[None]) == sorted([("anon/join", ANONYMOUS), ("alarm/on", None), ("home/thermo/t", "ana"),
-                                          ("flows/admin", None), ("flows/ana", "ana"), ("home/thermo/lwt", "ana")])
-    assert sorted(heard["ana"]) == [("flows/ana", "ana"), ("home/thermo/lwt", "ana"), ("home/thermo/t", "ana")]
+    assert sorted(heard[None]) == sorted(
+        [
+            ("anon/join", ANONYMOUS),
+            ("alarm/on", None),
+            ("home/thermo/t", "ana"),
+            ("flows/admin", None),
+            ("flows/ana", "ana"),
+            ("home/thermo/lwt", "ana"),
+        ]
+    )
+    assert sorted(heard["ana"]) == [
+        ("flows/ana", "ana"),
+        ("home/thermo/lwt", "ana"),
+        ("home/thermo/t", "ana"),
+    ]
     assert heard["(anonymous)"] == []  # a user so named is no anonymous client
 
 
@@ -186,8 +268,10 @@ async def test_retained_messages_keep_their_origin(env):
     registry, broker = env
     _, ana_token = registry.create("thermo", topics=["home/{device}/#"], owner="ana")
     broker.anonymous_topics = lambda client_id: ["anon/#"]
-    async with (client(broker.port, "thermo", ana_token) as thermo, client(broker.port, client_id="anon-2")
-                as anonymous):
+    async with (
+        client(broker.port, "thermo", ana_token) as thermo,
+        client(broker.port, client_id="anon-2") as anonymous,
+    ):
         assert await thermo.connect() == "Success" and await anonymous.connect() == "Success"
         await thermo.publish("home/thermo/t", b"21", qos=1, retain=True)
         await anonymous.publish("anon/r", b"secret", qos=1, retain=True)
@@ -201,12 +285,20 @@ async def test_retained_messages_keep_their_origin(env):
         broker.subscribe("#", lambda t, p, q, r, got=got: got.append((t, p, r, broker.origin)), tenant=tenant)
     await until(lambda: len(replayed[None]) == 6)
     await asyncio.sleep(0.05)
-    assert sorted(replayed["ana"]) == [("home/thermo/t", b"21", True, "ana"), ("r/ana", b"b", True, "ana"),
-                                       ("r/taken", b"ana's", True, "ana")]
+    assert sorted(replayed["ana"]) == [
+        ("home/thermo/t", b"21", True, "ana"),
+        ("r/ana", b"b", True, "ana"),
+        ("r/taken", b"ana's", True, "ana"),
+    ]
     assert sorted(replayed["bob"]) == [("r/bob", b"c", True, "bob")]
     assert {(t, origin) for t, _, _, origin in replayed[None]} == {
-        ("home/thermo/t", "ana"), ("anon/r", ANONYMOUS), ("r/admin", None), ("r/ana", "ana"), ("r/bob", "bob"),
-        ("r/taken", "ana")}
+        ("home/thermo/t", "ana"),
+        ("anon/r", ANONYMOUS),
+        ("r/admin", None),
+        ("r/ana", "ana"),
+        ("r/bob", "bob"),
+        ("r/taken", "ana"),
+    }
 
 
 TENANTS = st.sampled_from([None, "ana", "bob", "(anonymous)"])
@@ -229,8 +321,10 @@ def running(tmp_path_factory):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(subscribers=st.lists(st.tuples(FILTERS, TENANTS), min_size=1, max_size=5),
-       messages=st.lists(st.tuples(TOPICS, ORIGINS), min_size=1, max_size=8))
+@given(
+    subscribers=st.lists(st.tuples(FILTERS, TENANTS), min_size=1, max_size=5),
+    messages=st.lists(st.tuples(TOPICS, ORIGINS), min_size=1, max_size=8),
+)
 def test_each_in_process_subscriber_gets_exactly_what_its_tenant_may_hear(running, subscribers, messages):
     loop, broker = running
 
@@ -239,8 +333,13 @@ def test_each_in_process_subscriber_gets_exactly_what_its_tenant_may_hear(runnin
         stops = []
         for topic_filter, tenant in subscribers:
             got.append([])
-            stops.append(broker.subscribe(topic_filter, lambda t, p, q, r, mine=got[-1]: mine.append(
-                (t, int(p), broker.origin)), tenant=tenant))
+            stops.append(
+                broker.subscribe(
+                    topic_filter,
+                    lambda t, p, q, r, mine=got[-1]: mine.append((t, int(p), broker.origin)),
+                    tenant=tenant,
+                )
+            )
         for number, (topic, origin) in enumerate(messages):
             await broker.publish(topic, str(number).encode(), origin=origin)
         for stop in stops:
@@ -249,6 +348,9 @@ def test_each_in_process_subscriber_gets_exactly_what_its_tenant_may_hear(runnin
 
     got = loop.run_until_complete(run())
     for (topic_filter, tenant), received in zip(subscribers, got, strict=True):
-        expected = [(topic, number, origin) for number, (topic, origin) in enumerate(messages)
-                    if mt.matches(topic_filter, topic) and hears(tenant, origin)]
+        expected = [
+            (topic, number, origin)
+            for number, (topic, origin) in enumerate(messages)
+            if mt.matches(topic_filter, topic) and hears(tenant, origin)
+        ]
         assert received == expected

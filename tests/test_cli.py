@@ -43,8 +43,13 @@ def test_validate_fixture_lists_not_runnable_nodes(fixture_flows, capsys):
     registry = default_registry()
     functions = [n for n in fixture_flows if n.get("type") == "function"]  # JavaScript functions run here
     assert functions and not any(repr(n["id"]) in line for n in functions for line in cannot)
-    expected = [n for n in fixture_flows if n.get("type") not in registry
-                and n.get("type") not in ("tab", "subflow", "group") and not n.get("type", "").startswith("subflow:")]
+    expected = [
+        n
+        for n in fixture_flows
+        if n.get("type") not in registry
+        and n.get("type") not in ("tab", "subflow", "group")
+        and not n.get("type", "").startswith("subflow:")
+    ]
     for node in expected:
         assert any(repr(node["id"]) in line for line in cannot), node["id"]
     assert lines[-1].startswith("ok: ")
@@ -94,8 +99,10 @@ def test_import_then_export_round_trips(fixture_flows, tmp_path, capsys):
 
 def test_import_refuses_broken_flows_and_keeps_the_old_ones(tmp_path, capsys):
     data = tmp_path / "data"
-    good = [{"id": "t1", "type": "tab", "label": "T"},
-            {"id": "j", "type": "junction", "z": "t1", "x": 1, "y": 1, "wires": [[]]}]
+    good = [
+        {"id": "t1", "type": "tab", "label": "T"},
+        {"id": "j", "type": "junction", "z": "t1", "x": 1, "y": 1, "wires": [[]]},
+    ]
     (tmp_path / "good.json").write_text(json.dumps(good))
     (tmp_path / "broken.json").write_text(json.dumps(BROKEN))
     assert main(["flows", "import", str(tmp_path / "good.json"), "--data-dir", str(data)]) == 0
@@ -107,9 +114,18 @@ def test_import_refuses_broken_flows_and_keeps_the_old_ones(tmp_path, capsys):
 
 def test_import_moves_credentials_out_of_the_flows(tmp_path, capsys):
     data = tmp_path / "data"
-    flows = [{"id": "t1", "type": "tab", "label": "T"},
-             {"id": "j", "type": "junction", "z": "t1", "x": 1, "y": 1, "wires": [[]],
-              "credentials": {"password": "secret"}}]
+    flows = [
+        {"id": "t1", "type": "tab", "label": "T"},
+        {
+            "id": "j",
+            "type": "junction",
+            "z": "t1",
+            "x": 1,
+            "y": 1,
+            "wires": [[]],
+            "credentials": {"password": "secret"},
+        },
+    ]
     (tmp_path / "f.json").write_text(json.dumps(flows))
     assert main(["flows", "import", str(tmp_path / "f.json"), "--data-dir", str(data)]) == 0
     capsys.readouterr()
@@ -127,9 +143,19 @@ def test_export_without_data(tmp_path, capsys):
 def test_validate_reports_a_python_syntax_error_with_its_line(tmp_path):
     import json
 
-    flows = [{"id": "t", "type": "tab", "label": "x"},
-             {"id": "f", "type": "python function", "z": "t", "x": 1, "y": 1, "func": "x = 1\ny = (\n",
-              "outputs": 1, "wires": [[]]}]
+    flows = [
+        {"id": "t", "type": "tab", "label": "x"},
+        {
+            "id": "f",
+            "type": "python function",
+            "z": "t",
+            "x": 1,
+            "y": 1,
+            "func": "x = 1\ny = (\n",
+            "outputs": 1,
+            "wires": [[]],
+        },
+    ]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(flows))
     from sofiaflow.runtime.cli import main

@@ -19,12 +19,41 @@ from sofiaflow.runtime.security.auth import AuthService
 from sofiaflow.runtime.settings import Settings
 
 PASSWORD = "comms-test-password"
-FLOWS = [{"id": "t1", "type": "tab", "label": "x"},
-         {"id": "inj", "type": "inject", "z": "t1", "x": 1, "y": 1, "props": [{"p": "payload"}], "payload": "42",
-          "payloadType": "num", "repeat": "", "crontab": "", "once": False, "topic": "", "wires": [["dbg"]]},
-         {"id": "dbg", "type": "debug", "z": "t1", "x": 1, "y": 1, "name": "out", "active": True,
-          "tosidebar": True, "console": False, "tostatus": True, "complete": "payload", "targetType": "msg",
-          "statusVal": "payload", "statusType": "auto", "wires": []}]
+FLOWS = [
+    {"id": "t1", "type": "tab", "label": "x"},
+    {
+        "id": "inj",
+        "type": "inject",
+        "z": "t1",
+        "x": 1,
+        "y": 1,
+        "props": [{"p": "payload"}],
+        "payload": "42",
+        "payloadType": "num",
+        "repeat": "",
+        "crontab": "",
+        "once": False,
+        "topic": "",
+        "wires": [["dbg"]],
+    },
+    {
+        "id": "dbg",
+        "type": "debug",
+        "z": "t1",
+        "x": 1,
+        "y": 1,
+        "name": "out",
+        "active": True,
+        "tosidebar": True,
+        "console": False,
+        "tostatus": True,
+        "complete": "payload",
+        "targetType": "msg",
+        "statusVal": "payload",
+        "statusType": "auto",
+        "wires": [],
+    },
+]
 
 
 def test_topic_matching():
@@ -66,9 +95,18 @@ async def _collect(ws, want: int, timeout: float = 5.0) -> list[dict]:
 async def test_debug_and_status_events_reach_an_authenticated_client(server):
     rt, host = server
     async with httpx.AsyncClient(base_url=f"http://{host}") as http:
-        token = (await http.post("/auth/token", data={"client_id": "node-red-editor", "grant_type": "password",
-                                                      "scope": "*", "username": "admin",
-                                                      "password": PASSWORD})).json()["access_token"]
+        token = (
+            await http.post(
+                "/auth/token",
+                data={
+                    "client_id": "node-red-editor",
+                    "grant_type": "password",
+                    "scope": "*",
+                    "username": "admin",
+                    "password": PASSWORD,
+                },
+            )
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         assert (await http.post("/flows", json=FLOWS, headers=headers)).status_code == 204
         async with connect(f"ws://{host}/comms") as ws:

@@ -20,9 +20,14 @@ def n(id_, type_, wires=(), z="t1", **props):
 
 
 def base_flows():
-    return [TAB1, TAB2,
-            n("c1", "test counter", [["o1"]]), n("o1", "junction", [[]]),
-            n("c2", "test counter", [["o2"]], z="t2"), n("o2", "junction", [[]], z="t2")]
+    return [
+        TAB1,
+        TAB2,
+        n("c1", "test counter", [["o1"]]),
+        n("o1", "junction", [[]]),
+        n("c2", "test counter", [["o2"]], z="t2"),
+        n("o2", "junction", [[]], z="t2"),
+    ]
 
 
 async def _feed(t, node_id, count=1):
@@ -121,7 +126,9 @@ async def test_tab_with_a_node_that_cannot_run_is_not_started(registry):
     async with FlowTester(flows, registry) as t:
         assert "c1" in t.engine.nodes
         assert "c2" not in t.engine.nodes
-        assert any(p.node_id == "ui" and "'ui_button' is not installed" in p.message for p in t.deployer.problems)
+        assert any(
+            p.node_id == "ui" and "'ui_button' is not installed" in p.message for p in t.deployer.problems
+        )
 
 
 async def test_disabled_nodes_and_tabs_do_not_run(registry):
@@ -163,8 +170,9 @@ async def test_flows_credentials_and_persistent_context_survive_restart(tmp_path
     rt2 = Runtime(settings, registry=registry)
     await rt2.start()
     try:
-        assert rt2.flows == [f if f.get("id") != "c1" else {k: v for k, v in f.items() if k != "credentials"}
-                             for f in flows]
+        assert rt2.flows == [
+            f if f.get("id") != "c1" else {k: v for k, v in f.items() if k != "credentials"} for f in flows
+        ]
         again = rt2.engine.nodes["c1"]
         assert again.credentials == {"password": "s3cret"}
         assert again.context.get("total") == 41
@@ -205,6 +213,9 @@ async def test_a_credentials_change_restarts_the_node_and_the_users_of_a_config_
         changed = copy.deepcopy(flows)
         changed[-2]["credentials"] = {"user": "device-1", "password": "s3cret"}  # nothing else changes
         await t.deploy(changed, "nodes")
-        assert t.node("b1") is not b1 and t.node("b1").credentials == {"user": "device-1", "password": "s3cret"}
+        assert t.node("b1") is not b1 and t.node("b1").credentials == {
+            "user": "device-1",
+            "password": "s3cret",
+        }
         assert t.node("in1") is not in1  # it uses the broker
         assert t.node("c1") is c1

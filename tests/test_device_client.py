@@ -45,10 +45,11 @@ def test_payload_encoding():
     assert decode_payload(b"NaN") == "NaN" and decode_payload(b"") == ""
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text()
-                           | st.floats(allow_nan=False, allow_infinity=False),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-                           max_leaves=10)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10,
+)
 
 
 @settings(max_examples=100, deadline=None)
@@ -71,8 +72,10 @@ def start_mosquitto(tmp_path, lines: list[str]) -> tuple[subprocess.Popen, int]:
     exe = require_binary("mosquitto")
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text("\n".join([f"listener {port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}",
-                               *lines]) + "\n")
+    conf.write_text(
+        "\n".join([f"listener {port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}", *lines])
+        + "\n"
+    )
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
     while True:
@@ -106,7 +109,9 @@ def mosquitto(tmp_path):
 def mosquitto_auth(tmp_path):
     passwd = require_binary("mosquitto_passwd")
     pwfile = tmp_path / "passwd"
-    subprocess.run([passwd, "-b", "-c", str(pwfile), "sensor-1", "tok-secret"], check=True, capture_output=True)
+    subprocess.run(
+        [passwd, "-b", "-c", str(pwfile), "sensor-1", "tok-secret"], check=True, capture_output=True
+    )
     proc, port = start_mosquitto(tmp_path, ["allow_anonymous false", f"password_file {pwfile}"])
     yield port
     stop(proc)
@@ -114,16 +119,21 @@ def mosquitto_auth(tmp_path):
 
 def test_publish_subscribe_round_trip(mosquitto):
     got: queue.Queue = queue.Queue()
-    with DeviceClient("sensor-1", "t1", mqtt_port=mosquitto) as sub, \
-            DeviceClient("sensor-2", "t2", mqtt_port=mosquitto) as pub:
+    with (
+        DeviceClient("sensor-1", "t1", mqtt_port=mosquitto) as sub,
+        DeviceClient("sensor-2", "t2", mqtt_port=mosquitto) as pub,
+    ):
         assert sub.subscribe("devices/+/data", lambda topic, payload: got.put((topic, payload))) == 1
         pub.publish("devices/s2/data", {"temp": 21.5, "ok": True})
         pub.publish("devices/s2/data", "plain", qos=0)
         pub.publish("devices/s2/data", b"\xff\xfe", qos=2)
         pub.publish("devices/s2/other", "not for sub")
         received = [got.get(timeout=5) for _ in range(3)]
-        assert received == [("devices/s2/data", {"temp": 21.5, "ok": True}), ("devices/s2/data", "plain"),
-                            ("devices/s2/data", b"\xff\xfe")]
+        assert received == [
+            ("devices/s2/data", {"temp": 21.5, "ok": True}),
+            ("devices/s2/data", "plain"),
+            ("devices/s2/data", b"\xff\xfe"),
+        ]
         sub.unsubscribe("devices/+/data")
         pub.publish("devices/s2/data", 1)
         time.sleep(0.2)
@@ -190,8 +200,9 @@ def test_reconnects_and_resubscribes(tmp_path):
 
 def _restart(tmp_path, port: int) -> tuple[subprocess.Popen, int]:
     exe = require_binary("mosquitto")
-    proc = subprocess.Popen([exe, "-c", str(tmp_path / "mosquitto.conf")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe, "-c", str(tmp_path / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -221,7 +232,9 @@ async def text(request: Request) -> Response:
 def http_base():
     port = free_port()
     app = Starlette(routes=[Route("/api/readings", readings, methods=["GET", "POST"]), Route("/text", text)])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -271,8 +284,9 @@ async def platform(tmp_path):
 
     routes.add_route("post", "/api/readings", handler, owner="test", auth=NodeRoutes.device_auth(registry))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(routes, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(routes, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:
@@ -314,5 +328,6 @@ async def test_against_the_embedded_broker_and_device_routes(platform):
     with pytest.raises(DeviceAuthError):
         await asyncio.to_thread(DeviceClient("sensor-1", token + "x", mqtt_port=broker.port).connect)
     with pytest.raises(DeviceAuthError, match="401"):
-        await asyncio.to_thread(DeviceClient("sensor-1", "nope.nope", http_base=http_base).post, "/api/readings",
-                                {"v": 1})
+        await asyncio.to_thread(
+            DeviceClient("sensor-1", "nope.nope", http_base=http_base).post, "/api/readings", {"v": 1}
+        )

@@ -36,12 +36,15 @@ def registry(tmp_path):
 @pytest.fixture
 async def api(registry):
     app = FastAPI()
-    app.state.runtime = SimpleNamespace(deployer=object(), engine=SimpleNamespace(services={"devices": registry}))
+    app.state.runtime = SimpleNamespace(
+        deployer=object(), engine=SimpleNamespace(services={"devices": registry})
+    )
     app.include_router(device_routes.router, dependencies=[Depends(guard)])
     _install_error_handlers(app)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t",
-                                 headers={"Authorization": "Bearer admin"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"Authorization": "Bearer admin"}
+    ) as client:
         yield client
 
 
@@ -85,9 +88,14 @@ async def test_errors_are_clear_json(api):
     assert r.status_code == 400 and "colour" in r.json()["message"]
     r = await api.post("/devices", json=[1])
     assert r.status_code == 400 and r.json()["code"] == "invalid_request"
-    for method, path in [("GET", "/devices/nope"), ("DELETE", "/devices/nope"), ("POST", "/devices/nope/tokens"),
-                         ("DELETE", "/devices/nope/tokens/abc"), ("DELETE", "/devices/s1/tokens/abc"),
-                         ("PATCH", "/devices/nope")]:
+    for method, path in [
+        ("GET", "/devices/nope"),
+        ("DELETE", "/devices/nope"),
+        ("POST", "/devices/nope/tokens"),
+        ("DELETE", "/devices/nope/tokens/abc"),
+        ("DELETE", "/devices/s1/tokens/abc"),
+        ("PATCH", "/devices/nope"),
+    ]:
         r = await api.request(method, path, json={"enabled": False} if method == "PATCH" else None)
         assert r.status_code == 404, (method, path, r.text)
         assert r.json()["code"] == "not_found" and r.json()["message"]

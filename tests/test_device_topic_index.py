@@ -38,8 +38,15 @@ def registry(tmp_path_factory):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.lists(a_filter(), min_size=1, max_size=2), st.sampled_from(["ana", "bob", None])),
-                min_size=1, max_size=3), st.lists(topics, min_size=1, max_size=5), st.sampled_from(["ana", "bob"]))
+@given(
+    st.lists(
+        st.tuples(st.lists(a_filter(), min_size=1, max_size=2), st.sampled_from(["ana", "bob", None])),
+        min_size=1,
+        max_size=3,
+    ),
+    st.lists(topics, min_size=1, max_size=5),
+    st.sampled_from(["ana", "bob"]),
+)
 def test_names_a_foreign_device_exactly_when_its_filter_matches(registry, devices, probes, tenant):
     for old in registry.list():
         registry.delete(old.name)

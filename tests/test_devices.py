@@ -73,22 +73,25 @@ def test_duplicate_and_missing(reg):
         reg.revoke("nope", "0000")
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"name": ""}, "name"),
-    ({"name": "a" * 65}, "name"),
-    ({"name": "bad name"}, "name"),
-    ({"name": "a/b"}, "name"),
-    ({"name": ".."}, "name"),
-    ({"name": 5}, "name"),
-    ({"name": "ok", "ontologies": {"X": "WRITE"}}, "ontologies.X"),
-    ({"name": "ok", "ontologies": ["X"]}, "ontologies"),
-    ({"name": "ok", "topics": "a/b"}, "topics"),
-    ({"name": "ok", "topics": ["a/b", "a/#/b"]}, "topics[1]"),
-    ({"name": "ok", "topics": ["a+"]}, "topics[0]"),
-    ({"name": "ok", "topics": [""]}, "topics[0]"),
-    ({"name": "ok", "topics": ["x/{devise}"]}, "topics[0]"),
-    ({"name": "ok", "topics": [3]}, "topics[0]"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "a" * 65}, "name"),
+        ({"name": "bad name"}, "name"),
+        ({"name": "a/b"}, "name"),
+        ({"name": ".."}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": "ok", "ontologies": {"X": "WRITE"}}, "ontologies.X"),
+        ({"name": "ok", "ontologies": ["X"]}, "ontologies"),
+        ({"name": "ok", "topics": "a/b"}, "topics"),
+        ({"name": "ok", "topics": ["a/b", "a/#/b"]}, "topics[1]"),
+        ({"name": "ok", "topics": ["a+"]}, "topics[0]"),
+        ({"name": "ok", "topics": [""]}, "topics[0]"),
+        ({"name": "ok", "topics": ["x/{devise}"]}, "topics[0]"),
+        ({"name": "ok", "topics": [3]}, "topics[0]"),
+    ],
+)
 def test_validation_errors_name_the_field(reg, kwargs, field):
     with pytest.raises(DeviceValidationError) as info:
         reg.create(**kwargs)
@@ -207,7 +210,9 @@ def test_publish_and_subscribe_rights():
 
 
 def test_dollar_topics_not_matched_by_leading_wildcards():
-    assert not mt.matches("#", "$SYS/x") and not mt.matches("+/x", "$SYS/x") and mt.matches("$SYS/#", "$SYS/x")
+    assert (
+        not mt.matches("#", "$SYS/x") and not mt.matches("+/x", "$SYS/x") and mt.matches("$SYS/#", "$SYS/x")
+    )
     assert not mt.covers("#", "$SYS/#") and mt.covers("$SYS/#", "$SYS/+")
     assert not DeviceRegistry.may_publish(dev(["#"]), "$SYS/broker")
 
@@ -230,6 +235,7 @@ NAME_LEVEL = st.sampled_from(["a", "b", "s1", "", "$x"])
 def _filters() -> st.SearchStrategy[str]:
     def valid(parts: list[str]) -> bool:
         return all(p != "#" for p in parts[:-1]) and parts != [""]
+
     return st.lists(LEVEL, min_size=1, max_size=4).filter(valid).map("/".join)
 
 

@@ -47,6 +47,7 @@ def page(editor_server, chromium):  # noqa: F811
 
 # ----- login, and the admin API beside the editor ----------------------------------------
 
+
 def _get(url: str) -> tuple[int, str, str]:
     """(status, final URL, body) without following redirects."""
 
@@ -116,6 +117,7 @@ def test_the_login_page_redirects_only_within_the_site(editor_server, chromium):
 
 # ----- the main scenario ------------------------------------------------------------
 
+
 def _empty_spot(page) -> tuple[float, float]:
     box = page.locator(".sf-canvas").bounding_box()
     return box["x"] + box["width"] - 150, box["y"] + box["height"] - 150
@@ -178,6 +180,7 @@ def test_export_clear_import_gives_the_same_flow_back(page):
 
 # ----- canvas and forms -------------------------------------------------------------
 
+
 def _count(page, n: int) -> None:
     page.wait_for_function(f"document.querySelectorAll('.sf-canvas .sf-node').length === {n}")
 
@@ -200,7 +203,10 @@ def test_rubber_band_copy_paste_undo_redo_and_delete(page):
     _count(page, 3)
     _band(page, 20, 60, 420, 160)
     page.wait_for_function("document.querySelectorAll('.sf-node.sf-selected').length === 2")
-    assert set(page.eval_on_selector_all(".sf-node.sf-selected", "els => els.map(e => e.dataset.id)")) == {first, second}
+    assert set(page.eval_on_selector_all(".sf-node.sf-selected", "els => els.map(e => e.dataset.id)")) == {
+        first,
+        second,
+    }
 
     page.keyboard.press("Control+c")
     page.keyboard.press("Control+v")
@@ -230,19 +236,24 @@ def test_moving_a_node_saves_its_position_and_a_selected_wire_can_be_deleted(pag
     page.mouse.down()
     page.mouse.move(x + 20, y + 50, steps=5)
     page.mouse.up()
-    page.wait_for_function(f"document.querySelector('.sf-node[data-id=\"{inject}\"]').dataset.y === '{y0 + 50}'")
+    page.wait_for_function(
+        f"document.querySelector('.sf-node[data-id=\"{inject}\"]').dataset.y === '{y0 + 50}'"
+    )
     assert node(page, inject).get_attribute("data-x") == str(x0 + 20)
 
     wire(page, inject, debug)
     path = page.locator(f'[data-wire="{inject}:0:{debug}"]')
     # click the middle of the wire's curve
     box = path.bounding_box()
-    point = page.evaluate("""(key) => {
+    point = page.evaluate(
+        """(key) => {
         const p = document.querySelector(`[data-wire="${key}"]`);
         const m = p.getPointAtLength(p.getTotalLength() / 2);
         const r = p.ownerSVGElement.getBoundingClientRect();
         return {x: r.left + m.x, y: r.top + m.y};
-    }""", f"{inject}:0:{debug}")
+    }""",
+        f"{inject}:0:{debug}",
+    )
     assert box is not None
     page.mouse.click(point["x"], point["y"])
     page.wait_for_selector(".sf-wire.sf-selected")
@@ -309,15 +320,20 @@ def test_python_function_code_is_edited_in_a_python_code_editor(page):
 def test_the_palette_lists_every_registered_type_and_filters(page, editor_server):  # noqa: F811
     status, sets = editor_server.api("GET", "/nodes")
     assert status == 200
-    registered = {t for s in sets if not s["config"] and s["category"] not in ("config", "internal") for t in s["types"]}
+    registered = {
+        t for s in sets if not s["config"] and s["category"] not in ("config", "internal") for t in s["types"]
+    }
     shown = set(page.eval_on_selector_all(".sf-palette-node", "els => els.map(e => e.dataset.type)"))
     assert shown == registered
     search = page.get_by_test_id("palette-search")
     search.fill("mqtt out")
-    page.wait_for_function(f"[...document.querySelectorAll('.sf-palette-node')]"
-                           f".filter(e => e.offsetParent !== null).length < {len(shown) // 2}")
-    visible = page.eval_on_selector_all(".sf-palette-node", "els => els.filter(e => e.offsetParent !== null)"
-                                        ".map(e => e.dataset.type)")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('.sf-palette-node')]"
+        f".filter(e => e.offsetParent !== null).length < {len(shown) // 2}"
+    )
+    visible = page.eval_on_selector_all(
+        ".sf-palette-node", "els => els.filter(e => e.offsetParent !== null).map(e => e.dataset.type)"
+    )
     assert "mqtt out" in visible and "inject" not in visible
     search.fill("")
 
@@ -329,7 +345,9 @@ def test_a_config_node_is_created_in_place_from_the_form(page):
     page.get_by_test_id("prop-broker").click()
     page.get_by_role("option", name="add new mqtt-broker...").click()
     page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 2")
-    page.get_by_test_id("properties").last.get_by_test_id("prop-name").fill("local broker")  # the new config node
+    page.get_by_test_id("properties").last.get_by_test_id("prop-name").fill(
+        "local broker"
+    )  # the new config node
     page.get_by_test_id("properties-done").last.click()
     page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 1")
     page.get_by_test_id("properties-done").click()
@@ -345,11 +363,34 @@ def test_a_config_node_is_created_in_place_from_the_form(page):
 
 
 def test_status_badges_and_wire_activity_come_from_the_running_flow(page, editor_server):  # noqa: F811
-    flow = [{"id": "statusinject0001", "type": "inject", "x": 120, "y": 300, "name": "go", "props": [{"p": "payload"}],
-             "payload": "hello", "payloadType": "str", "wires": [["statusdebug00001"]]},
-            {"id": "statusdebug00001", "type": "debug", "x": 360, "y": 300, "name": "shows status",
-             "active": True, "tosidebar": True, "tostatus": True, "complete": "payload", "targetType": "msg",
-             "statusVal": "payload", "statusType": "auto", "wires": []}]
+    flow = [
+        {
+            "id": "statusinject0001",
+            "type": "inject",
+            "x": 120,
+            "y": 300,
+            "name": "go",
+            "props": [{"p": "payload"}],
+            "payload": "hello",
+            "payloadType": "str",
+            "wires": [["statusdebug00001"]],
+        },
+        {
+            "id": "statusdebug00001",
+            "type": "debug",
+            "x": 360,
+            "y": 300,
+            "name": "shows status",
+            "active": True,
+            "tosidebar": True,
+            "tostatus": True,
+            "complete": "payload",
+            "targetType": "msg",
+            "statusVal": "payload",
+            "statusType": "auto",
+            "wires": [],
+        },
+    ]
     import_text(page, json.dumps(flow), new_tab=True)
     page.get_by_test_id("deploy-mode").click()
     page.get_by_test_id("deploy-mode-nodes").click()
@@ -358,7 +399,9 @@ def test_status_badges_and_wire_activity_come_from_the_running_flow(page, editor
     page.get_by_text("Successfully deployed").last.wait_for()
     node(page, "statusinject0001").locator('[data-role="button"]').click()
     node(page, "statusdebug00001").locator(".sf-status-text").filter(has_text="hello").wait_for()
-    page.wait_for_selector('.sf-wire.sf-active[data-wire="statusinject0001:0:statusdebug00001"]', state="attached")
+    page.wait_for_selector(
+        '.sf-wire.sf-active[data-wire="statusinject0001:0:statusdebug00001"]', state="attached"
+    )
 
     # the debug sidebar: the message, then clear, then a filter on the selected nodes
     messages = page.get_by_test_id("debug-message")
@@ -377,13 +420,17 @@ def test_status_badges_and_wire_activity_come_from_the_running_flow(page, editor
 
 
 def test_import_by_upload_and_export_to_a_file(page, tmp_path):
-    flow = [{"id": "uploadedcomment1", "type": "comment", "name": "from a file", "x": 200, "y": 60, "wires": []}]
+    flow = [
+        {"id": "uploadedcomment1", "type": "comment", "name": "from a file", "x": 200, "y": 60, "wires": []}
+    ]
     upload = tmp_path / "flow.json"
     upload.write_text(json.dumps(flow))
     page.get_by_test_id("import").click()
     dialog = page.get_by_test_id("import-dialog")
     dialog.locator("input[type=file]").set_input_files(str(upload))
-    page.wait_for_function("document.querySelector('[data-testid=\"import-dialog\"] textarea').value.length > 0")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=\"import-dialog\"] textarea').value.length > 0"
+    )
     dialog.get_by_text("new flow").click()
     dialog.get_by_test_id("import-confirm").click()
     node(page, "uploadedcomment1").wait_for()
@@ -402,7 +449,9 @@ def test_import_by_upload_and_export_to_a_file(page, tmp_path):
 def test_ontology_fields_offer_the_runtime_s_ontologies(page, editor_server):  # noqa: F811
     status, ontologies = editor_server.api("GET", "/ontologies")
     assert status == 200
-    names = {o["name"] for o in (ontologies if isinstance(ontologies, list) else ontologies.get("ontologies", []))}
+    names = {
+        o["name"] for o in (ontologies if isinstance(ontologies, list) else ontologies.get("ontologies", []))
+    }
     assert names, "the bundled ontologies are loaded"
     insert = drag_from_palette(page, "ontology-insert", 650, 500)
     node(page, insert).dblclick()
@@ -417,8 +466,18 @@ def test_ontology_fields_offer_the_runtime_s_ontologies(page, editor_server):  #
 
 
 def test_deploy_problems_link_to_their_node(page):
-    bad = {"id": "badrepeat00000001", "type": "inject", "x": 200, "y": 500, "name": "bad repeat",
-           "repeat": "soon", "props": [{"p": "payload"}], "payload": "", "payloadType": "date", "wires": [[]]}
+    bad = {
+        "id": "badrepeat00000001",
+        "type": "inject",
+        "x": 200,
+        "y": 500,
+        "name": "bad repeat",
+        "repeat": "soon",
+        "props": [{"p": "payload"}],
+        "payload": "",
+        "payloadType": "date",
+        "wires": [[]],
+    }
     import_text(page, json.dumps([bad]))
     page.get_by_test_id("deploy").click()
     problems = page.get_by_test_id("deploy-problems")
@@ -453,14 +512,18 @@ def test_every_node_of_a_nodered_export_is_drawn_at_its_x_y(page):
     for container in containers:
         page.locator(f'[data-tab="{container["id"]}"]').click()
         expected = {i for i, n in placed.items() if n.get("z") == container["id"]}
-        page.wait_for_function(
-            f"document.querySelectorAll('.sf-canvas .sf-node').length === {len(expected)}")
+        page.wait_for_function(f"document.querySelectorAll('.sf-canvas .sf-node').length === {len(expected)}")
         drawn = {p["id"]: p for p in page.evaluate(_POSITIONS_JS)}
         assert set(drawn) == expected, container["id"]
         for node_id in expected:
             node = placed[node_id]
-            assert abs(drawn[node_id]["x"] - node["x"]) <= 1 and abs(drawn[node_id]["y"] - node["y"]) <= 1, \
-                (node["type"], node_id, drawn[node_id], node["x"], node["y"])
+            assert abs(drawn[node_id]["x"] - node["x"]) <= 1 and abs(drawn[node_id]["y"] - node["y"]) <= 1, (
+                node["type"],
+                node_id,
+                drawn[node_id],
+                node["x"],
+                node["y"],
+            )
         seen |= expected
     assert seen == set(placed), "every node with x/y sits on a tab or subflow"
 
@@ -469,10 +532,14 @@ def test_every_node_of_a_nodered_export_is_drawn_at_its_x_y(page):
     for node in flows:
         assert node["id"] in exported
         assert exported[node["id"]].get("wires") == node.get("wires")
-        assert (exported[node["id"]].get("x"), exported[node["id"]].get("y")) == (node.get("x"), node.get("y"))
+        assert (exported[node["id"]].get("x"), exported[node["id"]].get("y")) == (
+            node.get("x"),
+            node.get("y"),
+        )
 
 
 # ----- 500 nodes on a tab (run with -s for the numbers) -----------------------------------
+
 
 def test_opening_a_tab_of_500_nodes_is_quick(page, editor_server):  # noqa: F811
     status, body = editor_server.api("POST", "/flows", big_flow())
@@ -534,7 +601,9 @@ def test_credentials_are_typed_in_the_form_and_go_with_the_deploy_only(page, edi
 
     page.get_by_test_id("deploy").click()
     page.get_by_text("Successfully deployed").or_(page.get_by_test_id("deploy-problems")).last.wait_for()
-    assert not page.get_by_test_id("deploy-problems").count(), page.get_by_test_id("deploy-problems").inner_text()
+    assert not page.get_by_test_id("deploy-problems").count(), page.get_by_test_id(
+        "deploy-problems"
+    ).inner_text()
     status, view = editor_server.api("GET", f"/credentials/mqtt-broker/{broker_id}")
     assert status == 200 and view == {"user": "device-7", "has_password": True}
     status, flows = editor_server.api("GET", "/flows")
@@ -543,7 +612,9 @@ def test_credentials_are_typed_in_the_form_and_go_with_the_deploy_only(page, edi
     # reopened: the user is shown, the password is not, and leaving it empty keeps it
     node(page, mqtt).dblclick()
     page.get_by_test_id("properties").wait_for()
-    page.get_by_test_id("properties").locator("button").filter(has=page.locator("i", has_text="edit")).first.click()
+    page.get_by_test_id("properties").locator("button").filter(
+        has=page.locator("i", has_text="edit")
+    ).first.click()
     page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 2")
     broker_form = page.get_by_test_id("properties").last
     assert broker_form.get_by_test_id("cred-user").input_value() == "device-7"
@@ -556,10 +627,20 @@ def test_credentials_are_typed_in_the_form_and_go_with_the_deploy_only(page, edi
 
 
 def test_the_import_dialog_reports_what_will_not_run_before_importing(page):
-    flow = [{"id": "rpt1", "type": "inject", "x": 100, "y": 100, "wires": [["rpt2"]]},
-            {"id": "rpt2", "type": "function", "x": 300, "y": 100, "func": "return msg;", "outputs": 1,
-             "libs": [{"var": "fs", "module": "fs"}], "wires": [["rpt3"]]},
-            {"id": "rpt3", "type": "ui_button", "x": 500, "y": 100, "name": "dashboard button", "wires": [[]]}]
+    flow = [
+        {"id": "rpt1", "type": "inject", "x": 100, "y": 100, "wires": [["rpt2"]]},
+        {
+            "id": "rpt2",
+            "type": "function",
+            "x": 300,
+            "y": 100,
+            "func": "return msg;",
+            "outputs": 1,
+            "libs": [{"var": "fs", "module": "fs"}],
+            "wires": [["rpt3"]],
+        },
+        {"id": "rpt3", "type": "ui_button", "x": 500, "y": 100, "name": "dashboard button", "wires": [[]]},
+    ]
     page.get_by_test_id("import").click()
     dialog = page.get_by_test_id("import-dialog")
     dialog.locator("textarea").fill(json.dumps(flow))

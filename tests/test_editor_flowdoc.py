@@ -15,11 +15,13 @@ EXPORT = Path(__file__).parent / "fixtures" / "nodered" / "nodered-export.json"
 
 
 def _doc() -> FlowDoc:
-    flows = [{"id": "t1", "type": "tab", "label": "one"},
-             {"id": "a", "type": "inject", "z": "t1", "x": 100, "y": 50, "wires": [["b"]]},
-             {"id": "b", "type": "debug", "z": "t1", "x": 300, "y": 50, "wires": []},
-             {"id": "cfg", "type": "mqtt-broker", "broker": "localhost"},
-             {"id": "m", "type": "mqtt in", "z": "t1", "x": 100, "y": 150, "broker": "cfg", "wires": [[]]}]
+    flows = [
+        {"id": "t1", "type": "tab", "label": "one"},
+        {"id": "a", "type": "inject", "z": "t1", "x": 100, "y": 50, "wires": [["b"]]},
+        {"id": "b", "type": "debug", "z": "t1", "x": 300, "y": 50, "wires": []},
+        {"id": "cfg", "type": "mqtt-broker", "broker": "localhost"},
+        {"id": "m", "type": "mqtt in", "z": "t1", "x": 100, "y": 150, "broker": "cfg", "wires": [[]]},
+    ]
     return FlowDoc(flows, "rev1")
 
 
@@ -43,7 +45,9 @@ def test_edits_are_marked_as_changes_until_deployed():
 
 def test_add_node_takes_the_type_defaults_and_one_wire_list_per_output():
     doc = _doc()
-    node = doc.add_node("switch", "t1", 10.2, 20.7, {"property": "payload", "id": "ignored", "x": 5}, outputs=2)
+    node = doc.add_node(
+        "switch", "t1", 10.2, 20.7, {"property": "payload", "id": "ignored", "x": 5}, outputs=2
+    )
     assert node["type"] == "switch" and node["z"] == "t1" and node["property"] == "payload"
     assert (node["x"], node["y"]) == (10, 21) and node["wires"] == [[], []] and node["id"] != "ignored"
     assert len(node["id"]) == 16
@@ -136,9 +140,14 @@ def test_importing_again_gives_new_ids_and_rewires_to_them():
 
 def test_importing_into_a_new_tab_and_dropping_wires_to_missing_nodes():
     doc = _doc()
-    added = doc.import_flows([{"id": "x", "type": "debug", "x": 1, "y": 2, "z": "elsewhere", "wires": []},
-                              {"id": "y", "type": "inject", "x": 1, "y": 2, "wires": [["x", "gone"]]}],
-                             "t1", new_tab=True)
+    added = doc.import_flows(
+        [
+            {"id": "x", "type": "debug", "x": 1, "y": 2, "z": "elsewhere", "wires": []},
+            {"id": "y", "type": "inject", "x": 1, "y": 2, "wires": [["x", "gone"]]},
+        ],
+        "t1",
+        new_tab=True,
+    )
     tabs = {doc.get(i)["z"] for i in added}
     assert len(tabs) == 1 and tabs != {"t1"} and doc.get(tabs.pop())["type"] == "tab"
     assert doc.get("y")["wires"] == [["x"]]
@@ -154,8 +163,11 @@ def test_export_scopes_take_the_config_nodes_they_use():
 def test_parse_flow_json_accepts_lists_objects_and_v2_and_says_what_is_wrong():
     assert parse_flow_json('{"id": "a", "type": "debug"}') == [{"id": "a", "type": "debug"}]
     assert parse_flow_json('{"flows": [{"id": "a", "type": "debug"}], "rev": "x"}')[0]["id"] == "a"
-    for text, message in (("[", "not valid JSON"), ('"x"', "expected a JSON array"),
-                          ('[{"id": "a"}]', "item 0 has no id or type")):
+    for text, message in (
+        ("[", "not valid JSON"),
+        ('"x"', "expected a JSON array"),
+        ('[{"id": "a"}]', "item 0 has no id or type"),
+    ):
         try:
             parse_flow_json(text)
         except ValueError as exc:

@@ -12,8 +12,10 @@ from sofiaflow.editor import editor_enabled
 from sofiaflow.runtime.server import _mount_apps
 
 
-@pytest.mark.parametrize(("value", "enabled"), [(None, True), ("1", True), ("0", False), ("false", False),
-                                                 ("off", False), ("yes", True)])
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [(None, True), ("1", True), ("0", False), ("false", False), ("off", False), ("yes", True)],
+)
 def test_sofiaflow_editor_setting(monkeypatch, value, enabled):
     if value is None:
         monkeypatch.delenv("SOFIAFLOW_EDITOR", raising=False)

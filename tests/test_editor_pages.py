@@ -16,18 +16,67 @@ from editor_ui import screenshot_path
 TICKS = [
     {"id": "sensors", "type": "tab", "label": "Sensors"},
     {"id": "alarms", "type": "tab", "label": "Alarms"},
-    {"id": "tick", "type": "inject", "z": "sensors", "name": "tick", "props": [{"p": "payload"}], "payload": "21.5",
-     "payloadType": "num", "repeat": "0.1", "crontab": "", "once": True, "onceDelay": 0.1, "topic": "",
-     "wires": [["label"]]},
-    {"id": "label", "type": "change", "z": "sensors", "name": "label reading",
-     "rules": [{"t": "set", "p": "topic", "pt": "msg", "to": "reading", "tot": "str"}], "wires": [["out"]]},
-    {"id": "out", "type": "debug", "z": "sensors", "name": "out", "active": False, "tosidebar": True,
-     "console": False, "tostatus": False, "complete": "payload", "targetType": "msg", "wires": []},
-    {"id": "bad", "type": "inject", "z": "alarms", "name": "bad input", "props": [{"p": "payload"}],
-     "payload": "not json", "payloadType": "str", "repeat": "0.5", "crontab": "", "once": True, "onceDelay": 0.1,
-     "topic": "", "wires": [["parse"]]},
-    {"id": "parse", "type": "json", "z": "alarms", "name": "parse", "property": "payload", "action": "obj",
-     "pretty": False, "wires": [[]]},
+    {
+        "id": "tick",
+        "type": "inject",
+        "z": "sensors",
+        "name": "tick",
+        "props": [{"p": "payload"}],
+        "payload": "21.5",
+        "payloadType": "num",
+        "repeat": "0.1",
+        "crontab": "",
+        "once": True,
+        "onceDelay": 0.1,
+        "topic": "",
+        "wires": [["label"]],
+    },
+    {
+        "id": "label",
+        "type": "change",
+        "z": "sensors",
+        "name": "label reading",
+        "rules": [{"t": "set", "p": "topic", "pt": "msg", "to": "reading", "tot": "str"}],
+        "wires": [["out"]],
+    },
+    {
+        "id": "out",
+        "type": "debug",
+        "z": "sensors",
+        "name": "out",
+        "active": False,
+        "tosidebar": True,
+        "console": False,
+        "tostatus": False,
+        "complete": "payload",
+        "targetType": "msg",
+        "wires": [],
+    },
+    {
+        "id": "bad",
+        "type": "inject",
+        "z": "alarms",
+        "name": "bad input",
+        "props": [{"p": "payload"}],
+        "payload": "not json",
+        "payloadType": "str",
+        "repeat": "0.5",
+        "crontab": "",
+        "once": True,
+        "onceDelay": 0.1,
+        "topic": "",
+        "wires": [["parse"]],
+    },
+    {
+        "id": "parse",
+        "type": "json",
+        "z": "alarms",
+        "name": "parse",
+        "property": "payload",
+        "action": "obj",
+        "pretty": False,
+        "wires": [[]],
+    },
 ]
 
 
@@ -38,12 +87,27 @@ def deploy(server, flows: list[dict]) -> None:
 
 def insert_flow(readings: list[dict]) -> list[dict]:
     """A tab whose inject nodes store `readings` once through ontology-insert."""
-    nodes: list[dict] = [{"id": "store", "type": "tab", "label": "Store"},
-                         {"id": "ins", "type": "ontology-insert", "z": "store", "ontology": "Reading", "wires": [[]]}]
+    nodes: list[dict] = [
+        {"id": "store", "type": "tab", "label": "Store"},
+        {"id": "ins", "type": "ontology-insert", "z": "store", "ontology": "Reading", "wires": [[]]},
+    ]
     for i, reading in enumerate(readings):
-        nodes.append({"id": f"r{i}", "type": "inject", "z": "store", "props": [{"p": "payload"}],
-                      "payload": json.dumps(reading), "payloadType": "json", "repeat": "", "crontab": "",
-                      "once": True, "onceDelay": 0.1, "topic": "", "wires": [["ins"]]})
+        nodes.append(
+            {
+                "id": f"r{i}",
+                "type": "inject",
+                "z": "store",
+                "props": [{"p": "payload"}],
+                "payload": json.dumps(reading),
+                "payloadType": "json",
+                "repeat": "",
+                "crontab": "",
+                "once": True,
+                "onceDelay": 0.1,
+                "topic": "",
+                "wires": [["ins"]],
+            }
+        )
     return nodes
 
 
@@ -60,7 +124,13 @@ def poll(check, timeout: float = 10.0, every: float = 0.2):
 
 
 def cell(page, table: str, row_text: str, column: int) -> str:
-    return page.get_by_test_id(table).locator("tbody tr", has_text=row_text).locator("td").nth(column).inner_text()
+    return (
+        page.get_by_test_id(table)
+        .locator("tbody tr", has_text=row_text)
+        .locator("td")
+        .nth(column)
+        .inner_text()
+    )
 
 
 def replace_code(page, testid: str, text: str) -> None:
@@ -87,15 +157,20 @@ def test_monitoring_numbers_move_after_messages_flow(page, editor_server, tmp_pa
     assert cell(page, "node-table", "label reading", 0) == "Sensors"
     assert int(cell(page, "node-table", "label reading", 4)) >= first  # out follows in
     # mean time: a random sixteenth of calm batches is timed, so it may take a moment to appear
-    poll(lambda: re.fullmatch(r"\d+ µs|\d+\.\d\d ms", cell(page, "node-table", "label reading", 6)), timeout=25)
+    poll(
+        lambda: re.fullmatch(r"\d+ µs|\d+\.\d\d ms", cell(page, "node-table", "label reading", 6)), timeout=25
+    )
     poll(lambda: int(cell(page, "node-table", "parse", 5)) >= 2)  # errors of the json node
     assert int(page.get_by_test_id("value-handled").inner_text().replace(",", "")) > 0
     assert page.get_by_test_id("value-memory").inner_text().endswith("MB")
     rate = poll(lambda: float(page.get_by_test_id("value-rate").inner_text().replace(",", "") or 0))
     assert 5 <= rate <= 60  # about 10/s in each of change and debug, 2/s in the json node
-    names = poll(lambda: page.evaluate(
-        "id => getElement(id).chart.getOption().series.filter(s => s.data.length > 2).map(s => s.name)",
-        int(page.get_by_test_id("flow-chart").get_attribute("id").removeprefix("c"))))
+    names = poll(
+        lambda: page.evaluate(
+            "id => getElement(id).chart.getOption().series.filter(s => s.data.length > 2).map(s => s.name)",
+            int(page.get_by_test_id("flow-chart").get_attribute("id").removeprefix("c")),
+        )
+    )
     assert {"Sensors", "Alarms"} <= set(names)
     time.sleep(3)  # a few more points on the chart for the picture
     picture = screenshot_path("monitoring.png", tmp_path)
@@ -103,8 +178,11 @@ def test_monitoring_numbers_move_after_messages_flow(page, editor_server, tmp_pa
     assert picture.stat().st_size > 20_000
 
 
-SCHEMA = {"type": "object", "required": ["assetId", "measure"],
-          "properties": {"assetId": {"type": "string"}, "measure": {"type": "number"}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["assetId", "measure"],
+    "properties": {"assetId": {"type": "string"}, "measure": {"type": "number"}},
+}
 
 
 def test_ontology_create_edit_with_live_validator_and_query(page, editor_server):  # noqa: F811
@@ -118,7 +196,10 @@ def test_ontology_create_edit_with_live_validator_and_query(page, editor_server)
     replace_code(page, "sample-editor", '{"assetId": 7}')
     poll(lambda: "invalid" in verdict.inner_text())
     problems = page.get_by_test_id("sample-problems").inner_text()
-    assert "sample /assetId: 7 is not of type 'string'" in problems and "'measure' is a required property" in problems
+    assert (
+        "sample /assetId: 7 is not of type 'string'" in problems
+        and "'measure' is a required property" in problems
+    )
     replace_code(page, "sample-editor", '{"assetId": "s-1", "measure": 20.5}')
     poll(lambda: verdict.inner_text() == "The sample is valid")
     replace_code(page, "schema-editor", '{"type": "object", "required": 5}')  # not a valid schema
@@ -137,17 +218,35 @@ def test_ontology_create_edit_with_live_validator_and_query(page, editor_server)
     page.get_by_test_id("sample-verdict").wait_for()
     replace_code(page, "schema-editor", json.dumps(bounded))
     replace_code(page, "sample-editor", '{"assetId": "s-1", "measure": 150}')
-    poll(lambda: "150 is greater than the maximum of 100" in page.get_by_test_id("sample-problems").inner_text())
+    poll(
+        lambda: (
+            "150 is greater than the maximum of 100" in page.get_by_test_id("sample-problems").inner_text()
+        )
+    )
     page.get_by_test_id("ontology-save").click()
     poll(lambda: page.get_by_test_id("ontology-outcome").inner_text() == "Saved Reading")
-    assert editor_server.api("GET", "/ontologies/Reading")[1]["schema"]["properties"]["measure"]["maximum"] == 100
+    assert (
+        editor_server.api("GET", "/ontologies/Reading")[1]["schema"]["properties"]["measure"]["maximum"]
+        == 100
+    )
 
     # stored data, queried with a MongoDB filter
-    deploy(editor_server, insert_flow([{"assetId": "s-1", "measure": 12.0}, {"assetId": "s-2", "measure": 25.5},
-                                       {"assetId": "s-3", "measure": 31.0}]))
+    deploy(
+        editor_server,
+        insert_flow(
+            [
+                {"assetId": "s-1", "measure": 12.0},
+                {"assetId": "s-2", "measure": 25.5},
+                {"assetId": "s-3", "measure": 31.0},
+            ]
+        ),
+    )
     page.goto(f"{editor_server.editor_url}/ontologies")
-    row = page.get_by_test_id("ontology-table").locator("tbody tr").filter(
-        has=page.get_by_role("cell", name="Reading", exact=True))
+    row = (
+        page.get_by_test_id("ontology-table")
+        .locator("tbody tr")
+        .filter(has=page.get_by_role("cell", name="Reading", exact=True))
+    )
     row.get_by_role("button", name="Data").click()
     page.wait_for_url(re.compile(r"/ontologies/Reading/data$"))
     status_label = page.get_by_test_id("query-status")
@@ -155,6 +254,7 @@ def test_ontology_create_edit_with_live_validator_and_query(page, editor_server)
     def stored_all() -> bool:
         page.get_by_test_id("query-run").click()
         return status_label.inner_text() == "3 matching"
+
     poll(stored_all)
     replace_code(page, "query-filter", '{"measure": {"$gt": 20}}')
     page.get_by_test_id("query-run").click()
@@ -175,7 +275,11 @@ def test_device_register_token_shown_once_then_revoked(page, editor_server):  # 
     page.get_by_test_id("device-register").click()
     token = page.get_by_test_id("new-token").input_value(timeout=10000)
     status, device = editor_server.api("GET", "/devices/meter-1")
-    assert status == 200 and device["topics"] == ["meters/{device}/#"] and device["ontologies"] == {"Reading": "INSERT"}
+    assert (
+        status == 200
+        and device["topics"] == ["meters/{device}/#"]
+        and device["ontologies"] == {"Reading": "INSERT"}
+    )
     [listed] = device["tokens"]
     assert token.startswith(listed["id"] + ".") and len(token.split(".", 1)[1]) >= 40
     page.get_by_test_id("token-done").click()
@@ -205,8 +309,9 @@ def test_settings_page_masks_secrets(page, editor_server):  # noqa: F811
 
 
 def test_a_read_only_user_cannot_change_devices_or_ontologies_nor_read_unshared_data(chromium, editor_server):  # noqa: F811
-    status, body = editor_server.api("POST", "/users", {"username": "viewer", "password": "viewer-pass-1",
-                                                        "role": "user"})
+    status, body = editor_server.api(
+        "POST", "/users", {"username": "viewer", "password": "viewer-pass-1", "role": "user"}
+    )
     assert status == 201, body
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     try:
@@ -218,13 +323,20 @@ def test_a_read_only_user_cannot_change_devices_or_ontologies_nor_read_unshared_
         page.get_by_text("Your role only reads: devices cannot be registered or changed.").wait_for()
         assert not page.get_by_test_id("device-register").is_visible()
 
-        page.goto(f"{editor_server.editor_url}/ontologies/EnergyMeter")  # no right on it: as the API, no such one
+        page.goto(
+            f"{editor_server.editor_url}/ontologies/EnergyMeter"
+        )  # no right on it: as the API, no such one
         page.get_by_test_id("ontology-missing").wait_for()
         assert not page.get_by_test_id("ontology-save").count()
         assert not page.get_by_test_id("ontology-new").count()
 
         page.goto(f"{editor_server.editor_url}/ontologies/EnergyMeter/data")
-        poll(lambda: "has no QUERY right on ontology 'EnergyMeter'" in page.get_by_test_id("query-status").inner_text())
+        poll(
+            lambda: (
+                "has no QUERY right on ontology 'EnergyMeter'"
+                in page.get_by_test_id("query-status").inner_text()
+            )
+        )
     finally:
         context.close()
     status, entries = editor_server.api("GET", "/audit?user=viewer&outcome=denied")
@@ -237,10 +349,16 @@ def test_administrators_manage_users_and_read_the_audit_log(page, editor_server)
     page.get_by_test_id("user-password").fill("ops-pass-1")
     page.get_by_test_id("user-create").click()
     page.get_by_test_id("user-ops").wait_for()
-    assert any(u["username"] == "ops" and u["role"] == "developer" for u in editor_server.api("GET", "/users")[1])
+    assert any(
+        u["username"] == "ops" and u["role"] == "developer" for u in editor_server.api("GET", "/users")[1]
+    )
     page.get_by_test_id("role-ops").click()
     page.get_by_role("option", name="user", exact=True).click()
-    poll(lambda: any(u["username"] == "ops" and u["role"] == "user" for u in editor_server.api("GET", "/users")[1]))
+    poll(
+        lambda: any(
+            u["username"] == "ops" and u["role"] == "user" for u in editor_server.api("GET", "/users")[1]
+        )
+    )
     page.get_by_test_id("user-name").fill("ops")
     page.get_by_test_id("user-password").fill("again")
     page.get_by_test_id("user-create").click()
@@ -253,8 +371,9 @@ def test_administrators_manage_users_and_read_the_audit_log(page, editor_server)
     assert "ops" in table.locator("tbody tr", has_text="user.create").first.inner_text()
 
     # a developer is turned away, and that is recorded
-    status, body = editor_server.api("POST", "/users", {"username": "dev2", "password": "dev2-pass-1",
-                                                        "role": "developer"})
+    status, body = editor_server.api(
+        "POST", "/users", {"username": "dev2", "password": "dev2-pass-1", "role": "developer"}
+    )
     assert status == 201, body
     context = page.context.browser.new_context()
     try:

@@ -37,5 +37,7 @@ async def test_temperature_alerts_flow_end_to_end(registry):
 
         readings = [d for d in t.debug if d["id"] == "a1a1000000000016"]
         assert [json.loads(d["msg"]) if d["format"] == "Object" else d["msg"] for d in readings] == [
-            "ALERT s-1: 31 °C (87.8 °F)", {"sensor": "s-2", "celsius": 12, "fahrenheit": 53.6},
-            "ALERT s-1: 31 °C (87.8 °F)"]
+            "ALERT s-1: 31 °C (87.8 °F)",
+            {"sensor": "s-2", "celsius": 12, "fahrenheit": 53.6},
+            "ALERT s-1: 31 °C (87.8 °F)",
+        ]

@@ -14,8 +14,16 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": "t1", "name": "", "x": 100, "y": 100,
-            "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": "t1",
+        "name": "",
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def _track(t: FlowTester, target: str, payload, seen: list) -> None:
@@ -27,8 +35,13 @@ def _track(t: FlowTester, target: str, payload, seen: list) -> None:
 
 
 async def test_done_only_after_the_slow_branch_and_the_fan_out_finished(registry):
-    flows = [TAB, node("a", "test double", [["s", "j"]]), node("s", "test slow", [["end"]], seconds=0.05),
-             node("j", "junction", [[]]), node("end", "junction", [[]])]
+    flows = [
+        TAB,
+        node("a", "test double", [["s", "j"]]),
+        node("s", "test slow", [["end"]], seconds=0.05),
+        node("j", "junction", [[]]),
+        node("end", "junction", [[]]),
+    ]
     async with FlowTester(flows, registry) as t:
         seen: list = []
         _track(t, "a", 2, seen)
@@ -39,8 +52,13 @@ async def test_done_only_after_the_slow_branch_and_the_fan_out_finished(registry
 
 
 async def test_a_message_failing_to_catch_counts_as_done_after_the_catch_flow(registry):
-    flows = [TAB, node("a", "test double", [["end"]]), node("c", "catch", [["s"]], scope=None, uncaught=False),
-             node("s", "test slow", [["end"]], seconds=0.02), node("end", "junction", [[]])]
+    flows = [
+        TAB,
+        node("a", "test double", [["end"]]),
+        node("c", "catch", [["s"]], scope=None, uncaught=False),
+        node("s", "test slow", [["end"]], seconds=0.02),
+        node("end", "junction", [[]]),
+    ]
     async with FlowTester(flows, registry) as t:
         seen: list = []
         _track(t, "a", "not a number", seen)
@@ -59,8 +77,12 @@ async def test_a_message_going_nowhere_is_done_at_once(registry):
 
 
 async def test_untracked_messages_leave_no_ticket(registry):
-    flows = [TAB, node("a", "test double", [["s"]]), node("s", "test slow", [["end"]], seconds=0.01),
-             node("end", "junction", [[]])]
+    flows = [
+        TAB,
+        node("a", "test double", [["s"]]),
+        node("s", "test slow", [["end"]], seconds=0.01),
+        node("end", "junction", [[]]),
+    ]
     async with FlowTester(flows, registry) as t:
         t.inject("a", {"payload": 1})
         await t.idle()

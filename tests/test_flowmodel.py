@@ -68,35 +68,61 @@ def test_revision_matches_node_red():
 
 
 # ----- round trip -----------------------------------------------------------------------------------
-_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=8),
-                       st.floats(allow_nan=False, allow_infinity=False, width=32))
-_json = st.recursive(_json_leaf, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=8)
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.text(max_size=8),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 _extra_props = st.dictionaries(
-    st.text(min_size=1, max_size=8).filter(lambda k: k not in ("id", "type", "z", "wires", "x", "y", "d", "g",
-                                                               "credentials")),
-    _json, max_size=4)
+    st.text(min_size=1, max_size=8).filter(
+        lambda k: k not in ("id", "type", "z", "wires", "x", "y", "d", "g", "credentials")
+    ),
+    _json,
+    max_size=4,
+)
 
 
 @st.composite
 def flow_sets(draw):
     n_tabs = draw(st.integers(1, 3))
-    tabs = [{"id": f"tab{i}", "type": "tab", "label": draw(st.text(max_size=10)), **draw(_extra_props)}
-            for i in range(n_tabs)]
+    tabs = [
+        {"id": f"tab{i}", "type": "tab", "label": draw(st.text(max_size=10)), **draw(_extra_props)}
+        for i in range(n_tabs)
+    ]
     nodes = []
     n_nodes = draw(st.integers(0, 12))
     for i in range(n_nodes):
         z = f"tab{draw(st.integers(0, n_tabs - 1))}"
-        nodes.append({"id": f"n{i}", "type": draw(st.sampled_from(["junction", "comment", "some contrib node"])),
-                      "z": z, "x": draw(st.integers(0, 2000)), "y": draw(st.integers(0, 2000)), "wires": [[]],
-                      **draw(_extra_props)})
+        nodes.append(
+            {
+                "id": f"n{i}",
+                "type": draw(st.sampled_from(["junction", "comment", "some contrib node"])),
+                "z": z,
+                "x": draw(st.integers(0, 2000)),
+                "y": draw(st.integers(0, 2000)),
+                "wires": [[]],
+                **draw(_extra_props),
+            }
+        )
     for node in nodes:  # wire to nodes on the same tab only
         peers = [m["id"] for m in nodes if m["z"] == node["z"] and m["id"] != node["id"]]
         if node["type"] == "junction" and peers:
             node["wires"] = [draw(st.lists(st.sampled_from(peers), max_size=3, unique=True))]
         elif node["type"] == "comment":
             node["wires"] = []
-    configs = [{"id": f"c{i}", "type": "mystery-config", **draw(_extra_props)} for i in range(draw(st.integers(0, 2)))]
+    configs = [
+        {"id": f"c{i}", "type": "mystery-config", **draw(_extra_props)}
+        for i in range(draw(st.integers(0, 2)))
+    ]
     items = tabs + nodes + configs
     return draw(st.permutations(items))
 
@@ -140,12 +166,17 @@ def test_two_nodes_claiming_one_resource_refuse_the_deploy(registry):
             return [f"http:get:{config.url}"]
 
     registry.register(Route, "tests")
-    flows = [{"id": "t1", "type": "tab"}, {"id": "t2", "type": "tab", "disabled": True},
-             {"id": "a", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
-             {"id": "b", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
-             {"id": "c", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "d": True, "wires": [[]]},
-             {"id": "d", "type": "test route", "z": "t2", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
-             {"id": "e", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/y", "wires": [[]]}]
+    flows = [
+        {"id": "t1", "type": "tab"},
+        {"id": "t2", "type": "tab", "disabled": True},
+        {"id": "a", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
+        {"id": "b", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
+        {"id": "c", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/x", "d": True, "wires": [[]]},
+        {"id": "d", "type": "test route", "z": "t2", "x": 1, "y": 1, "url": "/x", "wires": [[]]},
+        {"id": "e", "type": "test route", "z": "t1", "x": 1, "y": 1, "url": "/y", "wires": [[]]},
+    ]
     problems = errors_only(_problems(flows, registry))
     assert sorted((p.node_id, p.message) for p in problems) == [
-        ("a", "http:get:/x is also claimed by 'b'"), ("b", "http:get:/x is also claimed by 'a'")]
+        ("a", "http:get:/x is also claimed by 'b'"),
+        ("b", "http:get:/x is also claimed by 'a'"),
+    ]

@@ -33,13 +33,20 @@ from test_rtdb_backends import documents, filters  # noqa: E402
 
 DAY = 24 * 3600 * 1000
 NOW = 1_764_000_000_000  # 2025-11-24T16:00Z, fixed so days are known
-SCHEMA = {"type": "object", "required": ["sensor", "value"],
-          "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["sensor", "value"],
+    "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}},
+}
 
 
 def stamped(i: int, millis: int) -> dict:
-    return {"_id": f"i{i:06d}", "sensor": f"s{i % 7}", "value": i,
-            "contextData": {"timestampMillis": millis, "source": "flow"}}
+    return {
+        "_id": f"i{i:06d}",
+        "sensor": f"s{i % 7}",
+        "value": i,
+        "contextData": {"timestampMillis": millis, "source": "flow"},
+    }
 
 
 @pytest.fixture
@@ -67,13 +74,19 @@ def exactly_once(store, history, name, expected_ids):
 
 # ----- the store -----------------------------------------------------------------------------------
 
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(docs=documents, flts=st.lists(filters, min_size=1, max_size=4), days=st.lists(st.integers(0, 3), min_size=8,
-                                                                                     max_size=8))
+@given(
+    docs=documents,
+    flts=st.lists(filters, min_size=1, max_size=4),
+    days=st.lists(st.integers(0, 3), min_size=8, max_size=8),
+)
 def test_history_queries_agree_with_the_reference_matcher(tmp_path_factory, docs, flts, days):
     history = HistoryStore(tmp_path_factory.mktemp("h"))
-    docs = [{"_id": f"d{i:03d}", **d, "contextData": {"timestampMillis": NOW - days[i % 8] * DAY + i}}
-            for i, d in enumerate(docs)]
+    docs = [
+        {"_id": f"d{i:03d}", **d, "contextData": {"timestampMillis": NOW - days[i % 8] * DAY + i}}
+        for i, d in enumerate(docs)
+    ]
     half = len(docs) // 2
     for batch, part in (("b1", docs[:half]), ("b2", docs[half:])):
         for path, group in history.plan_files("T", batch, part).items():
@@ -85,9 +98,11 @@ def test_history_queries_agree_with_the_reference_matcher(tmp_path_factory, docs
         # with conditions that prune days and rows, the answer is still the reference's
         low = NOW - 2 * DAY
         pruned = {"$and": [flt, {"contextData.timestampMillis": {"$gte": low}}]}
-        assert [d["_id"] for d in history.find("T", pruned)] == [i for i in expected if
-                                                                  next(d for d in docs if d["_id"] == i)
-                                                                  ["contextData"]["timestampMillis"] >= low]
+        assert [d["_id"] for d in history.find("T", pruned)] == [
+            i
+            for i in expected
+            if next(d for d in docs if d["_id"] == i)["contextData"]["timestampMillis"] >= low
+        ]
         some = expected[:2] + ["d999"]
         by_id = {"$and": [flt, {"_id": {"$in": some}}]}
         assert [d["_id"] for d in history.find("T", by_id)] == expected[:2]
@@ -104,8 +119,9 @@ def test_history_files_are_partitioned_by_day_and_round_trip(tmp_path):
     table = pq.read_table(history.files("Reading")[0])
     assert table.column_names == ["_id", "timestampMillis", "doc"]
     assert history.find("Reading", {"_id": "i000000"}) == [docs[0]]
-    got = history.find("Reading", {"value": {"$gte": 3}}, projection={"value": 1}, sort=[("value", -1)], skip=1,
-                       limit=2)
+    got = history.find(
+        "Reading", {"value": {"$gte": 3}}, projection={"value": 1}, sort=[("value", -1)], skip=1, limit=2
+    )
     assert got == [{"_id": "i000007", "value": 7}, {"_id": "i000006", "value": 6}]
 
 
@@ -121,6 +137,7 @@ def test_history_refuses_what_the_realtime_db_refuses(tmp_path):
 
 
 # ----- the move ------------------------------------------------------------------------------------
+
 
 def test_move_takes_what_left_the_window_and_keeps_the_rest(setup):
     registry, store, history = setup
@@ -226,11 +243,17 @@ def test_kill_9_in_the_middle_then_run_again_keeps_every_instance_exactly_once(t
     rng = random.Random(4)
     kills = 0
     for _ in range(5):
-        proc = subprocess.Popen(command, env=_cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            command, env=_cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         try:
             before = len(history.files("Reading"))
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and proc.poll() is None and len(history.files("Reading")) <= before:
+            while (
+                time.monotonic() < deadline
+                and proc.poll() is None
+                and len(history.files("Reading")) <= before
+            ):
                 time.sleep(0.005)
             time.sleep(rng.uniform(0, 0.15))
             if proc.poll() is None:
@@ -252,9 +275,22 @@ def test_kill_9_in_the_middle_then_run_again_keeps_every_instance_exactly_once(t
         exactly_once(store, history, "Reading", all_ids)
         assert sorted(d["_id"] for d in store.find("Reading", {})) == [d["_id"] for d in recent]
     assert history.journals("Reading") == []
-    listed = subprocess.run([sys.executable, "-m", "sofiaflow.runtime.cli", "history", "query", "Reading", "--filter",
-                             json.dumps({"_id": docs[5]["_id"]})], env=_cli_env(tmp_path), capture_output=True,
-                            text=True, timeout=60)
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sofiaflow.runtime.cli",
+            "history",
+            "query",
+            "Reading",
+            "--filter",
+            json.dumps({"_id": docs[5]["_id"]}),
+        ],
+        env=_cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert [json.loads(line) for line in listed.stdout.splitlines()] == [docs[5]]
 
 
@@ -267,6 +303,7 @@ def test_a_second_mover_on_the_same_folder_finds_it_busy(setup):
 
 
 # ----- inside the runtime ------------------------------------------------------------------------
+
 
 async def test_the_runtime_moves_on_schedule_and_history_query_reads_both(tmp_path, registry):
     rt = Runtime(Settings(data_dir=tmp_path, history_interval=0.1, ontologies_dir=None), registry=registry)
@@ -283,10 +320,20 @@ async def test_the_runtime_moves_on_schedule_and_history_query_reads_both(tmp_pa
             await asyncio.sleep(0.05)
         assert store.count("Reading", {}) == 1
         assert services["history"].store.count("Reading", {}) == 40
-        flows = [{"id": "t", "type": "tab", "label": "t"},
-                 {"id": "q", "type": "history-query", "z": "t", "ontology": "Reading", "scope": "all",
-                  "query": '{"value": {"$gte": {{payload}}}}', "sort": '{"value": -1}', "limit": "3",
-                  "wires": [[]]}]
+        flows = [
+            {"id": "t", "type": "tab", "label": "t"},
+            {
+                "id": "q",
+                "type": "history-query",
+                "z": "t",
+                "ontology": "Reading",
+                "scope": "all",
+                "query": '{"value": {"$gte": {{payload}}}}',
+                "sort": '{"value": -1}',
+                "limit": "3",
+                "wires": [[]],
+            },
+        ]
         await rt.deploy(flows)
         node = rt.engine.nodes["q"]
         got = node.find({"value": {"$gte": 38}}, None, [("value", -1)], 0, 3)

@@ -44,8 +44,12 @@ def instance(route: str, fill: list[str]) -> str:
 
 
 @settings(max_examples=400, deadline=None)
-@given(route_paths, route_paths, st.lists(concrete, max_size=6),
-       st.lists(st.text(alphabet="aBx:-/", max_size=4), max_size=4))
+@given(
+    route_paths,
+    route_paths,
+    st.lists(concrete, max_size=6),
+    st.lists(st.text(alphabet="aBx:-/", max_size=4), max_size=4),
+)
 def test_overlap_is_exactly_a_path_both_routes_serve(a, b, samples, fill):
     example = shared_path(claim_key(a), claim_key(b))
     if example is not None:
@@ -60,15 +64,25 @@ def test_overlap_is_exactly_a_path_both_routes_serve(a, b, samples, fill):
 def test_a_flow_set_reports_every_overlapping_pair(paths):
     keys = [claim_key(p) for p in paths]
     claims = {f"http:get:{key}": [f"n{i}"] for i, key in enumerate(keys)}
-    found = {(p.node_id, p.message.split(" of ")[1].split(":")[0]) for p in claim_problems(claims, lambda h: None)}
-    expected = {(f"n{i}", repr(f"n{j}")) for i, a in enumerate(keys) for j, b in enumerate(keys)
-                if i != j and shared_path(a, b) is not None}
+    found = {
+        (p.node_id, p.message.split(" of ")[1].split(":")[0]) for p in claim_problems(claims, lambda h: None)
+    }
+    expected = {
+        (f"n{i}", repr(f"n{j}"))
+        for i, a in enumerate(keys)
+        for j, b in enumerate(keys)
+        if i != j and shared_path(a, b) is not None
+    }
     assert found == expected
 
 
 def test_overlap_examples():
-    assert shared_path(claim_key("/iot-broker/rest/ontology/X"),
-                       claim_key("/iot-broker/rest/ontology/:ontology")) == "/iot-broker/rest/ontology/x"
+    assert (
+        shared_path(
+            claim_key("/iot-broker/rest/ontology/X"), claim_key("/iot-broker/rest/ontology/:ontology")
+        )
+        == "/iot-broker/rest/ontology/x"
+    )
     assert shared_path(claim_key("/a/:b"), claim_key("/a/:c/d")) is None
     assert shared_path(claim_key("/user/:id?"), claim_key("/USER/")) is not None
     assert shared_path(claim_key("/files/*"), claim_key("/files/a/b")) == "/files/a/b"
@@ -81,18 +95,30 @@ def ssap_rest_in(nid: str, url: str = "/iot-broker/rest") -> dict:
 
 
 def http_in(nid: str, url: str, method: str = "get") -> dict:
-    return {"id": nid, "type": "http in", "z": "t1", "url": url, "method": method, "x": 1, "y": 1, "wires": [[]]}
+    return {
+        "id": nid,
+        "type": "http in",
+        "z": "t1",
+        "url": url,
+        "method": method,
+        "x": 1,
+        "y": 1,
+        "wires": [[]],
+    }
 
 
 async def test_a_static_route_inside_the_iot_brokers_patterns_refuses_the_deploy(registry):
-    tester = FlowTester([TAB, ssap_rest_in("broker"), http_in("thief", "/iot-broker/rest/ontology/X")],
-                        registry=registry)
+    tester = FlowTester(
+        [TAB, ssap_rest_in("broker"), http_in("thief", "/iot-broker/rest/ontology/X")], registry=registry
+    )
     tester.engine.services["http"] = NodeRoutes()
     with pytest.raises(FlowValidationError) as info:
         async with tester:
             pass
     problems = [(p.node_id, p.message) for p in info.value.problems]
-    assert any(nid == "thief" and "'broker'" in msg and "/iot-broker/rest/ontology/x" in msg for nid, msg in problems)
+    assert any(
+        nid == "thief" and "'broker'" in msg and "/iot-broker/rest/ontology/x" in msg for nid, msg in problems
+    )
     assert any(nid == "broker" and "'thief'" in msg for nid, msg in problems)
 
 
@@ -102,8 +128,9 @@ async def test_two_patterns_matching_the_same_paths_refuse_the_deploy(registry):
     with pytest.raises(FlowValidationError, match=r"overlaps.*'b'.*both would serve /shop/"):
         async with tester:
             pass
-    other_method = FlowTester([TAB, http_in("a", "/shop/:item"), http_in("b", "/shop/*", "post")],
-                              registry=registry)
+    other_method = FlowTester(
+        [TAB, http_in("a", "/shop/:item"), http_in("b", "/shop/*", "post")], registry=registry
+    )
     other_method.engine.services["http"] = NodeRoutes()
     async with other_method:
         pass
@@ -111,8 +138,10 @@ async def test_two_patterns_matching_the_same_paths_refuse_the_deploy(registry):
 
 @pytest.fixture
 async def runtime(tmp_path, registry):
-    rt = Runtime(Settings(data_dir=tmp_path, admin_password="pw", history_interval=0, ontologies_dir=None),
-                 registry=registry)
+    rt = Runtime(
+        Settings(data_dir=tmp_path, admin_password="pw", history_interval=0, ontologies_dir=None),
+        registry=registry,
+    )
     await rt.start()
     auth = AuthService(rt.db, rt.settings)
     auth.ensure_admin()
@@ -122,8 +151,18 @@ async def runtime(tmp_path, registry):
     await rt.stop()
 
 
-@pytest.mark.parametrize("url", ["/iot-broker/rest/client/join", "/IOT-BROKER", "/:any/rest/ontology/:o",
-                                 "/api-manager/server/api/x", "/flows/mine", "/auth/token", "/*"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/iot-broker/rest/client/join",
+        "/IOT-BROKER",
+        "/:any/rest/ontology/:o",
+        "/api-manager/server/api/x",
+        "/flows/mine",
+        "/auth/token",
+        "/*",
+    ],
+)
 async def test_developers_flows_may_not_serve_platform_paths(runtime, url):
     with pytest.raises(FlowValidationError, match="reserves; only flows of administrators"):
         await runtime.deploy([TAB, http_in("h", url)], user="dev")
@@ -143,6 +182,18 @@ async def test_developers_own_paths_are_fine(runtime):
 
 def test_the_admin_apis_paths_are_reserved(runtime):
     reserved = runtime.engine.services["http"].reserved
-    for prefix in ("/flows", "/flow", "/nodes", "/auth", "/users", "/ontologies", "/devices", "/settings",
-                   "/iot-broker", "/api-manager", "/docs", "/openapi.json"):
+    for prefix in (
+        "/flows",
+        "/flow",
+        "/nodes",
+        "/auth",
+        "/users",
+        "/ontologies",
+        "/devices",
+        "/settings",
+        "/iot-broker",
+        "/api-manager",
+        "/docs",
+        "/openapi.json",
+    ):
         assert prefix in reserved, prefix

@@ -20,8 +20,13 @@ def node(id_, type_, **props):
 FLOWS = [
     TAB,
     node("plain", "function", func="return msg;", outputs=1),
-    node("buf", "function", func="if (msg.file) { msg.payload = require('fs').readFileSync(msg.file); }\nreturn msg;",
-         outputs=1, name="bytes"),
+    node(
+        "buf",
+        "function",
+        func="if (msg.file) { msg.payload = require('fs').readFileSync(msg.file); }\nreturn msg;",
+        outputs=1,
+        name="bytes",
+    ),
     node("libs", "function", func="return msg;", outputs=1, libs=[{"var": "moment", "module": "moment"}]),
     node("ch", "change", rules=[{"t": "set", "p": "payload", "pt": "msg", "to": "1", "tot": "num"}]),
     node("contrib", "ui_button"),
@@ -43,11 +48,15 @@ def test_each_node_is_classified_with_its_reasons(registry):
     assert entries["plain"]["status"] == RUNS and entries["plain"]["reasons"] == []
     assert entries["ch"]["status"] == RUNS
     assert entries["buf"]["status"] == CAVEAT
-    assert entries["buf"]["reasons"] == ["uses require: not available in the isolate (ReferenceError when reached)"]
+    assert entries["buf"]["reasons"] == [
+        "uses require: not available in the isolate (ReferenceError when reached)"
+    ]
     assert entries["libs"]["status"] == CANNOT_RUN
     assert any("moment" in r for r in entries["libs"]["reasons"])
     assert entries["contrib"]["status"] == CANNOT_RUN
-    assert entries["contrib"]["reasons"] == ["node type 'ui_button' is not installed (it comes from a Node-RED contrib package)"]
+    assert entries["contrib"]["reasons"] == [
+        "node type 'ui_button' is not installed (it comes from a Node-RED contrib package)"
+    ]
     assert entries["core"]["reasons"] == ["Node-RED core node type 'exec' is not available in sofiaflow"]
     assert entries["bad"]["status"] == CANNOT_RUN and "rules" in entries["bad"]["reasons"][0]
 

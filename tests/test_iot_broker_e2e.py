@@ -50,8 +50,9 @@ def test_device_round_trip_through_the_example_flow(server):
     admin, mqtt_port = server
     flow = [dict(n, port=str(mqtt_port)) if n["type"] == "mqtt-broker" else n for n in FLOW]
     assert admin.post("/flows", json=flow).status_code == 204
-    created = admin.post("/devices", json={"name": "sensor-1", "topics": ["sensors/{device}/#"],
-                                           "ontologies": {}})
+    created = admin.post(
+        "/devices", json={"name": "sensor-1", "topics": ["sensors/{device}/#"], "ontologies": {}}
+    )
     assert created.status_code == 201, created.text
     token, token_id = created.json()["token"], created.json()["token_id"]
 
@@ -72,14 +73,19 @@ def test_device_round_trip_through_the_example_flow(server):
 
         url = "/api/readings"
         assert httpx.post(f"{admin.base_url}{url}", json={"temperature": 20}).status_code == 401
-        posted = httpx.post(f"{admin.base_url}{url}", json={"temperature": 20},
-                            headers={"Authorization": f"Bearer {token}"})
+        posted = httpx.post(
+            f"{admin.base_url}{url}", json={"temperature": 20}, headers={"Authorization": f"Bearer {token}"}
+        )
         assert posted.status_code == 201 and posted.json() == {"stored": True}
 
         assert admin.delete(f"/devices/sensor-1/tokens/{token_id}").status_code == 204
         device.dropped.get(timeout=5)  # the open connection is dropped at once
-        assert httpx.post(f"{admin.base_url}{url}", json={},
-                          headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        assert (
+            httpx.post(
+                f"{admin.base_url}{url}", json={}, headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 401
+        )
     finally:
         device.loop_stop()
         device.disconnect()

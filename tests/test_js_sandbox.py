@@ -14,8 +14,10 @@ from sofiaflow.nodes.function.js_timer_budget import TimerBudget
 from tests.js_sandbox_helpers import js_tester
 
 TAB = {"id": "t1", "type": "tab", "label": "f"}
-PRELUDE_FREE = [["prelude", "var calls = 0;"],
-                ["body", "function body(x) { calls++; return JSON.stringify([['v', x, calls], ['pending', 0]]); }"]]
+PRELUDE_FREE = [
+    ["prelude", "var calls = 0;"],
+    ["body", "function body(x) { calls++; return JSON.stringify([['v', x, calls], ['pending', 0]]); }"],
+]
 
 
 class NoHost:
@@ -43,11 +45,14 @@ def run(key, items, limit=1.0, drain=False):
 
 # ----- the worker-side handler, called directly ------------------------------------------------------
 def test_open_then_run_items_in_order_with_data(isolate_key):
-    js_sandbox.handle("open", {"key": isolate_key, "memory": 32 * 1024 * 1024, "setup": PRELUDE_FREE}, NoHost())
+    js_sandbox.handle(
+        "open", {"key": isolate_key, "memory": 32 * 1024 * 1024, "setup": PRELUDE_FREE}, NoHost()
+    )
     results = run(isolate_key, [["body(JSON.parse(__sfIn))", '"a"'], ["body(2)", None]])
     assert [(r[0], json.loads(r[1]), r[2], r[3]) for r in results] == [
         ("ok", [["v", "a", 1], ["pending", 0]], None, None),
-        ("ok", [["v", 2, 2], ["pending", 0]], None, None)]
+        ("ok", [["v", 2, 2], ["pending", 0]], None, None),
+    ]
     assert NoHost.events[-1] == ("running", isolate_key)  # the host learns whose request runs
 
 
@@ -67,7 +72,9 @@ def test_timeout_stops_the_items_and_the_isolate_goes_on(isolate_key):
 
 
 def test_heap_limit_answers_memory_and_the_isolate_is_set_up_again(isolate_key):
-    js_sandbox.handle("open", {"key": isolate_key, "memory": 16 * 1024 * 1024, "setup": PRELUDE_FREE}, NoHost())
+    js_sandbox.handle(
+        "open", {"key": isolate_key, "memory": 16 * 1024 * 1024, "setup": PRELUDE_FREE}, NoHost()
+    )
     run(isolate_key, [["body(0)", None]])
     grow = "var a = []; while (true) a.push(new Array(100000).fill(1));"
     results = run(isolate_key, [[grow, None]], limit=10)
@@ -80,16 +87,26 @@ def test_drain_collects_what_promises_did_after_the_evaluation(isolate_key):
     setup = [["prelude", "var later = []; function drain() { return JSON.stringify(later.splice(0)); }"]]
     js_sandbox.handle("open", {"key": isolate_key, "memory": 0, "setup": setup}, NoHost())
     code = "Promise.resolve().then(() => later.push(['late'])); JSON.stringify([['pending', 1]])"
-    js_sandbox.handle("open", {"key": isolate_key, "memory": 0,
-                               "setup": setup + [["sf", "var __sf = {drain: drain};"]]}, NoHost())
+    js_sandbox.handle(
+        "open",
+        {"key": isolate_key, "memory": 0, "setup": setup + [["sf", "var __sf = {drain: drain};"]]},
+        NoHost(),
+    )
     results = run(isolate_key, [[code, None]])
     assert results[0][0] == "ok" and json.loads(results[0][2]) == [["late"]]
 
 
 def test_syntax_errors_name_the_part_and_line_and_bad_requests_are_refused(isolate_key):
     with pytest.raises(Exception, match=r"SyntaxError.*\(initialize:line 2\)"):
-        js_sandbox.handle("open", {"key": isolate_key, "memory": 0,
-                                   "setup": [["initialize", "(function(){\nvar x = 1;\nvar y = (;\n})"]]}, NoHost())
+        js_sandbox.handle(
+            "open",
+            {
+                "key": isolate_key,
+                "memory": 0,
+                "setup": [["initialize", "(function(){\nvar x = 1;\nvar y = (;\n})"]],
+            },
+            NoHost(),
+        )
     with pytest.raises(ValueError, match="no isolate"):
         run(isolate_key, [["1", None]])
     with pytest.raises(ValueError, match="string 'key'"):
@@ -116,7 +133,9 @@ def fn(body, id_="f", **props):
 
 
 async def test_the_isolate_lives_in_another_process(registry):
-    async with js_tester([TAB, fn("msg.payload = typeof process; return msg;")], registry, mode="process") as t:
+    async with js_tester(
+        [TAB, fn("msg.payload = typeof process; return msg;")], registry, mode="process"
+    ) as t:
         t.inject("f", {})
         await t.idle()
         assert t.node("f").in_worker
@@ -127,13 +146,19 @@ async def test_the_isolate_lives_in_another_process(registry):
 
 async def test_a_huge_allocation_kills_the_worker_not_the_server_and_the_node_recovers(registry):
     bomb = "if (msg.payload === 'bomb') { new Array(1e9).fill(0); } msg.payload += '!'; return msg;"
-    flows = [TAB, fn(bomb, id_="b"), fn("msg.payload += 1; return msg;", id_="other"),
-             {"id": "c", "type": "catch", "z": "t1", "scope": None, "wires": [["err"]]},
-             {"id": "err", "type": "junction", "z": "t1", "wires": [[]]}]
+    flows = [
+        TAB,
+        fn(bomb, id_="b"),
+        fn("msg.payload += 1; return msg;", id_="other"),
+        {"id": "c", "type": "catch", "z": "t1", "scope": None, "wires": [["err"]]},
+        {"id": "err", "type": "junction", "z": "t1", "wires": [[]]},
+    ]
     async with js_tester(flows, registry, mode="process") as t:
         t.inject("b", {"payload": "bomb"})
         await asyncio.sleep(0.3)
-        t.inject("other", {"payload": 0})  # waits in the same worker behind the bomb: run again after the crash
+        t.inject(
+            "other", {"payload": 0}
+        )  # waits in the same worker behind the bomb: run again after the crash
         await t.idle()
         assert [m["error"]["message"] for m in t.outputs("err")[0]] == [OUT_OF_MEMORY]
         assert t.payloads("other") == [1]
@@ -146,8 +171,10 @@ async def test_a_huge_allocation_kills_the_worker_not_the_server_and_the_node_re
 
 
 async def test_an_interval_flood_is_cleared_and_the_node_turns_red(registry):
-    body = ("setInterval(function () { var end = Date.now() + 400; while (Date.now() < end) {} "
-            "node.send({payload: 'tick'}); }, 1); return null;")
+    body = (
+        "setInterval(function () { var end = Date.now() + 400; while (Date.now() < end) {} "
+        "node.send({payload: 'tick'}); }, 1); return null;"
+    )
     async with js_tester([TAB, fn(body)], registry, mode="process") as t:
         t.inject("f", {})
         for _ in range(100):  # bounded: the budget trips after about 1.5 s of busy callbacks
@@ -179,14 +206,20 @@ async def test_an_interval_whose_callback_runs_past_the_limit_is_cleared(registr
 
 # ----- several messages per request ------------------------------------------------------------------------
 def with_catch(*nodes):
-    return [TAB, *nodes, {"id": "c", "type": "catch", "z": "t1", "scope": None, "wires": [["err"]]},
-            {"id": "err", "type": "junction", "z": "t1", "wires": [[]]}]
+    return [
+        TAB,
+        *nodes,
+        {"id": "c", "type": "catch", "z": "t1", "scope": None, "wires": [["err"]]},
+        {"id": "err", "type": "junction", "z": "t1", "wires": [[]]},
+    ]
 
 
 async def test_a_backlog_crosses_in_batches_with_context_as_each_message_left_it(registry):
-    body = ("var n = (context.get('n') || 0) + 1; context.set('n', n);"
-            "var k = 'seen-' + (msg.payload % 3); flow.set(k, (flow.get(k) || 0) + 1);"
-            "msg.payload = [n, flow.get(k)]; return msg;")
+    body = (
+        "var n = (context.get('n') || 0) + 1; context.set('n', n);"
+        "var k = 'seen-' + (msg.payload % 3); flow.set(k, (flow.get(k) || 0) + 1);"
+        "msg.payload = [n, flow.get(k)]; return msg;"
+    )
     async with js_tester([TAB, fn(body)], registry, mode="process") as t:
         for i in range(300):
             t.inject("f", {"payload": i})
@@ -197,9 +230,11 @@ async def test_a_backlog_crosses_in_batches_with_context_as_each_message_left_it
 
 
 async def test_in_a_batch_each_message_fails_alone_and_order_is_kept(registry):
-    body = ("if (msg.payload === 'loop') { while (true) {} }"
-            "if (msg.payload === 'throw') { throw new Error('bad ' + msg.topic); }"
-            "msg.payload = msg.topic; return msg;")
+    body = (
+        "if (msg.payload === 'loop') { while (true) {} }"
+        "if (msg.payload === 'throw') { throw new Error('bad ' + msg.topic); }"
+        "msg.payload = msg.topic; return msg;"
+    )
     async with js_tester(with_catch(fn(body, timeout="0.3")), registry, mode="process") as t:
         kinds = ["ok", "throw", "ok", "loop", "ok", "nan", "ok"]
         for i, kind in enumerate(kinds):
@@ -207,7 +242,9 @@ async def test_in_a_batch_each_message_fails_alone_and_order_is_kept(registry):
         await t.idle()
         assert t.payloads("f") == [0, 2, 4, 5, 6]
         assert [(m["error"]["message"], m["topic"]) for m in t.outputs("err")[0]] == [
-            ("Error: bad 1", 1), ("Error: Script execution timed out after 300ms", 3)]
+            ("Error: bad 1", 1),
+            ("Error: Script execution timed out after 300ms", 3),
+        ]
 
 
 async def test_a_bomb_in_a_batch_fails_only_its_own_message(registry):
@@ -217,7 +254,9 @@ async def test_a_bomb_in_a_batch_fails_only_its_own_message(registry):
             t.inject("f", {"payload": payload})
         await t.idle()
         assert t.payloads("f") == ["a", "b", "c"]
-        assert [(m["error"]["message"], m["payload"]) for m in t.outputs("err")[0]] == [(OUT_OF_MEMORY, "bomb")]
+        assert [(m["error"]["message"], m["payload"]) for m in t.outputs("err")[0]] == [
+            (OUT_OF_MEMORY, "bomb")
+        ]
 
 
 async def test_a_body_that_closes_its_function_is_refused_at_deploy_without_running(registry):
@@ -232,8 +271,9 @@ async def test_a_body_that_closes_its_function_is_refused_at_deploy_without_runn
     assert js_function._checker.run("typeof __escaped", 1.0) == "undefined"
 
 
-@pytest.mark.parametrize(("isolation", "in_worker"), [("process", True), ("admin-in-process", False),
-                                                      ("in-process", False)])
+@pytest.mark.parametrize(
+    ("isolation", "in_worker"), [("process", True), ("admin-in-process", False), ("in-process", False)]
+)
 async def test_function_isolation_decides_where_an_ownerless_flow_runs(registry, isolation, in_worker):
     t = js_tester([TAB, fn("msg.payload = 1; return msg;")], registry, mode="process")
     t.engine.node_settings["functionIsolation"] = isolation

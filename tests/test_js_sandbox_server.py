@@ -27,23 +27,42 @@ def response(id_, tab):
     return {"id": id_, "type": "http response", "z": tab, "wires": []}
 
 
-BOMB = "if (msg.payload.kind === 'bomb') { new Array(1e9).fill(0); } msg.payload = 'bomb node ok'; return msg;"
-FLOOD = ("setInterval(function () { var end = Date.now() + 900; while (Date.now() < end) {} }, 1);"
-         "msg.payload = 'armed'; return msg;")
+BOMB = (
+    "if (msg.payload.kind === 'bomb') { new Array(1e9).fill(0); } msg.payload = 'bomb node ok'; return msg;"
+)
+FLOOD = (
+    "setInterval(function () { var end = Date.now() + 900; while (Date.now() < end) {} }, 1);"
+    "msg.payload = 'armed'; return msg;"
+)
 FLOWS = [
     {"id": "tb", "type": "tab", "label": "bomb"},
-    http_in("hb", "tb", "/bomb", "fb"), function("fb", "tb", BOMB, "rb"), response("rb", "tb"),
+    http_in("hb", "tb", "/bomb", "fb"),
+    function("fb", "tb", BOMB, "rb"),
+    response("rb", "tb"),
     {"id": "cb", "type": "catch", "z": "tb", "scope": None, "wires": [["eb"]]},
-    {"id": "eb", "type": "change", "z": "tb", "wires": [["rb"]],
-     "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "error.message", "tot": "msg"}]},
+    {
+        "id": "eb",
+        "type": "change",
+        "z": "tb",
+        "wires": [["rb"]],
+        "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "error.message", "tot": "msg"}],
+    },
     {"id": "ta", "type": "tab", "label": "add"},
-    http_in("ha", "ta", "/add", "fa"), function("fa", "ta", "msg.payload = Number(msg.payload.n) + 1; return msg;", "ra"),
+    http_in("ha", "ta", "/add", "fa"),
+    function("fa", "ta", "msg.payload = Number(msg.payload.n) + 1; return msg;", "ra"),
     response("ra", "ta"),
     {"id": "tf", "type": "tab", "label": "flood"},
-    http_in("hf", "tf", "/flood", "ff"), function("ff", "tf", FLOOD, "rf"), response("rf", "tf"),
+    http_in("hf", "tf", "/flood", "ff"),
+    function("ff", "tf", FLOOD, "rf"),
+    response("rf", "tf"),
     {"id": "sf", "type": "status", "z": "tf", "scope": ["ff"], "wires": [["kf"]]},
-    {"id": "kf", "type": "change", "z": "tf", "wires": [[]],
-     "rules": [{"t": "set", "p": "floodStatus", "pt": "global", "to": "status.text", "tot": "msg"}]},
+    {
+        "id": "kf",
+        "type": "change",
+        "z": "tf",
+        "wires": [[]],
+        "rules": [{"t": "set", "p": "floodStatus", "pt": "global", "to": "status.text", "tot": "msg"}],
+    },
 ]
 
 
@@ -90,10 +109,14 @@ def test_a_memory_bomb_and_an_interval_flood_stop_neither_the_server_nor_other_f
         with ApiSampler(server.base, dict(server.admin.headers)) as sampler:
             time.sleep(0.3)
             answers: dict[str, str] = {}
-            bomb = threading.Thread(target=lambda: answers.update(bomb=web.get("/bomb", params={"kind": "bomb"}).text))
+            bomb = threading.Thread(
+                target=lambda: answers.update(bomb=web.get("/bomb", params={"kind": "bomb"}).text)
+            )
             bomb.start()
             time.sleep(0.5)
-            assert web.get("/add", params={"n": 41}).text == "42"  # another tenant-less tab, same worker or not
+            assert (
+                web.get("/add", params={"n": 41}).text == "42"
+            )  # another tenant-less tab, same worker or not
             bomb.join(60)
             assert answers["bomb"] == "function: JavaScript ran out of memory"
             assert server.proc.poll() is None

@@ -46,12 +46,25 @@ def test_string_conversion():
     assert js_string(UNDEFINED) == "undefined" and js_string(b"hi") == "hi"
     assert js_string(9007199254740994.0) == "9007199254740994"
     assert [js_number_string(x) for x in (5.0, 0.00001, 1e-7, 1e21, -math.inf)] == [
-        "5", "0.00001", "1e-7", "1e+21", "-Infinity"]
+        "5",
+        "0.00001",
+        "1e-7",
+        "1e+21",
+        "-Infinity",
+    ]
 
 
 def test_types():
     assert [js_typeof(v) for v in (UNDEFINED, None, True, 1.5, "x", [], {}, b"")] == [
-        "undefined", "object", "boolean", "number", "string", "object", "object", "object"]
+        "undefined",
+        "object",
+        "boolean",
+        "number",
+        "string",
+        "object",
+        "object",
+        "object",
+    ]
     assert is_number(3) and is_number(2.5) and not is_number(True) and not is_number("3")
 
 
@@ -73,7 +86,8 @@ def test_regex_named_groups():
 
 def test_json_round_trip_and_errors():
     assert js_json_stringify({"a": 1.0, "b": math.nan, "c": b"\x01", "d": [1e-7]}) == (
-        '{"a":1,"b":null,"c":{"type":"Buffer","data":[1]},"d":[1e-7]}')
+        '{"a":1,"b":null,"c":{"type":"Buffer","data":[1]},"d":[1e-7]}'
+    )
     assert js_json_parse('{"a": [1, 2.5]}') == {"a": [1, 2.5]}
     with pytest.raises(NodeError, match="Unexpected end of JSON input"):
         js_json_parse('{"a": ')
@@ -85,12 +99,20 @@ def test_json_round_trip_and_errors():
         js_json_stringify(cyclic)
 
 
-_primitives = (st.none() | st.just(UNDEFINED) | st.booleans() | st.integers(-1000, 1000)
-               | st.floats(allow_nan=True, allow_infinity=True)
-               | st.sampled_from(["", " ", "0", "1", "1.0", "0x10", "true", "null", "abc", "1e3", "-Infinity"])
-               | st.text(max_size=5))
-_values = st.recursive(_primitives, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(st.text(max_size=3), inner, max_size=2), max_leaves=6)
+_primitives = (
+    st.none()
+    | st.just(UNDEFINED)
+    | st.booleans()
+    | st.integers(-1000, 1000)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(["", " ", "0", "1", "1.0", "0x10", "true", "null", "abc", "1e3", "-Infinity"])
+    | st.text(max_size=5)
+)
+_values = st.recursive(
+    _primitives,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=6,
+)
 
 
 @given(_values, _values)

@@ -146,8 +146,13 @@ async def test_redeploy_restarts_a_nodes_counters_and_stats(registry):
 async def test_subflow_contents_count_for_the_tab_of_the_instance(registry):
     flows = [
         dict(TAB),
-        {"id": "sf", "type": "subflow", "name": "Twice", "in": [{"wires": [{"id": "sd"}]}],
-         "out": [{"wires": [{"id": "sd", "port": 0}]}]},
+        {
+            "id": "sf",
+            "type": "subflow",
+            "name": "Twice",
+            "in": [{"wires": [{"id": "sd"}]}],
+            "out": [{"wires": [{"id": "sd", "port": 0}]}],
+        },
         {"id": "sd", "type": "test double", "z": "sf", "wires": [[]]},
         {"id": "inst", "type": "subflow:sf", "z": "t1", "wires": [[]]},
     ]
@@ -170,8 +175,10 @@ def test_histogram_buckets_are_cumulative_and_bounded():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), min_size=1, max_size=1200),
-       st.sampled_from([0.5, 0.9, 0.99, 1.0]))
+@given(
+    st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), min_size=1, max_size=1200),
+    st.sampled_from([0.5, 0.9, 0.99, 1.0]),
+)
 def test_mean_and_quantile_cover_the_most_recent_samples(samples, q):
     stats = NodeStats()
     for s in samples:
@@ -201,7 +208,9 @@ async def test_history_samples_on_its_own_and_stops_when_nobody_reads(registry, 
         await t.idle()
         await asyncio.sleep(0.1)
         assert len(history.points) >= 2
-        assert sum(rate * 0.02 for _, rates in history.points for rate in rates.values()) == pytest.approx(5, rel=0.5)
+        assert sum(rate * 0.02 for _, rates in history.points for rate in rates.values()) == pytest.approx(
+            5, rel=0.5
+        )
         async with asyncio.timeout(2):
             await history._task  # nobody read it for HISTORY_IDLE_STOP seconds: it ended by itself
         count = len(history.points)

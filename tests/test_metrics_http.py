@@ -31,17 +31,41 @@ def flows(mqtt_port: int) -> list[dict]:
         {"id": "t1", "type": "tab", "label": "Pipeline"},
         {"id": "a", "type": "test double", "z": "t1", "name": "first", "wires": [["b"]]},
         {"id": "b", "type": "test double", "z": "t1", "name": "second", "wires": [[]]},
-        {"id": "mb", "type": "mqtt-broker", "name": "local", "broker": "127.0.0.1", "port": str(mqtt_port),
-         "clientid": "", "autoConnect": True, "usetls": False, "protocolVersion": "4", "keepalive": "60",
-         "cleansession": True},
-        {"id": "in1", "type": "mqtt in", "z": "t1", "topic": "x/#", "qos": "0", "datatype": "auto-detect",
-         "broker": "mb", "nl": False, "rap": True, "rh": 0, "inputs": 0, "wires": [[]]},
+        {
+            "id": "mb",
+            "type": "mqtt-broker",
+            "name": "local",
+            "broker": "127.0.0.1",
+            "port": str(mqtt_port),
+            "clientid": "",
+            "autoConnect": True,
+            "usetls": False,
+            "protocolVersion": "4",
+            "keepalive": "60",
+            "cleansession": True,
+        },
+        {
+            "id": "in1",
+            "type": "mqtt in",
+            "z": "t1",
+            "topic": "x/#",
+            "qos": "0",
+            "datatype": "auto-detect",
+            "broker": "mb",
+            "nl": False,
+            "rap": True,
+            "rh": 0,
+            "inputs": 0,
+            "wires": [[]],
+        },
     ]
 
 
 async def serve(runtime: Runtime):
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+    )
     task = asyncio.create_task(server.serve())
     await until(lambda: server.started, timeout=10)
     return server, task, f"http://127.0.0.1:{port}"
@@ -49,7 +73,9 @@ async def serve(runtime: Runtime):
 
 @pytest.fixture
 async def live(tmp_path, registry):
-    settings = Settings(data_dir=tmp_path, admin_password=PASSWORD, mqtt_port=free_port(), ontologies_dir=None)
+    settings = Settings(
+        data_dir=tmp_path, admin_password=PASSWORD, mqtt_port=free_port(), ontologies_dir=None
+    )
     runtime = Runtime(settings, registry=registry)
     await runtime.start()
     auth = AuthService(runtime.db, runtime.settings)
@@ -89,7 +115,9 @@ async def test_metrics_need_a_token_and_report_real_traffic(live):
         auth = {"Authorization": f"Bearer {token}"}
         before = parse((await http.get("/metrics", headers=auth)).text)
         assert value(before, "sofiaflow_node_messages_in_total", node="a") == 0
-        runtime.engine.stats.calm_share = 1.0  # calm batches all timed in full (by default a random sixteenth)
+        runtime.engine.stats.calm_share = (
+            1.0  # calm batches all timed in full (by default a random sixteenth)
+        )
         for i in range(127):  # a burst: only the first message of the batch is timed
             runtime.engine.deliver("a", {"payload": i})
         await runtime.engine.idle()
@@ -117,12 +145,18 @@ async def test_metrics_need_a_token_and_report_real_traffic(live):
     assert value(after, "sofiaflow_node_handling_seconds_count", node="a") == 1 + 3 + 1
     assert value(after, "sofiaflow_node_handling_seconds_count", node="b") == 3
     assert value(after, "sofiaflow_node_handling_seconds_bucket", node="b", le="+Inf") == 3
-    assert 0 < value(after, "sofiaflow_node_handling_mean_seconds", node="b") <= \
-        value(after, "sofiaflow_node_handling_p99_seconds", node="b") < 0.1
+    assert (
+        0
+        < value(after, "sofiaflow_node_handling_mean_seconds", node="b")
+        <= value(after, "sofiaflow_node_handling_p99_seconds", node="b")
+        < 0.1
+    )
     assert value(after, "sofiaflow_flow_messages_total", flow="t1", label="Pipeline") == 261
     assert value(after, "sofiaflow_engine_errors_total") == 1
     assert value(after, "sofiaflow_engine_pending") == 0
-    assert value(after, "sofiaflow_mqtt_clients_connected") >= 1  # the device (and the flow's in-process link)
+    assert (
+        value(after, "sofiaflow_mqtt_clients_connected") >= 1
+    )  # the device (and the flow's in-process link)
     assert value(after, "sofiaflow_mqtt_broker_connected", node="mb", name="local") == 1
     assert value(after, "process_resident_memory_bytes") > 10_000_000
     assert value(after, "process_cpu_seconds_total") > 0

@@ -40,11 +40,15 @@ def _kill_mid_stream_then_restart(tmp_path, flow_for, device_for, kill_after: in
         acked_before_kill = set(device.acked)
         proc = h.launch(tmp_path, port, mqtt_port)
         publisher.join(60)
-        assert device.wait_acked(COUNT, 45), f"{device.acked_count()} of {COUNT} acknowledged after the restart"
+        assert device.wait_acked(COUNT, 45), (
+            f"{device.acked_count()} of {COUNT} acknowledged after the restart"
+        )
         admin = h.admin_client(port)
         deadline = time.monotonic() + 45
         stored = h.stored_sequences(admin)
-        while len(set(stored)) < COUNT and time.monotonic() < deadline:  # what brokers send again, then drained
+        while (
+            len(set(stored)) < COUNT and time.monotonic() < deadline
+        ):  # what brokers send again, then drained
             time.sleep(0.5)
             stored = h.stored_sequences(admin)
         return acked_before_kill, device, stored
@@ -55,8 +59,10 @@ def _kill_mid_stream_then_restart(tmp_path, flow_for, device_for, kill_after: in
 
 
 def _embedded_device(admin, mqtt_port: int) -> h.Device:
-    created = admin.post("/devices", json={"name": "dev1", "topics": ["sensors/{device}/#"],
-                                           "ontologies": {h.ONTOLOGY: "INSERT"}})
+    created = admin.post(
+        "/devices",
+        json={"name": "dev1", "topics": ["sensors/{device}/#"], "ontologies": {h.ONTOLOGY: "INSERT"}},
+    )
     assert created.status_code == 201, created.text
     return h.Device(mqtt_port, "dev1", created.json()["token"])
 
@@ -64,10 +70,13 @@ def _embedded_device(admin, mqtt_port: int) -> h.Device:
 @pytest.mark.parametrize("kill_after", [1500, 3500])
 def test_embedded_broker_acknowledged_messages_survive_kill_9(tmp_path, kill_after):
     acked_before_kill, device, stored = _kill_mid_stream_then_restart(
-        tmp_path, lambda mqtt_port: h.insert_flow("127.0.0.1", mqtt_port), _embedded_device, kill_after)
+        tmp_path, lambda mqtt_port: h.insert_flow("127.0.0.1", mqtt_port), _embedded_device, kill_after
+    )
     distinct = set(stored)
     lost = acked_before_kill - distinct
-    assert not lost, f"{len(lost)} messages PUBACKed before the kill were never stored, e.g. {sorted(lost)[:10]}"
+    assert not lost, (
+        f"{len(lost)} messages PUBACKed before the kill were never stored, e.g. {sorted(lost)[:10]}"
+    )
     assert distinct == set(range(COUNT))  # after the restart every message got through, at least once
     assert device.connects >= 2
 
@@ -75,9 +84,11 @@ def test_embedded_broker_acknowledged_messages_survive_kill_9(tmp_path, kill_aft
 def test_external_broker_acknowledged_messages_survive_kill_9(tmp_path):
     """`mqtt in` on Mosquitto: it PUBACKs Mosquitto once stored, so Mosquitto (persistent session of the flow's
     client) sends again what was in the flow when the server died."""
-    mosquitto, broker_port = start_mosquitto(tmp_path, ["allow_anonymous true", "max_inflight_messages 100",
-                                                         "max_queued_messages 100000"])
+    mosquitto, broker_port = start_mosquitto(
+        tmp_path, ["allow_anonymous true", "max_inflight_messages 100", "max_queued_messages 100000"]
+    )
     try:
+
         def flow_for(_mqtt_port: int) -> list:
             flow = h.insert_flow("127.0.0.1", broker_port)
             broker = next(n for n in flow if n["type"] == "mqtt-broker")

@@ -29,7 +29,10 @@ from tests.test_node_mqtt import Mosquitto, free_port
 @given(st.integers(0, pk.MAX_REMAINING))
 def test_remaining_length_round_trip(n):
     encoded = pk.encode_length(n)
-    assert 1 <= len(encoded) <= 4 and pk.decode_length(b"\x30" + encoded + b"rest", 1) == (n, 1 + len(encoded))
+    assert 1 <= len(encoded) <= 4 and pk.decode_length(b"\x30" + encoded + b"rest", 1) == (
+        n,
+        1 + len(encoded),
+    )
     assert pk.decode_length(b"\x30" + encoded[:-1], 1) is None  # incomplete
 
 
@@ -47,10 +50,14 @@ def split_packet(packet: bytes) -> tuple[int, bytes]:
     return packet[0], packet[start:]
 
 
-topics = st.text(st.characters(blacklist_characters="+#\0", blacklist_categories=("Cs",)), min_size=1, max_size=80)
+topics = st.text(
+    st.characters(blacklist_characters="+#\0", blacklist_categories=("Cs",)), min_size=1, max_size=80
+)
 
 
-@given(topics, st.binary(max_size=300), st.integers(0, 2), st.booleans(), st.booleans(), st.integers(1, 65535))
+@given(
+    topics, st.binary(max_size=300), st.integers(0, 2), st.booleans(), st.booleans(), st.integers(1, 65535)
+)
 def test_publish_round_trip(topic, payload, qos, retain, dup, mid):
     packet = pk.encode_publish(topic, payload, qos, retain, dup, mid)
     got = pk.decode_publish(*split_packet(packet))
@@ -64,14 +71,18 @@ def test_invalid_publish_topics_are_refused(topic):
 
 
 def test_connect_and_control_packets():
-    packet = pk.encode_connect("cid", level=4, clean=False, keepalive=30, username="u", password="p",
-                               will=("w/t", b"gone", 1, True))
+    packet = pk.encode_connect(
+        "cid", level=4, clean=False, keepalive=30, username="u", password="p", will=("w/t", b"gone", 1, True)
+    )
     first, body = split_packet(packet)
     assert first == 0x10 and body[:7] == b"\x00\x04MQTT\x04"
     assert body[7] == 0x80 | 0x40 | 0x20 | 0x08 | 0x04 and body[8:10] == b"\x00\x1e"
     assert body[10:] == b"\x00\x03cid\x00\x03w/t\x00\x04gone\x00\x01u\x00\x01p"
     assert split_packet(pk.encode_connect("c", level=3))[1][:10] == b"\x00\x06MQIsdp\x03\x02"
-    assert pk.encode_ack(pk.PUBREL, 258) == b"\x62\x02\x01\x02" and pk.encode_ack(pk.PUBACK, 1) == b"\x40\x02\x00\x01"
+    assert (
+        pk.encode_ack(pk.PUBREL, 258) == b"\x62\x02\x01\x02"
+        and pk.encode_ack(pk.PUBACK, 1) == b"\x40\x02\x00\x01"
+    )
     assert pk.encode_subscribe(5, [("a/#", 1)]) == b"\x82\x08\x00\x05\x00\x03a/#\x01"
     assert pk.encode_unsubscribe(5, ["a"]) == b"\xa2\x05\x00\x05\x00\x01a"
     assert pk.with_dup(pk.encode_publish("t", b"x", 1, mid=3))[0] == 0x3A
@@ -107,8 +118,9 @@ class Recorder:
 
 
 def lean(port: int, rec: Recorder, **kwargs) -> LeanClient:
-    return LeanClient(host="127.0.0.1", port=port, client_id=kwargs.pop("client_id", "lean-test"),
-                      **rec.hooks(), **kwargs)
+    return LeanClient(
+        host="127.0.0.1", port=port, client_id=kwargs.pop("client_id", "lean-test"), **rec.hooks(), **kwargs
+    )
 
 
 CONNACK_OK = b"\x20\x02\x00\x00"
@@ -151,8 +163,15 @@ class FakeBroker:
 # ----- against scripted brokers --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("code, words", [(1, "protocol version"), (2, "identifier rejected"),
-                                         (4, "bad user name or password"), (5, "not authorised")])
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (1, "protocol version"),
+        (2, "identifier rejected"),
+        (4, "bad user name or password"),
+        (5, "not authorised"),
+    ],
+)
 async def test_connack_refusals_are_clear_errors(code, words):
     async def script(reader, writer, broker):
         await broker.read(reader)
@@ -261,9 +280,14 @@ async def test_connection_resends_unacknowledged_after_a_reconnect(kept, monkeyp
     states: list[str] = []
     async with FakeBroker(script) as fake:
         options = ConnectOptions("127.0.0.1", fake.port, client_id="keep", clean_session=False)
-        conn = mqtt_connection.MqttConnection(options, on_message=lambda *a: None,
-                                              on_state=lambda s, e: states.append(s), spawn=asyncio.ensure_future,
-                                              sleep=asyncio.sleep, warn=print)
+        conn = mqtt_connection.MqttConnection(
+            options,
+            on_message=lambda *a: None,
+            on_state=lambda s, e: states.append(s),
+            spawn=asyncio.ensure_future,
+            sleep=asyncio.sleep,
+            warn=print,
+        )
         conn.connect()
         try:
             async with asyncio.timeout(5):
@@ -303,15 +327,16 @@ async def test_packets_split_anywhere_and_reading_paused_mid_chunk():
         pos = 0
         while pos < len(stream):
             step = rng.choice([1, 2, 3, 50, 700, 5000])
-            client.data_received(stream[pos:pos + step])
+            client.data_received(stream[pos : pos + step])
             pos += step
         assert [m.topic for m in rec.messages] == [f"s/{i}" for i in range(200)]
         assert [m.payload for m in rec.messages] == [bytes(i * 37 % 300) for i in range(200)]
     rec = Recorder(ack=False)
     rec.on_message = lambda c, m: (rec.messages.append(m), len(rec.messages) == 10 and c.reading(False))
     client = lean(1, rec)
-    client._transport = SimpleNamespace(is_closing=lambda: False, pause_reading=lambda: None,
-                                        resume_reading=lambda: None)
+    client._transport = SimpleNamespace(
+        is_closing=lambda: False, pause_reading=lambda: None, resume_reading=lambda: None
+    )
     client.data_received(stream)
     assert len(rec.messages) == 10
     client.reading(True)
@@ -321,8 +346,14 @@ async def test_packets_split_anywhere_and_reading_paused_mid_chunk():
 
 def test_connection_picks_the_client_by_protocol_transport_and_switch(monkeypatch):
     async def pick(protocol: int, transport: str) -> type:
-        conn = mqtt_connection.MqttConnection(ConnectOptions("127.0.0.1", 1, transport=transport, protocol=protocol),
-                                              on_message=None, on_state=None, spawn=None, sleep=None, warn=None)
+        conn = mqtt_connection.MqttConnection(
+            ConnectOptions("127.0.0.1", 1, transport=transport, protocol=protocol),
+            on_message=None,
+            on_state=None,
+            spawn=None,
+            sleep=None,
+            warn=None,
+        )
         return type(conn._new_client())
 
     monkeypatch.setattr(mqtt_connection, "CLIENT", "lean")
@@ -347,14 +378,18 @@ async def test_publish_subscribe_round_trip_at_every_qos(mosquitto):
     rec = Recorder()
     async with lean(mosquitto.port, rec) as client:
         assert await client.subscribe("rt/#", qos=2) == (2,)
-        mids = [client.publish_nowait(Outgoing(f"rt/{q}", f"m{q}".encode() * 1000, q, False)).mid for q in (0, 1, 2)]
+        mids = [
+            client.publish_nowait(Outgoing(f"rt/{q}", f"m{q}".encode() * 1000, q, False)).mid
+            for q in (0, 1, 2)
+        ]
         await rec.until(lambda: len(rec.messages) == 3 and len(rec.acked) == 2)
         await client.unsubscribe("rt/#")
         client.publish_nowait(Outgoing("rt/after", b"x", 1))
         await rec.until(lambda: len(rec.acked) == 3)
         await asyncio.sleep(0.1)
     assert [(m.topic, m.payload, m.qos) for m in rec.messages] == [
-        (f"rt/{q}", f"m{q}".encode() * 1000, q) for q in (0, 1, 2)]
+        (f"rt/{q}", f"m{q}".encode() * 1000, q) for q in (0, 1, 2)
+    ]
     assert mids[0] == 0 and sorted(rec.acked[:2]) == mids[1:]
     assert client.lost.done() and client.lost.exception() is None
 

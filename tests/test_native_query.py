@@ -17,8 +17,10 @@ from onesait_stores import BACKENDS, StoreData, Stores  # noqa: E402
 
 
 def test_find_chain_with_shell_literals():
-    q = parse_native("db.BasicSensor.find({'BasicSensor.assetId': 's-1', n: {$gte: -2.5e1, $in: [1, 2]}}, "
-                     "{BasicSensor: 1, _id: 0}).sort({\"contextData.timestampMillis\": -1}).skip(5).limit(10);")
+    q = parse_native(
+        "db.BasicSensor.find({'BasicSensor.assetId': 's-1', n: {$gte: -2.5e1, $in: [1, 2]}}, "
+        '{BasicSensor: 1, _id: 0}).sort({"contextData.timestampMillis": -1}).skip(5).limit(10);'
+    )
     assert (q.collection, q.operation, q.skip, q.limit) == ("BasicSensor", "find", 5, 10)
     assert q.filter == {"BasicSensor.assetId": "s-1", "n": {"$gte": -25.0, "$in": [1, 2]}}
     assert q.projection == {"BasicSensor": 1, "_id": 0}
@@ -26,12 +28,21 @@ def test_find_chain_with_shell_literals():
 
 
 def test_special_values():
-    q = parse_native("db.getCollection('X').find({a: /^ab\\.c/i, d: ISODate(\"2020-01-01T00:00:00Z\"), "
-                     "e: new Date('2021-02-03'), f: ObjectId('abc'), g: NumberLong(7), h: null, "
-                     "s: 'it\\'s \\u00e9'})")
+    q = parse_native(
+        "db.getCollection('X').find({a: /^ab\\.c/i, d: ISODate(\"2020-01-01T00:00:00Z\"), "
+        "e: new Date('2021-02-03'), f: ObjectId('abc'), g: NumberLong(7), h: null, "
+        "s: 'it\\'s \\u00e9'})"
+    )
     assert q.collection == "X"
-    assert q.filter == {"a": {"$regex": "^ab\\.c", "$options": "i"}, "d": {"$date": "2020-01-01T00:00:00Z"},
-                        "e": {"$date": "2021-02-03"}, "f": "abc", "g": 7, "h": None, "s": "it's é"}
+    assert q.filter == {
+        "a": {"$regex": "^ab\\.c", "$options": "i"},
+        "d": {"$date": "2020-01-01T00:00:00Z"},
+        "e": {"$date": "2021-02-03"},
+        "f": "abc",
+        "g": 7,
+        "h": None,
+        "s": "it's é",
+    }
 
 
 def test_count_update_remove_forms():
@@ -49,24 +60,27 @@ def test_count_update_remove_forms():
     assert parse_native("db.X.deleteOne({})").multi is False
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("db.X.aggregate([])", "aggregate"),
-    ("db.X.find({}).map(function(d){return d})", "map"),
-    ("db.X.find({a: eval('1')})", "'eval' at position 14"),
-    ("db.X.find({a: this.b})", "this"),
-    ("db.X.find({a: 1 / 2})", "'/'"),
-    ("db.X.find({a: ", "end"),
-    ("db.X.find().limit(-1)", "limit"),
-    ("db.X.find().limit(1.5)", "limit"),
-    ("db.X.update({}, {b: 1})", "replacing"),
-    ("db.X.update({}, {$set: {b: 1}}, {upsert: true})", "upsert"),
-    ("db.X.find({}) db.Y.find({})", "unexpected"),
-    ("X.find()", "'db'"),
-    ("db.X", "no method"),
-    ("", "empty"),
-    ("db.X.find(" + "[" * 100 + "]" * 100 + ")", "deeper"),
-    ("db.X.find({a: 1}) ; drop()", "unexpected"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("db.X.aggregate([])", "aggregate"),
+        ("db.X.find({}).map(function(d){return d})", "map"),
+        ("db.X.find({a: eval('1')})", "'eval' at position 14"),
+        ("db.X.find({a: this.b})", "this"),
+        ("db.X.find({a: 1 / 2})", "'/'"),
+        ("db.X.find({a: ", "end"),
+        ("db.X.find().limit(-1)", "limit"),
+        ("db.X.find().limit(1.5)", "limit"),
+        ("db.X.update({}, {b: 1})", "replacing"),
+        ("db.X.update({}, {$set: {b: 1}}, {upsert: true})", "upsert"),
+        ("db.X.find({}) db.Y.find({})", "unexpected"),
+        ("X.find()", "'db'"),
+        ("db.X", "no method"),
+        ("", "empty"),
+        ("db.X.find(" + "[" * 100 + "]" * 100 + ")", "deeper"),
+        ("db.X.find({a: 1}) ; drop()", "unexpected"),
+    ],
+)
 def test_refused_with_a_clear_message(text, fragment):
     with pytest.raises(NativeQueryError) as exc:
         parse_native(text)
@@ -74,6 +88,7 @@ def test_refused_with_a_clear_message(text, fragment):
 
 
 # ----- run against real stores ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
@@ -87,8 +102,14 @@ def loaded(request, stores):
     store = stores.get(request.param)
     name = "BS" + uuid.uuid4().hex[:10]
     store.ensure_collection(name)
-    docs = [{"_id": f"id{i:02d}", "BS": {"assetId": f"s-{i % 3}", "measure": i * 1.5},
-             "contextData": {"timestampMillis": 1000 + i}} for i in range(10)]
+    docs = [
+        {
+            "_id": f"id{i:02d}",
+            "BS": {"assetId": f"s-{i % 3}", "measure": i * 1.5},
+            "contextData": {"timestampMillis": 1000 + i},
+        }
+        for i in range(10)
+    ]
     store.insert(name, docs)
     yield StoreData(store), name
     store.drop(name)
@@ -96,11 +117,21 @@ def loaded(request, stores):
 
 def test_find_sort_skip_limit_projection(loaded):
     data, name = loaded
-    out = run_query(data, name, f"db.{name}.find({{'BS.assetId': 's-1'}}, {{'BS.measure': 1}})"
-                    ".sort({'contextData.timestampMillis': -1}).skip(1).limit(2)", "NATIVE")
-    assert out == [{"_id": {"$oid": "id04"}, "BS": {"measure": 6.0}}, {"_id": {"$oid": "id01"}, "BS": {"measure": 1.5}}]
+    out = run_query(
+        data,
+        name,
+        f"db.{name}.find({{'BS.assetId': 's-1'}}, {{'BS.measure': 1}})"
+        ".sort({'contextData.timestampMillis': -1}).skip(1).limit(2)",
+        "NATIVE",
+    )
+    assert out == [
+        {"_id": {"$oid": "id04"}, "BS": {"measure": 6.0}},
+        {"_id": {"$oid": "id01"}, "BS": {"measure": 1.5}},
+    ]
     assert run_query(data, name, f"db.{name}.count({{'BS.measure': {{$gt: 6}}}})", "NATIVE") == [{"count": 5}]
-    assert run_query(data, name, f"db.{name}.find({{'BS.measure': {{$gt: 6}}}}).count()", "NATIVE") == [{"count": 5}]
+    assert run_query(data, name, f"db.{name}.find({{'BS.measure': {{$gt: 6}}}}).count()", "NATIVE") == [
+        {"count": 5}
+    ]
 
 
 def test_query_must_name_its_ontology_and_only_read(loaded):

@@ -19,14 +19,29 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def batch(**props):
     """A batch node with Node-RED's stored defaults."""
-    base = {"mode": "count", "count": 10, "overlap": 0, "interval": 10, "allowEmptySequence": False,
-            "honourParts": False, "topics": [{"topic": ""}]}
+    base = {
+        "mode": "count",
+        "count": 10,
+        "overlap": 0,
+        "interval": 10,
+        "allowEmptySequence": False,
+        "honourParts": False,
+        "topics": [{"topic": ""}],
+    }
     base.update(props)
     return node("b", "batch", [["o"]], **base)
 
@@ -47,15 +62,19 @@ async def test_count_groups_messages_into_new_sequences(registry):
     out, _, sent = await run(batch(count="2"), registry, *({"payload": i} for i in range(5)))
     assert [m["payload"] for m in out] == [0, 1, 2, 3]
     assert [m["parts"] for m in out] == [
-        {"id": sent[0]["_msgid"], "index": 0, "count": 2}, {"id": sent[0]["_msgid"], "index": 1, "count": 2},
-        {"id": sent[2]["_msgid"], "index": 0, "count": 2}, {"id": sent[2]["_msgid"], "index": 1, "count": 2}]
+        {"id": sent[0]["_msgid"], "index": 0, "count": 2},
+        {"id": sent[0]["_msgid"], "index": 1, "count": 2},
+        {"id": sent[2]["_msgid"], "index": 0, "count": 2},
+        {"id": sent[2]["_msgid"], "index": 1, "count": 2},
+    ]
 
 
 async def test_count_overwrites_existing_parts_fields_it_sets(registry):
     msgs = [{"payload": i, "parts": {"id": "old", "index": 5, "count": 9, "type": "array"}} for i in range(2)]
     out, _, sent = await run(batch(count=2), registry, *msgs)
-    assert [m["parts"] for m in out] == [{"id": sent[0]["_msgid"], "index": i, "count": 2, "type": "array"}
-                                         for i in range(2)]
+    assert [m["parts"] for m in out] == [
+        {"id": sent[0]["_msgid"], "index": i, "count": 2, "type": "array"} for i in range(2)
+    ]
 
 
 async def test_overlap_repeats_the_last_messages_as_copies(registry):
@@ -66,8 +85,11 @@ async def test_overlap_repeats_the_last_messages_as_copies(registry):
 
 
 async def test_honour_parts_ends_a_batch_at_the_end_of_a_sequence(registry):
-    msgs = [{"payload": 1, "parts": {"id": "x", "index": 0, "count": 2}},
-            {"payload": 2, "parts": {"id": "x", "index": 1, "count": 2}}, {"payload": 3}]
+    msgs = [
+        {"payload": 1, "parts": {"id": "x", "index": 0, "count": 2}},
+        {"payload": 2, "parts": {"id": "x", "index": 1, "count": 2}},
+        {"payload": 3},
+    ]
     out, _, _ = await run(batch(count=5, honourParts=True), registry, *msgs)
     assert [m["payload"] for m in out] == [1, 2]
     assert [m["parts"]["count"] for m in out] == [2, 2]
@@ -76,7 +98,9 @@ async def test_honour_parts_ends_a_batch_at_the_end_of_a_sequence(registry):
 
 
 async def test_reset_drops_the_pending_messages(registry):
-    out, _, _ = await run(batch(count=2), registry, {"payload": 1}, {"reset": True}, {"payload": 2}, {"payload": 3})
+    out, _, _ = await run(
+        batch(count=2), registry, {"payload": 1}, {"reset": True}, {"payload": 2}, {"payload": 3}
+    )
     assert [m["payload"] for m in out] == [2, 3]
 
 
@@ -136,8 +160,9 @@ async def test_interval_reset_drops_and_restarts_the_window(registry):
 
 async def test_close_stops_the_interval_and_finishes_pending_messages(registry):
     complete = [node("c", "complete", [["co"]], scope=["b"]), node("co", "junction", [[]])]
-    async with FlowTester(flows_for(batch(mode="interval", interval=2), complete), registry,
-                          virtual_time=True) as t:
+    async with FlowTester(
+        flows_for(batch(mode="interval", interval=2), complete), registry, virtual_time=True
+    ) as t:
         t.inject("b", {"payload": 1})
         await t.idle()
         await t.deploy(flows_for(batch(mode="interval", interval=3), complete), "nodes")
@@ -150,8 +175,10 @@ async def test_close_stops_the_interval_and_finishes_pending_messages(registry):
 
 # ----- concat ------------------------------------------------------------------------------------------------
 def seq(topic, pid, values):
-    return [{"payload": v, "topic": topic, "parts": {"id": pid, "index": i, "count": len(values)}}
-            for i, v in enumerate(values)]
+    return [
+        {"payload": v, "topic": topic, "parts": {"id": pid, "index": i, "count": len(values)}}
+        for i, v in enumerate(values)
+    ]
 
 
 async def test_concat_joins_whole_sequences_in_the_listed_topic_order(registry):
@@ -170,8 +197,9 @@ async def test_concat_uses_sequences_of_a_topic_in_arrival_order(registry):
 
 async def test_concat_without_parts_is_an_error(registry):
     catch = [node("c", "catch", [["co"]], scope=None), node("co", "junction", [[]])]
-    out, t, _ = await run(batch(mode="concat", topics=[{"topic": "a"}]), registry, {"payload": 1, "topic": "a"},
-                          extra=catch)
+    out, t, _ = await run(
+        batch(mode="concat", topics=[{"topic": "a"}]), registry, {"payload": 1, "topic": "a"}, extra=catch
+    )
     assert out == []
     assert t.outputs("co")[0][0]["error"]["message"] == "no parts property in message"
 
@@ -183,13 +211,16 @@ async def test_concat_reset_drops_pending_sequences(registry):
 
 
 # ----- config errors ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("props, needle", [
-    ({"count": 2, "overlap": 2}, "Invalid count and overlap"),
-    ({"count": -1}, "Invalid count and overlap"),
-    ({"count": "many"}, "count"),
-    ({"mode": "interval", "interval": 0}, "Invalid interval"),
-    ({"mode": "window"}, "unexpected mode"),
-])
+@pytest.mark.parametrize(
+    "props, needle",
+    [
+        ({"count": 2, "overlap": 2}, "Invalid count and overlap"),
+        ({"count": -1}, "Invalid count and overlap"),
+        ({"count": "many"}, "count"),
+        ({"mode": "interval", "interval": 0}, "Invalid interval"),
+        ({"mode": "window"}, "unexpected mode"),
+    ],
+)
 async def test_bad_config_refuses_the_deploy(registry, props, needle):
     with pytest.raises(FlowValidationError) as info:
         async with FlowTester(flows_for(batch(**props)), registry):
@@ -221,7 +252,7 @@ def test_property_count_mode_sends_sliding_windows(n, count, data):
             return t.outputs("b")[0]
 
     out = asyncio.run(scenario())
-    windows = [out[i:i + count] for i in range(0, len(out), count)]
+    windows = [out[i : i + count] for i in range(0, len(out), count)]
     step = count - overlap
     expected = [list(range(s, s + count)) for s in range(0, n - count + 1, step)] if n >= count else []
     assert [[m["payload"] for m in w] for w in windows] == expected

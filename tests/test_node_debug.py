@@ -16,13 +16,29 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def debug(id_="d", **cfg):
-    base = {"active": True, "tosidebar": True, "console": False, "tostatus": False, "complete": "payload",
-            "targetType": "msg", "statusVal": "", "statusType": "auto"}
+    base = {
+        "active": True,
+        "tosidebar": True,
+        "console": False,
+        "tostatus": False,
+        "complete": "payload",
+        "targetType": "msg",
+        "statusVal": "",
+        "statusType": "auto",
+    }
     base.update(cfg)
     return node(id_, "debug", [], **base)
 
@@ -40,37 +56,54 @@ async def test_property_event_has_node_reds_shape_and_key_order(registry):
     t = await run(registry, [{"payload": 15, "topic": "burst"}, {"payload": 70}], debug(name="payload"))
     first, second = t.debug
     assert list(first) == ["id", "z", "path", "name", "topic", "property", "msg", "format"]
-    assert first == {"id": "d", "z": "t1", "path": "t1", "name": "payload", "topic": "burst",
-                     "property": "payload", "msg": "15", "format": "number"}
+    assert first == {
+        "id": "d",
+        "z": "t1",
+        "path": "t1",
+        "name": "payload",
+        "topic": "burst",
+        "property": "payload",
+        "msg": "15",
+        "format": "number",
+    }
     assert "topic" not in second  # undefined topic is left out, as JSON.stringify does
 
 
 async def test_complete_message_is_an_object_without_property(registry):
-    t = await run(registry, [{"_msgid": "e092cecb96825844", "payload": 15, "topic": "sample", "ratio": 2.0}],
-                  debug(name="via link", complete="true", targetType="full"))
+    t = await run(
+        registry,
+        [{"_msgid": "e092cecb96825844", "payload": 15, "topic": "sample", "ratio": 2.0}],
+        debug(name="via link", complete="true", targetType="full"),
+    )
     event = t.debug[0]
     assert "property" not in event
     assert event["format"] == "Object"
     assert event["msg"] == '{"_msgid":"e092cecb96825844","payload":15,"topic":"sample","ratio":2}'
 
 
-@pytest.mark.parametrize(("value", "msg", "fmt"), [
-    ("hello", "hello", "string[5]"),
-    ("é😀", "é😀", "string[3]"),  # JS counts UTF-16 units
-    ([1, "a"], '[1,"a"]', "array[2]"),
-    (b"\x01\xff\x10", "01ff10", "buffer[3]"),
-    (bytearray(b"ab"), "6162", "buffer[2]"),
-    (True, "true", "boolean"),
-    (None, "(undefined)", "null"),
-    (UNDEFINED, "(undefined)", "undefined"),
-    (1.5, "1.5", "number"),
-    (7.0, "7", "number"),
-    (float("nan"), "NaN", "number"),
-    ({"b": b"\x01", "n": float("inf"), "f": 3.0}, '{"b":{"type":"Buffer","data":[1],"__enc__":true,"length":1},'
-                                                  '"n":{"__enc__":true,"type":"number","data":"Infinity"},"f":3}',
-     "Object"),
-    (ValueError("bad"), '{"name":"ValueError","message":"bad"}', "error"),
-])
+@pytest.mark.parametrize(
+    ("value", "msg", "fmt"),
+    [
+        ("hello", "hello", "string[5]"),
+        ("é😀", "é😀", "string[3]"),  # JS counts UTF-16 units
+        ([1, "a"], '[1,"a"]', "array[2]"),
+        (b"\x01\xff\x10", "01ff10", "buffer[3]"),
+        (bytearray(b"ab"), "6162", "buffer[2]"),
+        (True, "true", "boolean"),
+        (None, "(undefined)", "null"),
+        (UNDEFINED, "(undefined)", "undefined"),
+        (1.5, "1.5", "number"),
+        (7.0, "7", "number"),
+        (float("nan"), "NaN", "number"),
+        (
+            {"b": b"\x01", "n": float("inf"), "f": 3.0},
+            '{"b":{"type":"Buffer","data":[1],"__enc__":true,"length":1},'
+            '"n":{"__enc__":true,"type":"number","data":"Infinity"},"f":3}',
+            "Object",
+        ),
+        (ValueError("bad"), '{"name":"ValueError","message":"bad"}', "error"),
+    ],
+)
 def test_encode_object(value, msg, fmt):
     assert encode_debug(value) == (msg, fmt)
 
@@ -91,15 +124,19 @@ def test_long_values_are_cut_at_debug_max_length():
 
 def test_live_objects_are_internal():
     text, _ = encode_debug({"res": {"_res": object(), "send": print}, "socket": object()})
-    assert json.loads(text) == {"res": {"_res": {"__enc__": True, "type": "internal"},
-                                        "send": {"__enc__": True, "type": "function"}},
-                                "socket": "[internal]"}
+    assert json.loads(text) == {
+        "res": {"_res": {"__enc__": True, "type": "internal"}, "send": {"__enc__": True, "type": "function"}},
+        "socket": "[internal]",
+    }
 
 
 async def test_missing_property_is_undefined(registry):
     t = await run(registry, [{"payload": 1}], debug(complete="nope.deeper"))
-    assert (t.debug[0]["property"], t.debug[0]["msg"], t.debug[0]["format"]) == ("nope.deeper", "(undefined)",
-                                                                                 "undefined")
+    assert (t.debug[0]["property"], t.debug[0]["msg"], t.debug[0]["format"]) == (
+        "nope.deeper",
+        "(undefined)",
+        "undefined",
+    )
 
 
 async def test_complete_false_means_payload(registry):
@@ -130,7 +167,9 @@ async def test_inactive_and_no_sidebar_publish_nothing_and_set_active_toggles(re
 
 
 async def test_console_logs(registry):
-    t = await run(registry, [{"payload": "line1\nline2"}, {"payload": {"a": 1}}], debug(console=True, tosidebar=False))
+    t = await run(
+        registry, [{"payload": "line1\nline2"}, {"payload": {"a": 1}}], debug(console=True, tosidebar=False)
+    )
     texts = [e["msg"] for e in t.logs if e["level"] == "info" and e["id"] == "d"]
     assert texts == ["\nline1\nline2", "\n{ a: 1 }"]
     assert t.debug == []
@@ -150,9 +189,14 @@ async def test_status_shows_the_value_cut_at_32_characters(registry):
 
 
 async def test_status_from_msg_property_and_jsonata(registry):
-    async with FlowTester([TAB, debug(tostatus=True, statusType="msg", statusVal="level"),
-                           debug("d2", tostatus=True, statusType="jsonata", statusVal="'n=' & payload")],
-                          registry) as t:
+    async with FlowTester(
+        [
+            TAB,
+            debug(tostatus=True, statusType="msg", statusVal="level"),
+            debug("d2", tostatus=True, statusType="jsonata", statusVal="'n=' & payload"),
+        ],
+        registry,
+    ) as t:
         t.inject("d", {"payload": 1, "level": 42})
         t.inject("d2", {"payload": 5})
         await t.idle()
@@ -161,7 +205,9 @@ async def test_status_from_msg_property_and_jsonata(registry):
 
 
 async def test_status_counter_debounces(registry):
-    async with FlowTester([TAB, debug(tostatus=True, statusType="counter")], registry, virtual_time=True) as t:
+    async with FlowTester(
+        [TAB, debug(tostatus=True, statusType="counter")], registry, virtual_time=True
+    ) as t:
         statuses: list = []
         t.events.subscribe("status/d", lambda _t, s: statuses.append(s.get("text")))
         for i in range(5):
@@ -178,16 +224,29 @@ async def test_own_status_coming_back_is_ignored(registry):
 
 
 async def test_subflow_instance_path_and_alias(registry):
-    flows = [TAB,
-             {"id": "sf", "type": "subflow", "name": "S", "in": [{"x": 0, "y": 0, "wires": [{"id": "dd"}]}],
-              "out": [], "env": []},
-             debug("dd", z="sf", name="inner"),
-             node("inst", "subflow:sf", [])]
+    flows = [
+        TAB,
+        {
+            "id": "sf",
+            "type": "subflow",
+            "name": "S",
+            "in": [{"x": 0, "y": 0, "wires": [{"id": "dd"}]}],
+            "out": [],
+            "env": [],
+        },
+        debug("dd", z="sf", name="inner"),
+        node("inst", "subflow:sf", []),
+    ]
     async with FlowTester(flows, registry) as t:
         t.inject("inst", {"payload": 1})
         await t.idle()
         event = t.debug[0]
-        assert (event["id"], event["z"], event["_alias"], event["path"]) == ("inst-dd", "inst", "dd", "t1/inst")
+        assert (event["id"], event["z"], event["_alias"], event["path"]) == (
+            "inst-dd",
+            "inst",
+            "dd",
+            "t1/inst",
+        )
 
 
 async def test_bad_jsonata_refuses_deploy(registry):
@@ -204,7 +263,7 @@ async def test_bad_status_type_refuses_deploy(registry):
 
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=15,
 )

@@ -19,15 +19,34 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def delay(wires=(), **props):
     """A delay node with Node-RED's stored defaults (strings, as the editor saves them)."""
-    base = {"pauseType": "delay", "timeout": "5", "timeoutUnits": "seconds", "rate": "1", "nbRateUnits": "1",
-            "rateUnits": "second", "randomFirst": "1", "randomLast": "5", "randomUnits": "seconds",
-            "drop": False, "allowrate": False, "outputs": 1}
+    base = {
+        "pauseType": "delay",
+        "timeout": "5",
+        "timeoutUnits": "seconds",
+        "rate": "1",
+        "nbRateUnits": "1",
+        "rateUnits": "second",
+        "randomFirst": "1",
+        "randomLast": "5",
+        "randomUnits": "seconds",
+        "drop": False,
+        "allowrate": False,
+        "outputs": 1,
+    }
     base.update(props)
     return node("d", "delay", wires or ([],) * int(base["outputs"]), **base)
 
@@ -63,10 +82,17 @@ def stamped(**props):
 
 
 # ----- delay (fixed) ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("units,timeout,seconds", [
-    ("milliseconds", "250", 0.25), ("seconds", "2", 2.0), ("minutes", "1.5", 90.0), ("hours", "1", 3600.0),
-    ("days", "1", 86400.0), ("", "3", 3.0),
-])
+@pytest.mark.parametrize(
+    "units,timeout,seconds",
+    [
+        ("milliseconds", "250", 0.25),
+        ("seconds", "2", 2.0),
+        ("minutes", "1.5", 90.0),
+        ("hours", "1", 3600.0),
+        ("days", "1", 86400.0),
+        ("", "3", 3.0),
+    ],
+)
 async def test_delay_holds_each_message_for_the_timeout(reg, units, timeout, seconds):
     async with FlowTester([TAB, delay(timeout=timeout, timeoutUnits=units)], reg, virtual_time=True) as t:
         for i in range(3):
@@ -97,7 +123,9 @@ async def test_delay_status_counts_held_messages_for_long_delays(reg):
         assert t.node("d").last_status == {"fill": "blue", "shape": "dot", "text": "2"}
         await t.advance(5)
         assert t.node("d").last_status == {"fill": "blue", "shape": "dot", "text": "0"}
-    async with FlowTester([TAB, delay(timeout="500", timeoutUnits="milliseconds")], reg, virtual_time=True) as t:
+    async with FlowTester(
+        [TAB, delay(timeout="500", timeoutUnits="milliseconds")], reg, virtual_time=True
+    ) as t:
         t.inject("d", {"payload": 1})
         await t.advance(1)
         assert t.payloads("d") == [1]
@@ -221,7 +249,9 @@ async def test_rate_idle_again_passes_at_once(reg):
 
 
 async def test_rate_status_shows_queue_length(reg):
-    async with FlowTester([TAB, delay(pauseType="rate", rate="1", nbRateUnits="10")], reg, virtual_time=True) as t:
+    async with FlowTester(
+        [TAB, delay(pauseType="rate", rate="1", nbRateUnits="10")], reg, virtual_time=True
+    ) as t:
         for i in range(4):
             t.inject("d", {"payload": i})
         await t.advance(0.6)
@@ -303,8 +333,9 @@ async def test_rate_without_allowrate_ignores_msg_rate(reg):
 # ----- rate limit, dropping ---------------------------------------------------------------------------------
 async def test_rate_drop_burst_goes_to_second_output(reg):
     # observed in Node-RED: a burst of 5 at 2 msg/s with drop and 2 outputs: 1st passed, 2-5 to output 2 at once
-    async with FlowTester([TAB, delay(pauseType="rate", rate="2", drop=True, outputs=2)], reg,
-                          virtual_time=True) as t:
+    async with FlowTester(
+        [TAB, delay(pauseType="rate", rate="2", drop=True, outputs=2)], reg, virtual_time=True
+    ) as t:
         for i in range(5):
             t.inject("d", {"payload": i})
         await t.idle()
@@ -330,8 +361,9 @@ async def test_rate_drop_with_one_output_discards(reg):
 
 
 async def test_rate_drop_reset_lets_the_next_pass(reg):
-    async with FlowTester([TAB, delay(pauseType="rate", rate="1", drop=True, outputs=2)], reg,
-                          virtual_time=True) as t:
+    async with FlowTester(
+        [TAB, delay(pauseType="rate", rate="1", drop=True, outputs=2)], reg, virtual_time=True
+    ) as t:
         t.inject("d", {"payload": 1})
         t.inject("d", {"reset": True})
         t.inject("d", {"payload": 2})
@@ -372,8 +404,9 @@ async def test_timed_releases_every_topic_each_interval(reg):
 
 
 async def test_queue_flush_and_reset(reg):
-    async with FlowTester([TAB, delay(pauseType="queue", rate="1", nbRateUnits="10")], reg,
-                          virtual_time=True) as t:
+    async with FlowTester(
+        [TAB, delay(pauseType="queue", rate="1", nbRateUnits="10")], reg, virtual_time=True
+    ) as t:
         for topic in "ABC":
             t.inject("d", {"topic": topic, "payload": topic.lower()})
         t.inject("d", {"flush": 2})
@@ -404,8 +437,13 @@ async def test_burst_passes_up_to_rate_per_period(reg):
 
 # ----- completion, close, redeploy --------------------------------------------------------------------------
 async def test_done_when_released_not_when_received(reg):
-    flows = [TAB, delay([["o"]], timeout="1"), node("o", "junction", [[]]),
-             node("c", "complete", [["cc"]], scope=["d"]), node("cc", "junction", [[]])]
+    flows = [
+        TAB,
+        delay([["o"]], timeout="1"),
+        node("o", "junction", [[]]),
+        node("c", "complete", [["cc"]], scope=["d"]),
+        node("cc", "junction", [[]]),
+    ]
     async with FlowTester(flows, reg, virtual_time=True) as t:
         t.inject("d", {"payload": 1})
         await t.advance(0.5)
@@ -445,17 +483,20 @@ async def test_unchanged_delay_keeps_its_queue_across_nodes_redeploy(reg):
 
 
 # ----- config ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("props", [
-    {"pauseType": "sometimes"},
-    {"pauseType": "rate", "rate": "0"},
-    {"pauseType": "queue", "rate": "-1"},
-    {"pauseType": "delay", "timeout": "-1"},
-    {"pauseType": "delay", "timeout": "soon"},
-    {"pauseType": "delay", "timeoutUnits": "fortnights"},
-    {"pauseType": "rate", "rateUnits": "week"},
-    {"pauseType": "random", "randomFirst": ""},
-    {"outputs": 3},
-])
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"pauseType": "sometimes"},
+        {"pauseType": "rate", "rate": "0"},
+        {"pauseType": "queue", "rate": "-1"},
+        {"pauseType": "delay", "timeout": "-1"},
+        {"pauseType": "delay", "timeout": "soon"},
+        {"pauseType": "delay", "timeoutUnits": "fortnights"},
+        {"pauseType": "rate", "rateUnits": "week"},
+        {"pauseType": "random", "randomFirst": ""},
+        {"outputs": 3},
+    ],
+)
 async def test_bad_config_refuses_deploy(reg, props):
     with pytest.raises(FlowValidationError):
         async with FlowTester([TAB, delay(**props)], reg, virtual_time=True):
@@ -503,12 +544,17 @@ def test_property_delay_releases_each_message_once_after_the_delay_in_order(gaps
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(gaps=st.lists(st.integers(min_value=0, max_value=1500), min_size=1, max_size=30),
-       rate=st.integers(min_value=1, max_value=5), per=st.integers(min_value=1, max_value=3),
-       drop=st.booleans())
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=1500), min_size=1, max_size=30),
+    rate=st.integers(min_value=1, max_value=5),
+    per=st.integers(min_value=1, max_value=3),
+    drop=st.booleans(),
+)
 def test_property_rate_never_exceeds_n_per_period(gaps, rate, per, drop):
     async def scenario():
-        flows = stamped(pauseType="rate", rate=str(rate), nbRateUnits=str(per), drop=drop, outputs=2 if drop else 1)
+        flows = stamped(
+            pauseType="rate", rate=str(rate), nbRateUnits=str(per), drop=drop, outputs=2 if drop else 1
+        )
         async with FlowTester(flows, make_registry(), virtual_time=True) as t:
             for i, gap in enumerate(gaps):
                 await t.advance(gap / 1000)
@@ -536,8 +582,11 @@ def test_property_rate_never_exceeds_n_per_period(gaps, rate, per, drop):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=st.lists(st.tuples(st.integers(min_value=0, max_value=1200), st.sampled_from("ABCD")),
-                       min_size=1, max_size=25))
+@given(
+    events=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=1200), st.sampled_from("ABCD")), min_size=1, max_size=25
+    )
+)
 def test_property_queue_sends_latest_per_topic_one_per_interval(events):
     async def scenario():
         flows = stamped(pauseType="queue", rate="1", outputs=2)

@@ -29,13 +29,23 @@ from sofiaflow.runtime.testing import FlowTester
 
 async def echo(request: Request) -> Response:
     body = await request.body()
-    return JSONResponse({"method": request.method, "path": request.url.path, "query": str(request.url.query),
-                         "headers": dict(request.headers), "body": body.decode("latin-1"),
-                         "cookies": dict(request.cookies), "client_port": request.client.port})
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": str(request.url.query),
+            "headers": dict(request.headers),
+            "body": body.decode("latin-1"),
+            "cookies": dict(request.cookies),
+            "client_port": request.client.port,
+        }
+    )
 
 
 async def status(request: Request) -> Response:
-    return PlainTextResponse(f"status {request.path_params['code']}", status_code=int(request.path_params["code"]))
+    return PlainTextResponse(
+        f"status {request.path_params['code']}", status_code=int(request.path_params["code"])
+    )
 
 
 async def redirect(request: Request) -> Response:
@@ -86,8 +96,9 @@ async def digest(request: Request) -> Response:
         want = _md5(f"{ha1}:{parts['nonce']}:{parts['nc']}:{parts['cnonce']}:{parts['qop']}:{ha2}")
         if parts.get("response") == want:
             return PlainTextResponse("digest ok")
-    return PlainTextResponse("no", status_code=401,
-                             headers={"www-authenticate": 'Digest realm="test", qop="auth", nonce="abc123"'})
+    return PlainTextResponse(
+        "no", status_code=401, headers={"www-authenticate": 'Digest realm="test", qop="auth", nonce="abc123"'}
+    )
 
 
 async def slow(request: Request) -> Response:
@@ -115,14 +126,25 @@ async def binary(request: Request) -> Response:
     return Response(bytes(range(256)), media_type="application/octet-stream")
 
 
-APP = Starlette(routes=[
-    Route("/echo", echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
-    Route("/status/{code}", status, methods=["GET", "POST"]),
-    Route("/redirect/{n}", redirect), Route("/see-other", see_other, methods=["POST"]), Route("/loop", loop),
-    Route("/cookies", cookies), Route("/basic", basic), Route("/bearer", bearer), Route("/digest", digest),
-    Route("/slow", slow), Route("/user/{id}", user), Route("/json", as_json), Route("/notjson", not_json),
-    Route("/nocontent", no_content), Route("/binary", binary),
-])
+APP = Starlette(
+    routes=[
+        Route("/echo", echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+        Route("/status/{code}", status, methods=["GET", "POST"]),
+        Route("/redirect/{n}", redirect),
+        Route("/see-other", see_other, methods=["POST"]),
+        Route("/loop", loop),
+        Route("/cookies", cookies),
+        Route("/basic", basic),
+        Route("/bearer", bearer),
+        Route("/digest", digest),
+        Route("/slow", slow),
+        Route("/user/{id}", user),
+        Route("/json", as_json),
+        Route("/notjson", not_json),
+        Route("/nocontent", no_content),
+        Route("/binary", binary),
+    ]
+)
 
 
 def free_port() -> int:
@@ -134,7 +156,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def base() -> str:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(APP, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(APP, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -150,13 +174,47 @@ def base() -> str:
 
 
 def flow(**props) -> list[dict]:
-    node = {"id": "req", "type": "http request", "z": "t", "name": "", "method": "GET", "ret": "txt",
-            "paytoqs": "ignore", "url": "", "tls": "", "persist": False, "proxy": "", "insecureHTTPParser": False,
-            "authType": "", "senderr": False, "headers": [], "x": 1, "y": 1, "wires": [["c"]]}
+    node = {
+        "id": "req",
+        "type": "http request",
+        "z": "t",
+        "name": "",
+        "method": "GET",
+        "ret": "txt",
+        "paytoqs": "ignore",
+        "url": "",
+        "tls": "",
+        "persist": False,
+        "proxy": "",
+        "insecureHTTPParser": False,
+        "authType": "",
+        "senderr": False,
+        "headers": [],
+        "x": 1,
+        "y": 1,
+        "wires": [["c"]],
+    }
     node.update(props)
-    catch = {"id": "c", "type": "catch", "z": "t", "scope": None, "uncaught": False, "x": 1, "y": 1, "wires": [[]]}
-    done = {"id": "d", "type": "complete", "z": "t", "scope": ["req"], "uncaught": False, "x": 1, "y": 1,
-            "wires": [[]]}
+    catch = {
+        "id": "c",
+        "type": "catch",
+        "z": "t",
+        "scope": None,
+        "uncaught": False,
+        "x": 1,
+        "y": 1,
+        "wires": [[]],
+    }
+    done = {
+        "id": "d",
+        "type": "complete",
+        "z": "t",
+        "scope": ["req"],
+        "uncaught": False,
+        "x": 1,
+        "y": 1,
+        "wires": [[]],
+    }
     return [{"id": "t", "type": "tab", "label": "t"}, node, catch, done]
 
 
@@ -191,10 +249,13 @@ async def test_get_text_with_the_node_url(registry, base):
 
 
 async def test_mustache_url_and_msg_url(registry, base):
-    [out], _ = await call(registry, {"payload": {"id": "a/b"}, "host": base[7:]},
-                          url="http://{{{host}}}/user/{{{payload.id}}}x")
+    [out], _ = await call(
+        registry, {"payload": {"id": "a/b"}, "host": base[7:]}, url="http://{{{host}}}/user/{{{payload.id}}}x"
+    )
     assert out["statusCode"] == 404  # a/b is two path segments
-    [out], _ = await call(registry, {"payload": {"id": 42}, "host": base[7:]}, url="{{{host}}}/user/{{payload.id}}")
+    [out], _ = await call(
+        registry, {"payload": {"id": 42}, "host": base[7:]}, url="{{{host}}}/user/{{payload.id}}"
+    )
     assert out["payload"] == "user 42"  # no scheme: http:// is assumed
     [out], _ = await call(registry, {"url": f"{base}/user/msg"})
     assert out["payload"] == "user msg"
@@ -217,32 +278,54 @@ async def test_non_http_transport_is_refused(registry, base):
 
 
 async def test_post_object_is_json(registry, base):
-    [out], _ = await call(registry, {"payload": {"n": 1.0, "s": "é"}}, url=f"{base}/echo", method="POST", ret="obj")
+    [out], _ = await call(
+        registry, {"payload": {"n": 1.0, "s": "é"}}, url=f"{base}/echo", method="POST", ret="obj"
+    )
     assert out["payload"]["method"] == "POST"
     assert out["payload"]["body"].encode("latin-1").decode() == '{"n":1,"s":"é"}'
     assert out["payload"]["headers"]["content-type"] == "application/json"
 
 
 async def test_post_strings_numbers_and_forms(registry, base):
-    outs, _ = await call(registry, [
-        {"payload": "plain"}, {"payload": 12.5},
-        {"payload": {"a": [1, 2], "b": "x y"}, "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
-    ], url=f"{base}/echo", method="PUT", ret="obj")
+    outs, _ = await call(
+        registry,
+        [
+            {"payload": "plain"},
+            {"payload": 12.5},
+            {
+                "payload": {"a": [1, 2], "b": "x y"},
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+        ],
+        url=f"{base}/echo",
+        method="PUT",
+        ret="obj",
+    )
     bodies = sorted(o["payload"]["body"] for o in outs)
     assert bodies == ["12.5", "a=1&a=2&b=x%20y", "plain"]
 
 
 async def test_multipart_form_data(registry, base):
-    payload = {"field": "v", "file": {"value": b"abc", "options": {"filename": "a.txt", "contentType": "text/plain"}}}
-    [out], _ = await call(registry, {"payload": payload, "headers": {"content-type": "multipart/form-data"}},
-                          url=f"{base}/echo", method="POST", ret="obj")
+    payload = {
+        "field": "v",
+        "file": {"value": b"abc", "options": {"filename": "a.txt", "contentType": "text/plain"}},
+    }
+    [out], _ = await call(
+        registry,
+        {"payload": payload, "headers": {"content-type": "multipart/form-data"}},
+        url=f"{base}/echo",
+        method="POST",
+        ret="obj",
+    )
     body = out["payload"]["body"]
     assert out["payload"]["headers"]["content-type"].startswith("multipart/form-data; boundary=")
     assert 'name="field"' in body and 'filename="a.txt"' in body and "abc" in body
 
 
 async def test_method_use_takes_msg_method(registry, base):
-    [out], t = await call(registry, {"method": "patch", "payload": "p"}, url=f"{base}/echo", method="use", ret="obj")
+    [out], t = await call(
+        registry, {"method": "patch", "payload": "p"}, url=f"{base}/echo", method="use", ret="obj"
+    )
     assert out["payload"]["method"] == "PATCH" and out["payload"]["body"] == "p"
     assert not [e for e in t.logs if e["level"] == "warn"]
     [out], t = await call(registry, {"method": "patch"}, url=f"{base}/echo", method="GET", ret="obj")
@@ -251,8 +334,9 @@ async def test_method_use_takes_msg_method(registry, base):
 
 
 async def test_paytoqs_query_and_body(registry, base):
-    [out], _ = await call(registry, {"payload": {"q": "a b", "n": 2}}, url=f"{base}/echo?x=1", paytoqs="query",
-                          ret="obj")
+    [out], _ = await call(
+        registry, {"payload": {"q": "a b", "n": 2}}, url=f"{base}/echo?x=1", paytoqs="query", ret="obj"
+    )
     assert out["payload"]["query"] == "x=1&q=a%20b&n=2"
     [out], _ = await call(registry, {"payload": {"q": 1}}, url=f"{base}/echo", paytoqs="body", ret="obj")
     assert out["payload"]["body"] == '{"q":1}' and out["payload"]["method"] == "GET"
@@ -263,12 +347,19 @@ async def test_paytoqs_query_and_body(registry, base):
 
 
 async def test_headers_from_msg_and_node(registry, base):
-    headers = [{"keyType": "other", "keyValue": "X-Node", "valueType": "other", "valueValue": "n"},
-               {"keyType": "Accept", "keyValue": "", "valueType": "application/json", "valueValue": ""},
-               {"keyType": "other", "keyValue": "x-from-msg", "valueType": "msg", "valueValue": "topic"},
-               {"keyType": "other", "keyValue": "X-Remove", "valueType": "other", "valueValue": ""}]
-    [out], _ = await call(registry, {"topic": "tp", "headers": {"x-node": "msg", "X-Remove": "r", "x-keep": 1}},
-                          url=f"{base}/echo", headers=headers, ret="obj")
+    headers = [
+        {"keyType": "other", "keyValue": "X-Node", "valueType": "other", "valueValue": "n"},
+        {"keyType": "Accept", "keyValue": "", "valueType": "application/json", "valueValue": ""},
+        {"keyType": "other", "keyValue": "x-from-msg", "valueType": "msg", "valueValue": "topic"},
+        {"keyType": "other", "keyValue": "X-Remove", "valueType": "other", "valueValue": ""},
+    ]
+    [out], _ = await call(
+        registry,
+        {"topic": "tp", "headers": {"x-node": "msg", "X-Remove": "r", "x-keep": 1}},
+        url=f"{base}/echo",
+        headers=headers,
+        ret="obj",
+    )
     sent = out["payload"]["headers"]
     assert sent["x-node"] == "n" and sent["accept"] == "application/json" and sent["x-from-msg"] == "tp"
     assert sent["x-keep"] == "1" and "x-remove" not in sent
@@ -326,12 +417,26 @@ async def test_too_many_redirects(registry, base):
 
 
 async def test_cookies_in_and_out(registry, base):
-    [out], _ = await call(registry, {"cookies": {"x": "a b", "y": {"value": "a b", "encode": False}, "z": None},
-                                     "headers": {"cookie": "h=1"}}, url=f"{base}/echo", ret="obj")
+    [out], _ = await call(
+        registry,
+        {
+            "cookies": {"x": "a b", "y": {"value": "a b", "encode": False}, "z": None},
+            "headers": {"cookie": "h=1"},
+        },
+        url=f"{base}/echo",
+        ret="obj",
+    )
     assert out["payload"]["headers"]["cookie"] == "h=1; x=a%20b; y=a b"
     [out], _ = await call(registry, {}, url=f"{base}/cookies")
-    assert out["responseCookies"]["a"] == {"Path": "/", "SameSite": "lax", "value": "1"}  # HttpOnly has no value
-    assert out["responseCookies"]["b"]["value"] == "hello world" and out["responseCookies"]["b"]["Max-Age"] == "60"
+    assert out["responseCookies"]["a"] == {
+        "Path": "/",
+        "SameSite": "lax",
+        "value": "1",
+    }  # HttpOnly has no value
+    assert (
+        out["responseCookies"]["b"]["value"] == "hello world"
+        and out["responseCookies"]["b"]["Max-Age"] == "60"
+    )
     assert len(out["headers"]["set-cookie"]) == 2
 
 
@@ -343,16 +448,29 @@ async def test_basic_auth(registry, base):
     assert out["payload"] == "welcome ada"
     [out], _ = await call(registry, {}, url=f"http://ada:s3cret@{base[7:]}/basic")
     assert out["payload"] == "welcome ada" and out["responseUrl"] == f"{base}/basic"
-    [out], _ = await call(registry, {}, credentials={"req": {"user": "ada", "password": "bad"}}, url=f"{base}/basic")
+    [out], _ = await call(
+        registry, {}, credentials={"req": {"user": "ada", "password": "bad"}}, url=f"{base}/basic"
+    )
     assert out["statusCode"] == 401
 
 
 async def test_bearer_and_digest(registry, base):
-    [out], _ = await call(registry, {}, credentials={"req": {"password": "tok-123"}}, url=f"{base}/bearer",
-                          authType="bearer", ret="obj")
+    [out], _ = await call(
+        registry,
+        {},
+        credentials={"req": {"password": "tok-123"}},
+        url=f"{base}/bearer",
+        authType="bearer",
+        ret="obj",
+    )
     assert out["payload"] == {"ok": True}
-    [out], _ = await call(registry, {}, credentials={"req": {"user": "ada", "password": "pw"}}, url=f"{base}/digest",
-                          authType="digest")
+    [out], _ = await call(
+        registry,
+        {},
+        credentials={"req": {"user": "ada", "password": "pw"}},
+        url=f"{base}/digest",
+        authType="digest",
+    )
     assert out["payload"] == "digest ok"
 
 
@@ -387,8 +505,14 @@ async def test_tls_rejectunauthorized_against_plain_http_is_ignored(registry, ba
 
 
 async def test_bad_config_refuses_the_deploy(registry):
-    for props in ({"method": "FETCH"}, {"ret": "xml"}, {"authType": "ntlm"}, {"url": "http://x/{{#a}}"},
-                  {"headers": "x"}, {"headers": [1]}):
+    for props in (
+        {"method": "FETCH"},
+        {"ret": "xml"},
+        {"authType": "ntlm"},
+        {"url": "http://x/{{#a}}"},
+        {"headers": "x"},
+        {"headers": [1]},
+    ):
         with pytest.raises(FlowValidationError):
             async with FlowTester(flow(**props), registry):
                 pass
@@ -437,17 +561,27 @@ def self_signed(tmp_path) -> tuple[str, str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     (tmp_path / "cert.pem").write_text(pem)
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), pem
 
 
@@ -455,8 +589,17 @@ def self_signed(tmp_path) -> tuple[str, str, str]:
 def https_base(tmp_path):
     cert, key, pem = self_signed(tmp_path)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(APP, host="127.0.0.1", port=port, log_level="critical", lifespan="off",
-                                           ssl_certfile=cert, ssl_keyfile=key))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            APP,
+            host="127.0.0.1",
+            port=port,
+            log_level="critical",
+            lifespan="off",
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -482,8 +625,9 @@ async def test_https_self_signed(registry, https_base):
         await until(lambda: t.outputs("d")[0])
         assert t.outputs("req")[0][0]["payload"] == "user 3"
     tls = {"id": "tls1", "type": "tls-config", "cert": "", "key": "", "ca": "", "verifyservercert": True}
-    async with FlowTester(flow(url=f"{base}/user/4", tls="tls1") + [tls], registry,
-                          credentials={"tls1": {"cadata": pem}}) as t:
+    async with FlowTester(
+        flow(url=f"{base}/user/4", tls="tls1") + [tls], registry, credentials={"tls1": {"cadata": pem}}
+    ) as t:
         t.inject("req", {"rejectUnauthorized": False})  # ignored when a tls node is set
         await until(lambda: t.outputs("d")[0])
         assert t.outputs("req")[0][0]["payload"] == "user 4"
@@ -504,9 +648,17 @@ async def test_http_proxy_node(registry, base):
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        proxy = {"id": "px", "type": "http proxy", "url": f"http://127.0.0.1:{port}", "noproxy": ["skip.test"]}
-        async with FlowTester(flow(url="http://example.test/path", proxy="px") + [proxy], registry,
-                              credentials={"px": {"username": "u", "password": "p"}}) as t:
+        proxy = {
+            "id": "px",
+            "type": "http proxy",
+            "url": f"http://127.0.0.1:{port}",
+            "noproxy": ["skip.test"],
+        }
+        async with FlowTester(
+            flow(url="http://example.test/path", proxy="px") + [proxy],
+            registry,
+            credentials={"px": {"username": "u", "password": "p"}},
+        ) as t:
             t.inject("req", {})
             await until(lambda: t.outputs("d")[0])
             assert t.outputs("req")[0][0]["payload"] == "via proxy"
@@ -522,8 +674,10 @@ async def test_http_proxy_node(registry, base):
 
 def test_url_template_escaping_and_sections():
     tree = compile_url("http://h/{{a}}/{{{a}}}/{{#list}}{{.}},{{/list}}{{^none}}z{{/none}}{{b.c}}{{missing}}")
-    assert render_url(tree, [{"a": "x/y", "list": [1, 2.0, True], "b": {"c": False}}]) == \
-        "http://h/x&#x2F;y/x/y/1,2,true,zfalse"
+    assert (
+        render_url(tree, [{"a": "x/y", "list": [1, 2.0, True], "b": {"c": False}}])
+        == "http://h/x&#x2F;y/x/y/1,2,true,zfalse"
+    )
 
 
 def test_cookie_parse_and_querystring():
@@ -532,10 +686,22 @@ def test_cookie_parse_and_querystring():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: "." not in k and "{" not in k
-                                                             and "}" not in k and "=" not in k and k.strip() == k
-                                                             and k not in ("!", ">", "&", "#", "^", "/")),
-                       st.text(max_size=10), max_size=4))
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(
+            lambda k: (
+                "." not in k
+                and "{" not in k
+                and "}" not in k
+                and "=" not in k
+                and k.strip() == k
+                and k not in ("!", ">", "&", "#", "^", "/")
+            )
+        ),
+        st.text(max_size=10),
+        max_size=4,
+    )
+)
 def test_triple_mustache_inserts_values_verbatim(values):
     template = "/".join("{{{" + k + "}}}" for k in values)
     assert render_url(compile_url(template), [values]) == "/".join(values.values())
@@ -543,5 +709,6 @@ def test_triple_mustache_inserts_values_verbatim(values):
 
 def test_querystring_round_trips():
     from urllib.parse import parse_qs
+
     assert parse_qs(querystring({"k": "v w", "n": 3})) == {"k": ["v w"], "n": ["3"]}
     assert json.loads("{}") == {}

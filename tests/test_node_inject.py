@@ -13,21 +13,47 @@ from sofiaflow.nodes.common.inject import moment_format
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.testing import FlowTester
 
-TAB = {"id": "t1", "type": "tab", "label": "Flow 1", "env": [{"name": "GREETING", "value": "hello", "type": "str"}]}
+TAB = {
+    "id": "t1",
+    "type": "tab",
+    "label": "Flow 1",
+    "env": [{"name": "GREETING", "value": "hello", "type": "str"}],
+}
 START = 1_700_000_000.0  # the virtual clock's start: 2023-11-14T22:13:20Z
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def inject(**cfg):
-    base = {"props": [{"p": "payload"}, {"p": "topic", "vt": "str"}], "repeat": "", "crontab": "", "once": False,
-            "onceDelay": 0.1, "topic": "", "payload": "", "payloadType": "date"}
+    base = {
+        "props": [{"p": "payload"}, {"p": "topic", "vt": "str"}],
+        "repeat": "",
+        "crontab": "",
+        "once": False,
+        "onceDelay": 0.1,
+        "topic": "",
+        "payload": "",
+        "payloadType": "date",
+    }
     base.update(cfg)
-    return [TAB, node("i", "inject", [["o"]], **base), node("o", "junction", [[]]),
-            node("c", "catch", [["e"]], scope=None, uncaught=False), node("e", "junction", [[]])]
+    return [
+        TAB,
+        node("i", "inject", [["o"]], **base),
+        node("o", "junction", [[]]),
+        node("c", "catch", [["e"]], scope=None, uncaught=False),
+        node("e", "junction", [[]]),
+    ]
 
 
 async def fire(registry, overrides=None, setup=None, **cfg):
@@ -62,26 +88,29 @@ async def test_default_payload_is_a_millisecond_timestamp_on_the_runtime_clock(r
     assert out[0]["topic"] == ""
 
 
-@pytest.mark.parametrize(("v", "vt", "expected"), [
-    ("text", "str", "text"),
-    (5, "str", "5"),
-    ("42", "num", 42),
-    ("2.5", "num", 2.5),
-    ("", "num", 0),
-    ("true", "bool", True),
-    ("false", "bool", False),
-    ('{"a":[1,2]}', "json", {"a": [1, 2]}),
-    ("[1,2,255]", "bin", bytearray([1, 2, 255])),
-    ("", "date", int(START * 1000)),
-    ("iso", "date", "2023-11-14T22:13:20.000Z"),
-    ("GREETING", "env", "hello"),
-    ("${GREETING}-x", "env", "hello-x"),
-    ("NOT_SET_ANYWHERE_42", "env", ""),
-    ("1 + 2", "jsonata", 3),
-    ("$flowContext('count') * 10", "jsonata", 40),
-    ("count", "flow", 4),
-    ("site.name", "global", "north"),
-])
+@pytest.mark.parametrize(
+    ("v", "vt", "expected"),
+    [
+        ("text", "str", "text"),
+        (5, "str", "5"),
+        ("42", "num", 42),
+        ("2.5", "num", 2.5),
+        ("", "num", 0),
+        ("true", "bool", True),
+        ("false", "bool", False),
+        ('{"a":[1,2]}', "json", {"a": [1, 2]}),
+        ("[1,2,255]", "bin", bytearray([1, 2, 255])),
+        ("", "date", int(START * 1000)),
+        ("iso", "date", "2023-11-14T22:13:20.000Z"),
+        ("GREETING", "env", "hello"),
+        ("${GREETING}-x", "env", "hello-x"),
+        ("NOT_SET_ANYWHERE_42", "env", ""),
+        ("1 + 2", "jsonata", 3),
+        ("$flowContext('count') * 10", "jsonata", 40),
+        ("count", "flow", 4),
+        ("site.name", "global", "north"),
+    ],
+)
 async def test_value_types(registry, v, vt, expected):
     def setup(t):
         t.node("i").flow.set("count", 4)
@@ -94,8 +123,13 @@ async def test_value_types(registry, v, vt, expected):
 
 
 async def test_date_object_and_moment_format(registry):
-    out, _ = await fire(registry, props=[{"p": "a", "v": "object", "vt": "date"},
-                                         {"p": "b", "v": "YYYY-MM-DD [at] HH:mm", "vt": "date"}])
+    out, _ = await fire(
+        registry,
+        props=[
+            {"p": "a", "v": "object", "vt": "date"},
+            {"p": "b", "v": "YYYY-MM-DD [at] HH:mm", "vt": "date"},
+        ],
+    )
     assert out[0]["a"].timestamp() == START
     assert out[0]["b"] == datetime.fromtimestamp(START).strftime("%Y-%m-%d at %H:%M")
 
@@ -111,17 +145,29 @@ async def test_json_values_are_fresh_per_message(registry):
 
 
 async def test_nested_paths_msg_references_and_empty_entries(registry):
-    out, _ = await fire(registry, props=[{"p": "a.b[1]", "v": "x", "vt": "str"}, {"p": "copy", "v": "a.b", "vt": "msg"},
-                                         {"p": "", "v": "ignored"}, {"p": "skip", "v": "", "vt": "jsonata"},
-                                         {"p": "msg.plain", "v": "p"}])
+    out, _ = await fire(
+        registry,
+        props=[
+            {"p": "a.b[1]", "v": "x", "vt": "str"},
+            {"p": "copy", "v": "a.b", "vt": "msg"},
+            {"p": "", "v": "ignored"},
+            {"p": "skip", "v": "", "vt": "jsonata"},
+            {"p": "msg.plain", "v": "p"},
+        ],
+    )
     msg = out[0]
     assert msg["a"] == {"b": [None, "x"]} and msg["copy"] == [None, "x"]
     assert msg["plain"] == "p" and "skip" not in msg and "" not in msg
 
 
 async def test_failing_property_errors_with_the_message_to_catch(registry):
-    out, err = await fire(registry, props=[{"p": "payload", "v": "$error('boom')", "vt": "jsonata"},
-                                           {"p": "topic", "v": "t", "vt": "str"}])
+    out, err = await fire(
+        registry,
+        props=[
+            {"p": "payload", "v": "$error('boom')", "vt": "jsonata"},
+            {"p": "topic", "v": "t", "vt": "str"},
+        ],
+    )
     assert out == []
     assert "boom" in err[0]["error"]["message"]
     assert err[0]["error"]["source"]["id"] == "i"
@@ -133,7 +179,9 @@ async def test_user_inject_props_replace_the_configured_ones(registry):
     out, _ = await fire(registry, overrides=body, payload="5", payloadType="num", topic="sample")
     assert {k: v for k, v in out[0].items() if k != "_msgid"} == {"payload": 7, "extra": "x"}
     assert "__user_inject_props__" not in out[0]
-    out, err = await fire(registry, overrides={"__user_inject_props__": [{"p": "payload", "v": "{", "vt": "json"}]})
+    out, err = await fire(
+        registry, overrides={"__user_inject_props__": [{"p": "payload", "v": "{", "vt": "json"}]}
+    )
     assert out == [] and "invalid JSON" in err[0]["error"]["message"]
 
 
@@ -189,18 +237,21 @@ async def test_redeploy_and_close_cancel_timers(registry):
         assert len(t.payloads("o")) == 1
 
 
-@pytest.mark.parametrize("cfg", [
-    {"props": [{"p": "payload", "v": "{bad", "vt": "json"}]},
-    {"props": [{"p": "payload", "v": "1 +", "vt": "jsonata"}]},
-    {"props": [{"p": "payload", "v": "abc", "vt": "num"}]},
-    {"props": [{"p": "a..b", "v": "x", "vt": "str"}]},
-    {"props": [{"p": "payload", "v": "x", "vt": "nonsense"}]},
-    {"crontab": "every day"},
-    {"crontab": "61 * * * *"},
-    {"crontab": "0 0 30 2 *"},
-    {"repeat": "3000000"},
-    {"repeat": "soon"},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"props": [{"p": "payload", "v": "{bad", "vt": "json"}]},
+        {"props": [{"p": "payload", "v": "1 +", "vt": "jsonata"}]},
+        {"props": [{"p": "payload", "v": "abc", "vt": "num"}]},
+        {"props": [{"p": "a..b", "v": "x", "vt": "str"}]},
+        {"props": [{"p": "payload", "v": "x", "vt": "nonsense"}]},
+        {"crontab": "every day"},
+        {"crontab": "61 * * * *"},
+        {"crontab": "0 0 30 2 *"},
+        {"repeat": "3000000"},
+        {"repeat": "soon"},
+    ],
+)
 async def test_bad_config_refuses_deploy(registry, cfg):
     with pytest.raises(FlowValidationError) as info:
         async with FlowTester(inject(**cfg), registry, virtual_time=True):
@@ -215,10 +266,12 @@ def test_moment_format_tokens():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.text(max_size=30).filter(lambda s: not s.startswith("$")), st.integers(-10**15, 10**15))
+@given(st.text(max_size=30).filter(lambda s: not s.startswith("$")), st.integers(-(10**15), 10**15))
 def test_string_and_number_values_arrive_unchanged(text, number):
     async def go():
-        flows = inject(props=[{"p": "payload", "v": text, "vt": "str"}, {"p": "n", "v": str(number), "vt": "num"}])
+        flows = inject(
+            props=[{"p": "payload", "v": text, "vt": "str"}, {"p": "n", "v": str(number), "vt": "num"}]
+        )
         async with FlowTester(flows) as t:
             t.node("i").trigger()
             await t.idle()

@@ -20,16 +20,38 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def join(**props):
     """A join node with Node-RED's stored defaults (as the editor saves them)."""
-    base = {"mode": "auto", "build": "object", "property": "payload", "propertyType": "msg", "key": "topic",
-            "joiner": "\\n", "joinerType": "str", "useparts": False, "accumulate": "false", "timeout": "",
-            "count": "", "reduceRight": False, "reduceExp": "", "reduceInit": "", "reduceInitType": "",
-            "reduceFixup": ""}
+    base = {
+        "mode": "auto",
+        "build": "object",
+        "property": "payload",
+        "propertyType": "msg",
+        "key": "topic",
+        "joiner": "\\n",
+        "joinerType": "str",
+        "useparts": False,
+        "accumulate": "false",
+        "timeout": "",
+        "count": "",
+        "reduceRight": False,
+        "reduceExp": "",
+        "reduceInit": "",
+        "reduceInitType": "",
+        "reduceFixup": "",
+    }
     base.update(props)
     return node("j", "join", [["o"]], **base)
 
@@ -77,17 +99,21 @@ async def test_auto_output_is_based_on_the_last_message(registry):
 
 
 async def test_auto_rebuilds_array_chunks(registry):
-    msgs = [{"payload": [3, 4], "parts": parts("g", 1, 3, type="array", len=2)},
-            {"payload": [1, 2], "parts": parts("g", 0, 3, type="array", len=2)},
-            {"payload": [5], "parts": parts("g", 2, 3, type="array", len=2)}]
+    msgs = [
+        {"payload": [3, 4], "parts": parts("g", 1, 3, type="array", len=2)},
+        {"payload": [1, 2], "parts": parts("g", 0, 3, type="array", len=2)},
+        {"payload": [5], "parts": parts("g", 2, 3, type="array", len=2)},
+    ]
     out, _ = await run(join(), registry, *msgs)
     assert out[0]["payload"] == [1, 2, 3, 4, 5]
 
 
 async def test_auto_rebuilds_objects_by_key_and_warns_without_a_key(registry):
-    msgs = [{"payload": 1, "parts": parts("g", 0, 2, type="object", key="a")},
-            {"payload": 9, "parts": parts("g", 1, 2, type="object")},
-            {"payload": {"x": 2}, "parts": parts("g", 1, 2, type="object", key="b")}]
+    msgs = [
+        {"payload": 1, "parts": parts("g", 0, 2, type="object", key="a")},
+        {"payload": 9, "parts": parts("g", 1, 2, type="object")},
+        {"payload": {"x": 2}, "parts": parts("g", 1, 2, type="object", key="b")},
+    ]
     out, t = await run(join(), registry, *msgs)
     assert [m["payload"] for m in out] == [{"a": 1, "b": {"x": 2}}]
     assert warnings(t) == ["Message missing 'msg.parts.key' property - cannot add to object"]
@@ -117,93 +143,138 @@ async def test_auto_restores_the_outer_parts_of_a_nested_split(registry):
 
 
 async def test_auto_joins_the_property_named_in_parts(registry):
-    msgs = [{"data": {"v": i}, "payload": "keep", "parts": parts("g", i, 2, type="array", property="data.v")}
-            for i in range(2)]
+    msgs = [
+        {"data": {"v": i}, "payload": "keep", "parts": parts("g", i, 2, type="array", property="data.v")}
+        for i in range(2)
+    ]
     out, _ = await run(join(), registry, *msgs)
     assert out[0]["data"] == {"v": [0, 1]} and out[0]["payload"] == "keep"
 
 
 async def test_auto_keeps_separate_groups_apart(registry):
-    msgs = [{"payload": 1, "parts": parts("g1", 0, 2, type="array")},
-            {"payload": "x", "parts": parts("g2", 0, 1, type="array")},
-            {"payload": 2, "parts": parts("g1", 1, 2, type="array")}]
+    msgs = [
+        {"payload": 1, "parts": parts("g1", 0, 2, type="array")},
+        {"payload": "x", "parts": parts("g2", 0, 1, type="array")},
+        {"payload": 2, "parts": parts("g1", 1, 2, type="array")},
+    ]
     out, _ = await run(join(), registry, *msgs)
     assert [m["payload"] for m in out] == [["x"], [1, 2]]
 
 
 async def test_auto_repeated_index_replaces_and_does_not_count(registry):
-    msgs = [{"payload": 1, "parts": parts("g", 0, 2, type="array")},
-            {"payload": 9, "parts": parts("g", 0, 2, type="array")},
-            {"payload": 2, "parts": parts("g", 1, 2, type="array")}]
+    msgs = [
+        {"payload": 1, "parts": parts("g", 0, 2, type="array")},
+        {"payload": 9, "parts": parts("g", 0, 2, type="array")},
+        {"payload": 2, "parts": parts("g", 1, 2, type="array")},
+    ]
     out, _ = await run(join(), registry, *msgs)
     assert [m["payload"] for m in out] == [[9, 2]]
 
 
 async def test_auto_count_may_arrive_on_a_later_part(registry):
-    msgs = [{"payload": 1, "parts": parts("g", 1, type="array")},
-            {"payload": 0, "parts": parts("g", 0, 2, type="array")}]
+    msgs = [
+        {"payload": 1, "parts": parts("g", 1, type="array")},
+        {"payload": 0, "parts": parts("g", 0, 2, type="array")},
+    ]
     out, _ = await run(join(), registry, *msgs)
     assert [m["payload"] for m in out] == [[0, 1]]
 
 
 async def test_auto_without_parts_warns_and_reset_drops_everything(registry):
-    msgs = [{"payload": 1},
-            {"payload": "a", "parts": parts("g", 0, 2, type="string", ch="")},
-            {"reset": True},
-            {"payload": "b", "parts": parts("g", 1, 2, type="string", ch="")}]
+    msgs = [
+        {"payload": 1},
+        {"payload": "a", "parts": parts("g", 0, 2, type="string", ch="")},
+        {"reset": True},
+        {"payload": "b", "parts": parts("g", 1, 2, type="string", ch="")},
+    ]
     out, t = await run(join(), registry, *msgs)
     assert out == []
     assert warnings(t) == ["Message missing msg.parts property - cannot join in 'auto' mode"]
 
 
 async def test_auto_reset_with_parts_drops_only_that_group(registry):
-    msgs = [{"payload": "a", "parts": parts("g", 0, 2, type="string", ch=",")},
-            {"payload": "x", "parts": parts("h", 0, 2, type="string", ch=",")},
-            {"reset": True, "parts": {"id": "g"}},
-            {"payload": "b", "parts": parts("g", 1, 2, type="string", ch=",")},
-            {"payload": "y", "parts": parts("h", 1, 2, type="string", ch=",")}]
+    msgs = [
+        {"payload": "a", "parts": parts("g", 0, 2, type="string", ch=",")},
+        {"payload": "x", "parts": parts("h", 0, 2, type="string", ch=",")},
+        {"reset": True, "parts": {"id": "g"}},
+        {"payload": "b", "parts": parts("g", 1, 2, type="string", ch=",")},
+        {"payload": "y", "parts": parts("h", 1, 2, type="string", ch=",")},
+    ]
     out, _ = await run(join(), registry, *msgs)
     assert [m["payload"] for m in out] == ["x,y"]
 
 
 # ----- manual mode -----------------------------------------------------------------------------------------
 async def test_manual_array_after_count(registry):
-    out, _ = await run(manual(build="array", count="3"), registry,
-                       {"payload": 1}, {"payload": True}, {"payload": {"a": 1}}, {"payload": 4}, {"nothing": 1})
+    out, _ = await run(
+        manual(build="array", count="3"),
+        registry,
+        {"payload": 1},
+        {"payload": True},
+        {"payload": {"a": 1}},
+        {"payload": 4},
+        {"nothing": 1},
+    )
     assert [m["payload"] for m in out] == [[1, True, {"a": 1}]]
 
 
 async def test_manual_string_with_escaped_joiner_and_js_text(registry):
-    out, _ = await run(manual(build="string", count="4", joiner="\\n"), registry,
-                       {"payload": "a"}, {"payload": 2}, {"payload": 1.5}, {"payload": None})
+    out, _ = await run(
+        manual(build="string", count="4", joiner="\\n"),
+        registry,
+        {"payload": "a"},
+        {"payload": 2},
+        {"payload": 1.5},
+        {"payload": None},
+    )
     assert out[0]["payload"] == "a\n2\n1.5\n"
 
 
 async def test_manual_buffer_with_byte_joiner_accepts_strings_and_arrays(registry):
-    out, _ = await run(manual(build="buffer", count="3", joiner="[32]", joinerType="bin"), registry,
-                       {"payload": "hello"}, {"payload": b"big"}, {"payload": [119, 111]})
+    out, _ = await run(
+        manual(build="buffer", count="3", joiner="[32]", joinerType="bin"),
+        registry,
+        {"payload": "hello"},
+        {"payload": b"big"},
+        {"payload": [119, 111]},
+    )
     assert out[0]["payload"] == b"hello big wo"
 
 
 async def test_manual_buffer_rejects_numbers(registry):
     catch = [node("c", "catch", [["co"]], scope=None), node("co", "junction", [[]])]
-    out, t = await run(manual(build="buffer", count="2", joiner=""), registry,
-                       {"payload": "a"}, {"payload": 5}, {"payload": "b"}, extra=catch)
+    out, t = await run(
+        manual(build="buffer", count="2", joiner=""),
+        registry,
+        {"payload": "a"},
+        {"payload": 5},
+        {"payload": "b"},
+        extra=catch,
+    )
     assert [m["payload"] for m in out] == [b"ab"]
     assert t.outputs("co")[0][0]["error"]["message"] == "Cannot join number to buffer"
 
 
 async def test_manual_object_by_topic_later_values_win(registry):
-    msgs = [{"payload": 1, "topic": "a"}, {"payload": 2, "topic": "a"}, {"payload": 3},
-            {"payload": 4, "topic": 5}, {"payload": 5, "topic": "c"}]
+    msgs = [
+        {"payload": 1, "topic": "a"},
+        {"payload": 2, "topic": "a"},
+        {"payload": 3},
+        {"payload": 4, "topic": 5},
+        {"payload": 5, "topic": "c"},
+    ]
     out, t = await run(manual(build="object", count="3"), registry, *msgs)
     assert [m["payload"] for m in out] == [{"a": 2, "5": 4, "c": 5}]
     assert warnings(t) == ["Message missing key property 'msg.topic' - cannot add to object"]
 
 
 async def test_manual_object_key_from_a_nested_property(registry):
-    out, _ = await run(manual(build="object", count="2", key="meta.name"), registry,
-                       {"payload": 1, "meta": {"name": "x"}}, {"payload": 2, "meta": {"name": "y"}})
+    out, _ = await run(
+        manual(build="object", count="2", key="meta.name"),
+        registry,
+        {"payload": 1, "meta": {"name": "x"}},
+        {"payload": 2, "meta": {"name": "y"}},
+    )
     assert out[0]["payload"] == {"x": 1, "y": 2}
 
 
@@ -227,14 +298,23 @@ async def test_manual_array_of_whole_messages(registry):
 
 
 async def test_manual_property_path_is_read_and_written(registry):
-    out, _ = await run(manual(build="array", count="2", property="x.y"), registry,
-                       {"x": {"y": 1}, "payload": "p1"}, {"x": {"y": 2}, "payload": "p2"})
+    out, _ = await run(
+        manual(build="array", count="2", property="x.y"),
+        registry,
+        {"x": {"y": 1}, "payload": "p1"},
+        {"x": {"y": 2}, "payload": "p2"},
+    )
     assert out[0]["x"] == {"y": [1, 2]} and out[0]["payload"] == "p2"
 
 
 async def test_msg_complete_sends_now_and_is_removed(registry):
-    out, _ = await run(manual(build="array"), registry, {"payload": 1}, {"payload": 2, "complete": True},
-                       {"payload": 3, "complete": True})
+    out, _ = await run(
+        manual(build="array"),
+        registry,
+        {"payload": 1},
+        {"payload": 2, "complete": True},
+        {"payload": 3, "complete": True},
+    )
     assert [m["payload"] for m in out] == [[1, 2], [3]]
     assert all("complete" not in m for m in out)
 
@@ -245,8 +325,14 @@ async def test_msg_complete_without_a_key_sends_the_object_so_far(registry):
 
 
 async def test_msg_reset_drops_the_pending_group(registry):
-    out, _ = await run(manual(build="array", count="2"), registry, {"payload": 1}, {"reset": True},
-                       {"payload": 2}, {"payload": 3})
+    out, _ = await run(
+        manual(build="array", count="2"),
+        registry,
+        {"payload": 1},
+        {"reset": True},
+        {"payload": 2},
+        {"payload": 3},
+    )
     assert [m["payload"] for m in out] == [[2, 3]]
 
 
@@ -276,11 +362,19 @@ async def test_restart_timeout_extends_the_wait(registry):
 
 
 async def test_accumulate_sends_every_subsequent_message(registry):
-    msgs = [{"payload": 1, "topic": "a"}, {"payload": 2, "topic": "b"}, {"payload": 3, "topic": "c"},
-            {"payload": 4, "topic": "a", "complete": True}, {"payload": 5, "topic": "z"}]
+    msgs = [
+        {"payload": 1, "topic": "a"},
+        {"payload": 2, "topic": "b"},
+        {"payload": 3, "topic": "c"},
+        {"payload": 4, "topic": "a", "complete": True},
+        {"payload": 5, "topic": "z"},
+    ]
     out, _ = await run(manual(build="object", count="2", accumulate=True), registry, *msgs)
-    assert [m["payload"] for m in out] == [{"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3},
-                                           {"a": 4, "b": 2, "c": 3}]
+    assert [m["payload"] for m in out] == [
+        {"a": 1, "b": 2},
+        {"a": 1, "b": 2, "c": 3},
+        {"a": 4, "b": 2, "c": 3},
+    ]
 
 
 async def test_blank_count_uses_parts_when_useparts_is_absent(registry):
@@ -293,8 +387,11 @@ async def test_blank_count_uses_parts_when_useparts_is_absent(registry):
 
 
 async def test_useparts_false_ignores_parts(registry):
-    msgs = [{"payload": 1, "parts": parts("g", 1, 2)}, {"payload": 2, "parts": parts("g", 0, 2)},
-            {"payload": 3, "complete": True}]
+    msgs = [
+        {"payload": 1, "parts": parts("g", 1, 2)},
+        {"payload": 2, "parts": parts("g", 0, 2)},
+        {"payload": 3, "complete": True},
+    ]
     out, _ = await run(manual(build="array", useparts=False), registry, *msgs)
     assert [m["payload"] for m in out] == [[1, 2, 3]]
     assert "parts" not in out[0]
@@ -318,8 +415,13 @@ def seq(values, pid="g", start=0):
 
 async def test_reduce_sum_with_fixup_average(registry):
     msgs = seq([2, 1, 6])
-    out, _ = await run(reduce(reduceExp="$A+payload", reduceInit="0", reduceInitType="num",
-                              reduceFixup="$A/$N"), registry, msgs[1], msgs[2], msgs[0])
+    out, _ = await run(
+        reduce(reduceExp="$A+payload", reduceInit="0", reduceInitType="num", reduceFixup="$A/$N"),
+        registry,
+        msgs[1],
+        msgs[2],
+        msgs[0],
+    )
     assert [m["payload"] for m in out] == [3]
     assert out[0]["parts"]["index"] == 2  # the last message of the sequence, as Node-RED
 
@@ -328,21 +430,32 @@ async def test_reduce_sees_index_and_count_and_can_run_right_to_left(registry):
     exp = '$A & $string($I) & "/" & $string($N) & payload & ";"'
     out, _ = await run(reduce(reduceExp=exp, reduceInit="", reduceInitType="str"), registry, *seq(list("ab")))
     assert out[0]["payload"] == "0/2a;1/2b;"
-    out, _ = await run(reduce(reduceExp="$append($A, payload)", reduceInit="[]", reduceInitType="json",
-                              reduceRight=True), registry, *seq(list("abc")))
+    out, _ = await run(
+        reduce(reduceExp="$append($A, payload)", reduceInit="[]", reduceInitType="json", reduceRight=True),
+        registry,
+        *seq(list("abc")),
+    )
     assert out[0]["payload"] == ["c", "b", "a"]
 
 
 async def test_reduce_init_from_jsonata_and_passes_messages_without_parts(registry):
-    out, _ = await run(reduce(reduceExp="$A*payload", reduceInit="1+1", reduceInitType="jsonata"), registry,
-                       {"payload": "plain"}, *seq([3]))
+    out, _ = await run(
+        reduce(reduceExp="$A*payload", reduceInit="1+1", reduceInitType="jsonata"),
+        registry,
+        {"payload": "plain"},
+        *seq([3]),
+    )
     assert [m["payload"] for m in out] == ["plain", 6]
 
 
 async def test_reduce_error_goes_to_catch_with_the_last_message(registry):
     catch = [node("c", "catch", [["co"]], scope=None), node("co", "junction", [[]])]
-    out, t = await run(reduce(reduceExp="$A+payload", reduceInit="0", reduceInitType="num"), registry,
-                       *seq([1, "x"]), extra=catch)
+    out, t = await run(
+        reduce(reduceExp="$A+payload", reduceInit="0", reduceInitType="num"),
+        registry,
+        *seq([1, "x"]),
+        extra=catch,
+    )
     assert out == []
     caught = t.outputs("co")[0]
     assert len(caught) == 1 and caught[0]["payload"] == "x"
@@ -379,16 +492,19 @@ async def test_pending_group_survives_a_nodes_redeploy_of_other_nodes(registry):
 
 
 # ----- config errors ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("props, needle", [
-    ({"mode": "reduce", "reduceExp": ""}, "reduceExp"),
-    ({"mode": "reduce", "reduceExp": "$A +"}, "JSONata"),
-    ({"mode": "reduce", "reduceExp": "$A", "reduceFixup": "(("}, "JSONata"),
-    ({"mode": "custom", "joinerType": "bin", "joiner": "[1,"}, "joiner"),
-    ({"mode": "custom", "joinerType": "bin", "joiner": "7"}, "joiner"),
-    ({"mode": "merge"}, "mode"),
-    ({"mode": "custom", "build": "set"}, "build"),
-    ({"mode": "custom", "timeout": "soon"}, "timeout"),
-])
+@pytest.mark.parametrize(
+    "props, needle",
+    [
+        ({"mode": "reduce", "reduceExp": ""}, "reduceExp"),
+        ({"mode": "reduce", "reduceExp": "$A +"}, "JSONata"),
+        ({"mode": "reduce", "reduceExp": "$A", "reduceFixup": "(("}, "JSONata"),
+        ({"mode": "custom", "joinerType": "bin", "joiner": "[1,"}, "joiner"),
+        ({"mode": "custom", "joinerType": "bin", "joiner": "7"}, "joiner"),
+        ({"mode": "merge"}, "mode"),
+        ({"mode": "custom", "build": "set"}, "build"),
+        ({"mode": "custom", "timeout": "soon"}, "timeout"),
+    ],
+)
 async def test_bad_config_refuses_the_deploy(registry, props, needle):
     with pytest.raises(FlowValidationError) as info:
         async with FlowTester(flows_for(join(**props)), registry):

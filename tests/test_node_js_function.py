@@ -27,8 +27,17 @@ def js_mode(request):
 
 
 def fn(body, outputs=1, wires=None, id_="f", **props):
-    return {"id": id_, "type": "function", "z": "t1", "x": 1, "y": 1, "func": body, "outputs": outputs,
-            "wires": wires if wires is not None else [[] for _ in range(outputs)], **props}
+    return {
+        "id": id_,
+        "type": "function",
+        "z": "t1",
+        "x": 1,
+        "y": 1,
+        "func": body,
+        "outputs": outputs,
+        "wires": wires if wires is not None else [[] for _ in range(outputs)],
+        **props,
+    }
 
 
 def catch(wires):
@@ -47,7 +56,9 @@ async def run_one(body, msg, registry, outputs=1, **props):
 
 
 async def test_returns_the_message(registry):
-    out, errors = await run_one("msg.payload = msg.payload * 3; return msg;", {"payload": 5, "topic": "t"}, registry)
+    out, errors = await run_one(
+        "msg.payload = msg.payload * 3; return msg;", {"payload": 5, "topic": "t"}, registry
+    )
     assert [(m["payload"], m["topic"]) for m in out[0]] == [(15, "t")]
     assert errors == []
 
@@ -87,23 +98,30 @@ async def test_bytes_are_buffers_inside(registry):
 
 
 async def test_context_flow_global_and_env(registry):
-    body = ("var c = (context.get('count') || 0) + 1; context.set('count', c);"
-            "flow.set('last', msg.payload); global.set('seen', true);"
-            "msg.payload = {count: c, id: env.get('NR_NODE_ID'), keys: context.keys()}; return msg;")
+    body = (
+        "var c = (context.get('count') || 0) + 1; context.set('count', c);"
+        "flow.set('last', msg.payload); global.set('seen', true);"
+        "msg.payload = {count: c, id: env.get('NR_NODE_ID'), keys: context.keys()}; return msg;"
+    )
     async with js_tester([TAB, fn(body)], registry) as t:
         t.inject("f", {"payload": 16})
         t.inject("f", {"payload": 9})
         await t.idle()
-        assert t.payloads("f") == [{"count": 1, "id": "f", "keys": ["count"]}, {"count": 2, "id": "f", "keys": ["count"]}]
+        assert t.payloads("f") == [
+            {"count": 1, "id": "f", "keys": ["count"]},
+            {"count": 2, "id": "f", "keys": ["count"]},
+        ]
         assert t.node("f").flow.get("last") == 9
         assert t.engine.global_context.get("seen") is True
 
 
 async def test_context_keys_computed_at_run_time_and_mutated_objects(registry):
     """A key only known at run time is fetched and the call repeated; objects changed in place are kept."""
-    body = ("var k = 'per-' + msg.topic; var n = (flow.get(k) || 0) + 1; flow.set(k, n);"
-            "var list = context.get('list') || []; if (!context.get('list')) context.set('list', list);"
-            "list.push(msg.topic); msg.payload = n; return msg;")
+    body = (
+        "var k = 'per-' + msg.topic; var n = (flow.get(k) || 0) + 1; flow.set(k, n);"
+        "var list = context.get('list') || []; if (!context.get('list')) context.set('list', list);"
+        "list.push(msg.topic); msg.payload = n; return msg;"
+    )
     async with js_tester([TAB, fn(body)], registry) as t:
         for topic in ("a", "b", "a"):
             t.inject("f", {"topic": topic})
@@ -113,8 +131,10 @@ async def test_context_keys_computed_at_run_time_and_mutated_objects(registry):
 
 
 async def test_node_status_warn_and_error_with_message(registry):
-    body = ("node.status({fill: 'green', shape: 'dot', text: 'ok ' + msg.payload}); node.warn('careful');"
-            "node.error('bad thing', msg); return null;")
+    body = (
+        "node.status({fill: 'green', shape: 'dot', text: 'ok ' + msg.payload}); node.warn('careful');"
+        "node.error('bad thing', msg); return null;"
+    )
     async with js_tester([TAB, fn(body), catch([["err"]]), sink("err")], registry) as t:
         t.inject("f", {"payload": 7})
         await t.idle()
@@ -128,7 +148,9 @@ async def test_thrown_errors_go_to_catch_with_node_red_text(registry):
     out, errors = await run_one("var x = 1;\nfoo.bar = x;\nreturn msg;", {"payload": 1}, registry)
     assert out[0] == []
     # Node-RED's text, name repeated included
-    assert errors[0]["error"]["message"] == "ReferenceError: ReferenceError: foo is not defined (line 2, col 1)"
+    assert (
+        errors[0]["error"]["message"] == "ReferenceError: ReferenceError: foo is not defined (line 2, col 1)"
+    )
     assert errors[0]["error"]["source"]["type"] == "function"
     _, errors = await run_one("throw new Error('nope');", {"payload": 1}, registry)
     assert errors[0]["error"]["message"] == "Error: nope"
@@ -137,10 +159,12 @@ async def test_thrown_errors_go_to_catch_with_node_red_text(registry):
 
 
 async def test_await_and_set_timeout(registry):
-    body = ("await new Promise(resolve => setTimeout(resolve, 50));"
-            "msg.payload = 'after await'; return msg;")
-    flows = [TAB, fn(body), fn("setTimeout(function () { node.send({payload: 'later'}); }, 30); return null;",
-                                id_="g")]
+    body = "await new Promise(resolve => setTimeout(resolve, 50));msg.payload = 'after await'; return msg;"
+    flows = [
+        TAB,
+        fn(body),
+        fn("setTimeout(function () { node.send({payload: 'later'}); }, 30); return null;", id_="g"),
+    ]
     async with js_tester(flows, registry, virtual_time=True) as t:
         t.inject("f", {})
         t.inject("g", {})
@@ -153,8 +177,10 @@ async def test_await_and_set_timeout(registry):
 
 
 async def test_set_interval_and_clear(registry):
-    body = ("var n = 0; var id = setInterval(function () { n++; node.send({payload: n});"
-            " if (n === 3) clearInterval(id); }, 10); return null;")
+    body = (
+        "var n = 0; var id = setInterval(function () { n++; node.send({payload: n});"
+        " if (n === 3) clearInterval(id); }, 10); return null;"
+    )
     async with js_tester([TAB, fn(body)], registry, virtual_time=True) as t:
         t.inject("f", {})
         await t.idle()
@@ -164,9 +190,15 @@ async def test_set_interval_and_clear(registry):
 
 
 async def test_node_done_marks_completion_of_the_message_as_left(registry):
-    body = "setTimeout(function () { node.send(msg); msg.payload = 'finished'; node.done(); }, 20); return null;"
-    flows = [TAB, fn(body), {"id": "done", "type": "complete", "z": "t1", "scope": ["f"], "wires": [["s"]]},
-             sink("s")]
+    body = (
+        "setTimeout(function () { node.send(msg); msg.payload = 'finished'; node.done(); }, 20); return null;"
+    )
+    flows = [
+        TAB,
+        fn(body),
+        {"id": "done", "type": "complete", "z": "t1", "scope": ["f"], "wires": [["s"]]},
+        sink("s"),
+    ]
     async with js_tester(flows, registry, virtual_time=True) as t:
         t.inject("f", {"payload": 1})
         await t.idle()
@@ -179,8 +211,12 @@ async def test_node_done_marks_completion_of_the_message_as_left(registry):
 
 async def test_complete_sees_the_message_as_the_body_left_it(registry):
     res = object()
-    flows = [TAB, fn("msg.payload = msg.payload * 10; return null;"),
-             {"id": "done", "type": "complete", "z": "t1", "scope": ["f"], "wires": [["s"]]}, sink("s")]
+    flows = [
+        TAB,
+        fn("msg.payload = msg.payload * 10; return null;"),
+        {"id": "done", "type": "complete", "z": "t1", "scope": ["f"], "wires": [["s"]]},
+        sink("s"),
+    ]
     async with js_tester(flows, registry) as t:
         t.inject("f", {"payload": 2, "res": res})
         await t.idle()
@@ -188,8 +224,14 @@ async def test_complete_sees_the_message_as_the_body_left_it(registry):
 
 
 async def test_initialize_and_finalize(registry):
-    flows = [TAB, fn("msg.payload = context.get('ready'); return msg;", initialize="context.set('ready', 'yes');",
-                     finalize="global.set('finalized', true);")]
+    flows = [
+        TAB,
+        fn(
+            "msg.payload = context.get('ready'); return msg;",
+            initialize="context.set('ready', 'yes');",
+            finalize="global.set('finalized', true);",
+        ),
+    ]
     async with js_tester(flows, registry) as t:
         t.inject("f", {})
         await t.idle()
@@ -206,9 +248,11 @@ async def test_non_finite_numbers_enter_as_numbers_and_leave_as_null(registry):
 
 async def test_held_values_reach_timers_and_async_errors_go_to_catch(registry):
     res = object()
-    body = ("setTimeout(function () { node.send({payload: 'late', res: msg.res}); }, 10);"
-            "await new Promise(function (resolve) { setTimeout(resolve, 20); });"
-            "throw new Error('after await');")
+    body = (
+        "setTimeout(function () { node.send({payload: 'late', res: msg.res}); }, 10);"
+        "await new Promise(function (resolve) { setTimeout(resolve, 20); });"
+        "throw new Error('after await');"
+    )
     flows = [TAB, fn(body), catch([["err"]]), sink("err")]
     async with js_tester(flows, registry, virtual_time=True) as t:
         t.inject("f", {"payload": 1, "res": res})
@@ -216,7 +260,9 @@ async def test_held_values_reach_timers_and_async_errors_go_to_catch(registry):
         await t.advance(0.05)
         await t.idle()
         assert [(m["payload"], m["res"] is res) for m in t.outputs("f")[0]] == [("late", True)]
-        assert [(m["error"]["message"], m["payload"]) for m in t.outputs("err")[0]] == [("Error: after await", 1)]
+        assert [(m["error"]["message"], m["payload"]) for m in t.outputs("err")[0]] == [
+            ("Error: after await", 1)
+        ]
 
 
 async def test_timers_are_cancelled_on_redeploy(registry):
@@ -237,8 +283,13 @@ async def test_red_util_clone_message(registry):
 
 
 async def test_runaway_is_stopped_within_its_timeout_and_other_flows_go_on(registry):
-    flows = [TAB, fn("while (true) {}", timeout="0.3"), catch([["err"]]), sink("err"),
-             fn("msg.payload += 1; return msg;", id_="other")]
+    flows = [
+        TAB,
+        fn("while (true) {}", timeout="0.3"),
+        catch([["err"]]),
+        sink("err"),
+        fn("msg.payload += 1; return msg;", id_="other"),
+    ]
     async with js_tester(flows, registry) as t:
         started = time.monotonic()
         t.inject("f", {"payload": 1})
@@ -275,7 +326,9 @@ async def test_syntax_errors_and_libs_refuse_the_deploy(registry):
             pass
     assert "SyntaxError" in str(info.value) and "line 2" in str(info.value)
     with pytest.raises(FlowValidationError) as info:
-        async with js_tester([TAB, fn("return msg;", libs=[{"var": "moment", "module": "moment"}])], registry):
+        async with js_tester(
+            [TAB, fn("return msg;", libs=[{"var": "moment", "module": "moment"}])], registry
+        ):
             pass
     assert "libs" in str(info.value) and "moment" in str(info.value)
 
@@ -290,10 +343,18 @@ async def test_non_message_results_are_logged_errors(registry):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False, allow_infinity=False)
-                    | st.text(max_size=20) | st.binary(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**53), 2**53)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20)
+        | st.binary(max_size=8),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=12,
+    )
+)
 def test_json_values_and_bytes_round_trip_unchanged(registry, value):
     async def scenario():
         async with js_tester([TAB, fn("return msg;")], registry) as t:

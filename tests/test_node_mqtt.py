@@ -32,8 +32,10 @@ from tests.conftest import require_binary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nodered" / "nodered-export.json"
 TAB = {"id": "t1", "type": "tab", "label": "mqtt"}
-TRANSFORM = ("msg['payload'] = {'got': msg['payload'], 'topic': msg['topic']}\n"
-             "msg['topic'] = 'out/' + msg['topic']\nreturn msg")
+TRANSFORM = (
+    "msg['payload'] = {'got': msg['payload'], 'topic': msg['topic']}\n"
+    "msg['topic'] = 'out/' + msg['topic']\nreturn msg"
+)
 
 
 # ----- helpers (also used by test_node_mqtt_resilience.py) ---------------------------------------------------------
@@ -61,14 +63,24 @@ def wait_port(port: int, timeout: float = 5.0) -> None:
 class Mosquitto:
     """Debian's mosquitto on 127.0.0.1:port with a tiny config; `stop()` ends it by pid."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False,
-                 password_file: Path | None = None, tls: tuple[Path, Path, Path] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        persistence: bool = False,
+        password_file: Path | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
         self.exe = require_binary("mosquitto")
         self.port = port or free_port()
         self.workdir = workdir
         self.conf = workdir / f"mosquitto-{self.port}.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "max_queued_messages 100000", "user root",
-                 f"persistence {'true' if persistence else 'false'}"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "max_queued_messages 100000",
+            "user root",
+            f"persistence {'true' if persistence else 'false'}",
+        ]
         if persistence:
             lines += [f"persistence_location {workdir}/", "autosave_interval 0"]
         if tls is not None:
@@ -81,8 +93,9 @@ class Mosquitto:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Mosquitto:
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             wait_port(self.port)
         except TimeoutError:
@@ -111,8 +124,15 @@ def mosquitto(tmp_path):
 class Client:
     """A paho-mqtt test client (network loop in its own thread) that collects what it receives."""
 
-    def __init__(self, port: int, client_id: str = "", clean: bool = True, protocol: int = 4,
-                 username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        client_id: str = "",
+        clean: bool = True,
+        protocol: int = 4,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         version = {4: paho.MQTTv311, 5: paho.MQTTv5}[protocol]
         kwargs: dict[str, Any] = {"client_id": client_id, "protocol": version}
         if protocol != 5:
@@ -142,6 +162,7 @@ class Client:
             fut = self._subacks.pop(mid, None)
             if fut is not None and not fut.done():
                 fut.set_result(None)
+
         self._loop.call_soon_threadsafe(done)
 
     async def connect(self) -> Client:
@@ -160,7 +181,9 @@ class Client:
         self._subacks[mid] = fut
         await asyncio.wait_for(fut, 5)
 
-    async def publish(self, topic: str, payload: Any, qos: int = 1, retain: bool = False, **kwargs: Any) -> None:
+    async def publish(
+        self, topic: str, payload: Any, qos: int = 1, retain: bool = False, **kwargs: Any
+    ) -> None:
         info = self.c.publish(topic, payload, qos, retain, **kwargs)
         await asyncio.to_thread(info.wait_for_publish, 5)
 
@@ -216,25 +239,69 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
 
 
 def broker_node(port: int | str, id_: str = "b", **props: Any) -> dict:
-    return {"id": id_, "type": "mqtt-broker", "name": "", "broker": "127.0.0.1", "port": str(port),
-            "clientid": "", "autoConnect": True, "usetls": False, "protocolVersion": "4", "keepalive": "60",
-            "cleansession": True, **props}
+    return {
+        "id": id_,
+        "type": "mqtt-broker",
+        "name": "",
+        "broker": "127.0.0.1",
+        "port": str(port),
+        "clientid": "",
+        "autoConnect": True,
+        "usetls": False,
+        "protocolVersion": "4",
+        "keepalive": "60",
+        "cleansession": True,
+        **props,
+    }
 
 
 def mqtt_in(topic: str, wires: list, id_: str = "in", **props: Any) -> dict:
-    return {"id": id_, "type": "mqtt in", "z": "t1", "x": 100, "y": 100, "topic": topic, "qos": "1",
-            "datatype": "auto-detect", "broker": "b", "nl": False, "rap": True, "rh": 0, "inputs": 0,
-            "wires": [wires], **props}
+    return {
+        "id": id_,
+        "type": "mqtt in",
+        "z": "t1",
+        "x": 100,
+        "y": 100,
+        "topic": topic,
+        "qos": "1",
+        "datatype": "auto-detect",
+        "broker": "b",
+        "nl": False,
+        "rap": True,
+        "rh": 0,
+        "inputs": 0,
+        "wires": [wires],
+        **props,
+    }
 
 
 def mqtt_out(id_: str = "out", **props: Any) -> dict:
-    return {"id": id_, "type": "mqtt out", "z": "t1", "x": 300, "y": 100, "topic": "", "qos": "", "retain": "",
-            "broker": "b", "wires": [], **props}
+    return {
+        "id": id_,
+        "type": "mqtt out",
+        "z": "t1",
+        "x": 300,
+        "y": 100,
+        "topic": "",
+        "qos": "",
+        "retain": "",
+        "broker": "b",
+        "wires": [],
+        **props,
+    }
 
 
 def function(body: str, wires: list, id_: str = "fn") -> dict:
-    return {"id": id_, "type": "python function", "z": "t1", "x": 200, "y": 100, "func": body, "outputs": 1,
-            "wires": [wires]}
+    return {
+        "id": id_,
+        "type": "python function",
+        "z": "t1",
+        "x": 200,
+        "y": 100,
+        "func": body,
+        "outputs": 1,
+        "wires": [wires],
+    }
 
 
 def catch(wires: list) -> dict:
@@ -247,8 +314,13 @@ def sink(id_: str) -> dict:
 
 def pipeline(port: int, topic: str = "in/#", qos: str = "1", **broker_props: Any) -> list[dict]:
     """mqtt in (topic) -> python function (wraps the payload) -> mqtt out (to out/<topic>)."""
-    return [TAB, broker_node(port, **broker_props), mqtt_in(topic, ["fn"], qos=qos), function(TRANSFORM, ["out"]),
-            mqtt_out(qos=qos)]
+    return [
+        TAB,
+        broker_node(port, **broker_props),
+        mqtt_in(topic, ["fn"], qos=qos),
+        function(TRANSFORM, ["out"]),
+        mqtt_out(qos=qos),
+    ]
 
 
 # ----- pure helpers ---------------------------------------------------------------------------------------------
@@ -258,7 +330,12 @@ def test_topic_filters_and_names():
     assert valid_subscription("a/+/c") and valid_subscription("#") and valid_subscription("a/#")
     assert valid_subscription("$share/g/a/+")
     assert not valid_subscription("a/#/c") and not valid_subscription("a+/b") and not valid_subscription("")
-    assert valid_publish("a/b") and not valid_publish("a/+") and not valid_publish("a/#") and not valid_publish("")
+    assert (
+        valid_publish("a/b")
+        and not valid_publish("a/+")
+        and not valid_publish("a/#")
+        and not valid_publish("")
+    )
     assert matches("a/+/c", "a/b/c") and not matches("a/+/c", "a/b/d")
     assert matches("a/#", "a") and matches("a/#", "a/b/c") and matches("#", "x/y")
     assert not matches("#", "$SYS/x") and matches("$SYS/#", "$SYS/x")
@@ -266,8 +343,11 @@ def test_topic_filters_and_names():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet="abc", min_size=1, max_size=2), min_size=1, max_size=4),
-       st.lists(st.sampled_from(["keep", "+"]), min_size=4, max_size=4), st.booleans())
+@given(
+    st.lists(st.text(alphabet="abc", min_size=1, max_size=2), min_size=1, max_size=4),
+    st.lists(st.sampled_from(["keep", "+"]), min_size=4, max_size=4),
+    st.booleans(),
+)
 def test_wildcards_match_the_topics_they_stand_for(levels, pattern, hash_tail):
     topic = "/".join(levels)
     parts = ["+" if pattern[i] == "+" else lv for i, lv in enumerate(levels)]
@@ -305,9 +385,13 @@ def test_payload_encoding_as_node_red():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                    max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_objects_survive_a_publish_and_auto_detect(value):
     if isinstance(value, (dict, list)):
         assert decode(encode(value), "auto-detect") == value
@@ -327,25 +411,31 @@ def test_bytes_are_kept_unless_they_are_text(data):
 # ----- configuration errors refuse the deploy --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("node, words", [
-    (mqtt_in("a/#/b", []), "Invalid topic"),
-    (mqtt_in("", []), "topic not defined"),
-    (mqtt_in("a", [], datatype="xml"), "datatype"),
-    (mqtt_out(qos="3"), "qos"),
-    (mqtt_out(topic="a/+"), "Invalid topic"),
-    (mqtt_out(userProps="{oops"), "userProps"),
-])
+@pytest.mark.parametrize(
+    "node, words",
+    [
+        (mqtt_in("a/#/b", []), "Invalid topic"),
+        (mqtt_in("", []), "topic not defined"),
+        (mqtt_in("a", [], datatype="xml"), "datatype"),
+        (mqtt_out(qos="3"), "qos"),
+        (mqtt_out(topic="a/+"), "Invalid topic"),
+        (mqtt_out(userProps="{oops"), "userProps"),
+    ],
+)
 async def test_bad_node_config_refuses_the_deploy(registry, node, words):
     with pytest.raises(FlowValidationError, match=words):
         async with FlowTester([TAB, broker_node(1), node], registry):
             pass
 
 
-@pytest.mark.parametrize("props, words", [
-    ({"protocolVersion": "6"}, "protocolVersion"),
-    ({"broker": "http://example.org"}, "scheme"),
-    ({"port": "x"}, "port"),
-])
+@pytest.mark.parametrize(
+    "props, words",
+    [
+        ({"protocolVersion": "6"}, "protocolVersion"),
+        ({"broker": "http://example.org"}, "scheme"),
+        ({"port": "x"}, "port"),
+    ],
+)
 async def test_bad_broker_config_refuses_the_deploy(registry, props, words):
     with pytest.raises(FlowValidationError, match=words):
         async with FlowTester([TAB, dict(broker_node(1), **props), mqtt_out()], registry):
@@ -353,6 +443,7 @@ async def test_bad_broker_config_refuses_the_deploy(registry, props, words):
 
 
 # ----- mosquitto ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.servers
 @pytest.mark.parametrize("qos", ["0", "1"])
@@ -384,15 +475,23 @@ async def test_flow_transforms_messages_through_mosquitto(registry, mosquitto, q
 async def test_node_red_export_loads_and_runs(registry, mosquitto):
     """Node-RED 4.1's exported mqtt in / function / mqtt out / mqtt-broker, the function as a python function."""
     export = json.loads(FIXTURE.read_text())
-    keep = {"a1f0c0defff00001", "a1f0c0de0000001e", "a1f0c0de0000001f", "a1f0c0de00000020", "a1f0c0de000000mb"}
+    keep = {
+        "a1f0c0defff00001",
+        "a1f0c0de0000001e",
+        "a1f0c0de0000001f",
+        "a1f0c0de00000020",
+        "a1f0c0de000000mb",
+    }
     flows = []
     for node in export:
         if node["id"] not in keep:
             continue
         node = dict(node)
         if node["type"] == "function":
-            node.update(type="python function", func="msg['payload'] = {'received': msg['payload'], "
-                                                      "'topic': msg['topic']}\nreturn msg")
+            node.update(
+                type="python function",
+                func="msg['payload'] = {'received': msg['payload'], 'topic': msg['topic']}\nreturn msg",
+            )
         if node["type"] == "mqtt-broker":
             assert node["port"] == "18883"
             node["port"] = str(mosquitto.port)  # stored as a string, as Node-RED does
@@ -408,24 +507,41 @@ async def test_node_red_export_loads_and_runs(registry, mosquitto):
             await c.publish("sample/in", b'{"a":1}')
             await c.publish("sample/in", b"plain text")
             msgs = await c.wait_for(2)
-        assert [json.loads(m.payload) for m in msgs] == [{"received": {"a": 1}, "topic": "sample/in"},
-                                                        {"received": "plain text", "topic": "sample/in"}]
+        assert [json.loads(m.payload) for m in msgs] == [
+            {"received": {"a": 1}, "topic": "sample/in"},
+            {"received": "plain text", "topic": "sample/in"},
+        ]
         assert all(m.qos == 1 for m in msgs)  # mqtt out qos "": msg.qos, set to 1 by the mqtt in node
         assert t.errors() == []
 
 
 @pytest.mark.servers
 async def test_output_datatypes_and_json_errors_are_catchable(registry, mosquitto):
-    flows = [TAB, broker_node(mosquitto.port),
-             mqtt_in("t/buf", ["s1"], id_="i1", datatype="buffer"), mqtt_in("t/b64", ["s2"], id_="i2", datatype="base64"),
-             mqtt_in("t/utf", ["s3"], id_="i3", datatype="utf8"), mqtt_in("t/json", ["s4"], id_="i4", datatype="json"),
-             sink("s1"), sink("s2"), sink("s3"), sink("s4"), catch(["err"]), sink("err")]
+    flows = [
+        TAB,
+        broker_node(mosquitto.port),
+        mqtt_in("t/buf", ["s1"], id_="i1", datatype="buffer"),
+        mqtt_in("t/b64", ["s2"], id_="i2", datatype="base64"),
+        mqtt_in("t/utf", ["s3"], id_="i3", datatype="utf8"),
+        mqtt_in("t/json", ["s4"], id_="i4", datatype="json"),
+        sink("s1"),
+        sink("s2"),
+        sink("s3"),
+        sink("s4"),
+        catch(["err"]),
+        sink("err"),
+    ]
     async with FlowTester(flows, registry) as t:
         for n in ("i1", "i2", "i3", "i4"):
             await wait_status(t, n, "connected")
         async with client(mosquitto.port) as c:
-            for topic, payload in (("t/buf", b"{}"), ("t/b64", b"hi"), ("t/utf", b"{}"), ("t/json", b"[1]"),
-                                   ("t/json", b"not json")):
+            for topic, payload in (
+                ("t/buf", b"{}"),
+                ("t/b64", b"hi"),
+                ("t/utf", b"{}"),
+                ("t/json", b"[1]"),
+                ("t/json", b"not json"),
+            ):
                 await c.publish(topic, payload)
         await until(lambda: len(t.payloads("err")) + len(t.payloads("s4")) >= 2)
         assert t.payloads("s1") == [b"{}"] and t.payloads("s2") == ["aGk="] and t.payloads("s3") == ["{}"]
@@ -437,8 +553,14 @@ async def test_output_datatypes_and_json_errors_are_catchable(registry, mosquitt
 
 @pytest.mark.servers
 async def test_mqtt_out_settings_override_the_message_and_payload_conversions(registry, mosquitto):
-    flows = [TAB, broker_node(mosquitto.port), mqtt_out("o1", topic="fixed/t", qos="1", retain="true"),
-             mqtt_out("o2"), catch(["err"]), sink("err")]
+    flows = [
+        TAB,
+        broker_node(mosquitto.port),
+        mqtt_out("o1", topic="fixed/t", qos="1", retain="true"),
+        mqtt_out("o2"),
+        catch(["err"]),
+        sink("err"),
+    ]
     async with FlowTester(flows, registry) as t:
         await wait_status(t, "o2", "connected")
         async with client(mosquitto.port, "fixed/#", "free/#", qos=2) as c:
@@ -491,8 +613,14 @@ async def test_credentials_reach_the_broker(registry, tmp_path):
 
 @pytest.mark.servers
 async def test_dynamic_subscriptions(registry, mosquitto):
-    flows = [TAB, broker_node(mosquitto.port), mqtt_in("", ["got"], inputs=1, datatype="utf8"), sink("got"),
-             catch(["err"]), sink("err")]
+    flows = [
+        TAB,
+        broker_node(mosquitto.port),
+        mqtt_in("", ["got"], inputs=1, datatype="utf8"),
+        sink("got"),
+        catch(["err"]),
+        sink("err"),
+    ]
     async with FlowTester(flows, registry) as t:
         await wait_status(t, "in", "connected")
         node = t.node("in")
@@ -525,13 +653,23 @@ async def test_dynamic_subscriptions(registry, mosquitto):
             await t.idle()
             assert node.dynamic_subs == {}
             assert [e["error"]["message"] for e in t.outputs("err")[0]] == [
-                "Invalid action specified", "Invalid topic specified", "msg.topic is missing or invalid"]
+                "Invalid action specified",
+                "Invalid topic specified",
+                "msg.topic is missing or invalid",
+            ]
 
 
 @pytest.mark.servers
 async def test_disconnect_and_connect_actions(registry, mosquitto):
-    flows = [TAB, broker_node(mosquitto.port, autoConnect="false"), mqtt_in("x", ["got"], inputs=1), sink("got"),
-             mqtt_out(), catch(["err"]), sink("err")]
+    flows = [
+        TAB,
+        broker_node(mosquitto.port, autoConnect="false"),
+        mqtt_in("x", ["got"], inputs=1),
+        sink("got"),
+        mqtt_out(),
+        catch(["err"]),
+        sink("err"),
+    ]
     async with FlowTester(flows, registry) as t:
         assert t.node("in").last_status["text"] == "disconnected"  # autoConnect off: waits for an action
         t.inject("in", {"action": "connect"})
@@ -543,8 +681,13 @@ async def test_disconnect_and_connect_actions(registry, mosquitto):
         t.inject("out", {"action": "disconnect"})
         await wait_status(t, "in", "disconnected")
         await wait_status(t, "out", "disconnected")
-        t.inject("in", {"action": "connect", "broker": {"broker": "127.0.0.1", "port": mosquitto.port,
-                                                         "clientid": "renamed"}})
+        t.inject(
+            "in",
+            {
+                "action": "connect",
+                "broker": {"broker": "127.0.0.1", "port": mosquitto.port, "clientid": "renamed"},
+            },
+        )
         await wait_status(t, "in", "connected")
         assert t.node("b")._link.options.client_id == "renamed"
         t.inject("out", {"topic": "x", "payload": "again", "qos": 1})
@@ -560,8 +703,16 @@ async def test_disconnect_and_connect_actions(registry, mosquitto):
 
 @pytest.mark.servers
 async def test_birth_and_close_messages(registry, mosquitto):
-    props = {"birthTopic": "state/nr", "birthPayload": "online", "birthQos": "1", "birthRetain": "true",
-             "closeTopic": "state/nr", "closePayload": "offline", "closeQos": "1", "closeRetain": "false"}
+    props = {
+        "birthTopic": "state/nr",
+        "birthPayload": "online",
+        "birthQos": "1",
+        "birthRetain": "true",
+        "closeTopic": "state/nr",
+        "closePayload": "offline",
+        "closeQos": "1",
+        "closeRetain": "false",
+    }
     async with client(mosquitto.port, "state/#") as c:
         async with FlowTester([TAB, broker_node(mosquitto.port, **props), mqtt_out()], registry) as t:
             await wait_status(t, "out", "connected")
@@ -576,11 +727,21 @@ async def test_birth_and_close_messages(registry, mosquitto):
 
 @pytest.mark.servers
 async def test_mqtt_v5_properties_and_no_local(registry, mosquitto):
-    flows = [TAB, broker_node(mosquitto.port, protocolVersion="5"),
-             mqtt_in("v5/#", ["got"], id_="in", nl=True), sink("got"),
-             mqtt_in("loop/#", ["loop"], id_="in2"), sink("loop"),
-             mqtt_out(respTopic="reply/here", contentType="application/json", userProps='{"k":"v","n":1}',
-                      correl="abc", expiry="60")]
+    flows = [
+        TAB,
+        broker_node(mosquitto.port, protocolVersion="5"),
+        mqtt_in("v5/#", ["got"], id_="in", nl=True),
+        sink("got"),
+        mqtt_in("loop/#", ["loop"], id_="in2"),
+        sink("loop"),
+        mqtt_out(
+            respTopic="reply/here",
+            contentType="application/json",
+            userProps='{"k":"v","n":1}',
+            correl="abc",
+            expiry="60",
+        ),
+    ]
     async with FlowTester(flows, registry) as t:
         await wait_status(t, "in", "connected")
         async with client(mosquitto.port, "loop/#", protocol=5) as c:
@@ -603,7 +764,9 @@ async def test_mqtt_v5_properties_and_no_local(registry, mosquitto):
             assert dict(p.UserProperty) == {"k": "v", "n": "1"}
             await until(lambda: len(t.payloads("loop")) == 1)
             assert t.payloads("loop") == [{"z": 1}]  # application/json: parsed
-            t.inject("out", {"topic": "v5/self", "payload": "mine"})  # nl: this client's own publish is not delivered
+            t.inject(
+                "out", {"topic": "v5/self", "payload": "mine"}
+            )  # nl: this client's own publish is not delivered
             await c.publish("v5/other", b"theirs")
             await until(lambda: len(t.payloads("got")) == 2)
             assert t.payloads("got")[1] == "theirs"
@@ -617,9 +780,15 @@ async def amqtt_broker():
     from amqtt.broker import Broker
 
     port, ws_port = free_port(), free_port()
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"},
-                                   "ws": {"type": "ws", "bind": f"127.0.0.1:{ws_port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    broker = Broker(
+        {
+            "listeners": {
+                "default": {"type": "tcp", "bind": f"127.0.0.1:{port}"},
+                "ws": {"type": "ws", "bind": f"127.0.0.1:{ws_port}"},
+            },
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
     await broker.start()
     try:
         yield port, ws_port
@@ -638,8 +807,11 @@ async def test_flow_through_amqtt(registry, transport):
                     await c.publish(f"in/{i}", payload, qos=i % 2)
                 msgs = await c.wait_for(3)
         got = sorted((m.topic, json.loads(m.payload)["got"]) for m in msgs)
-        assert got == [("out/in/0", {"n": 1}), ("out/in/1", "text"),
-                       ("out/in/2", {"type": "Buffer", "data": [128, 129]})]
+        assert got == [
+            ("out/in/0", {"n": 1}),
+            ("out/in/1", "text"),
+            ("out/in/2", {"type": "Buffer", "data": [128, 129]}),
+        ]
         assert t.errors() == []
 
 
@@ -679,16 +851,23 @@ def make_certificates(directory: Path, name: str) -> tuple[Path, Path, Path]:
     now = datetime.datetime.now(datetime.UTC)
 
     def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
         if not ca:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
         return builder.sign(signer, hashes.SHA256())
 
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -697,8 +876,11 @@ def make_certificates(directory: Path, name: str) -> tuple[Path, Path, Path]:
     paths = (directory / f"{name}-ca.pem", directory / f"{name}-server.pem", directory / f"{name}-server.key")
     paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return paths
 
 
@@ -713,8 +895,10 @@ async def test_tls_with_a_tls_config_node(registry, tmp_path):
         tls_text = {"id": "tls", "type": "tls-config", "verifyservercert": True}
         wrong = {"id": "tls", "type": "tls-config", "ca": str(other_ca), "verifyservercert": True}
         url = {"broker": f"mqtts://127.0.0.1:{server.port}"}
-        for tls_node, props, creds in ((tls_path, {"usetls": True}, None), (tls_text, url, {"tls": {
-                "cadata": ca.read_text()}})):
+        for tls_node, props, creds in (
+            (tls_path, {"usetls": True}, None),
+            (tls_text, url, {"tls": {"cadata": ca.read_text()}}),
+        ):
             flows = [*pipeline(server.port, "in/#", tls="tls", **props), tls_node]
             async with FlowTester(flows, registry, credentials=creds) as t:
                 await wait_status(t, "in", "connected")

@@ -110,8 +110,13 @@ async def test_qos0_dropped_and_qos1_buffered_bounded_while_disconnected(registr
 
 @pytest.mark.servers
 async def test_broken_connection_publishes_the_will_and_comes_back_resubscribed(registry, mosquitto):
-    props = {"willTopic": "will/nr", "willPayload": "gone", "willQos": "1", "willRetain": "false",
-             "keepalive": "5"}
+    props = {
+        "willTopic": "will/nr",
+        "willPayload": "gone",
+        "willQos": "1",
+        "willRetain": "false",
+        "keepalive": "5",
+    }
     async with client(mosquitto.port, "will/#", "out/#") as c:
         async with FlowTester(pipeline(mosquitto.port, "in/#", **props), registry) as t:
             await wait_status(t, "in", "connected")
@@ -131,8 +136,15 @@ async def test_broken_connection_publishes_the_will_and_comes_back_resubscribed(
 
 @pytest.mark.servers
 async def test_one_shared_connection_kept_across_a_nodes_deploy(registry, mosquitto):
-    flows = [TAB, broker_node(mosquitto.port, clientid="shared-nr"), mqtt_in("a", ["s1"], id_="i1"), sink("s1"),
-             mqtt_in("b", ["s2"], id_="i2"), sink("s2"), mqtt_out()]
+    flows = [
+        TAB,
+        broker_node(mosquitto.port, clientid="shared-nr"),
+        mqtt_in("a", ["s1"], id_="i1"),
+        sink("s1"),
+        mqtt_in("b", ["s2"], id_="i2"),
+        sink("s2"),
+        mqtt_out(),
+    ]
     async with FlowTester(flows, registry) as t:
         for n in ("i1", "i2", "out"):
             await wait_status(t, n, "connected")
@@ -159,9 +171,13 @@ async def test_a_slow_flow_holds_the_broker_back_without_loss(registry, mosquitt
     paused) until the flow catches up. Every QoS 1 message arrives once, in order."""
     monkeypatch.setattr(mqtt_in_module, "PAUSE_AT", 20)
     monkeypatch.setattr(mqtt_in_module, "RESUME_AT", 5)
-    flows = [TAB, broker_node(mosquitto.port), mqtt_in("slow/#", ["slow"]),
-             {"id": "slow", "type": "test slow", "z": "t1", "x": 1, "y": 1, "seconds": 0.002, "wires": [["got"]]},
-             sink("got")]
+    flows = [
+        TAB,
+        broker_node(mosquitto.port),
+        mqtt_in("slow/#", ["slow"]),
+        {"id": "slow", "type": "test slow", "z": "t1", "x": 1, "y": 1, "seconds": 0.002, "wires": [["got"]]},
+        sink("got"),
+    ]
     async with FlowTester(flows, registry) as t:
         t.engine.high_water, t.engine.low_water = 10, 5
         broker = t.node("b")
@@ -189,7 +205,9 @@ class FakeEmbedded:
         self.published: list[tuple] = []
         self.subs: list[tuple] = []
 
-    async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, origin=None) -> None:
+    async def publish(
+        self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, origin=None
+    ) -> None:
         self.published.append((topic, payload, qos, retain))
         for topic_filter, callback in list(self.subs):
             if matches(topic_filter, topic):
@@ -204,10 +222,20 @@ class FakeEmbedded:
 async def test_embedded_broker_is_used_in_process(registry):
     """Uses FakeEmbedded (above): nothing listens on its port, so any TCP attempt would show as disconnected."""
     service = FakeEmbedded(free_port())
-    props = {"broker": "localhost", "birthTopic": "nr/state", "birthPayload": "up", "closeTopic": "nr/state",
-             "closePayload": "down"}
-    flows = [TAB, broker_node(service.port, **props), mqtt_in("dev/+/temp", ["fn"], qos="1"),
-             function(TRANSFORM, ["out"]), mqtt_out(qos="1")]
+    props = {
+        "broker": "localhost",
+        "birthTopic": "nr/state",
+        "birthPayload": "up",
+        "closeTopic": "nr/state",
+        "closePayload": "down",
+    }
+    flows = [
+        TAB,
+        broker_node(service.port, **props),
+        mqtt_in("dev/+/temp", ["fn"], qos="1"),
+        function(TRANSFORM, ["out"]),
+        mqtt_out(qos="1"),
+    ]
     t = FlowTester(flows, registry)
     t.engine.services["mqtt-embedded"] = service
     async with t:
@@ -238,8 +266,13 @@ async def test_real_embedded_broker_in_process(registry, tmp_path):
 
     async with broker_env(tmp_path) as (devices, embedded):
         _, token = devices.create("sensor1", topics=["dev/#", "out/#"])
-        flows = [TAB, broker_node(embedded.port, broker="localhost"), mqtt_in("dev/+/temp", ["fn"]),
-                 function(TRANSFORM, ["out"]), mqtt_out(qos="1")]
+        flows = [
+            TAB,
+            broker_node(embedded.port, broker="localhost"),
+            mqtt_in("dev/+/temp", ["fn"]),
+            function(TRANSFORM, ["out"]),
+            mqtt_out(qos="1"),
+        ]
         t = FlowTester(flows, registry)
         t.engine.services["mqtt-embedded"] = embedded
         async with t:

@@ -25,8 +25,16 @@ READING = {
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 @pytest.fixture
@@ -62,14 +70,18 @@ def catch_errors(t):
 
 # ----- validate + insert + subscribe ------------------------------------------------------------------------------
 
+
 async def test_validate_then_insert_stores_valid_readings_and_routes_invalid_ones(registry, services):
-    flows = [TAB,
-             node("in", "junction", [["v"]]),
-             node("v", "ontology-validate", [["ins"], ["bad"]], ontology="Reading"),
-             node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
-             node("ok", "junction", [[]]), node("bad", "junction", [[]]),
-             node("sub", "ontology-subscribe", [["seen"]], ontology="Reading", query='{"temp": {"$gt": 20}}'),
-             node("seen", "junction", [[]])]
+    flows = [
+        TAB,
+        node("in", "junction", [["v"]]),
+        node("v", "ontology-validate", [["ins"], ["bad"]], ontology="Reading"),
+        node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
+        node("ok", "junction", [[]]),
+        node("bad", "junction", [[]]),
+        node("sub", "ontology-subscribe", [["seen"]], ontology="Reading", query='{"temp": {"$gt": 20}}'),
+        node("seen", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("in", {"payload": {"sensor": "s1", "temp": 21.5}, "device": "dev-1", "user": "alice"})
         t.inject("in", {"payload": {"sensor": "s2", "temp": "hot"}})
@@ -88,14 +100,20 @@ async def test_validate_then_insert_stores_valid_readings_and_routes_invalid_one
         assert ctx["source"] == "flow" and ctx["device"] == "dev-1" and ctx["user"] == "alice"
         assert ctx["timestamp"].endswith("Z") and isinstance(ctx["timestampMillis"], int)
         seen = t.outputs("seen")[0]
-        assert [(m["event"], m["topic"], m["payload"]["sensor"]) for m in seen] == [("insert", "Reading", "s1")]
+        assert [(m["event"], m["topic"], m["payload"]["sensor"]) for m in seen] == [
+            ("insert", "Reading", "s1")
+        ]
         assert seen[0]["payload"]["_id"] == ok[0]["payload"]
         assert "contextData" in seen[0]["payload"]
 
 
 async def test_validate_array_reports_item_indexes(registry, services):
-    flows = [TAB, node("v", "ontology-validate", [["ok"], ["bad"]], ontology="Reading"),
-             node("ok", "junction", [[]]), node("bad", "junction", [[]])]
+    flows = [
+        TAB,
+        node("v", "ontology-validate", [["ok"], ["bad"]], ontology="Reading"),
+        node("ok", "junction", [[]]),
+        node("bad", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("v", {"payload": [{"sensor": "a", "temp": 1}, {"sensor": "b", "temp": 2}]})
         t.inject("v", {"payload": [{"sensor": "a", "temp": 1}, {"temp": 2}]})
@@ -103,14 +121,27 @@ async def test_validate_array_reports_item_indexes(registry, services):
         await settle(t)
         assert len(t.outputs("ok")[0]) == 1
         (bad,) = t.outputs("bad")[0]
-        assert bad["errors"] == [{"path": "", "message": "'sensor' is a required property", "validator": "required",
-                                  "schema_path": "/required", "property": "sensor", "index": 1}]
+        assert bad["errors"] == [
+            {
+                "path": "",
+                "message": "'sensor' is a required property",
+                "validator": "required",
+                "schema_path": "/required",
+                "property": "sensor",
+                "index": 1,
+            }
+        ]
         assert any("no value to validate" in e for e in catch_errors(t))
 
 
 async def test_batch_insert_is_all_or_nothing(registry, services):
-    flows = [TAB, node("ins", "ontology-insert", [["ok"]], ontology="Reading"), node("ok", "junction", [[]]),
-             node("c", "catch", [["caught"]], scope=None, uncaught=False), node("caught", "junction", [[]])]
+    flows = [
+        TAB,
+        node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
+        node("ok", "junction", [[]]),
+        node("c", "catch", [["caught"]], scope=None, uncaught=False),
+        node("caught", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("ins", {"payload": [{"sensor": "a", "temp": 1}, {"sensor": "b"}, "nope"]})
         await settle(t)
@@ -130,8 +161,11 @@ async def test_batch_insert_is_all_or_nothing(registry, services):
 
 
 async def test_insert_reads_the_configured_property(registry, services):
-    flows = [TAB, node("ins", "ontology-insert", [["ok"]], ontology="Reading", property="data"),
-             node("ok", "junction", [[]])]
+    flows = [
+        TAB,
+        node("ins", "ontology-insert", [["ok"]], ontology="Reading", property="data"),
+        node("ok", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("ins", {"data": {"sensor": "x", "temp": 3}, "user": {"username": "bob"}})
         await settle(t)
@@ -141,13 +175,21 @@ async def test_insert_reads_the_configured_property(registry, services):
 
 
 async def test_subscribe_sees_updates_and_deletes_and_stops_after_close(registry, services):
-    flows = [TAB,
-             node("ins", "ontology-insert", [[]], ontology="Reading"),
-             node("up", "ontology-update", [[]], ontology="Reading", query='{"sensor": "{{payload}}"}',
-                  update='{"$inc": {"temp": 100}}'),
-             node("del", "ontology-delete", [[]], ontology="Reading", query="{}"),
-             node("sub", "ontology-subscribe", [["seen"]], ontology="Reading", events="update,delete"),
-             node("seen", "junction", [[]])]
+    flows = [
+        TAB,
+        node("ins", "ontology-insert", [[]], ontology="Reading"),
+        node(
+            "up",
+            "ontology-update",
+            [[]],
+            ontology="Reading",
+            query='{"sensor": "{{payload}}"}',
+            update='{"$inc": {"temp": 100}}',
+        ),
+        node("del", "ontology-delete", [[]], ontology="Reading", query="{}"),
+        node("sub", "ontology-subscribe", [["seen"]], ontology="Reading", events="update,delete"),
+        node("seen", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("ins", {"payload": [{"sensor": "a", "temp": 1}, {"sensor": "b", "temp": 2}]})
         await settle(t)
@@ -164,16 +206,29 @@ async def test_subscribe_sees_updates_and_deletes_and_stops_after_close(registry
 
 # ----- query -------------------------------------------------------------------------------------------------------
 
+
 async def test_query_with_mustache_parameters_sort_limit_and_msg_override(registry, services):
     services["rtdb"].insert("Reading", [{"sensor": f"s{i}", "temp": i} for i in range(6)])
-    flows = [TAB, node("q", "ontology-query", [["out"]], ontology="Reading",
-                       query='{"temp": {"$gte": {{payload.min}}}, "sensor": {"$ne": "{{payload.skip}}"}}',
-                       sort='{"temp": -1}', limit="2"),
-             node("out", "junction", [[]])]
+    flows = [
+        TAB,
+        node(
+            "q",
+            "ontology-query",
+            [["out"]],
+            ontology="Reading",
+            query='{"temp": {"$gte": {{payload.min}}}, "sensor": {"$ne": "{{payload.skip}}"}}',
+            sort='{"temp": -1}',
+            limit="2",
+        ),
+        node("out", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("q", {"payload": {"min": 2, "skip": "s5"}})
         t.inject("q", {"query": {"sensor": "s1"}, "payload": {}})
-        t.inject("q", {"payload": {"min": 0}, "limit": 0, "sort": [["temp", 1]], "projection": {"temp": 1, "_id": 0}})
+        t.inject(
+            "q",
+            {"payload": {"min": 0}, "limit": 0, "sort": [["temp", 1]], "projection": {"temp": 1, "_id": 0}},
+        )
         await settle(t)
         first, override, everything = t.payloads("out")
         assert [d["sensor"] for d in first] == ["s4", "s3"]
@@ -182,8 +237,11 @@ async def test_query_with_mustache_parameters_sort_limit_and_msg_override(regist
 
 
 async def test_query_errors_name_the_problem(registry, services):
-    flows = [TAB, node("q", "ontology-query", [["out"]], ontology="Reading", query='{"temp": {{payload}}}'),
-             node("out", "junction", [[]])]
+    flows = [
+        TAB,
+        node("q", "ontology-query", [["out"]], ontology="Reading", query='{"temp": {{payload}}}'),
+        node("out", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("q", {"query": {"temp": {"$regexx": "x"}}})
         t.inject("q", {"payload": None})
@@ -198,17 +256,34 @@ async def test_query_errors_name_the_problem(registry, services):
 
 # ----- update / delete ----------------------------------------------------------------------------------------------
 
+
 async def test_update_and_delete_report_counts(registry, services):
-    services["rtdb"].insert("Reading", [{"sensor": "a", "temp": 1}, {"sensor": "a", "temp": 2},
-                                        {"sensor": "b", "temp": 3}])
-    flows = [TAB,
-             node("up", "ontology-update", [["out"]], ontology="Reading", query='{"sensor": "{{payload}}"}',
-                  update='{"$set": {"checked": true}}'),
-             node("one", "ontology-update", [["out"]], ontology="Reading", query='{}',
-                  update='{"$set": {"first": true}}', multi="false"),
-             node("del", "ontology-delete", [["out"]], ontology="Reading", query='{"sensor": "{{payload}}"}'),
-             node("none", "ontology-delete", [["out"]], ontology="Reading"),
-             node("out", "junction", [[]])]
+    services["rtdb"].insert(
+        "Reading", [{"sensor": "a", "temp": 1}, {"sensor": "a", "temp": 2}, {"sensor": "b", "temp": 3}]
+    )
+    flows = [
+        TAB,
+        node(
+            "up",
+            "ontology-update",
+            [["out"]],
+            ontology="Reading",
+            query='{"sensor": "{{payload}}"}',
+            update='{"$set": {"checked": true}}',
+        ),
+        node(
+            "one",
+            "ontology-update",
+            [["out"]],
+            ontology="Reading",
+            query="{}",
+            update='{"$set": {"first": true}}',
+            multi="false",
+        ),
+        node("del", "ontology-delete", [["out"]], ontology="Reading", query='{"sensor": "{{payload}}"}'),
+        node("none", "ontology-delete", [["out"]], ontology="Reading"),
+        node("out", "junction", [[]]),
+    ]
     async with make_tester(flows, registry, services) as t:
         t.inject("up", {"payload": "a"})
         await settle(t)
@@ -229,8 +304,18 @@ async def test_update_and_delete_report_counts(registry, services):
 
 # ----- deploy-time checks -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("type_", ["ontology-validate", "ontology-insert", "ontology-query", "ontology-update",
-                                   "ontology-delete", "ontology-subscribe"])
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        "ontology-validate",
+        "ontology-insert",
+        "ontology-query",
+        "ontology-update",
+        "ontology-delete",
+        "ontology-subscribe",
+    ],
+)
 async def test_unknown_ontology_refuses_the_deploy(registry, services, type_):
     flows = [TAB, node("n", type_, [[]] if type_ != "ontology-validate" else [[], []], ontology="Nope")]
     with pytest.raises(FlowValidationError, match="Nope"):
@@ -238,13 +323,16 @@ async def test_unknown_ontology_refuses_the_deploy(registry, services, type_):
             pass
 
 
-@pytest.mark.parametrize(("props", "text"), [
-    ({"ontology": ""}, "no ontology chosen"),
-    ({"ontology": "Reading", "query": '{"temp": {"$bad": 1}}'}, "query"),
-    ({"ontology": "Reading", "query": "{not json"}, "not JSON"),
-    ({"ontology": "Reading", "query": '{"a": "{{#x}}y{{/x}}"}'}, "section"),
-    ({"ontology": "Reading", "sort": "5"}, "sort"),
-])
+@pytest.mark.parametrize(
+    ("props", "text"),
+    [
+        ({"ontology": ""}, "no ontology chosen"),
+        ({"ontology": "Reading", "query": '{"temp": {"$bad": 1}}'}, "query"),
+        ({"ontology": "Reading", "query": "{not json"}, "not JSON"),
+        ({"ontology": "Reading", "query": '{"a": "{{#x}}y{{/x}}"}'}, "section"),
+        ({"ontology": "Reading", "sort": "5"}, "sort"),
+    ],
+)
 async def test_bad_query_config_refuses_the_deploy(registry, services, props, text):
     flows = [TAB, node("q", "ontology-query", [[]], **props)]
     with pytest.raises(FlowValidationError, match=text):
@@ -268,11 +356,16 @@ def test_ontology_field_offers_choices_to_the_editor(registry):
 
 # ----- property: rendered parameters round-trip as JSON -----------------------------------------------------------
 
+
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.text(max_size=20), number=st.integers(-10**9, 10**9) | st.floats(allow_nan=False,
-                                                                                  allow_infinity=False))
+@given(
+    value=st.text(max_size=20),
+    number=st.integers(-(10**9), 10**9) | st.floats(allow_nan=False, allow_infinity=False),
+)
 def test_mustache_parameters_keep_their_values(value, number):
-    render = compile_json_field('{"s": "{{payload.s}}", "n": {{payload.n}}, "raw": {{{payload.raw}}}}', "query")
+    render = compile_json_field(
+        '{"s": "{{payload.s}}", "n": {{payload.n}}, "raw": {{{payload.raw}}}}', "query"
+    )
     out = render({"payload": {"s": value, "n": number, "raw": {"v": [value]}}})
     assert out == {"s": value, "n": number, "raw": {"v": [value]}}
 
@@ -295,18 +388,33 @@ async def test_mqtt_in_validate_insert_through_the_embedded_broker(registry, ser
     broker = EmbeddedBroker(DeviceRegistry(config_db.connect(f"sqlite:///{tmp_path}/d.db")), port=0)
     await broker.start()
     try:
-        flows = [TAB,
-                 {"id": "mb", "type": "mqtt-broker", "name": "", "broker": "127.0.0.1", "port": str(broker.port),
-                  "protocolVersion": "4", "keepalive": "60", "cleansession": True},
-                 node("in", "mqtt in", [["v"]], topic="readings/+", qos="1", datatype="json", broker="mb"),
-                 node("v", "ontology-validate", [["ins"], ["bad"]], ontology="Reading"),
-                 node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
-                 node("ok", "junction", [[]]), node("bad", "junction", [[]]),
-                 node("sub", "ontology-subscribe", [["seen"]], ontology="Reading"),
-                 node("seen", "junction", [[]])]
+        flows = [
+            TAB,
+            {
+                "id": "mb",
+                "type": "mqtt-broker",
+                "name": "",
+                "broker": "127.0.0.1",
+                "port": str(broker.port),
+                "protocolVersion": "4",
+                "keepalive": "60",
+                "cleansession": True,
+            },
+            node("in", "mqtt in", [["v"]], topic="readings/+", qos="1", datatype="json", broker="mb"),
+            node("v", "ontology-validate", [["ins"], ["bad"]], ontology="Reading"),
+            node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
+            node("ok", "junction", [[]]),
+            node("bad", "junction", [[]]),
+            node("sub", "ontology-subscribe", [["seen"]], ontology="Reading"),
+            node("seen", "junction", [[]]),
+        ]
         t = make_tester(flows, registry, {**services, "mqtt-embedded": broker})
         async with t:
-            for body in ({"sensor": "s1", "temp": 22}, {"sensor": "s2", "temp": "n/a"}, {"sensor": "s3", "temp": 5}):
+            for body in (
+                {"sensor": "s1", "temp": 22},
+                {"sensor": "s2", "temp": "n/a"},
+                {"sensor": "s3", "temp": 5},
+            ):
                 await broker.publish(f"readings/{body['sensor']}", _json.dumps(body).encode(), qos=1)
             for _ in range(200):
                 await settle(t)
@@ -322,7 +430,9 @@ async def test_mqtt_in_validate_insert_through_the_embedded_broker(registry, ser
         await broker.stop()
 
 
-async def test_devices_publishing_on_the_embedded_broker_are_stamped_and_need_insert(registry, services, tmp_path):
+async def test_devices_publishing_on_the_embedded_broker_are_stamped_and_need_insert(
+    registry, services, tmp_path
+):
     """Real MQTT devices (paho over TCP) publish to the embedded broker; `mqtt in` carries the device, the insert
     records it in contextData, and a device without INSERT on the ontology is refused (to catch, audited)."""
     import json as _json
@@ -340,19 +450,35 @@ async def test_devices_publishing_on_the_embedded_broker_are_stamped_and_need_in
     broker = EmbeddedBroker(devices, port=0)
     await broker.start()
     try:
-        flows = [TAB,
-                 {"id": "mb", "type": "mqtt-broker", "name": "", "broker": "127.0.0.1", "port": str(broker.port),
-                  "protocolVersion": "4", "keepalive": "60", "cleansession": True},
-                 node("in", "mqtt in", [["ins"]], topic="readings/+", qos="1", datatype="json", broker="mb"),
-                 node("ins", "ontology-insert", [["ok"]], ontology="Reading"), node("ok", "junction", [[]]),
-                 node("c", "catch", [["caught"]], scope=None), node("caught", "junction", [[]])]
-        t = make_tester(flows, registry, {**services, "mqtt-embedded": broker, "devices": devices, "audit": audit})
+        flows = [
+            TAB,
+            {
+                "id": "mb",
+                "type": "mqtt-broker",
+                "name": "",
+                "broker": "127.0.0.1",
+                "port": str(broker.port),
+                "protocolVersion": "4",
+                "keepalive": "60",
+                "cleansession": True,
+            },
+            node("in", "mqtt in", [["ins"]], topic="readings/+", qos="1", datatype="json", broker="mb"),
+            node("ins", "ontology-insert", [["ok"]], ontology="Reading"),
+            node("ok", "junction", [[]]),
+            node("c", "catch", [["caught"]], scope=None),
+            node("caught", "junction", [[]]),
+        ]
+        t = make_tester(
+            flows, registry, {**services, "mqtt-embedded": broker, "devices": devices, "audit": audit}
+        )
         async with t:
             for name, token in (("meter-a", writer_token), ("meter-b", reader_token)):
                 client = DeviceClient(name, token, mqtt_port=broker.port)
                 await asyncio.to_thread(client.connect, 5)
                 try:
-                    await asyncio.to_thread(client.publish, f"readings/{name}", _json.dumps({"sensor": name, "temp": 1}))
+                    await asyncio.to_thread(
+                        client.publish, f"readings/{name}", _json.dumps({"sensor": name, "temp": 1})
+                    )
                 finally:
                     await asyncio.to_thread(client.close)
             for _ in range(300):
@@ -364,8 +490,15 @@ async def test_devices_publishing_on_the_embedded_broker_are_stamped_and_need_in
             assert stored["sensor"] == "meter-a"
             assert stored["contextData"]["device"] == "meter-a" and stored["contextData"]["source"] == "mqtt"
             [refused] = t.outputs("caught")[0]
-            assert "'meter-b' has no INSERT right" in refused["error"]["message"] and refused["device"] == "meter-b"
+            assert (
+                "'meter-b' has no INSERT right" in refused["error"]["message"]
+                and refused["device"] == "meter-b"
+            )
             [entry] = audit.entries(outcome="denied")
-            assert entry["user"] == "device:meter-b" and entry["action"] == "mqtt.insert" and entry["target"] == "Reading"
+            assert (
+                entry["user"] == "device:meter-b"
+                and entry["action"] == "mqtt.insert"
+                and entry["target"] == "Reading"
+            )
     finally:
         await broker.stop()

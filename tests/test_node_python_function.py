@@ -13,8 +13,17 @@ TAB = {"id": "t1", "type": "tab", "label": "f"}
 
 
 def fn(body, outputs=1, wires=None, id_="f", **props):
-    return {"id": id_, "type": "python function", "z": "t1", "x": 1, "y": 1, "func": body, "outputs": outputs,
-            "wires": wires if wires is not None else [[] for _ in range(outputs)], **props}
+    return {
+        "id": id_,
+        "type": "python function",
+        "z": "t1",
+        "x": 1,
+        "y": 1,
+        "func": body,
+        "outputs": outputs,
+        "wires": wires if wires is not None else [[] for _ in range(outputs)],
+        **props,
+    }
 
 
 def catch(wires):
@@ -33,7 +42,9 @@ async def run_one(body, msg, outputs=1, registry=None, **props):
 
 
 async def test_returns_the_message(registry):
-    out, errors = await run_one('msg["payload"] = msg["payload"] * 3\nreturn msg', {"payload": 5}, registry=registry)
+    out, errors = await run_one(
+        'msg["payload"] = msg["payload"] * 3\nreturn msg', {"payload": 5}, registry=registry
+    )
     assert [m["payload"] for m in out[0]] == [15]
     assert errors == []
 
@@ -53,11 +64,13 @@ async def test_returning_none_sends_nothing_and_node_send_clones(registry):
 
 
 async def test_context_env_and_imports(registry):
-    body = ("import math\nfrom datetime import datetime\n"
-            "count = (flow.get('count') or 0) + 1\nflow.set('count', count)\n"
-            "global_.set('seen', True)\n"
-            "msg['payload'] = {'root': math.sqrt(msg['payload']), 'count': count, 'id': env.get('NR_NODE_ID')}\n"
-            "return msg")
+    body = (
+        "import math\nfrom datetime import datetime\n"
+        "count = (flow.get('count') or 0) + 1\nflow.set('count', count)\n"
+        "global_.set('seen', True)\n"
+        "msg['payload'] = {'root': math.sqrt(msg['payload']), 'count': count, 'id': env.get('NR_NODE_ID')}\n"
+        "return msg"
+    )
     async with FlowTester([TAB, fn(body)], registry) as t:
         t.inject("f", {"payload": 16})
         t.inject("f", {"payload": 9})
@@ -67,8 +80,14 @@ async def test_context_env_and_imports(registry):
 
 
 async def test_initialize_and_finalize(registry):
-    flows = [TAB, fn("msg['payload'] = context.get('ready')\nreturn msg", initialize="context.set('ready', 'yes')",
-                     finalize="global_.set('finalized', True)")]
+    flows = [
+        TAB,
+        fn(
+            "msg['payload'] = context.get('ready')\nreturn msg",
+            initialize="context.set('ready', 'yes')",
+            finalize="global_.set('finalized', True)",
+        ),
+    ]
     async with FlowTester(flows, registry) as t:
         t.inject("f", {})
         await t.idle()
@@ -93,16 +112,19 @@ async def test_syntax_errors_refuse_the_deploy_with_the_line(registry):
     assert "line 2" in str(info.value)
 
 
-@pytest.mark.parametrize("body, needle", [
-    ("import os\nreturn msg", "os"),
-    ("import subprocess\nreturn msg", "subprocess"),
-    ("x = __import__('os')\nreturn msg", "__import__"),
-    ("msg['c'] = msg.__class__\nreturn msg", "__class__"),
-    ("x = ().__class__.__bases__\nreturn msg", "__class__"),
-    ("f = open('/etc/passwd')\nreturn msg", "open"),
-    ("eval('1+1')\nreturn msg", "eval"),
-    ("exec('x=1')\nreturn msg", "exec"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("import os\nreturn msg", "os"),
+        ("import subprocess\nreturn msg", "subprocess"),
+        ("x = __import__('os')\nreturn msg", "__import__"),
+        ("msg['c'] = msg.__class__\nreturn msg", "__class__"),
+        ("x = ().__class__.__bases__\nreturn msg", "__class__"),
+        ("f = open('/etc/passwd')\nreturn msg", "open"),
+        ("eval('1+1')\nreturn msg", "eval"),
+        ("exec('x=1')\nreturn msg", "exec"),
+    ],
+)
 async def test_the_sandbox_refuses(registry, body, needle):
     """Refused either at deploy (listed as a problem) or at run time (caught as an error)."""
     try:
@@ -115,8 +137,13 @@ async def test_the_sandbox_refuses(registry, body, needle):
 
 
 async def test_an_infinite_loop_is_stopped_and_other_flows_go_on(registry):
-    flows = [TAB, fn("while True:\n    pass\nreturn msg", timeout="0.3"), catch([["err"]]), sink("err"),
-             fn("msg['payload'] += 1\nreturn msg", id_="other")]
+    flows = [
+        TAB,
+        fn("while True:\n    pass\nreturn msg", timeout="0.3"),
+        catch([["err"]]),
+        sink("err"),
+        fn("msg['payload'] += 1\nreturn msg", id_="other"),
+    ]
     async with FlowTester(flows, registry) as t:
         started = time.monotonic()
         t.inject("f", {"payload": 1})

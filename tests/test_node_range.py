@@ -16,9 +16,22 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def rng(action="scale", minin="0", maxin="10", minout="0", maxout="100", round=False, property="payload"):
-    return {"id": "r", "type": "range", "z": "t1", "name": "", "x": 1, "y": 1, "wires": [[]], "minin": minin,
-            "maxin": maxin, "minout": minout, "maxout": maxout, "action": action, "round": round,
-            "property": property}
+    return {
+        "id": "r",
+        "type": "range",
+        "z": "t1",
+        "name": "",
+        "x": 1,
+        "y": 1,
+        "wires": [[]],
+        "minin": minin,
+        "maxin": maxin,
+        "minout": minout,
+        "maxout": maxout,
+        "action": action,
+        "round": round,
+        "property": property,
+    }
 
 
 async def run(registry, node, msgs, extra=()):
@@ -35,7 +48,16 @@ async def payloads(registry, node, values):
 
 
 async def test_scale_maps_linearly_and_extrapolates(registry):
-    assert await payloads(registry, rng(), [0, 5, 10, 2.5, -1, 20, "7", " 3 "]) == [0, 50, 100, 25, -10, 200, 70, 30]
+    assert await payloads(registry, rng(), [0, 5, 10, 2.5, -1, 20, "7", " 3 "]) == [
+        0,
+        50,
+        100,
+        25,
+        -10,
+        200,
+        70,
+        30,
+    ]
 
 
 async def test_scale_into_a_reversed_and_offset_range(registry):
@@ -70,8 +92,10 @@ async def test_other_property_and_missing_value_passes_through(registry):
 
 
 async def test_not_a_number_is_logged_and_dropped_as_node_red_does(registry):
-    extra = [{"id": "c", "type": "catch", "z": "t1", "x": 1, "y": 1, "wires": [["o"]], "scope": None},
-             {"id": "o", "type": "junction", "z": "t1", "x": 1, "y": 1, "wires": [[]]}]
+    extra = [
+        {"id": "c", "type": "catch", "z": "t1", "x": 1, "y": 1, "wires": [["o"]], "scope": None},
+        {"id": "o", "type": "junction", "z": "t1", "x": 1, "y": 1, "wires": [[]]},
+    ]
     out, t = await run(registry, rng(), [{"payload": "abc"}, {"payload": {"a": 1}}, {"payload": 1}], extra)
     assert [m["payload"] for m in out] == [10]
     assert t.outputs("o")[0] == []
@@ -83,13 +107,16 @@ async def test_numbers_stored_as_numbers_are_accepted(registry):
     assert await payloads(registry, rng(minin=0, maxin=4, minout=0, maxout=1), [1]) == [0.25]
 
 
-@pytest.mark.parametrize("bad", [
-    {"minin": ""},
-    {"maxout": "abc"},
-    {"minin": "5", "maxin": "5"},
-    {"action": "bounce"},
-    {"property": "a..b"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"minin": ""},
+        {"maxout": "abc"},
+        {"minin": "5", "maxin": "5"},
+        {"action": "bounce"},
+        {"property": "a..b"},
+    ],
+)
 async def test_bad_config_refuses_deploy(registry, bad):
     with pytest.raises(FlowValidationError):
         async with FlowTester([TAB, rng(**bad)], registry):
@@ -100,8 +127,13 @@ _bounds = st.integers(-1000, 1000)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(minin=_bounds, span=st.integers(1, 500), minout=_bounds, maxout=_bounds,
-       values=st.lists(st.floats(-5000, 5000, allow_nan=False), min_size=1, max_size=10))
+@given(
+    minin=_bounds,
+    span=st.integers(1, 500),
+    minout=_bounds,
+    maxout=_bounds,
+    values=st.lists(st.floats(-5000, 5000, allow_nan=False), min_size=1, max_size=10),
+)
 def test_clamp_stays_in_output_range_and_scale_is_affine(registry, minin, span, minout, maxout, values):
     maxin = minin + span
 

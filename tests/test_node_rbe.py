@@ -15,8 +15,22 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def rbe(func="rbe", gap="", start="", inout="out", septopics=True, property="payload", topi="topic"):
-    return {"id": "f", "type": "rbe", "z": "t1", "name": "", "x": 1, "y": 1, "wires": [[]], "func": func, "gap": gap,
-            "start": start, "inout": inout, "septopics": septopics, "property": property, "topi": topi}
+    return {
+        "id": "f",
+        "type": "rbe",
+        "z": "t1",
+        "name": "",
+        "x": 1,
+        "y": 1,
+        "wires": [[]],
+        "func": func,
+        "gap": gap,
+        "start": start,
+        "inout": inout,
+        "septopics": septopics,
+        "property": property,
+        "topi": topi,
+    }
 
 
 async def run(registry, node, msgs):
@@ -35,6 +49,7 @@ async def passed(registry, node, values, topic=None):
 
 # ----- rbe / rbei --------------------------------------------------------------------------------
 
+
 async def test_rbe_passes_only_changes(registry):
     assert await passed(registry, rbe(), [1, 1, 2, 2, "2", 1, True, True, 1]) == [1, 2, "2", 1, True, 1]
 
@@ -44,9 +59,29 @@ async def test_rbei_ignores_the_first_value(registry):
 
 
 async def test_rbe_compares_objects_deeply(registry):
-    values = [{"a": [1, 2]}, {"a": [1, 2]}, {"a": [1, 3]}, [1], [1], [True], b"ab", b"ab", bytearray(b"ab"), None,
-              None, {}]
-    assert await passed(registry, rbe(), values) == [{"a": [1, 2]}, {"a": [1, 3]}, [1], [True], b"ab", None, {}]
+    values = [
+        {"a": [1, 2]},
+        {"a": [1, 2]},
+        {"a": [1, 3]},
+        [1],
+        [1],
+        [True],
+        b"ab",
+        b"ab",
+        bytearray(b"ab"),
+        None,
+        None,
+        {},
+    ]
+    assert await passed(registry, rbe(), values) == [
+        {"a": [1, 2]},
+        {"a": [1, 3]},
+        [1],
+        [True],
+        b"ab",
+        None,
+        {},
+    ]
 
 
 async def test_rbe_first_empty_object_is_not_sent(registry):
@@ -66,8 +101,12 @@ async def test_rbe_keeps_a_copy_so_mutation_after_sending_is_seen(registry):
 
 
 async def test_topics_are_separate_unless_septopics_is_false(registry):
-    msgs = [{"payload": 1, "topic": "a"}, {"payload": 1, "topic": "b"}, {"payload": 1, "topic": "a"},
-            {"payload": 2, "topic": "b"}]
+    msgs = [
+        {"payload": 1, "topic": "a"},
+        {"payload": 1, "topic": "b"},
+        {"payload": 1, "topic": "a"},
+        {"payload": 2, "topic": "b"},
+    ]
     out, _ = await run(registry, rbe(), msgs)
     assert [(m["topic"], m["payload"]) for m in out] == [("a", 1), ("b", 1), ("b", 2)]
     out, _ = await run(registry, rbe(septopics=False), msgs)
@@ -75,8 +114,11 @@ async def test_topics_are_separate_unless_septopics_is_false(registry):
 
 
 async def test_topi_names_the_property_that_keys_state(registry):
-    msgs = [{"payload": 1, "device": {"id": "x"}}, {"payload": 1, "device": {"id": "y"}},
-            {"payload": 1, "device": {"id": "x"}}]
+    msgs = [
+        {"payload": 1, "device": {"id": "x"}},
+        {"payload": 1, "device": {"id": "y"}},
+        {"payload": 1, "device": {"id": "x"}},
+    ]
     out, _ = await run(registry, rbe(topi="device.id"), msgs)
     assert [m["device"]["id"] for m in out] == ["x", "y"]
 
@@ -88,11 +130,16 @@ async def test_other_property_and_missing_value_is_ignored(registry):
 
 
 async def test_reset_clears_one_topic_or_all(registry):
-    msgs = [{"payload": 1, "topic": "a"}, {"payload": 1, "topic": "b"},
-            {"reset": True, "topic": "a"},
-            {"payload": 1, "topic": "a"}, {"payload": 1, "topic": "b"},
-            {"reset": True},
-            {"payload": 1, "topic": "a"}, {"payload": 1, "topic": "b"}]
+    msgs = [
+        {"payload": 1, "topic": "a"},
+        {"payload": 1, "topic": "b"},
+        {"reset": True, "topic": "a"},
+        {"payload": 1, "topic": "a"},
+        {"payload": 1, "topic": "b"},
+        {"reset": True},
+        {"payload": 1, "topic": "a"},
+        {"payload": 1, "topic": "b"},
+    ]
     out, _ = await run(registry, rbe(), msgs)
     assert [m["topic"] for m in out] == ["a", "b", "a", "a", "b"]
 
@@ -103,6 +150,7 @@ async def test_reset_with_payload_passes_that_payload(registry):
 
 
 # ----- bands -------------------------------------------------------------------------------------
+
 
 async def test_deadband_passes_changes_bigger_than_the_gap(registry):
     assert await passed(registry, rbe("deadband", gap="10"), [50, 55, 60, 61, 49, 55]) == [50, 61, 49]
@@ -133,14 +181,22 @@ async def test_narrowband_start_value(registry):
 
 
 async def test_numeric_strings_work_and_non_numbers_warn(registry):
-    out, t = await run(registry, rbe("deadband", gap="1"), [{"payload": "10 degrees"}, {"payload": "abc"},
-                                                            {"payload": "12"}])
+    out, t = await run(
+        registry, rbe("deadband", gap="1"), [{"payload": "10 degrees"}, {"payload": "abc"}, {"payload": "12"}]
+    )
     assert [m["payload"] for m in out] == ["10 degrees", "12"]
     assert any("no number" in str(e.get("msg")) for e in t.logs if e["level"] == "warn")
 
 
-@pytest.mark.parametrize("bad", [{"func": "sometimes"}, {"func": "deadband", "gap": "lots"},
-                                 {"inout": "sideways"}, {"func": "narrowband", "start": "x"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"func": "sometimes"},
+        {"func": "deadband", "gap": "lots"},
+        {"inout": "sideways"},
+        {"func": "narrowband", "start": "x"},
+    ],
+)
 async def test_bad_config_refuses_deploy(registry, bad):
     with pytest.raises(FlowValidationError):
         async with FlowTester([TAB, rbe(**bad)], registry):
@@ -149,11 +205,14 @@ async def test_bad_config_refuses_deploy(registry, bad):
 
 # ----- properties --------------------------------------------------------------------------------
 
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.integers(0, 3) | st.sampled_from(["a", "b"]), max_size=15))
 def test_rbe_output_has_no_consecutive_duplicates(registry, values):
     out = asyncio.run(passed(registry, rbe(), values))
-    expected = [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v or type(values[i - 1]) is not type(v)]
+    expected = [
+        v for i, v in enumerate(values) if i == 0 or values[i - 1] != v or type(values[i - 1]) is not type(v)
+    ]
     assert out == expected
 
 

@@ -29,7 +29,9 @@ async def serve(app):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     for _ in range(250):
         if server.started or task.done():
@@ -54,6 +56,7 @@ def devices(tmp_path):
 def text(body: str, status: int = 200):
     async def handler(request, params):
         return PlainTextResponse(body.format(**params), status)
+
     return handler
 
 
@@ -67,18 +70,21 @@ def test_static_paths_compile_to_nothing_and_share_keys():
     assert route_key("/v/:n?") != route_key("/v/:n")
 
 
-@pytest.mark.parametrize(("path", "url", "params"), [
-    ("/user/:id", "/user/42", {"id": "42"}),
-    ("/user/:id", "/USER/42/", {"id": "42"}),
-    ("/user/:id", "/user", None),
-    ("/user/:id", "/user/42/x", None),
-    ("/a/:x/b/:y", "/a/1/b/2", {"x": "1", "y": "2"}),
-    ("/v/:n?", "/v", {}),
-    ("/v/:n?", "/v/7", {"n": "7"}),
-    ("/files/*", "/files/a/b.txt", {"0": "a/b.txt"}),
-    ("/files/*", "/files", None),
-    ("/f.json/:x", "/fXjson/1", None),
-])
+@pytest.mark.parametrize(
+    ("path", "url", "params"),
+    [
+        ("/user/:id", "/user/42", {"id": "42"}),
+        ("/user/:id", "/USER/42/", {"id": "42"}),
+        ("/user/:id", "/user", None),
+        ("/user/:id", "/user/42/x", None),
+        ("/a/:x/b/:y", "/a/1/b/2", {"x": "1", "y": "2"}),
+        ("/v/:n?", "/v", {}),
+        ("/v/:n?", "/v/7", {"n": "7"}),
+        ("/files/*", "/files/a/b.txt", {"0": "a/b.txt"}),
+        ("/files/*", "/files", None),
+        ("/f.json/:x", "/fXjson/1", None),
+    ],
+)
 def test_express_patterns(path, url, params):
     routes = NodeRoutes()
     routes.add_route("get", path, text("x"), owner="n1")
@@ -89,8 +95,13 @@ def test_express_patterns(path, url, params):
         assert route is not None and found == params
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="/", blacklist_categories=("Cs",)), min_size=1,
-               max_size=20))
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_characters="/", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_a_param_takes_any_segment(segment):
     routes = NodeRoutes()
     routes.add_route("post", "/item/:id/detail", text("x"), owner="n1")
@@ -204,7 +215,10 @@ async def test_in_front_of_an_admin_app_admin_routes_still_win():
             assert await asyncio.wait_for(ws.recv(), 5) == "admin comms"
         async with connect(f"ws://{host}/ws") as ws:
             assert await asyncio.wait_for(ws.recv(), 5) == "node ws"
-    async with serve(in_front(app, lambda: None)) as host, httpx.AsyncClient(base_url=f"http://{host}") as http:
+    async with (
+        serve(in_front(app, lambda: None)) as host,
+        httpx.AsyncClient(base_url=f"http://{host}") as http,
+    ):
         assert (await http.get("/flows")).json() == {"admin": "flows"}  # no routes yet: all to the app
         assert (await http.get("/hello")).text == "node get /hello"  # ... whose fallback mount serves them
 
@@ -234,7 +248,10 @@ async def test_auth_hook_and_handler_failure(devices):
         r = await http.get("/who", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401 and "disabled" in r.json()["message"]
         r = await http.get("/broken")
-        assert r.status_code == 500 and r.json() == {"code": "unexpected_error", "message": "RuntimeError: boom"}
+        assert r.status_code == 500 and r.json() == {
+            "code": "unexpected_error",
+            "message": "RuntimeError: boom",
+        }
 
 
 async def test_wait_gives_504_json_after_the_timeout():
@@ -255,8 +272,9 @@ async def test_wait_gives_504_json_after_the_timeout():
         assert r.status_code == 504
         assert r.json() == {"code": "timeout", "message": "no http response node answered within 0.2 s"}
         assert (await http.get("/soon")).text == "ok"
-    assert NodeRoutes()._timeout.body == (b'{"code":"timeout","message":"no http response node answered '
-                                          b'within 120 s"}')
+    assert NodeRoutes()._timeout.body == (
+        b'{"code":"timeout","message":"no http response node answered within 120 s"}'
+    )
 
 
 async def test_shutdown_answers_waiting_requests_at_once():

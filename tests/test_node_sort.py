@@ -20,14 +20,30 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def sort(**props):
     """A sort node with Node-RED's stored defaults."""
-    base = {"order": "ascending", "as_num": False, "target": "payload", "targetType": "msg", "msgKey": "payload",
-            "msgKeyType": "elem", "seqKey": "payload", "seqKeyType": "msg"}
+    base = {
+        "order": "ascending",
+        "as_num": False,
+        "target": "payload",
+        "targetType": "msg",
+        "msgKey": "payload",
+        "msgKeyType": "elem",
+        "seqKey": "payload",
+        "seqKeyType": "msg",
+    }
     base.update(props)
     return node("s", "sort", [["o"]], **base)
 
@@ -78,19 +94,27 @@ async def test_mixed_values_compare_as_javascript(registry):
 async def test_as_number_compares_numeric_text(registry):
     assert await sorted_payload(registry, ["10", "9", "100", 1], as_num=True) == [1, "9", "10", "100"]
     assert await sorted_payload(registry, ["10", "9", "100", 1], as_num=True, order="descending") == [
-        "100", "10", "9", 1]
+        "100",
+        "10",
+        "9",
+        1,
+    ]
 
 
 async def test_jsonata_key_per_element(registry):
     payload = [{"v": 3, "n": "c"}, {"v": 1, "n": "a"}, {"v": 2, "n": "b"}]
     out = await sorted_payload(registry, payload, msgKey="v", msgKeyType="jsonata")
     assert [e["n"] for e in out] == ["a", "b", "c"]
-    out = await sorted_payload(registry, payload, msgKey="$string(n)", msgKeyType="jsonata", order="descending")
+    out = await sorted_payload(
+        registry, payload, msgKey="$string(n)", msgKeyType="jsonata", order="descending"
+    )
     assert [e["n"] for e in out] == ["c", "b", "a"]
 
 
 async def test_nested_target_property(registry):
-    out, _ = await run(sort(target="a.b", order="descending"), registry, {"a": {"b": [1, 3, 2]}, "payload": [9, 1]})
+    out, _ = await run(
+        sort(target="a.b", order="descending"), registry, {"a": {"b": [1, 3, 2]}, "payload": [9, 1]}
+    )
     assert out[0]["a"]["b"] == [3, 2, 1] and out[0]["payload"] == [9, 1]
 
 
@@ -101,8 +125,12 @@ async def test_non_array_target_sends_nothing(registry):
 
 async def test_jsonata_error_goes_to_catch(registry):
     catch = [node("c", "catch", [["co"]], scope=None), node("co", "junction", [[]])]
-    out, t = await run(sort(msgKey="$number(v)", msgKeyType="jsonata"), registry,
-                       {"payload": [{"v": "x"}, {"v": "1"}]}, extra=catch)
+    out, t = await run(
+        sort(msgKey="$number(v)", msgKeyType="jsonata"),
+        registry,
+        {"payload": [{"v": "x"}, {"v": "1"}]},
+        extra=catch,
+    )
     assert out == []
     assert t.outputs("co")[0][0]["error"]["message"].startswith("Invalid JSONata expression in sort node")
 
@@ -134,8 +162,10 @@ async def test_sequence_is_held_then_resent_in_order_with_new_indexes(registry):
 
 
 async def test_sequence_by_message_property_and_descending(registry):
-    msgs = [{"payload": p, "prio": k, "parts": {"id": "g", "index": i, "count": 3}}
-            for i, (p, k) in enumerate([("a", 2), ("b", 9), ("c", 5)])]
+    msgs = [
+        {"payload": p, "prio": k, "parts": {"id": "g", "index": i, "count": 3}}
+        for i, (p, k) in enumerate([("a", 2), ("b", 9), ("c", 5)])
+    ]
     out, _ = await run(sort(targetType="seq", seqKey="prio", order="descending"), registry, *msgs)
     assert [m["payload"] for m in out] == ["b", "c", "a"]
 
@@ -154,8 +184,12 @@ async def test_sequence_count_may_come_with_a_later_message(registry):
 
 
 async def test_sequences_are_kept_apart_and_messages_without_parts_dropped(registry):
-    msgs = [*sequence([2, 1], pid="g1")[:1], *sequence(["y", "x"], pid="g2"), {"payload": 7},
-            sequence([2, 1], pid="g1")[1]]
+    msgs = [
+        *sequence([2, 1], pid="g1")[:1],
+        *sequence(["y", "x"], pid="g2"),
+        {"payload": 7},
+        sequence([2, 1], pid="g1")[1],
+    ]
     out, _ = await run(sort(targetType="seq"), registry, *msgs)
     assert [m["payload"] for m in out] == ["x", "y", 1, 2]
 
@@ -223,8 +257,9 @@ def test_property_array_sort_is_ordered_and_a_permutation(values, descending):
 
 
 @SETTINGS
-@given(values=st.lists(st.integers(-100, 100), min_size=1, max_size=20), data=st.data(),
-       descending=st.booleans())
+@given(
+    values=st.lists(st.integers(-100, 100), min_size=1, max_size=20), data=st.data(), descending=st.booleans()
+)
 def test_property_sequence_sort_is_ordered_and_a_permutation(values, data, descending):
     msgs = sequence(values)
     arrival = data.draw(st.permutations(msgs))

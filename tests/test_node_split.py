@@ -18,14 +18,29 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def split(wires=(("o",),), **props):
     """A split node with Node-RED's stored defaults."""
-    base = {"splt": "\\n", "spltType": "str", "arraySplt": 1, "arraySpltType": "len", "stream": False,
-            "addname": "", "property": "payload"}
+    base = {
+        "splt": "\\n",
+        "spltType": "str",
+        "arraySplt": 1,
+        "arraySpltType": "len",
+        "stream": False,
+        "addname": "",
+        "property": "payload",
+    }
     base.update(props)
     return node("s", "split", wires, **base)
 
@@ -50,8 +65,12 @@ async def test_string_splits_on_newline_by_default_with_parts(registry):
     assert len(ids) == 1 and len(ids.pop()) == 16
     for i, m in enumerate(out):
         assert m["topic"] == "t"
-        assert {k: v for k, v in m["parts"].items() if k != "id"} == {"type": "string", "ch": "\n", "index": i,
-                                                                       "count": 4}
+        assert {k: v for k, v in m["parts"].items() if k != "id"} == {
+            "type": "string",
+            "ch": "\n",
+            "index": i,
+            "count": 4,
+        }
     msgids = [m["_msgid"] for m in out]
     assert "orig" not in msgids and len(set(msgids)) == 4  # each part is a new message
 
@@ -78,8 +97,14 @@ async def test_leading_and_trailing_separators_give_empty_parts(registry):
 async def test_fixed_length_split_rounds_the_count_up(registry):
     out, _ = await outputs(flow(splt="3", spltType="len"), registry, {"payload": "abcdefgh"})
     assert [m["payload"] for m in out] == ["abc", "def", "gh"]
-    assert out[0]["parts"] | {"id": None} == {"id": None, "type": "string", "ch": "", "len": 3, "index": 0,
-                                              "count": 3}
+    assert out[0]["parts"] | {"id": None} == {
+        "id": None,
+        "type": "string",
+        "ch": "",
+        "len": 3,
+        "index": 0,
+        "count": 3,
+    }
 
 
 async def test_byte_separator_splits_strings_and_passes_the_array_as_ch(registry):
@@ -89,16 +114,22 @@ async def test_byte_separator_splits_strings_and_passes_the_array_as_ch(registry
 
 
 async def test_stream_mode_carries_the_remainder_and_keeps_counting(registry):
-    out, _ = await outputs(flow(splt=",", stream=True), registry, {"payload": "a,b,c"}, {"payload": "d,e"},
-                           {"payload": ",f,"})
+    out, _ = await outputs(
+        flow(splt=",", stream=True), registry, {"payload": "a,b,c"}, {"payload": "d,e"}, {"payload": ",f,"}
+    )
     assert [m["payload"] for m in out] == ["a", "b", "cd", "e", "f"]
     assert [m["parts"]["index"] for m in out] == [0, 1, 2, 3, 4]
     assert all("count" not in m["parts"] for m in out)
 
 
 async def test_stream_mode_fixed_length_sends_whole_chunks_only(registry):
-    out, _ = await outputs(flow(splt="2", spltType="len", stream=True), registry,
-                           {"payload": "a"}, {"payload": "b"}, {"payload": "cde"})
+    out, _ = await outputs(
+        flow(splt="2", spltType="len", stream=True),
+        registry,
+        {"payload": "a"},
+        {"payload": "b"},
+        {"payload": "cde"},
+    )
     assert [m["payload"] for m in out] == ["ab", "cd"]
     assert [m["parts"]["index"] for m in out] == [0, 1]
 
@@ -107,8 +138,9 @@ async def test_stream_mode_fixed_length_sends_whole_chunks_only(registry):
 async def test_array_splits_into_elements(registry):
     out, _ = await outputs(flow(), registry, {"payload": [1, {"a": 2}, [3]]})
     assert [m["payload"] for m in out] == [1, {"a": 2}, [3]]
-    assert [(m["parts"]["type"], m["parts"]["index"], m["parts"]["count"], m["parts"]["len"]) for m in out] == [
-        ("array", 0, 3, 1), ("array", 1, 3, 1), ("array", 2, 3, 1)]
+    assert [
+        (m["parts"]["type"], m["parts"]["index"], m["parts"]["count"], m["parts"]["len"]) for m in out
+    ] == [("array", 0, 3, 1), ("array", 1, 3, 1), ("array", 2, 3, 1)]
 
 
 async def test_array_splits_into_chunks(registry):
@@ -125,7 +157,10 @@ async def test_empty_array_and_object_send_nothing(registry):
 async def test_object_splits_into_one_message_per_key(registry):
     out, _ = await outputs(flow(), registry, {"payload": {"a": 1, "b": "2", "c": True}, "topic": "foo"})
     assert [(m["payload"], m["parts"]["key"], m["parts"]["index"], m["topic"]) for m in out] == [
-        (1, "a", 0, "foo"), ("2", "b", 1, "foo"), (True, "c", 2, "foo")]
+        (1, "a", 0, "foo"),
+        ("2", "b", 1, "foo"),
+        (True, "c", 2, "foo"),
+    ]
     assert {m["parts"]["type"] for m in out} == {"object"} and {m["parts"]["count"] for m in out} == {3}
 
 
@@ -152,8 +187,12 @@ async def test_buffer_splits_on_string_separator(registry):
 
 
 async def test_buffer_splits_on_bytes_in_stream_mode(registry):
-    out, _ = await outputs(flow(splt="[52]", spltType="bin", stream=True), registry,
-                           {"payload": b"123412"}, {"payload": bytearray(b"341234")})
+    out, _ = await outputs(
+        flow(splt="[52]", spltType="bin", stream=True),
+        registry,
+        {"payload": b"123412"},
+        {"payload": bytearray(b"341234")},
+    )
     assert [bytes(m["payload"]) for m in out] == [b"123", b"123", b"123"]
     assert [m["parts"]["index"] for m in out] == [0, 1, 2]
     assert isinstance(out[1]["payload"], bytearray)  # the type of the buffer that arrived
@@ -185,7 +224,9 @@ async def test_nested_split_pushes_the_previous_parts(registry):
 
 
 async def test_another_property_is_split_and_named_in_parts(registry):
-    out, _ = await outputs(flow(property="data.list"), registry, {"data": {"list": [1, 2]}, "payload": "keep"})
+    out, _ = await outputs(
+        flow(property="data.list"), registry, {"data": {"list": [1, 2]}, "payload": "keep"}
+    )
     assert [m["data"]["list"] for m in out] == [1, 2]
     assert [m["payload"] for m in out] == ["keep", "keep"]
     assert out[0]["parts"]["property"] == "data.list"
@@ -208,14 +249,18 @@ async def test_null_payload_is_an_error_for_catch(registry):
 
 
 async def test_done_fires_once_per_input_and_stream_waits_for_the_remainder(registry):
-    flows = flow(splt=",", stream=True) + [node("c", "complete", [["co"]], scope=["s"]),
-                                           node("co", "junction", [[]])]
+    flows = flow(splt=",", stream=True) + [
+        node("c", "complete", [["co"]], scope=["s"]),
+        node("co", "junction", [[]]),
+    ]
     async with FlowTester(flows, registry) as t:
         t.inject("s", {"payload": "a,b"})
         await t.idle()
         assert len(t.outputs("co")[0]) == 1
-    flows = flow(splt="2", spltType="len", stream=True) + [node("c", "complete", [["co"]], scope=["s"]),
-                                                          node("co", "junction", [[]])]
+    flows = flow(splt="2", spltType="len", stream=True) + [
+        node("c", "complete", [["co"]], scope=["s"]),
+        node("co", "junction", [[]]),
+    ]
     async with FlowTester(flows, registry) as t:
         t.inject("s", {"payload": "a"})
         await t.idle()
@@ -226,16 +271,19 @@ async def test_done_fires_once_per_input_and_stream_waits_for_the_remainder(regi
 
 
 # ----- config errors ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("props, needle", [
-    ({"splt": "0", "spltType": "len"}, "split length"),
-    ({"splt": "abc", "spltType": "len"}, "split length"),
-    ({"splt": "1", "spltType": "bin"}, "splt"),
-    ({"splt": "[1,", "spltType": "bin"}, "splt"),
-    ({"splt": "[]", "spltType": "bin"}, "empty"),
-    ({"arraySplt": 0}, "array split length"),
-    ({"arraySplt": ""}, "array split length"),
-    ({"spltType": "regex"}, "spltType"),
-])
+@pytest.mark.parametrize(
+    "props, needle",
+    [
+        ({"splt": "0", "spltType": "len"}, "split length"),
+        ({"splt": "abc", "spltType": "len"}, "split length"),
+        ({"splt": "1", "spltType": "bin"}, "splt"),
+        ({"splt": "[1,", "spltType": "bin"}, "splt"),
+        ({"splt": "[]", "spltType": "bin"}, "empty"),
+        ({"arraySplt": 0}, "array split length"),
+        ({"arraySplt": ""}, "array split length"),
+        ({"spltType": "regex"}, "spltType"),
+    ],
+)
 async def test_bad_config_refuses_the_deploy(registry, props, needle):
     with pytest.raises(FlowValidationError) as info:
         async with FlowTester(flow(**props), registry):
@@ -255,8 +303,12 @@ REGISTRY = make_registry()
 
 
 def roundtrip(payload, **split_props):
-    flows = [TAB, split(wires=[["j"]], **split_props), node("j", "join", [["o"]], mode="auto"),
-             node("o", "junction", [[]])]
+    flows = [
+        TAB,
+        split(wires=[["j"]], **split_props),
+        node("j", "join", [["o"]], mode="auto"),
+        node("o", "junction", [[]]),
+    ]
 
     async def scenario():
         async with FlowTester(flows, REGISTRY) as t:
@@ -268,10 +320,11 @@ def roundtrip(payload, **split_props):
 
 
 texts = st.text(alphabet=st.sampled_from("ab,;\n\t xyz"), max_size=40)
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
-                                                                                       max_size=3),
-                           max_leaves=8)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -315,8 +368,14 @@ def test_property_split_join_restores_buffers(data):
 @SETTINGS
 @given(rows=st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=4), min_size=1, max_size=5))
 def test_property_nested_split_join_restores_nested_arrays(rows):
-    flows = [TAB, split(wires=[["s2"]]), node("s2", "split", [["j1"]]), node("j1", "join", [["j2"]], mode="auto"),
-             node("j2", "join", [["o"]], mode="auto"), node("o", "junction", [[]])]
+    flows = [
+        TAB,
+        split(wires=[["s2"]]),
+        node("s2", "split", [["j1"]]),
+        node("j1", "join", [["j2"]], mode="auto"),
+        node("j2", "join", [["o"]], mode="auto"),
+        node("o", "junction", [[]]),
+    ]
 
     async def scenario():
         async with FlowTester(flows, REGISTRY) as t:

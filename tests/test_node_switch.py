@@ -16,13 +16,30 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1", "env": [{"name": "LIMIT", "
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": "t1", "name": "", "x": 100, "y": 100,
-            "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": "t1",
+        "name": "",
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def switch(rules, checkall="true", property="payload", propertyType="msg", **extra):
-    return node("s", "switch", [[] for _ in rules], property=property, propertyType=propertyType,
-                rules=rules, checkall=checkall, outputs=len(rules), **extra)
+    return node(
+        "s",
+        "switch",
+        [[] for _ in rules],
+        property=property,
+        propertyType=propertyType,
+        rules=rules,
+        checkall=checkall,
+        outputs=len(rules),
+        **extra,
+    )
 
 
 async def route(registry, sw, msgs, extra=()):
@@ -33,7 +50,9 @@ async def route(registry, sw, msgs, extra=()):
         ports = t.outputs("s")
         result = []
         for m in sent:
-            result.append([i for i, port in enumerate(ports) if any(o["_msgid"] == m["_msgid"] for o in port)])
+            result.append(
+                [i for i, port in enumerate(ports) if any(o["_msgid"] == m["_msgid"] for o in port)]
+            )
         return result, t
 
 
@@ -48,88 +67,98 @@ def r(t, v=None, vt=None, **kw):
 
 # ----- comparisons -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("rule", "payload", "matches"), [
-    (r("eq", "5", "num"), 5, True),
-    (r("eq", "5", "num"), "5", True),      # "5" == 5
-    (r("eq", "5", "str"), 5, True),
-    (r("eq", "5", "num"), "5.0", True),
-    (r("eq", "1", "num"), True, True),     # true == 1
-    (r("eq", "abc", "str"), "abc", True),
-    (r("eq", "abc", "str"), "ABC", False),
-    (r("eq", "", "str"), 0, True),         # "" == 0
-    (r("eq", "x", "str"), None, False),
-    (r("neq", "5", "num"), "5", False),
-    (r("neq", "5", "num"), 6, True),
-    (r("lt", "10", "num"), 9, True),
-    (r("lt", "10", "num"), "9", True),     # numeric string vs number compares as numbers
-    (r("lt", "10", "str"), "9", False),    # two strings compare as strings
-    (r("lt", "10", "num"), "abc", False),  # NaN
-    (r("lte", "10", "num"), 10, True),
-    (r("gt", "10", "num"), 10.5, True),
-    (r("gt", "10", "num"), None, False),
-    (r("gte", "10", "num"), 10, True),
-    (r("gte", "b", "str"), "a", False),
-    (r("btwn", "1", "num", v2="5", v2t="num"), 3, True),
-    (r("btwn", "5", "num", v2="1", v2t="num"), 3, True),  # bounds in either order
-    (r("btwn", "1", "num", v2="5", v2t="num"), 5, True),
-    (r("btwn", "1", "num", v2="5", v2t="num"), 6, False),
-    (r("cont", "ell", "str"), "hello", True),
-    (r("cont", "ELL", "str"), "hello", False),
-    (r("cont", "ELL", "str", case=True), "hello", True),
-    (r("cont", "2", "str"), [1, 2], True),  # String([1,2]) = "1,2"
-    (r("regex", "^h.l+o$", "str"), "hello", True),
-    (r("regex", "^H", "str"), "hello", False),
-    (r("regex", "^H", "str", case=True), "hello", True),
-    (r("regex", "^1", "str"), 12, True),
-    (r("regex", r"(?<y>\d{4})-\k<y>", "str"), "2024-2024", True),  # JS named groups
-    (r("true"), True, True),
-    (r("true"), "true", False),
-    (r("false"), False, True),
-    (r("false"), 0, False),
-    (r("null"), None, True),
-    (r("nnull"), None, False),
-    (r("nnull"), 0, True),
-    (r("empty"), "", True),
-    (r("empty"), [], True),
-    (r("empty"), {}, True),
-    (r("empty"), 0, False),
-    (r("nempty"), "x", True),
-    (r("nempty"), 0, False),
-    (r("nempty"), {"a": 1}, True),
-    (r("hask", "a", "str"), {"a": None}, True),
-    (r("hask", "b", "str"), {"a": 1}, False),
-    (r("hask", "1", "str"), [5, 6], True),
-    (r("hask", "a", "str"), "a", False),
-])
+
+@pytest.mark.parametrize(
+    ("rule", "payload", "matches"),
+    [
+        (r("eq", "5", "num"), 5, True),
+        (r("eq", "5", "num"), "5", True),  # "5" == 5
+        (r("eq", "5", "str"), 5, True),
+        (r("eq", "5", "num"), "5.0", True),
+        (r("eq", "1", "num"), True, True),  # true == 1
+        (r("eq", "abc", "str"), "abc", True),
+        (r("eq", "abc", "str"), "ABC", False),
+        (r("eq", "", "str"), 0, True),  # "" == 0
+        (r("eq", "x", "str"), None, False),
+        (r("neq", "5", "num"), "5", False),
+        (r("neq", "5", "num"), 6, True),
+        (r("lt", "10", "num"), 9, True),
+        (r("lt", "10", "num"), "9", True),  # numeric string vs number compares as numbers
+        (r("lt", "10", "str"), "9", False),  # two strings compare as strings
+        (r("lt", "10", "num"), "abc", False),  # NaN
+        (r("lte", "10", "num"), 10, True),
+        (r("gt", "10", "num"), 10.5, True),
+        (r("gt", "10", "num"), None, False),
+        (r("gte", "10", "num"), 10, True),
+        (r("gte", "b", "str"), "a", False),
+        (r("btwn", "1", "num", v2="5", v2t="num"), 3, True),
+        (r("btwn", "5", "num", v2="1", v2t="num"), 3, True),  # bounds in either order
+        (r("btwn", "1", "num", v2="5", v2t="num"), 5, True),
+        (r("btwn", "1", "num", v2="5", v2t="num"), 6, False),
+        (r("cont", "ell", "str"), "hello", True),
+        (r("cont", "ELL", "str"), "hello", False),
+        (r("cont", "ELL", "str", case=True), "hello", True),
+        (r("cont", "2", "str"), [1, 2], True),  # String([1,2]) = "1,2"
+        (r("regex", "^h.l+o$", "str"), "hello", True),
+        (r("regex", "^H", "str"), "hello", False),
+        (r("regex", "^H", "str", case=True), "hello", True),
+        (r("regex", "^1", "str"), 12, True),
+        (r("regex", r"(?<y>\d{4})-\k<y>", "str"), "2024-2024", True),  # JS named groups
+        (r("true"), True, True),
+        (r("true"), "true", False),
+        (r("false"), False, True),
+        (r("false"), 0, False),
+        (r("null"), None, True),
+        (r("nnull"), None, False),
+        (r("nnull"), 0, True),
+        (r("empty"), "", True),
+        (r("empty"), [], True),
+        (r("empty"), {}, True),
+        (r("empty"), 0, False),
+        (r("nempty"), "x", True),
+        (r("nempty"), 0, False),
+        (r("nempty"), {"a": 1}, True),
+        (r("hask", "a", "str"), {"a": None}, True),
+        (r("hask", "b", "str"), {"a": 1}, False),
+        (r("hask", "1", "str"), [5, 6], True),
+        (r("hask", "a", "str"), "a", False),
+    ],
+)
 async def test_rule_matches(registry, rule, payload, matches):
     result, _ = await route(registry, switch([rule]), [{"payload": payload}])
     assert result == [[0] if matches else []]
 
 
-@pytest.mark.parametrize(("kind", "yes", "no"), [
-    ("string", "x", 1),
-    ("number", 1.5, "1"),
-    ("boolean", False, 0),
-    ("array", [1], {"a": 1}),
-    ("buffer", b"ab", "ab"),
-    ("object", {"a": 1}, [1]),
-    ("json", '{"a": 1}', "{a:1}"),
-    ("null", None, 0),
-])
+@pytest.mark.parametrize(
+    ("kind", "yes", "no"),
+    [
+        ("string", "x", 1),
+        ("number", 1.5, "1"),
+        ("boolean", False, 0),
+        ("array", [1], {"a": 1}),
+        ("buffer", b"ab", "ab"),
+        ("object", {"a": 1}, [1]),
+        ("json", '{"a": 1}', "{a:1}"),
+        ("null", None, 0),
+    ],
+)
 async def test_istype(registry, kind, yes, no):
     result, _ = await route(registry, switch([r("istype", kind, kind)]), [{"payload": yes}, {"payload": no}])
     assert result == [[0], []]
 
 
 async def test_null_and_istype_undefined_on_missing_property(registry):
-    sw = switch([r("null"), r("istype", "undefined", "undefined"), r("istype", "null", "null"), r("lt", "5", "num")],
-                property="missing")
+    sw = switch(
+        [r("null"), r("istype", "undefined", "undefined"), r("istype", "null", "null"), r("lt", "5", "num")],
+        property="missing",
+    )
     result, _ = await route(registry, sw, [{"payload": 1}, {"payload": 1, "missing": None}])
     # undefined < 5 is false in JavaScript, null < 5 is true
     assert result == [[0, 1], [0, 2, 3]]
 
 
 # ----- checkall, else, outputs ------------------------------------------------------------------
+
 
 async def test_checkall_sends_the_same_message_to_every_matching_output(registry):
     sw = switch([r("gt", "1", "num"), r("gt", "2", "num"), r("lt", "0", "num"), r("else")])
@@ -169,6 +198,7 @@ async def test_output_count_is_the_number_of_rules(registry):
 
 # ----- value types -------------------------------------------------------------------------------
 
+
 async def test_prev_compares_with_previous_value(registry):
     sw = switch([r("neq", vt="prev", v=""), r("gt", vt="prev", v="")])
     result, _ = await route(registry, sw, [{"payload": 1}, {"payload": 1}, {"payload": 3}, {"payload": 2}])
@@ -177,8 +207,15 @@ async def test_prev_compares_with_previous_value(registry):
 
 
 async def test_values_from_msg_flow_global_env_and_jsonata(registry):
-    sw = switch([r("eq", "other", "msg"), r("gt", "limit", "flow"), r("eq", "#:(memory)::name", "global"),
-                 r("lt", "LIMIT", "env"), r("eq", "other * 2", "jsonata")])
+    sw = switch(
+        [
+            r("eq", "other", "msg"),
+            r("gt", "limit", "flow"),
+            r("eq", "#:(memory)::name", "global"),
+            r("lt", "LIMIT", "env"),
+            r("eq", "other * 2", "jsonata"),
+        ]
+    )
     async with FlowTester([TAB, sw], registry) as t:
         t.node("s").flow.set("limit", 4)
         t.node("s").global_.set("name", 8)
@@ -189,12 +226,38 @@ async def test_values_from_msg_flow_global_env_and_jsonata(registry):
 
 
 async def test_property_types_flow_jsonata_and_env(registry):
-    flows = [node("s1", "switch", [[]], property="mode", propertyType="flow", rules=[r("eq", "on", "str")],
-                  checkall="true", outputs=1),
-             node("s2", "switch", [[], []], property="payload.a + payload.b", propertyType="jsonata",
-                  rules=[r("eq", "3", "num"), r("else")], checkall="true", outputs=2),
-             node("s3", "switch", [[]], property="LIMIT", propertyType="env", rules=[r("eq", "10", "num")],
-                  checkall="true", outputs=1)]
+    flows = [
+        node(
+            "s1",
+            "switch",
+            [[]],
+            property="mode",
+            propertyType="flow",
+            rules=[r("eq", "on", "str")],
+            checkall="true",
+            outputs=1,
+        ),
+        node(
+            "s2",
+            "switch",
+            [[], []],
+            property="payload.a + payload.b",
+            propertyType="jsonata",
+            rules=[r("eq", "3", "num"), r("else")],
+            checkall="true",
+            outputs=2,
+        ),
+        node(
+            "s3",
+            "switch",
+            [[]],
+            property="LIMIT",
+            propertyType="env",
+            rules=[r("eq", "10", "num")],
+            checkall="true",
+            outputs=1,
+        ),
+    ]
     async with FlowTester([TAB, *flows], registry) as t:
         t.node("s1").flow.set("mode", "on")
         t.inject("s1", {"payload": 1})
@@ -209,25 +272,33 @@ async def test_property_types_flow_jsonata_and_env(registry):
 
 async def test_jsonata_exp_rule(registry):
     sw = switch([{"t": "jsonata_exp", "v": "payload.temp > 20 and topic = 'room'", "vt": "jsonata"}])
-    result, _ = await route(registry, sw, [{"payload": {"temp": 25}, "topic": "room"},
-                                           {"payload": {"temp": 15}, "topic": "room"}])
+    result, _ = await route(
+        registry, sw, [{"payload": {"temp": 25}, "topic": "room"}, {"payload": {"temp": 15}, "topic": "room"}]
+    )
     assert result == [[0], []]
 
 
 async def test_regex_from_message_and_bad_regex_in_message_goes_to_catch(registry):
     sw = switch([r("regex", "pattern", "msg")])
     extra = [node("c", "catch", [["o"]], scope=None), node("o", "junction", [[]])]
-    result, t = await route(registry, sw, [{"payload": "abc", "pattern": "^a"}, {"payload": "abc", "pattern": "("}],
-                            extra)
+    result, t = await route(
+        registry, sw, [{"payload": "abc", "pattern": "^a"}, {"payload": "abc", "pattern": "("}], extra
+    )
     assert result == [[0], []]
     assert len(t.outputs("o")[0]) == 1
 
 
 # ----- sequences ---------------------------------------------------------------------------------
 
+
 def seq(n, gid="g1", with_count=True):
-    return [{"payload": i, "parts": {"id": gid, "index": i, **({"count": n} if with_count else {}), "type": "array"}}
-            for i in range(n)]
+    return [
+        {
+            "payload": i,
+            "parts": {"id": gid, "index": i, **({"count": n} if with_count else {}), "type": "array"},
+        }
+        for i in range(n)
+    ]
 
 
 async def test_head_index_and_tail(registry):
@@ -269,18 +340,25 @@ async def test_repair_rewrites_parts_per_output(registry):
         high, low = t.outputs("s")
         assert [m["payload"] for m in high] == [2, 3, 9]
         assert [(m["parts"]["index"], m["parts"]["count"]) for m in high[:2]] == [(0, 2), (1, 2)]
-        assert [(m["payload"], m["parts"]["index"], m["parts"]["count"]) for m in low] == [(0, 0, 2), (1, 1, 2)]
+        assert [(m["payload"], m["parts"]["index"], m["parts"]["count"]) for m in low] == [
+            (0, 0, 2),
+            (1, 1, 2),
+        ]
         assert high[0]["parts"]["id"] != low[0]["parts"]["id"] != "g1"
 
 
 # ----- deploy errors -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", [
-    [r("regex", "(", "str")],
-    [r("eq", "abc", "num")],
-    [r("eq", "$$$(", "jsonata")],
-    [r("frob", "1", "num")],
-])
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [r("regex", "(", "str")],
+        [r("eq", "abc", "num")],
+        [r("eq", "$$$(", "jsonata")],
+        [r("frob", "1", "num")],
+    ],
+)
 async def test_bad_rule_refuses_deploy(registry, bad):
     with pytest.raises(FlowValidationError) as info:
         async with FlowTester([TAB, switch(bad)], registry):
@@ -296,6 +374,7 @@ async def test_bad_jsonata_property_refuses_deploy(registry):
 
 # ----- JS semantics and properties ---------------------------------------------------------------
 
+
 def test_js_helpers():
     assert js_number("  12 ") == 12 and js_number("0x1f") == 31 and js_number("") == 0
     assert js_number(None) == 0 and js_number([7]) == 7
@@ -307,13 +386,21 @@ def test_js_helpers():
     assert js_less("10", 9) is False and js_less("10", "9") is True
 
 
-_scalars = (st.integers(-20, 20) | st.floats(-20, 20, allow_nan=False) | st.booleans() | st.none()
-            | st.sampled_from(["", "0", "5", "-3", "1.5", "abc", "true", " 7 "]))
+_scalars = (
+    st.integers(-20, 20)
+    | st.floats(-20, 20, allow_nan=False)
+    | st.booleans()
+    | st.none()
+    | st.sampled_from(["", "0", "5", "-3", "1.5", "abc", "true", " 7 "])
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payloads=st.lists(_scalars, min_size=1, max_size=8), v=st.sampled_from(["0", "5", "-3", "1.5", "abc", ""]),
-       vt=st.sampled_from(["str", "num"]))
+@given(
+    payloads=st.lists(_scalars, min_size=1, max_size=8),
+    v=st.sampled_from(["0", "5", "-3", "1.5", "abc", ""]),
+    vt=st.sampled_from(["str", "num"]),
+)
 def test_eq_and_neq_are_complementary(registry, payloads, v, vt):
     if vt == "num" and v == "abc":
         vt = "str"

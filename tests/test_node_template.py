@@ -11,12 +11,25 @@ from hypothesis import strategies as st
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.testing import FlowTester
 
-TAB = {"id": "t1", "type": "tab", "label": "Flow 1", "env": [{"name": "GREETING", "value": "hello", "type": "str"}]}
+TAB = {
+    "id": "t1",
+    "type": "tab",
+    "label": "Flow 1",
+    "env": [{"name": "GREETING", "value": "hello", "type": "str"}],
+}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def flow(template, **cfg):
@@ -25,8 +38,13 @@ def flow(template, **cfg):
     cfg.setdefault("format", "handlebars")
     cfg.setdefault("syntax", "mustache")
     cfg.setdefault("output", "str")
-    return [TAB, node("tp", "template", [["o"]], template=template, **cfg), node("o", "junction", [[]]),
-            node("c", "catch", [["e"]], scope=None, uncaught=False), node("e", "junction", [[]])]
+    return [
+        TAB,
+        node("tp", "template", [["o"]], template=template, **cfg),
+        node("o", "junction", [[]]),
+        node("c", "catch", [["e"]], scope=None, uncaught=False),
+        node("e", "junction", [[]]),
+    ]
 
 
 async def render(registry, template, msg, setup=None, **cfg):
@@ -43,8 +61,12 @@ async def render(registry, template, msg, setup=None, **cfg):
 
 async def test_observed_node_red_example(registry):
     # fixture flow a1f0c0de00000005: msg.greeting, msg.payload, flow context and tab env
-    out = await render(registry, "{{greeting}}: value {{payload}} (count {{flow.count}}, env {{env.GREETING}})",
-                       {"greeting": "hi", "payload": 15}, setup=lambda t: t.node("tp").flow.set("count", 1))
+    out = await render(
+        registry,
+        "{{greeting}}: value {{payload}} (count {{flow.count}}, env {{env.GREETING}})",
+        {"greeting": "hi", "payload": 15},
+        setup=lambda t: t.node("tp").flow.set("count", 1),
+    )
     assert out["payload"] == "hi: value 15 (count 1, env hello)"
     assert out["greeting"] == "hi"
 
@@ -63,32 +85,64 @@ async def test_html_escaping_in_double_not_triple_mustache(registry):
     assert out["payload"] == f"{escaped}|{text}|{text}"
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (7.0, "7"), (0.5, "0.5"), (15, "15"), (True, "true"), (False, "false"), (None, ""),
-    ([1, 2.0, "x", None], "1,2,x,"), ({"a": 1}, "[object Object]"), ("", ""), (1e-7, "1e-7"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (7.0, "7"),
+        (0.5, "0.5"),
+        (15, "15"),
+        (True, "true"),
+        (False, "false"),
+        (None, ""),
+        ([1, 2.0, "x", None], "1,2,x,"),
+        ({"a": 1}, "[object Object]"),
+        ("", ""),
+        (1e-7, "1e-7"),
+    ],
+)
 async def test_values_render_like_javascript_string(registry, value, text):
     out = await render(registry, "[{{{payload}}}]", {"payload": value})
     assert out["payload"] == f"[{text}]"
 
 
 async def test_missing_names_render_empty_and_dotted_paths_reach_into_arrays(registry):
-    out = await render(registry, "{{nope}}|{{a.b.c}}|{{list.1}}|{{list.length}}|{{name.length}}",
-                       {"list": ["x", "y"], "name": "abc", "a": {"b": {}}})
+    out = await render(
+        registry,
+        "{{nope}}|{{a.b.c}}|{{list.1}}|{{list.length}}|{{name.length}}",
+        {"list": ["x", "y"], "name": "abc", "a": {"b": {}}},
+    )
     assert out["payload"] == "||y|2|3"
 
 
 async def test_sections_follow_javascript_truthiness(registry):
-    tpl = ("{{#items}}<{{.}}>{{/items}}|{{#zero}}Z{{/zero}}|{{#empty}}E{{/empty}}|{{#obj}}{{k}}{{/obj}}"
-           "|{{^none}}none{{/none}}|{{^blank}}blank{{/blank}}|{{#flag}}{{payload}}{{/flag}}|{{#emptyobj}}O{{/emptyobj}}")
-    out = await render(registry, tpl, {"items": [1, "b"], "zero": 0, "empty": "", "obj": {"k": "v"},
-                                       "none": [], "blank": "", "flag": True, "payload": "p", "emptyobj": {}})
+    tpl = (
+        "{{#items}}<{{.}}>{{/items}}|{{#zero}}Z{{/zero}}|{{#empty}}E{{/empty}}|{{#obj}}{{k}}{{/obj}}"
+        "|{{^none}}none{{/none}}|{{^blank}}blank{{/blank}}|{{#flag}}{{payload}}{{/flag}}|{{#emptyobj}}O{{/emptyobj}}"
+    )
+    out = await render(
+        registry,
+        tpl,
+        {
+            "items": [1, "b"],
+            "zero": 0,
+            "empty": "",
+            "obj": {"k": "v"},
+            "none": [],
+            "blank": "",
+            "flag": True,
+            "payload": "p",
+            "emptyobj": {},
+        },
+    )
     assert out["payload"] == "<1><b>|||v|none|blank|p|O"
 
 
 async def test_sections_see_outer_names(registry):
-    out = await render(registry, "{{#people}}{{name}} of {{team}}; {{/people}}",
-                       {"team": "red", "people": [{"name": "ada"}, {"name": "bob", "team": "blue"}]})
+    out = await render(
+        registry,
+        "{{#people}}{{name}} of {{team}}; {{/people}}",
+        {"team": "red", "people": [{"name": "ada"}, {"name": "bob", "team": "blue"}]},
+    )
     assert out["payload"] == "ada of red; bob of blue; "
 
 
@@ -107,14 +161,19 @@ async def test_global_context_and_named_store(registry):
 
 
 async def test_message_wins_over_context(registry):
-    out = await render(registry, "{{flow.x}}", {"flow": {"x": "from msg"}},
-                       setup=lambda t: t.node("tp").flow.set("x", "from flow"))
+    out = await render(
+        registry,
+        "{{flow.x}}",
+        {"flow": {"x": "from msg"}},
+        setup=lambda t: t.node("tp").flow.set("x", "from flow"),
+    )
     assert out["payload"] == "from msg"
 
 
 async def test_output_json_parses_and_escapes_message_strings(registry):
-    out = await render(registry, '{"text": "{{{payload}}}", "n": {{n}}}', {"payload": 'a\nb\\c', "n": 2},
-                       output="json")
+    out = await render(
+        registry, '{"text": "{{{payload}}}", "n": {{n}}}', {"payload": "a\nb\\c", "n": 2}, output="json"
+    )
     assert out["payload"] == {"text": "a\nb\\c", "n": 2}
 
 
@@ -154,13 +213,16 @@ async def test_msg_template_used_when_node_template_is_empty(registry):
     assert out["payload"] == "fixed"
 
 
-@pytest.mark.parametrize("cfg", [
-    {"template": "{{#open}} never closed"},
-    {"template": "{{unclosed"},
-    {"template": "ok", "fieldType": "node"},
-    {"template": "ok", "output": "xml"},
-    {"template": "ok", "syntax": "handlebars"},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"template": "{{#open}} never closed"},
+        {"template": "{{unclosed"},
+        {"template": "ok", "fieldType": "node"},
+        {"template": "ok", "output": "xml"},
+        {"template": "ok", "syntax": "handlebars"},
+    ],
+)
 async def test_bad_config_refuses_deploy(registry, cfg):
     template = cfg.pop("template")
     with pytest.raises(FlowValidationError) as info:
@@ -169,8 +231,16 @@ async def test_bad_config_refuses_deploy(registry, cfg):
     assert info.value.problems[0].node_id == "tp"
 
 
-_ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "/": "&#x2F;", "`": "&#x60;",
-        "=": "&#x3D;"}
+_ESC = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "'": "&#39;",
+    "/": "&#x2F;",
+    "`": "&#x60;",
+    "=": "&#x3D;",
+}
 
 
 @settings(max_examples=40, deadline=None)

@@ -19,14 +19,34 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": props.pop("z", "t1"), "name": props.pop("name", ""),
-            "x": 100, "y": 100, "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": props.pop("z", "t1"),
+        "name": props.pop("name", ""),
+        "x": 100,
+        "y": 100,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 def trigger(wires=None, **props):
     """A trigger node with Node-RED's stored defaults."""
-    base = {"op1": "1", "op2": "0", "op1type": "val", "op2type": "val", "duration": "250", "extend": False,
-            "overrideDelay": False, "units": "ms", "reset": "", "bytopic": "all", "topic": "topic", "outputs": 1}
+    base = {
+        "op1": "1",
+        "op2": "0",
+        "op1type": "val",
+        "op2type": "val",
+        "duration": "250",
+        "extend": False,
+        "overrideDelay": False,
+        "units": "ms",
+        "reset": "",
+        "bytopic": "all",
+        "topic": "topic",
+        "outputs": 1,
+    }
     base.update(props)
     if wires is None:
         wires = ([],) * int(base["outputs"])
@@ -79,12 +99,23 @@ async def test_defaults_send_string_1_then_string_0_after_250ms(reg):
         assert all(m["topic"] == "x" and m["other"] == 7 for m in out)
 
 
-@pytest.mark.parametrize("vtype,value,expected", [
-    ("num", "10", 10), ("str", "10", "10"), ("bool", "true", True), ("bool", "false", False),
-    ("json", '{"x":"vx","y":[1,2]}', {"x": "vx", "y": [1, 2]}), ("bin", "[1,2,3]", bytearray(b"\x01\x02\x03")),
-    ("val", "true", True), ("val", "false", False), ("val", "null", None), ("val", "hello", "hello"),
-    ("val", "5", "5"), ("str", "", "1"),
-])
+@pytest.mark.parametrize(
+    "vtype,value,expected",
+    [
+        ("num", "10", 10),
+        ("str", "10", "10"),
+        ("bool", "true", True),
+        ("bool", "false", False),
+        ("json", '{"x":"vx","y":[1,2]}', {"x": "vx", "y": [1, 2]}),
+        ("bin", "[1,2,3]", bytearray(b"\x01\x02\x03")),
+        ("val", "true", True),
+        ("val", "false", False),
+        ("val", "null", None),
+        ("val", "hello", "hello"),
+        ("val", "5", "5"),
+        ("str", "", "1"),
+    ],
+)
 async def test_op1_value_types(reg, vtype, value, expected):
     async with FlowTester(stamped(op1=value, op1type=vtype, op2type="nul"), reg, virtual_time=True) as t:
         t.inject("n", {"payload": "in"})
@@ -92,12 +123,23 @@ async def test_op1_value_types(reg, vtype, value, expected):
         assert [m["payload"] for m in t.outputs("s1")[0]] == [expected]
 
 
-@pytest.mark.parametrize("vtype,value,expected", [
-    ("num", "10", 10), ("str", "10", "10"), ("bool", "true", True), ("json", "[1,2]", [1, 2]),
-    ("val", "false", False), ("val", "null", None), ("pay", "", "in"), ("str", "", "0"),
-])
+@pytest.mark.parametrize(
+    "vtype,value,expected",
+    [
+        ("num", "10", 10),
+        ("str", "10", "10"),
+        ("bool", "true", True),
+        ("json", "[1,2]", [1, 2]),
+        ("val", "false", False),
+        ("val", "null", None),
+        ("pay", "", "in"),
+        ("str", "", "0"),
+    ],
+)
 async def test_op2_value_types(reg, vtype, value, expected):
-    async with FlowTester(stamped(op1="first", op1type="str", op2=value, op2type=vtype), reg, virtual_time=True) as t:
+    async with FlowTester(
+        stamped(op1="first", op1type="str", op2=value, op2type=vtype), reg, virtual_time=True
+    ) as t:
         t.inject("n", {"payload": "in"})
         await t.advance(1)
         assert [m["payload"] for m in t.outputs("s1")[0]] == ["first", expected]
@@ -144,8 +186,10 @@ async def test_pay_keeps_the_payload_and_nul_sends_nothing(reg):
         assert rel(t, t.outputs("s1")[0], start) == [("bye", 0.25)]
 
 
-@pytest.mark.parametrize("units,duration,seconds", [("ms", "20", 0.02), ("s", "2", 2.0), ("min", "1", 60.0),
-                                                    ("hr", "0.5", 1800.0), ("", "100", 0.1)])
+@pytest.mark.parametrize(
+    "units,duration,seconds",
+    [("ms", "20", 0.02), ("s", "2", 2.0), ("min", "1", 60.0), ("hr", "0.5", 1800.0), ("", "100", 0.1)],
+)
 async def test_duration_units(reg, units, duration, seconds):
     async with FlowTester(stamped(units=units, duration=duration), reg, virtual_time=True) as t:
         start = t.clock.now()
@@ -155,7 +199,9 @@ async def test_duration_units(reg, units, duration, seconds):
 
 
 async def test_mustache_templates_in_string_values(reg):
-    flows = stamped(op1="{{payload}}!", op1type="val", op2="<{{topic}}> {{{topic}}} {{missing}}", op2type="str")
+    flows = stamped(
+        op1="{{payload}}!", op1type="val", op2="<{{topic}}> {{{topic}}} {{missing}}", op2type="str"
+    )
     async with FlowTester(flows, reg, virtual_time=True) as t:
         t.inject("n", {"payload": "Hello", "topic": "a&b"})
         await t.advance(1)
@@ -254,13 +300,21 @@ async def test_duration_zero_waits_for_msg_reset(reg):
         assert [m["payload"] for m in t.outputs("s1")[0]] == ["1", "1"]
 
 
-@pytest.mark.parametrize("reset,no,yes", [("boo", "foo", "boo"), ("true", False, True), ("false", "foo", False),
-                                          ("5", 6, 5), ("1.5", "1.50", 1.5)])
+@pytest.mark.parametrize(
+    "reset,no,yes",
+    [
+        ("boo", "foo", "boo"),
+        ("true", False, True),
+        ("false", "foo", False),
+        ("5", 6, 5),
+        ("1.5", "1.50", 1.5),
+    ],
+)
 async def test_reset_by_payload_text(reg, reset, no, yes):
     async with FlowTester(stamped(duration="0", reset=reset), reg, virtual_time=True) as t:
         t.inject("n", {"payload": None})
         t.inject("n", {"payload": None})
-        t.inject("n", {"payload": no})   # does not reset
+        t.inject("n", {"payload": no})  # does not reset
         t.inject("n", {"payload": yes})  # resets (and is not sent)
         t.inject("n", {"payload": None})
         await t.advance(1)
@@ -300,7 +354,13 @@ async def test_repeat_restarts_on_each_message(reg):
         await t.advance(2.2)
         t.inject("n", {"reset": True})
         await t.advance(5)
-        assert rel(t, t.outputs("s1")[0], start) == [("a", 0.0), ("a", 1.0), ("b", 1.5), ("b", 2.5), ("b", 3.5)]
+        assert rel(t, t.outputs("s1")[0], start) == [
+            ("a", 0.0),
+            ("a", 1.0),
+            ("b", 1.5),
+            ("b", 2.5),
+            ("b", 3.5),
+        ]
 
 
 # ----- topics -------------------------------------------------------------------------------------------------
@@ -314,7 +374,9 @@ async def test_all_topics_share_one_timer(reg):
 
 
 async def test_each_topic_its_own_timer_and_extend(reg):
-    flows = stamped(bytopic="topic", extend=True, op1="1", op1type="num", op2="0", op2type="num", duration="30")
+    flows = stamped(
+        bytopic="topic", extend=True, op1="1", op1type="num", op2="0", op2type="num", duration="30"
+    )
     async with FlowTester(flows, reg, virtual_time=True) as t:
         for topic in "ABC":
             t.inject("n", {"payload": 1, "topic": topic})
@@ -403,8 +465,13 @@ async def test_status_while_running(reg):
 
 
 async def test_done_on_handling(reg):
-    flows = [TAB, trigger([["o"]]), node("o", "junction", [[]]),
-             node("c", "complete", [["cc"]], scope=["n"]), node("cc", "junction", [[]])]
+    flows = [
+        TAB,
+        trigger([["o"]]),
+        node("o", "junction", [[]]),
+        node("c", "complete", [["cc"]], scope=["n"]),
+        node("cc", "junction", [[]]),
+    ]
     async with FlowTester(flows, reg, virtual_time=True) as t:
         t.inject("n", {"payload": 1})
         t.inject("n", {"payload": 2})
@@ -413,8 +480,12 @@ async def test_done_on_handling(reg):
 
 
 async def test_close_cancels_timers(reg):
-    for props, sent in (({"duration": "100"}, ["1"]), ({"duration": "-100"}, ["1", "1"]),
-                        ({"duration": "0"}, ["1"]), ({"extend": True}, ["1"])):
+    for props, sent in (
+        ({"duration": "100"}, ["1"]),
+        ({"duration": "-100"}, ["1", "1"]),
+        ({"duration": "0"}, ["1"]),
+        ({"extend": True}, ["1"]),
+    ):
         async with FlowTester([TAB, trigger(**props)], reg, virtual_time=True) as t:
             t.inject("n", {"payload": 1})
             t.inject("n", {"payload": 2})
@@ -426,15 +497,18 @@ async def test_close_cancels_timers(reg):
 
 
 # ----- config -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("props", [
-    {"op1": "{bad json", "op1type": "json"},
-    {"op2": "abc", "op2type": "num"},
-    {"op1type": "telepathy"},
-    {"units": "weeks"},
-    {"duration": "soon"},
-    {"bytopic": "sometimes"},
-    {"op2": "$$$(", "op2type": "jsonata"},
-])
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"op1": "{bad json", "op1type": "json"},
+        {"op2": "abc", "op2type": "num"},
+        {"op1type": "telepathy"},
+        {"units": "weeks"},
+        {"duration": "soon"},
+        {"bytopic": "sometimes"},
+        {"op2": "$$$(", "op2type": "jsonata"},
+    ],
+)
 async def test_bad_config_refuses_deploy(reg, props):
     with pytest.raises(FlowValidationError):
         async with FlowTester([TAB, trigger(**props)], reg, virtual_time=True):
@@ -450,7 +524,9 @@ async def test_minimal_stored_config_runs_with_defaults(reg):
 
 
 # ----- property (hypothesis) ----------------------------------------------------------------------------------
-def expected_schedule(arrivals: list[float], duration: float, extend: bool) -> tuple[list[float], list[float]]:
+def expected_schedule(
+    arrivals: list[float], duration: float, extend: bool
+) -> tuple[list[float], list[float]]:
     """Reference model: (op1 times, op2 times) for messages arriving at `arrivals` (a timer due at the
     same instant as an arrival fires first)."""
     op1, op2 = [], []
@@ -470,8 +546,11 @@ def expected_schedule(arrivals: list[float], duration: float, extend: bool) -> t
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(gaps=st.lists(st.integers(min_value=0, max_value=25), min_size=1, max_size=25),
-       duration=st.integers(min_value=1, max_value=20), extend=st.booleans())
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=25), min_size=1, max_size=25),
+    duration=st.integers(min_value=1, max_value=20),
+    extend=st.booleans(),
+)
 def test_property_trigger_matches_reference_model(gaps, duration, extend):
     # times in 1/64 s, exact in binary floating point, so ties (a timer due as a message arrives) are exact
     async def scenario():

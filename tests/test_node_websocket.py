@@ -24,17 +24,39 @@ def listener(nid: str = "lst", path: str = "/ws/echo", wholemsg: str = "false") 
 
 
 def ws_in(nid: str = "win", server: str = "lst", wires: list[str] = ("wout",)) -> dict:
-    return {"id": nid, "type": "websocket in", "z": "t1", "name": "", "server": server, "client": "",
-            "wires": [list(wires)]}
+    return {
+        "id": nid,
+        "type": "websocket in",
+        "z": "t1",
+        "name": "",
+        "server": server,
+        "client": "",
+        "wires": [list(wires)],
+    }
 
 
 def ws_out(nid: str = "wout", server: str = "lst") -> dict:
-    return {"id": nid, "type": "websocket out", "z": "t1", "name": "", "server": server, "client": "", "wires": []}
+    return {
+        "id": nid,
+        "type": "websocket out",
+        "z": "t1",
+        "name": "",
+        "server": server,
+        "client": "",
+        "wires": [],
+    }
 
 
 def function(nid: str, body: str, wires: list[str]) -> dict:
-    return {"id": nid, "type": "python function", "z": "t1", "name": nid, "func": body, "outputs": 1,
-            "wires": [wires]}
+    return {
+        "id": nid,
+        "type": "python function",
+        "z": "t1",
+        "name": nid,
+        "func": body,
+        "outputs": 1,
+        "wires": [wires],
+    }
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +89,10 @@ async def test_echo_goes_to_the_sender_only(registry):
             assert await nothing(a) and await nothing(b, 0.05)
             sent = t.outputs("win")[0]
             assert [m["payload"] for m in sent] == ["hello", b"\x00\x01"]
-            assert sent[0]["_session"]["type"] == "websocket" and sent[0]["_session"]["id"] != sent[1]["_session"]["id"]
+            assert (
+                sent[0]["_session"]["type"] == "websocket"
+                and sent[0]["_session"]["id"] != sent[1]["_session"]["id"]
+            )
             assert t.node("win").last_status["text"] == "connected 2"
         for _ in range(100):
             if t.node("win").last_status.get("text") == "disconnected":
@@ -142,7 +167,9 @@ async def test_missing_configuration_refuses_the_deploy(registry):
     with pytest.raises(FlowValidationError, match="missing server configuration"):
         async with t:
             pass
-    t = FlowTester([TAB, {"id": "lst", "type": "websocket-listener", "path": ""}, ws_in(wires=[])], registry=registry)
+    t = FlowTester(
+        [TAB, {"id": "lst", "type": "websocket-listener", "path": ""}, ws_in(wires=[])], registry=registry
+    )
     t.engine.services["http"] = NodeRoutes()
     with pytest.raises(FlowValidationError, match="'path' is required"):
         async with t:

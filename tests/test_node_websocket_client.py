@@ -34,8 +34,12 @@ class EchoServer:
             await ws.send(data)
 
     async def start(self) -> None:
-        self.server = await serve(self.handler, "127.0.0.1", self.port,
-                                  select_subprotocol=lambda _ws, offered: "chat" if "chat" in offered else None)
+        self.server = await serve(
+            self.handler,
+            "127.0.0.1",
+            self.port,
+            select_subprotocol=lambda _ws, offered: "chat" if "chat" in offered else None,
+        )
 
     async def stop(self) -> None:
         self.server.close()
@@ -51,14 +55,43 @@ async def echo():
 
 
 def flow(url: str, **props) -> list[dict]:
-    client = {"id": "wc", "type": "websocket-client", "path": url, "tls": "", "wholemsg": "false", "hb": "",
-              "subprotocol": "", "headers": []}
+    client = {
+        "id": "wc",
+        "type": "websocket-client",
+        "path": url,
+        "tls": "",
+        "wholemsg": "false",
+        "hb": "",
+        "subprotocol": "",
+        "headers": [],
+    }
     client.update(props)
-    return [{"id": "t", "type": "tab", "label": "t"}, client,
-            {"id": "in", "type": "websocket in", "z": "t", "name": "", "server": "", "client": "wc", "x": 1, "y": 1,
-             "wires": [[]]},
-            {"id": "out", "type": "websocket out", "z": "t", "name": "", "server": "", "client": "wc", "x": 1,
-             "y": 1, "wires": []}]
+    return [
+        {"id": "t", "type": "tab", "label": "t"},
+        client,
+        {
+            "id": "in",
+            "type": "websocket in",
+            "z": "t",
+            "name": "",
+            "server": "",
+            "client": "wc",
+            "x": 1,
+            "y": 1,
+            "wires": [[]],
+        },
+        {
+            "id": "out",
+            "type": "websocket out",
+            "z": "t",
+            "name": "",
+            "server": "",
+            "client": "wc",
+            "x": 1,
+            "y": 1,
+            "wires": [],
+        },
+    ]
 
 
 async def until(check, seconds: float = 10.0) -> None:
@@ -107,11 +140,14 @@ async def test_wholemsg(registry, echo):
 
 async def test_headers_and_subprotocol(registry, echo, monkeypatch):
     monkeypatch.setenv("WS_TEST_TOKEN", "from-env")
-    headers = [{"keyType": "other", "keyValue": "X-Key", "valueType": "other", "valueValue": "v1"},
-               {"keyType": "other", "keyValue": "X-Env", "valueType": "env", "valueValue": "WS_TEST_TOKEN"},
-               {"keyType": "other", "keyValue": "X-Empty", "valueType": "other", "valueValue": ""}]
-    async with FlowTester(flow(f"ws://127.0.0.1:{echo.port}/", subprotocol="chat, other", headers=headers),
-                          registry) as t:
+    headers = [
+        {"keyType": "other", "keyValue": "X-Key", "valueType": "other", "valueValue": "v1"},
+        {"keyType": "other", "keyValue": "X-Env", "valueType": "env", "valueValue": "WS_TEST_TOKEN"},
+        {"keyType": "other", "keyValue": "X-Empty", "valueType": "other", "valueValue": ""},
+    ]
+    async with FlowTester(
+        flow(f"ws://127.0.0.1:{echo.port}/", subprotocol="chat, other", headers=headers), registry
+    ) as t:
         await connected(t)
         sent, subprotocol = echo.requests[0]
         assert sent["X-Key"] == "v1" and sent["X-Env"] == "from-env" and "X-Empty" not in sent
@@ -178,13 +214,22 @@ async def test_wss_with_a_tls_config_node(registry, tmp_path):
     echo = EchoServer(port)
     server = await serve(echo.handler, "127.0.0.1", port, ssl=server_ctx)
     try:
-        tls = {"id": "tls1", "type": "tls-config", "cert": "", "key": "", "ca": cert, "verifyservercert": True}
+        tls = {
+            "id": "tls1",
+            "type": "tls-config",
+            "cert": "",
+            "key": "",
+            "ca": cert,
+            "verifyservercert": True,
+        }
         async with FlowTester(flow(f"wss://127.0.0.1:{port}/", tls="tls1") + [tls], registry) as t:
             await connected(t)
             t.inject("out", {"payload": "secure"})
             await until(lambda: t.outputs("in")[0])
             assert t.outputs("in")[0][0]["payload"] == "secure"
-        t = FlowTester(flow(f"wss://127.0.0.1:{port}/"), registry)  # no tls node: the self-signed cert is refused
+        t = FlowTester(
+            flow(f"wss://127.0.0.1:{port}/"), registry
+        )  # no tls node: the self-signed cert is refused
         t.engine.node_settings["websocketReconnectTime"] = 5000
         seen: list[str] = []
         t.events.subscribe("status/in", lambda _topic, st: seen.append(st.get("text")))

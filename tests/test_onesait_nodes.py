@@ -34,8 +34,12 @@ def services(tmp_path):
     store.ensure_collection("BasicSensor")
     events = OntologyEvents()
     devices = DeviceRegistry(db)
-    out = {"http": NodeRoutes(), "devices": devices, "ontology-events": events,
-           "ontology-data": OntologyData(ontologies, store, events)}
+    out = {
+        "http": NodeRoutes(),
+        "devices": devices,
+        "ontology-events": events,
+        "ontology-data": OntologyData(ontologies, store, events),
+    }
     yield out
     store.close()
     db.dispose()
@@ -49,8 +53,11 @@ def _tester(flow, services, registry, **kwargs):
 
 def _rest_only(flow, timeout="1800"):
     """The shipped flow without its MQTT gateway (no embedded broker in these tests)."""
-    return [dict(n, sessionTimeout=timeout) if n["type"] == "ssap-broker" else dict(n)
-            for n in flow if n["type"] != "ssap-mqtt in"]
+    return [
+        dict(n, sessionTimeout=timeout) if n["type"] == "ssap-broker" else dict(n)
+        for n in flow
+        if n["type"] != "ssap-mqtt in"
+    ]
 
 
 async def test_shipped_flow_serves_rest_and_expires_idle_sessions(services, registry):
@@ -58,29 +65,43 @@ async def test_shipped_flow_serves_rest_and_expires_idle_sessions(services, regi
     async with _tester(_rest_only(SHIPPED, "30"), services, registry, virtual_time=True) as t:
         transport = httpx.ASGITransport(app=services["http"])
         async with httpx.AsyncClient(transport=transport, base_url="http://test/iot-broker/rest") as http:
-            joined = await http.get("/client/join", params={"token": token, "clientPlatform": "c1",
-                                                            "clientPlatformId": "dev-1"})
+            joined = await http.get(
+                "/client/join", params={"token": token, "clientPlatform": "c1", "clientPlatformId": "dev-1"}
+            )
             assert joined.status_code == 200
             key = joined.json()["sessionKey"]
-            posted = await http.post("/ontology/BasicSensor", headers={"Authorization": key},
-                                     json={"BasicSensor": {"assetId": "a", "measure": 1}})
+            posted = await http.post(
+                "/ontology/BasicSensor",
+                headers={"Authorization": key},
+                json={"BasicSensor": {"assetId": "a", "measure": 1}},
+            )
             assert posted.status_code == 200 and set(posted.json()) == {"id"}
             answers = t.payloads("ssapProcess")
             assert [a["messageType"] for a in answers] == ["JOIN", "INSERT"]
             assert all(a["direction"] == "RESPONSE" for a in answers)
             await t.advance(20)
-            counted = await http.get("/ontology/BasicSensor", headers={"Authorization": key},
-                                     params={"query": "db.BasicSensor.count({})"})
+            counted = await http.get(
+                "/ontology/BasicSensor",
+                headers={"Authorization": key},
+                params={"query": "db.BasicSensor.count({})"},
+            )
             assert counted.json() == [{"count": 1}]
             await t.advance(31)
-            expired = await http.get("/ontology/BasicSensor", headers={"Authorization": key},
-                                     params={"query": "db.BasicSensor.count({})"})
+            expired = await http.get(
+                "/ontology/BasicSensor",
+                headers={"Authorization": key},
+                params={"query": "db.BasicSensor.count({})"},
+            )
             assert expired.status_code == 401 and expired.json()["errorCode"] == "AUTENTICATION"
-            garbage = await http.post("/ontology/BasicSensor", headers={"Authorization": key}, content=b"{nope")
+            garbage = await http.post(
+                "/ontology/BasicSensor", headers={"Authorization": key}, content=b"{nope"
+            )
             assert garbage.status_code == 401  # the session is checked first
             rejoined = await http.get("/client/join", params={"token": token, "clientPlatform": "c1"})
             key = rejoined.json()["sessionKey"]
-            garbage = await http.post("/ontology/BasicSensor", headers={"Authorization": key}, content=b"{nope")
+            garbage = await http.post(
+                "/ontology/BasicSensor", headers={"Authorization": key}, content=b"{nope"
+            )
             assert garbage.status_code == 400 and "INSERT needs data" in garbage.json()["error"]
     assert services["http"].routes() == []  # the gateway's routes are gone with the flow
 
@@ -92,30 +113,56 @@ async def test_nodes_between_gateway_and_processor_change_how_the_broker_works(s
     for node in flow:
         if node["id"] == "ssapRestIn":
             node["wires"] = [["onlyReads"]]
-    flow.append({"id": "onlyReads", "type": "switch", "z": "iotBrokerTab", "property": "payload.messageType",
-                 "propertyType": "msg", "rules": [{"t": "eq", "v": "JOIN", "vt": "str"},
-                                                  {"t": "eq", "v": "QUERY", "vt": "str"}],
-                 "checkall": "false", "outputs": 2, "wires": [["ssapProcess"], ["ssapProcess"]]})
+    flow.append(
+        {
+            "id": "onlyReads",
+            "type": "switch",
+            "z": "iotBrokerTab",
+            "property": "payload.messageType",
+            "propertyType": "msg",
+            "rules": [{"t": "eq", "v": "JOIN", "vt": "str"}, {"t": "eq", "v": "QUERY", "vt": "str"}],
+            "checkall": "false",
+            "outputs": 2,
+            "wires": [["ssapProcess"], ["ssapProcess"]],
+        }
+    )
     async with _tester(flow, services, registry) as t:
         services["http"].response_timeout = 0.5
         transport = httpx.ASGITransport(app=services["http"])
         async with httpx.AsyncClient(transport=transport, base_url="http://test/iot-broker/rest") as http:
-            key = (await http.get("/client/join", params={"token": token, "clientPlatform": "c1"})).json()["sessionKey"]
-            posted = await http.post("/ontology/BasicSensor", headers={"Authorization": key},
-                                     json={"BasicSensor": {"assetId": "a", "measure": 1}})
+            key = (await http.get("/client/join", params={"token": token, "clientPlatform": "c1"})).json()[
+                "sessionKey"
+            ]
+            posted = await http.post(
+                "/ontology/BasicSensor",
+                headers={"Authorization": key},
+                json={"BasicSensor": {"assetId": "a", "measure": 1}},
+            )
             assert posted.status_code == 504  # nobody answered: the flow dropped it
-            counted = await http.get("/ontology/BasicSensor", headers={"Authorization": key},
-                                     params={"query": "select count(*) as n from BasicSensor", "queryType": "SQL"})
+            counted = await http.get(
+                "/ontology/BasicSensor",
+                headers={"Authorization": key},
+                params={"query": "select count(*) as n from BasicSensor", "queryType": "SQL"},
+            )
             assert counted.json() == [{"n": 0}]
-        assert [len(port) for port in t.outputs("onlyReads")] == [1, 1]  # JOIN, QUERY; the INSERT went nowhere
+        assert [len(port) for port in t.outputs("onlyReads")] == [
+            1,
+            1,
+        ]  # JOIN, QUERY; the INSERT went nowhere
 
 
-@pytest.mark.parametrize("node, fragment", [
-    ({"id": "p", "type": "ssap process", "z": "t", "wires": [[], []]}, "broker"),
-    ({"id": "r", "type": "ssap-rest in", "z": "t", "url": "iot-broker", "wires": [[]]}, "url"),
-    ({"id": "b", "type": "ssap-broker", "sessionTimeout": "0"}, "sessionTimeout"),
-    ({"id": "m", "type": "ssap-mqtt in", "z": "t", "broker": "b", "topic": "/queue/#", "wires": [[]]}, "topic"),
-])
+@pytest.mark.parametrize(
+    "node, fragment",
+    [
+        ({"id": "p", "type": "ssap process", "z": "t", "wires": [[], []]}, "broker"),
+        ({"id": "r", "type": "ssap-rest in", "z": "t", "url": "iot-broker", "wires": [[]]}, "url"),
+        ({"id": "b", "type": "ssap-broker", "sessionTimeout": "0"}, "sessionTimeout"),
+        (
+            {"id": "m", "type": "ssap-mqtt in", "z": "t", "broker": "b", "topic": "/queue/#", "wires": [[]]},
+            "topic",
+        ),
+    ],
+)
 async def test_bad_configuration_refuses_the_deploy(services, registry, node, fragment):
     flow = [{"id": "t", "type": "tab"}, node]
     with pytest.raises(FlowValidationError) as exc:
@@ -125,9 +172,11 @@ async def test_bad_configuration_refuses_the_deploy(services, registry, node, fr
 
 
 async def test_two_rest_gateways_on_one_path_are_refused(services, registry):
-    flow = [{"id": "t", "type": "tab"},
-            {"id": "r1", "type": "ssap-rest in", "z": "t", "url": "/iot-broker/rest", "wires": [[]]},
-            {"id": "r2", "type": "ssap-rest in", "z": "t", "url": "/iot-broker/rest/", "wires": [[]]}]
+    flow = [
+        {"id": "t", "type": "tab"},
+        {"id": "r1", "type": "ssap-rest in", "z": "t", "url": "/iot-broker/rest", "wires": [[]]},
+        {"id": "r2", "type": "ssap-rest in", "z": "t", "url": "/iot-broker/rest/", "wires": [[]]},
+    ]
     with pytest.raises(FlowValidationError):
         async with _tester(flow, services, registry):
             pass
@@ -174,17 +223,27 @@ async def test_rest_subscription_posts_indications_to_the_callback(services, reg
         async with _tester(_rest_only(SHIPPED), services, registry):
             transport = httpx.ASGITransport(app=services["http"])
             async with httpx.AsyncClient(transport=transport, base_url="http://test/iot-broker/rest") as http:
-                key = (await http.get("/client/join", params={"token": token, "clientPlatform": "c1"})
-                       ).json()["sessionKey"]
+                key = (
+                    await http.get("/client/join", params={"token": token, "clientPlatform": "c1"})
+                ).json()["sessionKey"]
                 auth = {"Authorization": key}
-                sub = await http.post("/subscribe/hot", headers=auth, json={
-                    "ontology": "BasicSensor", "callback": callbacks.url,
-                    "queryValue": "db.BasicSensor.find({'BasicSensor.measure': {$gt: 30}})"})
+                sub = await http.post(
+                    "/subscribe/hot",
+                    headers=auth,
+                    json={
+                        "ontology": "BasicSensor",
+                        "callback": callbacks.url,
+                        "queryValue": "db.BasicSensor.find({'BasicSensor.measure': {$gt: 30}})",
+                    },
+                )
                 assert sub.status_code == 200, sub.text
                 sub_id = sub.json()["subscriptionId"]
                 for measure in (20, 35):
-                    await http.post("/ontology/BasicSensor", headers=auth,
-                                    json={"BasicSensor": {"assetId": "a", "measure": measure}})
+                    await http.post(
+                        "/ontology/BasicSensor",
+                        headers=auth,
+                        json={"BasicSensor": {"assetId": "a", "measure": measure}},
+                    )
                 got = await asyncio.to_thread(callbacks.bodies.get, True, 10)
                 assert got["messageType"] == "INDICATION" and got["body"]["subscriptionId"] == sub_id
                 assert [d["BasicSensor"]["measure"] for d in got["body"]["data"]] == [35]

@@ -31,7 +31,9 @@ def test_keys_are_random_and_renewal_keeps_the_key_of_the_same_client():
     b = store.open(_client("c1"), "i1", "t1")
     assert a.key != b.key and len(a.key) == 36
     assert store.open(_client("c1"), "i2", "t1", renew=a.key) is a and a.instance == "i2"
-    assert store.open(_client("c2"), None, "t9", renew=a.key).key != a.key  # another client's key is not taken
+    assert (
+        store.open(_client("c2"), None, "t9", renew=a.key).key != a.key
+    )  # another client's key is not taken
     clock.t = 11
     assert store.open(_client("c1"), None, "t1", renew=a.key).key != a.key  # an expired key is not renewed
 

@@ -27,8 +27,11 @@ from sofiaflow.runtime.data.ontologies import (
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ontologies"
 
-SIMPLE = {"type": "object", "required": ["assetId", "measure"],
-          "properties": {"assetId": {"type": "string"}, "measure": {"type": "number"}}}
+SIMPLE = {
+    "type": "object",
+    "required": ["assetId", "measure"],
+    "properties": {"assetId": {"type": "string"}, "measure": {"type": "number"}},
+}
 
 ONESAIT = {
     "$schema": "http://json-schema.org/draft-04/schema#",
@@ -43,13 +46,18 @@ ONESAIT = {
         "properties": {
             "assetId": {"type": "string"},
             "measure": {"type": "number"},
-            "timestamp": {"type": "object", "required": ["$date"],
-                          "properties": {"$date": {"type": "string", "format": "date-time"}}},
+            "timestamp": {
+                "type": "object",
+                "required": ["$date"],
+                "properties": {"$date": {"type": "string", "format": "date-time"}},
+            },
         },
     },
 }
 
-GOOD_ONESAIT = {"BasicSensor": {"assetId": "s-1", "measure": 1.0, "timestamp": {"$date": "2026-01-01T00:00:00Z"}}}
+GOOD_ONESAIT = {
+    "BasicSensor": {"assetId": "s-1", "measure": 1.0, "timestamp": {"$date": "2026-01-01T00:00:00Z"}}
+}
 
 
 @pytest.fixture
@@ -66,9 +74,18 @@ def registry(db):
 
 # ----- CRUD ---------------------------------------------------------------------------------------
 
+
 def test_create_get_list_update_delete(registry, db):
-    created = registry.create("BasicSensor", SIMPLE, "a sensor", owner="alice", realtime_window_days=30,
-                              history=True, indexes=["assetId", "assetId"], unique=["assetId"])
+    created = registry.create(
+        "BasicSensor",
+        SIMPLE,
+        "a sensor",
+        owner="alice",
+        realtime_window_days=30,
+        history=True,
+        indexes=["assetId", "assetId"],
+        unique=["assetId"],
+    )
     assert isinstance(created, Ontology)
     assert created.indexes == ["assetId"] and created.unique == ["assetId"]
     got = registry.get("BasicSensor")
@@ -132,7 +149,11 @@ def test_errors_name_the_field(registry):
 def test_bad_schemas_are_refused_clearly(registry):
     with pytest.raises(OntologyValidationError) as info:
         registry.create("S", {"type": "strin"})
-    assert info.value.field == "schema" and "draft202012" in str(info.value) and info.value.schema_path == "/type"
+    assert (
+        info.value.field == "schema"
+        and "draft202012" in str(info.value)
+        and info.value.schema_path == "/type"
+    )
     with pytest.raises(OntologyValidationError, match="names no known JSON Schema draft"):
         registry.create("S", {"$schema": "http://example.com/my-draft", "type": "object"})
     with pytest.raises(OntologyValidationError, match="#/nowhere"):
@@ -152,10 +173,15 @@ def test_bad_schemas_are_refused_clearly(registry):
 
 # ----- drafts -------------------------------------------------------------------------------------
 
+
 def test_draft_named_by_schema_or_2020_12(registry):
     # draft-04: exclusiveMinimum is a boolean modifying minimum; 2019-09+ it is a number (and a boolean is invalid)
-    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "minimum": 0,
-          "exclusiveMinimum": True}
+    d4 = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+    }
     registry.create("D4", d4)
     assert registry.get("D4").draft == "draft4"
     assert not registry.is_valid("D4", 0) and registry.is_valid("D4", 0.5)
@@ -170,8 +196,14 @@ def test_draft_named_by_schema_or_2020_12(registry):
     with pytest.raises(OntologyValidationError, match="draft4"):
         registry.create("Bad4", {"$schema": "http://json-schema.org/draft-04/schema#", "exclusiveMinimum": 0})
     # draft-07 named explicitly; prefixItems means nothing there, items-as-array does
-    registry.create("D7", {"$schema": "http://json-schema.org/draft-07/schema#", "type": "array",
-                           "items": [{"type": "string"}]})
+    registry.create(
+        "D7",
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "array",
+            "items": [{"type": "string"}],
+        },
+    )
     assert registry.get("D7").draft == "draft7"
     assert not registry.is_valid("D7", [1])
 
@@ -187,6 +219,7 @@ def test_formats_are_checked(registry):
 
 # ----- onesait-style ontologies -------------------------------------------------------------------
 
+
 def test_onesait_style_ontology(registry):
     onto = registry.create("BasicSensor", ONESAIT)
     assert onto.draft == "draft4" and onto.root == "BasicSensor"
@@ -198,8 +231,15 @@ def test_onesait_style_ontology(registry):
     assert "'hot' is not of type 'number'" in by_path["/BasicSensor/measure"]["message"]
     assert by_path["/BasicSensor/timestamp/$date"]["validator"] == "format"
     missing = registry.validate("BasicSensor", {"BasicSensor": {"assetId": "s-1", "measure": 1}})
-    assert missing == [{"path": "/BasicSensor", "message": "'timestamp' is a required property",
-                        "validator": "required", "schema_path": missing[0]["schema_path"], "property": "timestamp"}]
+    assert missing == [
+        {
+            "path": "/BasicSensor",
+            "message": "'timestamp' is a required property",
+            "validator": "required",
+            "schema_path": missing[0]["schema_path"],
+            "property": "timestamp",
+        }
+    ]
     not_wrapped = registry.validate("BasicSensor", GOOD_ONESAIT["BasicSensor"])
     assert not_wrapped[0]["property"] == "BasicSensor"
     # a plain string where the schema wants {"$date": ...}
@@ -224,7 +264,9 @@ def test_validator_is_cached_and_refreshed(registry):
 
 def test_on_change_listeners(registry):
     seen: list = []
-    unsubscribe = registry.on_change(lambda name, o: seen.append((name, None if o is None else o.description)))
+    unsubscribe = registry.on_change(
+        lambda name, o: seen.append((name, None if o is None else o.description))
+    )
     registry.on_change(lambda name, o: 1 / 0)  # a failing listener does not undo anything
     registry.create("L", SIMPLE, "one")
     registry.update("L", description="two")
@@ -237,12 +279,21 @@ def test_on_change_listeners(registry):
 
 # ----- contextData --------------------------------------------------------------------------------
 
+
 def test_context_data():
     now = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
     ctx = context_data(user="alice", device="s1", source="mqtt", timezone="Europe/Madrid", now=now)
-    assert ctx == {"user": "alice", "deviceTemplate": None, "device": "s1", "clientConnection": None,
-                   "clientSession": None, "source": "mqtt", "timezoneId": "Europe/Madrid",
-                   "timestamp": "2026-03-01T12:30:15.123Z", "timestampMillis": 1772368215123}
+    assert ctx == {
+        "user": "alice",
+        "deviceTemplate": None,
+        "device": "s1",
+        "clientConnection": None,
+        "clientSession": None,
+        "source": "mqtt",
+        "timezoneId": "Europe/Madrid",
+        "timestamp": "2026-03-01T12:30:15.123Z",
+        "timestampMillis": 1772368215123,
+    }
     assert ctx["timestampMillis"] == int(now.timestamp() * 1000)
     # another offset is turned to UTC; a naive time is taken as UTC
     plus2 = now.astimezone(timezone(timedelta(hours=2)))
@@ -260,11 +311,19 @@ def test_context_data():
 
 # ----- files --------------------------------------------------------------------------------------
 
+
 def test_load_directory_examples(registry):
     report = registry.load_directory(EXAMPLES)
     assert report.errors == []
-    assert sorted(report.created) == ["AirQualityStation", "BasicSensor", "BusPosition", "EnergyMeter", "ParkingSpot",
-                                      "TrafficFlowObserved", "WasteContainer"]
+    assert sorted(report.created) == [
+        "AirQualityStation",
+        "BasicSensor",
+        "BusPosition",
+        "EnergyMeter",
+        "ParkingSpot",
+        "TrafficFlowObserved",
+        "WasteContainer",
+    ]
     assert registry.get("ParkingSpot").draft == "draft4" and registry.get("ParkingSpot").root == "ParkingSpot"
     for name in report.created:
         onto = registry.get(name)
@@ -276,23 +335,54 @@ def test_load_directory_examples(registry):
     at = "2026-05-01T08:00:00Z"
     point = {"type": "Point", "coordinates": [-3.70, 40.42]}
     good = {
-        "ParkingSpot": {"ParkingSpot": {"spotId": "P-12", "zone": "centro", "occupied": True, "location": point,
-                                        "timestamp": {"$date": at}}},
-        "AirQualityStation": {"stationId": "AQ-1", "no2": 41.5, "pm10": 20, "pm25": 11.2, "o3": 60,
-                              "temperature": 18.5, "humidity": 55, "timestamp": at},
-        "BusPosition": {"busId": "B-7", "line": "27", "location": point, "speed": 32.5, "heading": 270,
-                        "timestamp": at},
-        "EnergyMeter": {"meterId": "M-1", "kwh": 1234.5, "voltage": 230.1, "current": 4.2, "power": 966.4,
-                        "timestamp": at},
+        "ParkingSpot": {
+            "ParkingSpot": {
+                "spotId": "P-12",
+                "zone": "centro",
+                "occupied": True,
+                "location": point,
+                "timestamp": {"$date": at},
+            }
+        },
+        "AirQualityStation": {
+            "stationId": "AQ-1",
+            "no2": 41.5,
+            "pm10": 20,
+            "pm25": 11.2,
+            "o3": 60,
+            "temperature": 18.5,
+            "humidity": 55,
+            "timestamp": at,
+        },
+        "BusPosition": {
+            "busId": "B-7",
+            "line": "27",
+            "location": point,
+            "speed": 32.5,
+            "heading": 270,
+            "timestamp": at,
+        },
+        "EnergyMeter": {
+            "meterId": "M-1",
+            "kwh": 1234.5,
+            "voltage": 230.1,
+            "current": 4.2,
+            "power": 966.4,
+            "timestamp": at,
+        },
     }
     for name, instance in good.items():
         assert registry.validate(name, instance) == [], name
     bad_point = {"type": "Point", "coordinates": [200, 40]}
-    assert registry.validate("BusPosition", {**good["BusPosition"], "location": bad_point})[0]["path"] == \
-        "/location/coordinates/0"
+    assert (
+        registry.validate("BusPosition", {**good["BusPosition"], "location": bad_point})[0]["path"]
+        == "/location/coordinates/0"
+    )
     spot = good["ParkingSpot"]["ParkingSpot"]
-    assert registry.validate("ParkingSpot", {"ParkingSpot": {**spot, "occupied": 1}})[0]["path"] == \
-        "/ParkingSpot/occupied"
+    assert (
+        registry.validate("ParkingSpot", {"ParkingSpot": {**spot, "occupied": 1}})[0]["path"]
+        == "/ParkingSpot/occupied"
+    )
     assert not registry.is_valid("AirQualityStation", {"stationId": "AQ-1", "timestamp": at})  # no pollutant
     assert not registry.is_valid("EnergyMeter", {**good["EnergyMeter"], "kwh": -1})
 
@@ -300,8 +390,9 @@ def test_load_directory_examples(registry):
 def test_load_directory_good_and_bad_files(registry, tmp_path):
     d = tmp_path / "ontologies"
     d.mkdir()
-    (d / "a_good.json").write_text(json.dumps({"name": "Good", "description": "fine", "schema": SIMPLE,
-                                               "indexes": ["assetId"]}))
+    (d / "a_good.json").write_text(
+        json.dumps({"name": "Good", "description": "fine", "schema": SIMPLE, "indexes": ["assetId"]})
+    )
     (d / "b_not_json.json").write_text("{ nope")
     (d / "c_no_schema.json").write_text(json.dumps({"name": "NoSchema"}))
     (d / "d_bad_schema.json").write_text(json.dumps({"name": "BadSchema", "schema": {"type": 7}}))
@@ -314,8 +405,15 @@ def test_load_directory_good_and_bad_files(registry, tmp_path):
     report = registry.load_directory(d, owner="system")
     assert report.created == ["Good", "AlsoGood"]
     errors = {e["file"]: e["message"] for e in report.errors}
-    assert set(errors) == {"b_not_json.json", "c_no_schema.json", "d_bad_schema.json", "e_bad_name.json",
-                           "f_duplicate.json", "g_list.json", "h_unknown_key.json"}
+    assert set(errors) == {
+        "b_not_json.json",
+        "c_no_schema.json",
+        "d_bad_schema.json",
+        "e_bad_name.json",
+        "f_duplicate.json",
+        "g_list.json",
+        "h_unknown_key.json",
+    }
     assert "not JSON" in errors["b_not_json.json"]
     assert errors["c_no_schema.json"].startswith("schema: required")
     assert errors["d_bad_schema.json"].startswith("schema:")
@@ -327,10 +425,18 @@ def test_load_directory_good_and_bad_files(registry, tmp_path):
 
     # a changed file updates; an unchanged one is left alone
     before = registry.get("AlsoGood").updated
-    (d / "a_good.json").write_text(json.dumps({"name": "Good", "description": "better", "schema": SIMPLE,
-                                               "indexes": ["assetId"]}))
-    for name in ("b_not_json", "c_no_schema", "d_bad_schema", "e_bad_name", "f_duplicate", "g_list",
-                 "h_unknown_key"):
+    (d / "a_good.json").write_text(
+        json.dumps({"name": "Good", "description": "better", "schema": SIMPLE, "indexes": ["assetId"]})
+    )
+    for name in (
+        "b_not_json",
+        "c_no_schema",
+        "d_bad_schema",
+        "e_bad_name",
+        "f_duplicate",
+        "g_list",
+        "h_unknown_key",
+    ):
         (d / f"{name}.json").unlink()
     report = registry.load_directory(d, owner="system")
     assert report.updated == ["Good"] and report.unchanged == ["AlsoGood"] and report.errors == []
@@ -343,10 +449,15 @@ def test_load_directory_good_and_bad_files(registry, tmp_path):
 
 # ----- data-aware update and delete ---------------------------------------------------------------
 
+
 def test_update_refused_when_stored_data_would_fail(db):
-    stored = {"S": [{"assetId": "a", "measure": 1, "contextData": context_data(), "_id": "x1"},
-                    {"assetId": "b", "measure": 2.5, "contextData": context_data()},
-                    {"assetId": "c", "contextData": context_data()}]}
+    stored = {
+        "S": [
+            {"assetId": "a", "measure": 1, "contextData": context_data(), "_id": "x1"},
+            {"assetId": "b", "measure": 2.5, "contextData": context_data()},
+            {"assetId": "c", "contextData": context_data()},
+        ]
+    }
     asked: list = []
 
     def sample(name, limit):
@@ -356,8 +467,15 @@ def test_update_refused_when_stored_data_would_fail(db):
     registry = OntologyRegistry(db, sample_existing=sample)
     registry.create("S", {**SIMPLE, "required": ["assetId"], "additionalProperties": False})
     # compatible: contextData/_id beside the body are not part of it
-    registry.update("S", schema={**SIMPLE, "required": ["assetId"], "additionalProperties": False,
-                                 "properties": {**SIMPLE["properties"], "unit": {"type": "string"}}})
+    registry.update(
+        "S",
+        schema={
+            **SIMPLE,
+            "required": ["assetId"],
+            "additionalProperties": False,
+            "properties": {**SIMPLE["properties"], "unit": {"type": "string"}},
+        },
+    )
     assert asked and asked[0][0] == "S"
     # incompatible: "measure" required and integer -> the 2nd and 3rd stored instances fail
     stricter = {**SIMPLE, "properties": {"assetId": {"type": "string"}, "measure": {"type": "integer"}}}
@@ -402,23 +520,34 @@ def test_delete_refused_while_data_exists(db):
 
 _TYPES = {
     "string": st.text(max_size=20),
-    "integer": st.integers(-10**9, 10**9),
+    "integer": st.integers(-(10**9), 10**9),
     "number": st.floats(allow_nan=False, allow_infinity=False),
     "boolean": st.booleans(),
     "array": st.lists(st.integers(), max_size=3),
 }
-_DRAFTS = [None, "http://json-schema.org/draft-04/schema#", "http://json-schema.org/draft-07/schema#",
-           "https://json-schema.org/draft/2020-12/schema"]
+_DRAFTS = [
+    None,
+    "http://json-schema.org/draft-04/schema#",
+    "http://json-schema.org/draft-07/schema#",
+    "https://json-schema.org/draft/2020-12/schema",
+]
 
 
 @st.composite
 def schema_and_instance(draw):
-    names = draw(st.lists(st.from_regex(r"[a-z][a-zA-Z0-9_]{0,11}", fullmatch=True), min_size=1, max_size=6,
-                          unique=True))
+    names = draw(
+        st.lists(
+            st.from_regex(r"[a-z][a-zA-Z0-9_]{0,11}", fullmatch=True), min_size=1, max_size=6, unique=True
+        )
+    )
     types = {n: draw(st.sampled_from(sorted(_TYPES))) for n in names}
     required = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
-    schema = {"type": "object", "required": required, "additionalProperties": False,
-              "properties": {n: {"type": t} for n, t in types.items()}}
+    schema = {
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": {n: {"type": t} for n, t in types.items()},
+    }
     draft = draw(st.sampled_from(_DRAFTS))
     if draft:
         schema["$schema"] = draft
@@ -437,5 +566,10 @@ def test_generated_instances_validate_and_missing_required_is_named(case):
     without = {k: v for k, v in instance.items() if k != dropped}
     errors = validation_errors(validator, without)
     assert errors
-    assert any(e["validator"] == "required" and e["property"] == dropped and e["path"] == ""
-               and repr(dropped) in e["message"] for e in errors)
+    assert any(
+        e["validator"] == "required"
+        and e["property"] == dropped
+        and e["path"] == ""
+        and repr(dropped) in e["message"]
+        for e in errors
+    )

@@ -17,9 +17,18 @@ async def test_bundled_ontologies_are_loaded_and_served(tmp_path, registry):
         AuthService(rt.db, rt.settings).ensure_admin()
         app = create_app(rt)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            token = (await http.post("/auth/token", data={"client_id": "node-red-admin", "grant_type": "password",
-                                                          "scope": "*", "username": "admin", "password": "pw"}
-                                     )).json()["access_token"]
+            token = (
+                await http.post(
+                    "/auth/token",
+                    data={
+                        "client_id": "node-red-admin",
+                        "grant_type": "password",
+                        "scope": "*",
+                        "username": "admin",
+                        "password": "pw",
+                    },
+                )
+            ).json()["access_token"]
             http.headers["Authorization"] = f"Bearer {token}"
             names = {o["name"] for o in (await http.get("/ontologies")).json()}
             assert {"ParkingSpot", "AirQualityStation", "BusPosition", "EnergyMeter"} <= names

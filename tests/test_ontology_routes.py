@@ -50,27 +50,46 @@ def store():
 @pytest.fixture
 def registry(tmp_path, store):
     db = connect(f"sqlite:///{tmp_path / 'routes.db'}")
-    yield OntologyRegistry(db, sample_existing=store.sample, count_existing=store.count, purge_existing=store.purge)
+    yield OntologyRegistry(
+        db, sample_existing=store.sample, count_existing=store.count, purge_existing=store.purge
+    )
     db.dispose()
 
 
 @pytest.fixture
 async def api(registry):
     app = FastAPI()
-    app.state.runtime = SimpleNamespace(deployer=object(), engine=SimpleNamespace(services={"ontologies": registry}))
+    app.state.runtime = SimpleNamespace(
+        deployer=object(), engine=SimpleNamespace(services={"ontologies": registry})
+    )
     app.include_router(ontology_routes.router, dependencies=[Depends(guard)])
     _install_error_handlers(app)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t",
-                                 headers={"Authorization": "Bearer admin"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"Authorization": "Bearer admin"}
+    ) as client:
         yield client
 
 
-SCHEMA = {"type": "object", "required": ["assetId", "measure"], "additionalProperties": False,
-          "properties": {"assetId": {"type": "string"}, "measure": {"type": "number"},
-                         "timestamp": {"type": "string", "format": "date-time"}}}
-NEW = {"name": "BasicSensor", "description": "a sensor", "schema": SCHEMA, "realtime_window_days": 30,
-       "history": True, "indexes": ["assetId"], "unique": []}
+SCHEMA = {
+    "type": "object",
+    "required": ["assetId", "measure"],
+    "additionalProperties": False,
+    "properties": {
+        "assetId": {"type": "string"},
+        "measure": {"type": "number"},
+        "timestamp": {"type": "string", "format": "date-time"},
+    },
+}
+NEW = {
+    "name": "BasicSensor",
+    "description": "a sensor",
+    "schema": SCHEMA,
+    "realtime_window_days": 30,
+    "history": True,
+    "indexes": ["assetId"],
+    "unique": [],
+}
 
 
 async def test_create_list_get_put_delete(api, registry):
@@ -86,7 +105,9 @@ async def test_create_list_get_put_delete(api, registry):
     one = await api.get("/ontologies/BasicSensor")
     assert one.status_code == 200 and one.json()["description"] == "a sensor"
 
-    r = await api.put("/ontologies/BasicSensor", json={"description": "changed", "realtime_window_days": None})
+    r = await api.put(
+        "/ontologies/BasicSensor", json={"description": "changed", "realtime_window_days": None}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["description"] == "changed" and r.json()["realtime_window_days"] is None
     assert r.json()["indexes"] == ["assetId"]  # left out: kept
@@ -99,9 +120,13 @@ async def test_create_list_get_put_delete(api, registry):
 
 
 async def test_onesait_schema_as_string_and_explicit_owner(api):
-    onesait = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "required": ["Bs"],
-               "properties": {"Bs": {"type": "string", "$ref": "#/datos"}},
-               "datos": {"type": "object", "required": ["v"], "properties": {"v": {"type": "number"}}}}
+    onesait = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object",
+        "required": ["Bs"],
+        "properties": {"Bs": {"type": "string", "$ref": "#/datos"}},
+        "datos": {"type": "object", "required": ["v"], "properties": {"v": {"type": "number"}}},
+    }
     r = await api.post("/ontologies", json={"name": "Bs", "schema": json.dumps(onesait), "owner": "bob"})
     assert r.status_code == 201, r.text
     assert r.json()["draft"] == "draft4" and r.json()["root"] == "Bs" and r.json()["owner"] == "bob"
@@ -112,15 +137,21 @@ async def test_onesait_schema_as_string_and_explicit_owner(api):
 async def test_errors_are_clear_json(api):
     assert (await api.post("/ontologies", json=NEW)).status_code == 201
     r = await api.post("/ontologies", json=NEW)
-    assert r.status_code == 409 and r.json()["code"] == "ontology_exists" and "'BasicSensor'" in r.json()["message"]
+    assert (
+        r.status_code == 409
+        and r.json()["code"] == "ontology_exists"
+        and "'BasicSensor'" in r.json()["message"]
+    )
     r = await api.post("/ontologies", json={**NEW, "name": "bad name"})
     assert r.status_code == 400 and r.json()["code"] == "invalid_ontology" and r.json()["field"] == "name"
     r = await api.post("/ontologies", json={"name": "NoSchema"})
     assert r.status_code == 400 and r.json()["field"] == "schema"
     r = await api.post("/ontologies", json={"schema": SCHEMA})
     assert r.status_code == 400 and r.json()["field"] == "name"
-    r = await api.post("/ontologies", json={**NEW, "name": "Bad", "schema": {"type": "object",
-                                                                              "properties": {"a": {"type": 5}}}})
+    r = await api.post(
+        "/ontologies",
+        json={**NEW, "name": "Bad", "schema": {"type": "object", "properties": {"a": {"type": 5}}}},
+    )
     assert r.status_code == 400 and r.json()["field"] == "schema"
     assert r.json()["schema_path"] == "/properties/a/type" and "/properties/a/type" in r.json()["message"]
     r = await api.post("/ontologies", json={**NEW, "name": "Bad", "indexes": ["ok", 3]})
@@ -133,8 +164,12 @@ async def test_errors_are_clear_json(api):
     assert r.status_code == 400 and r.json()["field"] == "name"
     r = await api.put("/ontologies/BasicSensor", json={"history": "sometimes"})
     assert r.status_code == 400 and r.json()["field"] == "history"
-    for method, path in [("GET", "/ontologies/Nope"), ("DELETE", "/ontologies/Nope"), ("PUT", "/ontologies/Nope"),
-                         ("POST", "/ontologies/Nope/validate")]:
+    for method, path in [
+        ("GET", "/ontologies/Nope"),
+        ("DELETE", "/ontologies/Nope"),
+        ("PUT", "/ontologies/Nope"),
+        ("POST", "/ontologies/Nope/validate"),
+    ]:
         r = await api.request(method, path, json={"description": "x"} if method in ("PUT", "POST") else None)
         assert r.status_code == 404, (method, path, r.text)
         assert r.json()["code"] == "not_found" and "'Nope'" in r.json()["message"]
@@ -142,14 +177,19 @@ async def test_errors_are_clear_json(api):
 
 async def test_validate_endpoint(api):
     await api.post("/ontologies", json=NEW)
-    r = await api.post("/ontologies/BasicSensor/validate", json={"assetId": "s-1", "measure": 2.5,
-                                                                  "timestamp": "2026-01-01T00:00:00Z"})
+    r = await api.post(
+        "/ontologies/BasicSensor/validate",
+        json={"assetId": "s-1", "measure": 2.5, "timestamp": "2026-01-01T00:00:00Z"},
+    )
     assert r.status_code == 200 and r.json() == {"valid": True, "errors": []}
     r = await api.post("/ontologies/BasicSensor/validate", json={"assetId": 1, "timestamp": "soon"})
     body = r.json()
     assert r.status_code == 200 and body["valid"] is False
-    assert {(e["path"], e["validator"]) for e in body["errors"]} == {("/assetId", "type"), ("", "required"),
-                                                                      ("/timestamp", "format")}
+    assert {(e["path"], e["validator"]) for e in body["errors"]} == {
+        ("/assetId", "type"),
+        ("", "required"),
+        ("/timestamp", "format"),
+    }
     assert [e["property"] for e in body["errors"] if e["validator"] == "required"] == ["measure"]
 
 

@@ -29,7 +29,8 @@ def test_a_pip_installed_package_adds_a_node_type(tmp_path: Path):
     """Build and install a real third-party package into a target dir, then load the registry from it."""
     pkg = tmp_path / "src"
     (pkg / "sofiaflow_hello").mkdir(parents=True)
-    (pkg / "sofiaflow_hello" / "__init__.py").write_text(textwrap.dedent('''
+    (pkg / "sofiaflow_hello" / "__init__.py").write_text(
+        textwrap.dedent("""
         from sofiaflow.runtime.api import Node, NodeConfig
 
         class HelloConfig(NodeConfig):
@@ -43,8 +44,10 @@ def test_a_pip_installed_package_adds_a_node_type(tmp_path: Path):
             def on_input(self, msg):
                 msg["payload"] = f"{self.config.greeting} {msg.get('payload')}"
                 self.send(msg)
-    '''))
-    (pkg / "pyproject.toml").write_text(textwrap.dedent('''
+    """)
+    )
+    (pkg / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=68"]
         build-backend = "setuptools.build_meta"
@@ -55,11 +58,26 @@ def test_a_pip_installed_package_adds_a_node_type(tmp_path: Path):
 
         [project.entry-points."sofiaflow.nodes"]
         hello = "sofiaflow_hello:HelloNode"
-    '''))
+    """)
+    )
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(pkg)], check=True, timeout=180)
-    script = textwrap.dedent(f'''
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(pkg),
+        ],
+        check=True,
+        timeout=180,
+    )
+    script = textwrap.dedent(f"""
         import asyncio, sys
         sys.path.insert(0, {str(target)!r})
         from sofiaflow.runtime.flows.registry import NodeRegistry
@@ -74,7 +92,7 @@ def test_a_pip_installed_package_adds_a_node_type(tmp_path: Path):
                 await t.idle()
                 print(t.payloads("h")[0])
         asyncio.run(main())
-    ''')
+    """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hola mundo"

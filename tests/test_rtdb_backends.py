@@ -141,15 +141,22 @@ def test_queries(store, coll):
 
 def test_projection_sort_skip_limit(store, coll):
     store.insert(coll, SAMPLE)
-    got = store.find(coll, {"_id": {"$in": ["1", "2", "3", "4"]}}, projection={"a": 1},
-                     sort=[("a", -1)])
-    assert got == [{"_id": "3", "a": "text"}, {"_id": "2", "a": 7.5}, {"_id": "1", "a": 5},
-                   {"_id": "4", "a": None}]
+    got = store.find(coll, {"_id": {"$in": ["1", "2", "3", "4"]}}, projection={"a": 1}, sort=[("a", -1)])
+    assert got == [
+        {"_id": "3", "a": "text"},
+        {"_id": "2", "a": 7.5},
+        {"_id": "1", "a": 5},
+        {"_id": "4", "a": None},
+    ]
     got = store.find(coll, {}, projection={"b.c": 1, "_id": 0}, sort=[("_id", 1)])
-    assert got == [{"b": {"c": "x"}}, {"b": {"c": "y"}}, {"b": {"c": "x"}}, {},
-                   {"b": [{"c": "z"}, {"c": "x"}]}]
-    got = store.find(coll, {}, projection={"tags": 0, "items": 0, "b": 0}, sort=[("a", 1)],
-                     skip=1, limit=2)
+    assert got == [
+        {"b": {"c": "x"}},
+        {"b": {"c": "y"}},
+        {"b": {"c": "x"}},
+        {},
+        {"b": [{"c": "z"}, {"c": "x"}]},
+    ]
+    got = store.find(coll, {}, projection={"tags": 0, "items": 0, "b": 0}, sort=[("a", 1)], skip=1, limit=2)
     # null (4) and missing (5) tie, then _id breaks the tie: 4, 5, 1, 2, 3
     assert got == [{"_id": "5"}, {"_id": "1", "a": 5}]
     assert [d["_id"] for d in store.find(coll, {}, sort=[("_id", -1)], skip=3)] == ["2", "1"]
@@ -177,7 +184,8 @@ def test_updates(store, coll):
     assert ids_of(store.find(coll, {"seen": True})) == ["1", "3", "5"]
     assert store.update(coll, {"_id": "1"}, {"$inc": {"a": 2, "counter": 1}, "$unset": {"tags": 1}}) == 1
     assert store.find(coll, {"_id": "1"}, projection={"a": 1, "counter": 1, "tags": 1}) == [
-        {"_id": "1", "a": 7, "counter": 1}]
+        {"_id": "1", "a": 7, "counter": 1}
+    ]
     assert store.update(coll, {"a": {"$exists": True}}, {"$set": {"one": 1}}, multi=False) == 1
     assert store.count(coll, {"one": 1}) == 1
     assert store.update(coll, {"_id": "nope"}, {"$set": {"x": 1}}) == 0
@@ -210,8 +218,9 @@ def test_values_are_bound_not_spliced(store, coll):
 def test_usable_from_async_code(store, coll):
     async def main():
         await asyncio.to_thread(store.insert, coll, [{"v": i} for i in range(20)])
-        counts = await asyncio.gather(*(asyncio.to_thread(store.count, coll, {"v": {"$lt": i}})
-                                        for i in range(10)))
+        counts = await asyncio.gather(
+            *(asyncio.to_thread(store.count, coll, {"v": {"$lt": i}}) for i in range(10))
+        )
         return counts
 
     assert asyncio.run(main()) == list(range(10))
@@ -221,21 +230,41 @@ def test_usable_from_async_code(store, coll):
 
 NAMES = ["a", "b", "c"]
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, -1.5, 2.0, 1e20]),
-    st.text(alphabet="aAbéÉ\n", max_size=3))
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.5, -1.5, 2.0, 1e20]),
+    st.text(alphabet="aAbéÉ\n", max_size=3),
+)
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.sampled_from(NAMES), inner, max_size=3)),
-    max_leaves=6)
-documents = st.lists(st.dictionaries(st.sampled_from(NAMES), values, max_size=3),
-                     min_size=1, max_size=8)
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(NAMES), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+documents = st.lists(st.dictionaries(st.sampled_from(NAMES), values, max_size=3), min_size=1, max_size=8)
 
 paths = st.lists(st.sampled_from(NAMES), min_size=1, max_size=2).map(".".join)
 non_null = scalars.filter(lambda v: v is not None)
 comparable = st.one_of(st.integers(-3, 3), st.sampled_from([0.5, 2.0]), st.text(alphabet="aAb", max_size=2))
-REGEXES = ["^a", "a$", "b", ".", "^$", "A", "a|b", "[ab]", "é", "^.$", "a.*b", "[^a]", "^[aA]+$",
-           "\\.", "b?a"]
+REGEXES = [
+    "^a",
+    "a$",
+    "b",
+    ".",
+    "^$",
+    "A",
+    "a|b",
+    "[ab]",
+    "é",
+    "^.$",
+    "a.*b",
+    "[^a]",
+    "^[aA]+$",
+    "\\.",
+    "b?a",
+]
 
 
 @st.composite
@@ -276,17 +305,25 @@ def leaf_filter(draw):
 filters = st.recursive(
     leaf_filter(),
     lambda inner: st.one_of(
-        st.builds(lambda op, subs: {op: subs}, st.sampled_from(["$and", "$or", "$nor"]),
-                  st.lists(inner, min_size=1, max_size=3)),
-        st.lists(inner, min_size=2, max_size=2).map(lambda fs: {**fs[0], **fs[1]})),
-    max_leaves=4)
+        st.builds(
+            lambda op, subs: {op: subs},
+            st.sampled_from(["$and", "$or", "$nor"]),
+            st.lists(inner, min_size=1, max_size=3),
+        ),
+        st.lists(inner, min_size=2, max_size=2).map(lambda fs: {**fs[0], **fs[1]}),
+    ),
+    max_leaves=4,
+)
 
 
 def reference_sorted(docs, path, direction):
     parts = tuple(path.split("."))
     out = sorted(docs, key=lambda d: d["_id"])
-    return sorted(out, key=lambda d: sort_key(d, parts), reverse=direction == -1) if direction == 1 \
+    return (
+        sorted(out, key=lambda d: sort_key(d, parts), reverse=direction == -1)
+        if direction == 1
         else _desc(out, parts)
+    )
 
 
 def _desc(docs, parts):
@@ -306,10 +343,17 @@ def test_backends_agree_with_reference(kind, _servers, _stores, tmp_path_factory
     is_mongo = kind == "mongo"
     counter = iter(range(10**9))
 
-    @settings(max_examples=int(os.environ.get("RTDB_HYPOTHESIS_EXAMPLES", "60")), deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-    @given(docs=documents, flts=st.lists(filters, min_size=1, max_size=6),
-           sort_path=st.sampled_from(NAMES), direction=st.sampled_from([1, -1]))
+    @settings(
+        max_examples=int(os.environ.get("RTDB_HYPOTHESIS_EXAMPLES", "60")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        docs=documents,
+        flts=st.lists(filters, min_size=1, max_size=6),
+        sort_path=st.sampled_from(NAMES),
+        direction=st.sampled_from([1, -1]),
+    )
     def check(docs, flts, sort_path, direction):
         store.delete(name, {})
         docs = [{"_id": f"d{next(counter):06d}", **d} for d in docs]
@@ -338,7 +382,6 @@ def test_backends_agree_with_reference(kind, _servers, _stores, tmp_path_factory
         store.drop(name)
 
 
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_declared_indexes_serve_queries(kind, _servers, _stores, tmp_path_factory):
     from sqlalchemy import text
@@ -358,8 +401,12 @@ def test_declared_indexes_serve_queries(kind, _servers, _stores, tmp_path_factor
                 c = _Compiler(store.dialect)
                 where = c.compile(parse_filter(flt))
                 explain = "EXPLAIN QUERY PLAN" if kind == "sqlite" else "EXPLAIN"
-                plan = " ".join(str(r[-1] if kind == "sqlite" else r[0]) for r in conn.execute(
-                    text(f'{explain} SELECT doc FROM "rt_{name}" WHERE {where}'), c.params))
+                plan = " ".join(
+                    str(r[-1] if kind == "sqlite" else r[0])
+                    for r in conn.execute(
+                        text(f'{explain} SELECT doc FROM "rt_{name}" WHERE {where}'), c.params
+                    )
+                )
                 assert "INDEX" in plan.upper(), (flt, plan)
             conn.rollback()
         assert store.count(name, {"a": {"$gte": 2990}}) == 10

@@ -45,8 +45,15 @@ class FakeContext:
 
 def variables(**msg: object) -> dict[str, object]:
     glob = FakeContext()
-    return {"msg": dict(msg), "node": FakeNode(), "context": FakeContext(), "flow": FakeContext(),
-            "global": glob, "global_": glob, "env": {"HOME": "/nowhere"}}
+    return {
+        "msg": dict(msg),
+        "node": FakeNode(),
+        "context": FakeContext(),
+        "flow": FakeContext(),
+        "global": glob,
+        "global_": glob,
+        "env": {"HOME": "/nowhere"},
+    }
 
 
 def run(body: str, **kwargs: object) -> object:
@@ -54,6 +61,7 @@ def run(body: str, **kwargs: object) -> object:
 
 
 # --- 1. normal code works -----------------------------------------------------------------------
+
 
 def test_msg_mutation_and_augmented_assignment() -> None:
     script = CompiledScript(
@@ -65,7 +73,8 @@ def test_msg_mutation_and_augmented_assignment() -> None:
         'msg["items"][1:2] += [7]\n'
         'msg["s"] += "!"\n'
         'del msg["gone"]\n'
-        'return msg')
+        "return msg"
+    )
     out = script.run({"msg": {"payload": 4, "x": 1, "items": [5], "nested": {"n": 3}, "s": "hi", "gone": 0}})
     assert out == {"payload": 12, "x": 2, "items": [15, 2, 7], "nested": {"n": 1}, "s": "hi!"}
 
@@ -112,18 +121,29 @@ return {
 """
     out = CompiledScript(body).run({"msg": {"payload": [1, 2, 3, 100, 4]}})
     assert out == {
-        "total": 10, "n": 5, "squares": [1, 9], "cubes": {1: 1, 2: 8}, "set": {0, 1}, "gen": 6,
-        "fstr": "   10|'x'|n=5", "bump": 2, "unpacked": (1, 2, 3, [4, 5]),
-        "error": "division by zero", "done": True, "sorted": [("a", 1), ("b", 2)],
+        "total": 10,
+        "n": 5,
+        "squares": [1, 9],
+        "cubes": {1: 1, 2: 8},
+        "set": {0, 1},
+        "gen": 6,
+        "fstr": "   10|'x'|n=5",
+        "bump": 2,
+        "unpacked": (1, 2, 3, [4, 5]),
+        "error": "division by zero",
+        "done": True,
+        "sorted": [("a", 1), ("b", 2)],
     }
 
 
 def test_methods_of_objects_passed_in() -> None:
     v = variables(payload=5)
-    body = ('node.warn("careful")\n'
-            'flow.set("k", msg["payload"])\n'
-            'global_.set("g", flow.get("k") + 1)\n'
-            'return [msg, None, {"payload": flow.get("k", 0) * 2}]')
+    body = (
+        'node.warn("careful")\n'
+        'flow.set("k", msg["payload"])\n'
+        'global_.set("g", flow.get("k") + 1)\n'
+        'return [msg, None, {"payload": flow.get("k", 0) * 2}]'
+    )
     out = CompiledScript(body).run(v)
     assert out == [{"payload": 5}, None, {"payload": 10}]
     assert v["node"].warnings == ["careful"]
@@ -167,8 +187,27 @@ return [
 ]
 """
     assert run(body) == [
-        4.0, '{"a": 1}', ["1", "22"], 2, 2, 6, [0, 1, 2], 2, "2.10", 1, "2d711642", b"aGk=", 36,
-        {"a": [1]}, True, "abc", True, 2024, 2, True, 2,
+        4.0,
+        '{"a": 1}',
+        ["1", "22"],
+        2,
+        2,
+        6,
+        [0, 1, 2],
+        2,
+        "2.10",
+        1,
+        "2d711642",
+        b"aGk=",
+        36,
+        {"a": [1]},
+        True,
+        "abc",
+        True,
+        2024,
+        2,
+        True,
+        2,
     ]
 
 
@@ -185,9 +224,40 @@ return [
 ]
 """
     assert run(body) == [
-        1, 3, 6, [1, 2, 3], 3, [0, 1, 2], [(0, "a"), (1, "b")], [(1, "a"), (2, "b")], True, "1", 7,
-        1.5, {"a": 1}, ["a", "b"], {1}, (1,), 2, 2.57, True, False, None, True, True, "default",
-        (3, 1), 1024, 24, 3, ["3", "1", "2"], [1], [2, 1, 3], b"A", 1024, 16,
+        1,
+        3,
+        6,
+        [1, 2, 3],
+        3,
+        [0, 1, 2],
+        [(0, "a"), (1, "b")],
+        [(1, "a"), (2, "b")],
+        True,
+        "1",
+        7,
+        1.5,
+        {"a": 1},
+        ["a", "b"],
+        {1},
+        (1,),
+        2,
+        2.57,
+        True,
+        False,
+        None,
+        True,
+        True,
+        "default",
+        (3, 1),
+        1024,
+        24,
+        3,
+        ["3", "1", "2"],
+        [1],
+        [2, 1, 3],
+        b"A",
+        1024,
+        16,
     ]
 
 
@@ -213,9 +283,12 @@ def test_variables_are_locals_and_may_be_rebound() -> None:
 def test_modules_the_node_binds_to_names() -> None:
     with pytest.raises(ScriptSyntaxError):  # the body still cannot reach "_" names through them
         CompiledScript("return lib.__loader__")
-    script = CompiledScript("import time as t\nreturn [lib.sqrt(16), json.dumps([1]), clock.sleep == t.sleep]")
-    assert script.run({"lib": script._import("math"), "json": script._import("json"),
-                       "clock": script._import("time")}) == [4.0, "[1]", True]
+    script = CompiledScript(
+        "import time as t\nreturn [lib.sqrt(16), json.dumps([1]), clock.sleep == t.sleep]"
+    )
+    assert script.run(
+        {"lib": script._import("math"), "json": script._import("json"), "clock": script._import("time")}
+    ) == [4.0, "[1]", True]
     with pytest.raises(ScriptRefused, match="'os'"):
         script._import("os")
 
@@ -230,21 +303,25 @@ def test_errors_point_at_the_users_lines() -> None:
 
 # --- 2. refused imports ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, module", [
-    ("import os", "os"),
-    ("import subprocess", "subprocess"),
-    ("x = 1\nimport sys", "sys"),
-    ("from os import path", "os"),
-    ("import importlib", "importlib"),
-    ("import os.path", "os.path"),
-    ("import json, socket", "socket"),
-    ("__import__('os')", "__import__"),
-    ("from fractions import sys", "sys"),
-    ("import fractions\nreturn fractions.sys", "sys"),
-    ("import uuid\nreturn uuid.os", "os"),
-    ("from . import sibling", "'.'"),
-    ("from .json import loads", "'.json'"),
-])
+
+@pytest.mark.parametrize(
+    "body, module",
+    [
+        ("import os", "os"),
+        ("import subprocess", "subprocess"),
+        ("x = 1\nimport sys", "sys"),
+        ("from os import path", "os"),
+        ("import importlib", "importlib"),
+        ("import os.path", "os.path"),
+        ("import json, socket", "socket"),
+        ("__import__('os')", "__import__"),
+        ("from fractions import sys", "sys"),
+        ("import fractions\nreturn fractions.sys", "sys"),
+        ("import uuid\nreturn uuid.os", "os"),
+        ("from . import sibling", "'.'"),
+        ("from .json import loads", "'.json'"),
+    ],
+)
 def test_forbidden_imports_are_refused(body: str, module: str) -> None:
     with pytest.raises(SandboxError) as info:
         run(body)
@@ -261,48 +338,59 @@ def test_import_refusal_is_reported_at_compile_time_with_its_line() -> None:
 
 
 def test_allowed_modules_can_be_narrowed() -> None:
-    assert CompiledScript("import json\nreturn json.dumps(1)", allowed_modules=frozenset({"json"})).run({}) == "1"
+    assert (
+        CompiledScript("import json\nreturn json.dumps(1)", allowed_modules=frozenset({"json"})).run({})
+        == "1"
+    )
     with pytest.raises(ScriptSyntaxError, match="'math'"):
         CompiledScript("import math", allowed_modules=frozenset({"json"}))
     assert not {"os", "sys", "subprocess", "socket", "io", "builtins", "importlib", "ctypes", "pickle"} & (
-        DEFAULT_ALLOWED_MODULES)
+        DEFAULT_ALLOWED_MODULES
+    )
 
 
 # --- 3. dunder and private access ------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    "return ().__class__.__bases__",
-    "return msg.__class__",
-    "return type(msg).__subclasses__()",
-    "return __builtins__",
-    "_private = 1",
-    "return _getattr_",
-    "def f(_x):\n    return _x",
-    "for _i in range(2):\n    pass",
-    "from json import _default_decoder",
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return ().__class__.__bases__",
+        "return msg.__class__",
+        "return type(msg).__subclasses__()",
+        "return __builtins__",
+        "_private = 1",
+        "return _getattr_",
+        "def f(_x):\n    return _x",
+        "for _i in range(2):\n    pass",
+        "from json import _default_decoder",
+    ],
+)
 def test_underscore_names_are_refused_at_compile_time(body: str) -> None:
     with pytest.raises(ScriptSyntaxError, match='starts with "_"'):
         CompiledScript(body)
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ("return getattr(msg, '__class__')", "'__class__'"),
-    ("return hasattr(msg, '__class__')", "'__class__'"),
-    ("name = '__' + 'class__'\nreturn getattr(msg, name)", "'__class__'"),
-    ("def g():\n    yield 1\nreturn getattr(g(), 'gi_frame')", "'gi_frame'"),
-    ("return '{0.__class__}'.format(msg)", "str.format"),
-    ("return getattr(str, 'format')", "str.format"),
-    ("import operator\nreturn operator.attrgetter('__class__')(msg)", "operator.attrgetter"),
-    ("from operator import methodcaller", "operator.methodcaller"),
-    ("import functools\nreturn functools.update_wrapper", "functools.update_wrapper"),
-    ("import string\nreturn string.Formatter", "string.Formatter"),
-    ("import decimal\nreturn decimal.getcontext()", "decimal.getcontext"),
-    ("import collections.abc\ncollections.abc.Mapping.register(type(msg))", "registering"),
-    ("import collections.abc\nm = collections.abc.Mapping\ntype(m).register(m, type(node))", "'ABCMeta'"),
-    ("import uuid\nreturn uuid.getnode()", "uuid.getnode"),
-    ("import json\nreturn getattr(json, '_default_decoder', None)", "'_default_decoder'"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("return getattr(msg, '__class__')", "'__class__'"),
+        ("return hasattr(msg, '__class__')", "'__class__'"),
+        ("name = '__' + 'class__'\nreturn getattr(msg, name)", "'__class__'"),
+        ("def g():\n    yield 1\nreturn getattr(g(), 'gi_frame')", "'gi_frame'"),
+        ("return '{0.__class__}'.format(msg)", "str.format"),
+        ("return getattr(str, 'format')", "str.format"),
+        ("import operator\nreturn operator.attrgetter('__class__')(msg)", "operator.attrgetter"),
+        ("from operator import methodcaller", "operator.methodcaller"),
+        ("import functools\nreturn functools.update_wrapper", "functools.update_wrapper"),
+        ("import string\nreturn string.Formatter", "string.Formatter"),
+        ("import decimal\nreturn decimal.getcontext()", "decimal.getcontext"),
+        ("import collections.abc\ncollections.abc.Mapping.register(type(msg))", "registering"),
+        ("import collections.abc\nm = collections.abc.Mapping\ntype(m).register(m, type(node))", "'ABCMeta'"),
+        ("import uuid\nreturn uuid.getnode()", "uuid.getnode"),
+        ("import json\nreturn getattr(json, '_default_decoder', None)", "'_default_decoder'"),
+    ],
+)
 def test_attribute_escapes_are_refused_at_run_time(body: str, fragment: str) -> None:
     with pytest.raises(ScriptRefused) as info:
         run(body)
@@ -332,34 +420,59 @@ def test_module_level_containers_are_copies() -> None:
 
 # --- 4. builtins and writes that are not available -------------------------------------------------
 
-@pytest.mark.parametrize("name", [
-    "open", "compile", "globals", "locals", "vars", "input", "dir", "object", "super", "memoryview",
-])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "open",
+        "compile",
+        "globals",
+        "locals",
+        "vars",
+        "input",
+        "dir",
+        "object",
+        "super",
+        "memoryview",
+    ],
+)
 def test_unavailable_builtins(name: str) -> None:
     with pytest.raises(ScriptRefused, match=f"^name '{name}' is not available in python function nodes$"):
         run(f"return {name}('x')")
 
 
-@pytest.mark.parametrize("body", [
-    "eval('1')", "exec('x = 1')", "breakpoint()", "__import__('os')", "class A:\n    pass",
-    "global counter\ncounter = 1", "node.count += 1", "yield msg",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "eval('1')",
+        "exec('x = 1')",
+        "breakpoint()",
+        "__import__('os')",
+        "class A:\n    pass",
+        "global counter\ncounter = 1",
+        "node.count += 1",
+        "yield msg",
+    ],
+)
 def test_refused_at_compile_time(body: str) -> None:
     with pytest.raises(ScriptSyntaxError):
         CompiledScript(body)
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ("type('X', (), {})", "type() with three arguments"),
-    ("setattr(msg, 'x', 1)", "cannot change attributes of 'dict'"),
-    ("delattr(node, 'warnings')", "cannot change attributes of 'FakeNode'"),
-    ("node.warn = None", "cannot change attributes of 'FakeNode'"),
-    ("del node.warnings", "cannot change attributes of 'FakeNode'"),
-    ("flow['k'] = 1", "cannot change items of 'FakeContext'"),
-    ("raise SystemExit(1)", "'SystemExit' is not available"),
-    ("raise ValueError.mro()[2]('boom')", "mro() is not allowed"),
-    ("import time\nfrom time import sleep as nap\nreturn nap", "only run inside"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("type('X', (), {})", "type() with three arguments"),
+        ("setattr(msg, 'x', 1)", "cannot change attributes of 'dict'"),
+        ("delattr(node, 'warnings')", "cannot change attributes of 'FakeNode'"),
+        ("node.warn = None", "cannot change attributes of 'FakeNode'"),
+        ("del node.warnings", "cannot change attributes of 'FakeNode'"),
+        ("flow['k'] = 1", "cannot change items of 'FakeContext'"),
+        ("raise SystemExit(1)", "'SystemExit' is not available"),
+        ("raise ValueError.mro()[2]('boom')", "mro() is not allowed"),
+        ("import time\nfrom time import sleep as nap\nreturn nap", "only run inside"),
+    ],
+)
 def test_refused_at_run_time(body: str, fragment: str) -> None:
     with pytest.raises(ScriptRefused) as info:
         result = run(body)
@@ -369,22 +482,26 @@ def test_refused_at_run_time(body: str, fragment: str) -> None:
 
 # --- 5. runaway code stops ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    "while True:\n    pass",
-    "while True:\n    x = 1",
-    "for i in iter(int, 1):\n    pass",
-    "def spin():\n    while True:\n        pass\nspin()",
-    "x = [i for i in range(10**12)]",
-    "x = sum(i for i in range(10**12))",
-    "import itertools\nfor i in itertools.count():\n    pass",
-    "def gen():\n    while True:\n        yield 1\nfor x in gen():\n    pass",
-    "f = lambda n: 0 if n == 0 else f(n - 1) + f(n - 1)\nreturn f(80)",
-    "def f():\n    try:\n        f()\n    except:\n        f()\nf()",
-    "while True:\n    try:\n        while True:\n            pass\n    except Exception:\n        pass",
-    "try:\n    while True:\n        pass\nexcept Exception:\n    return 'escaped'",
-    "while True:\n    try:\n        pass\n    finally:\n        continue",
-    "import time\ntime.sleep(60)",
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "while True:\n    pass",
+        "while True:\n    x = 1",
+        "for i in iter(int, 1):\n    pass",
+        "def spin():\n    while True:\n        pass\nspin()",
+        "x = [i for i in range(10**12)]",
+        "x = sum(i for i in range(10**12))",
+        "import itertools\nfor i in itertools.count():\n    pass",
+        "def gen():\n    while True:\n        yield 1\nfor x in gen():\n    pass",
+        "f = lambda n: 0 if n == 0 else f(n - 1) + f(n - 1)\nreturn f(80)",
+        "def f():\n    try:\n        f()\n    except:\n        f()\nf()",
+        "while True:\n    try:\n        while True:\n            pass\n    except Exception:\n        pass",
+        "try:\n    while True:\n        pass\nexcept Exception:\n    return 'escaped'",
+        "while True:\n    try:\n        pass\n    finally:\n        continue",
+        "import time\ntime.sleep(60)",
+    ],
+)
 def test_runaway_code_times_out(body: str) -> None:
     script = CompiledScript(body, time_limit=FAST)
     start = time.monotonic()
@@ -394,7 +511,9 @@ def test_runaway_code_times_out(body: str) -> None:
 
 
 def test_the_script_runs_normally_after_a_timeout() -> None:
-    script = CompiledScript('if msg["spin"]:\n    while True:\n        pass\nreturn msg["n"] + 1', time_limit=FAST)
+    script = CompiledScript(
+        'if msg["spin"]:\n    while True:\n        pass\nreturn msg["n"] + 1', time_limit=FAST
+    )
     with pytest.raises(ScriptTimeout):
         script.run({"msg": {"spin": True, "n": 1}})
     assert script.run({"msg": {"spin": False, "n": 1}}) == 2
@@ -409,8 +528,10 @@ def test_recursion_is_bounded() -> None:
 
 
 def test_callbacks_run_only_under_the_clock() -> None:
-    script = CompiledScript("def spin():\n    while True:\n        pass\ndef add(x):\n    return x + 1\nreturn [spin, add]",
-                            time_limit=FAST)
+    script = CompiledScript(
+        "def spin():\n    while True:\n        pass\ndef add(x):\n    return x + 1\nreturn [spin, add]",
+        time_limit=FAST,
+    )
     spin, add = script.run({})
     with pytest.raises(ScriptRefused, match="only run inside"):
         spin()  # called by the host outside run(): refused at its first tick
@@ -421,11 +542,22 @@ def test_callbacks_run_only_under_the_clock() -> None:
 
 # --- 6. resource bombs --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    "return 10**10**10", "return pow(10, 10**10)", "return 'x' * 10**10", "return [0] * 10**10",
-    "return 10**10 * (0,)", "return 1 << 10**10", "x = 'ab'\nx *= 10**10", "x = 7\nx **= 10**9",
-    "x = [0] * 10**6\nfor i in range(30):\n    x += x", "return pow(3, 10**100000, 10**100000 + 7)",
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return 10**10**10",
+        "return pow(10, 10**10)",
+        "return 'x' * 10**10",
+        "return [0] * 10**10",
+        "return 10**10 * (0,)",
+        "return 1 << 10**10",
+        "x = 'ab'\nx *= 10**10",
+        "x = 7\nx **= 10**9",
+        "x = [0] * 10**6\nfor i in range(30):\n    x += x",
+        "return pow(3, 10**100000, 10**100000 + 7)",
+    ],
+)
 def test_resource_bombs_are_refused(body: str) -> None:
     start = time.monotonic()
     with pytest.raises(ScriptRefused, match="too large"):
@@ -441,13 +573,17 @@ def test_big_but_reasonable_values_are_fine() -> None:
 
 # --- 7. syntax errors ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, lineno", [
-    ("x = 1\ny = (\n", 2),
-    ("x = 1\nif x\n    y = 2", 2),
-    ("a = 1\n\nb = msg.__dict__", 3),
-    ("for i in range(3):\n    pass\nbreak", 3),
-    ("x = 1\n  y = 2", 2),
-])
+
+@pytest.mark.parametrize(
+    "body, lineno",
+    [
+        ("x = 1\ny = (\n", 2),
+        ("x = 1\nif x\n    y = 2", 2),
+        ("a = 1\n\nb = msg.__dict__", 3),
+        ("for i in range(3):\n    pass\nbreak", 3),
+        ("x = 1\n  y = 2", 2),
+    ],
+)
 def test_syntax_errors_report_the_users_line(body: str, lineno: int) -> None:
     with pytest.raises(ScriptSyntaxError) as info:
         CompiledScript(body)
@@ -457,13 +593,16 @@ def test_syntax_errors_report_the_users_line(body: str, lineno: int) -> None:
 
 # --- 8. properties ------------------------------------------------------------------------------------
 
+
 def _expressions() -> st.SearchStrategy[str]:
     leaves = st.integers(min_value=-1000, max_value=1000).map(lambda n: f"({n})" if n < 0 else str(n))
     return st.recursive(
         leaves,
         lambda inner: st.tuples(inner, st.sampled_from(["+", "-", "*"]), inner).map(
-            lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        max_leaves=20)
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        max_leaves=20,
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -473,11 +612,19 @@ def test_integer_arithmetic_matches_python(expression: str) -> None:
 
 
 _DUNDER = st.from_regex(r"__[A-Za-z0-9_]{0,12}", fullmatch=True)
-_TEMPLATES = st.sampled_from([
-    "return msg.{name}", "x = node.{name}", "node.{name} = 1", "del msg.{name}",
-    "return getattr(msg, '{name}')", "return hasattr(node, '{name}')", "setattr(node, '{name}', 1)",
-    "return [v.{name} for v in [msg]]", "f = lambda: msg.{name}\nreturn f()",
-])
+_TEMPLATES = st.sampled_from(
+    [
+        "return msg.{name}",
+        "x = node.{name}",
+        "node.{name} = 1",
+        "del msg.{name}",
+        "return getattr(msg, '{name}')",
+        "return hasattr(node, '{name}')",
+        "setattr(node, '{name}', 1)",
+        "return [v.{name} for v in [msg]]",
+        "f = lambda: msg.{name}\nreturn f()",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -490,5 +637,6 @@ def test_dunder_attributes_are_always_refused(name: str, template: str) -> None:
 def test_json_round_trip_of_results() -> None:
     """What a function node typically returns is plain data the runtime can serialise."""
     out = CompiledScript('msg["payload"] = {"t": msg["payload"] * 1.5, "ok": True}\nreturn msg').run(
-        {"msg": {"_msgid": "abc", "payload": 2}})
+        {"msg": {"_msgid": "abc", "payload": 2}}
+    )
     assert json.loads(json.dumps(out)) == {"_msgid": "abc", "payload": {"t": 3.0, "ok": True}}

@@ -28,13 +28,33 @@ TAB_B = {"id": "tb", "type": "tab", "label": "tenant b"}
 BROKER = {"id": "broker-b", "type": "mqtt-broker", "z": "tb", "name": "b", "broker": "127.0.0.1", "port": 1}
 CATCH = {"id": "c", "type": "catch", "z": "ta", "x": 1, "y": 1, "scope": None, "wires": [["err"]]}
 SINK = {"id": "err", "type": "junction", "z": "ta", "x": 1, "y": 1, "wires": [[]]}
-DEBUG = {"id": "d", "type": "debug", "z": "ta", "x": 1, "y": 1, "wires": [], "active": True, "tosidebar": True,
-         "console": True, "tostatus": False, "complete": "true", "targetType": "full"}
+DEBUG = {
+    "id": "d",
+    "type": "debug",
+    "z": "ta",
+    "x": 1,
+    "y": 1,
+    "wires": [],
+    "active": True,
+    "tosidebar": True,
+    "console": True,
+    "tostatus": False,
+    "complete": "true",
+    "targetType": "full",
+}
 
 
 def attacker(body: str) -> dict:
-    return {"id": "f", "type": "python function", "z": "ta", "x": 1, "y": 1, "func": body, "outputs": 1,
-            "wires": [["d"]]}
+    return {
+        "id": "f",
+        "type": "python function",
+        "z": "ta",
+        "x": 1,
+        "y": 1,
+        "func": body,
+        "outputs": 1,
+        "wires": [["d"]],
+    }
 
 
 def steal(expression_body: str) -> str:
@@ -46,7 +66,9 @@ def steal(expression_body: str) -> str:
 # --- the corpus: (technique, body of `attack()`) ----------------------------------------------------------
 
 REPORTED = [  # the two escapes as reported, verbatim
-    ("type(type(msg)) and deepcopy memo", """
+    (
+        "type(type(msg)) and deepcopy memo",
+        """
 import copy
 T = type(type(msg))
 m = {}
@@ -59,11 +81,15 @@ for v in m.values():
         for x in v:
             if isinstance(x, dict) and x.get('id') == 'broker-b' and 'credentials' in x:
                 return x['credentials']
-"""),
-    ("UserString.format", """
+""",
+    ),
+    (
+        "UserString.format",
+        """
 import collections
 return collections.UserString("{0._node._engine.nodes[broker-b].credentials}").format(node)
-"""),
+""",
+    ),
 ]
 
 CORPUS = REPORTED + [
@@ -72,9 +98,15 @@ CORPUS = REPORTED + [
     ("str.format_map", "return '{n._node.credentials}'.format_map({'n': node})"),
     ("format via getattr", "return getattr('{0._node}', 'for' + 'mat')(node)"),
     ("unbound str.format", "return str.format('{0._node}', node)"),
-    ("UserString.format_map", "import collections\nreturn collections.UserString('{n._node}').format_map({'n': node})"),
+    (
+        "UserString.format_map",
+        "import collections\nreturn collections.UserString('{n._node}').format_map({'n': node})",
+    ),
     ("string.Formatter", "import string\nreturn string.Formatter().format('{0._node}', node)"),
-    ("from string import Formatter", "from string import Formatter\nreturn Formatter().vformat('{0._node}', [node], {})"),
+    (
+        "from string import Formatter",
+        "from string import Formatter\nreturn Formatter().vformat('{0._node}', [node], {})",
+    ),
     ("string.Template dotted", "import string\nreturn string.Template('${n._node}').substitute(n=node)"),
     ("string.Template key", "import string\nreturn string.Template('$n').substitute(n=node)"),
     ("% with a mapping", "return '%(_node)s' % {'_node': node}"),
@@ -98,11 +130,20 @@ CORPUS = REPORTED + [
     ("generator frame", "def g():\n    yield 1\nreturn g().gi_frame.f_back.f_globals"),
     ("generator code", "def g():\n    yield 1\nreturn getattr(g(), 'gi_' + 'code')"),
     ("async coroutine frame", "async def c():\n    pass\nreturn c().cr_frame"),
-    ("traceback frame", "try:\n    1 / 0\nexcept Exception as e:\n    return e.__traceback__.tb_frame.f_back.f_locals"),
-    ("exception context", "try:\n    try:\n        node.nope\n    except Exception:\n        1 / 0\n"
-                          "except Exception as e:\n    return e.__context__"),
+    (
+        "traceback frame",
+        "try:\n    1 / 0\nexcept Exception as e:\n    return e.__traceback__.tb_frame.f_back.f_locals",
+    ),
+    (
+        "exception context",
+        "try:\n    try:\n        node.nope\n    except Exception:\n        1 / 0\n"
+        "except Exception as e:\n    return e.__context__",
+    ),
     ("AttributeError.obj", "try:\n    flow.nope\nexcept AttributeError as e:\n    return e.obj"),
-    ("tb via getattr", "try:\n    1 / 0\nexcept Exception as e:\n    return getattr(e, '__trace' + 'back__')"),
+    (
+        "tb via getattr",
+        "try:\n    1 / 0\nexcept Exception as e:\n    return getattr(e, '__trace' + 'back__')",
+    ),
     # decorators
     ("functools.wraps", "import functools\n@functools.wraps(node)\ndef f():\n    pass\nreturn f._node"),
     ("update_wrapper", "import functools\ndef f():\n    pass\nreturn functools.update_wrapper(f, node)"),
@@ -118,13 +159,18 @@ CORPUS = REPORTED + [
     ("import pickle", "import pickle\nreturn pickle.dumps(node)"),
     ("import copyreg", "import copyreg\nreturn copyreg"),
     ("from copy import", "from copy import _reconstruct\nreturn _reconstruct"),
-    ("deepcopy defaultdict factory", "import copy, collections\n"
-                                     "return copy.deepcopy(collections.defaultdict(node.send))"),
+    (
+        "deepcopy defaultdict factory",
+        "import copy, collections\nreturn copy.deepcopy(collections.defaultdict(node.send))",
+    ),
     # descriptors and unbound methods
     ("property fget", "import statistics\nreturn statistics.NormalDist.mean.fget(node)"),
     ("unbound Python method", "import statistics\nreturn statistics.NormalDist.pdf(node, 1)"),
     ("unbound UserDict method", "import collections\nreturn collections.UserDict.get(node, '_node')"),
-    ("property by getattr", "import fractions\nreturn getattr(fractions.Fraction.numerator, 'fg' + 'et')(node)"),
+    (
+        "property by getattr",
+        "import fractions\nreturn getattr(fractions.Fraction.numerator, 'fg' + 'et')(node)",
+    ),
     ("getset descriptor", "import datetime\nreturn getattr(datetime.timedelta.days, 'obj' + 'class')"),
     # getattr with computed names, operator, functools, itertools, sorted, map
     ("getattr computed", "return getattr(node, '_' + 'node')"),
@@ -188,7 +234,9 @@ def privates(value: Any) -> list[str]:
         text = item if isinstance(item, str) else ""
         if any(secret in text for secret in SECRETS):
             found.append(f"secret in {text!r}")
-        elif isinstance(item, types.ModuleType) and item.__name__.split(".")[0] not in DEFAULT_ALLOWED_MODULES:
+        elif (
+            isinstance(item, types.ModuleType) and item.__name__.split(".")[0] not in DEFAULT_ALLOWED_MODULES
+        ):
             found.append(f"module {item.__name__}")
         elif isinstance(item, (types.FrameType, types.TracebackType, types.CodeType)):
             found.append(f"{cls.__name__} object")
@@ -235,7 +283,10 @@ async def test_escape_attempt_is_refused_or_gets_nothing_private(registry, techn
 
 
 _HARMLESS = {  # attempts that run and return public values only
-    "string.Template key", "% with a mapping", "context parent chain", "node facade public",
+    "string.Template key",
+    "% with a mapping",
+    "context parent chain",
+    "node facade public",
 }
 
 
@@ -244,25 +295,81 @@ async def test_the_reported_escapes_are_refused_by_the_sandbox(registry, techniq
     outcome, errors, payloads = await run_attack(registry, steal(body))
     assert outcome == "ran" and payloads == [] and len(errors) == 1
     assert "not available in python function nodes" in errors[0]["message"] or (
-        "not allowed in python function nodes" in errors[0]["message"])
+        "not allowed in python function nodes" in errors[0]["message"]
+    )
 
 
 # --- generated attempts ---------------------------------------------------------------------------------
 
-RECEIVERS = ["msg", "node", "context", "flow", "global_", "env", "type(msg)", "exc", "gen", "fn", "node.send",
-             "copy", "json", "string", "collections.UserString('x')", "list[int]", "functools.partial(fn)"]
-NAMES = ["__class__", "__dict__", "_node", "_engine", "_manager", "__globals__", "gi_frame", "gi_code",
-         "f_back", "f_globals", "tb_frame", "__traceback__", "__context__", "mro", "format", "format_map",
-         "__subclasses__", "__reduce_ex__", "__self__", "__func__", "__wrapped__", "func", "args", "obj",
-         "credentials", "nodes", "parent", "copyreg", "os", "sys", "registry", "__builtins__", "__init__",
-         "__getattribute__", "fget", "__origin__", "dispatch_table", "__mro__", "__bases__", "__module__"]
+RECEIVERS = [
+    "msg",
+    "node",
+    "context",
+    "flow",
+    "global_",
+    "env",
+    "type(msg)",
+    "exc",
+    "gen",
+    "fn",
+    "node.send",
+    "copy",
+    "json",
+    "string",
+    "collections.UserString('x')",
+    "list[int]",
+    "functools.partial(fn)",
+]
+NAMES = [
+    "__class__",
+    "__dict__",
+    "_node",
+    "_engine",
+    "_manager",
+    "__globals__",
+    "gi_frame",
+    "gi_code",
+    "f_back",
+    "f_globals",
+    "tb_frame",
+    "__traceback__",
+    "__context__",
+    "mro",
+    "format",
+    "format_map",
+    "__subclasses__",
+    "__reduce_ex__",
+    "__self__",
+    "__func__",
+    "__wrapped__",
+    "func",
+    "args",
+    "obj",
+    "credentials",
+    "nodes",
+    "parent",
+    "copyreg",
+    "os",
+    "sys",
+    "registry",
+    "__builtins__",
+    "__init__",
+    "__getattribute__",
+    "fget",
+    "__origin__",
+    "dispatch_table",
+    "__mro__",
+    "__bases__",
+    "__module__",
+]
 STEPS = st.one_of(
     st.sampled_from(NAMES).map(lambda n: ("attr", n)),
     st.sampled_from(NAMES).map(lambda n: ("getattr", n)),
     st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(lambda ns: ("format", ".".join(ns))),
     st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(lambda ns: ("userstring", ".".join(ns))),
     st.sampled_from(["deepcopy_memo", "deepcopy", "type", "call", "index0", "vars", "reduce_getattr"]).map(
-        lambda s: (s, "")),
+        lambda s: (s, "")
+    ),
 )
 
 
@@ -309,8 +416,11 @@ def deployed():
     from sofiaflow.runtime.flows.registry import default_registry
 
     loop = asyncio.new_event_loop()
-    tester = FlowTester([TAB_A, TAB_B, BROKER, attacker("return msg"), CATCH, SINK, DEBUG], default_registry(),
-                        credentials={"broker-b": {"user": "b", "password": MQTT_PASSWORD}})
+    tester = FlowTester(
+        [TAB_A, TAB_B, BROKER, attacker("return msg"), CATCH, SINK, DEBUG],
+        default_registry(),
+        credentials={"broker-b": {"user": "b", "password": MQTT_PASSWORD}},
+    )
     tester.engine.admin_token = ENGINE_TOKEN
     loop.run_until_complete(tester.__aenter__())
     yield tester
@@ -319,8 +429,11 @@ def deployed():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(receiver=st.sampled_from(RECEIVERS), steps=st.lists(STEPS, min_size=1, max_size=3),
-       last=st.sampled_from(["", ".credentials", "['_node']", ".nodes"]))
+@given(
+    receiver=st.sampled_from(RECEIVERS),
+    steps=st.lists(STEPS, min_size=1, max_size=3),
+    last=st.sampled_from(["", ".credentials", "['_node']", ".nodes"]),
+)
 def test_generated_attempts_never_reach_private_state(deployed, receiver, steps, last) -> None:
     node = deployed.node("f")
     expression = compose(receiver, steps)
@@ -356,5 +469,18 @@ return [deep == data, shared, deep['a'][0] is deep['a'][1], shallow['a'] is data
         f"{data['n']:.2f} {msg!r}", format(3.14159, '.2f'), copy.deepcopy(msg)]
 """
     out = CompiledScript(body).run({"msg": {"payload": [1]}})
-    assert out == [False, [1], True, True, [], 3, True, True, True, True, "1.50 {'payload': [1]}", "3.14",
-                   {"payload": [1]}]
+    assert out == [
+        False,
+        [1],
+        True,
+        True,
+        [],
+        3,
+        True,
+        True,
+        True,
+        True,
+        "1.50 {'payload': [1]}",
+        "3.14",
+        {"payload": [1]},
+    ]

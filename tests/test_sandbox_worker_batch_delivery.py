@@ -16,8 +16,16 @@ TAB = {"id": "t1", "type": "tab", "label": "Flow 1"}
 
 
 def node(id_, type_, wires=(), **props):
-    return {"id": id_, "type": type_, "z": "t1", "name": props.pop("name", ""), "x": 0, "y": 0,
-            "wires": [list(w) for w in wires], **props}
+    return {
+        "id": id_,
+        "type": type_,
+        "z": "t1",
+        "name": props.pop("name", ""),
+        "x": 0,
+        "y": 0,
+        "wires": [list(w) for w in wires],
+        **props,
+    }
 
 
 class BatchConfig(NodeConfig):
@@ -79,9 +87,15 @@ async def test_waiting_messages_arrive_in_batches_up_to_the_maximum_in_order(bat
 
 
 async def test_each_failed_message_goes_to_catch_and_completion_follows_success(batch_registry):
-    flows = [TAB, node("b", "test batch", [["o"]], name="batcher"), node("o", "junction", [[]]),
-             node("c", "catch", [["e"]], scope=None, uncaught=False), node("e", "junction", [[]]),
-             node("d", "complete", [["f"]], scope=["b"]), node("f", "junction", [[]])]
+    flows = [
+        TAB,
+        node("b", "test batch", [["o"]], name="batcher"),
+        node("o", "junction", [[]]),
+        node("c", "catch", [["e"]], scope=None, uncaught=False),
+        node("e", "junction", [[]]),
+        node("d", "complete", [["f"]], scope=["b"]),
+        node("f", "junction", [[]]),
+    ]
     async with FlowTester(flows, batch_registry) as t:
         for i, payload in enumerate([1, "bad", 3]):
             t.inject("b", {"payload": payload, "topic": f"m{i}"})
@@ -94,8 +108,13 @@ async def test_each_failed_message_goes_to_catch_and_completion_follows_success(
 
 
 async def test_a_batch_that_raises_fails_every_message_in_it(batch_registry):
-    flows = [TAB, node("b", "test batch", [["o"]]), node("o", "junction", [[]]),
-             node("c", "catch", [["e"]], scope=None, uncaught=False), node("e", "junction", [[]])]
+    flows = [
+        TAB,
+        node("b", "test batch", [["o"]]),
+        node("o", "junction", [[]]),
+        node("c", "catch", [["e"]], scope=None, uncaught=False),
+        node("e", "junction", [[]]),
+    ]
     async with FlowTester(flows, batch_registry) as t:
         for payload in [1, "all", 3]:
             t.inject("b", {"payload": payload})
@@ -108,8 +127,13 @@ async def test_a_batch_that_raises_fails_every_message_in_it(batch_registry):
 
 
 async def test_a_wrong_number_of_results_fails_the_batch_with_a_clear_error(batch_registry):
-    flows = [TAB, node("b", "test batch wrong", [["o"]]), node("o", "junction", [[]]),
-             node("c", "catch", [["e"]], scope=None, uncaught=False), node("e", "junction", [[]])]
+    flows = [
+        TAB,
+        node("b", "test batch wrong", [["o"]]),
+        node("o", "junction", [[]]),
+        node("c", "catch", [["e"]], scope=None, uncaught=False),
+        node("e", "junction", [[]]),
+    ]
     async with FlowTester(flows, batch_registry) as t:
         t.inject("b", {"payload": 1})
         t.inject("b", {"payload": 2})
@@ -127,15 +151,22 @@ async def test_a_node_without_a_positive_max_batch_gets_single_messages(batch_re
 
 
 @settings(max_examples=40, deadline=None)
-@given(payloads=st.lists(st.one_of(st.integers(-1000, 1000), st.just("bad")), max_size=40),
-       max_batch=st.integers(1, 8))
+@given(
+    payloads=st.lists(st.one_of(st.integers(-1000, 1000), st.just("bad")), max_size=40),
+    max_batch=st.integers(1, 8),
+)
 def test_order_and_accounting_hold_for_any_mix(payloads, max_batch):
     registry = NodeRegistry()
     for cls in default_registry().types():
         registry.register(cls, default_registry().origin(cls.type))
     registry.register(BatchNode, "tests")
-    flows = [TAB, node("b", "test batch", [["o"]], max_batch=max_batch), node("o", "junction", [[]]),
-             node("c", "catch", [["e"]], scope=None, uncaught=False), node("e", "junction", [[]])]
+    flows = [
+        TAB,
+        node("b", "test batch", [["o"]], max_batch=max_batch),
+        node("o", "junction", [[]]),
+        node("c", "catch", [["e"]], scope=None, uncaught=False),
+        node("e", "junction", [[]]),
+    ]
 
     async def run():
         async with FlowTester(flows, registry) as t:
@@ -143,7 +174,9 @@ def test_order_and_accounting_hold_for_any_mix(payloads, max_batch):
                 t.inject("b", {"payload": payload, "topic": str(i)})
             await t.idle()
             assert t.payloads("b") == [p * 2 for p in payloads if p != "bad"]
-            assert [c["topic"] for c in t.outputs("e")[0]] == [str(i) for i, p in enumerate(payloads) if p == "bad"]
+            assert [c["topic"] for c in t.outputs("e")[0]] == [
+                str(i) for i, p in enumerate(payloads) if p == "bad"
+            ]
             assert all(size <= max_batch for size in t.node("b").batches)
             assert sum(t.node("b").batches) == len(payloads)
             assert t.engine.pending == 0

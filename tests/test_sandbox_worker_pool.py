@@ -168,7 +168,9 @@ async def test_a_worker_that_dies_on_start_backs_off_and_says_why():
         started = time.monotonic()
         with pytest.raises(SandboxCrashed, match="could not start"):
             await worker.request("broken", "x", None, timeout=10)
-        assert time.monotonic() - started >= BACKOFF_FIRST  # a lower bound: the guard waited before restarting
+        assert (
+            time.monotonic() - started >= BACKOFF_FIRST
+        )  # a lower bound: the guard waited before restarting
         assert worker.generation == 3
     finally:
         await pool.close()
@@ -205,10 +207,15 @@ def test_limits_refuse_nonsense():
 
 
 _values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False) | st.text() | st.binary(),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @pytest.fixture(scope="module")

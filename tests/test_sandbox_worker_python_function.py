@@ -45,8 +45,17 @@ def bodies_in_a_worker(monkeypatch):
 
 
 def fn(body, outputs=1, wires=None, id_="f", **props):
-    return {"id": id_, "type": "python function", "z": "t1", "x": 1, "y": 1, "func": body, "outputs": outputs,
-            "wires": wires if wires is not None else [[] for _ in range(outputs)], **props}
+    return {
+        "id": id_,
+        "type": "python function",
+        "z": "t1",
+        "x": 1,
+        "y": 1,
+        "func": body,
+        "outputs": outputs,
+        "wires": wires if wires is not None else [[] for _ in range(outputs)],
+        **props,
+    }
 
 
 async def test_bodies_run_in_another_process(registry, monkeypatch):
@@ -70,22 +79,33 @@ def sink(id_="err"):
 
 
 BOMBS = {
-    "bytearrays": ("hog = []\nwhile True:\n    hog.append(bytearray(10**7))\nreturn msg",
-                   "python function: its sandbox worker ran out of memory (512 MB)"),
-    "strings": ("hog = []\nwhile True:\n    hog.append('a' * 10**7)\nreturn msg",
-                "python function: its sandbox worker ran out of memory (512 MB)"),
-    "sum": ("msg['payload'] = sum(range(10**10))\nreturn msg",
-            "python function: killed after 1.0 s of C code (its sandbox worker restarts)"),
-    "regex": ("import re\nmsg['payload'] = bool(re.match('(a*)*b', 'a' * 40))\nreturn msg",
-              "python function: killed after 1.0 s of C code (its sandbox worker restarts)"),
+    "bytearrays": (
+        "hog = []\nwhile True:\n    hog.append(bytearray(10**7))\nreturn msg",
+        "python function: its sandbox worker ran out of memory (512 MB)",
+    ),
+    "strings": (
+        "hog = []\nwhile True:\n    hog.append('a' * 10**7)\nreturn msg",
+        "python function: its sandbox worker ran out of memory (512 MB)",
+    ),
+    "sum": (
+        "msg['payload'] = sum(range(10**10))\nreturn msg",
+        "python function: killed after 1.0 s of C code (its sandbox worker restarts)",
+    ),
+    "regex": (
+        "import re\nmsg['payload'] = bool(re.match('(a*)*b', 'a' * 40))\nreturn msg",
+        "python function: killed after 1.0 s of C code (its sandbox worker restarts)",
+    ),
 }
 
 
 @pytest.mark.parametrize("bomb", sorted(BOMBS))
 async def test_a_bomb_fails_its_message_turns_the_node_red_and_the_next_message_works(registry, bomb):
     body, error = BOMBS[bomb]
-    body = "if msg['payload'] == 'bomb':\n    " + body.replace("\n", "\n    ").replace("    return msg", "pass") \
+    body = (
+        "if msg['payload'] == 'bomb':\n    "
+        + body.replace("\n", "\n    ").replace("    return msg", "pass")
         + "\nmsg['payload'] = 'fine'\nreturn msg"
+    )
     async with WorkerTester([TAB, fn(body), catch_all(), sink()], registry) as t:
         t.inject("f", {"payload": "bomb", "topic": "boom"})
         await t.idle()
@@ -102,8 +122,10 @@ async def test_a_bomb_fails_its_message_turns_the_node_red_and_the_next_message_
 async def test_the_body_sees_none_of_the_host_environment(registry, monkeypatch):
     monkeypatch.setenv("SOFIAFLOW_SECRET_TEST", "planted-secret")
     monkeypatch.setenv("SOFIAFLOW_FUNCTION_MODULES", "os")
-    body = ("import os\nmsg['payload'] = {'env': env.get('SOFIAFLOW_SECRET_TEST'), 'environ': dict(os.environ),"
-            " 'uid': os.getuid(), 'flow': env.get('FROM_TAB'), 'node': env.get('NR_NODE_ID')}\nreturn msg")
+    body = (
+        "import os\nmsg['payload'] = {'env': env.get('SOFIAFLOW_SECRET_TEST'), 'environ': dict(os.environ),"
+        " 'uid': os.getuid(), 'flow': env.get('FROM_TAB'), 'node': env.get('NR_NODE_ID')}\nreturn msg"
+    )
     tab = dict(TAB, env=[{"name": "FROM_TAB", "value": "tab value", "type": "str"}])
     t = WorkerTester([tab, fn(body)], registry)
     t.engine.node_settings["functionExtraModules"] = ("os",)
@@ -135,8 +157,10 @@ async def test_the_body_cannot_open_the_data_dir(registry, monkeypatch, tmp_path
 
 
 async def test_values_that_do_not_cross_stay_in_the_host_and_come_back_by_identity(registry):
-    body = ("msg['seen'] = [isinstance(msg['payload'], int), msg['raw'], msg['pair']]\n"
-            "node.send({'payload': 'early', 'res': msg['res']})\nflow.set('kept', msg['res'])\nreturn msg")
+    body = (
+        "msg['seen'] = [isinstance(msg['payload'], int), msg['raw'], msg['pair']]\n"
+        "node.send({'payload': 'early', 'res': msg['res']})\nflow.set('kept', msg['res'])\nreturn msg"
+    )
     live = object()
     async with WorkerTester([TAB, fn(body)], registry) as t:
         t.inject("f", {"payload": 10**30, "res": live, "raw": b"\x00\xff", "pair": (1, 2)})
@@ -148,14 +172,19 @@ async def test_values_that_do_not_cross_stay_in_the_host_and_come_back_by_identi
 
 
 async def test_node_calls_in_the_body_reach_the_host_in_order(registry):
-    body = ("node.warn('careful')\nnode.status('blue', 'dot', 'working')\nprint('printed line')\n"
-            "node.error('handled here', msg)\nreturn None")
+    body = (
+        "node.warn('careful')\nnode.status('blue', 'dot', 'working')\nprint('printed line')\n"
+        "node.error('handled here', msg)\nreturn None"
+    )
     flows = [TAB, fn(body), catch_all(), sink()]
     async with WorkerTester(flows, registry) as t:
         t.inject("f", {"payload": 1, "topic": "x"})
         await t.idle()
         assert [(e["level"], e["msg"]) for e in t.logs] == [
-            ("warn", "careful"), ("info", "printed line"), ("error", "handled here")]
+            ("warn", "careful"),
+            ("info", "printed line"),
+            ("error", "handled here"),
+        ]
         assert t.node("f").last_status == {"fill": "blue", "shape": "dot", "text": "working"}
         assert [c["topic"] for c in t.outputs("err")[0]] == ["x"]
 

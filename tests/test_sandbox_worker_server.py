@@ -42,11 +42,24 @@ FLOWS = [
     {"id": "rw", "type": "http response", "z": "tw", "wires": []},
     # the memory bombs get a long time limit: they must end by the memory limit, however slow the machine
     {"id": "hm", "type": "http in", "z": "tw", "url": "/py/memory", "method": "get", "wires": [["fm"]]},
-    {"id": "fm", "type": "python function", "z": "tw", "func": WORK, "outputs": 1, "timeout": 60,
-     "wires": [["rw"]]},
+    {
+        "id": "fm",
+        "type": "python function",
+        "z": "tw",
+        "func": WORK,
+        "outputs": 1,
+        "timeout": 60,
+        "wires": [["rw"]],
+    },
     {"id": "cw", "type": "catch", "z": "tw", "scope": ["fw", "fm"], "wires": [["ew"]]},
-    {"id": "ew", "type": "python function", "z": "tw", "outputs": 1, "wires": [["rw"]],
-     "func": "msg['payload'] = msg['error']['message']\nmsg['statusCode'] = 500\nreturn msg"},
+    {
+        "id": "ew",
+        "type": "python function",
+        "z": "tw",
+        "outputs": 1,
+        "wires": [["rw"]],
+        "func": "msg['payload'] = msg['error']['message']\nmsg['statusCode'] = 500\nreturn msg",
+    },
 ]
 
 
@@ -87,11 +100,22 @@ def server(tmp_path, monkeypatch):
 
 
 def test_bombs_in_a_developers_python_function_fail_their_message_while_the_admin_api_answers(server):
-    assert server.admin.post("/users", json={"username": "dev", "password": "dev-password-1",
-                                             "role": "developer"}).status_code == 201
-    token = httpx.post(f"{server.base}/auth/token", data={
-        "client_id": "node-red-admin", "grant_type": "password", "scope": "*", "username": "dev",
-        "password": "dev-password-1"}).json()["access_token"]
+    assert (
+        server.admin.post(
+            "/users", json={"username": "dev", "password": "dev-password-1", "role": "developer"}
+        ).status_code
+        == 201
+    )
+    token = httpx.post(
+        f"{server.base}/auth/token",
+        data={
+            "client_id": "node-red-admin",
+            "grant_type": "password",
+            "scope": "*",
+            "username": "dev",
+            "password": "dev-password-1",
+        },
+    ).json()["access_token"]
     deployed = httpx.post(f"{server.base}/flows", json=FLOWS, headers={"Authorization": f"Bearer {token}"})
     assert deployed.status_code in (200, 204), deployed.text
     web = httpx.Client(base_url=server.base, timeout=60)
@@ -101,10 +125,11 @@ def test_bombs_in_a_developers_python_function_fail_their_message_while_the_admi
         with ApiSampler(server.base, dict(server.admin.headers)) as sampler:
             time.sleep(0.3)
             for path, kind, error in (
-                    ("memory", "bytes", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
-                    ("memory", "strings", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
-                    ("work", "sum", r"python function: killed after 1\.0 s of C code"),
-                    ("work", "regex", r"python function: killed after 1\.0 s of C code")):
+                ("memory", "bytes", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
+                ("memory", "strings", r"python function: its sandbox worker ran out of memory \(\d+ MB\)$"),
+                ("work", "sum", r"python function: killed after 1\.0 s of C code"),
+                ("work", "regex", r"python function: killed after 1\.0 s of C code"),
+            ):
                 answer = web.get(f"/py/{path}", params={"kind": kind})
                 assert answer.status_code == 500 and re.match(error, answer.text), (kind, answer.text)
                 assert web.get("/py/work", params={"kind": "next"}).text == "fine"

@@ -34,9 +34,17 @@ def token(server):
 
 
 def _join(client: SsapClient, name: str, secret: str, instance: str) -> dict:
-    answer = client.send("JOIN", {"@type": "SSAPBodyJoinMessage", "token": secret, "clientPlatform": name,
-                                  "clientPlatformInstance": instance, "sessionKeyMandatory": False,
-                                  "ontologyMandatory": False})
+    answer = client.send(
+        "JOIN",
+        {
+            "@type": "SSAPBodyJoinMessage",
+            "token": secret,
+            "clientPlatform": name,
+            "clientPlatformInstance": instance,
+            "sessionKeyMandatory": False,
+            "ontologyMandatory": False,
+        },
+    )
     client.session_key = answer["body"]["data"]["sessionKey"] if answer["body"]["ok"] else None
     return answer
 
@@ -51,12 +59,19 @@ def test_an_indication_reaches_only_the_client_that_subscribed(server, token, re
     try:
         assert _join(watcher, name, secret, snoop.instance)["body"]["ok"]
         asset = uuid.uuid4().hex[:8]
-        sub = watcher.send("SUBSCRIBE", {"@type": "SSAPBodySubscribeMessage", "ontology": "BasicSensor",
-                                         "clientId": snoop.instance,
-                                         "queryValue": {"BasicSensor.assetId": asset}})
+        sub = watcher.send(
+            "SUBSCRIBE",
+            {
+                "@type": "SSAPBodySubscribeMessage",
+                "ontology": "BasicSensor",
+                "clientId": snoop.instance,
+                "queryValue": {"BasicSensor.assetId": asset},
+            },
+        )
         assert sub["body"]["ok"], sub
-        inserted = watcher.send("INSERT", {"ontology": "BasicSensor",
-                                           "data": {"BasicSensor": {"assetId": asset, "measure": 3}}})
+        inserted = watcher.send(
+            "INSERT", {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": asset, "measure": 3}}}
+        )
         assert inserted["body"]["ok"], inserted
         indication = watcher.indications.get(timeout=10)
         assert indication["body"]["subscriptionId"] == sub["body"]["data"]["subscriptionId"]
@@ -64,7 +79,9 @@ def test_an_indication_reaches_only_the_client_that_subscribed(server, token, re
         with pytest.raises(queue.Empty):
             snoop.indications.get(timeout=0.5)
         assert snoop.inbox.empty()  # no answer of the watcher's (its session key) went to the snoop either
-        assert watcher.send("UNSUBSCRIBE", {"subscriptionId": sub["body"]["data"]["subscriptionId"]})["body"]["ok"]
+        assert watcher.send("UNSUBSCRIBE", {"subscriptionId": sub["body"]["data"]["subscriptionId"]})["body"][
+            "ok"
+        ]
     finally:
         watcher.close()
         snoop.close()

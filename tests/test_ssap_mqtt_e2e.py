@@ -62,18 +62,35 @@ class SsapClient:
 
     def send(self, kind: str, body: dict) -> dict:
         msg_id = uuid.uuid4().hex
-        self.mqtt.publish(self.request_topic, json.dumps({
-            "sessionKey": self.session_key, "messageId": msg_id, "direction": "REQUEST", "messageType": kind,
-            "body": body}))
+        self.mqtt.publish(
+            self.request_topic,
+            json.dumps(
+                {
+                    "sessionKey": self.session_key,
+                    "messageId": msg_id,
+                    "direction": "REQUEST",
+                    "messageType": kind,
+                    "body": body,
+                }
+            ),
+        )
         while True:
             answer = self.inbox.get(timeout=10)
             if answer["messageId"] == msg_id:
                 return answer
 
     def join(self, client: str, token: str) -> dict:
-        answer = self.send("JOIN", {"@type": "SSAPBodyJoinMessage", "token": token, "clientPlatform": client,
-                                    "clientPlatformInstance": self.instance, "sessionKeyMandatory": False,
-                                    "ontologyMandatory": False})
+        answer = self.send(
+            "JOIN",
+            {
+                "@type": "SSAPBodyJoinMessage",
+                "token": token,
+                "clientPlatform": client,
+                "clientPlatformInstance": self.instance,
+                "sessionKeyMandatory": False,
+                "ontologyMandatory": False,
+            },
+        )
         if answer["body"]["ok"]:
             self.session_key = answer["body"]["data"]["sessionKey"]
         return answer
@@ -94,36 +111,84 @@ def test_join_insert_query_update_delete_over_mqtt(server, token):
     client = SsapClient(server.mqtt_port, "inst-" + uuid.uuid4().hex[:6])
     try:
         joined = client.join(name, secret)
-        assert joined["direction"] == "RESPONSE" and joined["body"]["ok"] and joined["sessionKey"] == client.session_key
+        assert (
+            joined["direction"] == "RESPONSE"
+            and joined["body"]["ok"]
+            and joined["sessionKey"] == client.session_key
+        )
         asset = uuid.uuid4().hex[:8]
-        inserted = client.send("INSERT", {"@type": "SSAPBodyInsertMessage", "ontology": "BasicSensor",
-                                          "data": {"BasicSensor": {"assetId": asset, "measure": 1.5}}})
+        inserted = client.send(
+            "INSERT",
+            {
+                "@type": "SSAPBodyInsertMessage",
+                "ontology": "BasicSensor",
+                "data": {"BasicSensor": {"assetId": asset, "measure": 1.5}},
+            },
+        )
         assert inserted["body"]["ok"], inserted
         new_id = inserted["body"]["data"]["id"]
-        batch = client.send("INSERT", {"ontology": "BasicSensor", "data": [
-            {"BasicSensor": {"assetId": asset, "measure": 2}}, {"BasicSensor": {"assetId": asset, "measure": 3}}]})
+        batch = client.send(
+            "INSERT",
+            {
+                "ontology": "BasicSensor",
+                "data": [
+                    {"BasicSensor": {"assetId": asset, "measure": 2}},
+                    {"BasicSensor": {"assetId": asset, "measure": 3}},
+                ],
+            },
+        )
         assert batch["body"]["data"]["nInserted"] == 2
-        native = client.send("QUERY", {"@type": "SSAPBodyQueryMessage", "ontology": "BasicSensor",
-                                       "query": f"db.BasicSensor.find({{'BasicSensor.assetId': '{asset}'}})"
-                                                ".sort({'BasicSensor.measure': -1})",
-                                       "queryType": "NATIVE", "resultFormat": None})
+        native = client.send(
+            "QUERY",
+            {
+                "@type": "SSAPBodyQueryMessage",
+                "ontology": "BasicSensor",
+                "query": f"db.BasicSensor.find({{'BasicSensor.assetId': '{asset}'}})"
+                ".sort({'BasicSensor.measure': -1})",
+                "queryType": "NATIVE",
+                "resultFormat": None,
+            },
+        )
         rows = native["body"]["data"]
         assert [r["BasicSensor"]["measure"] for r in rows] == [3, 2, 1.5]
         assert rows[0]["contextData"]["source"] == "mqtt" and rows[0]["contextData"]["deviceTemplate"] == name
         assert rows[0]["contextData"]["device"] == client.instance
-        sql = client.send("QUERY", {"ontology": "BasicSensor", "queryType": "SQL",
-                                    "query": f"select avg(BasicSensor.measure) as mean from BasicSensor "
-                                             f"where BasicSensor.assetId = '{asset}'"})
+        sql = client.send(
+            "QUERY",
+            {
+                "ontology": "BasicSensor",
+                "queryType": "SQL",
+                "query": f"select avg(BasicSensor.measure) as mean from BasicSensor "
+                f"where BasicSensor.assetId = '{asset}'",
+            },
+        )
         assert sql["body"]["data"] == [{"mean": pytest.approx(6.5 / 3)}]
-        updated = client.send("UPDATE_BY_ID", {"ontology": "BasicSensor", "id": new_id,
-                                               "data": {"BasicSensor": {"assetId": asset, "measure": 10}}})
+        updated = client.send(
+            "UPDATE_BY_ID",
+            {
+                "ontology": "BasicSensor",
+                "id": new_id,
+                "data": {"BasicSensor": {"assetId": asset, "measure": 10}},
+            },
+        )
         assert updated["body"]["ok"], updated
-        removed = client.send("DELETE", {"ontology": "BasicSensor",
-                                         "query": f"db.BasicSensor.remove({{'BasicSensor.assetId': '{asset}', "
-                                                  "'BasicSensor.measure': {$lt: 5}})"})
+        removed = client.send(
+            "DELETE",
+            {
+                "ontology": "BasicSensor",
+                "query": f"db.BasicSensor.remove({{'BasicSensor.assetId': '{asset}', "
+                "'BasicSensor.measure': {$lt: 5}})",
+            },
+        )
         assert removed["body"]["data"]["nDeleted"] == 2
-        left = client.send("QUERY", {"ontology": "BasicSensor", "queryType": "NATIVE",
-                                     "query": f"db.BasicSensor.find({{'BasicSensor.assetId': '{asset}'}})"})
+        left = client.send(
+            "QUERY",
+            {
+                "ontology": "BasicSensor",
+                "queryType": "NATIVE",
+                "query": f"db.BasicSensor.find({{'BasicSensor.assetId': '{asset}'}})",
+            },
+        )
         assert [r["_id"]["$oid"] for r in left["body"]["data"]] == [new_id]
         by_id = client.send("DELETE_BY_ID", {"ontology": "BasicSensor", "id": new_id})
         assert by_id["body"]["data"]["nDeleted"] == 1
@@ -142,12 +207,22 @@ def test_requests_on_queue_message_and_subscription_indications(server, token):
         assert device.join(name, secret)["body"]["ok"]
         assert watcher.join(name, secret)["body"]["ok"]
         asset = uuid.uuid4().hex[:8]
-        sub = watcher.send("SUBSCRIBE", {"@type": "SSAPBodySubscribeMessage", "ontology": "BasicSensor",
-                                         "queryValue": f"db.BasicSensor.find({{'BasicSensor.assetId': '{asset}'}})"})
+        sub = watcher.send(
+            "SUBSCRIBE",
+            {
+                "@type": "SSAPBodySubscribeMessage",
+                "ontology": "BasicSensor",
+                "queryValue": f"db.BasicSensor.find({{'BasicSensor.assetId': '{asset}'}})",
+            },
+        )
         assert sub["body"]["ok"], sub
         sub_id = sub["body"]["data"]["subscriptionId"]
-        device.send("INSERT", {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": "other", "measure": 1}}})
-        device.send("INSERT", {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": asset, "measure": 2}}})
+        device.send(
+            "INSERT", {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": "other", "measure": 1}}}
+        )
+        device.send(
+            "INSERT", {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": asset, "measure": 2}}}
+        )
         indication = watcher.indications.get(timeout=10)
         assert indication["messageType"] == "INDICATION"
         assert indication["body"]["subscriptionId"] == sub_id
@@ -164,8 +239,12 @@ def test_errors_and_anonymous_limits(server, token):
     try:
         early = client.send("INSERT", {"ontology": "BasicSensor", "data": {}})
         assert early["direction"] == "ERROR" and early["body"] == {
-            "@type": "SSAPBodyReturnMessage", "ok": False, "errorCode": "AUTENTICATION", "data": None,
-            "error": early["body"]["error"]}
+            "@type": "SSAPBodyReturnMessage",
+            "ok": False,
+            "errorCode": "AUTENTICATION",
+            "data": None,
+            "error": early["body"]["error"],
+        }
         assert client.join(name, "wrong.token")["body"]["errorCode"] == "AUTENTICATION"
         assert client.join(name, secret)["body"]["ok"]
         denied = client.send("QUERY", {"ontology": "ParkingSpot", "query": "db.ParkingSpot.find({})"})
@@ -196,11 +275,13 @@ def test_indications_on_a_private_topic_per_client(server, token):
         assert not snoop.subscribe("/topic/subscription")
         assert watcher.join(name, secret)["body"]["ok"]
         asset = uuid.uuid4().hex[:8]
-        sub = watcher.send("SUBSCRIBE", {"ontology": "BasicSensor",
-                                         "queryValue": {"BasicSensor.assetId": asset}})
+        sub = watcher.send(
+            "SUBSCRIBE", {"ontology": "BasicSensor", "queryValue": {"BasicSensor.assetId": asset}}
+        )
         assert sub["body"]["ok"], sub
-        assert watcher.send("INSERT", {"ontology": "BasicSensor",
-                                       "data": {"BasicSensor": {"assetId": asset, "measure": 1}}})["body"]["ok"]
+        assert watcher.send(
+            "INSERT", {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": asset, "measure": 1}}}
+        )["body"]["ok"]
         indication = watcher.indications.get(timeout=10)
         assert indication["body"]["subscriptionId"] == sub["body"]["data"]["subscriptionId"]
         assert snoop.indications.empty()

@@ -49,8 +49,22 @@ def paho1(tmp_path_factory):
     if prepared and (Path(prepared) / "paho").is_dir():
         return Path(prepared)
     target = tmp_path_factory.mktemp("paho1")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                           "paho-mqtt==1.6.1"], capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            "paho-mqtt==1.6.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     if done.returncode != 0:
         message = f"paho-mqtt 1.6.1 could not be installed from PyPI: {done.stderr[-500:]}"
         if os.environ.get("SOFIAFLOW_REQUIRE_SERVERS") == "1":
@@ -70,8 +84,12 @@ def test_the_onesait_mqtt_client_joins_inserts_and_queries(server, paho1):
     name = "py-" + uuid.uuid4().hex[:8]
     token = server.device(name, {"BasicSensor": "ALL"})
     asset = uuid.uuid4().hex[:8]
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(paho1), str(server.mqtt_port), name, token, asset],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(paho1), str(server.mqtt_port), name, token, asset],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert isinstance(out["session"], str) and len(out["session"]) == 36

@@ -44,8 +44,13 @@ def parts(tmp_path):
     events = OntologyEvents()
     clock = Clock()
     permissions = Permissions(db, lambda user: "developer", lambda name: ontologies.get(name).owner)
-    processor = SsapProcessor(devices, OntologyData(ontologies, store, events), SessionStore(60, clock), events,
-                              permissions=permissions)
+    processor = SsapProcessor(
+        devices,
+        OntologyData(ontologies, store, events),
+        SessionStore(60, clock),
+        events,
+        permissions=permissions,
+    )
     yield processor, devices, clock
     processor.close()
     store.close()
@@ -53,8 +58,11 @@ def parts(tmp_path):
 
 
 def _join(processor, client, token, instance="i1", key=None):
-    return processor.handle(ssap.request("JOIN", {"token": token, "clientPlatform": client,
-                                                  "clientPlatformInstance": instance}, key))
+    return processor.handle(
+        ssap.request(
+            "JOIN", {"token": token, "clientPlatform": client, "clientPlatformInstance": instance}, key
+        )
+    )
 
 
 async def test_join_renew_leave(parts):
@@ -69,8 +77,9 @@ async def test_join_renew_leave(parts):
     assert (await _join(processor, "c2", other_token, key=key))["body"]["data"]["sessionKey"] != key
     left = await processor.handle(ssap.request("LEAVE", {}, key))
     assert left["body"]["ok"]
-    again = await processor.handle(ssap.request("QUERY", {"ontology": "BasicSensor", "query": "db.BasicSensor.find({})"},
-                                                key))
+    again = await processor.handle(
+        ssap.request("QUERY", {"ontology": "BasicSensor", "query": "db.BasicSensor.find({})"}, key)
+    )
     assert again["body"]["errorCode"] == "AUTENTICATION"
     assert [i["instance"] for i in devices.instances("c1")] == ["i1"]
 
@@ -81,7 +90,10 @@ async def test_join_refusals(parts):
     devices.create("c2", {})
     for client, tok in (("c2", token), ("c1", "x.y"), ("c1", "no-dot"), ("c1", None)):
         answer = await _join(processor, client, tok)
-        assert answer["direction"] == "ERROR" and answer["body"]["errorCode"] == "AUTENTICATION", (client, tok)
+        assert answer["direction"] == "ERROR" and answer["body"]["errorCode"] == "AUTENTICATION", (
+            client,
+            tok,
+        )
     token_id = token.split(".")[0]
     key = (await _join(processor, "c1", token))["body"]["data"]["sessionKey"]
     devices.revoke("c1", token_id)  # revoking drops the sessions using the token
@@ -112,12 +124,17 @@ async def test_rights_per_ontology(parts):
     assert insert["body"]["errorCode"] == "AUTHORIZATION" and "INSERT" in insert["body"]["error"]
     ok = await processor.handle(ssap.request("INSERT", {"ontology": "Other", "data": {"a": 1}}, key))
     assert ok["body"]["ok"]
-    queried = await processor.handle(ssap.request("QUERY", {"ontology": "Other", "query": "db.Other.find({})"}, key))
+    queried = await processor.handle(
+        ssap.request("QUERY", {"ontology": "Other", "query": "db.Other.find({})"}, key)
+    )
     assert queried["body"]["errorCode"] == "AUTHORIZATION"  # INSERT writes only, as user rights
-    read = await processor.handle(ssap.request("QUERY", {"ontology": "BasicSensor",
-                                                         "query": "db.BasicSensor.find({})"}, key))
+    read = await processor.handle(
+        ssap.request("QUERY", {"ontology": "BasicSensor", "query": "db.BasicSensor.find({})"}, key)
+    )
     assert read["body"]["ok"] and read["body"]["data"] == []
-    unknown = await processor.handle(ssap.request("QUERY", {"ontology": "Nope", "query": "db.Nope.find({})"}, key))
+    unknown = await processor.handle(
+        ssap.request("QUERY", {"ontology": "Nope", "query": "db.Nope.find({})"}, key)
+    )
     assert unknown["body"]["errorCode"] == "AUTHORIZATION"
 
 
@@ -131,12 +148,21 @@ async def test_processor_errors_name_the_problem(parts):
 
     bad = await ask("INSERT", {"ontology": "BasicSensor", "data": [{"BasicSensor": {"assetId": "a"}}]})
     assert bad["errorCode"] == "PROCESSOR" and "measure" in bad["error"]
-    assert "TABLE" in (await ask("QUERY", {"ontology": "BasicSensor", "query": "db.BasicSensor.find({})",
-                                           "resultFormat": "TABLE"}))["error"]
+    assert (
+        "TABLE"
+        in (
+            await ask(
+                "QUERY",
+                {"ontology": "BasicSensor", "query": "db.BasicSensor.find({})", "resultFormat": "TABLE"},
+            )
+        )["error"]
+    )
     assert "not supported" in (await ask("START_TRANSACTION", {}))["error"]
     assert "needs an ontology" in (await ask("QUERY", {"query": "db.X.find({})"}))["error"]
-    assert "UPDATE needs" in (await ask("UPDATE", {"ontology": "BasicSensor",
-                                                   "query": "db.BasicSensor.find({})"}))["error"]
+    assert (
+        "UPDATE needs"
+        in (await ask("UPDATE", {"ontology": "BasicSensor", "query": "db.BasicSensor.find({})"}))["error"]
+    )
     missing = await ask("DELETE_BY_ID", {"ontology": "BasicSensor", "id": "nope"})
     assert missing["errorCode"] == "PROCESSOR" and "nope" in missing["error"]
     shape = await processor.handle({"messageType": "NOPE"})
@@ -149,28 +175,62 @@ async def test_update_by_id_replaces_and_subscriptions_indicate(parts):
     _device, token = devices.create("c1", {"BasicSensor": "ALL"})
     key = (await _join(processor, "c1", token))["body"]["data"]["sessionKey"]
     seen = []
-    sub = await processor.handle(ssap.request("SUBSCRIBE", {"ontology": "BasicSensor",
-                                                            "queryValue": {"BasicSensor.measure": {"$gt": 5}}}, key),
-                                 sink=lambda session, subscription, env: seen.append(env))
+    sub = await processor.handle(
+        ssap.request(
+            "SUBSCRIBE", {"ontology": "BasicSensor", "queryValue": {"BasicSensor.measure": {"$gt": 5}}}, key
+        ),
+        sink=lambda session, subscription, env: seen.append(env),
+    )
     sub_id = sub["body"]["data"]["subscriptionId"]
-    made = await processor.handle(ssap.request("INSERT", {"ontology": "BasicSensor", "data": [
-        {"BasicSensor": {"assetId": "a", "measure": 1, "extra": True}}, {"BasicSensor": {"assetId": "b", "measure": 9}}]},
-        key))
+    made = await processor.handle(
+        ssap.request(
+            "INSERT",
+            {
+                "ontology": "BasicSensor",
+                "data": [
+                    {"BasicSensor": {"assetId": "a", "measure": 1, "extra": True}},
+                    {"BasicSensor": {"assetId": "b", "measure": 9}},
+                ],
+            },
+            key,
+        )
+    )
     first = made["body"]["data"]["ids"][0]
     assert [e["body"]["data"][0]["BasicSensor"]["assetId"] for e in seen] == ["b"]
     assert seen[0]["messageType"] == "INDICATION" and seen[0]["body"]["subscriptionId"] == sub_id
-    replaced = await processor.handle(ssap.request("UPDATE_BY_ID", {"ontology": "BasicSensor", "id": first,
-                                                                    "data": {"BasicSensor": {"assetId": "a",
-                                                                                             "measure": 2}}}, key))
+    replaced = await processor.handle(
+        ssap.request(
+            "UPDATE_BY_ID",
+            {"ontology": "BasicSensor", "id": first, "data": {"BasicSensor": {"assetId": "a", "measure": 2}}},
+            key,
+        )
+    )
     assert replaced["body"]["data"] == {"nModified": 1, "id": first}
-    rows = await processor.handle(ssap.request("QUERY", {"ontology": "BasicSensor", "queryType": "SQL",
-                                                         "query": "select * from BasicSensor where "
-                                                                  "BasicSensor.assetId = 'a'"}, key))
+    rows = await processor.handle(
+        ssap.request(
+            "QUERY",
+            {
+                "ontology": "BasicSensor",
+                "queryType": "SQL",
+                "query": "select * from BasicSensor where BasicSensor.assetId = 'a'",
+            },
+            key,
+        )
+    )
     row = rows["body"]["data"][0]
-    assert row["BasicSensor"] == {"assetId": "a", "measure": 2} and row["contextData"]["deviceTemplate"] == "c1"
-    assert (await processor.handle(ssap.request("UNSUBSCRIBE", {"subscriptionId": sub_id}, key)))["body"]["ok"]
-    await processor.handle(ssap.request("INSERT", {"ontology": "BasicSensor",
-                                                   "data": {"BasicSensor": {"assetId": "c", "measure": 7}}}, key))
+    assert (
+        row["BasicSensor"] == {"assetId": "a", "measure": 2} and row["contextData"]["deviceTemplate"] == "c1"
+    )
+    assert (await processor.handle(ssap.request("UNSUBSCRIBE", {"subscriptionId": sub_id}, key)))["body"][
+        "ok"
+    ]
+    await processor.handle(
+        ssap.request(
+            "INSERT",
+            {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": "c", "measure": 7}}},
+            key,
+        )
+    )
     assert len(seen) == 1
 
 
@@ -179,8 +239,9 @@ async def test_the_owner_of_a_client_needs_the_right_too(parts):
     _device, token = devices.create("c1", {"BasicSensor": "ALL"}, owner="bob")
     key = (await _join(processor, "c1", token))["body"]["data"]["sessionKey"]
     query = ssap.request("QUERY", {"ontology": "BasicSensor", "query": "db.BasicSensor.find({})"}, key)
-    insert = ssap.request("INSERT", {"ontology": "BasicSensor",
-                                     "data": {"BasicSensor": {"assetId": "a", "measure": 1}}}, key)
+    insert = ssap.request(
+        "INSERT", {"ontology": "BasicSensor", "data": {"BasicSensor": {"assetId": "a", "measure": 1}}}, key
+    )
     refused = await processor.handle(query)
     assert refused["body"]["errorCode"] == "AUTHORIZATION" and "'bob'" in refused["body"]["error"]
     processor.permissions.grant("BasicSensor", "bob", "QUERY")

@@ -79,15 +79,27 @@ CLASH = "topic_clash"
 NO_RIGHT = "cannot give a device"
 ANA_DEV = f"/devices/{ANA_DEVICE}"
 BOB_DEV = f"/devices/{BOB_DEVICE}"
-WRONG_PASSWORD = {"client_id": "node-red-admin", "grant_type": "password", "username": "ana", "password": "guess"}
+WRONG_PASSWORD = {
+    "client_id": "node-red-admin",
+    "grant_type": "password",
+    "username": "ana",
+    "password": "guess",
+}
 ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/flows"): Probe("/flows", {200}, {200}),
-    ("POST", "/flows"): Probe("/flows", {403}, {403}, bob_tab({"id": "b_in", "type": "mqtt in", "topic": "x",
-                                                               "qos": "0", "broker": "a_cfg", "wires": [[]]})),
+    ("POST", "/flows"): Probe(
+        "/flows",
+        {403},
+        {403},
+        bob_tab(
+            {"id": "b_in", "type": "mqtt in", "topic": "x", "qos": "0", "broker": "a_cfg", "wires": [[]]}
+        ),
+    ),
     ("GET", "/flows/state"): Probe("/flows/state", {200}, {200}),
     ("POST", "/flows/state"): Probe("/flows/state", {403}, {403}, {"state": "stop"}),
-    ("POST", "/flow"): Probe("/flow", {403}, {403}, {"label": "x", "nodes": [
-        {"id": "b_x", "type": "subflow:a_sf", "wires": [[]]}]}),
+    ("POST", "/flow"): Probe(
+        "/flow", {403}, {403}, {"label": "x", "nodes": [{"id": "b_x", "type": "subflow:a_sf", "wires": [[]]}]}
+    ),
     ("GET", "/flow/{flow_id}"): Probe("/flow/ta", {404}, {404}),
     ("PUT", "/flow/{flow_id}"): Probe("/flow/ta", {403}, {403}, {"id": "ta", "label": "mine", "nodes": []}),
     ("DELETE", "/flow/{flow_id}"): Probe("/flow/ta", {403}, {403}),
@@ -97,8 +109,12 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/context/global/{key:path}"): Probe(f"/context/global/{ANA_CONTEXT_KEY}", {403}, {403}),
     ("DELETE", "/context/global/{key:path}"): Probe(f"/context/global/{ANA_CONTEXT_KEY}", {403}, {403}),
     ("GET", "/context/{kind}/{scope_id}"): Probe("/context/flow/ta", {404}, {404}),
-    ("GET", "/context/{kind}/{scope_id}/{key:path}"): Probe(f"/context/node/a_inj/{ANA_CONTEXT_KEY}", {404}, {404}),
-    ("DELETE", "/context/{kind}/{scope_id}/{key:path}"): Probe(f"/context/flow/ta/{ANA_CONTEXT_KEY}", {404}, {403}),
+    ("GET", "/context/{kind}/{scope_id}/{key:path}"): Probe(
+        f"/context/node/a_inj/{ANA_CONTEXT_KEY}", {404}, {404}
+    ),
+    ("DELETE", "/context/{kind}/{scope_id}/{key:path}"): Probe(
+        f"/context/flow/ta/{ANA_CONTEXT_KEY}", {404}, {403}
+    ),
     ("GET", "/credentials/{node_type}/{node_id}"): Probe("/credentials/mqtt-broker/a_cfg", {404}, {404}),
     ("POST", "/inject/{node_id}"): Probe("/inject/a_inj", {404}, {403}),
     ("POST", "/debug/{node_id}/{state}"): Probe("/debug/a_dbg/disable", {404}, {403}),
@@ -111,59 +127,108 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/audit"): Probe("/audit", {403}, {403}),
     # ontologies: ana's ontology "AnaReading"
     ("GET", "/ontologies"): Probe("/ontologies", {200}, {200}),
-    ("POST", "/ontologies"): Probe("/ontologies", {201, 400, 409}, {403}, {"name": "AnaReading", "schema": SCHEMA}),
+    ("POST", "/ontologies"): Probe(
+        "/ontologies", {201, 400, 409}, {403}, {"name": "AnaReading", "schema": SCHEMA}
+    ),
     ("GET", "/ontologies/{name}"): Probe("/ontologies/AnaReading", {404}, {404}),
     ("PUT", "/ontologies/{name}"): Probe("/ontologies/AnaReading", REFUSED, {403}, {"description": "bob's"}),
     ("DELETE", "/ontologies/{name}"): Probe("/ontologies/AnaReading", REFUSED, {403}),
     ("GET", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data", {404}, {404}),
     ("POST", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data", REFUSED, {403}, {"v": 9}),
-    ("PATCH", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data?filter=%7B%7D", REFUSED, {403},
-                                                {"$set": {"v": 9}}),
+    ("PATCH", "/ontologies/{name}/data"): Probe(
+        "/ontologies/AnaReading/data?filter=%7B%7D", REFUSED, {403}, {"$set": {"v": 9}}
+    ),
     ("DELETE", "/ontologies/{name}/data"): Probe("/ontologies/AnaReading/data?filter=%7B%7D", REFUSED, {403}),
-    ("POST", "/ontologies/{name}/validate"): Probe("/ontologies/AnaReading/validate", REFUSED, REFUSED, {"v": 1}),
+    ("POST", "/ontologies/{name}/validate"): Probe(
+        "/ontologies/AnaReading/validate", REFUSED, REFUSED, {"v": 1}
+    ),
     ("POST", "/ontologies/{name}/history/move"): Probe("/ontologies/AnaReading/history/move", REFUSED, {403}),
     ("GET", "/ontologies/{name}/grants"): Probe("/ontologies/AnaReading/grants", {404}, {404}),
-    ("PUT", "/ontologies/{name}/grants/{user}"): Probe("/ontologies/AnaReading/grants/bob", REFUSED, {403},
-                                                       {"access": "ALL"}),
-    ("DELETE", "/ontologies/{name}/grants/{user}"): Probe("/ontologies/AnaReading/grants/ana", REFUSED, {403}),
+    ("PUT", "/ontologies/{name}/grants/{user}"): Probe(
+        "/ontologies/AnaReading/grants/bob", REFUSED, {403}, {"access": "ALL"}
+    ),
+    ("DELETE", "/ontologies/{name}/grants/{user}"): Probe(
+        "/ontologies/AnaReading/grants/ana", REFUSED, {403}
+    ),
     # API keys and the API Manager: each caller's own keys
     ("GET", "/api-keys"): Probe("/api-keys", {200}, {200}),
     ("POST", "/api-keys"): Probe("/api-keys", {201}, {201, 403}, {"label": "mine"}),
     ("DELETE", "/api-keys/{key_id}"): Probe("/api-keys/{ana_key}", REFUSED, REFUSED),
-    ("GET", "/api-manager/catalog"): Probe("/api-manager/catalog", {200}, {200}, anonymous={200}),  # published APIs
+    ("GET", "/api-manager/catalog"): Probe(
+        "/api-manager/catalog", {200}, {200}, anonymous={200}
+    ),  # published APIs
     ("GET", "/api-manager/stats"): Probe("/api-manager/stats", {200, 403}, {200, 403}),
     ("GET", "/api-manager/swagger"): Probe("/api-manager/swagger", {200}, {200}, anonymous={200}),
     ("WS", "/comms"): Probe("/comms", story=comms_carries_only_what_each_caller_may_see),
     # devices: ana's device ana-dev (and its token), bob's own bob-dev; the MQTT side of device topics is
     # tests/test_broker_tenancy*.py's
     ("GET", "/devices"): Probe("/devices", {200}, {200}),
-    ("POST", "/devices"): Probe("/devices", {403}, {403}, {"name": "b-for-ana", "owner": "ana"},
-                                says="only administrators choose", more=(
-        Probe("/devices", {400}, {403}, {"name": "b-clash", "topics": ["ana/#"]}, says=CLASH,
-              hides=(ANA_DEVICE, "ana/{device}")),
-        Probe("/devices", {403}, {403}, {"name": "b-rights", "ontologies": {"AnaReading": "QUERY"}}, says=NO_RIGHT),
-        Probe("/devices", {409}, {403}, {"name": ANA_DEVICE}))),
+    ("POST", "/devices"): Probe(
+        "/devices",
+        {403},
+        {403},
+        {"name": "b-for-ana", "owner": "ana"},
+        says="only administrators choose",
+        more=(
+            Probe(
+                "/devices",
+                {400},
+                {403},
+                {"name": "b-clash", "topics": ["ana/#"]},
+                says=CLASH,
+                hides=(ANA_DEVICE, "ana/{device}"),
+            ),
+            Probe(
+                "/devices",
+                {403},
+                {403},
+                {"name": "b-rights", "ontologies": {"AnaReading": "QUERY"}},
+                says=NO_RIGHT,
+            ),
+            Probe("/devices", {409}, {403}, {"name": ANA_DEVICE}),
+        ),
+    ),
     ("GET", "/devices/{name}"): Probe(ANA_DEV, {404}, {404}),
-    ("PATCH", "/devices/{name}"): Probe(ANA_DEV, {404}, {403}, {"enabled": False}, more=(
-        Probe(ANA_DEV, {404}, {403}, {"owner": "bob"}),
-        Probe(BOB_DEV, {400}, {403}, {"topics": ["+/ana-dev/#"]}, says=CLASH, hides=("ana/",)),
-        Probe(BOB_DEV, {403}, {403}, {"ontologies": {"AnaReading": "ALL"}}, says=NO_RIGHT),
-        Probe(BOB_DEV, {403}, {403}, {"owner": "ana"}, says="only administrators choose"))),
+    ("PATCH", "/devices/{name}"): Probe(
+        ANA_DEV,
+        {404},
+        {403},
+        {"enabled": False},
+        more=(
+            Probe(ANA_DEV, {404}, {403}, {"owner": "bob"}),
+            Probe(BOB_DEV, {400}, {403}, {"topics": ["+/ana-dev/#"]}, says=CLASH, hides=("ana/",)),
+            Probe(BOB_DEV, {403}, {403}, {"ontologies": {"AnaReading": "ALL"}}, says=NO_RIGHT),
+            Probe(BOB_DEV, {403}, {403}, {"owner": "ana"}, says="only administrators choose"),
+        ),
+    ),
     ("DELETE", "/devices/{name}"): Probe(ANA_DEV, {404}, {403}),
     ("GET", "/devices/{name}/instances"): Probe(f"{ANA_DEV}/instances", {404}, {404}),
     ("POST", "/devices/{name}/tokens"): Probe(f"{ANA_DEV}/tokens", {404}, {403}, {"rotate": True}),
-    ("DELETE", "/devices/{name}/tokens/{token_id}"): Probe(ANA_DEV + "/tokens/{ana_device_token}", {404}, {403}),
+    ("DELETE", "/devices/{name}/tokens/{token_id}"): Probe(
+        ANA_DEV + "/tokens/{ana_device_token}", {404}, {403}
+    ),
     # users and auth
     ("GET", "/auth/login"): Probe("/auth/login", {200}, {200}, hides=USERNAMES, anonymous={200}),
-    ("POST", "/auth/token"): Probe("/auth/token", {401}, {401}, WRONG_PASSWORD, says="invalid username or password",
-                                   anonymous={401}),
-    ("POST", "/auth/revoke"): Probe("/auth/revoke", {403}, {403}, {"token": "{ana_token}"}, says="only their own"),
+    ("POST", "/auth/token"): Probe(
+        "/auth/token", {401}, {401}, WRONG_PASSWORD, says="invalid username or password", anonymous={401}
+    ),
+    ("POST", "/auth/revoke"): Probe(
+        "/auth/revoke", {403}, {403}, {"token": "{ana_token}"}, says="only their own"
+    ),
     ("GET", "/users"): Probe("/users", {403}, {403}),
-    ("POST", "/users"): Probe("/users", {403}, {403}, {"username": "eve", "password": "eve", "role": "administrator"}),
-    ("PATCH", "/users/{username}"): Probe("/users/ana", {403}, {403}, {"role": "user", "password": "taken"}, more=(
-        Probe("/users/bob", {403}, {403}, {"role": "administrator"}),)),
-    ("DELETE", "/users/{username}"): Probe("/users/ana", {403}, {403},
-                                           story=a_namesake_of_a_deleted_user_owns_nothing_of_theirs),
+    ("POST", "/users"): Probe(
+        "/users", {403}, {403}, {"username": "eve", "password": "eve", "role": "administrator"}
+    ),
+    ("PATCH", "/users/{username}"): Probe(
+        "/users/ana",
+        {403},
+        {403},
+        {"role": "user", "password": "taken"},
+        more=(Probe("/users/bob", {403}, {403}, {"role": "administrator"}),),
+    ),
+    ("DELETE", "/users/{username}"): Probe(
+        "/users/ana", {403}, {403}, story=a_namesake_of_a_deleted_user_owns_nothing_of_theirs
+    ),
 }
 """Every admin route (method, path) -> what is asserted. http-in routes are the flows' own endpoints, served by
 the app's default route, not admin routes: their tenancy (bob's http in cannot take ana's path) is the http-in
@@ -182,15 +247,22 @@ def admin_routes(app: Any) -> set[tuple[str, str]]:
         elif hasattr(route, "original_router"):  # an included router
             for inner in route.original_router.routes:
                 add(inner, prefix + route.include_context.prefix)
-        elif hasattr(route, "routes") and getattr(route, "path", None) is not None and \
-                not str(route.path).startswith("/api-manager/swagger/static"):
+        elif (
+            hasattr(route, "routes")
+            and getattr(route, "path", None) is not None
+            and not str(route.path).startswith("/api-manager/swagger/static")
+        ):
             for inner in route.routes:
                 add(inner, prefix + route.path)
 
     for route in app.routes:
         add(route, "")
-    return found - {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
-                    ("GET", "/docs/oauth2-redirect")}
+    return found - {
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/redoc"),
+        ("GET", "/docs/oauth2-redirect"),
+    }
 
 
 def _filled(value: Any, names: dict[str, str]) -> Any:
@@ -206,8 +278,9 @@ def _filled(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-async def _probe(world: World, method: str, template: str, probe: Probe, names: dict[str, str],
-                 ana_names: list[str]) -> None:
+async def _probe(
+    world: World, method: str, template: str, probe: Probe, names: dict[str, str], ana_names: list[str]
+) -> None:
     path, body = _filled(probe.path, names), _filled(probe.body, names)
     calls = (("uma", probe.uma), ("bob", probe.bob), (None, probe.anonymous))
     for who, allowed in calls:
@@ -235,9 +308,23 @@ async def test_every_admin_route_has_an_expectation_and_refuses_other_tenants(wo
 
     rt = world.rt
     held = await give_ana_holdings(world)
-    names = {"ana_key": held.key_id, "ana_device_token": held.device_token_id, "ana_token": world.tokens["ana"]}
-    ana_names = [*(f'"{i}"' for i in ANA_IDS), "ana-broker", "ana-debug", "ana-only", "AnaReading", ANA_DEVICE,
-                 ANA_INSTANCE, held.key_id, held.device_token_id, world.tokens["ana"]]
+    names = {
+        "ana_key": held.key_id,
+        "ana_device_token": held.device_token_id,
+        "ana_token": world.tokens["ana"],
+    }
+    ana_names = [
+        *(f'"{i}"' for i in ANA_IDS),
+        "ana-broker",
+        "ana-debug",
+        "ana-only",
+        "AnaReading",
+        ANA_DEVICE,
+        ANA_INSTANCE,
+        held.key_id,
+        held.device_token_id,
+        world.tokens["ana"],
+    ]
     before = json.dumps(rt.flows, sort_keys=True)
     device_before = devices(world).get(ANA_DEVICE).as_dict()
     instances_before = devices(world).instances(ANA_DEVICE)
@@ -251,8 +338,9 @@ async def test_every_admin_route_has_an_expectation_and_refuses_other_tenants(wo
             await _probe(world, method, template, probe, names, ana_names)
 
     # nothing of ana's was changed, stopped or taken
-    assert json.dumps([n for n in rt.flows if n["id"] in ANA_IDS], sort_keys=True) == \
-        json.dumps([n for n in json.loads(before) if n["id"] in ANA_IDS], sort_keys=True)
+    assert json.dumps([n for n in rt.flows if n["id"] in ANA_IDS], sort_keys=True) == json.dumps(
+        [n for n in json.loads(before) if n["id"] in ANA_IDS], sort_keys=True
+    )
     assert rt.state == "start"
     for scope in ("flow:ta", "node:ta:a_inj", "global"):
         assert rt.contexts.scope(scope).get(ANA_CONTEXT_KEY, rt.contexts.default) == "ana-only"
@@ -266,20 +354,28 @@ async def test_every_admin_route_has_an_expectation_and_refuses_other_tenants(wo
     assert devices(world).get(BOB_DEVICE).as_dict()["topics"] == ["bob/{device}/#"]
     assert devices(world).get(BOB_DEVICE).ontologies == {}
     # users: none made or changed; ana's token and password still work, a wrong password gets no token
-    assert {u["username"]: u["role"] for u in (await world.call("admin", "GET", "/users")).json()} == users_before
+    assert {
+        u["username"]: u["role"] for u in (await world.call("admin", "GET", "/users")).json()
+    } == users_before
     assert users_before == {"admin": "administrator", **USERS}
     assert (await world.call("ana", "GET", "/flow/ta")).status_code == 200
     assert (await login(world, "ana", "ana-password")).status_code == 200
     assert (await login(world, "ana", "taken")).status_code == 401
-    assert any(e["action"].startswith("POST /devices") for e in rt.audit.entries(user="bob", outcome="denied"))
+    assert any(
+        e["action"].startswith("POST /devices") for e in rt.audit.entries(user="bob", outcome="denied")
+    )
     # the administrator still sees and acts on everything
     assert (await world.call("admin", "GET", "/flow/ta")).status_code == 200
-    assert (await world.call("admin", "GET", f"/context/flow/ta/{ANA_CONTEXT_KEY}")).json()["msg"] == "ana-only"
+    assert (await world.call("admin", "GET", f"/context/flow/ta/{ANA_CONTEXT_KEY}")).json()[
+        "msg"
+    ] == "ana-only"
     assert "a_inj" in (await world.call("admin", "GET", "/metrics")).text
     assert (await world.call("admin", "GET", f"{ANA_DEV}/instances")).json()[0]["instance"] == ANA_INSTANCE
 
 
-STORIES = sorted((f"{method} {template}", row.story) for (method, template), row in ROUTES.items() if row.story)
+STORIES = sorted(
+    (f"{method} {template}", row.story) for (method, template), row in ROUTES.items() if row.story
+)
 
 
 @pytest.mark.parametrize("story", [story for _, story in STORIES], ids=[route for route, _ in STORIES])
@@ -296,49 +392,94 @@ async def test_config_nodes_and_subflows_of_others_are_neither_changed_nor_used(
         return await world.call("bob", "POST", "/flows", mine + list(extra))
 
     # changing ana's broker (pointing it at bob's listener) or her subflow's code
-    evil_broker = {"id": "a_cfg", "type": "mqtt-broker", "broker": "127.0.0.1", "port": "2", "autoConnect": False}
+    evil_broker = {
+        "id": "a_cfg",
+        "type": "mqtt-broker",
+        "broker": "127.0.0.1",
+        "port": "2",
+        "autoConnect": False,
+    }
     refused = await bob_deploys(evil_broker)
     assert refused.status_code == 403 and "'a_cfg'" in refused.json()["message"]
     assert "config node" in refused.json()["message"]
-    refused = await bob_deploys({"id": "a_sfn", "type": "function", "z": "a_sf", "func": "return msg;",
-                                 "wires": [[]]})
+    refused = await bob_deploys(
+        {"id": "a_sfn", "type": "function", "z": "a_sf", "func": "return msg;", "wires": [[]]}
+    )
     assert refused.status_code == 403 and "'a_sfn'" in refused.json()["message"]
     refused = await bob_deploys({"id": "b_fn", "type": "change", "z": "a_sf", "rules": [], "wires": [[]]})
     assert refused.status_code == 403 and "subflow 'a_sf'" in refused.json()["message"]
     # using them: a property naming the config node, a subflow:<id> type, a link to ana's link in
-    uses = [{"id": "b_in", "type": "mqtt in", "z": "tb", "topic": "x", "qos": "0", "broker": "a_cfg", "wires": [[]]},
-            {"id": "b_inst", "type": "subflow:a_sf", "z": "tb", "wires": [[]]},
-            {"id": "b_lo", "type": "link out", "z": "tb", "mode": "link", "links": ["a_lin"]},
-            {"id": "b_lc", "type": "link call", "z": "tb", "links": ["a_lin"], "linkType": "static",
-             "wires": [[]]},
-            {"id": "b_w", "type": "change", "z": "tb", "rules": [], "wires": [["a_dbg"]]}]
+    uses = [
+        {
+            "id": "b_in",
+            "type": "mqtt in",
+            "z": "tb",
+            "topic": "x",
+            "qos": "0",
+            "broker": "a_cfg",
+            "wires": [[]],
+        },
+        {"id": "b_inst", "type": "subflow:a_sf", "z": "tb", "wires": [[]]},
+        {"id": "b_lo", "type": "link out", "z": "tb", "mode": "link", "links": ["a_lin"]},
+        {
+            "id": "b_lc",
+            "type": "link call",
+            "z": "tb",
+            "links": ["a_lin"],
+            "linkType": "static",
+            "wires": [[]],
+        },
+        {"id": "b_w", "type": "change", "z": "tb", "rules": [], "wires": [["a_dbg"]]},
+    ]
     for node in uses:
         refused = await bob_deploys(node)
         assert refused.status_code == 403, (node, refused.text)
         assert f"'{node['id']}'" in refused.json()["message"] and "not bob's" in refused.json()["message"]
-    assert (await world.call("bob", "POST", "/flow", {"label": "via /flow", "nodes": [uses[0]]})).status_code == 403
-    assert (await world.call("bob", "PUT", "/flow/tb", {"id": "tb", "label": "t", "nodes": [uses[1]]})).status_code \
-        == 403
+    assert (
+        await world.call("bob", "POST", "/flow", {"label": "via /flow", "nodes": [uses[0]]})
+    ).status_code == 403
+    assert (
+        await world.call("bob", "PUT", "/flow/tb", {"id": "tb", "label": "t", "nodes": [uses[1]]})
+    ).status_code == 403
     assert {n["id"]: n for n in rt.flows}["a_cfg"]["port"] == "1"
     denied = rt.audit.entries(user="bob", outcome="denied")
     assert len(denied) >= len(uses) + 5
     # credentials of ana's config node ride on no deploy of bob's
-    stolen = await world.call("bob", "POST", "/flows", {"flows": mine, "credentials": {"a_cfg": {"user": "bob"}}})
+    stolen = await world.call(
+        "bob", "POST", "/flows", {"flows": mine, "credentials": {"a_cfg": {"user": "bob"}}}
+    )
     assert stolen.status_code == 403 and "'a_cfg'" in stolen.json()["message"]
 
     # shared with bob, he uses them; his own new config node is his, not ana's to use
     for unit in ("a_cfg", "a_sf", "ta"):
-        assert (await world.call("ana", "PUT", f"/flow/{unit}/sharing", {"shared": ["bob"]})).status_code == 200
+        assert (
+            await world.call("ana", "PUT", f"/flow/{unit}/sharing", {"shared": ["bob"]})
+        ).status_code == 200
     sharing = (await world.call("bob", "GET", "/flow/a_cfg/sharing")).json()
     assert sharing == {"id": "a_cfg", "kind": "config", "owner": "ana", "shared": ["bob"]}
     bob_view = (await world.call("bob", "GET", "/flows")).json()
     mine = [n for n in bob_view]
-    own_broker = {"id": "b_cfg", "type": "mqtt-broker", "broker": "127.0.0.1", "port": "3", "autoConnect": False}
+    own_broker = {
+        "id": "b_cfg",
+        "type": "mqtt-broker",
+        "broker": "127.0.0.1",
+        "port": "3",
+        "autoConnect": False,
+    }
     answer = await world.call("bob", "POST", "/flows", mine + uses[:4] + [own_broker])
     assert answer.status_code == 204, answer.text
     assert (await world.call("bob", "GET", "/flow/b_cfg/sharing")).json()["owner"] == "bob"
     ana_uses_bobs = [n for n in (await world.call("ana", "GET", "/flows")).json()] + [
-        {"id": "a_in2", "type": "mqtt in", "z": "ta", "topic": "y", "qos": "0", "broker": "b_cfg", "wires": [[]]}]
+        {
+            "id": "a_in2",
+            "type": "mqtt in",
+            "z": "ta",
+            "topic": "y",
+            "qos": "0",
+            "broker": "b_cfg",
+            "wires": [[]],
+        }
+    ]
     refused = await world.call("ana", "POST", "/flows", ana_uses_bobs)
     assert refused.status_code == 403 and "'b_cfg'" in refused.json()["message"]
 
@@ -347,9 +488,20 @@ async def test_ownerless_tabs_and_config_nodes_stay_administrators(world):
     rt = world.rt
     # the shipped IoT Broker flow (deployed at first start, no owner) and a tab deployed from the command line
     assert {"iotBrokerTab", "ssapBroker"} <= running_ids(rt)
-    await rt.deploy([*rt.flows, {"id": "cli_tab", "type": "tab", "label": "cli"},
-                     {"id": "cli_cfg", "type": "mqtt-broker", "broker": "127.0.0.1", "port": "1",
-                      "autoConnect": False}], user=None)
+    await rt.deploy(
+        [
+            *rt.flows,
+            {"id": "cli_tab", "type": "tab", "label": "cli"},
+            {
+                "id": "cli_cfg",
+                "type": "mqtt-broker",
+                "broker": "127.0.0.1",
+                "port": "1",
+                "autoConnect": False,
+            },
+        ],
+        user=None,
+    )
     assert (await world.call("bob", "POST", "/flows", bob_tab(bob_inject("b_two")))).status_code == 204
     for unit in ("iotBrokerTab", "ssapBroker", "cli_tab", "cli_cfg"):
         assert rt.ownership.owner(unit) is None, unit
@@ -357,8 +509,14 @@ async def test_ownerless_tabs_and_config_nodes_stay_administrators(world):
     assert {"iotBrokerTab", "cli_tab", "cli_cfg"} <= running_ids(rt)
     bob_sees = {n["id"] for n in (await world.call("bob", "GET", "/flows")).json()}
     assert bob_sees & {"iotBrokerTab", "ssapBroker", "cli_tab", "cli_cfg"} == set()
-    refused = await world.call("bob", "POST", "/flows", bob_tab(
-        {"id": "b_in", "type": "mqtt in", "topic": "x", "qos": "0", "broker": "cli_cfg", "wires": [[]]}))
+    refused = await world.call(
+        "bob",
+        "POST",
+        "/flows",
+        bob_tab(
+            {"id": "b_in", "type": "mqtt in", "topic": "x", "qos": "0", "broker": "cli_cfg", "wires": [[]]}
+        ),
+    )
     assert refused.status_code == 403 and "'cli_cfg'" in refused.json()["message"]
     assert (await world.call("admin", "GET", "/flow/iotBrokerTab/sharing")).json()["owner"] is None
 
@@ -371,7 +529,9 @@ async def test_only_administrators_start_and_stop_the_flows(world):
         assert rt.state == "start" and "a_inj" in rt.deployer.running
     assert any(e["action"] == "POST /flows/state" for e in rt.audit.entries(user="bob", outcome="denied"))
     assert (await world.call("admin", "POST", "/flows/state", {"state": "stop"})).json() == {"state": "stop"}
-    assert (await world.call("admin", "POST", "/flows/state", {"state": "start"})).json() == {"state": "start"}
+    assert (await world.call("admin", "POST", "/flows/state", {"state": "start"})).json() == {
+        "state": "start"
+    }
 
 
 # ----- comms ------------------------------------------------------------------------------------------------------

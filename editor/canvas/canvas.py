@@ -40,7 +40,13 @@ def default_label(node: dict, info: dict | None) -> str:
         return text[:24] if text and len(text) < 24 else "inject"
     if node_type == "debug":
         target = node.get("complete", "false")
-        return "msg" if target in ("true", True) else "msg.payload" if target in ("false", False, "") else f"msg.{target}"
+        return (
+            "msg"
+            if target in ("true", True)
+            else "msg.payload"
+            if target in ("false", False, "")
+            else f"msg.{target}"
+        )
     if node_type == "change" and len(node.get("rules") or []) == 1:
         rule = node["rules"][0] or {}
         action = rule.get("t", "set")
@@ -48,8 +54,9 @@ def default_label(node: dict, info: dict | None) -> str:
     return str(node.get("label") or (info or {}).get("label") or node_type)
 
 
-def view_node(node: dict, info: dict | None, *, changed: bool = False, status: dict | None = None,
-              invalid: bool = False) -> dict[str, Any]:
+def view_node(
+    node: dict, info: dict | None, *, changed: bool = False, status: dict | None = None, invalid: bool = False
+) -> dict[str, Any]:
     """What the canvas draws for one flow node; `info` is the palette entry of its type (or None)."""
     info = info or {}
     label = default_label(node, info)
@@ -59,12 +66,23 @@ def view_node(node: dict, info: dict | None, *, changed: bool = False, status: d
     if corner:
         width, height, outputs = int(node.get("w") or 200), int(node.get("h") or 100), 0
     return {
-        "id": node["id"], "type": node.get("type", ""), "label": label,
-        "x": node.get("x", 0), "y": node.get("y", 0), "w": width, "h": height,
-        "inputs": 0 if corner else int(info.get("inputs", 1) if info else 1), "outputs": outputs,
-        "color": info.get("color") or "#ddd", "wires": node.get("wires") or [],
-        "changed": changed, "disabled": bool(node.get("d")), "invalid": invalid,
-        "button": node.get("type") == "inject", "status": status, "corner": corner,
+        "id": node["id"],
+        "type": node.get("type", ""),
+        "label": label,
+        "x": node.get("x", 0),
+        "y": node.get("y", 0),
+        "w": width,
+        "h": height,
+        "inputs": 0 if corner else int(info.get("inputs", 1) if info else 1),
+        "outputs": outputs,
+        "color": info.get("color") or "#ddd",
+        "wires": node.get("wires") or [],
+        "changed": changed,
+        "disabled": bool(node.get("d")),
+        "invalid": invalid,
+        "button": node.get("type") == "inject",
+        "status": status,
+        "corner": corner,
     }
 
 

@@ -50,13 +50,22 @@ def registry() -> DeviceRegistry:
 
 def show_token_once(device: str, token: str) -> None:
     """A dialog with a new token; it is not kept anywhere the page could show it again."""
-    with ui.dialog().props("persistent") as dialog, ui.card().classes("w-[36rem]").props("data-testid=token-dialog"):
+    with (
+        ui.dialog().props("persistent") as dialog,
+        ui.card().classes("w-[36rem]").props("data-testid=token-dialog"),
+    ):
         ui.label(f"Token for {device}").classes("text-lg font-semibold")
-        ui.label("Copy it now: it is shown only this once and cannot be retrieved later.").classes("text-orange-700")
-        ui.input(value=token).props("readonly outlined dense data-testid=new-token").classes("w-full font-mono")
+        ui.label("Copy it now: it is shown only this once and cannot be retrieved later.").classes(
+            "text-orange-700"
+        )
+        ui.input(value=token).props("readonly outlined dense data-testid=new-token").classes(
+            "w-full font-mono"
+        )
         with ui.row():
             ui.button("Copy", icon="content_copy", on_click=lambda: ui.clipboard.write(token)).props("flat")
-            ui.button("Done", on_click=lambda: (dialog.close(), dialog.delete())).props("data-testid=token-done")
+            ui.button("Done", on_click=lambda: (dialog.close(), dialog.delete())).props(
+                "data-testid=token-done"
+            )
     dialog.open()
 
 
@@ -67,17 +76,27 @@ class DevicesView:
         self.writable = may_write()
         with container:
             if not self.writable:
-                ui.label("Your role only reads: devices cannot be registered or changed.").classes("text-gray-500")
+                ui.label("Your role only reads: devices cannot be registered or changed.").classes(
+                    "text-gray-500"
+                )
             with ui.card().classes("w-full").props("flat bordered") as form:
                 form.set_visibility(self.writable)
                 ui.label("Register a device").classes("text-lg font-semibold")
                 with ui.row().classes("w-full items-start gap-3"):
                     self.name = ui.input("Name", placeholder="meter-1").props("data-testid=device-name")
-                    self.topics = ui.input("MQTT topics", placeholder="sensors/{device}/#").classes("w-72") \
+                    self.topics = (
+                        ui.input("MQTT topics", placeholder="sensors/{device}/#")
+                        .classes("w-72")
                         .props("data-testid=device-topics")
-                    self.rights = ui.input("Ontologies", placeholder="Reading:INSERT, Alarm:ALL").classes("w-72") \
+                    )
+                    self.rights = (
+                        ui.input("Ontologies", placeholder="Reading:INSERT, Alarm:ALL")
+                        .classes("w-72")
                         .props("data-testid=device-ontologies")
-                    ui.button("Register", icon="add", on_click=self.register).props("data-testid=device-register")
+                    )
+                    ui.button("Register", icon="add", on_click=self.register).props(
+                        "data-testid=device-register"
+                    )
                 self.problem = ui.label("").classes("text-red-600").props("data-testid=device-error")
             self.list_area = ui.column().classes("w-full gap-2")
         self.render()
@@ -107,8 +126,9 @@ class DevicesView:
             self.fail(refusal)
             return
         try:
-            device, token = registry().create(name, rights, parse_topics(self.topics.value or ""),
-                                              owner=current_user())
+            device, token = registry().create(
+                name, rights, parse_topics(self.topics.value or ""), owner=current_user()
+            )
         except (DeviceError, ValueError) as exc:
             self.fail(str(exc))
             return
@@ -145,7 +165,9 @@ class DevicesView:
     def render(self) -> None:
         self.list_area.clear()
         with self.list_area:
-            devices = [d for d in registry().list() if current_role() == "administrator" or d.owner == current_user()]
+            devices = [
+                d for d in registry().list() if current_role() == "administrator" or d.owner == current_user()
+            ]
             if not devices:
                 ui.label("No device registered yet.").classes("text-gray-500")
             for device in devices:
@@ -156,30 +178,46 @@ class DevicesView:
         with ui.card().classes("w-full").props(f"flat bordered data-testid=device-{device.name}"):
             with ui.row().classes("w-full items-center gap-3"):
                 ui.label(device.name).classes("text-base font-semibold")
-                ui.badge("enabled" if device.enabled else "disabled", color="green" if device.enabled else "grey")
+                ui.badge(
+                    "enabled" if device.enabled else "disabled", color="green" if device.enabled else "grey"
+                )
                 ui.label(f"topics: {', '.join(device.topics) or 'none'}").classes("text-sm text-gray-600")
                 rights = ", ".join(f"{k}:{v}" for k, v in device.ontologies.items()) or "none"
                 ui.label(f"ontologies: {rights}").classes("text-sm text-gray-600")
-                ui.label(f"last seen: {device.as_dict()['last_seen'] or 'never'}").classes("text-sm text-gray-600")
+                ui.label(f"last seen: {device.as_dict()['last_seen'] or 'never'}").classes(
+                    "text-sm text-gray-600"
+                )
                 ui.space()
                 with ui.row().classes("gap-1") as actions:
                     actions.set_visibility(self.writable)
-                    ui.button("New token", on_click=lambda n=device.name: self.add_token(n)).props("flat dense")
-                    ui.button("Disable" if device.enabled else "Enable", on_click=lambda d=device: self.act(
-                        "device.update", lambda n, on: reg.update(n, enabled=on), d.name, not d.enabled)) \
-                        .props("flat dense")
-                    ui.button("Delete", color="red", on_click=lambda n=device.name: self.act("device.delete",
-                                                                                          reg.delete, n)) \
-                        .props(f"flat dense data-testid=delete-{device.name}")
+                    ui.button("New token", on_click=lambda n=device.name: self.add_token(n)).props(
+                        "flat dense"
+                    )
+                    ui.button(
+                        "Disable" if device.enabled else "Enable",
+                        on_click=lambda d=device: self.act(
+                            "device.update", lambda n, on: reg.update(n, enabled=on), d.name, not d.enabled
+                        ),
+                    ).props("flat dense")
+                    ui.button(
+                        "Delete",
+                        color="red",
+                        on_click=lambda n=device.name: self.act("device.delete", reg.delete, n),
+                    ).props(f"flat dense data-testid=delete-{device.name}")
             for token in device.tokens or []:
                 with ui.row().classes("items-center gap-3 pl-2").props(f"data-testid=token-{token.id}"):
                     ui.label(token.id).classes("font-mono text-sm")
                     ui.label(f"created {token.as_dict()['created']}").classes("text-xs text-gray-500")
                     if token.active:
                         ui.badge("active", color="green")
-                        ui.button("Revoke", on_click=lambda n=device.name, t=token.id: self.act(
-                            "device.revoke", reg.revoke, n, t)) \
-                            .props(f"flat dense color=red data-testid=revoke-{token.id}").set_visibility(self.writable)
+                        ui.button(
+                            "Revoke",
+                            on_click=lambda n=device.name, t=token.id: self.act(
+                                "device.revoke", reg.revoke, n, t
+                            ),
+                        ).props(f"flat dense color=red data-testid=revoke-{token.id}").set_visibility(
+                            self.writable
+                        )
                     else:
                         ui.badge(f"revoked {token.as_dict()['revoked_at']}", color="grey")
 

@@ -42,16 +42,37 @@ def node_rows(snap: Snapshot) -> list[dict[str, Any]]:
     """The node table's rows: one per running node, busiest first."""
     rows = []
     for row in sorted(snap.nodes, key=lambda r: (-r.messages_in, r.flow, r.id)):
-        rows.append({"id": row.id, "flow": snap.flows.get(row.flow, row.flow), "node": row.name or row.id,
-                     "type": row.type, "in": row.messages_in, "out": row.messages_out, "errors": row.errors,
-                     "mean": duration(row.mean_s), "p99": duration(row.p99_s), "queue": row.queue})
+        rows.append(
+            {
+                "id": row.id,
+                "flow": snap.flows.get(row.flow, row.flow),
+                "node": row.name or row.id,
+                "type": row.type,
+                "in": row.messages_in,
+                "out": row.messages_out,
+                "errors": row.errors,
+                "mean": duration(row.mean_s),
+                "p99": duration(row.p99_s),
+                "queue": row.queue,
+            }
+        )
     return rows
 
 
 def broker_rows(snap: Snapshot) -> list[dict[str, Any]]:
-    return [{"id": b.id, "kind": b.kind, "name": b.name or b.id, "target": b.target,
-             "state": "listening" if b.kind == "embedded" else ("connected" if b.connected else "disconnected"),
-             "clients": b.clients} for b in snap.brokers]
+    return [
+        {
+            "id": b.id,
+            "kind": b.kind,
+            "name": b.name or b.id,
+            "target": b.target,
+            "state": "listening"
+            if b.kind == "embedded"
+            else ("connected" if b.connected else "disconnected"),
+            "clients": b.clients,
+        }
+        for b in snap.brokers
+    ]
 
 
 def chart_options(series: dict[str, list[tuple[float, float]]], labels: dict[str, str]) -> dict[str, Any]:
@@ -63,39 +84,68 @@ def chart_options(series: dict[str, list[tuple[float, float]]], labels: dict[str
         "grid": {"left": 60, "right": 20, "top": 40, "bottom": 30},
         "xAxis": {"type": "time"},
         "yAxis": {"type": "value", "name": "msgs/s", "minInterval": 1},
-        "series": [{"type": "line", "name": labels.get(flow, flow), "showSymbol": False,
-                    "data": [[round(when * 1000), round(value, 2)] for when, value in points]}
-                   for flow, points in sorted(series.items(), key=lambda item: labels.get(item[0], item[0]))],
+        "series": [
+            {
+                "type": "line",
+                "name": labels.get(flow, flow),
+                "showSymbol": False,
+                "data": [[round(when * 1000), round(value, 2)] for when, value in points],
+            }
+            for flow, points in sorted(series.items(), key=lambda item: labels.get(item[0], item[0]))
+        ],
     }
 
 
 class MonitoringView:
     """The page's content inside `container`, refreshed every `REFRESH_SECONDS` by a ui.timer."""
 
-    def __init__(self, container: ui.element, runtime: Any, user: str | None = None, role: str | None = None) -> None:
+    def __init__(
+        self, container: ui.element, runtime: Any, user: str | None = None, role: str | None = None
+    ) -> None:
         self.runtime = runtime
         self.user, self.role = user, role
         with container:
             with ui.row().classes("w-full gap-3"):
-                self.cards = {key: self._card(key, label) for key, label in (
-                    ("rate", "Messages/s"), ("handled", "Handled"), ("errors", "Errors"), ("pending", "Queued"),
-                    ("cpu", "CPU"), ("memory", "Memory"), ("clients", "MQTT clients"))}
+                self.cards = {
+                    key: self._card(key, label)
+                    for key, label in (
+                        ("rate", "Messages/s"),
+                        ("handled", "Handled"),
+                        ("errors", "Errors"),
+                        ("pending", "Queued"),
+                        ("cpu", "CPU"),
+                        ("memory", "Memory"),
+                        ("clients", "MQTT clients"),
+                    )
+                }
             ui.label("Throughput per flow").classes("text-lg font-semibold")
-            self.chart = ui.echart(chart_options({}, {})).classes("w-full h-64").props("data-testid=flow-chart")
+            self.chart = (
+                ui.echart(chart_options({}, {})).classes("w-full h-64").props("data-testid=flow-chart")
+            )
             ui.label("Nodes").classes("text-lg font-semibold")
-            self.nodes = ui.table(columns=NODE_COLUMNS, rows=[], row_key="id", pagination=50) \
-                .classes("w-full").props("dense flat bordered data-testid=node-table")
+            self.nodes = (
+                ui.table(columns=NODE_COLUMNS, rows=[], row_key="id", pagination=50)
+                .classes("w-full")
+                .props("dense flat bordered data-testid=node-table")
+            )
             ui.label("MQTT").classes("text-lg font-semibold")
-            self.brokers = ui.table(columns=BROKER_COLUMNS, rows=[], row_key="id") \
-                .classes("w-full").props("dense flat bordered data-testid=broker-table")
-            self.brokers.props['no-data-label'] = "No embedded broker and no mqtt-broker connection"
+            self.brokers = (
+                ui.table(columns=BROKER_COLUMNS, rows=[], row_key="id")
+                .classes("w-full")
+                .props("dense flat bordered data-testid=broker-table")
+            )
+            self.brokers.props["no-data-label"] = "No embedded broker and no mqtt-broker connection"
             self.notice = ui.label("").classes("text-gray-500")
         self.refresh()
         ui.timer(REFRESH_SECONDS, self.refresh)
 
     def _sees(self, flow_id: str) -> bool:
         ownership = getattr(self.runtime, "ownership", None)
-        return self.role == "administrator" or ownership is None or ownership.may_see(self.user, self.role, flow_id)
+        return (
+            self.role == "administrator"
+            or ownership is None
+            or ownership.may_see(self.user, self.role, flow_id)
+        )
 
     @staticmethod
     def _card(key: str, label: str) -> ui.label:
@@ -133,4 +183,6 @@ def monitoring_page() -> None:
     page_header("Monitoring")
     with ui.column().classes("w-full p-4 gap-3") as body:
         user = current_user()
-        MonitoringView(body, get_context().runtime, user or "", current_role() if user else "user")  # "": nobody
+        MonitoringView(
+            body, get_context().runtime, user or "", current_role() if user else "user"
+        )  # "": nobody

@@ -77,42 +77,69 @@ class OntologyEditor:
         schema = existing.schema if existing else NEW_SCHEMA
         with container:
             with ui.row().classes("w-full items-start gap-3"):
-                self.name = ui.input("Name", value=existing.name if existing else "") \
-                    .props(f"data-testid=ontology-name {'readonly' if existing else ''}")
-                self.description = ui.input("Description", value=existing.description if existing else "") \
-                    .classes("w-96").props("data-testid=ontology-description")
-                self.window = ui.number("Real-time window (days, empty: forever)", format="%d",
-                                        value=existing.realtime_window_days if existing else None).classes("w-64")
-                self.indexes = ui.input("Indexes", value=", ".join(existing.indexes) if existing else "") \
-                    .classes("w-56")
-                self.unique = ui.input("Unique", value=", ".join(existing.unique) if existing else "").classes("w-56")
-                self.history = ui.switch("Move expired data to history", value=existing.history if existing else False)
+                self.name = ui.input("Name", value=existing.name if existing else "").props(
+                    f"data-testid=ontology-name {'readonly' if existing else ''}"
+                )
+                self.description = (
+                    ui.input("Description", value=existing.description if existing else "")
+                    .classes("w-96")
+                    .props("data-testid=ontology-description")
+                )
+                self.window = ui.number(
+                    "Real-time window (days, empty: forever)",
+                    format="%d",
+                    value=existing.realtime_window_days if existing else None,
+                ).classes("w-64")
+                self.indexes = ui.input(
+                    "Indexes", value=", ".join(existing.indexes) if existing else ""
+                ).classes("w-56")
+                self.unique = ui.input(
+                    "Unique", value=", ".join(existing.unique) if existing else ""
+                ).classes("w-56")
+                self.history = ui.switch(
+                    "Move expired data to history", value=existing.history if existing else False
+                )
             with ui.row().classes("w-full gap-4 no-wrap"):
                 with ui.column().classes("w-1/2"):
                     ui.label("JSON Schema").classes("font-semibold")
-                    self.schema = ui.codemirror(json.dumps(schema, indent=2), language="JSON", indent="  ",
-                                                on_change=self.check).classes("w-full h-96 border") \
+                    self.schema = (
+                        ui.codemirror(
+                            json.dumps(schema, indent=2), language="JSON", indent="  ", on_change=self.check
+                        )
+                        .classes("w-full h-96 border")
                         .props("data-testid=schema-editor")
+                    )
                 with ui.column().classes("w-1/2"):
                     ui.label("Sample instance").classes("font-semibold")
                     sample = sample_for(existing) if existing else NEW_SAMPLE
-                    self.sample = ui.codemirror(json.dumps(sample, indent=2), language="JSON", indent="  ",
-                                                on_change=self.check).classes("w-full h-64 border") \
+                    self.sample = (
+                        ui.codemirror(
+                            json.dumps(sample, indent=2), language="JSON", indent="  ", on_change=self.check
+                        )
+                        .classes("w-full h-64 border")
                         .props("data-testid=sample-editor")
+                    )
                     self.verdict = ui.label("").classes("font-semibold").props("data-testid=sample-verdict")
-                    self.problems = ui.column().classes("gap-0 text-sm text-red-700") \
-                        .props("data-testid=sample-problems")
+                    self.problems = (
+                        ui.column().classes("gap-0 text-sm text-red-700").props("data-testid=sample-problems")
+                    )
             with ui.row().classes("items-center gap-3"):
-                save = ui.button("Create" if existing is None else "Save", icon="save", on_click=self.save) \
-                    .props("data-testid=ontology-save")
+                save = ui.button(
+                    "Create" if existing is None else "Save", icon="save", on_click=self.save
+                ).props("data-testid=ontology-save")
                 if not self.allowed():
                     save.disable()
-                    ui.label("Read-only: only its owner or an administrator may change this ontology."
-                             if existing else "Your role only reads: it cannot create ontologies.") \
-                        .classes("text-gray-500")
+                    ui.label(
+                        "Read-only: only its owner or an administrator may change this ontology."
+                        if existing
+                        else "Your role only reads: it cannot create ontologies."
+                    ).classes("text-gray-500")
                 if existing is not None:
-                    ui.button("Browse data", icon="table_view",
-                              on_click=lambda: ui.navigate.to(f"/ontologies/{existing.name}/data")).props("flat")
+                    ui.button(
+                        "Browse data",
+                        icon="table_view",
+                        on_click=lambda: ui.navigate.to(f"/ontologies/{existing.name}/data"),
+                    ).props("flat")
                 self.outcome = ui.label("").props("data-testid=ontology-outcome")
         self.check()
 
@@ -127,9 +154,13 @@ class OntologyEditor:
 
     def settings(self) -> dict[str, Any]:
         window = self.window.value
-        return {"description": self.description.value or "", "history": bool(self.history.value),
-                "realtime_window_days": int(window) if window not in (None, "") else None,
-                "indexes": split_paths(self.indexes.value), "unique": split_paths(self.unique.value)}
+        return {
+            "description": self.description.value or "",
+            "history": bool(self.history.value),
+            "realtime_window_days": int(window) if window not in (None, "") else None,
+            "indexes": split_paths(self.indexes.value),
+            "unique": split_paths(self.unique.value),
+        }
 
     def allowed(self) -> bool:
         return may_write() if self.existing is None else may_change_ontology(self.existing.owner)
@@ -178,28 +209,50 @@ def visible(name: str) -> bool:
 
 
 def ontology_list(container: ui.element) -> None:
-    columns = [{"name": "name", "label": "Name", "field": "name", "align": "left", "sortable": True},
-               {"name": "description", "label": "Description", "field": "description", "align": "left",
-                "style": "white-space: normal; min-width: 16rem; max-width: 40rem"},
-               {"name": "draft", "label": "Draft", "field": "draft", "align": "left"},
-               {"name": "window", "label": "Window (days)", "field": "window"},
-               {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
-               {"name": "actions", "label": "", "field": "name", "style": "white-space: nowrap"}]
-    rows = [{"name": o.name, "description": o.description, "draft": o.draft,
-             "window": o.realtime_window_days or "forever", "updated": o.as_dict()["updated"]}
-            for o in registry().list() if visible(o.name)]
+    columns = [
+        {"name": "name", "label": "Name", "field": "name", "align": "left", "sortable": True},
+        {
+            "name": "description",
+            "label": "Description",
+            "field": "description",
+            "align": "left",
+            "style": "white-space: normal; min-width: 16rem; max-width: 40rem",
+        },
+        {"name": "draft", "label": "Draft", "field": "draft", "align": "left"},
+        {"name": "window", "label": "Window (days)", "field": "window"},
+        {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
+        {"name": "actions", "label": "", "field": "name", "style": "white-space: nowrap"},
+    ]
+    rows = [
+        {
+            "name": o.name,
+            "description": o.description,
+            "draft": o.draft,
+            "window": o.realtime_window_days or "forever",
+            "updated": o.as_dict()["updated"],
+        }
+        for o in registry().list()
+        if visible(o.name)
+    ]
     with container:
         with ui.row().classes("items-center gap-3"):
             ui.label("Ontologies").classes("text-lg font-semibold")
-            ui.button("New ontology", icon="add", on_click=lambda: ui.navigate.to("/ontologies/new")) \
-                .props("data-testid=ontology-new").set_visibility(may_write())
-        table = ui.table(columns=columns, rows=rows, row_key="name", pagination=25).classes("w-full") \
+            ui.button("New ontology", icon="add", on_click=lambda: ui.navigate.to("/ontologies/new")).props(
+                "data-testid=ontology-new"
+            ).set_visibility(may_write())
+        table = (
+            ui.table(columns=columns, rows=rows, row_key="name", pagination=25)
+            .classes("w-full")
             .props("dense flat bordered data-testid=ontology-table")
-        table.add_slot("body-cell-actions", """
+        )
+        table.add_slot(
+            "body-cell-actions",
+            """
             <q-td :props="props">
               <q-btn flat dense label="Edit" @click="$parent.$emit('edit', props.row.name)" />
               <q-btn flat dense label="Data" @click="$parent.$emit('data', props.row.name)" />
-            </q-td>""")
+            </q-td>""",
+        )
         table.on("edit", lambda e: ui.navigate.to(f"/ontologies/{e.args}"))
         table.on("data", lambda e: ui.navigate.to(f"/ontologies/{e.args}/data"))
 

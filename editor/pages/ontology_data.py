@@ -49,9 +49,16 @@ def query_page(name: str, filter_: dict[str, Any], page: int) -> tuple[int, list
 def doc_row(doc: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in doc.items() if k not in ("_id", "contextData")}
     text = json.dumps(body, ensure_ascii=False, sort_keys=True, default=str)
-    stamp = (doc.get("contextData") or {}).get("timestamp", "") if isinstance(doc.get("contextData"), dict) else ""
-    return {"_id": str(doc.get("_id")), "stored": stamp,
-            "document": text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"}
+    stamp = (
+        (doc.get("contextData") or {}).get("timestamp", "")
+        if isinstance(doc.get("contextData"), dict)
+        else ""
+    )
+    return {
+        "_id": str(doc.get("_id")),
+        "stored": stamp,
+        "document": text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…",
+    }
 
 
 class DataBrowser:
@@ -65,18 +72,31 @@ class DataBrowser:
         with container:
             ui.label(f"Data of {name}").classes("text-lg font-semibold")
             with ui.row().classes("w-full items-start gap-3 no-wrap"):
-                self.box = ui.codemirror("{}", language="JSON", indent="  ").classes("w-2/3 h-28 border") \
+                self.box = (
+                    ui.codemirror("{}", language="JSON", indent="  ")
+                    .classes("w-2/3 h-28 border")
                     .props("data-testid=query-filter")
+                )
                 with ui.column():
                     ui.button("Run query", icon="search", on_click=self.run).props("data-testid=query-run")
                     ui.label('e.g. {"measure": {"$gt": 20}}').classes("text-xs text-gray-500")
             self.status = ui.label("").props("data-testid=query-status")
-            columns = [{"name": "_id", "label": "_id", "field": "_id", "align": "left"},
-                       {"name": "stored", "label": "Stored", "field": "stored", "align": "left"},
-                       {"name": "document", "label": "Document", "field": "document", "align": "left",
-                        "style": "white-space: normal; font-family: monospace"}]
-            self.table = ui.table(columns=columns, rows=[], row_key="_id").classes("w-full") \
+            columns = [
+                {"name": "_id", "label": "_id", "field": "_id", "align": "left"},
+                {"name": "stored", "label": "Stored", "field": "stored", "align": "left"},
+                {
+                    "name": "document",
+                    "label": "Document",
+                    "field": "document",
+                    "align": "left",
+                    "style": "white-space: normal; font-family: monospace",
+                },
+            ]
+            self.table = (
+                ui.table(columns=columns, rows=[], row_key="_id")
+                .classes("w-full")
                 .props("dense flat bordered data-testid=query-results")
+            )
             with ui.row().classes("items-center gap-2"):
                 self.prev = ui.button("Previous", on_click=lambda: self.show(self.page - 1)).props("flat")
                 self.position = ui.label("").props("data-testid=query-page")

@@ -24,18 +24,31 @@ class UsersView:
                 ui.label("New user").classes("text-lg font-semibold")
                 with ui.row().classes("w-full items-start gap-3"):
                     self.name = ui.input("User name").props("data-testid=user-name")
-                    self.password = ui.input("Password", password=True, password_toggle_button=True) \
-                        .props("data-testid=user-password")
-                    self.role = ui.select(list(ROLES), value="developer", label="Role").classes("w-40") \
+                    self.password = ui.input("Password", password=True, password_toggle_button=True).props(
+                        "data-testid=user-password"
+                    )
+                    self.role = (
+                        ui.select(list(ROLES), value="developer", label="Role")
+                        .classes("w-40")
                         .props("data-testid=user-role")
-                    ui.button("Create", icon="person_add", on_click=self.create).props("data-testid=user-create")
+                    )
+                    ui.button("Create", icon="person_add", on_click=self.create).props(
+                        "data-testid=user-create"
+                    )
                 self.problem = ui.label("").classes("text-red-600").props("data-testid=user-error")
             self.list_area = ui.column().classes("w-full gap-1")
             ui.label("Audit log").classes("text-lg font-semibold mt-4")
             with ui.row().classes("items-center gap-3"):
-                self.outcome = ui.select(["all", "ok", "denied", "failed"], value="all", label="Outcome",
-                                         on_change=lambda: self.render_audit()).classes("w-40") \
+                self.outcome = (
+                    ui.select(
+                        ["all", "ok", "denied", "failed"],
+                        value="all",
+                        label="Outcome",
+                        on_change=lambda: self.render_audit(),
+                    )
+                    .classes("w-40")
                     .props("data-testid=audit-outcome")
+                )
                 ui.button("Refresh", icon="refresh", on_click=lambda: self.render_audit()).props("flat")
             self.audit_area = ui.column().classes("w-full")
         self.render()
@@ -74,7 +87,9 @@ class UsersView:
     def reset_password(self, username: str) -> None:
         with ui.dialog() as dialog, ui.card():
             ui.label(f"New password for {username}").classes("font-semibold")
-            field = ui.input("Password", password=True, password_toggle_button=True).props("data-testid=new-password")
+            field = ui.input("Password", password=True, password_toggle_button=True).props(
+                "data-testid=new-password"
+            )
 
             def save() -> None:
                 dialog.close()
@@ -92,26 +107,41 @@ class UsersView:
                 name = user["username"]
                 with ui.row().classes("w-full items-center gap-3").props(f"data-testid=user-{name}"):
                     ui.label(name).classes("w-48 font-semibold")
-                    ui.select(list(ROLES), value=user["role"],
-                              on_change=lambda e, n=name: self.change("user.change", self.auth.set_role, n, e.value)) \
-                        .classes("w-40").props(f"dense data-testid=role-{name}")
+                    ui.select(
+                        list(ROLES),
+                        value=user["role"],
+                        on_change=lambda e, n=name: self.change(
+                            "user.change", self.auth.set_role, n, e.value
+                        ),
+                    ).classes("w-40").props(f"dense data-testid=role-{name}")
                     ui.label(f"since {user['created'][:10]}").classes("text-sm text-gray-500")
                     ui.button("Password", on_click=lambda n=name: self.reset_password(n)).props("flat dense")
-                    ui.button("Delete", color="red", on_click=lambda n=name: self.change(
-                        "user.delete", self.auth.delete_user, n)).props(f"flat dense data-testid=delete-user-{name}")
+                    ui.button(
+                        "Delete",
+                        color="red",
+                        on_click=lambda n=name: self.change("user.delete", self.auth.delete_user, n),
+                    ).props(f"flat dense data-testid=delete-user-{name}")
 
     def render_audit(self) -> None:
         log = getattr(get_context().runtime, "audit", None)
         outcome = None if self.outcome.value == "all" else self.outcome.value
-        rows = [] if log is None else [
-            {**e, "detail": "" if e["detail"] is None else str(e["detail"])[:200]}
-            for e in log.entries(outcome=outcome, limit=AUDIT_ROWS)]
-        columns = [{"name": k, "label": k.capitalize(), "field": k, "align": "left"}
-                   for k in ("at", "user", "action", "target", "outcome", "detail")]
+        rows = (
+            []
+            if log is None
+            else [
+                {**e, "detail": "" if e["detail"] is None else str(e["detail"])[:200]}
+                for e in log.entries(outcome=outcome, limit=AUDIT_ROWS)
+            ]
+        )
+        columns = [
+            {"name": k, "label": k.capitalize(), "field": k, "align": "left"}
+            for k in ("at", "user", "action", "target", "outcome", "detail")
+        ]
         self.audit_area.clear()
         with self.audit_area:
-            ui.table(columns=columns, rows=rows, row_key="id", pagination=25).classes("w-full") \
-                .props("dense flat bordered data-testid=audit-table")
+            ui.table(columns=columns, rows=rows, row_key="id", pagination=25).classes("w-full").props(
+                "dense flat bordered data-testid=audit-table"
+            )
 
 
 @editor_page("/users", title="sofiaflow: users")

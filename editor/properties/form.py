@@ -20,12 +20,21 @@ from sofiaflow.editor.workspace import Workspace
 
 HIDDEN = {"id", "type", "z", "g", "wires", "x", "y", "d", "name", "credentials"}
 CODE_FIELDS = {"func", "initialize", "finalize"}
-CONFIG_REFS = {"broker": "mqtt-broker", "tls": "tls-config", "proxy": "http proxy", "server": "websocket-listener",
-               "client": "websocket-client"}
+CONFIG_REFS = {
+    "broker": "mqtt-broker",
+    "tls": "tls-config",
+    "proxy": "http proxy",
+    "server": "websocket-listener",
+    "client": "websocket-client",
+}
 NEW_CONFIG = "__new__"
-TYPE_HIDDEN = {"change": {"action", "property", "from", "to", "reg"},  # pre-0.18 Node-RED fields, kept on load
-               "switch": {"outputs"}}  # one per rule, set on save
-FIELD_CHOICES = {("switch", "checkall"): {"true": "checking all rules", "false": "stopping after the first match"}}
+TYPE_HIDDEN = {
+    "change": {"action", "property", "from", "to", "reg"},  # pre-0.18 Node-RED fields, kept on load
+    "switch": {"outputs"},
+}  # one per rule, set on save
+FIELD_CHOICES = {
+    ("switch", "checkall"): {"true": "checking all rules", "false": "stopping after the first match"}
+}
 
 
 def _plain(schema: dict) -> dict:
@@ -41,8 +50,14 @@ def _title(key: str) -> str:
 class _Field:
     """One form field: reads its part of the node, checks it, shows an error on itself."""
 
-    def __init__(self, key: str, widget: Any, read: Callable[[], dict], check: Callable[[], str | None] | None = None,
-                 error_target: Any = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        widget: Any,
+        read: Callable[[], dict],
+        check: Callable[[], str | None] | None = None,
+        error_target: Any = None,
+    ) -> None:
         self.key, self.widget, self._read, self._check = key, widget, read, check
         self.error_target = error_target if error_target is not None else widget
 
@@ -95,13 +110,17 @@ class PropertyForm:
         self.entry = ws.types.get(self.node.get("type", ""), {})
         self.on_done = on_done
         self.fields: list[_Field] = []
-        with ui.dialog().props("position=right full-height") as self.dialog, \
-                ui.card().classes("w-[520px] max-w-full h-full").props(testid("properties")):
+        with (
+            ui.dialog().props("position=right full-height") as self.dialog,
+            ui.card().classes("w-[520px] max-w-full h-full").props(testid("properties")),
+        ):
             with ui.row().classes("w-full items-center"):
                 ui.label(f"Edit {self.node.get('type')} node").classes("text-lg font-semibold")
                 ui.space()
                 ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps")
-                ui.button("Done", on_click=self.save).props("color=red-7 no-caps").props(testid("properties-done"))
+                ui.button("Done", on_click=self.save).props("color=red-7 no-caps").props(
+                    testid("properties-done")
+                )
             with ui.scroll_area().classes("w-full grow"):
                 self._build()
             with ui.row().classes("w-full items-center"):
@@ -117,8 +136,12 @@ class PropertyForm:
     def _build(self) -> None:
         schema = self.entry.get("schema", {})
         props = schema.get("properties", {})
-        name = ui.input("Name", value=self.node.get("name") or "").props("dense outlined").classes("w-full") \
+        name = (
+            ui.input("Name", value=self.node.get("name") or "")
+            .props("dense outlined")
+            .classes("w-full")
             .props(testid("prop-name"))
+        )
         self.fields.append(_Field("name", name, lambda: {"name": name.value}))
         typed = {k[: -len("Type")] for k in props if k.endswith("Type") and k[: -len("Type")] in props}
         hidden = HIDDEN | TYPE_HIDDEN.get(self.node.get("type", ""), set())
@@ -144,8 +167,13 @@ class PropertyForm:
             current = pending.get(key, (stored or {}).get(key, ""))
             if kind == "password":
                 hint = "stored; type to replace" if (stored or {}).get(key) else ""
-                widget = ui.input(key, password=True, password_toggle_button=True, placeholder=hint,
-                                  value=pending.get(key, ""))
+                widget = ui.input(
+                    key,
+                    password=True,
+                    password_toggle_button=True,
+                    placeholder=hint,
+                    value=pending.get(key, ""),
+                )
                 inputs[key] = (widget, "")
             else:
                 widget = ui.input(key, value="" if current is None else str(current))
@@ -158,7 +186,9 @@ class PropertyForm:
 
         return _Field("credentials", None, read)
 
-    def _field(self, key: str, spec: dict, value: Any, typed: bool, type_default: str | None = None) -> _Field:
+    def _field(
+        self, key: str, spec: dict, value: Any, typed: bool, type_default: str | None = None
+    ) -> _Field:
         node_type = self.node.get("type")
         mark = f"prop-{key}"
         if node_type == "inject" and key == "props":
@@ -175,7 +205,11 @@ class PropertyForm:
             return _Field(key, ti, lambda: {key: ti.value, f"{key}Type": ti.vtype}, ti.check, ti)
         if key in CODE_FIELDS:
             ui.label(key).classes("text-sm text-gray-600 mt-2")
-            code = ui.codemirror(value or "", language="Python").classes("w-full h-64 border").props(testid(mark))
+            code = (
+                ui.codemirror(value or "", language="Python")
+                .classes("w-full h-64 border")
+                .props(testid(mark))
+            )
             return _Field(key, code, lambda: {key: code.value})
         fixed = FIELD_CHOICES.get((node_type, key))
         if fixed:
@@ -185,7 +219,9 @@ class PropertyForm:
             return self._choice_field(key, value, self._service_choices(choices), mark)
         if spec.get("enum"):
             return self._choice_field(key, value, {v: str(v) for v in spec["enum"]}, mark)
-        ref_type = spec.get("x-config-type") or (CONFIG_REFS.get(key) if not self.entry.get("config") else None)
+        ref_type = spec.get("x-config-type") or (
+            CONFIG_REFS.get(key) if not self.entry.get("config") else None
+        )
         if ref_type and ref_type in self.ws.types:
             return self._config_ref(key, ref_type, value, mark)
         kind = spec.get("type")
@@ -195,20 +231,34 @@ class PropertyForm:
         if kind in ("number", "integer"):
             return self._number_field(key, value, kind, mark)
         if kind == "string":
-            text = ui.input(_title(key), value="" if value is None else str(value)).props("dense outlined") \
-                .classes("w-full").props(testid(mark))
+            text = (
+                ui.input(_title(key), value="" if value is None else str(value))
+                .props("dense outlined")
+                .classes("w-full")
+                .props(testid(mark))
+            )
             return _Field(key, text, lambda: {key: text.value})
         return _json_field(key, value, mark)
 
     def _number_field(self, key: str, value: Any, kind: str, mark: str) -> _Field:
-        box = ui.input(_title(key), value="" if value is None else str(value)).props("dense outlined") \
-            .classes("w-full").props(testid(mark))
+        box = (
+            ui.input(_title(key), value="" if value is None else str(value))
+            .props("dense outlined")
+            .classes("w-full")
+            .props(testid(mark))
+        )
 
         def parse() -> Any:
             text = (box.value or "").strip()
             if not text:
                 return None
-            return int(text) if kind == "integer" else float(text) if any(c in text for c in ".eE") else int(text)
+            return (
+                int(text)
+                if kind == "integer"
+                else float(text)
+                if any(c in text for c in ".eE")
+                else int(text)
+            )
 
         def check() -> str | None:
             try:
@@ -228,8 +278,12 @@ class PropertyForm:
     def _choice_field(self, key: str, value: Any, options: dict, mark: str) -> _Field:
         if value not in options and value not in (None, ""):
             options = {**options, value: f"{value} (unknown)"}
-        select = ui.select(options, value=value if value in options else None, label=_title(key), with_input=True) \
-            .props("dense outlined options-dense").classes("w-full").props(testid(mark))
+        select = (
+            ui.select(options, value=value if value in options else None, label=_title(key), with_input=True)
+            .props("dense outlined options-dense")
+            .classes("w-full")
+            .props(testid(mark))
+        )
         return _Field(key, select, lambda: {key: select.value if select.value is not None else ""})
 
     def _service_choices(self, service: str) -> dict:
@@ -243,13 +297,22 @@ class PropertyForm:
     def _config_ref(self, key: str, ref_type: str, value: Any, mark: str) -> _Field:
         def options() -> dict:
             out = {"": "none"}
-            out.update({n["id"]: n.get("name") or f"{ref_type} {n['id'][:6]}" for n in self.ws.doc.config_nodes(ref_type)})
+            out.update(
+                {
+                    n["id"]: n.get("name") or f"{ref_type} {n['id'][:6]}"
+                    for n in self.ws.doc.config_nodes(ref_type)
+                }
+            )
             out[NEW_CONFIG] = f"add new {ref_type}..."
             return out
 
         with ui.row().classes("w-full items-center no-wrap"):
-            select = ui.select(options(), value=value if value in options() else "", label=f"{key} ({ref_type})") \
-                .props("dense outlined options-dense").classes("grow").props(testid(mark))
+            select = (
+                ui.select(options(), value=value if value in options() else "", label=f"{key} ({ref_type})")
+                .props("dense outlined options-dense")
+                .classes("grow")
+                .props(testid(mark))
+            )
             edit = ui.button(icon="edit").props("flat dense").tooltip(f"edit this {ref_type}")
 
         def opened(config_id: str) -> None:

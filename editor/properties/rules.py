@@ -11,11 +11,29 @@ from sofiaflow.editor.properties.typed_input import PROPERTY_TYPES, VALUE_TYPES,
 from sofiaflow.editor.testid import testid
 
 CHANGE_ACTIONS = {"set": "Set", "change": "Change", "delete": "Delete", "move": "Move"}
-SWITCH_OPS = {"eq": "==", "neq": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "btwn": "is between",
-              "cont": "contains", "regex": "matches regex", "true": "is true", "false": "is false",
-              "null": "is null", "nnull": "is not null", "istype": "is of type", "empty": "is empty",
-              "nempty": "is not empty", "head": "head", "index": "index between", "tail": "tail",
-              "jsonata_exp": "JSONata exp", "else": "otherwise"}
+SWITCH_OPS = {
+    "eq": "==",
+    "neq": "!=",
+    "lt": "<",
+    "lte": "<=",
+    "gt": ">",
+    "gte": ">=",
+    "btwn": "is between",
+    "cont": "contains",
+    "regex": "matches regex",
+    "true": "is true",
+    "false": "is false",
+    "null": "is null",
+    "nnull": "is not null",
+    "istype": "is of type",
+    "empty": "is empty",
+    "nempty": "is not empty",
+    "head": "head",
+    "index": "index between",
+    "tail": "tail",
+    "jsonata_exp": "JSONata exp",
+    "else": "otherwise",
+}
 _NO_VALUE = {"true", "false", "null", "nnull", "empty", "nempty", "else"}
 _TWO_VALUES = {"btwn", "index"}
 
@@ -32,8 +50,9 @@ class _ListEditor:
         self.box = ui.column().classes("w-full gap-1").props(testid(mark))
         for item in items:
             self.add(item)
-        ui.button("add", icon="add", on_click=lambda: self.add(self.blank())).props("flat dense no-caps") \
-            .props(testid(f"{mark}-add"))
+        ui.button("add", icon="add", on_click=lambda: self.add(self.blank())).props(
+            "flat dense no-caps"
+        ).props(testid(f"{mark}-add"))
 
     def blank(self) -> dict:
         return {}
@@ -44,7 +63,9 @@ class _ListEditor:
                 with ui.row().classes("w-full items-start no-wrap gap-1"):
                     with ui.column().classes("grow gap-1"):
                         widgets = self.build(item, len(self.rows))
-                    ui.button(icon="close", on_click=lambda c=card: self.remove(c)).props("flat dense round size=sm")
+                    ui.button(icon="close", on_click=lambda c=card: self.remove(c)).props(
+                        "flat dense round size=sm"
+                    )
         self.rows.append((card, widgets))
 
     def remove(self, card: ui.element) -> None:
@@ -84,19 +105,37 @@ class ChangeRules(_ListEditor):
 
     def build(self, item: dict, index: int) -> dict[str, Any]:
         m = f"{self.mark}-{index}"
-        action = ui.select(CHANGE_ACTIONS, value=item.get("t") or "set", label="action") \
-            .props("dense outlined options-dense").classes("w-32").props(testid(f"{m}-action"))
+        action = (
+            ui.select(CHANGE_ACTIONS, value=item.get("t") or "set", label="action")
+            .props("dense outlined options-dense")
+            .classes("w-32")
+            .props(testid(f"{m}-action"))
+        )
         widgets: dict[str, Any] = {"t": action}
-        widgets["p"] = TypedInput("property", item.get("p", ""), item.get("pt") or "msg", PROPERTY_TYPES, f"{m}-p")
-        widgets["from"] = TypedInput("search for", item.get("from", ""), item.get("fromt") or "str",
-                                     ["str", "num", "bool", "re", "msg", "flow", "global", "env"], f"{m}-from")
-        widgets["to"] = TypedInput("to the value", item.get("to", ""), item.get("tot") or "str", VALUE_TYPES,
-                                   f"{m}-to")
+        widgets["p"] = TypedInput(
+            "property", item.get("p", ""), item.get("pt") or "msg", PROPERTY_TYPES, f"{m}-p"
+        )
+        widgets["from"] = TypedInput(
+            "search for",
+            item.get("from", ""),
+            item.get("fromt") or "str",
+            ["str", "num", "bool", "re", "msg", "flow", "global", "env"],
+            f"{m}-from",
+        )
+        widgets["to"] = TypedInput(
+            "to the value", item.get("to", ""), item.get("tot") or "str", VALUE_TYPES, f"{m}-to"
+        )
 
         def refresh(_e: Any = None) -> None:
             act = action.value
-            _toggle(widgets, lambda name: name == "p" or (name == "to" and act in ("set", "change", "move"))
-                    or (name == "from" and act == "change"))
+            _toggle(
+                widgets,
+                lambda name: (
+                    name == "p"
+                    or (name == "to" and act in ("set", "change", "move"))
+                    or (name == "from" and act == "change")
+                ),
+            )
 
         action.on_value_change(refresh)
         refresh()
@@ -112,8 +151,11 @@ class ChangeRules(_ListEditor):
 
     def check_row(self, w: dict[str, Any]) -> str | None:
         act = w["t"].value
-        checks = [w["p"]] + ([w["to"]] if act in ("set", "change", "move") else []) + \
-            ([w["from"]] if act == "change" else [])
+        checks = (
+            [w["p"]]
+            + ([w["to"]] if act in ("set", "change", "move") else [])
+            + ([w["from"]] if act == "change" else [])
+        )
         problems = [c.check() for c in checks]
         return next((p for p in problems if p), None)
 
@@ -126,16 +168,25 @@ class SwitchRules(_ListEditor):
 
     def build(self, item: dict, index: int) -> dict[str, Any]:
         m = f"{self.mark}-{index}"
-        op = ui.select(SWITCH_OPS, value=item.get("t") or "eq", label="test") \
-            .props("dense outlined options-dense").classes("w-40").props(testid(f"{m}-op"))
+        op = (
+            ui.select(SWITCH_OPS, value=item.get("t") or "eq", label="test")
+            .props("dense outlined options-dense")
+            .classes("w-40")
+            .props(testid(f"{m}-op"))
+        )
         widgets: dict[str, Any] = {"t": op}
         widgets["v"] = TypedInput("value", item.get("v", ""), item.get("vt") or "str", VALUE_TYPES, f"{m}-v")
-        widgets["v2"] = TypedInput("and", item.get("v2", ""), item.get("v2t") or "num", VALUE_TYPES, f"{m}-v2")
+        widgets["v2"] = TypedInput(
+            "and", item.get("v2", ""), item.get("v2t") or "num", VALUE_TYPES, f"{m}-v2"
+        )
         widgets["case"] = ui.checkbox("ignore case", value=bool(item.get("case")))
 
         def refresh(_e: Any = None) -> None:
             t = op.value
-            _toggle(widgets, lambda name: (name == "v" and t not in _NO_VALUE) or (name == "v2" and t in _TWO_VALUES))
+            _toggle(
+                widgets,
+                lambda name: (name == "v" and t not in _NO_VALUE) or (name == "v2" and t in _TWO_VALUES),
+            )
             widgets["case"].set_visibility(t == "regex")
 
         op.on_value_change(refresh)
@@ -179,7 +230,12 @@ class InjectProps(_ListEditor):
 
     def build(self, item: dict, index: int) -> dict[str, Any]:
         m = f"{self.mark}-{index}"
-        name = ui.input("msg.", value=item.get("p", "")).props("dense outlined").classes("w-full").props(testid(f"{m}-p"))
+        name = (
+            ui.input("msg.", value=item.get("p", ""))
+            .props("dense outlined")
+            .classes("w-full")
+            .props(testid(f"{m}-p"))
+        )
         value = TypedInput("value", item.get("v", ""), item.get("vt") or "str", VALUE_TYPES, f"{m}-v")
         return {"p": name, "v": value}
 

@@ -11,8 +11,20 @@ from sofiaflow.editor.testid import testid
 
 VALUE_TYPES = ["str", "num", "bool", "json", "date", "msg", "flow", "global", "env", "jsonata", "bin", "re"]
 PROPERTY_TYPES = ["msg", "flow", "global"]
-TYPE_LABELS = {"msg": "msg.", "flow": "flow.", "global": "global.", "str": "a-z", "num": "0-9", "bool": "bool",
-               "json": "{}", "date": "timestamp", "env": "env", "jsonata": "J:", "bin": "buffer", "re": "regex"}
+TYPE_LABELS = {
+    "msg": "msg.",
+    "flow": "flow.",
+    "global": "global.",
+    "str": "a-z",
+    "num": "0-9",
+    "bool": "bool",
+    "json": "{}",
+    "date": "timestamp",
+    "env": "env",
+    "jsonata": "J:",
+    "bin": "buffer",
+    "re": "regex",
+}
 
 
 def check_typed(value: Any, vtype: str | None) -> str | None:
@@ -38,20 +50,26 @@ def check_typed(value: Any, vtype: str | None) -> str | None:
 class TypedInput:
     """A type select and a value input side by side; `.value`, `.vtype`, `.set_error()`."""
 
-    def __init__(self, label: str, value: Any, vtype: str | None, types: list[str] | None = None,
-                 mark: str = "") -> None:
+    def __init__(
+        self, label: str, value: Any, vtype: str | None, types: list[str] | None = None, mark: str = ""
+    ) -> None:
         types = list(types or VALUE_TYPES)
         vtype = vtype or types[0]
         if vtype not in types:
             types.append(vtype)
         with ui.row().classes("w-full items-start no-wrap gap-1") as self.row:
-            self.type_select = ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label="type") \
-                .props("dense outlined options-dense").classes("w-28").props(testid(f"{mark}-type" if mark else ""))
+            self.type_select = (
+                ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label="type")
+                .props("dense outlined options-dense")
+                .classes("w-28")
+                .props(testid(f"{mark}-type" if mark else ""))
+            )
             shown = value if isinstance(value, str) else json.dumps(value) if value is not None else ""
             if vtype == "bool":
                 shown = "true" if value in (True, "true") else "false"
-            self.input = ui.input(label, value=shown).props("dense outlined").classes("grow") \
-                .props(testid(mark or ""))
+            self.input = (
+                ui.input(label, value=shown).props("dense outlined").classes("grow").props(testid(mark or ""))
+            )
         self.type_select.on_value_change(self._type_changed)
         self._type_changed()
 

@@ -28,15 +28,23 @@ class ApiNode(Node):
     inputs = 0
     outputs = 0
     Config = ApiConfig
-    help = ("An API of the API Manager: name, version, description, state (development: only its owner and "
-            "administrators may call it; published; deprecated) and quota (calls per minute per API key, 0: none). "
-            "Its operations are api-endpoint nodes.")
+    help = (
+        "An API of the API Manager: name, version, description, state (development: only its owner and "
+        "administrators may call it; published; deprecated) and quota (calls per minute per API key, 0: none). "
+        "Its operations are api-endpoint nodes."
+    )
 
     def setup(self) -> None:
         cfg = self.config
         try:
-            self.spec = api_spec(cfg.name, 1 if cfg.version is None else cfg.version, cfg.description, cfg.state,
-                                 cfg.quota, cfg.owner)
+            self.spec = api_spec(
+                cfg.name,
+                1 if cfg.version is None else cfg.version,
+                cfg.description,
+                cfg.state,
+                cfg.quota,
+                cfg.owner,
+            )
         except SpecError as exc:
             raise NodeError(f"api: {exc}") from None
         self._manager = None

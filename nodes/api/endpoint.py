@@ -45,9 +45,11 @@ class ApiEndpointNode(Node):
     outputs = 1
     is_source = True
     Config = ApiEndpointConfig
-    help = ("An operation of an API (api config node): method, path like /{id}, typed parameters, answered by an "
-            "ontology operation (query with {$param} placeholders, getById, insert, update, delete) with the "
-            "caller's rights, or by the flow (operation 'flow': wire it to an http response node).")
+    help = (
+        "An operation of an API (api config node): method, path like /{id}, typed parameters, answered by an "
+        "ontology operation (query with {$param} placeholders, getById, insert, update, delete) with the "
+        "caller's rights, or by the flow (operation 'flow': wire it to an http response node)."
+    )
 
     @classmethod
     def output_count(cls, config: NodeConfig) -> int:
@@ -56,7 +58,9 @@ class ApiEndpointNode(Node):
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:
         path = re.sub(r"\{[^}]*\}", "{}", str(getattr(config, "path", "/") or "/").rstrip("/") or "/")
-        return [f"api-endpoint:{getattr(config, 'api', '')}:{str(getattr(config, 'method', 'GET')).upper()}:{path}"]
+        return [
+            f"api-endpoint:{getattr(config, 'api', '')}:{str(getattr(config, 'method', 'GET')).upper()}:{path}"
+        ]
 
     def setup(self) -> None:
         if not (self.config.api or "").strip():
@@ -68,7 +72,9 @@ class ApiEndpointNode(Node):
         if self.spec.ontology is not None:
             registry = self.service("ontologies")
             if not registry.exists(self.spec.ontology):
-                raise NodeError(f"api-endpoint: property 'ontology': no ontology named {self.spec.ontology!r}")
+                raise NodeError(
+                    f"api-endpoint: property 'ontology': no ontology named {self.spec.ontology!r}"
+                )
         self._manager: Any = None
         self._pending: set[asyncio.Future] = set()
 
@@ -87,10 +93,18 @@ class ApiEndpointNode(Node):
         if self._manager is not None:
             self._manager.remove_endpoint(self.id)
             self._manager = None
-        for future in self._pending:  # calls still waiting for the flow get an answer, not a dropped connection
+        for (
+            future
+        ) in self._pending:  # calls still waiting for the flow get an answer, not a dropped connection
             if not future.done():
-                future.set_result(Response(b'{"code":"stopping","message":"this operation is being redeployed or '
-                                           b'stopped; call again"}', 503, media_type="application/json"))
+                future.set_result(
+                    Response(
+                        b'{"code":"stopping","message":"this operation is being redeployed or '
+                        b'stopped; call again"}',
+                        503,
+                        media_type="application/json",
+                    )
+                )
         self._pending.clear()
 
     async def _flow(self, call: ApiCall) -> Any:
@@ -98,11 +112,21 @@ class ApiEndpointNode(Node):
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         req = _request(call)
-        msg: Msg = {"_msgid": new_msgid(), "req": req, "res": HttpResponseHandle(future),
-                    "payload": req["query"] if call.body is None and call.request.method in ("GET", "HEAD")
-                    else call.body,
-                    "api": {"name": call.api.name, "version": call.api.version, "user": call.user,
-                            "key": call.key_id, "params": dict(call.params)}}
+        msg: Msg = {
+            "_msgid": new_msgid(),
+            "req": req,
+            "res": HttpResponseHandle(future),
+            "payload": req["query"]
+            if call.body is None and call.request.method in ("GET", "HEAD")
+            else call.body,
+            "api": {
+                "name": call.api.name,
+                "version": call.api.version,
+                "user": call.user,
+                "key": call.key_id,
+                "params": dict(call.params),
+            },
+        }
         await self.send_wait(msg)
         return await future
 
@@ -121,7 +145,17 @@ def _request(call: ApiCall) -> HttpRequest:
     path = scope["path"]
     client = scope.get("client")
     host = headers.get("host", "")
-    return HttpRequest(method=scope["method"], url=path + ("?" + qs if qs else ""),
-                       originalUrl=path + ("?" + qs if qs else ""), path=path, params=dict(call.path_params),
-                       query=query, headers=headers, cookies={}, body=call.body, ip=client[0] if client else None,
-                       hostname=host.rsplit(":", 1)[0] if host else "", protocol=scope.get("scheme", "http"))
+    return HttpRequest(
+        method=scope["method"],
+        url=path + ("?" + qs if qs else ""),
+        originalUrl=path + ("?" + qs if qs else ""),
+        path=path,
+        params=dict(call.path_params),
+        query=query,
+        headers=headers,
+        cookies={},
+        body=call.body,
+        ip=client[0] if client else None,
+        hostname=host.rsplit(":", 1)[0] if host else "",
+        protocol=scope.get("scheme", "http"),
+    )

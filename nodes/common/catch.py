@@ -10,5 +10,7 @@ class CatchNode(ScopedListener):
     category = "common"
     color = "#e49191"
     listens_to = "error"
-    help = ("Catches errors thrown by nodes on the same flow (all, selected nodes, or the group). "
-            "The message carries `error.message` and `error.source` {id, type, name, count}.")
+    help = (
+        "Catches errors thrown by nodes on the same flow (all, selected nodes, or the group). "
+        "The message carries `error.message` and `error.source` {id, type, name, count}."
+    )

@@ -86,8 +86,10 @@ class DebugNode(Node):
     inputs = 1
     outputs = 0
     Config = DebugConfig
-    help = ("Shows `msg.payload`, another property, a JSONata result or the whole message in the debug "
-            "sidebar, and optionally in the log (`console`) and the node status (`tostatus`).")
+    help = (
+        "Shows `msg.payload`, another property, a JSONata result or the whole message in the debug "
+        "sidebar, and optionally in the log (`console`) and the node status (`tostatus`)."
+    )
 
     def setup(self) -> None:
         cfg = self.config

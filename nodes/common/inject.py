@@ -49,8 +49,10 @@ class InjectNode(Node):
     outputs = 1
     is_source = True
     Config = InjectConfig
-    help = ("Injects a message built from its properties (payload, topic, ...) when its button is pressed, "
-            "once after deploy, every `repeat` seconds or on a `crontab` schedule.")
+    help = (
+        "Injects a message built from its properties (payload, topic, ...) when its button is pressed, "
+        "once after deploy, every `repeat` seconds or on a `crontab` schedule."
+    )
 
     def setup(self) -> None:
         cfg = self.config
@@ -58,7 +60,9 @@ class InjectNode(Node):
         self._props = [c for c in compiled if c is not None]
         repeat = cfg.repeat
         if repeat is not None and repeat > MAX_REPEAT:
-            raise NodeError(f"repeat: Interval too large ({js_number_string(repeat)} s; at most {MAX_REPEAT} s)")
+            raise NodeError(
+                f"repeat: Interval too large ({js_number_string(repeat)} s; at most {MAX_REPEAT} s)"
+            )
         self._repeat = repeat if repeat and repeat > 0 else None
         self._cron: str | None = None
         self._cron_seconds = False
@@ -66,10 +70,14 @@ class InjectNode(Node):
         if self._repeat is None and crontab:
             fields = len(crontab.split())
             if fields not in (5, 6):
-                raise NodeError(f"crontab: {crontab!r} needs 5 fields (or 6 with seconds first), not {fields}")
+                raise NodeError(
+                    f"crontab: {crontab!r} needs 5 fields (or 6 with seconds first), not {fields}"
+                )
             self._cron_seconds = fields == 6
             try:
-                croniter(crontab, datetime.now().astimezone(), second_at_beginning=self._cron_seconds).get_next(float)
+                croniter(
+                    crontab, datetime.now().astimezone(), second_at_beginning=self._cron_seconds
+                ).get_next(float)
             except (ValueError, KeyError, TypeError) as exc:
                 raise NodeError(f"crontab: invalid expression {crontab!r}: {exc}") from None
             self._cron = crontab
@@ -139,7 +147,9 @@ class InjectNode(Node):
         plan = self._props
         msg = new_message()
         if isinstance(overrides, list):
-            plan = [c for i, p in enumerate(overrides) if (c := _compile(self, p, f"props[{i}]", lenient=True))]
+            plan = [
+                c for i, p in enumerate(overrides) if (c := _compile(self, p, f"props[{i}]", lenient=True))
+            ]
         elif isinstance(overrides, dict) and isinstance(overrides.get("__user_inject_props__"), list):
             user = overrides["__user_inject_props__"]
             msg.update((k, v) for k, v in overrides.items() if k != "__user_inject_props__")
@@ -242,8 +252,39 @@ def _date(node: Node, fmt: str) -> Any:
 
 
 _MOMENT_TOKENS = (
-    "YYYY", "YY", "MMMM", "MMM", "MM", "M", "DDDD", "DD", "Do", "D", "dddd", "ddd", "dd", "d", "HH", "H", "hh", "h",
-    "mm", "m", "ss", "s", "SSS", "SS", "S", "A", "a", "ZZ", "Z", "X", "x", "E", "e",
+    "YYYY",
+    "YY",
+    "MMMM",
+    "MMM",
+    "MM",
+    "M",
+    "DDDD",
+    "DD",
+    "Do",
+    "D",
+    "dddd",
+    "ddd",
+    "dd",
+    "d",
+    "HH",
+    "H",
+    "hh",
+    "h",
+    "mm",
+    "m",
+    "ss",
+    "s",
+    "SSS",
+    "SS",
+    "S",
+    "A",
+    "a",
+    "ZZ",
+    "Z",
+    "X",
+    "x",
+    "E",
+    "e",
 )
 
 
@@ -255,7 +296,7 @@ def moment_format(dt: datetime, fmt: str) -> str:
         if fmt[i] == "[":
             end = fmt.find("]", i)
             if end > 0:
-                out.append(fmt[i + 1:end])
+                out.append(fmt[i + 1 : end])
                 i = end + 1
                 continue
         for token in _MOMENT_TOKENS:
@@ -277,17 +318,38 @@ def _moment_token(dt: datetime, token: str) -> str:
     day = dt.day
     suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
     table = {
-        "YYYY": f"{dt.year:04d}", "YY": f"{dt.year % 100:02d}",
-        "MMMM": dt.strftime("%B"), "MMM": dt.strftime("%b"), "MM": f"{dt.month:02d}", "M": str(dt.month),
-        "DDDD": f"{dt.timetuple().tm_yday:03d}", "DD": f"{day:02d}", "Do": f"{day}{suffix}", "D": str(day),
-        "dddd": dt.strftime("%A"), "ddd": dt.strftime("%a"), "dd": dt.strftime("%a")[:2],
-        "d": str((dt.weekday() + 1) % 7), "e": str((dt.weekday() + 1) % 7), "E": str(dt.isoweekday()),
-        "HH": f"{dt.hour:02d}", "H": str(dt.hour),
-        "hh": f"{(dt.hour % 12) or 12:02d}", "h": str((dt.hour % 12) or 12),
-        "mm": f"{dt.minute:02d}", "m": str(dt.minute), "ss": f"{dt.second:02d}", "s": str(dt.second),
-        "SSS": f"{dt.microsecond // 1000:03d}", "SS": f"{dt.microsecond // 10000:02d}", "S": str(dt.microsecond // 100000),
-        "A": "AM" if dt.hour < 12 else "PM", "a": "am" if dt.hour < 12 else "pm",
-        "ZZ": f"{sign}{hh:02d}{mm:02d}", "Z": f"{sign}{hh:02d}:{mm:02d}",
-        "X": str(int(dt.timestamp())), "x": str(int(dt.timestamp() * 1000)),
+        "YYYY": f"{dt.year:04d}",
+        "YY": f"{dt.year % 100:02d}",
+        "MMMM": dt.strftime("%B"),
+        "MMM": dt.strftime("%b"),
+        "MM": f"{dt.month:02d}",
+        "M": str(dt.month),
+        "DDDD": f"{dt.timetuple().tm_yday:03d}",
+        "DD": f"{day:02d}",
+        "Do": f"{day}{suffix}",
+        "D": str(day),
+        "dddd": dt.strftime("%A"),
+        "ddd": dt.strftime("%a"),
+        "dd": dt.strftime("%a")[:2],
+        "d": str((dt.weekday() + 1) % 7),
+        "e": str((dt.weekday() + 1) % 7),
+        "E": str(dt.isoweekday()),
+        "HH": f"{dt.hour:02d}",
+        "H": str(dt.hour),
+        "hh": f"{(dt.hour % 12) or 12:02d}",
+        "h": str((dt.hour % 12) or 12),
+        "mm": f"{dt.minute:02d}",
+        "m": str(dt.minute),
+        "ss": f"{dt.second:02d}",
+        "s": str(dt.second),
+        "SSS": f"{dt.microsecond // 1000:03d}",
+        "SS": f"{dt.microsecond // 10000:02d}",
+        "S": str(dt.microsecond // 100000),
+        "A": "AM" if dt.hour < 12 else "PM",
+        "a": "am" if dt.hour < 12 else "pm",
+        "ZZ": f"{sign}{hh:02d}{mm:02d}",
+        "Z": f"{sign}{hh:02d}:{mm:02d}",
+        "X": str(int(dt.timestamp())),
+        "x": str(int(dt.timestamp() * 1000)),
     }
     return table[token]

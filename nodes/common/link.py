@@ -30,16 +30,21 @@ class LinkOutNode(Node):
     color = "#dddddd"
     outputs = 0
     Config = LinkConfig
-    help = ("Sends to the chosen link in nodes (mode `link`), or answers the link call that sent the "
-            "message (mode `return`).")
+    help = (
+        "Sends to the chosen link in nodes (mode `link`), or answers the link call that sent the "
+        "message (mode `return`)."
+    )
 
     def setup(self) -> None:
         self._targets = list(dict.fromkeys(self.config.links))
 
     def _all_targets(self) -> list[str]:
         # either side of a link is enough: also take link in nodes that list this node
-        extra = [n.id for n in self._engine.nodes.values()
-                 if n.type == "link in" and self.id in (n.config.links or []) and n.id not in self._targets]
+        extra = [
+            n.id
+            for n in self._engine.nodes.values()
+            if n.type == "link in" and self.id in (n.config.links or []) and n.id not in self._targets
+        ]
         return self._targets + extra
 
     def on_input(self, msg: Msg) -> None:
@@ -74,8 +79,10 @@ class LinkCallNode(Node):
     category = "common"
     color = "#dddddd"
     Config = LinkCallConfig
-    help = ("Calls a flow that starts with a link in node and ends with a link out in `return` mode; "
-            "sends on the answer. `linkType: dynamic` takes the target from `msg.target` (name or id).")
+    help = (
+        "Calls a flow that starts with a link in node and ends with a link out in `return` mode; "
+        "sends on the answer. `linkType: dynamic` takes the target from `msg.target` (name or id)."
+    )
 
     def setup(self) -> None:
         self._waiting: dict[str, Any] = {}

@@ -31,7 +31,9 @@ _MISSING: Any = object()
 """JavaScript's undefined: a property that is not there. Setting it deletes the target."""
 
 _SCOPES = frozenset(("msg", "flow", "global"))
-_TO_TYPES = frozenset(("str", "num", "bool", "json", "bin", "date", "jsonata", "env", "msg", "flow", "global"))
+_TO_TYPES = frozenset(
+    ("str", "num", "bool", "json", "bin", "date", "jsonata", "env", "msg", "flow", "global")
+)
 _DYNAMIC_FROM = frozenset(("msg", "flow", "global"))
 _MSG_REF = re.compile(r"\[msg\.([^\[\]]+)\]")
 
@@ -164,7 +166,7 @@ def _template(text: str, groups: int, named: bool) -> tuple | str:
                 piece = (int(token[0]), token[1:])
             else:
                 continue
-        pieces.append(text[pos:m.start()])
+        pieces.append(text[pos : m.start()])
         pos = m.end()
         pieces.append(piece)
     pieces.append(text[pos:])
@@ -181,7 +183,7 @@ def _expand(pieces: tuple, m: re.Match[str]) -> str:
         elif piece[0] == "pre":
             out.append(m.string[: m.start()])
         elif piece[0] == "post":
-            out.append(m.string[m.end():])
+            out.append(m.string[m.end() :])
         elif piece[0] == "name":
             out.append((m.groupdict().get(piece[1]) or "") if piece[1] in m.re.groupindex else "")
         else:
@@ -205,8 +207,10 @@ class ChangeNode(Node):
     category = "function"
     color = "#e2d96e"
     Config = ChangeConfig
-    help = ("Sets, changes (search and replace), deletes or moves message, flow and global properties, "
-            "applying its rules in order. Values can be constants, other properties, env variables or JSONata.")
+    help = (
+        "Sets, changes (search and replace), deletes or moves message, flow and global properties, "
+        "applying its rules in order. Values can be constants, other properties, env variables or JSONata."
+    )
 
     def setup(self) -> None:
         cfg: ChangeConfig = self.config  # type: ignore[assignment]
@@ -257,7 +261,9 @@ class ChangeNode(Node):
                 if isinstance(value, str):
                     return f'["{value}"]' if '"' not in value else f"['{value}']"
                 raise NodeError(f"msg.{m.group(1)} is {value!r}, not a key or index")
+
             return _MSG_REF.sub(render, key)
+
         return normalise
 
     def _reader(self, scope: str, key: str) -> Reader:
@@ -273,12 +279,14 @@ class ChangeNode(Node):
                     return props.get_parts(msg, parts, _MISSING)
                 except props.PropertyPathError:
                     return _MISSING
+
             return read_msg
         context_key = self._context_key(key)
 
         def read_context(msg: Msg) -> Any:
             value = self._context_scope(scope).get(context_key(msg))
             return _MISSING if value is None else value
+
         return read_context
 
     def _writer(self, scope: str, key: str) -> Writer:
@@ -293,6 +301,7 @@ class ChangeNode(Node):
                         msg.pop(name, None)
                     else:
                         msg[name] = value
+
                 return write_key
 
             def write_msg(msg: Msg, value: Any) -> None:
@@ -302,6 +311,7 @@ class ChangeNode(Node):
                     return
                 if not ok:
                     self.warn(f"Cannot set property of non-object type: {key}")
+
             return write_msg
         context_key = self._context_key(key)
 
@@ -311,6 +321,7 @@ class ChangeNode(Node):
                 ctx.delete(context_key(msg))
             else:
                 ctx.set(context_key(msg), value)
+
         return write_context
 
     # ----- values --------------------------------------------------------------------------------
@@ -371,11 +382,14 @@ class ChangeNode(Node):
                     return "str", value, _literal(value)
                 kind = "undefined" if value is _MISSING else "object"
                 raise NodeError(f"Invalid 'from' property: unsupported type: {kind}")
+
             return dynamic
         return self._from_constant(fromt, rule.from_)
 
     @staticmethod
-    def _from_constant(fromt: str, from_value: Any) -> Callable[[Msg], tuple[str, Any, re.Pattern[str] | None]]:
+    def _from_constant(
+        fromt: str, from_value: Any
+    ) -> Callable[[Msg], tuple[str, Any, re.Pattern[str] | None]]:
         source = "" if from_value is None else js_string(from_value)
         try:
             pattern = js_regex(source) if fromt == "re" else _literal(source)
@@ -411,6 +425,7 @@ class ChangeNode(Node):
             def get_value(msg: Msg) -> Any:
                 value = raw_value(msg)
                 return value if value is _MISSING else clone_value(value)
+
         if t == "set":
             return self._compile_set(pt, key, rule, get_value)
         return self._compile_change(pt, key, rule, get_value)
@@ -423,6 +438,7 @@ class ChangeNode(Node):
 
             def set_constant(msg: Msg) -> None:
                 msg[key] = constant
+
             return set_constant
         return lambda msg: write(msg, get_value(msg))
 
@@ -439,7 +455,11 @@ class ChangeNode(Node):
             from_type, from_value, from_re = get_from(msg)
             cls = current.__class__
             if cls is str:
-                if from_type in ("num", "bool", "str") and from_value.__class__ is str and current == from_value:
+                if (
+                    from_type in ("num", "bool", "str")
+                    and from_value.__class__ is str
+                    and current == from_value
+                ):
                     write(msg, value)  # the whole value matches: replace it with the typed value
                 elif from_re is not None:
                     write(msg, js_replace(from_re, current, "undefined" if value is _MISSING else value))
@@ -449,6 +469,7 @@ class ChangeNode(Node):
             elif cls in (int, float):
                 if from_type == "num" and current == js_number(from_value):
                     write(msg, value)
+
         return change
 
     def _compile_move(self, pt: str, key: str, tot: str, to: str) -> Rule | None:
@@ -462,14 +483,17 @@ class ChangeNode(Node):
         write_to = self._writer(tot, to)
         remove = self._writer(pt, key)
         if tot != pt or to in key:
+
             def move(msg: Msg) -> None:
                 write_to(msg, read(msg))
                 remove(msg, _MISSING)
         else:  # moving to a child of itself (payload -> payload.a): read, delete, then set
+
             def move(msg: Msg) -> None:
                 value = read(msg)
                 remove(msg, _MISSING)
                 write_to(msg, value)
+
         return move
 
     def on_input(self, msg: Msg) -> None:

@@ -114,9 +114,11 @@ class DelayNode(Node):
     color = "#e6e0f8"
     auto_done = False
     Config = DelayConfig
-    help = ("Delays each message (fixed, random, or by msg.delay), or limits the rate of messages, "
-            "queueing or dropping the excess (optionally to a second output), per topic if asked. "
-            "msg.reset clears what it holds, msg.flush releases it now.")
+    help = (
+        "Delays each message (fixed, random, or by msg.delay), or limits the rate of messages, "
+        "queueing or dropping the excess (optionally to a second output), per topic if asked. "
+        "msg.reset clears what it holds, msg.flush releases it now."
+    )
 
     @classmethod
     def output_count(cls, config: NodeConfig) -> int:

@@ -25,8 +25,11 @@ HELD_LIMIT = 10_000
 
 _ACCESS = re.compile(
     r"""\b(context(?:\s*\.\s*(?:flow|global))?|flow|global)\s*\.\s*(get|keys)\s*\(\s*"""
-    r"""(?:(['"`])((?:(?!\3)[^\\\n])*)\3)?\s*(?:,\s*(['"])(\w+)\5)?""")
-_ENV = re.compile(r"""\b(?:env\s*\.\s*get|RED\s*\.\s*util\s*\.\s*getSetting\s*\(\s*node\s*,)\s*\(?\s*(['"`])([^'"`\n]+)\1""")
+    r"""(?:(['"`])((?:(?!\3)[^\\\n])*)\3)?\s*(?:,\s*(['"])(\w+)\5)?"""
+)
+_ENV = re.compile(
+    r"""\b(?:env\s*\.\s*get|RED\s*\.\s*util\s*\.\s*getSetting\s*\(\s*node\s*,)\s*\(?\s*(['"`])([^'"`\n]+)\1"""
+)
 
 
 class HeldValues:
@@ -62,8 +65,9 @@ class Encoder:
         self.held = held
         self.buffers = False
         self.strict = True
-        self._dumps = json.JSONEncoder(default=self._default, separators=(",", ":"), allow_nan=True,
-                                       ensure_ascii=False).encode
+        self._dumps = json.JSONEncoder(
+            default=self._default, separators=(",", ":"), allow_nan=True, ensure_ascii=False
+        ).encode
 
     def _default(self, value: Any) -> Any:
         if isinstance(value, (bytes, bytearray, memoryview)):

@@ -78,8 +78,10 @@ class JsFunctionNode(Node):
     label = "function"
     color = "#fdd0a2"
     Config = JsFunctionConfig
-    help = ("Runs a JavaScript body on each message, as Node-RED's function node: use `msg`, `node`, "
-            "`context`, `flow`, `global` and `env`; return msg, an array per output, or null.")
+    help = (
+        "Runs a JavaScript body on each message, as Node-RED's function node: use `msg`, `node`, "
+        "`context`, `flow`, `global` and `env`; return msg, an array per output, or null."
+    )
 
     @classmethod
     def output_count(cls, config: NodeConfig) -> int:
@@ -148,10 +150,20 @@ class JsFunctionNode(Node):
 
     def _setup_scripts(self) -> list[tuple[str, str]]:
         """The API prelude and the compiled bodies, as (kind, code) to run in a fresh isolate."""
-        info = Encoder(self._held).encode({"id": self.id, "name": self.name, "path": f"{self.z}/{self.id}",
-                                           "outputCount": self.output_count(self.config)})
-        scripts = [("prelude", _PRELUDE + f"\n__sf.setup({info});"),
-                   _compiled("body", self.config.func or "", "msg, node", bool(_AWAIT.search(self.config.func or "")))]
+        info = Encoder(self._held).encode(
+            {
+                "id": self.id,
+                "name": self.name,
+                "path": f"{self.z}/{self.id}",
+                "outputCount": self.output_count(self.config),
+            }
+        )
+        scripts = [
+            ("prelude", _PRELUDE + f"\n__sf.setup({info});"),
+            _compiled(
+                "body", self.config.func or "", "msg, node", bool(_AWAIT.search(self.config.func or ""))
+            ),
+        ]
         if (self.config.initialize or "").strip():
             scripts.append(_compiled("initialize", self.config.initialize, "node", True))
         if (self.config.finalize or "").strip():
@@ -207,7 +219,11 @@ class JsFunctionNode(Node):
                 worker = self._pool.worker(self._tenant)
                 if worker.generation == self._generation:
                     await worker.request("js", "close", {"key": self._key}, timeout=REQUEST_GRACE)
-            except (SandboxError, OSError, RuntimeError) as exc:  # a closed pool or a dead worker holds nothing
+            except (
+                SandboxError,
+                OSError,
+                RuntimeError,
+            ) as exc:  # a closed pool or a dead worker holds nothing
                 self.log(f"closing the isolate in the worker: {exc}")
 
     def _cancel_timers(self) -> None:
@@ -266,7 +282,9 @@ class JsFunctionNode(Node):
         if outcome is not None:
             raise outcome
 
-    async def _evaluate_all(self, entries: list[tuple[Msg | None, str, int | None]]) -> list[BaseException | None]:
+    async def _evaluate_all(
+        self, entries: list[tuple[Msg | None, str, int | None]]
+    ) -> list[BaseException | None]:
         """Evaluate (msg, template, call id) entries in order in the worker; one outcome per entry (None: ok).
 
         One request carries every entry: the first gets the context values fetched now, the others go on
@@ -289,7 +307,9 @@ class JsFunctionNode(Node):
                     msg = entries[k][0]
                     encoded[k] = (encoder, encoder.encode(msg) if msg is not None else "null")
                 encoder, msg_text = encoded[k]
-                items.append(list(self._code(encoder, msg_text, entries[k][1], entries[k][2], extra, fresh=k == i)))
+                items.append(
+                    list(self._code(encoder, msg_text, entries[k][1], entries[k][2], extra, fresh=k == i))
+                )
             try:
                 answer = await self._request(items, entries[i][2])
             except _OwnCrash as crash:
@@ -310,8 +330,9 @@ class JsFunctionNode(Node):
             i = self._settle(entries, answer, i, outcomes, rounds, extra)
         return outcomes
 
-    def _settle(self, entries: list, answer: list, first: int, outcomes: list, rounds: list[int],
-                extra: set[str]) -> int:
+    def _settle(
+        self, entries: list, answer: list, first: int, outcomes: list, rounds: list[int], extra: set[str]
+    ) -> int:
         """Apply the worker's results for entries from `first`; the index to go on from."""
         results = self._per_entry(answer)
         for offset, (kind, ops, drained, failure) in enumerate(results):
@@ -349,11 +370,18 @@ class JsFunctionNode(Node):
                 last = len(each) - 1
                 for j, ops in enumerate(each):
                     tail = j == last
-                    results.append(("ok", ops, decode(result[2], held) if tail and result[2] else None,
-                                    result[3] if tail else None))
+                    results.append(
+                        (
+                            "ok",
+                            ops,
+                            decode(result[2], held) if tail and result[2] else None,
+                            result[3] if tail else None,
+                        )
+                    )
             elif kind == "ok":
-                results.append(("ok", decode(result[1], held), decode(result[2], held) if result[2] else None,
-                                 result[3]))
+                results.append(
+                    ("ok", decode(result[1], held), decode(result[2], held) if result[2] else None, result[3])
+                )
             else:
                 results.append((kind, result[1], None, None))
         return results
@@ -362,8 +390,15 @@ class JsFunctionNode(Node):
         if call_id is not None:
             self._calls.pop(call_id, None)
 
-    def _code(self, encoder: Encoder, msg_text: str, template: str, call_id: int | None,
-              extra: set[str], fresh: bool = True) -> tuple[str, str | None]:
+    def _code(
+        self,
+        encoder: Encoder,
+        msg_text: str,
+        template: str,
+        call_id: int | None,
+        extra: set[str],
+        fresh: bool = True,
+    ) -> tuple[str, str | None]:
         """The code to evaluate (and its `__sfIn` data) with the context values fetched now (or, not
         `fresh`, with the values the previous evaluation left)."""
         ctx_text = encoder.encode(self._fetch(self._slots | extra)) if fresh else '"same"'
@@ -435,8 +470,9 @@ class JsFunctionNode(Node):
         worker = await self._open_worker()
         payload = {"key": self._key, "limit": self._limit, "drain": self._drain_always, "items": items}
         try:
-            return await worker.request("js", "run", payload,
-                                        timeout=self._limit * 2 * len(items) + REQUEST_GRACE)
+            return await worker.request(
+                "js", "run", payload, timeout=self._limit * 2 * len(items) + REQUEST_GRACE
+            )
         except SandboxCrashed as exc:
             self._generation = None
             self._cancel_timers()
@@ -451,7 +487,9 @@ class JsFunctionNode(Node):
         except SandboxTimeout:
             self._generation = None
             self._cancel_timers()
-            self._stopped("timeout", f"Script execution timed out after {round(self._limit * 1000)}ms", call_id)
+            self._stopped(
+                "timeout", f"Script execution timed out after {round(self._limit * 1000)}ms", call_id
+            )
         except SandboxError as exc:
             raise NodeError(f"function: {exc}") from None
         return []
@@ -596,7 +634,9 @@ class JsFunctionNode(Node):
                 self.error(exc)
         self._fired(timer_id, seconds, repeat, started, failure)
 
-    def _fired(self, timer_id: int, seconds: float, repeat: bool, started: float, failure: BaseException | None) -> None:
+    def _fired(
+        self, timer_id: int, seconds: float, repeat: bool, started: float, failure: BaseException | None
+    ) -> None:
         """After a timer callback: re-arm an interval, unless it ran too long or timers take too much time."""
         if isinstance(failure, ScriptStopped) and failure.kind == "timeout":
             self._intervals.discard(timer_id)
@@ -679,8 +719,10 @@ def _libs_problem(config: JsFunctionConfig) -> str | None:
     modules = [lib.get("module") or lib.get("var") for lib in config.libs or [] if isinstance(lib, dict)]
     modules = [m for m in modules if m]
     if modules:
-        return (f"libs: external modules are not supported ({', '.join(map(str, modules))}); "
-                "remove them from the Setup tab")
+        return (
+            f"libs: external modules are not supported ({', '.join(map(str, modules))}); "
+            "remove them from the Setup tab"
+        )
     return None
 
 
@@ -690,14 +732,18 @@ def js_caveats(config: JsFunctionConfig) -> list[str]:
     caveats = []
     missing = sorted(set(re.findall(r"\b(require|process|util|URLSearchParams|URL|promisify)\b", source)))
     if missing:
-        caveats.append(f"uses {', '.join(missing)}: not available in the isolate (ReferenceError when reached)")
+        caveats.append(
+            f"uses {', '.join(missing)}: not available in the isolate (ReferenceError when reached)"
+        )
     if re.search(r"\bBuffer\s*\.\s*(?!from\b|isBuffer\b|alloc\b|concat\b)\w+", source):
         caveats.append("Buffer here has from/isBuffer/alloc/concat and toString only")
     dynamic = re.search(r"\b(context|flow|global)\s*\.\s*(get|keys)\s*\(\s*[^'\"`)\s]", source)
     if dynamic:
         caveats.append("reads context keys computed at run time: the first call with a new key runs twice")
     if dynamic and _ASYNC_HINT.search(source):
-        caveats.append("after an await, context keys computed at run time that were not read before are unavailable")
+        caveats.append(
+            "after an await, context keys computed at run time that were not read before are unavailable"
+        )
     if re.search(r"\bnode\s*\.\s*on\s*\(", source):
         caveats.append("node.on('close') handlers are not called; use the Finalize tab")
     if re.search(r"\bnew\s+Date\b", source):

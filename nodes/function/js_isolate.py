@@ -41,8 +41,12 @@ class JsMemoryLimit(JsError):
 class JsIsolate:
     """A V8 isolate with limits; see the module docstring."""
 
-    def __init__(self, memory_limit: int, on_reset: Callable[[JsIsolate], None] | None = None,
-                 settle_wait: float = _RESULT_WAIT_AFTER_CANCEL) -> None:
+    def __init__(
+        self,
+        memory_limit: int,
+        on_reset: Callable[[JsIsolate], None] | None = None,
+        settle_wait: float = _RESULT_WAIT_AFTER_CANCEL,
+    ) -> None:
         self.memory_limit = memory_limit
         self.settle_wait = settle_wait
         self._on_reset = on_reset
@@ -85,12 +89,16 @@ class JsIsolate:
                 value = results.get(timeout=self.settle_wait)
             except queue.Empty:
                 self._racer = None  # its next result would answer the wrong evaluation: never use it again
-                raise JsStuck(f"a script past its time limit of {round(limit * 1000)}ms could not be stopped") from None
+                raise JsStuck(
+                    f"a script past its time limit of {round(limit * 1000)}ms could not be stopped"
+                ) from None
         try:
             return ctx._value_handle_to_python(value)
         except JSOOMException:
             self.reset()
-            raise JsMemoryLimit(f"JavaScript heap limit of {self.memory_limit // (1024 * 1024)} MB reached") from None
+            raise JsMemoryLimit(
+                f"JavaScript heap limit of {self.memory_limit // (1024 * 1024)} MB reached"
+            ) from None
         except JSTerminatedException:
             if timed_out:
                 raise JsTimeout(f"Script execution timed out after {round(limit * 1000)}ms") from None
@@ -107,7 +115,9 @@ class JsIsolate:
             raise JsTimeout(f"Script execution timed out after {round(limit * 1000)}ms") from None
         except JSOOMException:
             self.reset()
-            raise JsMemoryLimit(f"JavaScript heap limit of {self.memory_limit // (1024 * 1024)} MB reached") from None
+            raise JsMemoryLimit(
+                f"JavaScript heap limit of {self.memory_limit // (1024 * 1024)} MB reached"
+            ) from None
         except JSEvalException as exc:
             raise JsError(_first_line(str(exc))) from None
 

@@ -85,7 +85,9 @@ def _handle(op: str, payload: Any, host: Any) -> Any:
         if isolate is None:
             raise ValueError(f"js run: no isolate {key!r} in this worker (open it first)")
         host.event("running", key)  # if this crashes the worker, the host knows whose request did it
-        return _run(isolate, float(payload.get("limit") or 0), bool(payload.get("drain")), payload.get("items") or [])
+        return _run(
+            isolate, float(payload.get("limit") or 0), bool(payload.get("drain")), payload.get("items") or []
+        )
     if op == "close":
         isolate = _isolates.pop(key, None)
         if isolate is not None:
@@ -124,16 +126,20 @@ def _run(isolate: JsIsolate, limit: float, drain: bool, items: list) -> list:
     while i < len(items):
         group = 0
         if not drain:
-            while i + group < len(items) and items[i + group][0] == CALL_IN and items[i + group][1] is not None:
+            while (
+                i + group < len(items) and items[i + group][0] == CALL_IN and items[i + group][1] is not None
+            ):
                 group += 1
         if group > 1:
-            went_on, stop = _run_many(isolate, limit, [str(item[1]) for item in items[i:i + group]], results)
+            went_on, stop = _run_many(
+                isolate, limit, [str(item[1]) for item in items[i : i + group]], results
+            )
             if went_on is None:  # the isolate was replaced (heap limit) or failed: one by one instead
-                stop = _run_one_by_one(isolate, limit, drain, items[i:i + group], results)
+                stop = _run_one_by_one(isolate, limit, drain, items[i : i + group], results)
                 went_on = group
             i += went_on
         else:
-            stop = _run_one_by_one(isolate, limit, drain, items[i:i + 1], results)
+            stop = _run_one_by_one(isolate, limit, drain, items[i : i + 1], results)
             i += 1
         if stop:
             break
@@ -143,7 +149,9 @@ def _run(isolate: JsIsolate, limit: float, drain: bool, items: list) -> list:
 def _run_many(isolate: JsIsolate, limit: float, datas: list[str], results: list) -> tuple[int | None, bool]:
     """Several calls in one evaluation: (calls answered or None to go one by one, whether to stop)."""
     try:
-        text = isolate.run(f"__sf.callMany({MANY_BUDGET * 1000:.0f})", limit + MANY_BUDGET, "[" + ",".join(datas) + "]")
+        text = isolate.run(
+            f"__sf.callMany({MANY_BUDGET * 1000:.0f})", limit + MANY_BUDGET, "[" + ",".join(datas) + "]"
+        )
     except JsTimeout as exc:
         if isinstance(exc, JsStuck):
             raise
@@ -202,6 +210,7 @@ def _run_one_by_one(isolate: JsIsolate, limit: float, drain: bool, items: list, 
 def _failure(exc: JsError) -> list:
     if isinstance(exc, JsStuck):
         raise exc
-    kind = "timeout" if isinstance(exc, JsTimeout) else "memory" if isinstance(exc, JsMemoryLimit) else "error"
+    kind = (
+        "timeout" if isinstance(exc, JsTimeout) else "memory" if isinstance(exc, JsMemoryLimit) else "error"
+    )
     return [kind, str(exc)]
-

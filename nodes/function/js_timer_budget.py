@@ -19,7 +19,9 @@ class TimerBudget:
 
     def __init__(self, window: float = DEFAULT_WINDOW, share: float = DEFAULT_SHARE) -> None:
         if window <= 0 or not 0 < share <= 1:
-            raise ValueError(f"timer budget: window must be > 0 and share in (0, 1], not {window!r}, {share!r}")
+            raise ValueError(
+                f"timer budget: window must be > 0 and share in (0, 1], not {window!r}, {share!r}"
+            )
         self.window = window
         self.share = share
         self._spans: deque[tuple[float, float]] = deque()

@@ -87,8 +87,10 @@ class PythonFunctionNode(Node):
     label = "python function"
     color = "#fdd0a2"
     Config = PythonFunctionConfig
-    help = ("Runs a Python body on each message (sandboxed). Use `msg`, `node`, `context`, `flow`, "
-            "`global_` and `env`; return msg, a list per output, or None.")
+    help = (
+        "Runs a Python body on each message (sandboxed). Use `msg`, `node`, `context`, `flow`, "
+        "`global_` and `env`; return msg, a list per output, or None."
+    )
 
     @classmethod
     def output_count(cls, config: NodeConfig) -> int:
@@ -111,12 +113,20 @@ class PythonFunctionNode(Node):
         return problems
 
     def setup(self) -> None:
-        limit = self.config.timeout if self.config.timeout and self.config.timeout > 0 else float(
-            self.setting("functionTimeLimit", DEFAULT_TIME_LIMIT))
+        limit = (
+            self.config.timeout
+            if self.config.timeout and self.config.timeout > 0
+            else float(self.setting("functionTimeLimit", DEFAULT_TIME_LIMIT))
+        )
         allowed = DEFAULT_ALLOWED_MODULES | frozenset(self.setting("functionExtraModules", ()))
         try:
-            self._script = CompiledScript(self.config.func or "", name=f"{self.name or self.id} (func)",
-                                          allowed_modules=allowed, time_limit=limit, on_print=self.log)
+            self._script = CompiledScript(
+                self.config.func or "",
+                name=f"{self.name or self.id} (func)",
+                allowed_modules=allowed,
+                time_limit=limit,
+                on_print=self.log,
+            )
             self._init = self._compile_optional(self.config.initialize, "initialize", allowed, limit)
             self._final = self._compile_optional(self.config.finalize, "finalize", allowed, limit)
         except SandboxError as exc:
@@ -124,17 +134,31 @@ class PythonFunctionNode(Node):
         self._outputs = self.output_count(self.config)
         self._facade = ScriptNode(self)
         self._env = _Env(self)
-        self._libs = {lib["var"]: lib["module"] for lib in self.config.libs if lib.get("var") and lib.get("module")}
+        self._libs = {
+            lib["var"]: lib["module"] for lib in self.config.libs if lib.get("var") and lib.get("module")
+        }
         self._remote: RemoteFunction | None = None
         self._red: dict[str, Any] | None = None
         self.max_batch = 0  # in process: one message at a time through on_input
         placement = self._sandbox()
         if placement is not None:
             pool, tenant = placement
-            self._remote = RemoteFunction(self, pool, tenant, {
-                "id": self.id, "name": self.name, "func": self.config.func or "", "outputs": self._outputs,
-                "initialize": self.config.initialize or "", "finalize": self.config.finalize or "",
-                "limit": limit, "modules": sorted(allowed), "libs": self._libs})
+            self._remote = RemoteFunction(
+                self,
+                pool,
+                tenant,
+                {
+                    "id": self.id,
+                    "name": self.name,
+                    "func": self.config.func or "",
+                    "outputs": self._outputs,
+                    "initialize": self.config.initialize or "",
+                    "finalize": self.config.finalize or "",
+                    "limit": limit,
+                    "modules": sorted(allowed),
+                    "libs": self._libs,
+                },
+            )
             self.max_batch = MAX_BATCH
 
     def _sandbox(self) -> tuple[Any, str] | None:
@@ -148,15 +172,28 @@ class PythonFunctionNode(Node):
             return None
         return pool, owner if owner is not None else NO_OWNER
 
-    def _compile_optional(self, source: str, part: str, allowed: frozenset[str], limit: float) -> CompiledScript | None:
+    def _compile_optional(
+        self, source: str, part: str, allowed: frozenset[str], limit: float
+    ) -> CompiledScript | None:
         if not source or not source.strip():
             return None
-        return CompiledScript(source, name=f"{self.name or self.id} ({part})", allowed_modules=allowed,
-                              time_limit=limit, on_print=self.log)
+        return CompiledScript(
+            source,
+            name=f"{self.name or self.id} ({part})",
+            allowed_modules=allowed,
+            time_limit=limit,
+            on_print=self.log,
+        )
 
     def _variables(self, msg: Msg | None) -> dict[str, Any]:
-        variables: dict[str, Any] = {"node": self._facade, "context": self.context, "flow": self.flow,
-                                     "global_": self.global_, "glob": self.global_, "env": self._env}
+        variables: dict[str, Any] = {
+            "node": self._facade,
+            "context": self.context,
+            "flow": self.flow,
+            "global_": self.global_,
+            "glob": self.global_,
+            "env": self._env,
+        }
         if msg is not None:
             variables["msg"] = msg
         return variables
@@ -248,12 +285,16 @@ class PythonFunctionNode(Node):
                 raise NodeError(f"returned {len(out)} entries for {self._outputs} output(s)")
             self.send(out)
         else:
-            raise NodeError(f"a python function must return a dict, a list or None, not {type(result).__name__}")
+            raise NodeError(
+                f"a python function must return a dict, a list or None, not {type(result).__name__}"
+            )
 
 
 def _extra_modules() -> frozenset[str]:
     """Modules allowed on top of the default list by `SOFIAFLOW_FUNCTION_MODULES` (comma-separated)."""
-    return frozenset(m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip())
+    return frozenset(
+        m.strip() for m in os.environ.get("SOFIAFLOW_FUNCTION_MODULES", "").split(",") if m.strip()
+    )
 
 
 def _import(script: CompiledScript, module: str) -> Any:

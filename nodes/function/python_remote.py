@@ -34,7 +34,9 @@ _instances = count(1)
 class RemoteFunction:
     """One node's link to its sandbox worker; see the module docstring."""
 
-    def __init__(self, node: PythonFunctionNode, pool: SandboxPool, tenant: str, setup: dict[str, Any]) -> None:
+    def __init__(
+        self, node: PythonFunctionNode, pool: SandboxPool, tenant: str, setup: dict[str, Any]
+    ) -> None:
         pool.register_handler(HANDLER, HANDLER_MODULE, preload=setup["modules"])
         self.node = node
         self.limit = float(setup["limit"])
@@ -54,12 +56,16 @@ class RemoteFunction:
         fresh = self._generation != worker.generation
         body = {"node": self.node.id, "setup": self.setup if fresh else None, **payload}
         try:
-            answer = await worker.request(HANDLER, op, body, timeout=timeout, progress_timeout=self.limit + GRACE)
+            answer = await worker.request(
+                HANDLER, op, body, timeout=timeout, progress_timeout=self.limit + GRACE
+            )
         except SandboxError as exc:
             if fresh or type(exc) is not SandboxError or NOT_SET_UP not in str(exc):
                 raise
             body["setup"] = self.setup  # the worker restarted between our requests
-            answer = await worker.request(HANDLER, op, body, timeout=timeout, progress_timeout=self.limit + GRACE)
+            answer = await worker.request(
+                HANDLER, op, body, timeout=timeout, progress_timeout=self.limit + GRACE
+            )
         self._generation = worker.generation
         return answer
 
@@ -70,13 +76,18 @@ class RemoteFunction:
         try:
             answers = await self._request("run", {"msgs": wire}, self.limit * len(msgs) + GRACE)
             if not isinstance(answers, list) or len(answers) != len(msgs):
-                raise SandboxError(f"the sandbox worker answered {type(answers).__name__} for {len(msgs)} messages")
+                raise SandboxError(
+                    f"the sandbox worker answered {type(answers).__name__} for {len(msgs)} messages"
+                )
         except SandboxError as exc:
             error = self._failure(exc)
             return [error] * len(msgs)
         node = self.node
         node.recovered()
-        return [node.apply(_ops(answer, held), _error(answer), msg) for msg, answer in zip(msgs, answers, strict=True)]
+        return [
+            node.apply(_ops(answer, held), _error(answer), msg)
+            for msg, answer in zip(msgs, answers, strict=True)
+        ]
 
     async def run_part(self, part: str) -> None:
         """Run `initialize` or `finalize` in the worker; NodeError when it fails."""
@@ -96,8 +107,12 @@ class RemoteFunction:
             del self._nodes[self.node.id]
         if self._generation == self.worker.generation and self.worker.pid is not None:
             try:
-                await self.worker.request(HANDLER, "forget", {"node": self.node.id, "token": self.setup["token"]},
-                                          timeout=self.limit + GRACE)
+                await self.worker.request(
+                    HANDLER,
+                    "forget",
+                    {"node": self.node.id, "token": self.setup["token"]},
+                    timeout=self.limit + GRACE,
+                )
             except SandboxError:
                 pass
 
@@ -117,8 +132,13 @@ class RemoteFunction:
         scope = {"node": node.context, "flow": node.flow, "global": node.global_}.get(scope_name)
         if scope is None:
             raise ValueError(f"unknown context scope {scope_name!r}")
-        if not (isinstance(key, str) or key is None and method == "keys"
-                or isinstance(key, list) and all(isinstance(k, str) for k in key)):
+        if not (
+            isinstance(key, str)
+            or key is None
+            and method == "keys"
+            or isinstance(key, list)
+            and all(isinstance(k, str) for k in key)
+        ):
             raise TypeError(f"a context key must be a string or a list of strings, not {type(key).__name__}")
         if store is not None and not isinstance(store, str):
             raise TypeError(f"a context store name must be a string, not {type(store).__name__}")

@@ -110,8 +110,9 @@ class _ScriptNode:
         self._ops.items.append(["log", str(text)])
 
     def status(self, fill: Any = None, shape: Any = None, text: Any = None) -> None:
-        self._ops.items.append(["status", fill if isinstance(fill, (dict, str)) or fill is None else str(fill),
-                                shape, text])
+        self._ops.items.append(
+            ["status", fill if isinstance(fill, (dict, str)) or fill is None else str(fill), shape, text]
+        )
 
 
 class _Context:
@@ -158,18 +159,32 @@ class _RemoteNode:
         label = setup.get("name") or setup["id"]
 
         def compile_part(part: str, source: str) -> CompiledScript:
-            return CompiledScript(source, name=f"{label} ({part})", allowed_modules=allowed,
-                                  time_limit=self.limit, on_print=self._print)
+            return CompiledScript(
+                source,
+                name=f"{label} ({part})",
+                allowed_modules=allowed,
+                time_limit=self.limit,
+                on_print=self._print,
+            )
 
         self.script = compile_part("func", setup.get("func") or "")
-        self.parts = {part: compile_part(part, setup[part]) for part in ("initialize", "finalize")
-                      if (setup.get(part) or "").strip()}
+        self.parts = {
+            part: compile_part(part, setup[part])
+            for part in ("initialize", "finalize")
+            if (setup.get(part) or "").strip()
+        }
         self.libs = dict(setup.get("libs") or {})
         facade = _ScriptNode(setup, self.ops)
         flow = _Context(host, setup["id"], "flow")
         global_ = _Context(host, setup["id"], "global")
-        self.variables = {"node": facade, "context": _Context(host, setup["id"], "node"), "flow": flow,
-                          "global_": global_, "glob": global_, "env": _Env(host, setup["id"])}
+        self.variables = {
+            "node": facade,
+            "context": _Context(host, setup["id"], "node"),
+            "flow": flow,
+            "global_": global_,
+            "glob": global_,
+            "env": _Env(host, setup["id"]),
+        }
 
     def _print(self, line: str) -> None:
         self.ops.items.append(["log", line])
@@ -190,8 +205,9 @@ class _RemoteNode:
             result = self._run(script, msg)
             if result is not None:
                 if not isinstance(result, (dict, list, tuple)):
-                    raise SandboxError("a python function must return a dict, a list or None, "
-                                       f"not {type(result).__name__}")
+                    raise SandboxError(
+                        f"a python function must return a dict, a list or None, not {type(result).__name__}"
+                    )
                 ops.append(["return", result])
         except SandboxError as exc:
             error = str(exc)

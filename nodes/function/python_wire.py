@@ -47,8 +47,16 @@ def to_wire(value: Any, held: HeldValues) -> Any:
             if key.__class__ is not str:
                 return held.hold(value)
             icls = item.__class__
-            out[key] = item if icls is str or icls is float or icls is bool or item is None or icls is bytes \
-                or (icls is int and _INT_MIN <= item <= _INT_MAX) else to_wire(item, held)
+            out[key] = (
+                item
+                if icls is str
+                or icls is float
+                or icls is bool
+                or item is None
+                or icls is bytes
+                or (icls is int and _INT_MIN <= item <= _INT_MAX)
+                else to_wire(item, held)
+            )
         return out
     if cls is int:
         return value if _INT_MIN <= value <= _INT_MAX else held.hold(value)

@@ -41,8 +41,10 @@ class RangeNode(Node):
     category = "function"
     color = "#e2d96e"
     Config = RangeConfig
-    help = ("Maps a number from an input range to an output range. `clamp` limits it to the input range first, "
-            "`roll` wraps it round, `drop` discards messages outside the input range.")
+    help = (
+        "Maps a number from an input range to an output range. `clamp` limits it to the input range first, "
+        "`roll` wraps it round, `drop` discards messages outside the input range."
+    )
 
     def setup(self) -> None:
         cfg: RangeConfig = self.config  # type: ignore[assignment]
@@ -67,10 +69,14 @@ class RangeNode(Node):
         self._parts = parts
         self._expr = cfg.property or "payload"
         self._simple = parts[0] if len(parts) == 1 and isinstance(parts[0], str) else None
-        self._map = self._compile(cfg.action, minin, maxin, bounds["minout"], bounds["maxout"], bool(cfg.round))
+        self._map = self._compile(
+            cfg.action, minin, maxin, bounds["minout"], bounds["maxout"], bool(cfg.round)
+        )
 
     @staticmethod
-    def _compile(action: str, minin: float, maxin: float, minout: float, maxout: float, rounding: bool) -> Any:
+    def _compile(
+        action: str, minin: float, maxin: float, minout: float, maxout: float, rounding: bool
+    ) -> Any:
         span_in = maxin - minin
         span_out = maxout - minout
 
@@ -81,12 +87,14 @@ class RangeNode(Node):
         if action == "scale":
             return scale
         if action == "clamp":
+
             def clamp(n: float) -> Any:
                 if n < minin:  # as Node-RED: minin first, then maxin
                     n = minin
                 if n > maxin:
                     n = maxin
                 return scale(n)
+
             return clamp
         if action == "roll":
             return lambda n: scale(math.fmod(math.fmod(n - minin, span_in) + span_in, span_in) + minin)

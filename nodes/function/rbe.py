@@ -55,9 +55,11 @@ class FilterNode(Node):
     category = "function"
     color = "#e2d96e"
     Config = FilterConfig
-    help = ("Report by exception: passes a message only when its value changed (`rbe`, `rbei`), or moved more "
-            "than a gap (`deadband`) or less than a gap (`narrowband`) from the last value, per topic. "
-            "`msg.reset` clears the remembered values.")
+    help = (
+        "Report by exception: passes a message only when its value changed (`rbe`, `rbei`), or moved more "
+        "than a gap (`deadband`) or less than a gap (`narrowband`) from the last value, per topic. "
+        "`msg.reset` clears the remembered values."
+    )
 
     def setup(self) -> None:
         cfg: FilterConfig = self.config  # type: ignore[assignment]

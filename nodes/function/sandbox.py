@@ -40,9 +40,29 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, R
 
 from sofiaflow.nodes.function.sandbox_plain import PLAIN_TYPES, copy_module, is_plain_type
 
-DEFAULT_ALLOWED_MODULES = frozenset({
-    "math", "json", "re", "datetime", "time", "random", "statistics", "itertools", "functools", "collections",
-    "string", "decimal", "fractions", "hashlib", "base64", "uuid", "copy", "operator", "zoneinfo"})
+DEFAULT_ALLOWED_MODULES = frozenset(
+    {
+        "math",
+        "json",
+        "re",
+        "datetime",
+        "time",
+        "random",
+        "statistics",
+        "itertools",
+        "functools",
+        "collections",
+        "string",
+        "decimal",
+        "fractions",
+        "hashlib",
+        "base64",
+        "uuid",
+        "copy",
+        "operator",
+        "zoneinfo",
+    }
+)
 TICKS_PER_CHECK = 1000
 MAX_INT_BITS = 1_000_000  # about 300,000 decimal digits
 MAX_SEQUENCE_ITEMS = 10_000_000
@@ -170,39 +190,166 @@ class _Printer:
 
 _SEQUENCES = frozenset({str, bytes, bytearray, list, tuple, collections.deque})  # exact types: fast
 _WRITABLE = (dict, list, bytearray, collections.deque)
-_INPLACE = dict(zip("+= -= *= /= %= **= <<= >>= |= ^= &= //= @=".split(), (
-    operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imod, operator.ipow,
-    operator.ilshift, operator.irshift, operator.ior, operator.ixor, operator.iand, operator.ifloordiv,
-    operator.imatmul), strict=True))
+_INPLACE = dict(
+    zip(
+        "+= -= *= /= %= **= <<= >>= |= ^= &= //= @=".split(),
+        (
+            operator.iadd,
+            operator.isub,
+            operator.imul,
+            operator.itruediv,
+            operator.imod,
+            operator.ipow,
+            operator.ilshift,
+            operator.irshift,
+            operator.ior,
+            operator.ixor,
+            operator.iand,
+            operator.ifloordiv,
+            operator.imatmul,
+        ),
+        strict=True,
+    )
+)
 _DENIED_MODULE_ATTRS = {  # they would defeat the guards, change the host's state, or run long in C
-    ("operator", "attrgetter"), ("operator", "methodcaller"), ("functools", "update_wrapper"),
-    ("functools", "wraps"), ("functools", "total_ordering"), ("string", "Formatter"),
-    ("collections", "namedtuple"), ("decimal", "getcontext"), ("decimal", "setcontext"),
-    ("decimal", "DefaultContext"), ("decimal", "BasicContext"), ("decimal", "ExtendedContext"),
-    ("random", "seed"), ("random", "setstate"), ("zoneinfo", "reset_tzpath"), ("hashlib", "pbkdf2_hmac"),
-    ("hashlib", "scrypt"), ("uuid", "getnode"), ("uuid", "uuid1"),
-    ("base64", "main"), ("base64", "test")}  # command lines: they read the server's argv, stdin and files
+    ("operator", "attrgetter"),
+    ("operator", "methodcaller"),
+    ("functools", "update_wrapper"),
+    ("functools", "wraps"),
+    ("functools", "total_ordering"),
+    ("string", "Formatter"),
+    ("collections", "namedtuple"),
+    ("decimal", "getcontext"),
+    ("decimal", "setcontext"),
+    ("decimal", "DefaultContext"),
+    ("decimal", "BasicContext"),
+    ("decimal", "ExtendedContext"),
+    ("random", "seed"),
+    ("random", "setstate"),
+    ("zoneinfo", "reset_tzpath"),
+    ("hashlib", "pbkdf2_hmac"),
+    ("hashlib", "scrypt"),
+    ("uuid", "getnode"),
+    ("uuid", "uuid1"),
+    ("base64", "main"),
+    ("base64", "test"),
+}  # command lines: they read the server's argv, stdin and files
 _DENIED_VALUES = {  # the same objects under every name (functools.namedtuple is collections.namedtuple)
-    id(getattr(importlib.import_module(module), name)): f"{module}.{name}" for module, name in _DENIED_MODULE_ATTRS}
+    id(getattr(importlib.import_module(module), name)): f"{module}.{name}"
+    for module, name in _DENIED_MODULE_ATTRS
+}
 _DENIED_MODULES = frozenset({"json.tool"})  # a command line: it reads the server's argv and stdin
 _REFUSED_NAMES = frozenset({"format", "format_map", "mro"})  # on every object: format strings read attributes
 _OPAQUE = (  # objects whose attributes lead to frames, code, or functions to call on foreign objects
-    types.FrameType, types.TracebackType, types.CodeType, property, functools.cached_property,
-    functools.partialmethod, functools.singledispatchmethod, types.MemberDescriptorType,
-    types.GetSetDescriptorType)
-_HOST_BUILTINS = frozenset(map(id, (  # never handed to a body, whichever module re-exports them
-    type, object, super, vars, dir, getattr, setattr, delattr, hasattr, eval, exec, compile, open, globals,
-    locals, builtins.__import__, breakpoint, input, memoryview, classmethod, staticmethod, property, format)))
-_UNAVAILABLE = frozenset({
-    "open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "input", "help", "exit", "quit",
-    "memoryview", "super", "object", "classmethod", "staticmethod", "property", "aiter", "anext",
-    "breakpoint", "__import__", "BaseException", "SystemExit", "KeyboardInterrupt"})
-_BASE_BUILTINS = {k: v for k, v in safe_builtins.items()
-                  if k not in _UNAVAILABLE and k not in ("__build_class__", "_getattr_", "GeneratorExit")}
-_BASE_BUILTINS.update({name: getattr(builtins, name) for name in (
-    "dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray", "enumerate", "zip", "map", "filter",
-    "reversed", "iter", "next", "sum", "min", "max", "sorted", "any", "all", "format", "ascii", "bin",
-    "NotImplemented", "RecursionError", "TimeoutError", "ConnectionError", "ModuleNotFoundError")})
+    types.FrameType,
+    types.TracebackType,
+    types.CodeType,
+    property,
+    functools.cached_property,
+    functools.partialmethod,
+    functools.singledispatchmethod,
+    types.MemberDescriptorType,
+    types.GetSetDescriptorType,
+)
+_HOST_BUILTINS = frozenset(
+    map(
+        id,
+        (  # never handed to a body, whichever module re-exports them
+            type,
+            object,
+            super,
+            vars,
+            dir,
+            getattr,
+            setattr,
+            delattr,
+            hasattr,
+            eval,
+            exec,
+            compile,
+            open,
+            globals,
+            locals,
+            builtins.__import__,
+            breakpoint,
+            input,
+            memoryview,
+            classmethod,
+            staticmethod,
+            property,
+            format,
+        ),
+    )
+)
+_UNAVAILABLE = frozenset(
+    {
+        "open",
+        "eval",
+        "exec",
+        "compile",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "input",
+        "help",
+        "exit",
+        "quit",
+        "memoryview",
+        "super",
+        "object",
+        "classmethod",
+        "staticmethod",
+        "property",
+        "aiter",
+        "anext",
+        "breakpoint",
+        "__import__",
+        "BaseException",
+        "SystemExit",
+        "KeyboardInterrupt",
+    }
+)
+_BASE_BUILTINS = {
+    k: v
+    for k, v in safe_builtins.items()
+    if k not in _UNAVAILABLE and k not in ("__build_class__", "_getattr_", "GeneratorExit")
+}
+_BASE_BUILTINS.update(
+    {
+        name: getattr(builtins, name)
+        for name in (
+            "dict",
+            "list",
+            "tuple",
+            "set",
+            "frozenset",
+            "bytes",
+            "bytearray",
+            "enumerate",
+            "zip",
+            "map",
+            "filter",
+            "reversed",
+            "iter",
+            "next",
+            "sum",
+            "min",
+            "max",
+            "sorted",
+            "any",
+            "all",
+            "format",
+            "ascii",
+            "bin",
+            "NotImplemented",
+            "RecursionError",
+            "TimeoutError",
+            "ConnectionError",
+            "ModuleNotFoundError",
+        )
+    }
+)
 
 
 def _module_allowed(name: str, allowed: frozenset[str]) -> bool:
@@ -261,16 +408,30 @@ def _write_item(obj: Any) -> Any:
 class _Guards:
     """The run-time hooks of one script: the names `_Policy`'s rewritten code calls, and its clock."""
 
-    __slots__ = ("allowed_modules", "limit", "on_print", "budget", "deadline", "expired", "copy_module", "substitutes")
+    __slots__ = (
+        "allowed_modules",
+        "limit",
+        "on_print",
+        "budget",
+        "deadline",
+        "expired",
+        "copy_module",
+        "substitutes",
+    )
 
-    def __init__(self, allowed_modules: frozenset[str], time_limit: float,
-                 on_print: Callable[[str], object] | None) -> None:
+    def __init__(
+        self, allowed_modules: frozenset[str], time_limit: float, on_print: Callable[[str], object] | None
+    ) -> None:
         self.allowed_modules, self.limit, self.on_print = allowed_modules, time_limit, on_print
         self.budget, self.deadline, self.expired = -1, None, False  # the clock: idle
         self.copy_module = copy_module(self.tick, ScriptRefused)  # `import copy` gets this
         self.substitutes = {  # guarded stand-ins for functions modules hand out
-            id(time.sleep): self.sleep, id(operator.setitem): self.op_setitem, id(operator.delitem): self.op_delitem,
-            id(copy.copy): self.copy_module.copy, id(copy.deepcopy): self.copy_module.deepcopy}
+            id(time.sleep): self.sleep,
+            id(operator.setitem): self.op_setitem,
+            id(operator.delitem): self.op_delitem,
+            id(copy.copy): self.copy_module.copy,
+            id(copy.deepcopy): self.copy_module.deepcopy,
+        }
 
     def timeout(self) -> ScriptTimeout:
         self.expired = True
@@ -304,13 +465,20 @@ class _Guards:
         if name == "register" and isinstance(target, type):
             raise ScriptRefused(f"registering virtual subclasses is not allowed {_WHERE}")
         if isinstance(target, _OPAQUE) or (name == "obj" and isinstance(obj, AttributeError)):
-            raise ScriptRefused(f"attributes of {type(target).__name__!r} objects are not accessible {_WHERE}")
+            raise ScriptRefused(
+                f"attributes of {type(target).__name__!r} objects are not accessible {_WHERE}"
+            )
         if isinstance(obj, types.ModuleType):
             return self.module_attr(obj, name)
         value = getattr(obj, name)
-        if isinstance(target, type) and isinstance(value, types.FunctionType) and not _is_static(target, name):
+        if (
+            isinstance(target, type)
+            and isinstance(value, types.FunctionType)
+            and not _is_static(target, name)
+        ):
             raise ScriptRefused(  # it would run on any object passed as `self`, private attributes included
-                f"{target.__name__}.{name} is a method: call it on an instance {_WHERE}")
+                f"{target.__name__}.{name} is a method: call it on an instance {_WHERE}"
+            )
         return self.vetted(value)
 
     def vetted(self, value: Any) -> Any:
@@ -324,7 +492,9 @@ class _Guards:
         if denied is not None:
             raise ScriptRefused(f"{denied} is not allowed {_WHERE}")
         if id(value) in _HOST_BUILTINS or isinstance(value, (types.FrameType, types.TracebackType)):
-            raise ScriptRefused(f"{getattr(value, '__name__', type(value).__name__)!r} is not available {_WHERE}")
+            raise ScriptRefused(
+                f"{getattr(value, '__name__', type(value).__name__)!r} is not available {_WHERE}"
+            )
         return value
 
     def getattr(self, obj: Any, name: str, *default: Any) -> Any:
@@ -361,8 +531,9 @@ class _Guards:
         """operator.delitem with the same check as `del obj[key]`."""
         operator.delitem(_write_item(obj), key)
 
-    def import_(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
-                level: int = 0) -> Any:
+    def import_(
+        self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> Any:
         for full in [name, *(f"{name}.{a}" for a in fromlist or ())]:
             if level or not isinstance(full, str) or not _module_allowed(full, self.allowed_modules):
                 raise ScriptRefused(f"import of module {full!r} is not allowed {_WHERE}")
@@ -383,21 +554,31 @@ class _Guards:
                 raise ScriptRefused(f"type() with three arguments is not allowed {_WHERE}")
             cls = type(obj)
             if not is_plain_type(cls):
-                raise ScriptRefused(f"type() of a {cls.__name__!r} object is not available {_WHERE} "
-                                    "(it works on plain data; use isinstance())")
+                raise ScriptRefused(
+                    f"type() of a {cls.__name__!r} object is not available {_WHERE} "
+                    "(it works on plain data; use isinstance())"
+                )
             return cls
 
         def format_(value: Any, spec: str = "") -> str:
             if type(value) not in PLAIN_TYPES:
-                raise ScriptRefused(f"format() of a {type(value).__name__!r} object is not available {_WHERE}")
+                raise ScriptRefused(
+                    f"format() of a {type(value).__name__!r} object is not available {_WHERE}"
+                )
             return format(value, spec)
 
         return {
-            "__name__": "sofiaflow.sandbox", "_tick_": self.tick, "_getattr_": self.attr,
-            "_getitem_": operator.getitem, "_getiter_": iter, "_write_": write_item,
-            "_write_attr_": write_attr, "_inplacevar_": inplacevar,
+            "__name__": "sofiaflow.sandbox",
+            "_tick_": self.tick,
+            "_getattr_": self.attr,
+            "_getitem_": operator.getitem,
+            "_getiter_": iter,
+            "_write_": write_item,
+            "_write_attr_": write_attr,
+            "_inplacevar_": inplacevar,
             "_inplaceitem_": lambda obj, key, op, value: operator.setitem(
-                write_item(obj), key, inplacevar(op, obj[key], value)),
+                write_item(obj), key, inplacevar(op, obj[key], value)
+            ),
             "_pow_": lambda a, b: _sized("**", a, b, operator.pow),
             "_mul_": lambda a, b: _sized("*", a, b, operator.mul),
             "_lshift_": lambda a, b: _sized("<<", a, b, operator.lshift),
@@ -407,9 +588,15 @@ class _Guards:
             "_print_": lambda getattr_=None: _Printer(self.on_print),
             "__builtins__": {
                 **_BASE_BUILTINS,
-                "__import__": self.import_, "getattr": self.getattr, "type": type_, "format": format_,
-                "pow": lambda base, exp, mod=None: _sized("**", base, exp, operator.pow) if mod is None
-                else _sized("pow", exp, mod, lambda exp, mod: builtins.pow(base, exp, mod)),
+                "__import__": self.import_,
+                "getattr": self.getattr,
+                "type": type_,
+                "format": format_,
+                "pow": lambda base, exp, mod=None: (
+                    _sized("**", base, exp, operator.pow)
+                    if mod is None
+                    else _sized("pow", exp, mod, lambda exp, mod: builtins.pow(base, exp, mod))
+                ),
                 "hasattr": lambda obj, name: self.getattr(obj, name, _MISSING) is not _MISSING,
                 "setattr": lambda obj, name, value: setattr(write_attr(obj), _check_name(name), value),
                 "delattr": lambda obj, name: delattr(write_attr(obj), _check_name(name)),
@@ -420,9 +607,15 @@ class _Guards:
 class CompiledScript:
     """A body compiled once (at deploy) and run many times."""
 
-    def __init__(self, source: str, *, name: str = "<function>",
-                 allowed_modules: frozenset[str] = DEFAULT_ALLOWED_MODULES, time_limit: float = 1.0,
-                 on_print: Callable[[str], object] | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str = "<function>",
+        allowed_modules: frozenset[str] = DEFAULT_ALLOWED_MODULES,
+        time_limit: float = 1.0,
+        on_print: Callable[[str], object] | None = None,
+    ) -> None:
         self.name, self.allowed_modules, self.time_limit = name, frozenset(allowed_modules), float(time_limit)
         self._body = _Policy.transform(source, name, self.allowed_modules)
         self._guards = _Guards(self.allowed_modules, self.time_limit, on_print)
@@ -469,13 +662,30 @@ class CompiledScript:
 
     def _function_for(self, keys: tuple[str, ...]) -> Callable[..., Any]:
         """The body as a function of these names, compiled once per distinct tuple of keys."""
-        params = [k for k in keys if isinstance(k, str) and k.isidentifier()
-                  and not keyword.iskeyword(k) and not k.startswith("_")]
-        args = ast.arguments(posonlyargs=[], args=[ast.arg(k) for k in params], vararg=None,
-                             kwonlyargs=[], kw_defaults=[], defaults=[],
-                             kwarg=ast.arg("_sf_unused") if len(params) < len(keys) else None)
-        fdef = ast.FunctionDef(name="python_function", args=args, body=self._body, decorator_list=[],
-                               returns=None, type_comment=None, lineno=1, col_offset=0)
+        params = [
+            k
+            for k in keys
+            if isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k) and not k.startswith("_")
+        ]
+        args = ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(k) for k in params],
+            vararg=None,
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+            kwarg=ast.arg("_sf_unused") if len(params) < len(keys) else None,
+        )
+        fdef = ast.FunctionDef(
+            name="python_function",
+            args=args,
+            body=self._body,
+            decorator_list=[],
+            returns=None,
+            type_comment=None,
+            lineno=1,
+            col_offset=0,
+        )
         try:
             code = compile(ast.fix_missing_locations(ast.Module([fdef], [])), self.name, "exec")
         except SyntaxError as exc:

@@ -21,17 +21,47 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-_ATOMS = frozenset({
-    int, float, complex, bool, str, bytes, type(None), range, datetime.datetime, datetime.date, datetime.time,
-    datetime.timedelta, datetime.timezone, Decimal, Fraction, uuid.UUID})
-_CONTAINERS = frozenset({
-    list, tuple, dict, set, frozenset, bytearray, slice, collections.deque, collections.OrderedDict,
-    collections.defaultdict, collections.Counter})
+_ATOMS = frozenset(
+    {
+        int,
+        float,
+        complex,
+        bool,
+        str,
+        bytes,
+        type(None),
+        range,
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+        datetime.timezone,
+        Decimal,
+        Fraction,
+        uuid.UUID,
+    }
+)
+_CONTAINERS = frozenset(
+    {
+        list,
+        tuple,
+        dict,
+        set,
+        frozenset,
+        bytearray,
+        slice,
+        collections.deque,
+        collections.OrderedDict,
+        collections.defaultdict,
+        collections.Counter,
+    }
+)
 PLAIN_TYPES = _ATOMS | _CONTAINERS
 """Classes whose instances are plain data (exact classes: a subclass may carry anything)."""
 
 BUILTIN_EXCEPTIONS = frozenset(
-    value for value in vars(builtins).values() if isinstance(value, type) and issubclass(value, BaseException))
+    value for value in vars(builtins).values() if isinstance(value, type) and issubclass(value, BaseException)
+)
 _FACTORIES = (types.FunctionType, types.BuiltinFunctionType)  # copied by reference, as the real deepcopy does
 _WHERE = "in python function nodes"
 
@@ -48,7 +78,8 @@ def is_plain_type(cls: Any) -> bool:
 def _refuse(value: Any, path: str) -> CopyRefused:
     return CopyRefused(
         f"{path} is a {type(value).__name__!r} object: copy works on plain data only {_WHERE} "
-        "(numbers, text, bytes, lists, dicts, tuples, sets, dates, Decimal, Fraction, UUID, collections)")
+        "(numbers, text, bytes, lists, dicts, tuples, sets, dates, Decimal, Fraction, UUID, collections)"
+    )
 
 
 class _DeepCopier:

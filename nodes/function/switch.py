@@ -38,8 +38,25 @@ from sofiaflow.runtime.api import (
     typed_getter,
 )
 
-_VALUE_RULES = frozenset(("eq", "neq", "lt", "lte", "gt", "gte", "btwn", "cont", "regex", "istype",
-                          "head", "tail", "index", "hask", "jsonata_exp"))
+_VALUE_RULES = frozenset(
+    (
+        "eq",
+        "neq",
+        "lt",
+        "lte",
+        "gt",
+        "gte",
+        "btwn",
+        "cont",
+        "regex",
+        "istype",
+        "head",
+        "tail",
+        "index",
+        "hask",
+        "jsonata_exp",
+    )
+)
 _RULE_TYPES = _VALUE_RULES | {"true", "false", "null", "nnull", "empty", "nempty", "else"}
 
 
@@ -116,7 +133,9 @@ def _istype(a: Any, kind: Any) -> bool:
     if kind == "boolean":
         return a.__class__ is bool
     if kind == "object":
-        return not (a is None or a is UNDEFINED or isinstance(a, (list, bytes, bytearray, str, bool, int, float)))
+        return not (
+            a is None or a is UNDEFINED or isinstance(a, (list, bytes, bytearray, str, bool, int, float))
+        )
     return False
 
 
@@ -132,8 +151,10 @@ class SwitchNode(Node):
     category = "function"
     color = "#e2d96e"
     Config = SwitchConfig
-    help = ("Routes each message to the outputs whose rule matches a property: comparisons, ranges, "
-            "regex, type checks, sequence position or a JSONata test. `checkall` false stops at the first match.")
+    help = (
+        "Routes each message to the outputs whose rule matches a property: comparisons, ranges, "
+        "regex, type checks, sequence position or a JSONata test. `checkall` false stops at the first match."
+    )
 
     @classmethod
     def output_count(cls, config: NodeConfig) -> int:
@@ -194,8 +215,9 @@ class SwitchNode(Node):
         except props.PropertyPathError:
             return UNDEFINED
 
-    def _value_getter(self, value: Any, vtype: str | None, what: str, bindings: bool = False
-                      ) -> Callable[[Msg], Any]:
+    def _value_getter(
+        self, value: Any, vtype: str | None, what: str, bindings: bool = False
+    ) -> Callable[[Msg], Any]:
         """A function msg -> operand, as Node-RED's evaluateNodeProperty reads a rule value."""
         if vtype == "prev":
             return lambda msg: self._prev
@@ -210,10 +232,12 @@ class SwitchNode(Node):
             expr = str(value)
             compile_expression(expr)
             if bindings:
+
                 def jsonata_value(msg: Msg) -> Any:
                     parts = sequence_parts(msg)
                     extra = None if parts is None else {"I": parts.get("index"), "N": parts.get("count")}
                     return evaluate_jsonata(expr, msg, self, extra)
+
                 return jsonata_value
             return lambda msg: evaluate_jsonata(expr, msg, self)
         if vtype in ("str", "bool", "json", "bin", "re", "date", "flow", "global", "env"):
@@ -222,9 +246,11 @@ class SwitchNode(Node):
             except NodeError as exc:
                 raise NodeError(f"{what}: {exc}") from None
             if vtype in ("flow", "global", "env"):
+
                 def context_value(msg: Msg) -> Any:
                     got = getter(msg)
                     return UNDEFINED if got is None else got
+
                 return context_value
             if vtype in ("str", "bool"):
                 constant = getter(None)
@@ -244,8 +270,9 @@ class SwitchNode(Node):
             return (lambda msg: value), True, value
         if vtype == "null":  # Node-RED reads this type as the text "null"
             return (lambda msg: "null"), True, "null"
-        getter = self._value_getter(value, vtype, "v2" if second else "v",
-                                    bindings=(not second and rule.t == "jsonata_exp"))
+        getter = self._value_getter(
+            value, vtype, "v2" if second else "v", bindings=(not second and rule.t == "jsonata_exp")
+        )
         constant = vtype in ("num", "str", "bool")
         return getter, constant, getter({}) if constant else None
 
@@ -300,6 +327,7 @@ class SwitchNode(Node):
                     return js_regex(source, ignore).search(js_string(a)) is not None
                 except re.error as exc:
                     raise NodeError(f"invalid regular expression {source!r}: {exc}") from None
+
             return regex_test
         if t == "istype":
             return lambda a, msg: _istype(a, c1)
@@ -310,24 +338,31 @@ class SwitchNode(Node):
         if t == "head":
             return lambda a, msg: js_less(_parts(msg).get("index", UNDEFINED), js_number(v1(msg)))
         if t == "tail":
+
             def tail_test(a: Any, msg: Msg) -> bool:
                 parts = _parts(msg)
                 count = parts.get("count", UNDEFINED)
                 first = (math.nan if count is UNDEFINED else js_number(count)) - js_number(v1(msg))
                 return js_less(first, parts.get("index", UNDEFINED), True)
+
             return tail_test
 
         v2, _, _ = self._operand(rule, True) if rule.v2 is not None else ((lambda msg: UNDEFINED), True, None)
         if t == "btwn":
+
             def between(a: Any, msg: Msg) -> bool:
                 lo, hi = v1(msg), v2(msg)
                 return (js_less(lo, a, True) and js_less(a, hi, True)) or (
-                    js_less(a, lo, True) and js_less(hi, a, True))
+                    js_less(a, lo, True) and js_less(hi, a, True)
+                )
+
             return between
+
         # index
         def index_test(a: Any, msg: Msg) -> bool:
             index = _parts(msg).get("index", UNDEFINED)
             return js_less(js_number(v1(msg)), index, True) and js_less(index, js_number(v2(msg)), True)
+
         return index_test
 
     # ----- messages ----------------------------------------------------------------------------------

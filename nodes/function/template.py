@@ -25,8 +25,18 @@ _MISSING = object()
 _CONTEXT_NAME = re.compile(r"^(flow|global)(\[(\w+)\])?\.(.+)", re.S)
 _ENV_NAME = re.compile(r"^env\.(.+)", re.S)
 
-_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "/": "&#x2F;",
-                       "`": "&#x60;", "=": "&#x3D;"})
+_HTML = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "'": "&#39;",
+        "/": "&#x2F;",
+        "`": "&#x60;",
+        "=": "&#x3D;",
+    }
+)
 _JSON_STR = str.maketrans({"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\f": "\\f", "\b": "\\b"})
 
 
@@ -56,8 +66,10 @@ class _Tag:
 def compile_template(text: str) -> list:
     """Parse a Mustache template into a tree of literal strings and `_Tag`s; raises NodeError."""
     if not isinstance(text, str):
-        raise NodeError(f'Invalid template! Template should be a "string" but "{js_typeof(text)}" was given '
-                        "as the first argument for mustache#render(template, view, partials)")
+        raise NodeError(
+            f'Invalid template! Template should be a "string" but "{js_typeof(text)}" was given '
+            "as the first argument for mustache#render(template, view, partials)"
+        )
     root: list = []
     stack = [root]
     try:
@@ -189,9 +201,11 @@ class TemplateNode(Node):
     category = "function"
     color = "rgb(243, 181, 103)"
     Config = TemplateConfig
-    help = ("Sets a property (`msg.payload` by default, or flow/global context) from a Mustache template "
-            "rendered with the message; `{{flow.x}}`, `{{global.x}}` and `{{env.X}}` read context and env. "
-            "The result can be parsed as JSON or YAML.")
+    help = (
+        "Sets a property (`msg.payload` by default, or flow/global context) from a Mustache template "
+        "rendered with the message; `{{flow.x}}`, `{{global.x}}` and `{{env.X}}` read context and env. "
+        "The result can be parsed as JSON or YAML."
+    )
 
     def setup(self) -> None:
         cfg = self.config

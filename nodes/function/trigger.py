@@ -80,8 +80,16 @@ def js_parse_float(value: Any) -> float | None:
     return float(m.group(1).replace("Infinity", "inf")) if m else None
 
 
-_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "/": "&#x2F;", "`": "&#x60;",
-            "=": "&#x3D;"}
+_ESCAPES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "'": "&#39;",
+    "/": "&#x2F;",
+    "`": "&#x60;",
+    "=": "&#x3D;",
+}
 _ESCAPE_RE = re.compile(r"[&<>\"'`=/]")
 _SIMPLE_TAG = re.compile(r"\{\{\{\s*([^{}]*?)\s*\}\}\}|\{\{\s*(&)?\s*([^{}]+?)\s*\}\}")
 _COMPLEX_TAG = re.compile(r"\{\{\s*[#^/!>=]")
@@ -159,9 +167,11 @@ class TriggerNode(Node):
     color = "#e6e0f8"
     auto_done = False
     Config = TriggerConfig
-    help = ("On a message sends a first value, then after a time a second one (optionally on a second "
-            "output); meanwhile it ignores messages or extends the time. Can wait for a reset instead, or "
-            "repeat the first value. msg.reset or a matching payload cancels; per topic if asked.")
+    help = (
+        "On a message sends a first value, then after a time a second one (optionally on a second "
+        "output); meanwhile it ignores messages or extends the time. Can wait for a reset instead, or "
+        "repeat the first value. msg.reset or a matching payload cancels; per topic if asked."
+    )
 
     @classmethod
     def output_count(cls, config: NodeConfig) -> int:
@@ -195,15 +205,18 @@ class TriggerNode(Node):
 
         bytopic = c.bytopic or "all"
         if bytopic not in ("all", "topic"):
-            raise NodeError(f"bytopic: must be \"all\" or \"topic\", not {bytopic!r}")
+            raise NodeError(f'bytopic: must be "all" or "topic", not {bytopic!r}')
         self._bytopic = bytopic == "topic"
         path = c.topic or "topic"
         try:
             parts = props.parse_path(path)
         except Exception as exc:  # noqa: BLE001 - a bad path refuses the deploy
             raise NodeError(f"topic: invalid property {path!r}: {exc}") from None
-        self._topic_of: Callable[[Msg], Any] = ((lambda msg: msg.get(path)) if len(parts) == 1 and parts[0] == path
-                                                 else (lambda msg: props.get_parts(msg, parts)))
+        self._topic_of: Callable[[Msg], Any] = (
+            (lambda msg: msg.get(path))
+            if len(parts) == 1 and parts[0] == path
+            else (lambda msg: props.get_parts(msg, parts))
+        )
         reset = c.reset
         self._reset = "" if not reset else js_string(reset)
         self._second = self.output_count(c) == 2

@@ -37,9 +37,24 @@ STATUS = {
     "connected": ("green", "dot", "connected"),
     "disconnected": ("red", "ring", "disconnected"),
 }
-_OVERRIDABLE = ("url", "broker", "port", "clientid", "autoConnect", "usetls", "verifyservercert", "compatmode",
-                "protocolVersion", "keepalive", "cleansession", "autoUnsubscribe", "userProps", "userProperties",
-                "sessionExpiry", "sessionExpiryInterval")
+_OVERRIDABLE = (
+    "url",
+    "broker",
+    "port",
+    "clientid",
+    "autoConnect",
+    "usetls",
+    "verifyservercert",
+    "compatmode",
+    "protocolVersion",
+    "keepalive",
+    "cleansession",
+    "autoUnsubscribe",
+    "userProps",
+    "userProperties",
+    "sessionExpiry",
+    "sessionExpiryInterval",
+)
 
 
 class MqttBrokerConfig(NodeConfig):
@@ -99,8 +114,10 @@ class MqttBrokerNode(Node):
     outputs = 0
     Config = MqttBrokerConfig
     credentials_spec = {"user": "text", "password": "password"}
-    help = ("An MQTT broker connection shared by the mqtt in and mqtt out nodes that use it: server, port, "
-            "TLS, protocol version, client id, keep-alive, birth/close/will messages; credentials user/password.")
+    help = (
+        "An MQTT broker connection shared by the mqtt in and mqtt out nodes that use it: server, port, "
+        "TLS, protocol version, client id, keep-alive, birth/close/will messages; credentials user/password."
+    )
 
     def setup(self) -> None:
         self._conf: dict[str, Any] = self.config.model_dump()
@@ -153,8 +170,9 @@ class MqttBrokerNode(Node):
         """Subscribe `callback(topic, payload, qos, retain, v5 fields)` under `ref`; returns an awaitable or None."""
         qos = int(options.get("qos", 2))
         user = self.users.get(ref)
-        self._subs.setdefault(topic, {})[ref] = Subscription(topic, qos, dict(options), callback, ref,
-                                                             tenant_of(user) if user is not None else None)
+        self._subs.setdefault(topic, {})[ref] = Subscription(
+            topic, qos, dict(options), callback, ref, tenant_of(user) if user is not None else None
+        )
         self._router.set_filters(self._subs)
         link = self._link
         if link is not None:
@@ -180,7 +198,7 @@ class MqttBrokerNode(Node):
         else:
             origin, fields = None, message_fields(props) if props is not None else None
         subs = self._subs
-        for topic_filter in (self._router.route(topic) if filters is None else filters):
+        for topic_filter in self._router.route(topic) if filters is None else filters:
             refs = subs.get(topic_filter)
             if refs:
                 for sub in tuple(refs.values()):
@@ -192,8 +210,15 @@ class MqttBrokerNode(Node):
                         self.error(f"MQTT subscription handler error: {exc}")
 
     # ----- publishing ----------------------------------------------------------------------------------------
-    def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False, properties: Any = None,
-                publisher: Node | None = None) -> None:
+    def publish(
+        self,
+        topic: str,
+        payload: Any,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Any = None,
+        publisher: Node | None = None,
+    ) -> None:
         """Publish now, or buffer (QoS 1/2) while disconnected; QoS 0 while disconnected is dropped. On the
         embedded broker a `publisher` node's tenant may not write into another owner's device topics
         (runtime/security/tenant.py): PermissionError; and it is the message's origin (without a publisher: this
@@ -317,8 +342,10 @@ class MqttBrokerNode(Node):
             return None
         node = self.config_node(self._conf["tls"])
         if node is None:
-            self.warn(f"tls: tls-config node {self._conf['tls']!r} is not running here; "
-                      "using the system CA store without client certificates")
+            self.warn(
+                f"tls: tls-config node {self._conf['tls']!r} is not running here; "
+                "using the system CA store without client certificates"
+            )
         return node
 
     def _sleep(self, seconds: float) -> asyncio.Future:

@@ -33,8 +33,14 @@ _PROTOCOLS = {3: aiomqtt.ProtocolVersion.V31, 4: aiomqtt.ProtocolVersion.V311, 5
 class FastClient(aiomqtt.Client):
     """See the module docstring."""
 
-    def __init__(self, *, on_message: Callable[[FastClient, paho.MQTTMessage], None],
-                 on_ack: Callable[[int], None], on_drained: Callable[[], None], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        on_message: Callable[[FastClient, paho.MQTTMessage], None],
+        on_ack: Callable[[int], None],
+        on_drained: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._client.disable_logger()  # paho's per-packet debug lines cost more than they tell
         self._client.on_publish = None  # see watch_acks
@@ -50,9 +56,18 @@ class FastClient(aiomqtt.Client):
         if o.will is not None:
             will = aiomqtt.Will(o.will.topic, o.will.payload, o.will.qos, o.will.retain, o.will.properties)
         kwargs: dict[str, Any] = dict(
-            hostname=o.host, port=o.port, username=o.username, password=o.password, identifier=o.client_id,
-            protocol=_PROTOCOLS[o.protocol], will=will, transport=o.transport, keepalive=o.keepalive,
-            tls_context=o.tls, properties=o.properties, timeout=10,
+            hostname=o.host,
+            port=o.port,
+            username=o.username,
+            password=o.password,
+            identifier=o.client_id,
+            protocol=_PROTOCOLS[o.protocol],
+            will=will,
+            transport=o.transport,
+            keepalive=o.keepalive,
+            tls_context=o.tls,
+            properties=o.properties,
+            timeout=10,
             max_inflight_messages=0,  # unlimited in paho (its queue scan per ack is O(n)): the caller keeps a window
         )
         kwargs["clean_start" if o.protocol == 5 else "clean_session"] = o.clean_session
@@ -99,7 +114,9 @@ class FastClient(aiomqtt.Client):
                 self._loop.remove_reader(reader[0])
 
     # ----- aiomqtt / paho callbacks --------------------------------------------------------------------------
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
+    ) -> None:
         self.connack_properties = properties
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
@@ -139,7 +156,9 @@ class FastClient(aiomqtt.Client):
                 else:
                     loop.call_soon(on_readable)  # a full batch: come back after the others had a turn
                     return
-                pending = getattr(client._sock, "pending", None)  # TLS / websocket buffers the selector misses
+                pending = getattr(
+                    client._sock, "pending", None
+                )  # TLS / websocket buffers the selector misses
                 if pending is not None and pending() > 0:
                     loop.call_soon(on_readable)
             except Exception as exc:  # noqa: BLE001 - a broken socket ends the connection

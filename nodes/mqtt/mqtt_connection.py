@@ -14,6 +14,7 @@ inflight window (Mosquitto: max_inflight_messages) bounds how many wait.
 MQTT 3.1/3.1.1 over TCP/TLS uses mqtt_protocol.LeanClient, MQTT 5 and websockets aiomqtt's
 (mqtt_client.FastClient); the environment variable SOFIAFLOW_MQTT_CLIENT=paho uses FastClient for all.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,14 +47,28 @@ OnMessage = Callable[[str, bytes, int, bool, Any, Any], None]
 class MqttConnection:
     """See the module docstring. Owned by an `mqtt-broker` config node."""
 
-    def __init__(self, options: ConnectOptions, *, on_message: OnMessage,
-                 on_state: Callable[[str, str | None], None], spawn: Callable[[Awaitable], asyncio.Task],
-                 sleep: Callable[[float], Awaitable[None]], warn: Callable[[str], None],
-                 max_buffer: int = 10_000, window: int = 1000) -> None:
+    def __init__(
+        self,
+        options: ConnectOptions,
+        *,
+        on_message: OnMessage,
+        on_state: Callable[[str, str | None], None],
+        spawn: Callable[[Awaitable], asyncio.Task],
+        sleep: Callable[[float], Awaitable[None]],
+        warn: Callable[[str], None],
+        max_buffer: int = 10_000,
+        window: int = 1000,
+    ) -> None:
         self.options, self.state, self.max_buffer, self.dropped = options, "disconnected", max_buffer, 0
         self.last_error: str | None = None
         self.subscriptions = SubscriptionTable()
-        self._on_message, self._on_state, self._spawn, self._sleep, self._warn = on_message, on_state, spawn, sleep, warn
+        self._on_message, self._on_state, self._spawn, self._sleep, self._warn = (
+            on_message,
+            on_state,
+            spawn,
+            sleep,
+            warn,
+        )
         self._window = self._limit = window
         self._backlog: deque[Outgoing] = deque()
         self._inflight: dict[int, Outgoing] = {}
@@ -106,7 +121,9 @@ class MqttConnection:
         if not task.done():
             self._wanted.clear()
             _settle(self._leave)
-            if not task.cancelling():  # the engine may have cancelled it already: do not interrupt the goodbye
+            if (
+                not task.cancelling()
+            ):  # the engine may have cancelled it already: do not interrupt the goodbye
                 task.cancel()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(GOODBYE_TIMEOUT + 3):
@@ -126,8 +143,11 @@ class MqttConnection:
     def congested(self) -> bool:
         """Connected, but more is waiting to be sent than HIGH_WATER: publishers should wait (`writable`)."""
         client = self._client
-        return self._live and client is not None and (len(self._backlog) > HIGH_WATER
-                                                     or client.out_queue() > HIGH_WATER)
+        return (
+            self._live
+            and client is not None
+            and (len(self._backlog) > HIGH_WATER or client.out_queue() > HIGH_WATER)
+        )
 
     async def writable(self) -> None:
         """Wait until the backlog is down to LOW_WATER (or the connection drops)."""
@@ -138,7 +158,11 @@ class MqttConnection:
 
     def _maybe_writable(self) -> None:
         client = self._client
-        if client is None or not self._live or (len(self._backlog) <= LOW_WATER and client.out_queue() <= LOW_WATER):
+        if (
+            client is None
+            or not self._live
+            or (len(self._backlog) <= LOW_WATER and client.out_queue() <= LOW_WATER)
+        ):
             _settle(self._writable)
 
     def set_reading(self, on: bool) -> None:
@@ -175,8 +199,10 @@ class MqttConnection:
             self._backlog.popleft()
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                self._warn(f"publish buffer full ({self.max_buffer} messages): dropped the oldest, "
-                           f"{self.dropped} dropped so far")
+                self._warn(
+                    f"publish buffer full ({self.max_buffer} messages): dropped the oldest, "
+                    f"{self.dropped} dropped so far"
+                )
         self._backlog.append(item)
 
     def _send(self, item: Outgoing) -> None:
@@ -244,8 +270,9 @@ class MqttConnection:
 
     async def _subscribe_now(self, client: FastClient, topic_filter: str) -> None:
         ids = getattr(client.connack_properties, "SubscriptionIdentifierAvailable", 1) == 1
-        await client.subscribe(topic_filter, **self.subscriptions.subscribe_args(
-            topic_filter, self.options.protocol == 5, ids))
+        await client.subscribe(
+            topic_filter, **self.subscriptions.subscribe_args(topic_filter, self.options.protocol == 5, ids)
+        )
 
     def _received(self, client: FastClient, message: paho.MQTTMessage) -> None:
         props = message.properties if self.options.protocol == 5 else None
@@ -298,7 +325,7 @@ class MqttConnection:
                     failures = 0
                 if not self._wanted.is_set():
                     continue
-                delay = min(BACKOFF_START * 2 ** failures, BACKOFF_MAX)
+                delay = min(BACKOFF_START * 2**failures, BACKOFF_MAX)
                 failures = min(failures + 1, 16)
                 self._wake = asyncio.get_running_loop().create_future()
                 sleeper = asyncio.ensure_future(self._sleep(delay))
@@ -314,7 +341,8 @@ class MqttConnection:
         o = self.options
         lean = CLIENT == "lean" and o.protocol in (3, 4) and o.transport == "tcp"
         return (LeanClient if lean else FastClient).from_options(
-            o, on_message=self._received, on_ack=self._acked, on_drained=self._maybe_writable)
+            o, on_message=self._received, on_ack=self._acked, on_drained=self._maybe_writable
+        )
 
     async def _session(self) -> bool:
         """Connect, serve until the connection ends or `disconnect`; True if it was up."""
@@ -357,12 +385,13 @@ class MqttConnection:
         if subs:
             gathered = asyncio.gather(*subs, return_exceptions=True)
             try:
-                await asyncio.wait({gathered, client.lost}, timeout=client.timeout,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {gathered, client.lost}, timeout=client.timeout, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 if not gathered.done():
                     gathered.cancel()
-            for result in (gathered.result() if gathered.done() and not gathered.cancelled() else ()):
+            for result in gathered.result() if gathered.done() and not gathered.cancelled() else ():
                 if isinstance(result, BaseException):
                     self._warn(f"subscribe failed: {_describe(result)}")
         if client.lost.done():

@@ -46,9 +46,17 @@ class PublishedBy:
 class EmbeddedLink:
     """In-process publish/subscribe on the embedded broker; see the module docstring."""
 
-    def __init__(self, service: Any, options: ConnectOptions, *, on_message: OnMessage,
-                 on_state: Callable[[str, str | None], None], spawn: Callable[[Awaitable], asyncio.Task],
-                 warn: Callable[[str], None], max_buffer: int = 10_000) -> None:
+    def __init__(
+        self,
+        service: Any,
+        options: ConnectOptions,
+        *,
+        on_message: OnMessage,
+        on_state: Callable[[str, str | None], None],
+        spawn: Callable[[Awaitable], asyncio.Task],
+        warn: Callable[[str], None],
+        max_buffer: int = 10_000,
+    ) -> None:
         self.service = service
         self.options = options
         self.state = "disconnected"
@@ -143,8 +151,10 @@ class EmbeddedLink:
             self._queue.popleft()
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                self._warn(f"publish buffer full ({self.max_buffer} messages): dropped the oldest, "
-                           f"{self.dropped} dropped so far")
+                self._warn(
+                    f"publish buffer full ({self.max_buffer} messages): dropped the oldest, "
+                    f"{self.dropped} dropped so far"
+                )
         self._queue.append(item)
         if self.connected:
             self._kick()
@@ -193,7 +203,13 @@ class EmbeddedLink:
         def callback(topic: str, payload: bytes, qos: int, retain: bool) -> None:
             sender = getattr(service, "sender", None)  # the publishing device, when the service knows it
             origin = getattr(service, "origin", None)
-            deliver(topic, payload, qos if qos < max_qos else max_qos, retain,
-                    PublishedBy(sender, getattr(service, "sender_owner", None), origin), matched)
+            deliver(
+                topic,
+                payload,
+                qos if qos < max_qos else max_qos,
+                retain,
+                PublishedBy(sender, getattr(service, "sender_owner", None), origin),
+                matched,
+            )
 
         self._detach[topic_filter] = self.service.subscribe(topic_filter, callback)

@@ -83,9 +83,11 @@ class MqttInNode(Node):
     outputs = 1
     is_source = True
     Config = MqttInConfig
-    help = ("Subscribes to an MQTT topic (wildcards + and #) on the chosen broker and sends each message; "
-            "the payload is parsed JSON, a string or bytes (auto-detect), or the chosen type. With one input, "
-            "msg.action subscribe/unsubscribe/connect/disconnect/getSubscriptions changes subscriptions at run time.")
+    help = (
+        "Subscribes to an MQTT topic (wildcards + and #) on the chosen broker and sends each message; "
+        "the payload is parsed JSON, a string or bytes (auto-detect), or the chosen type. With one input, "
+        "msg.action subscribe/unsubscribe/connect/disconnect/getSubscriptions changes subscriptions at run time."
+    )
 
     @classmethod
     def output_count(cls, config: NodeConfig) -> int:
@@ -156,8 +158,10 @@ class MqttInNode(Node):
             try:
                 value = decode(payload, datatype, fields)
             except PayloadError as exc:
-                self.error(NodeError(str(exc)), {"payload": payload, "topic": topic, "qos": qos, "retain": retain,
-                                                 "_msgid": new_msgid()})
+                self.error(
+                    NodeError(str(exc)),
+                    {"payload": payload, "topic": topic, "qos": qos, "retain": retain, "_msgid": new_msgid()},
+                )
                 return
             if qos == 0 and len(queue) >= MAX_QUEUED:
                 self.dropped += 1
@@ -215,7 +219,9 @@ class MqttInNode(Node):
             raise NodeError("msg.topic is missing or invalid")
         subs = []
         for entry in entries:
-            sub = {"topic": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else {}
+            sub = (
+                {"topic": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else {}
+            )
             if not sub.get("topic") or not valid_subscription(sub["topic"]):
                 raise NodeError("Invalid topic specified")
             subs.append(sub)
@@ -248,7 +254,9 @@ class MqttInNode(Node):
 
     async def close(self, removed: bool) -> None:
         completion = self._engine.completion
-        while self._queue:  # not sent on: dropped with the node (as Node-RED), acknowledged so no device stalls
+        while (
+            self._queue
+        ):  # not sent on: dropped with the node (as Node-RED), acknowledged so no device stalls
             completion.release(self._queue.popleft())
         broker, self.broker_node = self.broker_node, None
         if broker is None:

@@ -24,8 +24,15 @@ from sofiaflow.nodes.mqtt.mqtt_payload import encode, publish_properties, user_p
 from sofiaflow.runtime.api import NodeError
 
 LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
-_SCHEMES = {"mqtt": ("tcp", False), "tcp": ("tcp", False), "mqtts": ("tcp", True), "ssl": ("tcp", True),
-            "tls": ("tcp", True), "ws": ("websockets", False), "wss": ("websockets", True)}
+_SCHEMES = {
+    "mqtt": ("tcp", False),
+    "tcp": ("tcp", False),
+    "mqtts": ("tcp", True),
+    "ssl": ("tcp", True),
+    "tls": ("tcp", True),
+    "ws": ("websockets", False),
+    "wss": ("websockets", True),
+}
 
 
 @dataclass(slots=True)
@@ -88,10 +95,15 @@ def _v5_fields(extra: Any) -> dict[str, Any]:
     if not isinstance(extra, dict):
         return {}
     out: dict[str, Any] = {}
-    for src, dst in (("contentType", "contentType"), ("respTopic", "responseTopic"),
-                     ("responseTopic", "responseTopic"), ("correl", "correlationData"),
-                     ("correlationData", "correlationData"), ("expiry", "messageExpiryInterval"),
-                     ("messageExpiryInterval", "messageExpiryInterval")):
+    for src, dst in (
+        ("contentType", "contentType"),
+        ("respTopic", "responseTopic"),
+        ("responseTopic", "responseTopic"),
+        ("correl", "correlationData"),
+        ("correlationData", "correlationData"),
+        ("expiry", "messageExpiryInterval"),
+        ("messageExpiryInterval", "messageExpiryInterval"),
+    ):
         if extra.get(src) not in (None, ""):
             out[dst] = extra[src]
     users = extra.get("userProps", extra.get("userProperties"))
@@ -105,7 +117,9 @@ def _v5_fields(extra: Any) -> dict[str, Any]:
     return out
 
 
-def message(topic: Any, payload: Any, qos: Any, retain: Any, extra: Any, v5: bool, will: bool = False) -> Outgoing | None:
+def message(
+    topic: Any, payload: Any, qos: Any, retain: Any, extra: Any, v5: bool, will: bool = False
+) -> Outgoing | None:
     """A birth, close or will message; None when its topic is blank."""
     if not topic:
         return None
@@ -117,7 +131,13 @@ def message(topic: Any, payload: Any, qos: Any, retain: Any, extra: Any, v5: boo
             delay = extra.get("delay") if isinstance(extra, dict) else None
             base = props
             props = Properties(PacketTypes.WILLMESSAGE)
-            for name in ("ResponseTopic", "CorrelationData", "ContentType", "MessageExpiryInterval", "UserProperty"):
+            for name in (
+                "ResponseTopic",
+                "CorrelationData",
+                "ContentType",
+                "MessageExpiryInterval",
+                "UserProperty",
+            ):
                 if base is not None and hasattr(base, name):
                     setattr(props, name, getattr(base, name))
             if delay not in (None, ""):
@@ -125,7 +145,9 @@ def message(topic: Any, payload: Any, qos: Any, retain: Any, extra: Any, v5: boo
                     props.WillDelayInterval = int(float(delay))
                 except (TypeError, ValueError):
                     pass
-    return Outgoing(str(topic), encode(payload if payload is not None else ""), _qos(qos), _bool(retain), props)
+    return Outgoing(
+        str(topic), encode(payload if payload is not None else ""), _qos(qos), _bool(retain), props
+    )
 
 
 def parse_target(broker: str, port: Any, use_tls: bool) -> tuple[str, str, int, str, bool, str]:
@@ -137,8 +159,12 @@ def parse_target(broker: str, port: Any, use_tls: bool) -> tuple[str, str, int, 
         if scheme not in _SCHEMES:
             raise NodeError(f"broker: unsupported URL scheme {scheme!r} (use mqtt, mqtts, ws or wss)")
         transport, tls = _SCHEMES[scheme]
-        default_port = {("tcp", False): 1883, ("tcp", True): 8883, ("websockets", False): 80,
-                        ("websockets", True): 443}[(transport, tls)]
+        default_port = {
+            ("tcp", False): 1883,
+            ("tcp", True): 8883,
+            ("websockets", False): 80,
+            ("websockets", True): 443,
+        }[(transport, tls)]
         try:
             url_port = parts.port
         except ValueError:
@@ -214,8 +240,9 @@ def build(conf: dict[str, Any], credentials: dict[str, Any], tls_node: Any = Non
         version = 0
     if version not in (3, 4, 5):
         raise NodeError(f"protocolVersion: {conf.get('protocolVersion')!r} is not 3, 4 or 5")
-    transport, host, port, path, use_tls, url = parse_target(conf.get("broker") or "", conf.get("port"),
-                                                             _bool(conf.get("usetls")))
+    transport, host, port, path, use_tls, url = parse_target(
+        conf.get("broker") or "", conf.get("port"), _bool(conf.get("usetls"))
+    )
     keepalive = conf.get("keepalive")
     try:
         keepalive = int(float(keepalive)) if keepalive not in (None, "") else 60
@@ -250,17 +277,47 @@ def build(conf: dict[str, Any], credentials: dict[str, Any], tls_node: Any = Non
                 pass
     tls = tls_context(tls_node, _bool(conf.get("verifyservercert"))) if use_tls else None
     return ConnectOptions(
-        host=host, port=port, transport=transport, ws_path=path, use_tls=use_tls, tls=tls,
+        host=host,
+        port=port,
+        transport=transport,
+        ws_path=path,
+        use_tls=use_tls,
+        tls=tls,
         client_id=client_id or "nodered" + secrets.token_hex(8),
-        username=(credentials.get("user") or None), password=(credentials.get("password") or None),
-        keepalive=keepalive, clean_session=clean, protocol=version,
-        will=message(conf.get("willTopic"), conf.get("willPayload"), conf.get("willQos"), conf.get("willRetain"),
-                     conf.get("willMsg"), v5, will=True),
-        birth=message(conf.get("birthTopic"), conf.get("birthPayload"), conf.get("birthQos"),
-                      conf.get("birthRetain"), conf.get("birthMsg"), v5),
-        close=message(conf.get("closeTopic"), conf.get("closePayload"), conf.get("closeQos"),
-                      conf.get("closeRetain"), conf.get("closeMsg"), v5),
-        properties=props, url=url, client_id_set=bool(client_id), warnings=warnings,
+        username=(credentials.get("user") or None),
+        password=(credentials.get("password") or None),
+        keepalive=keepalive,
+        clean_session=clean,
+        protocol=version,
+        will=message(
+            conf.get("willTopic"),
+            conf.get("willPayload"),
+            conf.get("willQos"),
+            conf.get("willRetain"),
+            conf.get("willMsg"),
+            v5,
+            will=True,
+        ),
+        birth=message(
+            conf.get("birthTopic"),
+            conf.get("birthPayload"),
+            conf.get("birthQos"),
+            conf.get("birthRetain"),
+            conf.get("birthMsg"),
+            v5,
+        ),
+        close=message(
+            conf.get("closeTopic"),
+            conf.get("closePayload"),
+            conf.get("closeQos"),
+            conf.get("closeRetain"),
+            conf.get("closeMsg"),
+            v5,
+        ),
+        properties=props,
+        url=url,
+        client_id_set=bool(client_id),
+        warnings=warnings,
     )
 
 

@@ -52,8 +52,10 @@ class MqttOutNode(Node):
     inputs = 1
     outputs = 0
     Config = MqttOutConfig
-    help = ("Publishes msg.payload to msg.topic (or the node's topic) on the chosen broker; objects as JSON. "
-            "Node settings for topic, QoS and retain override the message's.")
+    help = (
+        "Publishes msg.payload to msg.topic (or the node's topic) on the chosen broker; objects as JSON. "
+        "Node settings for topic, QoS and retain override the message's."
+    )
 
     def setup(self) -> None:
         conf = self.config
@@ -71,8 +73,9 @@ class MqttOutNode(Node):
             if self.node_qos not in (0, 1, 2):
                 raise NodeError(f"qos: {conf.qos!r} is not 0, 1 or 2")
         retain = conf.retain
-        self.node_retain: bool | None = True if retain is True or retain == "true" else (
-            False if retain == "false" else None)
+        self.node_retain: bool | None = (
+            True if retain is True or retain == "true" else (False if retain == "false" else None)
+        )
         overrides: dict[str, Any] = {}
         if conf.respTopic:
             overrides["responseTopic"] = conf.respTopic
@@ -135,7 +138,9 @@ class MqttOutNode(Node):
         if "payload" not in msg:
             return
         if not topic or topic.__class__ is not str or not valid_publish(topic):
-            raise NodeError("Invalid topic specified" if topic else "msg.topic is missing: no topic to publish to")
+            raise NodeError(
+                "Invalid topic specified" if topic else "msg.topic is missing: no topic to publish to"
+            )
         try:
             self._publish(topic, msg["payload"], qos, retain, props, publisher=self)
         except ValueError as exc:

@@ -89,14 +89,16 @@ def topic_bytes(topic: str) -> bytes:
     return encoded
 
 
-def encode_publish(topic: str, payload: bytes, qos: int = 0, retain: bool = False, dup: bool = False,
-                   mid: int = 0) -> bytes:
+def encode_publish(
+    topic: str, payload: bytes, qos: int = 0, retain: bool = False, dup: bool = False, mid: int = 0
+) -> bytes:
     """A PUBLISH packet (`mid` is used for QoS 1 and 2)."""
     head = topic_bytes(topic)
     first = 0x30 | (dup << 3) | (qos << 1) | bool(retain)
     if qos:
-        return b"".join((_BYTE[first], encode_length(len(head) + 2 + len(payload)), head,
-                         mid.to_bytes(2, "big"), payload))
+        return b"".join(
+            (_BYTE[first], encode_length(len(head) + 2 + len(payload)), head, mid.to_bytes(2, "big"), payload)
+        )
     return b"".join((_BYTE[first], encode_length(len(head) + len(payload)), head, payload))
 
 
@@ -111,7 +113,7 @@ def decode_publish(first: int, body: bytes) -> Publish:
     if qos:
         mid = (body[pos] << 8) | body[pos + 1]
         pos += 2
-    return Publish(body[2:2 + size].decode(), bytes(body[pos:]), qos, bool(first & 1), bool(first & 8), mid)
+    return Publish(body[2 : 2 + size].decode(), bytes(body[pos:]), qos, bool(first & 1), bool(first & 8), mid)
 
 
 def encode_ack(kind: int, mid: int) -> bytes:
@@ -119,9 +121,16 @@ def encode_ack(kind: int, mid: int) -> bytes:
     return bytes((kind << 4 | (2 if kind == PUBREL else 0), 2, mid >> 8, mid & 0xFF))
 
 
-def encode_connect(client_id: str, *, level: int = 4, clean: bool = True, keepalive: int = 60,
-                   username: str | None = None, password: str | None = None,
-                   will: tuple[str, bytes, int, bool] | None = None) -> bytes:
+def encode_connect(
+    client_id: str,
+    *,
+    level: int = 4,
+    clean: bool = True,
+    keepalive: int = 60,
+    username: str | None = None,
+    password: str | None = None,
+    will: tuple[str, bytes, int, bool] | None = None,
+) -> bytes:
     """A CONNECT packet; level 3 is MQTT 3.1 ("MQIsdp"), 4 is 3.1.1."""
     flags = 0x02 if clean else 0
     payload = [encode_string(client_id)]
@@ -156,8 +165,17 @@ class Message:
     __slots__ = ("topic", "payload", "qos", "retain", "mid", "dup")
     properties = None
 
-    def __init__(self, topic: str, payload: bytes, qos: int, retain: int, mid: int, dup: bool = False) -> None:
-        self.topic, self.payload, self.qos, self.retain, self.mid, self.dup = topic, payload, qos, retain, mid, dup
+    def __init__(
+        self, topic: str, payload: bytes, qos: int, retain: int, mid: int, dup: bool = False
+    ) -> None:
+        self.topic, self.payload, self.qos, self.retain, self.mid, self.dup = (
+            topic,
+            payload,
+            qos,
+            retain,
+            mid,
+            dup,
+        )
 
 
 class PublishInfo:

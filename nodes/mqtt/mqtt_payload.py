@@ -22,12 +22,32 @@ from sofiaflow.runtime.api import UNDEFINED
 DATATYPES = ("auto-detect", "auto", "utf8", "buffer", "json", "base64")
 
 _KNOWN_MEDIA_TYPES = {
-    "text/css": "string", "text/html": "string", "text/plain": "string", "application/xml": "string",
+    "text/css": "string",
+    "text/html": "string",
+    "text/plain": "string",
+    "application/xml": "string",
     "application/json": "json",
-    **{t: "buffer" for t in (
-        "application/octet-stream", "application/pdf", "application/x-gtar", "application/x-gzip",
-        "application/x-tar", "application/zip", "audio/aac", "audio/ac3", "audio/basic", "audio/mp4",
-        "audio/ogg", "image/bmp", "image/gif", "image/jpeg", "image/tiff", "image/png")},
+    **{
+        t: "buffer"
+        for t in (
+            "application/octet-stream",
+            "application/pdf",
+            "application/x-gtar",
+            "application/x-gzip",
+            "application/x-tar",
+            "application/zip",
+            "audio/aac",
+            "audio/ac3",
+            "audio/basic",
+            "audio/mp4",
+            "audio/ogg",
+            "image/bmp",
+            "image/gif",
+            "image/jpeg",
+            "image/tiff",
+            "image/png",
+        )
+    },
 }
 
 INVALID_JSON_PARSE = "Failed to parse JSON string"
@@ -112,7 +132,7 @@ def decode(payload: bytes, datatype: str, fields: dict[str, Any] | None = None) 
         return payload
     if detect and text:
         first = text[0]
-        if first in "{[\"-0123456789tfn \t\r\n":  # cheap pre-check: only these can start JSON
+        if first in '{["-0123456789tfn \t\r\n':  # cheap pre-check: only these can start JSON
             try:
                 return _parse_json(text)
             except ValueError:

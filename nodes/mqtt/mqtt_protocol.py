@@ -43,15 +43,35 @@ _QOS0 = PublishInfo(0)
 class LeanClient(asyncio.Protocol):
     """See the module docstring."""
 
-    def __init__(self, *, host: str, port: int, client_id: str, on_message: Callable[[Any, Message], None],
-                 on_ack: Callable[[int], None], on_drained: Callable[[], None], level: int = 4,
-                 clean: bool = True, keepalive: int = 60, username: str | None = None,
-                 password: str | None = None, will: tuple[str, bytes, int, bool] | None = None,
-                 ssl: Any = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        on_message: Callable[[Any, Message], None],
+        on_ack: Callable[[int], None],
+        on_drained: Callable[[], None],
+        level: int = 4,
+        clean: bool = True,
+        keepalive: int = 60,
+        username: str | None = None,
+        password: str | None = None,
+        will: tuple[str, bytes, int, bool] | None = None,
+        ssl: Any = None,
+        timeout: float = 10.0,
+    ) -> None:
         self.host, self.port, self.ssl, self.timeout = host, port, ssl, timeout
         self.keepalive = keepalive
-        self._connect_packet = pk.encode_connect(client_id, level=level, clean=clean, keepalive=keepalive,
-                                                 username=username, password=password, will=will)
+        self._connect_packet = pk.encode_connect(
+            client_id,
+            level=level,
+            clean=clean,
+            keepalive=keepalive,
+            username=username,
+            password=password,
+            will=will,
+        )
         self._on_message, self._on_ack, self._on_drained = on_message, on_ack, on_drained
         self.connack_properties: Any = None
         self.session_present = False
@@ -80,9 +100,19 @@ class LeanClient(asyncio.Protocol):
         will = None
         if o.will is not None:
             will = (o.will.topic, o.will.payload, o.will.qos, o.will.retain)
-        return cls(host=o.host, port=o.port, client_id=o.client_id, level=o.protocol, clean=o.clean_session,
-                   keepalive=o.keepalive, username=o.username, password=o.password, will=will,
-                   ssl=o.tls if o.use_tls else None, **hooks)
+        return cls(
+            host=o.host,
+            port=o.port,
+            client_id=o.client_id,
+            level=o.protocol,
+            clean=o.clean_session,
+            keepalive=o.keepalive,
+            username=o.username,
+            password=o.password,
+            will=will,
+            ssl=o.tls if o.use_tls else None,
+            **hooks,
+        )
 
     # ----- connection ------------------------------------------------------------------------------------------
     async def __aenter__(self) -> LeanClient:
@@ -217,13 +247,20 @@ class LeanClient(asyncio.Protocol):
                                 continue
                             received_qos2.add(mid)
                         body += 2
-                    message = Message(data[start + 2:start + 2 + size].decode(), data[body:stop], qos,
-                                      first & 1, mid, bool(first & 8))
+                    message = Message(
+                        data[start + 2 : start + 2 + size].decode(),
+                        data[body:stop],
+                        qos,
+                        first & 1,
+                        mid,
+                        bool(first & 8),
+                    )
                     try:
                         on_message(self, message)
                     except Exception as exc:  # noqa: BLE001 - a failing consumer must not end the connection
-                        self._loop.call_exception_handler({"message": "MQTT message handler failed",
-                                                           "exception": exc, "protocol": self})
+                        self._loop.call_exception_handler(
+                            {"message": "MQTT message handler failed", "exception": exc, "protocol": self}
+                        )
                 else:
                     self._control(first, data[start:stop])
                 pos = stop
@@ -247,7 +284,9 @@ class LeanClient(asyncio.Protocol):
             if not self._connack.done():
                 if body[1]:
                     code = body[1]
-                    self._connack.set_exception(MqttError(pk.CONNACK_ERRORS.get(code, f"Connection refused: code {code}")))
+                    self._connack.set_exception(
+                        MqttError(pk.CONNACK_ERRORS.get(code, f"Connection refused: code {code}"))
+                    )
                     self._connack.exception()
                     self._closing = True
                     self._abort()

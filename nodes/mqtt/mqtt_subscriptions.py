@@ -39,9 +39,12 @@ class SubscriptionTable(dict[str, tuple[int, dict[str, Any]]]):
         qos, opts = self.get(topic_filter, (0, {}))
         if not v5:
             return {"qos": qos}
-        options = SubscribeOptions(qos=qos, noLocal=bool(opts.get("nl")),
-                                   retainAsPublished=bool(opts.get("rap", False)),
-                                   retainHandling=int(opts.get("rh") or 0))
+        options = SubscribeOptions(
+            qos=qos,
+            noLocal=bool(opts.get("nl")),
+            retainAsPublished=bool(opts.get("rap", False)),
+            retainHandling=int(opts.get("rh") or 0),
+        )
         props = None
         if ids_available:
             props = Properties(PacketTypes.SUBSCRIBE)

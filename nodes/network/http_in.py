@@ -121,9 +121,11 @@ def refuse_platform_paths(node: Node, paths: list[str], what: str) -> None:
     for path in paths:
         prefix = routes.reserved_prefix(path)
         if prefix is not None:
-            raise NodeError(f"{what}: path {path!r} can serve requests under {prefix}, which the platform "
-                            f"reserves; only flows of administrators may (the flow's owner {owner!r} is "
-                            f"{role or 'not a user'})")
+            raise NodeError(
+                f"{what}: path {path!r} can serve requests under {prefix}, which the platform "
+                f"reserves; only flows of administrators may (the flow's owner {owner!r} is "
+                f"{role or 'not a user'})"
+            )
 
 
 class HttpInNode(Node):
@@ -134,9 +136,11 @@ class HttpInNode(Node):
     outputs = 1
     is_source = True
     Config = HttpInConfig
-    help = ("Serves an HTTP endpoint (`/hello`, `/user/:id`) under the runtime's http node root; each request "
-            "becomes msg.req (params, query, headers, cookies, body) and msg.payload (query for GET, parsed "
-            "body otherwise). Answer it with an http response node.")
+    help = (
+        "Serves an HTTP endpoint (`/hello`, `/user/:id`) under the runtime's http node root; each request "
+        "becomes msg.req (params, query, headers, cookies, body) and msg.payload (query for GET, parsed "
+        "body otherwise). Answer it with an http response node."
+    )
 
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:
@@ -154,7 +158,9 @@ class HttpInNode(Node):
             raise NodeError(f"http in: property 'url' is longer than {MAX_KEY_LENGTH} characters")
         self._method = (cfg.method or "get").lower()
         if self._method not in METHODS:
-            raise NodeError(f"http in: property 'method' must be one of {', '.join(METHODS)}, not {cfg.method!r}")
+            raise NodeError(
+                f"http in: property 'method' must be one of {', '.join(METHODS)}, not {cfg.method!r}"
+            )
         self._parse_body = self._method != "get"
         self._payload = self._method != "all"  # Node-RED sends no payload for "all"
         self._routes: Any = None
@@ -216,8 +222,11 @@ class _BodyError(Exception):
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return Response(json.dumps({"code": code, "message": message}, separators=(",", ":")), status,
-                    media_type="application/json")
+    return Response(
+        json.dumps({"code": code, "message": message}, separators=(",", ":")),
+        status,
+        media_type="application/json",
+    )
 
 
 def _request(request: Request, params: dict[str, str]) -> HttpRequest:
@@ -238,10 +247,16 @@ def _request(request: Request, params: dict[str, str]) -> HttpRequest:
     client = scope.get("client")
     host = headers.get("host", "")
     req = HttpRequest(
-        method=scope["method"], url=path + suffix, originalUrl=full + suffix, path=path,
-        params=params, query=query, headers=headers,
+        method=scope["method"],
+        url=path + suffix,
+        originalUrl=full + suffix,
+        path=path,
+        params=params,
+        query=query,
+        headers=headers,
         cookies=_cookies(headers["cookie"]) if "cookie" in headers else {},
-        body=None, ip=client[0] if client else None,
+        body=None,
+        ip=client[0] if client else None,
         hostname=host.rsplit(":", 1)[0] if host and not host.endswith("]") else host,
         protocol=scope.get("scheme", "http"),
     )
@@ -337,11 +352,20 @@ async def _multipart(request: Request, req: HttpRequest) -> dict[str, Any]:
     for name, value in form.multi_items():
         if isinstance(value, str):
             prev = fields.get(name)
-            fields[name] = value if prev is None else (prev + [value] if isinstance(prev, list) else [prev, value])
+            fields[name] = (
+                value if prev is None else (prev + [value] if isinstance(prev, list) else [prev, value])
+            )
             continue
         data = await value.read()
-        files.append({"fieldname": name, "originalname": value.filename or "", "encoding": "7bit",
-                      "mimetype": value.content_type or "application/octet-stream", "buffer": data,
-                      "size": len(data)})
+        files.append(
+            {
+                "fieldname": name,
+                "originalname": value.filename or "",
+                "encoding": "7bit",
+                "mimetype": value.content_type or "application/octet-stream",
+                "buffer": data,
+                "size": len(data),
+            }
+        )
     req["files"] = files
     return fields

@@ -68,10 +68,12 @@ class HttpRequestNode(Node):
     Config = HttpRequestConfig
     credentials_spec = {"user": "text", "password": "password"}
     auto_done = False
-    help = ("Sends an HTTP request to `url` (a Mustache template on the message, or `msg.url`) and sends the "
-            "response on: `payload` (text, bytes or parsed JSON), `statusCode`, `headers`, `responseUrl`, "
-            "`redirectList`, `responseCookies`. Input `msg.headers`, `msg.cookies`, `msg.requestTimeout` (ms), "
-            "`msg.followRedirects`, `msg.rejectUnauthorized`, and `msg.method` when method is `use`.")
+    help = (
+        "Sends an HTTP request to `url` (a Mustache template on the message, or `msg.url`) and sends the "
+        "response on: `payload` (text, bytes or parsed JSON), `statusCode`, `headers`, `responseUrl`, "
+        "`redirectList`, `responseCookies`. Input `msg.headers`, `msg.cookies`, `msg.requestTimeout` (ms), "
+        "`msg.followRedirects`, `msg.rejectUnauthorized`, and `msg.method` when method is `use`."
+    )
 
     def setup(self) -> None:
         cfg = self.config
@@ -81,7 +83,9 @@ class HttpRequestNode(Node):
         self._ret = cfg.ret or "txt"
         if self._ret not in ("txt", "bin", "obj"):
             raise NodeError(f"ret must be txt, bin or obj, not {cfg.ret!r}")
-        self._paytoqs = {True: "query", "true": "query", "query": "query", "body": "body"}.get(cfg.paytoqs, "")
+        self._paytoqs = {True: "query", "true": "query", "query": "query", "body": "body"}.get(
+            cfg.paytoqs, ""
+        )
         self._auth_type = cfg.authType or "basic"
         if self._auth_type not in ("basic", "digest", "bearer"):
             raise NodeError(f"authType must be basic, digest or bearer, not {cfg.authType!r}")
@@ -109,7 +113,9 @@ class HttpRequestNode(Node):
         if cfg.proxy:
             self._proxy_node = self.config_node(cfg.proxy)
             if self._proxy_node is None:
-                self.warn(f"proxy: http proxy node {cfg.proxy!r} is not running here; using the environment's")
+                self.warn(
+                    f"proxy: http proxy node {cfg.proxy!r} is not running here; using the environment's"
+                )
 
     async def close(self, removed: bool) -> None:
         shards, self._transports = list(self._transports.values()), {}
@@ -239,8 +245,19 @@ class HttpRequestNode(Node):
         else:
             verify = True
         follow = bool(msg["followRedirects"]) if "followRedirects" in msg else True
-        return Plan(method, parsed, url, headers, content, hu.multipart(fields) if fields else None, cookies, auth,
-                    seconds, follow, verify)
+        return Plan(
+            method,
+            parsed,
+            url,
+            headers,
+            content,
+            hu.multipart(fields) if fields else None,
+            cookies,
+            auth,
+            seconds,
+            follow,
+            verify,
+        )
 
     # ----- the exchange -----------------------------------------------------------------------------------
     async def _run(self, msg: Msg, plan: Plan) -> None:
@@ -268,7 +285,9 @@ class HttpRequestNode(Node):
             self.send(msg)
         self.done(msg)
 
-    def _answer(self, msg: Msg, response: httpx.Response, body: bytes, url: httpx.URL, redirects: list) -> None:
+    def _answer(
+        self, msg: Msg, response: httpx.Response, body: bytes, url: httpx.URL, redirects: list
+    ) -> None:
         headers = hu.response_headers(response)
         msg["statusCode"] = response.status_code
         msg["headers"] = headers
@@ -300,7 +319,9 @@ class HttpRequestNode(Node):
         timeout = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), plan.seconds)}
         redirects: list[dict] = []
         for hop in range(MAX_REDIRECTS + 1):
-            request = httpx.Request(method, url, headers=headers, content=content, files=files, extensions=timeout)
+            request = httpx.Request(
+                method, url, headers=headers, content=content, files=files, extensions=timeout
+            )
             jar.set_cookie_header(request)
             pairs = [f"{k}={v}" for k, v in plan.cookies.items()] if url.host == first_host else []
             if pairs:
@@ -317,7 +338,9 @@ class HttpRequestNode(Node):
             if not (plan.follow and response.status_code in REDIRECTS and location):
                 return response, body, url, redirects
             if hop == MAX_REDIRECTS:
-                raise hu.RequestFailed("ERR_TOO_MANY_REDIRECTS", "Redirected 21 times. Aborting.", "MaxRedirectsError")
+                raise hu.RequestFailed(
+                    "ERR_TOO_MANY_REDIRECTS", "Redirected 21 times. Aborting.", "MaxRedirectsError"
+                )
             info: dict[str, Any] = {"location": location}
             if "set-cookie" in response.headers:
                 info["cookies"] = hu.extract_cookies(response.headers.get_list("set-cookie"))
@@ -334,8 +357,9 @@ class HttpRequestNode(Node):
             url = target
         raise AssertionError("unreachable")
 
-    async def _exchange(self, transport: httpx.AsyncHTTPTransport, request: httpx.Request,
-                        auth: httpx.Auth | None) -> tuple[httpx.Response, bytes]:
+    async def _exchange(
+        self, transport: httpx.AsyncHTTPTransport, request: httpx.Request, auth: httpx.Auth | None
+    ) -> tuple[httpx.Response, bytes]:
         if auth is None:
             return await _send(transport, request)
         flow = auth.async_auth_flow(request)
@@ -365,12 +389,16 @@ class HttpRequestNode(Node):
         if best is not None and (busy.get(id(best), 0) < SHARD_SIZE or len(pools) >= SHARDS):
             return best
         keep = SHARD_SIZE if self.config.persist else 0
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=keep,
-                              keepalive_expiry=30.0 if keep else 0.0)
+        limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=keep, keepalive_expiry=30.0 if keep else 0.0
+        )
         creds = (self._proxy_node.credentials or {}) if self._proxy_node is not None else {}
         proxy_auth = (creds.get("username") or "", creds.get("password") or "") if creds else None
-        transport = httpx.AsyncHTTPTransport(verify=hu.ssl_context(verify), limits=limits,
-                                             proxy=httpx.Proxy(proxy, auth=proxy_auth) if proxy else None)
+        transport = httpx.AsyncHTTPTransport(
+            verify=hu.ssl_context(verify),
+            limits=limits,
+            proxy=httpx.Proxy(proxy, auth=proxy_auth) if proxy else None,
+        )
         pools.append(transport)
         return transport
 

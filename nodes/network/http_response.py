@@ -81,16 +81,20 @@ class HttpResponseNode(Node):
     inputs = 1
     outputs = 0
     Config = HttpResponseConfig
-    help = ("Answers the request of an http in node with msg.payload (objects as JSON). Status: the node's, "
-            "else msg.statusCode, else 200; the node's headers win over msg.headers; msg.cookies sets or clears "
-            "cookies.")
+    help = (
+        "Answers the request of an http in node with msg.payload (objects as JSON). Status: the node's, "
+        "else msg.statusCode, else 200; the node's headers win over msg.headers; msg.cookies sets or clears "
+        "cookies."
+    )
 
     def setup(self) -> None:
         cfg = self.config
         raw = str(cfg.statusCode).strip() if cfg.statusCode is not None else ""
         self._status = parse_int(raw) if raw else None
         if raw and (self._status is None or not 100 <= self._status <= 999):
-            raise NodeError(f"http response: property 'statusCode' must be an HTTP status (100-999), not {raw!r}")
+            raise NodeError(
+                f"http response: property 'statusCode' must be an HTTP status (100-999), not {raw!r}"
+            )
         headers = cfg.headers or {}
         if not isinstance(headers, dict):
             raise NodeError("http response: property 'headers' must be an object of header names to values")

@@ -24,13 +24,29 @@ from chevron.tokenizer import ChevronError, tokenize
 from sofiaflow.nodes.jsvalues import js_json_stringify, js_string
 from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeError, js_number_string, typed_getter
 
-NOOVERRIDE = ("Warning: msg properties can no longer override set node properties. "
-              "See bit.ly/nr-override-msg-props")
-_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "/": "&#x2F;",
-                       "`": "&#x60;", "=": "&#x3D;"})
-_CERT_CODES = {10: "CERT_HAS_EXPIRED", 18: "DEPTH_ZERO_SELF_SIGNED_CERT", 19: "SELF_SIGNED_CERT_IN_CHAIN",
-               20: "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", 21: "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-               62: "ERR_TLS_CERT_ALTNAME_INVALID"}
+NOOVERRIDE = (
+    "Warning: msg properties can no longer override set node properties. See bit.ly/nr-override-msg-props"
+)
+_HTML = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "'": "&#39;",
+        "/": "&#x2F;",
+        "`": "&#x60;",
+        "=": "&#x3D;",
+    }
+)
+_CERT_CODES = {
+    10: "CERT_HAS_EXPIRED",
+    18: "DEPTH_ZERO_SELF_SIGNED_CERT",
+    19: "SELF_SIGNED_CERT_IN_CHAIN",
+    20: "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+    21: "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    62: "ERR_TLS_CERT_ALTNAME_INVALID",
+}
 
 
 # ----- helpers shared with websocket-client -----------------------------------------------------------------------
@@ -95,8 +111,10 @@ def ssl_context(verify: Any) -> ssl.SSLContext:
 def header_pairs(user: Node, headers: Any) -> list[tuple[Any, Any]]:
     """Compile Node-RED header rows `{keyType,keyValue,valueType,valueValue}` into (name, value) getters."""
     if isinstance(headers, dict):  # {name: value}, as some hand-written flows store them
-        headers = [{"keyType": "other", "keyValue": k, "valueType": "other", "valueValue": v}
-                   for k, v in headers.items()]
+        headers = [
+            {"keyType": "other", "keyValue": k, "valueType": "other", "valueValue": v}
+            for k, v in headers.items()
+        ]
     if not isinstance(headers, list):
         raise NodeError(f"headers: must be a list of header rows, not {headers!r}")
     out = []
@@ -104,7 +122,10 @@ def header_pairs(user: Node, headers: Any) -> list[tuple[Any, Any]]:
         if not isinstance(row, dict):
             raise NodeError(f"headers: each row must be an object, not {row!r}")
         parts = []
-        for kind, value in ((row.get("keyType"), row.get("keyValue")), (row.get("valueType"), row.get("valueValue"))):
+        for kind, value in (
+            (row.get("keyType"), row.get("keyValue")),
+            (row.get("valueType"), row.get("valueValue")),
+        ):
             if kind == "other":
                 parts.append(lambda msg, v=value: v)
             elif kind in ("msg", "env"):
@@ -187,7 +208,7 @@ def querystring(obj: dict) -> str:
     """Node's querystring.stringify."""
     parts = []
     for key, value in obj.items():
-        for item in (value if isinstance(value, list) else [value]):
+        for item in value if isinstance(value, list) else [value]:
             text = js_string(item) if isinstance(item, (str, int, float)) else ""
             parts.append(f"{encode_uri_component(str(key))}={encode_uri_component(text)}")
     return "&".join(parts)
@@ -254,8 +275,11 @@ def failure(exc: BaseException, url: httpx.URL, seconds: float) -> RequestFailed
     if isinstance(exc, RequestFailed):
         return exc
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
-        return RequestFailed("ETIMEDOUT", f"Timeout awaiting 'request' for {js_number_string(seconds * 1000)}ms",
-                             "TimeoutError")
+        return RequestFailed(
+            "ETIMEDOUT",
+            f"Timeout awaiting 'request' for {js_number_string(seconds * 1000)}ms",
+            "TimeoutError",
+        )
     chain, cur = [], exc
     while cur is not None and len(chain) < 8:
         chain.append(cur)
@@ -268,7 +292,9 @@ def failure(exc: BaseException, url: httpx.URL, seconds: float) -> RequestFailed
             return RequestFailed("ENOTFOUND", f"getaddrinfo ENOTFOUND {url.host}")
         if isinstance(e, OSError) and e.errno in errno.errorcode:
             code = errno.errorcode[e.errno]
-            return RequestFailed(code, f"connect {code} {url.host}:{url.port or (443 if url.scheme == 'https' else 80)}")
+            return RequestFailed(
+                code, f"connect {code} {url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+            )
     return RequestFailed(type(exc).__name__.upper(), str(exc) or type(exc).__name__)
 
 
@@ -293,7 +319,9 @@ def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def request_body(method: str, msg: Msg, headers: dict[str, str], paytoqs: str) -> tuple[Any, dict | None, str]:
+def request_body(
+    method: str, msg: Msg, headers: dict[str, str], paytoqs: str
+) -> tuple[Any, dict | None, str]:
     """(content, multipart fields, extra query) for the request, as Node-RED encodes msg.payload."""
     payload = msg.get("payload", UNDEFINED)
     ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), None)

@@ -26,5 +26,7 @@ class TlsConfigNode(Node):
     outputs = 0
     Config = TlsConfig
     credentials_spec = {"certdata": "text", "keydata": "text", "cadata": "text", "passphrase": "password"}
-    help = ("Certificate, key and CA (file paths, or uploaded PEM kept as credentials) and whether to "
-            "verify the server's certificate; used by nodes that open TLS connections.")
+    help = (
+        "Certificate, key and CA (file paths, or uploaded PEM kept as credentials) and whether to "
+        "verify the server's certificate; used by nodes that open TLS connections."
+    )

@@ -48,12 +48,16 @@ class WebsocketClientNode(Node):
         cfg = self.config
         self.path = (cfg.path or "").strip()
         if not self.path.lower().startswith(("ws://", "wss://")):
-            raise NodeError(f"websocket-client: property 'path' must be a ws:// or wss:// URL, not {cfg.path!r}")
+            raise NodeError(
+                f"websocket-client: property 'path' must be a ws:// or wss:// URL, not {cfg.path!r}"
+            )
         self.wholemsg = cfg.wholemsg is True or str(cfg.wholemsg).lower() == "true"
         try:
             hb = int(float(str(cfg.hb).strip() or 0))
         except ValueError:
-            raise NodeError(f"websocket-client: property 'hb' must be a number of seconds, not {cfg.hb!r}") from None
+            raise NodeError(
+                f"websocket-client: property 'hb' must be a number of seconds, not {cfg.hb!r}"
+            ) from None
         self.heartbeat: float | None = float(hb) if hb > 0 else None
         self.subprotocols = [p.strip() for p in (cfg.subprotocol or "").split(",") if p.strip()]
         self._headers: list[tuple[str, Any, str]] = []
@@ -89,9 +93,15 @@ class WebsocketClientNode(Node):
             if name and text:
                 headers[name] = str(text)
         ssl = tls_context(self, self.config.tls) if self.path.lower().startswith("wss://") else None
-        options = {"subprotocols": self.subprotocols or None, "additional_headers": headers or None,
-                   "ping_interval": self.heartbeat, "ping_timeout": self.heartbeat, "close_timeout": 1.0,
-                   "max_size": MAX_FRAME, "max_queue": 64}
+        options = {
+            "subprotocols": self.subprotocols or None,
+            "additional_headers": headers or None,
+            "ping_interval": self.heartbeat,
+            "ping_timeout": self.heartbeat,
+            "close_timeout": 1.0,
+            "max_size": MAX_FRAME,
+            "max_queue": 64,
+        }
         if ssl is not None:
             options["ssl"] = ssl
         self._task = self.spawn(self._run(options))
@@ -227,7 +237,17 @@ class WebsocketClientNode(Node):
             self._show(node, event)
 
     def _show(self, node: Node, event: str) -> None:
-        fill, shape, text = {"connect": ("green", "dot", "connected"), "error": ("red", "ring", "error"),
-                             "disconnect": ("red", "ring", "disconnected")}[event]
-        node.status({"fill": fill, "shape": shape, "text": text, "event": event,
-                     "_session": {"type": "websocket", "id": self._session}})
+        fill, shape, text = {
+            "connect": ("green", "dot", "connected"),
+            "error": ("red", "ring", "error"),
+            "disconnect": ("red", "ring", "disconnected"),
+        }[event]
+        node.status(
+            {
+                "fill": fill,
+                "shape": shape,
+                "text": text,
+                "event": event,
+                "_session": {"type": "websocket", "id": self._session},
+            }
+        )

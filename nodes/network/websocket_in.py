@@ -24,22 +24,27 @@ class WebsocketInNode(Node):
     outputs = 1
     is_source = True
     Config = WebsocketInConfig
-    help = ("Receives the frames websocket clients send to a websocket-listener path (or a websocket-client "
-            "connection receives) as msg.payload, with msg._session naming the client for replies.")
+    help = (
+        "Receives the frames websocket clients send to a websocket-listener path (or a websocket-client "
+        "connection receives) as msg.payload, with msg._session naming the client for replies."
+    )
 
     def setup(self) -> None:
         # Node-RED: `this.server = (n.client) ? n.client : n.server`
         self._target = self.config.client or self.config.server or ""
         if not self._target:
-            raise NodeError("websocket in: missing server configuration: set 'server' (a websocket-listener) "
-                            "or 'client' (a websocket-client)")
+            raise NodeError(
+                "websocket in: missing server configuration: set 'server' (a websocket-listener) "
+                "or 'client' (a websocket-client)"
+            )
         self._endpoint: Any = None
 
     async def start(self) -> None:
         endpoint = self.config_node(self._target)
         if endpoint is None:
-            raise NodeError(f"websocket in: missing server configuration: config node {self._target!r} "
-                            "is not deployed")
+            raise NodeError(
+                f"websocket in: missing server configuration: config node {self._target!r} is not deployed"
+            )
         register = getattr(endpoint, "register_input", None)
         if register is not None:
             register(self)

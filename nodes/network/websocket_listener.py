@@ -186,8 +186,13 @@ class WebsocketListenerNode(Node):
 
     def _notify(self, cid: str, opened: bool) -> None:
         for node in self._inputs + self._outputs:
-            self._show(node, {"event": "connect" if opened else "disconnect",
-                              "_session": {"type": "websocket", "id": cid}})
+            self._show(
+                node,
+                {
+                    "event": "connect" if opened else "disconnect",
+                    "_session": {"type": "websocket", "id": cid},
+                },
+            )
 
     def _show(self, node: Node, extra: dict | None) -> None:
         count = len(self._clients)

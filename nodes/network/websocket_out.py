@@ -27,21 +27,26 @@ class WebsocketOutNode(Node):
     inputs = 1
     outputs = 0
     Config = WebsocketOutConfig
-    help = ("Sends msg.payload to websocket clients: to the client in msg._session (a reply) or to all of a "
-            "listener's clients; with 'send/receive entire message' the whole msg goes as JSON.")
+    help = (
+        "Sends msg.payload to websocket clients: to the client in msg._session (a reply) or to all of a "
+        "listener's clients; with 'send/receive entire message' the whole msg goes as JSON."
+    )
 
     def setup(self) -> None:
         self._target = self.config.client or self.config.server or ""
         if not self._target:
-            raise NodeError("websocket out: missing server configuration: set 'server' (a websocket-listener) "
-                            "or 'client' (a websocket-client)")
+            raise NodeError(
+                "websocket out: missing server configuration: set 'server' (a websocket-listener) "
+                "or 'client' (a websocket-client)"
+            )
         self._endpoint: Any = None
 
     async def start(self) -> None:
         endpoint = self.config_node(self._target)
         if endpoint is None:
-            raise NodeError(f"websocket out: missing server configuration: config node {self._target!r} "
-                            "is not deployed")
+            raise NodeError(
+                f"websocket out: missing server configuration: config node {self._target!r} is not deployed"
+            )
         register = getattr(endpoint, "register_output", None)
         if register is not None:
             register(self)

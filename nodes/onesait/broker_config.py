@@ -23,23 +23,32 @@ class SsapBrokerNode(Node):
     inputs = 0
     outputs = 0
     Config = SsapBrokerConfig
-    help = ("The onesait IoT Broker's state shared by the ssap nodes using it: digital-client sessions "
-            "(sessionTimeout: seconds idle before a session key is refused and the client must JOIN again).")
+    help = (
+        "The onesait IoT Broker's state shared by the ssap nodes using it: digital-client sessions "
+        "(sessionTimeout: seconds idle before a session key is refused and the client must JOIN again)."
+    )
 
     def setup(self) -> None:
         timeout = self.config.sessionTimeout
         if timeout is None:
             timeout = DEFAULT_SESSION_TIMEOUT
         if timeout <= 0:
-            raise NodeError(f"ssap-broker: property 'sessionTimeout' must be a positive number of seconds, "
-                            f"got {self.config.sessionTimeout!r}")
+            raise NodeError(
+                f"ssap-broker: property 'sessionTimeout' must be a positive number of seconds, "
+                f"got {self.config.sessionTimeout!r}"
+            )
         self.sessions = SessionStore(float(timeout), clock=self.now)
         self.processor: SsapProcessor | None = None
 
     async def start(self) -> None:
-        self.processor = SsapProcessor(self.service("devices"), self.service("ontology-data"), self.sessions,
-                                       self._optional("ontology-events"), permissions=self._optional("permissions"),
-                                       audit=self._optional("audit"))
+        self.processor = SsapProcessor(
+            self.service("devices"),
+            self.service("ontology-data"),
+            self.sessions,
+            self._optional("ontology-events"),
+            permissions=self._optional("permissions"),
+            audit=self._optional("audit"),
+        )
 
     def _optional(self, name: str) -> Any:
         try:
@@ -57,5 +66,7 @@ def broker_of(node: Node, broker_id: str | None) -> SsapBrokerNode:
     """The running ssap-broker config node `broker_id` refers to; NodeError naming the property otherwise."""
     broker = node.config_node(broker_id)
     if not isinstance(broker, SsapBrokerNode):
-        raise NodeError(f"{node.type}: property 'broker' must name an ssap-broker config node, got {broker_id!r}")
+        raise NodeError(
+            f"{node.type}: property 'broker' must name an ssap-broker config node, got {broker_id!r}"
+        )
     return broker

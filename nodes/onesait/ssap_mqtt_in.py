@@ -39,10 +39,12 @@ class SsapMqttInNode(Node):
     outputs = 1
     is_source = True
     Config = SsapMqttInConfig
-    help = ("Takes SSAP requests from MQTT clients of the embedded broker (topic, default /queue/message, and "
-            "/topic/message/<clientId>); answers go to /topic/message/<clientId>, INDICATIONs to indicationTopic "
-            "(default /topic/subscription, as onesait, each delivered to its subscriber only; or a topic with "
-            "{clientId}). With anonymous on, clients connect without credentials, limited to the SSAP topics.")
+    help = (
+        "Takes SSAP requests from MQTT clients of the embedded broker (topic, default /queue/message, and "
+        "/topic/message/<clientId>); answers go to /topic/message/<clientId>, INDICATIONs to indicationTopic "
+        "(default /topic/subscription, as onesait, each delivered to its subscriber only; or a topic with "
+        "{clientId}). With anonymous on, clients connect without credentials, limited to the SSAP topics."
+    )
 
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:
@@ -53,14 +55,18 @@ class SsapMqttInNode(Node):
             raise NodeError("ssap-mqtt in: property 'broker' (an ssap-broker config node) is required")
         topic = (self.config.topic or "").strip()
         if not topic or "+" in topic or "#" in topic:
-            raise NodeError(f"ssap-mqtt in: property 'topic' must be a topic name without wildcards, got "
-                            f"{self.config.topic!r}")
+            raise NodeError(
+                f"ssap-mqtt in: property 'topic' must be a topic name without wildcards, got "
+                f"{self.config.topic!r}"
+            )
         self._topic = topic
         self._indications = (self.config.indicationTopic or "").strip() or "/topic/subscription"
         probe = self._indications.replace("{clientId}", "c")
         if "+" in probe or "#" in probe or "{" in probe or "}" in probe:
-            raise NodeError(f"ssap-mqtt in: property 'indicationTopic' must be a topic name (the only placeholder "
-                            f"is {{clientId}}), got {self.config.indicationTopic!r}")
+            raise NodeError(
+                f"ssap-mqtt in: property 'indicationTopic' must be a topic name (the only placeholder "
+                f"is {{clientId}}), got {self.config.indicationTopic!r}"
+            )
         self._stops: list[Any] = []
         self._mqtt: Any = None
 
@@ -69,11 +75,15 @@ class SsapMqttInNode(Node):
             mqtt = self.service("mqtt-embedded")
         except NodeError:
             self.status("red", "ring", "no embedded MQTT broker")
-            self.warn("ssap-mqtt in: the runtime runs no embedded MQTT broker (mqtt port 0); SSAP over MQTT is off")
+            self.warn(
+                "ssap-mqtt in: the runtime runs no embedded MQTT broker (mqtt port 0); SSAP over MQTT is off"
+            )
             return
         self._mqtt = mqtt
-        self._stops = [mqtt.subscribe(self._topic, self._incoming),
-                       mqtt.subscribe("/topic/message/+", self._incoming)]
+        self._stops = [
+            mqtt.subscribe(self._topic, self._incoming),
+            mqtt.subscribe("/topic/message/+", self._incoming),
+        ]
         if self.config.anonymous:
             mqtt.anonymous_topics = self._anonymous_topics
         self.status("green", "dot", f"{self._topic} on port {mqtt.port}")
@@ -111,11 +121,20 @@ class SsapMqttInNode(Node):
         topic_client = topic.rsplit("/", 1)[-1] if topic.startswith("/topic/message/") else None
         requester = getattr(self._mqtt, "sender_client", None) or topic_client
         mqtt = self._mqtt
-        reply = MqttReply(mqtt.publish, lambda answer: self._client_id(envelope, requester), self.spawn,
-                          self._indications, requester=requester,
-                          deliver=lambda client, to, payload: deliver_to_client(mqtt, client, to, payload))
-        msg: Msg = {"_msgid": new_msgid(), "payload": envelope, "topic": topic,
-                    "ssap": {"transport": "mqtt", "reply": reply, "clientId": requester}}
+        reply = MqttReply(
+            mqtt.publish,
+            lambda answer: self._client_id(envelope, requester),
+            self.spawn,
+            self._indications,
+            requester=requester,
+            deliver=lambda client, to, payload: deliver_to_client(mqtt, client, to, payload),
+        )
+        msg: Msg = {
+            "_msgid": new_msgid(),
+            "payload": envelope,
+            "topic": topic,
+            "ssap": {"transport": "mqtt", "reply": reply, "clientId": requester},
+        }
         self.send(msg)
 
     def _client_id(self, envelope: dict[str, Any], requester: str | None) -> str | None:
@@ -131,6 +150,7 @@ class SsapMqttInNode(Node):
             sessions = broker_of(self, self.config.broker).sessions
         except NodeError:
             return None
-        session = sessions.peek(envelope.get("sessionKey")) if isinstance(envelope.get("sessionKey"), str) else None
+        session = (
+            sessions.peek(envelope.get("sessionKey")) if isinstance(envelope.get("sessionKey"), str) else None
+        )
         return session.instance if session is not None else None
-

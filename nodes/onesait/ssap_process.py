@@ -24,9 +24,11 @@ class SsapProcessNode(Node):
     inputs = 1
     outputs = 2
     Config = SsapProcessConfig
-    help = ("Serves the SSAP request in msg.payload (JOIN, LEAVE, INSERT, QUERY NATIVE/SQL, UPDATE, DELETE, "
-            "SUBSCRIBE...) with the ssap-broker's sessions and the ontology data; msg.payload becomes the SSAP "
-            "answer (output 1). INDICATIONs of subscriptions leave on output 2. Wire both to ssap response.")
+    help = (
+        "Serves the SSAP request in msg.payload (JOIN, LEAVE, INSERT, QUERY NATIVE/SQL, UPDATE, DELETE, "
+        "SUBSCRIBE...) with the ssap-broker's sessions and the ontology data; msg.payload becomes the SSAP "
+        "answer (output 1). INDICATIONs of subscriptions leave on output 2. Wire both to ssap response."
+    )
 
     auto_done = False
 
@@ -47,8 +49,9 @@ class SsapProcessNode(Node):
                     raise NodeError("ssap process: its ssap-broker is not running")
                 info = msg.get("ssap") if isinstance(msg.get("ssap"), dict) else {}
                 transport = "mqtt" if info.get("transport") == "mqtt" else "http"
-                msg["payload"] = await processor.handle(msg.get("payload"), transport,
-                                                        self._sink(transport, info.get("reply")))
+                msg["payload"] = await processor.handle(
+                    msg.get("payload"), transport, self._sink(transport, info.get("reply"))
+                )
             except Exception as exc:  # noqa: BLE001 - reported to catch nodes like any node error
                 # the client still gets its answer at once (not a gateway timeout)
                 msg["payload"] = ssap.error(msg.get("payload"), ssap.PROCESSOR, f"the request failed: {exc}")
@@ -61,8 +64,13 @@ class SsapProcessNode(Node):
     def _sink(self, transport: str, reply: Any):
         def sink(session: Any, subscription: dict[str, Any], envelope: dict[str, Any]) -> None:
             out = new_message(payload=envelope)
-            out["ssap"] = {"transport": transport, "reply": reply, "subscription": subscription["id"],
-                           "callback": subscription.get("callback"), "clientId": subscription.get("clientId")}
+            out["ssap"] = {
+                "transport": transport,
+                "reply": reply,
+                "subscription": subscription["id"],
+                "callback": subscription.get("callback"),
+                "clientId": subscription.get("clientId"),
+            }
             self.send([None, out])
 
         return sink

@@ -29,9 +29,11 @@ class SsapRestInNode(Node):
     outputs = 1
     is_source = True
     Config = SsapRestInConfig
-    help = ("Serves onesait's IoT Broker REST API under url (default /iot-broker/rest): client/join, "
-            "client/leave, ontology insert, query (GET and POST), update and delete by id or query, subscribe. "
-            "Each call leaves as an SSAP request in msg.payload; answer it with ssap process and ssap response.")
+    help = (
+        "Serves onesait's IoT Broker REST API under url (default /iot-broker/rest): client/join, "
+        "client/leave, ontology insert, query (GET and POST), update and delete by id or query, subscribe. "
+        "Each call leaves as an SSAP request in msg.payload; answer it with ssap process and ssap response."
+    )
 
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:
@@ -79,8 +81,11 @@ class SsapRestInNode(Node):
             except SsapError as exc:
                 reply.send(ssap.error({}, exc.code, str(exc)))
                 return await future
-            msg: Msg = {"_msgid": new_msgid(), "payload": envelope,
-                        "ssap": {"transport": "http", "operation": operation, "reply": reply}}
+            msg: Msg = {
+                "_msgid": new_msgid(),
+                "payload": envelope,
+                "ssap": {"transport": "http", "operation": operation, "reply": reply},
+            }
             await self.send_wait(msg)
             return await routes.wait(future)
 

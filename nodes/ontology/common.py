@@ -41,12 +41,16 @@ COLOR = "#9fc5e8"
 
 
 class OntologyConfig(NodeConfig):
-    ontology: str = Field("", json_schema_extra={"x-choices": "ontologies"},
-                          description="The ontology (data model) this node works on")
+    ontology: str = Field(
+        "",
+        json_schema_extra={"x-choices": "ontologies"},
+        description="The ontology (data model) this node works on",
+    )
     property: str = "payload"
 
 
 # ----- the change hub and the data service ---------------------------------------------------------------------
+
 
 def events_hub(node: Node) -> OntologyEvents:
     """The engine's change hub (the runtime's ``"ontology-events"`` service; created on first use where a bare
@@ -58,12 +62,14 @@ def data_service(node: OntologyNode) -> OntologyData:
     """The runtime's ``"ontology-data"`` service, or one over this engine's registry, store and hub."""
     service = node._engine.services.get(DATA_SERVICE)
     if service is None:
-        service = node._engine.services.setdefault(DATA_SERVICE, OntologyData(node.registry, node.store,
-                                                                              events_hub(node)))
+        service = node._engine.services.setdefault(
+            DATA_SERVICE, OntologyData(node.registry, node.store, events_hub(node))
+        )
     return service
 
 
 # ----- the base node --------------------------------------------------------------------------------------------
+
 
 class OntologyNode(Node):
     """Base of the ontology nodes: resolves the services and checks the ontology in `setup()`."""
@@ -83,8 +89,9 @@ class OntologyNode(Node):
         try:
             self.registry = self.service("ontologies")
         except NodeError as exc:
-            raise NodeError(f"ontology {name!r}: {exc} (ontology nodes need the runtime's ontology registry)") \
-                from None
+            raise NodeError(
+                f"ontology {name!r}: {exc} (ontology nodes need the runtime's ontology registry)"
+            ) from None
         try:
             exists = self.registry.exists(name)
         except Exception as exc:  # noqa: BLE001 - a config DB failure refuses the deploy with its reason
@@ -117,8 +124,10 @@ class OntologyNode(Node):
             scope = scope.parent
         owner = owners.owner(scope.id) if scope is not None and scope.parent is not None else None
         if not covers(permissions.access(owner, name), needed):
-            raise NodeError(f"ontology {name!r}: the flow's owner {owner!r} has no {needed} right on it "
-                            "(share the ontology with them, or move the node to a flow of someone who has)")
+            raise NodeError(
+                f"ontology {name!r}: the flow's owner {owner!r} has no {needed} right on it "
+                "(share the ontology with them, or move the node to a flow of someone who has)"
+            )
 
     def setup_node(self) -> None:
         """Per-type preparation (override)."""
@@ -133,8 +142,10 @@ MISSING = _MISSING
 
 # ----- JSON / mustache config fields ------------------------------------------------------------------------------
 
-def compile_json_field(text: Any, field: str, expect: type | tuple[type, ...] = dict,
-                       check: Callable[[Any], Any] | None = None) -> Callable[[Msg], Any] | None:
+
+def compile_json_field(
+    text: Any, field: str, expect: type | tuple[type, ...] = dict, check: Callable[[Any], Any] | None = None
+) -> Callable[[Msg], Any] | None:
     """A function msg -> parsed value for a JSON config field with mustache parameters, None when empty.
 
     A value already parsed (a dict in the flow JSON) is taken as is. `check` (e.g. a filter validator) runs
@@ -157,8 +168,10 @@ def compile_json_field(text: Any, field: str, expect: type | tuple[type, ...] = 
         elif tag == "comment":
             continue
         else:
-            raise NodeError(f"{field}: Mustache {tag} tags are not supported in JSON fields; use {{{{path}}}} "
-                            "or {{{{{{path}}}}}}")
+            raise NodeError(
+                f"{field}: Mustache {tag} tags are not supported in JSON fields; use {{{{path}}}} "
+                "or {{{{{{path}}}}}}"
+            )
     if all(isinstance(p, str) for p in parts):
         value = _checked(_parse(text, field), field, expect, check)
         return lambda msg: value
@@ -175,7 +188,9 @@ def compile_json_field(text: Any, field: str, expect: type | tuple[type, ...] = 
     return render
 
 
-def _checked(value: Any, field: str, expect: type | tuple[type, ...], check: Callable[[Any], Any] | None) -> Any:
+def _checked(
+    value: Any, field: str, expect: type | tuple[type, ...], check: Callable[[Any], Any] | None
+) -> Any:
     if not isinstance(value, expect) or isinstance(value, bool):
         names = expect.__name__ if isinstance(expect, type) else " or ".join(t.__name__ for t in expect)
         kind = {"dict": "object", "list": "array"}

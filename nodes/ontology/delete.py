@@ -26,13 +26,16 @@ class OntologyDeleteNode(OntologyNode):
     needs_right = "INSERT"
     label = "delete"
     Config = OntologyDeleteConfig
-    help = ("Deletes the instances of the chosen ontology matching `query` (MongoDB filter with `{{payload.x}}` "
-            "parameters; `msg.query` overrides; `{}` deletes all, an empty query is refused). Sends on with the "
-            "number deleted in `msg.payload`.")
+    help = (
+        "Deletes the instances of the chosen ontology matching `query` (MongoDB filter with `{{payload.x}}` "
+        "parameters; `msg.query` overrides; `{}` deletes all, an empty query is refused). Sends on with the "
+        "number deleted in `msg.payload`."
+    )
 
     def setup_node(self) -> None:
-        self._query = compile_json_field(self.config.query, "query", dict,
-                                         check=lambda f: parse_filter(f, "query"))
+        self._query = compile_json_field(
+            self.config.query, "query", dict, check=lambda f: parse_filter(f, "query")
+        )
         self.data = data_service(self)
 
     async def on_input(self, msg: Msg) -> None:

@@ -22,11 +22,13 @@ class OntologyInsertNode(OntologyNode):
     needs_right = "INSERT"
     label = "insert"
     Config = OntologyInsertConfig
-    help = ("Stores `msg.payload` (an object, or an array of objects for a batch) as instances of the chosen "
-            "ontology, each with onesait's `contextData`. Everything is validated first: one invalid instance "
-            "fails the message (to catch) and nothing is written; so does a message from a registered device "
-            "(`msg.device`) without the INSERT right. Sends on with `msg.payload` = the new id "
-            "(an array of ids for an array) and `msg.inserted` = the stored documents.")
+    help = (
+        "Stores `msg.payload` (an object, or an array of objects for a batch) as instances of the chosen "
+        "ontology, each with onesait's `contextData`. Everything is validated first: one invalid instance "
+        "fails the message (to catch) and nothing is written; so does a message from a registered device "
+        "(`msg.device`) without the INSERT right. Sends on with `msg.payload` = the new id "
+        "(an array of ids for an array) and `msg.inserted` = the stored documents."
+    )
 
     def setup_node(self) -> None:
         try:
@@ -59,13 +61,18 @@ class OntologyInsertNode(OntologyNode):
         batch = isinstance(value, list)
         bodies = value if batch else [value]
         device = _text(msg.get("device"))
-        writer = Writer(user=_text(msg.get("user")), device=device, source=_source(msg), timezone=self.timezone)
+        writer = Writer(
+            user=_text(msg.get("user")), device=device, source=_source(msg), timezone=self.timezone
+        )
         try:
             self.data.check(self.ontology, bodies, batch)
             if device is not None and self.devices is not None:
                 await asyncio.to_thread(self._check_device, device)
-            stored = await asyncio.to_thread(self.data.insert, self.ontology, bodies, writer, batch) \
-                if bodies else []
+            stored = (
+                await asyncio.to_thread(self.data.insert, self.ontology, bodies, writer, batch)
+                if bodies
+                else []
+            )
         except InstanceValidationError as exc:
             raise NodeError(str(exc)) from None
         except RtdbError as exc:

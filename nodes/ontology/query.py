@@ -31,7 +31,7 @@ def _sort_spec(value: Any) -> list[tuple[str, int]] | None:
         return list(value.items())
     if isinstance(value, list):
         return [tuple(item) if isinstance(item, list) else item for item in value]
-    raise NodeError(f"sort must be an object ({{\"field\": -1}}) or an array of [field, 1|-1], got {value!r}")
+    raise NodeError(f'sort must be an object ({{"field": -1}}) or an array of [field, 1|-1], got {value!r}')
 
 
 def _count(value: Any, what: str) -> int:
@@ -44,9 +44,11 @@ class OntologyQueryNode(OntologyNode):
     type = "ontology-query"
     label = "query"
     Config = OntologyQueryConfig
-    help = ("Finds instances of the chosen ontology: `query` is a MongoDB filter (JSON; `{{payload.x}}` "
-            "parameters), or `msg.query` overrides it; `sort`, `projection`, `limit`, `skip` from the config or "
-            "`msg`. Sends the documents as an array in `msg.payload` (or the configured property).")
+    help = (
+        "Finds instances of the chosen ontology: `query` is a MongoDB filter (JSON; `{{payload.x}}` "
+        "parameters), or `msg.query` overrides it; `sort`, `projection`, `limit`, `skip` from the config or "
+        "`msg`. Sends the documents as an array in `msg.payload` (or the configured property)."
+    )
 
     def setup_node(self) -> None:
         cfg = self.config
@@ -79,6 +81,8 @@ class OntologyQueryNode(OntologyNode):
         props.set_path(msg, self.prop, docs)
         self.send(msg)
 
-    def find(self, flt: dict, projection: dict | None, sort: list | None, skip: int, limit: int) -> list[dict]:
+    def find(
+        self, flt: dict, projection: dict | None, sort: list | None, skip: int, limit: int
+    ) -> list[dict]:
         """The documents asked for (runs in a worker thread)."""
         return self.store.find(self.ontology, flt, projection, sort, skip, limit)

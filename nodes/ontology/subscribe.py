@@ -25,10 +25,12 @@ class OntologySubscribeNode(OntologyNode):
     is_source = True
     needs_store = False
     Config = OntologySubscribeConfig
-    help = ("Sends `{topic: ontology, payload: document, event: \"insert\"|\"update\"|\"delete\"}` for each "
-            "instance stored, changed or deleted (by flows, devices, gateways or the admin API), when it matches "
-            "`query` (a MongoDB filter; "
-            "empty: all). Updates send the new document, deletes the removed one.")
+    help = (
+        'Sends `{topic: ontology, payload: document, event: "insert"|"update"|"delete"}` for each '
+        "instance stored, changed or deleted (by flows, devices, gateways or the admin API), when it matches "
+        "`query` (a MongoDB filter; "
+        "empty: all). Updates send the new document, deletes the removed one."
+    )
 
     def setup_node(self) -> None:
         query = self.config.query

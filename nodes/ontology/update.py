@@ -34,10 +34,12 @@ class OntologyUpdateNode(OntologyNode):
     needs_right = "INSERT"
     label = "update"
     Config = OntologyUpdateConfig
-    help = ("Updates the instances of the chosen ontology matching `query` (MongoDB filter; `msg.query` "
-            "overrides) with `update` ({\"$set\": ..., \"$unset\": ..., \"$inc\": ...}; `msg.update` overrides); "
-            "both accept `{{payload.x}}` parameters. `multi` off: only the first match. Sends on with the number "
-            "of matched instances in `msg.payload`.")
+    help = (
+        "Updates the instances of the chosen ontology matching `query` (MongoDB filter; `msg.query` "
+        'overrides) with `update` ({"$set": ..., "$unset": ..., "$inc": ...}; `msg.update` overrides); '
+        "both accept `{{payload.x}}` parameters. `multi` off: only the first match. Sends on with the number "
+        "of matched instances in `msg.payload`."
+    )
 
     def setup_node(self) -> None:
         cfg = self.config
@@ -54,11 +56,12 @@ class OntologyUpdateNode(OntologyNode):
         update = msg_object(msg, "update")
         if update is None:
             if self._update is None:
-                raise NodeError("no update: set `update` ({\"$set\": {...}}) or msg.update")
+                raise NodeError('no update: set `update` ({"$set": {...}}) or msg.update')
             update = self._update(msg)
         try:
-            count, notified = await asyncio.to_thread(self.data.update, self.ontology, flt, update,
-                                                      self.config.multi)
+            count, notified = await asyncio.to_thread(
+                self.data.update, self.ontology, flt, update, self.config.multi
+            )
         except RtdbError as exc:
             raise store_error(self, "update", exc) from None
         if count > notified and self.data.events.has_listeners(self.ontology):

@@ -14,9 +14,11 @@ class OntologyValidateNode(OntologyNode):
     label = "validate"
     outputs = 2
     needs_store = False
-    help = ("Validates `msg.payload` (an object, or an array of objects) against the chosen ontology's schema. "
-            "Valid messages leave on output 1; invalid ones on output 2 with `msg.errors` (path, message, "
-            "validator; `index` for array items).")
+    help = (
+        "Validates `msg.payload` (an object, or an array of objects) against the chosen ontology's schema. "
+        "Valid messages leave on output 1; invalid ones on output 2 with `msg.errors` (path, message, "
+        "validator; `index` for array items)."
+    )
 
     def setup_node(self) -> None:
         try:

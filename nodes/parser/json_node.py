@@ -39,33 +39,47 @@ def _pointer(path: Any) -> str:
 
 
 def _fmt(value: Any) -> str:
-    return js_number_string(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return (
+        js_number_string(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else str(value)
+    )
 
 
 def ajv_errors(error: jsonschema.ValidationError) -> list[dict[str, Any]]:
     """One jsonschema error as ajv 8 reports it: {instancePath, schemaPath, keyword, params, message}."""
     keyword = str(error.validator)
-    base = {"instancePath": _pointer(error.absolute_path), "schemaPath": "#" + _pointer(error.absolute_schema_path),
-            "keyword": keyword}
+    base = {
+        "instancePath": _pointer(error.absolute_path),
+        "schemaPath": "#" + _pointer(error.absolute_schema_path),
+        "keyword": keyword,
+    }
     value, instance = error.validator_value, error.instance
     if keyword == "required" and isinstance(instance, dict):
-        missing = [p for p in value if p not in instance and repr(p) in error.message] or \
-                  [p for p in value if p not in instance]
-        return [dict(base, params={"missingProperty": p}, message=f"must have required property '{p}'")
-                for p in missing[:1]]
+        missing = [p for p in value if p not in instance and repr(p) in error.message] or [
+            p for p in value if p not in instance
+        ]
+        return [
+            dict(base, params={"missingProperty": p}, message=f"must have required property '{p}'")
+            for p in missing[:1]
+        ]
     if keyword == "additionalProperties" and isinstance(instance, dict):
         schema = error.schema if isinstance(error.schema, dict) else {}
         known = schema.get("properties") or {}
         patterns = list((schema.get("patternProperties") or {}).keys())
         extra = [k for k in instance if k not in known and not any(re.search(p, k) for p in patterns)]
-        return [dict(base, params={"additionalProperty": k}, message="must NOT have additional properties")
-                for k in extra] or [dict(base, params={}, message="must NOT have additional properties")]
+        return [
+            dict(base, params={"additionalProperty": k}, message="must NOT have additional properties")
+            for k in extra
+        ] or [dict(base, params={}, message="must NOT have additional properties")]
     if keyword == "type":
         kind = ",".join(value) if isinstance(value, list) else str(value)
         return [dict(base, params={"type": kind}, message=f"must be {kind}")]
     if keyword in _LIMITS:
         comparison, message = _LIMITS[keyword]
-        return [dict(base, params={"comparison": comparison, "limit": value}, message=message.format(_fmt(value)))]
+        return [
+            dict(base, params={"comparison": comparison, "limit": value}, message=message.format(_fmt(value)))
+        ]
     if keyword in _COUNTS:
         return [dict(base, params={"limit": value}, message=_COUNTS[keyword].format(_fmt(value)))]
     simple = {
@@ -107,9 +121,11 @@ class JsonNode(Node):
     category = "parser"
     color = "#DEBD5C"
     Config = JsonConfig
-    help = ("Converts `msg.payload` (or another property) between a JSON string and an object: toggles by "
-            "default, or always to a string / object. Validates against `msg.schema` when present, putting "
-            "the problems in `msg.schemaError`.")
+    help = (
+        "Converts `msg.payload` (or another property) between a JSON string and an object: toggles by "
+        "default, or always to a string / object. Validates against `msg.schema` when present, putting "
+        "the problems in `msg.schemaError`."
+    )
 
     def setup(self) -> None:
         cfg = self.config
@@ -180,7 +196,9 @@ class JsonNode(Node):
             try:
                 value = bytes(value).decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise NodeError(f"Failed to convert payload: the buffer is not UTF-8 ({exc.reason})") from None
+                raise NodeError(
+                    f"Failed to convert payload: the buffer is not UTF-8 ({exc.reason})"
+                ) from None
             cls = str
         if cls is str:
             if self._to_obj:

@@ -46,8 +46,10 @@ class BatchNode(Node):
     color = "#E2D96E"
     Config = BatchConfig
     auto_done = False
-    help = ("Regroups messages into sequences (new `msg.parts`): every N messages with optional overlap, per "
-            "time interval, or by concatenating complete sequences of the listed topics in order.")
+    help = (
+        "Regroups messages into sequences (new `msg.parts`): every N messages with optional overlap, per "
+        "time interval, or by concatenating complete sequences of the listed topics in order."
+    )
 
     def setup(self) -> None:
         cfg = self.config
@@ -57,8 +59,10 @@ class BatchNode(Node):
             self._count = cfg.count if cfg.count else 1
             self._overlap = cfg.overlap or 0
             if self._count < 1 or self._overlap < 0 or self._count <= self._overlap:
-                raise NodeError(f"Invalid count and overlap: count {cfg.count!r} must be at least 1 and more "
-                                f"than overlap {cfg.overlap!r}")
+                raise NodeError(
+                    f"Invalid count and overlap: count {cfg.count!r} must be at least 1 and more "
+                    f"than overlap {cfg.overlap!r}"
+                )
             self._queue: list[Msg] = []
             self._eof = False
         elif self._mode == "interval":
@@ -121,7 +125,7 @@ class BatchNode(Node):
         if len(queue) == self._count or self._eof:
             overlap = self._overlap
             self._send_sequence(queue, overlap > 0)
-            self._done_all(queue[:len(queue) - overlap])
+            self._done_all(queue[: len(queue) - overlap])
             self._queue = queue[-overlap:] if overlap else []
             self._eof = False
 

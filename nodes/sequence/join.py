@@ -94,7 +94,9 @@ def _to_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, list):
-        return bytes(int(v) & 0xFF if isinstance(v, (int, float)) and not isinstance(v, bool) else 0 for v in value)
+        return bytes(
+            int(v) & 0xFF if isinstance(v, (int, float)) and not isinstance(v, bool) else 0 for v in value
+        )
     raise NodeError(f"Cannot join {js_typeof(value)} to buffer")
 
 
@@ -174,8 +176,20 @@ class JoinConfig(NodeConfig):
 
 
 class _Group:
-    __slots__ = ("array_len", "buffer_len", "count", "extra", "held", "join_char", "msg", "payload", "prop",
-                 "target", "timer", "type")
+    __slots__ = (
+        "array_len",
+        "buffer_len",
+        "count",
+        "extra",
+        "held",
+        "join_char",
+        "msg",
+        "payload",
+        "prop",
+        "target",
+        "timer",
+        "type",
+    )
 
     def __init__(self, kind: str, target: Any, msg: Msg) -> None:
         self.type = kind
@@ -198,9 +212,11 @@ class JoinNode(Node):
     color = "#E2D96E"
     Config = JoinConfig
     auto_done = False
-    help = ("Joins a sequence of messages into one: automatically reverses a split (`msg.parts`), builds a "
-            "string, buffer, array or object after a count, a timeout or `msg.complete`, or reduces a sequence "
-            "with a JSONata expression.")
+    help = (
+        "Joins a sequence of messages into one: automatically reverses a split (`msg.parts`), builds a "
+        "string, buffer, array or object after a count, a timeout or `msg.complete`, or reduces a sequence "
+        "with a JSONata expression."
+    )
 
     def setup(self) -> None:
         cfg = self.config
@@ -219,10 +235,14 @@ class JoinNode(Node):
         self._timer = 0.0 if self._mode == "auto" else float(cfg.timeout or 0)
         self._count = float(cfg.count or 0)
         self._count_blank = cfg.count is None
-        self._useparts = bool(cfg.useparts) if "useparts" in fields else True  # absent: Node-RED 3.x behaviour
+        self._useparts = (
+            bool(cfg.useparts) if "useparts" in fields else True
+        )  # absent: Node-RED 3.x behaviour
         self._build = (cfg.build if "build" in fields else None) or "array"
         if self._mode == "custom" and self._build not in _BUILDS:
-            raise NodeError(f"build: unknown output type {self._build!r} (expected one of {', '.join(_BUILDS)})")
+            raise NodeError(
+                f"build: unknown output type {self._build!r} (expected one of {', '.join(_BUILDS)})"
+            )
         self._accumulate = cfg.accumulate is True
         joiner = (cfg.joiner if "joiner" in fields else None) or ""
         if (cfg.joinerType or "str") == "bin":
@@ -509,8 +529,9 @@ class JoinNode(Node):
         try:
             acc = self._init({})
             for m in ordered:
-                acc = evaluate_jsonata(self._reduce_exp, m, self,
-                                       {"A": acc, "I": m["parts"].get("index"), "N": count})
+                acc = evaluate_jsonata(
+                    self._reduce_exp, m, self, {"A": acc, "I": m["parts"].get("index"), "N": count}
+                )
             if self._fixup:
                 acc = evaluate_jsonata(self._fixup, {}, self, {"N": count, "A": acc})
         except NodeError:

@@ -21,5 +21,11 @@ def sequence_parts(msg: Msg) -> dict[str, Any] | None:
 
 def unescape(text: str) -> str:
     """Node-RED's handling of a stored separator (`parts.ch`): `\\n`, `\\r`, `\\t`, `\\e`, `\\f`, `\\0` escapes."""
-    return (text.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t")
-            .replace("\\e", "e").replace("\\f", "\f").replace("\\0", "\0"))
+    return (
+        text.replace("\\n", "\n")
+        .replace("\\r", "\r")
+        .replace("\\t", "\t")
+        .replace("\\e", "e")
+        .replace("\\f", "\f")
+        .replace("\\0", "\0")
+    )

@@ -111,16 +111,19 @@ def js_greater(a: Any, b: Any) -> bool:
 def comparator(direction: int, as_num: bool) -> Callable[[Any, Any], int]:
     """Node-RED's sort comparison: 0 when `===`, `direction` when greater, else `-direction`."""
     if as_num:
+
         def compare(x: Any, y: Any) -> int:
             xp, yp = js_number(x), js_number(y)
             if xp == yp:
                 return 0
             return direction if xp > yp else -direction
     else:
+
         def compare(x: Any, y: Any) -> int:
             if js_strict_equal(x, y):
                 return 0
             return direction if js_greater(x, y) else -direction
+
     return compare
 
 
@@ -142,8 +145,10 @@ class SortNode(Node):
     color = "#E2D96E"
     Config = SortConfig
     auto_done = False
-    help = ("Sorts an array property by element value or a JSONata key, or buffers a whole `msg.parts` "
-            "sequence and re-sends it sorted by a message property or JSONata key.")
+    help = (
+        "Sorts an array property by element value or a JSONata key, or buffers a whole `msg.parts` "
+        "sequence and re-sends it sorted by a message property or JSONata key."
+    )
 
     def setup(self) -> None:
         cfg = self.config

@@ -48,8 +48,10 @@ class SplitNode(Node):
     color = "#E2D96E"
     Config = SplitConfig
     auto_done = False
-    help = ("Splits a string or buffer (by separator or fixed length), an array (into chunks) or an object "
-            "(one message per key) into a sequence of messages with `msg.parts`, which join can reverse.")
+    help = (
+        "Splits a string or buffer (by separator or fixed length), an array (into chunks) or an object "
+        "(one message per key) into a sequence of messages with `msg.parts`, which join can reverse."
+    )
 
     def setup(self) -> None:
         cfg = self.config
@@ -78,8 +80,9 @@ class SplitNode(Node):
                     raise ValueError("not an array")
                 self._sep_bytes = bytes(raw)
             except (ValueError, TypeError) as exc:
-                raise NodeError(f"Invalid split property: splt {cfg.splt!r} is not a JSON array of bytes ({exc})") \
-                    from None
+                raise NodeError(
+                    f"Invalid split property: splt {cfg.splt!r} is not a JSON array of bytes ({exc})"
+                ) from None
             if not self._sep_bytes:
                 raise NodeError("Invalid split property: splt is an empty byte sequence")
             self._sep_text = self._sep_bytes.decode("utf-8", errors="replace")
@@ -154,7 +157,7 @@ class SplitNode(Node):
                 self._c = 0
             pos = 0
             for _ in range(count - 1):
-                self._emit(msg, value[pos:pos + size], self._c)
+                self._emit(msg, value[pos : pos + size], self._c)
                 self._c += 1
                 pos += size
             if count > 1:
@@ -193,7 +196,7 @@ class SplitNode(Node):
         parts["len"] = size
         template = clone_message(msg)
         for i in range(count):
-            chunk: Any = value[i * size:(i + 1) * size]
+            chunk: Any = value[i * size : (i + 1) * size]
             if size == 1:
                 chunk = chunk[0]
             self._emit(template, chunk, i)
@@ -225,7 +228,7 @@ class SplitNode(Node):
             parts["len"] = size
             pos = 0
             for _ in range(count - 1):
-                self._emit(msg, kind(buff[pos:pos + size]), self._c)
+                self._emit(msg, kind(buff[pos : pos + size]), self._c)
                 self._c += 1
                 pos += size
             if count > 1:

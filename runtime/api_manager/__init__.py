@@ -7,14 +7,22 @@ called with per-user API keys under quotas, described by OpenAPI documents and a
 from __future__ import annotations
 
 from sofiaflow.runtime.api_manager.model import (
-           ApiSpec,
-           EndpointSpec,
-           Parameter,
-           SpecError,
-           api_spec,
-           endpoint_spec,
+    ApiSpec,
+    EndpointSpec,
+    Parameter,
+    SpecError,
+    api_spec,
+    endpoint_spec,
 )
 from sofiaflow.runtime.api_manager.service import ApiCall, ApiManager
 
-__all__ = ["ApiCall", "ApiManager", "ApiSpec", "EndpointSpec", "Parameter", "SpecError", "api_spec",
-           "endpoint_spec"]
+__all__ = [
+    "ApiCall",
+    "ApiManager",
+    "ApiSpec",
+    "EndpointSpec",
+    "Parameter",
+    "SpecError",
+    "api_spec",
+    "endpoint_spec",
+]

@@ -47,7 +47,12 @@ def parse_json(raw: bytes) -> Any:
 async def read_body(request: Request, headers: dict[str, str], json_only: bool) -> Any:
     """The body (None when empty). `json_only`: anything but a JSON media type is 415."""
     length = headers.get("content-length")
-    if length is not None and length.strip().isascii() and length.strip().isdigit() and int(length) > MAX_BODY:
+    if (
+        length is not None
+        and length.strip().isascii()
+        and length.strip().isdigit()
+        and int(length) > MAX_BODY
+    ):
         raise BodyError(413, "too_large", f"the body is over {MAX_BODY} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -64,5 +69,7 @@ async def read_body(request: Request, headers: dict[str, str], json_only: bool) 
     if is_json:
         return parse_json(raw)
     if json_only:
-        raise BodyError(415, "unsupported_media_type", f"send the body as application/json, not {mime or 'untyped'}")
+        raise BodyError(
+            415, "unsupported_media_type", f"send the body as application/json, not {mime or 'untyped'}"
+        )
     return raw.decode("utf-8", "replace")

@@ -67,8 +67,11 @@ class ApiKeys:
         key = PREFIX + secrets.token_urlsafe(32)
         created = datetime.now(UTC)
         with self._db.begin() as conn:
-            conn.execute(insert(api_keys).values(id=key_id, key_hash=_hash(key), username=user, label=label,
-                                                 created=created))
+            conn.execute(
+                insert(api_keys).values(
+                    id=key_id, key_hash=_hash(key), username=user, label=label, created=created
+                )
+            )
         with self._lock:
             self._cache.pop(_hash(key), None)
         return {"id": key_id, "key": key, "label": label, "user": user, "created": _iso(created)}
@@ -80,8 +83,16 @@ class ApiKeys:
             query = query.where(api_keys.c.username == user)
         with self._db.connect() as conn:
             rows = conn.execute(query).all()
-        return [{"id": r.id, "label": r.label, "user": r.username, "created": _iso(r.created),
-                 "revoked": _iso(r.revoked) if r.revoked else None} for r in rows]
+        return [
+            {
+                "id": r.id,
+                "label": r.label,
+                "user": r.username,
+                "created": _iso(r.created),
+                "revoked": _iso(r.revoked) if r.revoked else None,
+            }
+            for r in rows
+        ]
 
     def owner_of_id(self, key_id: str) -> str | None:
         with self._db.connect() as conn:
@@ -91,8 +102,11 @@ class ApiKeys:
     def revoke(self, key_id: str) -> bool:
         """Revoke a key by id; False when there is no such active key."""
         with self._db.begin() as conn:
-            done = conn.execute(update(api_keys).where((api_keys.c.id == key_id) & api_keys.c.revoked.is_(None))
-                                .values(revoked=datetime.now(UTC))).rowcount
+            done = conn.execute(
+                update(api_keys)
+                .where((api_keys.c.id == key_id) & api_keys.c.revoked.is_(None))
+                .values(revoked=datetime.now(UTC))
+            ).rowcount
         with self._lock:
             self._cache.clear()
         return bool(done)
@@ -109,8 +123,11 @@ class ApiKeys:
                     raise UnknownKeyError("invalid API key")
                 return owner
         with self._db.connect() as conn:
-            row = conn.execute(select(api_keys.c.id, api_keys.c.username).where(
-                (api_keys.c.key_hash == digest) & api_keys.c.revoked.is_(None))).first()
+            row = conn.execute(
+                select(api_keys.c.id, api_keys.c.username).where(
+                    (api_keys.c.key_hash == digest) & api_keys.c.revoked.is_(None)
+                )
+            ).first()
         owner = KeyOwner(row[0], row[1]) if row else None
         with self._lock:
             if len(self._cache) >= _CACHE_LIMIT:

@@ -87,20 +87,35 @@ class EndpointSpec:
 
 # ----- building from configuration ---------------------------------------------------------------------------------
 
-def api_spec(name: Any, version: Any, description: Any = "", state: Any = "development", quota: Any = 0,
-             owner: Any = "") -> ApiSpec:
+
+def api_spec(
+    name: Any,
+    version: Any,
+    description: Any = "",
+    state: Any = "development",
+    quota: Any = 0,
+    owner: Any = "",
+) -> ApiSpec:
     """An ApiSpec from configuration values; SpecError naming the bad property."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecError(f"property 'name' must be 1-100 letters, digits, '_', '.' or '-' starting with a letter, "
-                        f"got {name!r}")
+        raise SpecError(
+            f"property 'name' must be 1-100 letters, digits, '_', '.' or '-' starting with a letter, "
+            f"got {name!r}"
+        )
     version = _whole(version, "version", 1)
     if not isinstance(state, str) or _STATE_ALIASES.get(state.lower(), state.lower()) not in STATES:
         raise SpecError(f"property 'state' must be one of {', '.join(STATES)}, got {state!r}")
     quota = _whole(quota if quota not in (None, "") else 0, "quota", 0)
     if owner is not None and not isinstance(owner, str):
         raise SpecError(f"property 'owner' must be a user name, got {owner!r}")
-    return ApiSpec(name, version, str(description or ""), _STATE_ALIASES.get(state.lower(), state.lower()), quota,
-                   owner or None)
+    return ApiSpec(
+        name,
+        version,
+        str(description or ""),
+        _STATE_ALIASES.get(state.lower(), state.lower()),
+        quota,
+        owner or None,
+    )
 
 
 def _whole(value: Any, prop: str, minimum: int) -> int:
@@ -164,7 +179,9 @@ def endpoint_spec(config: dict[str, Any]) -> EndpointSpec:
     """An EndpointSpec from an `api-endpoint` node's properties; SpecError naming the bad property."""
     method = str(config.get("method") or "GET").upper()
     if method not in METHODS:
-        raise SpecError(f"property 'method' must be one of {', '.join(METHODS)}, got {config.get('method')!r}")
+        raise SpecError(
+            f"property 'method' must be one of {', '.join(METHODS)}, got {config.get('method')!r}"
+        )
     operation = config.get("operation") or "query"
     if operation not in OPERATIONS:
         raise SpecError(f"property 'operation' must be one of {', '.join(OPERATIONS)}, got {operation!r}")
@@ -181,8 +198,11 @@ def endpoint_spec(config: dict[str, Any]) -> EndpointSpec:
     names = set(regex.groupindex)
     if in_path != names:
         missing, extra = sorted(names - in_path), sorted(in_path - names)
-        raise SpecError("property 'parameters': path parameters must match the path's {placeholders}: "
-                        + (f"undeclared {missing} " if missing else "") + (f"not in the path {extra}" if extra else ""))
+        raise SpecError(
+            "property 'parameters': path parameters must match the path's {placeholders}: "
+            + (f"undeclared {missing} " if missing else "")
+            + (f"not in the path {extra}" if extra else "")
+        )
     if any(p.location == "body" for p in params) and method == "GET":
         raise SpecError("property 'parameters': GET operations have no body parameters")
     ontology = (config.get("ontology") or "").strip() or None
@@ -193,13 +213,24 @@ def endpoint_spec(config: dict[str, Any]) -> EndpointSpec:
     if operation in ("query", "update", "delete") and query not in (None, ""):
         template = compile_template(query, {p.name: p.type for p in params})
     if operation in ("getById", "update", "delete") and template is None and "id" not in names:
-        raise SpecError(f"operation {operation!r} needs a path parameter {{id}} (e.g. path '/{{id}}')"
-                        + (" or a 'query'" if operation != "getById" else ""))
+        raise SpecError(
+            f"operation {operation!r} needs a path parameter {{id}} (e.g. path '/{{id}}')"
+            + (" or a 'query'" if operation != "getById" else "")
+        )
     if operation in ("insert", "update") and method == "GET":
         raise SpecError(f"operation {operation!r} needs a method with a body (POST, PUT or PATCH)")
-    return EndpointSpec(method, path, operation, params, ontology if operation != "flow" else None, template,
-                        _sort(config.get("sort")), str(config.get("summary") or config.get("name") or ""),
-                        str(config.get("description") or ""), regex)
+    return EndpointSpec(
+        method,
+        path,
+        operation,
+        params,
+        ontology if operation != "flow" else None,
+        template,
+        _sort(config.get("sort")),
+        str(config.get("summary") or config.get("name") or ""),
+        str(config.get("description") or ""),
+        regex,
+    )
 
 
 def _sort(value: Any) -> tuple[tuple[str, int], ...] | None:

@@ -20,8 +20,9 @@ _RESERVED_FIELDS = ("_id", "contextData")
 class CallError(Exception):
     """An answer other than success: status, code, message and extra body fields."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
 
@@ -29,8 +30,16 @@ class CallError(Exception):
         return {"code": self.code, "message": self.message, **self.extra}
 
 
-def run(data: OntologyData, permissions: Any, spec: EndpointSpec, values: dict[str, Any], user: str,
-        body: Any, limit: int, offset: int) -> tuple[int, Any]:
+def run(
+    data: OntologyData,
+    permissions: Any,
+    spec: EndpointSpec,
+    values: dict[str, Any],
+    user: str,
+    body: Any,
+    limit: int,
+    offset: int,
+) -> tuple[int, Any]:
     """(status, JSON answer) of `spec`'s ontology operation; CallError for refusals and bad input.
     `permissions.check` raising PermissionDenied is left to the caller (it is audited there)."""
     ontology = spec.ontology or ""
@@ -52,13 +61,18 @@ def _filter(spec: EndpointSpec, values: dict[str, Any], user: str) -> dict[str, 
         return {"_id": str(values["id"])}
     flt = spec.template.render(values, user)
     if not flt and spec.template.names and spec.operation in ("update", "delete"):
-        raise CallError(400, "invalid_query", "without its optional parameters this operation would touch every "
-                        "instance; give at least one of " + ", ".join(sorted(spec.template.names)))
+        raise CallError(
+            400,
+            "invalid_query",
+            "without its optional parameters this operation would touch every "
+            "instance; give at least one of " + ", ".join(sorted(spec.template.names)),
+        )
     return flt
 
 
-def _query(data: OntologyData, spec: EndpointSpec, values: dict, user: str, _body: Any, limit: int,
-           offset: int) -> tuple[int, Any]:
+def _query(
+    data: OntologyData, spec: EndpointSpec, values: dict, user: str, _body: Any, limit: int, offset: int
+) -> tuple[int, Any]:
     flt = spec.template.render(values, user) if spec.template is not None else {}
     items = data.find(spec.ontology, flt, None, list(spec.sort) if spec.sort else None, offset, limit)
     if items and len(items) < limit:
@@ -68,8 +82,9 @@ def _query(data: OntologyData, spec: EndpointSpec, values: dict, user: str, _bod
     return 200, {"total": total, "limit": limit, "offset": offset, "items": items}
 
 
-def _get_by_id(data: OntologyData, spec: EndpointSpec, values: dict, user: str, _body: Any, _limit: int,
-               _offset: int) -> tuple[int, Any]:
+def _get_by_id(
+    data: OntologyData, spec: EndpointSpec, values: dict, user: str, _body: Any, _limit: int, _offset: int
+) -> tuple[int, Any]:
     docs = data.find(spec.ontology, _filter(spec, values, user), limit=1)
     if not docs:
         raise CallError(404, "not_found", f"no instance of {spec.ontology} with id {values.get('id')!r}")
@@ -78,15 +93,22 @@ def _get_by_id(data: OntologyData, spec: EndpointSpec, values: dict, user: str, 
 
 def _check_fields(body: Any, where: str) -> None:
     if not isinstance(body, dict):
-        raise CallError(400, "invalid_body", f"{where} must be a JSON object (an instance), got "
-                        f"{type(body).__name__ if body is not None else 'no body'}")
+        raise CallError(
+            400,
+            "invalid_body",
+            f"{where} must be a JSON object (an instance), got "
+            f"{type(body).__name__ if body is not None else 'no body'}",
+        )
     reserved = [k for k in _RESERVED_FIELDS if k in body]
     if reserved:
-        raise CallError(400, "invalid_body", f"{where}: {', '.join(reserved)} is set by the platform, not the caller")
+        raise CallError(
+            400, "invalid_body", f"{where}: {', '.join(reserved)} is set by the platform, not the caller"
+        )
 
 
-def _insert(data: OntologyData, spec: EndpointSpec, _values: dict, user: str, body: Any, _limit: int,
-            _offset: int) -> tuple[int, Any]:
+def _insert(
+    data: OntologyData, spec: EndpointSpec, _values: dict, user: str, body: Any, _limit: int, _offset: int
+) -> tuple[int, Any]:
     batch = isinstance(body, list)
     bodies = body if batch else [body]
     if batch and not 1 <= len(bodies) <= MAX_BATCH:
@@ -98,8 +120,9 @@ def _insert(data: OntologyData, spec: EndpointSpec, _values: dict, user: str, bo
     return 201, ({"ids": ids} if batch else {"id": ids[0]})
 
 
-def _update(data: OntologyData, spec: EndpointSpec, values: dict, user: str, body: Any, _limit: int,
-            _offset: int) -> tuple[int, Any]:
+def _update(
+    data: OntologyData, spec: EndpointSpec, values: dict, user: str, body: Any, _limit: int, _offset: int
+) -> tuple[int, Any]:
     _check_fields(body, "the body")
     data.check(spec.ontology, [body], batch=False)
     flt = _filter(spec, values, user)
@@ -109,12 +132,19 @@ def _update(data: OntologyData, spec: EndpointSpec, values: dict, user: str, bod
     return 200, {"matched": matched}
 
 
-def _delete(data: OntologyData, spec: EndpointSpec, values: dict, user: str, _body: Any, _limit: int,
-            _offset: int) -> tuple[int, Any]:
+def _delete(
+    data: OntologyData, spec: EndpointSpec, values: dict, user: str, _body: Any, _limit: int, _offset: int
+) -> tuple[int, Any]:
     deleted, _ = data.delete(spec.ontology, _filter(spec, values, user))
     if not deleted and spec.template is None:
         raise CallError(404, "not_found", f"no instance of {spec.ontology} with id {values.get('id')!r}")
     return 200, {"deleted": deleted}
 
 
-_OPERATIONS = {"query": _query, "getById": _get_by_id, "insert": _insert, "update": _update, "delete": _delete}
+_OPERATIONS = {
+    "query": _query,
+    "getById": _get_by_id,
+    "insert": _insert,
+    "update": _update,
+    "delete": _delete,
+}

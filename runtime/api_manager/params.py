@@ -30,37 +30,61 @@ def from_text(param: Parameter, text: str) -> Any:
     if kind == "integer":
         if _INTEGER.match(text.strip()):
             return int(text)
-        raise ParameterError(f"{param.location} parameter {param.name!r} must be an integer, got {text[:60]!r}")
+        raise ParameterError(
+            f"{param.location} parameter {param.name!r} must be an integer, got {text[:60]!r}"
+        )
     if kind == "number":
         if _NUMBER.match(text.strip()):
             value = float(text)
             if math.isfinite(value):
-                return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+                return (
+                    int(value)
+                    if value.is_integer() and "." not in text and "e" not in text.lower()
+                    else value
+                )
         raise ParameterError(f"{param.location} parameter {param.name!r} must be a number, got {text[:60]!r}")
     low = text.strip().lower()
     if low in _TRUE:
         return True
     if low in _FALSE:
         return False
-    raise ParameterError(f"{param.location} parameter {param.name!r} must be true or false, got {text[:60]!r}")
+    raise ParameterError(
+        f"{param.location} parameter {param.name!r} must be true or false, got {text[:60]!r}"
+    )
 
 
 def from_json(param: Parameter, value: Any) -> Any:
     """The value of body parameter `param` (already JSON-decoded), checked against its type."""
     kind = param.type
-    ok = (kind == "string" and isinstance(value, str) and len(value) <= MAX_TEXT) \
-        or (kind == "boolean" and isinstance(value, bool)) \
-        or (kind == "integer" and isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 63) \
-        or (kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    ok = (
+        (kind == "string" and isinstance(value, str) and len(value) <= MAX_TEXT)
+        or (kind == "boolean" and isinstance(value, bool))
+        or (
+            kind == "integer"
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and abs(value) < 2**63
+        )
+        or (
+            kind == "number"
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
+    )
     if not ok:
         shown = repr(value)[:60]
         raise ParameterError(f"body parameter {param.name!r} must be a JSON {kind}, got {shown}")
     return value
 
 
-def read(params: tuple[Parameter, ...], path: dict[str, str], query: dict[str, list[str]],
-         headers: dict[str, str], body: Any) -> dict[str, Any]:
+def read(
+    params: tuple[Parameter, ...],
+    path: dict[str, str],
+    query: dict[str, list[str]],
+    headers: dict[str, str],
+    body: Any,
+) -> dict[str, Any]:
     """Every declared parameter given, typed; ParameterError for a missing required one or a bad value."""
     values: dict[str, Any] = {}
     for param in params:
@@ -71,7 +95,9 @@ def read(params: tuple[Parameter, ...], path: dict[str, str], query: dict[str, l
         if where == "query":
             given = query.get(param.name)
             if given is not None and len(given) > 1:
-                raise ParameterError(f"query parameter {param.name!r} is given {len(given)} times; give it once")
+                raise ParameterError(
+                    f"query parameter {param.name!r} is given {len(given)} times; give it once"
+                )
             raw: Any = given[0] if given else None
         elif where == "header":
             raw = headers.get(param.name.lower())
@@ -90,7 +116,7 @@ def read(params: tuple[Parameter, ...], path: dict[str, str], query: dict[str, l
 def paging(query: dict[str, list[str]], default: int, maximum: int) -> tuple[int, int]:
     """(limit, offset) from the query string; ParameterError naming the bad one."""
     out = []
-    for name, fallback, top in (("limit", default, maximum), ("offset", 0, 10 ** 12)):
+    for name, fallback, top in (("limit", default, maximum), ("offset", 0, 10**12)):
         given = query.get(name)
         if not given:
             out.append(fallback)

@@ -93,11 +93,13 @@ async def _calls(scope: dict, receive: Any, send: Any) -> None:
     runtime = getattr(getattr(app, "state", None), "runtime", None)
     manager = _manager_of(runtime) if runtime is not None else None
     if manager is None:
-        response = json_response(503, {"code": "unavailable", "message": "the API Manager service is not running"})
+        response = json_response(
+            503, {"code": "unavailable", "message": "the API Manager service is not running"}
+        )
     else:
         path = scope["path"]
         at = path.find(BASE)
-        rest = path[at + len(BASE):] if at >= 0 else path
+        rest = path[at + len(BASE) :] if at >= 0 else path
         try:
             if scope["method"] in ("GET", "HEAD") and rest.endswith("/openapi.json"):
                 response = _document(Request(scope, receive), manager, rest)
@@ -105,7 +107,9 @@ async def _calls(scope: dict, receive: Any, send: Any) -> None:
                 response = await manager.handle(scope, receive, rest)
         except Exception as exc:  # noqa: BLE001 - one failed call must not break the server
             log.exception("%s %s failed", scope["method"], path)
-            response = json_response(500, {"code": "unexpected_error", "message": f"{type(exc).__name__}: {exc}"})
+            response = json_response(
+                500, {"code": "unexpected_error", "message": f"{type(exc).__name__}: {exc}"}
+            )
     await response(scope, receive, send)
 
 
@@ -119,19 +123,38 @@ def _document(request: Request, manager: ApiManager, rest: str) -> Response:
         if not manager.may_use(found[0], user, role):
             found = None
     if found is None:
-        return json_response(404, {"code": "not_found", "message": f"no API document at {request.url.path}; see "
-                                                                     "/api-manager/catalog"})
+        return json_response(
+            404,
+            {
+                "code": "not_found",
+                "message": f"no API document at {request.url.path}; see /api-manager/catalog",
+            },
+        )
     return json_response(200, document(*found))
 
 
 # ----- catalogue, Swagger UI, stats -----------------------------------------------------------------------------
-@router.get("/api-manager/catalog", summary="The APIs you may see: name, version, state, operations, document")
+@router.get(
+    "/api-manager/catalog", summary="The APIs you may see: name, version, state, operations, document"
+)
 async def catalog(request: Request, manager: ManagerDep) -> list[dict]:
-    return [{"name": spec.name, "version": spec.version, "description": spec.description, "state": spec.state,
-             "owner": spec.owner, "quota": spec.quota, "url": base_url(spec), "openapi": document_url(spec),
-             "operations": [{"method": e.method, "path": e.path, "operation": e.operation, "ontology": e.ontology}
-                            for e in eps]}
-            for spec, eps in _visible(request, manager)]
+    return [
+        {
+            "name": spec.name,
+            "version": spec.version,
+            "description": spec.description,
+            "state": spec.state,
+            "owner": spec.owner,
+            "quota": spec.quota,
+            "url": base_url(spec),
+            "openapi": document_url(spec),
+            "operations": [
+                {"method": e.method, "path": e.path, "operation": e.operation, "ontology": e.ontology}
+                for e in eps
+            ],
+        }
+        for spec, eps in _visible(request, manager)
+    ]
 
 
 @router.get("/api-manager/swagger", response_class=HTMLResponse, summary="Swagger UI over every visible API")
@@ -140,19 +163,28 @@ async def swagger(request: Request, manager: ManagerDep) -> HTMLResponse:
     return HTMLResponse(swagger_page(urls))
 
 
-@router.get("/api-manager/stats", summary="Calls per API and key, by status (administrators)",
-            dependencies=[Depends(require_administrator)])
+@router.get(
+    "/api-manager/stats",
+    summary="Calls per API and key, by status (administrators)",
+    dependencies=[Depends(require_administrator)],
+)
 async def stats(manager: ManagerDep) -> list[dict]:
     return manager.stats()
 
 
 # ----- API keys ---------------------------------------------------------------------------------------------------
-def key_holder(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+def key_holder(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
     """The signed-in caller (any role: consumers hold the role 'user'); a read-only token may only list."""
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if creds is None:
-        raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <token>' header; get a token from "
-                       "POST /auth/token", headers=unauthorized)
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing 'Authorization: Bearer <token>' header; get a token from POST /auth/token",
+            headers=unauthorized,
+        )
     try:
         user, scope, role = get_auth(request).identity(creds.credentials)
     except AuthError as exc:
@@ -166,10 +198,18 @@ def key_holder(request: Request, creds: Annotated[HTTPAuthorizationCredentials |
 KeyHolder = Annotated[str, Depends(key_holder)]
 
 
-@router.post("/api-keys", status_code=201, tags=["API keys"],
-             summary="Create an API key for yourself (the key is shown only in this answer)")
-async def create_key(user: KeyHolder, runtime: RuntimeDep, manager: ManagerDep,
-                     body: Annotated[Any, Body(examples=[{"label": "dashboard"}])] = None) -> dict:
+@router.post(
+    "/api-keys",
+    status_code=201,
+    tags=["API keys"],
+    summary="Create an API key for yourself (the key is shown only in this answer)",
+)
+async def create_key(
+    user: KeyHolder,
+    runtime: RuntimeDep,
+    manager: ManagerDep,
+    body: Annotated[Any, Body(examples=[{"label": "dashboard"}])] = None,
+) -> dict:
     if body is None:
         body = {}
     if not isinstance(body, dict) or set(body) - {"label"}:
@@ -183,17 +223,24 @@ async def create_key(user: KeyHolder, runtime: RuntimeDep, manager: ManagerDep,
     return created
 
 
-@router.get("/api-keys", tags=["API keys"], summary="Your API keys (administrators: everyone's with all=true)")
+@router.get(
+    "/api-keys", tags=["API keys"], summary="Your API keys (administrators: everyone's with all=true)"
+)
 async def list_keys(request: Request, user: KeyHolder, manager: ManagerDep, all: bool = False) -> list[dict]:
     if all and request.state.role != "administrator":
         raise denied(request, f"{user!r} is a {request.state.role}; only administrators list every key")
     return manager.keys.list(None if all else user)
 
 
-@router.delete("/api-keys/{key_id}", status_code=204, tags=["API keys"],
-               summary="Revoke one of your keys (administrators: anyone's)")
-async def revoke_key(key_id: str, request: Request, user: KeyHolder, runtime: RuntimeDep,
-                     manager: ManagerDep) -> Response:
+@router.delete(
+    "/api-keys/{key_id}",
+    status_code=204,
+    tags=["API keys"],
+    summary="Revoke one of your keys (administrators: anyone's)",
+)
+async def revoke_key(
+    key_id: str, request: Request, user: KeyHolder, runtime: RuntimeDep, manager: ManagerDep
+) -> Response:
     owner = manager.keys.owner_of_id(key_id)
     if owner is None:
         raise ApiError(404, "not_found", f"no API key {key_id!r}")

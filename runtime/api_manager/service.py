@@ -81,9 +81,16 @@ class ApiManager:
     """See the module docstring. `role_of(user)` gives a user's role (None for unknown users); `audit` is the
     runtime's AuditLog (None: refusals are only logged)."""
 
-    def __init__(self, db: Any, permissions: Any, data: Any, role_of: Callable[[str], str | None],
-                 audit: Any = None, response_timeout: float = 120.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        db: Any,
+        permissions: Any,
+        data: Any,
+        role_of: Callable[[str], str | None],
+        audit: Any = None,
+        response_timeout: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         from sofiaflow.runtime.api_manager.quota import QuotaCounter
 
         self.keys = ApiKeys(db)
@@ -118,8 +125,9 @@ class ApiManager:
             self._by_url.pop((api.spec.name, api.spec.version), None)
             self.quota.forget(lambda key: isinstance(key, tuple) and key[0] == node_id)
 
-    def add_endpoint(self, api_node_id: str, node_id: str, spec: EndpointSpec,
-                     handler: FlowHandler | None = None) -> ApiSpec:
+    def add_endpoint(
+        self, api_node_id: str, node_id: str, spec: EndpointSpec, handler: FlowHandler | None = None
+    ) -> ApiSpec:
         """Add an operation to the API of node `api_node_id`; ValueError when there is no such API or another
         operation has the same method and path. Returns the API."""
         api = self._apis.get(api_node_id)
@@ -129,9 +137,15 @@ class ApiManager:
             raise ValueError("a flow operation needs a handler")
         shape = _shape(spec.path)
         for other in api.endpoints.values():
-            if other.node_id != node_id and other.spec.method == spec.method and _shape(other.spec.path) == shape:
-                raise ValueError(f"{spec.method} {spec.path} of API {api.spec.label} is already served by node "
-                                 f"{other.node_id!r}")
+            if (
+                other.node_id != node_id
+                and other.spec.method == spec.method
+                and _shape(other.spec.path) == shape
+            ):
+                raise ValueError(
+                    f"{spec.method} {spec.path} of API {api.spec.label} is already served by node "
+                    f"{other.node_id!r}"
+                )
         api.endpoints[node_id] = _Endpoint(node_id, spec, handler)
         api.reorder()
         return api.spec
@@ -166,15 +180,27 @@ class ApiManager:
     @staticmethod
     def may_use(spec: ApiSpec, user: str | None, role: str | None) -> bool:
         """Published and deprecated APIs: every user; development ones: their owner and administrators."""
-        return spec.state != "development" or role == "administrator" or (user is not None and user == spec.owner)
+        return (
+            spec.state != "development"
+            or role == "administrator"
+            or (user is not None and user == spec.owner)
+        )
 
     def stats(self) -> list[dict[str, Any]]:
         """Calls per (API, key): {"api", "version", "key", "user", "calls", "status": {"200": n, ...}}."""
         with self._lock:
             items = [(k, dict(c)) for k, c in self._stats.items()]
-        return [{"api": name, "version": version, "key": key, "user": self._stat_users.get(key),
-                 "calls": sum(counts.values()), "status": {str(s): n for s, n in sorted(counts.items())}}
-                for (name, version, key), counts in sorted(items, key=lambda i: (i[0][0], i[0][1], i[0][2] or ""))]
+        return [
+            {
+                "api": name,
+                "version": version,
+                "key": key,
+                "user": self._stat_users.get(key),
+                "calls": sum(counts.values()),
+                "status": {str(s): n for s, n in sorted(counts.items())},
+            }
+            for (name, version, key), counts in sorted(items, key=lambda i: (i[0][0], i[0][1], i[0][2] or ""))
+        ]
 
     def _count(self, spec: ApiSpec, key_id: str | None, user: str | None, status: int) -> None:
         with self._lock:
@@ -198,8 +224,9 @@ class ApiManager:
         m = _URL.match(rest)
         api = self._by_url.get((m.group(2), int(m.group(1)))) if m else None
         if api is None:
-            return json_response(404, {"code": "not_found", "message": f"no API at {scope['path']}; see "
-                                                                         "/api-manager/catalog"})
+            return json_response(
+                404, {"code": "not_found", "message": f"no API at {scope['path']}; see /api-manager/catalog"}
+            )
         spec = api.spec
         key_id = user = None
         try:
@@ -209,8 +236,9 @@ class ApiManager:
             status, body, headers = exc.status, exc.body(), exc.headers
         if spec.state == "deprecated":
             headers = {**(headers or {}), "Deprecation": "true"}
-        self._count(spec, key_id, user, status if isinstance(body, (dict, list)) or body is None
-                    else body.status_code)
+        self._count(
+            spec, key_id, user, status if isinstance(body, (dict, list)) or body is None else body.status_code
+        )
         if isinstance(body, Response):
             if headers:
                 body.headers.update(headers)
@@ -224,17 +252,26 @@ class ApiManager:
                 key = value.decode("latin-1").strip()
                 break
         if not key:
-            raise CallError(401, "unauthorized", "missing API key: send it in the X-OP-APIKey header (create one "
-                            "with POST /api-keys)", {"WWW-Authenticate": 'ApiKey header="X-OP-APIKey"'})
+            raise CallError(
+                401,
+                "unauthorized",
+                "missing API key: send it in the X-OP-APIKey header (create one with POST /api-keys)",
+                {"WWW-Authenticate": 'ApiKey header="X-OP-APIKey"'},
+            )
         try:
             owner = self.keys.user_of(key)
         except UnknownKeyError:
-            raise CallError(401, "unauthorized", "invalid or revoked API key",
-                            {"WWW-Authenticate": 'ApiKey header="X-OP-APIKey"'}) from None
+            raise CallError(
+                401,
+                "unauthorized",
+                "invalid or revoked API key",
+                {"WWW-Authenticate": 'ApiKey header="X-OP-APIKey"'},
+            ) from None
         return owner.key_id, owner.user
 
-    async def _call(self, api: _Api, scope: dict, receive: Any, path: str, user: str,
-                    key_id: str) -> tuple[int, Any, dict[str, str] | None]:
+    async def _call(
+        self, api: _Api, scope: dict, receive: Any, path: str, user: str, key_id: str
+    ) -> tuple[int, Any, dict[str, str] | None]:
         spec = api.spec
         hit = self._roles.get(user)
         fresh = hit is not None and self._clock() - hit[0] < ROLE_TTL
@@ -243,28 +280,51 @@ class ApiManager:
             raise CallError(401, "unauthorized", f"the API key's user {user!r} no longer exists")
         retry = self.quota.take((api.node_id, key_id), spec.quota)
         if retry:
-            raise CallError(429, "quota_exceeded", f"quota of {spec.quota} calls per minute to {spec.label} used up; "
-                            f"retry in {math.ceil(retry)} s", {"Retry-After": str(math.ceil(retry))})
+            raise CallError(
+                429,
+                "quota_exceeded",
+                f"quota of {spec.quota} calls per minute to {spec.label} used up; "
+                f"retry in {math.ceil(retry)} s",
+                {"Retry-After": str(math.ceil(retry))},
+            )
         method = scope["method"]
         if not self.may_use(spec, user, role):
-            raise self._deny(user, method, scope["path"],
-                             f"API {spec.label} is in development: only its owner and administrators may call it")
+            raise self._deny(
+                user,
+                method,
+                scope["path"],
+                f"API {spec.label} is in development: only its owner and administrators may call it",
+            )
         endpoint, path_params = _match(api, "GET" if method == "HEAD" else method, path)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True) \
-            if scope.get("query_string") else {}
+        query = (
+            parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            if scope.get("query_string")
+            else {}
+        )
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ep = endpoint.spec
         try:
-            body = await read_body(Request(scope, receive), headers, json_only=ep.operation != "flow") \
-                if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            body = (
+                await read_body(Request(scope, receive), headers, json_only=ep.operation != "flow")
+                if method in ("POST", "PUT", "PATCH", "DELETE")
+                else None
+            )
         except BodyError as exc:
             raise CallError(exc.status, exc.code, str(exc)) from None
         try:
-            values = params.read(ep.parameters, path_params, query, headers,
-                                 body if ep.operation not in ("insert", "update", "flow") or
-                                 any(p.location == "body" for p in ep.parameters) else None)
-            limit, offset = params.paging(query, DEFAULT_LIMIT, MAX_LIMIT) if ep.operation == "query" \
-                else (0, 0)
+            values = params.read(
+                ep.parameters,
+                path_params,
+                query,
+                headers,
+                body
+                if ep.operation not in ("insert", "update", "flow")
+                or any(p.location == "body" for p in ep.parameters)
+                else None,
+            )
+            limit, offset = (
+                params.paging(query, DEFAULT_LIMIT, MAX_LIMIT) if ep.operation == "query" else (0, 0)
+            )
         except params.ParameterError as exc:
             raise CallError(400, "invalid_parameter", str(exc)) from None
         if ep.operation == "flow":
@@ -272,12 +332,14 @@ class ApiManager:
             try:
                 response = await asyncio.wait_for(endpoint.handler(call), self.response_timeout)
             except TimeoutError:
-                raise CallError(504, "timeout", f"the flow gave no answer within {self.response_timeout:g} s") \
-                    from None
+                raise CallError(
+                    504, "timeout", f"the flow gave no answer within {self.response_timeout:g} s"
+                ) from None
             return response.status_code, response, None
         try:
-            status, answer = await asyncio.to_thread(operations.run, self.data, self.permissions, ep, values, user,
-                                                     body, limit, offset)
+            status, answer = await asyncio.to_thread(
+                operations.run, self.data, self.permissions, ep, values, user, body, limit, offset
+            )
         except PermissionDenied as exc:
             raise self._deny(user, method, scope["path"], str(exc)) from None
         return status, answer, None
@@ -297,6 +359,10 @@ def _match(api: _Api, method: str, path: str) -> tuple[_Endpoint, dict[str, str]
             return endpoint, m.groupdict()
         allowed.append(endpoint.spec.method)
     if allowed:
-        raise CallError(405, "method_not_allowed", f"{method} is not an operation of {path}; use "
-                        f"{', '.join(sorted(set(allowed)))}", {"Allow": ", ".join(sorted(set(allowed)))})
+        raise CallError(
+            405,
+            "method_not_allowed",
+            f"{method} is not an operation of {path}; use {', '.join(sorted(set(allowed)))}",
+            {"Allow": ", ".join(sorted(set(allowed)))},
+        )
     raise CallError(404, "not_found", f"API {api.spec.label} has no operation at {path}")

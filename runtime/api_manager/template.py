@@ -74,7 +74,9 @@ def compile_template(text: Any, declared: dict[str, str]) -> QueryTemplate:
     else:
         tree = text
     if not isinstance(tree, dict):
-        raise SpecError(f"property 'query' must be a JSON object (a MongoDB filter), got {json.dumps(tree)[:80]}")
+        raise SpecError(
+            f"property 'query' must be a JSON object (a MongoDB filter), got {json.dumps(tree)[:80]}"
+        )
     names: set[str] = set()
     try:
         compiled = _compile(tree, declared, names)
@@ -104,15 +106,17 @@ def _compile(node: Any, declared: dict[str, str], names: set[str]) -> Any:
             return node
         for m in found:
             if m.group(1) != CONTEXT_USER and m.group(1) not in declared:
-                raise ValueError(f"placeholder {m.group(0)} names no declared parameter "
-                                 f"(declared: {', '.join(sorted(declared)) or 'none'})")
+                raise ValueError(
+                    f"placeholder {m.group(0)} names no declared parameter "
+                    f"(declared: {', '.join(sorted(declared)) or 'none'})"
+                )
             names.add(m.group(1))
         if len(found) == 1 and found[0].span() == (0, len(node)):
             return _Slot(found[0].group(1))
         parts: list[str | _Slot] = []
         pos = 0
         for m in found:
-            parts.append(node[pos:m.start()])
+            parts.append(node[pos : m.start()])
             parts.append(_Slot(m.group(1)))
             pos = m.end()
         parts.append(node[pos:])

@@ -186,5 +186,6 @@ class ContextScope:
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """A copy of this scope's data in every store, by store name."""
         return {
-            name: clone_value(store.get_scope(self.name) or {}) for name, store in self._manager.stores.items()
+            name: clone_value(store.get_scope(self.name) or {})
+            for name, store in self._manager.stores.items()
         }

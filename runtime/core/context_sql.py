@@ -46,7 +46,9 @@ class SqlContextStore:
     async def open(self) -> None:
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(context_entries.c.scope, context_entries.c.data).where(context_entries.c.store == self.name)
+                select(context_entries.c.scope, context_entries.c.data).where(
+                    context_entries.c.store == self.name
+                )
             ).all()
         self._data = {scope: json.loads(data) for scope, data in rows}
         if self._task is None:
@@ -74,9 +76,15 @@ class SqlContextStore:
         self._dirty, self._deleted = set(), set()
         with self._engine.begin() as conn:
             for scope in dirty | deleted:
-                conn.execute(delete(context_entries).where(
-                    (context_entries.c.store == self.name) & (context_entries.c.scope == scope)))
+                conn.execute(
+                    delete(context_entries).where(
+                        (context_entries.c.store == self.name) & (context_entries.c.scope == scope)
+                    )
+                )
             for scope in dirty:
                 if scope in self._data:
-                    conn.execute(insert(context_entries).values(
-                        store=self.name, scope=scope, data=json.dumps(self._data[scope], default=str)))
+                    conn.execute(
+                        insert(context_entries).values(
+                            store=self.name, scope=scope, data=json.dumps(self._data[scope], default=str)
+                        )
+                    )

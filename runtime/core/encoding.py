@@ -73,7 +73,9 @@ def js_number_string(value: int | float) -> str:
     if -6 < n <= 0:
         return sign + "0." + "0" * -n + digits
     e = n - 1
-    return sign + digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+    return (
+        sign + digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+    )
 
 
 def js_float(value: float, specials: list[str]) -> Any:
@@ -97,8 +99,9 @@ def dumps_js(value: Any, specials: list[str], indent: int | None = None) -> str:
     else:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if specials:
-        text = _SPECIAL.sub(lambda m: specials[int(m.group(1))] if int(m.group(1)) < len(specials) else m.group(0),
-                            text)
+        text = _SPECIAL.sub(
+            lambda m: specials[int(m.group(1))] if int(m.group(1)) < len(specials) else m.group(0), text
+        )
     return text
 
 
@@ -137,11 +140,17 @@ def _encoded(value: Any, maxlen: int, specials: list[str], stack: set[int], key:
         stack.add(id(value))
         try:
             if cls is dict:
-                return {(k if k.__class__ is str else str(k)): _encoded(v, maxlen, specials, stack, k)
-                        for k, v in value.items()}
+                return {
+                    (k if k.__class__ is str else str(k)): _encoded(v, maxlen, specials, stack, k)
+                    for k, v in value.items()
+                }
             if len(value) > maxlen:
-                return {"__enc__": True, "type": "array",
-                        "data": [_encoded(v, maxlen, specials, stack) for v in value[:maxlen]], "length": len(value)}
+                return {
+                    "__enc__": True,
+                    "type": "array",
+                    "data": [_encoded(v, maxlen, specials, stack) for v in value[:maxlen]],
+                    "length": len(value),
+                }
             return [_encoded(v, maxlen, specials, stack) for v in value]
         finally:
             stack.discard(id(value))
@@ -168,8 +177,12 @@ def _encoded(value: Any, maxlen: int, specials: list[str], stack: set[int], key:
         return iso_date(value)
     if isinstance(value, (set, frozenset)):
         items = list(value)
-        return {"__enc__": True, "type": "set", "data": _encoded(items[:maxlen], maxlen, specials, stack),
-                "length": len(items)}
+        return {
+            "__enc__": True,
+            "type": "set",
+            "data": _encoded(items[:maxlen], maxlen, specials, stack),
+            "length": len(items),
+        }
     if isinstance(value, re.Pattern):
         return {"__enc__": True, "type": "regexp", "data": f"/{value.pattern}/"}
     if callable(value):

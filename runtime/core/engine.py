@@ -229,7 +229,7 @@ class Engine:
             targets = wires[port]
             if not targets:
                 continue
-            for msg in ((item,) if item.__class__ is dict else item):
+            for msg in (item,) if item.__class__ is dict else item:
                 if msg is None:
                     continue
                 if msg.__class__ is not dict:
@@ -401,7 +401,9 @@ class Engine:
         try:
             while inbox and not node._closed:
                 tracked = self.completion.tickets and self.completion.ticket_of(inbox[0]) is not None
-                count = 1 if tracked else min(len(inbox), limit)  # a tracked message alone: its sends are its own
+                count = (
+                    1 if tracked else min(len(inbox), limit)
+                )  # a tracked message alone: its sends are its own
                 msgs = [inbox.popleft() for _ in range(count)]
                 self.messages_total += count
                 node.count_in += count
@@ -412,8 +414,10 @@ class Engine:
                 try:
                     results = await node.on_batch(msgs)
                     if not isinstance(results, list) or len(results) != count:
-                        raise NodeError(f"on_batch returned {type(results).__name__} for {count} messages, "
-                                        f"not a list of {count} results")
+                        raise NodeError(
+                            f"on_batch returned {type(results).__name__} for {count} messages, "
+                            f"not a list of {count} results"
+                        )
                 except asyncio.CancelledError:
                     self.pending -= count
                     for msg in msgs:
@@ -476,7 +480,11 @@ class Engine:
             return False
         prev = msg.get("error")
         count = 1
-        if isinstance(prev, dict) and isinstance(prev.get("source"), dict) and prev["source"].get("id") == node.id:
+        if (
+            isinstance(prev, dict)
+            and isinstance(prev.get("source"), dict)
+            and prev["source"].get("id") == node.id
+        ):
             count = int(prev["source"].get("count", 0)) + 1
         if count > _MAX_ERROR_LOOP:
             log.error("%r: message stopped, it failed %d times in a loop", node, count)
@@ -491,9 +499,13 @@ class Engine:
 
     def _throw(self, scope: FlowScope | None, source: Node, error: dict, msg: Msg) -> bool:
         while scope is not None:
-            catchers = [c for c in scope.listeners["error"] if not getattr(c, "uncaught", False) and c.accepts(source)]
+            catchers = [
+                c for c in scope.listeners["error"] if not getattr(c, "uncaught", False) and c.accepts(source)
+            ]
             if not catchers:
-                catchers = [c for c in scope.listeners["error"] if getattr(c, "uncaught", False) and c.accepts(source)]
+                catchers = [
+                    c for c in scope.listeners["error"] if getattr(c, "uncaught", False) and c.accepts(source)
+                ]
             if catchers:
                 for catcher in catchers:
                     out = clone_message(msg)

@@ -14,7 +14,9 @@ from sofiaflow.runtime.core.typedinput import parse_number
 _WHOLE = re.compile(r"^\$\{([^}]+)\}$|^\$\(([^)]+)\)$")
 
 
-def evaluate_env(entries: list[dict], parent: Callable[[str], Any], creds: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate_env(
+    entries: list[dict], parent: Callable[[str], Any], creds: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Evaluate a Node-RED `env` list ([{name, value, type}]) into a dict; later names see earlier ones."""
     out: dict[str, Any] = {}
 
@@ -51,7 +53,9 @@ def substitute_template(text: str, lookup: Callable[[str], Any]) -> Any:
     """`NAME` or `${A}-${B}`: the value of NAME, or the template with each variable filled in."""
     if "${" not in text:
         return lookup(text)
-    return re.sub(r"\$\{([^}]+)\}", lambda m: "" if lookup(m.group(1)) is None else str(lookup(m.group(1))), text)
+    return re.sub(
+        r"\$\{([^}]+)\}", lambda m: "" if lookup(m.group(1)) is None else str(lookup(m.group(1))), text
+    )
 
 
 def substitute_properties(value: Any, lookup: Callable[[str], Any]) -> Any:
@@ -64,7 +68,10 @@ def substitute_properties(value: Any, lookup: Callable[[str], Any]) -> Any:
                 return "" if resolved is None else resolved
         return value
     if isinstance(value, dict):
-        return {k: (v if k in ("id", "type", "z", "wires") else substitute_properties(v, lookup)) for k, v in value.items()}
+        return {
+            k: (v if k in ("id", "type", "z", "wires") else substitute_properties(v, lookup))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [substitute_properties(v, lookup) for v in value]
     return value

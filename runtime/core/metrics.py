@@ -112,6 +112,7 @@ class EngineStats:
 
 # ----- snapshots ---------------------------------------------------------------------------------
 
+
 @dataclass
 class NodeRow:
     """One node's numbers at one moment."""
@@ -193,15 +194,33 @@ def snapshot(engine: Engine) -> Snapshot:
         if scope is not None:
             flows.setdefault(flow_id, scope.label or flow_id)
         stats = engine.stats.get(node)
-        rows.append(NodeRow(
-            id=node.id, type=node.type, name=node.name, flow=flow_id, messages_in=node.count_in,
-            messages_out=node.count_out, errors=node.count_err, queue=waiting.get(id(node), 0),
-            mean_s=stats.mean() if stats else None, p99_s=stats.quantile(0.99) if stats else None,
-            samples=stats.count if stats else 0, sample_sum_s=stats.sum if stats else 0.0,
-            buckets=stats.cumulative_buckets() if stats else []))
-    return Snapshot(time=time.time(), nodes=rows, flows=flows, pending=engine.pending, run_queue=len(engine._queue),
-                    messages_total=engine.messages_total, errors_total=engine.errors_total,
-                    brokers=brokers(engine))
+        rows.append(
+            NodeRow(
+                id=node.id,
+                type=node.type,
+                name=node.name,
+                flow=flow_id,
+                messages_in=node.count_in,
+                messages_out=node.count_out,
+                errors=node.count_err,
+                queue=waiting.get(id(node), 0),
+                mean_s=stats.mean() if stats else None,
+                p99_s=stats.quantile(0.99) if stats else None,
+                samples=stats.count if stats else 0,
+                sample_sum_s=stats.sum if stats else 0.0,
+                buckets=stats.cumulative_buckets() if stats else [],
+            )
+        )
+    return Snapshot(
+        time=time.time(),
+        nodes=rows,
+        flows=flows,
+        pending=engine.pending,
+        run_queue=len(engine._queue),
+        messages_total=engine.messages_total,
+        errors_total=engine.errors_total,
+        brokers=brokers(engine),
+    )
 
 
 def tenant_view(snap: Snapshot, runtime: Any, user: str | None, role: str | None) -> Snapshot:
@@ -221,9 +240,11 @@ def tenant_view(snap: Snapshot, runtime: Any, user: str | None, role: str | None
         return ownership.may_see(user, role, unit_of_running(runtime, node_id))
 
     return dataclasses.replace(
-        snap, nodes=[r for r in snap.nodes if sees_flow(r.flow)],
+        snap,
+        nodes=[r for r in snap.nodes if sees_flow(r.flow)],
         flows={k: v for k, v in snap.flows.items() if sees_flow(k)},
-        brokers=[b for b in snap.brokers if b.kind == "embedded" or sees_node(b.id)])
+        brokers=[b for b in snap.brokers if b.kind == "embedded" or sees_node(b.id)],
+    )
 
 
 def brokers(engine: Engine) -> list[BrokerRow]:
@@ -231,19 +252,36 @@ def brokers(engine: Engine) -> list[BrokerRow]:
     out: list[BrokerRow] = []
     embedded = engine.services.get("mqtt-embedded")
     if embedded is not None and getattr(embedded, "started", False):
-        out.append(BrokerRow("embedded", "mqtt-embedded", "embedded broker", f"{embedded.host}:{embedded.port}",
-                             True, embedded.clients_connected()))
+        out.append(
+            BrokerRow(
+                "embedded",
+                "mqtt-embedded",
+                "embedded broker",
+                f"{embedded.host}:{embedded.port}",
+                True,
+                embedded.clients_connected(),
+            )
+        )
     for node in list(engine.nodes.values()):
         if node.type != "mqtt-broker":
             continue
         conf: dict[str, Any] = getattr(node, "_conf", {}) or {}
         target = f"{conf.get('broker') or ''}:{conf.get('port') or ''}".strip(":")
-        out.append(BrokerRow("mqtt-broker", node.id, node.name, target, bool(getattr(node, "connected", False)),
-                             len(getattr(node, "users", {}) or {})))
+        out.append(
+            BrokerRow(
+                "mqtt-broker",
+                node.id,
+                node.name,
+                target,
+                bool(getattr(node, "connected", False)),
+                len(getattr(node, "users", {}) or {}),
+            )
+        )
     return out
 
 
 # ----- the process ---------------------------------------------------------------------------------
+
 
 @dataclass
 class ProcessUsage:
@@ -267,6 +305,7 @@ def process_usage() -> ProcessUsage:
 
 
 # ----- throughput history ------------------------------------------------------------------------
+
 
 class ThroughputHistory:
     """Messages per second per tab, one point per `interval` over the last `HISTORY_SECONDS`.

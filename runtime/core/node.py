@@ -75,8 +75,9 @@ class Node:
     is_source: ClassVar[bool] = False
     """True for nodes that bring messages in from outside (started last, stopped first)."""
 
-    def __init__(self, config: NodeConfig, flow: FlowScope, engine: Engine,
-                 credentials: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, flow: FlowScope, engine: Engine, credentials: dict[str, Any] | None = None
+    ) -> None:
         self.config = config
         self.id: str = config.id
         self.name: str = config.name or ""

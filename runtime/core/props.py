@@ -75,7 +75,9 @@ def parse_path(expr: str) -> tuple:
                     raise PropertyPathError(f"invalid property expression {expr!r}: bad index {inner!r}")
                 i = j
             if i < n and expr[i] not in ".[":
-                raise PropertyPathError(f"invalid property expression {expr!r}: unexpected {expr[i]!r} at {i}")
+                raise PropertyPathError(
+                    f"invalid property expression {expr!r}: unexpected {expr[i]!r} at {i}"
+                )
             if i < n and expr[i] == ".":
                 i += 1
                 if i == n:

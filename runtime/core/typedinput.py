@@ -50,7 +50,9 @@ def env_template(node: Node, text: str) -> Any:
     """Resolve `NAME` or a `${A}-${B}` template through the node's env chain."""
     if "${" not in text:
         return node.env(text)
-    return _ENV_TEMPLATE.sub(lambda m: str(node.env(m.group(1)) if node.env(m.group(1)) is not None else ""), text)
+    return _ENV_TEMPLATE.sub(
+        lambda m: str(node.env(m.group(1)) if node.env(m.group(1)) is not None else ""), text
+    )
 
 
 def date_value(fmt: Any = "") -> Any:

@@ -98,11 +98,13 @@ def connect(url: str) -> Engine:
         private_file(database)
     engine = create_engine(url, future=True)
     if url.startswith("sqlite"):
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
     metadata.create_all(engine)
     return engine

@@ -95,6 +95,7 @@ ontologies_table = Table(
 
 # ----- the model ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Ontology:
     name: str
@@ -124,23 +125,37 @@ class Ontology:
 
     def definition(self) -> dict[str, Any]:
         """What an `ontologies/*.json` file holds: everything but the timestamps."""
-        return {"name": self.name, "description": self.description, "schema": self.schema, "owner": self.owner,
-                "realtime_window_days": self.realtime_window_days, "history": self.history,
-                "indexes": list(self.indexes), "unique": list(self.unique)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "schema": self.schema,
+            "owner": self.owner,
+            "realtime_window_days": self.realtime_window_days,
+            "history": self.history,
+            "indexes": list(self.indexes),
+            "unique": list(self.unique),
+        }
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.definition(), "draft": self.draft, "root": self.root, "created": _iso(self.created),
-                "updated": _iso(self.updated)}
+        return {
+            **self.definition(),
+            "draft": self.draft,
+            "root": self.root,
+            "created": _iso(self.created),
+            "updated": _iso(self.updated),
+        }
 
 
 # ----- schema handling ----------------------------------------------------------------------------
 
 # ----- validation of the other properties ---------------------------------------------------------
 
+
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise OntologyValidationError("name", f"{name!r} is not an ontology name: use 1-64 of A-Z a-z 0-9 _, "
-                                      "not starting with a digit")
+        raise OntologyValidationError(
+            "name", f"{name!r} is not an ontology name: use 1-64 of A-Z a-z 0-9 _, not starting with a digit"
+        )
     return name
 
 
@@ -150,13 +165,17 @@ def check_description(description: object) -> str:
     if not isinstance(description, str):
         raise OntologyValidationError("description", f"must be a string, got {type(description).__name__}")
     if len(description) > MAX_DESCRIPTION:
-        raise OntologyValidationError("description", f"at most {MAX_DESCRIPTION} characters, got {len(description)}")
+        raise OntologyValidationError(
+            "description", f"at most {MAX_DESCRIPTION} characters, got {len(description)}"
+        )
     return description
 
 
 def check_owner(owner: object) -> str | None:
     if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 200):
-        raise OntologyValidationError("owner", f"must be a user name (1-200 characters) or null, got {owner!r}")
+        raise OntologyValidationError(
+            "owner", f"must be a user name (1-200 characters) or null, got {owner!r}"
+        )
     return owner
 
 
@@ -164,8 +183,10 @@ def check_window(days: object) -> int | None:
     if days is None:
         return None
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
-        raise OntologyValidationError("realtime_window_days", f"must be a whole number of days from 1 to "
-                                      f"{MAX_WINDOW_DAYS}, or null for never, got {days!r}")
+        raise OntologyValidationError(
+            "realtime_window_days",
+            f"must be a whole number of days from 1 to {MAX_WINDOW_DAYS}, or null for never, got {days!r}",
+        )
     return days
 
 
@@ -177,22 +198,28 @@ def check_history(history: object) -> bool:
 
 def check_paths(field_name: str, paths: object) -> list[str]:
     if not isinstance(paths, list):
-        raise OntologyValidationError(field_name, f"must be a list of dotted field paths, got {type(paths).__name__}")
+        raise OntologyValidationError(
+            field_name, f"must be a list of dotted field paths, got {type(paths).__name__}"
+        )
     if len(paths) > MAX_FIELDS:
         raise OntologyValidationError(field_name, f"at most {MAX_FIELDS} paths, got {len(paths)}")
     out: list[str] = []
     for index, path in enumerate(paths):
         if not isinstance(path, str) or not all(PATH_SEGMENT_RE.fullmatch(s) for s in path.split(".")):
-            raise OntologyValidationError(f"{field_name}[{index}]", f"{path!r} is not a dotted field path "
-                                          "(e.g. 'ParkingSpot.spotId')")
+            raise OntologyValidationError(
+                f"{field_name}[{index}]", f"{path!r} is not a dotted field path (e.g. 'ParkingSpot.spotId')"
+            )
         if path not in out:
             out.append(path)
     return out
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
-    "description": check_description, "owner": check_owner, "realtime_window_days": check_window,
-    "history": check_history, "indexes": lambda v: check_paths("indexes", v),
+    "description": check_description,
+    "owner": check_owner,
+    "realtime_window_days": check_window,
+    "history": check_history,
+    "indexes": lambda v: check_paths("indexes", v),
     "unique": lambda v: check_paths("unique", v),
 }
 
@@ -200,16 +227,26 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 def _check_settings(values: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise OntologyValidationError(unknown[0], f"unknown field(s) {', '.join(unknown)}; allowed: "
-                                      f"{', '.join(FIELDS)}")
+        raise OntologyValidationError(
+            unknown[0], f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}"
+        )
     return {key: _CHECKS[key](value) for key, value in values.items() if key in _CHECKS}
 
 
 # ----- contextData --------------------------------------------------------------------------------
 
-def context_data(user: str | None = None, device: str | None = None, source: str = "flow", timezone: str = "UTC",
-                 now: datetime | None = None, *, device_template: str | None = None,
-                 client_connection: str | None = None, client_session: str | None = None) -> dict[str, Any]:
+
+def context_data(
+    user: str | None = None,
+    device: str | None = None,
+    source: str = "flow",
+    timezone: str = "UTC",
+    now: datetime | None = None,
+    *,
+    device_template: str | None = None,
+    client_connection: str | None = None,
+    client_session: str | None = None,
+) -> dict[str, Any]:
     """onesait's `contextData` for an instance stored now (or at `now`; a naive `now` is taken as UTC):
     who, which device, from where (`source`: mqtt, http or flow), the client's time zone, and the UTC time
     as ISO 8601 (milliseconds) and epoch milliseconds."""
@@ -237,6 +274,7 @@ def context_data(user: str | None = None, device: str | None = None, source: str
 
 # ----- the registry -------------------------------------------------------------------------------
 
+
 def _aware(value: datetime | None) -> datetime | None:
     """SQLite hands datetimes back naive; they were written in UTC."""
     return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -256,17 +294,25 @@ class LoadReport:
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
-                "errors": self.errors}
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "errors": self.errors,
+        }
 
 
 class OntologyRegistry:
     """Ontologies in the config DB (see the module docstring)."""
 
-    def __init__(self, db_engine: Engine, *,
-                 sample_existing: Callable[[str, int], list[dict[str, Any]]] | None = None,
-                 count_existing: Callable[[str], int] | None = None,
-                 purge_existing: Callable[[str], int] | None = None) -> None:
+    def __init__(
+        self,
+        db_engine: Engine,
+        *,
+        sample_existing: Callable[[str, int], list[dict[str, Any]]] | None = None,
+        count_existing: Callable[[str], int] | None = None,
+        purge_existing: Callable[[str], int] | None = None,
+    ) -> None:
         self._db = db_engine
         metadata.create_all(db_engine, tables=[ontologies_table])
         self.sample_existing = sample_existing
@@ -290,17 +336,31 @@ class OntologyRegistry:
                 log.exception("on_change listener failed for ontology %r", name)
 
     # ----- CRUD -----------------------------------------------------------------------------------
-    def create(self, name: str, schema: dict[str, Any] | str, description: str = "", owner: str | None = None,
-               **settings: Any) -> Ontology:
+    def create(
+        self,
+        name: str,
+        schema: dict[str, Any] | str,
+        description: str = "",
+        owner: str | None = None,
+        **settings: Any,
+    ) -> Ontology:
         """Create an ontology; `settings`: realtime_window_days, history, indexes, unique."""
         name = check_name(name)
         checked = _check_settings({"description": description, "owner": owner, **settings})
         validator = compile_schema(schema)
         now = datetime.now(UTC)
-        ontology = Ontology(name=name, description=checked["description"], schema=validator.schema,
-                            owner=checked["owner"], realtime_window_days=checked.get("realtime_window_days"),
-                            history=checked.get("history", False), indexes=checked.get("indexes", []),
-                            unique=checked.get("unique", []), created=now, updated=now)
+        ontology = Ontology(
+            name=name,
+            description=checked["description"],
+            schema=validator.schema,
+            owner=checked["owner"],
+            realtime_window_days=checked.get("realtime_window_days"),
+            history=checked.get("history", False),
+            indexes=checked.get("indexes", []),
+            unique=checked.get("unique", []),
+            created=now,
+            updated=now,
+        )
         try:
             with self._db.begin() as conn:
                 conn.execute(insert(ontologies_table).values(**self._row(ontology)))
@@ -319,8 +379,10 @@ class OntologyRegistry:
 
     def exists(self, name: str) -> bool:
         with self._db.connect() as conn:
-            return conn.execute(select(ontologies_table.c.name).where(ontologies_table.c.name == name)).first() \
+            return (
+                conn.execute(select(ontologies_table.c.name).where(ontologies_table.c.name == name)).first()
                 is not None
+            )
 
     def list(self) -> list[Ontology]:
         with self._db.connect() as conn:
@@ -348,7 +410,9 @@ class OntologyRegistry:
             return current
         checked["updated"] = datetime.now(UTC)
         with self._db.begin() as conn:
-            done = conn.execute(sql_update(ontologies_table).where(ontologies_table.c.name == name).values(**checked))
+            done = conn.execute(
+                sql_update(ontologies_table).where(ontologies_table.c.name == name).values(**checked)
+            )
         if done.rowcount == 0:
             raise OntologyNotFoundError(f"no ontology named {name!r}")
         if validator is not None:
@@ -365,11 +429,17 @@ class OntologyRegistry:
         purged = 0
         if count:
             if not purge:
-                raise OntologyInUseError(f"ontology {name!r} still holds {count} instance(s); delete with "
-                                         "purge=true to remove them with it", count)
+                raise OntologyInUseError(
+                    f"ontology {name!r} still holds {count} instance(s); delete with "
+                    "purge=true to remove them with it",
+                    count,
+                )
             if self.purge_existing is None:
-                raise OntologyInUseError(f"ontology {name!r} holds {count} instance(s) and no data store is "
-                                         "attached to purge them", count)
+                raise OntologyInUseError(
+                    f"ontology {name!r} holds {count} instance(s) and no data store is "
+                    "attached to purge them",
+                    count,
+                )
             purged = self.purge_existing(name)
         with self._db.begin() as conn:
             done = conn.execute(delete(ontologies_table).where(ontologies_table.c.name == name))
@@ -421,7 +491,8 @@ class OntologyRegistry:
             raise OntologyIncompatibleError(
                 f"the new schema of {name!r} rejects {len(failures)} of {checked} stored instance(s) checked; "
                 f"first: instance {failures[0]['index']} at {first['path'] or '/'}: {first['message']}",
-                [f for f in failures if "errors" in f])
+                [f for f in failures if "errors" in f],
+            )
 
     # ----- files ----------------------------------------------------------------------------------
     def load_directory(self, path: str | Path, owner: str | None = None) -> LoadReport:
@@ -473,13 +544,30 @@ class OntologyRegistry:
     # ----- rows -----------------------------------------------------------------------------------
     @staticmethod
     def _row(o: Ontology) -> dict[str, Any]:
-        return {"name": o.name, "description": o.description, "schema": o.schema, "owner": o.owner,
-                "realtime_window_days": o.realtime_window_days, "history": o.history, "indexes": o.indexes,
-                "unique_fields": o.unique, "created": o.created, "updated": o.updated}
+        return {
+            "name": o.name,
+            "description": o.description,
+            "schema": o.schema,
+            "owner": o.owner,
+            "realtime_window_days": o.realtime_window_days,
+            "history": o.history,
+            "indexes": o.indexes,
+            "unique_fields": o.unique,
+            "created": o.created,
+            "updated": o.updated,
+        }
 
     @staticmethod
     def _ontology(row: Any) -> Ontology:
-        return Ontology(name=row.name, description=row.description, schema=row.schema, owner=row.owner,
-                        realtime_window_days=row.realtime_window_days, history=bool(row.history),
-                        indexes=list(row.indexes), unique=list(row.unique_fields), created=_aware(row.created),
-                        updated=_aware(row.updated))
+        return Ontology(
+            name=row.name,
+            description=row.description,
+            schema=row.schema,
+            owner=row.owner,
+            realtime_window_days=row.realtime_window_days,
+            history=bool(row.history),
+            indexes=list(row.indexes),
+            unique=list(row.unique_fields),
+            created=_aware(row.created),
+            updated=_aware(row.updated),
+        )

@@ -28,10 +28,13 @@ class InstanceValidationError(ValueError):
     def __init__(self, ontology: str, problems: list[dict[str, str]]) -> None:
         self.ontology = ontology
         self.problems = problems
-        shown = "; ".join(f"{p['where']} at {p['path'] or '/'}: {p['message']}" for p in problems[:MAX_ERRORS_SHOWN])
+        shown = "; ".join(
+            f"{p['where']} at {p['path'] or '/'}: {p['message']}" for p in problems[:MAX_ERRORS_SHOWN]
+        )
         more = f" (and {len(problems) - MAX_ERRORS_SHOWN} more)" if len(problems) > MAX_ERRORS_SHOWN else ""
-        super().__init__(f"ontology {ontology!r}: {len(problems)} validation error(s), nothing stored: "
-                         f"{shown}{more}")
+        super().__init__(
+            f"ontology {ontology!r}: {len(problems)} validation error(s), nothing stored: {shown}{more}"
+        )
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,16 @@ class Writer:
     client_connection: str | None = None
 
     def context(self, now: datetime | None = None) -> dict[str, Any]:
-        return context_data(user=self.user, device=self.device, source=self.source, timezone=self.timezone,
-                            now=now, device_template=self.device_template,
-                            client_connection=self.client_connection, client_session=self.client_session)
+        return context_data(
+            user=self.user,
+            device=self.device,
+            source=self.source,
+            timezone=self.timezone,
+            now=now,
+            device_template=self.device_template,
+            client_connection=self.client_connection,
+            client_session=self.client_session,
+        )
 
 
 class OntologyData:
@@ -70,16 +80,18 @@ class OntologyData:
         for index, body in enumerate(bodies):
             where = f"item {index}" if batch else "instance"
             if not isinstance(body, dict):
-                problems.append({"where": where, "path": "", "message": f"must be an object, got "
-                                 f"{type(body).__name__}"})
+                problems.append(
+                    {"where": where, "path": "", "message": f"must be an object, got {type(body).__name__}"}
+                )
                 continue
             for error in self.registry.validate(ontology, body):
                 problems.append({"where": where, "path": error["path"], "message": error["message"]})
         if problems:
             raise InstanceValidationError(ontology, problems)
 
-    def insert(self, ontology: str, bodies: list[dict[str, Any]], writer: Writer | None = None,
-               batch: bool = True) -> list[dict[str, Any]]:
+    def insert(
+        self, ontology: str, bodies: list[dict[str, Any]], writer: Writer | None = None, batch: bool = True
+    ) -> list[dict[str, Any]]:
         """Validate every body, then store them all with `contextData`; the stored documents (with `_id`).
         One invalid body stores nothing."""
         self.check(ontology, bodies, batch)
@@ -88,13 +100,16 @@ class OntologyData:
         context = (writer or Writer()).context()
         docs = [{**body, "contextData": dict(context)} for body in bodies]
         ids = self.store.insert(ontology, docs)
-        stored = [{"_id": _id, **{k: v for k, v in doc.items() if k != "_id"}}
-                  for _id, doc in zip(ids, docs, strict=True)]
+        stored = [
+            {"_id": _id, **{k: v for k, v in doc.items() if k != "_id"}}
+            for _id, doc in zip(ids, docs, strict=True)
+        ]
         self.events.publish(ontology, "insert", stored)
         return stored
 
-    def update(self, ontology: str, filter: dict[str, Any] | None, update: dict[str, Any],
-               multi: bool = True) -> tuple[int, int]:
+    def update(
+        self, ontology: str, filter: dict[str, Any] | None, update: dict[str, Any], multi: bool = True
+    ) -> tuple[int, int]:
         """Apply `update` ($set/$unset/$inc) to the matches; (matched count, notified count)."""
         self.registry.validator(ontology)
         if not self.events.has_listeners(ontology):
@@ -124,8 +139,15 @@ class OntologyData:
         return count, len(docs)
 
     # ----- reads ----------------------------------------------------------------------------------
-    def find(self, ontology: str, filter: dict[str, Any] | None = None, projection: dict[str, Any] | None = None,
-             sort: Any = None, skip: int = 0, limit: int = 0) -> list[dict[str, Any]]:
+    def find(
+        self,
+        ontology: str,
+        filter: dict[str, Any] | None = None,
+        projection: dict[str, Any] | None = None,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int = 0,
+    ) -> list[dict[str, Any]]:
         self.registry.validator(ontology)
         return self.store.find(ontology, filter, projection, sort, skip, limit)
 

@@ -22,6 +22,7 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-
 
 # ----- errors -------------------------------------------------------------------------------------
 
+
 class OntologyError(SofiaflowError):
     """Base of the ontology registry's errors."""
 
@@ -60,8 +61,6 @@ class OntologyInUseError(OntologyError):
         self.count = count
 
 
-
-
 def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True  # format applies to strings only
@@ -87,8 +86,14 @@ def draft_name(cls: type) -> str:
     return cls.__name__.removesuffix("Validator").lower()
 
 
-_DRAFTS = (jsonschema.Draft3Validator, jsonschema.Draft4Validator, jsonschema.Draft6Validator,
-           jsonschema.Draft7Validator, jsonschema.Draft201909Validator, Draft202012Validator)
+_DRAFTS = (
+    jsonschema.Draft3Validator,
+    jsonschema.Draft4Validator,
+    jsonschema.Draft6Validator,
+    jsonschema.Draft7Validator,
+    jsonschema.Draft201909Validator,
+    Draft202012Validator,
+)
 
 
 def schema_validator_class(schema: Any) -> type:
@@ -99,8 +104,9 @@ def schema_validator_class(schema: Any) -> type:
         cls = validator_for(schema, default=None) if isinstance(uri, str) else None
         if cls is None:
             known = ", ".join(c.META_SCHEMA["$schema"] for c in _DRAFTS)
-            raise OntologyValidationError("schema", f"$schema {uri!r} names no known JSON Schema draft; use one of "
-                                          f"{known}", "/$schema")
+            raise OntologyValidationError(
+                "schema", f"$schema {uri!r} names no known JSON Schema draft; use one of {known}", "/$schema"
+            )
         return cls
     return validator_for(schema, default=Draft202012Validator)
 
@@ -120,8 +126,9 @@ def compile_schema(schema: Any) -> jsonschema.protocols.Validator:
         cls.check_schema(schema)
     except SchemaError as exc:
         where = _pointer(exc.absolute_path)
-        raise OntologyValidationError("schema", f"not a valid {draft_name(cls)} schema at {where or '/'}: "
-                                      f"{exc.message}", where) from None
+        raise OntologyValidationError(
+            "schema", f"not a valid {draft_name(cls)} schema at {where or '/'}: {exc.message}", where
+        ) from None
     validator = cls(schema, format_checker=FORMAT_CHECKER)
     _check_refs(validator, schema)
     return validator
@@ -153,8 +160,12 @@ def _check_refs(validator: Any, schema: dict[str, Any]) -> None:
         try:
             resolver.lookup(ref)
         except Unresolvable:
-            raise OntologyValidationError("schema", f"$ref {ref!r} at {where} does not resolve inside the document "
-                                          "(remote references are not fetched)", where) from None
+            raise OntologyValidationError(
+                "schema",
+                f"$ref {ref!r} at {where} does not resolve inside the document "
+                "(remote references are not fetched)",
+                where,
+            ) from None
 
 
 def _escape(key: object) -> str:
@@ -172,11 +183,21 @@ def validation_errors(validator: Any, instance: Any) -> list[dict[str, Any]]:
     try:
         errors = list(validator.iter_errors(instance))
     except Unresolvable as exc:
-        return [{"path": "", "message": f"the schema's $ref cannot be resolved: {exc}", "validator": "$ref",
-                 "schema_path": ""}]
+        return [
+            {
+                "path": "",
+                "message": f"the schema's $ref cannot be resolved: {exc}",
+                "validator": "$ref",
+                "schema_path": "",
+            }
+        ]
     for error in sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), str(e.message))):
-        item: dict[str, Any] = {"path": _pointer(error.absolute_path), "message": error.message,
-                                "validator": str(error.validator), "schema_path": _pointer(error.absolute_schema_path)}
+        item: dict[str, Any] = {
+            "path": _pointer(error.absolute_path),
+            "message": error.message,
+            "validator": str(error.validator),
+            "schema_path": _pointer(error.absolute_schema_path),
+        }
         if error.validator == "required":
             missing = _missing_property(error)
             if missing is not None:

@@ -48,10 +48,16 @@ def claim_problems(claims: dict[str, list[str]], type_of: Callable[[str], str | 
                 for b in holders_b:
                     if a == b:
                         continue
-                    problems.append(Problem(f"{res_a} overlaps {res_b} of {b!r}: both would serve {example}",
-                                            a, type_of(a)))
-                    problems.append(Problem(f"{res_b} overlaps {res_a} of {a!r}: both would serve {example}",
-                                            b, type_of(b)))
+                    problems.append(
+                        Problem(
+                            f"{res_a} overlaps {res_b} of {b!r}: both would serve {example}", a, type_of(a)
+                        )
+                    )
+                    problems.append(
+                        Problem(
+                            f"{res_b} overlaps {res_a} of {a!r}: both would serve {example}", b, type_of(b)
+                        )
+                    )
     return problems
 
 

@@ -48,8 +48,13 @@ class DeployResult:
 class Deployer:
     """Owns what runs: the current flows, their revision, scopes and node instances."""
 
-    def __init__(self, engine: Engine, registry: NodeRegistry, credentials: CredentialStore,
-                 store: FlowStore | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        registry: NodeRegistry,
+        credentials: CredentialStore,
+        store: FlowStore | None = None,
+    ) -> None:
         self.engine = engine
         self.registry = registry
         self.credentials = credentials
@@ -67,12 +72,20 @@ class Deployer:
         self.root = FlowScope("global", engine.global_context, [], label="global")
 
     # ----- public ------------------------------------------------------------------------------
-    async def deploy(self, flows: Any, deploy_type: str = "full", rev: str | None = None,
-                     credentials: dict[str, dict] | None = None, user: str | None = None,
-                     save: bool = True) -> DeployResult:
+    async def deploy(
+        self,
+        flows: Any,
+        deploy_type: str = "full",
+        rev: str | None = None,
+        credentials: dict[str, dict] | None = None,
+        user: str | None = None,
+        save: bool = True,
+    ) -> DeployResult:
         """Deploy `flows`; raises StaleRevisionError or FlowValidationError and then changes nothing."""
         if deploy_type not in DEPLOY_TYPES:
-            raise FlowValidationError([Problem(f"unknown deployment type {deploy_type!r}; use one of {DEPLOY_TYPES}")])
+            raise FlowValidationError(
+                [Problem(f"unknown deployment type {deploy_type!r}; use one of {DEPLOY_TYPES}")]
+            )
         async with self._lock, _gc_paused():
             if rev is not None and rev != self.rev:
                 raise StaleRevisionError(rev, self.rev)
@@ -93,10 +106,17 @@ class Deployer:
                 # credentials first, so new nodes see them when built
                 self.credentials.apply(cred_updates, set(fs.by_id) | {n for n in plan.nodes})
             # a node whose credentials change restarts, as Node-RED does, whatever the deploy type
-            new_credentials = {nid for nid, creds in cred_updates.items()
-                               if any(value != UNCHANGED for value in creds.values())}
-            result = await self._switch(plan, deploy_type if self.state == "start" else "full", notes,
-                                        credentials_changed=new_credentials)
+            new_credentials = {
+                nid
+                for nid, creds in cred_updates.items()
+                if any(value != UNCHANGED for value in creds.values())
+            }
+            result = await self._switch(
+                plan,
+                deploy_type if self.state == "start" else "full",
+                notes,
+                credentials_changed=new_credentials,
+            )
             new_rev = revision_of(clean)
             if save:
                 if self.store is not None:
@@ -106,10 +126,16 @@ class Deployer:
             result.rev = new_rev
             self.engine.events.publish("notification/runtime-deploy", {"revision": new_rev})
             if plan.stopped_tabs:
-                self.engine.events.publish("notification/runtime-state", {
-                    "state": "start", "error": "missing-types",
-                    "types": sorted({p.node_type for p in notes if p.severity == "not-runnable" and p.node_type}),
-                })
+                self.engine.events.publish(
+                    "notification/runtime-state",
+                    {
+                        "state": "start",
+                        "error": "missing-types",
+                        "types": sorted(
+                            {p.node_type for p in notes if p.severity == "not-runnable" and p.node_type}
+                        ),
+                    },
+                )
             return result
 
     async def start(self) -> None:
@@ -131,8 +157,14 @@ class Deployer:
             self.engine.events.publish("notification/runtime-state", {"state": "stop"})
 
     # ----- the switch-over -----------------------------------------------------------------------
-    async def _switch(self, plan: Plan, deploy_type: str, notes: list[Problem], force_all: bool = False,
-                      credentials_changed: set[str] = frozenset()) -> DeployResult:
+    async def _switch(
+        self,
+        plan: Plan,
+        deploy_type: str,
+        notes: list[Problem],
+        force_all: bool = False,
+        credentials_changed: set[str] = frozenset(),
+    ) -> DeployResult:
         result = DeployResult(rev="", deploy_type=deploy_type, problems=list(notes))
         if self.state != "start" and not force_all:
             # not running: still build and set up every node, so a deploy (or an import) that
@@ -142,12 +174,21 @@ class Deployer:
             self.plan = plan
             return result
         old = self.plan
-        restart = self._restart_set(old, plan, deploy_type, credentials_changed) if not force_all \
+        restart = (
+            self._restart_set(old, plan, deploy_type, credentials_changed)
+            if not force_all
             else set(plan.nodes) | set(old.nodes)
+        )
         new_scopes, reused = self._build_scopes(plan, restart)
         # nodes of rebuilt scopes must restart too
-        restart |= {nid for nid, spec in plan.nodes.items() if spec.scope in new_scopes and spec.scope not in reused}
-        restart |= {nid for nid, spec in plan.nodes.items() if spec.scope is not None and spec.scope not in self.scopes}
+        restart |= {
+            nid for nid, spec in plan.nodes.items() if spec.scope in new_scopes and spec.scope not in reused
+        }
+        restart |= {
+            nid
+            for nid, spec in plan.nodes.items()
+            if spec.scope is not None and spec.scope not in self.scopes
+        }
         to_start = [spec for nid, spec in plan.nodes.items() if nid in restart or nid not in self.running]
         built = self._build_nodes(to_start, new_scopes)
         to_stop = [n for nid, n in self.running.items() if nid in restart or nid not in plan.nodes]
@@ -176,31 +217,52 @@ class Deployer:
         result.started, result.stopped = len(built), len(to_stop)
         return result
 
-    def _restart_set(self, old: Plan, new: Plan, deploy_type: str, credentials_changed: set[str] = frozenset()
-                     ) -> set[str]:
+    def _restart_set(
+        self, old: Plan, new: Plan, deploy_type: str, credentials_changed: set[str] = frozenset()
+    ) -> set[str]:
         if deploy_type == "full" or old.global_env != new.global_env:
             return set(old.nodes) | set(new.nodes)
-        changed = {nid for nid, spec in new.nodes.items()
-                   if nid not in old.nodes or old.nodes[nid].fingerprint() != spec.fingerprint()
-                   or old.nodes[nid].type != spec.type}
-        changed |= {nid for nid, spec in new.nodes.items()
-                    if nid in credentials_changed or spec.raw.get("_alias") in credentials_changed}
-        changed |= {nid for nid, spec in new.nodes.items()
-                    if spec.scope in new.scopes and (spec.scope not in old.scopes
-                    or old.scopes[spec.scope].fingerprint() != new.scopes[spec.scope].fingerprint())}
+        changed = {
+            nid
+            for nid, spec in new.nodes.items()
+            if nid not in old.nodes
+            or old.nodes[nid].fingerprint() != spec.fingerprint()
+            or old.nodes[nid].type != spec.type
+        }
+        changed |= {
+            nid
+            for nid, spec in new.nodes.items()
+            if nid in credentials_changed or spec.raw.get("_alias") in credentials_changed
+        }
+        changed |= {
+            nid
+            for nid, spec in new.nodes.items()
+            if spec.scope in new.scopes
+            and (
+                spec.scope not in old.scopes
+                or old.scopes[spec.scope].fingerprint() != new.scopes[spec.scope].fingerprint()
+            )
+        }
         changed_configs = {nid for nid in changed if new.nodes[nid].is_config}
         changed_configs |= {nid for nid, spec in old.nodes.items() if spec.is_config and nid not in new.nodes}
         while changed_configs:  # users of changed config nodes restart too, transitively
-            users = {nid for nid, spec in new.nodes.items() if nid not in changed
-                     and _references(spec.raw, changed_configs)}
+            users = {
+                nid
+                for nid, spec in new.nodes.items()
+                if nid not in changed and _references(spec.raw, changed_configs)
+            }
             changed |= users
             changed_configs = {nid for nid in users if new.nodes[nid].is_config}
         removed = set(old.nodes) - set(new.nodes)
         if deploy_type == "nodes":
             return changed | removed
-        rewired = {nid for nid, spec in new.nodes.items() if nid in old.nodes and old.nodes[nid].wires != spec.wires}
+        rewired = {
+            nid for nid, spec in new.nodes.items() if nid in old.nodes and old.nodes[nid].wires != spec.wires
+        }
         touched_tabs = {new.nodes[n].tab for n in changed | rewired} | {old.nodes[n].tab for n in removed}
-        return {nid for nid, spec in new.nodes.items() if spec.tab in touched_tabs or nid in changed} | removed
+        return {
+            nid for nid, spec in new.nodes.items() if spec.tab in touched_tabs or nid in changed
+        } | removed
 
     def _build_scopes(self, plan: Plan, restart: set[str]) -> tuple[dict[str, FlowScope], set[str]]:
         """FlowScopes for the new plan: reused when unchanged, rebuilt otherwise."""
@@ -248,13 +310,23 @@ class Deployer:
             raw = substitute_properties(spec.raw, scope.env_get)
             try:
                 config = cls.Config.model_validate(raw)
-                node = cls(config, scope, self.engine, self.credentials.get(spec.raw.get("_alias", spec.id))
-                           or self.credentials.get(spec.id))
+                node = cls(
+                    config,
+                    scope,
+                    self.engine,
+                    self.credentials.get(spec.raw.get("_alias", spec.id)) or self.credentials.get(spec.id),
+                )
                 node.setup()
             except ValidationError as exc:
                 for err in exc.errors():
-                    problems.append(Problem(f"invalid value {err.get('input')!r}: {err['msg']}", spec.id, spec.type,
-                                            ".".join(str(p) for p in err["loc"])))
+                    problems.append(
+                        Problem(
+                            f"invalid value {err.get('input')!r}: {err['msg']}",
+                            spec.id,
+                            spec.type,
+                            ".".join(str(p) for p in err["loc"]),
+                        )
+                    )
                 continue
             except SofiaflowError as exc:
                 problems.append(Problem(str(exc), spec.id, spec.type))
@@ -285,7 +357,9 @@ class Deployer:
                 self.engine.handle_error(node, exc, None)
                 node.status("red", "ring", f"start failed: {exc}")
 
-    async def _stop_nodes(self, nodes: list[Node], removed: bool = True, removed_ids: set[str] | None = None) -> None:
+    async def _stop_nodes(
+        self, nodes: list[Node], removed: bool = True, removed_ids: set[str] | None = None
+    ) -> None:
         for node in sorted(nodes, key=_start_rank, reverse=True):
             gone = removed if removed_ids is None else node.id in removed_ids
             await self.engine.remove(node, gone)

@@ -25,14 +25,60 @@ RUNS = "runs"
 CAVEAT = "caveat"
 CANNOT_RUN = "cannot-run"
 
-NODE_RED_CORE_TYPES = frozenset({
-    "inject", "debug", "complete", "catch", "status", "link in", "link out", "link call", "comment",
-    "junction", "global-config", "unknown", "function", "switch", "change", "range", "template", "delay",
-    "trigger", "exec", "rbe", "tls-config", "http proxy", "mqtt-broker", "mqtt in", "mqtt out", "http in",
-    "http response", "http request", "websocket-listener", "websocket-client", "websocket in",
-    "websocket out", "tcp in", "tcp out", "tcp request", "udp in", "udp out", "csv", "html", "json", "xml",
-    "yaml", "split", "join", "sort", "batch", "file", "file in", "watch",
-})
+NODE_RED_CORE_TYPES = frozenset(
+    {
+        "inject",
+        "debug",
+        "complete",
+        "catch",
+        "status",
+        "link in",
+        "link out",
+        "link call",
+        "comment",
+        "junction",
+        "global-config",
+        "unknown",
+        "function",
+        "switch",
+        "change",
+        "range",
+        "template",
+        "delay",
+        "trigger",
+        "exec",
+        "rbe",
+        "tls-config",
+        "http proxy",
+        "mqtt-broker",
+        "mqtt in",
+        "mqtt out",
+        "http in",
+        "http response",
+        "http request",
+        "websocket-listener",
+        "websocket-client",
+        "websocket in",
+        "websocket out",
+        "tcp in",
+        "tcp out",
+        "tcp request",
+        "udp in",
+        "udp out",
+        "csv",
+        "html",
+        "json",
+        "xml",
+        "yaml",
+        "split",
+        "join",
+        "sort",
+        "batch",
+        "file",
+        "file in",
+        "watch",
+    }
+)
 """Node types Node-RED 4 ships; any other unknown type comes from a contrib package."""
 
 KNOWN_CAVEATS: dict[str, str] = {}
@@ -68,7 +114,9 @@ def import_report(flows: list[dict], registry: NodeRegistry) -> list[dict[str, A
     fs = flowmodel.load(flows, registry)
     entries: dict[str, ReportEntry] = {}
     for obj in list(fs.flow_nodes.values()) + list(fs.configs.values()):
-        entries[obj["id"]] = ReportEntry(obj["id"], str(obj.get("type", "")), obj.get("name") or "", obj.get("z"))
+        entries[obj["id"]] = ReportEntry(
+            obj["id"], str(obj.get("type", "")), obj.get("name") or "", obj.get("z")
+        )
     for problem in flowmodel.validate(fs, registry):
         entry = entries.get(problem.node_id or "")
         if entry is None:
@@ -76,7 +124,11 @@ def import_report(flows: list[dict], registry: NodeRegistry) -> list[dict[str, A
         if problem.severity == "warning":
             entry.worsen(CAVEAT, problem.message)
         else:
-            message = f"{problem.field}: {problem.message}" if problem.field and problem.field != "type" else problem.message
+            message = (
+                f"{problem.field}: {problem.message}"
+                if problem.field and problem.field != "type"
+                else problem.message
+            )
             entry.worsen(CANNOT_RUN, _explain(entry.type, message, registry))
     for entry in entries.values():
         if entry.status == CANNOT_RUN:

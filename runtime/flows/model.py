@@ -56,7 +56,9 @@ def parse_json(text: str | bytes, source: str = "flow JSON") -> FlowJSON:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FlowFormatError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise FlowFormatError(
+            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     return as_flow_list(data, source)
 
 
@@ -105,7 +107,7 @@ def output_count(obj: NodeDict, registry: NodeRegistry, fs: FlowSet) -> int | No
     """How many outputs the node has, or None when unknown."""
     kind = obj.get("type", "")
     if kind.startswith("subflow:"):
-        sf = fs.subflows.get(kind[len("subflow:"):])
+        sf = fs.subflows.get(kind[len("subflow:") :])
         return len(sf.get("out") or []) if sf else None
     cls = registry.find(kind)
     if cls is None:
@@ -131,9 +133,14 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
     for index, obj in enumerate(fs.raw):
         if isinstance(obj, dict):
             for path, value in non_finite_numbers(obj):
-                add(Problem(f"property {path!r} is {_js_number(value)}: flow JSON has only finite numbers",
-                            obj.get("id") if isinstance(obj.get("id"), str) else f"item {index}",
-                            obj.get("type") if isinstance(obj.get("type"), str) else None, path))
+                add(
+                    Problem(
+                        f"property {path!r} is {_js_number(value)}: flow JSON has only finite numbers",
+                        obj.get("id") if isinstance(obj.get("id"), str) else f"item {index}",
+                        obj.get("type") if isinstance(obj.get("type"), str) else None,
+                        path,
+                    )
+                )
     for dup in dict.fromkeys(fs.duplicates):
         add(Problem("duplicate id: more than one object has this id", node_id=dup))
     if any(isinstance(o, dict) and not isinstance(o.get("type"), str) for o in fs.raw):
@@ -182,11 +189,14 @@ def _js_number(value: float) -> str:
 
 def _is_enabled(obj: NodeDict, fs: FlowSet) -> bool:
     tab = fs.tabs.get(obj.get("z", ""))
-    return not _to_bool(obj.get("d", False)) and not (tab is not None and _to_bool(tab.get("disabled", False)))
+    return not _to_bool(obj.get("d", False)) and not (
+        tab is not None and _to_bool(tab.get("disabled", False))
+    )
 
 
-def _validate_node(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any,
-                   claims: dict[str, list[str]] | None = None) -> None:
+def _validate_node(
+    obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any, claims: dict[str, list[str]] | None = None
+) -> None:
     node_id, kind = obj["id"], obj.get("type", "")
     wires = obj.get("wires", [])
     if not isinstance(wires, list) or not all(
@@ -198,19 +208,37 @@ def _validate_node(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any,
     outputs = None
     if config is not None:
         cls = registry.find(kind)
-        outputs = cls.output_count(config) if cls is not None and config is not True else output_count(obj, registry, fs)
+        outputs = (
+            cls.output_count(config)
+            if cls is not None and config is not True
+            else output_count(obj, registry, fs)
+        )
         if claims is not None and cls is not None and config is not True:
             for resource in cls.claims(config):
                 claims.setdefault(resource, []).append(node_id)
     for port, targets in enumerate(wires):
         if targets and outputs is not None and port >= outputs:
-            add(Problem(f"wired from output {port + 1}, but the node has {outputs} output(s)", node_id, kind, "wires"))
+            add(
+                Problem(
+                    f"wired from output {port + 1}, but the node has {outputs} output(s)",
+                    node_id,
+                    kind,
+                    "wires",
+                )
+            )
         for target in targets:
             other = fs.flow_nodes.get(target)
             if other is None:
                 add(Problem(f"output {port + 1} is wired to missing node {target!r}", node_id, kind, "wires"))
             elif other.get("z") != obj.get("z"):
-                add(Problem(f"output {port + 1} is wired to node {target!r} on another tab", node_id, kind, "wires"))
+                add(
+                    Problem(
+                        f"output {port + 1} is wired to node {target!r} on another tab",
+                        node_id,
+                        kind,
+                        "wires",
+                    )
+                )
     if kind in ("link out", "link in", "link call"):
         for target in obj.get("links") or []:
             if target not in fs.flow_nodes:
@@ -221,8 +249,8 @@ def _validate_type_and_config(obj: NodeDict, fs: FlowSet, registry: NodeRegistry
     """The validated config (True for subflow instances), or None after reporting why not."""
     node_id, kind = obj["id"], obj.get("type", "")
     if kind.startswith("subflow:"):
-        if kind[len("subflow:"):] not in fs.subflows:
-            add(Problem(f"instance of missing subflow {kind[len('subflow:'):]!r}", node_id, kind, "type"))
+        if kind[len("subflow:") :] not in fs.subflows:
+            add(Problem(f"instance of missing subflow {kind[len('subflow:') :]!r}", node_id, kind, "type"))
             return None
         return True
     cls = registry.find(kind)
@@ -249,8 +277,17 @@ def _validate_subflow_ports(sf: NodeDict, fs: FlowSet, add: Any) -> None:
         for port in sf.get(direction) or []:
             for w in (port or {}).get("wires") or []:
                 target = w.get("id") if isinstance(w, dict) else None
-                if target != sf["id"] and (target not in fs.flow_nodes or fs.flow_nodes[target].get("z") != sf["id"]):
-                    add(Problem(f"subflow {direction!r} port wired to missing node {target!r}", sf["id"], "subflow", direction))
+                if target != sf["id"] and (
+                    target not in fs.flow_nodes or fs.flow_nodes[target].get("z") != sf["id"]
+                ):
+                    add(
+                        Problem(
+                            f"subflow {direction!r} port wired to missing node {target!r}",
+                            sf["id"],
+                            "subflow",
+                            direction,
+                        )
+                    )
 
 
 NOT_RUNNABLE_REASONS = {

@@ -33,7 +33,9 @@ def get_flow(flows: FlowJSON, flow_id: str) -> dict[str, Any] | None:
     out.setdefault("info", "")
     out.setdefault("env", [])
     members = [n for n in flows if n.get("z") == flow_id]
-    out["nodes"] = [_strip_link_wires(n) for n in members if "x" in n or "wires" in n or n.get("type") == "group"]
+    out["nodes"] = [
+        _strip_link_wires(n) for n in members if "x" in n or "wires" in n or n.get("type") == "group"
+    ]
     configs = [n for n in members if n not in out["nodes"] and not ("x" in n or "wires" in n)]
     if configs:
         out["configs"] = configs
@@ -49,8 +51,14 @@ def _strip_link_wires(node: NodeDict) -> NodeDict:
 def _tab_objects(body: dict[str, Any], flow_id: str) -> list[NodeDict]:
     if not isinstance(body, dict):
         raise FlowValidationError([Problem("the body must be a JSON object with 'nodes'")])
-    tab = {"id": flow_id, "type": "tab", "label": body.get("label", ""), "disabled": bool(body.get("disabled", False)),
-           "info": body.get("info", ""), "env": body.get("env", [])}
+    tab = {
+        "id": flow_id,
+        "type": "tab",
+        "label": body.get("label", ""),
+        "disabled": bool(body.get("disabled", False)),
+        "info": body.get("info", ""),
+        "env": body.get("env", []),
+    }
     for key, value in body.items():
         if key not in ("id", "nodes", "configs", "subflows") and key not in tab:
             tab[key] = value
@@ -63,7 +71,9 @@ def _tab_objects(body: dict[str, Any], flow_id: str) -> list[NodeDict]:
             if not isinstance(node, dict):
                 raise FlowValidationError([Problem(f"'{key}' holds a non-object")])
             if node.get("type") in ("tab", "subflow"):
-                raise FlowValidationError([Problem("a flow cannot contain a tab or a subflow", node.get("id"), node.get("type"))])
+                raise FlowValidationError(
+                    [Problem("a flow cannot contain a tab or a subflow", node.get("id"), node.get("type"))]
+                )
             members.append({**node, "z": flow_id})
     return [tab, *members]
 
@@ -85,7 +95,9 @@ def update_flow(flows: FlowJSON, flow_id: str, body: dict[str, Any]) -> FlowJSON
     """`PUT /flow/:id`: replace that tab's contents (for `global`: its configs and subflows)."""
     if flow_id == "global":
         sf_ids = {n["id"] for n in flows if n.get("type") == "subflow"}
-        kept = [n for n in flows if not ("z" not in n and n.get("type") != "tab") and n.get("z") not in sf_ids]
+        kept = [
+            n for n in flows if not ("z" not in n and n.get("type") != "tab") and n.get("z") not in sf_ids
+        ]
         return [*kept, *(body.get("subflows") or []), *(body.get("configs") or [])]
     if not any(n.get("type") == "tab" and n.get("id") == flow_id for n in flows):
         raise KeyError(flow_id)

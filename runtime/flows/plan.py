@@ -72,7 +72,11 @@ def make_plan(fs: FlowSet, registry: NodeRegistry) -> Plan:
         if _to_bool(tab.get("disabled", False)):
             continue
         plan.scopes[tab_id] = ScopeSpec(
-            id=tab_id, label=tab.get("label") or tab_id, env=[list(tab.get("env") or [])], parent=None, tab=tab_id,
+            id=tab_id,
+            label=tab.get("label") or tab_id,
+            env=[list(tab.get("env") or [])],
+            parent=None,
+            tab=tab_id,
             groups={g["id"]: g for g in fs.groups.values() if g.get("z") == tab_id},
         )
         reasons: list[str] = []
@@ -96,8 +100,17 @@ def make_plan(fs: FlowSet, registry: NodeRegistry) -> Plan:
     return plan
 
 
-def _add_nodes(plan: Plan, fs: FlowSet, registry: NodeRegistry, nodes: list[NodeDict], scope: str,
-               tab: str, id_map: dict[str, str], reasons: list[str], depth: int) -> None:
+def _add_nodes(
+    plan: Plan,
+    fs: FlowSet,
+    registry: NodeRegistry,
+    nodes: list[NodeDict],
+    scope: str,
+    tab: str,
+    id_map: dict[str, str],
+    reasons: list[str],
+    depth: int,
+) -> None:
     if depth > 16:
         reasons.append(f"subflows nested more than 16 deep on scope {scope!r}")
         return
@@ -111,20 +124,40 @@ def _add_nodes(plan: Plan, fs: FlowSet, registry: NodeRegistry, nodes: list[Node
         if registry.find(kind) is None:
             reasons.append(f"node {obj['id']!r} ({kind}) cannot run here")
             continue
-        plan.nodes[obj["id"]] = NodeSpec(obj["id"], kind, obj, scope, tab,
-                                         [list(p) for p in obj.get("wires") or []],
-                                         is_config=bool(registry.find(kind).is_config_node))
+        plan.nodes[obj["id"]] = NodeSpec(
+            obj["id"],
+            kind,
+            obj,
+            scope,
+            tab,
+            [list(p) for p in obj.get("wires") or []],
+            is_config=bool(registry.find(kind).is_config_node),
+        )
 
 
-def _expand_instance(plan: Plan, fs: FlowSet, registry: NodeRegistry, inst: NodeDict, scope: str,
-                     tab: str, reasons: list[str], depth: int) -> None:
-    sf = fs.subflows[inst["type"][len("subflow:"):]]
+def _expand_instance(
+    plan: Plan,
+    fs: FlowSet,
+    registry: NodeRegistry,
+    inst: NodeDict,
+    scope: str,
+    tab: str,
+    reasons: list[str],
+    depth: int,
+) -> None:
+    sf = fs.subflows[inst["type"][len("subflow:") :]]
     inst_id = inst["id"]
-    inner = [n for n in fs.by_id.values() if n.get("z") == sf["id"] and n.get("type") not in ("tab", "subflow")]
+    inner = [
+        n for n in fs.by_id.values() if n.get("z") == sf["id"] and n.get("type") not in ("tab", "subflow")
+    ]
     id_map = {n["id"]: f"{inst_id}-{n['id']}" for n in inner}
     plan.scopes[inst_id] = ScopeSpec(
-        id=inst_id, label=inst.get("name") or sf.get("name") or inst_id,
-        env=[list(inst.get("env") or []), list(sf.get("env") or [])], parent=scope, instance=inst_id, tab=tab,
+        id=inst_id,
+        label=inst.get("name") or sf.get("name") or inst_id,
+        env=[list(inst.get("env") or []), list(sf.get("env") or [])],
+        parent=scope,
+        instance=inst_id,
+        tab=tab,
         groups={id_map[g["id"]]: _remap(g, id_map, inst_id) for g in inner if g.get("type") == "group"},
     )
     copies = [_remap(n, id_map, inst_id) for n in inner if n.get("type") != "group"]
@@ -149,10 +182,16 @@ def _expand_instance(plan: Plan, fs: FlowSet, registry: NodeRegistry, inst: Node
             while len(wires) <= p:
                 wires.append([])
             wires[p] = list(wires[p]) + list(targets)
-    plan.nodes[inst_id] = NodeSpec(inst_id, "subflow", {**inst, "_subflow": sf["id"]}, scope, tab,
-                                   [instance_wires])
-    configs = [c for c in copies if c["id"] not in {n["id"] for n in copies if "wires" in n or "x" in n}
-               and registry.find(c.get("type", "")) is not None and registry.find(c["type"]).is_config_node]
+    plan.nodes[inst_id] = NodeSpec(
+        inst_id, "subflow", {**inst, "_subflow": sf["id"]}, scope, tab, [instance_wires]
+    )
+    configs = [
+        c
+        for c in copies
+        if c["id"] not in {n["id"] for n in copies if "wires" in n or "x" in n}
+        and registry.find(c.get("type", "")) is not None
+        and registry.find(c["type"]).is_config_node
+    ]
     for c in configs:
         plan.nodes[c["id"]] = NodeSpec(c["id"], c["type"], c, inst_id, tab, [], is_config=True)
     flow_copies = [c for c in copies if c not in configs]

@@ -35,7 +35,9 @@ class NodeRegistry:
         if not (inspect.isclass(cls) and issubclass(cls, Node)) or not cls.type:
             raise TypeError(f"{cls!r} is not a Node subclass with a `type`")
         if cls.type in self._types and self._types[cls.type] is not cls:
-            log.warning("node type %r from %s replaces the one from %s", cls.type, origin, self._origin[cls.type])
+            log.warning(
+                "node type %r from %s replaces the one from %s", cls.type, origin, self._origin[cls.type]
+            )
         self._types[cls.type] = cls
         self._origin[cls.type] = origin
         return cls
@@ -97,8 +99,11 @@ def _node_classes(obj: Any) -> Iterable[type[Node]]:
     if inspect.isclass(obj) and issubclass(obj, Node):
         return [obj]
     if isinstance(obj, ModuleType):
-        return [v for v in vars(obj).values() if inspect.isclass(v) and issubclass(v, Node) and v.type
-                and v.__module__ == obj.__name__]
+        return [
+            v
+            for v in vars(obj).values()
+            if inspect.isclass(v) and issubclass(v, Node) and v.type and v.__module__ == obj.__name__
+        ]
     if isinstance(obj, (list, tuple)):
         return [c for c in obj if inspect.isclass(c) and issubclass(c, Node)]
     if callable(obj):

@@ -30,7 +30,7 @@ def claim_key(path: str) -> str:
     out: list[str] = []
     pos = 0
     for m in _TOKEN.finditer(path):
-        out.append(_escape(path[pos:m.start()]))
+        out.append(_escape(path[pos : m.start()]))
         out.append("*" if m.group(0) == "*" else ":" + (m.group(2) or ""))
         pos = m.end()
     out.append(_escape(path[pos:]))
@@ -66,7 +66,7 @@ def _tokens(key: str) -> list[str]:
             out.append("=" + key[i + 1])
             i += 2
         elif ch == ":":
-            optional = key[i + 1:i + 2] == "?"
+            optional = key[i + 1 : i + 2] == "?"
             out.append(":?" if optional else ":")
             i += 2 if optional else 1
         elif ch == "*":
@@ -125,7 +125,14 @@ def _automaton(key: str) -> _Automaton:
 
 def _compatible(a: str, b: str) -> str | None:
     """A character both step labels take, or None."""
-    if a == _ANY and b == _ANY or a == _NOT_SLASH and b in (_ANY, _NOT_SLASH) or a == _ANY and b == _NOT_SLASH:
+    if (
+        a == _ANY
+        and b == _ANY
+        or a == _NOT_SLASH
+        and b in (_ANY, _NOT_SLASH)
+        or a == _ANY
+        and b == _NOT_SLASH
+    ):
         return "x"
     if a in (_ANY, _NOT_SLASH):
         a, b = b, a

@@ -42,10 +42,18 @@ class FlowStore:
     def save(self, flows: FlowJSON, deploy_type: str, user: str | None = None) -> str:
         rev = revision_of(flows)
         with self._engine.begin() as conn:
-            conn.execute(insert(flow_revisions).values(
-                rev=rev, flows=json.dumps(flows, separators=(",", ":")),
-                deploy_type=deploy_type, user=user, created=datetime.now(UTC)))
-            ids = [r[0] for r in conn.execute(select(flow_revisions.c.id).order_by(flow_revisions.c.id.desc()))]
+            conn.execute(
+                insert(flow_revisions).values(
+                    rev=rev,
+                    flows=json.dumps(flows, separators=(",", ":")),
+                    deploy_type=deploy_type,
+                    user=user,
+                    created=datetime.now(UTC),
+                )
+            )
+            ids = [
+                r[0] for r in conn.execute(select(flow_revisions.c.id).order_by(flow_revisions.c.id.desc()))
+            ]
             if len(ids) > self.keep:
                 conn.execute(delete(flow_revisions).where(flow_revisions.c.id < ids[self.keep - 1]))
         return rev
@@ -53,22 +61,32 @@ class FlowStore:
     def current(self) -> tuple[FlowJSON, str] | None:
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(flow_revisions.c.flows, flow_revisions.c.rev).order_by(flow_revisions.c.id.desc()).limit(1)
+                select(flow_revisions.c.flows, flow_revisions.c.rev)
+                .order_by(flow_revisions.c.id.desc())
+                .limit(1)
             ).first()
         return (json.loads(row[0]), row[1]) if row else None
 
     def history(self, limit: int = 20) -> list[Revision]:
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(flow_revisions.c.id, flow_revisions.c.rev, flow_revisions.c.deploy_type,
-                       flow_revisions.c.user, flow_revisions.c.created)
-                .order_by(flow_revisions.c.id.desc()).limit(limit)
+                select(
+                    flow_revisions.c.id,
+                    flow_revisions.c.rev,
+                    flow_revisions.c.deploy_type,
+                    flow_revisions.c.user,
+                    flow_revisions.c.created,
+                )
+                .order_by(flow_revisions.c.id.desc())
+                .limit(limit)
             ).all()
         return [Revision(*r) for r in rows]
 
     def load(self, rev: str) -> FlowJSON | None:
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(flow_revisions.c.flows).where(flow_revisions.c.rev == rev).order_by(flow_revisions.c.id.desc())
+                select(flow_revisions.c.flows)
+                .where(flow_revisions.c.rev == rev)
+                .order_by(flow_revisions.c.id.desc())
             ).first()
         return json.loads(row[0]) if row else None

@@ -11,8 +11,18 @@ from urllib.parse import unquote_plus
 
 ACCESS_LOGGER = "uvicorn.access"
 MASK = "***"
-_SECRET_WORDS = ("token", "password", "passwd", "pwd", "secret", "apikey", "sessionkey", "credential",
-                 "signature", "auth")
+_SECRET_WORDS = (
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "apikey",
+    "sessionkey",
+    "credential",
+    "signature",
+    "auth",
+)
 _SECRET_NAMES = frozenset(("key", "code", "sig", "jwt", "pass"))
 
 
@@ -43,7 +53,9 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(redact_target(a) if isinstance(a, str) and "?" in a else a for a in record.args)
+            record.args = tuple(
+                redact_target(a) if isinstance(a, str) and "?" in a else a for a in record.args
+            )
         if isinstance(record.msg, str) and "?" in record.msg and not record.args:
             record.msg = " ".join(redact_target(word) for word in record.msg.split(" "))
         return True

@@ -24,18 +24,42 @@ from sofiaflow.runtime.security.permissions import PermissionDenied
 
 router = APIRouter(tags=["flows"])
 
-_FLOWS_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {"oneOf": [
-    {"type": "array", "items": {"type": "object"}, "description": "v1: the whole flow set"},
-    {"type": "object", "required": ["flows"], "description": "v2: flows, rev to check, credentials by node id",
-     "properties": {"flows": {"type": "array", "items": {"type": "object"}}, "rev": {"type": "string"},
-                    "credentials": {"type": "object"}}},
-]}}}}}
+_FLOWS_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "description": "v1: the whole flow set",
+                        },
+                        {
+                            "type": "object",
+                            "required": ["flows"],
+                            "description": "v2: flows, rev to check, credentials by node id",
+                            "properties": {
+                                "flows": {"type": "array", "items": {"type": "object"}},
+                                "rev": {"type": "string"},
+                                "credentials": {"type": "object"},
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
 
 
 def api_version(request: Request) -> str:
     version = request.headers.get("Node-RED-API-Version", "v1")
     if version not in ("v1", "v2"):
-        raise ApiError(400, "invalid_api_version", f"Node-RED-API-Version {version!r} is not supported; use v1 or v2")
+        raise ApiError(
+            400, "invalid_api_version", f"Node-RED-API-Version {version!r} is not supported; use v1 or v2"
+        )
     return version
 
 
@@ -57,8 +81,14 @@ def _check_change(request: Request, runtime: Runtime, flow_id: str) -> None:
         raise denied(request, f"flow {flow_id!r} is not {_user(request)}'s and not shared with them")
 
 
-async def _deploy(runtime: Runtime, request: Request, flows: Any, deploy_type: str, rev: str | None = None,
-                  credentials: dict | None = None) -> DeployResult:
+async def _deploy(
+    runtime: Runtime,
+    request: Request,
+    flows: Any,
+    deploy_type: str,
+    rev: str | None = None,
+    credentials: dict | None = None,
+) -> DeployResult:
     """Deploy, turning the runtime's errors into Node-RED's answers."""
     try:
         return await runtime.deploy(flows, deploy_type, rev, credentials, user=_user(request))
@@ -71,22 +101,35 @@ async def _deploy(runtime: Runtime, request: Request, flows: Any, deploy_type: s
 
 
 @router.get("/flows", summary="The deployed flows the caller may see (v1: array; v2: {flows, rev})")
-async def get_flows(request: Request, runtime: RuntimeDep, version: Annotated[str, Depends(api_version)]) -> Any:
+async def get_flows(
+    request: Request, runtime: RuntimeDep, version: Annotated[str, Depends(api_version)]
+) -> Any:
     flows = _visible(request, runtime)
     if version == "v2":
         return JSONResponse({"flows": flows, "rev": runtime.rev})
     return JSONResponse(flows)
 
 
-@router.post("/flows", summary="Deploy a flow set", openapi_extra=_FLOWS_BODY,
-             responses={204: {"description": "v1: deployed"}, 400: {"description": "invalid flows"},
-                        409: {"description": "stale rev"}})
-async def post_flows(request: Request, runtime: RuntimeDep,
-                     version: Annotated[str, Depends(api_version)]) -> Any:
+@router.post(
+    "/flows",
+    summary="Deploy a flow set",
+    openapi_extra=_FLOWS_BODY,
+    responses={
+        204: {"description": "v1: deployed"},
+        400: {"description": "invalid flows"},
+        409: {"description": "stale rev"},
+    },
+)
+async def post_flows(
+    request: Request, runtime: RuntimeDep, version: Annotated[str, Depends(api_version)]
+) -> Any:
     deploy_type = request.headers.get("Node-RED-Deployment-Type", "full")
     if deploy_type not in DEPLOY_TYPES:
-        raise ApiError(400, "invalid_deployment_type",
-                       f"Node-RED-Deployment-Type {deploy_type!r} is not one of {', '.join(DEPLOY_TYPES)}")
+        raise ApiError(
+            400,
+            "invalid_deployment_type",
+            f"Node-RED-Deployment-Type {deploy_type!r} is not one of {', '.join(DEPLOY_TYPES)}",
+        )
     flows: Any = runtime.flows
     rev = credentials = None
     if deploy_type != "reload":
@@ -106,16 +149,23 @@ async def post_flows(request: Request, runtime: RuntimeDep,
         elif isinstance(data, list):
             flows = data
         else:
-            raise invalid_flows([Problem(f"expected a JSON array of nodes or {{flows, rev}}, got {type(data).__name__}")])
+            raise invalid_flows(
+                [Problem(f"expected a JSON array of nodes or {{flows, rev}}, got {type(data).__name__}")]
+            )
         try:  # a developer deploys what they see; the tabs of others are kept as they are
-            hidden = {n.get("id") for n in runtime.ownership.hidden(runtime.flows, _user(request), _role(request))}
+            hidden = {
+                n.get("id") for n in runtime.ownership.hidden(runtime.flows, _user(request), _role(request))
+            }
             flows = runtime.ownership.merge(runtime.flows, flows, _user(request), _role(request))
         except PermissionDenied as exc:
             raise denied(request, str(exc)) from None
         for node_id in credentials or {}:
             if node_id in hidden:
-                raise denied(request, f"credentials for node {node_id!r}: it is not {_user(request)}'s and not "
-                             "shared with them")
+                raise denied(
+                    request,
+                    f"credentials for node {node_id!r}: it is not {_user(request)}'s and not "
+                    "shared with them",
+                )
     result = await _deploy(runtime, request, flows, deploy_type, rev, credentials)
     if version == "v1":
         return Response(status_code=204)
@@ -131,14 +181,18 @@ async def get_state(runtime: RuntimeDep) -> dict[str, str]:
 
 
 @router.post("/flows/state", summary="Start or stop the flows without changing them")
-async def set_state(body: Annotated[dict[str, Any], Body(examples=[{"state": "stop"}])], request: Request,
-                    runtime: RuntimeDep) -> dict[str, str]:
+async def set_state(
+    body: Annotated[dict[str, Any], Body(examples=[{"state": "stop"}])], request: Request, runtime: RuntimeDep
+) -> dict[str, str]:
     state = body.get("state")
     if state not in ("start", "stop"):
         raise ApiError(400, "invalid_run_state", f"state {state!r} is not 'start' or 'stop'")
     if _role(request) != "administrator":
-        raise denied(request, f"{_user(request)!r} is a {_role(request)}; starting or stopping the flows "
-                     "(every tenant's) is for administrators")
+        raise denied(
+            request,
+            f"{_user(request)!r} is a {_role(request)}; starting or stopping the flows "
+            "(every tenant's) is for administrators",
+        )
     record(request, "flows.state", state)
     return {"state": await runtime.set_state(state)}
 
@@ -169,16 +223,23 @@ async def _apply(request: Request, runtime: Runtime, change: Any) -> None:
         raise _not_found(str(exc.args[0])) from None
     try:  # the same rules as a whole deploy: nothing of others changed or used
         ownership = runtime.ownership
-        new_flows = ownership.merge(current, ownership.own_part(current, new_flows, _user(request), _role(request)),
-                                    _user(request), _role(request))
+        new_flows = ownership.merge(
+            current,
+            ownership.own_part(current, new_flows, _user(request), _role(request)),
+            _user(request),
+            _role(request),
+        )
     except PermissionDenied as exc:
         raise denied(request, str(exc)) from None
     await _deploy(runtime, request, new_flows, "flows", rev)
 
 
 @router.post("/flow", summary="Add a tab (a `flows` deploy)")
-async def add_flow(request: Request, body: Annotated[dict[str, Any], Body(examples=[{"label": "New", "nodes": []}])],
-                   runtime: RuntimeDep) -> dict[str, str]:
+async def add_flow(
+    request: Request,
+    body: Annotated[dict[str, Any], Body(examples=[{"label": "New", "nodes": []}])],
+    runtime: RuntimeDep,
+) -> dict[str, str]:
     made: dict[str, str] = {}
 
     def change(flows: list) -> list:
@@ -190,8 +251,9 @@ async def add_flow(request: Request, body: Annotated[dict[str, Any], Body(exampl
 
 
 @router.put("/flow/{flow_id}", summary="Replace a tab's contents (a `flows` deploy)")
-async def put_flow(flow_id: str, request: Request, body: Annotated[dict[str, Any], Body()],
-                   runtime: RuntimeDep) -> dict[str, str]:
+async def put_flow(
+    flow_id: str, request: Request, body: Annotated[dict[str, Any], Body()], runtime: RuntimeDep
+) -> dict[str, str]:
     if flow_id != "global" and flow_ops.get_flow(runtime.flows, flow_id) is None:
         raise _not_found(flow_id)
     _check_change(request, runtime, flow_id)
@@ -216,22 +278,32 @@ def _unit_kind(request: Request, runtime: Runtime, unit: str, seen: bool = True)
     return kind
 
 
-@router.get("/flow/{flow_id}/sharing", summary="The owner of a tab, subflow or config node, and who it is shared with")
+@router.get(
+    "/flow/{flow_id}/sharing", summary="The owner of a tab, subflow or config node, and who it is shared with"
+)
 async def get_sharing(flow_id: str, request: Request, runtime: RuntimeDep) -> dict:
     return runtime.ownership.sharing(flow_id, _unit_kind(request, runtime, flow_id))
 
 
-@router.put("/flow/{flow_id}/sharing",
-            summary="Share a tab, subflow or config node with users, or give it to another owner")
-async def put_sharing(flow_id: str, request: Request, runtime: RuntimeDep,
-                      body: Annotated[Any, Body(examples=[{"shared": ["ana"]}])] = None) -> dict:
+@router.put(
+    "/flow/{flow_id}/sharing",
+    summary="Share a tab, subflow or config node with users, or give it to another owner",
+)
+async def put_sharing(
+    flow_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"shared": ["ana"]}])] = None,
+) -> dict:
     kind = _unit_kind(request, runtime, flow_id, seen=False)  # then 403 (audited) unless it is theirs
     if not isinstance(body, dict) or set(body) - {"owner", "shared"}:
         raise ApiError(400, "invalid_sharing", 'the body must be {"owner": "name", "shared": ["name", ...]}')
     owner, shared = body.get("owner"), body.get("shared")
     if owner is not None and (not isinstance(owner, str) or not owner):
         raise ApiError(400, "invalid_sharing", "owner: a user name")
-    if shared is not None and (not isinstance(shared, list) or not all(isinstance(u, str) and u for u in shared)):
+    if shared is not None and (
+        not isinstance(shared, list) or not all(isinstance(u, str) and u for u in shared)
+    ):
         raise ApiError(400, "invalid_sharing", "shared: a list of user names")
     current = runtime.ownership.sharing(flow_id)["owner"]
     if _role(request) != "administrator" and current != _user(request):

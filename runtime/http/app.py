@@ -52,8 +52,14 @@ Get a token with `POST /auth/token` (form or JSON: `grant_type=password`, `clien
 
 def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     """The admin API for `runtime` (already started, or started before the first request)."""
-    app = FastAPI(title="sofiaflow admin API", version=module_version("sofiaflow"), description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="sofiaflow admin API",
+        version=module_version("sofiaflow"),
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.runtime = runtime
     app.state.auth = auth
     if auth is not None:
@@ -61,8 +67,16 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(comms.router)  # authenticates inside the socket, as Node-RED's
     guarded = [Depends(require_user)]
-    for module in (admin_flows, palette, info_routes, context_routes, node_actions, device_routes, ontology_routes,
-                   ontology_data_routes):
+    for module in (
+        admin_flows,
+        palette,
+        info_routes,
+        context_routes,
+        node_actions,
+        device_routes,
+        ontology_routes,
+        ontology_data_routes,
+    ):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(metrics_routes.router)  # its own access check: token, or public by setting
     app.include_router(user_routes.router)  # administrators only
@@ -97,15 +111,20 @@ def docs_user(request: Request) -> str:
     """Who may read the API's description: a valid bearer token's user, else the user of the browser's editor
     session (`app.state.session_user(request)`, set by the editor when mounted); 401 otherwise."""
     if request.headers.get("authorization"):
-        creds = HTTPAuthorizationCredentials(scheme="Bearer",
-                                             credentials=request.headers["authorization"].partition(" ")[2].strip())
+        creds = HTTPAuthorizationCredentials(
+            scheme="Bearer", credentials=request.headers["authorization"].partition(" ")[2].strip()
+        )
         return require_user(request, creds)
     session_user = getattr(request.app.state, "session_user", None)
     user = session_user(request) if session_user is not None else None
     if not user:
-        raise ApiError(401, "unauthorized", "the API description is for logged-in users: send "
-                       "'Authorization: Bearer <token>' or log in to the editor first",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "the API description is for logged-in users: send "
+            "'Authorization: Bearer <token>' or log in to the editor first",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return user
 
 
@@ -136,23 +155,37 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(
+            {"code": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
-                    for err in exc.errors()]
+        problems = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
         text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        return JSONResponse({"code": "invalid_request", "message": f"invalid request: {text}", "problems": problems},
-                            status_code=400)
+        return JSONResponse(
+            {"code": "invalid_request", "message": f"invalid request: {text}", "problems": problems},
+            status_code=400,
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the text of an unexpected error may quote SQL, paths or values: it goes to the log, not to the caller
         incident = secrets.token_hex(6)
         log.exception("%s %s failed (incident %s)", request.method, request.url.path, incident)
-        return JSONResponse({"code": "unexpected_error", "incident": incident,
-                             "message": f"internal error (incident {incident}, details in the server log)"},
-                            status_code=500)
+        return JSONResponse(
+            {
+                "code": "unexpected_error",
+                "incident": incident,
+                "message": f"internal error (incident {incident}, details in the server log)",
+            },
+            status_code=500,
+        )

@@ -21,20 +21,33 @@ _TOKEN_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            ct: {"schema": {"type": "object", "required": ["username", "password"], "properties": {
-                "client_id": {"type": "string", "enum": list(CLIENTS)},
-                "grant_type": {"type": "string", "enum": ["password"]},
-                "scope": {"type": "string", "enum": ["*", "read"], "default": "*"},
-                "username": {"type": "string"}, "password": {"type": "string", "format": "password"}}}}
+            ct: {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "client_id": {"type": "string", "enum": list(CLIENTS)},
+                        "grant_type": {"type": "string", "enum": ["password"]},
+                        "scope": {"type": "string", "enum": ["*", "read"], "default": "*"},
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                    },
+                }
+            }
             for ct in ("application/x-www-form-urlencoded", "application/json")
         },
     }
 }
 
 
-def _oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description, "message": description},
-                        status_code=status, headers=headers)
+def _oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description, "message": description},
+        status_code=status,
+        headers=headers,
+    )
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -53,13 +66,18 @@ async def _body(request: Request) -> dict[str, Any]:
 
 @router.get("/auth/login", summary="How to log in")
 async def login_prompts() -> dict[str, Any]:
-    return {"type": "credentials", "prompts": [
-        {"id": "username", "type": "text", "label": "Username"},
-        {"id": "password", "type": "password", "label": "Password"},
-    ]}
+    return {
+        "type": "credentials",
+        "prompts": [
+            {"id": "username", "type": "text", "label": "Username"},
+            {"id": "password", "type": "password", "label": "Password"},
+        ],
+    }
 
 
-@router.post("/auth/token", summary="Exchange username and password for a bearer token", openapi_extra=_TOKEN_BODY)
+@router.post(
+    "/auth/token", summary="Exchange username and password for a bearer token", openapi_extra=_TOKEN_BODY
+)
 async def token(request: Request) -> Any:
     try:
         body = await _body(request)
@@ -67,10 +85,14 @@ async def token(request: Request) -> Any:
         return _oauth_error(400, "invalid_request", str(exc))
     client_id = body.get("client_id")
     if client_id is not None and client_id not in CLIENTS:
-        return _oauth_error(401, "invalid_client", f"unknown client_id {client_id!r}; use one of {', '.join(CLIENTS)}")
+        return _oauth_error(
+            401, "invalid_client", f"unknown client_id {client_id!r}; use one of {', '.join(CLIENTS)}"
+        )
     grant = body.get("grant_type", "password")
     if grant != "password":
-        return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant!r} is not supported; use 'password'")
+        return _oauth_error(
+            400, "unsupported_grant_type", f"grant_type {grant!r} is not supported; use 'password'"
+        )
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         return _oauth_error(400, "invalid_request", "'username' and 'password' are required")
@@ -81,7 +103,9 @@ async def token(request: Request) -> Any:
         access, expires_in = await asyncio.to_thread(auth.issue_token, username, password, scope, client)
     except TooManyAttemptsError as exc:
         _failed_login(request, username, client, "too many attempts")
-        return _oauth_error(429, "too_many_attempts", str(exc), {"Retry-After": str(int(exc.retry_after) + 1)})
+        return _oauth_error(
+            429, "too_many_attempts", str(exc), {"Retry-After": str(int(exc.retry_after) + 1)}
+        )
     except AuthError as exc:
         _failed_login(request, username, client, str(exc))
         return _oauth_error(401, "unauthorized", str(exc))

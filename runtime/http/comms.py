@@ -48,7 +48,7 @@ def topic_matches(pattern: str, topic: str) -> bool:
 def event_node(topic: str, data: Any) -> str | None:
     """The id of the node an event is about (debug, log, status/<id>), or None."""
     if topic.startswith("status/"):
-        return topic[len("status/"):]
+        return topic[len("status/") :]
     if topic in ("debug", "log") and isinstance(data, dict) and isinstance(data.get("id"), str):
         return data["id"]
     return None

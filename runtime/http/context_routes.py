@@ -36,8 +36,11 @@ def encode_value(value: Any, limit: int) -> dict[str, str]:
 # ----- scopes ----------------------------------------------------------------------------------------
 def flow_scope_name(runtime: Runtime, flow_id: str) -> str:
     deployer = runtime.deployer
-    known = flow_id in deployer.scopes or flow_id in deployer.plan.scopes or any(
-        n.get("id") == flow_id and n.get("type") in ("tab", "subflow") for n in runtime.flows)
+    known = (
+        flow_id in deployer.scopes
+        or flow_id in deployer.plan.scopes
+        or any(n.get("id") == flow_id and n.get("type") in ("tab", "subflow") for n in runtime.flows)
+    )
     if not known:
         raise ApiError(404, "not_found", f"no flow (tab or subflow instance) with id {flow_id!r}")
     return f"flow:{flow_id}"
@@ -81,8 +84,13 @@ def read_context(runtime: Runtime, scope: str, key: str | None, store: str | Non
         if name != runtime.contexts.default:
             encoded["store"] = name
         return encoded
-    return {name: {k: encode_value(v, limit) for k, v in (runtime.contexts.stores[name].get_scope(scope) or {}).items()}
-            for name in names}
+    return {
+        name: {
+            k: encode_value(v, limit)
+            for k, v in (runtime.contexts.stores[name].get_scope(scope) or {}).items()
+        }
+        for name in names
+    }
 
 
 def delete_context(runtime: Runtime, scope: str, key: str, store: str | None) -> Response:
@@ -94,7 +102,10 @@ def delete_context(runtime: Runtime, scope: str, key: str, store: str | None) ->
     return Response(status_code=204)
 
 
-Store = Annotated[str | None, Query(description="context store name (default: every store for a scope, the default one for a key)")]
+Store = Annotated[
+    str | None,
+    Query(description="context store name (default: every store for a scope, the default one for a key)"),
+]
 
 
 @router.get("/context/global", summary="Global context")
@@ -116,28 +127,36 @@ async def delete_global_key(request: Request, runtime: RuntimeDep, key: str, sto
 
 
 @router.get("/context/{kind}/{scope_id}", summary="Flow or node context")
-async def get_scope(request: Request, runtime: RuntimeDep, kind: str, scope_id: str,
-                    store: Store = None) -> dict[str, Any]:
+async def get_scope(
+    request: Request, runtime: RuntimeDep, kind: str, scope_id: str, store: Store = None
+) -> dict[str, Any]:
     return read_context(runtime, _scope(request, runtime, kind, scope_id), None, store)
 
 
 @router.get("/context/{kind}/{scope_id}/{key:path}", summary="One flow or node context key")
-async def get_scope_key(request: Request, runtime: RuntimeDep, kind: str, scope_id: str, key: str,
-                        store: Store = None) -> dict[str, Any]:
+async def get_scope_key(
+    request: Request, runtime: RuntimeDep, kind: str, scope_id: str, key: str, store: Store = None
+) -> dict[str, Any]:
     return read_context(runtime, _scope(request, runtime, kind, scope_id), key, store)
 
 
-@router.delete("/context/{kind}/{scope_id}/{key:path}", status_code=204, summary="Delete a flow or node context key")
-async def delete_scope_key(request: Request, runtime: RuntimeDep, kind: str, scope_id: str, key: str,
-                           store: Store = None) -> Response:
+@router.delete(
+    "/context/{kind}/{scope_id}/{key:path}", status_code=204, summary="Delete a flow or node context key"
+)
+async def delete_scope_key(
+    request: Request, runtime: RuntimeDep, kind: str, scope_id: str, key: str, store: Store = None
+) -> Response:
     return delete_context(runtime, _scope(request, runtime, kind, scope_id), key, store)
 
 
 def _check_global(request: Request) -> None:
     role = getattr(request.state, "role", None)
     if role != "administrator":
-        raise denied(request, f"{getattr(request.state, 'user', None)!r} is a {role}; global context is shared by "
-                     "every tenant's flows and is for administrators")
+        raise denied(
+            request,
+            f"{getattr(request.state, 'user', None)!r} is a {role}; global context is shared by "
+            "every tenant's flows and is for administrators",
+        )
 
 
 def _check_visible(request: Request, runtime: Runtime, kind: str, scope_id: str) -> None:
@@ -145,7 +164,11 @@ def _check_visible(request: Request, runtime: Runtime, kind: str, scope_id: str)
     user, role = getattr(request.state, "user", None), getattr(request.state, "role", None)
     if role == "administrator":
         return
-    unit = scope_id if kind == "flow" and scope_id in containers(runtime.flows) else unit_of_running(runtime, scope_id)
+    unit = (
+        scope_id
+        if kind == "flow" and scope_id in containers(runtime.flows)
+        else unit_of_running(runtime, scope_id)
+    )
     if unit is None or not runtime.ownership.may_see(user, role, unit):
         what = "flow (tab or subflow instance)" if kind == "flow" else "node"
         raise ApiError(404, "not_found", f"no {what} with id {scope_id!r}")

@@ -16,8 +16,9 @@ from sofiaflow.runtime.security.user_holdings import attach as attach_holdings
 class ApiError(Exception):
     """An answer with a status and a JSON body `{"code", "message", ...extra}`."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers
@@ -29,7 +30,9 @@ class ApiError(Exception):
 
 def invalid_flows(problems: list[Problem]) -> ApiError:
     """400 `invalid_flows` listing every problem."""
-    return ApiError(400, "invalid_flows", f"{len(problems)} problem(s)", problems=[p.as_dict() for p in problems])
+    return ApiError(
+        400, "invalid_flows", f"{len(problems)} problem(s)", problems=[p.as_dict() for p in problems]
+    )
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -76,28 +79,41 @@ def is_write(request: Request) -> bool:
 bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token")
 
 
-def require_user(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+def require_user(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
     """The user of a valid `Authorization: Bearer` token; 401 otherwise, 403 for writes with scope `read`."""
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if creds is None:
-        raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <token>' header; "
-                       "get a token from POST /auth/token", headers=unauthorized, error="unauthorized")
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing 'Authorization: Bearer <token>' header; get a token from POST /auth/token",
+            headers=unauthorized,
+            error="unauthorized",
+        )
     try:
         user, scope, role = get_auth(request).identity(creds.credentials)
     except AuthError as exc:
-        raise ApiError(401, "unauthorized", f"invalid token: {exc}", headers=unauthorized,
-                       error="unauthorized") from None
+        raise ApiError(
+            401, "unauthorized", f"invalid token: {exc}", headers=unauthorized, error="unauthorized"
+        ) from None
     request.state.user, request.state.scope, request.state.role = user, scope, role
     if is_write(request):
         if scope == "read":
             raise denied(request, f"the token of {user!r} has scope 'read'; {request.method} needs scope '*'")
         if role == "user":
-            raise denied(request, f"{user!r} has the role 'user', which only reads; {request.method} "
-                         f"{request.url.path} needs 'developer' or 'administrator'")
+            raise denied(
+                request,
+                f"{user!r} has the role 'user', which only reads; {request.method} "
+                f"{request.url.path} needs 'developer' or 'administrator'",
+            )
     return user
 
 
-def record(request: Request, action: str, target: str | None = None, outcome: str = "ok", detail: Any = None) -> None:
+def record(
+    request: Request, action: str, target: str | None = None, outcome: str = "ok", detail: Any = None
+) -> None:
     """Add an entry for the caller to the runtime's audit log (when it keeps one)."""
     audit = getattr(request.app.state.runtime, "audit", None)
     if audit is not None:
@@ -113,6 +129,8 @@ def denied(request: Request, message: str) -> ApiError:
 def require_administrator(request: Request, user: Annotated[str, Depends(require_user)]) -> str:
     """The caller, who must be an administrator (403, audited, otherwise)."""
     if request.state.role != "administrator":
-        raise denied(request, f"{user!r} is a {request.state.role}; {request.method} {request.url.path} "
-                     "is for administrators")
+        raise denied(
+            request,
+            f"{user!r} is a {request.state.role}; {request.method} {request.url.path} is for administrators",
+        )
     return user

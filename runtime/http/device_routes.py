@@ -72,8 +72,9 @@ def _check_rights(request: Request, runtime: Runtime, ontologies: Any) -> None:
     permissions = runtime.engine.services.get("permissions") if runtime.engine is not None else None
     if permissions is None:
         return
-    refusal = permissions.device_rights_refusal(getattr(request.state, "user", None),
-                                                getattr(request.state, "role", None), ontologies)
+    refusal = permissions.device_rights_refusal(
+        getattr(request.state, "user", None), getattr(request.state, "role", None), ontologies
+    )
     if refusal is not None:
         raise denied(request, refusal)
 
@@ -85,27 +86,39 @@ def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
         raise ApiError(400, "invalid_request", f"the body must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise ApiError(400, "invalid_request", f"unknown field(s) {', '.join(unknown)}; "
-                       f"allowed: {', '.join(sorted(allowed))}")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+        )
     return body
 
 
-@router.post("/devices", status_code=201, summary="Create a device; the answer holds its first token (shown once)")
-async def create_device(runtime: RuntimeDep, request: Request,
-                        body: Annotated[Any, Body(examples=[_EXAMPLE])] = None) -> dict:
+@router.post(
+    "/devices", status_code=201, summary="Create a device; the answer holds its first token (shown once)"
+)
+async def create_device(
+    runtime: RuntimeDep, request: Request, body: Annotated[Any, Body(examples=[_EXAMPLE])] = None
+) -> dict:
     data = _object(body, _CREATE_KEYS)
     if "name" not in data:
         raise ApiError(400, "invalid_device", "name: required", field="name")
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise ApiError(400, "invalid_device", f"enabled: must be true or false, got {enabled!r}", field="enabled")
+        raise ApiError(
+            400, "invalid_device", f"enabled: must be true or false, got {enabled!r}", field="enabled"
+        )
     if "owner" in data and _restricted(request):
         raise denied(request, "only administrators choose a device's owner")
     _check_rights(request, runtime, data.get("ontologies"))
     with _answers():
-        device, token = _registry(runtime).create(data["name"], data.get("ontologies", {}),
-                                                  data.get("topics", []), enabled,
-                                                  data.get("owner", getattr(request.state, "user", None)))
+        device, token = _registry(runtime).create(
+            data["name"],
+            data.get("ontologies", {}),
+            data.get("topics", []),
+            enabled,
+            data.get("owner", getattr(request.state, "user", None)),
+        )
     record(request, "device.create", device.name, detail={"ontologies": device.ontologies})
     return {**device.as_dict(), "token_id": token.split(".", 1)[0], "token": token}
 
@@ -131,21 +144,32 @@ async def device_instances(name: str, request: Request, runtime: RuntimeDep) -> 
 
 
 @router.patch("/devices/{name}", summary="Change enabled, topics or ontologies; open sessions are dropped")
-async def patch_device(name: str, request: Request, runtime: RuntimeDep,
-                       body: Annotated[Any, Body(examples=[{"enabled": False}])] = None) -> dict:
+async def patch_device(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"enabled": False}])] = None,
+) -> dict:
     data = _object(body, _CREATE_KEYS - {"name"})
     _mine(request, runtime, name)
     if "owner" in data and _restricted(request):
         raise denied(request, "only administrators choose a device's owner")
     _check_rights(request, runtime, data.get("ontologies"))
     with _answers():
-        device = _registry(runtime).update(name, enabled=data.get("enabled"), topics=data.get("topics"),
-                                           ontologies=data.get("ontologies"), owner=data.get("owner", ...))
+        device = _registry(runtime).update(
+            name,
+            enabled=data.get("enabled"),
+            topics=data.get("topics"),
+            ontologies=data.get("ontologies"),
+            owner=data.get("owner", ...),
+        )
     record(request, "device.change", name, detail=data)
     return device.as_dict()
 
 
-@router.delete("/devices/{name}", status_code=204, summary="Delete a device and its tokens; its sessions drop")
+@router.delete(
+    "/devices/{name}", status_code=204, summary="Delete a device and its tokens; its sessions drop"
+)
 async def delete_device(name: str, request: Request, runtime: RuntimeDep) -> Response:
     _mine(request, runtime, name)
     with _answers():
@@ -154,10 +178,17 @@ async def delete_device(name: str, request: Request, runtime: RuntimeDep) -> Res
     return Response(status_code=204)
 
 
-@router.post("/devices/{name}/tokens", status_code=201,
-             summary="A new token (shown once); `{\"rotate\": true}` revokes the others")
-async def add_token(name: str, request: Request, runtime: RuntimeDep,
-                    body: Annotated[Any, Body(examples=[{"rotate": True}])] = None) -> dict:
+@router.post(
+    "/devices/{name}/tokens",
+    status_code=201,
+    summary='A new token (shown once); `{"rotate": true}` revokes the others',
+)
+async def add_token(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"rotate": True}])] = None,
+) -> dict:
     data = _object(body, {"rotate"})
     _mine(request, runtime, name)
     rotate = data.get("rotate", False)
@@ -171,8 +202,11 @@ async def add_token(name: str, request: Request, runtime: RuntimeDep,
     return {"name": name, "token_id": token_id, "token": token, "revoked": revoked}
 
 
-@router.delete("/devices/{name}/tokens/{token_id}", status_code=204,
-               summary="Revoke a token; connections using it drop at once")
+@router.delete(
+    "/devices/{name}/tokens/{token_id}",
+    status_code=204,
+    summary="Revoke a token; connections using it drop at once",
+)
 async def revoke_token(name: str, token_id: str, request: Request, runtime: RuntimeDep) -> Response:
     _mine(request, runtime, name)
     with _answers():

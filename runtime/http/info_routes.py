@@ -28,8 +28,10 @@ async def get_settings(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     return {
         "httpNodeRoot": s.http_node_root,
         "version": module_version("sofiaflow"),
-        "user": {"username": getattr(request.state, "user", None),
-                 "permissions": getattr(request.state, "scope", "*")},
+        "user": {
+            "username": getattr(request.state, "user", None),
+            "permissions": getattr(request.state, "scope", "*"),
+        },
         "context": {"default": runtime.contexts.default, "stores": store_names(runtime)},
         "flowFilePretty": False,
         "externalModules": {"palette": {"allowInstall": False, "allowUpload": False}, "autoInstall": False},

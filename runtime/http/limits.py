@@ -37,8 +37,13 @@ def json_depth(data: bytes, limit: int) -> int:
 
 async def _answer(send: Any, status: int, code: str, message: str) -> None:
     body = json.dumps({"code": code, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -55,12 +60,22 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         query = scope.get("query_string", b"")
-        if query and json_depth(query.replace(b"%5B", b"[").replace(b"%7B", b"{").replace(b"%5b", b"[")
-                                .replace(b"%7b", b"{"), self.max_depth) > self.max_depth:
+        if (
+            query
+            and json_depth(
+                query.replace(b"%5B", b"[").replace(b"%7B", b"{").replace(b"%5b", b"[").replace(b"%7b", b"{"),
+                self.max_depth,
+            )
+            > self.max_depth
+        ):
             for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
                 if json_depth(value.encode("utf-8", "replace"), self.max_depth) > self.max_depth:
-                    await _answer(send, 400, "too_deep", f"query parameter {name!r}: JSON nested deeper than "
-                                  f"{self.max_depth} levels")
+                    await _answer(
+                        send,
+                        400,
+                        "too_deep",
+                        f"query parameter {name!r}: JSON nested deeper than {self.max_depth} levels",
+                    )
                     return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"").strip()
@@ -88,7 +103,9 @@ class RequestLimits:
         mime = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         looks_json = mime.endswith(b"json") or body.lstrip()[:1] in (b"[", b"{")
         if looks_json and json_depth(body, self.max_depth) > self.max_depth:
-            await _answer(send, 400, "too_deep", f"the JSON body is nested deeper than {self.max_depth} levels")
+            await _answer(
+                send, 400, "too_deep", f"the JSON body is nested deeper than {self.max_depth} levels"
+            )
             return
         sent = False
 

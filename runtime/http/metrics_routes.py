@@ -29,7 +29,9 @@ NODE_LABELS = ["flow", "node", "type", "name"]
 class EngineCollector:
     """Prometheus collector over `engine()` (None while the runtime is not started: no engine metrics)."""
 
-    def __init__(self, engine: Callable[[], Any], view: Callable[[Snapshot], Snapshot] = lambda snap: snap) -> None:
+    def __init__(
+        self, engine: Callable[[], Any], view: Callable[[Snapshot], Snapshot] = lambda snap: snap
+    ) -> None:
         self._engine = engine
         self._view = view
 
@@ -48,13 +50,24 @@ def families(snap: Snapshot, rates: dict[str, float]) -> list[Metric]:
     m_in = CounterMetricFamily("sofiaflow_node_messages_in", "Messages a node received.", labels=NODE_LABELS)
     m_out = CounterMetricFamily("sofiaflow_node_messages_out", "Messages a node sent.", labels=NODE_LABELS)
     m_err = CounterMetricFamily("sofiaflow_node_errors", "Errors a node raised.", labels=NODE_LABELS)
-    m_queue = GaugeMetricFamily("sofiaflow_node_queue_depth", "Messages waiting for a node.", labels=NODE_LABELS)
-    m_hist = HistogramMetricFamily("sofiaflow_node_handling_seconds",
-                                   "Handling time of the timed sample of a node's messages.", labels=NODE_LABELS)
-    m_mean = GaugeMetricFamily("sofiaflow_node_handling_mean_seconds",
-                               "Mean handling time over a node's recent timed messages.", labels=NODE_LABELS)
-    m_p99 = GaugeMetricFamily("sofiaflow_node_handling_p99_seconds",
-                              "99th percentile handling time over a node's recent timed messages.", labels=NODE_LABELS)
+    m_queue = GaugeMetricFamily(
+        "sofiaflow_node_queue_depth", "Messages waiting for a node.", labels=NODE_LABELS
+    )
+    m_hist = HistogramMetricFamily(
+        "sofiaflow_node_handling_seconds",
+        "Handling time of the timed sample of a node's messages.",
+        labels=NODE_LABELS,
+    )
+    m_mean = GaugeMetricFamily(
+        "sofiaflow_node_handling_mean_seconds",
+        "Mean handling time over a node's recent timed messages.",
+        labels=NODE_LABELS,
+    )
+    m_p99 = GaugeMetricFamily(
+        "sofiaflow_node_handling_p99_seconds",
+        "99th percentile handling time over a node's recent timed messages.",
+        labels=NODE_LABELS,
+    )
     for row in snap.nodes:
         labels = [row.flow, row.id, row.type, row.name]
         m_in.add_metric(labels, row.messages_in)
@@ -65,35 +78,66 @@ def families(snap: Snapshot, rates: dict[str, float]) -> list[Metric]:
             m_hist.add_metric(labels, row.buckets, row.sample_sum_s)
             m_mean.add_metric(labels, row.mean_s)
             m_p99.add_metric(labels, row.p99_s)
-    flow_total = CounterMetricFamily("sofiaflow_flow_messages", "Messages handled by a tab's nodes.",
-                                     labels=["flow", "label"])
-    flow_rate = GaugeMetricFamily("sofiaflow_flow_messages_per_second",
-                                  "Messages handled per second by a tab's nodes (last interval).",
-                                  labels=["flow", "label"])
+    flow_total = CounterMetricFamily(
+        "sofiaflow_flow_messages", "Messages handled by a tab's nodes.", labels=["flow", "label"]
+    )
+    flow_rate = GaugeMetricFamily(
+        "sofiaflow_flow_messages_per_second",
+        "Messages handled per second by a tab's nodes (last interval).",
+        labels=["flow", "label"],
+    )
     for flow_id, count in snap.flow_messages().items():
         label = snap.flows.get(flow_id, flow_id)
         flow_total.add_metric([flow_id, label], count)
         flow_rate.add_metric([flow_id, label], rates.get(flow_id, 0.0))
     engine_families = [
-        CounterMetricFamily("sofiaflow_engine_messages", "Messages handled by all nodes.", value=snap.messages_total),
-        CounterMetricFamily("sofiaflow_engine_errors", "Errors raised by all nodes.", value=snap.errors_total),
-        GaugeMetricFamily("sofiaflow_engine_pending", "Messages queued anywhere in the engine.", value=snap.pending),
-        GaugeMetricFamily("sofiaflow_engine_run_queue", "Messages in the engine's run queue.", value=snap.run_queue),
+        CounterMetricFamily(
+            "sofiaflow_engine_messages", "Messages handled by all nodes.", value=snap.messages_total
+        ),
+        CounterMetricFamily(
+            "sofiaflow_engine_errors", "Errors raised by all nodes.", value=snap.errors_total
+        ),
+        GaugeMetricFamily(
+            "sofiaflow_engine_pending", "Messages queued anywhere in the engine.", value=snap.pending
+        ),
+        GaugeMetricFamily(
+            "sofiaflow_engine_run_queue", "Messages in the engine's run queue.", value=snap.run_queue
+        ),
     ]
-    clients = GaugeMetricFamily("sofiaflow_mqtt_clients_connected",
-                                "MQTT clients connected to the embedded broker.", labels=["broker"])
-    links = GaugeMetricFamily("sofiaflow_mqtt_broker_connected",
-                              "1 when an mqtt-broker config node is connected.", labels=["node", "name", "target"])
+    clients = GaugeMetricFamily(
+        "sofiaflow_mqtt_clients_connected",
+        "MQTT clients connected to the embedded broker.",
+        labels=["broker"],
+    )
+    links = GaugeMetricFamily(
+        "sofiaflow_mqtt_broker_connected",
+        "1 when an mqtt-broker config node is connected.",
+        labels=["node", "name", "target"],
+    )
     for broker in snap.brokers:
         if broker.kind == "embedded":
             clients.add_metric([broker.target], broker.clients)
         else:
             links.add_metric([broker.id, broker.name, broker.target], 1 if broker.connected else 0)
-    return [m_in, m_out, m_err, m_queue, m_hist, m_mean, m_p99, flow_total, flow_rate, *engine_families,
-            clients, links]
+    return [
+        m_in,
+        m_out,
+        m_err,
+        m_queue,
+        m_hist,
+        m_mean,
+        m_p99,
+        flow_total,
+        flow_rate,
+        *engine_families,
+        clients,
+        links,
+    ]
 
 
-def metrics_text(engine: Callable[[], Any], view: Callable[[Snapshot], Snapshot] = lambda snap: snap) -> bytes:
+def metrics_text(
+    engine: Callable[[], Any], view: Callable[[Snapshot], Snapshot] = lambda snap: snap
+) -> bytes:
     """The exposition text: engine metrics (as `view` lets the caller see them) plus the process's CPU,
     memory and file descriptors."""
     registry = CollectorRegistry(auto_describe=False)
@@ -102,8 +146,9 @@ def metrics_text(engine: Callable[[], Any], view: Callable[[Snapshot], Snapshot]
     return generate_latest(registry)
 
 
-def metrics_access(request: Request,
-                   creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+def metrics_access(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str | None:
     """Open when the runtime's settings say `metrics_public`; otherwise a valid bearer token is needed."""
     runtime = request.app.state.runtime
     if getattr(runtime.settings, "metrics_public", False):
@@ -111,11 +156,17 @@ def metrics_access(request: Request,
     return require_user(request, creds)
 
 
-@router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_access)],
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(metrics_access)],
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of the engine's counters (async: read on the engine's loop)."""
     runtime = request.app.state.runtime
     user, role = getattr(request.state, "user", None), getattr(request.state, "role", None)
-    return Response(metrics_text(lambda: runtime.engine, lambda snap: tenant_view(snap, runtime, user, role)),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        metrics_text(lambda: runtime.engine, lambda snap: tenant_view(snap, runtime, user, role)),
+        media_type=CONTENT_TYPE_LATEST,
+    )

@@ -39,8 +39,11 @@ async def _call(fn: Any, *args: Any) -> None:
         await result
 
 
-@router.post("/inject/{node_id}", response_class=PlainTextResponse,
-             summary="Fire an inject node now (optional body: {__user_inject_props__: [...]})")
+@router.post(
+    "/inject/{node_id}",
+    response_class=PlainTextResponse,
+    summary="Fire an inject node now (optional body: {__user_inject_props__: [...]})",
+)
 async def inject(node_id: str, request: Request, runtime: RuntimeDep) -> str:
     node = _running(request, runtime, node_id, "trigger", "inject")
     raw = await request.body()
@@ -52,7 +55,9 @@ async def inject(node_id: str, request: Request, runtime: RuntimeDep) -> str:
     try:
         await _call(node.trigger, overrides)
     except Exception as exc:  # noqa: BLE001 - the node's failure, reported to the caller
-        raise ApiError(500, "inject_failed", f"inject {node_id!r} failed: {type(exc).__name__}: {exc}") from None
+        raise ApiError(
+            500, "inject_failed", f"inject {node_id!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
     return "OK"
 
 
@@ -63,15 +68,23 @@ async def _set_debug(request: Request, runtime: Runtime, node_id: str, state: st
     await _call(node.set_active, state == "enable")
 
 
-@router.post("/debug/{node_id}/{state}", response_class=PlainTextResponse,
-             summary="Turn a debug node's output on or off (200 enabled, 201 disabled, as Node-RED)")
+@router.post(
+    "/debug/{node_id}/{state}",
+    response_class=PlainTextResponse,
+    summary="Turn a debug node's output on or off (200 enabled, 201 disabled, as Node-RED)",
+)
 async def debug_toggle(node_id: str, state: str, request: Request, runtime: RuntimeDep) -> PlainTextResponse:
     await _set_debug(request, runtime, node_id, state)
-    return PlainTextResponse("OK" if state == "enable" else "Created", status_code=200 if state == "enable" else 201)
+    return PlainTextResponse(
+        "OK" if state == "enable" else "Created", status_code=200 if state == "enable" else 201
+    )
 
 
-@router.post("/debug/{state}", response_class=PlainTextResponse,
-             summary="Bulk: {nodes: [ids]} enable or disable several debug nodes")
+@router.post(
+    "/debug/{state}",
+    response_class=PlainTextResponse,
+    summary="Bulk: {nodes: [ids]} enable or disable several debug nodes",
+)
 async def debug_bulk(state: str, request: Request, runtime: RuntimeDep) -> PlainTextResponse:
     try:
         body = json.loads(await request.body() or b"{}")
@@ -79,13 +92,19 @@ async def debug_bulk(state: str, request: Request, runtime: RuntimeDep) -> Plain
         raise ApiError(400, "invalid_request", f"the body is not valid JSON: {exc}") from None
     ids = body.get("nodes") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ApiError(400, "invalid_request", "the body must be {\"nodes\": [node ids]}")
+        raise ApiError(400, "invalid_request", 'the body must be {"nodes": [node ids]}')
     if state not in ("enable", "disable"):
         raise ApiError(404, "not_found", f"unknown debug action {state!r}; use enable or disable")
-    missing = [i for i in ids if not callable(getattr(runtime.deployer.running.get(i), "set_active", None))
-               or not _visible(request, runtime, i)]
+    missing = [
+        i
+        for i in ids
+        if not callable(getattr(runtime.deployer.running.get(i), "set_active", None))
+        or not _visible(request, runtime, i)
+    ]
     if missing:
         raise ApiError(404, "not_found", f"no running debug node with id(s) {', '.join(map(repr, missing))}")
     for node_id in ids:
         await _set_debug(request, runtime, node_id, state)
-    return PlainTextResponse("OK" if state == "enable" else "Created", status_code=200 if state == "enable" else 201)
+    return PlainTextResponse(
+        "OK" if state == "enable" else "Created", status_code=200 if state == "enable" else 201
+    )

@@ -36,7 +36,14 @@ WsHandler = Callable[[WebSocket], Awaitable[None]]
 AuthHook = Callable[[Request], Awaitable[None]]
 
 METHODS = ("get", "post", "put", "delete", "patch", "all")
-_ASGI_METHOD = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "DELETE": "delete", "PATCH": "patch"}
+_ASGI_METHOD = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "post",
+    "PUT": "put",
+    "DELETE": "delete",
+    "PATCH": "patch",
+}
 _TOKEN = re.compile(r":(\w+)(\?)?|\*")
 DEVICE_KEY = "sofiaflow.device"
 """Scope key where the device-only check leaves the authenticated device's name."""
@@ -76,7 +83,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str] | None, list[str]]:
     out = ["^"]
     pos = 0
     for m in _TOKEN.finditer(path):
-        literal = path[pos:m.start()]
+        literal = path[pos : m.start()]
         if m.group(0) == "*":
             out.append(re.escape(literal) + "(.*)")
             names.append(str(stars))
@@ -156,8 +163,9 @@ class NodeRoutes:
         self._timeout = json_error(504, "timeout", f"no http response node answered within {seconds:g} s")
 
     # ----- adding and removing ---------------------------------------------------------------------------
-    def add_route(self, method: str, path: str, handler: Handler, owner: str,
-                  auth: AuthHook | None = None) -> None:
+    def add_route(
+        self, method: str, path: str, handler: Handler, owner: str, auth: AuthHook | None = None
+    ) -> None:
         """Serve `method path` (Express syntax) with `handler(request, params)`; ValueError on a clash."""
         method = method.lower()
         if method not in METHODS:
@@ -169,8 +177,10 @@ class NodeRoutes:
         for other in methods.values():
             clash = other.method == method or "all" in (method, other.method)
             if clash and other.owner != owner:
-                raise ValueError(f"{method.upper()} {path} is already served by {other.owner!r} "
-                                 f"({other.method.upper()} {other.path})")
+                raise ValueError(
+                    f"{method.upper()} {path} is already served by {other.owner!r} "
+                    f"({other.method.upper()} {other.path})"
+                )
         methods[method] = _Route(method, path, handler, owner, auth)
         if regex is None:
             self._static[key] = methods
@@ -245,12 +255,12 @@ class NodeRoutes:
         path = scope["path"]
         root_path = scope.get("root_path")
         if root_path and path.startswith(root_path):
-            path = path[len(root_path):]
+            path = path[len(root_path) :]
         root = self.root
         if root:
             if not path.startswith(root) or (len(path) > len(root) and path[len(root)] != "/"):
                 return None
-            path = path[len(root):] or "/"
+            path = path[len(root) :] or "/"
         return path
 
     def find(self, method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
@@ -265,7 +275,9 @@ class NodeRoutes:
             if m is not None:
                 route = pattern.methods.get(method) or pattern.methods.get("all")
                 if route is not None:
-                    return route, {n: v for n, v in zip(pattern.names, m.groups(), strict=True) if v is not None}
+                    return route, {
+                        n: v for n, v in zip(pattern.names, m.groups(), strict=True) if v is not None
+                    }
         return None, {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -288,7 +300,9 @@ class NodeRoutes:
         """`in_front(app, ...)` for this NodeRoutes: node routes served first, the rest by `app`."""
         return in_front(app, lambda: self)
 
-    async def _serve_first(self, scope: dict, receive: Any, send: Any, shadowed: Callable[[dict], bool]) -> bool:
+    async def _serve_first(
+        self, scope: dict, receive: Any, send: Any, shadowed: Callable[[dict], bool]
+    ) -> bool:
         """Serve `scope` if a node route or websocket path takes it and `shadowed(scope)` is false."""
         path = self._local(scope)
         if path is None:
@@ -309,13 +323,16 @@ class NodeRoutes:
     async def _http(self, scope: dict, receive: Any) -> Response:
         method = scope["method"]
         path = self._local(scope)
-        route, params = (None, {}) if path is None else self.find(_ASGI_METHOD.get(method) or method.lower(), path)
+        route, params = (
+            (None, {}) if path is None else self.find(_ASGI_METHOD.get(method) or method.lower(), path)
+        )
         if route is None:
             return json_error(404, "not_found", f"no flow serves {method} {scope['path']}")
         return await self._answer(route, params, path, scope, receive)
 
-    async def _answer(self, route: _Route, params: dict[str, str], path: str, scope: dict,
-                      receive: Any) -> Response:
+    async def _answer(
+        self, route: _Route, params: dict[str, str], path: str, scope: dict, receive: Any
+    ) -> Response:
         scope[LOCAL_PATH_KEY] = path
         request = Request(scope, receive)
         try:
@@ -340,7 +357,9 @@ class NodeRoutes:
             log.exception("websocket %s (listener %s) failed", scope["path"], entry[1])
 
 
-def in_front(app: Any, routes_of: Callable[[], NodeRoutes | None]) -> Callable[[dict, Any, Any], Awaitable[None]]:
+def in_front(
+    app: Any, routes_of: Callable[[], NodeRoutes | None]
+) -> Callable[[dict, Any, Any], Awaitable[None]]:
     """An ASGI app serving the node routes `routes_of()` gives (None: none yet) first, the rest with `app`.
 
     Same answers as mounting the routes as `app`'s fallback, without `app`'s routing and middleware on every
@@ -387,7 +406,9 @@ def _route_paths(routes: Any, prefix: str, depth: int) -> list[str]:
         included = getattr(route, "original_router", None)
         if included is not None and depth < 8:
             context = getattr(route, "include_context", None)
-            out += _route_paths(included.routes, prefix + str(getattr(context, "prefix", "") or ""), depth + 1)
+            out += _route_paths(
+                included.routes, prefix + str(getattr(context, "prefix", "") or ""), depth + 1
+            )
         elif getattr(route, "path", None) is not None:
             out.append(prefix + str(route.path))
     return out

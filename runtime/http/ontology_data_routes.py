@@ -63,18 +63,25 @@ def _json_param(text: str | None, what: str, expect: type | tuple[type, ...]) ->
 def _sort(value: Any) -> list | None:
     if value is None:
         return None
-    return list(value.items()) if isinstance(value, dict) else [tuple(v) if isinstance(v, list) else v
-                                                                for v in value]
+    return (
+        list(value.items())
+        if isinstance(value, dict)
+        else [tuple(v) if isinstance(v, list) else v for v in value]
+    )
 
 
 @router.get("/ontologies/{name}/data", summary="Instances matching a MongoDB filter, paged")
-async def query_data(name: str, request: Request, runtime: RuntimeDep,
-                     filter: Annotated[str | None, Query(description="MongoDB filter as JSON")] = None,
-                     sort: Annotated[str | None, Query(description='e.g. {"value": -1}')] = None,
-                     projection: Annotated[str | None, Query(description='e.g. {"value": 1}')] = None,
-                     skip: Annotated[int, Query(ge=0, le=MAX_SKIP_LIMIT)] = 0,
-                     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-                     scope: Annotated[Literal["realtime", "history"], Query()] = "realtime") -> dict:
+async def query_data(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    filter: Annotated[str | None, Query(description="MongoDB filter as JSON")] = None,
+    sort: Annotated[str | None, Query(description='e.g. {"value": -1}')] = None,
+    projection: Annotated[str | None, Query(description='e.g. {"value": 1}')] = None,
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP_LIMIT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    scope: Annotated[Literal["realtime", "history"], Query()] = "realtime",
+) -> dict:
     require_right(request, runtime, name, "QUERY")
     flt = _json_param(filter, "filter", dict) or {}
     order = _sort(_json_param(sort, "sort", (dict, list)))
@@ -92,10 +99,17 @@ async def query_data(name: str, request: Request, runtime: RuntimeDep,
     return {"total": total, "skip": skip, "limit": limit, "items": items}
 
 
-@router.post("/ontologies/{name}/data", status_code=201,
-             summary="Insert one instance (object) or a batch (array), all or nothing")
-async def insert_data(name: str, request: Request, runtime: RuntimeDep,
-                      body: Annotated[Any, Body(examples=[{"assetId": "s-1", "measure": 21.5}])] = None) -> dict:
+@router.post(
+    "/ontologies/{name}/data",
+    status_code=201,
+    summary="Insert one instance (object) or a batch (array), all or nothing",
+)
+async def insert_data(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"assetId": "s-1", "measure": 21.5}])] = None,
+) -> dict:
     require_right(request, runtime, name, "INSERT")
     batch = isinstance(body, list)
     bodies = body if batch else [body]
@@ -108,23 +122,36 @@ async def insert_data(name: str, request: Request, runtime: RuntimeDep,
 
 
 @router.patch("/ontologies/{name}/data", summary="Update the instances matching a filter ($set/$unset/$inc)")
-async def update_data(name: str, request: Request, runtime: RuntimeDep,
-                      body: Annotated[Any, Body(examples=[{"filter": {"assetId": "s-1"},
-                                                           "update": {"$set": {"measure": 3}}}])] = None) -> dict:
+async def update_data(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[
+        Any, Body(examples=[{"filter": {"assetId": "s-1"}, "update": {"$set": {"measure": 3}}}])
+    ] = None,
+) -> dict:
     require_right(request, runtime, name, "INSERT")
-    if not isinstance(body, dict) or not isinstance(body.get("filter"), dict) \
-            or not isinstance(body.get("update"), dict):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("filter"), dict)
+        or not isinstance(body.get("update"), dict)
+    ):
         raise ApiError(400, "invalid_query", 'the body must be {"filter": {...}, "update": {...}}')
     data: OntologyData = _service(runtime, "ontology-data")
     with _answers():
-        count, _ = await asyncio.to_thread(data.update, name, body["filter"], body["update"],
-                                           bool(body.get("multi", True)))
+        count, _ = await asyncio.to_thread(
+            data.update, name, body["filter"], body["update"], bool(body.get("multi", True))
+        )
     return {"matched": count}
 
 
 @router.delete("/ontologies/{name}/data", summary="Delete the instances matching a filter ({} deletes all)")
-async def delete_data(name: str, request: Request, runtime: RuntimeDep,
-                      filter: Annotated[str, Query(description="MongoDB filter as JSON; required")]) -> dict:
+async def delete_data(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    filter: Annotated[str, Query(description="MongoDB filter as JSON; required")],
+) -> dict:
     require_right(request, runtime, name, "INSERT")
     flt = _json_param(filter, "filter", dict)
     if flt is None:
@@ -135,7 +162,9 @@ async def delete_data(name: str, request: Request, runtime: RuntimeDep,
     return {"deleted": count}
 
 
-@router.post("/ontologies/{name}/history/move", summary="Move this ontology's expired instances to history now")
+@router.post(
+    "/ontologies/{name}/history/move", summary="Move this ontology's expired instances to history now"
+)
 async def move_to_history(name: str, request: Request, runtime: RuntimeDep) -> dict:
     require_right(request, runtime, name, "INSERT")
     data: OntologyData = _service(runtime, "ontology-data")

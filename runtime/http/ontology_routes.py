@@ -31,9 +31,15 @@ router = APIRouter(tags=["ontologies"])
 _EXAMPLE = {
     "name": "BasicSensor",
     "description": "A sensor's measure",
-    "schema": {"type": "object", "required": ["assetId", "measure"],
-               "properties": {"assetId": {"type": "string"}, "measure": {"type": "number"},
-                              "timestamp": {"type": "string", "format": "date-time"}}},
+    "schema": {
+        "type": "object",
+        "required": ["assetId", "measure"],
+        "properties": {
+            "assetId": {"type": "string"},
+            "measure": {"type": "number"},
+            "timestamp": {"type": "string", "format": "date-time"},
+        },
+    },
     "realtime_window_days": 30,
     "history": False,
     "indexes": ["assetId"],
@@ -68,12 +74,19 @@ def _answers() -> Iterator[None]:
 
 def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", f"the body must be a JSON object, got "
-                       f"{'nothing' if body is None else type(body).__name__}")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the body must be a JSON object, got {'nothing' if body is None else type(body).__name__}",
+        )
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise ApiError(400, "invalid_ontology", f"unknown field(s) {', '.join(unknown)}; "
-                       f"allowed: {', '.join(allowed)}", field=unknown[0])
+        raise ApiError(
+            400,
+            "invalid_ontology",
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+            field=unknown[0],
+        )
     return body
 
 
@@ -100,12 +113,15 @@ def _require_owner(request: Request, runtime: Runtime, name: str) -> None:
         owner = _registry(runtime).get(name).owner
     if getattr(request.state, "role", None) != "administrator" and owner != _caller(request):
         require_right(request, runtime, name, "QUERY")  # 404 for those who cannot see it
-        raise denied(request, f"only the owner of ontology {name!r} ({owner!r}) or an administrator may change it")
+        raise denied(
+            request, f"only the owner of ontology {name!r} ({owner!r}) or an administrator may change it"
+        )
 
 
 @router.post("/ontologies", status_code=201, summary="Create an ontology (JSON Schema + settings)")
-async def create_ontology(request: Request, runtime: RuntimeDep,
-                          body: Annotated[Any, Body(examples=[_EXAMPLE])] = None) -> dict:
+async def create_ontology(
+    request: Request, runtime: RuntimeDep, body: Annotated[Any, Body(examples=[_EXAMPLE])] = None
+) -> dict:
     data = dict(_object(body, FIELDS))
     for key in ("name", "schema"):
         if key not in data:
@@ -119,8 +135,11 @@ async def create_ontology(request: Request, runtime: RuntimeDep,
 @router.get("/ontologies", summary="Every ontology")
 async def list_ontologies(request: Request, runtime: RuntimeDep) -> list[dict]:
     permissions = runtime.engine.services.get("permissions")
-    return [o.as_dict() for o in _registry(runtime).list()
-            if permissions is None or permissions.access(_caller(request), o.name) is not None]
+    return [
+        o.as_dict()
+        for o in _registry(runtime).list()
+        if permissions is None or permissions.access(_caller(request), o.name) is not None
+    ]
 
 
 @router.get("/ontologies/{name}", summary="One ontology")
@@ -130,11 +149,16 @@ async def get_ontology(name: str, request: Request, runtime: RuntimeDep) -> dict
         return _registry(runtime).get(name).as_dict()
 
 
-@router.put("/ontologies/{name}",
-            summary="Change an ontology (fields left out keep their value); a new schema must accept stored data")
-async def put_ontology(name: str, request: Request, runtime: RuntimeDep,
-                       body: Annotated[Any, Body(examples=[{"description": "changed", "indexes": ["assetId"]}])]
-                       = None) -> dict:
+@router.put(
+    "/ontologies/{name}",
+    summary="Change an ontology (fields left out keep their value); a new schema must accept stored data",
+)
+async def put_ontology(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"description": "changed", "indexes": ["assetId"]}])] = None,
+) -> dict:
     data = _object(body, FIELDS)
     _require_owner(request, runtime, name)
     with _answers():
@@ -144,11 +168,17 @@ async def put_ontology(name: str, request: Request, runtime: RuntimeDep,
     return changed
 
 
-@router.delete("/ontologies/{name}", status_code=204,
-               summary="Delete an ontology; refused while it holds data unless ?purge=true, which deletes the data")
-async def delete_ontology(name: str, request: Request, runtime: RuntimeDep,
-                          purge: Annotated[bool, Query(description="delete the ontology's data too")] = False
-                          ) -> Response:
+@router.delete(
+    "/ontologies/{name}",
+    status_code=204,
+    summary="Delete an ontology; refused while it holds data unless ?purge=true, which deletes the data",
+)
+async def delete_ontology(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    purge: Annotated[bool, Query(description="delete the ontology's data too")] = False,
+) -> Response:
     _require_owner(request, runtime, name)
     with _answers():
         _registry(runtime).delete(name, purge=purge)
@@ -157,9 +187,12 @@ async def delete_ontology(name: str, request: Request, runtime: RuntimeDep,
 
 
 @router.post("/ontologies/{name}/validate", summary="Validate an instance against an ontology's schema")
-async def validate_instance(name: str, request: Request, runtime: RuntimeDep,
-                            body: Annotated[Any, Body(examples=[{"assetId": "s-1", "measure": 21.5}])] = None
-                            ) -> dict:
+async def validate_instance(
+    name: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"assetId": "s-1", "measure": 21.5}])] = None,
+) -> dict:
     require_right(request, runtime, name, "QUERY")
     with _answers():
         errors = _registry(runtime).validate(name, body)
@@ -172,13 +205,22 @@ async def list_grants(name: str, request: Request, runtime: RuntimeDep) -> list[
     return runtime.engine.services["permissions"].grants(name)
 
 
-@router.put("/ontologies/{name}/grants/{user}", summary="Share the ontology with a user: QUERY, INSERT or ALL")
-async def put_grant(name: str, user: str, request: Request, runtime: RuntimeDep,
-                    body: Annotated[Any, Body(examples=[{"access": "QUERY"}])] = None) -> dict:
+@router.put(
+    "/ontologies/{name}/grants/{user}", summary="Share the ontology with a user: QUERY, INSERT or ALL"
+)
+async def put_grant(
+    name: str,
+    user: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"access": "QUERY"}])] = None,
+) -> dict:
     _require_owner(request, runtime, name)
     access = body.get("access") if isinstance(body, dict) else None
     if access not in ACCESS:
-        raise ApiError(400, "invalid_grant", f"access: one of {', '.join(ACCESS)}, got {access!r}", field="access")
+        raise ApiError(
+            400, "invalid_grant", f"access: one of {', '.join(ACCESS)}, got {access!r}", field="access"
+        )
     if not get_auth(request).user_exists(user):
         raise ApiError(404, "not_found", f"no user {user!r}")
     runtime.engine.services["permissions"].grant(name, user, access, by=_caller(request))
@@ -186,7 +228,9 @@ async def put_grant(name: str, user: str, request: Request, runtime: RuntimeDep,
     return {"grantee": user, "access": access}
 
 
-@router.delete("/ontologies/{name}/grants/{user}", status_code=204, summary="Stop sharing the ontology with a user")
+@router.delete(
+    "/ontologies/{name}/grants/{user}", status_code=204, summary="Stop sharing the ontology with a user"
+)
 async def delete_grant(name: str, user: str, request: Request, runtime: RuntimeDep) -> Response:
     _require_owner(request, runtime, name)
     if not runtime.engine.services["permissions"].revoke(name, user):

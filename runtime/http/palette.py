@@ -35,9 +35,16 @@ def node_sets(registry: NodeRegistry) -> list[dict[str, Any]]:
         if entry["category"] == "internal":
             continue
         module = entry["module"] or "sofiaflow"
-        item: dict[str, Any] = {"id": f"{module}/{entry['type']}", "name": entry["type"], "types": [entry["type"]],
-                                "enabled": True, "local": False, "user": False, "module": module,
-                                "version": module_version(module)}
+        item: dict[str, Any] = {
+            "id": f"{module}/{entry['type']}",
+            "name": entry["type"],
+            "types": [entry["type"]],
+            "enabled": True,
+            "local": False,
+            "user": False,
+            "module": module,
+            "version": module_version(module),
+        }
         item.update({k: entry[k] for k in _EDITOR_KEYS})
         out.append(item)
     return out
@@ -61,9 +68,14 @@ async def get_module(module: str, runtime: RuntimeDep) -> Any:
     raise ApiError(404, "not_found", f"no node module or set {module!r}; modules: {', '.join(modules)}")
 
 
-@router.get("/credentials/{node_type}/{node_id}", tags=["credentials"],
-            summary="A node's credentials as the editor may see them (passwords as has_<name>)")
-async def get_credentials(node_type: str, node_id: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+@router.get(
+    "/credentials/{node_type}/{node_id}",
+    tags=["credentials"],
+    summary="A node's credentials as the editor may see them (passwords as has_<name>)",
+)
+async def get_credentials(
+    node_type: str, node_id: str, request: Request, runtime: RuntimeDep
+) -> dict[str, Any]:
     cls = runtime.registry.find(node_type)
     if cls is None:
         raise ApiError(404, "not_found", f"unknown node type {node_type!r}")

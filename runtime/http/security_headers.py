@@ -12,15 +12,19 @@ from typing import Any
 FLOW_ENDPOINT = "sofiaflow.flow_endpoint"
 """Scope key set by the app when a request is handed to the flows' endpoints: their answers are left alone."""
 
-PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
-               "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
-               "connect-src 'self' ws: wss:; media-src 'self' blob:; worker-src 'self' blob:; object-src 'none'; "
-               "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self' ws: wss:; media-src 'self' blob:; worker-src 'self' blob:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 """The Content-Security-Policy of every admin answer (editor pages, JSON, Swagger UI)."""
 
-DOCS_POLICY = PAGE_POLICY.replace("script-src 'self'", "script-src 'self' https://cdn.jsdelivr.net").replace(
-    "style-src 'self'", "style-src 'self' https://cdn.jsdelivr.net").replace(
-    "img-src 'self'", "img-src 'self' https://fastapi.tiangolo.com")
+DOCS_POLICY = (
+    PAGE_POLICY.replace("script-src 'self'", "script-src 'self' https://cdn.jsdelivr.net")
+    .replace("style-src 'self'", "style-src 'self' https://cdn.jsdelivr.net")
+    .replace("img-src 'self'", "img-src 'self' https://fastapi.tiangolo.com")
+)
 """`/docs` and `/redoc` load FastAPI's Swagger UI and ReDoc from their CDN."""
 
 DOCS_PATHS = ("/docs", "/redoc")
@@ -47,7 +51,9 @@ class SecurityHeaders:
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start" and not scope.get(FLOW_ENDPOINT):
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                added = [(n, v) for n, v in (*HEADERS, (b"content-security-policy", policy)) if n not in present]
+                added = [
+                    (n, v) for n, v in (*HEADERS, (b"content-security-policy", policy)) if n not in present
+                ]
                 message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 

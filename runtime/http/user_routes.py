@@ -33,8 +33,12 @@ def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
         raise ApiError(400, "invalid_user", "the body must be a JSON object")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise ApiError(400, "invalid_user", f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
-                       field=unknown[0])
+        raise ApiError(
+            400,
+            "invalid_user",
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+            field=unknown[0],
+        )
     return body
 
 
@@ -56,9 +60,13 @@ async def list_users(request: Request) -> list[dict]:
 
 
 @router.post("/users", status_code=201, summary="Create a user with a role")
-async def create_user(request: Request, runtime: RuntimeDep,
-                      body: Annotated[Any, Body(examples=[{"username": "ana", "password": "s3cret!",
-                                                           "role": "developer"}])] = None) -> dict:
+async def create_user(
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[
+        Any, Body(examples=[{"username": "ana", "password": "s3cret!", "role": "developer"}])
+    ] = None,
+) -> dict:
     body = _object(body, ("username", "password", "role"))
     username, password = _text(body, "username"), _text(body, "password")
     role = _check_role(body, required=True) or "developer"
@@ -71,8 +79,12 @@ async def create_user(request: Request, runtime: RuntimeDep,
 
 
 @router.patch("/users/{username}", summary="Change a user's role or password")
-async def change_user(username: str, request: Request, runtime: RuntimeDep,
-                      body: Annotated[Any, Body(examples=[{"role": "user"}])] = None) -> dict:
+async def change_user(
+    username: str,
+    request: Request,
+    runtime: RuntimeDep,
+    body: Annotated[Any, Body(examples=[{"role": "user"}])] = None,
+) -> dict:
     body = _object(body, ("role", "password"))
     auth = get_auth(request)
     role, password = _check_role(body), _text(body, "password", required=False)
@@ -90,14 +102,16 @@ async def change_user(username: str, request: Request, runtime: RuntimeDep,
     permissions = runtime.engine.services.get("permissions")
     if permissions is not None:
         permissions.forget()
-    record(request, "user.change", username,
-                         detail={"role": role, "password": password is not None})
+    record(request, "user.change", username, detail={"role": role, "password": password is not None})
     return {"username": username, "role": auth.role_of(username)}
 
 
-@router.delete("/users/{username}", status_code=204,
-               summary="Delete a user: tokens, grants, shares and API keys go; what they owned passes to the "
-                       "administrators")
+@router.delete(
+    "/users/{username}",
+    status_code=204,
+    summary="Delete a user: tokens, grants, shares and API keys go; what they owned passes to the "
+    "administrators",
+)
 async def delete_user(username: str, request: Request, runtime: RuntimeDep) -> Response:
     auth = get_auth(request)
     try:
@@ -116,6 +130,11 @@ async def delete_user(username: str, request: Request, runtime: RuntimeDep) -> R
 
 
 @router.get("/audit", summary="The audit log, newest first")
-async def audit(runtime: RuntimeDep, user: str | None = None, action: str | None = None,
-                outcome: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+async def audit(
+    runtime: RuntimeDep,
+    user: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict]:
     return runtime.audit.entries(user, action, outcome, limit)

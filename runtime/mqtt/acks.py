@@ -153,12 +153,18 @@ class AckingHandler(BrokerProtocolHandler):
 
     async def handle_publish(self, publish_packet: Any) -> None:
         qos = publish_packet.qos
-        if not qos or publish_packet.topic_name is None or publish_packet.data is None or self.session is None:
+        if (
+            not qos
+            or publish_packet.topic_name is None
+            or publish_packet.data is None
+            or self.session is None
+        ):
             await super().handle_publish(publish_packet)
             return
         packet_id = publish_packet.variable_header.packet_id
-        message = _TrackedIncoming(packet_id, publish_packet.topic_name, qos, publish_packet.data,
-                                   publish_packet.retain_flag)
+        message = _TrackedIncoming(
+            packet_id, publish_packet.topic_name, qos, publish_packet.data, publish_packet.retain_flag
+        )
         message.publish_packet = publish_packet
         if qos == QOS_2:
             earlier = self.session.inflight_in.get(packet_id)
@@ -188,8 +194,11 @@ class AckingHandler(BrokerProtocolHandler):
         await super().handle_pubrel(pubrel)
 
     def _ready(self, receipt: Receipt) -> None:
-        packet = PubackPacket.build(receipt.packet_id) if receipt.kind == QOS_1 else \
-            PubrecPacket.build(receipt.packet_id)
+        packet = (
+            PubackPacket.build(receipt.packet_id)
+            if receipt.kind == QOS_1
+            else PubrecPacket.build(receipt.packet_id)
+        )
         self._queue_packet(packet)
         self._check_gate()
 

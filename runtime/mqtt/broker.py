@@ -74,7 +74,9 @@ Callback = Callable[[str, bytes, int, bool], None]
 DEVICE, TOKEN, EPOCH, AUTHORIZED = "sofiaflow.device", "sofiaflow.token_id", "sofiaflow.epoch", "sofiaflow.ok"
 SESSION_EXPIRY = 24 * 3600  # seconds a disconnected persistent session is kept
 MAX_BACKLOG = 1000  # messages on amqtt's broadcast queue before publish() waits (at most 1 s) for it to drain
-READS = "sofiaflow.reads"  # an anonymous client's subscribe filters (a Device), when they differ from DEVICE's
+READS = (
+    "sofiaflow.reads"  # an anonymous client's subscribe filters (a Device), when they differ from DEVICE's
+)
 DEFAULT_MAX_PACKET_SIZE = 1024 * 1024  # bytes; Mosquitto allows 256 MB, far more than devices send
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from TCP accept to CONNECT
 KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 3.1.2.10: a client silent for 1.5 x its keepalive is disconnected
@@ -89,8 +91,12 @@ class DeviceAuthPlugin(_Owned, BaseAuthPlugin):
 
     async def authenticate(self, *, session: Session) -> bool | None:
         owner = self.owner
-        if owner is not None and not session.username and session.password is None \
-                and owner.anonymous_topics is not None:
+        if (
+            owner is not None
+            and not session.username
+            and session.password is None
+            and owner.anonymous_topics is not None
+        ):
             return owner.admit_anonymous(session)
         if owner is None or not session.username or session.password is None:
             return False
@@ -106,8 +112,11 @@ class DeviceAuthPlugin(_Owned, BaseAuthPlugin):
             return False
         if session.will_flag and not may_publish(device, session.will_topic or ""):
             # amqtt publishes wills without topic checks: refuse them at CONNECT, as Mosquitto does
-            log.info("MQTT CONNECT refused for %r: will topic %r is outside its topics", device.name,
-                     session.will_topic)
+            log.info(
+                "MQTT CONNECT refused for %r: will topic %r is outside its topics",
+                device.name,
+                session.will_topic,
+            )
             return False
         session.attributes[DEVICE] = device
         return True
@@ -116,8 +125,9 @@ class DeviceAuthPlugin(_Owned, BaseAuthPlugin):
 class DeviceTopicPlugin(_Owned, BaseTopicPlugin):
     """PUBLISH / SUBSCRIBE (and each delivery) within the device's topic filters."""
 
-    async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
-                              action: Action | None = None) -> bool | None:
+    async def topic_filtering(
+        self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
         return self.check(session, topic, action)
 
     @staticmethod
@@ -141,10 +151,16 @@ class InProcessPlugin(_Owned, BasePlugin):
             device = self.owner.device_record(client_id)
             self.owner.sender_client = client_id
             try:
-                self.owner.dispatch(message.topic, bytes(message.data), message.qos or 0, False,
-                                    sender=device.name if device else None,
-                                    sender_owner=device.owner if device else None, receipt=receipt_of(message),
-                                    origin=device.owner if device else ANONYMOUS)
+                self.owner.dispatch(
+                    message.topic,
+                    bytes(message.data),
+                    message.qos or 0,
+                    False,
+                    sender=device.name if device else None,
+                    sender_owner=device.owner if device else None,
+                    receipt=receipt_of(message),
+                    origin=device.owner if device else ANONYMOUS,
+                )
             finally:
                 self.owner.sender_client = None
 
@@ -154,8 +170,9 @@ class _Broker(Broker):
 
     owner: EmbeddedBroker
 
-    async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
-                                         remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
         owner = self.owner
         where = f"{remote_address}:{remote_port}"
         capped = _CappedReader(reader, owner, where)
@@ -175,17 +192,29 @@ class _Broker(Broker):
             await _refuse(handler, incoming, reader, writer)
             raise AMQTTError(f"CONNECT of {incoming.username!r} from {where} refused")
         if READS in incoming.attributes and incoming.client_id in self._sessions:
-            log.info("MQTT CONNECT refused for anonymous client %r from %s: the client id is in use",
-                     incoming.client_id, where)
+            log.info(
+                "MQTT CONNECT refused for anonymous client %r from %s: the client id is in use",
+                incoming.client_id,
+                where,
+            )
             await _refuse(handler, incoming, reader, writer, IDENTIFIER_REJECTED)
-            raise AMQTTError(f"anonymous CONNECT of client id {incoming.client_id!r} from {where} refused: in use")
+            raise AMQTTError(
+                f"anonymous CONNECT of client id {incoming.client_id!r} from {where} refused: in use"
+            )
         held = self._sessions.get(incoming.client_id) if incoming.client_id else None
         if held is not None and held[0].transitions.is_connected() and held[0].username != incoming.username:
-            log.info("MQTT CONNECT refused for %r from %s: client id %r is held by a connected session of "
-                     "another client", incoming.username, where, incoming.client_id)
+            log.info(
+                "MQTT CONNECT refused for %r from %s: client id %r is held by a connected session of "
+                "another client",
+                incoming.username,
+                where,
+                incoming.client_id,
+            )
             await _refuse(handler, incoming, reader, writer, IDENTIFIER_REJECTED)
-            raise AMQTTError(f"CONNECT of {incoming.username!r} from {where} refused: client id "
-                             f"{incoming.client_id!r} is held by another device's connected session")
+            raise AMQTTError(
+                f"CONNECT of {incoming.username!r} from {where} refused: client id "
+                f"{incoming.client_id!r} is held by another device's connected session"
+            )
         return handler, await self._adopt(incoming)
 
     async def _adopt(self, incoming: Session) -> Session:
@@ -200,8 +229,16 @@ class _Broker(Broker):
         session = incoming
         if old is not None:
             session = old[0]
-            for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
-                         "username", "password"):
+            for name in (
+                "will_flag",
+                "will_message",
+                "will_topic",
+                "will_qos",
+                "will_retain",
+                "keep_alive",
+                "username",
+                "password",
+            ):
                 setattr(session, name, getattr(incoming, name))
             session.attributes.update(incoming.attributes)
             session.parent = 1
@@ -228,8 +265,15 @@ class _Broker(Broker):
     async def _authenticate(self, session: Session, _listener: Any) -> bool:
         return bool(session.attributes.pop(AUTHORIZED, False))  # done in _initialize_client_session
 
-    async def _handle_client_session(self, reader: Any, writer: Any, client_session: Session,
-                                     handler: BrokerProtocolHandler, server: Any, listener_name: str) -> None:
+    async def _handle_client_session(
+        self,
+        reader: Any,
+        writer: Any,
+        client_session: Session,
+        handler: BrokerProtocolHandler,
+        server: Any,
+        listener_name: str,
+    ) -> None:
         owner = self.owner
         if client_session.attributes.get(EPOCH) != owner.epoch and not owner.still_valid(client_session):
             client_session.attributes.pop(AUTHORIZED, None)
@@ -238,13 +282,15 @@ class _Broker(Broker):
         owner.live[handler] = client_session
         label = f"client {client_session.client_id!r} ({client_session.username or 'anonymous'})"
         try:
-            await super()._handle_client_session(_CappedReader(reader, owner, label), writer, client_session,
-                                                 handler, server, listener_name)
+            await super()._handle_client_session(
+                _CappedReader(reader, owner, label), writer, client_session, handler, server, listener_name
+            )
         finally:
             owner.live.pop(handler, None)
 
-    async def _handle_message_delivery(self, client_session: Session, handler: BrokerProtocolHandler,
-                                       wait_deliver: asyncio.Future[Any]) -> bool:
+    async def _handle_message_delivery(
+        self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: asyncio.Future[Any]
+    ) -> bool:
         # QoS 1/2 from a device is acknowledged once the flows are done with it (runtime/mqtt/acks.py); the
         # broker's own hold is let go after the in-process dispatch (a plugin task scheduled before it) ran
         receipt = receipt_of(wait_deliver.result())
@@ -256,13 +302,20 @@ class _Broker(Broker):
             if receipt is not None:
                 asyncio.get_running_loop().call_soon(receipt.release)
 
-    async def _broadcast_message(self, session: Session | None, topic: str | None, data: Any,
-                                 force_qos: int | None = None) -> None:
+    async def _broadcast_message(
+        self, session: Session | None, topic: str | None, data: Any, force_qos: int | None = None
+    ) -> None:
         await super()._broadcast_message(session, topic, data, force_qos)
-        if (session is not None and session.will_flag and topic and data is session.will_message
-                and topic == session.will_topic):  # a will: amqtt fires no plugin event for it
-            self.owner.dispatch(topic, bytes(data), session.will_qos or 0, False,
-                                origin=_origin_in(session.attributes))
+        if (
+            session is not None
+            and session.will_flag
+            and topic
+            and data is session.will_message
+            and topic == session.will_topic
+        ):  # a will: amqtt fires no plugin event for it
+            self.owner.dispatch(
+                topic, bytes(data), session.will_qos or 0, False, origin=_origin_in(session.attributes)
+            )
 
 
 class PacketTooLarge(Exception):
@@ -293,8 +346,10 @@ class _CappedReader(ReaderAdapter):
                 if size > self._owner.max_packet_size:
                     self._state = "closed"
                     self._owner.oversize(self.label, size)
-                    raise PacketTooLarge(f"MQTT packet of {size} bytes from {self.label}: the maximum is "
-                                         f"{self._owner.max_packet_size}")
+                    raise PacketTooLarge(
+                        f"MQTT packet of {size} bytes from {self.label}: the maximum is "
+                        f"{self._owner.max_packet_size}"
+                    )
                 self._left = self._length
                 self._state = "body" if self._left else "type"
         elif state == "body":
@@ -313,8 +368,11 @@ class _Handler(AckingHandler):  # QoS 1/2 acknowledged once processed: runtime/m
 
     def handle_read_timeout(self) -> None:
         session = self.session
-        log.info("MQTT client %r silent for %s s (1.5 x keepalive): disconnected",
-                 getattr(session, "client_id", None), getattr(session, "keep_alive", None))
+        log.info(
+            "MQTT client %r silent for %s s (1.5 x keepalive): disconnected",
+            getattr(session, "client_id", None),
+            getattr(session, "keep_alive", None),
+        )
         if self.reader is not None:
             self.reader.feed_eof()
         if self.writer is not None:
@@ -329,8 +387,9 @@ def _close_now(writer: Any) -> None:
         transport.abort()
 
 
-async def _refuse(handler: BrokerProtocolHandler, session: Session, reader: Any, writer: Any,
-                  code: int = NOT_AUTHORIZED) -> None:
+async def _refuse(
+    handler: BrokerProtocolHandler, session: Session, reader: Any, writer: Any, code: int = NOT_AUTHORIZED
+) -> None:
     """CONNACK `code` (default 5, not authorized) and close."""
     handler.attach(session, reader, writer)
     try:
@@ -369,20 +428,35 @@ class _Sub:
 class EmbeddedBroker:
     """amqtt on `host:port` (port 0: a free port, read `port` after start) plus the in-process path."""
 
-    def __init__(self, devices: DeviceRegistry, host: str = "127.0.0.1", port: int = 1883, *,
-                 max_packet_size: int = DEFAULT_MAX_PACKET_SIZE, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                 audit: Any = None) -> None:
+    def __init__(
+        self,
+        devices: DeviceRegistry,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        *,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        audit: Any = None,
+    ) -> None:
         if not isinstance(max_packet_size, int) or max_packet_size < 64:
-            raise ValueError(f"mqttMaxPacketSize must be an integer of at least 64 bytes, got {max_packet_size!r}")
+            raise ValueError(
+                f"mqttMaxPacketSize must be an integer of at least 64 bytes, got {max_packet_size!r}"
+            )
         if not isinstance(connect_timeout, int | float) or not 0 < connect_timeout <= 3600:
             raise ValueError(f"mqttConnectTimeout must be 0 < seconds <= 3600, got {connect_timeout!r}")
         self.devices, self.host, self.port = devices, host, port
-        self.max_packet_size, self.connect_timeout, self.audit = max_packet_size, float(connect_timeout), audit
+        self.max_packet_size, self.connect_timeout, self.audit = (
+            max_packet_size,
+            float(connect_timeout),
+            audit,
+        )
         self.live: dict[BrokerProtocolHandler, Session] = {}
         self.epoch = 0  # counts revocations; a CONNECT that authenticated before one is checked again
         self.sender: str | None = None  # the publishing device, while `dispatch` runs
         self.sender_owner: str | None = None  # and its owner
-        self.sender_client: str | None = None  # the MQTT client id, while `dispatch` runs for a client's PUBLISH
+        self.sender_client: str | None = (
+            None  # the MQTT client id, while `dispatch` runs for a client's PUBLISH
+        )
         self.origin: Origin = None  # the message's origin tenant, while `dispatch` runs
         self._retained_origins = RetainedOrigins()
         self.flows_ready = asyncio.Event()  # cleared by a runtime until its flows run: device messages wait
@@ -416,12 +490,17 @@ class EmbeddedBroker:
 
     def oversize(self, client: str, size: int) -> None:
         """Log and audit a packet over the maximum size (its connection is being closed)."""
-        log.warning("MQTT packet of %s bytes from %s: over the maximum of %s bytes, connection closed", size,
-                    client, self.max_packet_size)
+        log.warning(
+            "MQTT packet of %s bytes from %s: over the maximum of %s bytes, connection closed",
+            size,
+            client,
+            self.max_packet_size,
+        )
         if self.audit is not None:
             try:
-                self.audit.record(None, "mqtt.oversize", client, "denied",
-                                  {"bytes": size, "max": self.max_packet_size})
+                self.audit.record(
+                    None, "mqtt.oversize", client, "denied", {"bytes": size, "max": self.max_packet_size}
+                )
             except Exception:
                 log.exception("auditing an oversized MQTT packet failed")
 
@@ -433,8 +512,10 @@ class EmbeddedBroker:
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{host}:{self.port}"}},
             "session_expiry_interval": SESSION_EXPIRY,
-            "plugins": {f"{__name__}.{cls.__name__}": {} for cls in (DeviceAuthPlugin, DeviceTopicPlugin,
-                                                                      InProcessPlugin)},
+            "plugins": {
+                f"{__name__}.{cls.__name__}": {}
+                for cls in (DeviceAuthPlugin, DeviceTopicPlugin, InProcessPlugin)
+            },
         }
         broker = _Broker(config)
         broker.owner = self
@@ -475,8 +556,9 @@ class EmbeddedBroker:
         return sum(1 for s in self.live.values() if s.transitions.is_connected())
 
     # ----- in-process path ---------------------------------------------------------------------------
-    async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
-                      origin: Origin = None) -> None:
+    async def publish(
+        self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, origin: Origin = None
+    ) -> None:
         """Publish as the broker itself: to MQTT subscribers (at their subscription QoS, as amqtt does) and to
         in-process subscribers. A retained empty payload clears the topic's retained message. `origin`: the
         publishing flow's tenant (None: an administrator's or ownerless flow, the platform)."""
@@ -488,8 +570,10 @@ class EmbeddedBroker:
         data = bytes(payload)
         size = publish_packet_size(topic, len(data), qos)
         if size > self.max_packet_size:
-            raise ValueError(f"MQTT message to {topic!r} of {len(data)} bytes: its PUBLISH packet ({size} bytes) "
-                             f"is larger than the broker's maximum packet size ({self.max_packet_size} bytes)")
+            raise ValueError(
+                f"MQTT message to {topic!r} of {len(data)} bytes: its PUBLISH packet ({size} bytes) "
+                f"is larger than the broker's maximum packet size ({self.max_packet_size} bytes)"
+            )
         broker = self._broker
         if broker is None:
             raise RuntimeError("the embedded MQTT broker is not started")
@@ -505,7 +589,9 @@ class EmbeddedBroker:
             await broker.internal_message_broadcast(topic, data, None)
         self.dispatch(topic, data, qos, False, origin=origin)
 
-    def subscribe(self, topic_filter: str, callback: Callback, tenant: str | None = None) -> Callable[[], None]:
+    def subscribe(
+        self, topic_filter: str, callback: Callback, tenant: str | None = None
+    ) -> Callable[[], None]:
         """Call `callback(topic, payload, qos, retain)` on the loop for each message matching `topic_filter`
         (retained ones first, soon after this call); returns the unsubscribe function. With a `tenant` (a user
         name), only messages of that origin are delivered."""
@@ -521,10 +607,19 @@ class EmbeddedBroker:
                 if mt.match_levels(sub.levels, mt.levels(topic)):
                     source = getattr(retained, "source_session", None)
                     device = _device_in(source.attributes if source is not None else None)
-                    origin = self._retained_origins.of(topic, retained, None if source is None else
-                                                       _origin_in(source.attributes))
-                    self._loop.call_soon(self._replay, sub, topic, bytes(retained.data), retained.qos or 0,
-                                         device.name if device else None, device.owner if device else None, origin)
+                    origin = self._retained_origins.of(
+                        topic, retained, None if source is None else _origin_in(source.attributes)
+                    )
+                    self._loop.call_soon(
+                        self._replay,
+                        sub,
+                        topic,
+                        bytes(retained.data),
+                        retained.qos or 0,
+                        device.name if device else None,
+                        device.owner if device else None,
+                        origin,
+                    )
 
         def unsubscribe() -> None:
             if not sub.active:
@@ -541,8 +636,17 @@ class EmbeddedBroker:
 
         return unsubscribe
 
-    def dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, sender: str | None = None,
-                 sender_owner: str | None = None, receipt: Any = None, origin: Origin = None) -> None:
+    def dispatch(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        sender: str | None = None,
+        sender_owner: str | None = None,
+        receipt: Any = None,
+        origin: Origin = None,
+    ) -> None:
         """Hand one message of `origin` to the in-process subscribers whose filter matches and whose tenant hears
         that origin (broker_origin.hears). While they run, `origin` is set, `sender` is the device (its name, the
         CONNECT username) that published it, None when the broker or a flow did; `sender_owner` its owner; and
@@ -562,8 +666,16 @@ class EmbeddedBroker:
             self.sender = self.sender_owner = self.origin = None
             handing_over(previous)
 
-    def _replay(self, sub: _Sub, topic: str, payload: bytes, qos: int, sender: str | None,
-                sender_owner: str | None, origin: Origin) -> None:
+    def _replay(
+        self,
+        sub: _Sub,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        sender: str | None,
+        sender_owner: str | None,
+        origin: Origin,
+    ) -> None:
         """A retained message to one new subscriber (with its publishing device and origin, as `dispatch`)."""
         if not hears(sub.tenant, origin):
             return

@@ -30,8 +30,13 @@ def deliver_to_client(broker: Any, client_id: str, topic: str, payload: bytes) -
     if not session.transitions.is_connected() or not DeviceTopicPlugin.check(session, topic, Action.RECEIVE):
         return False
     levels = mt.levels(topic)
-    granted = [qos for filt, holders in list(amqtt.subscriptions.items()) if mt.match_levels(mt.levels(filt), levels)
-               for holder, qos in holders if holder is session]
+    granted = [
+        qos
+        for filt, holders in list(amqtt.subscriptions.items())
+        if mt.match_levels(mt.levels(filt), levels)
+        for holder, qos in holders
+        if holder is session
+    ]
     if not granted:
         return False
     broker._spawn(_send(handler, client_id, topic, payload, min(max(granted), 1)))

@@ -24,7 +24,10 @@ log = logging.getLogger("sofiaflow.onesait.processor")
 
 INSERT_OPS = {"INSERT", "UPDATE", "UPDATE_BY_ID", "DELETE", "DELETE_BY_ID"}
 QUERY_OPS = {"QUERY", "SUBSCRIBE"}
-QUERY_RIGHTS = {"ALL", "QUERY"}  # as the user rights (sofiaflow.runtime.security.permissions): ALL is both, INSERT writes only
+QUERY_RIGHTS = {
+    "ALL",
+    "QUERY",
+}  # as the user rights (sofiaflow.runtime.security.permissions): ALL is both, INSERT writes only
 INSERT_RIGHTS = {"ALL", "INSERT"}
 MAX_BATCH = 10_000
 Indication = Callable[[Session, dict[str, Any], dict[str, Any]], None]
@@ -33,8 +36,16 @@ Indication = Callable[[Session, dict[str, Any], dict[str, Any]], None]
 class SsapProcessor:
     """See the module docstring. `on_indication(session, subscription, envelope)` receives INDICATIONs."""
 
-    def __init__(self, devices: Any, data: Any, sessions: SessionStore, events: Any = None,
-                 on_indication: Indication | None = None, permissions: Any = None, audit: Any = None) -> None:
+    def __init__(
+        self,
+        devices: Any,
+        data: Any,
+        sessions: SessionStore,
+        events: Any = None,
+        on_indication: Indication | None = None,
+        permissions: Any = None,
+        audit: Any = None,
+    ) -> None:
         self.devices, self.data, self.sessions, self.events = devices, data, sessions, events
         self.permissions = permissions  # users' ontology rights: a client's owner must hold the right too
         self.audit = audit  # refusals are recorded there (runtime/security/audit.py)
@@ -54,7 +65,9 @@ class SsapProcessor:
         self.sessions.drop_client(name, token_id)
 
     # ----- entry point -------------------------------------------------------------------------------
-    async def handle(self, envelope: Any, transport: str = "http", sink: Indication | None = None) -> dict[str, Any]:
+    async def handle(
+        self, envelope: Any, transport: str = "http", sink: Indication | None = None
+    ) -> dict[str, Any]:
         """The answer envelope to one request (errors become ERROR answers). A SUBSCRIBE's INDICATIONs go to
         `sink(session, subscription, envelope)` (default: `on_indication`)."""
         try:
@@ -130,20 +143,31 @@ class SsapProcessor:
             try:
                 self.permissions.check(owner, ontology, level)
             except PermissionError:
-                message = (f"{owner!r}, owner of client {session.client_name!r}, has no {level} right on ontology "
-                           f"{ontology!r}")
+                message = (
+                    f"{owner!r}, owner of client {session.client_name!r}, has no {level} right on ontology "
+                    f"{ontology!r}"
+                )
                 self._record_refusal(session.client_name, kind, ontology, message)
                 raise SsapError(AUTHORIZATION, message) from None
 
     def _record_refusal(self, client: str | None, kind: str, ontology: str | None, message: str) -> None:
         if self.audit is not None:
-            self.audit.record(f"device:{client}" if client else None, f"ssap.{kind.lower()}", ontology, "denied",
-                              {"message": message})
+            self.audit.record(
+                f"device:{client}" if client else None,
+                f"ssap.{kind.lower()}",
+                ontology,
+                "denied",
+                {"message": message},
+            )
 
     def _writer(self, session: Session, transport: str) -> Writer:
-        return Writer(device=session.instance or session.client_name, source=transport,
-                      device_template=session.client_name, client_session=session.key,
-                      client_connection=session.instance)
+        return Writer(
+            device=session.instance or session.client_name,
+            source=transport,
+            device_template=session.client_name,
+            client_session=session.key,
+            client_connection=session.instance,
+        )
 
     # ----- data --------------------------------------------------------------------------------------
     async def _insert(self, session: Session, body: dict, transport: str, req: dict) -> Any:
@@ -154,8 +178,9 @@ class SsapProcessor:
             raise SsapError(PROCESSOR, "INSERT needs data: an instance object or a non-empty array of them")
         if len(items) > MAX_BATCH:
             raise SsapError(PROCESSOR, f"INSERT takes at most {MAX_BATCH} instances at once")
-        stored = await asyncio.to_thread(self.data.insert, body["ontology"], items,
-                                         self._writer(session, transport), not single)
+        stored = await asyncio.to_thread(
+            self.data.insert, body["ontology"], items, self._writer(session, transport), not single
+        )
         ids = [d["_id"] for d in stored]
         return {"id": ids[0]} if single else {"nInserted": len(ids), "ids": ids}
 
@@ -163,13 +188,19 @@ class SsapProcessor:
         ontology = body["ontology"]
         query = parse_native_for(ontology, body.get("query"))
         if query.operation != "update":
-            raise SsapError(PROCESSOR, "UPDATE needs a NATIVE update query: db.X.update({...}, {$set: {...}})")
-        return await asyncio.to_thread(self._update_sync, ontology, query.filter, query.update, query.multi,
-                                       bool(body.get("ids")))
+            raise SsapError(
+                PROCESSOR, "UPDATE needs a NATIVE update query: db.X.update({...}, {$set: {...}})"
+            )
+        return await asyncio.to_thread(
+            self._update_sync, ontology, query.filter, query.update, query.multi, bool(body.get("ids"))
+        )
 
     def _update_sync(self, ontology: str, filter: dict, update: dict, multi: bool, want_ids: bool) -> Any:
-        ids = [d["_id"] for d in self.data.find(ontology, filter, {"_id": 1}, None, 0, 0 if multi else 1)] \
-            if want_ids else None
+        ids = (
+            [d["_id"] for d in self.data.find(ontology, filter, {"_id": 1}, None, 0, 0 if multi else 1)]
+            if want_ids
+            else None
+        )
         if ids is not None:
             filter = {"_id": {"$in": ids}}
         count, _ = self.data.update(ontology, filter, update, multi)
@@ -203,8 +234,9 @@ class SsapProcessor:
         query = parse_native_for(ontology, body.get("query"))
         if query.operation != "remove":
             raise SsapError(PROCESSOR, "DELETE needs a NATIVE remove query: db.X.remove({...})")
-        return await asyncio.to_thread(self._delete_sync, ontology, query.filter, query.multi,
-                                       bool(body.get("ids")))
+        return await asyncio.to_thread(
+            self._delete_sync, ontology, query.filter, query.multi, bool(body.get("ids"))
+        )
 
     def _delete_sync(self, ontology: str, filter: dict, multi: bool, want_ids: bool) -> Any:
         ids = None
@@ -227,8 +259,9 @@ class SsapProcessor:
         result_format = str(body.get("resultFormat") or "JSON").upper()
         if result_format != "JSON":
             raise SsapError(PROCESSOR, f"resultFormat {result_format!r} is not supported (only JSON)")
-        return await asyncio.to_thread(run_query, self.data, body["ontology"], body.get("query"),
-                                       body.get("queryType"))
+        return await asyncio.to_thread(
+            run_query, self.data, body["ontology"], body.get("query"), body.get("queryType")
+        )
 
     # ----- subscriptions -----------------------------------------------------------------------------
     async def _subscribe(self, session: Session, body: dict, transport: str, sink: Indication | None) -> Any:
@@ -243,9 +276,16 @@ class SsapProcessor:
             filter = parse_native_for(ontology, query).filter
         ast = parse_filter(filter)
         sub_id = str(uuid.uuid4())
-        subscription = {"id": sub_id, "session": session.key, "ontology": ontology, "client": session.client_name,
-                        "callback": body.get("callback"), "clientId": body.get("clientId") or session.instance,
-                        "transport": transport, "subscription": body.get("subscription")}
+        subscription = {
+            "id": sub_id,
+            "session": session.key,
+            "ontology": ontology,
+            "client": session.client_name,
+            "callback": body.get("callback"),
+            "clientId": body.get("clientId") or session.instance,
+            "transport": transport,
+            "subscription": body.get("subscription"),
+        }
 
         def listener(name: str, event: str, docs: list[dict[str, Any]]) -> None:
             if event != "insert":

@@ -27,7 +27,9 @@ def output_doc(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _same_collection(ontology: str, named: str, kind: str) -> None:
     if named != ontology:
-        raise SsapError(PROCESSOR, f"the {kind} query reads {named!r} but the request is for ontology {ontology!r}")
+        raise SsapError(
+            PROCESSOR, f"the {kind} query reads {named!r} but the request is for ontology {ontology!r}"
+        )
 
 
 def parse_native_for(ontology: str, text: Any) -> NativeQuery:
@@ -54,7 +56,9 @@ def _native(data: Any, ontology: str, query: NativeQuery) -> Any:
         return [{"count": data.count(ontology, query.filter)}]
     if query.operation != "find":
         raise SsapError(PROCESSOR, f"a QUERY cannot {query.operation}: send an UPDATE or DELETE instead")
-    docs = data.find(ontology, query.filter, query.projection, query.sort, query.skip, query.limit or MAX_RESULTS)
+    docs = data.find(
+        ontology, query.filter, query.projection, query.sort, query.skip, query.limit or MAX_RESULTS
+    )
     return [output_doc(d) for d in docs]
 
 
@@ -67,19 +71,23 @@ def _sql(data: Any, ontology: str, text: Any) -> Any:
     if query.aggregated:
         if not query.group_by and all(c.function == "count" and c.path is None for c in query.columns):
             total = data.count(ontology, query.filter)
-            rows = [{c.name: total for c in query.columns}][query.skip:]
-            return rows[:query.limit] if query.limit else rows
+            rows = [{c.name: total for c in query.columns}][query.skip :]
+            return rows[: query.limit] if query.limit else rows
         paths = {c.path for c in query.columns if c.path} | set(query.group_by)
         projection = {p: 1 for p in _disjoint(paths)} or {"_id": 1}
         docs = data.find(ontology, query.filter, projection, None, 0, MAX_AGGREGATE_DOCS + 1)
         if len(docs) > MAX_AGGREGATE_DOCS:
-            raise SsapError(PROCESSOR, f"SQL aggregates run over at most {MAX_AGGREGATE_DOCS} instances; "
-                            "narrow the WHERE clause")
+            raise SsapError(
+                PROCESSOR,
+                f"SQL aggregates run over at most {MAX_AGGREGATE_DOCS} instances; narrow the WHERE clause",
+            )
         return aggregate_rows(query, docs)
     limit = query.limit or MAX_RESULTS
     if query.columns:
         projection = {p: 1 for p in _disjoint({c.path for c in query.columns})}
-        return project_rows(query, data.find(ontology, query.filter, projection, query.sort, query.skip, limit))
+        return project_rows(
+            query, data.find(ontology, query.filter, projection, query.sort, query.skip, limit)
+        )
     return [output_doc(d) for d in data.find(ontology, query.filter, None, query.sort, query.skip, limit)]
 
 

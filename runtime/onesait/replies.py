@@ -57,15 +57,24 @@ class RestReply(Reply):
             return
         body = envelope.get("body") if isinstance(envelope, dict) else None
         if not isinstance(body, dict) or "ok" not in body:
-            self.future.set_result(_json(500, {"ok": False, "error": "the flow answered with no SSAP response",
-                                               "errorCode": "PROCESSOR"}))
+            self.future.set_result(
+                _json(
+                    500,
+                    {
+                        "ok": False,
+                        "error": "the flow answered with no SSAP response",
+                        "errorCode": "PROCESSOR",
+                    },
+                )
+            )
             return
         if body["ok"]:
             self.future.set_result(_json(200, body.get("data")))
         else:
             status = HTTP_STATUS.get(body.get("errorCode"), 400)
-            self.future.set_result(_json(status, {"ok": False, "error": body.get("error"),
-                                                  "errorCode": body.get("errorCode")}))
+            self.future.set_result(
+                _json(status, {"ok": False, "error": body.get("error"), "errorCode": body.get("errorCode")})
+            )
 
     async def indicate(self, envelope: dict[str, Any], subscription: dict[str, Any]) -> None:
         """POST the INDICATION to the subscription's callback URL (none given: nothing to do)."""
@@ -90,9 +99,16 @@ class MqttReply(Reply):
     On a shared indication topic (no placeholder) they go through `deliver(client_id, topic, payload)` to that
     client's session only (runtime/onesait/indications.py), never to every subscriber of the topic."""
 
-    def __init__(self, publish: Callable[[str, bytes], Awaitable[None]], client_id: Callable[[dict], str | None],
-                 spawn: Callable[[Awaitable], Any], indication_topic: str = "/topic/subscription", *,
-                 requester: str | None = None, deliver: Callable[[str, str, bytes], bool] | None = None) -> None:
+    def __init__(
+        self,
+        publish: Callable[[str, bytes], Awaitable[None]],
+        client_id: Callable[[dict], str | None],
+        spawn: Callable[[Awaitable], Any],
+        indication_topic: str = "/topic/subscription",
+        *,
+        requester: str | None = None,
+        deliver: Callable[[str, str, bytes], bool] | None = None,
+    ) -> None:
         self._publish, self._client_id, self._spawn = publish, client_id, spawn
         self.indication_topic = indication_topic
         self.requester, self._deliver = requester, deliver
@@ -104,7 +120,9 @@ class MqttReply(Reply):
         self.answered = True
         client = self._client_id(envelope)
         if not client:
-            log.warning("SSAP answer dropped: no client id to reply to (messageId %r)", envelope.get("messageId"))
+            log.warning(
+                "SSAP answer dropped: no client id to reply to (messageId %r)", envelope.get("messageId")
+            )
             return
         self._spawn(self._publish(f"/topic/message/{client}", json.dumps(envelope).encode()))
 
@@ -118,6 +136,10 @@ class MqttReply(Reply):
         if "{clientId}" in topic:
             await self._publish(topic.replace("{clientId}", str(client)), payload)
         elif self._deliver is None:
-            log.warning("INDICATION dropped: %s is shared by every client and no private delivery is at hand", topic)
+            log.warning(
+                "INDICATION dropped: %s is shared by every client and no private delivery is at hand", topic
+            )
         elif not self._deliver(str(client), topic, payload):
-            log.info("INDICATION for MQTT client %r dropped: not connected or not subscribed to %s", client, topic)
+            log.info(
+                "INDICATION for MQTT client %r dropped: not connected or not subscribed to %s", client, topic
+            )

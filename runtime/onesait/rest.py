@@ -52,8 +52,9 @@ def decode_body(raw: bytes) -> Any:
         return text
 
 
-def to_ssap(operation: str, params: dict[str, str], query: dict[str, str], headers: dict[str, str],
-            body: Any) -> dict[str, Any]:
+def to_ssap(
+    operation: str, params: dict[str, str], query: dict[str, str], headers: dict[str, str], body: Any
+) -> dict[str, Any]:
     """The SSAP request a REST call stands for; SsapError(PROCESSOR) when it lacks what it needs."""
     key = headers.get("authorization")
     if key and key.lower().startswith("bearer "):
@@ -61,37 +62,62 @@ def to_ssap(operation: str, params: dict[str, str], query: dict[str, str], heade
     ontology = params.get("ontology")
     ids = _flag(query.get("ids", "false"))
     if operation == "JOIN":
-        return ssap.request("JOIN", {"token": query.get("token"), "clientPlatform": query.get("clientPlatform"),
-                                     "clientPlatformInstance": query.get("clientPlatformId")}, key)
+        return ssap.request(
+            "JOIN",
+            {
+                "token": query.get("token"),
+                "clientPlatform": query.get("clientPlatform"),
+                "clientPlatformInstance": query.get("clientPlatformId"),
+            },
+            key,
+        )
     if operation == "LEAVE":
         return ssap.request("LEAVE", {}, key)
     if operation == "QUERY":
-        return ssap.request("QUERY", {"ontology": ontology, "query": query.get("query"),
-                                      "queryType": query.get("queryType", "NATIVE")}, key)
+        return ssap.request(
+            "QUERY",
+            {
+                "ontology": ontology,
+                "query": query.get("query"),
+                "queryType": query.get("queryType", "NATIVE"),
+            },
+            key,
+        )
     if operation == "QUERY_POST":
-        qtype = (body.get("queryType") if isinstance(body, dict) else None) or query.get("queryType", "NATIVE")
-        return ssap.request("QUERY", {"ontology": ontology, "query": _query_text(body, query, "a query"),
-                                      "queryType": qtype}, key)
+        qtype = (body.get("queryType") if isinstance(body, dict) else None) or query.get(
+            "queryType", "NATIVE"
+        )
+        return ssap.request(
+            "QUERY",
+            {"ontology": ontology, "query": _query_text(body, query, "a query"), "queryType": qtype},
+            key,
+        )
     if operation == "INSERT":
         return ssap.request("INSERT", {"ontology": ontology, "data": body}, key)
     if operation in ("UPDATE", "UPDATE_GET"):
         text = _query_text(body if operation == "UPDATE" else None, query, "an update")
         return ssap.request("UPDATE", {"ontology": ontology, "query": text, "ids": ids}, key)
     if operation == "DELETE_GET":
-        return ssap.request("DELETE", {"ontology": ontology, "query": _query_text(None, query, "a delete"),
-                                       "ids": ids}, key)
+        return ssap.request(
+            "DELETE", {"ontology": ontology, "query": _query_text(None, query, "a delete"), "ids": ids}, key
+        )
     if operation == "UPDATE_BY_ID":
         return ssap.request("UPDATE_BY_ID", {"ontology": ontology, "id": params.get("id"), "data": body}, key)
     if operation == "DELETE_BY_ID":
         return ssap.request("DELETE_BY_ID", {"ontology": ontology, "id": params.get("id")}, key)
     if operation == "SUBSCRIBE":
         spec = body if isinstance(body, dict) else {}
-        return ssap.request("SUBSCRIBE", {"subscription": params.get("subscription"),
-                                          "ontology": spec.get("ontology") or query.get("ontology")
-                                          or params.get("subscription"),
-                                          "queryValue": spec.get("queryValue") or query.get("queryValue"),
-                                          "callback": spec.get("callback") or query.get("callback"),
-                                          "clientId": spec.get("clientId") or query.get("clientId")}, key)
+        return ssap.request(
+            "SUBSCRIBE",
+            {
+                "subscription": params.get("subscription"),
+                "ontology": spec.get("ontology") or query.get("ontology") or params.get("subscription"),
+                "queryValue": spec.get("queryValue") or query.get("queryValue"),
+                "callback": spec.get("callback") or query.get("callback"),
+                "clientId": spec.get("clientId") or query.get("clientId"),
+            },
+            key,
+        )
     if operation == "UNSUBSCRIBE":
         return ssap.request("UNSUBSCRIBE", {"subscriptionId": params.get("subscriptionId")}, key)
     if operation.endswith("_TRANSACTION"):

@@ -47,7 +47,12 @@ class SessionStore:
         now = self.clock()
         old = self._sessions.get(renew) if renew else None
         if old is not None and old.client_name == client.name and now - old.last_used <= self.idle_timeout:
-            old.client, old.instance, old.token_id, old.last_used = client, instance or old.instance, token_id, now
+            old.client, old.instance, old.token_id, old.last_used = (
+                client,
+                instance or old.instance,
+                token_id,
+                now,
+            )
             return old
         self._joins += 1
         if self._joins % SWEEP_EVERY == 0 or len(self._sessions) >= MAX_SESSIONS:
@@ -66,7 +71,9 @@ class SessionStore:
         now = self.clock()
         if now - session.last_used > self.idle_timeout:
             del self._sessions[key]
-            raise SsapError(AUTHENTICATION, f"session {key} expired after {self.idle_timeout:g} s idle: JOIN again")
+            raise SsapError(
+                AUTHENTICATION, f"session {key} expired after {self.idle_timeout:g} s idle: JOIN again"
+            )
         session.last_used = now
         return session
 
@@ -82,8 +89,11 @@ class SessionStore:
 
     def drop_client(self, name: str, token_id: str | None = None) -> int:
         """Forget the sessions of a client (of one token of it); how many."""
-        gone = [k for k, s in self._sessions.items()
-                if s.client_name == name and (token_id is None or s.token_id == token_id)]
+        gone = [
+            k
+            for k, s in self._sessions.items()
+            if s.client_name == name and (token_id is None or s.token_id == token_id)
+        ]
         for key in gone:
             del self._sessions[key]
         return len(gone)

@@ -17,11 +17,22 @@ def handle(op: str, payload: Any, host: Any) -> Any:
     if op == "echo":
         return payload
     if op == "identity":
-        limits = {name: list(resource.getrlimit(getattr(resource, f"RLIMIT_{name}")))
-                  for name in ("AS", "DATA", "NOFILE", "CORE", "NPROC")}
-        return {"pid": os.getpid(), "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
-                "groups": os.getgroups(), "environ": dict(os.environ), "cwd": os.getcwd(),
-                "nice": os.nice(0), "limits": limits, "open_fds": sorted(int(f) for f in os.listdir("/proc/self/fd"))}
+        limits = {
+            name: list(resource.getrlimit(getattr(resource, f"RLIMIT_{name}")))
+            for name in ("AS", "DATA", "NOFILE", "CORE", "NPROC")
+        }
+        return {
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "euid": os.geteuid(),
+            "gid": os.getgid(),
+            "groups": os.getgroups(),
+            "environ": dict(os.environ),
+            "cwd": os.getcwd(),
+            "nice": os.nice(0),
+            "limits": limits,
+            "open_fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
+        }
     if op == "open":
         with open(payload, "rb") as fh:
             return fh.read(16)

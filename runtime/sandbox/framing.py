@@ -80,11 +80,11 @@ class BlockingChannel:
         """The next frame, or None at end of input (the host went away)."""
         if not self._fill(HEADER.size):
             return None
-        length = frame_length(bytes(self._buffer[:HEADER.size]))
+        length = frame_length(bytes(self._buffer[: HEADER.size]))
         if not self._fill(HEADER.size + length):
             return None
-        body = bytes(self._buffer[HEADER.size:HEADER.size + length])
-        del self._buffer[:HEADER.size + length]
+        body = bytes(self._buffer[HEADER.size : HEADER.size + length])
+        del self._buffer[: HEADER.size + length]
         return decode(body)
 
     def write(self, frame: list[Any]) -> None:

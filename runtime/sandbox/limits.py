@@ -54,8 +54,10 @@ class WorkerLimits:
         if self.memory_kind not in ("as", "data"):
             raise ValueError(f"sandbox memory_kind must be 'as' or 'data', not {self.memory_kind!r}")
         if self.memory_mb < 0 or self.open_files < 8:
-            raise ValueError(f"sandbox limits out of range: memory_mb={self.memory_mb}, "
-                             f"open_files={self.open_files} (at least 8)")
+            raise ValueError(
+                f"sandbox limits out of range: memory_mb={self.memory_mb}, "
+                f"open_files={self.open_files} (at least 8)"
+            )
 
 
 def default_identity() -> tuple[int | None, int | None]:
@@ -79,6 +81,7 @@ def default_identity() -> tuple[int | None, int | None]:
 
 def apply(limits: WorkerLimits) -> None:
     """In the worker: set the limits, lower the priority, then drop to the configured user."""
+
     def lower(which: int, value: int) -> None:
         _soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY and hard < value:

@@ -121,8 +121,9 @@ class SandboxWorker:
         """Take the worker's one-way events for `handler` with fn(op, payload)."""
         self._handlers.events[handler] = fn
 
-    async def request(self, handler: str, op: str, payload: Any, *, timeout: float,
-                      progress_timeout: float | None = None) -> Any:
+    async def request(
+        self, handler: str, op: str, payload: Any, *, timeout: float, progress_timeout: float | None = None
+    ) -> Any:
         """Send one request and wait for its answer (answered in order).
 
         Raises SandboxError with the handler's error text, SandboxCrashed when the process died,
@@ -168,15 +169,27 @@ class SandboxWorker:
         cwd = tempfile.mkdtemp(prefix="sofiaflow-sandbox-")
         if limits.user is not None and os.geteuid() == 0:
             os.chown(cwd, limits.user, limits.group if limits.group is not None else -1)
-        options = json.dumps({"handlers": self.pool.modules, "preload": sorted(self.pool._preload),
-                              "limits": limits.to_dict()})
+        options = json.dumps(
+            {"handlers": self.pool.modules, "preload": sorted(self.pool._preload), "limits": limits.to_dict()}
+        )
         proc = await asyncio.create_subprocess_exec(
-            self.pool.python, "-I", "-m", "sofiaflow.runtime.sandbox.worker", options,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=cwd, env=worker_environment(cwd), close_fds=True, start_new_session=True)
+            self.pool.python,
+            "-I",
+            "-m",
+            "sofiaflow.runtime.sandbox.worker",
+            options,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=worker_environment(cwd),
+            close_fds=True,
+            start_new_session=True,
+        )
         self._started += 1
-        return WorkerProcess(proc, self._started, cwd, self._handlers, limits.memory_mb,
-                             f"sandbox[{self.tenant or '-'}]")
+        return WorkerProcess(
+            proc, self._started, cwd, self._handlers, limits.memory_mb, f"sandbox[{self.tenant or '-'}]"
+        )
 
     def _registered(self, name: str, module: str) -> None:
         process = self._process

@@ -48,8 +48,15 @@ class Handlers:
 class WorkerProcess:
     """A started worker: feeds it requests in order and fails them all if it dies or overruns."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, generation: int, cwd: str, handlers: Handlers,
-                 memory_mb: int, label: str) -> None:
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        generation: int,
+        cwd: str,
+        handlers: Handlers,
+        memory_mb: int,
+        label: str,
+    ) -> None:
         self.proc = proc
         self.pid = proc.pid
         self.generation = generation
@@ -186,9 +193,19 @@ class WorkerProcess:
         kind = frame[0]
         if kind == framing.ANSWER and len(frame) == 4:
             self._answer(frame[1], frame[2], frame[3])
-        elif kind == framing.CALL and len(frame) == 5 and isinstance(frame[2], str) and isinstance(frame[3], str):
+        elif (
+            kind == framing.CALL
+            and len(frame) == 5
+            and isinstance(frame[2], str)
+            and isinstance(frame[3], str)
+        ):
             self._call(frame[1], frame[2], frame[3], frame[4])
-        elif kind == framing.EVENT and len(frame) == 4 and isinstance(frame[1], str) and isinstance(frame[2], str):
+        elif (
+            kind == framing.EVENT
+            and len(frame) == 4
+            and isinstance(frame[1], str)
+            and isinstance(frame[2], str)
+        ):
             fn = self.handlers.events.get(frame[1])
             if fn is None:
                 log.warning("%s: event %r for handler %r, which takes none", self.label, frame[2], frame[1])
@@ -262,5 +279,9 @@ class WorkerProcess:
         if partial:
             self.stderr_tail.append(partial[:2000].decode("utf-8", "replace"))
         if dropped:
-            log.warning("%s: sandbox worker %d: %d more bytes of stderr were not logged", self.label, self.pid,
-                        dropped)
+            log.warning(
+                "%s: sandbox worker %d: %d more bytes of stderr were not logged",
+                self.label,
+                self.pid,
+                dropped,
+            )

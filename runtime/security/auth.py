@@ -65,8 +65,15 @@ def _aware(value: datetime) -> datetime:
 class AuthService:
     """Users, password checks and tokens (see the module docstring)."""
 
-    def __init__(self, engine_db: Engine, settings: Settings, max_failures: int = 5, window: float = 60.0,
-                 monotonic: Callable[[], float] = time.monotonic, max_address_failures: int = 30) -> None:
+    def __init__(
+        self,
+        engine_db: Engine,
+        settings: Settings,
+        max_failures: int = 5,
+        window: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_address_failures: int = 30,
+    ) -> None:
         self._db = engine_db
         self.settings = settings
         self.max_failures = max_failures
@@ -92,7 +99,9 @@ class AuthService:
 
     def user_exists(self, username: str) -> bool:
         with self._db.connect() as conn:
-            row = conn.execute(select(users_table.c.username).where(users_table.c.username == username)).first()
+            row = conn.execute(
+                select(users_table.c.username).where(users_table.c.username == username)
+            ).first()
         return row is not None
 
     def add_user(self, username: str, password: str, role: str = "administrator") -> None:
@@ -105,15 +114,26 @@ class AuthService:
         if self.user_exists(username):
             raise AuthError(f"user {username!r} already exists")
         with self._db.begin() as conn:
-            conn.execute(insert(users_table).values(username=username, password_hash=self._hasher.hash(password),
-                                                    role=role, created=datetime.now(UTC)))
+            conn.execute(
+                insert(users_table).values(
+                    username=username,
+                    password_hash=self._hasher.hash(password),
+                    role=role,
+                    created=datetime.now(UTC),
+                )
+            )
 
     def users(self) -> list[dict[str, str]]:
         """Every user with role and creation time (never a password hash)."""
         with self._db.connect() as conn:
-            rows = conn.execute(select(users_table.c.username, users_table.c.role, users_table.c.created)
-                                .order_by(users_table.c.username)).all()
-        return [{"username": r[0], "role": check_role(r[1]), "created": _aware(r[2]).isoformat()} for r in rows]
+            rows = conn.execute(
+                select(users_table.c.username, users_table.c.role, users_table.c.created).order_by(
+                    users_table.c.username
+                )
+            ).all()
+        return [
+            {"username": r[0], "role": check_role(r[1]), "created": _aware(r[2]).isoformat()} for r in rows
+        ]
 
     def role_of(self, username: str) -> str:
         with self._db.connect() as conn:
@@ -125,7 +145,11 @@ class AuthService:
     def set_role(self, username: str, role: str) -> None:
         """Change a user's role; the last administrator keeps theirs."""
         role = check_role(role)
-        if role != "administrator" and self.role_of(username) == "administrator" and self._administrators() == 1:
+        if (
+            role != "administrator"
+            and self.role_of(username) == "administrator"
+            and self._administrators() == 1
+        ):
             raise AuthError(f"{username!r} is the last administrator; make another one first")
         with self._db.begin() as conn:
             conn.execute(update(users_table).where(users_table.c.username == username).values(role=role))
@@ -155,16 +179,20 @@ class AuthService:
         if not password:
             raise AuthError("the password must not be empty")
         with self._db.begin() as conn:
-            done = conn.execute(update(users_table).where(users_table.c.username == username)
-                                .values(password_hash=self._hasher.hash(password))).rowcount
+            done = conn.execute(
+                update(users_table)
+                .where(users_table.c.username == username)
+                .values(password_hash=self._hasher.hash(password))
+            ).rowcount
             conn.execute(delete(tokens_table).where(tokens_table.c.username == username))
         if not done:
             raise AuthError(f"no user {username!r}")
 
     def verify_password(self, username: str, password: str) -> bool:
         with self._db.connect() as conn:
-            row = conn.execute(select(users_table.c.password_hash)
-                               .where(users_table.c.username == username)).first()
+            row = conn.execute(
+                select(users_table.c.password_hash).where(users_table.c.username == username)
+            ).first()
         if row is None:
             self._hasher.hash(password or "-")  # spend the same time as for a real user
             return False
@@ -174,7 +202,9 @@ class AuthService:
             return False
 
     # ----- tokens --------------------------------------------------------------------------------
-    def issue_token(self, username: str, password: str, scope: str = "*", client: str = "") -> tuple[str, int]:
+    def issue_token(
+        self, username: str, password: str, scope: str = "*", client: str = ""
+    ) -> tuple[str, int]:
         """A new bearer token and its lifetime in seconds; AuthError on bad credentials."""
         if scope not in SCOPES:
             raise AuthError(f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}")
@@ -193,8 +223,11 @@ class AuthService:
         expires = datetime.now(UTC) + timedelta(seconds=lifetime)
         with self._db.begin() as conn:
             conn.execute(delete(tokens_table).where(tokens_table.c.expires < datetime.now(UTC)))
-            conn.execute(insert(tokens_table).values(token_hash=_hash_token(token), username=username,
-                                                     scope=scope, expires=expires))
+            conn.execute(
+                insert(tokens_table).values(
+                    token_hash=_hash_token(token), username=username, scope=scope, expires=expires
+                )
+            )
         return token, lifetime
 
     def token_info(self, token: str) -> tuple[str, str]:
@@ -203,8 +236,11 @@ class AuthService:
             raise AuthError("no token given")
         digest = _hash_token(token)
         with self._db.connect() as conn:
-            row = conn.execute(select(tokens_table.c.username, tokens_table.c.scope, tokens_table.c.expires)
-                               .where(tokens_table.c.token_hash == digest)).first()
+            row = conn.execute(
+                select(tokens_table.c.username, tokens_table.c.scope, tokens_table.c.expires).where(
+                    tokens_table.c.token_hash == digest
+                )
+            ).first()
         if row is None:
             raise AuthError("unknown token")
         if _aware(row[2]) <= datetime.now(UTC):

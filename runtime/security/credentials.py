@@ -33,13 +33,17 @@ class CredentialStore:
         if self._engine is None:
             return
         with self._engine.connect() as conn:
-            row = conn.execute(select(credentials_table.c.blob).order_by(credentials_table.c.id.desc())).first()
+            row = conn.execute(
+                select(credentials_table.c.blob).order_by(credentials_table.c.id.desc())
+            ).first()
         if row is None:
             return
         try:
             self._data = json.loads(self._fernet.decrypt(row[0]))
         except InvalidToken:
-            raise CredentialError("stored credentials cannot be decrypted: the credential secret changed") from None
+            raise CredentialError(
+                "stored credentials cannot be decrypted: the credential secret changed"
+            ) from None
 
     def save(self) -> None:
         if self._engine is None:
@@ -52,7 +56,9 @@ class CredentialStore:
     def get(self, node_id: str) -> dict[str, Any]:
         return dict(self._data.get(node_id, {}))
 
-    def extract(self, flows: FlowJSON, extra: dict[str, dict] | None = None) -> tuple[FlowJSON, dict[str, dict]]:
+    def extract(
+        self, flows: FlowJSON, extra: dict[str, dict] | None = None
+    ) -> tuple[FlowJSON, dict[str, dict]]:
         """Flows without `credentials` keys, and the credential updates they (or `extra`) carried."""
         updates: dict[str, dict] = {}
         clean: FlowJSON = []

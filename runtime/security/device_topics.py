@@ -39,8 +39,14 @@ class DeviceTopicIndex:
         except KeyError:
             pass
         levels = mt.levels(topic)
-        found = next(((device, filt, owner) for filt_levels, filt, device, owner in self._filters
-                      if owner != tenant and mt.match_levels(filt_levels, levels)), None)
+        found = next(
+            (
+                (device, filt, owner)
+                for filt_levels, filt, device, owner in self._filters
+                if owner != tenant and mt.match_levels(filt_levels, levels)
+            ),
+            None,
+        )
         if len(self._answers) >= MAX_ANSWERS:
             self._answers.clear()
         self._answers[key] = found
@@ -51,8 +57,11 @@ class DeviceTopicIndex:
         if generation is not None and generation == self._generation:
             return
         rows = self._registry.topic_owners()
-        self._filters = tuple((mt.levels(filt), filt, name, owner) for name, topics, owner in rows
-                              for filt in expanded_filters(name, topics))
+        self._filters = tuple(
+            (mt.levels(filt), filt, name, owner)
+            for name, topics, owner in rows
+            for filt in expanded_filters(name, topics)
+        )
         self._answers = {}
         self._generation = generation
 

@@ -135,8 +135,12 @@ class TokenInfo:
     revoked_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "created": _iso(self.created), "active": self.active,
-                "revoked_at": _iso(self.revoked_at)}
+        return {
+            "id": self.id,
+            "created": _iso(self.created),
+            "active": self.active,
+            "revoked_at": _iso(self.revoked_at),
+        }
 
 
 @dataclass
@@ -157,9 +161,15 @@ class Device:
         self.filters = tuple(mt.levels(t.replace("{device}", self.name)) for t in self.topics)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "enabled": self.enabled, "topics": list(self.topics),
-                               "ontologies": dict(self.ontologies), "created": _iso(self.created),
-                               "last_seen": _iso(self.last_seen), "owner": self.owner}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "enabled": self.enabled,
+            "topics": list(self.topics),
+            "ontologies": dict(self.ontologies),
+            "created": _iso(self.created),
+            "last_seen": _iso(self.last_seen),
+            "owner": self.owner,
+        }
         if self.tokens is not None:
             out["tokens"] = [t.as_dict() for t in self.tokens]
         return out
@@ -187,16 +197,20 @@ def may_subscribe(device: Device, topic_filter: str) -> bool:
 
 # ----- validation ---------------------------------------------------------------------------------
 
+
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or set(name) == {"."}:
-        raise DeviceValidationError("name", f"{name!r} is not a device name: use 1-64 of A-Z a-z 0-9 _ . - "
-                                    "(not only dots)")
+        raise DeviceValidationError(
+            "name", f"{name!r} is not a device name: use 1-64 of A-Z a-z 0-9 _ . - (not only dots)"
+        )
     return name
 
 
 def check_topics(topics: object) -> list[str]:
     if not isinstance(topics, list):
-        raise DeviceValidationError("topics", f"must be a list of MQTT topic filters, got {type(topics).__name__}")
+        raise DeviceValidationError(
+            "topics", f"must be a list of MQTT topic filters, got {type(topics).__name__}"
+        )
     if len(topics) > MAX_TOPICS:
         raise DeviceValidationError("topics", f"at most {MAX_TOPICS} filters, got {len(topics)}")
     out: list[str] = []
@@ -210,7 +224,9 @@ def check_topics(topics: object) -> list[str]:
         try:
             mt.validate_filter(expanded, "MQTT topic filter")
         except mt.TopicError as exc:
-            raise DeviceValidationError(where, f"{topic!r} is not a valid MQTT topic filter ({exc})") from None
+            raise DeviceValidationError(
+                where, f"{topic!r} is not a valid MQTT topic filter ({exc})"
+            ) from None
         if topic not in out:
             out.append(topic)
     return out
@@ -221,8 +237,9 @@ def expanded_filters(name: str, topics: list[str]) -> list[str]:
     return [t.replace("{device}", name) for t in topics]
 
 
-def topic_clash(name: str, topics: list[str], owner: str | None,
-                others: list[tuple[str, list[str], str | None]]) -> TopicClashError | None:
+def topic_clash(
+    name: str, topics: list[str], owner: str | None, others: list[tuple[str, list[str], str | None]]
+) -> TopicClashError | None:
     """The first overlap between device `name`'s filters and those of `others` (name, topics, owner) of another
     owner, as an error naming the refused filter only; None when there is none."""
     mine = expanded_filters(name, topics)
@@ -234,8 +251,11 @@ def topic_clash(name: str, topics: list[str], owner: str | None,
                 if mt.overlaps(filt, theirs):
                     # neither the other device, its filter nor a topic both match is named: a refusal must not
                     # map other tenants' devices for someone probing with broad filters
-                    return TopicClashError(f"topics[{index}]", f"{topics[index]!r} overlaps the topics of a device of "
-                                           "another owner; devices of different owners must not share topics")
+                    return TopicClashError(
+                        f"topics[{index}]",
+                        f"{topics[index]!r} overlaps the topics of a device of "
+                        "another owner; devices of different owners must not share topics",
+                    )
     return None
 
 
@@ -247,19 +267,23 @@ def check_owner(owner: object) -> str | None:
 
 def check_ontologies(ontologies: object) -> dict[str, str]:
     if not isinstance(ontologies, dict):
-        raise DeviceValidationError("ontologies", "must be an object {ontology: ALL|QUERY|INSERT}, got "
-                                    f"{type(ontologies).__name__}")
+        raise DeviceValidationError(
+            "ontologies", f"must be an object {{ontology: ALL|QUERY|INSERT}}, got {type(ontologies).__name__}"
+        )
     out: dict[str, str] = {}
     for name, right in ontologies.items():
         if not isinstance(name, str) or not name or len(name) > 200:
             raise DeviceValidationError("ontologies", f"{name!r} is not an ontology name")
         if not isinstance(right, str) or right.upper() not in RIGHTS:
-            raise DeviceValidationError(f"ontologies.{name}", f"right {right!r} is not one of {'|'.join(RIGHTS)}")
+            raise DeviceValidationError(
+                f"ontologies.{name}", f"right {right!r} is not one of {'|'.join(RIGHTS)}"
+            )
         out[name] = right.upper()
     return out
 
 
 # ----- tokens -------------------------------------------------------------------------------------
+
 
 def _hash_secret(secret: str, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else secrets.token_bytes(16)
@@ -299,8 +323,10 @@ class DeviceRegistry:
 
     def __init__(self, db_engine: Engine) -> None:
         self._db = db_engine
-        metadata.create_all(db_engine, tables=[devices_table, device_tokens_table, device_instances_table,
-                                               device_owners_table])
+        metadata.create_all(
+            db_engine,
+            tables=[devices_table, device_tokens_table, device_instances_table, device_owners_table],
+        )
         self._listeners: list[Callable[[str, str | None], None]] = []
         self.generation = 0
         """Counts changes to devices (created, changed, deleted, tokens revoked): caches of topics compare it."""
@@ -321,8 +347,14 @@ class DeviceRegistry:
                 log.exception("on_revoke listener failed for device %r", name)
 
     # ----- devices --------------------------------------------------------------------------------
-    def create(self, name: str, ontologies: dict[str, str] | None = None, topics: list[str] | None = None,
-               enabled: bool = True, owner: str | None = None) -> tuple[Device, str]:
+    def create(
+        self,
+        name: str,
+        ontologies: dict[str, str] | None = None,
+        topics: list[str] | None = None,
+        enabled: bool = True,
+        owner: str | None = None,
+    ) -> tuple[Device, str]:
         """Create a device with one token; returns (device, token). The token is not retrievable later."""
         name = check_name(name)
         owner = check_owner(owner)
@@ -333,15 +365,25 @@ class DeviceRegistry:
         token_id, token, row = self._new_token(name, now)
         try:
             with self._db.begin() as conn:
-                conn.execute(insert(devices_table).values(name=name, enabled=bool(enabled), topics=topics,
-                                                          ontologies=ontologies, created=now, last_seen=None))
+                conn.execute(
+                    insert(devices_table).values(
+                        name=name,
+                        enabled=bool(enabled),
+                        topics=topics,
+                        ontologies=ontologies,
+                        created=now,
+                        last_seen=None,
+                    )
+                )
                 conn.execute(insert(device_tokens_table).values(**row))
                 if owner is not None:
                     conn.execute(insert(device_owners_table).values(device=name, owner=owner))
         except IntegrityError:
             raise DeviceExistsError(f"a device named {name!r} exists already") from None
         self.generation += 1
-        device = Device(name, bool(enabled), topics, ontologies, now, None, [TokenInfo(token_id, now, True)], owner)
+        device = Device(
+            name, bool(enabled), topics, ontologies, now, None, [TokenInfo(token_id, now, True)], owner
+        )
         return device, token
 
     def get(self, name: str) -> Device:
@@ -349,31 +391,47 @@ class DeviceRegistry:
             row = conn.execute(select(devices_table).where(devices_table.c.name == name)).first()
             if row is None:
                 raise DeviceNotFoundError(f"no device named {name!r}")
-            toks = conn.execute(select(device_tokens_table).where(device_tokens_table.c.device == name)
-                                .order_by(device_tokens_table.c.created)).all()
-            owner = conn.execute(select(device_owners_table.c.owner)
-                                 .where(device_owners_table.c.device == name)).scalar()
+            toks = conn.execute(
+                select(device_tokens_table)
+                .where(device_tokens_table.c.device == name)
+                .order_by(device_tokens_table.c.created)
+            ).all()
+            owner = conn.execute(
+                select(device_owners_table.c.owner).where(device_owners_table.c.device == name)
+            ).scalar()
         return self._device(row, toks, owner)
 
     def list(self) -> list[Device]:
         with self._db.connect() as conn:
             rows = conn.execute(select(devices_table).order_by(devices_table.c.name)).all()
             toks = conn.execute(select(device_tokens_table).order_by(device_tokens_table.c.created)).all()
-            owners = dict(conn.execute(select(device_owners_table.c.device, device_owners_table.c.owner)).all())
+            owners = dict(
+                conn.execute(select(device_owners_table.c.device, device_owners_table.c.owner)).all()
+            )
         by_device: dict[str, list[Any]] = {}
         for tok in toks:
             by_device.setdefault(tok.device, []).append(tok)
         return [self._device(row, by_device.get(row.name, []), owners.get(row.name)) for row in rows]
 
-    def update(self, name: str, *, enabled: bool | None = None, topics: list[str] | None = None,
-               ontologies: dict[str, str] | None = None, owner: str | None | object = ...) -> Device:
+    def update(
+        self,
+        name: str,
+        *,
+        enabled: bool | None = None,
+        topics: list[str] | None = None,
+        ontologies: dict[str, str] | None = None,
+        owner: str | None | object = ...,
+    ) -> Device:
         """Change a device (`owner` None removes it); its open sessions are dropped so they reconnect with the
         new rights."""
         values: dict[str, Any] = {}
         if owner is not ... or topics is not None:
             current = self.get(name)
-            self._refuse_clash(name, check_topics(topics) if topics is not None else current.topics,
-                               check_owner(owner) if owner is not ... else current.owner)
+            self._refuse_clash(
+                name,
+                check_topics(topics) if topics is not None else current.topics,
+                check_owner(owner) if owner is not ... else current.owner,
+            )
         if owner is not ...:
             owner = check_owner(owner)
             with self._db.begin() as conn:
@@ -392,7 +450,9 @@ class DeviceRegistry:
             values["ontologies"] = check_ontologies(ontologies)
         if values:
             with self._db.begin() as conn:
-                done = conn.execute(update(devices_table).where(devices_table.c.name == name).values(**values))
+                done = conn.execute(
+                    update(devices_table).where(devices_table.c.name == name).values(**values)
+                )
             if done.rowcount == 0:
                 raise DeviceNotFoundError(f"no device named {name!r}")
             self._notify(name, None)
@@ -412,15 +472,17 @@ class DeviceRegistry:
         """Every device's (name, topics, owner)."""
         d, o = devices_table, device_owners_table
         with self._db.connect() as conn:
-            rows = conn.execute(select(d.c.name, d.c.topics, o.c.owner).select_from(
-                d.outerjoin(o, o.c.device == d.c.name))).all()
+            rows = conn.execute(
+                select(d.c.name, d.c.topics, o.c.owner).select_from(d.outerjoin(o, o.c.device == d.c.name))
+            ).all()
         return [(r.name, list(r.topics), r.owner) for r in rows]
 
     def owner_of(self, name: str) -> str | None:
         """The owner of device `name` (None: the administrators', or no such device)."""
         with self._db.connect() as conn:
-            return conn.execute(select(device_owners_table.c.owner)
-                                .where(device_owners_table.c.device == name)).scalar()
+            return conn.execute(
+                select(device_owners_table.c.owner).where(device_owners_table.c.device == name)
+            ).scalar()
 
     def _refuse_clash(self, name: str, topics: list[str], owner: str | None) -> None:
         clash = topic_clash(name, topics, owner, self.topic_owners())
@@ -430,7 +492,13 @@ class DeviceRegistry:
     # ----- tokens ---------------------------------------------------------------------------------
     def _new_token(self, name: str, now: datetime) -> tuple[str, str, dict[str, Any]]:
         token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-        row = {"id": token_id, "device": name, "hash": _hash_secret(secret), "created": now, "revoked_at": None}
+        row = {
+            "id": token_id,
+            "device": name,
+            "hash": _hash_secret(secret),
+            "created": now,
+            "revoked_at": None,
+        }
         return token_id, f"{token_id}.{secret}", row
 
     def add_token(self, name: str) -> tuple[str, str]:
@@ -446,7 +514,9 @@ class DeviceRegistry:
         """Revoke one token (already revoked: no-op). TokenNotFoundError when the device has no such token."""
         table = device_tokens_table
         with self._db.begin() as conn:
-            row = conn.execute(select(table.c.revoked_at).where(table.c.id == token_id, table.c.device == name)).first()
+            row = conn.execute(
+                select(table.c.revoked_at).where(table.c.id == token_id, table.c.device == name)
+            ).first()
             if row is not None and row.revoked_at is None:
                 conn.execute(update(table).where(table.c.id == token_id).values(revoked_at=datetime.now(UTC)))
         if row is None:
@@ -460,8 +530,14 @@ class DeviceRegistry:
         table = device_tokens_table
         self.get(name)
         with self._db.begin() as conn:
-            ids = [r.id for r in conn.execute(select(table.c.id).where(
-                table.c.device == name, table.c.revoked_at.is_(None), table.c.id != (keep or "")))]
+            ids = [
+                r.id
+                for r in conn.execute(
+                    select(table.c.id).where(
+                        table.c.device == name, table.c.revoked_at.is_(None), table.c.id != (keep or "")
+                    )
+                )
+            ]
             if ids:
                 conn.execute(update(table).where(table.c.id.in_(ids)).values(revoked_at=datetime.now(UTC)))
         for token_id in ids:
@@ -475,11 +551,15 @@ class DeviceRegistry:
         t = device_instances_table
         now = datetime.now(UTC)
         with self._db.begin() as conn:
-            row = conn.execute(select(t.c.last_seen).where(t.c.device == name, t.c.instance == instance)).first()
+            row = conn.execute(
+                select(t.c.last_seen).where(t.c.device == name, t.c.instance == instance)
+            ).first()
             if row is None:
                 conn.execute(insert(t).values(device=name, instance=instance, first_seen=now, last_seen=now))
             elif now - _aware(row.last_seen) >= LAST_SEEN_RESOLUTION:
-                conn.execute(update(t).where(t.c.device == name, t.c.instance == instance).values(last_seen=now))
+                conn.execute(
+                    update(t).where(t.c.device == name, t.c.instance == instance).values(last_seen=now)
+                )
 
     def instances(self, name: str) -> list[dict[str, Any]]:
         """The instances seen of device `name`: [{instance, first_seen, last_seen}], most recent first."""
@@ -487,8 +567,14 @@ class DeviceRegistry:
         t = device_instances_table
         with self._db.connect() as conn:
             rows = conn.execute(select(t).where(t.c.device == name).order_by(t.c.last_seen.desc())).all()
-        return [{"instance": r.instance, "first_seen": _iso(_aware(r.first_seen)),
-                 "last_seen": _iso(_aware(r.last_seen))} for r in rows]
+        return [
+            {
+                "instance": r.instance,
+                "first_seen": _iso(_aware(r.first_seen)),
+                "last_seen": _iso(_aware(r.last_seen)),
+            }
+            for r in rows
+        ]
 
     # ----- authentication -------------------------------------------------------------------------
     def authenticate(self, name: str | None, token: str) -> Device:
@@ -497,8 +583,9 @@ class DeviceRegistry:
         t, d = device_tokens_table, devices_table
         now = datetime.now(UTC)
         with self._db.begin() as conn:
-            row = conn.execute(select(t.c.hash, t.c.revoked_at, d).join(d, d.c.name == t.c.device)
-                               .where(t.c.id == token_id)).first()
+            row = conn.execute(
+                select(t.c.hash, t.c.revoked_at, d).join(d, d.c.name == t.c.device).where(t.c.id == token_id)
+            ).first()
             if row is None or not _verify_secret(row.hash, secret) or (name is not None and row.name != name):
                 raise AuthError("invalid device name or token")
             if row.revoked_at is not None:
@@ -509,10 +596,18 @@ class DeviceRegistry:
             if last_seen is None or now - last_seen >= LAST_SEEN_RESOLUTION:
                 conn.execute(update(d).where(d.c.name == row.name).values(last_seen=now))
                 last_seen = now
-            owner = conn.execute(select(device_owners_table.c.owner)
-                                 .where(device_owners_table.c.device == row.name)).scalar()
-        return Device(row.name, True, list(row.topics), dict(row.ontologies), _aware(row.created), last_seen,
-                      owner=owner)
+            owner = conn.execute(
+                select(device_owners_table.c.owner).where(device_owners_table.c.device == row.name)
+            ).scalar()
+        return Device(
+            row.name,
+            True,
+            list(row.topics),
+            dict(row.ontologies),
+            _aware(row.created),
+            last_seen,
+            owner=owner,
+        )
 
     def authenticate_token(self, token: str) -> Device:
         """The device owning `token` (for `Authorization: Bearer <token>`); AuthError when refused."""
@@ -523,6 +618,16 @@ class DeviceRegistry:
 
     @staticmethod
     def _device(row: Any, toks: list[Any], owner: str | None = None) -> Device:
-        tokens = [TokenInfo(t.id, _aware(t.created), t.revoked_at is None, _aware(t.revoked_at)) for t in toks]
-        return Device(row.name, bool(row.enabled), list(row.topics), dict(row.ontologies), _aware(row.created),
-                      _aware(row.last_seen), tokens, owner)
+        tokens = [
+            TokenInfo(t.id, _aware(t.created), t.revoked_at is None, _aware(t.revoked_at)) for t in toks
+        ]
+        return Device(
+            row.name,
+            bool(row.enabled),
+            list(row.topics),
+            dict(row.ontologies),
+            _aware(row.created),
+            _aware(row.last_seen),
+            tokens,
+            owner,
+        )

@@ -41,13 +41,20 @@ _NOT_REFERENCES = frozenset({"id", "z", "type", "name", "label", "info", "x", "y
 
 
 def tab_ids(flows: FlowJSON) -> set[str]:
-    return {n["id"] for n in flows if isinstance(n, dict) and n.get("type") == "tab" and isinstance(n.get("id"), str)}
+    return {
+        n["id"]
+        for n in flows
+        if isinstance(n, dict) and n.get("type") == "tab" and isinstance(n.get("id"), str)
+    }
 
 
 def containers(flows: FlowJSON) -> dict[str, str]:
     """{id: "tab"|"subflow"} of the tabs and subflow definitions of `flows`."""
-    return {n["id"]: n["type"] for n in flows
-            if isinstance(n, dict) and n.get("type") in CONTAINERS and isinstance(n.get("id"), str)}
+    return {
+        n["id"]: n["type"]
+        for n in flows
+        if isinstance(n, dict) and n.get("type") in CONTAINERS and isinstance(n.get("id"), str)
+    }
 
 
 def unit_of(node: dict[str, Any], boxes: dict[str, str]) -> str | None:
@@ -63,8 +70,12 @@ def units(flows: FlowJSON) -> dict[str, str]:
     boxes = containers(flows)
     out: dict[str, str] = dict(boxes)
     for node in flows:
-        if isinstance(node, dict) and node.get("type") not in CONTAINERS and node.get("z") not in boxes \
-                and isinstance(node.get("id"), str):
+        if (
+            isinstance(node, dict)
+            and node.get("type") not in CONTAINERS
+            and node.get("z") not in boxes
+            and isinstance(node.get("id"), str)
+        ):
             out[node["id"]] = "config"
     return out
 
@@ -86,7 +97,7 @@ def references(node: dict[str, Any]) -> list[str]:
             walk(value, 0)
     kind = node.get("type")
     if isinstance(kind, str) and kind.startswith("subflow:"):
-        found.append(kind[len("subflow:"):])
+        found.append(kind[len("subflow:") :])
     return found
 
 
@@ -117,11 +128,16 @@ def _shared_needs(current: FlowJSON, kept: FlowJSON, present: set[Any]) -> FlowJ
         node = queue.pop()
         refs = [v for k, v in node.items() if k not in ("id", "z", "wires") and isinstance(v, str)]
         if str(node.get("type", "")).startswith("subflow:"):
-            refs.append(node["type"][len("subflow:"):])
+            refs.append(node["type"][len("subflow:") :])
         for ref in refs:
             target = by_id.get(ref)
-            if target is None or ref in seen or target.get("type") == "tab" or target.get("z") in by_id \
-                    and by_id[target["z"]].get("type") == "tab":
+            if (
+                target is None
+                or ref in seen
+                or target.get("type") == "tab"
+                or target.get("z") in by_id
+                and by_id[target["z"]].get("type") == "tab"
+            ):
                 continue
             seen.add(ref)
             group = [target, *members.get(ref, [])] if target.get("type") == "subflow" else [target]
@@ -217,13 +233,17 @@ class FlowOwnership:
             z = node.get("z")
             if node_id in hidden_by_id or (z in hidden_units and z in boxes):
                 target = hidden_by_id.get(node_id) or hidden_by_id.get(z) or {"id": z, "type": boxes.get(z)}
-                raise PermissionDenied(f"node {node_id!r} may not change {_describe(target, boxes)}: it is not "
-                                       f"{user}'s and not shared with them")
+                raise PermissionDenied(
+                    f"node {node_id!r} may not change {_describe(target, boxes)}: it is not "
+                    f"{user}'s and not shared with them"
+                )
             for ref in references(node):
                 target = hidden_by_id.get(ref)
                 if target is not None:
-                    raise PermissionDenied(f"node {node_id!r} may not use {_describe(target, boxes)}: it is not "
-                                           f"{user}'s and not shared with them")
+                    raise PermissionDenied(
+                        f"node {node_id!r} may not use {_describe(target, boxes)}: it is not "
+                        f"{user}'s and not shared with them"
+                    )
 
     # ----- changes --------------------------------------------------------------------------------
     def claim_new(self, flows: FlowJSON, user: str | None, running: FlowJSON | None = None) -> None:
@@ -244,12 +264,15 @@ class FlowOwnership:
                 conn.execute(delete(flow_owners).where(flow_owners.c.tab.in_(gone)))
             self._forget()
 
-    def share(self, unit: str, owner: str | None = None, shared: list[str] | None = None,
-              kind: str = "tab") -> dict[str, Any]:
+    def share(
+        self, unit: str, owner: str | None = None, shared: list[str] | None = None, kind: str = "tab"
+    ) -> dict[str, Any]:
         """Change a unit's owner and/or the users it is shared with."""
         current_owner, current_shared = self._all().get(unit, (None, []))
-        values = {"owner": current_owner if owner is None else owner,
-                  "shared": current_shared if shared is None else sorted(set(shared))}
+        values = {
+            "owner": current_owner if owner is None else owner,
+            "shared": current_shared if shared is None else sorted(set(shared)),
+        }
         with self._db.begin() as conn:
             if unit in self._all():
                 conn.execute(update(flow_owners).where(flow_owners.c.tab == unit).values(**values))
@@ -265,8 +288,13 @@ class FlowOwnership:
         with self._db.begin() as conn:
             for unit, (owner, shared) in self._all().items():
                 if owner == user or user in shared:
-                    conn.execute(update(flow_owners).where(flow_owners.c.tab == unit).values(
-                        owner=None if owner == user else owner, shared=[u for u in shared if u != user]))
+                    conn.execute(
+                        update(flow_owners)
+                        .where(flow_owners.c.tab == unit)
+                        .values(
+                            owner=None if owner == user else owner, shared=[u for u in shared if u != user]
+                        )
+                    )
                     changed.append(unit)
         self._forget()
         return changed

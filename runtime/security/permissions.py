@@ -49,8 +49,9 @@ class Permissions:
     """Ontology rights of users. `role_of(user)` and `owner_of(ontology)` come from the auth service and the
     ontology registry (None when unknown)."""
 
-    def __init__(self, db: Engine, role_of: Callable[[str], str | None],
-                 owner_of: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, db: Engine, role_of: Callable[[str], str | None], owner_of: Callable[[str], str | None]
+    ) -> None:
         metadata.create_all(db, tables=[ontology_grants])
         self._db = db
         self._role_of = role_of
@@ -75,8 +76,11 @@ class Permissions:
             held: str | None = "ALL"
         else:
             with self._db.connect() as conn:
-                row = conn.execute(select(ontology_grants.c.access).where(
-                    (ontology_grants.c.ontology == ontology) & (ontology_grants.c.grantee == user))).first()
+                row = conn.execute(
+                    select(ontology_grants.c.access).where(
+                        (ontology_grants.c.ontology == ontology) & (ontology_grants.c.grantee == user)
+                    )
+                ).first()
             held = row[0] if row else None
         with self._lock:
             self._cache[key] = held
@@ -95,31 +99,51 @@ class Permissions:
         for ontology, right in rights.items():
             wanted = str(right).upper()
             held = self.access(user, ontology)
-            if not all(covers(held, need) for need in (("QUERY", "INSERT") if wanted == "ALL" else (wanted,))):
-                return (f"{user!r} cannot give a device the {wanted} right on ontology {ontology!r}: they hold "
-                        f"{held or 'no right'} on it")
+            if not all(
+                covers(held, need) for need in (("QUERY", "INSERT") if wanted == "ALL" else (wanted,))
+            ):
+                return (
+                    f"{user!r} cannot give a device the {wanted} right on ontology {ontology!r}: they hold "
+                    f"{held or 'no right'} on it"
+                )
         return None
 
     def grant(self, ontology: str, grantee: str, access: str, by: str | None = None) -> None:
         access = check_access(access)
         with self._db.begin() as conn:
-            conn.execute(delete(ontology_grants).where((ontology_grants.c.ontology == ontology)
-                                                       & (ontology_grants.c.grantee == grantee)))
-            conn.execute(insert(ontology_grants).values(ontology=ontology, grantee=grantee, access=access,
-                                                        granted_by=by, created=datetime.now(UTC)))
+            conn.execute(
+                delete(ontology_grants).where(
+                    (ontology_grants.c.ontology == ontology) & (ontology_grants.c.grantee == grantee)
+                )
+            )
+            conn.execute(
+                insert(ontology_grants).values(
+                    ontology=ontology,
+                    grantee=grantee,
+                    access=access,
+                    granted_by=by,
+                    created=datetime.now(UTC),
+                )
+            )
         self.forget()
 
     def revoke(self, ontology: str, grantee: str) -> bool:
         with self._db.begin() as conn:
-            done = conn.execute(delete(ontology_grants).where((ontology_grants.c.ontology == ontology)
-                                                              & (ontology_grants.c.grantee == grantee))).rowcount
+            done = conn.execute(
+                delete(ontology_grants).where(
+                    (ontology_grants.c.ontology == ontology) & (ontology_grants.c.grantee == grantee)
+                )
+            ).rowcount
         self.forget()
         return bool(done)
 
     def grants(self, ontology: str) -> list[dict[str, Any]]:
         with self._db.connect() as conn:
-            rows = conn.execute(select(ontology_grants).where(ontology_grants.c.ontology == ontology)
-                                .order_by(ontology_grants.c.grantee)).all()
+            rows = conn.execute(
+                select(ontology_grants)
+                .where(ontology_grants.c.ontology == ontology)
+                .order_by(ontology_grants.c.grantee)
+            ).all()
         return [{"grantee": r.grantee, "access": r.access, "granted_by": r.granted_by} for r in rows]
 
     def revoke_all(self, grantee: str) -> int:

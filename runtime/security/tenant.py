@@ -21,6 +21,7 @@ device of another owner holds (one of its filters matches it; runtime/security/d
 Refusals are audited (`mqtt.publish`, denied) once per node and topic while the devices stay unchanged; the
 reason names no device of the other owner.
 """
+
 from __future__ import annotations
 
 import logging
@@ -97,16 +98,26 @@ def publish_refusal(node: Any, topic: str) -> str | None:
         if len(_audited) >= MAX_AUDITED:
             _audited.clear()
         _audited[key] = None
-        _audit(services.get("audit"), tenant, topic, {"node": key[0], "tab": tab_of(node), "device": device,
-                                                      "filter": filt, "owner": owner})
-    return ("it is a topic of a device of another owner, and a developer's flow publishes only outside other "
-            "owners' device topics")
+        _audit(
+            services.get("audit"),
+            tenant,
+            topic,
+            {"node": key[0], "tab": tab_of(node), "device": device, "filter": filt, "owner": owner},
+        )
+    return (
+        "it is a topic of a device of another owner, and a developer's flow publishes only outside other "
+        "owners' device topics"
+    )
 
 
 def _audit(audit: Any, user: str, topic: str, detail: dict[str, Any]) -> None:
     if audit is None:
-        log.warning("publish of %s's flow to %r refused: device %r of another owner holds it", user, topic,
-                    detail["device"])
+        log.warning(
+            "publish of %s's flow to %r refused: device %r of another owner holds it",
+            user,
+            topic,
+            detail["device"],
+        )
         return
     try:
         audit.record(user, "mqtt.publish", topic, "denied", detail)

@@ -23,8 +23,13 @@ def release_user(runtime: Any, username: str) -> dict[str, list[str] | int]:
     kind: ontologies, devices and flow units (tabs, subflows, config nodes) handed to the administrators,
     grants dropped, API keys revoked."""
     services = runtime.engine.services if runtime.engine is not None else {}
-    released: dict[str, list[str] | int] = {"ontologies": [], "devices": [], "flows": [], "grants": 0,
-                                           "api_keys": []}
+    released: dict[str, list[str] | int] = {
+        "ontologies": [],
+        "devices": [],
+        "flows": [],
+        "grants": 0,
+        "api_keys": [],
+    }
     ontologies = services.get("ontologies")
     if ontologies is not None:
         for ontology in ontologies.list():

@@ -23,19 +23,51 @@ from sofiaflow_server import SofiaflowServer  # noqa: E402
 from wrk import wrk  # noqa: E402
 
 INSTANCES, ZONES = 1000, 10
-SCHEMA = {"type": "object", "required": ["sensor", "value"],
-          "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}, "zone": {"type": "string"}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["sensor", "value"],
+    "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}, "zone": {"type": "string"}},
+}
 BASE = "/api-manager/server/api/v1/bench"
 FLOWS = [
     {"id": "t", "type": "tab", "label": "api bench"},
     {"id": "api", "type": "api", "name": "bench", "version": 1, "state": "published", "quota": 0},
-    {"id": "byZone", "type": "api-endpoint", "z": "t", "api": "api", "method": "GET", "path": "/byZone",
-     "operation": "query", "ontology": "Reading", "query": '{"zone": "{$zone}"}',
-     "parameters": [{"name": "zone", "in": "query", "type": "string", "required": True}], "wires": []},
-    {"id": "byId", "type": "api-endpoint", "z": "t", "api": "api", "method": "GET", "path": "/{id}",
-     "operation": "getById", "ontology": "Reading", "parameters": [{"name": "id", "in": "path"}], "wires": []},
-    {"id": "add", "type": "api-endpoint", "z": "t", "api": "api", "method": "POST", "path": "/",
-     "operation": "insert", "ontology": "Reading", "wires": []},
+    {
+        "id": "byZone",
+        "type": "api-endpoint",
+        "z": "t",
+        "api": "api",
+        "method": "GET",
+        "path": "/byZone",
+        "operation": "query",
+        "ontology": "Reading",
+        "query": '{"zone": "{$zone}"}',
+        "parameters": [{"name": "zone", "in": "query", "type": "string", "required": True}],
+        "wires": [],
+    },
+    {
+        "id": "byId",
+        "type": "api-endpoint",
+        "z": "t",
+        "api": "api",
+        "method": "GET",
+        "path": "/{id}",
+        "operation": "getById",
+        "ontology": "Reading",
+        "parameters": [{"name": "id", "in": "path"}],
+        "wires": [],
+    },
+    {
+        "id": "add",
+        "type": "api-endpoint",
+        "z": "t",
+        "api": "api",
+        "method": "POST",
+        "path": "/",
+        "operation": "insert",
+        "ontology": "Reading",
+        "wires": [],
+    },
 ]
 
 
@@ -45,8 +77,9 @@ def main(argv: list[str]) -> int:
         print("wrk is not installed (apt-get install wrk): not measured")
         return 1
     with tempfile.TemporaryDirectory(prefix="sofiaflow-api-bench-") as ontologies:
-        (Path(ontologies) / "Reading.json").write_text(json.dumps({"name": "Reading", "schema": SCHEMA,
-                                                                   "indexes": ["zone"]}))
+        (Path(ontologies) / "Reading.json").write_text(
+            json.dumps({"name": "Reading", "schema": SCHEMA, "indexes": ["zone"]})
+        )
         env = {"SOFIAFLOW_ONTOLOGIES_DIR": ontologies, "SOFIAFLOW_DEFAULT_FLOWS": "none"}
         with SofiaflowServer(FLOWS, env=env) as sf:
             status, body = sf.request("POST", "/api-keys", {"label": "bench"})
@@ -58,13 +91,17 @@ def main(argv: list[str]) -> int:
             check = _get(query_url, key)
             assert check["total"] == INSTANCES // ZONES and len(check["items"]) == 10, check
             results = {}
-            for name, url in (("query by parameter (page of 10, total 100)", query_url),
-                              ("get by id", f"{sf.url}{BASE}/{ids[500]}")):
+            for name, url in (
+                ("query by parameter (page of 10, total 100)", query_url),
+                ("get by id", f"{sf.url}{BASE}/{ids[500]}"),
+            ):
                 wrk(url, 2, {"X-OP-APIKey": key})  # warm up
                 results[name] = wrk(url, seconds, {"X-OP-APIKey": key})
             calls = sum(s["calls"] for s in json.loads(sf.request("GET", "/api-manager/stats")[1]))
-    print(f"API Manager over an ontology of {INSTANCES} instances, wrk 16 connections, {seconds} s, "
-          f"API key in X-OP-APIKey")
+    print(
+        f"API Manager over an ontology of {INSTANCES} instances, wrk 16 connections, {seconds} s, "
+        f"API key in X-OP-APIKey"
+    )
     print(f"{'operation':<46} {'req/s':>9} {'p99 ms':>8} {'non-2xx':>8}")
     for name, r in results.items():
         print(f"{name:<46} {r['rps']:>9.0f} {r['p99_ms']:>8.1f} {r['non2xx']:>8}")
@@ -75,8 +112,12 @@ def main(argv: list[str]) -> int:
 def _insert(sf: SofiaflowServer, key: str, rows: list[dict]) -> list[str]:
     import urllib.request
 
-    req = urllib.request.Request(f"{sf.url}{BASE}/", data=json.dumps(rows).encode(), method="POST",
-                                 headers={"X-OP-APIKey": key, "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{sf.url}{BASE}/",
+        data=json.dumps(rows).encode(),
+        method="POST",
+        headers={"X-OP-APIKey": key, "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         return json.loads(resp.read())["ids"]
 
@@ -84,7 +125,9 @@ def _insert(sf: SofiaflowServer, key: str, rows: list[dict]) -> list[str]:
 def _get(url: str, key: str) -> dict:
     import urllib.request
 
-    with urllib.request.urlopen(urllib.request.Request(url, headers={"X-OP-APIKey": key}), timeout=30) as resp:
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers={"X-OP-APIKey": key}), timeout=30
+    ) as resp:
         return json.loads(resp.read())
 
 

@@ -93,10 +93,17 @@ async def _deploy_run(n_nodes: int) -> dict:
 
 def _in_subprocess(call: str) -> dict:
     """Run `call` (e.g. "_chain_run(100000, 0)") in a fresh interpreter, so RSS and caches are its own."""
-    code = (f"import asyncio, json, sys; sys.path.append({str(HERE)!r}); import engine; "
-            f"print(json.dumps(asyncio.run(engine.{call})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONHASHSEED": "0"})
+    code = (
+        f"import asyncio, json, sys; sys.path.append({str(HERE)!r}); import engine; "
+        f"print(json.dumps(asyncio.run(engine.{call})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -109,12 +116,36 @@ def main(argv: list[str]) -> int:
     ours_deploy = _in_subprocess("_deploy_run(1000)")
     nr = None
     if find_node_red() is not None:
-        nr = {"flood": measure_chain(count), "window": measure_chain(count, window=1000), "deploy": measure_deploy()}
+        nr = {
+            "flood": measure_chain(count),
+            "window": measure_chain(count, window=1000),
+            "deploy": measure_deploy(),
+        }
     rows = [
-        ("10-node change/switch chain, burst, msgs/s", ours_flood["msgs_per_s"], nr and nr["flood"]["msgs_per_s"], "{:,.0f}"),
-        ("same, at most 1,000 in flight, msgs/s", ours_window["msgs_per_s"], nr and nr["window"]["msgs_per_s"], "{:,.0f}"),
-        ("full deploy of 1,000 nodes + 100 injects, s", ours_deploy["deploy_s"], nr and nr["deploy"]["deploy_s"], "{:.3f}"),
-        ("RSS before deploy, MB", ours_deploy["rss_mb_before"], nr and nr["deploy"]["rss_mb_before"], "{:.1f}"),
+        (
+            "10-node change/switch chain, burst, msgs/s",
+            ours_flood["msgs_per_s"],
+            nr and nr["flood"]["msgs_per_s"],
+            "{:,.0f}",
+        ),
+        (
+            "same, at most 1,000 in flight, msgs/s",
+            ours_window["msgs_per_s"],
+            nr and nr["window"]["msgs_per_s"],
+            "{:,.0f}",
+        ),
+        (
+            "full deploy of 1,000 nodes + 100 injects, s",
+            ours_deploy["deploy_s"],
+            nr and nr["deploy"]["deploy_s"],
+            "{:.3f}",
+        ),
+        (
+            "RSS before deploy, MB",
+            ours_deploy["rss_mb_before"],
+            nr and nr["deploy"]["rss_mb_before"],
+            "{:.1f}",
+        ),
         ("RSS after deploy, MB", ours_deploy["rss_mb_after"], nr and nr["deploy"]["rss_mb_after"], "{:.1f}"),
     ]
     width = max(len(r[0]) for r in rows)
@@ -125,7 +156,9 @@ def main(argv: list[str]) -> int:
         theirs_text = fmt.format(theirs) if theirs else "not measured"
         print(f"  {label:<{width}}  {fmt.format(ours):>12}  {theirs_text:>12}  {ratio}")
     if nr is None:
-        print("  Node-RED was not found (npm install node-red@4.1.15; see tests/bench/nodered.py): not measured")
+        print(
+            "  Node-RED was not found (npm install node-red@4.1.15; see tests/bench/nodered.py): not measured"
+        )
     return 0
 
 

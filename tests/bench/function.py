@@ -59,7 +59,9 @@ async def _close_pool(t: FlowTester) -> None:
         await pool.close()
 
 
-async def sofiaflow_calls_per_second(node_type: str, body: str, count: int, isolation: str | None = None) -> float:
+async def sofiaflow_calls_per_second(
+    node_type: str, body: str, count: int, isolation: str | None = None
+) -> float:
     flows = [TAB, {"id": "f", "type": node_type, "z": "t", "func": body, "outputs": 1, "wires": [[]]}]
     t = _tester(flows, isolation)
     async with t:
@@ -79,7 +81,10 @@ async def sofiaflow_calls_per_second(node_type: str, body: str, count: int, isol
 
 async def single_message_latency_ms(isolation: str | None, rounds: int = 500) -> tuple[float, float]:
     """(median, 99th percentile) ms from injecting one message to its result, nothing else queued."""
-    flows = [TAB, {"id": "f", "type": "python function", "z": "t", "func": PY_BODY, "outputs": 1, "wires": [[]]}]
+    flows = [
+        TAB,
+        {"id": "f", "type": "python function", "z": "t", "func": PY_BODY, "outputs": 1, "wires": [[]]},
+    ]
     t = _tester(flows, isolation)
     times = []
     async with t:
@@ -98,8 +103,10 @@ async def single_message_latency_ms(isolation: str | None, rounds: int = 500) ->
 
 async def isolate_memory(nodes: int = 100) -> tuple[float, float]:
     """(MB of RSS added by `nodes` JavaScript function nodes, ms to deploy them)."""
-    flows = [TAB] + [{"id": f"f{i}", "type": "function", "z": "t", "func": JS_BODY, "outputs": 1, "wires": [[]]}
-                     for i in range(nodes)]
+    flows = [TAB] + [
+        {"id": f"f{i}", "type": "function", "z": "t", "func": JS_BODY, "outputs": 1, "wires": [[]]}
+        for i in range(nodes)
+    ]
     before = _rss_mb()
     started = time.perf_counter()
     async with FlowTester(flows, default_registry()) as t:
@@ -111,22 +118,61 @@ async def isolate_memory(nodes: int = 100) -> tuple[float, float]:
 
 
 def node_red_flow(count: int) -> list[dict]:
-    driver = ("var start = Date.now(); flow.set('start', start); flow.set('seen', 0); flow.set('res', msg.res);"
-              f"for (var i = 0; i < {count}; i++) {{ node.send({{payload: i}}); }} return null;")
-    counter = (f"var seen = flow.get('seen') + 1; flow.set('seen', seen); if (seen === {count}) {{"
-               " var m = {payload: {ms: Date.now() - flow.get('start')}, res: flow.get('res')}; return m; }"
-               " return null;")
+    driver = (
+        "var start = Date.now(); flow.set('start', start); flow.set('seen', 0); flow.set('res', msg.res);"
+        f"for (var i = 0; i < {count}; i++) {{ node.send({{payload: i}}); }} return null;"
+    )
+    counter = (
+        f"var seen = flow.get('seen') + 1; flow.set('seen', seen); if (seen === {count}) {{"
+        " var m = {payload: {ms: Date.now() - flow.get('start')}, res: flow.get('res')}; return m; }"
+        " return null;"
+    )
 
     def fn(id_, body, wires):
-        return {"id": id_, "type": "function", "z": "t", "func": body, "outputs": 1, "timeout": 0, "noerr": 0,
-                "initialize": "", "finalize": "", "libs": [], "x": 1, "y": 1, "wires": wires}
+        return {
+            "id": id_,
+            "type": "function",
+            "z": "t",
+            "func": body,
+            "outputs": 1,
+            "timeout": 0,
+            "noerr": 0,
+            "initialize": "",
+            "finalize": "",
+            "libs": [],
+            "x": 1,
+            "y": 1,
+            "wires": wires,
+        }
 
-    return [TAB,
-            {"id": "in", "type": "http in", "z": "t", "url": "/bench", "method": "get", "upload": False,
-             "swaggerDoc": "", "x": 1, "y": 1, "wires": [["driver"]]},
-            fn("driver", driver, [["f"]]), fn("f", JS_BODY, [["count"]]), fn("count", counter, [["out"]]),
-            {"id": "out", "type": "http response", "z": "t", "statusCode": "", "headers": {}, "x": 1, "y": 1,
-             "wires": []}]
+    return [
+        TAB,
+        {
+            "id": "in",
+            "type": "http in",
+            "z": "t",
+            "url": "/bench",
+            "method": "get",
+            "upload": False,
+            "swaggerDoc": "",
+            "x": 1,
+            "y": 1,
+            "wires": [["driver"]],
+        },
+        fn("driver", driver, [["f"]]),
+        fn("f", JS_BODY, [["count"]]),
+        fn("count", counter, [["out"]]),
+        {
+            "id": "out",
+            "type": "http response",
+            "z": "t",
+            "statusCode": "",
+            "headers": {},
+            "x": 1,
+            "y": 1,
+            "wires": [],
+        },
+    ]
 
 
 def node_red_calls_per_second(count: int) -> float | None:
@@ -154,12 +200,18 @@ def main() -> None:
     print(f"function node calls/s ({count} messages, one node, this machine)")
     print(f"  sofiaflow JavaScript function : {js:>10,.0f}")
     print(f"  sofiaflow python function     : {py:>10,.0f}")
-    print(f"  Node-RED function             : {nr:>10,.0f}" if nr else "  Node-RED function             : (Node-RED not installed)")
+    print(
+        f"  Node-RED function             : {nr:>10,.0f}"
+        if nr
+        else "  Node-RED function             : (Node-RED not installed)"
+    )
     print(f"100 JavaScript function nodes: +{memory:.0f} MB RSS, deployed in {deploy_ms:.0f} ms")
     print(f"python function                    {'in process':>14} {'sandbox worker':>16}")
     print(f"  calls/s, backlog of {count:<7,}      {py:>14,.0f} {py_worker:>16,.0f}")
-    print(f"  one message, median / p99 ms     {latency[0]:>6.3f} / {latency[1]:<6.3f}"
-          f" {latency_worker[0]:>7.3f} / {latency_worker[1]:<6.3f}")
+    print(
+        f"  one message, median / p99 ms     {latency[0]:>6.3f} / {latency[1]:<6.3f}"
+        f" {latency_worker[0]:>7.3f} / {latency_worker[1]:<6.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,11 +47,16 @@ def main(argv: list[str]) -> int:
         registry.create("Reading", SCHEMA, realtime_window_days=1, history=True)
         store = open_store(f"sqlite:///{tmp}/rt.db")
         store.ensure_collection("Reading")
-        docs = [{"sensorId": f"s-{i % 5000}", "measure": rng.uniform(-10, 40),
-                 "contextData": {"timestampMillis": now - 2 * DAY - (i % DAYS) * DAY - i, "source": "mqtt"}}
-                for i in range(documents)]
+        docs = [
+            {
+                "sensorId": f"s-{i % 5000}",
+                "measure": rng.uniform(-10, 40),
+                "contextData": {"timestampMillis": now - 2 * DAY - (i % DAYS) * DAY - i, "source": "mqtt"},
+            }
+            for i in range(documents)
+        ]
         for at in range(0, documents, 1000):
-            store.insert("Reading", docs[at:at + 1000])
+            store.insert("Reading", docs[at : at + 1000])
         history = HistoryStore(Path(tmp) / "history")
         started = time.perf_counter()
         report = HistoryMover(registry, store, history).run()
@@ -60,14 +65,23 @@ def main(argv: list[str]) -> int:
         some_id = history.find("Reading", {}, limit=1)[0]["_id"]
         day_start = now - 5 * DAY
         scan = _median_ms(lambda: history.find("Reading", {"sensorId": "s-42"}))
-        one_day = _median_ms(lambda: history.find("Reading", {"sensorId": "s-42", "contextData.timestampMillis":
-                                                              {"$gte": day_start, "$lt": day_start + DAY}}))
+        one_day = _median_ms(
+            lambda: history.find(
+                "Reading",
+                {
+                    "sensorId": "s-42",
+                    "contextData.timestampMillis": {"$gte": day_start, "$lt": day_start + DAY},
+                },
+            )
+        )
         by_id = _median_ms(lambda: history.find("Reading", {"_id": some_id}))
         size = sum(p.stat().st_size for p in history.files("Reading")) / 1e6
         store.close()
         db.dispose()
     print(f"history, {documents:,} instances over {DAYS} days (SQLite real-time DB, batches of 5,000)")
-    print(f"  move to Parquet: {documents / seconds:,.0f} instances/s ({seconds:.1f} s), {size:.1f} MB on disk")
+    print(
+        f"  move to Parquet: {documents / seconds:,.0f} instances/s ({seconds:.1f} s), {size:.1f} MB on disk"
+    )
     print(f"  {'query (median of ' + str(REPEAT) + ')':<40} {'ms':>8}")
     print(f"  {'sensorId equality, every day':<40} {scan:>8.1f}")
     print(f"  {'sensorId equality, one day (pruned)':<40} {one_day:>8.1f}")

@@ -24,16 +24,55 @@ PY = "msg['payload'] = {'ok': True, 'name': msg['req'].query.get('name', 'anon')
 
 def bench_flow(python: bool) -> list[dict]:
     """The same flow for both runtimes; only the function node's language differs."""
-    fn = ({"type": "python function", "func": PY} if python else
-          {"type": "function", "func": JS, "timeout": 0, "noerr": 0, "initialize": "", "finalize": "", "libs": []})
+    fn = (
+        {"type": "python function", "func": PY}
+        if python
+        else {
+            "type": "function",
+            "func": JS,
+            "timeout": 0,
+            "noerr": 0,
+            "initialize": "",
+            "finalize": "",
+            "libs": [],
+        }
+    )
     return [
         {"id": "b0000000000000t1", "type": "tab", "label": "bench", "disabled": False, "info": ""},
-        {"id": "b000000000000001", "type": "http in", "z": "b0000000000000t1", "name": "", "url": "/bench",
-         "method": "get", "upload": False, "swaggerDoc": "", "x": 100, "y": 100, "wires": [["b000000000000002"]]},
-        {"id": "b000000000000002", "z": "b0000000000000t1", "name": "", "outputs": 1, "x": 300, "y": 100,
-         "wires": [["b000000000000003"]], **fn},
-        {"id": "b000000000000003", "type": "http response", "z": "b0000000000000t1", "name": "", "statusCode": "",
-         "headers": {}, "x": 500, "y": 100, "wires": []},
+        {
+            "id": "b000000000000001",
+            "type": "http in",
+            "z": "b0000000000000t1",
+            "name": "",
+            "url": "/bench",
+            "method": "get",
+            "upload": False,
+            "swaggerDoc": "",
+            "x": 100,
+            "y": 100,
+            "wires": [["b000000000000002"]],
+        },
+        {
+            "id": "b000000000000002",
+            "z": "b0000000000000t1",
+            "name": "",
+            "outputs": 1,
+            "x": 300,
+            "y": 100,
+            "wires": [["b000000000000003"]],
+            **fn,
+        },
+        {
+            "id": "b000000000000003",
+            "type": "http response",
+            "z": "b0000000000000t1",
+            "name": "",
+            "statusCode": "",
+            "headers": {},
+            "x": 500,
+            "y": 100,
+            "wires": [],
+        },
     ]
 
 

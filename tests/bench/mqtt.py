@@ -27,22 +27,79 @@ PY = "msg['topic'] = 'bench/out'\nreturn msg"
 
 
 def bench_flow(port: int, python: bool, qos: str = "0") -> list[dict]:
-    fn = ({"type": "python function", "func": PY} if python else
-          {"type": "function", "func": JS, "timeout": 0, "noerr": 0, "initialize": "", "finalize": "", "libs": []})
+    fn = (
+        {"type": "python function", "func": PY}
+        if python
+        else {
+            "type": "function",
+            "func": JS,
+            "timeout": 0,
+            "noerr": 0,
+            "initialize": "",
+            "finalize": "",
+            "libs": [],
+        }
+    )
     tab = "m0000000000000t1"
     return [
         {"id": tab, "type": "tab", "label": "bench", "disabled": False, "info": ""},
-        {"id": "m00000000000000b", "type": "mqtt-broker", "name": "bench broker", "broker": "127.0.0.1",
-         "port": str(port), "clientid": "", "autoConnect": True, "usetls": False, "protocolVersion": "4",
-         "keepalive": "60", "cleansession": True, "autoUnsubscribe": True, "birthTopic": "", "closeTopic": "",
-         "willTopic": ""},
-        {"id": "m000000000000001", "type": "mqtt in", "z": tab, "name": "", "topic": "bench/in", "qos": qos,
-         "datatype": "utf8", "broker": "m00000000000000b", "nl": False, "rap": True, "rh": 0, "inputs": 0,
-         "x": 100, "y": 100, "wires": [["m000000000000002"]]},
-        {"id": "m000000000000002", "z": tab, "name": "", "outputs": 1, "x": 300, "y": 100,
-         "wires": [["m000000000000003"]], **fn},
-        {"id": "m000000000000003", "type": "mqtt out", "z": tab, "name": "", "topic": "", "qos": qos,
-         "retain": "", "broker": "m00000000000000b", "x": 500, "y": 100, "wires": []},
+        {
+            "id": "m00000000000000b",
+            "type": "mqtt-broker",
+            "name": "bench broker",
+            "broker": "127.0.0.1",
+            "port": str(port),
+            "clientid": "",
+            "autoConnect": True,
+            "usetls": False,
+            "protocolVersion": "4",
+            "keepalive": "60",
+            "cleansession": True,
+            "autoUnsubscribe": True,
+            "birthTopic": "",
+            "closeTopic": "",
+            "willTopic": "",
+        },
+        {
+            "id": "m000000000000001",
+            "type": "mqtt in",
+            "z": tab,
+            "name": "",
+            "topic": "bench/in",
+            "qos": qos,
+            "datatype": "utf8",
+            "broker": "m00000000000000b",
+            "nl": False,
+            "rap": True,
+            "rh": 0,
+            "inputs": 0,
+            "x": 100,
+            "y": 100,
+            "wires": [["m000000000000002"]],
+        },
+        {
+            "id": "m000000000000002",
+            "z": tab,
+            "name": "",
+            "outputs": 1,
+            "x": 300,
+            "y": 100,
+            "wires": [["m000000000000003"]],
+            **fn,
+        },
+        {
+            "id": "m000000000000003",
+            "type": "mqtt out",
+            "z": tab,
+            "name": "",
+            "topic": "",
+            "qos": qos,
+            "retain": "",
+            "broker": "m00000000000000b",
+            "x": 500,
+            "y": 100,
+            "wires": [],
+        },
     ]
 
 
@@ -56,10 +113,13 @@ class Mosquitto:
 
     def __enter__(self) -> Mosquitto:
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        "max_queued_messages 1000000\nmax_inflight_messages 0\n")
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 1000000\nmax_inflight_messages 0\n"
+        )
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -78,14 +138,32 @@ class Mosquitto:
 
 def run_load(port: int, count: int, timeout: float = 120.0) -> dict:
     """Publish `count` messages with mosquitto_pub -l; time until mosquitto_sub has them all back."""
-    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "bench/out",
-                            "-C", str(count), "-W", str(int(timeout))], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL)
+    sub = subprocess.Popen(
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-t",
+            "bench/out",
+            "-C",
+            str(count),
+            "-W",
+            str(int(timeout)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)  # let the subscription land
     lines = "".join(f"m{i}\n" for i in range(count)).encode()
     started = time.perf_counter()
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "bench/in", "-l"],
-                   input=lines, check=True, timeout=timeout)
+    subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "bench/in", "-l"],
+        input=lines,
+        check=True,
+        timeout=timeout,
+    )
     out, _ = sub.communicate(timeout=timeout + 5)
     elapsed = time.perf_counter() - started
     got = out.count(b"\n")

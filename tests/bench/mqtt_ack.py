@@ -28,8 +28,14 @@ def run(count: int, inflight: int) -> tuple[float, float]:
         try:
             admin = h.admin_client(port)
             assert admin.post("/flows", json=h.insert_flow("127.0.0.1", mqtt_port)).status_code == 204
-            token = admin.post("/devices", json={"name": "bench", "topics": ["sensors/{device}/#"],
-                                                 "ontologies": {h.ONTOLOGY: "INSERT"}}).json()["token"]
+            token = admin.post(
+                "/devices",
+                json={
+                    "name": "bench",
+                    "topics": ["sensors/{device}/#"],
+                    "ontologies": {h.ONTOLOGY: "INSERT"},
+                },
+            ).json()["token"]
             device = h.Device(mqtt_port, "bench", token, client_id=f"bench-{inflight}", inflight=inflight)
             device.start()
             started = time.monotonic()

@@ -30,8 +30,13 @@ QUERIES = 200
 
 
 def _doc(i: int, rng: random.Random) -> dict:
-    return {"sensorId": f"s-{i % 5000}", "measure": rng.uniform(-10, 40), "zone": rng.choice("ABCDEFGH"),
-            "seq": i, "location": {"type": "Point", "coordinates": [rng.uniform(-4, -3), rng.uniform(40, 41)]}}
+    return {
+        "sensorId": f"s-{i % 5000}",
+        "measure": rng.uniform(-10, 40),
+        "zone": rng.choice("ABCDEFGH"),
+        "seq": i,
+        "location": {"type": "Point", "coordinates": [rng.uniform(-4, -3), rng.uniform(40, 41)]},
+    }
 
 
 def _latency(store, name: str, rng: random.Random) -> float:
@@ -59,11 +64,11 @@ def measure(url: str, documents: int) -> dict:
         docs = [_doc(i, rng) for i in range(documents)]
         started = time.perf_counter()
         for at in range(0, documents, 1000):
-            store.insert("bench_plain", docs[at:at + 1000])
+            store.insert("bench_plain", docs[at : at + 1000])
         batched = documents / (time.perf_counter() - started)
         store.ensure_collection("bench_indexed", indexes=["sensorId"])
         for at in range(0, documents, 1000):
-            store.insert("bench_indexed", [dict(d) for d in docs[at:at + 1000]])
+            store.insert("bench_indexed", [dict(d) for d in docs[at : at + 1000]])
         plain = _latency(store, "bench_plain", rng)
         indexed = _latency(store, "bench_indexed", rng)
         for name in ("bench_single", "bench_plain", "bench_indexed"):
@@ -92,10 +97,16 @@ def main(argv: list[str]) -> int:
             rows.append((label, measure(server.url, documents)))
         finally:
             server.stop()
-    print(f"real-time DB, {documents:,} documents; query: sensorId equality + measure > 0, median of {QUERIES}")
-    print(f"  {'backend':<26} {'inserts/s (1)':>14} {'inserts/s (1,000)':>18} {'query ms':>9} {'indexed ms':>11}")
+    print(
+        f"real-time DB, {documents:,} documents; query: sensorId equality + measure > 0, median of {QUERIES}"
+    )
+    print(
+        f"  {'backend':<26} {'inserts/s (1)':>14} {'inserts/s (1,000)':>18} {'query ms':>9} {'indexed ms':>11}"
+    )
     for label, r in rows:
-        print(f"  {label:<26} {r['single']:>14,.0f} {r['batched']:>18,.0f} {r['plain_ms']:>9.2f} {r['indexed_ms']:>11.2f}")
+        print(
+            f"  {label:<26} {r['single']:>14,.0f} {r['batched']:>18,.0f} {r['plain_ms']:>9.2f} {r['indexed_ms']:>11.2f}"
+        )
     return 0
 
 

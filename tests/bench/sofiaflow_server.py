@@ -1,7 +1,7 @@
 """Run a real `sofiaflow run` server for benchmarks: its own data dir, 127.0.0.1, a free port.
 
-    with SofiaflowServer(flows) as sf:
-        sf.url  # http://127.0.0.1:<port>
+with SofiaflowServer(flows) as sf:
+    sf.url  # http://127.0.0.1:<port>
 """
 
 from __future__ import annotations
@@ -45,11 +45,26 @@ class SofiaflowServer:
     def __enter__(self) -> SofiaflowServer:
         self.data_dir = Path(tempfile.mkdtemp(prefix="sofiaflow-bench-"))
         env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, **self.env}
-        args = [sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--mqtt-port", str(self.mqtt_port)]
+        args = [
+            sys.executable,
+            "-m",
+            "sofiaflow.runtime.cli",
+            "run",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--mqtt-port",
+            str(self.mqtt_port),
+        ]
         # run from the repo root: this folder's http.py must not shadow the standard library's http
-        self.proc = subprocess.Popen(args, env=env, cwd=Path(__file__).resolve().parents[2],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + self.START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -80,15 +95,26 @@ class SofiaflowServer:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _token(self) -> str:
-        data = urllib.parse.urlencode({"client_id": "node-red-admin", "grant_type": "password", "scope": "*",
-                                       "username": "admin", "password": PASSWORD}).encode()
+        data = urllib.parse.urlencode(
+            {
+                "client_id": "node-red-admin",
+                "grant_type": "password",
+                "scope": "*",
+                "username": "admin",
+                "password": PASSWORD,
+            }
+        ).encode()
         with urllib.request.urlopen(f"{self.url}/auth/token", data, timeout=5) as resp:
             return json.loads(resp.read())["access_token"]
 
     def request(self, method: str, path: str, body: object = None) -> tuple[int, str]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.read().decode()

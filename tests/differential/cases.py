@@ -27,7 +27,9 @@ def n(id_: str, type_: str, wires: list[list[str]] | None = None, **props) -> di
 
 
 def change(id_: str, *rules: dict, wires=None) -> dict:
-    return n(id_, "change", wires, rules=list(rules), action="", property="", **{"from": ""}, to="", reg=False)
+    return n(
+        id_, "change", wires, rules=list(rules), action="", property="", **{"from": ""}, to="", reg=False
+    )
 
 
 def set_(prop: str, to, tot: str = "str", pt: str = "msg") -> dict:
@@ -36,206 +38,802 @@ def set_(prop: str, to, tot: str = "str", pt: str = "msg") -> dict:
 
 def fn(id_: str, body: str, outputs: int = 1, wires=None, **props) -> dict:
     defaults = {"timeout": 0, "noerr": 0, "initialize": "", "finalize": "", "libs": []}
-    return n(id_, "function", wires if wires is not None else [["res"]] * outputs, func=body, outputs=outputs,
-             **{**defaults, **props})
+    return n(
+        id_,
+        "function",
+        wires if wires is not None else [["res"]] * outputs,
+        func=body,
+        outputs=outputs,
+        **{**defaults, **props},
+    )
 
 
 def join(id_: str, wires=None, **props) -> dict:
-    base = {"mode": "auto", "build": "object", "property": "payload", "propertyType": "msg", "key": "topic",
-            "joiner": "\\n", "joinerType": "str", "useparts": False, "accumulate": False, "timeout": "",
-            "count": "", "reduceRight": False, "reduceExp": "", "reduceInit": "", "reduceInitType": "",
-            "reduceFixup": ""}
+    base = {
+        "mode": "auto",
+        "build": "object",
+        "property": "payload",
+        "propertyType": "msg",
+        "key": "topic",
+        "joiner": "\\n",
+        "joinerType": "str",
+        "useparts": False,
+        "accumulate": False,
+        "timeout": "",
+        "count": "",
+        "reduceRight": False,
+        "reduceExp": "",
+        "reduceInit": "",
+        "reduceInitType": "",
+        "reduceFixup": "",
+    }
     return n(id_, "join", wires, **{**base, **props})
 
 
 def split(id_: str, wires) -> dict:
-    return n(id_, "split", wires, splt="\\n", spltType="str", arraySplt=1, arraySpltType="len", stream=False,
-             addname="", property="payload")
+    return n(
+        id_,
+        "split",
+        wires,
+        splt="\\n",
+        spltType="str",
+        arraySplt=1,
+        arraySpltType="len",
+        stream=False,
+        addname="",
+        property="payload",
+    )
 
 
 def catch_to_response(id_: str = "catch") -> list[dict]:
-    return [n(id_, "catch", [["errtext"]], scope=None, uncaught=False),
-            change("errtext", set_("payload", "error.message", "msg"), set_("statusCode", "500", "num"))]
+    return [
+        n(id_, "catch", [["errtext"]], scope=None, uncaught=False),
+        change("errtext", set_("payload", "error.message", "msg"), set_("statusCode", "500", "num")),
+    ]
 
 
 CASES = [
     Case("ping", [change("a", set_("payload", "pong"))], []),
-    Case("httpin", [fn("a", "msg.payload = {keys: Object.keys(msg).sort(), body: msg.payload,"
-                            " method: msg.req.method, type: typeof msg.res}; return msg;")],
-         [{"x": 1}, [1, 2]]),
-    Case("change", [change("a", set_("payload.total", "$sum(payload.values)", "jsonata"),
-                           set_("payload.name", "$uppercase(payload.name)", "jsonata"),
-                           {"t": "change", "p": "payload.text", "pt": "msg", "from": "cat", "fromt": "str",
-                            "to": "dog", "tot": "str"},
-                           {"t": "delete", "p": "payload.secret", "pt": "msg"},
-                           {"t": "move", "p": "payload.old", "pt": "msg", "to": "payload.new", "tot": "msg"},
-                           set_("payload.flag", "true", "bool"), set_("payload.num", "1.5", "num"),
-                           set_("payload.obj", '{"a":[1,2]}', "json"))],
-         [{"values": [1, 2, 3.5], "name": "ab", "text": "cat and cat", "secret": 1, "old": "x"},
-          {"values": [], "name": "", "text": "", "old": None}]),
-    Case("jsonata", [change("a", set_("payload", '{"doubled": $map(payload, function($v){$v*2}),'
-                                      ' "big": payload[$ > 1], "count": $count(payload),'
-                                      ' "joined": $join($map(payload, $string), "-"), "avg": $average(payload),'
-                                      ' "sorted": $sort(payload), "str": $string(payload)}', "jsonata"))],
-         [[3, 1, 2], [1.5, 0.25]]),
-    Case("switch", [n("a", "switch", [["r1"], ["r2"], ["r3"]], property="payload.v", propertyType="msg",
-                      rules=[{"t": "gt", "v": "10", "vt": "num"}, {"t": "regex", "v": "^ab", "vt": "str",
-                                                                      "case": False},
-                             {"t": "else"}], checkall="false", repair=False, outputs=3),
-                    change("r1", set_("payload", "big")), change("r2", set_("payload", "ab")),
-                    change("r3", set_("payload", "else"))],
-         [{"v": 11}, {"v": "abc"}, {"v": 5}, {"v": "10"}, {"v": "ABx"}]),
-    Case("template", [n("a", "template", field="payload", fieldType="msg", format="handlebars",
-                        syntax="mustache", output="str",
-                        template="Hi {{payload.name}}! {{#payload.items}}<{{.}}>{{/payload.items}} "
-                                 "{{^payload.none}}none{{/payload.none}} {{{payload.html}}} {{payload.html}}")],
-         [{"name": "Ann", "items": [1, 2], "html": "<b>&</b>"}, {"name": "", "items": []}]),
-    Case("template-json", [n("a", "template", field="payload", fieldType="msg", format="json",
-                             syntax="mustache", output="json", template='{"n": {{payload.n}}, "s": "{{payload.s}}"}')],
-         [{"n": 3, "s": "x"}]),
-    Case("range", [n("a", "range", minin="0", maxin="10", minout="0", maxout="100", action="scale",
-                     round=False, property="payload")], [5, 12.5, -1, "7"]),
-    Case("range-clamp", [n("a", "range", minin="0", maxin="10", minout="0", maxout="1", action="clamp",
-                           round=True, property="payload")], [5, 12.5, -1]),
-    Case("split-join", [split("a", [["b"]]), change("b", set_("payload", "payload * 2", "jsonata"), wires=[["c"]]),
-                        join("c")],
-         [[1, 2, 3], [5]]),
+    Case(
+        "httpin",
+        [
+            fn(
+                "a",
+                "msg.payload = {keys: Object.keys(msg).sort(), body: msg.payload,"
+                " method: msg.req.method, type: typeof msg.res}; return msg;",
+            )
+        ],
+        [{"x": 1}, [1, 2]],
+    ),
+    Case(
+        "change",
+        [
+            change(
+                "a",
+                set_("payload.total", "$sum(payload.values)", "jsonata"),
+                set_("payload.name", "$uppercase(payload.name)", "jsonata"),
+                {
+                    "t": "change",
+                    "p": "payload.text",
+                    "pt": "msg",
+                    "from": "cat",
+                    "fromt": "str",
+                    "to": "dog",
+                    "tot": "str",
+                },
+                {"t": "delete", "p": "payload.secret", "pt": "msg"},
+                {"t": "move", "p": "payload.old", "pt": "msg", "to": "payload.new", "tot": "msg"},
+                set_("payload.flag", "true", "bool"),
+                set_("payload.num", "1.5", "num"),
+                set_("payload.obj", '{"a":[1,2]}', "json"),
+            )
+        ],
+        [
+            {"values": [1, 2, 3.5], "name": "ab", "text": "cat and cat", "secret": 1, "old": "x"},
+            {"values": [], "name": "", "text": "", "old": None},
+        ],
+    ),
+    Case(
+        "jsonata",
+        [
+            change(
+                "a",
+                set_(
+                    "payload",
+                    '{"doubled": $map(payload, function($v){$v*2}),'
+                    ' "big": payload[$ > 1], "count": $count(payload),'
+                    ' "joined": $join($map(payload, $string), "-"), "avg": $average(payload),'
+                    ' "sorted": $sort(payload), "str": $string(payload)}',
+                    "jsonata",
+                ),
+            )
+        ],
+        [[3, 1, 2], [1.5, 0.25]],
+    ),
+    Case(
+        "switch",
+        [
+            n(
+                "a",
+                "switch",
+                [["r1"], ["r2"], ["r3"]],
+                property="payload.v",
+                propertyType="msg",
+                rules=[
+                    {"t": "gt", "v": "10", "vt": "num"},
+                    {"t": "regex", "v": "^ab", "vt": "str", "case": False},
+                    {"t": "else"},
+                ],
+                checkall="false",
+                repair=False,
+                outputs=3,
+            ),
+            change("r1", set_("payload", "big")),
+            change("r2", set_("payload", "ab")),
+            change("r3", set_("payload", "else")),
+        ],
+        [{"v": 11}, {"v": "abc"}, {"v": 5}, {"v": "10"}, {"v": "ABx"}],
+    ),
+    Case(
+        "template",
+        [
+            n(
+                "a",
+                "template",
+                field="payload",
+                fieldType="msg",
+                format="handlebars",
+                syntax="mustache",
+                output="str",
+                template="Hi {{payload.name}}! {{#payload.items}}<{{.}}>{{/payload.items}} "
+                "{{^payload.none}}none{{/payload.none}} {{{payload.html}}} {{payload.html}}",
+            )
+        ],
+        [{"name": "Ann", "items": [1, 2], "html": "<b>&</b>"}, {"name": "", "items": []}],
+    ),
+    Case(
+        "template-json",
+        [
+            n(
+                "a",
+                "template",
+                field="payload",
+                fieldType="msg",
+                format="json",
+                syntax="mustache",
+                output="json",
+                template='{"n": {{payload.n}}, "s": "{{payload.s}}"}',
+            )
+        ],
+        [{"n": 3, "s": "x"}],
+    ),
+    Case(
+        "range",
+        [
+            n(
+                "a",
+                "range",
+                minin="0",
+                maxin="10",
+                minout="0",
+                maxout="100",
+                action="scale",
+                round=False,
+                property="payload",
+            )
+        ],
+        [5, 12.5, -1, "7"],
+    ),
+    Case(
+        "range-clamp",
+        [
+            n(
+                "a",
+                "range",
+                minin="0",
+                maxin="10",
+                minout="0",
+                maxout="1",
+                action="clamp",
+                round=True,
+                property="payload",
+            )
+        ],
+        [5, 12.5, -1],
+    ),
+    Case(
+        "split-join",
+        [
+            split("a", [["b"]]),
+            change("b", set_("payload", "payload * 2", "jsonata"), wires=[["c"]]),
+            join("c"),
+        ],
+        [[1, 2, 3], [5]],
+    ),
     Case("split-string-join", [split("a", [["c"]]), join("c")], ["a\nb\nc"]),
     Case("split-object-join", [split("a", [["c"]]), join("c")], [{"x": 1, "y": "z"}]),
-    Case("join-manual", [split("a", [["c"]]), join("c", mode="custom", build="array", count="3", timeout="")],
-         [[1, 2, 3]]),
-    Case("sort", [split("a", [["b"]]), n("b", "sort", [["c"]], order="descending", as_num=True, target="payload",
-                                         targetType="seq", msgKey="payload", msgKeyType="elem",
-                                         seqKey="payload", seqKeyType="msg"), join("c")],
-         [[3, 10, 1, 2], ["b", "a", "c"]]),
-    Case("sort-array", [n("a", "sort", order="ascending", as_num=False, target="payload", targetType="msg",
-                          msgKey="payload", msgKeyType="elem", seqKey="payload", seqKeyType="msg")],
-         [[3, 10, 1, 2], ["b", "a", "C"]]),
-    Case("batch", [split("a", [["b"]]), n("b", "batch", [["c"]], mode="count", count=2, overlap=0, interval=10,
-                                          allowEmptySequence=False, honourParts=False, topics=[]),
-                   change("c", set_("payload", "parts.index", "msg"), wires=[["d"]]),
-                   join("d", mode="custom", build="array", count="5", timeout="")],
-         [[1, 2, 3, 4, 5]]),
-    Case("rbe", [split("a", [["b"]]), n("b", "rbe", [["c"]], func="rbe", gap="", start="", inout="out",
-                                        septopics=True, property="payload", topi="topic"),
-                 join("c", mode="custom", build="array", count="3", timeout="")],
-         [[1, 1, 2, 2, 3]]),
-    Case("deadband", [split("a", [["b"]]), n("b", "rbe", [["c"]], func="deadband", gap="5", start="", inout="out",
-                                             septopics=True, property="payload", topi="topic"),
-                      join("c", mode="custom", build="array", count="3", timeout="")],
-         [[0, 3, 6, 7, 20, 26]]),
-    Case("delay", [n("a", "delay", pauseType="delay", timeout="30", timeoutUnits="milliseconds", rate="1",
-                     nbRateUnits="1", rateUnits="second", randomFirst="1", randomLast="5", randomUnits="seconds",
-                     drop=False, allowrate=False, outputs=1)], [{"d": 1}]),
-    Case("trigger-first", [n("a", "trigger", op1="started", op2="0", op1type="str", op2type="nul", duration="20",
-                             extend=False, overrideDelay=False, units="ms", reset="", bytopic="all", topic="topic",
-                             outputs=1)], [1, 2], pause=0.1),
-    Case("trigger-second", [n("a", "trigger", op1="", op2="", op1type="nul", op2type="payl", duration="20",
-                              extend=False, overrideDelay=False, units="ms", reset="", bytopic="all", topic="topic",
-                              outputs=1)], [{"p": 1}], pause=0.1),
-    Case("link", [n("a", "link out", [], mode="link", links=["b"]), n("b", "link in", [["c"]], links=["a"]),
-                  change("c", set_("payload", "linked"))], [1]),
-    Case("link-call", [n("a", "link call", [["res"]], links=["b"], linkType="static", timeout="5"),
-                       n("b", "link in", [["c"]], links=[]), change("c", set_("payload", "payload & '!'", "jsonata"),
-                                                                     wires=[["d"]]),
-                       n("d", "link out", [], mode="return", links=[])], ["called"]),
+    Case(
+        "join-manual",
+        [split("a", [["c"]]), join("c", mode="custom", build="array", count="3", timeout="")],
+        [[1, 2, 3]],
+    ),
+    Case(
+        "sort",
+        [
+            split("a", [["b"]]),
+            n(
+                "b",
+                "sort",
+                [["c"]],
+                order="descending",
+                as_num=True,
+                target="payload",
+                targetType="seq",
+                msgKey="payload",
+                msgKeyType="elem",
+                seqKey="payload",
+                seqKeyType="msg",
+            ),
+            join("c"),
+        ],
+        [[3, 10, 1, 2], ["b", "a", "c"]],
+    ),
+    Case(
+        "sort-array",
+        [
+            n(
+                "a",
+                "sort",
+                order="ascending",
+                as_num=False,
+                target="payload",
+                targetType="msg",
+                msgKey="payload",
+                msgKeyType="elem",
+                seqKey="payload",
+                seqKeyType="msg",
+            )
+        ],
+        [[3, 10, 1, 2], ["b", "a", "C"]],
+    ),
+    Case(
+        "batch",
+        [
+            split("a", [["b"]]),
+            n(
+                "b",
+                "batch",
+                [["c"]],
+                mode="count",
+                count=2,
+                overlap=0,
+                interval=10,
+                allowEmptySequence=False,
+                honourParts=False,
+                topics=[],
+            ),
+            change("c", set_("payload", "parts.index", "msg"), wires=[["d"]]),
+            join("d", mode="custom", build="array", count="5", timeout=""),
+        ],
+        [[1, 2, 3, 4, 5]],
+    ),
+    Case(
+        "rbe",
+        [
+            split("a", [["b"]]),
+            n(
+                "b",
+                "rbe",
+                [["c"]],
+                func="rbe",
+                gap="",
+                start="",
+                inout="out",
+                septopics=True,
+                property="payload",
+                topi="topic",
+            ),
+            join("c", mode="custom", build="array", count="3", timeout=""),
+        ],
+        [[1, 1, 2, 2, 3]],
+    ),
+    Case(
+        "deadband",
+        [
+            split("a", [["b"]]),
+            n(
+                "b",
+                "rbe",
+                [["c"]],
+                func="deadband",
+                gap="5",
+                start="",
+                inout="out",
+                septopics=True,
+                property="payload",
+                topi="topic",
+            ),
+            join("c", mode="custom", build="array", count="3", timeout=""),
+        ],
+        [[0, 3, 6, 7, 20, 26]],
+    ),
+    Case(
+        "delay",
+        [
+            n(
+                "a",
+                "delay",
+                pauseType="delay",
+                timeout="30",
+                timeoutUnits="milliseconds",
+                rate="1",
+                nbRateUnits="1",
+                rateUnits="second",
+                randomFirst="1",
+                randomLast="5",
+                randomUnits="seconds",
+                drop=False,
+                allowrate=False,
+                outputs=1,
+            )
+        ],
+        [{"d": 1}],
+    ),
+    Case(
+        "trigger-first",
+        [
+            n(
+                "a",
+                "trigger",
+                op1="started",
+                op2="0",
+                op1type="str",
+                op2type="nul",
+                duration="20",
+                extend=False,
+                overrideDelay=False,
+                units="ms",
+                reset="",
+                bytopic="all",
+                topic="topic",
+                outputs=1,
+            )
+        ],
+        [1, 2],
+        pause=0.1,
+    ),
+    Case(
+        "trigger-second",
+        [
+            n(
+                "a",
+                "trigger",
+                op1="",
+                op2="",
+                op1type="nul",
+                op2type="payl",
+                duration="20",
+                extend=False,
+                overrideDelay=False,
+                units="ms",
+                reset="",
+                bytopic="all",
+                topic="topic",
+                outputs=1,
+            )
+        ],
+        [{"p": 1}],
+        pause=0.1,
+    ),
+    Case(
+        "link",
+        [
+            n("a", "link out", [], mode="link", links=["b"]),
+            n("b", "link in", [["c"]], links=["a"]),
+            change("c", set_("payload", "linked")),
+        ],
+        [1],
+    ),
+    Case(
+        "link-call",
+        [
+            n("a", "link call", [["res"]], links=["b"], linkType="static", timeout="5"),
+            n("b", "link in", [["c"]], links=[]),
+            change("c", set_("payload", "payload & '!'", "jsonata"), wires=[["d"]]),
+            n("d", "link out", [], mode="return", links=[]),
+        ],
+        ["called"],
+    ),
     Case("catch", [change("a", set_("payload", "$error('nope')", "jsonata"))] + catch_to_response(), [1]),
     # ----- JavaScript function nodes ----------------------------------------------------------------
-    Case("js-basic", [fn("a", "msg.payload = {n: msg.payload.n * 2, t: typeof msg.payload, s: String(msg.payload.n),"
-                              " f: 0.1 + 0.2, big: 1e21, neg: -0, arr: [1, 'a', null, true], date: new Date(0),"
-                              " undef: undefined, nested: {k: [{}]}}; return msg;")],
-         [{"n": 2}, {"n": 1.5}]),
-    Case("js-context", [fn("a", "var c = (context.get('c') || 0) + 1; context.set('c', c);"
-                                "var f = flow.get('f') || []; f.push(msg.payload); flow.set('f', f);"
-                                "global.set('g', c * 10);"
-                                "msg.payload = {c: c, f: flow.get('f'), g: global.get('g'), keys: context.keys()};"
-                                "return msg;")],
-         ["a", "b", "c"]),
-    Case("js-outputs", [fn("a", "if (msg.payload > 0) { return [msg, null]; } return [null, msg];", outputs=2,
-                           wires=[["p"], ["m"]]),
-                        change("p", set_("payload", "positive")), change("m", set_("payload", "not positive"))],
-         [1, -1, 0]),
-    Case("js-async", [fn("a", "setTimeout(function () { msg.payload = 'later ' + msg.payload; node.send(msg); }, 20);"
-                              " return null;")], ["x"]),
-    Case("js-await", [fn("a", "await new Promise(resolve => setTimeout(resolve, 10));"
-                              " msg.payload = {awaited: msg.payload}; return msg;")], [5]),
-    Case("js-error", [fn("a", "if (msg.payload === 1) { throw new Error('boom ' + msg.payload); }"
-                              " if (msg.payload === 2) { undefinedThing.x = 1; } return msg;")]
-         + catch_to_response(), [1, 2, 3]),
-    Case("js-clone", [fn("a", "var c = RED.util.cloneMessage(msg); c.payload = {clone: msg.payload}; return c;")],
-         ["orig"]),
-    Case("js-buffer", [fn("a", "var b = Buffer.from(msg.payload.s); msg.payload = {b64: b.toString('base64'),"
-                               " hex: b.toString('hex'), len: b.length, back: Buffer.from(b.toString('base64'),"
-                               " 'base64').toString(), json: JSON.parse(JSON.stringify(b))}; return msg;")],
-         [{"s": "héllo"}, {"s": ""}]),
-    Case("js-env-node", [fn("a", "msg.payload = {id: node.id, name: node.name, outputs: node.outputCount,"
-                                 " envId: env.get('NR_NODE_ID'), envName: env.get('NR_NODE_NAME'),"
-                                 " flowName: env.get('NR_FLOW_NAME')}; return msg;", name="envy")], [1]),
-    Case("switch-ops", [n("a", "switch", [["r1"], ["r2"], ["r3"], ["r4"], ["r5"], ["r6"]], property="payload",
-                          propertyType="msg",
-                          rules=[{"t": "btwn", "v": "1", "vt": "num", "v2": "5", "v2t": "num"},
-                                 {"t": "cont", "v": "needle", "vt": "str"},
-                                 {"t": "istype", "v": "array", "vt": "array"},
-                                 {"t": "jsonata_exp", "v": "$type(payload) = 'object' and payload.k = 'v'",
-                                  "vt": "jsonata"},
-                                 {"t": "null"}, {"t": "else"}],
-                          checkall="false", repair=False, outputs=6),
-                        change("r1", set_("payload", "between")), change("r2", set_("payload", "contains")),
-                        change("r3", set_("payload", "array")), change("r4", set_("payload", "jsonata")),
-                        change("r5", set_("payload", "null")), change("r6", set_("payload", "else"))],
-         [3, "5", "a needle here", [1], {"k": "v"}, None, 7, True]),
-    Case("change-context", [change("a", set_("greeting", "payload", "msg", pt="flow"),
-                                   set_("payload", "greeting", "flow"),
-                                   {"t": "change", "p": "payload", "pt": "msg", "from": "[aeiou]", "fromt": "re",
-                                    "to": "_", "tot": "str"},
-                                   {"t": "delete", "p": "nothing.here", "pt": "msg"},
-                                   set_("payload", "payload & '/' & $flowContext('greeting')", "jsonata"))],
-         ["hello", "sky"]),
-    Case("template-context", [change("a", set_("name", "payload", "msg", pt="flow"), wires=[["b"]]),
-                              n("b", "template", field="payload", fieldType="msg", format="handlebars",
-                                syntax="mustache", output="str", template="Dear {{flow.name}}: {{payload}}")],
-         ["Bo"]),
-    Case("template-plain", [n("a", "template", field="out", fieldType="msg", format="text", syntax="plain",
-                              output="str", template="no {{mustache}} here"),
-                            change("b", set_("payload", "out", "msg"))], [1]),
-    Case("range-roll", [n("a", "range", minin="0", maxin="10", minout="0", maxout="100", action="roll",
-                          round=False, property="payload")], [12.5, -1, 25]),
-    Case("split-text-comma", [n("a", "split", [["c"]], splt=",", spltType="str", arraySplt=1, arraySpltType="len",
-                                stream=False, addname="", property="payload"),
-                              join("c", mode="custom", build="string", joiner="+", joinerType="str", count="",
-                                   timeout="", useparts=True)], ["a,b,c"]),
-    Case("split-array-chunks", [n("a", "split", [["c"]], splt="\n", spltType="str", arraySplt=2, arraySpltType="len",
-                                  stream=False, addname="", property="payload"), join("c")], [[1, 2, 3, 4, 5]]),
-    Case("join-reduce", [split("a", [["c"]]), join("c", mode="reduce", reduceExp="$A + payload", reduceInit="0",
-                                                    reduceInitType="num", reduceFixup="$A * 10")],
-         [[1, 2, 3]]),
-    Case("join-object", [split("a", [["b"]]), change("b", set_("topic", "'k' & payload", "jsonata"), wires=[["c"]]),
-                         join("c", mode="custom", build="object", count="3", timeout="", key="topic")],
-         [[1, 2, 3]]),
-    Case("deadband-percent", [split("a", [["b"]]), n("b", "rbe", [["c"]], func="deadbandEq", gap="10%", start="",
-                                                      inout="out", septopics=True, property="payload", topi="topic"),
-                              join("c", mode="custom", build="array", count="3", timeout="")],
-         [[100, 105, 110, 111, 125]]),
-    Case("delay-rate", [n("a", "delay", pauseType="rate", timeout="5", timeoutUnits="seconds", rate="10",
-                          nbRateUnits="1", rateUnits="second", randomFirst="1", randomLast="5", randomUnits="seconds",
-                          drop=False, allowrate=False, outputs=1)], [1, 2], pause=0.15),
-    Case("js-query", [fn("a", "msg.payload = {q: msg.req.query, m: msg.req.method, ct: msg.req.headers['content-type'],"
-                              " pay: msg.payload}; return msg;")], [1], query="?a=1&b=two&b=three"),
-    Case("js-many", [fn("a", "for (var i = 0; i < 3; i++) { node.send({payload: i, parts: {id: 'p', index: i,"
-                             " count: 3}, res: msg.res, req: msg.req}); } return null;", wires=[["c"]]), join("c")],
-         [1]),
-    Case("js-return-array-of-arrays", [fn("a", "return [[{payload: 'a', res: msg.res, req: msg.req}]];")], [1]),
-    Case("js-numbers", [fn("a", "msg.payload = {nan: String(NaN), inf: String(1/0), int: 2**53, frac: 1/3,"
-                                " str: (0.1).toFixed(20), exp: (1e-7).toString(), parse: parseFloat('3.14abc'),"
-                                " sorted: [10, 9, 1].sort(), json: JSON.stringify({a: [1, {b: null}]})}; return msg;")],
-         [1]),
-    Case("js-timeout", [fn("a", "if (msg.payload === 'loop') { while (true) {} } return msg;", timeout=0.3)]
-         + catch_to_response(), ["loop", "fine"]),
-    Case("js-complete", [fn("a", "setTimeout(function () { msg.payload = 'finished'; node.done(); }, 10);"
-                              " return null;", wires=[[]]),
-                         n("done", "complete", [["res"]], scope=["a"], uncaught=False)], ["x"]),
-    Case("js-status-done", [fn("a", "node.status({fill: 'green', shape: 'dot', text: 'seen'});"
-                                    " node.send(msg); node.done();")], [1]),
+    Case(
+        "js-basic",
+        [
+            fn(
+                "a",
+                "msg.payload = {n: msg.payload.n * 2, t: typeof msg.payload, s: String(msg.payload.n),"
+                " f: 0.1 + 0.2, big: 1e21, neg: -0, arr: [1, 'a', null, true], date: new Date(0),"
+                " undef: undefined, nested: {k: [{}]}}; return msg;",
+            )
+        ],
+        [{"n": 2}, {"n": 1.5}],
+    ),
+    Case(
+        "js-context",
+        [
+            fn(
+                "a",
+                "var c = (context.get('c') || 0) + 1; context.set('c', c);"
+                "var f = flow.get('f') || []; f.push(msg.payload); flow.set('f', f);"
+                "global.set('g', c * 10);"
+                "msg.payload = {c: c, f: flow.get('f'), g: global.get('g'), keys: context.keys()};"
+                "return msg;",
+            )
+        ],
+        ["a", "b", "c"],
+    ),
+    Case(
+        "js-outputs",
+        [
+            fn(
+                "a",
+                "if (msg.payload > 0) { return [msg, null]; } return [null, msg];",
+                outputs=2,
+                wires=[["p"], ["m"]],
+            ),
+            change("p", set_("payload", "positive")),
+            change("m", set_("payload", "not positive")),
+        ],
+        [1, -1, 0],
+    ),
+    Case(
+        "js-async",
+        [
+            fn(
+                "a",
+                "setTimeout(function () { msg.payload = 'later ' + msg.payload; node.send(msg); }, 20);"
+                " return null;",
+            )
+        ],
+        ["x"],
+    ),
+    Case(
+        "js-await",
+        [
+            fn(
+                "a",
+                "await new Promise(resolve => setTimeout(resolve, 10));"
+                " msg.payload = {awaited: msg.payload}; return msg;",
+            )
+        ],
+        [5],
+    ),
+    Case(
+        "js-error",
+        [
+            fn(
+                "a",
+                "if (msg.payload === 1) { throw new Error('boom ' + msg.payload); }"
+                " if (msg.payload === 2) { undefinedThing.x = 1; } return msg;",
+            )
+        ]
+        + catch_to_response(),
+        [1, 2, 3],
+    ),
+    Case(
+        "js-clone",
+        [fn("a", "var c = RED.util.cloneMessage(msg); c.payload = {clone: msg.payload}; return c;")],
+        ["orig"],
+    ),
+    Case(
+        "js-buffer",
+        [
+            fn(
+                "a",
+                "var b = Buffer.from(msg.payload.s); msg.payload = {b64: b.toString('base64'),"
+                " hex: b.toString('hex'), len: b.length, back: Buffer.from(b.toString('base64'),"
+                " 'base64').toString(), json: JSON.parse(JSON.stringify(b))}; return msg;",
+            )
+        ],
+        [{"s": "héllo"}, {"s": ""}],
+    ),
+    Case(
+        "js-env-node",
+        [
+            fn(
+                "a",
+                "msg.payload = {id: node.id, name: node.name, outputs: node.outputCount,"
+                " envId: env.get('NR_NODE_ID'), envName: env.get('NR_NODE_NAME'),"
+                " flowName: env.get('NR_FLOW_NAME')}; return msg;",
+                name="envy",
+            )
+        ],
+        [1],
+    ),
+    Case(
+        "switch-ops",
+        [
+            n(
+                "a",
+                "switch",
+                [["r1"], ["r2"], ["r3"], ["r4"], ["r5"], ["r6"]],
+                property="payload",
+                propertyType="msg",
+                rules=[
+                    {"t": "btwn", "v": "1", "vt": "num", "v2": "5", "v2t": "num"},
+                    {"t": "cont", "v": "needle", "vt": "str"},
+                    {"t": "istype", "v": "array", "vt": "array"},
+                    {
+                        "t": "jsonata_exp",
+                        "v": "$type(payload) = 'object' and payload.k = 'v'",
+                        "vt": "jsonata",
+                    },
+                    {"t": "null"},
+                    {"t": "else"},
+                ],
+                checkall="false",
+                repair=False,
+                outputs=6,
+            ),
+            change("r1", set_("payload", "between")),
+            change("r2", set_("payload", "contains")),
+            change("r3", set_("payload", "array")),
+            change("r4", set_("payload", "jsonata")),
+            change("r5", set_("payload", "null")),
+            change("r6", set_("payload", "else")),
+        ],
+        [3, "5", "a needle here", [1], {"k": "v"}, None, 7, True],
+    ),
+    Case(
+        "change-context",
+        [
+            change(
+                "a",
+                set_("greeting", "payload", "msg", pt="flow"),
+                set_("payload", "greeting", "flow"),
+                {
+                    "t": "change",
+                    "p": "payload",
+                    "pt": "msg",
+                    "from": "[aeiou]",
+                    "fromt": "re",
+                    "to": "_",
+                    "tot": "str",
+                },
+                {"t": "delete", "p": "nothing.here", "pt": "msg"},
+                set_("payload", "payload & '/' & $flowContext('greeting')", "jsonata"),
+            )
+        ],
+        ["hello", "sky"],
+    ),
+    Case(
+        "template-context",
+        [
+            change("a", set_("name", "payload", "msg", pt="flow"), wires=[["b"]]),
+            n(
+                "b",
+                "template",
+                field="payload",
+                fieldType="msg",
+                format="handlebars",
+                syntax="mustache",
+                output="str",
+                template="Dear {{flow.name}}: {{payload}}",
+            ),
+        ],
+        ["Bo"],
+    ),
+    Case(
+        "template-plain",
+        [
+            n(
+                "a",
+                "template",
+                field="out",
+                fieldType="msg",
+                format="text",
+                syntax="plain",
+                output="str",
+                template="no {{mustache}} here",
+            ),
+            change("b", set_("payload", "out", "msg")),
+        ],
+        [1],
+    ),
+    Case(
+        "range-roll",
+        [
+            n(
+                "a",
+                "range",
+                minin="0",
+                maxin="10",
+                minout="0",
+                maxout="100",
+                action="roll",
+                round=False,
+                property="payload",
+            )
+        ],
+        [12.5, -1, 25],
+    ),
+    Case(
+        "split-text-comma",
+        [
+            n(
+                "a",
+                "split",
+                [["c"]],
+                splt=",",
+                spltType="str",
+                arraySplt=1,
+                arraySpltType="len",
+                stream=False,
+                addname="",
+                property="payload",
+            ),
+            join(
+                "c",
+                mode="custom",
+                build="string",
+                joiner="+",
+                joinerType="str",
+                count="",
+                timeout="",
+                useparts=True,
+            ),
+        ],
+        ["a,b,c"],
+    ),
+    Case(
+        "split-array-chunks",
+        [
+            n(
+                "a",
+                "split",
+                [["c"]],
+                splt="\n",
+                spltType="str",
+                arraySplt=2,
+                arraySpltType="len",
+                stream=False,
+                addname="",
+                property="payload",
+            ),
+            join("c"),
+        ],
+        [[1, 2, 3, 4, 5]],
+    ),
+    Case(
+        "join-reduce",
+        [
+            split("a", [["c"]]),
+            join(
+                "c",
+                mode="reduce",
+                reduceExp="$A + payload",
+                reduceInit="0",
+                reduceInitType="num",
+                reduceFixup="$A * 10",
+            ),
+        ],
+        [[1, 2, 3]],
+    ),
+    Case(
+        "join-object",
+        [
+            split("a", [["b"]]),
+            change("b", set_("topic", "'k' & payload", "jsonata"), wires=[["c"]]),
+            join("c", mode="custom", build="object", count="3", timeout="", key="topic"),
+        ],
+        [[1, 2, 3]],
+    ),
+    Case(
+        "deadband-percent",
+        [
+            split("a", [["b"]]),
+            n(
+                "b",
+                "rbe",
+                [["c"]],
+                func="deadbandEq",
+                gap="10%",
+                start="",
+                inout="out",
+                septopics=True,
+                property="payload",
+                topi="topic",
+            ),
+            join("c", mode="custom", build="array", count="3", timeout=""),
+        ],
+        [[100, 105, 110, 111, 125]],
+    ),
+    Case(
+        "delay-rate",
+        [
+            n(
+                "a",
+                "delay",
+                pauseType="rate",
+                timeout="5",
+                timeoutUnits="seconds",
+                rate="10",
+                nbRateUnits="1",
+                rateUnits="second",
+                randomFirst="1",
+                randomLast="5",
+                randomUnits="seconds",
+                drop=False,
+                allowrate=False,
+                outputs=1,
+            )
+        ],
+        [1, 2],
+        pause=0.15,
+    ),
+    Case(
+        "js-query",
+        [
+            fn(
+                "a",
+                "msg.payload = {q: msg.req.query, m: msg.req.method, ct: msg.req.headers['content-type'],"
+                " pay: msg.payload}; return msg;",
+            )
+        ],
+        [1],
+        query="?a=1&b=two&b=three",
+    ),
+    Case(
+        "js-many",
+        [
+            fn(
+                "a",
+                "for (var i = 0; i < 3; i++) { node.send({payload: i, parts: {id: 'p', index: i,"
+                " count: 3}, res: msg.res, req: msg.req}); } return null;",
+                wires=[["c"]],
+            ),
+            join("c"),
+        ],
+        [1],
+    ),
+    Case(
+        "js-return-array-of-arrays", [fn("a", "return [[{payload: 'a', res: msg.res, req: msg.req}]];")], [1]
+    ),
+    Case(
+        "js-numbers",
+        [
+            fn(
+                "a",
+                "msg.payload = {nan: String(NaN), inf: String(1/0), int: 2**53, frac: 1/3,"
+                " str: (0.1).toFixed(20), exp: (1e-7).toString(), parse: parseFloat('3.14abc'),"
+                " sorted: [10, 9, 1].sort(), json: JSON.stringify({a: [1, {b: null}]})}; return msg;",
+            )
+        ],
+        [1],
+    ),
+    Case(
+        "js-timeout",
+        [fn("a", "if (msg.payload === 'loop') { while (true) {} } return msg;", timeout=0.3)]
+        + catch_to_response(),
+        ["loop", "fine"],
+    ),
+    Case(
+        "js-complete",
+        [
+            fn(
+                "a",
+                "setTimeout(function () { msg.payload = 'finished'; node.done(); }, 10); return null;",
+                wires=[[]],
+            ),
+            n("done", "complete", [["res"]], scope=["a"], uncaught=False),
+        ],
+        ["x"],
+    ),
+    Case(
+        "js-status-done",
+        [fn("a", "node.status({fill: 'green', shape: 'dot', text: 'seen'}); node.send(msg); node.done();")],
+        [1],
+    ),
 ]
 
 
@@ -250,17 +848,56 @@ def build(cases: list[Case]) -> list[dict]:
 
         flows.append({"id": tab, "type": "tab", "label": case.name, "disabled": False, "info": ""})
         method = "get" if case.name == "ping" else "post"
-        flows.append({"id": full("in"), "type": "http in", "z": tab, "name": "", "url": f"/diff/{case.name}",
-                      "method": method, "upload": False, "skipBodyParsing": False, "swaggerDoc": "",
-                      "x": 100, "y": 40, "wires": [[full("unwrap")]]})
+        flows.append(
+            {
+                "id": full("in"),
+                "type": "http in",
+                "z": tab,
+                "name": "",
+                "url": f"/diff/{case.name}",
+                "method": method,
+                "upload": False,
+                "skipBodyParsing": False,
+                "swaggerDoc": "",
+                "x": 100,
+                "y": 40,
+                "wires": [[full("unwrap")]],
+            }
+        )
         # requests carry {"v": value} (a JSON body must be an object): msg.payload = value
-        flows.append({**change("unwrap", set_("payload", "payload.v", "msg"), wires=[[full(case.nodes[0]["id"])]]),
-                      "id": full("unwrap"), "z": tab, "name": "", "x": 150, "y": 40})
-        flows.append({"id": full("res"), "type": "http response", "z": tab, "name": "", "statusCode": "",
-                      "headers": {}, "x": 600, "y": 40, "wires": []})
+        flows.append(
+            {
+                **change("unwrap", set_("payload", "payload.v", "msg"), wires=[[full(case.nodes[0]["id"])]]),
+                "id": full("unwrap"),
+                "z": tab,
+                "name": "",
+                "x": 150,
+                "y": 40,
+            }
+        )
+        flows.append(
+            {
+                "id": full("res"),
+                "type": "http response",
+                "z": tab,
+                "name": "",
+                "statusCode": "",
+                "headers": {},
+                "x": 600,
+                "y": 40,
+                "wires": [],
+            }
+        )
         for j, node in enumerate(case.nodes):
-            obj = {**node, "id": full(node["id"]), "z": tab, "name": node.get("name", ""), "x": 200 + 60 * j,
-                   "y": 80 + 20 * i, "wires": [[full(t) for t in port] for port in node["wires"]]}
+            obj = {
+                **node,
+                "id": full(node["id"]),
+                "z": tab,
+                "name": node.get("name", ""),
+                "x": 200 + 60 * j,
+                "y": 80 + 20 * i,
+                "wires": [[full(t) for t in port] for port in node["wires"]],
+            }
             for listed in ("links", "scope"):
                 if isinstance(node.get(listed), list):
                     obj[listed] = [full(t) for t in node[listed]]

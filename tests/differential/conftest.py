@@ -23,7 +23,8 @@ def _require(what: str, found: object) -> None:
 @pytest.fixture(scope="session")
 def brokers():
     exe = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None
+    )
     _require("mosquitto", exe)
     started: dict[str, Mosquitto] = {}
     try:
@@ -38,7 +39,9 @@ def brokers():
 @pytest.fixture(scope="session")
 def pair(brokers):
     _require("Node-RED (set SOFIAFLOW_NODE_RED)", find_node_red())
-    servers = Pair(build(CASES), probe="/diff/ping", extra=lambda runtime: mqtt_flow(brokers[runtime].port)).start()
+    servers = Pair(
+        build(CASES), probe="/diff/ping", extra=lambda runtime: mqtt_flow(brokers[runtime].port)
+    ).start()
     try:
         yield servers
     finally:

@@ -32,8 +32,12 @@ class Mosquitto:
         self.dir = Path(tempfile.mkdtemp(prefix="sofiaflow-diff-mqtt-"))
         conf = self.dir / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc = subprocess.Popen([self.executable, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.executable, "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -66,7 +70,9 @@ class Probe:
         self.messages: queue.Queue = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         subscribed = queue.Queue()
-        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload, m.qos, bool(m.retain)))
+        self.client.on_message = lambda _c, _u, m: self.messages.put(
+            (m.topic, m.payload, m.qos, bool(m.retain))
+        )
         self.client.on_subscribe = lambda *_a: subscribed.put(True)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -94,35 +100,139 @@ class Probe:
 def mqtt_flow(port: int) -> list[dict]:
     """The MQTT tab, connected to the broker on `port` (the only thing that differs per runtime)."""
     tab = "tab-mqtt"
-    broker = {"id": "mqtt.broker", "type": "mqtt-broker", "name": "diff", "broker": "127.0.0.1", "port": port,
-              "clientid": "", "autoConnect": True, "usetls": False, "protocolVersion": 4, "keepalive": 60,
-              "cleansession": True, "autoUnsubscribe": True, "birthTopic": "", "closeTopic": "", "willTopic": ""}
+    broker = {
+        "id": "mqtt.broker",
+        "type": "mqtt-broker",
+        "name": "diff",
+        "broker": "127.0.0.1",
+        "port": port,
+        "clientid": "",
+        "autoConnect": True,
+        "usetls": False,
+        "protocolVersion": 4,
+        "keepalive": 60,
+        "cleansession": True,
+        "autoUnsubscribe": True,
+        "birthTopic": "",
+        "closeTopic": "",
+        "willTopic": "",
+    }
 
     def node(id_, type_, wires, **props):
-        return {"id": f"mqtt.{id_}", "type": type_, "z": tab, "name": "", "x": 100, "y": 100,
-                "wires": [[f"mqtt.{t}" for t in port_] for port_ in wires], **props}
+        return {
+            "id": f"mqtt.{id_}",
+            "type": type_,
+            "z": tab,
+            "name": "",
+            "x": 100,
+            "y": 100,
+            "wires": [[f"mqtt.{t}" for t in port_] for port_ in wires],
+            **props,
+        }
 
-    fn_body = ("msg.payload = {got: msg.payload, type: typeof msg.payload, qos: msg.qos, retain: msg.retain,"
-               " keys: Object.keys(msg).sort()}; msg.topic = msg.topic.replace('diff/in/', 'diff/out/');"
-               " return msg;")
+    fn_body = (
+        "msg.payload = {got: msg.payload, type: typeof msg.payload, qos: msg.qos, retain: msg.retain,"
+        " keys: Object.keys(msg).sort()}; msg.topic = msg.topic.replace('diff/in/', 'diff/out/');"
+        " return msg;"
+    )
     return [
         {"id": tab, "type": "tab", "label": "mqtt", "disabled": False, "info": ""},
         broker,
-        node("in-auto", "mqtt in", [["fn"]], topic="diff/in/auto/#", qos="2", datatype="auto-detect",
-             broker="mqtt.broker", nl=False, rap=True, rh=0, inputs=0),
-        node("in-json", "mqtt in", [["sw"]], topic="diff/in/json", qos="1", datatype="json",
-             broker="mqtt.broker", nl=False, rap=True, rh=0, inputs=0),
-        node("fn", "function", [["out"]], func=fn_body, outputs=1, timeout=0, noerr=0, initialize="",
-             finalize="", libs=[]),
-        node("sw", "switch", [["hi"], ["lo"]], property="payload.n", propertyType="msg",
-             rules=[{"t": "gte", "v": "10", "vt": "num"}, {"t": "else"}], checkall="false", repair=False,
-             outputs=2),
-        node("hi", "change", [["out-fixed"]], rules=[{"t": "set", "p": "payload", "pt": "msg", "to": "payload.n * 2",
-                                                      "tot": "jsonata"}], action="", property="", to="", reg=False),
-        node("lo", "change", [["out-fixed"]], rules=[{"t": "set", "p": "payload", "pt": "msg", "to": "low",
-                                                      "tot": "str"}], action="", property="", to="", reg=False),
-        node("out", "mqtt out", [], topic="", qos="", retain="", respTopic="", contentType="", userProps="",
-             correl="", expiry="", broker="mqtt.broker"),
-        node("out-fixed", "mqtt out", [], topic="diff/out/json", qos="1", retain="false", respTopic="",
-             contentType="", userProps="", correl="", expiry="", broker="mqtt.broker"),
+        node(
+            "in-auto",
+            "mqtt in",
+            [["fn"]],
+            topic="diff/in/auto/#",
+            qos="2",
+            datatype="auto-detect",
+            broker="mqtt.broker",
+            nl=False,
+            rap=True,
+            rh=0,
+            inputs=0,
+        ),
+        node(
+            "in-json",
+            "mqtt in",
+            [["sw"]],
+            topic="diff/in/json",
+            qos="1",
+            datatype="json",
+            broker="mqtt.broker",
+            nl=False,
+            rap=True,
+            rh=0,
+            inputs=0,
+        ),
+        node(
+            "fn",
+            "function",
+            [["out"]],
+            func=fn_body,
+            outputs=1,
+            timeout=0,
+            noerr=0,
+            initialize="",
+            finalize="",
+            libs=[],
+        ),
+        node(
+            "sw",
+            "switch",
+            [["hi"], ["lo"]],
+            property="payload.n",
+            propertyType="msg",
+            rules=[{"t": "gte", "v": "10", "vt": "num"}, {"t": "else"}],
+            checkall="false",
+            repair=False,
+            outputs=2,
+        ),
+        node(
+            "hi",
+            "change",
+            [["out-fixed"]],
+            rules=[{"t": "set", "p": "payload", "pt": "msg", "to": "payload.n * 2", "tot": "jsonata"}],
+            action="",
+            property="",
+            to="",
+            reg=False,
+        ),
+        node(
+            "lo",
+            "change",
+            [["out-fixed"]],
+            rules=[{"t": "set", "p": "payload", "pt": "msg", "to": "low", "tot": "str"}],
+            action="",
+            property="",
+            to="",
+            reg=False,
+        ),
+        node(
+            "out",
+            "mqtt out",
+            [],
+            topic="",
+            qos="",
+            retain="",
+            respTopic="",
+            contentType="",
+            userProps="",
+            correl="",
+            expiry="",
+            broker="mqtt.broker",
+        ),
+        node(
+            "out-fixed",
+            "mqtt out",
+            [],
+            topic="diff/out/json",
+            qos="1",
+            retain="false",
+            respTopic="",
+            contentType="",
+            userProps="",
+            correl="",
+            expiry="",
+            broker="mqtt.broker",
+        ),
     ]

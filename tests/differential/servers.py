@@ -59,10 +59,31 @@ class Sofiaflow:
         flow_file.write_text(json.dumps(self.flows))
         self._log = open(self.data_dir / "sofiaflow.log", "wb")
         env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": "differential-tests"}
-        args = [sys.executable, "-m", "sofiaflow.runtime.cli", "run", "--flows", str(flow_file), "--data-dir",
-                str(self.data_dir / "data"), "--port", str(self.port), "--mqtt-port", "0", "--host", "127.0.0.1"]
-        self.proc = subprocess.Popen(args, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        args = [
+            sys.executable,
+            "-m",
+            "sofiaflow.runtime.cli",
+            "run",
+            "--flows",
+            str(flow_file),
+            "--data-dir",
+            str(self.data_dir / "data"),
+            "--port",
+            str(self.port),
+            "--mqtt-port",
+            "0",
+            "--host",
+            "127.0.0.1",
+        ]
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     def wait(self, probe: str) -> None:
@@ -131,4 +152,7 @@ class Pair:
     def ask(self, method: str, path: str, value=None) -> tuple[tuple, tuple]:
         """Send `{"v": value}` to both; (Node-RED's answer, sofiaflow's answer)."""
         body = {"v": value}
-        return (request(self.node_red.url, method, path, body), request(self.sofiaflow.url, method, path, body))
+        return (
+            request(self.node_red.url, method, path, body),
+            request(self.sofiaflow.url, method, path, body),
+        )

@@ -55,7 +55,9 @@ def test_same_answers(pair, case):
     for listed in (KNOWN_DIFFERENCES, NEEDS_RUNTIME_FIX):
         if case.name in listed:
             if not differences:
-                pytest.fail(f"{case.name} is listed as differing but now matches Node-RED: remove it from the list")
+                pytest.fail(
+                    f"{case.name} is listed as differing but now matches Node-RED: remove it from the list"
+                )
             pytest.xfail(listed[case.name] + "\n" + "\n".join(differences))
     assert not differences, "\n".join(differences)
 

@@ -11,16 +11,23 @@ from typing import Any
 from sofiaflow.runtime.settings import Settings
 
 
-def add_commands(sub: Any, data_dir: dict[str, Any], settings_of: Callable[[argparse.Namespace], Settings]) -> None:
+def add_commands(
+    sub: Any, data_dir: dict[str, Any], settings_of: Callable[[argparse.Namespace], Settings]
+) -> None:
     """Add the `history` command group to the `sofiaflow` parser's subcommands."""
-    history = sub.add_parser("history", help="move expired ontology data to history, or query it").add_subparsers(
-        dest="history_command", required=True)
-    move = history.add_parser("move", help="move the instances older than their ontology's real-time window now")
+    history = sub.add_parser(
+        "history", help="move expired ontology data to history, or query it"
+    ).add_subparsers(dest="history_command", required=True)
+    move = history.add_parser(
+        "move", help="move the instances older than their ontology's real-time window now"
+    )
     move.add_argument("--data-dir", **data_dir)
     move.add_argument("--ontology", action="append", metavar="NAME", help="only this ontology (repeatable)")
     move.add_argument("--batch-size", type=int, default=5000, help="instances per batch (default 5000)")
     move.set_defaults(func=lambda args: cmd_move(args, settings_of(args)))
-    query = history.add_parser("query", help="print the historical instances matching a filter, one JSON per line")
+    query = history.add_parser(
+        "query", help="print the historical instances matching a filter, one JSON per line"
+    )
     query.add_argument("ontology")
     query.add_argument("--filter", default="{}", help="MongoDB filter as JSON (default: {})")
     query.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")

@@ -53,15 +53,26 @@ class MoveReport:
     busy: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"moved": self.moved, "expired": self.expired, "recovered": self.recovered,
-                "errors": self.errors, "busy": self.busy}
+        return {
+            "moved": self.moved,
+            "expired": self.expired,
+            "recovered": self.recovered,
+            "errors": self.errors,
+            "busy": self.busy,
+        }
 
 
 class HistoryMover:
     """Moves expired instances of every ontology from `store` to `history` (see the module docstring)."""
 
-    def __init__(self, registry: OntologyRegistry, store: RealtimeStore, history: HistoryStore,
-                 batch_size: int = 5000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        registry: OntologyRegistry,
+        store: RealtimeStore,
+        history: HistoryStore,
+        batch_size: int = 5000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.registry = registry

@@ -81,8 +81,10 @@ class HistoryStore:
         for doc in docs:
             millis = timestamp_millis(doc)
             if millis is None:
-                raise ValueError(f"ontology {ontology!r}: instance {doc.get('_id')!r} has no "
-                                 "contextData.timestampMillis; it cannot go to history")
+                raise ValueError(
+                    f"ontology {ontology!r}: instance {doc.get('_id')!r} has no "
+                    "contextData.timestampMillis; it cannot go to history"
+                )
             path = self.folder(ontology) / f"day={day_of(millis).isoformat()}" / f"{batch}.parquet"
             by_day.setdefault(path, []).append(doc)
         return by_day
@@ -91,12 +93,17 @@ class HistoryStore:
         """Write one Parquet file whole: temporary name, flush to disk, rename."""
         path.parent.mkdir(parents=True, exist_ok=True)
         pa = _arrow()
-        table = pa.table({
-            "_id": [str(d["_id"]) for d in docs],
-            "timestampMillis": [timestamp_millis(d) for d in docs],
-            "doc": [json.dumps({k: v for k, v in d.items() if k != "_id"}, separators=(",", ":"))
-                    for d in docs],
-        }, schema=_schema(pa))
+        table = pa.table(
+            {
+                "_id": [str(d["_id"]) for d in docs],
+                "timestampMillis": [timestamp_millis(d) for d in docs],
+                "doc": [
+                    json.dumps({k: v for k, v in d.items() if k != "_id"}, separators=(",", ":"))
+                    for d in docs
+                ],
+            },
+            schema=_schema(pa),
+        )
         self._write_table(path, table)
 
     @staticmethod
@@ -121,7 +128,10 @@ class HistoryStore:
         return self.folder(ontology) / JOURNAL / f"{batch}.json"
 
     def write_journal(self, ontology: str, batch: str, ids: list[str], files: list[Path]) -> None:
-        _write_json(self.journal_path(ontology, batch), {"ids": ids, "files": [str(f.relative_to(self.root)) for f in files]})
+        _write_json(
+            self.journal_path(ontology, batch),
+            {"ids": ids, "files": [str(f.relative_to(self.root)) for f in files]},
+        )
 
     def journals(self, ontology: str) -> list[tuple[str, list[str], list[Path]]]:
         """Moves begun and not finished: (batch, ids, files)."""
@@ -149,8 +159,13 @@ class HistoryStore:
                 continue
             target = day_dir / f"c-{uuid.uuid4().hex}.parquet"
             journal = self.folder(ontology) / COMPACTION / f"{target.stem}.json"
-            _write_json(journal, {"target": str(target.relative_to(self.root)),
-                                  "sources": [str(f.relative_to(self.root)) for f in files]})
+            _write_json(
+                journal,
+                {
+                    "target": str(target.relative_to(self.root)),
+                    "sources": [str(f.relative_to(self.root)) for f in files],
+                },
+            )
             pa = _arrow()
             table = pa.concat_tables(pa.parquet.read_table(f, schema=_schema(pa)) for f in files)
             self._write_table(target, table)
@@ -208,7 +223,9 @@ class HistoryStore:
         for path in files:
             table = pa.parquet.read_table(path, columns=["_id", "doc"])
             if ids is not None:
-                table = table.filter(pa.compute.is_in(table["_id"], value_set=pa.array(sorted(ids), pa.string())))
+                table = table.filter(
+                    pa.compute.is_in(table["_id"], value_set=pa.array(sorted(ids), pa.string()))
+                )
             for _id, text in zip(table["_id"].to_pylist(), table["doc"].to_pylist(), strict=True):
                 if _id in seen:
                     continue
@@ -222,8 +239,15 @@ class HistoryStore:
             out.extend(_arrow().parquet.read_table(path, columns=["_id"])["_id"].to_pylist())
         return out
 
-    def find(self, ontology: str, filter: Doc | None = None, projection: Doc | None = None, sort: Any = None,
-             skip: int = 0, limit: int = 0) -> list[Doc]:
+    def find(
+        self,
+        ontology: str,
+        filter: Doc | None = None,
+        projection: Doc | None = None,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int = 0,
+    ) -> list[Doc]:
         """Historical instances matching a MongoDB filter (the real-time DB's language and errors)."""
         return select(self.documents(ontology, filter), filter, projection, sort, skip, limit)
 
@@ -234,13 +258,22 @@ class HistoryStore:
 def _pruning(node: Any) -> tuple[date | None, date | None, set[str] | None]:
     """From the top-level conditions of a parsed filter: the first and last day it can match on
     `contextData.timestampMillis`, and the `_id`s it is limited to (None: not limited)."""
-    conds = [node] if isinstance(node, Cond) else [n for n in node.items if isinstance(n, Cond)] \
-        if isinstance(node, And) else []
+    conds = (
+        [node]
+        if isinstance(node, Cond)
+        else [n for n in node.items if isinstance(n, Cond)]
+        if isinstance(node, And)
+        else []
+    )
     low = high = None
     ids: set[str] | None = None
     for cond in conds:
-        if cond.path == TIME_PATH and cond.op in ("gt", "gte", "lt", "lte", "eq") \
-                and isinstance(cond.value, (int, float)) and not isinstance(cond.value, bool):
+        if (
+            cond.path == TIME_PATH
+            and cond.op in ("gt", "gte", "lt", "lte", "eq")
+            and isinstance(cond.value, (int, float))
+            and not isinstance(cond.value, bool)
+        ):
             try:
                 day = day_of(int(cond.value))
             except (OverflowError, OSError, ValueError):

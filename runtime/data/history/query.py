@@ -34,8 +34,14 @@ def _key(doc: Doc, order: list[tuple[tuple[str, ...], int]]) -> tuple:
     return tuple(keys)
 
 
-def select(docs: Iterable[Doc], filter: Doc | None = None, projection: Doc | None = None, sort: Any = None,
-           skip: int = 0, limit: int = 0) -> list[Doc]:
+def select(
+    docs: Iterable[Doc],
+    filter: Doc | None = None,
+    projection: Doc | None = None,
+    sort: Any = None,
+    skip: int = 0,
+    limit: int = 0,
+) -> list[Doc]:
     """The documents matching a MongoDB filter, in `sort` order (then `_id`), after `skip`, at most `limit`
     (0: all), projected. Errors are the real-time DB's (`InvalidFilterError`, `UnsupportedFilterError`)."""
     parsed = parse_filter(filter or {})
@@ -44,7 +50,7 @@ def select(docs: Iterable[Doc], filter: Doc | None = None, projection: Doc | Non
     check_skip_limit(skip, limit)
     found = [doc for doc in docs if matches(doc, parsed)]
     found.sort(key=lambda doc: _key(doc, order))
-    found = found[skip:skip + limit] if limit else found[skip:]
+    found = found[skip : skip + limit] if limit else found[skip:]
     return [apply_projection(doc, spec) for doc in found]
 
 

@@ -25,9 +25,18 @@ from sofiaflow.runtime.data.rtdb.base import (
 from sofiaflow.runtime.data.rtdb.filters import matches, parse_filter
 
 __all__ = [
-    "DuplicateKeyError", "InvalidDocumentError", "InvalidFilterError", "InvalidUpdateError",
-    "RealtimeStore", "RtdbError", "UnsupportedFilterError", "UpdateError", "matches", "new_id",
-    "open_store", "parse_filter",
+    "DuplicateKeyError",
+    "InvalidDocumentError",
+    "InvalidFilterError",
+    "InvalidUpdateError",
+    "RealtimeStore",
+    "RtdbError",
+    "UnsupportedFilterError",
+    "UpdateError",
+    "matches",
+    "new_id",
+    "open_store",
+    "parse_filter",
 ]
 
 

@@ -130,6 +130,7 @@ def prepare_doc(doc: Doc) -> Doc:
 
 # ---------------------------------------------------------------- projection
 
+
 def check_projection(projection: dict | None) -> tuple[str, dict[tuple[str, ...], bool], bool] | None:
     """Validate a projection: returns (mode 'include'|'exclude', {path: flag}, keep_id)."""
     if projection is None:
@@ -215,6 +216,7 @@ def apply_projection(doc: Doc, spec) -> Doc:
 
 # ---------------------------------------------------------------- sort and update specs
 
+
 def check_sort(sort) -> list[tuple[tuple[str, ...], int]]:
     """Validate a sort spec (list of (path, 1|-1)); `_id` ascending is appended as tie-breaker."""
     if sort is None:
@@ -259,9 +261,7 @@ def check_update(update) -> dict[str, dict[tuple[str, ...], Any]]:
             for other in seen:
                 n = min(len(other), len(path))
                 if other[:n] == path[:n]:
-                    raise InvalidUpdateError(
-                        f"update paths {'.'.join(other)!r} and {key!r} conflict"
-                    )
+                    raise InvalidUpdateError(f"update paths {'.'.join(other)!r} and {key!r} conflict")
             seen.append(path)
             if op == "$inc":
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -307,6 +307,7 @@ def apply_update(doc: Doc, spec: dict[str, dict[tuple[str, ...], Any]]) -> Doc:
 
 # ---------------------------------------------------------------- the interface
 
+
 class RealtimeStore(ABC):
     """One real-time DB: a collection (table) per ontology. Synchronous; see module docstring."""
 
@@ -322,8 +323,15 @@ class RealtimeStore(ABC):
         """Insert documents (all or none on SQL); returns their `_id`s (generated when absent)."""
 
     @abstractmethod
-    def find(self, name: str, filter: Doc | None = None, projection: Doc | None = None,
-             sort: SortSpec | None = None, skip: int = 0, limit: int = 0) -> list[Doc]:
+    def find(
+        self,
+        name: str,
+        filter: Doc | None = None,
+        projection: Doc | None = None,
+        sort: SortSpec | None = None,
+        skip: int = 0,
+        limit: int = 0,
+    ) -> list[Doc]:
         """Documents matching a MongoDB filter; limit 0 means no limit."""
 
     @abstractmethod

@@ -55,11 +55,40 @@ class Not:
 TRUE = And(())
 
 _CMP = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
-_FIELD_OPS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex",
-              "$options", "$not"}
-_KNOWN_UNSUPPORTED = {"$elemMatch", "$size", "$all", "$type", "$mod", "$expr", "$where", "$text",
-                      "$jsonSchema", "$bitsAllSet", "$bitsAnySet", "$bitsAllClear", "$bitsAnyClear",
-                      "$geoWithin", "$geoIntersects", "$near", "$nearSphere", "$comment"}
+_FIELD_OPS = {
+    "$eq",
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$exists",
+    "$regex",
+    "$options",
+    "$not",
+}
+_KNOWN_UNSUPPORTED = {
+    "$elemMatch",
+    "$size",
+    "$all",
+    "$type",
+    "$mod",
+    "$expr",
+    "$where",
+    "$text",
+    "$jsonSchema",
+    "$bitsAllSet",
+    "$bitsAnySet",
+    "$bitsAllClear",
+    "$bitsAnyClear",
+    "$geoWithin",
+    "$geoIntersects",
+    "$near",
+    "$nearSphere",
+    "$comment",
+}
 
 
 def _is_num(v) -> bool:
@@ -80,19 +109,23 @@ def _check_literal(value, path: str, op: str, _depth: int = 0):
         return
     if isinstance(value, list):
         if _depth >= MAX_ARRAY_NESTING:
-            raise UnsupportedFilterError(f"{op} on {path!r}: arrays nested deeper than {MAX_ARRAY_NESTING} levels")
+            raise UnsupportedFilterError(
+                f"{op} on {path!r}: arrays nested deeper than {MAX_ARRAY_NESTING} levels"
+            )
         for v in value:
             if isinstance(v, dict):
                 raise UnsupportedFilterError(
                     f"{op} on {path!r}: arrays holding objects cannot be compared exactly "
-                    "(object field order)")
+                    "(object field order)"
+                )
             _check_literal(v, path, op, _depth + 1)
         return
     if isinstance(value, dict):
         raise UnsupportedFilterError(
             f"{op} on {path!r}: equality with an embedded object is not supported "
             "(MongoDB compares field order, which SQL JSON storage does not keep); "
-            "compare its fields with dotted paths instead")
+            "compare its fields with dotted paths instead"
+        )
     raise InvalidFilterError(f"{op} on {path!r}: {type(value).__name__} is not a JSON value")
 
 
@@ -101,7 +134,8 @@ def _eq_cond(parts, path, value, op):
     if value is None and len(parts) > 1:
         raise UnsupportedFilterError(
             f"{op} null on dotted path {path!r} is not supported (missing fields inside arrays "
-            "have no exact translation); use {$exists: false} or test the parent")
+            "have no exact translation); use {$exists: false} or test the parent"
+        )
     return Cond(parts, "eq", value)
 
 
@@ -118,17 +152,19 @@ def check_regex(pattern: str, options: str, path: str) -> None:
         raise UnsupportedFilterError(f"$options {options!r} on {path!r}: only 'i' is supported")
     if "i" in options and not pattern.isascii():
         raise UnsupportedFilterError(
-            f"$regex on {path!r}: case-insensitive matching of non-ASCII patterns is not portable")
+            f"$regex on {path!r}: case-insensitive matching of non-ASCII patterns is not portable"
+        )
     i, n, in_class = 0, len(pattern), False
     prev_quant = False
     while i < n:
         c = pattern[i]
         if c == "\\":
             if i + 1 >= n or pattern[i + 1] not in _ESCAPABLE:
-                esc = pattern[i:i + 2]
+                esc = pattern[i : i + 2]
                 raise UnsupportedFilterError(
                     f"$regex on {path!r}: escape {esc!r} is not in the portable subset "
-                    "(only escaped punctuation)")
+                    "(only escaped punctuation)"
+                )
             i += 2
             prev_quant = False
             continue
@@ -177,7 +213,7 @@ def regex_to_postgres(pattern: str) -> str:
     while i < n:
         c = pattern[i]
         if c == "\\":
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
             continue
         if in_class:
@@ -223,7 +259,8 @@ def _field_ops(parts, path, spec: dict) -> list:
         elif op in _CMP:
             if isinstance(value, bool) or not (_is_num(value) or isinstance(value, str)):
                 raise UnsupportedFilterError(
-                    f"{op} on {path!r}: only numbers and strings can be compared, got {value!r}")
+                    f"{op} on {path!r}: only numbers and strings can be compared, got {value!r}"
+                )
             _check_literal(value, path, op)
             out.append(Cond(parts, _CMP[op], value))
         elif op in ("$in", "$nin"):
@@ -353,8 +390,12 @@ def _untuple(v):
     return [_untuple(x) for x in v] if isinstance(v, (tuple, list)) else v
 
 
-_CMP_FN = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
-           "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+_CMP_FN = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
 
 
 def _match(node, doc) -> bool:
@@ -397,6 +438,7 @@ def sort_key(doc: dict, parts: tuple[str, ...]):
         cur = cur.get(k) if isinstance(cur, dict) else None
     if isinstance(cur, (list, dict)):
         raise UnsupportedFilterError(
-            f"sort on {'.'.join(parts)!r}: a document holds an array or object there")
+            f"sort on {'.'.join(parts)!r}: a document holds an array or object there"
+        )
     b = _bracket(cur)
     return (b, 0) if cur is None else (b, cur)

@@ -38,8 +38,11 @@ class MongoStore(RealtimeStore):
             default = self.client.get_default_database()
         except Exception:  # no database in the URL
             default = None
-        self.db = self.client[database] if database else (
-            default if default is not None else self.client["sofiaflow"])
+        self.db = (
+            self.client[database]
+            if database
+            else (default if default is not None else self.client["sofiaflow"])
+        )
 
     def _col(self, name):
         return self.db[check_collection_name(name)]
@@ -63,8 +66,13 @@ class MongoStore(RealtimeStore):
                     continue
                 if uniq:
                     # unique among documents holding a non-null value, as on the SQL backends
-                    col.create_index([(p, ASCENDING)], unique=True, partialFilterExpression={
-                        p: {"$type": ["number", "string", "bool", "object", "array"]}})
+                    col.create_index(
+                        [(p, ASCENDING)],
+                        unique=True,
+                        partialFilterExpression={
+                            p: {"$type": ["number", "string", "bool", "object", "array"]}
+                        },
+                    )
                 else:
                     col.create_index([(p, ASCENDING)])
 
@@ -76,7 +84,9 @@ class MongoStore(RealtimeStore):
             self._col(name).insert_many(docs, ordered=True)
         except BulkWriteError as e:
             if any(err.get("code") == 11000 for err in e.details.get("writeErrors", [])):
-                raise DuplicateKeyError(f"duplicate key in {name!r}: {e.details['writeErrors'][0]['errmsg']}") from None
+                raise DuplicateKeyError(
+                    f"duplicate key in {name!r}: {e.details['writeErrors'][0]['errmsg']}"
+                ) from None
             raise
         return [d["_id"] for d in docs]
 
@@ -84,8 +94,13 @@ class MongoStore(RealtimeStore):
         check_projection(projection)
         order = check_sort(sort)
         check_skip_limit(skip, limit)
-        cur = self._col(name).find(self._filter(filter), projection=projection or None,
-                                   sort=[(".".join(p), d) for p, d in order], skip=skip, limit=limit)
+        cur = self._col(name).find(
+            self._filter(filter),
+            projection=projection or None,
+            sort=[(".".join(p), d) for p, d in order],
+            skip=skip,
+            limit=limit,
+        )
         return list(cur)
 
     def count(self, name, filter=None):

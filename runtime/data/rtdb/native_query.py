@@ -23,18 +23,31 @@ from typing import Any
 MAX_LENGTH = 100_000
 MAX_DEPTH = 64
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<num>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*)
   | (?P<punct>[{}\[\]():,.;])
   | (?P<regex>/(?:[^/\\\n]|\\.)+/[a-z]*)
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 _VALUE_FUNCTIONS = {"ISODate", "Date", "ObjectId", "NumberInt", "NumberLong", "NumberDouble", "NumberDecimal"}
-_METHODS = {"find", "findOne", "count", "countDocuments", "update", "updateOne", "updateMany", "remove",
-            "deleteOne", "deleteMany"}
+_METHODS = {
+    "find",
+    "findOne",
+    "count",
+    "countDocuments",
+    "update",
+    "updateOne",
+    "updateMany",
+    "remove",
+    "deleteOne",
+    "deleteMany",
+}
 _FIND_CHAIN = {"sort", "skip", "limit", "count", "projection", "pretty", "toArray"}
 
 
@@ -72,7 +85,11 @@ def _tokenize(text: str) -> list[_Tok]:
         if m is None:
             raise NativeQueryError(f"unexpected character {text[pos]!r} at position {pos}")
         kind = m.lastgroup or ""
-        if kind == "regex" and out and (out[-1].kind in ("num", "str", "name") or out[-1].text in (")", "]", "}")):
+        if (
+            kind == "regex"
+            and out
+            and (out[-1].kind in ("num", "str", "name") or out[-1].text in (")", "]", "}"))
+        ):
             raise NativeQueryError(f"unexpected '/' at position {pos} (division is not supported)")
         if kind != "ws":
             out.append(_Tok(kind, m.group(), pos))
@@ -93,7 +110,7 @@ def _unquote(tok: _Tok) -> str:
             continue
         nxt = body[i + 1]
         if nxt == "u":
-            digits = body[i + 2:i + 6]
+            digits = body[i + 2 : i + 6]
             if not re.fullmatch(r"[0-9a-fA-F]{4}", digits):
                 raise NativeQueryError(f"bad \\u escape in the string at position {tok.pos}")
             out.append(chr(int(digits, 16)))
@@ -174,8 +191,10 @@ class _Parser:
             if name not in ("Date", "ISODate"):
                 raise NativeQueryError(f"'new {name}' is not supported (only new Date(\"...\"))")
         if name not in _VALUE_FUNCTIONS:
-            raise NativeQueryError(f"{name!r} at position {tok.pos} is not a value supported in a NATIVE query "
-                                   f"(literals and {', '.join(sorted(_VALUE_FUNCTIONS))}(...))")
+            raise NativeQueryError(
+                f"{name!r} at position {tok.pos} is not a value supported in a NATIVE query "
+                f"(literals and {', '.join(sorted(_VALUE_FUNCTIONS))}(...))"
+            )
         args = self.args(name)
         if name in ("ISODate", "Date"):
             if len(args) != 1 or not isinstance(args[0], str):
@@ -249,8 +268,10 @@ class _Parser:
             allowed = _FIND_CHAIN if calls else _METHODS
             if tok.text not in allowed:
                 after = f" after .{calls[-1][0]}(...)" if calls else ""
-                raise NativeQueryError(f".{tok.text}(...) at position {tok.pos} is not supported{after} (use "
-                                       f"{', '.join(sorted(allowed))})")
+                raise NativeQueryError(
+                    f".{tok.text}(...) at position {tok.pos} is not supported{after} (use "
+                    f"{', '.join(sorted(allowed))})"
+                )
             calls.append((tok.text, self.args(tok.text), tok.pos))
         self.accept(";")
         if self.peek() is not None:
@@ -269,8 +290,13 @@ def _object_arg(args: list[Any], index: int, what: str) -> dict[str, Any] | None
 
 
 def _count_arg(args: list[Any], what: str) -> int:
-    if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], (int, float)) or args[0] < 0 \
-            or int(args[0]) != args[0]:
+    if (
+        len(args) != 1
+        or isinstance(args[0], bool)
+        or not isinstance(args[0], (int, float))
+        or args[0] < 0
+        or int(args[0]) != args[0]
+    ):
         raise NativeQueryError(f".{what}(n) needs one non-negative integer")
     return int(args[0])
 
@@ -295,13 +321,17 @@ def parse_native(text: str) -> NativeQuery:
             q.limit = 1
         for name, chain_args, chain_pos in rest:
             if name not in _FIND_CHAIN:
-                raise NativeQueryError(f".{name}(...) at position {chain_pos} is not supported after find "
-                                       f"(use {', '.join(sorted(_FIND_CHAIN))})")
+                raise NativeQueryError(
+                    f".{name}(...) at position {chain_pos} is not supported after find "
+                    f"(use {', '.join(sorted(_FIND_CHAIN))})"
+                )
             if name == "sort":
                 spec = _object_arg(chain_args, 0, "sort") or {}
                 for key, direction in spec.items():
                     if direction not in (1, -1) or isinstance(direction, bool):
-                        raise NativeQueryError(f"sort direction of {key!r} must be 1 or -1, got {direction!r}")
+                        raise NativeQueryError(
+                            f"sort direction of {key!r} must be 1 or -1, got {direction!r}"
+                        )
                     q.sort.append((key, direction))
             elif name in ("skip", "limit"):
                 setattr(q, name, _count_arg(chain_args, name))
@@ -322,8 +352,10 @@ def parse_native(text: str) -> NativeQuery:
         q.filter = _object_arg(args, 0, f"{method} filter") or {}
         q.update = _object_arg(args, 1, f"{method} update")
         if not q.update or not all(k.startswith("$") for k in q.update):
-            raise NativeQueryError(f".{method}: replacing whole documents is not supported; use "
-                                   "operators such as {$set: {...}}")
+            raise NativeQueryError(
+                f".{method}: replacing whole documents is not supported; use "
+                "operators such as {$set: {...}}"
+            )
         options = _object_arg(args, 2, f"{method} options") or {}
         if _truthy(options.get("upsert")):
             raise NativeQueryError(f".{method}: upsert is not supported")
@@ -332,9 +364,12 @@ def parse_native(text: str) -> NativeQuery:
     if method in ("remove", "deleteOne", "deleteMany"):
         q.operation = "remove"
         q.filter = _object_arg(args, 0, f"{method} filter") or {}
-        just_one = len(args) > 1 and (_truthy(args[1]) or (isinstance(args[1], dict)
-                                                            and _truthy(args[1].get("justOne"))))
+        just_one = len(args) > 1 and (
+            _truthy(args[1]) or (isinstance(args[1], dict) and _truthy(args[1].get("justOne")))
+        )
         q.multi = not (method == "deleteOne" or just_one)
         return q
-    raise NativeQueryError(f"db.{coll}.{method}(...) at position {pos} is not supported (use find, findOne, "
-                           "count, countDocuments, update, updateOne, updateMany, remove, deleteOne, deleteMany)")
+    raise NativeQueryError(
+        f"db.{coll}.{method}(...) at position {pos} is not supported (use find, findOne, "
+        "count, countDocuments, update, updateOne, updateMany, remove, deleteOne, deleteMany)"
+    )

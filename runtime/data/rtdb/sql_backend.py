@@ -108,8 +108,9 @@ class SQLStore(RealtimeStore):
             kind = "TEXT" if isinstance(self.dialect, _SQLite) else "JSONB"
             try:
                 with self._write() as conn, conn.begin():
-                    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {table} "
-                                      f"(id TEXT PRIMARY KEY, doc {kind} NOT NULL)"))
+                    conn.execute(
+                        text(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc {kind} NOT NULL)")
+                    )
             except IntegrityError:
                 # PostgreSQL: a concurrent CREATE TABLE IF NOT EXISTS can collide on pg_type;
                 # the table exists now
@@ -138,13 +139,18 @@ class SQLStore(RealtimeStore):
                         # the value, and the JSON type of it and of each prefix, so that the
                         # "is an array" branches of the compiled filter can use indexes too
                         exprs = [("i", self.dialect.index_expr(parts))]
-                        exprs += [(f"t{n}", self.dialect.type_index_expr(parts[:n]))
-                                  for n in range(1, len(parts) + 1)]
+                        exprs += [
+                            (f"t{n}", self.dialect.type_index_expr(parts[:n]))
+                            for n in range(1, len(parts) + 1)
+                        ]
                     for tag, expr in exprs:
                         h = hashlib.sha1(f"{name}:{p}:{tag}".encode()).hexdigest()[:12]
-                        conn.execute(text(
-                            f'CREATE {"UNIQUE " if uniq else ""}INDEX IF NOT EXISTS "rtx_{h}" '
-                            f"ON {table} ({expr})"))
+                        conn.execute(
+                            text(
+                                f'CREATE {"UNIQUE " if uniq else ""}INDEX IF NOT EXISTS "rtx_{h}" '
+                                f"ON {table} ({expr})"
+                            )
+                        )
 
     def insert(self, name, docs):
         docs = [prepare_doc(d) for d in docs]
@@ -193,13 +199,15 @@ class SQLStore(RealtimeStore):
             sql += f" OFFSET {int(skip)}"
         with self.engine.connect() as conn, conn.begin():
             if checks:
-                bad = conn.execute(text(f"SELECT id FROM {table} WHERE {where} AND "
-                                        f"({' OR '.join(checks)}) LIMIT 1"), params).first()
+                bad = conn.execute(
+                    text(f"SELECT id FROM {table} WHERE {where} AND ({' OR '.join(checks)}) LIMIT 1"), params
+                ).first()
                 if bad is not None:
                     paths = ", ".join(".".join(p) for p, _ in order if p != ("_id",))
                     raise UnsupportedFilterError(
                         f"sort on {paths!r}: document {bad[0]!r} holds an array or object on that "
-                        "path; MongoDB orders those by their elements, which this store does not")
+                        "path; MongoDB orders those by their elements, which this store does not"
+                    )
             rows = conn.execute(text(sql), params).all()
         return [apply_projection(d.load(r[0]), proj) for r in rows]
 
@@ -223,8 +231,7 @@ class SQLStore(RealtimeStore):
                 rows = conn.execute(text(sql), params).all()
                 new = [{"id": r[0], "doc": _dumps(apply_update(d.load(r[1]), spec))} for r in rows]
                 if new:
-                    conn.execute(text(f"UPDATE {table} SET doc = {d.doc_param(':doc')} WHERE id = :id"),
-                                 new)
+                    conn.execute(text(f"UPDATE {table} SET doc = {d.doc_param(':doc')} WHERE id = :id"), new)
         except IntegrityError as e:
             raise DuplicateKeyError(f"duplicate key in {name!r}: {e.orig}") from None
         return len(rows)

@@ -92,20 +92,20 @@ class _Compiler:
                 if t is None:
                     # top level only (dotted null refused by the parser): missing, null, or [.., null, ..]
                     v = d.field(root, c.path[0])
-                    parts.append(f"(({d.typ(v)} IS NULL) OR "
-                                 f"{self.expand(v, lambda x: d.eq(self, x, None))})")
+                    parts.append(f"(({d.typ(v)} IS NULL) OR {self.expand(v, lambda x: d.eq(self, x, None))})")
                 else:
                     t = F._untuple(t)
-                    parts.append(self.reach(root, c.path,
-                                            lambda v, t=t: self.expand(v, lambda x: d.eq(self, x, t))))
+                    parts.append(
+                        self.reach(root, c.path, lambda v, t=t: self.expand(v, lambda x: d.eq(self, x, t)))
+                    )
             return "(" + " OR ".join(parts) + ")"
         if c.op == "regex":
             pattern, options = c.value
-            return self.reach(root, c.path,
-                              lambda v: self.expand(v, lambda x: d.regex(self, x, pattern, options)))
+            return self.reach(
+                root, c.path, lambda v: self.expand(v, lambda x: d.regex(self, x, pattern, options))
+            )
         op = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[c.op]
-        return self.reach(root, c.path,
-                          lambda v: self.expand(v, lambda x: d.cmp(self, x, op, c.value)))
+        return self.reach(root, c.path, lambda v: self.expand(v, lambda x: d.cmp(self, x, op, c.value)))
 
 
 class _Dialect:
@@ -175,8 +175,10 @@ class _SQLite(_Dialect):
         return c.total(f"{self.scalar(v)} {op} {c.param(t)} AND +{self.typ(v)} IN {types}")
 
     def regex(self, c, v, pattern, options):
-        return c.total(f"{self.typ(v)} = 'text' AND "
-                       f"rtdb_regexp({c.param(pattern)}, {c.param(options)}, {self.scalar(v)})")
+        return c.total(
+            f"{self.typ(v)} = 'text' AND "
+            f"rtdb_regexp({c.param(pattern)}, {c.param(options)}, {self.scalar(v)})"
+        )
 
     # sort keys (path through objects only)
     def sort_keys(self, parts, direction):
@@ -185,8 +187,10 @@ class _SQLite(_Dialect):
             v = self.field(v, k)
         typ = self.typ(v)
         d = "ASC" if direction == 1 else "DESC"
-        rank = (f"CASE WHEN {typ} IS NULL OR {typ} = 'null' THEN 0 WHEN {typ} IN ('integer', 'real') "
-                f"THEN 1 WHEN {typ} = 'text' THEN 2 WHEN {typ} IN ('true', 'false') THEN 4 ELSE 5 END")
+        rank = (
+            f"CASE WHEN {typ} IS NULL OR {typ} = 'null' THEN 0 WHEN {typ} IN ('integer', 'real') "
+            f"THEN 1 WHEN {typ} = 'text' THEN 2 WHEN {typ} IN ('true', 'false') THEN 4 ELSE 5 END"
+        )
         return [f"{rank} {d}", f"{self.scalar(v)} {d}"]
 
     def index_expr(self, parts):
@@ -198,8 +202,10 @@ class _SQLite(_Dialect):
     def unique_expr(self, parts):
         # (type bracket, value): null and missing give NULL, which a unique index lets repeat
         p = f"'$.{'.'.join(parts)}'"
-        return (f"(CASE json_type(doc, {p}) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
-                f"WHEN 'null' THEN NULL ELSE json_type(doc, {p}) END), json_extract(doc, {p})")
+        return (
+            f"(CASE json_type(doc, {p}) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
+            f"WHEN 'null' THEN NULL ELSE json_type(doc, {p}) END), json_extract(doc, {p})"
+        )
 
     def doc_param(self, p):
         return p
@@ -238,16 +244,20 @@ class _Postgres(_Dialect):
 
     def cmp(self, c, v, op, t):
         if isinstance(t, str):
-            return (f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN "
-                    f"({v} #>> '{{}}') COLLATE \"C\" {op} CAST({c.param(t)} AS text) ELSE FALSE END)")
+            return (
+                f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN "
+                f"({v} #>> '{{}}') COLLATE \"C\" {op} CAST({c.param(t)} AS text) ELSE FALSE END)"
+            )
         # jsonb orders numbers numerically; the type guard keeps other types out
         return c.total(f"{v} {op} CAST({c.param(_dumps(t))} AS jsonb) AND jsonb_typeof({v}) = 'number'")
 
     def regex(self, c, v, pattern, options):
         op = "~*" if "i" in options else "~"
         pg = F.regex_to_postgres(pattern)
-        return (f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN "
-                f"({v} #>> '{{}}') {op} CAST({c.param(pg)} AS text) ELSE FALSE END)")
+        return (
+            f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN "
+            f"({v} #>> '{{}}') {op} CAST({c.param(pg)} AS text) ELSE FALSE END)"
+        )
 
     def sort_keys(self, parts, direction):
         v = self.root
@@ -255,12 +265,16 @@ class _Postgres(_Dialect):
             v = self.field(v, k)
         t = f"jsonb_typeof({v})"
         d = "ASC" if direction == 1 else "DESC"
-        rank = (f"CASE WHEN {t} IS NULL OR {t} = 'null' THEN 0 WHEN {t} = 'number' THEN 1 "
-                f"WHEN {t} = 'string' THEN 2 WHEN {t} = 'boolean' THEN 4 ELSE 5 END")
-        return [f"{rank} {d}",
-                f"(CASE WHEN {t} = 'number' THEN CAST({v} AS numeric) END) {d}",
-                f"(CASE WHEN {t} = 'string' THEN {v} #>> '{{}}' END) COLLATE \"C\" {d}",
-                f"(CASE WHEN {t} = 'boolean' THEN CAST({v} AS boolean) END) {d}"]
+        rank = (
+            f"CASE WHEN {t} IS NULL OR {t} = 'null' THEN 0 WHEN {t} = 'number' THEN 1 "
+            f"WHEN {t} = 'string' THEN 2 WHEN {t} = 'boolean' THEN 4 ELSE 5 END"
+        )
+        return [
+            f"{rank} {d}",
+            f"(CASE WHEN {t} = 'number' THEN CAST({v} AS numeric) END) {d}",
+            f"(CASE WHEN {t} = 'string' THEN {v} #>> '{{}}' END) COLLATE \"C\" {d}",
+            f"(CASE WHEN {t} = 'boolean' THEN CAST({v} AS boolean) END) {d}",
+        ]
 
     def index_expr(self, parts):
         v = self.root

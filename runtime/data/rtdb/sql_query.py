@@ -119,8 +119,12 @@ class _Translator:
         if isinstance(node, exp.In):
             return {self.path(node.this): {"$in": self.values(node)}}
         if isinstance(node, exp.Between):
-            return {self.path(node.this): {"$gte": self.literal(node.args["low"]),
-                                           "$lte": self.literal(node.args["high"])}}
+            return {
+                self.path(node.this): {
+                    "$gte": self.literal(node.args["low"]),
+                    "$lte": self.literal(node.args["high"]),
+                }
+            }
         if isinstance(node, exp.Like):
             pattern = self.literal(node.expression)
             if not isinstance(pattern, str):
@@ -150,8 +154,10 @@ class _Translator:
         if isinstance(inner, (exp.Column, exp.Dot)):
             path = self.path(inner)
             return Column(name or path.rsplit(".", 1)[-1], path)
-        raise SqlQueryError(f"the selected expression {_sql(inner)!r} is not supported "
-                            "(select *, field paths or count/sum/avg/min/max)")
+        raise SqlQueryError(
+            f"the selected expression {_sql(inner)!r} is not supported "
+            "(select *, field paths or count/sum/avg/min/max)"
+        )
 
 
 def like_to_regex(pattern: str) -> str:
@@ -187,8 +193,10 @@ def parse_sql(text: str) -> SqlQuery:
         raise SqlQueryError(f"expected one SQL statement, got {len(statements)}")
     tree = statements[0]
     if not isinstance(tree, exp.Select):
-        raise SqlQueryError(f"only SELECT is supported as SQL, got {tree.key.upper()} (use a NATIVE query "
-                            "to update or delete)")
+        raise SqlQueryError(
+            f"only SELECT is supported as SQL, got {tree.key.upper()} (use a NATIVE query "
+            "to update or delete)"
+        )
     for part in ("joins", "having", "distinct", "with", "windows", "qualify"):
         if tree.args.get(part):
             raise SqlQueryError(f"{part.upper()} is not supported in SQL queries")
@@ -218,10 +226,15 @@ def parse_sql(text: str) -> SqlQuery:
         for item in order.expressions:
             node = item.this
             if query.aggregated:
-                key = node.name if isinstance(node, exp.Column) and node.name in names and not node.table \
+                key = (
+                    node.name
+                    if isinstance(node, exp.Column) and node.name in names and not node.table
                     else tr.column(node).name
+                )
                 if key not in names:
-                    raise SqlQueryError(f"ORDER BY {_sql(node)!r} must name a selected column of the aggregate")
+                    raise SqlQueryError(
+                        f"ORDER BY {_sql(node)!r} must name a selected column of the aggregate"
+                    )
             else:
                 key = tr.path(node)
             query.sort.append((key, -1 if item.args.get("desc") else 1))
@@ -231,6 +244,7 @@ def parse_sql(text: str) -> SqlQuery:
 
 
 # ----- in-Python parts: projection to flat rows, aggregation --------------------------------------------------
+
 
 def get_path(doc: Any, path: str) -> Any:
     """The value at a dotted path (None when missing; arrays on the way are not traversed)."""
@@ -293,9 +307,13 @@ def aggregate_rows(query: SqlQuery, docs: list[dict[str, Any]]) -> list[dict[str
         groups[()] = docs
     rows = []
     for members in groups.values():
-        rows.append({c.name: (_aggregate(c, members) if c.function else get_path(members[0], c.path))
-                     for c in query.columns})
+        rows.append(
+            {
+                c.name: (_aggregate(c, members) if c.function else get_path(members[0], c.path))
+                for c in query.columns
+            }
+        )
     for name, direction in reversed(query.sort):
         rows.sort(key=lambda r, n=name: _sort_value(r.get(n)), reverse=direction < 0)
-    rows = rows[query.skip:]
-    return rows[:query.limit] if query.limit else rows
+    rows = rows[query.skip :]
+    return rows[: query.limit] if query.limit else rows
