@@ -30,7 +30,7 @@ from sofiaflow.nodes.mqtt.mqtt_options import (
 from sofiaflow.nodes.mqtt.mqtt_payload import encode, message_fields
 from sofiaflow.nodes.mqtt.mqtt_topics import Router
 from sofiaflow.runtime.api import Node, NodeConfig, NodeError, NRBool, NRInt
-from sofiaflow.runtime.security.tenant import publish_refusal, tenant_of
+from sofiaflow.runtime.security.tenant import publish_refusal
 
 STATUS = {
     "connecting": ("yellow", "ring", "connecting"),
@@ -171,7 +171,7 @@ class MqttBrokerNode(Node):
         qos = int(options.get("qos", 2))
         user = self.users.get(ref)
         self._subs.setdefault(topic, {})[ref] = Subscription(
-            topic, qos, dict(options), callback, ref, tenant_of(user) if user is not None else None
+            topic, qos, dict(options), callback, ref, user.tenant if user is not None else None
         )
         self._router.set_filters(self._subs)
         link = self._link
@@ -234,7 +234,7 @@ class MqttBrokerNode(Node):
             refusal = publish_refusal(publisher, topic)
             if refusal is not None:
                 raise PermissionError(refusal)
-        origin = tenant_of(self if publisher is None else publisher)
+        origin = (self if publisher is None else publisher).tenant
         link.publish(Outgoing(topic, encode(payload), qos, retain, properties, origin))
 
     @property
@@ -320,7 +320,7 @@ class MqttBrokerNode(Node):
             self.warn(text)
         for item in (options.birth, options.close):
             if item is not None:  # heard as this config node's (its tab's tenant; on no tab: the platform's)
-                item.origin = tenant_of(self)
+                item.origin = self.tenant
         service = self._engine.services.get("mqtt-embedded")
         hooks = dict(on_message=self._deliver, on_state=self._state, spawn=self.spawn, warn=self.warn)
         if is_embedded(options, service):

@@ -27,6 +27,7 @@ from sofiaflow.runtime.core.events import EventBus
 from sofiaflow.runtime.core.message import clone_message, new_msgid
 from sofiaflow.runtime.core.metrics import BUSY_QUEUE, EngineStats
 from sofiaflow.runtime.core.node import Node
+from sofiaflow.runtime.core.services import Services
 from sofiaflow.runtime.errors import NodeError
 from sofiaflow.runtime.types import Msg
 
@@ -117,7 +118,7 @@ class Engine:
         self.low_water = high_water // 2
         self.close_timeout = close_timeout
         self.node_settings: dict[str, Any] = dict(node_settings or {})
-        self.services: dict[str, Any] = {}
+        self.services = Services()  # what nodes look up with `Node.service(KEY)` (runtime/core/services.py)
         self.pending = 0
         self.errors_total = 0
         self.messages_total = 0

@@ -31,16 +31,22 @@ and implements any of:
 Inside, a node uses `send(msg)` (or a list per output, or a list of lists), `done(msg)` for nodes
 that finish messages later (`auto_done = False`), `error(err, msg)`, `warn`, `log`, `status`,
 the context scopes `context`, `flow`, `global_`, `env(name)`, `evaluate(value, type, msg)` for
-Node-RED TypedInputs, and `call_later(seconds, fn)` / `now()` for time (virtual in tests).
+Node-RED TypedInputs, `call_later(seconds, fn)` / `now()` for time (virtual in tests), `service(KEY)` for
+runtime services (typed keys from `sofiaflow.runtime.api`), and `tab`, `owner`, `tenant` for where it runs.
+
+A node type generic over its config declares it once: `class ChangeNode(Node[ChangeConfig])` makes
+`self.config` a `ChangeConfig`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sofiaflow.runtime.core.config import NodeConfig
+from sofiaflow.runtime.core.placement import NOWHERE, Placement
+from sofiaflow.runtime.core.services import ServiceKey
 from sofiaflow.runtime.errors import NodeError
 from sofiaflow.runtime.types import Msg
 
@@ -50,6 +56,7 @@ if TYPE_CHECKING:
     from sofiaflow.runtime.core.engine import Engine, FlowScope
 
 log = logging.getLogger("sofiaflow.node")
+S = TypeVar("S")
 
 
 class Node:
@@ -74,6 +81,8 @@ class Node:
 
     is_source: ClassVar[bool] = False
     """True for nodes that bring messages in from outside (started last, stopped first)."""
+
+    _placement: Placement = NOWHERE  # set by the deployer before `setup()`
 
     def __init__(
         self, config: NodeConfig, flow: FlowScope, engine: Engine, credentials: dict[str, Any] | None = None
@@ -108,6 +117,24 @@ class Node:
     @classmethod
     def palette_label(cls) -> str:
         return cls.label or cls.type
+
+    # ----- where it runs (tenancy) ------------------------------------------------------------
+    @property
+    def tab(self) -> str | None:
+        """The id of the tab this node runs on (for a node in a subflow instance: the instance's tab); None
+        for config nodes and nodes on no tab."""
+        return self._placement.tab
+
+    @property
+    def owner(self) -> str | None:
+        """The user owning this node's tab; None when it has no owner (or the runtime keeps no owners)."""
+        return self._placement.owner
+
+    @property
+    def tenant(self) -> str | None:
+        """The user this node acts for: its tab's owner, or None for administrators' and ownerless tabs (the
+        platform's)."""
+        return self._placement.tenant
 
     # ----- lifecycle hooks (override) ---------------------------------------------------
     def setup(self) -> None:
@@ -184,9 +211,7 @@ class Node:
         """The global context of this node's tenant (see `Engine.global_for`)."""
         scope = self._global
         if scope is None:
-            from sofiaflow.runtime.security.tenant import tenant_of
-
-            scope = self._global = self._engine.global_for(tenant_of(self))
+            scope = self._global = self._engine.global_for(self.tenant)
         return scope
 
     def env(self, name: str) -> Any:
@@ -199,15 +224,16 @@ class Node:
 
         return evaluate(self, value, vtype, msg)
 
-    def service(self, name: str) -> Any:
-        """A runtime service by name (`"http"` routes, the embedded MQTT broker, device identities...).
+    def service(self, key: ServiceKey[S]) -> S:
+        """The runtime service under `key` (`self.service(HTTP_ROUTES)`, keys in `sofiaflow.runtime.api`).
 
-        Raises NodeError naming the service when this runtime does not offer it.
+        Raises NodeError naming the service when this runtime does not offer it. A plain name (`"http"`) is
+        still accepted for node packages written before the keys existed; nodes of this repository use keys.
         """
         try:
-            return self._engine.services[name]
-        except KeyError:
-            raise NodeError(f"this runtime has no {name!r} service") from None
+            return self._engine.services.require(key)
+        except LookupError as exc:
+            raise NodeError(f"{self.type}: {exc}") from None
 
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:

@@ -22,6 +22,7 @@ from sofiaflow.runtime.core.engine import Engine, FlowScope
 from sofiaflow.runtime.core.env import evaluate_env, substitute_properties
 from sofiaflow.runtime.core.message import clone_value
 from sofiaflow.runtime.core.node import Node
+from sofiaflow.runtime.core.placement import place
 from sofiaflow.runtime.core.subflow_node import SubflowInstanceNode
 from sofiaflow.runtime.errors import FlowValidationError, Problem, SofiaflowError, StaleRevisionError
 from sofiaflow.runtime.flows.model import as_flow_list, errors_only, load, validate
@@ -316,6 +317,7 @@ class Deployer:
                     self.engine,
                     self.credentials.get(spec.raw.get("_alias", spec.id)) or self.credentials.get(spec.id),
                 )
+                node._placement = place(scope, self.engine.services)
                 node.setup()
             except ValidationError as exc:
                 for err in exc.errors():
