@@ -30,7 +30,7 @@ class Problem:
         prefix = " ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | None]:
         return {
             "message": self.message,
             "id": self.node_id,

@@ -29,6 +29,7 @@ from sofiaflow.runtime.types import FlowJSON, Msg
 class _Probe(Node):
     type = "test-probe"
     category = "internal"
+    inputs = 1
 
     def __init__(self, sink: list[Msg]) -> None:  # noqa: D401 - a bare listener, not a flow node
         self._sink = sink
@@ -37,7 +38,6 @@ class _Probe(Node):
         self._inbox = None
         self._watched = False
         self.count_in = 0
-        self.inputs = 1
 
 
 class FlowTester:
@@ -48,7 +48,7 @@ class FlowTester:
         flows: FlowJSON,
         registry: NodeRegistry | None = None,
         virtual_time: bool = False,
-        credentials: dict[str, dict] | None = None,
+        credentials: dict[str, dict[str, Any]] | None = None,
         stores: dict[str, Any] | None = None,
     ) -> None:
         from cryptography.fernet import Fernet
@@ -62,8 +62,8 @@ class FlowTester:
         self.deployer = Deployer(self.engine, self.registry, CredentialStore(None, Fernet.generate_key()))
         self._credentials = credentials
         self._outputs: dict[str, list[list[Msg]]] = {}
-        self.debug: list[dict] = []
-        self.logs: list[dict] = []
+        self.debug: list[dict[str, Any]] = []
+        self.logs: list[dict[str, Any]] = []
         self.events.subscribe("debug", lambda _t, d: self.debug.append(d))
         self.events.subscribe("log", lambda _t, d: self.logs.append(d))
 
@@ -112,7 +112,7 @@ class FlowTester:
         ports = self.outputs(node_id)
         return [m.get("payload") for m in ports[port]] if port < len(ports) else []
 
-    def errors(self) -> list[dict]:
+    def errors(self) -> list[dict[str, Any]]:
         return [e for e in self.logs if e["level"] == "error"]
 
     def clear(self) -> None:

@@ -24,7 +24,7 @@ class ContextError(SofiaflowError):
 class ContextStore(Protocol):
     """A place context lives. Reads and writes are synchronous; persistence may lag (see flush)."""
 
-    def get_scope(self, scope: str, create: bool = False) -> dict | None: ...
+    def get_scope(self, scope: str, create: bool = False) -> dict[str, Any] | None: ...
 
     def mark_dirty(self, scope: str) -> None: ...
 
@@ -41,9 +41,9 @@ class MemoryStore:
     """Context held in this process only; gone at restart."""
 
     def __init__(self) -> None:
-        self._data: dict[str, dict] = {}
+        self._data: dict[str, dict[str, Any]] = {}
 
-    def get_scope(self, scope: str, create: bool = False) -> dict | None:
+    def get_scope(self, scope: str, create: bool = False) -> dict[str, Any] | None:
         data = self._data.get(scope)
         if data is None and create:
             data = self._data[scope] = {}
@@ -165,6 +165,8 @@ class ContextScope:
         scope, key = self._redirect(key)
         target, key = scope._manager.store_for(key, store)
         data = target.get_scope(scope.name, create=True)
+        if data is None:
+            raise ContextError(f"context store {type(target).__name__} did not create scope {scope.name!r}")
         props.set_path(data, key, value)
         target.mark_dirty(scope.name)
 
