@@ -12,7 +12,7 @@ reported as the message's error while other flows go on. Messages cross as JSON;
 not JSON (msg.req, msg.res, ...) stay in Python and are put back on what the script sends.
 External modules (`libs`) are refused at deploy.
 
-Where the isolate lives follows the `functionIsolation` setting (see js_placement): in the server
+Where the isolate lives follows the `functionIsolation` setting (see placement): in the server
 process (the fast path for trusted flows), or in the sandbox worker process of the flow's owner,
 where a script that kills V8 (one huge allocation) only kills that worker. In the worker, messages
 and timer callbacks are evaluated one at a time per node, without blocking the server. Timers whose
@@ -34,11 +34,24 @@ from typing import Any
 
 from sofiaflow.nodes.function.js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
 from sofiaflow.nodes.function.js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
-from sofiaflow.nodes.function.js_placement import sandbox_for
 from sofiaflow.nodes.function.js_sandbox import load_scripts
 from sofiaflow.nodes.function.js_timer_budget import TimerBudget
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt
+from sofiaflow.nodes.function.placement import worker_for
+from sofiaflow.runtime.api import (
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRFloat,
+    NRInt,
+    SandboxCrashed,
+    SandboxError,
+    SandboxTimeout,
+)
 
+HANDLER = "js"
+HANDLER_MODULE = "sofiaflow.nodes.function.js_sandbox"
+"""The worker side (runs in the sandbox worker process)."""
 DEFAULT_TIME_LIMIT = 1.0
 """Seconds per evaluation when the node sets no `timeout` (setting `functionTimeLimit`)."""
 DEFAULT_MEMORY_LIMIT_MB = 64
@@ -128,9 +141,10 @@ class JsFunctionNode(Node):
         self._memory = int(memory_mb * 1024 * 1024)
         self._scripts = self._setup_scripts()
         self._isolate: JsIsolate | None = None
-        placement = sandbox_for(self)
+        placement = worker_for(self)
         if placement is not None:
             self._pool, self._tenant = placement
+            self._pool.register_handler(HANDLER, HANDLER_MODULE)
             self._key = f"{self.id}#{next(_node_keys)}"
             self._generation: int | None = None
             self._lock = asyncio.Lock()
@@ -205,8 +219,6 @@ class JsFunctionNode(Node):
             self._isolate.close()
 
     async def _close_in_worker(self) -> None:
-        from sofiaflow.runtime.sandbox.errors import SandboxError
-
         async with self._lock:
             try:
                 if (self.config.finalize or "").strip():
@@ -218,7 +230,7 @@ class JsFunctionNode(Node):
             try:
                 worker = self._pool.worker(self._tenant)
                 if worker.generation == self._generation:
-                    await worker.request("js", "close", {"key": self._key}, timeout=REQUEST_GRACE)
+                    await worker.request(HANDLER, "close", {"key": self._key}, timeout=REQUEST_GRACE)
             except (
                 SandboxError,
                 OSError,
@@ -444,17 +456,17 @@ class JsFunctionNode(Node):
 
     async def _open_worker(self) -> Any:
         """The tenant's worker, with this node's isolate open in it (again after a restart)."""
-        from sofiaflow.runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
-
         try:
             worker = self._pool.worker(self._tenant)
         except SandboxError as exc:
             raise NodeError(f"function: {exc}") from None
         if worker.generation != self._generation or self._generation is None:
-            worker.on_event("js", lambda op, key, worker=worker: _running.__setitem__(worker, key))
+            worker.on_event(HANDLER, lambda op, key, worker=worker: _running.__setitem__(worker, key))
             payload = {"key": self._key, "memory": self._memory, "setup": [list(s) for s in self._scripts]}
             try:
-                await worker.request("js", "open", payload, timeout=len(self._scripts) * 5.0 + REQUEST_GRACE)
+                await worker.request(
+                    HANDLER, "open", payload, timeout=len(self._scripts) * 5.0 + REQUEST_GRACE
+                )
             except SandboxCrashed as exc:
                 self._crashed(exc)
             except SandboxTimeout:
@@ -465,13 +477,11 @@ class JsFunctionNode(Node):
         return worker
 
     async def _request(self, items: list, call_id: int | None, retry: bool = True) -> list:
-        from sofiaflow.runtime.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout
-
         worker = await self._open_worker()
         payload = {"key": self._key, "limit": self._limit, "drain": self._drain_always, "items": items}
         try:
             return await worker.request(
-                "js", "run", payload, timeout=self._limit * 2 * len(items) + REQUEST_GRACE
+                HANDLER, "run", payload, timeout=self._limit * 2 * len(items) + REQUEST_GRACE
             )
         except SandboxCrashed as exc:
             self._generation = None
@@ -600,7 +610,7 @@ class JsFunctionNode(Node):
         """A timer is due: evaluate its callback (in the worker: as a task, after what is running)."""
         self._timers.pop(timer_id, None)
         if self.in_worker:
-            self._hold_engine(self.spawn(self._fire_in_worker(timer_id, seconds, repeat)))
+            self.track(self._fire_in_worker(timer_id, seconds, repeat))
             return
         started = time.monotonic()
         try:
@@ -609,17 +619,6 @@ class JsFunctionNode(Node):
             self._fired(timer_id, seconds, repeat, started, exc)
             raise
         self._fired(timer_id, seconds, repeat, started, None)
-
-    def _hold_engine(self, task: asyncio.Task) -> None:
-        """Count a timer's evaluation as work in hand until it ends (the engine is not idle meanwhile)."""
-        engine = self._engine
-        engine.pending += 1
-
-        def settled(_task: asyncio.Task) -> None:
-            engine.pending -= 1
-            engine._after_progress()
-
-        task.add_done_callback(settled)
 
     async def _fire_in_worker(self, timer_id: int, seconds: float, repeat: bool) -> None:
         async with self._lock:
@@ -651,7 +650,7 @@ class JsFunctionNode(Node):
             self._arm(timer_id, seconds, True)
 
 
-class _OwnCrash(Exception):
+class _OwnCrash(NodeError):
     """This node's request killed the worker; `error` is the message's error."""
 
     def __init__(self, error: NodeError) -> None:

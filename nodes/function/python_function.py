@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sofiaflow.nodes.function.js_placement import NO_OWNER, flow_owner, is_administrator, isolation_mode
+from sofiaflow.nodes.function.placement import worker_for
 from sofiaflow.nodes.function.python_remote import MAX_BATCH, RemoteFunction
 from sofiaflow.nodes.function.sandbox import (
     DEFAULT_ALLOWED_MODULES,
@@ -140,7 +140,7 @@ class PythonFunctionNode(Node):
         self._remote: RemoteFunction | None = None
         self._red: dict[str, Any] | None = None
         self.max_batch = 0  # in process: one message at a time through on_input
-        placement = self._sandbox()
+        placement = worker_for(self)
         if placement is not None:
             pool, tenant = placement
             self._remote = RemoteFunction(
@@ -160,17 +160,6 @@ class PythonFunctionNode(Node):
                 },
             )
             self.max_batch = MAX_BATCH
-
-    def _sandbox(self) -> tuple[Any, str] | None:
-        """(pool, tenant) when this node's bodies run in a sandbox worker (setting `functionIsolation`)."""
-        mode = isolation_mode(self)
-        pool = self._engine.services.get("sandbox")
-        if mode == "in-process" or pool is None:
-            return None
-        owner = flow_owner(self)
-        if mode == "admin-in-process" and is_administrator(self, owner):
-            return None
-        return pool, owner if owner is not None else NO_OWNER
 
     def _compile_optional(
         self, source: str, part: str, allowed: frozenset[str], limit: float

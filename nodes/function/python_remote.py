@@ -13,13 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from sofiaflow.nodes.function.python_sandbox import NOT_SET_UP
 from sofiaflow.nodes.function.python_wire import HeldValues, from_wire, to_wire
-from sofiaflow.runtime.api import NodeError
-from sofiaflow.runtime.core.engine import _builtin_env
-from sofiaflow.runtime.sandbox import SandboxCrashed, SandboxError, SandboxTimeout
+from sofiaflow.runtime.api import NodeError, SandboxCrashed, SandboxError, SandboxTimeout
 
 if TYPE_CHECKING:
     from sofiaflow.nodes.function.python_function import PythonFunctionNode
-    from sofiaflow.runtime.sandbox import SandboxPool, SandboxWorker
+    from sofiaflow.runtime.api import SandboxPool, SandboxWorker
 
 HANDLER = "python-function"
 HANDLER_MODULE = "sofiaflow.nodes.function.python_sandbox"
@@ -163,25 +161,9 @@ class RemoteFunction:
 
 
 def flow_env(node: Any, name: str) -> Any:
-    """An env variable from the node's group, its flow's chain (tab, subflow instances) and NR_* names."""
-    scope = node.flow_scope
-    builtin = _builtin_env(name, node, scope)
-    if builtin is not None:
-        return builtin
-    group_id = node.config.g
-    while group_id:
-        group = scope.groups.get(group_id)
-        if group is None:
-            break
-        if name in group.get("env", {}):
-            return group["env"][name]
-        group_id = group.get("g")
-    while scope is not None:
-        for layer in scope.env:
-            if name in layer:
-                return layer[name]
-        scope = scope.parent
-    return None
+    """An env variable from the node's group, its flow's chain (tab, subflow instances) and NR_* names: never
+    the server's process environment."""
+    return node.flow_scope.env_get(name, node, process=False)
 
 
 def _answer_call(nodes: dict[str, RemoteFunction], op: str, payload: Any) -> Any:

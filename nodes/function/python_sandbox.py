@@ -8,6 +8,10 @@ the host. A message's answer is `[ops, error]`: ops like `["send", value]`, `["r
 `["warn", text]`, `["log", text]`, `["error", text, msg]`, `["status", fill, shape, text]`, and the error
 text (with the body's line) or None. Values the host held back (msg.req, objects) arrive as msgpack
 extensions and go back unchanged.
+
+This module runs in the worker process, not in the server: it takes `clone_message` from
+`sofiaflow.runtime.core.message` (which imports nothing else of the runtime) instead of `sofiaflow.runtime.api`,
+which would load the whole node API (pydantic, SQLAlchemy...) into every tenant's worker and double its memory.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import msgspec
 
 from sofiaflow.nodes.function.sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError
-from sofiaflow.runtime.core.message import clone_message
+from sofiaflow.runtime.core.message import clone_message  # the worker side: see the module docstring
 
 NOT_SET_UP = "is not set up in this worker"
 """Error text for a request about a node this worker does not know (it restarted): the host re-sends setup."""

@@ -57,8 +57,9 @@ class FlowScope:
         self.listeners: dict[str, list[Node]] = {"error": [], "status": [], "complete": []}
         self.groups: dict[str, dict[str, Any]] = {}
 
-    def env_get(self, name: str, node: Node | None = None) -> Any:
-        """Look `name` up through group env, this scope's chain, then the process environment."""
+    def env_get(self, name: str, node: Node | None = None, process: bool = True) -> Any:
+        """Look `name` up through group env, this scope's chain, then (unless `process` is False) the process
+        environment."""
         import os
 
         if node is not None:
@@ -77,8 +78,8 @@ class FlowScope:
             if name in layer:
                 return layer[name]
         if self.parent is not None:
-            return self.parent.env_get(name)
-        return os.environ.get(name)
+            return self.parent.env_get(name, process=process)
+        return os.environ.get(name) if process else None
 
 
 def _builtin_env(name: str, node: Node, scope: FlowScope) -> Any:
@@ -459,6 +460,16 @@ class Engine:
         if self.pending >= self.high_water:
             self._capacity.clear()
             await self._capacity.wait()
+
+    def hold(self, task: asyncio.Future[Any]) -> None:
+        """Count `task` as work in hand until it ends: `idle()` waits for it as for a queued message."""
+        self.pending += 1
+
+        def settled(_task: asyncio.Future[Any]) -> None:
+            self.pending -= 1
+            self._after_progress()
+
+        task.add_done_callback(settled)
 
     async def idle(self) -> None:
         """Wait until no message is queued anywhere (timers may still fire later)."""

@@ -275,6 +275,14 @@ class Node:
         """Run a coroutine tied to this node's lifetime; it is cancelled when the node closes."""
         return self._engine.spawn(self, coro)
 
+    def track(self, coro: Any) -> Any:
+        """Like `spawn`, and the work counts as in hand until it ends: the runtime is not idle meanwhile
+        (`FlowTester.idle()` waits for it, as for a queued message). For work a node starts on its own, such as
+        a timer's callback run elsewhere."""
+        task = self._engine.spawn(self, coro)
+        self._engine.hold(task)
+        return task
+
     def __repr__(self) -> str:
         return f"<{self.type} node {self.id!r}{' ' + repr(self.name) if self.name else ''}>"
 
