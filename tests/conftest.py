@@ -40,6 +40,21 @@ class SlowNode(Node):
         self.send(msg)
 
 
+class TimedNode(Node):
+    """Test node: an async handler that waits `seconds` on the runtime's clock (virtual in a FlowTester)."""
+
+    type = "test timed"
+    Config = SlowConfig
+
+    async def on_input(self, msg: Msg) -> None:
+        import asyncio
+
+        done = asyncio.get_running_loop().create_future()
+        self.call_later(self.config.seconds, lambda: done.done() or done.set_result(None))
+        await done
+        self.send(msg)
+
+
 class MutateNode(Node):
     """Test node: mutates the payload list in place."""
 
@@ -83,7 +98,7 @@ def registry() -> NodeRegistry:
     reg = NodeRegistry()
     for cls in default_registry().types():
         reg.register(cls, default_registry().origin(cls.type))
-    for cls in (DoubleNode, SlowNode, MutateNode, CounterNode):
+    for cls in (DoubleNode, SlowNode, TimedNode, MutateNode, CounterNode):
         reg.register(cls, "tests")
     return reg
 

@@ -94,16 +94,21 @@ async def test_slow_async_node_does_not_stall_other_branch(registry):
     flows = [
         TAB,
         node("a", "junction", [["slow", "fast"]]),
-        node("slow", "test slow", [["o"]], seconds=0.2),
+        node("slow", "test timed", [["o"]], seconds=0.2),
         node("fast", "junction", [[]]),
         node("o", "junction", [[]]),
     ]
-    async with FlowTester(flows, registry) as t:
+    async with FlowTester(flows, registry, virtual_time=True) as t:
         t.inject("a", {"payload": 1})
-        await asyncio.sleep(0.02)
+        for _ in range(100):  # loop turns only: the clock stands still, so "slow" cannot finish meanwhile
+            if t.payloads("fast") and t.clock.pending:
+                break
+            await asyncio.sleep(0)
         assert t.payloads("fast") == [1]
+        assert t.clock.pending == 1  # "slow" holds its message, waiting on its timer
         assert t.payloads("o") == []
-        await asyncio.sleep(0.3)
+        t.clock.advance(0.2)
+        await t.idle()
         assert t.payloads("o") == [1]
 
 

@@ -103,20 +103,36 @@ async def test_async_nodes_time_every_message(registry):
     assert 0.015 <= slow.mean_s < 0.5 and slow.p99_s >= 0.015
 
 
+async def loop_turns_until(condition, turns: int = 1000) -> None:
+    """Let the event loop run (no time passes on the virtual clock) until `condition()` holds."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition did not come true")
+
+
 async def test_queue_depth_counts_waiting_messages_per_node(registry):
-    flows = chain("test double", "test slow")
+    flows = chain("test double", "test timed")
     flows[2]["seconds"] = 0.01
-    async with FlowTester(flows, registry=registry) as t:
+    async with FlowTester(flows, registry=registry, virtual_time=True) as t:
         for i in range(30):
             t.inject("n0", {"payload": i})
         queued = snapshot(t.engine)  # nothing ran yet: all 30 wait in the run queue for n0
         assert row(queued, "n0").queue == 30 and row(queued, "n1").queue == 0
         assert queued.run_queue == 30 and queued.pending == 30
-        await asyncio.sleep(0.05)  # n0 has run; the slow async node works through its inbox
+        # n0 runs; the timed async node holds its first message until the clock moves
+        await loop_turns_until(lambda: row(snapshot(t.engine), "n0").queue == 0 and t.clock.pending == 1)
+        t.clock.advance(0.01)
+        await loop_turns_until(lambda: t.clock.pending == 1)  # the second one is in hand
         middle = snapshot(t.engine)
         assert row(middle, "n0").queue == 0 and 0 < row(middle, "n1").queue < 30
+        for _ in range(29):  # the timed node works through its inbox, one tick each
+            t.clock.advance(0.01)
+            await loop_turns_until(lambda: t.clock.pending == 1 or t.engine.pending == 0)
         await t.idle()
         assert row(snapshot(t.engine), "n1").queue == 0
+        assert t.payloads("n1") == [2 * i for i in range(30)]
 
 
 async def test_redeploy_restarts_a_nodes_counters_and_stats(registry):
@@ -206,7 +222,7 @@ async def test_history_samples_on_its_own_and_stops_when_nobody_reads(registry, 
         for i in range(5):
             t.inject("n0", {"payload": i})
         await t.idle()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the history samples on the event loop's own time, not the engine's clock
         assert len(history.points) >= 2
         assert sum(rate * 0.02 for _, rates in history.points for rate in rates.values()) == pytest.approx(
             5, rel=0.5

@@ -216,6 +216,7 @@ def test_an_expired_session_is_refused_and_the_client_rejoins(server, client):
     ok, _ = client.join()  # the redeployed broker starts with no sessions
     assert ok
     old_key = client.session_key
+    # the platform runs in its own process on the real clock (expiry on a virtual one: test_onesait_sessions.py)
     time.sleep(1.5)
     expired = httpx.get(
         f"{server.base}{REST}/ontology/BasicSensor",
