@@ -195,14 +195,14 @@ def js_replace(pattern: re.Pattern[str], text: str, replacement: Any) -> str:
     """`text.replace(/pattern/g, replacement)` with JavaScript's `$1`, `$&`, `$<name>` and `$$`."""
     template = _template(js_string(replacement), pattern.groups, bool(pattern.groupindex))
     if template.__class__ is str:
-        return pattern.sub(lambda m: template, text)  # type: ignore[arg-type,return-value]
+        return pattern.sub(lambda m: template, text)
     return pattern.sub(lambda m: _expand(template, m), text)  # type: ignore[arg-type]
 
 
 # ----- the node ------------------------------------------------------------------------------------
 
 
-class ChangeNode(Node):
+class ChangeNode(Node[ChangeConfig]):
     type = "change"
     category = "function"
     color = "#e2d96e"
@@ -213,7 +213,7 @@ class ChangeNode(Node):
     )
 
     def setup(self) -> None:
-        cfg: ChangeConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         rules = cfg.rules if "rules" in cfg.model_fields_set and cfg.rules is not None else None
         if rules is None:
             rules = self._legacy_rules(cfg)

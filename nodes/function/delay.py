@@ -108,7 +108,7 @@ class DelayConfig(NodeConfig):
     outputs: NRInt = 1
 
 
-class DelayNode(Node):
+class DelayNode(Node[DelayConfig]):
     type = "delay"
     category = "function"
     color = "#e6e0f8"
@@ -126,7 +126,7 @@ class DelayNode(Node):
 
     # ----- setup ------------------------------------------------------------------------------
     def setup(self) -> None:
-        c: DelayConfig = self.config  # type: ignore[assignment]
+        c = self.config
         mode = c.pauseType
         if mode not in _MODES:
             raise NodeError(f"pauseType: unknown mode {mode!r}; use one of {', '.join(_MODES)}")

@@ -85,7 +85,7 @@ class JsFunctionConfig(NodeConfig):
     libs: list[dict[str, Any]] = []
 
 
-class JsFunctionNode(Node):
+class JsFunctionNode(Node[JsFunctionConfig]):
     type = "function"
     category = "function"
     label = "function"

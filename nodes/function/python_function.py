@@ -81,7 +81,7 @@ class ScriptNode:
         self._node.status(fill, shape, text)
 
 
-class PythonFunctionNode(Node):
+class PythonFunctionNode(Node[PythonFunctionConfig]):
     type = "python function"
     category = "function"
     label = "python function"

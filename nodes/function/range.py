@@ -36,7 +36,7 @@ def _plain(value: float) -> int | float:
     return value
 
 
-class RangeNode(Node):
+class RangeNode(Node[RangeConfig]):
     type = "range"
     category = "function"
     color = "#e2d96e"
@@ -47,7 +47,7 @@ class RangeNode(Node):
     )
 
     def setup(self) -> None:
-        cfg: RangeConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         bounds = {}
         for name in ("minin", "maxin", "minout", "maxout"):
             raw = getattr(cfg, name)

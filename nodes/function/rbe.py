@@ -49,7 +49,7 @@ def js_equal(a: Any, b: Any) -> bool:
     return js_strict_equal(a, b)
 
 
-class FilterNode(Node):
+class FilterNode(Node[FilterConfig]):
     type = "rbe"
     label = "filter"
     category = "function"
@@ -62,7 +62,7 @@ class FilterNode(Node):
     )
 
     def setup(self) -> None:
-        cfg: FilterConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if cfg.func not in _FUNCS:
             raise NodeError(f"func: {cfg.func!r} is not one of {', '.join(sorted(_FUNCS))}")
         if cfg.inout not in ("out", "in"):

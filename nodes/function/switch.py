@@ -146,7 +146,7 @@ def _parts(msg: Msg) -> dict:
     return parts
 
 
-class SwitchNode(Node):
+class SwitchNode(Node[SwitchConfig]):
     type = "switch"
     category = "function"
     color = "#e2d96e"
@@ -162,7 +162,7 @@ class SwitchNode(Node):
 
     # ----- setup -----------------------------------------------------------------------------------
     def setup(self) -> None:
-        cfg: SwitchConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         self._prev: Any = None
         self._checkall = not (cfg.checkall is False or str(cfg.checkall).strip().lower() == "false")
         self._repair = bool(cfg.repair)

@@ -196,7 +196,7 @@ class TemplateConfig(NodeConfig):
     output: str = "str"
 
 
-class TemplateNode(Node):
+class TemplateNode(Node[TemplateConfig]):
     type = "template"
     category = "function"
     color = "rgb(243, 181, 103)"

@@ -161,7 +161,7 @@ class _Slot:
         self.m2: Any = None
 
 
-class TriggerNode(Node):
+class TriggerNode(Node[TriggerConfig]):
     type = "trigger"
     category = "function"
     color = "#e6e0f8"
@@ -179,7 +179,7 @@ class TriggerNode(Node):
         return 2 if outputs == 2 or outputs == "2" else 1
 
     def setup(self) -> None:
-        c: TriggerConfig = self.config  # type: ignore[assignment]
+        c = self.config
         self._op1type, op1 = self._resolve_type(c.op1type, c.op1 or "1")
         self._op2type, op2 = self._resolve_type(c.op2type, c.op2 or "0")
         self._op1 = self._compile("op1", op1, self._op1type)
