@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from sofiaflow.nodes.onesait.broker_config import broker_of
+from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
 from sofiaflow.runtime.onesait.indications import deliver_to_client
 from sofiaflow.runtime.onesait.replies import MqttReply
@@ -51,6 +52,7 @@ class SsapMqttInNode(Node):
         return ["mqtt-embedded:ssap"]
 
     def setup(self) -> None:
+        refuse_in_tenant_flow(self)
         if not self.config.broker:
             raise NodeError("ssap-mqtt in: property 'broker' (an ssap-broker config node) is required")
         topic = (self.config.topic or "").strip()

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from sofiaflow.nodes.onesait.broker_config import broker_of
+from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_message
 from sofiaflow.runtime.onesait import ssap
 
@@ -33,6 +34,7 @@ class SsapProcessNode(Node):
     auto_done = False
 
     def setup(self) -> None:
+        refuse_in_tenant_flow(self)
         if not self.config.broker:
             raise NodeError("ssap process: property 'broker' (an ssap-broker config node) is required")
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)

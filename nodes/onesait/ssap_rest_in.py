@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from sofiaflow.nodes.network.http_in import refuse_platform_paths
+from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
 from sofiaflow.runtime.flows.route_overlap import claim_key
 from sofiaflow.runtime.onesait import ssap
@@ -41,6 +42,7 @@ class SsapRestInNode(Node):
         return [f"http:{method}:{claim_key(base + path)}" for method, path, _op in ROUTES]
 
     def setup(self) -> None:
+        refuse_in_tenant_flow(self)
         url = (self.config.url or "").strip()
         if not url.startswith("/"):
             raise NodeError(f"ssap-rest in: property 'url' must start with '/', got {self.config.url!r}")
