@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sofiaflow.runtime.api_manager import ApiCall, SpecError, api_spec, endpoint_spec
 from sofiaflow.runtime.core import props
 from sofiaflow.runtime.core.config import NodeConfig, NRBool, NRFloat, NRInt
 from sofiaflow.runtime.core.encoding import (
@@ -41,6 +42,25 @@ from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
 from sofiaflow.runtime.data.rtdb import matches as filter_matches
 from sofiaflow.runtime.data.rtdb.base import check_update
 from sofiaflow.runtime.errors import NodeError
+from sofiaflow.runtime.flows.route_overlap import MAX_KEY_LENGTH as MAX_ROUTE_KEY_LENGTH
+from sofiaflow.runtime.flows.route_overlap import claim_key as route_claim_key
+from sofiaflow.runtime.mqtt.acks import OrderedAcks, Receipt, current_receipt, handing_over
+from sofiaflow.runtime.mqtt.topics import (
+    TopicRouter,
+    strip_share,
+    subscription_matches,
+    valid_publish,
+    valid_subscription,
+)
+from sofiaflow.runtime.onesait import ssap
+from sofiaflow.runtime.onesait.indications import deliver_to_client
+from sofiaflow.runtime.onesait.processor import SsapProcessor
+from sofiaflow.runtime.onesait.replies import MqttReply, RestReply
+from sofiaflow.runtime.onesait.rest import ROUTES as SSAP_REST_ROUTES
+from sofiaflow.runtime.onesait.rest import decode_body as decode_ssap_body
+from sofiaflow.runtime.onesait.rest import to_ssap
+from sofiaflow.runtime.onesait.sessions import SessionStore
+from sofiaflow.runtime.onesait.ssap import SsapError
 from sofiaflow.runtime.sandbox import SandboxCrashed, SandboxError, SandboxPool, SandboxTimeout, SandboxWorker
 from sofiaflow.runtime.security.permissions import covers as right_covers
 from sofiaflow.runtime.security.tenant import publish_refusal
@@ -49,13 +69,16 @@ from sofiaflow.runtime.types import Msg
 __all__ = [
     "API_MANAGER",
     "AUDIT",
+    "ApiCall",
     "DEVICES",
     "Getter",
     "HISTORY",
     "HTTP_ROUTES",
     "InstanceValidationError",
     "JsonataError",
+    "MAX_ROUTE_KEY_LENGTH",
     "MQTT_BROKER",
+    "MqttReply",
     "Msg",
     "NRBool",
     "NRFloat",
@@ -66,29 +89,44 @@ __all__ = [
     "ONTOLOGIES",
     "ONTOLOGY_DATA",
     "ONTOLOGY_EVENTS",
+    "OrderedAcks",
     "PERMISSIONS",
     "RTDB",
+    "Receipt",
+    "RestReply",
     "RtdbError",
     "SANDBOX",
+    "SSAP_REST_ROUTES",
     "SandboxCrashed",
     "SandboxError",
     "SandboxPool",
     "SandboxTimeout",
     "SandboxWorker",
     "ServiceKey",
+    "SessionStore",
+    "SpecError",
+    "SsapError",
+    "SsapProcessor",
+    "TopicRouter",
     "UNDEFINED",
     "WRITE_SOURCES",
     "Writer",
+    "api_spec",
     "check_update",
     "clone_message",
     "clone_value",
     "compile_expression",
     "context_data",
+    "current_receipt",
     "date_value",
+    "decode_ssap_body",
+    "deliver_to_client",
     "dumps_js",
     "encode_debug",
+    "endpoint_spec",
     "evaluate_jsonata",
     "filter_matches",
+    "handing_over",
     "iso_date",
     "js_float",
     "js_number_string",
@@ -99,6 +137,13 @@ __all__ = [
     "props",
     "publish_refusal",
     "right_covers",
+    "route_claim_key",
     "select_history",
+    "ssap",
+    "strip_share",
+    "subscription_matches",
+    "to_ssap",
     "typed_getter",
+    "valid_publish",
+    "valid_subscription",
 ]

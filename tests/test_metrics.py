@@ -215,7 +215,7 @@ async def test_history_samples_on_its_own_and_stops_when_nobody_reads(registry, 
 
     async with FlowTester(chain("test double"), registry=registry) as t:
         assert metrics.history_for(t.engine) is metrics.history_for(t.engine)  # one per engine
-        t.engine.services[metrics.HISTORY_SERVICE].stop()
+        t.engine.services[metrics.METRICS_HISTORY].stop()
         history = ThroughputHistory(t.engine, interval=0.02)
         monkeypatch.setattr(metrics, "HISTORY_IDLE_STOP", 0.15)
         history.start()

@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sofiaflow.nodes.mqtt.mqtt_payload import decode, encode
-from sofiaflow.nodes.mqtt.mqtt_topics import matches, strip_share, valid_publish, valid_subscription
-from sofiaflow.runtime.api import Node, NodeConfig
+from sofiaflow.runtime.api import Node, NodeConfig, strip_share, valid_publish, valid_subscription
+from sofiaflow.runtime.api import subscription_matches as matches
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.testing import FlowTester
 from tests.conftest import require_binary

@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from sofiaflow.nodes.mqtt import mqtt_in as mqtt_in_module
-from sofiaflow.nodes.mqtt.mqtt_topics import matches
+from sofiaflow.runtime.api import subscription_matches as matches
 from sofiaflow.runtime.testing import FlowTester
 from tests.test_node_mqtt import (
     TAB,

@@ -75,3 +75,12 @@ async def test_a_developers_global_context_is_their_own():
         t.node("n-t-dev1").global_.set("k", 1)
         assert t.node("n-t-ada").global_.get("k") is None
         assert t.engine.global_for("dev1").get("k") == 1
+
+
+async def test_a_bare_engine_builds_the_ontology_services_from_the_ones_it_has():
+    from sofiaflow.runtime.core.services import ONTOLOGY_DATA, ONTOLOGY_EVENTS
+
+    async with FlowTester([]) as t:
+        assert t.engine.services.get(ONTOLOGY_DATA) is None  # no registry nor store: nothing to build it from
+        hub = t.engine.services.require(ONTOLOGY_EVENTS)
+        assert t.engine.services.require(ONTOLOGY_EVENTS) is hub

@@ -6,10 +6,7 @@ Its operations are `api-endpoint` nodes that name it in their `api` property. Co
 
 from __future__ import annotations
 
-from sofiaflow.runtime.api import Node, NodeConfig, NodeError, NRInt
-from sofiaflow.runtime.api_manager import SpecError, api_spec
-
-SERVICE = "api-manager"
+from sofiaflow.runtime.api import API_MANAGER, Node, NodeConfig, NodeError, NRInt, SpecError, api_spec
 
 
 class ApiConfig(NodeConfig):
@@ -20,7 +17,7 @@ class ApiConfig(NodeConfig):
     owner: str = ""
 
 
-class ApiNode(Node):
+class ApiNode(Node[ApiConfig]):
     type = "api"
     category = "config"
     label = "api"
@@ -50,7 +47,7 @@ class ApiNode(Node):
         self._manager = None
 
     async def start(self) -> None:
-        manager = self.service(SERVICE)
+        manager = self.service(API_MANAGER)
         try:
             manager.add_api(self.id, self.spec)
         except ValueError as exc:

@@ -18,10 +18,18 @@ from urllib.parse import parse_qsl
 from starlette.responses import Response
 
 from sofiaflow.nodes.network.http_in import HttpRequest, HttpResponseHandle
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
-from sofiaflow.runtime.api_manager import ApiCall, SpecError, endpoint_spec
-
-SERVICE = "api-manager"
+from sofiaflow.runtime.api import (
+    API_MANAGER,
+    ONTOLOGIES,
+    ApiCall,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    SpecError,
+    endpoint_spec,
+    new_msgid,
+)
 
 
 class ApiEndpointConfig(NodeConfig):
@@ -36,7 +44,7 @@ class ApiEndpointConfig(NodeConfig):
     description: str = ""
 
 
-class ApiEndpointNode(Node):
+class ApiEndpointNode(Node[ApiEndpointConfig]):
     type = "api-endpoint"
     category = "network"
     label = "api endpoint"
@@ -70,7 +78,7 @@ class ApiEndpointNode(Node):
         except SpecError as exc:
             raise NodeError(f"api-endpoint: {exc}") from None
         if self.spec.ontology is not None:
-            registry = self.service("ontologies")
+            registry = self.service(ONTOLOGIES)
             if not registry.exists(self.spec.ontology):
                 raise NodeError(
                     f"api-endpoint: property 'ontology': no ontology named {self.spec.ontology!r}"
@@ -79,7 +87,7 @@ class ApiEndpointNode(Node):
         self._pending: set[asyncio.Future] = set()
 
     async def start(self) -> None:
-        manager = self.service(SERVICE)
+        manager = self.service(API_MANAGER)
         handler = self._flow if self.spec.operation == "flow" else None
         try:
             api = manager.add_endpoint(self.config.api, self.id, self.spec, handler)

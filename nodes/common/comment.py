@@ -9,7 +9,7 @@ class CommentConfig(NodeConfig):
     info: str = ""
 
 
-class CommentNode(Node):
+class CommentNode(Node[CommentConfig]):
     type = "comment"
     category = "common"
     color = "#ffffff"

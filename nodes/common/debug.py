@@ -79,7 +79,7 @@ class DebugConfig(NodeConfig):
     statusType: str = "auto"
 
 
-class DebugNode(Node):
+class DebugNode(Node[DebugConfig]):
     type = "debug"
     category = "common"
     color = "#87a980"

@@ -41,7 +41,7 @@ class InjectConfig(NodeConfig):
     payloadType: str | None = "date"
 
 
-class InjectNode(Node):
+class InjectNode(Node[InjectConfig]):
     type = "inject"
     category = "common"
     color = "#a6bbcf"

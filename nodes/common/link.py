@@ -13,7 +13,7 @@ class LinkConfig(NodeConfig):
     mode: str = "link"
 
 
-class LinkInNode(Node):
+class LinkInNode(Node[LinkConfig]):
     type = "link in"
     category = "common"
     color = "#dddddd"
@@ -24,7 +24,7 @@ class LinkInNode(Node):
         self.send(msg)
 
 
-class LinkOutNode(Node):
+class LinkOutNode(Node[LinkConfig]):
     type = "link out"
     category = "common"
     color = "#dddddd"
@@ -74,7 +74,7 @@ class LinkCallConfig(NodeConfig):
     timeout: NRFloat = 30.0
 
 
-class LinkCallNode(Node):
+class LinkCallNode(Node[LinkCallConfig]):
     type = "link call"
     category = "common"
     color = "#dddddd"

@@ -12,7 +12,7 @@ class ScopedConfig(NodeConfig):
     uncaught: NRBool = False
 
 
-class ScopedListener(Node):
+class ScopedListener(Node[ScopedConfig]):
     """Listens to events of the nodes in `scope`: None = the whole flow, a list of ids, or "group"."""
 
     inputs = 0

@@ -28,9 +28,16 @@ from sofiaflow.nodes.mqtt.mqtt_options import (
     parse_target,
 )
 from sofiaflow.nodes.mqtt.mqtt_payload import encode, message_fields
-from sofiaflow.nodes.mqtt.mqtt_topics import Router
-from sofiaflow.runtime.api import Node, NodeConfig, NodeError, NRBool, NRInt
-from sofiaflow.runtime.security.tenant import publish_refusal
+from sofiaflow.runtime.api import (
+    MQTT_BROKER,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRBool,
+    NRInt,
+    TopicRouter,
+    publish_refusal,
+)
 
 STATUS = {
     "connecting": ("yellow", "ring", "connecting"),
@@ -105,7 +112,7 @@ class Subscription:
     """Its user's tenant (runtime/security/tenant.py): on the embedded broker it hears only messages of that origin."""
 
 
-class MqttBrokerNode(Node):
+class MqttBrokerNode(Node[MqttBrokerConfig]):
     type = "mqtt-broker"
     category = "config"
     label = "mqtt-broker"
@@ -119,6 +126,12 @@ class MqttBrokerNode(Node):
         "TLS, protocol version, client id, keep-alive, birth/close/will messages; credentials user/password."
     )
 
+    @property
+    def target(self) -> str:
+        """Where this config node connects, `host:port` as configured (changed by `connect` actions), for the
+        runtime's metrics; read-only."""
+        return f"{self._conf.get('broker') or ''}:{self._conf.get('port') or ''}".strip(":")
+
     def setup(self) -> None:
         self._conf: dict[str, Any] = self.config.model_dump()
         self._creds: dict[str, Any] = dict(self.credentials)
@@ -127,7 +140,7 @@ class MqttBrokerNode(Node):
         parse_target(self._conf.get("broker") or "", self._conf.get("port"), bool(self._conf.get("usetls")))
         self.users: dict[str, Node] = {}
         self._subs: dict[str, dict[str, Subscription]] = {}
-        self._router = Router()
+        self._router = TopicRouter()
         self._link: MqttConnection | EmbeddedLink | None = None
         self._lock = asyncio.Lock()
         self._pausers: set[str] = set()
@@ -321,7 +334,10 @@ class MqttBrokerNode(Node):
         for item in (options.birth, options.close):
             if item is not None:  # heard as this config node's (its tab's tenant; on no tab: the platform's)
                 item.origin = self.tenant
-        service = self._engine.services.get("mqtt-embedded")
+        try:
+            service: Any = self.service(MQTT_BROKER)
+        except NodeError:
+            service = None
         hooks = dict(on_message=self._deliver, on_state=self._state, spawn=self.spawn, warn=self.warn)
         if is_embedded(options, service):
             link: MqttConnection | EmbeddedLink = EmbeddedLink(service, options, **hooks)

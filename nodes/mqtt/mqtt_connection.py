@@ -31,7 +31,7 @@ from sofiaflow.nodes.mqtt.mqtt_client import FastClient
 from sofiaflow.nodes.mqtt.mqtt_options import ConnectOptions, Outgoing
 from sofiaflow.nodes.mqtt.mqtt_protocol import LeanClient
 from sofiaflow.nodes.mqtt.mqtt_subscriptions import SubscriptionTable
-from sofiaflow.runtime.mqtt.acks import OrderedAcks, Receipt, handing_over
+from sofiaflow.runtime.api import OrderedAcks, Receipt, handing_over
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 15.0

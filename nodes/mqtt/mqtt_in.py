@@ -23,9 +23,16 @@ from collections import deque
 from typing import Any
 
 from sofiaflow.nodes.mqtt.mqtt_payload import DATATYPES, PayloadError, decode
-from sofiaflow.nodes.mqtt.mqtt_topics import valid_subscription
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRInt, new_msgid
-from sofiaflow.runtime.mqtt.acks import current_receipt
+from sofiaflow.runtime.api import (
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRInt,
+    current_receipt,
+    new_msgid,
+    valid_subscription,
+)
 
 PAUSE_AT = 1000  # received messages waiting for the flow: above this, hold back QoS 1/2 acknowledgements
 RESUME_AT = 250
@@ -74,7 +81,7 @@ def v5_options(spec: dict[str, Any], qos: int) -> dict[str, Any]:
     return options
 
 
-class MqttInNode(Node):
+class MqttInNode(Node[MqttInConfig]):
     type = "mqtt in"
     category = "network"
     label = "mqtt in"

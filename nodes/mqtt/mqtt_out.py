@@ -18,8 +18,7 @@ import json
 from typing import Any
 
 from sofiaflow.nodes.mqtt.mqtt_payload import publish_properties, user_properties
-from sofiaflow.nodes.mqtt.mqtt_topics import valid_publish
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, valid_publish
 
 
 class MqttOutConfig(NodeConfig):
@@ -44,7 +43,7 @@ def _msg_qos(value: Any) -> int:
     return qos if qos in (1, 2) else 0
 
 
-class MqttOutNode(Node):
+class MqttOutNode(Node[MqttOutConfig]):
     type = "mqtt out"
     category = "network"
     label = "mqtt out"

@@ -15,9 +15,18 @@ from urllib.parse import parse_qsl, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, new_msgid
-from sofiaflow.runtime.flows.route_overlap import MAX_KEY_LENGTH
-from sofiaflow.runtime.flows.route_overlap import claim_key as route_claim_key
+from sofiaflow.runtime.api import (
+    DEVICES,
+    HTTP_ROUTES,
+    MAX_ROUTE_KEY_LENGTH,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRBool,
+    new_msgid,
+    route_claim_key,
+)
 
 METHODS = ("get", "post", "put", "delete", "patch", "all")
 MAX_BODY = 5 * 1024 * 1024  # Node-RED's default apiMaxLength (5mb)
@@ -94,41 +103,25 @@ PLATFORM_USERS = (None, "cli")
 """Flow owners that are the platform itself: no owner (default flows), or a flow file imported at start."""
 
 
-def flow_owner(node: Node) -> str | None:
-    """The owner of the tab `node` runs on (None: no owner, or no ownership service)."""
-    owners = node._engine.services.get("flow-owners")
-    scope = node.flow_scope  # up to the tab: the scope right below the global one
-    while scope is not None and scope.parent is not None and scope.parent.parent is not None:
-        scope = scope.parent
-    if owners is None or scope is None or scope.parent is None:
-        return None
-    return owners.owner(scope.id)
-
-
 def refuse_platform_paths(node: Node, paths: list[str], what: str) -> None:
     """NodeError when the flow of `node` belongs to a non-administrator and one of `paths` (Express syntax,
     relative to the http root) could serve a request under a path the platform reserves."""
-    routes = node._engine.services.get("http")
-    if routes is None or not hasattr(routes, "reserved_prefix"):
+    try:
+        routes = node.service(HTTP_ROUTES)
+    except NodeError:
         return
-    owner = flow_owner(node)
-    if owner in PLATFORM_USERS:
-        return
-    permissions = node._engine.services.get("permissions")
-    role = permissions.role_of(owner) if permissions is not None else None
-    if role == "administrator":
-        return
+    if not hasattr(routes, "reserved_prefix") or node.owner in PLATFORM_USERS or node.tenant is None:
+        return  # the platform's flows, and administrators' (who act for the platform), may serve any path
     for path in paths:
         prefix = routes.reserved_prefix(path)
         if prefix is not None:
             raise NodeError(
                 f"{what}: path {path!r} can serve requests under {prefix}, which the platform "
-                f"reserves; only flows of administrators may (the flow's owner {owner!r} is "
-                f"{role or 'not a user'})"
+                f"reserves; only flows of administrators may (the flow's owner {node.owner!r} is not one)"
             )
 
 
-class HttpInNode(Node):
+class HttpInNode(Node[HttpInConfig]):
     type = "http in"
     category = "network"
     color = "rgb(231, 231, 174)"
@@ -154,8 +147,8 @@ class HttpInNode(Node):
         if not (cfg.url or "").strip():
             raise NodeError("http in: property 'url' is required (e.g. /hello)")
         self._url = normalise_url(cfg.url)
-        if len(self._url) > MAX_KEY_LENGTH:
-            raise NodeError(f"http in: property 'url' is longer than {MAX_KEY_LENGTH} characters")
+        if len(self._url) > MAX_ROUTE_KEY_LENGTH:
+            raise NodeError(f"http in: property 'url' is longer than {MAX_ROUTE_KEY_LENGTH} characters")
         self._method = (cfg.method or "get").lower()
         if self._method not in METHODS:
             raise NodeError(
@@ -167,8 +160,8 @@ class HttpInNode(Node):
         refuse_platform_paths(self, [self._url], "http in")
 
     async def start(self) -> None:
-        routes = self.service("http")
-        auth = routes.device_auth(self.service("devices")) if self.config.deviceOnly else None
+        routes = self.service(HTTP_ROUTES)
+        auth = routes.device_auth(self.service(DEVICES)) if self.config.deviceOnly else None
         try:
             routes.add_route(self._method, self._url, self._handle, owner=self.id, auth=auth)
         except ValueError as exc:

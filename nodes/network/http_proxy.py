@@ -10,7 +10,7 @@ class HttpProxyConfig(NodeConfig):
     noproxy: list[str] = []
 
 
-class HttpProxyNode(Node):
+class HttpProxyNode(Node[HttpProxyConfig]):
     type = "http proxy"
     category = "config"
     label = "HTTP proxy"

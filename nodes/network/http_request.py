@@ -61,7 +61,7 @@ class Plan(NamedTuple):
     verify: Any
 
 
-class HttpRequestNode(Node):
+class HttpRequestNode(Node[HttpRequestConfig]):
     type = "http request"
     category = "network"
     color = "rgb(231, 231, 174)"

@@ -74,7 +74,7 @@ def _encode(name: str, value: str) -> tuple[bytes, bytes]:
         raise NodeError(f"header {name!r}: value {value!r} has characters a header cannot carry") from None
 
 
-class HttpResponseNode(Node):
+class HttpResponseNode(Node[HttpResponseConfig]):
     type = "http response"
     category = "network"
     color = "rgb(231, 231, 174)"

@@ -17,7 +17,7 @@ class TlsConfig(NodeConfig):
     alpnprotocol: str = ""
 
 
-class TlsConfigNode(Node):
+class TlsConfigNode(Node[TlsConfig]):
     type = "tls-config"
     category = "config"
     label = "TLS configuration"

@@ -35,7 +35,7 @@ class WebsocketClientConfig(NodeConfig):
     headers: list[Any] = []
 
 
-class WebsocketClientNode(Node):
+class WebsocketClientNode(Node[WebsocketClientConfig]):
     type = "websocket-client"
     category = "config"
     inputs = 0

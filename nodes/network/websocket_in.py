@@ -16,7 +16,7 @@ class WebsocketInConfig(NodeConfig):
     client: str | None = ""
 
 
-class WebsocketInNode(Node):
+class WebsocketInNode(Node[WebsocketInConfig]):
     type = "websocket in"
     category = "network"
     color = "rgb(215, 215, 160)"

@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message
+from sofiaflow.runtime.api import HTTP_ROUTES, Msg, Node, NodeConfig, NodeError, NRBool, clone_message
 
 MAX_QUEUED = 10_000
 """Frames waiting for one client; past this the client is too slow and is disconnected."""
@@ -43,7 +43,7 @@ class _Client:
         return True
 
 
-class WebsocketListenerNode(Node):
+class WebsocketListenerNode(Node[WebsocketListenerConfig]):
     type = "websocket-listener"
     category = "config"
     inputs = 0
@@ -64,7 +64,7 @@ class WebsocketListenerNode(Node):
         self._routes: Any = None
 
     async def start(self) -> None:
-        routes = self.service("http")
+        routes = self.service(HTTP_ROUTES)
         try:
             routes.add_websocket(self.path, self._serve, owner=self.id)
         except ValueError as exc:

@@ -20,7 +20,7 @@ class WebsocketOutConfig(NodeConfig):
     client: str | None = ""
 
 
-class WebsocketOutNode(Node):
+class WebsocketOutNode(Node[WebsocketOutConfig]):
     type = "websocket out"
     category = "network"
     color = "rgb(215, 215, 160)"

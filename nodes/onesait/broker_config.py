@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sofiaflow.runtime.api import Node, NodeConfig, NodeError, NRInt
-from sofiaflow.runtime.onesait.processor import SsapProcessor
-from sofiaflow.runtime.onesait.sessions import SessionStore
+from sofiaflow.runtime.api import (
+    AUDIT,
+    DEVICES,
+    ONTOLOGY_DATA,
+    ONTOLOGY_EVENTS,
+    PERMISSIONS,
+    Node,
+    NodeConfig,
+    NodeError,
+    NRInt,
+    ServiceKey,
+    SessionStore,
+    SsapProcessor,
+)
 
 DEFAULT_SESSION_TIMEOUT = 1800
 
@@ -15,7 +26,7 @@ class SsapBrokerConfig(NodeConfig):
     sessionTimeout: NRInt = DEFAULT_SESSION_TIMEOUT
 
 
-class SsapBrokerNode(Node):
+class SsapBrokerNode(Node[SsapBrokerConfig]):
     type = "ssap-broker"
     category = "config"
     label = "ssap-broker"
@@ -42,17 +53,17 @@ class SsapBrokerNode(Node):
 
     async def start(self) -> None:
         self.processor = SsapProcessor(
-            self.service("devices"),
-            self.service("ontology-data"),
+            self.service(DEVICES),
+            self.service(ONTOLOGY_DATA),
             self.sessions,
-            self._optional("ontology-events"),
-            permissions=self._optional("permissions"),
-            audit=self._optional("audit"),
+            self._optional(ONTOLOGY_EVENTS),
+            permissions=self._optional(PERMISSIONS),
+            audit=self._optional(AUDIT),
         )
 
-    def _optional(self, name: str) -> Any:
+    def _optional(self, key: ServiceKey[Any]) -> Any:
         try:
-            return self.service(name)
+            return self.service(key)
         except NodeError:
             return None
 

@@ -17,9 +17,16 @@ from typing import Any
 
 from sofiaflow.nodes.onesait.broker_config import broker_of
 from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
-from sofiaflow.runtime.onesait.indications import deliver_to_client
-from sofiaflow.runtime.onesait.replies import MqttReply
+from sofiaflow.runtime.api import (
+    MQTT_BROKER,
+    MqttReply,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    deliver_to_client,
+    new_msgid,
+)
 
 MAX_PAYLOAD = 4 * 1024 * 1024
 _BAD_ID_CHARS = set("+#/")
@@ -32,7 +39,7 @@ class SsapMqttInConfig(NodeConfig):
     anonymous: bool = True
 
 
-class SsapMqttInNode(Node):
+class SsapMqttInNode(Node[SsapMqttInConfig]):
     type = "ssap-mqtt in"
     category = "onesait"
     color = "#8fbce6"
@@ -74,7 +81,7 @@ class SsapMqttInNode(Node):
 
     async def start(self) -> None:
         try:
-            mqtt = self.service("mqtt-embedded")
+            mqtt = self.service(MQTT_BROKER)
         except NodeError:
             self.status("red", "ring", "no embedded MQTT broker")
             self.warn(

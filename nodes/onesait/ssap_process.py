@@ -7,8 +7,7 @@ from typing import Any
 
 from sofiaflow.nodes.onesait.broker_config import broker_of
 from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_message
-from sofiaflow.runtime.onesait import ssap
+from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_message, ssap
 
 MAX_IN_FLIGHT = 64
 """Requests served at the same time; more wait for a slot."""
@@ -18,7 +17,7 @@ class SsapProcessConfig(NodeConfig):
     broker: str = ""
 
 
-class SsapProcessNode(Node):
+class SsapProcessNode(Node[SsapProcessConfig]):
     type = "ssap process"
     category = "onesait"
     color = "#8fbce6"

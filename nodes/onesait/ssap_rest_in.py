@@ -7,12 +7,21 @@ from typing import Any
 
 from sofiaflow.nodes.network.http_in import refuse_platform_paths
 from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_msgid
-from sofiaflow.runtime.flows.route_overlap import claim_key
-from sofiaflow.runtime.onesait import ssap
-from sofiaflow.runtime.onesait.replies import RestReply
-from sofiaflow.runtime.onesait.rest import ROUTES, decode_body, to_ssap
-from sofiaflow.runtime.onesait.ssap import SsapError
+from sofiaflow.runtime.api import (
+    HTTP_ROUTES,
+    SSAP_REST_ROUTES,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    RestReply,
+    SsapError,
+    decode_ssap_body,
+    new_msgid,
+    route_claim_key,
+    ssap,
+    to_ssap,
+)
 
 MAX_BODY = 16 * 1024 * 1024
 DEFAULT_URL = "/iot-broker/rest"
@@ -22,7 +31,7 @@ class SsapRestInConfig(NodeConfig):
     url: str = DEFAULT_URL
 
 
-class SsapRestInNode(Node):
+class SsapRestInNode(Node[SsapRestInConfig]):
     type = "ssap-rest in"
     category = "onesait"
     color = "#8fbce6"
@@ -39,7 +48,7 @@ class SsapRestInNode(Node):
     @classmethod
     def claims(cls, config: NodeConfig) -> list[str]:
         base = _base(getattr(config, "url", "") or DEFAULT_URL)
-        return [f"http:{method}:{claim_key(base + path)}" for method, path, _op in ROUTES]
+        return [f"http:{method}:{route_claim_key(base + path)}" for method, path, _op in SSAP_REST_ROUTES]
 
     def setup(self) -> None:
         refuse_in_tenant_flow(self)
@@ -48,12 +57,12 @@ class SsapRestInNode(Node):
             raise NodeError(f"ssap-rest in: property 'url' must start with '/', got {self.config.url!r}")
         self._base = _base(url)
         self._routes: Any = None
-        refuse_platform_paths(self, [self._base + path for _m, path, _op in ROUTES], "ssap-rest in")
+        refuse_platform_paths(self, [self._base + path for _m, path, _op in SSAP_REST_ROUTES], "ssap-rest in")
 
     async def start(self) -> None:
-        routes = self.service("http")
+        routes = self.service(HTTP_ROUTES)
         try:
-            for method, path, operation in ROUTES:
+            for method, path, operation in SSAP_REST_ROUTES:
                 routes.add_route(method, self._base + path, self._route_handler(operation), owner=self.id)
         except ValueError as exc:
             routes.remove_owner(self.id)
@@ -79,7 +88,9 @@ class SsapRestInNode(Node):
                 return await future
             headers = {k.lower(): v for k, v in request.headers.items()}
             try:
-                envelope = to_ssap(operation, params, dict(request.query_params), headers, decode_body(raw))
+                envelope = to_ssap(
+                    operation, params, dict(request.query_params), headers, decode_ssap_body(raw)
+                )
             except SsapError as exc:
                 reply.send(ssap.error({}, exc.code, str(exc)))
                 return await future

@@ -116,7 +116,7 @@ _OBJECT_LIKE = (dict, list, tuple, int, float, bool, date)
 _SCHEMA_ERROR = "JSON Schema error"
 
 
-class JsonNode(Node):
+class JsonNode(Node[JsonConfig]):
     type = "json"
     category = "parser"
     color = "#DEBD5C"

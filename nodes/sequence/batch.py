@@ -40,7 +40,7 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-class BatchNode(Node):
+class BatchNode(Node[BatchConfig]):
     type = "batch"
     category = "sequence"
     color = "#E2D96E"

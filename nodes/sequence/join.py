@@ -206,7 +206,7 @@ class _Group:
         self.buffer_len = 0
 
 
-class JoinNode(Node):
+class JoinNode(Node[JoinConfig]):
     type = "join"
     category = "sequence"
     color = "#E2D96E"

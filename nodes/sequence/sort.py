@@ -139,7 +139,7 @@ class SortConfig(NodeConfig):
     seqKeyType: str | None = "msg"
 
 
-class SortNode(Node):
+class SortNode(Node[SortConfig]):
     type = "sort"
     category = "sequence"
     color = "#E2D96E"

@@ -42,7 +42,7 @@ class SplitConfig(NodeConfig):
     property: str = "payload"
 
 
-class SplitNode(Node):
+class SplitNode(Node[SplitConfig]):
     type = "split"
     category = "sequence"
     color = "#E2D96E"

@@ -23,6 +23,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sofiaflow.runtime.core.services import METRICS_HISTORY, MQTT_BROKER
+
 if TYPE_CHECKING:
     from sofiaflow.runtime.core.engine import Engine, FlowScope
     from sofiaflow.runtime.core.node import Node
@@ -250,7 +252,7 @@ def tenant_view(snap: Snapshot, runtime: Any, user: str | None, role: str | None
 def brokers(engine: Engine) -> list[BrokerRow]:
     """The embedded broker (clients connected to it) and each mqtt-broker config node (connected or not)."""
     out: list[BrokerRow] = []
-    embedded = engine.services.get("mqtt-embedded")
+    embedded = engine.services.get(MQTT_BROKER)
     if embedded is not None and getattr(embedded, "started", False):
         out.append(
             BrokerRow(
@@ -265,8 +267,7 @@ def brokers(engine: Engine) -> list[BrokerRow]:
     for node in list(engine.nodes.values()):
         if node.type != "mqtt-broker":
             continue
-        conf: dict[str, Any] = getattr(node, "_conf", {}) or {}
-        target = f"{conf.get('broker') or ''}:{conf.get('port') or ''}".strip(":")
+        target = str(getattr(node, "target", "") or "")  # the mqtt-broker node's public description
         out.append(
             BrokerRow(
                 "mqtt-broker",
@@ -378,13 +379,10 @@ class ThroughputHistory:
         return dict(self.points[-1][1]) if self.points else {}
 
 
-HISTORY_SERVICE = "metrics-history"
-
-
 def history_for(engine: Engine) -> ThroughputHistory:
     """The engine's throughput history, created and started on first use (on the engine's loop)."""
-    history = engine.services.get(HISTORY_SERVICE)
+    history = engine.services.get(METRICS_HISTORY)
     if history is None:
-        history = engine.services[HISTORY_SERVICE] = ThroughputHistory(engine)
+        history = engine.services[METRICS_HISTORY] = ThroughputHistory(engine)
     history.start()
     return history

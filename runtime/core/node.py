@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
+
+from typing_extensions import TypeVar
 
 from sofiaflow.runtime.core.config import NodeConfig
 from sofiaflow.runtime.core.placement import NOWHERE, Placement
@@ -57,10 +59,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sofiaflow.node")
 S = TypeVar("S")
+C = TypeVar("C", bound=NodeConfig, default=NodeConfig)
 
 
-class Node:
-    """Base class of node types; see the module docstring for the contract."""
+class Node(Generic[C]):
+    """Base class of node types, generic over their config model; see the module docstring for the contract."""
 
     type: ClassVar[str] = ""
     category: ClassVar[str] = "common"
@@ -85,9 +88,9 @@ class Node:
     _placement: Placement = NOWHERE  # set by the deployer before `setup()`
 
     def __init__(
-        self, config: NodeConfig, flow: FlowScope, engine: Engine, credentials: dict[str, Any] | None = None
+        self, config: C, flow: FlowScope, engine: Engine, credentials: dict[str, Any] | None = None
     ) -> None:
-        self.config = config
+        self.config: C = config
         self.id: str = config.id
         self.name: str = config.name or ""
         self.z: str | None = config.z

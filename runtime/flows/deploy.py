@@ -28,6 +28,7 @@ from sofiaflow.runtime.errors import FlowValidationError, Problem, SofiaflowErro
 from sofiaflow.runtime.flows.model import as_flow_list, errors_only, load, validate
 from sofiaflow.runtime.flows.plan import NodeSpec, Plan, ScopeSpec, make_plan
 from sofiaflow.runtime.flows.registry import NodeRegistry
+from sofiaflow.runtime.flows.service_defaults import provide_defaults
 from sofiaflow.runtime.flows.store import FlowStore, revision_of
 from sofiaflow.runtime.security.credentials import UNCHANGED, CredentialStore
 from sofiaflow.runtime.types import FlowJSON
@@ -62,6 +63,7 @@ class Deployer:
         self.store = store
         if "subflow" not in registry:
             registry.register(SubflowInstanceNode, "sofiaflow")
+        provide_defaults(engine.services)
         self.flows: FlowJSON = []
         self.rev: str = revision_of([])
         self.plan = Plan()

@@ -4,9 +4,13 @@
 its parent (so `a/#` matches `a`), and filters starting with a wildcard never match topics starting with `$`.
 `covers(allowed, requested)` is True when every topic `requested` matches is also matched by `allowed`.
 `overlaps(a, b)` is True when some topic matches both filters; `overlap_witness(a, b)` names one such topic.
+For the MQTT nodes: `subscription_matches` also takes shared subscriptions (`$share/<group>/<filter>`),
+`valid_subscription` / `valid_publish` answer Node-RED's checks, and `TopicRouter` finds the matching filters.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 MAX_TOPIC_BYTES = 65535
 
@@ -140,3 +144,63 @@ def covers(allowed: str, requested: str) -> bool:
 
 def is_wild(topic_filter: str) -> bool:
     return "+" in topic_filter or "#" in topic_filter
+
+
+# ----- subscriptions as clients write them (the MQTT nodes) -------------------------------------------------------
+
+_SHARE_PREFIX = "$share/"
+_PUBLISH_FORBIDDEN = frozenset("+#\b\f\n\r\t\v\0")
+
+
+def strip_share(topic_filter: str) -> str:
+    """`$share/group/a/b` -> `a/b` (a shared subscription matches like its filter); other filters unchanged."""
+    if topic_filter.startswith(_SHARE_PREFIX):
+        group, sep, rest = topic_filter[len(_SHARE_PREFIX) :].partition("/")
+        if sep and group and not any(c in group for c in "+#"):
+            return rest
+    return topic_filter
+
+
+def subscription_matches(topic_filter: str, topic: str) -> bool:
+    """Whether a subscription to `topic_filter` (shared or not) receives topic name `topic`."""
+    return match_levels(levels(strip_share(topic_filter)), levels(topic))
+
+
+def valid_subscription(topic_filter: object) -> bool:
+    """Whether `topic_filter` may be subscribed to (`+` whole levels, `#` last), as Node-RED's mqtt nodes check."""
+    try:
+        validate_filter(topic_filter)
+    except TopicError:
+        return False
+    return True
+
+
+def valid_publish(topic: object) -> bool:
+    """Whether one may publish to `topic`: a valid topic name with no control characters (Node-RED's check)."""
+    try:
+        validate_topic(topic)
+    except TopicError:
+        return False
+    return not any(c in _PUBLISH_FORBIDDEN for c in str(topic))
+
+
+class TopicRouter:
+    """The filters (of a changing set) whose subscriptions receive a topic, with a bounded per-topic cache."""
+
+    def __init__(self, cache_size: int = 10_000) -> None:
+        self._filters: list[str] = []
+        self._cache: dict[str, tuple[str, ...]] = {}
+        self._cache_size = cache_size
+
+    def set_filters(self, filters: Iterable[str]) -> None:
+        self._filters = list(filters)
+        self._cache.clear()
+
+    def route(self, topic: str) -> tuple[str, ...]:
+        hit = self._cache.get(topic)
+        if hit is None:
+            hit = tuple(f for f in self._filters if subscription_matches(f, topic))
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[topic] = hit
+        return hit
