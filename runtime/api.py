@@ -41,7 +41,7 @@ from sofiaflow.runtime.data.ontology_data import InstanceValidationError, Writer
 from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
 from sofiaflow.runtime.data.rtdb import matches as filter_matches
 from sofiaflow.runtime.data.rtdb.base import check_update
-from sofiaflow.runtime.errors import NodeError
+from sofiaflow.runtime.errors import NodeError, ServiceUnavailable, SofiaflowError, ValidationError
 from sofiaflow.runtime.flows.route_overlap import MAX_KEY_LENGTH as MAX_ROUTE_KEY_LENGTH
 from sofiaflow.runtime.flows.route_overlap import claim_key as route_claim_key
 from sofiaflow.runtime.mqtt.acks import OrderedAcks, Receipt, current_receipt, handing_over
@@ -103,12 +103,15 @@ __all__ = [
     "SandboxTimeout",
     "SandboxWorker",
     "ServiceKey",
+    "ServiceUnavailable",
     "SessionStore",
+    "SofiaflowError",
     "SpecError",
     "SsapError",
     "SsapProcessor",
     "TopicRouter",
     "UNDEFINED",
+    "ValidationError",
     "WRITE_SOURCES",
     "Writer",
     "api_spec",

@@ -166,6 +166,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sofiaflow.runtime.errors import ServiceUnavailable
     from sofiaflow.runtime.security.file_modes import private_dir, private_files
     from sofiaflow.runtime.server import StartupError, serve
 
@@ -178,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         asyncio.run(serve(settings, args.flows))
-    except StartupError as exc:
+    except (StartupError, ServiceUnavailable) as exc:  # a bad flow file, a port in use...
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

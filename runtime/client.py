@@ -33,6 +33,8 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sofiaflow.runtime.errors import AuthError, ServiceUnavailable
+
 __all__ = [
     "DeviceAuthError",
     "DeviceClient",
@@ -48,11 +50,11 @@ Callback = Callable[[str, Any], None]
 _AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 bad user name or password / not authorized, and the MQTT 5 codes
 
 
-class DeviceClientError(Exception):
+class DeviceClientError(ServiceUnavailable):
     """A device client call failed (not connected, no acknowledgement in time, broker refused...)."""
 
 
-class DeviceAuthError(DeviceClientError):
+class DeviceAuthError(DeviceClientError, AuthError):
     """The broker or the HTTP server refused the device's name or token (or a topic it may not use)."""
 
 

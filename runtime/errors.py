@@ -1,4 +1,23 @@
-"""The runtime's small error hierarchy. Code branches on the type, never on the text."""
+"""The error hierarchy of sofiaflow. Callers (the HTTP layer, the CLI, nodes) branch on the type, never on the text.
+
+Every exception class the code base defines derives from `SofiaflowError`, through one of a few bases that say
+what went wrong and so what the caller should do (the admin API's status in brackets, mapped in one place:
+`sofiaflow.runtime.http.error_status`):
+
+- `ValidationError` (400): bad input; the message names what and where. Also a `ValueError`.
+- `AuthError` (401): credentials missing, wrong or expired.
+- `PermissionDenied` (403): the caller is known but may not do this. Also a `PermissionError`.
+- `NotFound` (404): no such thing (ontology, device, node type...). Also a `LookupError`.
+- `Conflict` (409): the request clashes with what is stored (exists already, stale revision, in use).
+- `ServiceUnavailable` (503): a service did not answer: a sandbox worker crashed or timed out, a broker or
+  remote server is unreachable. Retrying later may work.
+- `NodeError`: a node failed the current message; it goes to catch nodes, not to an HTTP caller.
+
+Areas group their errors under a family base (`OntologyError`, `DeviceError`, `RtdbError`, `SandboxError`...)
+deriving from `SofiaflowError`; each concrete error also takes the meaning base that fits. A few errors carry
+their own answer (`ApiError`, the API Manager's `CallError`, SSAP's `SsapError`) and derive from `SofiaflowError`
+directly. Library errors are wrapped with `raise ... from err`, so the cause stays in the traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +25,35 @@ from dataclasses import dataclass, field
 
 
 class SofiaflowError(Exception):
-    """Base of every error the runtime raises on purpose."""
+    """Base of every error sofiaflow raises on purpose."""
+
+
+class ValidationError(SofiaflowError, ValueError):
+    """Bad input: the message names what is wrong and where (field, node, position)."""
+
+
+class AuthError(SofiaflowError):
+    """Credentials are missing, wrong or expired."""
+
+
+class PermissionDenied(SofiaflowError, PermissionError):
+    """The caller is known but lacks the right; the message names who, which right and on what."""
+
+
+class NotFound(SofiaflowError, LookupError):
+    """No such thing; the message names what was looked for."""
+
+
+class Conflict(SofiaflowError):
+    """The request clashes with the stored state (exists already, stale revision, still in use)."""
+
+
+class ServiceUnavailable(SofiaflowError):
+    """A service did not answer (crashed, timed out, unreachable, not started); retrying later may work."""
+
+
+class NodeError(SofiaflowError):
+    """Raised by a node to fail the current message with a plain message (no traceback needed)."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +87,12 @@ class Problem:
         }
 
 
-class FlowFormatError(SofiaflowError):
+class FlowFormatError(ValidationError):
     """The document is not a flow set at all (not JSON, not a list of objects)."""
 
 
 @dataclass
-class FlowValidationError(SofiaflowError):
+class FlowValidationError(ValidationError):
     """A flow set was refused whole; `problems` lists every reason."""
 
     problems: list[Problem] = field(default_factory=list)
@@ -55,7 +102,7 @@ class FlowValidationError(SofiaflowError):
 
 
 @dataclass
-class StaleRevisionError(SofiaflowError):
+class StaleRevisionError(Conflict):
     """A deploy named a revision that is no longer the current one."""
 
     given: str
@@ -65,13 +112,5 @@ class StaleRevisionError(SofiaflowError):
         return f"deploy against revision {self.given!r}, but the current revision is {self.current!r}"
 
 
-class UnknownNodeTypeError(SofiaflowError):
+class UnknownNodeTypeError(NotFound):
     """No node type of that name is registered."""
-
-
-class NodeError(SofiaflowError):
-    """Raised by a node to fail the current message with a plain message (no traceback needed)."""
-
-
-class AuthError(SofiaflowError):
-    """Credentials are missing, wrong or expired."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from sofiaflow.runtime.errors import FlowFormatError, FlowValidationError
+from sofiaflow.runtime.errors import FlowFormatError, FlowValidationError, ValidationError
 from sofiaflow.runtime.flows.model import parse_json
 from sofiaflow.runtime.flows.store import revision_of
 from sofiaflow.runtime.http import create_app
@@ -26,7 +26,7 @@ from sofiaflow.runtime.settings import Settings
 log = logging.getLogger("sofiaflow.server")
 
 
-class StartupError(Exception):
+class StartupError(ValidationError):
     """The server cannot start as asked (bad flow file); the message says why."""
 
 
@@ -65,18 +65,18 @@ async def import_flows_file(runtime: Runtime, path: Path) -> str | None:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise StartupError(f"cannot read flow file {str(path)!r}: {exc.strerror or exc}") from None
+        raise StartupError(f"cannot read flow file {str(path)!r}: {exc.strerror or exc}") from exc
     try:
         flows = parse_json(text, str(path))
     except FlowFormatError as exc:
-        raise StartupError(str(exc)) from None
+        raise StartupError(str(exc)) from exc
     has_credentials = any(isinstance(n, dict) and "credentials" in n for n in flows)
     if not has_credentials and revision_of(flows) == runtime.rev:
         return None
     try:
         result = await runtime.deploy(flows, "full", user="cli")
     except FlowValidationError as exc:
-        raise StartupError(f"{path}: refused, {exc}") from None
+        raise StartupError(f"{path}: refused, {exc}") from exc
     for problem in result.problems:
         log.warning("cannot run here: %s", problem)
     return result.rev

@@ -19,6 +19,7 @@ from sofiaflow.runtime.api import (
     NodeError,
     NRBool,
     NRFloat,
+    SofiaflowError,
     compile_expression,
     evaluate_jsonata,
     new_message,
@@ -224,7 +225,7 @@ def _getter(node: InjectNode, value: Any, vtype: str, where: str) -> Any:
         raise NodeError(f"{where}: {exc}") from None
 
 
-class _Skip(Exception):
+class _Skip(SofiaflowError):
     """An empty JSONata property: Node-RED leaves it out."""
 
 

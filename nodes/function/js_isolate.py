@@ -18,11 +18,13 @@ from collections.abc import Callable
 from py_mini_racer import MiniRacer
 from py_mini_racer._exc import JSEvalException, JSOOMException, JSParseException, JSTerminatedException
 
+from sofiaflow.runtime.errors import NodeError
+
 _RESULT_WAIT_AFTER_CANCEL = 5.0
 _LOCATED = re.compile(r"^([^:\n]+):(\d+): (.*)$", re.M)
 
 
-class JsError(Exception):
+class JsError(NodeError):
     """A script failed (syntax or run-time error); the message is V8's."""
 
 

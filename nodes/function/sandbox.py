@@ -39,6 +39,7 @@ from RestrictedPython.Guards import safe_builtins
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, RestrictingNodeTransformer
 
 from sofiaflow.nodes.function.sandbox_plain import PLAIN_TYPES, copy_module, is_plain_type
+from sofiaflow.runtime.errors import NodeError
 
 DEFAULT_ALLOWED_MODULES = frozenset(
     {
@@ -71,7 +72,7 @@ _GUARDED_BINOPS = {ast.Pow: "_pow_", ast.Mult: "_mul_", ast.LShift: "_lshift_"}
 _MISSING = object()
 
 
-class SandboxError(Exception):
+class SandboxError(NodeError):
     """Base of the errors the sandbox raises about a script."""
 
 
@@ -632,7 +633,7 @@ class CompiledScript:
         """Call `fn`, e.g. a callback the body returned, under this script's time limit."""
         return self._invoke(fn, args, kwargs)
 
-    def _import(self, name: str) -> Any:
+    def import_library(self, name: str) -> Any:
         """Module `name` as `import name` in the body gets it (for the node's `libs`), or ScriptRefused."""
         return self._guards.import_(name)
 

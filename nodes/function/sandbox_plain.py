@@ -21,6 +21,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from sofiaflow.runtime.errors import ValidationError
+
 _ATOMS = frozenset(
     {
         int,
@@ -66,7 +68,7 @@ _FACTORIES = (types.FunctionType, types.BuiltinFunctionType)  # copied by refere
 _WHERE = "in python function nodes"
 
 
-class CopyRefused(Exception):
+class CopyRefused(ValidationError):
     """A value that is not plain data was given to the body's copy.copy / copy.deepcopy."""
 
 

@@ -17,7 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sofiaflow.nodes.jsvalues import js_json_stringify, js_number_string
-from sofiaflow.runtime.api import UNDEFINED
+from sofiaflow.runtime.api import UNDEFINED, ValidationError
 
 DATATYPES = ("auto-detect", "auto", "utf8", "buffer", "json", "base64")
 
@@ -54,7 +54,7 @@ INVALID_JSON_PARSE = "Failed to parse JSON string"
 INVALID_JSON_STRING = "Invalid JSON string"
 
 
-class PayloadError(ValueError):
+class PayloadError(ValidationError):
     """A payload the chosen output type cannot take (Node-RED reports it with the message)."""
 
 

@@ -27,13 +27,14 @@ import aiomqtt
 from sofiaflow.nodes.mqtt import mqtt_packets as pk
 from sofiaflow.nodes.mqtt.mqtt_options import ConnectOptions, Outgoing
 from sofiaflow.nodes.mqtt.mqtt_packets import Message, PublishInfo
+from sofiaflow.runtime.api import ServiceUnavailable
 
 WRITE_HIGH = 512 * 1024
 WRITE_LOW = 128 * 1024
 BLOCKED = 1_000_000  # out_queue() while the transport's write buffer is over WRITE_HIGH
 
 
-class MqttError(aiomqtt.MqttError):
+class MqttError(ServiceUnavailable, aiomqtt.MqttError):
     """A connection, protocol or broker refusal error (an aiomqtt.MqttError, as mqtt_connection expects)."""
 
 

@@ -24,6 +24,7 @@ from sofiaflow.runtime.api import (
     NodeConfig,
     NodeError,
     NRBool,
+    ValidationError,
     new_msgid,
     route_claim_key,
 )
@@ -208,7 +209,7 @@ class HttpInNode(Node[HttpInConfig]):
         return _parse(mime, raw, headers)
 
 
-class _BodyError(Exception):
+class _BodyError(ValidationError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code = status, code

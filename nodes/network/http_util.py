@@ -22,7 +22,15 @@ import httpx
 from chevron.tokenizer import ChevronError, tokenize
 
 from sofiaflow.nodes.jsvalues import js_json_stringify, js_string
-from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeError, js_number_string, typed_getter
+from sofiaflow.runtime.api import (
+    UNDEFINED,
+    Msg,
+    Node,
+    NodeError,
+    ServiceUnavailable,
+    js_number_string,
+    typed_getter,
+)
 
 NOOVERRIDE = (
     "Warning: msg properties can no longer override set node properties. See bit.ly/nr-override-msg-props"
@@ -264,7 +272,7 @@ def set_header(headers: dict[str, str], name: str, value: Any) -> None:
         headers[name] = js_string(value)
 
 
-class RequestFailed(Exception):
+class RequestFailed(ServiceUnavailable):
     def __init__(self, code: str, message: str, name: str = "RequestError") -> None:
         super().__init__(message)
         self.code, self.name = code, name

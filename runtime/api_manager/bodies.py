@@ -8,11 +8,13 @@ from typing import Any
 
 from starlette.requests import Request
 
+from sofiaflow.runtime.errors import ValidationError
+
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 64
 
 
-class BodyError(ValueError):
+class BodyError(ValidationError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code = status, code

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Engine, String, Table, insert, select, update
 
 from sofiaflow.runtime.data.config_db import metadata
+from sofiaflow.runtime.errors import AuthError
 
 PREFIX = "sfk_"
 MAX_LABEL = 200
@@ -34,7 +35,7 @@ api_keys = Table(
 )
 
 
-class UnknownKeyError(LookupError):
+class UnknownKeyError(AuthError, LookupError):
     """An unknown or revoked API key."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sofiaflow.runtime.api_manager.template import QueryTemplate, compile_template
+from sofiaflow.runtime.errors import ValidationError
 
 STATES = ("development", "published", "deprecated")
 """development: only the owner and administrators may call it; deprecated: callable, with a Deprecation header."""
@@ -28,7 +29,7 @@ _SEGMENT = re.compile(r"^(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|[A-Za-z0-9_.~-]+)$")
 _STATE_ALIASES = {"created": "development"}
 
 
-class SpecError(ValueError):
+class SpecError(ValidationError):
     """A bad API or operation definition; the message names the property."""
 
 

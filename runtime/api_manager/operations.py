@@ -12,12 +12,13 @@ from sofiaflow.runtime.api_manager.model import RIGHT_OF, EndpointSpec
 from sofiaflow.runtime.data.ontologies import OntologyNotFoundError
 from sofiaflow.runtime.data.ontology_data import InstanceValidationError, OntologyData, Writer
 from sofiaflow.runtime.data.rtdb import DuplicateKeyError, RtdbError
+from sofiaflow.runtime.errors import SofiaflowError
 
 MAX_BATCH = 1000
 _RESERVED_FIELDS = ("_id", "contextData")
 
 
-class CallError(Exception):
+class CallError(SofiaflowError):
     """An answer other than success: status, code, message and extra body fields."""
 
     def __init__(

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from sofiaflow.runtime.api_manager.model import Parameter
+from sofiaflow.runtime.errors import ValidationError
 
 MAX_TEXT = 10_000
 _INTEGER = re.compile(r"^[+-]?[0-9]{1,18}$")
@@ -16,7 +17,7 @@ _WHOLE = re.compile(r"^[0-9]{1,13}$")
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
-class ParameterError(ValueError):
+class ParameterError(ValidationError):
     """A missing, repeated or mistyped parameter (answered 400)."""
 
 

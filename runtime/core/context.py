@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from sofiaflow.runtime.core import props
 from sofiaflow.runtime.core.message import clone_value
-from sofiaflow.runtime.errors import SofiaflowError
+from sofiaflow.runtime.errors import ValidationError
 
 
-class ContextError(SofiaflowError):
+class ContextError(ValidationError):
     """An unknown store or a bad key."""
 
 

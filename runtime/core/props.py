@@ -9,10 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sofiaflow.runtime.errors import SofiaflowError
+from sofiaflow.runtime.errors import ValidationError
 
 
-class PropertyPathError(SofiaflowError):
+class PropertyPathError(ValidationError):
     """A property expression cannot be parsed."""
 
 

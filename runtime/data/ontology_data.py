@@ -15,13 +15,14 @@ from typing import Any
 from sofiaflow.runtime.data.events import OntologyEvents
 from sofiaflow.runtime.data.ontologies import OntologyRegistry, context_data
 from sofiaflow.runtime.data.rtdb import RealtimeStore
+from sofiaflow.runtime.errors import ValidationError
 
 NOTIFY_LIMIT = 1000
 """At most this many updated or deleted documents are read to notify subscribers."""
 MAX_ERRORS_SHOWN = 3
 
 
-class InstanceValidationError(ValueError):
+class InstanceValidationError(ValidationError):
     """Instances refused by their ontology's schema; nothing was stored. `problems` lists each
     (`where`, `path`, `message`)."""
 

@@ -15,7 +15,7 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
-from sofiaflow.runtime.errors import SofiaflowError
+from sofiaflow.runtime.errors import Conflict, NotFound, SofiaflowError, ValidationError
 
 _STORE_KEYS = ("contextData", "_id")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
@@ -27,7 +27,7 @@ class OntologyError(SofiaflowError):
     """Base of the ontology registry's errors."""
 
 
-class OntologyValidationError(OntologyError, ValueError):
+class OntologyValidationError(OntologyError, ValidationError):
     """An ontology property is invalid; `field` names it (`name`, `schema`, `indexes[1]`...). For a schema that
     fails its meta-schema, `schema_path` locates the offending keyword (JSON pointer)."""
 
@@ -37,15 +37,15 @@ class OntologyValidationError(OntologyError, ValueError):
         self.schema_path = schema_path
 
 
-class OntologyNotFoundError(OntologyError, LookupError):
+class OntologyNotFoundError(OntologyError, NotFound):
     """No ontology of that name."""
 
 
-class OntologyExistsError(OntologyError):
+class OntologyExistsError(OntologyError, Conflict):
     """An ontology of that name exists already."""
 
 
-class OntologyIncompatibleError(OntologyError):
+class OntologyIncompatibleError(OntologyError, Conflict):
     """A new schema would reject data already stored; `failures` lists the first few (index, errors)."""
 
     def __init__(self, message: str, failures: list[dict[str, Any]]) -> None:
@@ -53,7 +53,7 @@ class OntologyIncompatibleError(OntologyError):
         self.failures = failures
 
 
-class OntologyInUseError(OntologyError):
+class OntologyInUseError(OntologyError, Conflict):
     """A delete without purge while the ontology still has data; `count` says how much."""
 
     def __init__(self, message: str, count: int) -> None:

@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sofiaflow.runtime.api_manager.routes import install as install_api_manager
+from sofiaflow.runtime.errors import AuthError, SofiaflowError
 from sofiaflow.runtime.http import (
     admin_flows,
     auth_routes,
@@ -34,6 +35,7 @@ from sofiaflow.runtime.http import (
     user_routes,
 )
 from sofiaflow.runtime.http.deps import ApiError, require_user
+from sofiaflow.runtime.http.error_status import status_of
 from sofiaflow.runtime.http.limits import RequestLimits
 from sofiaflow.runtime.http.palette import module_version
 from sofiaflow.runtime.http.security_headers import FLOW_ENDPOINT, SecurityHeaders
@@ -175,6 +177,16 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"code": "invalid_request", "message": f"invalid request: {text}", "problems": problems},
             status_code=400,
         )
+
+    @app.exception_handler(SofiaflowError)
+    async def domain_error(request: Request, exc: SofiaflowError) -> JSONResponse:
+        """An error the route let escape: answered by its base (error_status), else as unexpected."""
+        mapped = status_of(exc)
+        if mapped is None:
+            return await unexpected(request, exc)
+        status, code = mapped
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError) else None
+        return JSONResponse({"code": code, "message": str(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

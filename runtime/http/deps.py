@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sofiaflow.runtime.errors import AuthError, Problem
+from sofiaflow.runtime.errors import AuthError, Problem, SofiaflowError
 from sofiaflow.runtime.runtime import Runtime
 from sofiaflow.runtime.security.auth import AuthService
 from sofiaflow.runtime.security.user_holdings import attach as attach_holdings
 
 
-class ApiError(Exception):
+class ApiError(SofiaflowError):
     """An answer with a status and a JSON body `{"code", "message", ...extra}`."""
 
     def __init__(

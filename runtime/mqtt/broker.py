@@ -54,7 +54,7 @@ from typing import Any
 from amqtt.adapters import ReaderAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins import manager as amqtt_manager
@@ -62,7 +62,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
-from sofiaflow.runtime.errors import AuthError
+from sofiaflow.runtime.errors import AuthError, ServiceUnavailable, ValidationError
 from sofiaflow.runtime.mqtt import topics as mt
 from sofiaflow.runtime.mqtt.acks import AckingHandler, handing_over, receipt_of
 from sofiaflow.runtime.mqtt.origin import ANONYMOUS, Origin, RetainedOrigins, hears
@@ -318,7 +318,7 @@ class _Broker(Broker):
             )
 
 
-class PacketTooLarge(Exception):
+class PacketTooLarge(ValidationError):
     """An MQTT packet larger than the broker's maximum packet size (its body is never read)."""
 
 
@@ -523,7 +523,13 @@ class EmbeddedBroker:
             if isinstance(plugin, _Owned):
                 plugin.owner = self
         self._loop = asyncio.get_running_loop()
-        await broker.start()
+        try:
+            await broker.start()
+        except BrokerError as err:
+            reason = err.__cause__ or err
+            raise ServiceUnavailable(
+                f"the embedded MQTT broker cannot listen on {host}:{self.port}: {reason}"
+            ) from err
         self._broker = broker
         self.port = broker._servers["default"].instance.sockets[0].getsockname()[1]
         self._unlisten = self.devices.on_revoke(self._on_revoke)

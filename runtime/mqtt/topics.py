@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sofiaflow.runtime.errors import ValidationError
+
 MAX_TOPIC_BYTES = 65535
 
 
-class TopicError(ValueError):
+class TopicError(ValidationError):
     """A topic name or filter is not valid MQTT."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sofiaflow.runtime.errors import SofiaflowError
+
 MESSAGE_TYPES = (
     "JOIN",
     "LEAVE",
@@ -41,7 +43,7 @@ BODY_TYPES = {
 }
 
 
-class SsapError(Exception):
+class SsapError(SofiaflowError):
     """A refused request: `code` is AUTENTICATION, AUTHORIZATION or PROCESSOR."""
 
     def __init__(self, code: str, message: str) -> None:

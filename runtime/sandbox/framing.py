@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from sofiaflow.runtime.errors import ValidationError
+
 REQUEST, CALL_REPLY, REGISTER, ANSWER, CALL, EVENT, PROGRESS = range(7)
 HEADER = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
@@ -28,7 +30,7 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 
 
-class FrameError(Exception):
+class FrameError(ValidationError):
     """The peer sent something that is not a valid frame."""
 
 

@@ -48,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from sofiaflow.runtime.data.config_db import metadata
-from sofiaflow.runtime.errors import AuthError, SofiaflowError
+from sofiaflow.runtime.errors import AuthError, Conflict, NotFound, SofiaflowError, ValidationError
 from sofiaflow.runtime.mqtt import topics as mt
 
 log = logging.getLogger("sofiaflow.devices")
@@ -103,7 +103,7 @@ class DeviceError(SofiaflowError):
     """Base of the device registry's errors."""
 
 
-class DeviceValidationError(DeviceError, ValueError):
+class DeviceValidationError(DeviceError, ValidationError):
     """A device property is invalid; `field` names it (e.g. `topics[1]`)."""
 
     def __init__(self, field_name: str, message: str) -> None:
@@ -115,15 +115,15 @@ class TopicClashError(DeviceValidationError):
     """A device's topic filter overlaps a filter of a device of another owner."""
 
 
-class DeviceNotFoundError(DeviceError, LookupError):
+class DeviceNotFoundError(DeviceError, NotFound):
     """No device of that name."""
 
 
-class DeviceExistsError(DeviceError):
+class DeviceExistsError(DeviceError, Conflict):
     """A device of that name exists already."""
 
 
-class TokenNotFoundError(DeviceError, LookupError):
+class TokenNotFoundError(DeviceError, NotFound):
     """The device has no token with that id."""
 
 

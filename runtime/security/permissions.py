@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Engine, String, Table, delete, insert, select
 
 from sofiaflow.runtime.data.config_db import metadata
+from sofiaflow.runtime.errors import PermissionDenied  # raised here; importers find it here too
 
 ACCESS = ("QUERY", "INSERT", "ALL")
 
@@ -28,10 +29,6 @@ ontology_grants = Table(
     Column("granted_by", String(200)),
     Column("created", DateTime(timezone=True), nullable=False),
 )
-
-
-class PermissionDenied(PermissionError):
-    """The user lacks the right; the message names user, right and ontology."""
 
 
 def covers(held: str | None, needed: str) -> bool:

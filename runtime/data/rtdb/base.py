@@ -14,6 +14,8 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Any
 
+from sofiaflow.runtime.errors import Conflict, SofiaflowError, ValidationError
+
 Doc = dict[str, Any]
 SortSpec = list[tuple[str, int]]
 
@@ -21,31 +23,31 @@ _COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class RtdbError(Exception):
+class RtdbError(SofiaflowError):
     """Base class of every real-time DB error."""
 
 
-class InvalidFilterError(RtdbError, ValueError):
+class InvalidFilterError(RtdbError, ValidationError):
     """The filter (or projection/sort) is malformed: wrong shape, unknown operator, bad operand."""
 
 
-class UnsupportedFilterError(RtdbError, ValueError):
+class UnsupportedFilterError(RtdbError, ValidationError):
     """The filter is valid MongoDB but this store refuses it: it cannot be answered exactly."""
 
 
-class InvalidUpdateError(RtdbError, ValueError):
+class InvalidUpdateError(RtdbError, ValidationError):
     """The update document is malformed or conflicts with itself."""
 
 
-class UpdateError(RtdbError):
+class UpdateError(RtdbError, Conflict):
     """An update could not be applied to a stored document (e.g. $inc on a string)."""
 
 
-class DuplicateKeyError(RtdbError):
+class DuplicateKeyError(RtdbError, Conflict):
     """An insert or update would duplicate an `_id` or a unique index key."""
 
 
-class InvalidDocumentError(RtdbError, ValueError):
+class InvalidDocumentError(RtdbError, ValidationError):
     """A document is not storable JSON (non-finite float, non-string key, `$`/`.` in a key...)."""
 
 

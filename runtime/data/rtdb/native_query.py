@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sofiaflow.runtime.errors import ValidationError
+
 MAX_LENGTH = 100_000
 MAX_DEPTH = 64
 
@@ -51,7 +53,7 @@ _METHODS = {
 _FIND_CHAIN = {"sort", "skip", "limit", "count", "projection", "pretty", "toArray"}
 
 
-class NativeQueryError(ValueError):
+class NativeQueryError(ValidationError):
     """The query text is not a NATIVE query this platform can serve; the message says which part."""
 
 

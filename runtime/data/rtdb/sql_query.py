@@ -23,6 +23,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from sofiaflow.runtime.errors import ValidationError
+
 MAX_LENGTH = 100_000
 MAX_AGGREGATE_DOCS = 100_000
 AGGREGATES = {exp.Count: "count", exp.Sum: "sum", exp.Avg: "avg", exp.Min: "min", exp.Max: "max"}
@@ -31,7 +33,7 @@ _COMPARE = {exp.EQ: "$eq", exp.NEQ: "$ne", exp.GT: "$gt", exp.GTE: "$gte", exp.L
 _FLIP = {"$gt": "$lt", "$gte": "$lte", "$lt": "$gt", "$lte": "$gte", "$eq": "$eq", "$ne": "$ne"}
 
 
-class SqlQueryError(ValueError):
+class SqlQueryError(ValidationError):
     """The SQL cannot be served; the message names the unsupported or malformed part."""
 
 
