@@ -6,8 +6,11 @@ async lifecycle: `start()` loads and starts the last deployed flows, `stop()` st
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,12 @@ from sofiaflow.runtime.core.context import ContextManager, MemoryStore
 from sofiaflow.runtime.core.context_sql import SqlContextStore
 from sofiaflow.runtime.core.engine import Engine
 from sofiaflow.runtime.core.events import EventBus
+from sofiaflow.runtime.core.services import (
+    DEVICES,
+    MQTT_BROKER,
+    ONTOLOGIES,
+    RTDB,
+)
 from sofiaflow.runtime.data.config_db import connect
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.flows.deploy import Deployer, DeployResult
@@ -53,14 +62,82 @@ class Runtime:
         self.startup_problems: list[str] = []
         self.audit: AuditLog | None = None
         self.ownership: FlowOwnership | None = None
+        self._history_store: Any = None
+        self._stack: AsyncExitStack | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the config DB and start the last deployed flows (if they are still valid)."""
+        """Open the config DB and the services, then start the last deployed flows (if they are still valid).
+
+        Each step pushes what undoes it on a stack; `stop()` unwinds the stack, so it is the exact reverse of
+        this. A step that fails unwinds the steps already taken before the error goes on."""
+        if self._stack is not None:
+            raise RuntimeError("the runtime is started already; stop it first")
+        async with AsyncExitStack() as stack:
+            for step in self._start_steps():
+                await step(stack)
+            self._stack = stack.pop_all()
+
+    async def stop(self) -> None:
+        """Undo every step of `start()`, last first: the flows, the services, context, the config DB."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    def _start_steps(self) -> list[Callable[[AsyncExitStack], Awaitable[None]]]:
+        """The steps of `start()` in order: shared connections first, the flows (the sources) last."""
+        return [
+            self._open_config_db,
+            self._open_contexts,
+            self._open_engine,
+            self._open_sandbox,
+            self._open_http_routes,
+            self._open_data,
+            self._open_history,
+            self._open_broker,
+            self._open_flows,
+        ]
+
+    def _started(self, stack: AsyncExitStack, name: str, close: Callable[[], Any] | None = None) -> None:
+        """Announce step `name` as started, and push its undoing: `close()` (awaited when it returns an
+        awaitable), then the announcement that it stopped."""
+
+        async def undo() -> None:
+            try:
+                if close is not None:
+                    result = close()
+                    if inspect.isawaitable(result):
+                        await result
+            finally:
+                log.debug("stopped %s", name)
+                self.events.publish("runtime/step", {"step": name, "state": "stopped"})
+
+        stack.push_async_callback(undo)
+        log.debug("started %s", name)
+        self.events.publish("runtime/step", {"step": name, "state": "started"})
+
+    def _provide(
+        self, stack: AsyncExitStack, name: str, service: Any, close: Callable[[], Any] | None = None
+    ) -> Any:
+        """Register `service` for nodes under `name`; on unwinding it is unregistered, then closed."""
+        services = self._engine().services
+        services[name] = service
+
+        def withdraw() -> Any:
+            services.pop(name, None)
+            return close() if close is not None else None
+
+        self._started(stack, f"service {name}", withdraw)
+        return service
+
+    async def _open_config_db(self, stack: AsyncExitStack) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = connect(self.settings.database_url)
+        self._started(stack, "config-db", self.db.dispose)
         self.audit = AuditLog(self.db)
         self.ownership = FlowOwnership(self.db)
+
+    async def _open_contexts(self, stack: AsyncExitStack) -> None:
         stores = {
             "memory": MemoryStore(),
             "persistent": SqlContextStore(self.db, "persistent", self.settings.context_flush_interval),
@@ -69,6 +146,9 @@ class Runtime:
             stores, default=self.settings.context_default, prefixes=self.settings.context_prefixes
         )
         await self.contexts.open()
+        self._started(stack, "contexts", self.contexts.close)
+
+    async def _open_engine(self, stack: AsyncExitStack) -> None:
         self.engine = Engine(
             self.contexts,
             self.events,
@@ -76,95 +156,62 @@ class Runtime:
             close_timeout=self.settings.node_close_timeout,
             node_settings=self.settings.node_settings(),
         )
-        await self._start_services()
-        credentials = CredentialStore(self.db, self.credential_key())
-        credentials.load()
-        self.flowstore = FlowStore(self.db)
-        self.deployer = Deployer(self.engine, self.registry, credentials, self.flowstore)
-        self.deployer.state = "start"
-        current = self.flowstore.current()
-        if current is not None:
-            flows, rev = current
-            try:
-                await self.deployer.deploy(flows, "full", save=False)
-            except FlowValidationError as exc:
-                self.startup_problems = [str(p) for p in exc.problems]
-                log.error("the stored flows were not started:\n%s", exc)
-                self.deployer.flows, self.deployer.rev = flows, rev
-        elif self.settings.default_flows is not None:
-            await self._deploy_default_flows(self.settings.default_flows)
-        broker = self.engine.services.get("mqtt-embedded")
-        if broker is not None:
-            broker.flows_ready.set()
-        for problem in self.deployer.problems:
-            log.warning("%s", problem)
+        self._started(stack, "engine")
+        self._provide(stack, "audit", self.audit)
+        self._provide(stack, "flow-owners", self.ownership)
 
-    async def _deploy_default_flows(self, path: Path) -> None:
-        """First start (no flows stored yet): deploy the default flow file, e.g. the IoT Broker flow."""
-        import json
+    async def _open_sandbox(self, stack: AsyncExitStack) -> None:
+        """Worker processes for code written by people (started on first use)."""
+        from sofiaflow.runtime.sandbox import SandboxPool
+        from sofiaflow.runtime.sandbox.limits import WorkerLimits
 
-        try:
-            flows = json.loads(path.read_text(encoding="utf-8"))
-            await self.deployer.deploy(flows, "full")
-        except (OSError, ValueError, FlowValidationError) as exc:
-            self.startup_problems.append(f"default flows {path}: {exc}")
-            log.error("the default flows %s were not deployed: %s", path, exc)
-        else:
-            log.info("first start: deployed the default flows %s", path)
+        # RLIMIT_DATA, not RLIMIT_AS: V8 (JavaScript functions) cannot start under any address-space limit,
+        # and needs about 768 MB of data limit for its reservations
+        limits = WorkerLimits.for_host(
+            memory_mb=max(self.settings.sandbox_memory_mb, 1024), memory_kind="data"
+        )
+        pool = SandboxPool(limits)
+        self._provide(stack, "sandbox", pool, pool.close)
 
-    async def _start_services(self) -> None:
-        """What nodes reach through `Node.service(name)`: HTTP routes, devices, the embedded broker."""
+    async def _open_http_routes(self, stack: AsyncExitStack) -> None:
+        """The flows' own HTTP endpoints (http in nodes); closing answers what is still waiting."""
+        from sofiaflow.runtime.http.node_routes import NodeRoutes
+
+        routes = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
+        self._provide(stack, "http", routes, routes.shutdown)
+
+    async def _open_data(self, stack: AsyncExitStack) -> None:
+        """Devices, the real-time DB, ontologies and the rights on them, ontology data and the API Manager."""
+        from sofiaflow.runtime.api_manager import ApiManager
         from sofiaflow.runtime.data.events import OntologyEvents
-        from sofiaflow.runtime.data.history import HistoryMover, HistoryService, HistoryStore
+        from sofiaflow.runtime.data.history import HistoryStore
         from sofiaflow.runtime.data.ontologies import OntologyRegistry
         from sofiaflow.runtime.data.ontology_data import OntologyData
         from sofiaflow.runtime.data.rtdb import open_store
-        from sofiaflow.runtime.http.node_routes import NodeRoutes
-        from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
-        from sofiaflow.runtime.sandbox import SandboxPool
-        from sofiaflow.runtime.sandbox.limits import WorkerLimits
         from sofiaflow.runtime.security.devices import DeviceRegistry
         from sofiaflow.runtime.security.permissions import Permissions
 
-        services = self.engine.services
-        services["audit"] = self.audit
-        # RLIMIT_DATA, not RLIMIT_AS: V8 (JavaScript functions) cannot start under any address-space limit,
-        # and needs about 768 MB of data limit for its reservations
-        services["sandbox"] = SandboxPool(
-            WorkerLimits.for_host(memory_mb=max(self.settings.sandbox_memory_mb, 1024), memory_kind="data")
-        )
-        services["flow-owners"] = self.ownership
-        services["http"] = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
-        services["devices"] = devices = DeviceRegistry(self.db)
-        services["rtdb"] = store = open_store(self.settings.realtime_database_url)
-        history = HistoryStore(self.settings.history_path)
-        services["ontologies"] = ontologies = OntologyRegistry(
+        self._provide(stack, "devices", DeviceRegistry(self.db))
+        store = open_store(self.settings.realtime_database_url)
+        self._provide(stack, "rtdb", store, store.close)
+        history = self._history_store = HistoryStore(self.settings.history_path)
+        ontologies = OntologyRegistry(
             self.db,
             sample_existing=lambda name, limit: store.find(name, {}, limit=limit),
             count_existing=lambda name: store.count(name, {}) + len(history.ids(name)),
             purge_existing=lambda name: _purge(store, history, name),
         )
         ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
-        services["permissions"] = permissions = Permissions(
-            self.db, self._role_of, lambda name: _owner_of(ontologies, name)
-        )
+        self._provide(stack, "ontologies", ontologies)
+        permissions = Permissions(self.db, self._role_of, lambda name: _owner_of(ontologies, name))
         ontologies.on_change(lambda _name, _ontology: permissions.forget())
-        services["ontology-events"] = events = OntologyEvents()
-        services["ontology-data"] = OntologyData(ontologies, store, events)
-        from sofiaflow.runtime.api_manager import ApiManager
-
-        services["api-manager"] = ApiManager(
-            self.db,
-            permissions,
-            services["ontology-data"],
-            self._role_of,
-            self.audit,
-            self.settings.http_response_timeout,
+        self._provide(stack, "permissions", permissions)
+        events = self._provide(stack, "ontology-events", OntologyEvents())
+        data = self._provide(stack, "ontology-data", OntologyData(ontologies, store, events))
+        manager = ApiManager(
+            self.db, permissions, data, self._role_of, self.audit, self.settings.http_response_timeout
         )
-        services["history"] = mover = HistoryService(
-            HistoryMover(ontologies, store, history), self.settings.history_interval
-        )
-        mover.start()
+        self._provide(stack, "api-manager", manager)
         for ontology in ontologies.list():
             try:
                 _ensure_collection(store, ontology.name, ontology)
@@ -176,43 +223,77 @@ class Runtime:
             for error in report.errors:
                 self.startup_problems.append(f"ontology {error['file']}: {error['message']}")
                 log.error("ontology %s not loaded: %s", error["file"], error["message"])
-        if self.settings.mqtt_port:
-            broker = EmbeddedBroker(
-                devices,
-                self.settings.mqtt_host,
-                self.settings.mqtt_port,
-                max_packet_size=self.settings.mqtt_max_packet_size,
-                connect_timeout=self.settings.mqtt_connect_timeout,
-                audit=self.audit,
-            )
-            broker.flows_ready.clear()  # device messages wait until the stored flows have subscribed
-            await broker.start()
-            services["mqtt-embedded"] = broker
 
-    async def stop(self) -> None:
-        """Stop every node, the services, flush context, close the DB."""
-        if self.deployer is not None:
-            await self.deployer.stop()
-        if self.engine is not None:
-            routes = self.engine.services.pop("http", None)
-            if routes is not None:
-                routes.shutdown()
-            broker = self.engine.services.pop("mqtt-embedded", None)
-            if broker is not None:
-                await broker.stop()
-            history = self.engine.services.pop("history", None)
-            if history is not None:
-                await history.stop()
-            store = self.engine.services.pop("rtdb", None)
-            if store is not None:
-                store.close()
-            sandbox = self.engine.services.pop("sandbox", None)
-            if sandbox is not None:
-                await sandbox.close()
-        if self.contexts is not None:
-            await self.contexts.close()
-        if self.db is not None:
-            self.db.dispose()
+    async def _open_history(self, stack: AsyncExitStack) -> None:
+        """The mover of aged real-time data to the Parquet history, every `history_interval` seconds."""
+        from sofiaflow.runtime.data.history import HistoryMover, HistoryService
+
+        services = self._engine().services
+        mover = HistoryMover(services[ONTOLOGIES], services[RTDB], self._history_store)
+        history = HistoryService(mover, self.settings.history_interval)
+        history.start()
+        self._provide(stack, "history", history, history.stop)
+
+    async def _open_broker(self, stack: AsyncExitStack) -> None:
+        """The embedded MQTT broker (when `mqtt_port` is set); device messages wait for the stored flows."""
+        from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
+
+        if not self.settings.mqtt_port:
+            return
+        broker = EmbeddedBroker(
+            self._engine().services[DEVICES],
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            max_packet_size=self.settings.mqtt_max_packet_size,
+            connect_timeout=self.settings.mqtt_connect_timeout,
+            audit=self.audit,
+        )
+        broker.flows_ready.clear()  # device messages wait until the stored flows have subscribed
+        await broker.start()
+        self._provide(stack, "mqtt-embedded", broker, broker.stop)
+
+    async def _open_flows(self, stack: AsyncExitStack) -> None:
+        """Start the stored flows (or, on the first start, the default flow file); undone by stopping them."""
+        credentials = CredentialStore(self.db, self.credential_key())
+        credentials.load()
+        self.flowstore = FlowStore(self.db)
+        self.deployer = deployer = Deployer(self._engine(), self.registry, credentials, self.flowstore)
+        self._started(stack, "flows", deployer.stop)
+        deployer.state = "start"
+        current = self.flowstore.current()
+        if current is not None:
+            flows, rev = current
+            try:
+                await deployer.deploy(flows, "full", save=False)
+            except FlowValidationError as exc:
+                self.startup_problems = [str(p) for p in exc.problems]
+                log.error("the stored flows were not started:\n%s", exc)
+                deployer.flows, deployer.rev = flows, rev
+        elif self.settings.default_flows is not None:
+            await self._deploy_default_flows(self.settings.default_flows)
+        broker = self._engine().services.get(MQTT_BROKER)
+        if broker is not None:
+            broker.flows_ready.set()
+        for problem in deployer.problems:
+            log.warning("%s", problem)
+
+    async def _deploy_default_flows(self, path: Path) -> None:
+        """First start (no flows stored yet): deploy the default flow file, e.g. the IoT Broker flow."""
+        import json
+
+        try:
+            flows = json.loads(path.read_text(encoding="utf-8"))
+            await self._deployer().deploy(flows, "full")
+        except (OSError, ValueError, FlowValidationError) as exc:
+            self.startup_problems.append(f"default flows {path}: {exc}")
+            log.error("the default flows %s were not deployed: %s", path, exc)
+        else:
+            log.info("first start: deployed the default flows %s", path)
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("the runtime is not started")
+        return self.engine
 
     def _role_of(self, username: str) -> str | None:
         from sofiaflow.runtime.errors import AuthError

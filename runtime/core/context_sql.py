@@ -55,9 +55,10 @@ class SqlContextStore:
             self._task = asyncio.get_running_loop().create_task(self._flusher())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # ended, not just asked to end
         self.flush()
 
     async def _flusher(self) -> None:
