@@ -15,8 +15,7 @@ OTHERS_FOLDERS_PENDING: dict[str, str] = {
     # Modules of nodes/function still being moved onto the api; each entry goes when its module is clean.
     "nodes/function/js_isolate.py": "imports runtime.errors; mini_racer's private context (third-party)",
     "nodes/function/js_sandbox.py": "os._exit in the worker (standard library)",
-    "nodes/function/python_function.py": "RestrictedPython script._import",
-    "nodes/function/python_sandbox.py": "imports runtime.core.message; RestrictedPython script._import",
+    "nodes/function/python_sandbox.py": "worker side: imports runtime.core.message (see its docstring)",
     "nodes/function/sandbox.py": "imports runtime.errors",
     "nodes/function/sandbox_plain.py": "imports runtime.errors",
 }

@@ -502,3 +502,37 @@ async def test_devices_publishing_on_the_embedded_broker_are_stamped_and_need_in
             )
     finally:
         await broker.stop()
+
+
+# ----- the flow owner's rights ------------------------------------------------------------------------------------
+
+
+def _owned(flows, registry, services, owner):
+    """A tester whose tab `t1` belongs to `owner` (real ownership and permissions in a SQLite config DB)."""
+    from sofiaflow.runtime.security.ownership import FlowOwnership
+    from sofiaflow.runtime.security.permissions import Permissions
+
+    db = config_db.connect("sqlite://")
+    owners = FlowOwnership(db)
+    owners.share("t1", owner=owner)
+    permissions = Permissions(db, {"ada": "administrator", "dev1": "developer"}.get, lambda _name: None)
+    return make_tester(
+        flows, registry, {**services, "flow-owners": owners, "permissions": permissions}
+    ), permissions
+
+
+@pytest.mark.parametrize(("type_", "right"), [("ontology-query", "QUERY"), ("ontology-insert", "INSERT")])
+async def test_a_flow_acts_with_its_owners_rights_on_the_ontology(registry, services, type_, right):
+    flows = [TAB, node("n", type_, [[]], ontology="Reading")]
+    tester, _ = _owned(flows, registry, services, "dev1")
+    with pytest.raises(FlowValidationError) as exc:
+        async with tester:
+            pass
+    assert f"the flow's owner 'dev1' has no {right} right" in str(exc.value)
+
+    tester, permissions = _owned(flows, registry, services, "dev1")
+    permissions.grant("Reading", "dev1", right)
+    async with tester as t:
+        assert "n" in t.engine.nodes
+    async with _owned(flows, registry, services, "ada")[0] as t:  # an administrator holds every right
+        assert "n" in t.engine.nodes

@@ -287,10 +287,14 @@ def test_modules_the_node_binds_to_names() -> None:
         "import time as t\nreturn [lib.sqrt(16), json.dumps([1]), clock.sleep == t.sleep]"
     )
     assert script.run(
-        {"lib": script._import("math"), "json": script._import("json"), "clock": script._import("time")}
+        {
+            "lib": script.import_library("math"),
+            "json": script.import_library("json"),
+            "clock": script.import_library("time"),
+        }
     ) == [4.0, "[1]", True]
     with pytest.raises(ScriptRefused, match="'os'"):
-        script._import("os")
+        script.import_library("os")
 
 
 def test_errors_point_at_the_users_lines() -> None:

@@ -287,7 +287,7 @@ def _extra_modules() -> frozenset[str]:
 
 
 def _import(script: CompiledScript, module: str) -> Any:
-    return script._import(module)  # same allow-list check as `import` in the body
+    return script.import_library(module)  # same allow-list check as `import` in the body
 
 
 def _describe(exc: BaseException, where: str) -> str:

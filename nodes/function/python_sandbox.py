@@ -198,7 +198,7 @@ class _RemoteNode:
         if msg is not None:
             variables["msg"] = msg
         for var, module in self.libs.items():
-            variables[var] = script._import(module)
+            variables[var] = script.import_library(module)
         return script.run(variables)
 
     def _answer(self, script: CompiledScript, msg: Any) -> msgspec.Raw:

@@ -7,7 +7,8 @@ without them, or a node naming an unknown ontology, refuses the deploy with a No
 
 Writes go through the runtime's ``"ontology-data"`` service (runtime/data/ontology_data.py), which validates, adds
 `contextData` and publishes each change on the ``"ontology-events"`` hub, so `ontology-subscribe` sees every
-write, whoever made it (flows, gateways, the admin API). A bare engine (tests) gets both built on first use.
+write, whoever made it (flows, gateways, the admin API). A bare engine (tests) gets both built on first use
+(runtime/flows/service_defaults.py).
 
 Mustache in JSON fields (`query`, `update`, ...): the text is tokenized once at deploy. ``{{payload.x}}``
 inserts the value escaped for use *inside a JSON string* (so write ``"{{payload.id}}"`` with the quotes;
@@ -22,20 +23,27 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from chevron.tokenizer import ChevronError, tokenize
 from pydantic import Field
 
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, props
-from sofiaflow.runtime.data.events import OntologyEvents
-from sofiaflow.runtime.data.ontology_data import OntologyData
-from sofiaflow.runtime.security.permissions import covers
+from sofiaflow.runtime.api import (
+    ONTOLOGIES,
+    PERMISSIONS,
+    RTDB,
+    Msg,
+    Node,
+    NodeConfig,
+    NodeError,
+    ServiceKey,
+    props,
+)
 
 log = logging.getLogger("sofiaflow.nodes.ontology")
+S = TypeVar("S")
+OC = TypeVar("OC", bound="OntologyConfig")
 
-EVENTS_SERVICE = "ontology-events"
-DATA_SERVICE = "ontology-data"
 CATEGORY = "ontology"
 COLOR = "#9fc5e8"
 
@@ -49,29 +57,10 @@ class OntologyConfig(NodeConfig):
     property: str = "payload"
 
 
-# ----- the change hub and the data service ---------------------------------------------------------------------
-
-
-def events_hub(node: Node) -> OntologyEvents:
-    """The engine's change hub (the runtime's ``"ontology-events"`` service; created on first use where a bare
-    engine has none, as in tests)."""
-    return node._engine.services.setdefault(EVENTS_SERVICE, OntologyEvents())
-
-
-def data_service(node: OntologyNode) -> OntologyData:
-    """The runtime's ``"ontology-data"`` service, or one over this engine's registry, store and hub."""
-    service = node._engine.services.get(DATA_SERVICE)
-    if service is None:
-        service = node._engine.services.setdefault(
-            DATA_SERVICE, OntologyData(node.registry, node.store, events_hub(node))
-        )
-    return service
-
-
 # ----- the base node --------------------------------------------------------------------------------------------
 
 
-class OntologyNode(Node):
+class OntologyNode(Node[OC]):
     """Base of the ontology nodes: resolves the services and checks the ontology in `setup()`."""
 
     category = CATEGORY
@@ -87,7 +76,7 @@ class OntologyNode(Node):
             raise NodeError("ontology: no ontology chosen")
         self.ontology = name
         try:
-            self.registry = self.service("ontologies")
+            self.registry = self.service(ONTOLOGIES)
         except NodeError as exc:
             raise NodeError(
                 f"ontology {name!r}: {exc} (ontology nodes need the runtime's ontology registry)"
@@ -100,7 +89,7 @@ class OntologyNode(Node):
             raise NodeError(f"ontology: no ontology named {name!r}")
         if self.needs_store:
             try:
-                self.store = self.service("rtdb")
+                self.store = self.service(RTDB)
             except NodeError as exc:
                 raise NodeError(f"ontology {name!r}: {exc} (the real-time database)") from None
         if self.needs_right:
@@ -115,22 +104,29 @@ class OntologyNode(Node):
 
     def _check_right(self, name: str, needed: str) -> None:
         """The node acts with the rights of its flow's owner: refuse the deploy when the owner lacks `needed`."""
-        permissions = self._engine.services.get("permissions")
-        owners = self._engine.services.get("flow-owners")
-        if permissions is None or owners is None:
-            return
-        scope = self.flow_scope  # up to the tab: the scope right below the global one
-        while scope is not None and scope.parent is not None and scope.parent.parent is not None:
-            scope = scope.parent
-        owner = owners.owner(scope.id) if scope is not None and scope.parent is not None else None
-        if not covers(permissions.access(owner, name), needed):
+        if self.owner is None:
+            return  # no owner: the runtime's own flow
+        try:
+            permissions = self.service(PERMISSIONS)
+        except NodeError:
+            return  # a runtime without permissions enforces no rights
+        try:
+            permissions.check(self.owner, name, needed)
+        except PermissionError:
             raise NodeError(
-                f"ontology {name!r}: the flow's owner {owner!r} has no {needed} right on it "
+                f"ontology {name!r}: the flow's owner {self.owner!r} has no {needed} right on it "
                 "(share the ontology with them, or move the node to a flow of someone who has)"
-            )
+            ) from None
 
     def setup_node(self) -> None:
         """Per-type preparation (override)."""
+
+    def optional_service(self, key: ServiceKey[S]) -> S | None:
+        """The runtime service under `key`, None when this runtime offers none."""
+        try:
+            return self.service(key)
+        except NodeError:
+            return None
 
     def get_prop(self, msg: Msg) -> Any:
         return props.get_path(msg, self.prop, _MISSING)

@@ -9,19 +9,17 @@ from sofiaflow.nodes.ontology.common import (
     OntologyConfig,
     OntologyNode,
     compile_json_field,
-    data_service,
     msg_object,
     store_error,
 )
-from sofiaflow.runtime.api import Msg, NodeError, props
-from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
+from sofiaflow.runtime.api import ONTOLOGY_DATA, Msg, NodeError, RtdbError, parse_filter, props
 
 
 class OntologyDeleteConfig(OntologyConfig):
     query: Any = ""
 
 
-class OntologyDeleteNode(OntologyNode):
+class OntologyDeleteNode(OntologyNode[OntologyDeleteConfig]):
     type = "ontology-delete"
     needs_right = "INSERT"
     label = "delete"
@@ -36,7 +34,7 @@ class OntologyDeleteNode(OntologyNode):
         self._query = compile_json_field(
             self.config.query, "query", dict, check=lambda f: parse_filter(f, "query")
         )
-        self.data = data_service(self)
+        self.data = self.service(ONTOLOGY_DATA)
 
     async def on_input(self, msg: Msg) -> None:
         flt = msg_object(msg, "query")

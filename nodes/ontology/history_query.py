@@ -8,8 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sofiaflow.nodes.ontology.query import OntologyQueryConfig, OntologyQueryNode
-from sofiaflow.runtime.api import NodeError
-from sofiaflow.runtime.data.history import select
+from sofiaflow.runtime.api import HISTORY, NodeError, select_history
 
 
 class HistoryQueryConfig(OntologyQueryConfig):
@@ -19,7 +18,7 @@ class HistoryQueryConfig(OntologyQueryConfig):
     )
 
 
-class HistoryQueryNode(OntologyQueryNode):
+class HistoryQueryNode(OntologyQueryNode[HistoryQueryConfig]):
     type = "history-query"
     label = "history"
     Config = HistoryQueryConfig
@@ -33,7 +32,7 @@ class HistoryQueryNode(OntologyQueryNode):
     def setup_node(self) -> None:
         super().setup_node()
         try:
-            self.history = self.service("history").store
+            self.history = self.service(HISTORY).store
         except NodeError as exc:
             raise NodeError(f"ontology {self.ontology!r}: {exc} (the historical store)") from None
 
@@ -48,4 +47,4 @@ class HistoryQueryNode(OntologyQueryNode):
         merged: list[dict[str, Any]] = realtime + [
             doc for doc in self.history.documents(self.ontology, flt) if doc["_id"] not in ids
         ]
-        return select(merged, flt, projection, sort, skip, limit)
+        return select_history(merged, flt, projection, sort, skip, limit)

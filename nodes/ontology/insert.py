@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sofiaflow.nodes.ontology.common import MISSING, OntologyConfig, OntologyNode, data_service, store_error
-from sofiaflow.runtime.api import Msg, NodeError
-from sofiaflow.runtime.data.ontologies import SOURCES, context_data
-from sofiaflow.runtime.data.ontology_data import InstanceValidationError, Writer
-from sofiaflow.runtime.data.rtdb import RtdbError
-from sofiaflow.runtime.security.permissions import covers
+from sofiaflow.nodes.ontology.common import MISSING, OntologyConfig, OntologyNode, store_error
+from sofiaflow.runtime.api import (
+    AUDIT,
+    DEVICES,
+    ONTOLOGY_DATA,
+    WRITE_SOURCES,
+    InstanceValidationError,
+    Msg,
+    NodeError,
+    RtdbError,
+    Writer,
+    context_data,
+    right_covers,
+)
 
 
 class OntologyInsertConfig(OntologyConfig):
     timezone: str = "UTC"
 
 
-class OntologyInsertNode(OntologyNode):
+class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
     type = "ontology-insert"
     needs_right = "INSERT"
     label = "insert"
@@ -36,8 +44,8 @@ class OntologyInsertNode(OntologyNode):
         except ValueError as exc:
             raise NodeError(f"timezone: {exc}") from None
         self.timezone = self.config.timezone or "UTC"
-        self.data = data_service(self)
-        self.devices = self._engine.services.get("devices")
+        self.data = self.service(ONTOLOGY_DATA)
+        self.devices = self.optional_service(DEVICES)
 
     def _check_device(self, name: str) -> None:
         """A registered device (`msg.device`, set by `mqtt in` on the embedded broker) needs INSERT on the
@@ -46,10 +54,10 @@ class OntologyInsertNode(OntologyNode):
             device = self.devices.get(name)
         except LookupError:
             return
-        if covers(str(device.ontologies.get(self.ontology, "")).upper(), "INSERT"):
+        if right_covers(str(device.ontologies.get(self.ontology, "")).upper(), "INSERT"):
             return
         message = f"device {name!r} has no INSERT right on ontology {self.ontology!r}; nothing stored"
-        audit = self._engine.services.get("audit")
+        audit = self.optional_service(AUDIT)
         if audit is not None:
             audit.record(f"device:{name}", "mqtt.insert", self.ontology, "denied", {"message": message})
         raise NodeError(message)
@@ -87,7 +95,7 @@ def _source(msg: Msg) -> str:
     """The transport the message came in by: `msg.source` when a gateway set it; else "http" for a message
     from `http in` (it carries `req`), "mqtt" for one from `mqtt in` (it carries `qos` and `retain`)."""
     value = msg.get("source")
-    if value in SOURCES:
+    if value in WRITE_SOURCES:
         return value
     if "req" in msg:
         return "http"

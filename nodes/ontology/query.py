@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from sofiaflow.nodes.ontology.common import (
     OntologyConfig,
@@ -12,8 +12,7 @@ from sofiaflow.nodes.ontology.common import (
     msg_object,
     store_error,
 )
-from sofiaflow.runtime.api import Msg, NodeError, NRInt, props
-from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
+from sofiaflow.runtime.api import Msg, NodeError, NRInt, RtdbError, parse_filter, props
 
 
 class OntologyQueryConfig(OntologyConfig):
@@ -40,7 +39,12 @@ def _count(value: Any, what: str) -> int:
     return value
 
 
-class OntologyQueryNode(OntologyNode):
+QC = TypeVar("QC", bound=OntologyQueryConfig)
+
+
+class OntologyQueryNode(OntologyNode[QC]):
+    """ontology-query, and the base of history-query (generic over the config, which extends the query's)."""
+
     type = "ontology-query"
     label = "query"
     Config = OntologyQueryConfig

@@ -6,9 +6,8 @@ import copy
 import json
 from typing import Any
 
-from sofiaflow.nodes.ontology.common import OntologyConfig, OntologyNode, events_hub
-from sofiaflow.runtime.api import NodeError, new_message
-from sofiaflow.runtime.data.rtdb import matches, parse_filter
+from sofiaflow.nodes.ontology.common import OntologyConfig, OntologyNode
+from sofiaflow.runtime.api import ONTOLOGY_EVENTS, NodeError, filter_matches, new_message, parse_filter
 
 EVENTS = ("insert", "update", "delete")
 
@@ -18,7 +17,7 @@ class OntologySubscribeConfig(OntologyConfig):
     events: str = "insert,update,delete"
 
 
-class OntologySubscribeNode(OntologyNode):
+class OntologySubscribeNode(OntologyNode[OntologySubscribeConfig]):
     type = "ontology-subscribe"
     label = "subscribe"
     inputs = 0
@@ -54,7 +53,7 @@ class OntologySubscribeNode(OntologyNode):
         self._unsubscribe = None
 
     async def start(self) -> None:
-        self._unsubscribe = events_hub(self).subscribe(self.ontology, self._changed)
+        self._unsubscribe = self.service(ONTOLOGY_EVENTS).subscribe(self.ontology, self._changed)
 
     async def close(self, removed: bool) -> None:
         if self._unsubscribe is not None:
@@ -65,5 +64,5 @@ class OntologySubscribeNode(OntologyNode):
         if self._closed or event not in self.events:
             return
         for doc in docs:
-            if matches(doc, self.filter):
+            if filter_matches(doc, self.filter):
                 self.send(new_message(payload=copy.deepcopy(doc), topic=ontology, event=event))

@@ -9,18 +9,19 @@ from sofiaflow.nodes.ontology.common import (
     OntologyConfig,
     OntologyNode,
     compile_json_field,
-    data_service,
     msg_object,
     store_error,
 )
-from sofiaflow.runtime.api import Msg, NodeError, NRBool, props
-from sofiaflow.runtime.data.rtdb import RtdbError, parse_filter
-
-
-def _check_update(update: dict[str, Any]) -> None:
-    from sofiaflow.runtime.data.rtdb.base import check_update
-
-    check_update(update)
+from sofiaflow.runtime.api import (
+    ONTOLOGY_DATA,
+    Msg,
+    NodeError,
+    NRBool,
+    RtdbError,
+    check_update,
+    parse_filter,
+    props,
+)
 
 
 class OntologyUpdateConfig(OntologyConfig):
@@ -29,7 +30,7 @@ class OntologyUpdateConfig(OntologyConfig):
     multi: NRBool = True
 
 
-class OntologyUpdateNode(OntologyNode):
+class OntologyUpdateNode(OntologyNode[OntologyUpdateConfig]):
     type = "ontology-update"
     needs_right = "INSERT"
     label = "update"
@@ -44,8 +45,8 @@ class OntologyUpdateNode(OntologyNode):
     def setup_node(self) -> None:
         cfg = self.config
         self._query = compile_json_field(cfg.query, "query", dict, check=lambda f: parse_filter(f, "query"))
-        self._update = compile_json_field(cfg.update, "update", dict, check=_check_update)
-        self.data = data_service(self)
+        self._update = compile_json_field(cfg.update, "update", dict, check=check_update)
+        self.data = self.service(ONTOLOGY_DATA)
 
     async def on_input(self, msg: Msg) -> None:
         flt = msg_object(msg, "query")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sofiaflow.nodes.ontology.common import MISSING, OntologyNode
+from sofiaflow.nodes.ontology.common import MISSING, OntologyConfig, OntologyNode
 from sofiaflow.runtime.api import Msg, NodeError
 
 
-class OntologyValidateNode(OntologyNode):
+class OntologyValidateNode(OntologyNode[OntologyConfig]):
     type = "ontology-validate"
     needs_right = None
     label = "validate"
