@@ -13,8 +13,7 @@ RUNTIME_API = "sofiaflow.runtime.api"
 
 OTHERS_FOLDERS_PENDING: dict[str, str] = {
     # Modules of nodes/function still being moved onto the api; each entry goes when its module is clean.
-    "nodes/function/js_isolate.py": "imports runtime.errors; mini_racer's private context (third-party)",
-    "nodes/function/js_sandbox.py": "os._exit in the worker (standard library)",
+    "nodes/function/js_isolate.py": "imports runtime.errors",
     "nodes/function/python_sandbox.py": "worker side: imports runtime.core.message (see its docstring)",
     "nodes/function/sandbox.py": "imports runtime.errors",
     "nodes/function/sandbox_plain.py": "imports runtime.errors",
@@ -25,6 +24,15 @@ THIRD_PARTY_PRIVATES = {
     ("nodes/mqtt/mqtt_client.py", "_out_packet"): "paho-mqtt's queue of unsent packets",
     ("nodes/mqtt/mqtt_client.py", "_sock"): "paho-mqtt's socket",
     ("nodes/mqtt/mqtt_client.py", "_loop_rc_handle"): "paho-mqtt's loop result handler",
+    ("nodes/function/js_sandbox.py", "_exit"): "os._exit: a wedged V8 worker ends at once (standard library)",
+    ("nodes/function/js_isolate.py", "_ctx"): "mini-racer's context (evaluation without its thread hop)",
+    ("nodes/function/js_isolate.py", "_python_to_value_handle"): "mini-racer's context (as above)",
+    ("nodes/function/js_isolate.py", "_dll"): "mini-racer's library handle (as above)",
+    (
+        "nodes/function/js_isolate.py",
+        "_non_cancelable_mr_task_results_queue",
+    ): "mini-racer's results (as above)",
+    ("nodes/function/js_isolate.py", "_value_handle_to_python"): "mini-racer's context (as above)",
 }
 
 EDITOR_MAY_IMPORT = {
