@@ -4,7 +4,7 @@ The venv sees the third-party packages already installed here (a path file lists
 but nothing of this environment's editable `sofiaflow`: no finder, no metadata, no source folder, so every
 `sofiaflow` module it imports comes from the wheel. `python-editor` is installed beside it because it ships a
 top-level `editor` module, the name the editor had before it moved under `sofiaflow`. The server runs from a
-directory outside the repository. Takes about a minute: it builds, installs and starts a real server.
+directory outside the repository. It builds, installs and starts real servers: seconds here, up to a minute on CI.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 pytestmark = [pytest.mark.wheel, pytest.mark.timeout(300)]
@@ -211,8 +212,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture()
-def server(venv: Path, tmp_path: Path) -> Iterator[tuple[httpx.Client, int]]:
-    """`sofiaflow run` from the venv, from a folder outside the repository, on free loopback ports."""
+def server(venv: Path, tmp_path: Path) -> Iterator[tuple[httpx.Client, int, int]]:
+    """`sofiaflow run` from the venv, from a folder outside the repository, on free loopback ports:
+    (an admin API client, the embedded broker's port, the server's pid)."""
     port, mqtt_port = free_port(), free_port()
     cwd, data_dir = tmp_path / "cwd", tmp_path / "data"
     cwd.mkdir()
@@ -240,7 +242,7 @@ def server(venv: Path, tmp_path: Path) -> Iterator[tuple[httpx.Client, int]]:
         ).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-            yield client, mqtt_port
+            yield client, mqtt_port, proc.pid
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
@@ -267,7 +269,7 @@ def shipped(wheel: Path, folder: str) -> list:
 
 
 def test_the_installed_server_deploys_the_iot_broker_flow_and_loads_the_ontologies(server, wheel: Path):
-    client, mqtt_port = server
+    client, mqtt_port, _ = server
     flows = client.get("/flows", headers={"Node-RED-API-Version": "v2"}).raise_for_status().json()["flows"]
     (iot_broker,) = [
         flow for flow in shipped(wheel, "flows") if any(n.get("type") == "ssap-broker" for n in flow)
@@ -282,3 +284,34 @@ def test_the_installed_server_deploys_the_iot_broker_flow_and_loads_the_ontologi
     assert client.get("/editor/login").status_code == 200  # the editor app came in through its entry point
     with socket.create_connection(("127.0.0.1", mqtt_port), timeout=5):
         pass  # the embedded broker listens
+
+
+def test_a_python_function_in_its_sandbox_worker_stores_a_row(server, venv: Path):
+    """inject -> python function -> ontology-insert: the worker process (`python -I -m
+    sofiaflow.runtime.sandbox.worker`) runs from the venv too, and the row reaches the real-time DB."""
+    client, _, pid = server
+    body = "msg['payload'] = {'BasicSensor': {'assetId': 'wheel-' + str(2 + 3), 'measure': 21.5}}\nreturn msg"
+    tab = {
+        "label": "wheel check",
+        "nodes": [
+            {"id": "in1", "type": "inject", "once": True, "onceDelay": 0.1, "wires": [["fn1"]]},
+            {"id": "fn1", "type": "python function", "func": body, "wires": [["ins1"]]},
+            {"id": "ins1", "type": "ontology-insert", "ontology": "BasicSensor", "wires": []},
+        ],
+    }
+    client.post("/flow", json=tab).raise_for_status()
+    query = {"filter": json.dumps({"BasicSensor.assetId": "wheel-5"})}
+    deadline = time.monotonic() + 30
+    while True:
+        found = client.get("/ontologies/BasicSensor/data", params=query).raise_for_status().json()
+        if found["total"]:
+            break
+        assert time.monotonic() < deadline, "the row did not arrive"
+        time.sleep(0.2)
+    assert found["items"][0]["BasicSensor"]["measure"] == 21.5
+    workers = [
+        child.cmdline()
+        for child in psutil.Process(pid).children()
+        if "sofiaflow.runtime.sandbox.worker" in child.cmdline()
+    ]
+    assert workers and workers[0][0].startswith(str(venv.parent)), workers  # the venv's python ran the body
