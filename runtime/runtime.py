@@ -12,7 +12,7 @@ import os
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet
 
@@ -22,10 +22,20 @@ from sofiaflow.runtime.core.context_sql import SqlContextStore
 from sofiaflow.runtime.core.engine import Engine
 from sofiaflow.runtime.core.events import EventBus
 from sofiaflow.runtime.core.services import (
+    API_MANAGER,
+    AUDIT,
     DEVICES,
+    FLOW_OWNERS,
+    HISTORY,
+    HTTP_ROUTES,
     MQTT_BROKER,
     ONTOLOGIES,
+    ONTOLOGY_DATA,
+    ONTOLOGY_EVENTS,
+    PERMISSIONS,
     RTDB,
+    SANDBOX,
+    ServiceKey,
 )
 from sofiaflow.runtime.data.config_db import connect
 from sofiaflow.runtime.errors import FlowValidationError
@@ -39,6 +49,7 @@ from sofiaflow.runtime.settings import Settings
 from sofiaflow.runtime.types import FlowJSON
 
 log = logging.getLogger("sofiaflow.runtime")
+T = TypeVar("T")
 
 
 class Runtime:
@@ -117,14 +128,15 @@ class Runtime:
         self.events.publish("runtime/step", {"step": name, "state": "started"})
 
     def _provide(
-        self, stack: AsyncExitStack, name: str, service: Any, close: Callable[[], Any] | None = None
-    ) -> Any:
-        """Register `service` for nodes under `name`; on unwinding it is unregistered, then closed."""
+        self, stack: AsyncExitStack, key: ServiceKey[T], service: T, close: Callable[[], Any] | None = None
+    ) -> T:
+        """Register `service` for nodes under `key`; on unwinding it is unregistered, then closed."""
         services = self._engine().services
-        services[name] = service
+        services[key] = service
+        name = str(key)
 
         def withdraw() -> Any:
-            services.pop(name, None)
+            services.pop(key, None)
             return close() if close is not None else None
 
         self._started(stack, f"service {name}", withdraw)
@@ -157,8 +169,8 @@ class Runtime:
             node_settings=self.settings.node_settings(),
         )
         self._started(stack, "engine")
-        self._provide(stack, "audit", self.audit)
-        self._provide(stack, "flow-owners", self.ownership)
+        self._provide(stack, AUDIT, self.audit)
+        self._provide(stack, FLOW_OWNERS, self.ownership)
 
     async def _open_sandbox(self, stack: AsyncExitStack) -> None:
         """Worker processes for code written by people (started on first use)."""
@@ -171,14 +183,14 @@ class Runtime:
             memory_mb=max(self.settings.sandbox_memory_mb, 1024), memory_kind="data"
         )
         pool = SandboxPool(limits)
-        self._provide(stack, "sandbox", pool, pool.close)
+        self._provide(stack, SANDBOX, pool, pool.close)
 
     async def _open_http_routes(self, stack: AsyncExitStack) -> None:
         """The flows' own HTTP endpoints (http in nodes); closing answers what is still waiting."""
         from sofiaflow.runtime.http.node_routes import NodeRoutes
 
         routes = NodeRoutes(self.settings.http_node_root, self.settings.http_response_timeout)
-        self._provide(stack, "http", routes, routes.shutdown)
+        self._provide(stack, HTTP_ROUTES, routes, routes.shutdown)
 
     async def _open_data(self, stack: AsyncExitStack) -> None:
         """Devices, the real-time DB, ontologies and the rights on them, ontology data and the API Manager."""
@@ -191,9 +203,9 @@ class Runtime:
         from sofiaflow.runtime.security.devices import DeviceRegistry
         from sofiaflow.runtime.security.permissions import Permissions
 
-        self._provide(stack, "devices", DeviceRegistry(self.db))
+        self._provide(stack, DEVICES, DeviceRegistry(self.db))
         store = open_store(self.settings.realtime_database_url)
-        self._provide(stack, "rtdb", store, store.close)
+        self._provide(stack, RTDB, store, store.close)
         history = self._history_store = HistoryStore(self.settings.history_path)
         ontologies = OntologyRegistry(
             self.db,
@@ -202,16 +214,16 @@ class Runtime:
             purge_existing=lambda name: _purge(store, history, name),
         )
         ontologies.on_change(lambda name, ontology: _ensure_collection(store, name, ontology))
-        self._provide(stack, "ontologies", ontologies)
+        self._provide(stack, ONTOLOGIES, ontologies)
         permissions = Permissions(self.db, self._role_of, lambda name: _owner_of(ontologies, name))
         ontologies.on_change(lambda _name, _ontology: permissions.forget())
-        self._provide(stack, "permissions", permissions)
-        events = self._provide(stack, "ontology-events", OntologyEvents())
-        data = self._provide(stack, "ontology-data", OntologyData(ontologies, store, events))
+        self._provide(stack, PERMISSIONS, permissions)
+        events = self._provide(stack, ONTOLOGY_EVENTS, OntologyEvents())
+        data = self._provide(stack, ONTOLOGY_DATA, OntologyData(ontologies, store, events))
         manager = ApiManager(
             self.db, permissions, data, self._role_of, self.audit, self.settings.http_response_timeout
         )
-        self._provide(stack, "api-manager", manager)
+        self._provide(stack, API_MANAGER, manager)
         for ontology in ontologies.list():
             try:
                 _ensure_collection(store, ontology.name, ontology)
@@ -232,7 +244,7 @@ class Runtime:
         mover = HistoryMover(services[ONTOLOGIES], services[RTDB], self._history_store)
         history = HistoryService(mover, self.settings.history_interval)
         history.start()
-        self._provide(stack, "history", history, history.stop)
+        self._provide(stack, HISTORY, history, history.stop)
 
     async def _open_broker(self, stack: AsyncExitStack) -> None:
         """The embedded MQTT broker (when `mqtt_port` is set); device messages wait for the stored flows."""
@@ -250,7 +262,7 @@ class Runtime:
         )
         broker.flows_ready.clear()  # device messages wait until the stored flows have subscribed
         await broker.start()
-        self._provide(stack, "mqtt-embedded", broker, broker.stop)
+        self._provide(stack, MQTT_BROKER, broker, broker.stop)
 
     async def _open_flows(self, stack: AsyncExitStack) -> None:
         """Start the stored flows (or, on the first start, the default flow file); undone by stopping them."""
