@@ -40,6 +40,7 @@ A node type generic over its config declares it once: `class ChangeNode(Node[Cha
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sofiaflow.node")
 S = TypeVar("S")
-C = TypeVar("C", bound=NodeConfig, default=NodeConfig)
+C = TypeVar("C", bound=NodeConfig, default=NodeConfig, covariant=True)
 
 
 class Node(Generic[C]):
@@ -72,7 +73,7 @@ class Node(Generic[C]):
     color: ClassVar[str] = "#a6bbcf"
     inputs: ClassVar[int] = 1
     outputs: ClassVar[int] = 1
-    Config: ClassVar[type[NodeConfig]] = NodeConfig
+    Config: ClassVar[builtins.type[NodeConfig]] = NodeConfig
     credentials_spec: ClassVar[dict[str, str]] = {}
     is_config_node: ClassVar[bool] = False
     auto_done: ClassVar[bool] = True
@@ -185,7 +186,9 @@ class Node(Generic[C]):
     def log(self, text: Any) -> None:
         self._engine.log_event(self, "info", text)
 
-    def status(self, fill: str | dict | None = None, shape: str | None = None, text: Any = None) -> None:
+    def status(
+        self, fill: str | dict[str, Any] | None = None, shape: str | None = None, text: Any = None
+    ) -> None:
         """Set the status badge: status("green", "dot", "ok"), status({"fill":...}), or status() to clear."""
         if isinstance(fill, dict):
             st = dict(fill)

@@ -12,7 +12,7 @@ tests that index `engine.services` by name keep working; code in this repository
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 if TYPE_CHECKING:
     from sofiaflow.runtime.api_manager import ApiManager
@@ -106,7 +106,8 @@ class Services(dict[str, Any]):
         value = self[key] = factory(self)
         return value
 
-    @overload
+    # typed for service keys, plain for other names: narrower than dict.get on purpose
+    @overload  # type: ignore[override]
     def get(self, key: ServiceKey[T], default: None = None) -> T | None: ...
     @overload
     def get(self, key: str, default: Any = None) -> Any: ...
@@ -120,7 +121,7 @@ class Services(dict[str, Any]):
     def require(self, key: ServiceKey[T]) -> T:
         """The service under `key`; LookupError naming it when the runtime offers none."""
         try:
-            return self[key]
+            return cast(T, self[key])
         except KeyError as exc:
             missing = exc.args[0] if exc.args else key
             detail = "" if missing == key else f" (it needs the {missing!r} service, which is absent)"
