@@ -4,13 +4,9 @@ and ownerless flows share the platform's. Without this, one tenant's flows could
 
 from __future__ import annotations
 
-import httpx
-import pytest
+from tenant_world import press, world  # noqa: F401 - pytest fixture
 
-from sofiaflow.runtime.http import create_app
 from sofiaflow.runtime.runtime import Runtime
-from sofiaflow.runtime.security.auth import AuthService
-from sofiaflow.runtime.settings import Settings
 
 
 def change_flow(tab_id: str, prefix: str, key: str, value: str | None) -> list[dict]:
@@ -43,54 +39,11 @@ def change_flow(tab_id: str, prefix: str, key: str, value: str | None) -> list[d
     ]
 
 
-@pytest.fixture
-async def world(tmp_path, registry):
-    rt = Runtime(
-        Settings(
-            data_dir=tmp_path,
-            admin_password="pw",
-            history_interval=0,
-            ontologies_dir=None,
-            default_flows=None,
-        ),
-        registry=registry,
-    )
-    await rt.start()
-    auth = AuthService(rt.db, rt.settings)
-    auth.ensure_admin()
-    for name in ("ana", "bob"):
-        auth.add_user(name, f"{name}-pw", "developer")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(rt)), base_url="http://t"
-    ) as http:
-        headers = {}
-        for name, password in (("admin", "pw"), ("ana", "ana-pw"), ("bob", "bob-pw")):
-            answer = await http.post(
-                "/auth/token",
-                data={
-                    "client_id": "node-red-admin",
-                    "grant_type": "password",
-                    "scope": "*",
-                    "username": name,
-                    "password": password,
-                },
-            )
-            headers[name] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
-        yield rt, http, headers
-    await rt.stop()
-
-
-async def press(rt: Runtime, http: httpx.AsyncClient, headers: dict, node_id: str) -> None:
-    answer = await http.post(f"/inject/{node_id}", headers=headers)
-    assert answer.status_code == 200, answer.text
-    await rt.engine.idle()
-
-
 def flow_value(rt: Runtime, tab_id: str, key: str):
     return rt.engine.contexts.scope(f"flow:{tab_id}").get(key)
 
 
-async def test_each_tenant_has_its_own_global_context(world):
+async def test_each_tenant_has_its_own_global_context(world):  # noqa: F811
     rt, http, h = world
     # the administrator first: an administrator's deploy is the whole flow set; developers' keep the others'
     assert (
@@ -114,7 +67,7 @@ async def test_each_tenant_has_its_own_global_context(world):
     assert rt.engine.nodes["zf"].global_.get("from_python") == "zf"
 
 
-async def test_a_tenants_flows_share_their_global_across_tabs(world):
+async def test_a_tenants_flows_share_their_global_across_tabs(world):  # noqa: F811
     rt, http, h = world
     flows = change_flow("ta", "a", "k", "shared-by-ana") + change_flow("ta2", "c", "k", None)
     assert (await http.post("/flows", json=flows, headers=h["ana"])).status_code == 204

@@ -197,7 +197,7 @@ class DebugNode(Node[DebugConfig]):
         event["msg"], event["format"] = encode_debug(value)
         # The debug node is the one node allowed to publish on the runtime's event bus directly:
         # its whole purpose is to feed the editor's debug sidebar (Node-RED's RED.comms.publish).
-        self._engine.events.publish("debug", event)
+        self.publish_event("debug", event)
 
     # -- status --
     def _show_status(self, msg: Msg) -> None:

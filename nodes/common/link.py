@@ -42,8 +42,8 @@ class LinkOutNode(Node[LinkConfig]):
         # either side of a link is enough: also take link in nodes that list this node
         extra = [
             n.id
-            for n in self._engine.nodes.values()
-            if n.type == "link in" and self.id in (n.config.links or []) and n.id not in self._targets
+            for n in self.peers("link in")
+            if self.id in (n.config.links or []) and n.id not in self._targets
         ]
         return self._targets + extra
 
@@ -55,16 +55,19 @@ class LinkOutNode(Node[LinkConfig]):
             entry = stack.pop()
             if not stack:
                 msg.pop("_linkSource", None)
-            caller = self._engine.nodes.get(entry.get("node"))
-            if isinstance(caller, LinkCallNode):
-                caller.returned(entry.get("id"), msg)
+            caller = self.peer(entry.get("node"))
+            if not isinstance(caller, LinkCallNode):
+                raise NodeError(
+                    "link out (return): the link call that sent the message is gone or out of reach"
+                )
+            caller.returned(entry.get("id"), msg)
             return
         msg["_event"] = f"node:{self.id}"
         first = True
         from sofiaflow.runtime.api import clone_message
 
         for target in self._all_targets():
-            self._engine.deliver(target, msg if first else clone_message(msg))
+            self.deliver(target, msg if first else clone_message(msg))
             first = False
 
 
@@ -91,9 +94,9 @@ class LinkCallNode(Node[LinkCallConfig]):
     def on_input(self, msg: Msg) -> None:
         if self.config.linkType == "dynamic":
             target = msg.get("target")
-            node = self._engine.nodes.get(target) if isinstance(target, str) else None
+            node = self.peer(target)  # never another tenant's link in
             if node is None or node.type != "link in":
-                matches = [n for n in self._engine.nodes.values() if n.type == "link in" and n.name == target]
+                matches = [n for n in self.peers("link in") if n.name == target]
                 if len(matches) != 1:
                     raise NodeError(f"link call: no single link in node named or with id {target!r}")
                 node = matches[0]
@@ -107,7 +110,7 @@ class LinkCallNode(Node[LinkCallConfig]):
         msg.setdefault("_linkSource", []).append({"id": call_id, "node": self.id})
         timeout = self.config.timeout if self.config.timeout and self.config.timeout > 0 else 30.0
         self._waiting[call_id] = (msg, self.call_later(timeout, lambda: self._timeout(call_id)))
-        if not self._engine.deliver(target_id, msg):
+        if not self.deliver(target_id, msg):
             self._waiting.pop(call_id)[1].cancel()
             raise NodeError(f"link call: target {target_id!r} is not running")
 

@@ -140,7 +140,7 @@ class MqttInNode(Node[MqttInConfig]):
     async def _forward(self) -> None:
         """Send received messages on, waiting while the runtime is over capacity (backpressure)."""
         queue, send_wait = self._queue, self.send_wait
-        completion = self._engine.completion
+        completion = self.completion
         loop = asyncio.get_running_loop()
         while True:
             while queue:
@@ -159,7 +159,7 @@ class MqttInNode(Node[MqttInConfig]):
     def _handler_for(self, datatype: str) -> Any:
         queue = self._queue
         local = self._local
-        completion = self._engine.completion
+        completion = self.completion
 
         def on_message(topic: str, payload: bytes, qos: int, retain: bool, fields: dict | None) -> None:
             try:
@@ -260,7 +260,7 @@ class MqttInNode(Node[MqttInConfig]):
         msg["subscriptions"] = list(self.dynamic_subs.values())
 
     async def close(self, removed: bool) -> None:
-        completion = self._engine.completion
+        completion = self.completion
         while (
             self._queue
         ):  # not sent on: dropped with the node (as Node-RED), acknowledged so no device stalls

@@ -55,6 +55,7 @@ from sofiaflow.runtime.types import Msg
 
 if TYPE_CHECKING:
     from sofiaflow.runtime.core.clock import TimerHandle
+    from sofiaflow.runtime.core.completion import CompletionTracker
     from sofiaflow.runtime.core.context import ContextScope
     from sofiaflow.runtime.core.engine import Engine, FlowScope
 
@@ -258,6 +259,40 @@ class Node(Generic[C]):
     def config_node(self, node_id: str | None) -> Node | None:
         """The running config node with that id, or None."""
         return self._engine.nodes.get(node_id) if node_id else None
+
+    # ----- other nodes, events, completion ------------------------------------------------
+    def may_reach(self, other: Node) -> bool:
+        """Whether this node may hand messages to `other`: same tenant, or this node's flow is an
+        administrator's (or ownerless). A developer's flow never reaches into another tenant's."""
+        return self.tenant is None or other.tenant == self.tenant
+
+    def peer(self, node_id: Any) -> Node | None:
+        """The running node with that id that this node may reach (see `may_reach`), or None."""
+        other = self._engine.nodes.get(node_id) if isinstance(node_id, str) else None
+        return other if other is not None and self.may_reach(other) else None
+
+    def peers(self, node_type: str | None = None) -> list[Node]:
+        """The running nodes (of `node_type`, when given) that this node may reach."""
+        return [
+            n
+            for n in self._engine.nodes.values()
+            if (node_type is None or n.type == node_type) and self.may_reach(n)
+        ]
+
+    def deliver(self, node_id: str, msg: Msg) -> bool:
+        """Hand `msg` to the input of a node this node may reach (as if wired); False when none runs."""
+        target = self.peer(node_id)
+        return target is not None and self._engine.deliver(target.id, msg)
+
+    def publish_event(self, topic: str, event: Any) -> None:
+        """An event on the runtime's event bus (e.g. "debug" for the debug sidebar and /comms)."""
+        self._engine.events.publish(topic, event)
+
+    @property
+    def completion(self) -> CompletionTracker:
+        """The runtime's record of messages whose source waits for the flows to finish them (sources that
+        acknowledge after processing, such as `mqtt in` with QoS 1/2, register and release messages here)."""
+        return self._engine.completion
 
     # ----- time ------------------------------------------------------------------------------
     def now(self) -> float:
