@@ -84,7 +84,8 @@ _json = st.recursive(
 )
 _extra_props = st.dictionaries(
     st.text(min_size=1, max_size=8).filter(
-        lambda k: k not in ("id", "type", "z", "wires", "x", "y", "d", "g", "credentials")
+        # not the properties the generated types' configs define (a comment's `info` must be a string)
+        lambda k: k not in ("id", "type", "z", "wires", "x", "y", "d", "g", "credentials", "name", "info")
     ),
     _json,
     max_size=4,
