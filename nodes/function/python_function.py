@@ -25,6 +25,7 @@ from sofiaflow.nodes.function.sandbox import (
     CompiledScript,
     SandboxError,
     ScriptSyntaxError,
+    describe_error,
 )
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
 
@@ -222,7 +223,7 @@ class PythonFunctionNode(Node[PythonFunctionConfig]):
         except NodeError:
             raise
         except Exception as exc:
-            raise NodeError(_describe(exc, script.name)) from exc
+            raise NodeError(describe_error(exc, script.name)) from exc
 
     def on_input(self, msg: Msg) -> None:
         result = self._run(self._script, msg)
@@ -288,14 +289,3 @@ def _extra_modules() -> frozenset[str]:
 
 def _import(script: CompiledScript, module: str) -> Any:
     return script.import_library(module)  # same allow-list check as `import` in the body
-
-
-def _describe(exc: BaseException, where: str) -> str:
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == where:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return f"{text} (line {line})" if line else text

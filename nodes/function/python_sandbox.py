@@ -22,7 +22,12 @@ from typing import Any
 
 import msgspec
 
-from sofiaflow.nodes.function.sandbox import DEFAULT_ALLOWED_MODULES, CompiledScript, SandboxError
+from sofiaflow.nodes.function.sandbox import (
+    DEFAULT_ALLOWED_MODULES,
+    CompiledScript,
+    SandboxError,
+    describe_error,
+)
 from sofiaflow.runtime.core.message import clone_message  # the worker side: see the module docstring
 
 NOT_SET_UP = "is not set up in this worker"
@@ -218,7 +223,7 @@ class _RemoteNode:
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - the body's error, with its line, fails its message
-            error = describe(exc, script.name)
+            error = describe_error(exc, script.name)
         try:
             return msgspec.Raw(_encode([ops, error]))
         except (TypeError, OverflowError, ValueError, msgspec.EncodeError) as exc:
@@ -239,15 +244,3 @@ class _RemoteNode:
     def run_part(self, part: str) -> msgspec.Raw | None:
         script = self.parts.get(part)
         return None if script is None else self._answer(script, None)
-
-
-def describe(exc: BaseException, where: str) -> str:
-    """`Type: text (line N)` of an exception raised by a body compiled as `where`."""
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == where:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return f"{text} (line {line})" if line else text

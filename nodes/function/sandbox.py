@@ -697,3 +697,15 @@ class CompiledScript:
             raise ScriptSyntaxError("'yield' is only allowed inside helper functions")
         self._functions[keys] = fn
         return fn
+
+
+def describe_error(exc: BaseException, where: str) -> str:
+    """`Type: text (line N)` of an exception raised by a body compiled as `where` (the innermost line of it)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == where:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"{text} (line {line})" if line else text
