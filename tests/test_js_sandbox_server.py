@@ -9,10 +9,8 @@ import time
 import httpx
 import pytest
 
+from tests.api_sampler import API_BOUND, ApiSampler
 from tests.onesait_server import start
-
-API_BOUND = 0.2
-"""Seconds: the admin API must answer GET /flows within this while a worker allocates or spins."""
 
 
 def http_in(id_, tab, url, target):
@@ -64,34 +62,6 @@ FLOWS = [
         "rules": [{"t": "set", "p": "floodStatus", "pt": "global", "to": "status.text", "tot": "msg"}],
     },
 ]
-
-
-class ApiSampler:
-    """GET /flows every 50 ms on its own thread; the slowest answer is kept."""
-
-    def __init__(self, base: str, headers: dict) -> None:
-        self.client = httpx.Client(base_url=base, headers=headers, timeout=10)
-        self.times: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        for _ in range(2000):  # bounded: 100 s at most
-            if self._stop.is_set():
-                return
-            started = time.monotonic()
-            assert self.client.get("/flows").status_code == 200
-            self.times.append(time.monotonic() - started)
-            time.sleep(0.05)
-
-    def __enter__(self) -> ApiSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(15)
-        self.client.close()
 
 
 @pytest.fixture

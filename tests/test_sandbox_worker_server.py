@@ -5,16 +5,14 @@ their messages with a clear error, the next message works, and the admin API ans
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 import httpx
 import pytest
 
+from tests.api_sampler import API_BOUND, ApiSampler
 from tests.onesait_server import start
 
-API_BOUND = 0.2
-"""Seconds: the admin API must answer GET /flows within this while a worker allocates or spins."""
 WORK = """kind = msg['payload'].get('kind')
 if kind == 'bytes':
     hog = []
@@ -63,34 +61,6 @@ FLOWS = [
 ]
 
 
-class ApiSampler:
-    """GET /flows every 50 ms on its own thread; every answer time is kept."""
-
-    def __init__(self, base: str, headers: dict) -> None:
-        self.client = httpx.Client(base_url=base, headers=headers, timeout=10)
-        self.times: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        for _ in range(2400):  # bounded: two minutes at most
-            if self._stop.is_set():
-                return
-            started = time.monotonic()
-            status = self.client.get("/flows").status_code
-            self.times.append(time.monotonic() - started if status == 200 else float("inf"))
-            time.sleep(0.05)
-
-    def __enter__(self) -> ApiSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(15)
-        self.client.close()
-
-
 @pytest.fixture
 def server(tmp_path, monkeypatch):
     monkeypatch.setenv("SOFIAFLOW_SECRET_TEST", "planted-in-the-server")
@@ -136,7 +106,7 @@ def test_bombs_in_a_developers_python_function_fail_their_message_while_the_admi
             time.sleep(0.3)
         assert server.proc.poll() is None
         assert len(sampler.times) > 40
-        print(f"GET /flows: {len(sampler.times)} samples, slowest {max(sampler.times) * 1000:.1f} ms")
+        print(sampler.report())
         assert max(sampler.times) < API_BOUND, sorted(sampler.times)[-5:]
     finally:
         web.close()
