@@ -17,15 +17,14 @@ import os
 import sys
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.mqtt_helpers import broker_env, client, until
 
 sys.path.insert(0, os.path.dirname(__file__))
 import onesait_server  # noqa: E402
+from broker_tenants import add_developers_and_devices, broker_config, deploy_as_developers  # noqa: E402
 
-PASSWORDS = {"ana": "ana-password-1", "bob": "bob-password-1"}
 REFUSED_TEXT = "a topic of a device of another owner"
 
 
@@ -35,16 +34,7 @@ def tab(who: str, mqtt_port: int) -> list[dict[str, Any]]:
     report = {"qos": "1", "retain": "false", "broker": cfg, "z": z, "wires": []}
     return [
         {"id": z, "type": "tab", "label": f"{who}'s plant"},
-        {
-            "id": cfg,
-            "type": "mqtt-broker",
-            "broker": "127.0.0.1",
-            "port": str(mqtt_port),
-            "autoConnect": True,
-            "protocolVersion": 4,
-            "keepalive": 60,
-            "cleansession": True,
-        },
+        broker_config(cfg, mqtt_port),
         {
             "id": f"{who}_in",
             "type": "mqtt in",
@@ -102,42 +92,10 @@ def plant(tmp_path_factory):
     `<who>-dev` on `plant/<who>/#` and `<who>-watch` on `watch/<who>/#` (admin-watch ownerless); tokens."""
     srv = onesait_server.start(tmp_path_factory.mktemp("tenancy-flows"), default_flows="")
     try:
-        for who, password in PASSWORDS.items():
-            answer = srv.admin.post(
-                "/users", json={"username": who, "password": password, "role": "developer"}
-            )
-            assert answer.status_code == 201, answer.text
-        tokens = {}
-        for name, topics, owner in (
-            ("ana-dev", ["plant/ana/#"], "ana"),
-            ("bob-dev", ["plant/bob/#"], "bob"),
-            ("ana-watch", ["watch/ana/#"], "ana"),
-            ("bob-watch", ["watch/bob/#"], "bob"),
-            ("admin-watch", ["watch/admin/#"], None),
-        ):
-            answer = srv.admin.post("/devices", json={"name": name, "topics": topics, "owner": owner})
-            assert answer.status_code == 201, answer.text
-            tokens[name] = answer.json()["token"]
+        tokens = add_developers_and_devices(srv)
         answer = srv.admin.post("/flows", json=tab("admin", srv.mqtt_port))
         assert answer.status_code in (200, 204), answer.text
-        srv.users = {}
-        for who, password in PASSWORDS.items():
-            token = httpx.post(
-                f"{srv.base}/auth/token",
-                data={
-                    "client_id": "node-red-admin",
-                    "grant_type": "password",
-                    "scope": "*",
-                    "username": who,
-                    "password": password,
-                },
-                timeout=10,
-            ).json()["access_token"]
-            srv.users[who] = httpx.Client(
-                base_url=srv.base, headers={"Authorization": f"Bearer {token}"}, timeout=10
-            )
-            answer = srv.users[who].post("/flows", json=tab(who, srv.mqtt_port))
-            assert answer.status_code in (200, 204), answer.text
+        srv.users = deploy_as_developers(srv, tab)
         flows = srv.admin.get("/flows").json()
         assert {"admin_in", "ana_in", "bob_in"} <= {n["id"] for n in flows}
         srv.tokens = tokens
