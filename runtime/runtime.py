@@ -21,6 +21,7 @@ from sofiaflow.runtime.core.context import ContextManager, MemoryStore
 from sofiaflow.runtime.core.context_sql import SqlContextStore
 from sofiaflow.runtime.core.engine import Engine
 from sofiaflow.runtime.core.events import EventBus
+from sofiaflow.runtime.core.metrics import ThroughputHistory
 from sofiaflow.runtime.core.services import (
     API_MANAGER,
     AUDIT,
@@ -28,6 +29,7 @@ from sofiaflow.runtime.core.services import (
     FLOW_OWNERS,
     HISTORY,
     HTTP_ROUTES,
+    METRICS_HISTORY,
     MQTT_BROKER,
     ONTOLOGIES,
     ONTOLOGY_DATA,
@@ -171,6 +173,8 @@ class Runtime:
         self._started(stack, "engine")
         self._provide(stack, AUDIT, self.audit)
         self._provide(stack, FLOW_OWNERS, self.ownership)
+        history = ThroughputHistory(self.engine)  # sampling starts when metrics are first read
+        self._provide(stack, METRICS_HISTORY, history, history.stop)
 
     async def _open_sandbox(self, stack: AsyncExitStack) -> None:
         """Worker processes for code written by people (started on first use)."""

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from sofiaflow.runtime.core.context import ContextManager
+from sofiaflow.runtime.core.metrics import ThroughputHistory
 from sofiaflow.runtime.data.history import HistoryService
 from sofiaflow.runtime.data.rtdb.sql_backend import SQLStore
 from sofiaflow.runtime.errors import ServiceUnavailable
@@ -30,6 +31,7 @@ DIAG = "diagnostics"
 SERVICES = [
     ("config-db", None, None, "dispose"),  # the engine `connect` returns: spied on that one instance
     ("contexts", ContextManager, "open", "close"),
+    ("metrics-history", ThroughputHistory, "__init__", "stop"),
     ("sandbox", SandboxPool, "__init__", "close"),
     ("http", NodeRoutes, "__init__", "shutdown"),
     ("rtdb", SQLStore, "__init__", "close"),
