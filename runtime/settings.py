@@ -45,6 +45,12 @@ class Settings:
         default_factory=lambda: int(os.environ.get("SOFIAFLOW_SANDBOX_MEMORY_MB", "512"))
     )
     """sandboxMemoryMB: memory (RLIMIT_DATA: heap and private mappings) of each sandbox worker process (MiB)."""
+    exec_enabled: bool = field(
+        default_factory=lambda: (
+            os.environ.get("SOFIAFLOW_EXEC_ENABLED", "").strip().lower() in ("1", "true", "yes", "on")
+        )
+    )
+    """execEnabled: exec nodes may run shell commands (only in administrators' and ownerless flows)."""
     token_lifetime: int = 7 * 24 * 3600
     debug_max_length: int = 1000
     http_node_root: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_HTTP_NODE_ROOT", "/"))
@@ -90,6 +96,7 @@ class Settings:
             "functionIsolation": self.function_isolation,
             "sandboxMemoryMB": self.sandbox_memory_mb,
             "debugMaxLength": self.debug_max_length,
+            "execEnabled": self.exec_enabled,
         }
 
     @property
