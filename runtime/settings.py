@@ -87,6 +87,8 @@ class Settings:
         default_factory=lambda: float(os.environ.get("SOFIAFLOW_HISTORY_INTERVAL", "3600"))
     )
     """Seconds between moves of expired instances to history; 0: never scheduled."""
+    files_dir: Path | None = field(default_factory=lambda: _optional_path("SOFIAFLOW_FILES_DIR"))
+    """filesDir: the only folder the file, file in and watch nodes may use; default: `files` in the data dir."""
 
     def node_settings(self) -> dict:
         """The settings nodes may read with `Node.setting(name)`."""
@@ -97,11 +99,16 @@ class Settings:
             "sandboxMemoryMB": self.sandbox_memory_mb,
             "debugMaxLength": self.debug_max_length,
             "execEnabled": self.exec_enabled,
+            "filesDir": str(self.files_path),
         }
 
     @property
     def realtime_database_url(self) -> str:
         return self.realtime_url or f"sqlite:///{self.data_dir / 'realtime.db'}"
+
+    @property
+    def files_path(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def history_path(self) -> Path:

@@ -85,6 +85,16 @@ def split(id_: str, wires) -> dict:
     )
 
 
+def file_write(id_: str, filename: str, overwrite: str, wires=None, **props) -> dict:
+    base = {"filenameType": "str", "appendNewline": True, "createDir": False, "encoding": "none"}
+    return n(id_, "file", wires, filename=filename, overwriteFile=overwrite, **{**base, **props})
+
+
+def file_read(id_: str, filename: str, fmt: str, wires=None, **props) -> dict:
+    base = {"filenameType": "str", "chunk": False, "sendError": False, "encoding": "none", "allProps": False}
+    return n(id_, "file in", wires, filename=filename, format=fmt, **{**base, **props})
+
+
 def catch_to_response(id_: str = "catch") -> list[dict]:
     return [
         n(id_, "catch", [["errtext"]], scope=None, uncaught=False),
@@ -833,6 +843,27 @@ CASES = [
         "js-status-done",
         [fn("a", "node.status({fill: 'green', shape: 'dot', text: 'seen'}); node.send(msg); node.done();")],
         [1],
+    ),
+    # file / file in: relative names resolve in Node-RED's working directory (its throw-away user dir) and in
+    # sofiaflow's files folder (files/ in its throw-away data dir): the same relative names on both sides
+    Case(
+        "file-write-append-read",
+        [
+            file_write("w", "diff-file.txt", "true", wires=[["a"]]),
+            file_write("a", "diff-file.txt", "false", wires=[["r"]]),
+            file_read("r", "diff-file.txt", "utf8"),
+        ],
+        ["hello", 42, {"k": [1, "x"]}],
+    ),
+    Case(
+        "file-msg-filename-lines",
+        [
+            change("f", set_("filename", "diff-dir/sub/lines.txt"), wires=[["w"]]),
+            file_write("w", "filename", "true", filenameType="msg", createDir=True, wires=[["r"]]),
+            file_read("r", "filename", "lines", filenameType="msg", allProps=True, wires=[["j"]]),
+            join("j", mode="auto"),
+        ],
+        ["one\ntwo"],
     ),
 ]
 

@@ -1,0 +1,1 @@
+"""Storage nodes: file, file in, watch, confined to the files folder."""
