@@ -185,6 +185,24 @@ async def test_set_jsonata_sees_msg_context_and_env(registry):
     assert out[0]["topic"] == "hello-t"
 
 
+async def test_set_jsonata_undefined_leaves_the_property_absent_and_null_stays_null(registry):
+    flows = [
+        change(
+            rule("set", to="$sum(payload.nothing)", tot="jsonata"),
+            rule("set", p="a.b", to="nothing.here", tot="jsonata"),
+            rule("set", p="topic", to="null", tot="jsonata"),
+            rule("set", p="kept", pt="flow", to="1", tot="num"),
+            rule("set", p="kept", pt="flow", to="nothing", tot="jsonata"),
+            rule("set", p="nested", to='{"x": null, "y": nothing}', tot="jsonata"),
+        )
+    ]
+    out, ctx = await run(registry, flows, {"payload": {}, "a": {"b": 1}})
+    assert "payload" not in out[0] and out[0]["a"] == {}  # Node-RED deletes on undefined, never null
+    assert out[0]["topic"] is None
+    assert out[0]["nested"] == {"x": None}
+    assert ctx.flow.get("kept") is None and "kept" not in ctx.flow.keys()
+
+
 async def test_jsonata_runtime_error_goes_to_catch_and_drops_message(registry):
     flows = [
         change(rule("set", to='$error("boom")', tot="jsonata")),

@@ -426,6 +426,18 @@ async def test_reduce_sum_with_fixup_average(registry):
     assert out[0]["parts"]["index"] == 2  # the last message of the sequence, as Node-RED
 
 
+async def test_reduce_to_undefined_leaves_the_payload_absent_and_null_stays_null(registry):
+    out, _ = await run(
+        reduce(reduceExp="payload.nothing", reduceInit="0", reduceInitType="num"), registry, *seq([1, 2])
+    )
+    assert "payload" not in out[0] and out[0]["parts"]["index"] == 1
+    out, _ = await run(reduce(reduceExp="null", reduceInit="0", reduceInitType="num"), registry, *seq([1, 2]))
+    assert out[0]["payload"] is None
+    fixup = reduce(reduceExp="$A+payload", reduceInit="0", reduceInitType="num", reduceFixup="$A.nothing")
+    out, _ = await run(fixup, registry, *seq([1, 2]))
+    assert "payload" not in out[0]
+
+
 async def test_reduce_sees_index_and_count_and_can_run_right_to_left(registry):
     exp = '$A & $string($I) & "/" & $string($N) & payload & ";"'
     out, _ = await run(reduce(reduceExp=exp, reduceInit="", reduceInitType="str"), registry, *seq(list("ab")))

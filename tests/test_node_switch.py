@@ -157,6 +157,17 @@ async def test_null_and_istype_undefined_on_missing_property(registry):
     assert result == [[0, 1], [0, 2, 3]]
 
 
+async def test_a_jsonata_property_or_value_keeps_undefined_apart_from_null(registry):
+    rules = [r("istype", "undefined", "undefined"), r("istype", "null", "null"), r("lt", "5", "num")]
+    sw = switch(rules, property="payload.x", propertyType="jsonata")
+    result, _ = await route(registry, sw, [{"payload": {}}, {"payload": {"x": None}}])
+    assert result == [[0], [1, 2]]
+    # -1 < undefined is false, -1 < null is true
+    sw = switch([r("lt", "$sum(nothing)", "jsonata"), r("lt", "null", "jsonata")])
+    result, _ = await route(registry, sw, [{"payload": -1}])
+    assert result == [[1]]
+
+
 # ----- checkall, else, outputs ------------------------------------------------------------------
 
 

@@ -23,6 +23,8 @@ from sofiaflow.runtime.api import (
     NodeError,
     NRBool,
     clone_value,
+    compile_expression,
+    evaluate_jsonata,
     props,
     typed_getter,
 )
@@ -355,8 +357,13 @@ class ChangeNode(Node[ChangeConfig]):
                 json.loads(to) if isinstance(to, str) else None
             except json.JSONDecodeError as exc:
                 raise NodeError(f"invalid JSON {to!r}: {exc.msg}") from None
-        getter = typed_getter(self, to, tot)  # json, bin, date, jsonata
-        return _as_node_red_jsonata_error(getter) if tot == "jsonata" else getter
+        if tot == "jsonata":  # an expression giving nothing (undefined) deletes the target, as in Node-RED
+            expr = str(to)
+            compile_expression(expr)
+            return _as_node_red_jsonata_error(
+                lambda msg: evaluate_jsonata(expr, msg, self, undefined=_MISSING)
+            )
+        return typed_getter(self, to, tot)  # json, bin, date
 
     def _from_value(self, rule: ChangeRule) -> Callable[[Msg], tuple[str, Any, re.Pattern[str] | None]]:
         """fn(msg) -> (fromType, fromValue, fromRE) as Node-RED's getFromValue."""

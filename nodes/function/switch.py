@@ -201,11 +201,7 @@ class SwitchNode(Node[SwitchConfig]):
             except NodeError as exc:
                 raise NodeError(f"property: {exc}") from None
 
-            def jsonata_property(msg: Msg) -> Any:
-                value = evaluate_jsonata(expr, msg, self)
-                return UNDEFINED if value is None else value
-
-            return jsonata_property
+            return lambda msg: evaluate_jsonata(expr, msg, self, undefined=UNDEFINED)
         return self._value_getter(prop, ptype, "property")
 
     @staticmethod
@@ -236,10 +232,10 @@ class SwitchNode(Node[SwitchConfig]):
                 def jsonata_value(msg: Msg) -> Any:
                     parts = sequence_parts(msg)
                     extra = None if parts is None else {"I": parts.get("index"), "N": parts.get("count")}
-                    return evaluate_jsonata(expr, msg, self, extra)
+                    return evaluate_jsonata(expr, msg, self, extra, undefined=UNDEFINED)
 
                 return jsonata_value
-            return lambda msg: evaluate_jsonata(expr, msg, self)
+            return lambda msg: evaluate_jsonata(expr, msg, self, undefined=UNDEFINED)
         if vtype in ("str", "bool", "json", "bin", "re", "date", "flow", "global", "env"):
             try:
                 getter = typed_getter(self, value, vtype)

@@ -529,17 +529,20 @@ class JoinNode(Node[JoinConfig]):
         try:
             acc = self._init({})
             for m in ordered:
-                acc = evaluate_jsonata(
-                    self._reduce_exp, m, self, {"A": acc, "I": m["parts"].get("index"), "N": count}
-                )
+                bindings = {"A": None if acc is UNDEFINED else acc, "I": m["parts"].get("index"), "N": count}
+                acc = evaluate_jsonata(self._reduce_exp, m, self, bindings, undefined=UNDEFINED)
             if self._fixup:
-                acc = evaluate_jsonata(self._fixup, {}, self, {"N": count, "A": acc})
+                bindings = {"N": count, "A": None if acc is UNDEFINED else acc}
+                acc = evaluate_jsonata(self._fixup, {}, self, bindings, undefined=UNDEFINED)
         except NodeError:
             for m in msgs[:-1]:
                 self.done(m)
             raise
         last = ordered[-1]
-        last["payload"] = acc
+        if acc is UNDEFINED:  # JSONata's undefined: no payload (Node-RED's msg.payload = undefined)
+            last.pop("payload", None)
+        else:
+            last["payload"] = acc
         self.send(last)
         for m in msgs:
             self.done(m)

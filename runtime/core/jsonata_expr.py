@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sofiaflow.runtime.core.node import Node
 
 _Lambda = jsonata.Jsonata.JLambda
+_NULL = jsonata.utils.Utils.NULL_VALUE
 
 
 class JsonataError(NodeError):
@@ -32,6 +33,7 @@ def _compile(expr: str) -> jsonata.Jsonata:
     # messages hold msg.req/msg.res, bytes...: Node-RED's JSONata takes them, and checking every input
     # would walk the whole message on every evaluation
     compiled.set_validate_input(False)
+    compiled.set_output_convert_nulls(False)  # keeps JSONata's undefined (None) apart from null; see evaluate
     return compiled
 
 
@@ -50,8 +52,18 @@ def _node_bindings(node: Node | None) -> dict[str, Any]:
     }
 
 
-def evaluate(expr: str, data: Any, node: Node | None = None, bindings: dict[str, Any] | None = None) -> Any:
-    """Evaluate `expr` against `data` with the node's context functions and extra `bindings`."""
+def evaluate(
+    expr: str,
+    data: Any,
+    node: Node | None = None,
+    bindings: dict[str, Any] | None = None,
+    undefined: Any = None,
+) -> Any:
+    """Evaluate `expr` against `data` with the node's context functions and extra `bindings`.
+
+    An expression that evaluates to nothing (JSONata's undefined: a path matching nothing, `$sum` of nothing)
+    returns `undefined`: None unless the caller tells it apart from null (e.g. `UNDEFINED`, to leave a message
+    property absent as Node-RED does)."""
     compiled = _compile(expr)
     env = _node_bindings(node)
     if bindings:
@@ -60,10 +72,27 @@ def evaluate(expr: str, data: Any, node: Node | None = None, bindings: dict[str,
         result = compiled.evaluate(data, env)
     except Exception as exc:
         raise JsonataError(f"JSONata expression {expr!r} failed: {exc}") from exc
+    if result is None:
+        return undefined
     return _plain(result)
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, list) and type(value) is not list:
+    """Plain Python of a raw result: JSONata's null as None and its sequences as lists, at every depth (in place
+    where the containers are already plain, so a result that is part of the input is not copied)."""
+    cls = value.__class__
+    if cls is dict:
+        for key, item in value.items():
+            plain = _plain(item)
+            if plain is not item:
+                value[key] = plain
+        return value
+    if cls is list:
+        for i, item in enumerate(value):
+            plain = _plain(item)
+            if plain is not item:
+                value[i] = plain
+        return value
+    if isinstance(value, list):  # the library's sequence types
         return [_plain(v) for v in value]
-    return value
+    return None if value is _NULL else value

@@ -218,6 +218,75 @@ CASES = [
         [{"n": 3, "s": "x"}],
     ),
     Case(
+        "change-jsonata-undefined",
+        [
+            change(
+                "a",
+                set_("payload.total", "$sum(payload.nothing)", "jsonata"),
+                set_("payload.gone", "payload.missing.deep", "jsonata"),
+                set_("payload.none", "null", "jsonata"),
+                set_("k", "1", "num", "flow"),
+                set_("k", "$sum(payload.nothing)", "jsonata", "flow"),
+                set_("payload.k", "k", "flow"),
+                set_("payload.obj", '{"x": nothing, "y": null, "z": [null, payload.nothing]}', "jsonata"),
+            )
+        ],
+        [{"total": 5, "gone": 1, "a": 1, "k": 2}, {"none": 7}],
+    ),
+    Case(
+        "switch-jsonata-undefined",
+        [
+            n(
+                "a",
+                "switch",
+                [["r1"], ["r2"], ["r3"], ["r4"]],
+                property="payload.x",
+                propertyType="jsonata",
+                rules=[
+                    {"t": "lt", "v": "$sum(payload.nothing)", "vt": "jsonata"},
+                    {"t": "istype", "v": "undefined", "vt": "undefined"},
+                    {"t": "istype", "v": "null", "vt": "null"},
+                    {"t": "else"},
+                ],
+                checkall="false",
+                repair=False,
+                outputs=4,
+            ),
+            change("r1", set_("payload", "lt undefined")),
+            change("r2", set_("payload", "undefined")),
+            change("r3", set_("payload", "null")),
+            change("r4", set_("payload", "else")),
+        ],
+        [{}, {"x": None}, {"x": -1}],
+    ),
+    Case(
+        "template-jsonata-undefined",
+        [
+            change(
+                "a",
+                set_(
+                    "payload",
+                    '{"items": [{"label": "a", "name": payload.nothing}, {"label": "b", "name": null}]}',
+                    "jsonata",
+                ),
+                set_("name", "outer"),
+                set_("gone", "$sum(payload.nothing)", "jsonata"),
+                wires=[["b"]],
+            ),
+            n(
+                "b",
+                "template",
+                field="payload",
+                fieldType="msg",
+                format="handlebars",
+                syntax="mustache",
+                output="str",
+                template="{{#payload.items}}{{label}}={{name}};{{/payload.items}} [{{gone}}]{{^gone}}gone{{/gone}}",
+            ),
+        ],
+        [{}],
+    ),
+    Case(
         "range",
         [
             n(
