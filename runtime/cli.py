@@ -104,15 +104,37 @@ def _check(flows: list, settings: Settings | None, user: str | None = None) -> t
     except FlowValidationError as exc:
         for problem in exc.problems:
             print(f"error: {problem}")
-        print(f"{len(exc.problems)} problem(s): the flows cannot be deployed", file=sys.stderr)
+        notes = _notes(flows)
+        _print_notes(notes)
+        cannot = sum(1 for note in notes if note.severity == "not-runnable")
+        also = f"; {cannot} node(s) cannot run here" if cannot else ""
+        print(f"{len(exc.problems)} problem(s): the flows cannot be deployed{also}", file=sys.stderr)
         return None, 1
     except FlowFormatError as exc:
         print(f"error: {exc}")
         return None, 1
+    _print_notes(notes)
+    return rev, 0
+
+
+def _notes(flows: list) -> list[Problem]:
+    """The nodes of `flows` that cannot run here (uninstalled types) and the warnings, whatever else is wrong:
+    a refused deploy reports only its errors."""
+    from sofiaflow.runtime.flows import model
+    from sofiaflow.runtime.flows.registry import default_registry
+
+    registry = default_registry()
+    try:
+        problems = model.validate(model.load(flows, registry), registry)
+    except FlowFormatError:
+        return []
+    return [p for p in problems if p.severity != "error"]
+
+
+def _print_notes(notes: list[Problem]) -> None:
     for note in notes:
         label = "cannot run here" if note.severity == "not-runnable" else note.severity
         print(f"{label}: {note}")
-    return rev, 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
