@@ -157,7 +157,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         from sofiaflow.runtime.flows.registry import default_registry
 
         print(format_report(import_report(flows, default_registry())))
-    rev, code = _check(flows, settings, user="cli")
+    from sofiaflow.runtime.security.ownership import CLI_USER
+
+    rev, code = _check(flows, settings, user=CLI_USER)
     if code == 0:
         print(f"imported {args.file} into {settings.data_dir}: rev {rev}")
     return code

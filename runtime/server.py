@@ -21,6 +21,7 @@ from sofiaflow.runtime.http.access_log import redact_access_log
 from sofiaflow.runtime.http.node_routes import app_prefixes, in_front
 from sofiaflow.runtime.runtime import Runtime
 from sofiaflow.runtime.security.auth import ADMIN_USER, AuthService
+from sofiaflow.runtime.security.ownership import CLI_USER
 from sofiaflow.runtime.settings import Settings
 
 log = logging.getLogger("sofiaflow.server")
@@ -74,7 +75,7 @@ async def import_flows_file(runtime: Runtime, path: Path) -> str | None:
     if not has_credentials and revision_of(flows) == runtime.rev:
         return None
     try:
-        result = await runtime.deploy(flows, "full", user="cli")
+        result = await runtime.deploy(flows, "full", user=CLI_USER)
     except FlowValidationError as exc:
         raise StartupError(f"{path}: refused, {exc}") from exc
     for problem in result.problems:

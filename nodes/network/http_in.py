@@ -100,10 +100,6 @@ def claim_key(url: str) -> str:
     return route_claim_key(normalise_url(url))
 
 
-PLATFORM_USERS = (None, "cli")
-"""Flow owners that are the platform itself: no owner (default flows), or a flow file imported at start."""
-
-
 def refuse_platform_paths(node: Node, paths: list[str], what: str) -> None:
     """NodeError when the flow of `node` belongs to a non-administrator and one of `paths` (Express syntax,
     relative to the http root) could serve a request under a path the platform reserves."""
@@ -111,7 +107,7 @@ def refuse_platform_paths(node: Node, paths: list[str], what: str) -> None:
         routes = node.service(HTTP_ROUTES)
     except NodeError:
         return
-    if not hasattr(routes, "reserved_prefix") or node.owner in PLATFORM_USERS or node.tenant is None:
+    if not hasattr(routes, "reserved_prefix") or node.tenant is None:
         return  # the platform's flows, and administrators' (who act for the platform), may serve any path
     for path in paths:
         prefix = routes.reserved_prefix(path)

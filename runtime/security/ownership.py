@@ -28,6 +28,10 @@ from sofiaflow.runtime.data.config_db import metadata
 from sofiaflow.runtime.security.permissions import PermissionDenied
 from sofiaflow.runtime.types import FlowJSON
 
+CLI_USER = "cli"
+"""Who deploys from the command line (`sofiaflow run --flows`, `sofiaflow flows import`): the platform itself,
+not a user; what it deploys has no owner and so is the administrators'."""
+
 flow_owners = Table(  # one row per unit (tab, subflow definition, config node); the column keeps its old name
     "flow_owners",
     metadata,
@@ -248,12 +252,14 @@ class FlowOwnership:
     # ----- changes --------------------------------------------------------------------------------
     def claim_new(self, flows: FlowJSON, user: str | None, running: FlowJSON | None = None) -> None:
         """Before a deploy: the units of `flows` seen for the first time become `user`'s. Units in `running`
-        (the flows deployed now) are never claimed: one without an owner stays the administrators'."""
+        (the flows deployed now) are never claimed: one without an owner stays the administrators'. What the
+        command line deploys (`CLI_USER`) is the platform's: it gets no owner."""
         new = set(units(flows)) - set(self._all()) - set(units(running or []))
+        owner = None if user == CLI_USER else user
         if new:
             with self._db.begin() as conn:
                 for unit in sorted(new):
-                    conn.execute(insert(flow_owners).values(tab=unit, owner=user, shared=[]))
+                    conn.execute(insert(flow_owners).values(tab=unit, owner=owner, shared=[]))
             self._forget()
 
     def deployed(self, flows: FlowJSON) -> None:
