@@ -878,6 +878,41 @@ CASES = [
     Case(
         "js-return-array-of-arrays", [fn("a", "return [[{payload: 'a', res: msg.res, req: msg.req}]];")], [1]
     ),
+    # tcp request to the runtime's own HTTP port (from the Host header: each runtime listens on its own port),
+    # an HTTP/1.0 POST written by hand to the echo case below; the body after the headers is the answer
+    Case(
+        "tcp-request-echo",
+        [
+            change(
+                "a",
+                set_("host", "127.0.0.1"),
+                set_("port", '$number($substringAfter(req.headers.host, ":"))', "jsonata"),
+                set_(
+                    "payload",
+                    '($b := $string({"v": payload}); "POST /diff/tcp-echo-target HTTP/1.0\\r\\n'
+                    'Content-Type: application/json\\r\\nContent-Length: " & $length($b) & "\\r\\n\\r\\n" & $b)',
+                    "jsonata",
+                ),
+                wires=[["req"]],
+            ),
+            n(
+                "req",
+                "tcp request",
+                [["b"]],
+                server="",
+                port="",
+                out="time",
+                splitc="500",
+                ret="string",
+                newline="",
+                trim=False,
+                tls="",
+            ),
+            change("b", set_("payload", '$substringAfter(payload, "\\r\\n\\r\\n")', "jsonata")),
+        ],
+        ["hello tcp", "second"],
+    ),
+    Case("tcp-echo-target", [change("a", set_("payload", "'echo: ' & payload", "jsonata"))], []),
     Case(
         "js-numbers",
         [
