@@ -146,6 +146,8 @@ async def test_server_splits_lines_and_replies_on_the_same_connection(registry):
         assert (
             await bounded(other_r.readexactly(3)) == b"all" and await bounded(reader.readexactly(3)) == b"all"
         )
+        t.inject("out", {"_session": msgs[0]["_session"]})  # no payload: JavaScript's "" + undefined
+        assert await bounded(reader.readexactly(9)) == b"undefined"
         t.inject("out", {"payload": "x", "_session": msgs[0]["_session"], "reset": True})
         assert await bounded(reader.read()) == b""
         writer.close()

@@ -16,7 +16,7 @@ from sofiaflow.nodes.network.socket_common import (
     refuse_tls,
     to_bytes,
 )
-from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool
+from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, NRBool
 
 
 class TcpOutConfig(NodeConfig):
@@ -169,7 +169,7 @@ non-administrators may only listen on ports above 1024. TLS is not supported."""
             if msg.get("reset") is True:
                 conn.writer.transport.abort()
             else:
-                conn.writer.write(to_bytes(msg.get("payload"), self.config.base64))
+                conn.writer.write(to_bytes(msg.get("payload", UNDEFINED), self.config.base64))
 
     async def close(self, removed: bool) -> None:
         self._stopping = True
