@@ -8,6 +8,7 @@ node first sets msg.payload to the value.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 
@@ -968,6 +969,331 @@ CASES = [
             join("j", mode="auto"),
         ],
         ["one\ntwo"],
+    ),
+    Case(
+        "csv-parse",
+        [
+            n(
+                "a",
+                "csv",
+                [["b"]],
+                spec="rfc",
+                sep=",",
+                hdrin=True,
+                hdrout="none",
+                multi="mult",
+                ret="\\r\\n",
+                temp="",
+                skip="0",
+                strings=True,
+                include_empty_strings="",
+                include_null_values="",
+            ),
+            change("b", set_("payload", '{"rows": payload, "columns": columns}', "jsonata")),
+        ],
+        [
+            'name,"note, quoted",n\r\nann,"said ""hi""",1.5\nbob,"two\nlines",007\r\n"c, d",,+1\n\n',
+            "a;b\n1;2",
+            "x,y\n1e3,0x1F\n-2, 3 \n",
+        ],
+    ),
+    Case(
+        "csv-parts",
+        [
+            split("s", [["a"]]),
+            n(
+                "a",
+                "csv",
+                [["b"]],
+                spec="rfc",
+                sep=",",
+                hdrin=True,
+                hdrout="none",
+                multi="mult",
+                ret="\\n",
+                temp="",
+                skip="0",
+                strings=True,
+                include_empty_strings="",
+                include_null_values="",
+            ),
+            change("b", set_("payload", '{"rows": payload, "columns": columns, "parts": parts}', "jsonata")),
+        ],
+        ['a,b\n1,x\n2,"y, z"\n3,', "skip,me\nh1,h2\n5,6"],
+    ),
+    Case(
+        "csv-parts-one",
+        [
+            split("s", [["a"]]),
+            n(
+                "a",
+                "csv",
+                [["j"]],
+                spec="rfc",
+                sep=",",
+                hdrin=True,
+                hdrout="none",
+                multi="one",
+                ret="\\n",
+                temp="",
+                skip="1",
+                strings=True,
+                include_empty_strings=True,
+                include_null_values=True,
+            ),
+            join("j", [["res"]], mode="custom", build="array", count="", accumulate=False),
+        ],
+        ["junk\nname,n\nann,1\nbob,\n,2"],
+    ),
+    # an empty quoted field is "" and an empty unquoted one null: Python's csv module tells them apart from 3.12
+    *(
+        [
+            Case(
+                "csv-quoted-empty",
+                [
+                    n(
+                        "a",
+                        "csv",
+                        [["res"]],
+                        spec="rfc",
+                        sep=",",
+                        hdrin=True,
+                        hdrout="none",
+                        multi="mult",
+                        ret="\\n",
+                        temp="",
+                        skip="0",
+                        strings=True,
+                        include_empty_strings=True,
+                        include_null_values=True,
+                    ),
+                ],
+                ['a,b,c\n"",,x\n,"",""'],
+            )
+        ]
+        if sys.version_info >= (3, 12)
+        else []
+    ),
+    Case(
+        "csv-legacy",
+        [
+            n(
+                "a",
+                "csv",
+                [["b"]],
+                sep=",",
+                hdrin=True,
+                hdrout="all",
+                multi="mult",
+                ret="\\n",
+                temp="",
+                skip="0",
+                strings=True,
+            ),
+            change("b", set_("payload", '{"rows": payload, "columns": columns}', "jsonata")),
+        ],
+        ['a,b,c\n1,"x, y",\n"q""",2.5,z\n', [{"a": 1, "b": "x,y"}]],
+    ),
+    Case(
+        "csv-rows",
+        [
+            n(
+                "a",
+                "csv",
+                [["j"]],
+                spec="rfc",
+                sep=",",
+                hdrin="",
+                hdrout="none",
+                multi="one",
+                ret="\\n",
+                temp='a,,"c,d"',
+                skip="1",
+                strings=False,
+                include_empty_strings=True,
+                include_null_values=True,
+            ),
+            join("j", [["b"]]),
+            change("b", set_("payload", "payload", "msg")),
+        ],
+        ['skipped line\n1,2,3\n4,,"six"\n'],
+    ),
+    Case(
+        "csv-write",
+        [
+            n(
+                "a",
+                "csv",
+                [["b"]],
+                spec="rfc",
+                sep=",",
+                hdrin="",
+                hdrout="all",
+                multi="one",
+                ret="\\r\\n",
+                temp="",
+                skip="0",
+                strings=True,
+                include_empty_strings="",
+                include_null_values="",
+            ),
+            change("b", set_("payload", '{"text": payload, "columns": columns}', "jsonata")),
+        ],
+        [
+            [
+                {"name": "ann", "note": 'said "hi"', "n": 1.5},
+                {"name": "c, d", "note": "two\nlines", "n": None},
+            ],
+            {"k": "v", "flag": True, "obj": {"x": 1}},
+            [[1, "a,b", None], ["x", 'q"', True]],
+            [1, "two", 3],
+        ],
+    ),
+    Case(
+        "csv-write-template",
+        [
+            n(
+                "a",
+                "csv",
+                [["b"]],
+                spec="rfc",
+                sep=";",
+                hdrin="",
+                hdrout="all",
+                multi="one",
+                ret="\\n",
+                temp='name,,"n;x"',
+                skip="0",
+                strings=True,
+                include_empty_strings="",
+                include_null_values="",
+            ),
+            change("b", set_("payload", '{"text": payload, "columns": columns}', "jsonata")),
+        ],
+        [[{"name": "a;b", "n;x": 2, "other": 1}, {"name": 'q"', "n;x": {"deep": [1]}}]],
+    ),
+    Case(
+        "xml",
+        [n("a", "xml", property="payload", attr="", chr="")],
+        [
+            '<order id="7" xmlns:p="urn:p">\n  <p:item sku="a&amp;b">two &lt; three</p:item>\n'
+            "  <p:item>plain</p:item>\n  <note/>\n  <blank>  </blank>\n  <mixed>a<b/>c</mixed>\n</order>",
+            {
+                "order": {
+                    "$": {"id": 7, "q": 'say "hi"\n'},
+                    "item": ["a", {"_": "b & c", "$": {"n": "2"}}],
+                    "x": None,
+                }
+            },
+            {"a": 1, "b": [True, 2.5], "c": ""},
+        ],
+    ),
+    Case(
+        "xml-keys",
+        [n("a", "xml", property="payload", attr="@", chr="#")],
+        ['<a k="v">t<b x="1"/>u<c>in</c></a>'],
+    ),
+    Case(
+        "yaml",
+        [n("a", "yaml", property="payload")],
+        [
+            "a: 1\nb:\n  - x\n  - {c: true, d: null}\ns: 'quoted: yes'\nf: 1.5\nl: |\n  line one\n  line two\n",
+            {"a": 1, "b": ["x", {"c": None}], "n": "123", "t": "true", "e": {}, "l": [], "u": "é", "f": 2.5},
+            [1, [2, 3], {"k": [{"deep": "v"}]}],
+            {
+                "long": "word " * 30 + "end",
+                "spaced": "trailing space " * 6,
+                "multi": "line1\nline2\n",
+                "colon": "a: b",
+                "hash": "x #y",
+                "lead": " sp",
+                "y": "n",
+                "time": "1:20",
+                "empty": "",
+                "neg": -0.5,
+                "big": 1e21,
+            },
+        ],
+    ),
+    Case(
+        "html",
+        [
+            change("p", set_("page", "payload", "msg"), wires=[["a"]]),
+            n(
+                "a",
+                "html",
+                [["b"]],
+                property="payload",
+                outproperty="payload",
+                tag="li",
+                ret="html",
+                **{"as": "single"},
+                chr="_",
+            ),
+            n(
+                "b",
+                "html",
+                [["c"]],
+                property="page",
+                outproperty="texts",
+                tag="li, p",
+                ret="text",
+                **{"as": "single"},
+                chr="_",
+            ),
+            n(
+                "c",
+                "html",
+                [["d"]],
+                property="page",
+                outproperty="attrs",
+                tag="#list > li",
+                ret="attr",
+                **{"as": "single"},
+                chr="_",
+            ),
+            n(
+                "d",
+                "html",
+                [["e"]],
+                property="page",
+                outproperty="compl",
+                tag="li[data-n]",
+                ret="compl",
+                **{"as": "single"},
+                chr="inner",
+            ),
+            change(
+                "e",
+                set_(
+                    "payload", '{"html": payload, "texts": texts, "attrs": attrs, "compl": compl}', "jsonata"
+                ),
+            ),
+        ],
+        [
+            '<html><head><title>T</title></head><body><ul id="list">'
+            '<li class="a  b" data-n="1">H\u00e9llo <b>w&amp;"r\'ld</b><br>x &lt; y</li>'
+            '<li data-n="2"><img src="a&b.png" alt=\'q"\'><!-- c --></li><li> </li></ul>'
+            "<p>t<script>var a=1<2;</script></p><table><tr><td>cell</td></tr></table></body></html>"
+        ],
+    ),
+    Case(
+        "html-multi",
+        [
+            n(
+                "a",
+                "html",
+                [["j"]],
+                property="payload",
+                outproperty="payload",
+                tag="li",
+                ret="text",
+                **{"as": "multi"},
+                chr="_",
+            ),
+            join("j", [["res"]]),
+        ],
+        ["<ul><li>one</li><li>two &amp; more</li><li>three</li></ul>"],
     ),
 ]
 
