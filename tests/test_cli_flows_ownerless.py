@@ -14,7 +14,9 @@ FLOWS = """[{"id": "t1", "type": "tab", "label": "from a file"},
 async def test_a_flow_file_deployed_at_start_has_no_owner_and_no_tenant(tmp_path):
     path = tmp_path / "flows.json"
     path.write_text(FLOWS, encoding="utf-8")
-    runtime = Runtime(Settings(data_dir=tmp_path / "data", mqtt_port=0, ontologies_dir=None, default_flows=None))
+    runtime = Runtime(
+        Settings(data_dir=tmp_path / "data", mqtt_port=0, ontologies_dir=None, default_flows=None)
+    )
     await runtime.start()
     try:
         assert await import_flows_file(runtime, path) is not None

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from sofiaflow.nodes.cep.window import WindowNode
 from sofiaflow.runtime.data import config_db, rtdb
 from sofiaflow.runtime.data.ontologies import OntologyRegistry
 from sofiaflow.runtime.testing import FlowTester
@@ -40,8 +39,6 @@ async def settle(t):
 
 
 async def test_per_device_five_minute_averages_land_in_the_ontology(registry, services):
-    if "window" not in registry:
-        registry.register(WindowNode)
     tester = FlowTester(FLOW, registry, virtual_time=True)
     tester.engine.services.update(services)
     async with tester as t:

@@ -30,7 +30,8 @@ FLOWS = [
     node("libs", "function", func="return msg;", outputs=1, libs=[{"var": "moment", "module": "moment"}]),
     node("ch", "change", rules=[{"t": "set", "p": "payload", "pt": "msg", "to": "1", "tot": "num"}]),
     node("contrib", "ui_button"),
-    node("core", "exec", command="ls"),
+    node("core", "global-config"),
+    node("ex", "exec", command="ls"),
     node("bad", "switch", property="payload", rules="not a list"),
     node("syntax", "function", func="var x = 1;\nvar y = (;", outputs=1),
 ]
@@ -57,7 +58,13 @@ def test_each_node_is_classified_with_its_reasons(registry):
     assert entries["contrib"]["reasons"] == [
         "node type 'ui_button' is not installed (it comes from a Node-RED contrib package)"
     ]
-    assert entries["core"]["reasons"] == ["Node-RED core node type 'exec' is not available in sofiaflow"]
+    assert entries["core"]["reasons"] == [
+        "Node-RED core node type 'global-config' is not available in sofiaflow"
+    ]
+    assert (
+        entries["ex"]["status"] == "runs with a caveat"
+        and "SOFIAFLOW_EXEC_ENABLED" in entries["ex"]["reasons"][0]
+    )
     assert entries["bad"]["status"] == CANNOT_RUN and "rules" in entries["bad"]["reasons"][0]
 
 
@@ -70,7 +77,7 @@ def test_the_report_deploys_nothing_and_rejects_non_lists(registry):
 def test_text_format_counts(registry):
     text = format_report(import_report(FLOWS, registry))
     assert "cannot-run function libs" in text
-    assert text.splitlines()[-1] == "2 run, 1 run with a caveat, 5 cannot run"
+    assert text.splitlines()[-1] == "2 run, 2 run with a caveat, 5 cannot run"
 
 
 def test_cli_import_with_report(tmp_path, capsys):

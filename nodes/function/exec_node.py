@@ -99,6 +99,11 @@ class ExecNode(Node[ExecConfig]):
         "ownerless flows, never in a developer's flow."
     )
 
+    @classmethod
+    def import_caveats(cls, config: ExecConfig) -> list[str]:
+        """Shown by the import report: exec is off unless an administrator turns it on."""
+        return [f"runs only when {ENABLE_HINT}, and only in administrators' or ownerless flows"]
+
     def setup(self) -> None:
         if not _enabled(self.setting("execEnabled", False)):
             raise NodeError(f"exec is disabled: running shell commands is a security hazard; {ENABLE_HINT}")

@@ -23,7 +23,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parents[1]))
 
 from sofiaflow.nodes.cep.state import Spec, WindowStore  # noqa: E402
-from sofiaflow.nodes.cep.window import WindowNode  # noqa: E402
 from sofiaflow.runtime.core.clock import VirtualClock  # noqa: E402
 from sofiaflow.runtime.core.engine import Engine  # noqa: E402
 from sofiaflow.runtime.flows.deploy import Deployer  # noqa: E402
@@ -78,8 +77,6 @@ async def _node_and_engine(events: int, profile: bool) -> tuple[float, float]:
     from cryptography.fernet import Fernet
 
     registry = default_registry()
-    if "window" not in registry:
-        registry.register(WindowNode)
     clock = VirtualClock()
     engine = Engine(clock=clock, high_water=10**9)
     deployer = Deployer(engine, registry, CredentialStore(None, Fernet.generate_key()))
