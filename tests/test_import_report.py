@@ -43,7 +43,7 @@ def by_id(entries):
 
 def test_each_node_is_classified_with_its_reasons(registry):
     entries = by_id(import_report(FLOWS, registry))
-    assert set(entries) == {"plain", "buf", "libs", "ch", "contrib", "core", "bad", "syntax"}
+    assert set(entries) == {"plain", "buf", "libs", "ch", "contrib", "core", "ex", "bad", "syntax"}
     assert entries["syntax"]["status"] == CANNOT_RUN
     assert entries["syntax"]["reasons"] == ["func: SyntaxError: Unexpected token ';' (body:line 2)"]
     assert entries["plain"]["status"] == RUNS and entries["plain"]["reasons"] == []
