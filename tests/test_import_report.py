@@ -61,10 +61,7 @@ def test_each_node_is_classified_with_its_reasons(registry):
     assert entries["core"]["reasons"] == [
         "Node-RED core node type 'global-config' is not available in sofiaflow"
     ]
-    assert (
-        entries["ex"]["status"] == "runs with a caveat"
-        and "SOFIAFLOW_EXEC_ENABLED" in entries["ex"]["reasons"][0]
-    )
+    assert entries["ex"]["status"] == CAVEAT and "SOFIAFLOW_EXEC_ENABLED" in entries["ex"]["reasons"][0]
     assert entries["bad"]["status"] == CANNOT_RUN and "rules" in entries["bad"]["reasons"][0]
 
 
