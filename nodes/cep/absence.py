@@ -21,6 +21,9 @@ from typing import Any
 from sofiaflow.nodes.cep.event_keys import key_getter, time_getter
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, NRFloat, NRInt, new_message
 
+_JUST_AFTER = 1e-6
+"""Seconds: the soonest a timer looks at a key again."""
+
 
 class AbsenceConfig(NodeConfig):
     key: str = "topic"
@@ -131,7 +134,9 @@ class AbsenceNode(Node[AbsenceConfig]):
         if watch.timer is not None or watch.silent:
             return
         delay = watch.last + self._timeout - self.now()
-        watch.timer = self.call_later(max(delay, 0.0), lambda: self._due(key, watch))
+        # a deadline already reached (an event time older than the clock) is looked at just after this instant,
+        # so messages arriving at the same instant still count as signs of life
+        watch.timer = self.call_later(max(delay, _JUST_AFTER), lambda: self._due(key, watch))
 
     def _due(self, key: str, watch: _Watch) -> None:
         watch.timer = None
