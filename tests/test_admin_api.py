@@ -424,8 +424,6 @@ async def test_inject_and_debug_endpoints(client, runtime):
 
 
 async def test_real_inject_and_debug_nodes(client, runtime):
-    if "inject" not in runtime.registry or "debug" not in runtime.registry:
-        pytest.skip("the inject and debug node types are not installed yet")
     flows = [
         tab(),
         {
