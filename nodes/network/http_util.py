@@ -298,6 +298,9 @@ def failure(exc: BaseException, url: httpx.URL, seconds: float) -> RequestFailed
             return RequestFailed(code, e.verify_message or str(e))
         if isinstance(e, socket.gaierror):
             return RequestFailed("ENOTFOUND", f"getaddrinfo ENOTFOUND {url.host}")
+        if isinstance(e, ssl.SSLError):  # its errno is the TLS library's, not a system error code
+            reason = (e.reason or "handshake failed").upper()
+            return RequestFailed(f"ERR_SSL_{reason}", e.strerror or str(e))
         if isinstance(e, OSError) and e.errno in errno.errorcode:
             code = errno.errorcode[e.errno]
             return RequestFailed(
