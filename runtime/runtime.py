@@ -148,6 +148,7 @@ class Runtime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = connect(self.settings.database_url)
         self._started(stack, "config-db", self.db.dispose)
+        self.registry.load_disabled(self.db)
         self.audit = AuditLog(self.db)
         self.ownership = FlowOwnership(self.db)
 

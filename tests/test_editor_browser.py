@@ -320,8 +320,11 @@ def test_python_function_code_is_edited_in_a_python_code_editor(page):
 def test_the_palette_lists_every_registered_type_and_filters(page, editor_server):  # noqa: F811
     status, sets = editor_server.api("GET", "/nodes")
     assert status == 200
-    registered = {
-        t for s in sets if not s["config"] and s["category"] not in ("config", "internal") for t in s["types"]
+    registered = {  # a node set's `palette` holds each of its types' palette entry
+        t
+        for s in sets
+        for t, entry in s["palette"].items()
+        if not entry["config"] and entry["category"] not in ("config", "internal")
     }
     shown = set(page.eval_on_selector_all(".sf-palette-node", "els => els.map(e => e.dataset.type)"))
     assert shown == registered

@@ -122,6 +122,7 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/metrics"): Probe("/metrics", {200}, {200}),
     ("GET", "/nodes"): Probe("/nodes", {200}, {200}),
     ("GET", "/nodes/{module:path}"): Probe("/nodes/sofiaflow", {200, 404}, {200, 404}),
+    ("PUT", "/nodes/{module:path}"): Probe("/nodes/node-red/inject", {403}, {403}, {"enabled": False}),
     ("GET", "/settings"): Probe("/settings", {200}, {200}),
     ("GET", "/diagnostics"): Probe("/diagnostics", {200}, {200}),
     ("GET", "/audit"): Probe("/audit", {403}, {403}),

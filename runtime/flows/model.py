@@ -157,6 +157,16 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
         if obj.get("g") is not None and obj["g"] not in fs.groups:
             add(Problem(f"node is in a missing group {obj['g']!r}", node_id, kind, "g", severity=WARNING))
 
+    for obj in list(fs.flow_nodes.values()) + list(fs.configs.values()):
+        disabled = None if _to_bool(obj.get("d", False)) else registry and registry.disabled_set(obj["type"])
+        if disabled:
+            add(
+                Problem(
+                    f"node set {disabled!r} is disabled: enable it to deploy {obj['type']!r}",
+                    obj["id"],
+                    obj["type"],
+                )
+            )
     claims: dict[str, list[str]] = {}
     for obj in fs.flow_nodes.values():
         _validate_node(obj, fs, registry, add, claims if _is_enabled(obj, fs) else None)

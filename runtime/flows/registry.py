@@ -8,18 +8,66 @@ subclass (or a module or list of them). `pip install` a package that declares
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy import Engine, delete, insert, select
+
 from sofiaflow.runtime.core.node import Node
+from sofiaflow.runtime.data.config_db import settings_kv
 from sofiaflow.runtime.errors import UnknownNodeTypeError
 
 log = logging.getLogger("sofiaflow.registry")
 
 ENTRY_POINT_GROUP = "sofiaflow.nodes"
+
+NODE_RED_MODULE = "node-red"
+NODE_RED_SETS: dict[str, tuple[str, ...]] = {
+    "junction": ("junction",),
+    "inject": ("inject",),
+    "debug": ("debug",),
+    "complete": ("complete",),
+    "catch": ("catch",),
+    "status": ("status",),
+    "link": ("link in", "link out", "link call"),
+    "comment": ("comment",),
+    "global-config": ("global-config",),
+    "unknown": ("unknown",),
+    "function": ("function",),
+    "switch": ("switch",),
+    "change": ("change",),
+    "range": ("range",),
+    "template": ("template",),
+    "delay": ("delay",),
+    "trigger": ("trigger",),
+    "exec": ("exec",),
+    "rbe": ("rbe",),
+    "tls": ("tls-config",),
+    "httpproxy": ("http proxy",),
+    "mqtt": ("mqtt in", "mqtt out", "mqtt-broker"),
+    "httpin": ("http in", "http response"),
+    "httprequest": ("http request",),
+    "websocket": ("websocket in", "websocket out", "websocket-listener", "websocket-client"),
+    "tcpin": ("tcp in", "tcp out", "tcp request"),
+    "udp": ("udp in", "udp out"),
+    "CSV": ("csv",),
+    "HTML": ("html",),
+    "JSON": ("json",),
+    "XML": ("xml",),
+    "YAML": ("yaml",),
+    "split": ("split", "join"),
+    "sort": ("sort",),
+    "batch": ("batch",),
+    "file": ("file", "file in"),
+    "watch": ("watch",),
+}
+"""Node-RED 4.1's core node sets (module `node-red`) and the types each holds, in its palette order."""
+_NODE_RED_SET_OF = {t: s for s, types in NODE_RED_SETS.items() for t in types}
+DISABLED_SETS_KEY = "nodes.disabled"
 
 
 class NodeRegistry:
@@ -29,6 +77,7 @@ class NodeRegistry:
         self._types: dict[str, type[Node]] = {}
         self._origin: dict[str, str] = {}
         self.load_errors: list[str] = []
+        self.disabled_sets: set[str] = set()
 
     def register(self, cls: type[Node], origin: str = "local") -> type[Node]:
         """Add a node type; a later registration of the same name replaces the earlier one."""
@@ -66,6 +115,41 @@ class NodeRegistry:
 
     def origin(self, type_name: str) -> str:
         return self._origin.get(type_name, "")
+
+    def set_id(self, type_name: str) -> str:
+        """The node set holding a type: `node-red/<set>` for Node-RED's core types, `sofiaflow/<family>` for
+        sofiaflow's own (its nodes/<family> package), `<distribution>/<type>` for third-party ones."""
+        cls = self._types.get(type_name)
+        origin = self._origin.get(type_name, "")
+        if origin == "sofiaflow" and type_name in _NODE_RED_SET_OF:
+            return f"{NODE_RED_MODULE}/{_NODE_RED_SET_OF[type_name]}"
+        if cls is not None and origin == "sofiaflow" and cls.__module__.startswith("sofiaflow.nodes."):
+            return f"sofiaflow/{cls.__module__.split('.')[2]}"
+        return f"{origin or 'local'}/{type_name}"
+
+    def disabled_set(self, type_name: str) -> str | None:
+        """The disabled node set holding `type_name`, or None when the type may run."""
+        if not self.disabled_sets or type_name not in self._types:
+            return None
+        set_id = self.set_id(type_name)
+        return set_id if set_id in self.disabled_sets else None
+
+    def set_enabled(self, set_id: str, enabled: bool) -> None:
+        (self.disabled_sets.discard if enabled else self.disabled_sets.add)(set_id)
+
+    def load_disabled(self, db: Engine) -> None:
+        """Take the disabled node sets from the config DB (none when never set)."""
+        with db.connect() as conn:
+            raw = conn.execute(
+                select(settings_kv.c.value).where(settings_kv.c.key == DISABLED_SETS_KEY)
+            ).scalar()
+        self.disabled_sets = set(json.loads(raw)) if raw else set()
+
+    def save_disabled(self, db: Engine) -> None:
+        value = json.dumps(sorted(self.disabled_sets))
+        with db.begin() as conn:
+            conn.execute(delete(settings_kv).where(settings_kv.c.key == DISABLED_SETS_KEY))
+            conn.execute(insert(settings_kv).values(key=DISABLED_SETS_KEY, value=value))
 
     def __contains__(self, type_name: object) -> bool:
         return type_name in self._types

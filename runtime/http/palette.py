@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from sofiaflow.runtime.flows.registry import NodeRegistry
-from sofiaflow.runtime.http.deps import ApiError, RuntimeDep
+from sofiaflow.runtime.flows.registry import NODE_RED_MODULE, NODE_RED_SETS, NodeRegistry
+from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, require_administrator
 from sofiaflow.runtime.security.ownership import unit_of_running
 
 router = APIRouter(tags=["nodes"])
@@ -29,25 +29,50 @@ def module_version(module: str) -> str:
 
 
 def node_sets(registry: NodeRegistry) -> list[dict[str, Any]]:
-    """One Node-RED node set per type (`<module>/<type>`), with what the editor needs to draw it."""
-    out = []
+    """Node-RED's node sets (`node-red/<set>`, `sofiaflow/<family>`, `<package>/<type>`): each with its types,
+    whether it is enabled, and what the editor needs to draw its first type (`palette`: every type's)."""
+    sets: dict[str, dict[str, Any]] = {}
     for entry in registry.describe():
         if entry["category"] == "internal":
             continue
-        module = entry["module"] or "sofiaflow"
-        item: dict[str, Any] = {
-            "id": f"{module}/{entry['type']}",
-            "name": entry["type"],
-            "types": [entry["type"]],
-            "enabled": True,
-            "local": False,
-            "user": False,
-            "module": module,
-            "version": module_version(module),
-        }
-        item.update({k: entry[k] for k in _EDITOR_KEYS})
-        out.append(item)
-    return out
+        set_id = registry.set_id(entry["type"])
+        module, _, name = set_id.partition("/")
+        item = sets.get(set_id)
+        if item is None:
+            item = sets[set_id] = {
+                "id": set_id,
+                "name": name,
+                "types": [],
+                "enabled": set_id not in registry.disabled_sets,
+                "local": False,
+                "user": False,
+                "module": module,
+                "version": module_version("sofiaflow" if module == NODE_RED_MODULE else module),
+                "palette": {},
+            }
+            item.update({k: entry[k] for k in _EDITOR_KEYS})
+        item["types"].append(entry["type"])
+        item["palette"][entry["type"]] = {k: entry[k] for k in _EDITOR_KEYS}
+    order = {name: i for i, name in enumerate(NODE_RED_SETS)}
+    for item in sets.values():
+        if item["module"] == NODE_RED_MODULE:
+            item["types"].sort(key=NODE_RED_SETS[item["name"]].index)
+    return sorted(
+        sets.values(), key=lambda s: (s["module"] != NODE_RED_MODULE, order.get(s["name"], 0), s["id"])
+    )
+
+
+def _find(registry: NodeRegistry, path: str) -> tuple[str, list[dict[str, Any]]]:
+    """("module" or "set", the sets) named by `path`; 404 naming the modules when nothing matches."""
+    sets = node_sets(registry)
+    members = [s for s in sets if s["module"] == path]
+    if members:
+        return "module", members
+    match = [s for s in sets if s["id"] == path]
+    if match:
+        return "set", match
+    modules = sorted({s["module"] for s in sets})
+    raise ApiError(404, "not_found", f"no node module or set {path!r}; modules: {', '.join(modules)}")
 
 
 @router.get("/nodes", summary="Installed node sets, with each type's JSON schema and palette info")
@@ -57,15 +82,38 @@ async def get_nodes(runtime: RuntimeDep) -> Any:
 
 @router.get("/nodes/{module:path}", summary="One module (`{name, version, nodes}`) or one set (`module/set`)")
 async def get_module(module: str, runtime: RuntimeDep) -> Any:
-    sets = node_sets(runtime.registry)
-    members = [s for s in sets if s["module"] == module]
-    if members:
-        return JSONResponse({"name": module, "version": module_version(module), "nodes": members})
-    match = next((s for s in sets if s["id"] == module), None)
-    if match is not None:
-        return JSONResponse(match)
-    modules = sorted({s["module"] for s in sets})
-    raise ApiError(404, "not_found", f"no node module or set {module!r}; modules: {', '.join(modules)}")
+    kind, sets = _find(runtime.registry, module)
+    if kind == "module":
+        return JSONResponse({"name": module, "version": sets[0]["version"], "nodes": sets})
+    return JSONResponse(sets[0])
+
+
+@router.put(
+    "/nodes/{module:path}",
+    summary='Enable or disable a module or one set (`{"enabled": true|false}`); persisted; administrators',
+)
+async def put_module(
+    module: str, request: Request, runtime: RuntimeDep, user: Annotated[str, Depends(require_administrator)]
+) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+        raise ApiError(
+            400, "invalid_request", 'PUT /nodes/...: the body must be {"enabled": true} or {"enabled": false}'
+        )
+    _, sets = _find(runtime.registry, module)
+    if not body["enabled"]:
+        types = {t for s in sets for t in s["types"]}
+        in_use = sorted({n["type"] for n in runtime.deployer.flows if isinstance(n, dict)} & types)
+        if in_use:  # as Node-RED: a set whose types the deployed flows use stays enabled
+            raise ApiError(400, "type_in_use", f"Type in use: {', '.join(in_use)}")
+    for s in sets:
+        runtime.registry.set_enabled(s["id"], body["enabled"])
+    runtime.registry.save_disabled(runtime.db)
+    runtime.audit.record(user, "nodes.enable" if body["enabled"] else "nodes.disable", module, "ok")
+    return await get_module(module, runtime)
 
 
 @router.get(
