@@ -14,11 +14,12 @@ import onesait_server
 import pytest
 from conftest import require_binary
 
-from sofiaflow.runtime.flows.registry import NODE_RED_SETS, NodeRegistry, default_registry
+from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / ".cache" / "node-red-admin" / "node_modules" / ".bin" / "node-red-admin"
-FIXTURE = Path("/work/shared/fixtures/nodered-admin-api/get-nodes.json")
+FIXTURE = Path(__file__).parent / "fixtures" / "nodered" / "admin-get-nodes.json"
+"""Node-RED 4.1.15's answer to GET /nodes, recorded."""
 
 
 def _cli() -> str:
@@ -92,10 +93,7 @@ def _flow(kind: str, wires: list, **props: object) -> list[dict]:
 def test_core_types_sit_in_node_red_s_sets():
     """Every core type sofiaflow has sits in the set Node-RED 4.1 names for it; sofiaflow's own by family."""
     registry = default_registry()
-    expected = (
-        {t: s["id"] for s in json.loads(FIXTURE.read_text()) for t in s["types"]} if FIXTURE.exists() else {}
-    )
-    expected = expected or {t: f"node-red/{s}" for s, types in NODE_RED_SETS.items() for t in types}
+    expected = {t: s["id"] for s in json.loads(FIXTURE.read_text()) for t in s["types"]}
     for kind in ("inject", "mqtt in", "mqtt-broker", "http response", "tls-config", "csv", "join", "file in"):
         assert registry.set_id(kind) == expected[kind]
     assert registry.set_id("python function") == "sofiaflow/function"
