@@ -5,20 +5,13 @@ editor imports only the runtime modules listed here."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_API = "sofiaflow.runtime.api"
-
-WORKER_SIDE_IMPORTS: dict[str, frozenset[str]] = {
-    # Modules that also run inside the sandbox worker processes may import these two light runtime modules
-    # directly: going through the api loads the whole runtime and doubles each tenant's worker (22 -> 45 MB).
-    "nodes/function/js_isolate.py": frozenset({"sofiaflow.runtime.errors"}),
-    "nodes/function/python_sandbox.py": frozenset({"sofiaflow.runtime.core.message"}),
-    "nodes/function/sandbox.py": frozenset({"sofiaflow.runtime.errors"}),
-    "nodes/function/sandbox_plain.py": frozenset({"sofiaflow.runtime.errors"}),
-}
 
 THIRD_PARTY_PRIVATES = {
     # (module, attribute): reason. Private attributes of libraries, not of the runtime; pyproject pins the series.
@@ -75,7 +68,7 @@ def _within(module: str, package: str) -> bool:
 
 
 def _runtime_imports_of_nodes(path: str, tree: ast.Module) -> list[str]:
-    allowed = {"sofiaflow.runtime", RUNTIME_API, *WORKER_SIDE_IMPORTS.get(path, ())}
+    allowed = {"sofiaflow.runtime", RUNTIME_API}
     return [
         f"{path}:{line}: imports {module}"
         for line, module in _imports(tree)
@@ -128,18 +121,6 @@ def test_nodes_use_only_the_runtime_api():
     assert _node_offences() == []
 
 
-def test_worker_side_exceptions_are_still_needed():
-    """Each worker-side exception still names an import its module makes: a module that no longer needs it
-    leaves the list."""
-    stale = [
-        f"{path}: {module}"
-        for path, modules in WORKER_SIDE_IMPORTS.items()
-        for module in modules
-        if module not in {m for _, m in _imports(ast.parse((ROOT / path).read_text(encoding="utf-8")))}
-    ]
-    assert stale == []
-
-
 def test_the_runtime_imports_neither_nodes_nor_the_editor():
     found = [
         f"{path}:{line}: imports {module}"
@@ -189,3 +170,17 @@ def test_the_checks_see_offences():
     )
     assert _runtime_imports_of_nodes("m.py", good) + _private_touches("m.py", good) == []
     assert _string_service_lookups("m.py", good) == []
+
+
+def test_the_api_loads_only_what_a_node_takes():
+    """The sandbox workers take a few names from the api; that must not load the whole runtime into them."""
+    script = (
+        "import sys\n"
+        "from sofiaflow.runtime.api import NodeError, clone_message\n"
+        "heavy = [m for m in ('sofiaflow.runtime.core.engine', 'sqlalchemy', 'pydantic') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"

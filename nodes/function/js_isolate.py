@@ -18,7 +18,7 @@ from collections.abc import Callable
 from py_mini_racer import MiniRacer
 from py_mini_racer._exc import JSEvalException, JSOOMException, JSParseException, JSTerminatedException
 
-from sofiaflow.runtime.errors import NodeError
+from sofiaflow.runtime.api import NodeError
 
 _RESULT_WAIT_AFTER_CANCEL = 5.0
 _LOCATED = re.compile(r"^([^:\n]+):(\d+): (.*)$", re.M)

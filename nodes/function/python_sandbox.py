@@ -9,9 +9,8 @@ the host. A message's answer is `[ops, error]`: ops like `["send", value]`, `["r
 text (with the body's line) or None. Values the host held back (msg.req, objects) arrive as msgpack
 extensions and go back unchanged.
 
-This module runs in the worker process, not in the server: it takes `clone_message` from
-`sofiaflow.runtime.core.message` (which imports nothing else of the runtime) instead of `sofiaflow.runtime.api`,
-which would load the whole node API (pydantic, SQLAlchemy...) into every tenant's worker and double its memory.
+This module runs in the worker process, not in the server: the api loads its names on first use, so taking
+`clone_message` from it loads only the message module, not the whole runtime, into every tenant's worker.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from sofiaflow.nodes.function.sandbox import (
     SandboxError,
     describe_error,
 )
-from sofiaflow.runtime.core.message import clone_message  # the worker side: see the module docstring
+from sofiaflow.runtime.api import clone_message
 
 NOT_SET_UP = "is not set up in this worker"
 """Error text for a request about a node this worker does not know (it restarted): the host re-sends setup."""

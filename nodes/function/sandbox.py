@@ -39,7 +39,7 @@ from RestrictedPython.Guards import safe_builtins
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, RestrictingNodeTransformer
 
 from sofiaflow.nodes.function.sandbox_plain import PLAIN_TYPES, copy_module, is_plain_type
-from sofiaflow.runtime.errors import NodeError
+from sofiaflow.runtime.api import NodeError
 
 DEFAULT_ALLOWED_MODULES = frozenset(
     {

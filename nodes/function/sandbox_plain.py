@@ -21,7 +21,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sofiaflow.runtime.errors import ValidationError
+from sofiaflow.runtime.api import ValidationError
 
 _ATOMS = frozenset(
     {
