@@ -122,3 +122,19 @@ async def close_writer(writer: asyncio.StreamWriter, *, abort: bool = False) -> 
         await asyncio.wait_for(writer.wait_closed(), 2.0)
     except (TimeoutError, OSError, ConnectionError):
         pass
+
+
+class DatagramEndpoint(asyncio.DatagramProtocol):
+    """A UDP endpoint's protocol whose `lost` future resolves once the loop has closed its socket."""
+
+    def __init__(self) -> None:
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    async def close(self, transport: asyncio.BaseTransport) -> None:
+        """Close `transport` and wait (2 s at most) until its socket is really closed."""
+        transport.close()  # the socket is closed once the loop has run connection_lost
+        await asyncio.wait_for(asyncio.shield(self.lost), 2.0)

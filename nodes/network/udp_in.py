@@ -9,7 +9,7 @@ import socket
 import struct
 from typing import Any
 
-from sofiaflow.nodes.network.socket_common import bind_host, check_listen_port, parse_port
+from sofiaflow.nodes.network.socket_common import DatagramEndpoint, bind_host, check_listen_port, parse_port
 from sofiaflow.runtime.api import Node, NodeConfig, NodeError
 
 
@@ -22,14 +22,10 @@ class UdpInConfig(NodeConfig):
     datatype: str = "buffer"
 
 
-class _Receiver(asyncio.DatagramProtocol):
+class _Receiver(DatagramEndpoint):
     def __init__(self, node: UdpInNode) -> None:
+        super().__init__()
         self.node = node
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.node.received(data, addr)
@@ -144,7 +140,6 @@ share one port."""
 
     async def close(self, removed: bool) -> None:
         if self._transport is not None and self._protocol is not None:
-            self._transport.close()  # the socket is closed once the loop has run connection_lost
-            await asyncio.wait_for(asyncio.shield(self._protocol.lost), 2.0)
+            await self._protocol.close(self._transport)
             self._transport = self._protocol = None
         self.status({})

@@ -6,7 +6,7 @@ import asyncio
 import socket
 from typing import Any
 
-from sofiaflow.nodes.network.socket_common import check_listen_port, parse_port, to_bytes
+from sofiaflow.nodes.network.socket_common import DatagramEndpoint, check_listen_port, parse_port, to_bytes
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool
 
 
@@ -20,14 +20,10 @@ class UdpOutConfig(NodeConfig):
     iface: str = ""
 
 
-class _Sender(asyncio.DatagramProtocol):
+class _Sender(DatagramEndpoint):
     def __init__(self, node: UdpOutNode) -> None:
+        super().__init__()
         self.node = node
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
 
     def error_received(self, exc: Exception) -> None:
         self.node.error(f"udp : {exc}")
@@ -125,7 +121,6 @@ warning."""
 
     async def close(self, removed: bool) -> None:
         if self._transport is not None and self._protocol is not None:
-            self._transport.close()  # the socket is closed once the loop has run connection_lost
-            await asyncio.wait_for(asyncio.shield(self._protocol.lost), 2.0)
+            await self._protocol.close(self._transport)
             self._transport = self._protocol = None
         self.status({})
