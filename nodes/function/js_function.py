@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
-import threading
 import time
 import weakref
 from importlib import resources
 from typing import Any
 
 from sofiaflow.nodes.function.js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
+from sofiaflow.nodes.function.js_checks import ASYNC_HINT, js_caveats, libs_problem, syntax_problem
 from sofiaflow.nodes.function.js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
 from sofiaflow.nodes.function.js_sandbox import load_scripts
 from sofiaflow.nodes.function.js_timer_budget import TimerBudget
@@ -71,7 +70,6 @@ _MEMORY_DEATH = re.compile(r"memory|SIGTRAP|SIGABRT|SIGKILL|SIGSEGV")
 """How a worker killed by V8 running out of memory is described (it aborts, or the kernel kills it)."""
 _PRELUDE = resources.files(__package__).joinpath("js_prelude.js").read_text(encoding="utf-8")
 _AWAIT = re.compile(r"\bawait\b")
-_ASYNC_HINT = re.compile(r"\bawait\b|\bPromise\b|\.then\s*\(|\basync\b")
 _NODE_DONE = re.compile(r"\bnode\s*\.\s*done\s*\(")
 
 
@@ -103,7 +101,7 @@ class JsFunctionNode(Node[JsFunctionConfig]):
     @classmethod
     def check_config(cls, config: JsFunctionConfig) -> list[str]:
         """External modules and syntax errors, found without running any of the code."""
-        problems = [message for message in (_libs_problem(config),) if message]
+        problems = [message for message in (libs_problem(config),) if message]
         for prop, kind in (("func", "body"), ("initialize", "initialize"), ("finalize", "finalize")):
             source = getattr(config, prop) or ""
             if kind != "body" and not source.strip():
@@ -120,14 +118,14 @@ class JsFunctionNode(Node[JsFunctionConfig]):
 
     # ----- lifecycle --------------------------------------------------------------------------
     def setup(self) -> None:
-        problem = _libs_problem(self.config)
+        problem = libs_problem(self.config)
         if problem:
             raise NodeError(f"function: {problem}")
         timeout = float(self.config.timeout or 0)
         self._limit = timeout if timeout > 0 else float(self.setting("functionTimeLimit", DEFAULT_TIME_LIMIT))
         memory_mb = float(self.setting("functionMemoryLimit", DEFAULT_MEMORY_LIMIT_MB))
         sources = (self.config.func or "", self.config.initialize or "", self.config.finalize or "")
-        self._drain_always = any(_ASYNC_HINT.search(s) for s in sources)
+        self._drain_always = any(ASYNC_HINT.search(s) for s in sources)
         self._slots = literal_reads(*sources)
         self.auto_done = not _NODE_DONE.search(self.config.func or "")
         self._held = HeldValues()
@@ -670,81 +668,3 @@ def _compiled(kind: str, source: str, params: str, is_async: bool) -> tuple[str,
     """The setup script that compiles one body of the node (`kind`: body, initialize, finalize)."""
     head = "async function" if is_async else "function"
     return kind, f"__sf.compile({kind!r}, ({head}({params}){{\n{source}\n}}));\n//# sourceURL={kind}"
-
-
-_checker: JsIsolate | None = None
-_checker_lock = threading.Lock()
-
-
-def syntax_problem(kind: str, source: str, is_async: bool = True) -> str | None:
-    """V8's syntax error for a body (with its line), or None. The code is parsed, never run."""
-    global _checker
-    with _checker_lock:
-        if _checker is None:
-            # built on a thread without an event loop, so it gets its own loop thread and can be
-            # used from any loop (deploys) or none (the command line)
-            made: list[JsIsolate] = []
-            maker = threading.Thread(target=lambda: made.append(JsIsolate(16 * 1024 * 1024)))
-            maker.start()
-            maker.join()
-            _checker = made[0]
-            _checker.run(_SINGLE_FUNCTION_CHECK, 2.0)
-        head = "async function" if is_async else "function"
-        try:
-            # parsed whole before anything runs, and the first statement ends the script: a body that
-            # closes its function early ("}); evil(); (function(){") cannot get any of its code run here
-            _checker.run(f"throw {_PARSED!r}; void ({head}(msg, node){{\n{source}\n}});", 2.0)
-        except JsError as exc:
-            if _PARSED not in str(exc):
-                return str(exc).replace("(line ", f"({kind}:line ")
-        try:
-            # the body alone must be one function body (Function() compiles it without running it)
-            _checker.run("__sfSingleFunction()", 2.0, json.dumps([is_async, source]))
-        except JsError:
-            return "SyntaxError: the code closes the function it is written in (unbalanced braces or parentheses)"
-    return None
-
-
-_PARSED = "__sofiaflow_parsed__"
-_SINGLE_FUNCTION_CHECK = """function __sfSingleFunction() {
-  var a = JSON.parse(__sfIn);
-  var Make = a[0] ? Object.getPrototypeOf(async function () {}).constructor : Function;
-  Make("msg, node", a[1]);
-  return null;
-}"""
-
-
-def _libs_problem(config: JsFunctionConfig) -> str | None:
-    modules = [lib.get("module") or lib.get("var") for lib in config.libs or [] if isinstance(lib, dict)]
-    modules = [m for m in modules if m]
-    if modules:
-        return (
-            f"libs: external modules are not supported ({', '.join(map(str, modules))}); "
-            "remove them from the Setup tab"
-        )
-    return None
-
-
-def js_caveats(config: JsFunctionConfig) -> list[str]:
-    """Features of a JavaScript body that work with a difference here (empty when none are used)."""
-    source = "\n".join((config.func or "", config.initialize or "", config.finalize or ""))
-    caveats = []
-    missing = sorted(set(re.findall(r"\b(require|process|util|URLSearchParams|URL|promisify)\b", source)))
-    if missing:
-        caveats.append(
-            f"uses {', '.join(missing)}: not available in the isolate (ReferenceError when reached)"
-        )
-    if re.search(r"\bBuffer\s*\.\s*(?!from\b|isBuffer\b|alloc\b|concat\b)\w+", source):
-        caveats.append("Buffer here has from/isBuffer/alloc/concat and toString only")
-    dynamic = re.search(r"\b(context|flow|global)\s*\.\s*(get|keys)\s*\(\s*[^'\"`)\s]", source)
-    if dynamic:
-        caveats.append("reads context keys computed at run time: the first call with a new key runs twice")
-    if dynamic and _ASYNC_HINT.search(source):
-        caveats.append(
-            "after an await, context keys computed at run time that were not read before are unavailable"
-        )
-    if re.search(r"\bnode\s*\.\s*on\s*\(", source):
-        caveats.append("node.on('close') handlers are not called; use the Finalize tab")
-    if re.search(r"\bnew\s+Date\b", source):
-        caveats.append("Date values put on messages leave the script as ISO strings")
-    return caveats
