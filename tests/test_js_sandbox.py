@@ -261,14 +261,14 @@ async def test_a_bomb_in_a_batch_fails_only_its_own_message(registry):
 
 async def test_a_body_that_closes_its_function_is_refused_at_deploy_without_running(registry):
     """The deploy check runs in the server process: it must parse such a body, never run what it injects."""
-    from sofiaflow.nodes.function import js_function
+    from sofiaflow.nodes.function import js_checks
     from sofiaflow.runtime.errors import FlowValidationError
 
     escape = "}); globalThis.__escaped = 1; (function(){"
     with pytest.raises(FlowValidationError, match="closes the function it is written in"):
         async with js_tester([TAB, fn(escape)], registry, mode="process"):
             pass
-    assert js_function._checker.run("typeof __escaped", 1.0) == "undefined"
+    assert js_checks._checker.run("typeof __escaped", 1.0) == "undefined"
 
 
 @pytest.mark.parametrize(

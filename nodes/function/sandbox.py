@@ -1,6 +1,6 @@
 """The sandbox of the "python function" node: user-written bodies run under RestrictedPython.
 
-`_Policy` checks and rewrites a body at compile time (on the user's line numbers), `_Guards` are the
+`sandbox_policy.Policy` checks and rewrites a body at compile time (on the user's line numbers), `_Guards` are the
 run-time hooks the rewritten code calls, `CompiledScript` wraps the body in a function of the names
 the node passes (msg, node, context, flow, global_, env), compiles it once and runs it.
 Loop iterations, comprehension items and helper or lambda calls tick the script's clock (one per
@@ -28,7 +28,6 @@ import importlib
 import inspect
 import keyword
 import operator
-import re
 import time
 import types
 from collections.abc import Callable
@@ -36,140 +35,24 @@ from fractions import Fraction
 from typing import Any
 
 from RestrictedPython.Guards import safe_builtins
-from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, RestrictingNodeTransformer
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from sofiaflow.nodes.function.sandbox_plain import PLAIN_TYPES, copy_module, is_plain_type
-from sofiaflow.runtime.api import NodeError
-
-DEFAULT_ALLOWED_MODULES = frozenset(
-    {
-        "math",
-        "json",
-        "re",
-        "datetime",
-        "time",
-        "random",
-        "statistics",
-        "itertools",
-        "functools",
-        "collections",
-        "string",
-        "decimal",
-        "fractions",
-        "hashlib",
-        "base64",
-        "uuid",
-        "copy",
-        "operator",
-        "zoneinfo",
-    }
+from sofiaflow.nodes.function.sandbox_policy import (  # the errors and allow-list are re-exported from here
+    DEFAULT_ALLOWED_MODULES,
+    WHERE,
+    Policy,
+    SandboxError,
+    ScriptRefused,
+    ScriptSyntaxError,
+    ScriptTimeout,
+    module_allowed,
 )
+
 TICKS_PER_CHECK = 1000
 MAX_INT_BITS = 1_000_000  # about 300,000 decimal digits
 MAX_SEQUENCE_ITEMS = 10_000_000
-_WHERE = "in python function nodes"
-_GUARDED_BINOPS = {ast.Pow: "_pow_", ast.Mult: "_mul_", ast.LShift: "_lshift_"}
 _MISSING = object()
-
-
-class SandboxError(NodeError):
-    """Base of the errors the sandbox raises about a script."""
-
-
-class ScriptSyntaxError(SandboxError):
-    """The body does not compile, or uses a construct refused at compile time."""
-
-    def __init__(self, message: str, lineno: int | None = None) -> None:
-        super().__init__(message)
-        self.lineno = lineno
-
-
-class ScriptTimeout(SandboxError):
-    """The body ran past its time limit."""
-
-
-class ScriptRefused(SandboxError):
-    """The body tried something forbidden at run time (import, attribute, builtin, huge value)."""
-
-
-class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's rules, plus clock ticks, size guards, `x[k] += v` and import checks."""
-
-    allowed_modules = DEFAULT_ALLOWED_MODULES
-
-    @staticmethod
-    def _call(name: str, *args: ast.expr) -> ast.Call:
-        return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
-
-    def _ticking(self, node: Any) -> Any:
-        node.body.insert(0, ast.copy_location(ast.Expr(self._call("_tick_")), node))
-        return node
-
-    def visit_While(self, node: ast.While) -> ast.AST:
-        return self._ticking(self.node_contents_visit(node))
-
-    def visit_For(self, node: ast.For) -> ast.AST:
-        return self._ticking(self.guard_iter(node))
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
-        return self._ticking(super().visit_FunctionDef(node))
-
-    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
-        node = self.guard_iter(node)
-        node.ifs.insert(0, ast.copy_location(ast.UnaryOp(ast.Not(), self._call("_tick_")), node.iter))
-        return node
-
-    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        node = super().visit_Lambda(node)
-        node.body = ast.copy_location(ast.BoolOp(ast.Or(), [self._call("_tick_"), node.body]), node.body)
-        return node
-
-    def visit_Global(self, node: ast.Global | ast.ClassDef) -> None:
-        self.error(node, f"global statements and class definitions are not allowed {_WHERE}")
-
-    visit_ClassDef = visit_Global
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
-        node = self.node_contents_visit(node)
-        guard = _GUARDED_BINOPS.get(type(node.op))
-        return node if guard is None else ast.copy_location(self._call(guard, node.left, node.right), node)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
-        if not isinstance(node.target, ast.Subscript):
-            return super().visit_AugAssign(node)  # names: `_inplacevar_`; attributes: refused
-        op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
-        args = self.visit(node.target.value), self.visit(node.target.slice), op, self.visit(node.value)
-        return ast.copy_location(ast.Expr(self._call("_inplaceitem_", *args)), node)
-
-    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        new = super().visit_Attribute(node)
-        if isinstance(node.ctx, (ast.Store, ast.Del)):
-            new.value.func.id = "_write_attr_"  # attribute writes have their own, stricter guard
-        return new
-
-    def check_import_names(self, node: ast.Import | ast.ImportFrom) -> ast.AST:
-        is_from = isinstance(node, ast.ImportFrom)  # a relative `from .x import y` names module ".x"
-        for name in ["." * node.level + (node.module or "")] if is_from else [a.name for a in node.names]:
-            if not _module_allowed(name, self.allowed_modules):
-                self.error(node, f"import of module {name!r} is not allowed {_WHERE}")
-        return super().check_import_names(node)
-
-    @classmethod
-    def transform(cls, source: str, filename: str, allowed_modules: frozenset[str]) -> list[ast.stmt]:
-        """The body's statements, checked and rewritten, or ScriptSyntaxError."""
-        policy = cls([], [], {})
-        policy.allowed_modules = allowed_modules
-        try:
-            tree = policy.visit(ast.parse(source, filename, "exec"))
-        except SyntaxError as exc:
-            raise ScriptSyntaxError(f"line {exc.lineno}: {exc.msg}", exc.lineno) from None
-        except (ValueError, RecursionError, MemoryError) as exc:
-            raise ScriptSyntaxError(f"cannot compile the script: {exc}") from None
-        found = [(re.match(r"Line (\d+): (.*)", e, re.S), e) for e in dict.fromkeys(policy.errors)]
-        if found:
-            texts = [f"line {m[1]}: {m[2]}" if m else e for m, e in found]
-            raise ScriptSyntaxError("; ".join(texts), next((int(m[1]) for m, _ in found if m), None))
-        return tree.body or [ast.Pass(lineno=1, col_offset=0)]
 
 
 class _Printer:
@@ -239,7 +122,6 @@ _DENIED_VALUES = {  # the same objects under every name (functools.namedtuple is
     id(getattr(importlib.import_module(module), name)): f"{module}.{name}"
     for module, name in _DENIED_MODULE_ATTRS
 }
-_DENIED_MODULES = frozenset({"json.tool"})  # a command line: it reads the server's argv and stdin
 _REFUSED_NAMES = frozenset({"format", "format_map", "mro"})  # on every object: format strings read attributes
 _OPAQUE = (  # objects whose attributes lead to frames, code, or functions to call on foreign objects
     types.FrameType,
@@ -353,12 +235,6 @@ _BASE_BUILTINS.update(
 )
 
 
-def _module_allowed(name: str, allowed: frozenset[str]) -> bool:
-    """True when a body may import or hold module `name`: allow-listed, public, not denied."""
-    parts = name.split(".")
-    return parts[0] in allowed and name not in _DENIED_MODULES and not any(p.startswith("_") for p in parts)
-
-
 def _is_static(cls: type, name: str) -> bool:
     """True when `cls.name` is a staticmethod (a function that takes no instance)."""
     for klass in cls.__mro__:
@@ -369,7 +245,7 @@ def _is_static(cls: type, name: str) -> bool:
 
 def _check_name(name: Any) -> str:
     if type(name) is not str or name.startswith("_") or name in INSPECT_ATTRIBUTES:
-        raise ScriptRefused(f"attribute {name!r} is not accessible {_WHERE}")
+        raise ScriptRefused(f"attribute {name!r} is not accessible {WHERE}")
     return name
 
 
@@ -399,7 +275,7 @@ def _sized(op: str, a: Any, b: Any, apply: Callable[[Any, Any], Any]) -> Any:
 def _write_attr(obj: Any, what: str = "attributes") -> Any:
     if hasattr(obj, "_guarded_writes"):  # RestrictedPython's opt-in for writable objects
         return obj
-    raise ScriptRefused(f"cannot change {what} of {type(obj).__name__!r} objects {_WHERE}")
+    raise ScriptRefused(f"cannot change {what} of {type(obj).__name__!r} objects {WHERE}")
 
 
 def _write_item(obj: Any) -> Any:
@@ -407,7 +283,7 @@ def _write_item(obj: Any) -> Any:
 
 
 class _Guards:
-    """The run-time hooks of one script: the names `_Policy`'s rewritten code calls, and its clock."""
+    """The run-time hooks of one script: the names `Policy`'s rewritten code calls, and its clock."""
 
     __slots__ = (
         "allowed_modules",
@@ -462,13 +338,11 @@ class _Guards:
         target = obj.__origin__ if isinstance(obj, types.GenericAlias) else obj  # `list[int].x` reads list.x
         if name in _REFUSED_NAMES:
             what = f"str.{name}() and every other {name}() (use f-strings)" if name != "mro" else "mro()"
-            raise ScriptRefused(f"{what} is not allowed {_WHERE}")
+            raise ScriptRefused(f"{what} is not allowed {WHERE}")
         if name == "register" and isinstance(target, type):
-            raise ScriptRefused(f"registering virtual subclasses is not allowed {_WHERE}")
+            raise ScriptRefused(f"registering virtual subclasses is not allowed {WHERE}")
         if isinstance(target, _OPAQUE) or (name == "obj" and isinstance(obj, AttributeError)):
-            raise ScriptRefused(
-                f"attributes of {type(target).__name__!r} objects are not accessible {_WHERE}"
-            )
+            raise ScriptRefused(f"attributes of {type(target).__name__!r} objects are not accessible {WHERE}")
         if isinstance(obj, types.ModuleType):
             return self.module_attr(obj, name)
         value = getattr(obj, name)
@@ -478,7 +352,7 @@ class _Guards:
             and not _is_static(target, name)
         ):
             raise ScriptRefused(  # it would run on any object passed as `self`, private attributes included
-                f"{target.__name__}.{name} is a method: call it on an instance {_WHERE}"
+                f"{target.__name__}.{name} is a method: call it on an instance {WHERE}"
             )
         return self.vetted(value)
 
@@ -491,10 +365,10 @@ class _Guards:
             return substitute
         denied = _DENIED_VALUES.get(id(value))
         if denied is not None:
-            raise ScriptRefused(f"{denied} is not allowed {_WHERE}")
+            raise ScriptRefused(f"{denied} is not allowed {WHERE}")
         if id(value) in _HOST_BUILTINS or isinstance(value, (types.FrameType, types.TracebackType)):
             raise ScriptRefused(
-                f"{getattr(value, '__name__', type(value).__name__)!r} is not available {_WHERE}"
+                f"{getattr(value, '__name__', type(value).__name__)!r} is not available {WHERE}"
             )
         return value
 
@@ -510,13 +384,13 @@ class _Guards:
     def module(self, value: types.ModuleType) -> types.ModuleType:
         if value is copy:
             value = self.copy_module  # the real one copies anything, private state included
-        if not _module_allowed(value.__name__, self.allowed_modules):
-            raise ScriptRefused(f"module {value.__name__!r} is not available {_WHERE}")
+        if not module_allowed(value.__name__, self.allowed_modules):
+            raise ScriptRefused(f"module {value.__name__!r} is not available {WHERE}")
         return value
 
     def module_attr(self, module: types.ModuleType, name: str) -> Any:
         if (module.__name__, name) in _DENIED_MODULE_ATTRS:
-            raise ScriptRefused(f"{module.__name__}.{name} is not allowed {_WHERE}")
+            raise ScriptRefused(f"{module.__name__}.{name} is not allowed {WHERE}")
         value = getattr(module, name)
         if isinstance(value, (dict, list, set, bytearray)):
             return copy.copy(value)  # module-level containers are the host's: a script gets a copy
@@ -536,8 +410,8 @@ class _Guards:
         self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
     ) -> Any:
         for full in [name, *(f"{name}.{a}" for a in fromlist or ())]:
-            if level or not isinstance(full, str) or not _module_allowed(full, self.allowed_modules):
-                raise ScriptRefused(f"import of module {full!r} is not allowed {_WHERE}")
+            if level or not isinstance(full, str) or not module_allowed(full, self.allowed_modules):
+                raise ScriptRefused(f"import of module {full!r} is not allowed {WHERE}")
         module = self.module(builtins.__import__(name, None, None, fromlist, 0))
         # `from m import a` reads `a` from what this returns: hand over only vetted attributes
         return types.SimpleNamespace(**{a: self.getattr(module, a) for a in fromlist}) if fromlist else module
@@ -552,20 +426,18 @@ class _Guards:
         def type_(obj: Any, *rest: Any) -> type:
             """type(x) for plain data (and builtin exceptions): other classes lead to host internals."""
             if rest:
-                raise ScriptRefused(f"type() with three arguments is not allowed {_WHERE}")
+                raise ScriptRefused(f"type() with three arguments is not allowed {WHERE}")
             cls = type(obj)
             if not is_plain_type(cls):
                 raise ScriptRefused(
-                    f"type() of a {cls.__name__!r} object is not available {_WHERE} "
+                    f"type() of a {cls.__name__!r} object is not available {WHERE} "
                     "(it works on plain data; use isinstance())"
                 )
             return cls
 
         def format_(value: Any, spec: str = "") -> str:
             if type(value) not in PLAIN_TYPES:
-                raise ScriptRefused(
-                    f"format() of a {type(value).__name__!r} object is not available {_WHERE}"
-                )
+                raise ScriptRefused(f"format() of a {type(value).__name__!r} object is not available {WHERE}")
             return format(value, spec)
 
         return {
@@ -618,7 +490,7 @@ class CompiledScript:
         on_print: Callable[[str], object] | None = None,
     ) -> None:
         self.name, self.allowed_modules, self.time_limit = name, frozenset(allowed_modules), float(time_limit)
-        self._body = _Policy.transform(source, name, self.allowed_modules)
+        self._body = Policy.transform(source, name, self.allowed_modules)
         self._guards = _Guards(self.allowed_modules, self.time_limit, on_print)
         self._globals = self._guards.namespace()
         self._functions: dict[tuple[str, ...], Callable[..., Any]] = {}
@@ -653,11 +525,11 @@ class CompiledScript:
             if clock.expired and not isinstance(exc, (ScriptTimeout, KeyboardInterrupt)):
                 raise clock.timeout() from exc
             if type(exc) is NameError and exc.name in _UNAVAILABLE:
-                raise ScriptRefused(f"name {exc.name!r} is not available {_WHERE}") from None
+                raise ScriptRefused(f"name {exc.name!r} is not available {WHERE}") from None
             if isinstance(exc, (Exception, KeyboardInterrupt)):
                 raise
             # e.g. `raise ValueError.mro()[2]()`: keep BaseException and the like off the host
-            raise ScriptRefused(f"raising {type(exc).__name__} is not allowed {_WHERE}") from None
+            raise ScriptRefused(f"raising {type(exc).__name__} is not allowed {WHERE}") from None
         finally:
             clock.budget, clock.deadline, clock.expired = saved
 
@@ -709,3 +581,14 @@ def describe_error(exc: BaseException, where: str) -> str:
         tb = tb.tb_next
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return f"{text} (line {line})" if line else text
+
+
+__all__ = [
+    "DEFAULT_ALLOWED_MODULES",
+    "CompiledScript",
+    "SandboxError",
+    "ScriptRefused",
+    "ScriptSyntaxError",
+    "ScriptTimeout",
+    "describe_error",
+]

@@ -21,6 +21,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from sofiaflow.nodes.function.sandbox_policy import WHERE
 from sofiaflow.runtime.api import ValidationError
 
 _ATOMS = frozenset(
@@ -65,7 +66,6 @@ BUILTIN_EXCEPTIONS = frozenset(
     value for value in vars(builtins).values() if isinstance(value, type) and issubclass(value, BaseException)
 )
 _FACTORIES = (types.FunctionType, types.BuiltinFunctionType)  # copied by reference, as the real deepcopy does
-_WHERE = "in python function nodes"
 
 
 class CopyRefused(ValidationError):
@@ -79,7 +79,7 @@ def is_plain_type(cls: Any) -> bool:
 
 def _refuse(value: Any, path: str) -> CopyRefused:
     return CopyRefused(
-        f"{path} is a {type(value).__name__!r} object: copy works on plain data only {_WHERE} "
+        f"{path} is a {type(value).__name__!r} object: copy works on plain data only {WHERE} "
         "(numbers, text, bytes, lists, dicts, tuples, sets, dates, Decimal, Fraction, UUID, collections)"
     )
 
@@ -169,7 +169,7 @@ def copy_module(tick: Callable[[], object], error: Callable[[str], Exception]) -
     def deepcopy(value: Any, memo: Any = None) -> Any:
         """A deep copy of plain data (nested containers are copied, shared ones stay shared)."""
         if memo is not None:
-            raise error(f"copy.deepcopy: the memo argument is not available {_WHERE}")
+            raise error(f"copy.deepcopy: the memo argument is not available {WHERE}")
         try:
             return _DeepCopier(tick).copy(value, "the value")
         except CopyRefused as exc:
