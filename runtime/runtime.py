@@ -35,6 +35,7 @@ from sofiaflow.runtime.core.services import (
     ONTOLOGY_DATA,
     ONTOLOGY_EVENTS,
     PERMISSIONS,
+    REDIS,
     RTDB,
     SANDBOX,
     ServiceKey,
@@ -76,6 +77,8 @@ class Runtime:
         self.audit: AuditLog | None = None
         self.ownership: FlowOwnership | None = None
         self._history_store: Any = None
+        self.redis: Any = None
+        """The cluster's Redis client (cluster mode), else None."""
         self._stack: AsyncExitStack | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
@@ -101,6 +104,7 @@ class Runtime:
         """The steps of `start()` in order: shared connections first, the flows (the sources) last."""
         return [
             self._open_config_db,
+            self._open_redis,
             self._open_contexts,
             self._open_engine,
             self._open_sandbox,
@@ -152,6 +156,18 @@ class Runtime:
         self.audit = AuditLog(self.db)
         self.ownership = FlowOwnership(self.db)
 
+    async def _open_redis(self, stack: AsyncExitStack) -> None:
+        """Cluster mode only (`redis_url` set): the worker's Redis client, checked once; provided as REDIS
+        when the engine opens."""
+        url = self.settings.redis_url
+        if not url:
+            return
+        from sofiaflow.runtime.cluster.redis_link import check_redis, open_redis
+
+        self.redis = open_redis(url)
+        self._started(stack, "redis", self.redis.aclose)
+        await check_redis(self.redis, url)
+
     async def _open_contexts(self, stack: AsyncExitStack) -> None:
         stores = {
             "memory": MemoryStore(),
@@ -174,6 +190,8 @@ class Runtime:
         self._started(stack, "engine")
         self._provide(stack, AUDIT, self.audit)
         self._provide(stack, FLOW_OWNERS, self.ownership)
+        if self.redis is not None:
+            self._provide(stack, REDIS, self.redis)
         history = ThroughputHistory(self.engine)  # sampling starts when metrics are first read
         self._provide(stack, METRICS_HISTORY, history, history.stop)
 

@@ -58,6 +58,9 @@ class Settings:
         default_factory=lambda: float(os.environ.get("SOFIAFLOW_HTTP_RESPONSE_TIMEOUT", "120"))
     )
     realtime_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_RTDB_URL"))
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_REDIS_URL") or None)
+    """redisUrl: Redis for cluster mode (coordination, shared state, the `redis` context store), e.g.
+    redis://127.0.0.1:6379/0; unset: a single process, nothing shared."""
     """Real-time DB of ontology data: mongodb://, postgresql:// or sqlite:// (default: a file in the data dir)."""
     ontologies_dir: Path | None = field(default_factory=lambda: _ontologies_dir())
     """Ontology documents loaded (created or updated) at start."""

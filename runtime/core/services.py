@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from sofiaflow.runtime.api_manager import ApiManager
     from sofiaflow.runtime.core.metrics import ThroughputHistory
     from sofiaflow.runtime.data.events import OntologyEvents
@@ -63,6 +65,8 @@ ONTOLOGY_EVENTS: ServiceKey[OntologyEvents] = ServiceKey("ontology-events")
 """The hub that tells subscribers of an ontology about its inserts, updates and deletes."""
 PERMISSIONS: ServiceKey[Permissions] = ServiceKey("permissions")
 """Users' roles and their rights on ontologies."""
+REDIS: ServiceKey[Redis] = ServiceKey("redis")
+"""The cluster's Redis connection (runtime/cluster/redis_link.py); absent in single-process mode."""
 RTDB: ServiceKey[RealtimeStore] = ServiceKey("rtdb")
 """The real-time database of ontology instances."""
 SANDBOX: ServiceKey[SandboxPool] = ServiceKey("sandbox")
@@ -81,6 +85,7 @@ ALL_KEYS: tuple[ServiceKey[Any], ...] = (
     ONTOLOGY_DATA,
     ONTOLOGY_EVENTS,
     PERMISSIONS,
+    REDIS,
     RTDB,
     SANDBOX,
 )
