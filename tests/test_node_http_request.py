@@ -20,9 +20,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from sofiaflow.nodes.network.http_util import compile_url, parse_cookie, querystring, render_url
-from sofiaflow.runtime.api import Node
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.testing import FlowTester
+from tests.conftest import require_binary
+from tests.test_node_http_proxy import Tinyproxy
 
 # ----- the server -----------------------------------------------------------------------------------------------
 
@@ -528,25 +529,7 @@ async def test_persist_reuses_the_connection(registry, base):
         assert (len(ports) == 1) is same
 
 
-# ----- TLS and proxy, with stand-ins for the tls-config and http proxy config nodes ----------------------------
-
-
-class FakeTlsConfig(Node):
-    """Stand-in for Node-RED's tls-config (not a node type of this runtime yet): only holds its properties."""
-
-    type = "tls-config"
-    is_config_node = True
-    inputs = outputs = 0
-    credentials_spec = {"certdata": "text", "keydata": "text", "cadata": "text", "passphrase": "password"}
-
-
-class FakeHttpProxy(Node):
-    """Stand-in for Node-RED's http proxy config node."""
-
-    type = "http proxy"
-    is_config_node = True
-    inputs = outputs = 0
-    credentials_spec = {"username": "text", "password": "password"}
+# ----- TLS (the shipped tls-config node) and a proxy (the shipped http proxy node, through tinyproxy) -----------
 
 
 def self_signed(tmp_path) -> tuple[str, str, str]:
@@ -612,7 +595,6 @@ def https_base(tmp_path):
 
 async def test_https_self_signed(registry, https_base):
     base, cert, pem = https_base
-    registry.register(FakeTlsConfig, "tests")
     outs, t = await call(registry, {}, url=f"{base}/user/1", senderr=True)
     assert outs == [] and t.outputs("c")[0][0]["error"]["message"]
     assert t.final_status["text"] in ("DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN")
@@ -633,40 +615,30 @@ async def test_https_self_signed(registry, https_base):
         assert t.outputs("req")[0][0]["payload"] == "user 4"
 
 
-async def test_http_proxy_node(registry, base):
-    registry.register(FakeHttpProxy, "tests")
-    seen: list[str] = []
-
-    async def handle(reader, writer):
-        head = (await reader.readuntil(b"\r\n\r\n")).decode()
-        seen.append(head)
-        body = b"via proxy"
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\n" + body)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+async def test_http_proxy_node(registry, base, tmp_path):
+    """The shipped http proxy node: the request goes through a real tinyproxy that asks for credentials."""
+    proxy = Tinyproxy(require_binary("tinyproxy"), tmp_path, basic_auth=("u", "p"))
     try:
-        proxy = {
-            "id": "px",
-            "type": "http proxy",
-            "url": f"http://127.0.0.1:{port}",
-            "noproxy": ["skip.test"],
-        }
-        async with FlowTester(
-            flow(url="http://example.test/path", proxy="px") + [proxy],
-            registry,
-            credentials={"px": {"username": "u", "password": "p"}},
-        ) as t:
-            t.inject("req", {})
-            await until(lambda: t.outputs("d")[0])
-            assert t.outputs("req")[0][0]["payload"] == "via proxy"
+        node = {"id": "px", "type": "http proxy", "url": proxy.url, "noproxy": ["skip.test"]}
+        answers = {}
+        for password in ("p", "wrong"):
+            async with FlowTester(
+                flow(url=f"{base}/echo", proxy="px") + [node],
+                registry,
+                credentials={"px": {"username": "u", "password": password}},
+            ) as t:
+                t.inject("req", {})
+                await until(lambda t=t: t.outputs("d")[0])
+                [answers[password]] = t.outputs("req")[0]
     finally:
-        server.close()
-        await server.wait_closed()
-    assert seen[0].startswith("GET http://example.test/path HTTP/1.1")
-    assert "\r\nProxy-Authorization: Basic dTpw\r\n" in seen[0]  # u:p
+        proxy.stop()
+    assert answers["p"]["statusCode"] == 200
+    echoed = json.loads(answers["p"]["payload"])
+    assert echoed["path"] == "/echo" and "sofiaflow-test-proxy" in echoed["headers"].get("via", "")
+    assert "proxy-authorization" not in echoed["headers"]  # the proxy consumed it
+    assert answers["wrong"]["statusCode"] in (401, 407)  # tinyproxy refuses with 401
+    log = proxy.log_text()
+    assert f"{base}/echo" in log
 
 
 # ----- pure helpers -----------------------------------------------------------------------------------------------

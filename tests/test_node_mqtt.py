@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sofiaflow.nodes.mqtt.mqtt_payload import decode, encode
-from sofiaflow.runtime.api import Node, NodeConfig, strip_share, valid_publish, valid_subscription
+from sofiaflow.runtime.api import strip_share, valid_publish, valid_subscription
 from sofiaflow.runtime.api import subscription_matches as matches
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.testing import FlowTester
@@ -818,26 +818,6 @@ async def test_flow_through_amqtt(registry, transport):
 # ----- TLS ------------------------------------------------------------------------------------------------------------
 
 
-class TlsConfig(NodeConfig):
-    cert: str = ""
-    key: str = ""
-    ca: str = ""
-    servername: str = ""
-    verifyservercert: bool = True
-    alpnprotocol: str = ""
-
-
-class TlsConfigNode(Node):
-    """Test stand-in for Node-RED's `tls-config` (not a sofiaflow node type yet): its stored properties."""
-
-    type = "tls-config"
-    is_config_node = True
-    inputs = 0
-    outputs = 0
-    Config = TlsConfig
-    credentials_spec = {"certdata": "text", "keydata": "text", "cadata": "text", "passphrase": "password"}
-
-
 def make_certificates(directory: Path, name: str) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
     import datetime
@@ -886,7 +866,6 @@ def make_certificates(directory: Path, name: str) -> tuple[Path, Path, Path]:
 
 @pytest.mark.servers
 async def test_tls_with_a_tls_config_node(registry, tmp_path):
-    registry.register(TlsConfigNode, "tests")
     ca, server_cert, server_key = make_certificates(tmp_path, "good")
     other_ca = make_certificates(tmp_path, "other")[0]
     server = Mosquitto(tmp_path, tls=(ca, server_cert, server_key)).start()
