@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
+from sofiaflow.editor.import_remap import config_references, config_users, only_used_by, remap_import
+
 UNDO_LIMIT = 100
 _NOT_EDITABLE = ("id", "type", "z", "wires", "x", "y", "g")
 
@@ -26,14 +28,18 @@ def _canonical(obj: dict) -> str:
 
 
 class FlowDoc:
-    """Tabs, config nodes and nodes as a Node-RED flow list, plus the last deployed version of it."""
+    """Tabs, config nodes and nodes as a Node-RED flow list, plus the last deployed version of it.
 
-    def __init__(self, flows: list[dict] | None = None, rev: str = "") -> None:
+    `types` (the palette: type -> entry with its config schema) tells which properties reference config nodes.
+    """
+
+    def __init__(self, flows: list[dict] | None = None, rev: str = "", types: dict | None = None) -> None:
         self.flows: list[dict] = copy.deepcopy(flows or [])
         self.deployed: dict[str, str] = {}
         self.deployed_rev = rev
         self._undo: list[list[dict]] = []
         self._redo: list[list[dict]] = []
+        self.types = types
         if not self.tabs():  # an empty runtime: a first tab, not counted as a change
             self.flows.insert(
                 0, {"id": new_id(), "type": "tab", "label": "Flow 1", "disabled": False, "info": ""}
@@ -246,7 +252,7 @@ class FlowDoc:
         if tab_id is not None:
             chosen |= {tab_id} | {n["id"] for n in self.nodes_on(tab_id)}
         out = [n for n in self.flows if n.get("id") in chosen]
-        used = _referenced_ids(out) & {c["id"] for c in self.config_nodes()}
+        used = _referenced_configs(out, self.flows, self.types) & {c["id"] for c in self.config_nodes()}
         out += [n for n in self.flows if n.get("id") in used - chosen]
         return _without_credentials(out)
 
@@ -260,15 +266,16 @@ class FlowDoc:
         """Add `items` (a Node-RED export) to `tab_id` or a new tab; the ids of the added nodes.
 
         Tabs in `items` are added as tabs; nodes whose tab is not in `items` go to the target tab.
-        Ids already used here get new ones (wires and config references follow), as Node-RED does.
+        Config nodes identical to one here are reused; other ids already used here get new ones, and
+        only real references follow them (see `import_remap`), as Node-RED does.
         """
         items = [copy.deepcopy(n) for n in items if isinstance(n, dict) and n.get("id") and n.get("type")]
         if not items:
             return []
         self.checkpoint()
-        existing = set(self.by_id())
-        remap = {n["id"]: (new_id() if n["id"] in existing else n["id"]) for n in items}
+        existing = self.by_id()
         imported_tabs = {n["id"] for n in items if n.get("type") in ("tab", "subflow")}
+        target = None
         if new_tab or tab_id is None or self.get(tab_id) is None:
             target = {
                 "id": new_id(),
@@ -277,38 +284,23 @@ class FlowDoc:
                 "disabled": False,
                 "info": "",
             }
-            needs_target = any("x" in n and n.get("z") not in imported_tabs for n in items)
-            if needs_target or not imported_tabs:
-                self.flows.append(target)
             tab_id = target["id"]
-        added = []
-        for node in items:
-            old_z = node.get("z")
-            node["id"] = remap[node["id"]]
-            if node.get("type") not in ("tab", "subflow"):
-                if old_z in imported_tabs:
-                    node["z"] = remap[old_z]
-                elif "x" in node:
-                    node["z"] = tab_id
-                    node["x"] = round(node.get("x", 0) + offset[0])
-                    node["y"] = round(node.get("y", 0) + offset[1])
-                elif old_z and old_z not in existing:
-                    node.pop("z", None)  # a config node of a tab that is not here: global
-            if "wires" in node:
-                node["wires"] = [
-                    [remap.get(t, t) for t in port if t in remap or t in existing] for port in node["wires"]
-                ]
-            for key, value in list(node.items()):
-                if (
-                    key not in ("id", "z", "wires", "type")
-                    and isinstance(value, str)
-                    and value in remap
-                    and remap[value] != value
-                ):
-                    node[key] = remap[value]
-            self.flows.append(node)
-            added.append(node["id"])
-        return added
+        added, _remap = remap_import(items, existing, tab_id, new_id, self.types, offset)
+        if target is not None and (not imported_tabs or any(n.get("z") == target["id"] for n in added)):
+            self.flows.append(target)
+        self.flows.extend(added)
+        return [n["id"] for n in added]
+
+    def config_users(self) -> dict[str, list[dict]]:
+        """config node id -> the nodes that name it."""
+        return config_users(self.flows, self.types)
+
+    def configs_only_used_by(self, ids: Iterable[str]) -> list[dict]:
+        """The config nodes that only nodes among `ids` (a tab id counts as all its nodes) use."""
+        ids = set(ids)
+        tabs = {i for i in ids if (self.get(i) or {}).get("type") in ("tab", "subflow")}
+        gone = ids | {n["id"] for n in self.flows if n.get("z") in tabs}
+        return only_used_by(self.flows, gone, self.types)
 
     def replace_all(self, flows: list[dict], rev: str) -> None:
         """Load the runtime's flows (discarding local edits) and mark them deployed."""
@@ -321,12 +313,16 @@ class FlowDoc:
             )
 
 
-def _referenced_ids(nodes: list[dict]) -> set[str]:
-    out = set()
-    for node in nodes:
-        for key, value in node.items():
-            if key not in ("id", "z", "wires", "type") and isinstance(value, str):
-                out.add(value)
+def _referenced_configs(nodes: list[dict], flows: list[dict], types: dict | None) -> set[str]:
+    """Ids of the config nodes `nodes` name, and those these name in turn."""
+    by_id = {n["id"]: n for n in flows if "id" in n}
+    out: set[str] = set()
+    todo = list(nodes)
+    while todo:
+        for target in config_references(todo.pop(), by_id, types).values():
+            if target not in out:
+                out.add(target)
+                todo.append(by_id[target])
     return out
 
 

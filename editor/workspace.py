@@ -25,7 +25,7 @@ class Workspace:
         self.types = types
         self.user = user
         self.role = role
-        self.doc = FlowDoc(self.visible_flows(), runtime.rev)
+        self.doc = FlowDoc(self.visible_flows(), runtime.rev, types)
         self.tab = self.doc.tabs()[0]["id"]
         self.selection: list[str] = []
         self.clipboard: list[dict] = []
