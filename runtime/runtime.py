@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from cryptography.fernet import Fernet
 
 from sofiaflow.runtime.core.clock import Clock
-from sofiaflow.runtime.core.context import ContextManager, MemoryStore
+from sofiaflow.runtime.core.context import ContextManager, ContextStore, MemoryStore
 from sofiaflow.runtime.core.context_sql import SqlContextStore
 from sofiaflow.runtime.core.engine import Engine
 from sofiaflow.runtime.core.events import EventBus
@@ -169,10 +169,14 @@ class Runtime:
         await check_redis(self.redis, url)
 
     async def _open_contexts(self, stack: AsyncExitStack) -> None:
-        stores = {
+        stores: dict[str, ContextStore] = {
             "memory": MemoryStore(),
             "persistent": SqlContextStore(self.db, "persistent", self.settings.context_flush_interval),
         }
+        if self.settings.redis_url:  # cluster mode: context every worker shares (`#:(redis)::key`)
+            from sofiaflow.runtime.core.context_redis import RedisContextStore
+
+            stores["redis"] = RedisContextStore(self.settings.redis_url)
         self.contexts = ContextManager(
             stores, default=self.settings.context_default, prefixes=self.settings.context_prefixes
         )

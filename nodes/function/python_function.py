@@ -90,7 +90,9 @@ class PythonFunctionNode(Node[PythonFunctionConfig]):
     Config = PythonFunctionConfig
     help = (
         "Runs a Python body on each message (sandboxed). Use `msg`, `node`, `context`, `flow`, "
-        "`global_` and `env`; return msg, a list per output, or None."
+        "`global_` and `env`; return msg, a list per output, or None. "
+        "`flow.incr(key, by=1, store=None)` (also on `context` and `global_`) adds to a number atomically "
+        "and returns the new value; in the `redis` store, atomically across every worker."
     )
 
     @classmethod

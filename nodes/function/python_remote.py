@@ -150,6 +150,10 @@ class RemoteFunction:
             return None
         if method == "keys":
             return scope.keys(store)
+        if method == "incr":  # sofiaflow's atomic increment (ContextScope.incr)
+            if not isinstance(key, str):
+                raise TypeError(f"incr takes one key, not {type(key).__name__}")
+            return scope.incr(key, value, store)
         raise ValueError(f"unknown context method {method!r}")
 
     def env(self, name: Any) -> Any:

@@ -143,6 +143,9 @@ class _Context:
     def keys(self, store: Any = None) -> Any:
         return self._call("context", [self._node, self._scope, "keys", None, None, store])
 
+    def incr(self, key: Any, by: Any = 1, store: Any = None) -> Any:
+        return self._call("context", [self._node, self._scope, "incr", key, by, store])
+
 
 class _Env:
     """`env.get("NAME")` in a body: the flow's, group's and node's variables and NR_* names (asked of the host)."""

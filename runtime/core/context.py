@@ -8,17 +8,23 @@ settings, or the default store.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from sofiaflow.runtime.core import props
+from sofiaflow.runtime.core.encoding import UNDEFINED
 from sofiaflow.runtime.core.message import clone_value
 from sofiaflow.runtime.errors import ValidationError
 
 
 class ContextError(ValidationError):
     """An unknown store or a bad key."""
+
+
+MISSING_KEY: Any = object()
+"""What a keyed store's `read_key` gives for a key the scope does not hold."""
 
 
 class ContextStore(Protocol):
@@ -35,6 +41,60 @@ class ContextStore(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class KeyedContextStore(ContextStore, Protocol):
+    """A store read and written key by key (the scope's data is not held here, e.g. Redis): `keyed = True`.
+
+    ContextScope then reads and writes top-level keys with `read_key`/`write_key`/`delete_key`, writes inside
+    one with `update_key` (atomic), and adds to numbers with the store's own atomic `incr`."""
+
+    keyed: bool
+
+    def read_key(self, scope: str, key: str) -> Any: ...
+
+    def write_key(self, scope: str, key: str, value: Any) -> None: ...
+
+    def delete_key(self, scope: str, key: str) -> None: ...
+
+    def keys(self, scope: str) -> list[str]: ...
+
+    def update_key(self, scope: str, key: str, change: Callable[[dict[str, Any]], Any]) -> Any: ...
+
+    def incr(self, scope: str, key: str, by: int | float = 1) -> int | float: ...
+
+
+def check_step(key: str, by: Any) -> None:
+    """The step of an `incr` must be a finite number."""
+    if (
+        isinstance(by, bool)
+        or not isinstance(by, (int, float))
+        or (isinstance(by, float) and not math.isfinite(by))
+    ):
+        raise ContextError(f"incr of {key!r}: the step must be a finite number, not {by!r}")
+
+
+def incr_value(key: str, current: Any, by: int | float) -> int | float:
+    """`current + by` for `incr`: a missing value (None or undefined) counts as 0; anything but a number is
+    an error naming the key."""
+    if current is None or current is UNDEFINED:
+        current = 0
+    if isinstance(current, bool) or not isinstance(current, (int, float)):
+        raise ContextError(f"incr of {key!r}: the value there is not a number but a {type(current).__name__}")
+    return current + by
+
+
+def _keyed(store: ContextStore) -> KeyedContextStore | None:
+    return store if getattr(store, "keyed", False) else None  # type: ignore[return-value]
+
+
+def top_key(key: str) -> str:
+    if "." not in key and "[" not in key:
+        return key
+    first = props.parse_path(key)[0]
+    if not isinstance(first, str):
+        raise ContextError(f"context key {key!r} must start with a name")
+    return first
 
 
 class MemoryStore:
@@ -150,6 +210,10 @@ class ContextScope:
             return [self.get(k, store) for k in key]
         scope, key = self._redirect(key)
         target, key = scope._manager.store_for(key, store)
+        if keyed := _keyed(target):
+            top = top_key(key)
+            value = keyed.read_key(scope.name, top)
+            return None if value is MISSING_KEY else props.get_path({top: value}, key)
         data = target.get_scope(scope.name)
         if data is None:
             return None
@@ -164,6 +228,13 @@ class ContextScope:
             return
         scope, key = self._redirect(key)
         target, key = scope._manager.store_for(key, store)
+        if keyed := _keyed(target):
+            top = top_key(key)
+            if top == key:
+                keyed.write_key(scope.name, key, value)
+            else:
+                keyed.update_key(scope.name, top, lambda holder: props.set_path(holder, key, value))
+            return
         data = target.get_scope(scope.name, create=True)
         if data is None:
             raise ContextError(f"context store {type(target).__name__} did not create scope {scope.name!r}")
@@ -174,14 +245,40 @@ class ContextScope:
         """Remove `key`."""
         scope, key = self._redirect(key)
         target, key = scope._manager.store_for(key, store)
+        if keyed := _keyed(target):
+            top = top_key(key)
+            if top == key:
+                keyed.delete_key(scope.name, key)
+            else:
+                keyed.update_key(scope.name, top, lambda holder: props.delete_path(holder, key))
+            return
         data = target.get_scope(scope.name)
         if data is not None:
             props.delete_path(data, key)
             target.mark_dirty(scope.name)
 
+    def incr(self, key: str, by: int | float = 1, store: str | None = None) -> int | float:
+        """Add `by` to the number at `key` and return the new value, atomically (a sofiaflow extension:
+        Node-RED's get then set is not atomic). A missing key counts as 0; a value that is not a number is a
+        ContextError. In the redis store the increment is atomic across every worker of a cluster."""
+        check_step(key, by)
+        scope, key = self._redirect(key)
+        target, key = scope._manager.store_for(key, store)
+        if keyed := _keyed(target):
+            return keyed.incr(scope.name, key, by)
+        data = target.get_scope(scope.name, create=True)
+        if data is None:
+            raise ContextError(f"context store {type(target).__name__} did not create scope {scope.name!r}")
+        value = incr_value(key, props.get_path(data, key), by)
+        props.set_path(data, key, value)
+        target.mark_dirty(scope.name)
+        return value
+
     def keys(self, store: str | None = None) -> list[str]:
         """Top-level keys held in `store` (the default store when None)."""
         target, _ = self._manager.store_for("", store)
+        if keyed := _keyed(target):
+            return keyed.keys(self.name)
         data = target.get_scope(self.name)
         return list(data) if data else []
 
