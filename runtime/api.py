@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sofiaflow.runtime.core.message import clone_message, clone_value, new_message, new_msgid
     from sofiaflow.runtime.core.node import Node
     from sofiaflow.runtime.core.services import (
+        ALARMS,
         API_MANAGER,
         AUDIT,
         DEVICES,
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from sofiaflow.runtime.types import Msg
 
 _WHERE: dict[str, tuple[str, str]] = {
+    "ALARMS": ("sofiaflow.runtime.core.services", "ALARMS"),
     "API_MANAGER": ("sofiaflow.runtime.core.services", "API_MANAGER"),
     "AUDIT": ("sofiaflow.runtime.core.services", "AUDIT"),
     "ApiCall": ("sofiaflow.runtime.api_manager", "ApiCall"),
@@ -184,6 +186,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ALARMS",
     "API_MANAGER",
     "AUDIT",
     "ApiCall",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from sofiaflow.runtime.api_manager import ApiManager
     from sofiaflow.runtime.core.metrics import ThroughputHistory
+    from sofiaflow.runtime.data.alarms import AlarmStore
     from sofiaflow.runtime.data.events import OntologyEvents
     from sofiaflow.runtime.data.history import HistoryService
     from sofiaflow.runtime.data.ontologies import OntologyRegistry
@@ -43,6 +44,8 @@ class ServiceKey(str, Generic[T]):
 
 API_MANAGER: ServiceKey[ApiManager] = ServiceKey("api-manager")
 """Published APIs: their definitions, keys and calls (runtime/api_manager)."""
+ALARMS: ServiceKey[AlarmStore] = ServiceKey("alarms")
+"""Alarms by type and originator, with severity and status, kept in the config DB (runtime/data/alarms.py)."""
 AUDIT: ServiceKey[AuditLog] = ServiceKey("audit")
 """The audit log of security-relevant actions."""
 DEVICES: ServiceKey[DeviceRegistry] = ServiceKey("devices")
@@ -73,6 +76,7 @@ SANDBOX: ServiceKey[SandboxPool] = ServiceKey("sandbox")
 """Worker processes that run code written by people (function nodes)."""
 
 ALL_KEYS: tuple[ServiceKey[Any], ...] = (
+    ALARMS,
     API_MANAGER,
     AUDIT,
     DEVICES,
