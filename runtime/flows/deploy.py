@@ -45,6 +45,9 @@ class DeployResult:
     started: int = 0
     stopped: int = 0
     problems: list[Problem] = field(default_factory=list)  # not-runnable nodes and warnings
+    start_failures: list[Problem] = field(
+        default_factory=list
+    )  # nodes whose start() raised (they stay stopped)
 
 
 class Deployer:
@@ -216,7 +219,7 @@ class Deployer:
             self.engine.wire(node, spec.wires if spec else [])
         self._index_listeners()
         self.plan = plan
-        await self._start_nodes(built)
+        result.start_failures = await self._start_nodes(built)
         result.started, result.stopped = len(built), len(to_stop)
         return result
 
@@ -353,13 +356,17 @@ class Deployer:
         for node in self.running.values():
             node._watched = any(c.accepts(node) for c in node.flow_scope.listeners["complete"])
 
-    async def _start_nodes(self, nodes: list[Node]) -> None:
+    async def _start_nodes(self, nodes: list[Node]) -> list[Problem]:
+        """Start `nodes` (config nodes first, sources last); the ones that failed, with their error."""
+        failures = []
         for node in sorted(nodes, key=_start_rank):
             try:
                 await node.start()
             except Exception as exc:  # noqa: BLE001 - Node-RED keeps the others running
                 self.engine.handle_error(node, exc, None)
                 node.status("red", "ring", f"start failed: {exc}")
+                failures.append(Problem(f"start failed: {exc}", node.id, node.type))
+        return failures
 
     async def _stop_nodes(
         self, nodes: list[Node], removed: bool = True, removed_ids: set[str] | None = None
