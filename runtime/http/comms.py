@@ -2,7 +2,8 @@
 
 As Node-RED's: the client sends `{"auth": "<token>"}` first, then `{"subscribe": "debug"}`,
 `{"subscribe": "status/#"}` (or `"#"` for everything) and `{"unsubscribe": ...}`; the server
-sends JSON arrays of `{"topic", "data"}`, batched every 50 ms, and `hb` heartbeats.
+sends JSON arrays of `{"topic", "data"}`, batched every 50 ms, and `hb` heartbeats. Status is retained:
+a subscription to status topics first gets the current status of each running node that shows one.
 
 A socket that has not authenticated within `AUTH_DEADLINE` seconds, or sends anything else first, is
 closed with 1008 (policy violation). Administrators receive everything; developers and users receive the
@@ -64,14 +65,25 @@ class _Connection:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
         self.dropped = 0
 
-    def offer(self, topic: str, data: Any) -> None:
+    def offer(self, topic: str, data: Any, only: str | None = None) -> None:
         if self.user is None or topic == "log" and "log" not in self.topics:
             return
-        if any(topic_matches(p, topic) for p in self.topics) and self.may_see(topic, data):
+        patterns = [only] if only is not None else self.topics
+        if any(topic_matches(p, topic) for p in patterns) and self.may_see(topic, data):
             try:
                 self.queue.put_nowait({"topic": topic, "data": data})
             except asyncio.QueueFull:
                 self.dropped += 1
+
+    def offer_current_statuses(self, pattern: str) -> None:
+        """Status is retained, as in Node-RED: a new subscriber gets each running node's current status."""
+        deployer = getattr(self.runtime, "deployer", None)
+        running = dict(getattr(deployer, "running", None) or {})
+        for node_id, node in running.items():
+            status = getattr(node, "last_status", None)
+            topic = f"status/{node_id}"
+            if isinstance(status, dict) and status and topic_matches(pattern, topic):
+                self.offer(topic, dict(status), only=pattern)
 
     def may_see(self, topic: str, data: Any) -> bool:
         """Whether this connection's user may receive the event (see the module docstring)."""
@@ -140,6 +152,7 @@ async def comms(ws: WebSocket) -> None:
                 return
             elif "subscribe" in message:
                 conn.topics.add(str(message["subscribe"]))
+                conn.offer_current_statuses(str(message["subscribe"]))
             elif "unsubscribe" in message:
                 conn.topics.discard(str(message["unsubscribe"]))
     except (WebSocketDisconnect, RuntimeError):
