@@ -12,6 +12,15 @@ import sys
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class Differs:
+    """A documented difference: the answer (status, body value; ... for any body) each side must give per request."""
+
+    why: str
+    node_red: list[tuple[int, object]]
+    sofiaflow: list[tuple[int, object]]
+
+
 @dataclass
 class Case:
     name: str
@@ -21,6 +30,11 @@ class Case:
     """Seconds between requests (for nodes that keep state for a while, such as trigger)."""
     query: str = ""
     """Query string added to every request's URL."""
+    response: dict = field(default_factory=dict)
+    """Properties of the case's `http response` node (statusCode, headers)."""
+    method: str = "POST"
+    differs: Differs | None = None
+    """Set when the answers differ on purpose (README); the test then checks each side's documented answer."""
 
 
 def n(id_: str, type_: str, wires: list[list[str]] | None = None, **props) -> dict:
@@ -104,7 +118,7 @@ def catch_to_response(id_: str = "catch") -> list[dict]:
 
 
 CASES = [
-    Case("ping", [change("a", set_("payload", "pong"))], []),
+    Case("ping", [change("a", set_("payload", "pong"))], [], method="GET"),
     Case(
         "httpin",
         [
@@ -376,26 +390,38 @@ CASES = [
         ],
         [[3, 10, 1, 2], ["b", "a", "C"]],
     ),
-    Case(
-        "batch",
-        [
-            split("a", [["b"]]),
-            n(
-                "b",
-                "batch",
-                [["c"]],
-                mode="count",
-                count=2,
-                overlap=0,
-                interval=10,
-                allowEmptySequence=False,
-                honourParts=False,
-                topics=[],
-            ),
-            change("c", set_("payload", "parts.index", "msg"), wires=[["d"]]),
-            join("d", mode="custom", build="array", count="5", timeout=""),
-        ],
-        [[1, 2, 3, 4, 5]],
+    # batch by count: each message out carries its payload and its place in its new sequence; the join waits
+    # for exactly as many messages as the batches hold (a count too high would leave both sides silent)
+    *(
+        Case(
+            name,
+            [
+                split("a", [["b"]]),
+                n(
+                    "b",
+                    "batch",
+                    [["c"]],
+                    mode="count",
+                    count=count,
+                    overlap=overlap,
+                    interval=10,
+                    allowEmptySequence=False,
+                    honourParts=False,
+                    topics=[],
+                ),
+                change(
+                    "c",
+                    set_("payload", '{"p": payload, "i": parts.index, "n": parts.count}', "jsonata"),
+                    wires=[["d"]],
+                ),
+                join("d", mode="custom", build="array", count=str(out), timeout=""),
+            ],
+            [items],
+        )
+        for name, count, overlap, items, out in (
+            ("batch", 2, 0, [1, "two", {"t": 3}, None, 5], 4),
+            ("batch-overlap", 3, 1, [1, 2, 3, 4, 5, 6], 6),
+        )
     ),
     Case(
         "rbe",
@@ -1308,7 +1334,7 @@ def build(cases: list[Case]) -> list[dict]:
             return f"{case.name}.{short}"
 
         flows.append({"id": tab, "type": "tab", "label": case.name, "disabled": False, "info": ""})
-        method = "get" if case.name == "ping" else "post"
+        method = case.method.lower()
         flows.append(
             {
                 "id": full("in"),
@@ -1344,6 +1370,7 @@ def build(cases: list[Case]) -> list[dict]:
                 "name": "",
                 "statusCode": "",
                 "headers": {},
+                **case.response,
                 "x": 600,
                 "y": 40,
                 "wires": [],

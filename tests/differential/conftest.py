@@ -11,6 +11,7 @@ from bench.nodered import find_node_red
 from .cases import CASES, build
 from .mqtt import Mosquitto, Probe, mqtt_flow
 from .servers import Pair
+from .udp import Endpoint, udp_flow
 
 
 def _require(what: str, found: object) -> None:
@@ -37,10 +38,22 @@ def brokers():
 
 
 @pytest.fixture(scope="session")
-def pair(brokers):
+def udp_endpoints():
+    endpoints = {runtime: Endpoint() for runtime in ("node-red", "sofiaflow")}
+    try:
+        yield endpoints
+    finally:
+        for endpoint in endpoints.values():
+            endpoint.close()
+
+
+@pytest.fixture(scope="session")
+def pair(brokers, udp_endpoints):
     _require("Node-RED (set SOFIAFLOW_NODE_RED)", find_node_red())
     servers = Pair(
-        build(CASES), probe="/diff/ping", extra=lambda runtime: mqtt_flow(brokers[runtime].port)
+        build(CASES),
+        probe="/diff/ping",
+        extra=lambda runtime: mqtt_flow(brokers[runtime].port) + udp_flow(udp_endpoints[runtime]),
     ).start()
     try:
         yield servers
@@ -57,3 +70,11 @@ def probes(pair, brokers):
     finally:
         for client in clients.values():
             client.close()
+
+
+@pytest.fixture(scope="session")
+def udp_sockets(pair, udp_endpoints):
+    """The test's UDP endpoints, once each runtime's `udp in` answers."""
+    for endpoint in udp_endpoints.values():
+        endpoint.wait_listening()
+    return udp_endpoints

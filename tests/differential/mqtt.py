@@ -82,14 +82,24 @@ class Probe:
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
 
-    def received(self, count: int, timeout: float = 3.0) -> list[tuple]:
-        """The next `count` messages (fewer if they do not come in time)."""
-        out, deadline = [], time.monotonic() + timeout
-        while len(out) < count and time.monotonic() < deadline:
+    def drain(self) -> None:
+        """Forget what came before (a late message of an earlier test must not count for the next)."""
+        while True:
             try:
-                out.append(self.messages.get(timeout=max(deadline - time.monotonic(), 0.01)))
+                self.messages.get_nowait()
+            except queue.Empty:
+                return
+
+    def settle(self, first: float = 3.0, quiet: float = 0.75, limit: float = 8.0) -> list[tuple]:
+        """Every message that comes: waits up to `first` s for one, then until none came for `quiet` s."""
+        out, start = [], time.monotonic()
+        wait = first
+        while time.monotonic() - start < limit:
+            try:
+                out.append(self.messages.get(timeout=wait))
             except queue.Empty:
                 break
+            wait = quiet
         return out
 
     def close(self) -> None:
@@ -163,6 +173,54 @@ def mqtt_flow(port: int) -> list[dict]:
             rap=True,
             rh=0,
             inputs=0,
+        ),
+        node(
+            "in-retain",
+            "mqtt in",
+            [["fn"]],
+            topic="diff/in/retain",
+            qos="1",
+            datatype="auto-detect",
+            broker="mqtt.broker",
+            nl=False,
+            rap=True,
+            rh=0,
+            inputs=0,
+        ),
+        node(
+            "in-split",
+            "mqtt in",
+            [["split"]],
+            topic="diff/in/split",
+            qos="2",
+            datatype="json",
+            broker="mqtt.broker",
+            nl=False,
+            rap=True,
+            rh=0,
+            inputs=0,
+        ),
+        node(
+            "split",
+            "split",
+            [["split-topic"]],
+            splt="\\n",
+            spltType="str",
+            arraySplt=1,
+            arraySpltType="len",
+            stream=False,
+            addname="",
+            property="payload",
+        ),
+        node(
+            "split-topic",
+            "change",
+            [["out"]],
+            rules=[{"t": "set", "p": "topic", "pt": "msg", "to": "diff/out/split", "tot": "str"}],
+            action="",
+            property="",
+            to="",
+            reg=False,
         ),
         node(
             "fn",

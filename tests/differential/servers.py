@@ -7,6 +7,7 @@ Both are stopped by pid.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -15,27 +16,54 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.nodered import NodeRed, free_port
 
 REPO = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "differential-tests"
+RESPONSE_TIMEOUT = 3
+"""Seconds sofiaflow waits for a flow's `http response` before it answers 504 (clients wait twice as long)."""
 
 
-def request(base: str, method: str, path: str, body=None, timeout: float = 2.0) -> tuple[int, str, bytes]:
-    """(status, content type, body) of one HTTP request; JSON-encodes `body`. No answer: status 0."""
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: status (0: no answer in time), headers (lower-case name -> values, in order), body."""
+
+    status: int
+    headers: dict[str, tuple[str, ...]]
+    body: bytes
+
+    def header(self, name: str) -> str:
+        return ", ".join(self.headers.get(name.lower(), ()))
+
+
+NO_ANSWER = Answer(0, {}, b"(no answer in time)")
+
+
+def request(
+    base: str, method: str, path: str, body=None, timeout: float = 6.0, headers: dict | None = None
+) -> Answer:
+    """One HTTP request (redirects are not followed); JSON-encodes `body`. No answer in `timeout`: NO_ANSWER."""
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    sent = {"Content-Type": "application/json"} if data is not None else {}
+    sent.update(headers or {})
+    url = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.headers.get("Content-Type", ""), resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+        conn.request(method, path, body=data, headers=sent)
+        resp = conn.getresponse()
+        received: dict[str, list[str]] = {}
+        for name, value in resp.getheaders():
+            received.setdefault(name.lower(), []).append(value)
+        return Answer(resp.status, {k: tuple(v) for k, v in received.items()}, resp.read())
     except TimeoutError:
-        return 0, "", b"(no answer in time)"
+        return NO_ANSWER
+    finally:
+        conn.close()
 
 
 class Sofiaflow:
@@ -58,7 +86,11 @@ class Sofiaflow:
         flow_file = self.data_dir / "flows.json"
         flow_file.write_text(json.dumps(self.flows))
         self._log = open(self.data_dir / "sofiaflow.log", "wb")
-        env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": "differential-tests"}
+        env = {
+            **os.environ,
+            "SOFIAFLOW_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "SOFIAFLOW_HTTP_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT),
+        }
         args = [
             sys.executable,
             "-m",
@@ -93,7 +125,7 @@ class Sofiaflow:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sofiaflow exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                if request(self.url, "GET", probe, timeout=2)[0] == 200:
+                if request(self.url, "GET", probe, timeout=2).status == 200:
                     return
             except OSError:
                 pass
@@ -149,10 +181,10 @@ class Pair:
         self.node_red.stop()
         self.sofiaflow.stop()
 
-    def ask(self, method: str, path: str, value=None) -> tuple[tuple, tuple]:
-        """Send `{"v": value}` to both; (Node-RED's answer, sofiaflow's answer)."""
+    def ask(self, method: str, path: str, value=None, headers: dict | None = None) -> tuple[Answer, Answer]:
+        """Send `{"v": value}` to both at the same time; (Node-RED's answer, sofiaflow's answer)."""
         body = {"v": value}
-        return (
-            request(self.node_red.url, method, path, body),
-            request(self.sofiaflow.url, method, path, body),
-        )
+        with ThreadPoolExecutor(2) as pool:
+            node_red = pool.submit(request, self.node_red.url, method, path, body, headers=headers)
+            sofiaflow = pool.submit(request, self.sofiaflow.url, method, path, body, headers=headers)
+            return node_red.result(), sofiaflow.result()

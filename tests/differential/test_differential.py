@@ -1,8 +1,12 @@
 """The same flows and requests in real Node-RED and in sofiaflow must give the same answers.
 
-Answers are compared as (status, content type, body); JSON bodies are compared as values with
-`_msgid` removed. Differences that are accepted are listed in KNOWN_DIFFERENCES with the reason
-(and in the README under "Known differences from Node-RED").
+Answers are compared as (status, headers a client relies on, body). JSON bodies are compared as values with
+`_msgid` removed and with exact types: `true` is not `1` and `2` is not `2.0`. Every header is compared except
+the ones each server adds on its own (SERVER_HEADERS). A request Node-RED does not answer in time fails the case:
+two silent servers are not "the same answer".
+
+Cases whose answers differ on purpose carry a `Differs` (cases.py): each side must give exactly its documented
+answer (README: "Where sofiaflow differs" and "Known differences from Node-RED").
 """
 
 from __future__ import annotations
@@ -12,23 +16,43 @@ import time
 
 import pytest
 
-from .cases import CASES
+from .cases import CASES, Case
+from .servers import Answer
 
-KNOWN_DIFFERENCES: dict[str, str] = {}
-"""case name -> why its answers differ from Node-RED (accepted; listed in the README)."""
+SERVER_HEADERS = frozenset(
+    {
+        "date",
+        "server",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",  # bodies are compared as values (JSON may be spaced differently)
+        "etag",  # Express's weak ETag of the body
+        "x-powered-by",
+        # both runtimes here serve the admin API and the flows' endpoints from "/": Node-RED's admin CORS
+        # handler then answers every request, flows' endpoints included
+        "access-control-allow-origin",
+    }
+)
 
-NEEDS_RUNTIME_FIX: dict[str, str] = {}
-"""case name -> a bug found here whose fix is outside the nodes under test (strict: passes once fixed)."""
+
+def typed(value) -> str:
+    """A JSON value as canonical text that keeps its type: true, 1 and 1.0 stay three different texts."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=True)
 
 
-def answer(raw: tuple[int, str, bytes]) -> tuple:
-    status, ctype, body = raw
-    text = body.decode("utf-8", errors="replace")
+def body_value(raw: bytes):
+    text = raw.decode("utf-8", errors="replace")
     try:
-        value = _without_msgid(json.loads(text))
+        return _without_msgid(json.loads(text))
     except ValueError:
-        value = text
-    return status, ctype.split(";")[0].strip(), value
+        return text
+
+
+def answer(got: Answer) -> tuple:
+    """What a client sees: status, the headers a flow (not the server) decides, the body with its exact types."""
+    headers = {k: v for k, v in sorted(got.headers.items()) if k not in SERVER_HEADERS}
+    return got.status, headers, typed(body_value(got.body))
 
 
 def _without_msgid(value):
@@ -39,28 +63,72 @@ def _without_msgid(value):
     return value
 
 
+# ----- the comparison itself (pure: tested below without servers) -----------------------------------------------
+
+
+def differences(node_red: Answer, sofiaflow: Answer) -> list[str]:
+    """Why two answers are not the same (empty: the same). Node-RED not answering is always a difference."""
+    if node_red.status == 0:
+        return ["Node-RED gave no answer in time: the case's flow or request is wrong"]
+    expected, got = answer(node_red), answer(sofiaflow)
+    found = []
+    for what, a, b in zip(("status", "headers", "body"), expected, got, strict=True):
+        if a != b:
+            found.append(f"{what}:\n  Node-RED:  {a!r}\n  sofiaflow: {b!r}")
+    return found
+
+
+def test_exact_types_are_compared():
+    def ok(body: bytes, ctype: str = "application/json; charset=utf-8") -> Answer:
+        return Answer(200, {"content-type": (ctype,), "date": ("now",)}, body)
+
+    assert differences(ok(b'{"a": 1, "_msgid": "x"}'), ok(b'{"_msgid": "y", "a": 1}')) == []
+    assert differences(ok(b"[true]"), ok(b"[1]"))
+    assert differences(ok(b'{"n": 2}'), ok(b'{"n": 2.0}'))
+    assert differences(ok(b'{"n": null}'), ok(b"{}"))
+    assert differences(ok(b"text"), ok(b"text", "text/plain"))
+    assert (
+        differences(ok(b"x"), Answer(200, {"content-type": ("application/json; charset=utf-8",)}, b"x")) == []
+    )
+    with_header = Answer(302, {"location": ("/a",), "content-type": ("text/plain",)}, b"")
+    assert differences(with_header, Answer(302, {"location": ("/b",), "content-type": ("text/plain",)}, b""))
+    assert differences(with_header, Answer(302, {"content-type": ("text/plain",)}, b""))
+    silent = Answer(0, {}, b"")
+    assert differences(silent, silent), "two servers that do not answer are not the same answer"
+
+
+# ----- HTTP cases --------------------------------------------------------------------------------------------------
+
+
 @pytest.mark.servers
-@pytest.mark.parametrize("case", [c for c in CASES if c.requests], ids=lambda c: c.name)
-def test_same_answers(pair, case):
-    differences = []
+@pytest.mark.parametrize("case", [c for c in CASES if c.requests and not c.differs], ids=lambda c: c.name)
+def test_same_answers(pair, case: Case):
+    found = []
     for body in case.requests:
-        node_red, sofiaflow = pair.ask("POST", f"/diff/{case.name}{case.query}", body)
-        expected, got = answer(node_red), answer(sofiaflow)
-        if expected != got:
-            differences.append(f"request {body!r}:\n  Node-RED:  {expected!r}\n  sofiaflow: {got!r}")
-            if case.name in NEEDS_RUNTIME_FIX:
-                break  # known to fail: do not wait out every request
+        node_red, sofiaflow = pair.ask(case.method, f"/diff/{case.name}{case.query}", body)
+        found += [f"request {body!r}: {d}" for d in differences(node_red, sofiaflow)]
         if case.pause:
             time.sleep(case.pause)
-    for listed in (KNOWN_DIFFERENCES, NEEDS_RUNTIME_FIX):
-        if case.name in listed:
-            if not differences:
-                pytest.fail(
-                    f"{case.name} is listed as differing but now matches Node-RED: remove it from the list"
-                )
-            pytest.xfail(listed[case.name] + "\n" + "\n".join(differences))
-    assert not differences, "\n".join(differences)
+    assert not found, "\n".join(found)
 
+
+@pytest.mark.servers
+@pytest.mark.parametrize("case", [c for c in CASES if c.differs], ids=lambda c: c.name)
+def test_documented_differences(pair, case: Case):
+    """Each side gives exactly the answer the README documents for it, and the two differ."""
+    differs = case.differs
+    for body, want_nr, want_sf in zip(case.requests, differs.node_red, differs.sofiaflow, strict=True):
+        node_red, sofiaflow = pair.ask(case.method, f"/diff/{case.name}{case.query}", body)
+        for side, got, want in (("Node-RED", node_red, want_nr), ("sofiaflow", sofiaflow, want_sf)):
+            status, value = want
+            assert got.status == status, f"{differs.why}: {side} answered {got.status} {got.body[:300]!r}"
+            if value is not ...:
+                assert typed(body_value(got.body)) == typed(value), f"{differs.why}: {side}"
+        if case.pause:
+            time.sleep(case.pause)
+
+
+# ----- MQTT --------------------------------------------------------------------------------------------------------
 
 MQTT_MESSAGES = [
     ("diff/in/auto/a", b'{"x": 1}', 0, False),
@@ -69,27 +137,48 @@ MQTT_MESSAGES = [
     ("diff/in/auto/d", b"\xff\x00\x01", 0, False),
     ("diff/in/json", b'{"n": 12}', 1, False),
     ("diff/in/json", b'{"n": 3}', 0, False),
+    ("diff/in/split", b"[1, 2.5, true, null, 1]", 2, False),  # five messages out, two of them the same
+    ("diff/in/split", b"[]", 1, False),  # none out
+    ("diff/in/retain", b'"kept"', 1, True),
 ]
 
 
 @pytest.mark.servers
 @pytest.mark.parametrize("message", MQTT_MESSAGES, ids=lambda m: f"{m[0]}:{m[1][:10]!r}")
 def test_same_mqtt_answers(pair, probes, message):
-    """The same MQTT message to each runtime's broker gives the same message back (topic, payload, qos, retain)."""
+    """The same MQTT message to each runtime's broker gives the same messages back: every one (topic, payload,
+    qos, retain), in order, duplicates counted; Node-RED must answer unless the case expects silence."""
     topic, payload, qos, retain = message
-    answers = {}
     for probe in probes.values():
+        probe.drain()
         probe.publish(topic, payload, qos, retain)
-    for runtime, probe in probes.items():
-        answers[runtime] = [_mqtt_answer(m) for m in probe.received(1)]
+    answers = {runtime: [_mqtt_answer(m) for m in probe.settle()] for runtime, probe in probes.items()}
     assert answers["sofiaflow"] == answers["node-red"]
-    assert answers["node-red"], "Node-RED answered nothing: the flow or the broker is wrong"
+    if payload != b"[]":
+        assert answers["node-red"], "Node-RED answered nothing: the flow or the broker is wrong"
 
 
 def _mqtt_answer(message: tuple) -> tuple:
     topic, payload, qos, retain = message
     try:
-        value = _without_msgid(json.loads(payload))
+        value = typed(_without_msgid(json.loads(payload)))
     except ValueError:
         value = payload
     return topic, value, qos, retain
+
+
+# ----- UDP ---------------------------------------------------------------------------------------------------------
+
+UDP_DATAGRAMS = [b"hello", "h\u00e9llo\nsecond line\nthird".encode(), b"", b"a\n\na"]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("datagram", UDP_DATAGRAMS, ids=repr)
+def test_same_udp_answers(pair, udp_sockets, datagram):
+    """udp in -> function -> split -> udp out to this test's socket: the same datagrams come back from each."""
+    for sock in udp_sockets.values():
+        sock.drain()
+        sock.send(datagram)
+    answers = {runtime: sock.settle() for runtime, sock in udp_sockets.items()}
+    assert answers["sofiaflow"] == answers["node-red"]
+    assert answers["node-red"], "Node-RED sent nothing back"
