@@ -75,6 +75,22 @@ class Settings:
         default_factory=lambda: float(os.environ.get("SOFIAFLOW_MQTT_CONNECT_TIMEOUT", "10"))
     )
     """mqttConnectTimeout: seconds a new connection to the embedded broker has to send CONNECT."""
+    mqtt_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_URL") or None)
+    """mqttUrl: the platform's external MQTT broker (cluster mode: the cluster's Mosquitto), mqtt://host:port or
+    mqtts://host:port. Set, the runtime runs no embedded broker: devices are Mosquitto dynamic-security clients
+    (runtime/cluster/dynsec.py) and `platform` mqtt-broker nodes connect here."""
+    mqtt_username: str | None = field(
+        default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_USERNAME") or None
+    )
+    """mqttUsername: the runtime's own client on the external broker (`platform` mqtt-broker nodes)."""
+    mqtt_password: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_MQTT_PASSWORD"))
+    """mqttPassword: that client's password."""
+    dynsec_username: str | None = field(
+        default_factory=lambda: os.environ.get("SOFIAFLOW_DYNSEC_USERNAME") or None
+    )
+    """dynsecUsername: the admin client of Mosquitto's dynamic-security plugin (`$CONTROL/dynamic-security/v1`)."""
+    dynsec_password: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_DYNSEC_PASSWORD"))
+    """dynsecPassword: that admin client's password."""
     default_flows: Path | None = field(default_factory=lambda: _default_flows())
     """Flow file deployed on the first start (no flows stored yet): SOFIAFLOW_DEFAULT_FLOWS, by default the
     bundled IoT Broker flow; "" or "none" deploys nothing."""
@@ -103,7 +119,15 @@ class Settings:
             "debugMaxLength": self.debug_max_length,
             "execEnabled": self.exec_enabled,
             "filesDir": str(self.files_path),
+            "platformBroker": self.platform_broker(),
         }
+
+    def platform_broker(self) -> dict | None:
+        """Where `platform` mqtt-broker nodes connect: the external broker (SOFIAFLOW_MQTT_URL) with the runtime's
+        own credentials, or None: the embedded broker (the MQTT_BROKER service)."""
+        if not self.mqtt_url:
+            return None
+        return {"url": self.mqtt_url, "username": self.mqtt_username, "password": self.mqtt_password}
 
     @property
     def realtime_database_url(self) -> str:
