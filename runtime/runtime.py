@@ -23,6 +23,7 @@ from sofiaflow.runtime.core.engine import Engine
 from sofiaflow.runtime.core.events import EventBus
 from sofiaflow.runtime.core.metrics import ThroughputHistory
 from sofiaflow.runtime.core.services import (
+    ALARMS,
     API_MANAGER,
     AUDIT,
     DEVICES,
@@ -231,6 +232,7 @@ class Runtime:
         from sofiaflow.runtime.security.permissions import Permissions
 
         self._provide(stack, DEVICES, DeviceRegistry(self.db))
+        self._provide(stack, ALARMS, self._alarm_store())
         store = open_store(self.settings.realtime_database_url)
         self._provide(stack, RTDB, store, store.close)
         history = self._history_store = HistoryStore(self.settings.history_path)
@@ -262,6 +264,23 @@ class Runtime:
             for error in report.errors:
                 self.startup_problems.append(f"ontology {error['file']}: {error['message']}")
                 log.error("ontology %s not loaded: %s", error["file"], error["message"])
+
+    def _alarm_store(self) -> Any:
+        """The alarms of the config DB; each change is also published on the event bus as `alarms` (in the
+        event loop's thread, whichever thread made it)."""
+        import asyncio
+
+        from sofiaflow.runtime.data.alarms import AlarmStore
+
+        store = AlarmStore(self.db)
+        loop = asyncio.get_running_loop()
+
+        def publish(event: Any) -> None:
+            data = {"event": event.event, "alarm": event.alarm.as_dict()}
+            loop.call_soon_threadsafe(self.events.publish, "alarms", data)
+
+        store.on_change(publish)
+        return store
 
     async def _open_history(self, stack: AsyncExitStack) -> None:
         """The mover of aged real-time data to the Parquet history, every `history_interval` seconds."""

@@ -79,6 +79,7 @@ CLASH = "topic_clash"
 NO_RIGHT = "cannot give a device"
 ANA_DEV = f"/devices/{ANA_DEVICE}"
 BOB_DEV = f"/devices/{BOB_DEVICE}"
+NO_ALARM = "0" * 32
 WRONG_PASSWORD = {
     "client_id": "node-red-admin",
     "grant_type": "password",
@@ -208,6 +209,12 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("DELETE", "/devices/{name}/tokens/{token_id}"): Probe(
         ANA_DEV + "/tokens/{ana_device_token}", {404}, {403}
     ),
+    # alarms: each caller's own (ana's alarm vs bob: tests/test_alarm_routes.py)
+    ("GET", "/alarms"): Probe("/alarms", {200}, {200}),
+    ("GET", "/alarms/{alarm_id}"): Probe(f"/alarms/{NO_ALARM}", {404}, {404}),
+    ("POST", "/alarms/{alarm_id}/ack"): Probe(f"/alarms/{NO_ALARM}/ack", {404}, {403}),
+    ("POST", "/alarms/{alarm_id}/clear"): Probe(f"/alarms/{NO_ALARM}/clear", {404}, {403}),
+    ("DELETE", "/alarms/{alarm_id}"): Probe(f"/alarms/{NO_ALARM}", {404}, {403}),
     # users and auth
     ("GET", "/auth/login"): Probe("/auth/login", {200}, {200}, hides=USERNAMES, anonymous={200}),
     ("POST", "/auth/token"): Probe(

@@ -22,6 +22,7 @@ from sofiaflow.runtime.api_manager.routes import install as install_api_manager
 from sofiaflow.runtime.errors import AuthError, SofiaflowError
 from sofiaflow.runtime.http import (
     admin_flows,
+    alarm_routes,
     auth_routes,
     comms,
     context_routes,
@@ -78,6 +79,7 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
         device_routes,
         ontology_routes,
         ontology_data_routes,
+        alarm_routes,
     ):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(metrics_routes.router)  # its own access check: token, or public by setting
