@@ -1,11 +1,15 @@
 """The CEP example flows in flows/ run end to end on the virtual clock: "device silent for 10 minutes" (absence
--> alarm record) and "temperature rising twice within a minute" (pattern -> alert)."""
+-> alarm raised, cleared when the device speaks again) and "temperature rising twice within a minute" (pattern
+-> alert)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+from sofiaflow.runtime.core.services import ALARMS
+from sofiaflow.runtime.data.alarms import AlarmQuery
 from sofiaflow.runtime.testing import FlowTester
 
 FLOWS = Path(__file__).resolve().parents[1] / "flows"
@@ -24,33 +28,46 @@ def debug_payloads(t, node_id):
     ]
 
 
-async def test_device_silent_for_ten_minutes_raises_an_alarm_record_and_clears_it():
-    boiler, pump, alarms, recoveries = (
-        "c1e9000000000002",
-        "c1e9000000000003",
-        "c1e9000000000013",
-        "c1e9000000000014",
-    )
+async def test_device_silent_for_ten_minutes_raises_an_alarm_and_its_next_message_clears_it():
+    boiler, pump, events = "c1e9000000000002", "c1e9000000000003", "c1e9000000000013"
     async with FlowTester(load("device-silent.json"), virtual_time=True) as t:
         assert t.deployer.problems == []
+        store = t.engine.services[ALARMS]
         await t.advance(240)
         t.node(pump).trigger()
         await t.advance(360)  # the boiler has said nothing for 10 minutes
-        assert debug_payloads(t, alarms) == [
-            {
-                "device": "devices/boiler",
-                "alarm": "device silent",
-                "severity": "major",
-                "lastSeen": START_MS,
-                "raisedAt": START_MS + 600_000,
-            }
+        seen = debug_payloads(t, events)
+        assert [(m["event"], m["payload"]["originator"], m["payload"]["status"]) for m in seen] == [
+            ("created", "devices/boiler", "ACTIVE_UNACK")
         ]
-        t.node(boiler).trigger()
+        raised = seen[0]["payload"]
+        assert (raised["type"], raised["severity"], raised["startTs"]) == (
+            "device silent",
+            "major",
+            START_MS + 600_000,
+        )
+        assert raised["details"] == {
+            "key": "devices/boiler",
+            "state": "silent",
+            "lastSeen": START_MS,
+            "since": START_MS + 600_000,
+        }
+        # someone acknowledges it on the Alarms page: the flow hears it
+        store.acknowledge(raised["id"], START_MS + 610_000, by="operator")
+        await asyncio.sleep(0)
+        await t.idle()
+        t.node(boiler).trigger()  # the boiler speaks again: cleared
         await t.advance(240)  # the pump's ten minutes end at 840 s
-        assert [a["device"] for a in debug_payloads(t, alarms)] == ["devices/boiler", "devices/pump"]
-        assert debug_payloads(t, recoveries) == [
-            {"device": "devices/boiler", "alarm": "device silent", "cleared": True, "silentFor": 600}
+        seen = debug_payloads(t, events)
+        assert [(m["event"], m["payload"]["originator"], m["payload"]["status"]) for m in seen] == [
+            ("created", "devices/boiler", "ACTIVE_UNACK"),
+            ("acknowledged", "devices/boiler", "ACTIVE_ACK"),
+            ("cleared", "devices/boiler", "CLEARED_ACK"),
+            ("created", "devices/pump", "ACTIVE_UNACK"),
         ]
+        assert seen[2]["payload"]["details"]["silentFor"] == 600
+        active = store.list(AlarmQuery.parse(status="ACTIVE")).alarms
+        assert [(a.type, a.originator) for a in active] == [("device silent", "devices/pump")]
         assert t.errors() == []
 
 
