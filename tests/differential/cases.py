@@ -1321,6 +1321,228 @@ CASES = [
         ],
         ["<ul><li>one</li><li>two &amp; more</li><li>three</li></ul>"],
     ),
+    # ----- what a client sees besides the body: status, headers and cookies the flow sets --------------------------
+    Case(
+        "headers",
+        [
+            change(
+                "a",
+                set_("statusCode", "201", "num"),
+                set_(
+                    "headers",
+                    '{"X-Custom": "a b", "Cache-Control": "no-store", "content-type": "text/csv", "X-Num": 5}',
+                    "json",
+                ),
+                set_(
+                    "cookies",
+                    '{"session": {"value": "abc", "path": "/p", "httpOnly": true, "maxAge": 60000},'
+                    ' "plain": "v 1", "gone": null}',
+                    "json",
+                ),
+            )
+        ],
+        ["a,b\n1,2", ""],
+    ),
+    Case(
+        "redirect",
+        [
+            change(
+                "a",
+                set_("statusCode", "302", "num"),
+                set_("headers", '{"Location": "/elsewhere?a=1&b=%C3%A9"}', "json"),
+            )
+        ],
+        ["moved"],
+    ),
+    Case(
+        "response-node-headers",
+        [change("a", set_("headers", '{"x-from-msg": "m"}', "json"))],
+        ["teapot", {"k": [1, 2.5]}],
+        response={"statusCode": "418", "headers": {"x-from-node": "n", "Cache-Control": "max-age=60"}},
+    ),
+    Case(
+        "response-types",
+        [
+            fn(
+                "a",
+                "var v = msg.payload; if (v === 'buf') { v = Buffer.from('bytes'); } msg.payload = v; return msg;",
+            )
+        ],
+        [
+            42,
+            1.5,
+            None,
+            "buf",
+            "",
+            [1, "a"],
+            0,
+        ],  # (a boolean payload: Node-RED's http response never answers)
+    ),
+    # ----- documented differences (README): each side must give its own documented answer ------------------------
+    Case(
+        "no-response",
+        [change("a", set_("payload", "nobody answers"), wires=[[]])],
+        ["x"],
+        differs=Differs(
+            "A request no flow answers gets 504 here; Node-RED leaves it hanging",
+            node_red=[(0, ...)],
+            sofiaflow=[(504, ...)],
+        ),
+    ),
+    Case(
+        "js-json-boundary",
+        [
+            fn(
+                "a",
+                "msg.payload = {d: new Date(0), nan: NaN, inf: -Infinity, f: function () {}, big: 2 ** 53 + 2,"
+                " m: new Map([[1, 2]]), b60: 2 ** 60, b70: 2 ** 70}; return msg;",
+                wires=[["b"]],
+            ),
+            fn(
+                "b",
+                "var p = msg.payload; msg.payload = {date: typeof p.d, isDate: typeof p.d.getTime,"
+                " nan: String(p.nan), inf: String(p.inf), f: typeof p.f, map: typeof (p.m && p.m.get), big: p.big,"
+                " b60: p.b60, b70: p.b70, s60: String(p.b60)};"
+                " return msg;",
+            ),
+        ],
+        [1],
+        differs=Differs(
+            "JSON boundary: values leave a JavaScript function as JSON (Date -> ISO string, NaN/Infinity -> null,"
+            " functions and class instances dropped; whole numbers beyond 2^53 are written with every digit)",
+            node_red=[
+                (
+                    200,
+                    {
+                        "date": "object",
+                        "isDate": "function",
+                        "nan": "NaN",
+                        "inf": "-Infinity",
+                        "f": "function",
+                        "map": "function",
+                        "big": 9007199254740994,
+                        "b60": 1152921504606847000,
+                        "b70": 1.1805916207174113e21,
+                        "s60": "1152921504606847000",
+                    },
+                )
+            ],
+            sofiaflow=[
+                (
+                    200,
+                    {
+                        "date": "string",
+                        "isDate": "undefined",
+                        "nan": "null",
+                        "inf": "null",
+                        "f": "undefined",
+                        "map": "undefined",
+                        "big": 9007199254740994,
+                        "b60": 1152921504606846976,  # the same double, written with all its digits
+                        "b70": 1.1805916207174113e21,
+                        "s60": "1152921504606847000",
+                    },
+                )
+            ],
+        ),
+    ),
+    Case(
+        "js-missing-modules",
+        [
+            fn(
+                "a",
+                "msg.payload = {require: typeof require, util: typeof util, URL: typeof URL,"
+                " URLSearchParams: typeof URLSearchParams, process: typeof process, promisify: typeof promisify,"
+                " byteLength: typeof Buffer.byteLength, from: typeof Buffer.from}; return msg;",
+            )
+        ],
+        [1],
+        differs=Differs(
+            "Missing Node.js modules: util, URL, URLSearchParams and promisify do not exist here (require and"
+            " process exist in neither); Buffer has only from, isBuffer, alloc, concat and toString",
+            node_red=[
+                (
+                    200,
+                    {
+                        "require": "undefined",
+                        "util": "object",
+                        "URL": "function",
+                        "URLSearchParams": "function",
+                        "process": "undefined",
+                        "promisify": "function",
+                        "byteLength": "function",
+                        "from": "function",
+                    },
+                )
+            ],
+            sofiaflow=[
+                (
+                    200,
+                    {
+                        "require": "undefined",
+                        "util": "undefined",
+                        "URL": "undefined",
+                        "URLSearchParams": "undefined",
+                        "process": "undefined",
+                        "promisify": "undefined",
+                        "byteLength": "undefined",
+                        "from": "function",
+                    },
+                )
+            ],
+        ),
+    ),
+    Case(
+        "js-time-limit",
+        [
+            fn(
+                "a",
+                "var t = Date.now(); while (Date.now() - t < 1500) {} msg.payload = 'finished'; return msg;",
+                timeout=0,
+            )
+        ]
+        + catch_to_response(),
+        [1],
+        differs=Differs(
+            "Time limit: a function with timeout 0 is still limited to SOFIAFLOW_FUNCTION_TIME_LIMIT (1 s) here",
+            node_red=[(200, "finished")],
+            sofiaflow=[(500, ...)],
+        ),
+    ),
+    Case(
+        "js-stored-null",
+        [
+            fn(
+                "a",
+                "context.set('k', null); var v = context.get('k');"
+                " msg.payload = {undef: v === undefined, isNull: v === null}; return msg;",
+            )
+        ],
+        [1],
+        differs=Differs(
+            "Stored nulls: a context value stored as null reads back as undefined inside scripts",
+            node_red=[(200, {"undef": False, "isNull": True})],
+            sofiaflow=[(200, {"undef": True, "isNull": False})],
+        ),
+    ),
+    Case(
+        "fan-out-buffer",
+        [
+            fn("a", "msg.payload = Buffer.from('abc'); return msg;", wires=[["m", "r"]]),
+            fn("m", "msg.payload[0] = 122; return null;", wires=[[]]),
+            fn(
+                "r",
+                "setTimeout(function () { msg.payload = msg.payload.toString(); node.send(msg); }, 50);"
+                " return null;",
+            ),
+        ],
+        [1],
+        differs=Differs(
+            "Fan-out copies buffers: in Node-RED the receivers' clones share one Buffer's memory (issue #5953)",
+            node_red=[(200, "zbc")],
+            sofiaflow=[(200, "abc")],
+        ),
+    ),
 ]
 
 
