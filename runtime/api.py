@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         SandboxTimeout,
         SandboxWorker,
     )
+    from sofiaflow.runtime.security.device_topics import index_of as device_topic_index
     from sofiaflow.runtime.security.permissions import covers as right_covers
     from sofiaflow.runtime.security.tenant import publish_refusal
     from sofiaflow.runtime.types import Msg
@@ -141,6 +142,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "date_value": ("sofiaflow.runtime.core.typedinput", "date_value"),
     "decode_ssap_body": ("sofiaflow.runtime.onesait.rest", "decode_body"),
     "deliver_to_client": ("sofiaflow.runtime.onesait.indications", "deliver_to_client"),
+    "device_topic_index": ("sofiaflow.runtime.security.device_topics", "index_of"),
     "dumps_js": ("sofiaflow.runtime.core.encoding", "dumps_js"),
     "encode_debug": ("sofiaflow.runtime.core.encoding", "encode_debug"),
     "endpoint_spec": ("sofiaflow.runtime.api_manager", "endpoint_spec"),
@@ -244,6 +246,7 @@ __all__ = [
     "date_value",
     "decode_ssap_body",
     "deliver_to_client",
+    "device_topic_index",
     "dumps_js",
     "encode_debug",
     "endpoint_spec",

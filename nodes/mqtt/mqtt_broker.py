@@ -7,6 +7,15 @@ off), subscribe with a `ref` (their id), publish, and get the connection status 
 otherwise a client connects (mqtt_connection.py: the lean MQTT 3.1.1 client of mqtt_protocol.py for
 TCP/TLS, aiomqtt for MQTT 5 and websockets), with reconnects, resubscription and a bounded buffer
 for QoS 1/2 publishes made while disconnected.
+
+`platform` (this platform's broker): the node ignores server, port, TLS and credentials and connects to the
+platform's own broker: the embedded one in a single process (in-process), the external one of `SOFIAFLOW_MQTT_URL`
+in cluster mode, with the runtime's own client (`SOFIAFLOW_MQTT_USERNAME` / `_PASSWORD`). There every worker runs
+the same flows, so subscriptions are shared (`$share/sofiaflow-<config node id>/<topic>`): each message reaches
+one worker. The tenancy rules of the embedded broker become, on the external one (which tells no origin): a
+developer's node publishes nowhere another owner's devices hold (as on the embedded broker), and hears no message
+on a topic another owner's devices hold; what devices may do is Mosquitto's dynamic security
+(runtime/cluster/dynsec.py).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from sofiaflow.nodes.mqtt.mqtt_options import (
 )
 from sofiaflow.nodes.mqtt.mqtt_payload import encode, message_fields
 from sofiaflow.runtime.api import (
+    DEVICES,
     MQTT_BROKER,
     Node,
     NodeConfig,
@@ -36,6 +46,7 @@ from sofiaflow.runtime.api import (
     NRBool,
     NRInt,
     TopicRouter,
+    device_topic_index,
     publish_refusal,
 )
 
@@ -65,6 +76,8 @@ _OVERRIDABLE = (
 
 
 class MqttBrokerConfig(NodeConfig):
+    platform: NRBool = False
+    """This platform's broker: connect to the embedded broker, or the cluster's (SOFIAFLOW_MQTT_URL)."""
     broker: str = ""
     port: str | int | None = 1883
     tls: str | None = ""
@@ -149,6 +162,9 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         self._was_connected = False
         local = (self._conf.get("broker") or "").strip() in ("localhost", "127.0.0.1")
         self.local_topic = local  # Node-RED adds msg._topic for brokers on localhost
+        self.platform = bool(self._conf.get("platform"))
+        self._share = ""
+        """`$share/<group>/` before every subscription on the platform's external broker, else ""."""
 
     # ----- what users see -------------------------------------------------------------------------------------
     @property
@@ -189,7 +205,9 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         self._router.set_filters(self._subs)
         link = self._link
         if link is not None:
-            return link.subscribe(topic, max(s.qos for s in self._subs[topic].values()), options)
+            return link.subscribe(
+                self._share + topic, max(s.qos for s in self._subs[topic].values()), options
+            )
         return None
 
     def unsubscribe(self, topic: str, ref: str, remove_client_subscription: bool = False) -> None:
@@ -201,7 +219,7 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         del self._subs[topic]
         self._router.set_filters(self._subs)
         if self._link is not None and (remove_client_subscription or self._conf.get("autoUnsubscribe", True)):
-            self._link.unsubscribe(topic)
+            self._link.unsubscribe(self._share + topic)
 
     def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool, props: Any, filters: Any) -> None:
         embedded = props.__class__ is PublishedBy  # the embedded broker's: every message carries its origin
@@ -210,6 +228,8 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             fields = message_fields(props) if props.PublishingDevice is not None else None
         else:
             origin, fields = None, message_fields(props) if props is not None else None
+            if self._share:
+                return self._deliver_shared(topic, payload, qos, retain, fields, filters)
         subs = self._subs
         for topic_filter in self._router.route(topic) if filters is None else filters:
             refs = subs.get(topic_filter)
@@ -221,6 +241,38 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
                         sub.callback(topic, payload, qos, retain, fields)
                     except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others
                         self.error(f"MQTT subscription handler error: {exc}")
+
+    def _deliver_shared(
+        self, topic: str, payload: bytes, qos: int, retain: bool, fields: Any, filters: Any
+    ) -> None:
+        """A message of the platform's external broker: users of a tenant do not hear the topics another owner's
+        devices hold."""
+        share = self._share
+        subs = self._subs
+        if filters is None:
+            filters = self._router.route(topic)
+        else:
+            filters = tuple(f.removeprefix(share) for f in filters)
+        index = None
+        for topic_filter in filters:
+            refs = subs.get(topic_filter)
+            if refs:
+                for sub in tuple(refs.values()):
+                    if sub.tenant is not None:
+                        if index is None:
+                            index = self._device_topics()
+                        if index is not None and index.foreign_holder(topic, sub.tenant) is not None:
+                            continue
+                    try:
+                        sub.callback(topic, payload, qos, retain, fields)
+                    except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others
+                        self.error(f"MQTT subscription handler error: {exc}")
+
+    def _device_topics(self) -> Any:
+        try:
+            return device_topic_index(self.service(DEVICES))
+        except NodeError:
+            return None
 
     # ----- publishing ----------------------------------------------------------------------------------------
     def publish(
@@ -243,7 +295,7 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             link = self._ensure_link()
             if link is None:
                 return
-        if publisher is not None and isinstance(link, EmbeddedLink):
+        if publisher is not None and (self.platform or isinstance(link, EmbeddedLink)):
             refusal = publish_refusal(publisher, topic)
             if refusal is not None:
                 raise PermissionError(refusal)
@@ -322,7 +374,12 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         if self._link is not None:
             return self._link
         try:
-            options = build(self._conf, self._creds, self._tls_node())
+            service: Any = self.service(MQTT_BROKER)
+        except NodeError:
+            service = None
+        try:
+            conf, creds = self._platform_target(service) if self.platform else (self._conf, self._creds)
+            options = build(conf, creds, self._tls_node())
         except NodeError as exc:
             if str(exc) != self._reported:  # once, not on every publish that finds no connection
                 self._reported = str(exc)
@@ -334,18 +391,17 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         for item in (options.birth, options.close):
             if item is not None:  # heard as this config node's (its tab's tenant; on no tab: the platform's)
                 item.origin = self.tenant
-        try:
-            service: Any = self.service(MQTT_BROKER)
-        except NodeError:
-            service = None
         hooks = dict(on_message=self._deliver, on_state=self._state, spawn=self.spawn, warn=self.warn)
         if is_embedded(options, service):
             link: MqttConnection | EmbeddedLink = EmbeddedLink(service, options, **hooks)
         else:
             link = MqttConnection(options, sleep=self._sleep, **hooks)
+        self._share = (
+            f"$share/sofiaflow-{self.id}/" if self.platform and isinstance(link, MqttConnection) else ""
+        )
         for topic, refs in self._subs.items():
             sub = next(iter(refs.values()))
-            link.subscriptions[topic] = (max(s.qos for s in refs.values()), sub.options)
+            link.subscriptions[self._share + topic] = (max(s.qos for s in refs.values()), sub.options)
         for item in carried or ():
             link.publish(item)
         if self._pausers:
@@ -353,7 +409,25 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         self._link = link
         return link
 
+    def _platform_target(self, service: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Properties and credentials that reach this platform's broker (see the module docstring)."""
+        conf = {**self._conf, "usetls": False, "tls": ""}
+        external = self.setting("platformBroker")
+        if external:
+            conf.update(broker=external["url"], port=None)
+            creds = {"user": external.get("username") or "", "password": external.get("password") or ""}
+            return conf, creds
+        if service is None:
+            raise NodeError(
+                "platform: this runtime runs no MQTT broker of its own (SOFIAFLOW_MQTT_PORT is 0 and "
+                "SOFIAFLOW_MQTT_URL is unset)"
+            )
+        conf.update(broker="127.0.0.1", port=int(service.port))
+        return conf, {}
+
     def _tls_node(self) -> Any:
+        if self.platform:
+            return None
         if not self._conf.get("usetls") or not self._conf.get("tls"):
             return None
         node = self.config_node(self._conf["tls"])

@@ -1,0 +1,155 @@
+"""`platform` mqtt-broker nodes ("this platform's broker"): the embedded broker in a single process, the cluster's
+Mosquitto (SOFIAFLOW_MQTT_URL) in cluster mode, where every worker runs the same flow and each message reaches one
+of them; devices are real paho clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from sofiaflow.runtime.runtime import Runtime
+from sofiaflow.runtime.settings import Settings
+from tests.cluster_mosquitto import ADMIN, PLATFORM, start_mosquitto_dynsec
+from tests.mqtt_helpers import client
+from tests.rtdb_servers import free_port
+
+
+@pytest.fixture(scope="module")
+def mosquitto():
+    server = start_mosquitto_dynsec()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def echo_flow(owner_tab: str = "t1") -> list[dict]:
+    """mqtt in `sensors/+/t` -> mqtt out `echo/s1`, both on a `platform` mqtt-broker (no server filled in)."""
+    return [
+        {"id": owner_tab, "type": "tab", "label": "echo"},
+        {"id": "pb", "type": "mqtt-broker", "platform": True, "broker": "", "port": "", "clientid": ""},
+        {
+            "id": "in1",
+            "type": "mqtt in",
+            "z": owner_tab,
+            "topic": "sensors/+/t",
+            "qos": "1",
+            "datatype": "utf8",
+            "broker": "pb",
+            "wires": [["out1"]],
+        },
+        {
+            "id": "out1",
+            "type": "mqtt out",
+            "z": owner_tab,
+            "topic": "echo/s1",
+            "qos": "1",
+            "retain": "false",
+            "broker": "pb",
+            "wires": [],
+        },
+    ]
+
+
+def settings(tmp_path, name: str, **kw) -> Settings:
+    return Settings(
+        data_dir=tmp_path / name,
+        db_url=f"sqlite:///{tmp_path / 'config.db'}",  # the workers' shared config DB
+        admin_password="platform-test-admin",
+        credential_secret="platform-test-secret",
+        ontologies_dir=None,
+        default_flows=None,
+        history_interval=0,
+        **kw,
+    )
+
+
+def cluster_settings(tmp_path, name: str, mosquitto) -> Settings:
+    return settings(
+        tmp_path,
+        name,
+        mqtt_port=0,
+        mqtt_url=mosquitto.url,
+        mqtt_username=PLATFORM[0],
+        mqtt_password=PLATFORM[1],
+        dynsec_username=ADMIN[0],
+        dynsec_password=ADMIN[1],
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(config: Settings):
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def wait_connected(runtime: Runtime, node_id: str = "pb") -> None:
+    node = None
+    for _ in range(1000):
+        node = _node(runtime, node_id)
+        if node is not None and node.connected:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{node_id} did not connect: {getattr(node, 'state', None)}")
+
+
+def _node(runtime: Runtime, node_id: str):
+    return runtime.engine.nodes.get(node_id)
+
+
+async def echoes(port: int, name: str, token: str, count: int) -> list[tuple[str, bytes]]:
+    """The device publishes `count` readings and collects the echoes until none comes for a while."""
+    async with client(port, name, token) as dev:
+        assert await dev.connect() == "Success"
+        assert await dev.subscribe("echo/s1", 1) == [1]
+        for i in range(count):
+            await dev.publish(f"sensors/{name}/t", str(i).encode(), qos=1)
+        got = [(await dev.next(10))[:2] for _ in range(count)]
+        await dev.nothing(0.5)
+        return got
+
+
+async def test_platform_node_uses_the_embedded_broker_in_a_single_process(tmp_path):
+    port = free_port()
+    async with running(settings(tmp_path, "w1", mqtt_port=port)) as runtime:
+        _, token = runtime.engine.services["devices"].create(
+            "s1", topics=["sensors/{device}/#", "echo/{device}"]
+        )
+        await runtime.deployer.deploy(echo_flow(), "full")
+        broker = _node(runtime, "pb")
+        assert broker.embedded  # in-process, no loopback client
+        got = await echoes(port, "s1", token, 3)
+        assert got == [("echo/s1", b"0"), ("echo/s1", b"1"), ("echo/s1", b"2")]
+
+
+async def test_platform_node_uses_the_cluster_broker_and_each_message_reaches_one_worker(tmp_path, mosquitto):
+    async with running(cluster_settings(tmp_path, "w1", mosquitto)) as first:
+        registry = first.engine.services["devices"]
+        _, token = registry.create("s1", topics=["sensors/{device}/#", "echo/{device}"])
+        await first.engine.services["mosquitto-devices"].sync("s1", token)
+        await first.deployer.deploy(echo_flow(), "full")
+        async with running(cluster_settings(tmp_path, "w2", mosquitto)) as second:
+            assert second.deployer.flows  # the stored flows, as every worker runs them
+            for runtime in (first, second):
+                await wait_connected(runtime)
+                assert not _node(runtime, "pb").embedded
+            got = await echoes(mosquitto.port, "s1", token, 6)
+            assert sorted(got) == [("echo/s1", str(i).encode()) for i in range(6)]  # once each, not twice
+            # the device itself cannot write where the flow writes for it, nor read other topics
+            async with client(mosquitto.port, "s1", token) as dev:
+                assert await dev.connect() == "Success"
+                assert await dev.subscribe("sensors/#", 1) == [128]
+
+
+async def test_platform_node_without_a_broker_says_why(tmp_path):
+    async with running(settings(tmp_path, "w1", mqtt_port=0)) as runtime:
+        await runtime.deployer.deploy(echo_flow(), "full")
+        broker = _node(runtime, "pb")
+        assert broker.state == "disconnected"
+        assert "runs no MQTT broker of its own" in (broker._reported or "")
