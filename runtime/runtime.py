@@ -294,6 +294,11 @@ class Runtime:
 
     async def _open_broker(self, stack: AsyncExitStack) -> None:
         """The embedded MQTT broker (when `mqtt_port` is set); device messages wait for the stored flows."""
+        if self.settings.mqtt_url:  # the cluster's Mosquitto: devices are its dynamic-security clients
+            from sofiaflow.runtime.cluster.dynsec import open_device_sync
+
+            await open_device_sync(self, stack)
+            return
         from sofiaflow.runtime.mqtt.broker import EmbeddedBroker
 
         if not self.settings.mqtt_port:
