@@ -27,6 +27,7 @@ from sofiaflow.runtime.core.services import (
     API_MANAGER,
     AUDIT,
     DEVICES,
+    FIRING_SLOTS,
     FLOW_OWNERS,
     HISTORY,
     HTTP_ROUTES,
@@ -45,7 +46,7 @@ from sofiaflow.runtime.data.config_db import connect
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.flows.deploy import Deployer, DeployResult
 from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
-from sofiaflow.runtime.flows.store import FlowStore
+from sofiaflow.runtime.flows.store import FlowStore, revision_of
 from sofiaflow.runtime.security.audit import AuditLog
 from sofiaflow.runtime.security.credentials import CredentialStore
 from sofiaflow.runtime.security.ownership import FlowOwnership
@@ -80,6 +81,8 @@ class Runtime:
         self._history_store: Any = None
         self.redis: Any = None
         """The cluster's Redis client (cluster mode), else None."""
+        self.cluster: Any = None
+        """This worker's part in the cluster (runtime/cluster/worker.py) in cluster mode, else None."""
         self._stack: AsyncExitStack | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
@@ -113,7 +116,9 @@ class Runtime:
             self._open_data,
             self._open_history,
             self._open_broker,
+            self._open_cluster,
             self._open_flows,
+            self._follow_deploys,
         ]
 
     def _started(self, stack: AsyncExitStack, name: str, close: Callable[[], Any] | None = None) -> None:
@@ -289,7 +294,8 @@ class Runtime:
         services = self._engine().services
         mover = HistoryMover(services[ONTOLOGIES], services[RTDB], self._history_store)
         history = HistoryService(mover, self.settings.history_interval)
-        history.start()
+        if self.redis is None:  # in a cluster the mover is a singleton: the leader starts it
+            history.start()
         self._provide(stack, HISTORY, history, history.stop)
 
     async def _open_broker(self, stack: AsyncExitStack) -> None:
@@ -314,6 +320,42 @@ class Runtime:
         broker.flows_ready.clear()  # device messages wait until the stored flows have subscribed
         await broker.start()
         self._provide(stack, MQTT_BROKER, broker, broker.stop)
+
+    async def _open_cluster(self, stack: AsyncExitStack) -> None:
+        """Cluster mode only: join (heartbeat, leader lease) and offer FIRING_SLOTS before the flows start."""
+        if self.redis is None:
+            return
+        from sofiaflow.runtime.cluster.worker import ClusterWorker
+
+        self.flowstore = FlowStore(self.db)
+        cluster = ClusterWorker(self, self.redis)
+        await cluster.open()
+
+        async def leave() -> None:
+            await cluster.close()
+            self.cluster = None
+
+        self._started(stack, "cluster", leave)
+        self.cluster = cluster
+        self._provide(stack, FIRING_SLOTS, cluster.slots)
+
+    async def _follow_deploys(self, stack: AsyncExitStack) -> None:
+        """Cluster mode only: apply the revisions other workers deploy (hint and periodic check)."""
+        if self.cluster is not None:
+            await self.cluster.sync_deploys()
+
+    async def apply_revision(self, flows: FlowJSON, deploy_type: str) -> None:
+        """Run a revision another worker deployed (already saved, with its credentials): the same deploy type,
+        so the same nodes restart here as there."""
+        deployer = self._deployer()
+        deployer.credentials.load()
+        try:
+            await deployer.deploy(flows, deploy_type, save=False)
+        except FlowValidationError as exc:
+            log.error("cluster: the deployed revision cannot run on this worker:\n%s", exc)
+            deployer.flows, deployer.rev = flows, revision_of(flows)
+        if self.ownership is not None:
+            self.ownership.deployed(deployer.flows)
 
     async def _open_flows(self, stack: AsyncExitStack) -> None:
         """Start the stored flows (or, on the first start, the default flow file); undone by stopping them."""
@@ -403,6 +445,25 @@ class Runtime:
         user: str | None = None,
     ) -> DeployResult:
         """Deploy a whole flow set (see `Deployer.deploy`); recorded in the audit log."""
+        self._deployer()  # raises when the runtime is not started
+        if self.cluster is not None and self.cluster.sync is not None and deploy_type != "reload":
+            # one deploy at a time in the cluster, against the config DB's current revision; the report
+            # says which workers run the new revision
+            result, report = await self.cluster.sync.deploy(
+                lambda: self._deploy_here(flows, deploy_type, rev, credentials, user), rev
+            )
+            result.cluster = report
+            return result
+        return await self._deploy_here(flows, deploy_type, rev, credentials, user)
+
+    async def _deploy_here(
+        self,
+        flows: Any,
+        deploy_type: str,
+        rev: str | None,
+        credentials: dict[str, dict] | None,
+        user: str | None,
+    ) -> DeployResult:
         deployer = self._deployer()
         if isinstance(flows, list):  # new tabs are the deployer's while their nodes set up (ontology rights)
             self.ownership.claim_new(flows, user, running=deployer.flows)

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.rtdb_servers import Server, _tail, _wait_port, free_port, start_postgres
+from rtdb_servers import Server, _tail, _wait_port, free_port, start_postgres
 
 ADMIN_PASSWORD = "cluster-admin-pw-1"
 CREDENTIAL_SECRET = "cluster-credential-secret"

@@ -13,6 +13,7 @@ from croniter import croniter
 
 from sofiaflow.nodes.jsvalues import iso_date, js_number_string
 from sofiaflow.runtime.api import (
+    FIRING_SLOTS,
     Msg,
     Node,
     NodeConfig,
@@ -101,15 +102,26 @@ class InjectNode(Node[InjectConfig]):
 
     # -- timers --
     async def start(self) -> None:
+        try:  # in a cluster, each scheduled firing runs on the one worker that claims its slot
+            self._slots: Any = self.service(FIRING_SLOTS)
+        except NodeError:
+            self._slots = None
         if self.config.once:
             self._due = self.now() + self._once_delay
             self._timer = self.call_later(self._once_delay, self._fire_once)
         else:
             self._arm(self.now())
 
+    def _scheduled(self, due: float, period: float | None) -> None:
+        """A scheduled firing (`due` 0: the one after deploy): here, or where the cluster's slot is claimed."""
+        if self._slots is None:
+            self.trigger()
+        else:
+            self._slots.fire(self.id, due, period, self.trigger)
+
     def _fire_once(self) -> None:
         self._timer = None
-        self.trigger()
+        self._scheduled(0.0, None)
         self._arm(max(self.now(), self._due))
 
     def _arm(self, base: float) -> None:
@@ -127,7 +139,7 @@ class InjectNode(Node[InjectConfig]):
     def _tick(self) -> None:
         self._timer = None
         due = self._due
-        self.trigger()
+        self._scheduled(due, self._repeat)
         self._arm(max(due, self.now()) if self._cron is not None else due)
 
     async def close(self, removed: bool) -> None:

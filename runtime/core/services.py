@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from sofiaflow.runtime.api_manager import ApiManager
+    from sofiaflow.runtime.cluster.slots import FiringSlots
     from sofiaflow.runtime.core.metrics import ThroughputHistory
     from sofiaflow.runtime.data.alarms import AlarmStore
     from sofiaflow.runtime.data.events import OntologyEvents
@@ -50,6 +51,8 @@ AUDIT: ServiceKey[AuditLog] = ServiceKey("audit")
 """The audit log of security-relevant actions."""
 DEVICES: ServiceKey[DeviceRegistry] = ServiceKey("devices")
 """Device identities and their tokens, topics and owners."""
+FIRING_SLOTS: ServiceKey[FiringSlots] = ServiceKey("firing-slots")
+"""Run-once firings of scheduled sources in a cluster (runtime/cluster/slots.py); absent in single-process mode."""
 FLOW_OWNERS: ServiceKey[FlowOwnership] = ServiceKey("flow-owners")
 """Who owns each tab, subflow and config node (the runtime's use; nodes read `node.owner`)."""
 HISTORY: ServiceKey[HistoryService] = ServiceKey("history")
@@ -80,6 +83,7 @@ ALL_KEYS: tuple[ServiceKey[Any], ...] = (
     API_MANAGER,
     AUDIT,
     DEVICES,
+    FIRING_SLOTS,
     FLOW_OWNERS,
     HISTORY,
     HTTP_ROUTES,

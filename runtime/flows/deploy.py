@@ -45,6 +45,9 @@ class DeployResult:
     started: int = 0
     stopped: int = 0
     problems: list[Problem] = field(default_factory=list)  # not-runnable nodes and warnings
+    cluster: dict[str, Any] | None = None
+    """In a cluster: {revision, rev, applied, pending}, the workers that run the new revision and those that did
+    not report it within the deploy timeout."""
     start_failures: list[Problem] = field(
         default_factory=list
     )  # nodes whose start() raised (they stay stopped)

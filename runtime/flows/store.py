@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, delete, insert, select
 
 from sofiaflow.runtime.data.config_db import flow_revisions
+from sofiaflow.runtime.errors import StaleRevisionError
 from sofiaflow.runtime.types import FlowJSON
 
 
@@ -32,16 +33,56 @@ class Revision:
     created: datetime
 
 
+@dataclass(frozen=True)
+class Head:
+    """The newest stored revision: its sequence number (monotonic: the row id), rev and deploy type."""
+
+    seq: int
+    rev: str
+    deploy_type: str
+
+
 class FlowStore:
-    """Saves every deployed flow set; the newest is the current one."""
+    """Saves every deployed flow set; the newest is the current one.
+
+    Each saved revision has a sequence number (`Head.seq`, increasing with every save), which is what workers of a
+    cluster compare to know whether they run the newest flows. `expected_rev`, when set, makes `save` a
+    compare-and-set: the newest row is locked (`SELECT ... FOR UPDATE` on PostgreSQL) and the save is refused
+    with StaleRevisionError unless that row's rev is the expected one."""
 
     def __init__(self, engine: Engine, keep: int = 100) -> None:
         self._engine = engine
         self.keep = keep
+        self.expected_rev: str | None = None
+
+    def head(self) -> Head | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(flow_revisions.c.id, flow_revisions.c.rev, flow_revisions.c.deploy_type)
+                .order_by(flow_revisions.c.id.desc())
+                .limit(1)
+            ).first()
+        return Head(row[0], row[1], row[2]) if row else None
+
+    def load_seq(self, seq: int) -> FlowJSON | None:
+        """The flows saved as revision number `seq`, or None when it is not kept."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(flow_revisions.c.flows).where(flow_revisions.c.id == seq)).first()
+        return json.loads(row[0]) if row else None
 
     def save(self, flows: FlowJSON, deploy_type: str, user: str | None = None) -> str:
         rev = revision_of(flows)
         with self._engine.begin() as conn:
+            if self.expected_rev is not None:
+                newest = conn.execute(
+                    select(flow_revisions.c.rev)
+                    .order_by(flow_revisions.c.id.desc())
+                    .limit(1)
+                    .with_for_update()
+                ).first()
+                current = newest[0] if newest else revision_of([])
+                if current != self.expected_rev:
+                    raise StaleRevisionError(self.expected_rev, current)
             conn.execute(
                 insert(flow_revisions).values(
                     rev=rev,

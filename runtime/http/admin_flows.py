@@ -130,6 +130,9 @@ async def post_flows(
             "invalid_deployment_type",
             f"Node-RED-Deployment-Type {deploy_type!r} is not one of {', '.join(DEPLOY_TYPES)}",
         )
+    if runtime.cluster is not None and runtime.cluster.sync is not None:
+        # merge a developer's tabs into the newest flows, not into older ones
+        await runtime.cluster.sync.catch_up()
     flows: Any = runtime.flows
     rev = credentials = None
     if deploy_type != "reload":
@@ -167,12 +170,25 @@ async def post_flows(
                     "shared with them",
                 )
     result = await _deploy(runtime, request, flows, deploy_type, rev, credentials)
+    headers = _cluster_headers(result)
     if version == "v1":
-        return Response(status_code=204)
+        return Response(status_code=204, headers=headers)
     out: dict[str, Any] = {"rev": result.rev}
     if result.problems:
         out["problems"] = [p.as_dict() for p in result.problems]
-    return out
+    if result.cluster is not None:
+        out["cluster"] = result.cluster
+    return JSONResponse(out, headers=headers)
+
+
+def _cluster_headers(result: DeployResult) -> dict[str, str]:
+    """In a cluster: which workers did not report the new revision in time (empty: all did), and its number."""
+    if result.cluster is None:
+        return {}
+    return {
+        "X-Sofiaflow-Cluster-Revision": str(result.cluster["revision"]),
+        "X-Sofiaflow-Cluster-Pending": ",".join(result.cluster["pending"]),
+    }
 
 
 @router.get("/flows/state", summary="Whether the flows are running")

@@ -24,6 +24,7 @@ from sofiaflow.runtime.http import (
     admin_flows,
     alarm_routes,
     auth_routes,
+    cluster_routes,
     comms,
     context_routes,
     device_routes,
@@ -84,6 +85,8 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
         app.include_router(module.router, dependencies=guarded)
     app.include_router(metrics_routes.router)  # its own access check: token, or public by setting
     app.include_router(user_routes.router)  # administrators only
+    app.include_router(cluster_routes.router)  # GET /cluster: administrators only
+    app.include_router(cluster_routes.health_router)  # GET /cluster/health: no token (load balancers)
     install_api_manager(app)  # API Manager: consumer calls by API key, catalogue, Swagger UI, /api-keys
     _install_docs(app)  # /openapi.json, /docs, /redoc: for logged-in callers only
     app.add_middleware(RequestLimits)  # 413 over 5 MiB, 400 for JSON nested deeper than 64 levels
