@@ -254,3 +254,17 @@ async def test_mosquitto_admits_exactly_what_the_registry_allows(
     finally:
         await sync.remove("s1")
         db.dispose()
+
+
+async def test_a_device_cannot_take_the_name_of_a_client_that_is_not_a_device(mosquitto, world):
+    registry, sync, _ = world
+    _, token = registry.create(PLATFORM[0], topics=["x/{device}"])
+    with pytest.raises(DynsecError, match="not a device"):
+        await sync.sync(PLATFORM[0], token)
+    report = await sync.reconcile()
+    assert report.clashes == [PLATFORM[0]] and PLATFORM[0] not in report.removed
+    async with client(mosquitto.port, PLATFORM[0], token) as impostor:
+        assert await impostor.connect() != "Success"
+    async with client(mosquitto.port, *PLATFORM) as runtime_client:  # untouched
+        assert await runtime_client.connect() == "Success"
+    registry.delete(PLATFORM[0])

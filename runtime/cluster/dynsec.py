@@ -73,6 +73,8 @@ class ReconcileReport:
     need_token: list[str] = field(default_factory=list)
     """Devices with no usable password on Mosquitto: they connect once a new token is issued."""
     synced: int = 0
+    clashes: list[str] = field(default_factory=list)
+    """Devices named like a Mosquitto client that is not a device (left alone: they cannot connect)."""
 
 
 class DeviceSync:
@@ -92,6 +94,13 @@ class DeviceSync:
             await self.remove(name)
             return
         client, role = await self._read(name)
+        if client is not None and client.get("textname") != MARK:
+            raise DynsecError(
+                f"Mosquitto has a client named {name!r} that is not a device (the runtime's or an operator's); "
+                "a device cannot take its name",
+                "createClient",
+                "Client already exists",
+            )
         await self.link.run(self._commands(device, client, role, token))
 
     async def remove(self, name: str) -> None:
@@ -112,11 +121,9 @@ class DeviceSync:
         clients, roles = await self.link.run(
             [{"command": "listClients", "verbose": True}, {"command": "listRoles", "verbose": True}]
         )
-        ours = {
-            c["username"]: c
-            for c in clients.get("data", {}).get("clients", [])
-            if c.get("textname") == MARK and isinstance(c.get("username"), str)
-        }
+        listed = [c for c in clients.get("data", {}).get("clients", []) if isinstance(c.get("username"), str)]
+        ours = {c["username"]: c for c in listed if c.get("textname") == MARK}
+        foreign = {c["username"] for c in listed if c.get("textname") != MARK}
         role_acls = {
             r["rolename"]: r
             for r in roles.get("data", {}).get("roles", [])
@@ -130,6 +137,9 @@ class DeviceSync:
                 commands.append({"command": "deleteRole", "rolename": role_of(name)})
             report.removed.append(name)
         for name, device in devices.items():
+            if name in foreign:  # never touch the admin's, the runtime's or an operator's client
+                report.clashes.append(name)
+                continue
             commands.extend(self._commands(device, ours.get(name), role_acls.get(role_of(name)), None))
         for name in report.removed:
             self.need_token.discard(name)
@@ -140,6 +150,12 @@ class DeviceSync:
         report.synced = len(devices)
         if report.removed:
             log.info("Mosquitto: removed the clients of devices that no longer exist: %s", report.removed)
+        if report.clashes:
+            log.warning(
+                "Mosquitto: these devices are named like a Mosquitto client that is not a device, and cannot "
+                "connect: %s",
+                ", ".join(report.clashes),
+            )
         if report.need_token:
             log.warning(
                 "Mosquitto: these devices need a new token to connect (POST /devices/{name}/tokens): %s",
@@ -314,6 +330,10 @@ async def open_device_sync(runtime: Any, stack: Any) -> DeviceSync:
         report = await device_sync.reconcile()
     except DynsecError as exc:
         raise RuntimeError(f"devices on Mosquitto (SOFIAFLOW_MQTT_URL): {exc}") from exc
+    for name in report.clashes:
+        runtime.startup_problems.append(
+            f"device {name}: Mosquitto has a client of that name that is not a device; the device cannot connect"
+        )
     for name in report.need_token:
         runtime.startup_problems.append(
             f"device {name}: needs a new token to connect to Mosquitto (POST /devices/{name}/tokens)"

@@ -3,6 +3,10 @@
 A token is shown once, in the answer that creates it; listings show token ids and state, never secrets.
 A device whose topics overlap those of a device of another owner is refused: 400 `topic_clash`, naming the
 refused filter only (never the other owner's device, filter or topics).
+
+In cluster mode every change is also made on Mosquitto (runtime/cluster/dynsec.py) before the answer: a device
+Mosquitto refuses is not created (502 `broker_refused`), and a revocation answers only once Mosquitto has
+disconnected the device.
 """
 
 from __future__ import annotations
@@ -50,6 +54,26 @@ def _answers() -> Iterator[None]:
         raise ApiError(409, "device_exists", str(exc)) from None
     except (DeviceNotFoundError, TokenNotFoundError) as exc:
         raise ApiError(404, "not_found", str(exc)) from None
+
+
+async def _broker_agrees(
+    runtime: Runtime,
+    name: str,
+    token: str | None = None,
+    after: str = "the registry has the change: the same request again (or the next start) brings Mosquitto in step",
+) -> None:
+    """Cluster mode: make Mosquitto's dynamic-security client of device `name` match the registry (`token`:
+    just issued, its new password) before answering; 502 naming Mosquitto's reason when it does not agree.
+    Single-process mode (no external broker): nothing to do."""
+    device_sync = runtime.engine.services.get("mosquitto-devices") if runtime.engine is not None else None
+    if device_sync is None:
+        return
+    try:
+        await device_sync.sync(name, token)
+    except Exception as exc:  # noqa: BLE001 - any failure: the broker did not agree
+        raise ApiError(
+            502, "broker_refused", f"Mosquitto did not take the change of device {name!r}: {exc}; {after}"
+        ) from None
 
 
 def _restricted(request: Request) -> bool:
@@ -119,6 +143,11 @@ async def create_device(
             enabled,
             data.get("owner", getattr(request.state, "user", None)),
         )
+    try:
+        await _broker_agrees(runtime, device.name, token, "the device was not registered")
+    except ApiError:
+        _registry(runtime).delete(device.name)  # not on the broker: not registered either
+        raise
     record(request, "device.create", device.name, detail={"ontologies": device.ontologies})
     return {**device.as_dict(), "token_id": token.split(".", 1)[0], "token": token}
 
@@ -163,6 +192,7 @@ async def patch_device(
             ontologies=data.get("ontologies"),
             owner=data.get("owner", ...),
         )
+    await _broker_agrees(runtime, name)
     record(request, "device.change", name, detail=data)
     return device.as_dict()
 
@@ -174,6 +204,7 @@ async def delete_device(name: str, request: Request, runtime: RuntimeDep) -> Res
     _mine(request, runtime, name)
     with _answers():
         _registry(runtime).delete(name)
+    await _broker_agrees(runtime, name)
     record(request, "device.delete", name)
     return Response(status_code=204)
 
@@ -198,6 +229,7 @@ async def add_token(
     with _answers():
         token_id, token = registry.add_token(name)
         revoked = registry.revoke_all(name, keep=token_id) if rotate else []
+    await _broker_agrees(runtime, name, token)
     record(request, "device.token", name, detail={"token_id": token_id, "revoked": revoked})
     return {"name": name, "token_id": token_id, "token": token, "revoked": revoked}
 
@@ -211,5 +243,6 @@ async def revoke_token(name: str, token_id: str, request: Request, runtime: Runt
     _mine(request, runtime, name)
     with _answers():
         _registry(runtime).revoke(name, token_id)
+    await _broker_agrees(runtime, name)
     record(request, "device.revoke", name, detail={"token_id": token_id})
     return Response(status_code=204)
