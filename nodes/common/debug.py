@@ -172,7 +172,7 @@ class DebugNode(Node[DebugConfig]):
             return
         if self._expr is not None:
             try:
-                value = evaluate_jsonata(self._expr, msg, self)
+                value = evaluate_jsonata(self._expr, msg, self, undefined=UNDEFINED)
             except NodeError:
                 self.error(f"Invalid JSONata expression: {self._expr}")
                 return
@@ -209,7 +209,7 @@ class DebugNode(Node[DebugConfig]):
                 output = msg.get("payload", UNDEFINED)
             elif self._expr is not None:
                 try:
-                    output = evaluate_jsonata(self._expr, msg, self)
+                    output = evaluate_jsonata(self._expr, msg, self, undefined=UNDEFINED)
                 except NodeError:
                     self.error(f"Invalid JSONata expression: {self._expr}")
                     return
@@ -217,7 +217,7 @@ class DebugNode(Node[DebugConfig]):
                 output = props.get_parts(msg, self._parts, UNDEFINED)
         elif self._status_expr is not None:
             try:
-                output = evaluate_jsonata(self._status_expr, msg, self)
+                output = evaluate_jsonata(self._status_expr, msg, self, undefined=UNDEFINED)
             except NodeError:
                 self.error(f"Invalid JSONata expression: {self._status_expr}")
                 return

@@ -14,6 +14,7 @@ from croniter import croniter
 from sofiaflow.nodes.jsvalues import iso_date, js_number_string
 from sofiaflow.runtime.api import (
     FIRING_SLOTS,
+    UNDEFINED,
     Msg,
     Node,
     NodeConfig,
@@ -173,7 +174,11 @@ class InjectNode(Node[InjectConfig]):
                 errors.append(getter)
                 continue
             try:
-                props.set_path(msg, path, getter(msg))
+                value = getter(msg)
+                if value is UNDEFINED:  # as Node-RED's setMessageProperty: undefined leaves the property out
+                    props.delete_path(msg, path)
+                else:
+                    props.set_path(msg, path, value)
             except Exception as exc:  # noqa: BLE001 - Node-RED collects every property's error
                 errors.append(str(exc) or type(exc).__name__)
         if errors:
@@ -219,7 +224,10 @@ def _getter(node: InjectNode, value: Any, vtype: str, where: str) -> Any:
             compile_expression(expr)
         except NodeError as exc:
             raise NodeError(f"{where}: Invalid JSONata expression: {exc}") from None
-        return lambda msg: evaluate_jsonata(expr, msg, node)
+        return lambda msg: evaluate_jsonata(expr, msg, node, undefined=UNDEFINED)
+    if vtype in ("flow", "global"):  # a context key not set is undefined (a stored null reads the same)
+        inner = typed_getter(node, value, vtype)
+        return lambda msg: _undefined_if_none(inner(msg))
     if vtype == "date":
         fmt = "" if value is None else str(value)
         return lambda msg: _date(node, fmt)
@@ -239,6 +247,10 @@ def _getter(node: InjectNode, value: Any, vtype: str, where: str) -> Any:
 
 class _Skip(SofiaflowError):
     """An empty JSONata property: Node-RED leaves it out."""
+
+
+def _undefined_if_none(value: Any) -> Any:
+    return UNDEFINED if value is None else value
 
 
 def _or_empty(value: Any) -> Any:

@@ -178,7 +178,7 @@ class SortNode(Node[SortConfig]):
 
     def _evaluate(self, data: Any) -> Any:
         try:
-            return evaluate_jsonata(self._key_exp, data, self)  # type: ignore[arg-type]
+            return evaluate_jsonata(self._key_exp, data, self, undefined=_UNDEF)  # type: ignore[arg-type]
         except JsonataError as exc:
             raise NodeError(f"Invalid JSONata expression in sort node: {exc}") from None
 
