@@ -12,6 +12,7 @@ from sofiaflow.editor.testid import testid
 NAV = [
     ("Flows", "/"),
     ("Monitoring", "/monitoring"),
+    ("Alarms", "/alarms"),
     ("Ontologies", "/ontologies"),
     ("Devices", "/devices"),
     ("Users", "/users"),
