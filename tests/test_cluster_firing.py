@@ -1,0 +1,161 @@
+"""Run-once firings in a cluster of three workers: a 1 s inject fires once per second in total (each slot exactly
+once, on whichever worker claims it), and stopping the leader and the firing worker (SIGSTOP for twice the
+lease, then SIGCONT) loses no slot and doubles none; the lease moves with a larger fencing token."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from cluster_harness import Cluster, skip_unless_cluster, wait_until
+
+pytestmark = [skip_unless_cluster(), pytest.mark.timeout(180)]
+
+LEASE = 2.0
+
+
+class Sink:
+    """An HTTP server on 127.0.0.1 recording (worker, payload) of every POST /fire/<worker>."""
+
+    def __init__(self) -> None:
+        self.hits: list[tuple[str, int]] = []
+        lock = threading.Lock()
+        hits = self.hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                with lock:
+                    hits.append((self.path.rsplit("/", 1)[-1], int(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with Cluster(workers=3, mosquitto=False, env={"SOFIAFLOW_CLUSTER_LEASE": str(LEASE)}) as started:
+        yield started
+
+
+def ticking(sink_url: str) -> list[dict]:
+    return [
+        {"id": "tab", "type": "tab", "label": "ticks"},
+        {
+            "id": "tick",
+            "type": "inject",
+            "z": "tab",
+            "repeat": "1",
+            "props": [
+                {"p": "payload", "v": "", "vt": "date"},
+                {"p": "topic", "v": "SOFIAFLOW_WORKER_ID", "vt": "env"},
+            ],
+            "wires": [["post"]],
+        },
+        {
+            "id": "post",
+            "type": "http request",
+            "z": "tab",
+            "method": "POST",
+            "ret": "txt",
+            "url": sink_url + "/fire/{{{topic}}}",
+            "wires": [[]],
+        },
+    ]
+
+
+def deploy(worker, flows: list) -> None:
+    status, _, body = worker.post("/flows", {"flows": flows}, headers={"Node-RED-API-Version": "v2"})
+    assert status == 200 and body["cluster"]["pending"] == [], body
+
+
+def slots(hits: list[tuple[str, int]]) -> list[int]:
+    return sorted(round(ms / 1000) for _, ms in hits)
+
+
+def assert_each_slot_once(hits: list[tuple[str, int]]) -> None:
+    seen = slots(hits)
+    assert len(seen) == len(set(seen)), f"a slot fired twice: {seen}"
+    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    assert all(g == 1 for g in gaps), f"a slot was not fired: {seen}"
+
+
+def test_a_one_second_inject_on_three_workers_fires_once_per_second(cluster, sink):
+    a = cluster.workers[0]
+    sink.hits.clear()
+    started = time.monotonic()
+    deploy(a, ticking(sink.url))
+    time.sleep(12)  # the firings being counted: not a wait for a condition
+    deploy(a, [])
+    elapsed = time.monotonic() - started
+    time.sleep(1.5)  # a firing on its way when the flows stopped arrives; none after that
+    hits = list(sink.hits)
+    assert_each_slot_once(hits)
+    assert abs(len(hits) - elapsed) <= 1.5, (len(hits), elapsed)
+    assert len({worker for worker, _ in hits}) >= 1
+
+
+def _cluster_view(worker) -> dict:
+    return worker.get("/cluster")[2]
+
+
+def test_stopping_the_leader_and_the_firing_worker_loses_and_doubles_no_slot(cluster, sink):
+    a, b, c = cluster.workers
+    by_name = {w.name: w for w in cluster.workers}
+    sink.hits.clear()
+    deploy(a, ticking(sink.url))
+    wait_until(lambda: len(sink.hits) >= 3, 10, "the inject fires")
+    view = _cluster_view(a)
+    old_leader, old_token = view["leader"], view["fencing_token"]
+    firing = sink.hits[-1][0]
+    paused = [by_name[old_leader]] + ([by_name[firing]] if firing != old_leader else [])
+    survivor = next(w for w in cluster.workers if w not in paused)
+    for worker in paused:
+        worker.sigstop()
+    paused_at = time.monotonic()
+    try:
+        new_view = wait_until(
+            lambda: (v := _cluster_view(survivor))["leader"] not in (None, old_leader) and v,
+            3 * LEASE,
+            "another worker takes the lease",
+        )
+        assert new_view["fencing_token"] > old_token
+        time.sleep(max(0.0, paused_at + 2 * LEASE - time.monotonic()))  # the pause: twice the lease in all
+    finally:
+        for worker in paused:
+            worker.sigcont()
+    time.sleep(3)  # the stopped workers are back: their overdue ticks must not fire again
+    deploy(survivor, [])
+    time.sleep(1.5)
+    hits = list(sink.hits)
+    assert_each_slot_once(hits)
+    assert survivor.name in {worker for worker, _ in hits}, hits
+    view = wait_until(
+        lambda: (v := _cluster_view(a)) and len(v["workers"]) == 3 and v,
+        10,
+        "all three workers are live again",
+    )
+    assert [w["id"] for w in view["workers"] if w["leads"]] == [view["leader"]]
+    assert view["fencing_token"] > old_token
