@@ -18,6 +18,7 @@ class DeployButton:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.mode = "full"
+        self.failure_panel: ui.card | None = None
         with ui.button_group().props("unelevated"):
             self.button = (
                 ui.button("Deploy", icon="cloud_upload", on_click=self.deploy)
@@ -72,12 +73,49 @@ class DeployButton:
         ws.doc.mark_deployed(result.rev)
         ws.deployed_here = True
         ws.invalid = {p.node_id for p in result.problems if p.node_id}
-        ws.highlight = ""
+        ws.statuses = ws.current_statuses()
+        ws.clear_highlight()
         ws.redraw()
+        failures = list(getattr(result, "start_failures", []) or [])
+        self.show_start_failures(failures)
         if result.problems:
             self.show_problems("Deployed, with warnings", result.problems)
-        else:
+        elif not failures:
             ui.notify("Successfully deployed", type="positive", position="top")
+
+    def show_start_failures(self, failures: list[Any]) -> None:
+        """A warning that stays until closed: each node that failed to start, its error; a click reveals it."""
+        if self.failure_panel is not None:
+            self.failure_panel.delete()
+            self.failure_panel = None
+        if not failures:
+            return
+        ids = [f.node_id for f in failures if f.node_id]
+        with self.button.client.layout:
+            with (
+                ui.card()
+                .classes(
+                    "fixed top-14 right-4 z-[6000] w-[460px] max-w-[90vw] bg-orange-50 border-l-4 border-orange-500"
+                )
+                .props("role=alert aria-live=assertive")
+            ) as panel:
+                with ui.row().classes("w-full items-center no-wrap gap-2"):
+                    ui.icon("warning", color="orange-8")
+                    ui.link(f"Deployed, but {len(failures)} node(s) failed to start").classes(
+                        "font-semibold text-orange-900 cursor-pointer"
+                    ).on("click", lambda: self.ws.reveal(ids))
+                    ui.space()
+                    ui.button(icon="close", on_click=lambda: self.show_start_failures([])).props(
+                        'flat dense round size=sm aria-label="dismiss"'
+                    )
+                for failure in failures:
+                    node = self.ws.doc.get(failure.node_id) if failure.node_id else None
+                    name = (node or {}).get("name") or failure.node_id or "?"
+                    label = f"{failure.node_type or (node or {}).get('type', '')} {name!r}: {failure.message}"
+                    ui.link(label).classes("text-sm text-gray-800 cursor-pointer break-words").on(
+                        "click", lambda _e, i=failure.node_id: self.ws.reveal([i])
+                    )
+        self.failure_panel = panel
 
     def show_problems(self, title: str, problems: list[Any]) -> None:
         with ui.dialog() as dialog, ui.card().classes("min-w-[480px]").props(testid("deploy-problems")):

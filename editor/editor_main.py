@@ -7,10 +7,13 @@ from typing import Any
 from nicegui import ui
 
 from sofiaflow.editor.canvas import FlowCanvas
+from sofiaflow.editor.config_sidebar import ConfigSidebar, node_title
 from sofiaflow.editor.context import get_context
 from sofiaflow.editor.debug_sidebar import DebugSidebar
 from sofiaflow.editor.deploy_panel import DeployButton
+from sofiaflow.editor.help import HelpSidebar
 from sofiaflow.editor.import_export import open_export, open_import
+from sofiaflow.editor.info_sidebar import InfoSidebar
 from sofiaflow.editor.layout import page_header
 from sofiaflow.editor.palette import PALETTE_CSS, palette_panel, palette_types
 from sofiaflow.editor.properties import PropertyForm
@@ -52,7 +55,11 @@ def tab_bar(ws: Workspace) -> None:
             button.props(f'data-tab="{tab["id"]}"')
             button.on("dblclick", lambda _e, t=tab: rename_tab(ws, t))
             if current:
-                with ui.button(icon="more_vert").props("flat dense size=sm").props(testid("tab-menu")):
+                with (
+                    ui.button(icon="more_vert")
+                    .props('flat dense size=sm aria-label="flow menu"')
+                    .props(testid("tab-menu"))
+                ):
                     with ui.menu():
                         ui.menu_item("Rename", on_click=lambda t=tab: rename_tab(ws, t)).props(
                             testid("tab-rename")
@@ -87,8 +94,49 @@ def _set_tab(ws: Workspace, tab_id: str, **props: Any) -> None:
 
 
 def _delete_tab(ws: Workspace, tab_id: str) -> None:
-    ws.doc.delete([tab_id])
-    ws.redraw()
+    """Delete a flow; when config nodes are used by it alone, a dialog offers to delete them too."""
+    only_here = ws.doc.configs_only_used_by([tab_id])
+    if not only_here:
+        ws.doc.delete([tab_id])
+        ws.redraw()
+        return
+    tab = ws.doc.get(tab_id) or {}
+    with ui.dialog() as dialog, ui.card().classes("min-w-[420px]"):
+        ui.label(f"Delete the flow {tab.get('label') or tab_id!r}?").classes("text-lg font-semibold")
+        ui.label("These config nodes are used by this flow only:").classes("text-sm")
+        boxes = [
+            (config["id"], ui.checkbox(f"also delete {node_title(config)}", value=True))
+            for config in only_here
+        ]
+
+        def confirm() -> None:
+            ws.doc.delete([tab_id, *(i for i, box in boxes if box.value)])
+            dialog.close()
+            ws.redraw()
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Delete flow", on_click=confirm).props("color=red-7")
+    dialog.open()
+
+
+SIDEBARS = {"debug": "debug", "info": "info", "help": "help", "config": "config nodes"}
+
+
+def sidebar_tabs(ws: Workspace) -> None:
+    """The right sidebar: debug messages, info on the selection, node help, config nodes."""
+    with ui.tabs().props("dense no-caps inline-label").classes("w-full text-gray-700") as tabs:
+        tab_of = {name: ui.tab(name, label=label) for name, label in SIDEBARS.items()}
+    with ui.tab_panels(tabs, value=tab_of["debug"]).props("keep-alive").classes("w-full") as panels:
+        with ui.tab_panel(tab_of["debug"]).classes("p-0"):
+            DebugSidebar(ws)
+        with ui.tab_panel(tab_of["info"]).classes("p-0"):
+            InfoSidebar(ws)
+        with ui.tab_panel(tab_of["help"]).classes("p-0"):
+            HelpSidebar(ws)
+        with ui.tab_panel(tab_of["config"]).classes("p-0"):
+            ConfigSidebar(ws)
+    ws.on_open_sidebar = lambda name: panels.set_value(tab_of[name]) if name in tab_of else None
 
 
 def rename_tab(ws: Workspace, tab: dict) -> None:
@@ -113,7 +161,9 @@ def _toolbar(ws: Workspace) -> None:
         ("file_upload", "import", lambda: open_import(ws), "import"),
         ("file_download", "export", lambda: open_export(ws), "export"),
     ):
-        ui.button(icon=icon, on_click=action).props("flat dense color=white").tooltip(tip).props(testid(mark))
+        ui.button(icon=icon, on_click=action).props(f'flat dense color=white aria-label="{mark}"').tooltip(
+            tip
+        ).props(testid(mark))
     DeployButton(ws)
 
 
@@ -130,8 +180,8 @@ def editor_main() -> None:
         .props(testid("palette"))
     ):
         palette_panel(ws.types, on_add=lambda t: ws.add_node(t))
-    with ui.right_drawer(value=True).props("width=340 bordered").classes("p-2").props(testid("sidebar")):
-        DebugSidebar(ws)
+    with ui.right_drawer(value=True).props("width=360 bordered").classes("p-2").props(testid("sidebar")):
+        sidebar_tabs(ws)
     tabs = ui.refreshable(tab_bar)
     tabs(ws)
     canvas = FlowCanvas().props(testid("canvas"))

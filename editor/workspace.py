@@ -7,6 +7,7 @@ are redrawn from the document.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,10 @@ from nicegui import ui
 from sofiaflow.editor.canvas import FlowCanvas
 from sofiaflow.editor.canvas.canvas import view_node
 from sofiaflow.editor.flowdoc import FlowDoc
+
+
+def _state(node: dict | None) -> str:
+    return json.dumps(node, sort_keys=True, default=str)
 
 
 class Workspace:
@@ -29,12 +34,15 @@ class Workspace:
         self.tab = self.doc.tabs()[0]["id"]
         self.selection: list[str] = []
         self.clipboard: list[dict] = []
-        self.statuses: dict[str, dict] = {}
-        self.invalid: set[str] = set()
+        self.statuses: dict[str, dict | None] = self.current_statuses()
+        self._invalid: dict[str, str] = {}
         self.highlight = ""
         self.canvas: FlowCanvas | None = None
         self.on_redraw: list[Callable[[], None]] = []
         self.on_edit_node: Callable[[str], None] | None = None
+        self.on_select: list[Callable[[], None]] = []
+        self.on_open_sidebar: Callable[[str], None] | None = None
+        self.sidebars: dict[str, Any] = {}
         self._out_counts: dict[str, tuple[Any, int]] = {}
         self.deployed_here = False
 
@@ -61,6 +69,16 @@ class Workspace:
             else flows
         )
 
+    # ----- problems marked on nodes -----------------------------------------------------------------
+    @property
+    def invalid(self) -> set[str]:
+        """Nodes a refused deploy found wrong, as long as they are unchanged since (an undo clears the mark)."""
+        return {i for i, seen in self._invalid.items() if _state(self.doc.get(i)) == seen}
+
+    @invalid.setter
+    def invalid(self, ids: set[str]) -> None:
+        self._invalid = {i: _state(self.doc.get(i)) for i in ids if self.doc.get(i) is not None}
+
     # ----- drawing ---------------------------------------------------------------------------------
     def attach(self, canvas: FlowCanvas) -> None:
         self.canvas = canvas
@@ -85,13 +103,14 @@ class Workspace:
         if self.doc.get(self.tab) is None:
             self.tab = self.doc.tabs()[0]["id"]
         changed = self.doc.changed_ids()
+        invalid = self.invalid
         views = [
             view_node(
                 n,
                 self.info_for(n),
                 changed=n["id"] in changed,
                 status=self.statuses.get(n["id"]),
-                invalid=n["id"] in self.invalid,
+                invalid=n["id"] in invalid,
             )
             for n in self.doc.nodes_on(self.tab)
         ]
@@ -129,6 +148,24 @@ class Workspace:
         if self.canvas is not None:
             self.canvas.set_highlight(node_id)
 
+    def reveal(self, node_ids: list[str]) -> None:
+        """Open the tab of the first of `node_ids` and select those on it (a notification's link)."""
+        known = [i for i in node_ids if self.doc.get(i) is not None]
+        if not known:
+            return
+        self.focus(known[0])
+        tab = self.doc.get(known[0]).get("z")
+        self.selection = [i for i in known if self.doc.get(i).get("z") == tab]
+        if self.canvas is not None:
+            self.canvas.select(self.selection)
+        for callback in self.on_select:
+            callback()
+
+    def clear_highlight(self) -> None:
+        self.highlight = ""
+        if self.canvas is not None:
+            self.canvas.set_highlight("")
+
     # ----- canvas events ---------------------------------------------------------------------------
     def _on_move(self, e: Any) -> None:
         """The browser already shows the new positions: send back only the changed marks."""
@@ -148,6 +185,13 @@ class Workspace:
 
     def _on_selection(self, e: Any) -> None:
         self.selection = list(e.args.get("ids", []))
+        for callback in self.on_select:
+            callback()
+
+    def open_sidebar(self, name: str) -> None:
+        """Show sidebar `name` ("debug", "info", "help", "config") in the page's sidebar tabs."""
+        if self.on_open_sidebar is not None:
+            self.on_open_sidebar(name)
 
     def _on_delete(self, e: Any) -> None:
         wires = []
@@ -236,6 +280,16 @@ class Workspace:
             self.redraw()
 
     # ----- runtime feedback ------------------------------------------------------------------------
+    def current_statuses(self) -> dict[str, dict | None]:
+        """The status each running node shows now (a page opened or reloaded starts from these)."""
+        deployer = getattr(self.runtime, "deployer", None)
+        running = deployer.running if deployer is not None else {}
+        return {
+            node_id: dict(node.last_status)
+            for node_id, node in list(running.items())
+            if isinstance(getattr(node, "last_status", None), dict) and node.last_status
+        }
+
     def on_status(self, topic: str, data: Any) -> None:
         node_id = topic.split("/", 1)[1] if "/" in topic else ""
         self.statuses[node_id] = data if isinstance(data, dict) and data else None

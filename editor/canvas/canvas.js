@@ -115,6 +115,15 @@ export default {
       this.$emit("selection", { ids });
     },
     selectAll() { this.setSelection(this.local.map((n) => n.id)); },
+    selectNodes(ids) {
+      // after the props of a tab just shown are loaded: select the nodes drawn here, centre the first
+      this.$nextTick(() => {
+        const known = new Set(this.local.map((n) => n.id));
+        const found = ids.filter((id) => known.has(id));
+        this.setSelection(found);
+        if (found.length) this.focusNode(found[0]);
+      });
+    },
     resetView() { this.view = { x: 0, y: 0, k: 1 }; },
     zoomBy(f, cx, cy) {
       const r = this.$el.getBoundingClientRect();

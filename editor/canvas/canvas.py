@@ -124,5 +124,9 @@ class FlowCanvas(ui.element, component="canvas.js"):
         if node_id:
             self.run_method("focusNode", node_id)
 
+    def select(self, node_ids: list[str]) -> None:
+        """Select these nodes (those drawn on the shown tab) and centre the view on the first."""
+        self.run_method("selectNodes", node_ids)
+
     def select_all(self) -> None:
         self.run_method("selectAll")
