@@ -219,6 +219,44 @@ def test_the_config_nodes_sidebar_lists_users_and_deletes_unused_ones(page):
     spare.wait_for(state="detached")
 
 
+def test_a_successful_deploy_clears_the_highlight(page):
+    flow = [
+        {
+            "id": "hlinject0000001",
+            "type": "inject",
+            "x": 120,
+            "y": 300,
+            "name": "press",
+            "props": [{"p": "payload"}],
+            "payload": "hi",
+            "payloadType": "str",
+            "wires": [["hldebug00000001"]],
+        },
+        {
+            "id": "hldebug00000001",
+            "type": "debug",
+            "x": 360,
+            "y": 300,
+            "name": "seen here",
+            "active": True,
+            "tosidebar": True,
+            "complete": "payload",
+            "targetType": "msg",
+            "wires": [],
+        },
+    ]
+    _import(page, flow, new_flow=True)
+    _deploy(page)
+    page.get_by_text("Successfully deployed").last.wait_for()
+    page.get_by_role("tab", name="debug").click()
+    node(page, "hlinject0000001").locator('[data-role="button"]').click()
+    page.get_by_role("link", name="node: seen here").first.click()
+    page.wait_for_selector('.sf-node.sf-highlight[data-id="hldebug00000001"]')
+    _deploy(page)
+    page.get_by_text("Successfully deployed").last.wait_for()
+    page.wait_for_selector(".sf-node.sf-highlight", state="detached")
+
+
 def test_the_help_sidebar_documents_the_python_function(page):
     page.get_by_role("tab", name="help").click()
     page.get_by_label("Search node types").fill("python")
