@@ -175,7 +175,8 @@ class InjectNode(Node[InjectConfig]):
                 continue
             try:
                 value = getter(msg)
-                if value is UNDEFINED:  # as Node-RED's setMessageProperty: undefined leaves the property out
+                if value is UNDEFINED:  # as setMessageProperty: parents made, the property left out
+                    props.set_path(msg, path, None)
                     props.delete_path(msg, path)
                 else:
                     props.set_path(msg, path, value)

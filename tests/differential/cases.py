@@ -1321,6 +1321,97 @@ CASES = [
         ],
         ["<ul><li>one</li><li>two &amp; more</li><li>three</li></ul>"],
     ),
+    # ----- undefined is not null: inject (once, at start), sort ---------------------------------------------------
+    Case(
+        "inject-undefined",
+        [
+            fn(
+                "a",
+                "msg.payload = global.get('injected') || 'not injected yet'; return msg;",
+            ),
+            n(
+                "i",
+                "inject",
+                [["s"]],
+                props=[
+                    {"p": "payload", "v": "nothing.here", "vt": "jsonata"},
+                    {"p": "topic", "v": "null", "vt": "jsonata"},
+                    {"p": "deep.gone", "v": "$lookup({}, 'x')", "vt": "jsonata"},
+                    {"p": "fromflow", "v": "unset", "vt": "flow"},
+                    {"p": "fromglobal", "v": "unset", "vt": "global"},
+                    {"p": "env", "v": "SOFIAFLOW_DIFF_NOT_SET", "vt": "env"},
+                    {"p": "n", "v": "1 + 1", "vt": "jsonata"},
+                ],
+                repeat="",
+                crontab="",
+                once=True,
+                onceDelay="0.1",
+                topic="",
+            ),
+            fn(
+                "s",
+                "global.set('injected', {keys: Object.keys(msg).filter(k => k !== '_msgid').sort(),"
+                " payload: typeof msg.payload, topic: msg.topic, deep: msg.deep, env: msg.env, n: msg.n});"
+                " return null;",
+                wires=[[]],
+            ),
+        ],
+        [1],
+    ),
+    *(
+        Case(
+            f"sort-undefined-keys{suffix}",
+            [
+                n(
+                    "a",
+                    "sort",
+                    order=order,
+                    as_num=as_num,
+                    target="payload",
+                    targetType="msg",
+                    msgKey="k",
+                    msgKeyType="jsonata",
+                    seqKey="payload",
+                    seqKeyType="msg",
+                )
+            ],
+            [
+                [
+                    {"i": 0, "k": 2},
+                    {"i": 1},
+                    {"i": 2, "k": 1},
+                    {"i": 3, "k": None},
+                    {"i": 4},
+                    {"i": 5, "k": 0},
+                ],
+                [{"i": i, **({} if i % 3 == 0 else {"k": (i * 7) % 5})} for i in range(14)],
+                [{"i": 0}, {"i": 1, "k": "b"}, {"i": 2, "k": "a"}, {"i": 3}, {"i": 4, "k": None}],
+            ],
+        )
+        for suffix, order, as_num in (("", "ascending", False), ("-desc-num", "descending", True))
+    ),
+    Case(
+        "sort-seq-undefined-keys",
+        [
+            split("a", [["b"]]),
+            n(
+                "b",
+                "sort",
+                [["c"]],
+                order="ascending",
+                as_num=False,
+                target="payload",
+                targetType="seq",
+                msgKey="payload",
+                msgKeyType="elem",
+                seqKey="payload.k",
+                seqKeyType="jsonata",
+            ),
+            change("c", set_("payload", "payload.i", "msg"), wires=[["d"]]),
+            join("d"),
+        ],
+        [[{"i": 0, "k": 2}, {"i": 1}, {"i": 2, "k": 1}, {"i": 3, "k": None}, {"i": 4}, {"i": 5, "k": 0}]],
+    ),
     # ----- what a client sees besides the body: status, headers and cookies the flow sets --------------------------
     Case(
         "headers",
