@@ -281,8 +281,9 @@ class Runtime:
         loop = asyncio.get_running_loop()
 
         def publish(event: Any) -> None:
-            data = {"event": event.event, "alarm": event.alarm.as_dict()}
-            loop.call_soon_threadsafe(self.events.publish, "alarms", data)
+            if not loop.is_closed():
+                data = {"event": event.event, "alarm": event.alarm.as_dict()}
+                loop.call_soon_threadsafe(self.events.publish, "alarms", data)
 
         store.on_change(publish)
         return store

@@ -74,6 +74,10 @@ class Server:
         self.rt, self.http, self.headers = rt, http, headers
         self.events: list[tuple[str, str]] = []  # (debug node, msg.event)
         rt.events.subscribe("debug", lambda _t, d: self.events.append((d["id"], d["msg"])))
+        self.published: list[tuple[str, str]] = []  # (event, originator) on the runtime's event bus
+        rt.events.subscribe(
+            "alarms", lambda _t, d: self.published.append((d["event"], d["alarm"]["originator"]))
+        )
 
     async def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.http.request(method, path, headers=self.headers[who], **kwargs)
@@ -187,6 +191,8 @@ async def test_each_developer_sees_and_changes_only_their_own_alarms(tmp_path):
         assert cleared.json()["status"] == "CLEARED_ACK" and cleared.json()["clearedBy"] == "ana"
         assert await w.events_of("a_dbg", 4) == ["created", "updated", "acknowledged", "cleared"]
         assert await w.events_of("b_dbg", 1) == ["created"]
+        assert w.published[:2] == [("created", "boiler"), ("updated", "boiler")]
+        assert ("acknowledged", "boiler") in w.published and ("cleared", "boiler") in w.published
         # the administrator acts on bob's; delete
         bob_id = bob["alarms"][0]["id"]
         assert (await w.call("admin", "POST", f"/alarms/{bob_id}/ack")).json()["ackBy"] == "admin"

@@ -164,3 +164,50 @@ def test_alarms_page_shows_acknowledges_and_clears_and_the_flow_hears_it(editor_
         assert picture.stat().st_size > 10_000
     finally:
         context.close()
+
+
+def test_a_developer_sees_only_their_own_alarms(editor_server, chromium):  # noqa: F811
+    assert editor_server.api("POST", "/flows", FLOWS)[0] == 204
+    assert editor_server.api("POST", "/inject/boiler")[0] == 200  # the administrator's alarm
+    status, body = editor_server.api(
+        "POST", "/users", {"username": "dev", "password": "dev-password", "role": "developer"}
+    )
+    assert status == 201, body
+    dev = type(editor_server)(
+        url=editor_server.url,
+        password="dev-password",
+        data_dir=editor_server.data_dir,
+        proc=editor_server.proc,
+        user="dev",
+    )
+    meter = {**inject("dinj", "meter-7", 60), "z": "tdev", "wires": [["dalarm"]]}
+    dev_tab = [
+        {"id": "tdev", "type": "tab", "label": "dev's"},
+        meter,
+        {
+            "id": "dalarm",
+            "type": "alarm",
+            "z": "tdev",
+            "alarmType": "leak",
+            "severity": "warning",
+            "wires": [[]],
+        },
+    ]
+    assert dev.api("POST", "/flows", dev_tab)[0] == 204
+    assert dev.api("POST", "/inject/dinj")[0] == 200
+    poll(lambda: dev.api("GET", "/alarms")[1]["total"] == 1)
+    context = chromium.new_context(viewport={"width": 1400, "height": 700})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        login(page, dev, "/alarms")
+        row(page, "meter-7").wait_for()
+        assert page.get_by_test_id("alarm-summary").inner_text() == "1 alarm"
+        assert row(page, "boiler").count() == 0
+        page.get_by_role("button", name="Acknowledge leak of meter-7").click()
+        poll(lambda: row(page, "ACTIVE_ACK").count() == 1)
+    finally:
+        context.close()
+    assert (
+        editor_server.api("GET", "/alarms?originator=boiler&status=ACTIVE")[1]["alarms"][0]["ackBy"] is None
+    )

@@ -175,6 +175,18 @@ async def test_bad_messages_fail_naming_what():
         assert t.outputs("a")[0] == []
 
 
+async def test_details_must_be_json_data():
+    async with FlowTester([TAB, alarm(details="payload")], virtual_time=True) as t:
+        t.inject("a", {"device": "d", "payload": b"raw"})
+        t.inject("a", {"device": "d", "payload": {"big": "x" * 70_000}})
+        t.inject("a", {"device": "d", "payload": float("nan")})
+        await t.idle()
+        text = [str(e["msg"]) for e in t.errors()]
+        assert len(text) == 3 and all("details: " in m for m in text), text
+        assert "at most 65536 bytes" in text[1]
+        assert t.engine.services[ALARMS].list().total == 0
+
+
 @pytest.mark.parametrize(
     ("props", "problem"),
     [

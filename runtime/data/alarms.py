@@ -19,6 +19,7 @@ person (admin API, editor page). Listeners run in the caller's thread, after the
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -55,6 +56,8 @@ STATUS_GROUPS["UNACK"] = STATUSES[0::2]
 EVENTS = ("created", "updated", "severity changed", "acknowledged", "cleared", "deleted")
 MAX_TEXT = 200
 """Characters of a type, an originator or an owner."""
+MAX_DETAILS = 64 * 1024
+"""Bytes of an alarm's details as JSON."""
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
@@ -246,6 +249,20 @@ def check_text(value: Any, name: str) -> str:
     return value
 
 
+def check_details(value: Any) -> Any:
+    """`value` as an alarm's details: JSON (objects, lists, text, numbers, booleans, null) of at most MAX_DETAILS
+    bytes."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AlarmValidationError("details", f"must be JSON data: {exc}") from None
+    if len(text.encode()) > MAX_DETAILS:
+        raise AlarmValidationError(
+            "details", f"at most {MAX_DETAILS} bytes as JSON, got {len(text.encode())}"
+        )
+    return value
+
+
 def check_severity(value: Any, name: str = "severity") -> str:
     if not isinstance(value, str) or value.strip().lower() not in SEVERITIES:
         raise AlarmValidationError(name, f"expected one of {', '.join(SEVERITIES)}, got {value!r}")
@@ -300,7 +317,7 @@ class AlarmStore:
     ) -> AlarmEvent:
         """Create the alarm, or update the active one of that owner, type and originator."""
         type, originator = check_text(type, "type"), check_text(originator, "originator")
-        severity = check_severity(severity)
+        severity, details = check_severity(severity), check_details(details)
         with self._lock, self.db.begin() as conn:
             row = conn.execute(
                 select(alarms_table)
@@ -386,7 +403,7 @@ class AlarmStore:
         """Clear; None when it was cleared already."""
         changes: dict[str, Any] = {"clear_ts": now_ms, "cleared_by": by}
         if details is not None:
-            changes["details"] = details
+            changes["details"] = check_details(details)
         return self._set(alarm_id, "cleared", changes, origin)[1]
 
     def _set(
