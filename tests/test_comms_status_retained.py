@@ -1,4 +1,5 @@
-"""`/comms` retains status as Node-RED does: a page that (re)connects sees each node's current status at once."""
+"""`/comms` retains status as Node-RED does (a page that reconnects sees each node's current status at once);
+the deploy answer names the nodes that failed to start."""
 
 from __future__ import annotations
 
@@ -38,3 +39,29 @@ async def test_a_new_subscriber_gets_the_current_status_without_a_new_event(serv
             await ws.send(json.dumps({"subscribe": "status/#"}))
             events = await _collect(ws, 1)
     assert [(e["topic"], e["data"]["text"]) for e in events] == [("status/dbg", "42")]
+
+
+async def test_the_admin_api_names_the_nodes_that_failed_to_start(server):  # noqa: F811
+    _rt, host = server
+    flows = [
+        {"id": "t1", "type": "tab", "label": "x"},
+        {
+            "id": "ep1",
+            "type": "api-endpoint",
+            "z": "t1",
+            "x": 1,
+            "y": 1,
+            "name": "orders",
+            "api": "missing",
+            "path": "/orders",
+            "operation": "flow",
+            "wires": [[]],
+        },
+    ]
+    async with httpx.AsyncClient(base_url=f"http://{host}") as http:
+        headers = {"Authorization": f"Bearer {await _token(http)}", "Node-RED-API-Version": "v2"}
+        answer = await http.post("/flows", json={"flows": flows}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    (failure,) = answer.json()["startFailures"]
+    assert failure["id"] == "ep1" and failure["type"] == "api-endpoint"
+    assert "no api config node 'missing' is running" in failure["message"]

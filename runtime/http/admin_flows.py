@@ -176,6 +176,8 @@ async def post_flows(
     out: dict[str, Any] = {"rev": result.rev}
     if result.problems:
         out["problems"] = [p.as_dict() for p in result.problems]
+    if result.start_failures:  # deployed, but these nodes did not start (they stay stopped)
+        out["startFailures"] = [p.as_dict() for p in result.start_failures]
     if result.cluster is not None:
         out["cluster"] = result.cluster
     return JSONResponse(out, headers=headers)
