@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sofiaflow.runtime.cluster.dynsec import MARK, DeviceSync, role_of
+from sofiaflow.runtime.cluster.dynsec import MARK, DeviceSync, role_of, ssap_acls
 from sofiaflow.runtime.cluster.dynsec_link import BrokerAddress, DynsecError, DynsecLink
 from sofiaflow.runtime.data.config_db import connect
 from sofiaflow.runtime.security.devices import DeviceRegistry, may_publish, may_subscribe
@@ -159,7 +159,7 @@ async def test_changed_topics_rewrite_the_role_and_reconnect_under_the_new_right
         ("publishClientSend", "new/s1/#"),
         ("subscribePattern", "new/s1/#"),
         ("publishClientReceive", "new/s1/#"),
-    }
+    } | ssap_acls("s1")
     async with client(mosquitto.port, "s1", token) as dev:
         assert await dev.connect() == "Success"
         await dev.publish("old/s1", b"1", qos=1)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,8 @@ from sofiaflow.runtime.settings import Settings
 from tests.cluster_mosquitto import ADMIN, PLATFORM, start_mosquitto_dynsec
 from tests.mqtt_helpers import client
 from tests.rtdb_servers import free_port
+
+IOT_BROKER_FLOW = Path(__file__).resolve().parents[1] / "flows" / "iot-broker.json"
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +157,47 @@ async def test_platform_node_without_a_broker_says_why(tmp_path):
         broker = _node(runtime, "pb")
         assert broker.state == "disconnected"
         assert "runs no MQTT broker of its own" in (broker._reported or "")
+
+
+def join(token: str, instance: str = "s1") -> bytes:
+    return json.dumps(
+        {
+            "messageId": f"join-{instance}",
+            "direction": "REQUEST",
+            "messageType": "JOIN",
+            "body": {
+                "@type": "SSAPBodyJoinMessage",
+                "token": token,
+                "clientPlatform": "s1",
+                "clientPlatformInstance": instance,
+            },
+        }
+    ).encode()
+
+
+async def answer(dev) -> dict:
+    while True:
+        topic, payload, *_ = await dev.next(10)
+        data = json.loads(payload)
+        if data.get("direction") != "REQUEST":  # its own request comes back on /topic/message/s1 too
+            return {"topic": topic, **data}
+
+
+async def test_the_iot_broker_flow_answers_ssap_over_the_cluster_broker(tmp_path, mosquitto):
+    async with running(cluster_settings(tmp_path, "w1", mosquitto)) as runtime:
+        _, token = runtime.engine.services["devices"].create("s1", topics=["x/{device}"])
+        await runtime.engine.services["mosquitto-devices"].sync("s1", token)
+        await runtime.deployer.deploy(json.loads(IOT_BROKER_FLOW.read_text()), "full")
+        await wait_connected(runtime, "platformMqtt")
+        async with client(mosquitto.port, "s1", token) as dev:
+            assert await dev.connect() == "Success"
+            assert await dev.subscribe("/topic/message/s1", 1) == [1]
+            assert await dev.subscribe("/topic/message/s2", 1) == [128]  # another device's answers
+            assert await dev.subscribe("/topic/subscription/s1", 1) == [1]
+            await dev.publish("/topic/message/s1", join(token), qos=1)
+            joined = await answer(dev)
+            assert joined["topic"] == "/topic/message/s1" and joined["body"]["ok"], joined
+            assert joined["messageType"] == "JOIN" and joined["sessionKey"]
+            await dev.publish("/queue/message", join(token + "x"), qos=1)  # onesait's request topic
+            refused = await answer(dev)
+            assert refused["topic"] == "/topic/message/s1" and not refused["body"]["ok"], refused

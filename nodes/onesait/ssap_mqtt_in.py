@@ -8,6 +8,13 @@ clients to these topics only.
 Answers and INDICATIONs go to the MQTT client that sent the request (its client id, as the broker saw it), not
 to an id the request's body names. On the shared `/topic/subscription` every client subscribes to, each
 INDICATION reaches its subscriber's session alone (runtime/onesait/indications.py).
+
+`mqtt` (an mqtt-broker config node, normally one with `platform` on) is the way when there is no embedded broker:
+in cluster mode the requests come through the cluster's Mosquitto (each to one worker: the platform node shares its
+subscriptions). There a client is a registered device (name and token; no anonymous clients): it sends requests on
+`/queue/message` or `/topic/message/<its name>` and gets answers on `/topic/message/<its name>`, INDICATIONs on
+`<indicationTopic>/<its name>` (a shared topic cannot be delivered privately by another broker), as Mosquitto's
+dynamic security lets each device only those of its own name (runtime/cluster/dynsec.py).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ class SsapMqttInConfig(NodeConfig):
     topic: str = "/queue/message"
     indicationTopic: str = "/topic/subscription"
     anonymous: bool = True
+    mqtt: str = ""
+    """An mqtt-broker config node to take requests from when the runtime runs no embedded broker."""
 
 
 class SsapMqttInNode(Node[SsapMqttInConfig]):
@@ -51,7 +60,9 @@ class SsapMqttInNode(Node[SsapMqttInConfig]):
         "Takes SSAP requests from MQTT clients of the embedded broker (topic, default /queue/message, and "
         "/topic/message/<clientId>); answers go to /topic/message/<clientId>, INDICATIONs to indicationTopic "
         "(default /topic/subscription, as onesait, each delivered to its subscriber only; or a topic with "
-        "{clientId}). With anonymous on, clients connect without credentials, limited to the SSAP topics."
+        "{clientId}). With anonymous on, clients connect without credentials, limited to the SSAP topics. "
+        "mqtt: an mqtt-broker config node (this platform's broker) used when there is no embedded broker, as in "
+        "cluster mode; there INDICATIONs go to <indicationTopic>/<clientId>."
     )
 
     @classmethod
@@ -78,11 +89,15 @@ class SsapMqttInNode(Node[SsapMqttInConfig]):
             )
         self._stops: list[Any] = []
         self._mqtt: Any = None
+        self._external: tuple[Any, str] | None = None
 
     async def start(self) -> None:
         try:
             mqtt = self.service(MQTT_BROKER)
         except NodeError:
+            if self.config.mqtt:
+                self._start_external()
+                return
             self.status("red", "ring", "no embedded MQTT broker")
             self.warn(
                 "ssap-mqtt in: the runtime runs no embedded MQTT broker (mqtt port 0); SSAP over MQTT is off"
@@ -97,6 +112,57 @@ class SsapMqttInNode(Node[SsapMqttInConfig]):
             mqtt.anonymous_topics = self._anonymous_topics
         self.status("green", "dot", f"{self._topic} on port {mqtt.port}")
 
+    def _start_external(self) -> None:
+        """Requests through the mqtt-broker config node `mqtt` (see the module docstring)."""
+        broker = self.config_node(self.config.mqtt)
+        if broker is None or not hasattr(broker, "subscribe"):
+            raise NodeError(f"ssap-mqtt in: property 'mqtt': no mqtt-broker config node {self.config.mqtt!r}")
+        indications = self._indications
+        if "{clientId}" not in indications:
+            indications = indications.rstrip("/") + "/{clientId}"
+        self._external = (broker, indications)
+        broker.register(self)
+        for topic in (self._topic, "/topic/message/+"):
+            broker.subscribe(topic, {"qos": 1}, self._incoming_external, self.id)
+        self._stops = [lambda: [broker.unsubscribe(t, self.id) for t in (self._topic, "/topic/message/+")]]
+
+    def _incoming_external(
+        self, topic: str, payload: bytes, qos: int, retain: bool, _fields: Any = None
+    ) -> None:
+        if retain or len(payload) > MAX_PAYLOAD:
+            return
+        try:
+            envelope = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self.warn(f"SSAP message on {topic} dropped: not JSON")
+            return
+        if not isinstance(envelope, dict) or envelope.get("direction", "REQUEST") != "REQUEST":
+            return
+        # on /topic/message/<name> only device <name> may publish (the broker's ACLs): that is who asked
+        requester = topic.rsplit("/", 1)[-1] if topic.startswith("/topic/message/") else None
+        if self._external is None:
+            return
+        broker, indications = self._external
+
+        async def publish(to: str, body: bytes) -> None:
+            broker.publish(to, body, qos=1)
+
+        reply = MqttReply(
+            publish,
+            lambda answer: self._client_id(envelope, requester),
+            self.spawn,
+            indications,
+            requester=requester,
+        )
+        self.send(
+            {
+                "_msgid": new_msgid(),
+                "payload": envelope,
+                "topic": topic,
+                "ssap": {"transport": "mqtt", "reply": reply, "clientId": requester},
+            }
+        )
+
     async def close(self, removed: bool) -> None:
         for stop in self._stops:
             stop()
@@ -104,6 +170,9 @@ class SsapMqttInNode(Node[SsapMqttInConfig]):
         if self._mqtt is not None and getattr(self._mqtt, "anonymous_topics", None) == self._anonymous_topics:
             self._mqtt.anonymous_topics = None
         self._mqtt = None
+        external, self._external = self._external, None
+        if external is not None:
+            await external[0].deregister(self, removed)
 
     def _anonymous_topics(self, client_id: str) -> tuple[list[str], list[str]] | None:
         """What an anonymous client may do, no more: (publish) requests on the request topic and its own

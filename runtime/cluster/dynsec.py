@@ -9,7 +9,9 @@ embedded broker. Each registered device is a dynamic-security client and role:
 - role `sofiaflow-device-<name>`: for each of the device's topic filters F (`{device}` expanded, since
   Mosquitto 2.0 cannot put a client id or user name into dynamic-security ACLs, hence one role per device)
   `publishClientSend F`, `subscribePattern F` and `publishClientReceive F`, all allowed; nothing else is, so
-  a device publishes and subscribes only within its filters (a subscription wider than them is refused).
+  a device publishes and subscribes only within its filters (a subscription wider than them is refused);
+  and SSAP over MQTT as itself (`ssap_acls`: `/queue/message`, `/topic/message/<name>`,
+  `/topic/subscription/<name>`), which the embedded broker grants SSAP clients whatever their topics.
 
 Mosquitto keeps one password per client, and the registry keeps only hashes of the tokens: the password reaches
 Mosquitto when a token is issued (`POST /devices`, `POST /devices/{name}/tokens`), the one moment the token is
@@ -59,11 +61,25 @@ def role_of(name: str) -> str:
     return ROLE_PREFIX + name
 
 
+def ssap_acls(name: str) -> set[tuple[str, str]]:
+    """SSAP over MQTT (the IoT Broker flow's gateway, nodes/onesait/ssap_mqtt_in.py) as device `name`: requests on
+    `/queue/message` and `/topic/message/<name>`, answers there, INDICATIONs on `/topic/subscription/<name>`."""
+    own, indications = f"/topic/message/{name}", f"/topic/subscription/{name}"
+    return {
+        ("publishClientSend", "/queue/message"),
+        ("publishClientSend", own),
+        ("subscribeLiteral", own),
+        ("publishClientReceive", own),
+        ("subscribeLiteral", indications),
+        ("publishClientReceive", indications),
+    }
+
+
 def wanted_acls(device: Device) -> set[tuple[str, str]]:
-    """(acltype, topic) of every ACL the device's role must hold."""
+    """(acltype, topic) of every ACL the device's role must hold: its topics, and SSAP over MQTT as itself."""
     return {
         (acltype, topic) for topic in expanded_filters(device.name, device.topics) for acltype in ACL_TYPES
-    }
+    } | ssap_acls(device.name)
 
 
 @dataclass
