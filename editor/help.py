@@ -46,8 +46,9 @@ def _property_line(key: str, spec: dict) -> str:
         str(s.get("type")) for s in spec.get("anyOf", []) if isinstance(s, dict) and s.get("type")
     )
     line = f"- **{key}**" + (f" ({kind})" if kind else "")
-    if spec.get("x-config-type"):
-        line += f": a `{spec['x-config-type']}` config node"
+    target = spec.get("x-config") or spec.get("x-config-type")
+    if target:
+        line += f": a `{target}` config node"
     if "default" in spec and spec["default"] not in ("", None, [], {}):
         line += f", default `{json.dumps(spec['default'], ensure_ascii=False)[:60]}`"
     if spec.get("description"):

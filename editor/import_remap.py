@@ -7,8 +7,8 @@ catch/status/complete nodes, a group's `nodes`, subflow port wires, `subflow:<id
 config-node properties a node type declares. A text property whose value happens to equal an id is
 never touched.
 
-A node type declares a config-node property in its config model's JSON schema (`"x-config-type"` on the
-field); the core types that predate that marker are listed in `REFERENCE_PROPERTIES`, as Node-RED's
+A node type declares a config-node property in its config model's JSON schema (`"x-config"` on the
+field, or `"x-config-type"`); the core types that predate that marker are listed in `REFERENCE_PROPERTIES`, as Node-RED's
 own node definitions declare them (`defaults: {broker: {type: "mqtt-broker"}}`).
 """
 
@@ -56,18 +56,16 @@ Types = dict[str, dict]
 def reference_properties(node_type: str, types: Types | None = None) -> dict[str, tuple[str, ...]]:
     """property -> config node types, for the config-node references of `node_type`.
 
-    From the type's schema (`x-config-type`) and `REFERENCE_PROPERTIES`; with `types` (the palette),
+    From the type's schema (`x-config`, `x-config-type`) and `REFERENCE_PROPERTIES`; with `types` (the palette),
     only properties the type's config model has.
     """
     entry = (types or {}).get(node_type)
     props: dict[str, Any] = ((entry or {}).get("schema") or {}).get("properties") or {}
-    out = {
-        key: (spec["x-config-type"],)
-        if isinstance(spec["x-config-type"], str)
-        else tuple(spec["x-config-type"])
-        for key, spec in props.items()
-        if isinstance(spec, dict) and spec.get("x-config-type")
-    }
+    out = {}
+    for key, spec in props.items():
+        target = (spec.get("x-config") or spec.get("x-config-type")) if isinstance(spec, dict) else None
+        if target:
+            out[key] = (target,) if isinstance(target, str) else tuple(target)
     for key, targets in REFERENCE_PROPERTIES.get(node_type, {}).items():
         if entry is None or key in props:
             out.setdefault(key, targets)

@@ -79,9 +79,8 @@ def test_reference_properties_come_from_the_type_and_its_model(types):
     assert "broker" not in reference_properties("mqtt-broker", types), "the broker's host name is text"
     assert reference_properties("mqtt-broker", types) == {"tls": ("tls-config",)}
     assert reference_properties("tcp in", types) == {"tls": ("tls-config",)}, "tcp in's server is a mode"
-    schema_marked = {
-        "thing": {"schema": {"properties": {"conn": {"type": "string", "x-config-type": "pool"}}}}
-    }
+    marked = {"type": "string", "x-config": "pool"}
+    schema_marked = {"thing": {"schema": {"properties": {"conn": marked, "name": {"type": "string"}}}}}
     assert reference_properties("thing", schema_marked) == {"conn": ("pool",)}
 
 
