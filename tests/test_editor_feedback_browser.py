@@ -250,7 +250,7 @@ def test_a_successful_deploy_clears_the_highlight(page):
     page.get_by_text("Successfully deployed").last.wait_for()
     page.get_by_role("tab", name="debug").click()
     node(page, "hlinject0000001").locator('[data-role="button"]').click()
-    page.get_by_role("link", name="node: seen here").first.click()
+    page.get_by_role("link", name=re.compile("seen here")).first.click()
     page.wait_for_selector('.sf-node.sf-highlight[data-id="hldebug00000001"]')
     _deploy(page)
     page.get_by_text("Successfully deployed").last.wait_for()
