@@ -190,7 +190,7 @@ async def test_details_must_be_json_data():
 @pytest.mark.parametrize(
     ("props", "problem"),
     [
-        ({"action": "shout"}, "action: expected one of raise, clear, msg"),
+        ({"action": "shout"}, "Input should be 'raise', 'clear' or 'msg'"),
         ({"severity": "huge"}, "severity: expected one of critical"),
         ({"alarmType": " "}, "alarmType: give the alarm's type"),
         ({"originatorType": "str"}, "originatorType: expected 'msg'"),

@@ -17,7 +17,9 @@ the same fields and `topic` = the originator: acknowledged or cleared.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from sofiaflow.runtime.api import (
     ALARMS,
@@ -32,19 +34,44 @@ from sofiaflow.runtime.api import (
 )
 
 SEVERITIES = ("critical", "major", "minor", "warning")
-ACTIONS = ("raise", "clear", "msg")
 _SENT_BY_PEOPLE = ("acknowledged", "cleared")
 
 
 class AlarmConfig(NodeConfig):
-    alarmType: str = "device silent"
+    alarmType: str = Field(
+        "device silent",
+        title="Alarm type",
+        description="What the alarm is about: a fixed text, or a msg property holding it",
+        json_schema_extra={"x-types": ["str", "msg"]},
+    )
     alarmTypeType: str = "str"
-    originator: str = ""
+    originator: str = Field(
+        "",
+        title="Originator",
+        description="The msg property naming the device or source the alarm is about; empty: msg.device, "
+        "else msg.topic",
+        json_schema_extra={"x-types": ["msg"]},
+    )
     originatorType: str = "msg"
-    severity: str = "major"
+    severity: str = Field(
+        "major",
+        title="Severity",
+        description="critical, major, minor or warning; or a msg property holding one",
+        json_schema_extra={"x-types": ["str", "msg"]},
+    )
     severityType: str = "str"
-    action: str = "raise"
-    details: str = ""
+    action: Literal["raise", "clear", "msg"] = Field(
+        "raise",
+        title="Action",
+        description="raise (create or update the alarm), clear (end it), or msg: msg.alarm says 'raise' or 'clear'",
+        json_schema_extra={"x-choices": {"raise": "raise", "clear": "clear", "msg": "from msg.alarm"}},
+    )
+    details: str = Field(
+        "",
+        title="Details",
+        description="The msg property stored with the alarm as its details (e.g. payload); empty: none",
+        json_schema_extra={"x-types": ["msg"]},
+    )
     detailsType: str = "msg"
 
 
@@ -79,8 +106,6 @@ class AlarmNode(Node[AlarmConfig]):
 
     def setup(self) -> None:
         cfg = self.config
-        if cfg.action not in ACTIONS:
-            raise NodeError(f"action: expected one of {', '.join(ACTIONS)}, got {cfg.action!r}")
         if cfg.originatorType != "msg":
             raise NodeError(f"originatorType: expected 'msg', got {cfg.originatorType!r}")
         if cfg.detailsType != "msg":
