@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import ssl
 import time
 
 import psutil
@@ -19,6 +20,7 @@ from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.security.ownership import FlowOwnership
 from sofiaflow.runtime.security.permissions import Permissions
 from sofiaflow.runtime.testing import FlowTester
+from tests.test_node_mqtt import make_certificates
 
 TAB = {"id": "t", "type": "tab", "label": "t"}
 
@@ -86,9 +88,10 @@ def sockets_to(port: int) -> list:
 
 
 class Peer:
-    """A plain asyncio TCP server on 127.0.0.1 that records what it gets and can answer."""
+    """A plain asyncio TCP server on 127.0.0.1 (over TLS with `tls`) that records what it gets and can answer."""
 
-    def __init__(self, answer=None) -> None:
+    def __init__(self, answer=None, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.port = free_port()
         self.received = bytearray()
         self.writers: list[asyncio.StreamWriter] = []
@@ -108,7 +111,7 @@ class Peer:
             writer.close()
 
     async def __aenter__(self) -> Peer:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -314,6 +317,138 @@ async def test_request_connect_failure_goes_to_catch(registry):
         assert caught["topic"] == "mine" and "connect failed 127.0.0.1:" in caught["error"]["message"]
 
 
+# ----- TLS (the shipped tls-config node, certificates made here) ----------------------------------------
+
+
+@pytest.fixture
+def pki(tmp_path):
+    """A CA and a server certificate for 127.0.0.1 it signed, and a second CA that signed nothing here."""
+    ca, cert, key = make_certificates(tmp_path, "good")
+    other_ca = make_certificates(tmp_path, "other")[0]
+    return {"ca": ca, "cert": cert, "key": key, "other_ca": other_ca}
+
+
+def tls_node(**props) -> dict:
+    return {"id": "tls", "type": "tls-config", "name": "", "cert": "", "key": "", "ca": "", **props}
+
+
+def server_context(pki, client_ca=None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["cert"], pki["key"])
+    if client_ca is not None:  # ask for a client certificate signed by this CA
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    return ctx
+
+
+def client_context(pki) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(pki["ca"]))
+
+
+async def test_tls_server_in_and_reply_out(registry, pki):
+    port = free_port()
+    flows = [
+        tcp_in(port, [["out"]], datatype="utf8", newline="\\n", tls="tls"),
+        tcp_out(),
+        tls_node(cert=str(pki["cert"]), key=str(pki["key"])),
+    ]
+    async with deployed(flows, registry) as t:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(pki))
+        assert writer.get_extra_info("ssl_object").version().startswith("TLS")
+        writer.write("secret line\nsecond \u00e9\n".encode())
+        assert await bounded(reader.readexactly(len("secret linesecond \u00e9".encode()))) == (
+            "secret linesecond \u00e9".encode()
+        )
+        assert t.payloads("in") == ["secret line", "second \u00e9"]
+        writer.close()
+        # a plain client gets no message through: the handshake fails
+        plain_r, plain_w = await asyncio.open_connection("127.0.0.1", port)
+        plain_w.write(b"not tls\n")
+        try:
+            answer = await bounded(plain_r.read())
+        except ConnectionResetError:
+            answer = b""
+        assert not answer.startswith(b"not tls")  # the server closed the connection (maybe with a TLS alert)
+        plain_w.close()
+        await until(lambda: t.node("in").served == 1)  # the TLS connection; the plain one never became one
+        assert t.payloads("in") == ["secret line", "second \u00e9"] and t.node("in").connections == 0
+
+
+async def test_tls_client_in_reads_from_a_tls_server(registry, pki):
+    async with Peer(tls=server_context(pki)) as peer:
+        flows = [
+            tcp_in(peer.port, server="client", host="127.0.0.1", datatype="utf8", tls="tls"),
+            tls_node(ca=str(pki["ca"]), verifyservercert=True),
+        ]
+        async with deployed(flows, registry) as t:
+            await until(lambda: peer.writers)
+            peer.writers[0].write(b"over tls")
+            await until(lambda: t.payloads("in") == ["over tls"])
+
+
+async def test_tls_out_client_and_server(registry, pki):
+    async with Peer(tls=server_context(pki)) as peer:
+        flows = [
+            tcp_out(beserver="client", host="127.0.0.1", port=str(peer.port), tls="tls"),
+            tls_node(verifyservercert="true"),
+        ]
+        async with deployed(flows, registry, credentials={"tls": {"cadata": pki["ca"].read_text()}}) as t:
+            await until(lambda: t.node("out").connected)
+            t.inject("out", {"payload": "to a tls server"})
+            await until(lambda: bytes(peer.received) == b"to a tls server")
+    port = free_port()
+    certdata = {"certdata": pki["cert"].read_text(), "keydata": pki["key"].read_text()}
+    flows = [tcp_out(beserver="server", port=str(port), tls="tls"), tls_node()]
+    async with deployed(flows, registry, credentials={"tls": certdata}) as t:  # PEM text, not files
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(pki))
+        await until(lambda: t.node("out").last_status.get("text") == "1 connection")
+        t.inject("out", {"payload": "from a tls server"})
+        assert await bounded(reader.readexactly(17)) == b"from a tls server"
+        writer.close()
+
+
+async def test_tls_request_verifies_the_server_and_presents_a_client_certificate(registry, pki):
+    async with Peer(echo, tls=server_context(pki, client_ca=pki["ca"])) as peer:
+        good = tls_node(ca=str(pki["ca"]), cert=str(pki["cert"]), key=str(pki["key"]), verifyservercert=True)
+        flows = [tcp_request(peer.port, out="char", splitc="\\n", ret="string", tls="tls"), good]
+        async with deployed(flows, registry) as t:
+            t.inject("req", {"payload": "ping over tls\n", "topic": "kept"})
+            await until(lambda: t.outputs("req")[0])
+            assert t.outputs("req")[0][0]["payload"] == "ping over tls\n"
+            assert t.outputs("req")[0][0]["topic"] == "kept"
+        assert peer.received == b"ping over tls\n"
+
+
+async def test_tls_request_refuses_a_server_its_ca_did_not_sign_unless_told_not_to_verify(registry, pki):
+    async with Peer(echo, tls=server_context(pki)) as peer:
+        catch = node("c", "catch", [[]], scope=None, uncaught=False)
+        for verify in (True, False):
+            wrong = tls_node(ca=str(pki["other_ca"]), verifyservercert=verify)
+            flows = [tcp_request(peer.port, out="count", splitc="2", tls="tls"), wrong, catch]
+            async with deployed(flows, registry) as t:
+                t.inject("req", {"payload": "hi"})
+                if verify:
+                    await until(lambda t=t: t.outputs("c")[0])
+                    message = t.outputs("c")[0][0]["error"]["message"]
+                    assert "connect failed 127.0.0.1:" in message and "CERTIFICATE_VERIFY_FAILED" in message
+                    assert t.payloads("req") == []
+                else:
+                    await until(lambda t=t: t.payloads("req"))
+                    assert t.payloads("req") == [b"hi"]
+
+
+async def test_tls_names_a_tls_config_node_that_is_not_there(registry):
+    flows = [tcp_request(2000, tls="nowhere")]
+    async with deployed(flows, registry) as t:
+        await t.idle()
+        failures = [e for e in t.errors() if "nowhere" in str(e["msg"])]
+        assert failures and "tls-config node 'nowhere' is not running here" in str(failures[0]["msg"])
+    flows = [tcp_in(free_port(), tls="tls"), tls_node()]  # a server needs a certificate to serve with
+    async with deployed(flows, registry) as t:
+        await t.idle()
+        assert any("has no certificate and key to serve TLS with" in str(e["msg"]) for e in t.errors())
+
+
 # ----- lifecycle, refusals --------------------------------------------------------------------------
 
 
@@ -372,7 +507,6 @@ async def test_developers_may_not_listen_on_privileged_ports(registry):
         [tcp_in("http")],
         [tcp_in(2000, server="client")],
         [tcp_in(2000, datatype="hex")],
-        [tcp_in(2000, tls="cfg")],
         [tcp_out(beserver="bridge")],
         [tcp_request(2000, out="later")],
         [tcp_request(2000, out="count", splitc="many")],

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import os
 import secrets
+import ssl
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +54,69 @@ def check_listen_port(node: Node, port: int, prop: str = "port") -> None:
         )
 
 
-def refuse_tls(node: Node, tls: Any) -> None:
-    if tls:
-        raise NodeError(f"{node.type}: property 'tls' is set, but tcp nodes here run without TLS")
+def tls_context(node: Node, tls_id: str, *, server: bool) -> tuple[ssl.SSLContext | None, str]:
+    """(SSL context, server name) from the `tls-config` node `tls_id` as Node-RED's `addTLSOptions` gives them to
+    `tls.createServer` / `tls.connect`; (None, "") when `tls_id` is empty.
+
+    A server presents its certificate and key (files `cert`/`key`, or the PEM text `certdata`/`keydata` of the
+    node's credentials) and asks clients for none. A client trusts `ca`/`cadata` (the system's CAs without one),
+    presents a certificate when one is set and checks the server's unless `verifyservercert` is off; the server
+    name (SNI and the name checked) is `servername` when set."""
+    if not tls_id:
+        return None, ""
+    tls = node.config_node(tls_id)
+    if tls is None or tls.type != "tls-config":
+        raise NodeError(f"{node.type}: property 'tls': tls-config node {tls_id!r} is not running here")
+    conf = {k: getattr(tls.config, k, "") for k in ("cert", "key", "ca", "servername", "alpnprotocol")}
+    creds = tls.credentials or {}
+    passphrase = creds.get("passphrase") or None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        cert, key = str(conf["cert"] or "").strip(), str(conf["key"] or "").strip()
+        if cert:
+            ctx.load_cert_chain(cert, key or None, password=passphrase)
+        elif creds.get("certdata"):
+            _load_chain_from_text(ctx, creds["certdata"], creds.get("keydata") or "", passphrase)
+        elif server:
+            raise NodeError(
+                f"{node.type}: tls-config {tls_id!r} has no certificate and key to serve TLS with"
+            )
+        if not server:
+            ca, cadata = str(conf["ca"] or "").strip(), creds.get("cadata") or ""
+            if ca or cadata:
+                ctx.load_verify_locations(cafile=ca or None, cadata=None if ca else cadata)
+            else:
+                ctx.load_default_certs()
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise NodeError(f"{node.type}: tls-config {tls_id!r}: {exc}") from None
+    verify = getattr(tls.config, "verifyservercert", True)
+    if not server and (verify is False or str(verify).lower() in ("false", "0")):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if conf["alpnprotocol"]:
+        ctx.set_alpn_protocols([str(conf["alpnprotocol"]).strip()])
+    return ctx, str(conf["servername"] or "").strip()
+
+
+def _load_chain_from_text(ctx: ssl.SSLContext, cert: str, key: str, passphrase: str | None) -> None:
+    """ssl loads certificate chains from files only: the PEM text goes to private temporary files."""
+    with tempfile.TemporaryDirectory(prefix="sofiaflow-tls-") as tmp:
+        paths = [os.path.join(tmp, name) for name in ("cert.pem", "key.pem")]
+        for path, text in zip(paths, (cert, key), strict=True):
+            with open(
+                os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8"
+            ) as fh:
+                fh.write(text)
+        ctx.load_cert_chain(paths[0], paths[1] if key else None, password=passphrase)
+
+
+async def open_connection(
+    host: str, port: int, tls: ssl.SSLContext | None = None, servername: str = ""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection, over TLS when `tls` is set (the server's name: `servername`, else `host`)."""
+    if tls is None:
+        return await asyncio.open_connection(host, port)
+    return await asyncio.open_connection(host, port, ssl=tls, server_hostname=servername or host)
 
 
 def bind_host(node: Node) -> str | None:

@@ -19,9 +19,10 @@ from sofiaflow.nodes.network.socket_common import (
     check_listen_port,
     close_writer,
     new_session_id,
+    open_connection,
     parse_port,
     pause,
-    refuse_tls,
+    tls_context,
     unescape,
 )
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool
@@ -40,6 +41,7 @@ class TcpInConfig(NodeConfig):
     trim: NRBool = False
     base64: NRBool = False
     tls: str = ""
+    """A tls-config node: serve (server) or connect (client) over TLS."""
 
 
 class _Decoder:
@@ -76,7 +78,10 @@ on the same connection.
 **Details**: `datamode` *stream* sends each chunk as it arrives; with utf8 and a split string (`newline`,
 e.g. `\\n`) each complete part is a message (`trim` keeps the split string on the end of each part), the
 remainder is sent when the connection ends. *single* sends everything a connection sent in one message when
-it closes. Flows of non-administrators may only listen on ports above 1024. TLS is not supported."""
+it closes. Flows of non-administrators may only listen on ports above 1024.
+
+**TLS**: with a `tls-config` node (`tls`) a server serves TLS with its certificate and key, and a client
+connects over TLS, trusting its CA and checking the server's certificate unless told not to."""
 
     def setup(self) -> None:
         cfg = self.config
@@ -89,7 +94,6 @@ it closes. Flows of non-administrators may only listen on ports above 1024. TLS 
             raise NodeError(
                 f"tcp in: property 'datatype' must be 'buffer', 'utf8' or 'base64', got {cfg.datatype!r}"
             )
-        refuse_tls(self, cfg.tls)
         self.port = parse_port(self, cfg.port)
         assert self.port is not None
         if self.is_server:
@@ -109,9 +113,12 @@ it closes. Flows of non-administrators may only listen on ports above 1024. TLS 
         """Connections that ended (server mode)."""
 
     async def start(self) -> None:
+        self._tls, self._servername = tls_context(self, self.config.tls, server=self.is_server)
         if self.is_server:
             try:
-                self._server = await asyncio.start_server(self._serve, bind_host(self), self.port)
+                self._server = await asyncio.start_server(
+                    self._serve, bind_host(self), self.port, ssl=self._tls
+                )
             except OSError as exc:
                 raise NodeError(f"tcp in: unable to listen on port {self.port}, error: {exc}") from None
             self.status({"text": "0 connections"})
@@ -138,7 +145,7 @@ it closes. Flows of non-administrators may only listen on ports above 1024. TLS 
             self.status("grey", "dot", "connecting")
             quick = False
             try:
-                reader, writer = await asyncio.open_connection(host, self.port)
+                reader, writer = await open_connection(host, self.port, self._tls, self._servername)
             except OSError as exc:
                 self.log(f"connection lost to {host}:{self.port} ({exc})")
             else:

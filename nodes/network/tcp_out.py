@@ -10,10 +10,11 @@ from sofiaflow.nodes.network.socket_common import (
     bind_host,
     check_listen_port,
     close_writer,
+    open_connection,
     parse_port,
     pause,
     reachable,
-    refuse_tls,
+    tls_context,
     to_bytes,
 )
 from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, NRBool
@@ -45,7 +46,11 @@ class TcpOutNode(Node[TcpOutConfig]):
 closes the connection instead.
 
 **Details**: with `end` the connection is closed after each write (the client reconnects at once). Flows of
-non-administrators may only listen on ports above 1024. TLS is not supported."""
+non-administrators may only listen on ports above 1024.
+
+**TLS**: with a `tls-config` node (`tls`) the server serves TLS with its certificate and key and the client
+connects over TLS, trusting its CA and checking the server's certificate unless told not to (a reply goes
+back on the `tcp in` connection as it is)."""
 
     def setup(self) -> None:
         cfg = self.config
@@ -54,7 +59,6 @@ non-administrators may only listen on ports above 1024. TLS is not supported."""
             raise NodeError(
                 f"tcp out: property 'beserver' must be 'client', 'server' or 'reply', got {cfg.beserver!r}"
             )
-        refuse_tls(self, cfg.tls)
         self.port: int | None = None
         if self.mode != "reply":
             self.port = parse_port(self, cfg.port)
@@ -72,9 +76,13 @@ non-administrators may only listen on ports above 1024. TLS is not supported."""
         self.connects = 0
 
     async def start(self) -> None:
+        tls_id = self.config.tls if self.mode != "reply" else ""  # a reply goes back the way it came
+        self._tls, self._servername = tls_context(self, tls_id, server=self.mode == "server")
         if self.mode == "server":
             try:
-                self._server = await asyncio.start_server(self._serve, bind_host(self), self.port)
+                self._server = await asyncio.start_server(
+                    self._serve, bind_host(self), self.port, ssl=self._tls
+                )
             except OSError as exc:
                 raise NodeError(f"tcp out: unable to listen on port {self.port}, error: {exc}") from None
             self.status({"text": "0 connections"})
@@ -110,7 +118,7 @@ non-administrators may only listen on ports above 1024. TLS is not supported."""
         while not self._stopping:
             self.status("grey", "dot", "connecting")
             try:
-                reader, writer = await asyncio.open_connection(host, self.port)
+                reader, writer = await open_connection(host, self.port, self._tls, self._servername)
             except OSError as exc:
                 self.log(f"connection lost to {host}:{self.port} ({exc})")
             else:

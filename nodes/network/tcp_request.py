@@ -8,7 +8,14 @@ from collections import deque
 from typing import Any
 
 from sofiaflow.nodes.jsvalues import js_string
-from sofiaflow.nodes.network.socket_common import close_writer, parse_port, refuse_tls, to_bytes, unescape
+from sofiaflow.nodes.network.socket_common import (
+    close_writer,
+    open_connection,
+    parse_port,
+    tls_context,
+    to_bytes,
+    unescape,
+)
 from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, NRBool, clone_message
 
 QUEUE_SIZE = 1000
@@ -60,11 +67,14 @@ is closed; *count*: the first `splitc` bytes; *char*: up to and including the by
 closes every connection, `msg.reset = "host:port"` one); *immed*: write and close, send nothing.
 
 **Outputs**: `payload` as a Buffer, or a string when `ret` is *string* (in *sit* mode split on `newline`,
-which `trim` keeps on the end of each part). TLS is not supported."""
+which `trim` keeps on the end of each part).
+
+**TLS**: with a `tls-config` node (`tls`) every connection is made over TLS, trusting the node's CA (the
+system's without one), presenting its certificate when it has one and checking the server's certificate
+unless told not to; a failed handshake is reported as a failed connect."""
 
     def setup(self) -> None:
         cfg = self.config
-        refuse_tls(self, cfg.tls)
         self.port = parse_port(self, cfg.port, required=False)
         self.mode = cfg.out
         if self.mode not in ("time", "count", "char", "sit", "immed"):
@@ -76,6 +86,11 @@ which `trim` keeps on the end of each part). TLS is not supported."""
         self.splitc = self._split_value(cfg.splitc)
         self.newline = unescape(cfg.newline or "")
         self._links: dict[str, _Link] = {}
+        self._tls: Any = None
+        self._servername = ""
+
+    async def start(self) -> None:
+        self._tls, self._servername = tls_context(self, self.config.tls, server=False)
 
     def _split_value(self, value: Any) -> float:
         if self.mode == "immed":
@@ -148,7 +163,7 @@ which `trim` keeps on the end of each part). TLS is not supported."""
     # ----- connection -----------------------------------------------------------------
     async def _run(self, key: str, link: _Link, host: str, port: int) -> None:
         try:
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await open_connection(host, port, self._tls, self._servername)
         except OSError as exc:
             self.status("red", "ring", "error")
             waiting = list(link.queue)
