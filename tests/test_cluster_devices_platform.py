@@ -201,3 +201,50 @@ async def test_the_iot_broker_flow_answers_ssap_over_the_cluster_broker(tmp_path
             await dev.publish("/queue/message", join(token + "x"), qos=1)  # onesait's request topic
             refused = await answer(dev)
             assert refused["topic"] == "/topic/message/s1" and not refused["body"]["ok"], refused
+
+
+def tenant_flow() -> list[dict]:
+    """A developer's tab on the platform broker: what `mqtt in` `+/+/t` hears goes to `seen/ana`, and an attempt
+    to write into a topic of another owner's device."""
+    flow = echo_flow("ta")
+    flow[2]["topic"] = "+/+/t"
+    flow[2]["wires"] = [["out1", "out2"]]
+    flow[3]["topic"] = "seen/ana"
+    flow.append({**flow[3], "id": "out2", "topic": "bob/bobdev/cmd"})
+    return flow
+
+
+async def test_on_the_cluster_broker_a_developer_flow_keeps_out_of_other_owners_device_topics(
+    tmp_path, mosquitto
+):
+    async with running(cluster_settings(tmp_path, "w1", mosquitto)) as runtime:
+        registry, sync = runtime.engine.services["devices"], runtime.engine.services["mosquitto-devices"]
+        tokens = {}
+        for name, owner in (("anadev", "ana"), ("bobdev", "bob")):
+            _, tokens[name] = registry.create(name, topics=[f"{owner}/{{device}}/#"], owner=owner)
+            await sync.sync(name, tokens[name])
+        flows = tenant_flow()
+        runtime.ownership.claim_new(flows, "ana")
+        await runtime.deployer.deploy(flows, "full")
+        assert runtime.engine.nodes["in1"].tenant == "ana"
+        await wait_connected(runtime)
+        async with client(mosquitto.port, *PLATFORM) as watcher:
+            assert await watcher.connect() == "Success"
+            assert await watcher.subscribe("seen/#", 1) == [1]
+            assert await watcher.subscribe("bob/#", 1) == [1]
+            for name, owner in (("bobdev", "bob"), ("anadev", "ana")):
+                async with client(mosquitto.port, name, tokens[name]) as dev:
+                    assert await dev.connect() == "Success"
+                    await dev.publish(f"{owner}/{name}/t", owner.encode(), qos=1)
+            await watcher.publish("free/x/t", b"free", qos=1)  # nobody's device topic
+            seen = []
+            while len(seen) < 3:
+                topic, payload, *_ = await watcher.next(10)
+                seen.append((topic, payload))
+            await watcher.nothing(0.5)
+        # bob's device message reached the watcher, but not ana's flow; ana's flow wrote nothing into bob's topics
+        assert sorted(seen) == [
+            ("bob/bobdev/t", b"bob"),
+            ("seen/ana", b"ana"),
+            ("seen/ana", b"free"),
+        ]

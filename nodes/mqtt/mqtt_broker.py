@@ -136,7 +136,9 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
     credentials_spec = {"user": "text", "password": "password"}
     help = (
         "An MQTT broker connection shared by the mqtt in and mqtt out nodes that use it: server, port, "
-        "TLS, protocol version, client id, keep-alive, birth/close/will messages; credentials user/password."
+        "TLS, protocol version, client id, keep-alive, birth/close/will messages; credentials user/password. "
+        "'This platform's broker' (platform) connects to the platform's own broker instead: the embedded one, or "
+        "the cluster's in cluster mode."
     )
 
     @property
