@@ -104,7 +104,13 @@ def _mount_apps(admin_app: Any, runtime: Runtime, auth: AuthService) -> None:
 async def serve(settings: Settings, flows_file: str | Path | None = None, **uvicorn_options: Any) -> None:
     """Run the runtime and its admin API until the server is told to stop (SIGINT/SIGTERM)."""
     runtime = Runtime(settings)
-    await runtime.start()
+    turn = await _startup_turn(settings)
+    try:
+        await runtime.start()
+    except BaseException:
+        if turn is not None:
+            await turn.release()
+        raise
     try:
         if flows_file is not None:
             rev = await import_flows_file(runtime, Path(flows_file))
@@ -112,6 +118,9 @@ async def serve(settings: Settings, flows_file: str | Path | None = None, **uvic
                 log.info("imported %s as revision %s", flows_file, rev)
         auth = AuthService(runtime.db, settings)
         password = auth.ensure_admin()
+        if turn is not None:  # tables and user admin exist: the next worker may start
+            await turn.release()
+            turn = None
         if password:
             print(admin_banner(password), flush=True)
         # the flows' own endpoints are looked up first (admin routes still win on a clash): the
@@ -132,5 +141,19 @@ async def serve(settings: Settings, flows_file: str | Path | None = None, **uvic
         redact_access_log()  # after uvicorn's logging setup: no device token in the access log
         await server.serve()
     finally:
+        if turn is not None:
+            await turn.release()
         await runtime.stop()
         log.info("runtime stopped")
+
+
+async def _startup_turn(settings: Settings) -> Any:
+    """In a cluster (redis_url set), wait for this worker's turn to start (runtime/cluster/startup.py); None in a
+    single process."""
+    if not settings.redis_url:
+        return None
+    from sofiaflow.runtime.cluster.startup import StartupTurn
+
+    turn = StartupTurn(settings.redis_url)
+    await turn.acquire()
+    return turn

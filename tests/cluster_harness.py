@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from rtdb_servers import Server, _tail, _wait_port, free_port, start_postgres
 
 ADMIN_PASSWORD = "cluster-admin-pw-1"
@@ -356,11 +355,14 @@ class Cluster:
         env: dict[str, str] | None = None,
         mosquitto_lines: Iterable[str] | Callable[[str], Iterable[str]] = (),
         mosquitto: bool = True,
+        together: bool = False,
     ) -> None:
         self.n = workers
         self.extra_env = dict(env or {})
         self.mosquitto_lines = mosquitto_lines
         self.with_mosquitto = mosquitto
+        self.together = together
+        """Start every worker at once on the fresh config DB (they take turns themselves), not the first alone."""
         self.root = Path(tempfile.mkdtemp(prefix="cluster-workers-"))
         self.redis: Server | None = None
         self.postgres: Server | None = None
@@ -394,10 +396,11 @@ class Cluster:
         # the first worker creates the config DB's tables and user admin alone; the others then start together
         first, *rest = self.workers
         first.start()
-        first.wait_healthy()
+        if not self.together:
+            first.wait_healthy()
         for worker in rest:
             worker.start()
-        for worker in rest:
+        for worker in self.workers:
             worker.wait_healthy()
 
     def stop(self) -> None:
