@@ -8,6 +8,7 @@ from typing import Any
 from nicegui import events, ui
 
 from sofiaflow.editor.flowdoc import parse_flow_json
+from sofiaflow.editor.import_remap import is_config
 from sofiaflow.editor.testid import testid
 from sofiaflow.editor.workspace import Workspace
 
@@ -51,7 +52,11 @@ def open_import(ws: Workspace) -> None:
             if tab_ids:
                 ws.tab = tab_ids[0]
             ws.redraw()
-            ui.notify(f"imported {len(added)} object(s)", position="bottom")
+            configs_in = sum(1 for n in items if is_config(n, ws.types))
+            configs_added = sum(1 for i in added if is_config(ws.doc.get(i) or {}, ws.types))
+            reused = configs_in - configs_added
+            note = f"; {reused} identical config node(s) already here reused" if reused > 0 else ""
+            ui.notify(f"imported {len(added)} object(s){note}", position="bottom")
             dialog.close()
 
         with ui.row().classes("w-full justify-end"):

@@ -177,6 +177,7 @@ def test_export_delete_import_deploy_keeps_one_config_node_and_the_same_url(page
     assert sorted(n["type"] for n in exported) == sorted(n["type"] for n in API_FLOW)
 
     for keep_configs in (True, False):
+        page.get_by_text("identical config node(s) already here reused").wait_for(state="detached")
         page.locator('[data-tab="apitab0000000001"]').click()
         page.get_by_role("button", name="flow menu").click()
         page.get_by_text("Delete", exact=True).click()
@@ -193,6 +194,8 @@ def test_export_delete_import_deploy_keeps_one_config_node_and_the_same_url(page
         assert len(apis) == (1 if keep_configs else 0)
 
         _import(page, exported)
+        if keep_configs:
+            page.get_by_text("1 identical config node(s) already here reused").first.wait_for()
         _deploy(page)
         page.get_by_text("Successfully deployed").last.wait_for()
         flows = _flows(editor_server)
@@ -211,6 +214,12 @@ def test_the_config_nodes_sidebar_lists_users_and_deletes_unused_ones(page):
     page.locator(".sf-canvas").click(position={"x": 700, "y": 600})
     orders.get_by_role("link", name="api-endpoint 'apiorders0000001'").click()
     page.wait_for_selector('.sf-node.sf-selected[data-id="apiendpoint00001"]')
+
+    orders.get_by_role("link", name="api 'orders'").click()
+    form = page.get_by_role("dialog").filter(has_text="Edit api node")
+    form.wait_for()
+    form.get_by_role("button", name="Cancel").click()
+    form.wait_for(state="hidden")
 
     _import(page, [{"id": "spareapi00000001", "type": "api", "name": "spare", "version": 2}])
     spare = page.get_by_role("group", name="api 'spare'")
