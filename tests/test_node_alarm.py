@@ -14,6 +14,7 @@ from sofiaflow.runtime.core.services import ALARMS
 from sofiaflow.runtime.data.alarms import (
     SEVERITIES,
     AlarmQuery,
+    AlarmStore,
     AlarmValidationError,
     memory_store,
 )
@@ -263,3 +264,35 @@ def test_store_follows_the_status_model(sequence):
             (e["cleared"], e["ack"], e["count"], e["severity"]) for e in expected
         ]
         assert sum(not a.cleared for a in got) <= 1
+
+
+def test_two_stores_on_one_database_keep_one_active_alarm_per_key(tmp_path):
+    """As two cluster workers would: each its own store (and lock) on the same database, raising the same
+    alarm at the same time."""
+    import threading
+
+    from sofiaflow.runtime.data.config_db import connect
+
+    url = f"sqlite:///{tmp_path / 'alarms.db'}"
+    stores = [AlarmStore(connect(url)) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def raise_many(store):
+        try:
+            for i in range(100):
+                store.raise_alarm("t", "dev", "major", i, owner="ana")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=raise_many, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    alarms = stores[0].list(AlarmQuery.parse(status="ANY")).alarms
+    assert [(a.count, a.cleared) for a in alarms] == [(200, False)]
+    stores[1].clear_active("t", "dev", 500, owner="ana")
+    stores[0].raise_alarm("t", "dev", "minor", 600, owner="ana")
+    assert stores[1].active("t", "dev", owner="ana").count == 1
+    assert stores[0].active("t", "dev", owner="bob") is None

@@ -19,6 +19,7 @@ person (admin API, editor page). Listeners run in the caller's thread, after the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
@@ -32,7 +33,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Engine,
-    Index,
     Integer,
     String,
     Table,
@@ -44,6 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from sofiaflow.runtime.data.config_db import metadata
 from sofiaflow.runtime.errors import NotFound, SofiaflowError, ValidationError
@@ -80,9 +81,11 @@ alarms_table = Table(
     Column("cleared_by", String(MAX_TEXT)),
     Column("details", JSON),
     Column("node", String(200)),
-    Index("alarms_active_key", "owner", "type", "originator", "cleared"),
+    Column("active_key", String(64), unique=True),
 )
-"""One row per alarm; `node` is the id of the alarm node that created it (it tells its flow what people do)."""
+"""One row per alarm; `node` is the id of the alarm node that created it (it tells its flow what people do).
+`active_key` (a hash of owner, type and originator) is set while the alarm is active and unique, so two
+processes on one database (cluster workers) cannot both create the active alarm of a key."""
 
 
 class AlarmError(SofiaflowError):
@@ -277,8 +280,9 @@ Listener = Callable[[AlarmEvent], None]
 
 
 class AlarmStore:
-    """Alarms in the config DB (see the module docstring). Thread-safe: one change at a time, so the
-    one-active-alarm rule holds within a process."""
+    """Alarms in the config DB (see the module docstring). Thread-safe (one change at a time per store); the
+    one-active-alarm rule also holds between processes on one database (the unique `active_key`), and counts
+    are added in the database."""
 
     def __init__(self, db: Engine) -> None:
         self.db = db
@@ -318,47 +322,63 @@ class AlarmStore:
         """Create the alarm, or update the active one of that owner, type and originator."""
         type, originator = check_text(type, "type"), check_text(originator, "originator")
         severity, details = check_severity(severity), check_details(details)
-        with self._lock, self.db.begin() as conn:
-            row = conn.execute(
-                select(alarms_table)
-                .where(_same(owner), alarms_table.c.type == type, alarms_table.c.originator == originator)
-                .where(alarms_table.c.cleared.is_(False))
-            ).first()
-            if row is None:
-                alarm = Alarm(
-                    id=uuid.uuid4().hex,
-                    type=type,
-                    originator=originator,
-                    owner=owner,
-                    severity=severity,
-                    cleared=False,
-                    acknowledged=False,
-                    count=1,
-                    start_ts=now_ms,
-                    end_ts=now_ms,
-                    details=details,
-                    node=origin,
-                )
-                conn.execute(insert(alarms_table).values(**alarm.__dict__))
-                event = AlarmEvent("created", alarm, origin)
-            else:
-                old = _alarm(row)
-                changes: dict[str, Any] = {"count": old.count + 1, "end_ts": max(now_ms, old.end_ts)}
-                if details is not None:
-                    changes["details"] = details
-                if severity != old.severity:
-                    changes["severity"] = severity
-                    if SEVERITIES.index(severity) < SEVERITIES.index(old.severity):
-                        changes.update(acknowledged=False, ack_ts=None, ack_by=None)
-                conn.execute(update(alarms_table).where(alarms_table.c.id == old.id).values(**changes))
-                alarm = Alarm(**{**old.__dict__, **changes})
-                if severity != old.severity:
-                    event = AlarmEvent("severity changed", alarm, origin, previous_severity=old.severity)
-                else:
-                    event = AlarmEvent("updated", alarm, origin)
-            self.version += 1
+        key = _active_key(owner, type, originator)
+        for attempt in (1, 2):  # a second time when another process created the alarm meanwhile
+            try:
+                with self._lock, self.db.begin() as conn:
+                    event = self._raise(conn, key, type, originator, severity, now_ms, owner, details, origin)
+                    self.version += 1
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
         self._tell([event])
         return event
+
+    @staticmethod
+    def _raise(
+        conn: Any,
+        key: str,
+        type: str,  # noqa: A002
+        originator: str,
+        severity: str,
+        now_ms: int,
+        owner: str | None,
+        details: Any,
+        origin: str | None,
+    ) -> AlarmEvent:
+        c = alarms_table.c
+        row = conn.execute(select(alarms_table).where(c.active_key == key)).first()
+        if row is None:
+            alarm = Alarm(
+                id=uuid.uuid4().hex,
+                type=type,
+                originator=originator,
+                owner=owner,
+                severity=severity,
+                cleared=False,
+                acknowledged=False,
+                count=1,
+                start_ts=now_ms,
+                end_ts=now_ms,
+                details=details,
+                node=origin,
+            )
+            conn.execute(insert(alarms_table).values(**alarm.__dict__, active_key=key))
+            return AlarmEvent("created", alarm, origin)
+        old = _alarm(row)
+        changes: dict[str, Any] = {"count": c.count + 1, "end_ts": max(now_ms, old.end_ts)}
+        if details is not None:
+            changes["details"] = details
+        if severity != old.severity:
+            changes["severity"] = severity
+            if SEVERITIES.index(severity) < SEVERITIES.index(old.severity):
+                changes.update(acknowledged=False, ack_ts=None, ack_by=None)
+        conn.execute(update(alarms_table).where(c.id == old.id).values(**changes))
+        alarm = AlarmStore._row(conn, old.id)
+        if severity != old.severity:
+            return AlarmEvent("severity changed", alarm, origin, previous_severity=old.severity)
+        return AlarmEvent("updated", alarm, origin)
 
     def clear_active(
         self,
@@ -374,13 +394,9 @@ class AlarmStore:
         type, originator = check_text(type, "type"), check_text(originator, "originator")
         with self._lock:
             with self.db.connect() as conn:
+                key = _active_key(owner, type, originator)
                 found = conn.execute(
-                    select(alarms_table.c.id).where(
-                        _same(owner),
-                        alarms_table.c.type == type,
-                        alarms_table.c.originator == originator,
-                        alarms_table.c.cleared.is_(False),
-                    )
+                    select(alarms_table.c.id).where(alarms_table.c.active_key == key)
                 ).scalar()
             if found is None:
                 return None
@@ -401,7 +417,7 @@ class AlarmStore:
         details: Any = None,
     ) -> AlarmEvent | None:
         """Clear; None when it was cleared already."""
-        changes: dict[str, Any] = {"clear_ts": now_ms, "cleared_by": by}
+        changes: dict[str, Any] = {"clear_ts": now_ms, "cleared_by": by, "active_key": None}
         if details is not None:
             changes["details"] = check_details(details)
         return self._set(alarm_id, "cleared", changes, origin)[1]
@@ -415,7 +431,7 @@ class AlarmStore:
                 return old, None
             changes = {flag: True, **changes}
             conn.execute(update(alarms_table).where(alarms_table.c.id == alarm_id).values(**changes))
-            alarm = Alarm(**{**old.__dict__, **changes})
+            alarm = self._row(conn, alarm_id)
             self.version += 1
         event = AlarmEvent(flag, alarm, origin)
         self._tell([event])
@@ -446,15 +462,9 @@ class AlarmStore:
         return alarm
 
     def active(self, type: str, originator: str, owner: str | None = None) -> Alarm | None:  # noqa: A002
+        key = _active_key(owner, check_text(type, "type"), check_text(originator, "originator"))
         with self.db.connect() as conn:
-            row = conn.execute(
-                select(alarms_table).where(
-                    _same(owner),
-                    alarms_table.c.type == type,
-                    alarms_table.c.originator == originator,
-                    alarms_table.c.cleared.is_(False),
-                )
-            ).first()
+            row = conn.execute(select(alarms_table).where(alarms_table.c.active_key == key)).first()
         return None if row is None else _alarm(row)
 
     def list(self, query: AlarmQuery | None = None) -> AlarmPage:
@@ -487,8 +497,8 @@ class AlarmStore:
         return AlarmPage([_alarm(r) for r in rows], total, query.offset, query.limit)
 
 
-def _same(owner: str | None) -> Any:
-    return alarms_table.c.owner.is_(None) if owner is None else alarms_table.c.owner == owner
+def _active_key(owner: str | None, type: str, originator: str) -> str:  # noqa: A002
+    return hashlib.sha256(json.dumps([owner, type, originator]).encode()).hexdigest()
 
 
 def memory_store() -> AlarmStore:
