@@ -80,6 +80,8 @@ class Runtime:
         self.ownership: FlowOwnership | None = None
         self._history_store: Any = None
         self.redis: Any = None
+        self.shared_state: dict[str, Any] = {}
+        """Cluster mode: what this worker shares with the others (runtime/cluster/shared_state.py)."""
         """The cluster's Redis client (cluster mode), else None."""
         self.cluster: Any = None
         """This worker's part in the cluster (runtime/cluster/worker.py) in cluster mode, else None."""
@@ -116,6 +118,7 @@ class Runtime:
             self._open_data,
             self._open_history,
             self._open_broker,
+            self._open_shared_state,
             self._open_cluster,
             self._open_flows,
             self._follow_deploys,
@@ -287,6 +290,16 @@ class Runtime:
 
         store.on_change(publish)
         return store
+
+    async def _open_shared_state(self, stack: AsyncExitStack) -> None:
+        """Cluster mode only: API quotas, ontology events, device revocations, and debug and status for the
+        editor, shared with the other workers (runtime/cluster/shared_state.py)."""
+        if self.redis is None:
+            return
+        from sofiaflow.runtime.cluster.shared_state import share_state
+
+        self.shared_state = await share_state(self, stack)
+        self._started(stack, "shared-state")
 
     async def _open_history(self, stack: AsyncExitStack) -> None:
         """The mover of aged real-time data to the Parquet history, every `history_interval` seconds."""

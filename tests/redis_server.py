@@ -32,7 +32,7 @@ def start_redis() -> Server:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait_port(port, proc, 15, log)
+        _wait_port(port, proc, 60, log)
     except RuntimeError:
         Server("", proc, tmpdir).stop()
         raise

@@ -1,13 +1,23 @@
-"""Quotas: calls per minute per (API, key), counted in memory in fixed one-minute windows."""
+"""Quotas: calls per minute per (API, key), counted in memory in fixed one-minute windows (in Redis, shared by
+every worker, in cluster mode: runtime/cluster/shared_quota.py)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 WINDOW = 60.0
 _LIMIT_ENTRIES = 100_000
+
+
+class Quota(Protocol):
+    """What the API Manager's call path asks of a quota counter (in memory here, or in Redis in a cluster)."""
+
+    async def acquire(self, key: tuple[str, str], limit: int) -> float: ...
+
+    def forget(self, match: Callable[[object], bool]) -> None: ...
 
 
 class QuotaCounter:
@@ -33,6 +43,11 @@ class QuotaCounter:
                 return max(entry[0] + self.window - now, 0.001)
             entry[1] += 1
             return 0.0
+
+    async def acquire(self, key: tuple[str, str], limit: int) -> float:
+        """`take` for the call path; in cluster mode a shared counter (runtime/cluster/shared_quota.py) answers
+        this instead, counting the calls of every worker."""
+        return self.take(key, limit)
 
     def _drop_expired(self, now: float) -> None:
         self._windows = {k: v for k, v in self._windows.items() if now - v[0] < self.window}

@@ -91,10 +91,10 @@ class ApiManager:
         response_timeout: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from sofiaflow.runtime.api_manager.quota import QuotaCounter
+        from sofiaflow.runtime.api_manager.quota import Quota, QuotaCounter
 
         self.keys = ApiKeys(db)
-        self.quota = QuotaCounter(clock)
+        self.quota: Quota = QuotaCounter(clock)
         self.permissions = permissions
         self.data = data
         self.audit = audit
@@ -278,7 +278,7 @@ class ApiManager:
         role = hit[1] if fresh else await asyncio.to_thread(self.role, user)  # type: ignore[index]
         if role is None:
             raise CallError(401, "unauthorized", f"the API key's user {user!r} no longer exists")
-        retry = self.quota.take((api.node_id, key_id), spec.quota)
+        retry = await self.quota.acquire((api.node_id, key_id), spec.quota)
         if retry:
             raise CallError(
                 429,

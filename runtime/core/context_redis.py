@@ -66,11 +66,11 @@ class RedisContextStore:
         self.url = url
         self.name = name
         self.prefix = f"{prefix}:{name}:"
-        self._client: Redis | None = None
+        self._client: Any = None  # a redis.Redis answering str (decode_responses)
         self._handed_out: dict[str, dict[str, Any]] = {}
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> Any:
         if self._client is None:
             self._client = _open_client(self.url)
         return self._client
@@ -98,7 +98,7 @@ class RedisContextStore:
         if not raw and not create:
             return None
         data = {k: self._loads(v) for k, v in raw.items()}
-        self._handed_out[scope] = {"base": dict(raw), "data": data}  # type: ignore[dict-item]
+        self._handed_out[scope] = {"base": dict(raw), "data": data}
         return data
 
     def mark_dirty(self, scope: str) -> None:
@@ -199,7 +199,7 @@ class RedisContextStore:
             props.set_path(holder, key, value)
             return value
 
-        return self.update_key(scope, top, change)  # type: ignore[no-any-return]
+        return self.update_key(scope, top, change)
 
     def _incr_field(self, scope: str, key: str, by: int | float) -> int | float:
         from redis.exceptions import ResponseError
@@ -213,7 +213,7 @@ class RedisContextStore:
             # not a JSON integer Redis can add to (a float, a string, an object): the generic way
             def change(holder: dict[str, Any]) -> int | float:
                 holder[key] = incr_value(key, holder.get(key), by)
-                return holder[key]  # type: ignore[no-any-return]
+                return holder[key]
 
-            return self.update_key(scope, key, change)  # type: ignore[no-any-return]
+            return self.update_key(scope, key, change)
         return value

@@ -26,6 +26,9 @@ class OntologyEvents:
     def __init__(self) -> None:
         self._listeners: dict[str, list[tuple[Listener, asyncio.AbstractEventLoop | None]]] = {}
         self._lock = threading.Lock()
+        self.relay: Listener | None = None
+        """Cluster mode: also hands each change published here to the other workers, which `deliver` it to
+        their listeners (runtime/cluster/shared_ontology_events.py); None in a single process."""
 
     def subscribe(self, ontology: str, listener: Listener) -> Callable[[], None]:
         """Listen to `ontology`'s changes; returns the function that stops listening."""
@@ -53,6 +56,12 @@ class OntologyEvents:
     def publish(self, ontology: str, event: str, docs: list[dict[str, Any]]) -> None:
         if not docs:
             return
+        self.deliver(ontology, event, docs)
+        if self.relay is not None:
+            self.relay(ontology, event, docs)
+
+    def deliver(self, ontology: str, event: str, docs: list[dict[str, Any]]) -> None:
+        """Call this process's listeners of `ontology` (what `publish` does here, without the relay)."""
         with self._lock:
             listeners = list(self._listeners.get(ontology, ()))
         for listener, loop in listeners:

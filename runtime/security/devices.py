@@ -330,6 +330,9 @@ class DeviceRegistry:
         self._listeners: list[Callable[[str, str | None], None]] = []
         self.generation = 0
         """Counts changes to devices (created, changed, deleted, tokens revoked): caches of topics compare it."""
+        self.relay: Callable[[str, str | None], None] | None = None
+        """Cluster mode: also tells the other workers of each revocation, which `notify_revoked` their listeners
+        (runtime/cluster/shared_devices.py); None in a single process."""
 
     # ----- listeners ------------------------------------------------------------------------------
     def on_revoke(self, callback: Callable[[str, str | None], None]) -> Callable[[], None]:
@@ -339,6 +342,12 @@ class DeviceRegistry:
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     def _notify(self, name: str, token_id: str | None) -> None:
+        self.notify_revoked(name, token_id)
+        if self.relay is not None:
+            self.relay(name, token_id)
+
+    def notify_revoked(self, name: str, token_id: str | None) -> None:
+        """Call this process's `on_revoke` listeners (what a revocation here does, without the relay)."""
         self.generation += 1
         for callback in list(self._listeners):
             try:
