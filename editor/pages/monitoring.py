@@ -36,6 +36,50 @@ BROKER_COLUMNS = [
     {"name": "state", "label": "State", "field": "state", "align": "left"},
     {"name": "clients", "label": "Clients / users", "field": "clients"},
 ]
+WORKER_COLUMNS = [
+    {"name": "id", "label": "Worker", "field": "id", "align": "left", "sortable": True},
+    {"name": "address", "label": "Address", "field": "address", "align": "left"},
+    {"name": "revision", "label": "Flow revision", "field": "revision", "align": "left"},
+    {"name": "uptime", "label": "Up", "field": "uptime"},
+    {"name": "rate", "label": "Messages/s", "field": "rate"},
+    {"name": "cpu", "label": "CPU", "field": "cpu"},
+    {"name": "memory", "label": "Memory", "field": "memory"},
+    {"name": "heartbeat", "label": "Last heartbeat", "field": "heartbeat"},
+    {"name": "leads", "label": "Leads", "field": "leads", "align": "left"},
+]
+
+
+def worker_rows(workers: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """The cluster's workers table: one row per live worker (their heartbeats, as GET /cluster lists them)."""
+    rows = []
+    for beat in workers:
+        rev = str(beat.get("rev") or "")
+        rows.append(
+            {
+                "id": str(beat.get("id")),
+                "address": beat.get("address") or NONE,
+                "revision": f"{beat.get('revision', NONE)} ({rev[:8]})" if rev else NONE,
+                "uptime": _uptime(float(beat.get("uptime") or 0)),
+                "rate": rate(float(beat.get("msgs_per_s") or 0)),
+                "cpu": f"{float(beat.get('cpu') or 0):.0f} %",
+                "memory": size(int(beat.get("memory") or 0)),
+                "heartbeat": f"{max(0.0, now - float(beat.get('heartbeat') or now)):.1f} s ago",
+                "leads": ", ".join(beat.get("leads") or []) or NONE,
+            }
+        )
+    return rows
+
+
+def _uptime(seconds: float) -> str:
+    """`42 s`, `12 min`, `3 h 05 min`, `2 d 4 h`."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
 
 
 def node_rows(snap: Snapshot) -> list[dict[str, Any]]:
@@ -135,9 +179,29 @@ class MonitoringView:
                 .props("dense flat bordered data-testid=broker-table")
             )
             self.brokers.props["no-data-label"] = "No embedded broker and no mqtt-broker connection"
+            self.workers: Any = None
+            if getattr(runtime, "cluster", None) is not None:  # cluster mode: every live worker
+                ui.label("Workers").classes("text-lg font-semibold")
+                self.workers = (
+                    ui.table(columns=WORKER_COLUMNS, rows=[], row_key="id")
+                    .classes("w-full")
+                    .props("dense flat bordered data-testid=worker-table")
+                )
             self.notice = ui.label("").classes("text-gray-500")
         self.refresh()
         ui.timer(REFRESH_SECONDS, self.refresh)
+        if self.workers is not None:
+            ui.timer(REFRESH_SECONDS, self.refresh_workers)
+
+    async def refresh_workers(self) -> None:
+        import time
+
+        cluster = getattr(self.runtime, "cluster", None)
+        if cluster is None or self.workers is None:
+            return
+        view = await cluster.describe()
+        self.workers.rows = worker_rows(view["workers"], time.time())
+        self.workers.update()
 
     def _sees(self, flow_id: str) -> bool:
         ownership = getattr(self.runtime, "ownership", None)
