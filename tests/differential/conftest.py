@@ -6,11 +6,12 @@ import os
 import shutil
 
 import pytest
-from bench.nodered import find_node_red
+from bench.nodered import find_node_red, free_port
 
 from .cases import CASES, build
 from .mqtt import Mosquitto, Probe, mqtt_flow
 from .servers import Pair
+from .tls import tls_flow
 from .udp import Endpoint, udp_flow
 
 
@@ -48,13 +49,29 @@ def udp_endpoints():
 
 
 @pytest.fixture(scope="session")
-def pair(brokers, udp_endpoints):
+def tls_servers(tmp_path_factory):
+    """Certificates (a CA and a server certificate for 127.0.0.1) and each runtime's TLS port."""
+    from tests.test_node_mqtt import make_certificates
+
+    ca, cert, key = make_certificates(tmp_path_factory.mktemp("diff-tls"), "diff")
+    return {
+        "files": (ca, cert, key),
+        "ports": {runtime: free_port() for runtime in ("node-red", "sofiaflow")},
+    }
+
+
+@pytest.fixture(scope="session")
+def pair(brokers, udp_endpoints, tls_servers):
     _require("Node-RED (set SOFIAFLOW_NODE_RED)", find_node_red())
-    servers = Pair(
-        build(CASES),
-        probe="/diff/ping",
-        extra=lambda runtime: mqtt_flow(brokers[runtime].port) + udp_flow(udp_endpoints[runtime]),
-    ).start()
+
+    def extra(runtime: str) -> list[dict]:
+        return (
+            mqtt_flow(brokers[runtime].port)
+            + udp_flow(udp_endpoints[runtime])
+            + tls_flow(tls_servers["ports"][runtime], *tls_servers["files"])
+        )
+
+    servers = Pair(build(CASES), probe="/diff/ping", extra=extra).start()
     try:
         yield servers
     finally:

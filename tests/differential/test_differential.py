@@ -17,7 +17,7 @@ import time
 import pytest
 
 from .cases import CASES, Case
-from .servers import Answer
+from .servers import Answer, request
 
 SERVER_HEADERS = frozenset(
     {
@@ -182,3 +182,25 @@ def test_same_udp_answers(pair, udp_sockets, datagram):
     answers = {runtime: sock.settle() for runtime, sock in udp_sockets.items()}
     assert answers["sofiaflow"] == answers["node-red"]
     assert answers["node-red"], "Node-RED sent nothing back"
+
+
+# ----- TLS on the tcp nodes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["own", "other"])
+def test_same_tls_answers(pair, tls_servers, server):
+    """tcp request over TLS to a TLS tcp in server (the runtime's own, or the other runtime's): the same answers,
+    and each runtime's client talks to the other's server."""
+    ports = tls_servers["ports"]
+    node_red_port = ports["node-red"] if server == "own" else ports["sofiaflow"]
+    sofiaflow_port = ports["sofiaflow"] if server == "own" else ports["node-red"]
+    for text in ("hello", "h\u00e9llo w\u00f6rld", ""):
+        node_red = request(
+            pair.node_red.url, "POST", "/diff-tls/echo", {"v": {"text": text, "port": node_red_port}}
+        )
+        sofiaflow = request(
+            pair.sofiaflow.url, "POST", "/diff-tls/echo", {"v": {"text": text, "port": sofiaflow_port}}
+        )
+        assert differences(node_red, sofiaflow) == []
+        assert body_value(node_red.body) == f"over tls: {text} (string)\n"
