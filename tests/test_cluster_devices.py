@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -119,10 +118,8 @@ async def test_revoking_the_token_disabling_or_deleting_drops_the_connection_at_
         dev = await connected(mosquitto.port, "s1", token)
         try:
             undo()
-            start = time.monotonic()
-            await sync.sync("s1")
-            assert await asyncio.to_thread(dev.disconnected.wait, 5)
-            assert time.monotonic() - start < 1
+            await sync.sync("s1")  # returns once Mosquitto has disconnected it: seen within a second
+            assert await asyncio.to_thread(dev.disconnected.wait, 1.0)
         finally:
             await dev.close()
         async with client(mosquitto.port, "s1", token) as again:
