@@ -35,6 +35,18 @@ def slot_of(due: float, period: float | None, revision: int) -> str:
     return f"c{round(due)}"
 
 
+def interval_slot(due: float, period: float, last: int | None) -> int:
+    """The slot of an interval tick due at `due`, following this node's previous slot `last` on this worker.
+
+    `round(due / period)` alone can skip or repeat a slot when a worker's ticks sit near the middle of a period
+    (ties round to even; sums of floats drift across the boundary), so a tick within half a period (and a
+    little) of the slot after `last` takes that slot."""
+    position = due / period
+    if last is not None and abs(position - (last + 1)) <= 0.5 + 1e-6:
+        return last + 1
+    return round(position)
+
+
 class FiringSlots:
     """The FIRING_SLOTS service: `fire(node_id, due, period, callback)` calls `callback` when this worker claims
     the slot; absent in single-process mode, where sources fire as they always did."""
@@ -53,6 +65,7 @@ class FiringSlots:
         self._tasks: set[asyncio.Task] = set()
         self.claimed = 0
         self.skipped = 0
+        self._last: dict[str, int] = {}
 
     def fire(self, node_id: str, due: float, period: float | None, callback: Callable[[], Any]) -> None:
         """Claim the slot of the tick due at `due` (0: the "once" firing) and, when claimed, run `callback`."""
@@ -61,7 +74,12 @@ class FiringSlots:
             self.skipped += 1
             log.info("cluster: %s skips a tick due %.1f s ago", node_id, time.time() - due)
             return
-        key = f"{SLOT_PREFIX}{node_id}:{slot_of(due, period, self._revision())}"
+        if due > 0 and period:
+            number = self._last[node_id] = interval_slot(due, period, self._last.get(node_id))
+            slot = str(number)
+        else:
+            slot = slot_of(due, period, self._revision())
+        key = f"{SLOT_PREFIX}{node_id}:{slot}"
         if due <= 0:
             ttl = 86400.0
         task = asyncio.get_running_loop().create_task(self._claim(key, ttl, callback))
