@@ -22,14 +22,17 @@ class Sink:
 
     def __init__(self) -> None:
         self.hits: list[tuple[str, int]] = []
+        self.once: list[tuple[str, int]] = []
         lock = threading.Lock()
-        hits = self.hits
+        hits, once = self.hits, self.once
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 with lock:
-                    hits.append((self.path.rsplit("/", 1)[-1], int(body)))
+                    (once if self.path.startswith("/once/") else hits).append(
+                        (self.path.rsplit("/", 1)[-1], int(body))
+                    )
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -58,6 +61,33 @@ def sink() -> Iterator[Sink]:
 def cluster() -> Iterator[Cluster]:
     with Cluster(workers=3, mosquitto=False, env={"SOFIAFLOW_CLUSTER_LEASE": str(LEASE)}) as started:
         yield started
+
+
+def once_after_deploy(sink_url: str, label: str) -> list[dict]:
+    return [
+        {"id": "tab", "type": "tab", "label": label},
+        {
+            "id": "boot",
+            "type": "inject",
+            "z": "tab",
+            "once": True,
+            "onceDelay": 0.1,
+            "props": [
+                {"p": "payload", "v": "", "vt": "date"},
+                {"p": "topic", "v": "SOFIAFLOW_WORKER_ID", "vt": "env"},
+            ],
+            "wires": [["post"]],
+        },
+        {
+            "id": "post",
+            "type": "http request",
+            "z": "tab",
+            "method": "POST",
+            "ret": "txt",
+            "url": sink_url + "/once/{{{topic}}}",
+            "wires": [[]],
+        },
+    ]
 
 
 def ticking(sink_url: str) -> list[dict]:
@@ -159,3 +189,18 @@ def test_stopping_the_leader_and_the_firing_worker_loses_and_doubles_no_slot(clu
     )
     assert [w["id"] for w in view["workers"] if w["leads"]] == [view["leader"]]
     assert view["fencing_token"] > old_token
+
+
+def test_once_after_deploy_fires_once_per_deploy_not_once_per_worker(cluster, sink):
+    a, b, c = cluster.workers
+    sink.once.clear()
+    deploy(a, once_after_deploy(sink.url, "first"))
+    wait_until(lambda: len(sink.once) >= 1, 10, "the first deploy's firing")
+    deploy(b, once_after_deploy(sink.url, "second"))  # a new revision: its own firing
+    wait_until(lambda: len(sink.once) >= 2, 10, "the second deploy's firing")
+    c.kill9()  # a worker that starts again runs the same revision: nothing fires again
+    c.start()
+    c.wait_healthy()
+    time.sleep(2)  # the restarted worker's once-tick is due 0.1 s after its flows start
+    assert len(sink.once) == 2, sink.once
+    deploy(a, [])

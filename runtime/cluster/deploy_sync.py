@@ -61,6 +61,9 @@ class DeploySync:
         """The sequence number of the revision this worker runs."""
         self.rev = head.rev if head else None
         self._lock = asyncio.Lock()
+        self.settled = asyncio.Event()
+        """Set while `seq` names the revision running here; clear while one is being applied or deployed."""
+        self.settled.set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -92,10 +95,12 @@ class DeploySync:
         if flows is None:  # trimmed meanwhile: a newer one exists, the next check takes it
             return False
         log.info("cluster: applying revision %s (%s, %s)", head.seq, head.rev[:12], head.deploy_type)
+        self.settled.clear()
         try:
             await self._apply(flows, head.deploy_type)
         finally:
             self.seq, self.rev = head.seq, head.rev
+            self.settled.set()
             with contextlib.suppress(Exception):
                 await self._announce()
         return True
@@ -113,13 +118,17 @@ class DeploySync:
                 await self._catch_up()
                 head = await asyncio.to_thread(self.store.head)
                 self.store.expected_rev = head.rev if head else _empty_rev()
+                self.settled.clear()
                 try:
                     result = await run()
                 finally:
                     self.store.expected_rev = None
-                head = await asyncio.to_thread(self.store.head)
-                if head is not None and head.seq > self.seq:
-                    self.seq, self.rev = head.seq, head.rev
+                    try:
+                        head = await asyncio.to_thread(self.store.head)
+                        if head is not None and head.seq > self.seq:
+                            self.seq, self.rev = head.seq, head.rev
+                    finally:
+                        self.settled.set()
         finally:
             with contextlib.suppress(Exception):
                 await self.redis.eval(_UNLOCK, 1, LOCK_KEY, token)

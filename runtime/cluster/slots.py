@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,11 +57,13 @@ class FiringSlots:
         worker: str,
         revision: Callable[[], int],
         fencing: Callable[[], int | None] = lambda: None,
+        settled: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
         self.worker = worker
         self._revision = revision
         self._fencing = fencing
+        self._settled = settled
         self._tasks: set[asyncio.Task] = set()
         self.claimed = 0
         self.skipped = 0
@@ -76,17 +78,21 @@ class FiringSlots:
             return
         if due > 0 and period:
             number = self._last[node_id] = interval_slot(due, period, self._last.get(node_id))
-            slot = str(number)
+            slot: str | None = str(number)
         else:
-            slot = slot_of(due, period, self._revision())
-        key = f"{SLOT_PREFIX}{node_id}:{slot}"
+            slot = None if due <= 0 else slot_of(due, period, 0)
         if due <= 0:
             ttl = 86400.0
-        task = asyncio.get_running_loop().create_task(self._claim(key, ttl, callback))
+        task = asyncio.get_running_loop().create_task(self._claim(node_id, slot, ttl, callback))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _claim(self, key: str, ttl: float, callback: Callable[[], Any]) -> None:
+    async def _claim(self, node_id: str, slot: str | None, ttl: float, callback: Callable[[], Any]) -> None:
+        if slot is None:  # "once after deploy": the revision's number, known once the deploy has settled here
+            if self._settled is not None:
+                await self._settled()
+            slot = slot_of(0.0, None, self._revision())
+        key = f"{SLOT_PREFIX}{node_id}:{slot}"
         value = f"{self.worker}|{self._fencing() or 0}"
         try:
             claimed = await self.redis.set(key, value, nx=True, px=int(ttl * 1000))

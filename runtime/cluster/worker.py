@@ -6,6 +6,8 @@ SOFIAFLOW_CLUSTER_DEPLOY_TIMEOUT (seconds a deploy waits for every worker to run
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -63,7 +65,9 @@ class ClusterWorker:
         )
         self.sync: DeploySync | None = None
         self._seq = 0
-        self.slots = FiringSlots(redis, self.id, self.revision, lambda: self.leadership.token)
+        self.slots = FiringSlots(
+            redis, self.id, self.revision, lambda: self.leadership.token, self._revision_settled
+        )
         self.membership = Membership(
             redis, self.id, self.address, self.status, self.settings.heartbeat, self.settings.heartbeat_ttl
         )
@@ -72,6 +76,12 @@ class ClusterWorker:
     def revision(self) -> int:
         """The sequence number of the flow revision this worker runs."""
         return self.sync.seq if self.sync is not None else self._seq
+
+    async def _revision_settled(self) -> None:
+        """Wait (at most 30 s) until the revision being deployed or applied here has its number."""
+        if self.sync is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sync.settled.wait(), 30)
 
     def status(self) -> dict[str, Any]:
         deployer = self.runtime.deployer
