@@ -120,7 +120,11 @@ class DeviceSync:
         await self.link.run(self._commands(device, client, role, token))
 
     async def remove(self, name: str) -> None:
-        """Delete the client, then the role, of device `name` (absent ones are fine)."""
+        """Delete the client, then the role, of device `name` (absent ones are fine). A client of that name that
+        is not a device (the runtime's, the admin's, an operator's) is left alone."""
+        client, _role = await self._read(name)
+        if client is not None and client.get("textname") != MARK:
+            return
         await self.link.run(
             [
                 {"command": "deleteClient", "username": name},
