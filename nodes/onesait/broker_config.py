@@ -10,6 +10,7 @@ from sofiaflow.runtime.api import (
     ONTOLOGY_DATA,
     ONTOLOGY_EVENTS,
     PERMISSIONS,
+    REDIS,
     Node,
     NodeConfig,
     NodeError,
@@ -48,7 +49,8 @@ class SsapBrokerNode(Node[SsapBrokerConfig]):
                 f"ssap-broker: property 'sessionTimeout' must be a positive number of seconds, "
                 f"got {self.config.sessionTimeout!r}"
             )
-        self.sessions = SessionStore(float(timeout), clock=self.now)
+        # in a cluster (the REDIS service), sessions every worker shares
+        self.sessions = SessionStore.create(float(timeout), self.now, self._optional(REDIS), self.id)
         self.processor: SsapProcessor | None = None
 
     async def start(self) -> None:

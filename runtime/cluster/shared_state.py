@@ -6,6 +6,7 @@
 - device revocations: the config DB, plus a relay to each worker's listeners (shared_devices.py);
 - debug output and node status for the editor: a Redis pub/sub relay (shared_editor_events.py);
 - login tokens and users: already in the config DB every worker shares, read on every request.
+- SSAP sessions: in Redis, chosen by the ssap-broker node when the REDIS service exists (shared_sessions.py).
 
 Single-process mode never imports this module.
 """

@@ -39,6 +39,22 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._joins = 0
 
+    @classmethod
+    def create(
+        cls,
+        idle_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        redis: Any = None,
+        namespace: str = "",
+    ) -> SessionStore:
+        """In-process sessions, or, given the cluster's REDIS service, sessions every worker shares
+        (runtime/cluster/shared_sessions.py; `namespace`: the ssap-broker's id)."""
+        if redis is None:
+            return cls(idle_timeout, clock)
+        from sofiaflow.runtime.cluster.shared_sessions import RedisSessionStore, sync_twin
+
+        return RedisSessionStore(sync_twin(redis), idle_timeout, namespace, clock)  # type: ignore[return-value]
+
     def __len__(self) -> int:
         return len(self._sessions)
 
