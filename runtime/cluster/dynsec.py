@@ -151,8 +151,8 @@ class DeviceSync:
         }
         devices = {d.name: d for d in self.registry.list()}
         commands: list[dict[str, Any]] = []
-        # other workers may create and delete devices meanwhile: a client is removed only if its device is still
-        # gone now, and a device without a client goes through `sync`, which reads Mosquitto again
+        # other workers may change devices meanwhile: a client is removed only if its device is still gone now,
+        # and a device Mosquitto does not have as the registry says goes through `sync`, which reads it again
         for name in sorted(set(ours) - set(devices)):
             if self._exists(name):
                 continue
@@ -161,16 +161,14 @@ class DeviceSync:
                 commands.append({"command": "deleteRole", "rolename": role_of(name)})
             report.removed.append(name)
             self.need_token.discard(name)
-        missing = []
+        drifted = []  # no client, or not as the registry says: each is synced alone, on a fresh read
         for name, device in devices.items():
             if name in foreign:  # never touch the admin's, the runtime's or an operator's client
                 report.clashes.append(name)
-            elif name not in ours:
-                missing.append(name)
-            else:
-                commands.extend(self._commands(device, ours[name], role_acls.get(role_of(name)), None))
+            elif name not in ours or self._commands(device, ours[name], role_acls.get(role_of(name)), None):
+                drifted.append(name)
         await self.link.run(commands, tolerate=NOT_FOUND)
-        for name in missing:
+        for name in drifted:
             try:
                 await self.sync(name)
             except DynsecError as exc:  # e.g. created by another worker meanwhile: that worker made it right
