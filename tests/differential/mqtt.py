@@ -22,16 +22,24 @@ from bench.nodered import free_port
 class Mosquitto:
     """A mosquitto broker on 127.0.0.1 (anonymous, no persistence), stopped by pid."""
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, persistent: bool = False) -> None:
         self.executable = executable
         self.port = free_port()
+        self.persistent = persistent
+        """Keep sessions and queued messages across `pause()` and the next `start()` (saved on stop)."""
         self.proc: subprocess.Popen | None = None
         self.dir: Path | None = None
 
     def start(self) -> Mosquitto:
-        self.dir = Path(tempfile.mkdtemp(prefix="sofiaflow-diff-mqtt-"))
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="sofiaflow-diff-mqtt-"))
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        persistence = (
+            f"persistence true\npersistence_location {self.dir}/\nautosave_interval 0\n"
+            if self.persistent
+            else "persistence false\n"
+        )
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}")
         self.proc = subprocess.Popen(
             [self.executable, "-c", str(conf)],
             stdin=subprocess.DEVNULL,
@@ -50,7 +58,8 @@ class Mosquitto:
         self.stop()
         raise TimeoutError("mosquitto did not start")
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop the broker process (by its pid), keeping its directory and port for the next `start()`."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -58,6 +67,9 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+    def stop(self) -> None:
+        self.pause()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
@@ -66,17 +78,22 @@ class Mosquitto:
 class Probe:
     """A paho client subscribed to diff/out/# on one broker; `publish` sends to diff/in/<case>."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, client_id: str = "") -> None:
+        """With `client_id`: a persistent session (the broker keeps QoS 1/2 messages while it is away)."""
         self.messages: queue.Queue = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id
+        )
+        self.client.reconnect_delay_set(0.1, 0.5)
         subscribed = queue.Queue()
         self.client.on_message = lambda _c, _u, m: self.messages.put(
             (m.topic, m.payload, m.qos, bool(m.retain))
         )
         self.client.on_subscribe = lambda *_a: subscribed.put(True)
+        # (again) on every connect: a broker that lost the session also lost the subscription
+        self.client.on_connect = lambda client, *_a: client.subscribe("diff/out/#", qos=2)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        self.client.subscribe("diff/out/#", qos=2)
         subscribed.get(timeout=5)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
