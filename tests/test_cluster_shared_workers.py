@@ -1,0 +1,80 @@
+"""Shared state on three real workers (`sofiaflow run` processes on PostgreSQL and Redis): a counter every
+worker increments through `global_.incr` in the redis context store ends exact and hands out each value
+once, and an API quota holds for the calls to every worker together."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from cluster_harness import Cluster, http, skip_unless_cluster
+
+pytestmark = [skip_unless_cluster(), pytest.mark.timeout(300)]
+
+COUNTER = "msg['payload'] = str(global_.incr('hits', 1, 'redis'))\nreturn msg"
+
+FLOWS = [
+    {"id": "tab", "type": "tab", "label": "shared"},
+    {"id": "in", "type": "http in", "z": "tab", "url": "/hit", "method": "get", "wires": [["fn"]]},
+    {"id": "fn", "type": "python function", "z": "tab", "func": COUNTER, "outputs": 1, "wires": [["out"]]},
+    {"id": "out", "type": "http response", "z": "tab", "wires": []},
+    {"id": "q", "type": "api", "name": "quota", "version": 1, "state": "published", "quota": 7},
+    {
+        "id": "ping",
+        "type": "api-endpoint",
+        "z": "tab",
+        "api": "q",
+        "method": "GET",
+        "path": "/ping",
+        "operation": "flow",
+        "wires": [["pong"]],
+    },
+    {"id": "pong", "type": "template", "z": "tab", "template": "pong", "wires": [["out"]]},
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with Cluster(workers=3, mosquitto=False) as started:
+        status, _, body = started.workers[0].post(
+            "/flows", {"flows": FLOWS}, headers={"Node-RED-API-Version": "v2"}
+        )
+        assert status == 200, body
+        assert body.get("cluster", {}).get("pending", []) == [], body
+        yield started
+
+
+def test_a_counter_incremented_through_every_worker_ends_exact(cluster: Cluster) -> None:
+    rounds = 60
+
+    def hit(worker: Any) -> int:
+        status, _, body = http("GET", worker.url + "/hit", timeout=30)
+        assert status == 200, (status, body)
+        return int(body)
+
+    targets = [w for w in cluster.workers for _ in range(rounds)]
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        values = list(pool.map(hit, targets))
+    total = rounds * len(cluster.workers)
+    assert sorted(values) == list(range(1, total + 1))  # each value handed out once: no lost update
+    assert cluster.redis_client().hget("sofiaflow:ctx:redis:global", "hits") == str(total)
+    status, _, body = cluster.workers[1].get("/context/global/hits?store=redis")
+    assert status == 200 and body.get("msg") == str(total), body
+
+
+def test_an_api_quota_holds_for_the_calls_to_every_worker_together(cluster: Cluster) -> None:
+    first = cluster.workers[0]
+    status, _, made = first.post("/api-keys", {"label": f"quota-{uuid.uuid4().hex[:6]}"})
+    assert status == 201, made
+    key = {"X-OP-APIKey": made["key"]}
+    answers = []
+    for i in range(10):
+        worker = cluster.workers[i % 3]
+        status, headers, body = http("GET", worker.url + "/api-manager/server/api/v1/quota/ping", headers=key)
+        answers.append(status)
+        if status == 429:
+            assert 0 < int({k.lower(): v for k, v in headers.items()}["retry-after"]) <= 60, headers
+    assert answers == [200] * 7 + [429] * 3, answers
