@@ -362,9 +362,12 @@ class Runtime:
         """Run a revision another worker deployed (already saved, with its credentials): the same deploy type,
         so the same nodes restart here as there."""
         deployer = self._deployer()
-        deployer.credentials.load()
+        ids = [n["id"] for n in flows if isinstance(n, dict) and isinstance(n.get("id"), str)]
+        before = {node_id: deployer.credentials.get(node_id) for node_id in ids}
+        deployer.credentials.load()  # what the deploying worker saved
+        changed = {node_id for node_id in ids if deployer.credentials.get(node_id) != before[node_id]}
         try:
-            await deployer.deploy(flows, deploy_type, save=False)
+            await deployer.deploy(flows, deploy_type, save=False, restart=changed)
         except FlowValidationError as exc:
             log.error("cluster: the deployed revision cannot run on this worker:\n%s", exc)
             deployer.flows, deployer.rev = flows, revision_of(flows)

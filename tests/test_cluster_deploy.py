@@ -4,7 +4,10 @@ lists the live workers."""
 
 from __future__ import annotations
 
+import base64
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cluster_harness import Cluster, http, skip_unless_cluster, wait_until
@@ -142,3 +145,65 @@ def test_get_cluster_lists_the_live_workers_for_administrators(cluster):
         assert beat["uptime"] >= 0 and beat["memory"] > 0 and "cpu" in beat and "msgs_per_s" in beat
     assert [w["id"] for w in body["workers"] if w["leads"]] == [body["leader"]]
     assert http("GET", a.url + "/cluster")[0] == 401  # no token
+
+
+class HeaderSink:
+    """An HTTP server on 127.0.0.1 answering the Authorization header it got."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                text = (self.headers.get("Authorization") or "").encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_credentials_change_restarts_the_node_on_every_worker(cluster):
+    sink = HeaderSink()
+    try:
+        flows = [
+            {"id": "tab", "type": "tab", "label": "creds"},
+            {"id": "in", "type": "http in", "z": "tab", "url": "/auth", "method": "get", "wires": [["req"]]},
+            {
+                "id": "req",
+                "type": "http request",
+                "z": "tab",
+                "method": "GET",
+                "ret": "txt",
+                "url": sink.url + "/",
+                "authType": "basic",
+                "wires": [["out"]],
+            },
+            {"id": "out", "type": "http response", "z": "tab", "wires": []},
+        ]
+        a, b, c = cluster.workers
+
+        def post(worker, password: str, deploy_type: str) -> None:
+            status, _, body = worker.post(
+                "/flows",
+                {"flows": flows, "credentials": {"req": {"user": "u", "password": password}}},
+                headers={"Node-RED-API-Version": "v2", "Node-RED-Deployment-Type": deploy_type},
+            )
+            assert status == 200 and body["cluster"]["pending"] == [], body
+
+        post(a, "first", "full")
+        for worker in (a, b, c):
+            assert answers(worker, "/auth") == "Basic " + base64.b64encode(b"u:first").decode()
+        post(a, "second", "nodes")  # the flows are the same: only the credentials changed
+        for worker in (a, b, c):
+            assert answers(worker, "/auth") == "Basic " + base64.b64encode(b"u:second").decode()
+    finally:
+        sink.close()

@@ -89,8 +89,11 @@ class Deployer:
         credentials: dict[str, dict] | None = None,
         user: str | None = None,
         save: bool = True,
+        restart: set[str] | frozenset[str] = frozenset(),
     ) -> DeployResult:
-        """Deploy `flows`; raises StaleRevisionError or FlowValidationError and then changes nothing."""
+        """Deploy `flows`; raises StaleRevisionError or FlowValidationError and then changes nothing.
+
+        `restart`: ids of nodes that restart whatever the deploy type (their credentials changed elsewhere)."""
         if deploy_type not in DEPLOY_TYPES:
             raise FlowValidationError(
                 [Problem(f"unknown deployment type {deploy_type!r}; use one of {DEPLOY_TYPES}")]
@@ -119,7 +122,7 @@ class Deployer:
                 nid
                 for nid, creds in cred_updates.items()
                 if any(value != UNCHANGED for value in creds.values())
-            }
+            } | set(restart)
             result = await self._switch(
                 plan,
                 deploy_type if self.state == "start" else "full",
