@@ -26,6 +26,8 @@ from tests.mqtt_helpers import Client, client
 from tests.rtdb_servers import start_postgres
 
 REFUSED = 128
+CONTEXT: dict = {}
+"""The running cluster's worker env, root dir and workers (for tests that start one more worker)."""
 
 
 def wait_serving(worker: Worker, timeout: float = 90) -> None:
@@ -77,6 +79,7 @@ def cluster():
             workers.append(worker)
             worker.start()
             wait_serving(worker)
+        CONTEXT.update(env=env, root=root, workers=workers)
         yield workers[0], workers[1], mosquitto
     finally:
         for worker in workers:
@@ -142,3 +145,36 @@ async def test_a_device_mosquitto_refuses_is_not_registered(cluster):
     assert body["code"] == "broker_refused" and "not a device" in body["message"]
     status, _, _ = await asyncio.to_thread(a.get, f"/devices/{PLATFORM[0]}")
     assert status == 404
+
+
+async def test_a_worker_start_reconciles_devices_registered_before_cluster_mode(cluster):
+    from sofiaflow.runtime.cluster.dynsec import MARK
+    from sofiaflow.runtime.cluster.dynsec_link import BrokerAddress, DynsecLink
+    from sofiaflow.runtime.data.config_db import connect
+    from sofiaflow.runtime.security.devices import DeviceRegistry
+
+    _, _, mosquitto = cluster
+    db = connect(CONTEXT["env"]["SOFIAFLOW_DB_URL"])
+    try:
+        _, old_token = DeviceRegistry(db).create("legacy", topics=["legacy/{device}"])  # no worker told
+    finally:
+        db.dispose()
+    link = DynsecLink(BrokerAddress.parse(mosquitto.url), *ADMIN)
+    await link.one({"command": "createClient", "username": "ghost", "password": "x", "textname": MARK})
+    worker = Worker("c", CONTEXT["env"], CONTEXT["root"])
+    CONTEXT["workers"].append(worker)
+    worker.start()
+    await asyncio.to_thread(wait_serving, worker)
+    status, _, diagnostics = await asyncio.to_thread(worker.get, "/diagnostics")
+    assert status == 200, diagnostics
+    problems = diagnostics["runtime"]["startup_problems"]
+    assert any("device legacy: needs a new token" in p for p in problems), diagnostics
+    listed = (await link.one({"command": "listClients", "verbose": True}))["data"]["clients"]
+    clients = {c["username"]: c for c in listed}
+    assert "ghost" not in clients and clients["legacy"].get("disabled") is True
+    async with client(mosquitto.port, "legacy", old_token) as dev:
+        assert await dev.connect() != "Success"
+    status, _, issued = await asyncio.to_thread(worker.post, "/devices/legacy/tokens", {})
+    assert status == 201, issued
+    async with client(mosquitto.port, "legacy", issued["token"]) as dev:
+        assert await dev.connect() == "Success"
