@@ -1412,6 +1412,39 @@ CASES = [
         ],
         [[{"i": 0, "k": 2}, {"i": 1}, {"i": 2, "k": 1}, {"i": 3, "k": None}, {"i": 4}, {"i": 5, "k": 0}]],
     ),
+    # debug: what the sidebar shows (compared by test_same_debug_events over each runtime's /comms)
+    Case(
+        "debug-undefined",
+        [
+            change("a", set_("topic", "t"), wires=[["d1", "d2", "d3", "d4", "d5", "res"]]),
+            *(
+                n(
+                    f"d{i}",
+                    "debug",
+                    [],
+                    active=True,
+                    tosidebar=True,
+                    console=False,
+                    tostatus=False,
+                    complete=complete,
+                    targetType=target,
+                    statusVal="",
+                    statusType="auto",
+                )
+                for i, (complete, target) in enumerate(
+                    [
+                        ("payload.nothing", "jsonata"),
+                        ("payload.missing.deeper", "msg"),
+                        ("payload", "msg"),
+                        ('{"a": payload.nothing, "b": payload.x, "c": [payload.nothing, null]}', "jsonata"),
+                        ("payload.x", "msg"),
+                    ],
+                    start=1,
+                )
+            ),
+        ],
+        [{"x": None}, {"x": [1, None, {"y": None}]}, {"x": "text"}],
+    ),
     # ----- what a client sees besides the body: status, headers and cookies the flow sets --------------------------
     Case(
         "headers",

@@ -95,3 +95,20 @@ def udp_sockets(pair, udp_endpoints):
     for endpoint in udp_endpoints.values():
         endpoint.wait_listening()
     return udp_endpoints
+
+
+@pytest.fixture(scope="session")
+def comms(pair):
+    """Each runtime's /comms websocket, subscribed to the debug sidebar's events."""
+    from .comms import Comms
+    from .servers import sofiaflow_token
+
+    sockets = {
+        "node-red": Comms(pair.node_red.url),
+        "sofiaflow": Comms(pair.sofiaflow.url, sofiaflow_token(pair.sofiaflow.url)),
+    }
+    try:
+        yield sockets
+    finally:
+        for socket in sockets.values():
+            socket.close()

@@ -188,3 +188,22 @@ class Pair:
             node_red = pool.submit(request, self.node_red.url, method, path, body, headers=headers)
             sofiaflow = pool.submit(request, self.sofiaflow.url, method, path, body, headers=headers)
             return node_red.result(), sofiaflow.result()
+
+
+def sofiaflow_token(base: str) -> str:
+    """A bearer token for sofiaflow's admin API and /comms (the admin user, its password set at start)."""
+    got = request(
+        base,
+        "POST",
+        "/auth/token",
+        {
+            "client_id": "node-red-admin",
+            "grant_type": "password",
+            "scope": "*",
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+        },
+    )
+    if got.status != 200:
+        raise RuntimeError(f"no token from sofiaflow: {got.status} {got.body[:300]!r}")
+    return json.loads(got.body)["access_token"]

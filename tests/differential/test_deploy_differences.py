@@ -15,7 +15,7 @@ from bench.nodered import find_node_red
 
 from .cases import Case, build, change, fn, n, set_
 from .conftest import _require
-from .servers import ADMIN_PASSWORD, Answer, Pair, request
+from .servers import Answer, Pair, request, sofiaflow_token
 
 BASE = [
     Case("ping", [change("a", set_("payload", "pong"))], [], method="GET"),
@@ -41,20 +41,7 @@ class Admin:
 
     def __init__(self, pair: Pair) -> None:
         self.pair = pair
-        got = request(
-            pair.sofiaflow.url,
-            "POST",
-            "/auth/token",
-            {
-                "client_id": "node-red-admin",
-                "grant_type": "password",
-                "scope": "*",
-                "username": "admin",
-                "password": ADMIN_PASSWORD,
-            },
-        )
-        assert got.status == 200, got
-        self.token = json.loads(got.body)["access_token"]
+        self.token = sofiaflow_token(pair.sofiaflow.url)
 
     def deploy(self, flows: list[dict]) -> tuple[Answer, Answer]:
         headers = {"Node-RED-Deployment-Type": "full"}
