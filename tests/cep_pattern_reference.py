@@ -100,3 +100,58 @@ def absence_reports(
                 silent[a.key] = None
                 recoveries.append((a.key, a.time, t - went))
     return sorted(alarms), sorted(recoveries)
+
+
+def query_pattern_matches(
+    events: list[tuple[str, dict[str, Any], float]],
+    steps: list[tuple[str, Callable[[list[dict[str, Any]], dict[str, Any]], bool]]],
+    within: float,
+    every: bool,
+) -> list[list[dict[str, Any]]]:
+    """The cep query node's patterns from scratch: `events` are (stream, payload, time), `steps` (stream,
+    condition(payloads of the earlier steps, payload)). The stream is sorted by (time, arrival); a match starts
+    at an event fulfilling the first step and takes, for each next step, the first later event fulfilling it,
+    all within `within` of its start. With `every` each such start counts; without, the next start is looked
+    for from where the previous match ended or ran out of time. Matches as their payloads, in the order they
+    complete (earlier starts first)."""
+    seq = [events[i] for i in sorted(range(len(events)), key=lambda i: (events[i][2], i))]
+
+    def starts(i: int) -> bool:
+        stream, cond = steps[0]
+        return seq[i][0] == stream and cond([], seq[i][1])
+
+    def complete(i: int) -> tuple[int | None, int | None, list[dict[str, Any]]]:
+        """(where it completes or None, where it runs out of time or None, the payloads)."""
+        bound = [seq[i][1]]
+        for j in range(i + 1, len(seq)):
+            if seq[j][2] - seq[i][2] > within:
+                return None, j, bound
+            stream, cond = steps[len(bound)]
+            if seq[j][0] == stream and cond(bound, seq[j][1]):
+                bound.append(seq[j][1])
+                if len(bound) == len(steps):
+                    return j, None, bound
+        return None, None, bound
+
+    found: list[tuple[int, int, list[dict[str, Any]]]] = []
+    if every:
+        for i in range(len(seq)):
+            if starts(i):
+                done, _, bound = complete(i)
+                if done is not None:
+                    found.append((done, i, bound))
+    else:
+        i = 0
+        while i < len(seq):
+            if not starts(i):
+                i += 1
+                continue
+            done, expired, bound = complete(i)
+            if done is not None:
+                found.append((done, i, bound))
+                i = done
+            elif expired is not None:
+                i = expired
+            else:
+                break
+    return [bound for _, _, bound in sorted(found, key=lambda f: (f[0], f[1]))]

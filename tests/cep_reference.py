@@ -171,3 +171,60 @@ class Reference:
     def finish(self) -> list[Out]:
         """Arrival time: what closes when the clock runs on past every window."""
         return self._close(self._keys(), lambda _k: math.inf)
+
+
+# ----- the cep query node's windowed queries -------------------------------------------------------------------
+QUERY_WINDOWS = {
+    # query window -> (window, measure, emit) of the reference
+    "length": ("sliding", "count", "event"),
+    "time": ("sliding", "time", "event"),
+    "lengthBatch": ("tumbling", "count", "close"),
+    "timeBatch": ("tumbling", "time", "close"),
+}
+
+
+class QueryReference:
+    """A windowed cep query from scratch: `where` filters the events, `group` keys them, one `Reference` per
+    aggregate (and one for the window's events: its count, or its latest event for batches) computes the
+    windows, `select(event, aggregate values)` builds a row and `having(row)` keeps it. Rows of sliding windows
+    take the current event's attributes, rows of batches the latest event's of the batch."""
+
+    def __init__(self, kind, size, aggregates, select, group, where, having, lateness=0, arrival=False):
+        window, measure, emit = QUERY_WINDOWS[kind]
+        self.batch = emit == "close"
+        base = "last" if self.batch else "count"
+        self.refs = [
+            Reference(window, measure, size, name, emit=emit, lateness=lateness, arrival=arrival)
+            for name in [base, *(name for name, _ in aggregates)]
+        ]
+        self.args = [arg for _, arg in aggregates]
+        self.arrival = arrival
+        self.select, self.group, self.where, self.having = select, group, where, having
+        self.index = 0
+
+    def step(self, event: dict, t: float) -> list[dict] | None:
+        """The rows one event sends; None when it is late."""
+        self.index += 1
+        if not self.where(event):
+            if not self.arrival:
+                return []
+            # the clock moves on all the same: batches whose time is up close
+            return self._rows([ref._close(ref._keys(), lambda _k: t) for ref in self.refs], None)
+        key = self.group(event)
+        values = [event if self.batch else 1, *(arg(event) for arg in self.args)]
+        steps = [ref.step(self.index, key, t, v) for ref, v in zip(self.refs, values, strict=True)]
+        if steps[0].late:
+            return None
+        outs = [[*s.closed, *([s.event] if s.event else [])] for s in steps]
+        return self._rows(outs, event)
+
+    def finish(self) -> list[dict]:
+        return self._rows([ref.finish() for ref in self.refs], None)
+
+    def _rows(self, outs: list[list[Out]], event: Any) -> list[dict]:
+        rows = []
+        for i, base in enumerate(outs[0]):
+            row = self.select(base[1] if self.batch else event, [out[i][1] for out in outs[1:]])
+            if self.having(row):
+                rows.append(row)
+        return rows
