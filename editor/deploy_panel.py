@@ -95,7 +95,7 @@ class DeployButton:
             with (
                 ui.card()
                 .classes(
-                    "fixed top-14 right-4 z-[6000] w-[460px] max-w-[90vw] bg-orange-50 border-l-4 border-orange-500"
+                    "fixed top-24 left-1/2 -translate-x-1/2 z-[6000] w-[460px] max-w-[90vw] bg-orange-50 border-l-4 border-orange-500"
                 )
                 .props("role=alert aria-live=assertive")
             ) as panel:

@@ -12,6 +12,11 @@ from sofiaflow.editor.help_docs import DOCS
 from sofiaflow.editor.workspace import Workspace
 
 _SKIP_PROPS = ("id", "type", "z", "x", "y", "wires", "g", "d")
+HELP_CSS = """
+.sf-help h2 { font-size: 1.25rem; line-height: 1.75rem; margin: .25rem 0; font-weight: 600; }
+.sf-help h3 { font-size: 1rem; line-height: 1.5rem; margin: .75rem 0 .25rem; font-weight: 600; }
+.sf-help pre { font-size: .75rem; overflow-x: auto; }
+"""
 
 
 def help_markdown(node_type: str, entry: dict | None) -> str:
@@ -62,6 +67,7 @@ class HelpSidebar:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.current = ""
+        ui.add_css(HELP_CSS, shared=True)
         ui.label("help").classes("text-base font-semibold")
         self.search = (
             ui.input("Search node types", on_change=lambda e: self._filter(e.value or ""))
