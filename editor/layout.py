@@ -15,6 +15,8 @@ NAV = [
     ("Alarms", "/alarms"),
     ("Ontologies", "/ontologies"),
     ("Devices", "/devices"),
+    ("APIs", "/apis"),
+    ("API keys", "/api-keys"),
     ("Users", "/users"),
     ("Settings", "/settings"),
 ]
@@ -35,7 +37,12 @@ def page_header(active: str = "Flows", extra: Callable[[], None] | None = None) 
         if extra is not None:
             extra()
         user = current_user() or ""
-        with ui.button(icon="account_circle").props("flat dense color=white").props(testid("user-menu")):
+        with (
+            ui.button(icon="account_circle")
+            .props('flat dense color=white aria-label="User menu"')
+            .props(testid("user-menu"))
+            .tooltip(f"Signed in as {user}")
+        ):
             with ui.menu():
                 ui.menu_item(f"Signed in as {user}").props("disable")
                 ui.menu_item("Log out", on_click=_logout).props(testid("logout"))

@@ -7,7 +7,7 @@ remove what they added when they close. `handle(scope, receive, rest)` answers o
 A call is checked in this order: API known (404), API key (401), quota (429 with Retry-After), state (a
 development API only for its owner and administrators: 403), operation (404, or 405 with Allow), parameters
 (400), rights on the ontology (403), then answered. Refusals (403) are in the audit log. `stats()` gives calls
-per (API, key) by status.
+per (API, key) by status, `last_used()` when each key last called.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class ApiManager:
         self._roles: dict[str, tuple[float, str | None]] = {}
         self._stats: dict[tuple[str, int, str | None], Counter] = {}
         self._stat_users: dict[str | None, str | None] = {}
+        self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # ----- APIs and operations ---------------------------------------------------------------------------------
@@ -202,8 +203,15 @@ class ApiManager:
             for (name, version, key), counts in sorted(items, key=lambda i: (i[0][0], i[0][1], i[0][2] or ""))
         ]
 
+    def last_used(self) -> dict[str, float]:
+        """When each key last made a call to this worker (epoch seconds), since it started."""
+        with self._lock:
+            return dict(self._last_used)
+
     def _count(self, spec: ApiSpec, key_id: str | None, user: str | None, status: int) -> None:
         with self._lock:
+            if key_id is not None:
+                self._last_used[key_id] = time.time()
             counter = self._stats.get((spec.name, spec.version, key_id))
             if counter is None:
                 counter = self._stats[(spec.name, spec.version, key_id)] = Counter()
