@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +144,41 @@ def test_single_process_mode_loads_nothing_of_the_redis_store() -> None:
     )
     env = {k: v for k, v in os.environ.items() if k != "SOFIAFLOW_REDIS_URL"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("mode", ["in-process", "process"])
+async def test_javascript_function_incr_on_two_workers_adds_each_message_once(
+    redis_url: str, mode: str
+) -> None:
+    from js_sandbox_helpers import js_tester
+
+    prefix = f"js-incr-{uuid.uuid4().hex[:6]}"
+    body = "flow.incr('seen', 1, 'redis'); flow.incr('by.two', 2, 'redis'); context.incr('mine'); return msg;"
+    flows = [TAB, {**fn(body), "type": "function"}]
+    stores_a = {"memory": MemoryStore(), "redis": RedisContextStore(redis_url, prefix=prefix)}
+    stores_b = {"memory": MemoryStore(), "redis": RedisContextStore(redis_url, prefix=prefix)}
+    async with (
+        js_tester(flows, stores=stores_a, mode=mode) as a,
+        js_tester(flows, stores=stores_b, mode=mode) as b,
+    ):
+        for i in range(10):
+            (a if i % 2 else b).inject("f", {"payload": i})
+        await a.idle()
+        await b.idle()
+        assert not a.errors() and not b.errors()
+        flow = a.contexts.scope("flow:t1")
+        assert flow.get("#:(redis)::seen") == 10
+        assert flow.get("#:(redis)::by.two") == 20
+        assert a.node("f").context.get("mine") == 5  # the memory store: each worker its own
+        assert b.node("f").context.get("mine") == 5
+
+
+async def test_javascript_function_incr_of_a_word_is_an_error_of_the_node(redis_url: str) -> None:
+    from js_sandbox_helpers import js_tester
+
+    body = "flow.set('w', 'text'); flow.incr('w'); return msg;"
+    async with js_tester([TAB, {**fn(body), "type": "function"}], mode="in-process") as t:
+        t.inject("f", {"payload": 1})
+        await t.idle()
+        assert "incr of 'w': the value there is not a number" in str(t.errors())
+        assert t.node("f").flow.get("w") == "text"

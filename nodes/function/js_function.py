@@ -46,6 +46,7 @@ from sofiaflow.runtime.api import (
     SandboxCrashed,
     SandboxError,
     SandboxTimeout,
+    ValidationError,
 )
 
 HANDLER = "js"
@@ -91,7 +92,9 @@ class JsFunctionNode(Node[JsFunctionConfig]):
     Config = JsFunctionConfig
     help = (
         "Runs a JavaScript body on each message, as Node-RED's function node: use `msg`, `node`, "
-        "`context`, `flow`, `global` and `env`; return msg, an array per output, or null."
+        "`context`, `flow`, `global` and `env`; return msg, an array per output, or null. "
+        "`flow.incr(key, by, store)` (also on `context` and `global`) adds to a number atomically, in the "
+        "`redis` store across every worker, when the call ends (it gives no value back)."
     )
 
     @classmethod
@@ -541,6 +544,8 @@ class JsFunctionNode(Node[JsFunctionConfig]):
                 self._restate(op[1], op[2])
             elif kind == "set":
                 self._set(*op[1:])
+            elif kind == "incr":
+                self._incr(*op[1:])
             elif kind == "status":
                 st = op[1] if isinstance(op[1], dict) else {}
                 self.status({k: v for k, v in st.items() if v is not None})
@@ -596,6 +601,16 @@ class JsFunctionNode(Node[JsFunctionConfig]):
             target.delete(key, store)
         else:
             target.set(key, value, store)
+
+    def _incr(self, scope: str, store: str | None, key: str, by: int | float) -> None:
+        """`flow.incr(key, by, store)` in a script: sofiaflow's atomic increment (no value back to the script)."""
+        target = self.context if scope == "node" else self.flow if scope == "flow" else self.global_
+        try:
+            target.incr(key, by, store)
+        except ValidationError as exc:
+            self.error(
+                NodeError(f"function: {exc}"), self._calls.get(self._current) if self._current else None
+            )
 
     def _arm(self, timer_id: int, seconds: float, repeat: bool) -> None:
         if self._closing:

@@ -138,6 +138,14 @@ var __sf = (function () {
         });
         if (a[1]) a[1](null);
       },
+      incr: function (key, by, store) {
+        // sofiaflow's atomic increment (ContextScope.incr): applied with the call's other context writes,
+        // so a get later in the same call still sees the value from before
+        if (by === undefined || by === null) by = 1;
+        if (typeof by !== "number" || !isFinite(by)) throw new TypeError("incr: the step must be a finite number");
+        if (typeof key !== "string") throw new TypeError("incr: the key must be a string");
+        ops.push(["incr", name, store || null, key, by]);
+      },
       keys: function (store, cb) {
         var a = split(store, cb);
         var prefix = name + "|" + (a[0] || "") + "|";
