@@ -103,6 +103,12 @@ class WindowStore:
         self._heap: list[tuple[float, int, Any, _Bucket]] = []
         self._seq = 0
         self._running = spec.aggregate in RUNNING
+        # the spec's fields the per-event paths read, looked up once
+        self._size = spec.size
+        self._lateness = spec.lateness
+        self._max_events = spec.max_events
+        self._count = spec.aggregate == "count"
+        self._sum = spec.aggregate == "sum"
         kinds = {
             ("tumbling", "time"): self._tumbling_time,
             ("tumbling", "count"): self._tumbling_count,
@@ -113,6 +119,23 @@ class WindowStore:
         self._add = kinds[(spec.window, spec.measure)]
 
     # ----- events in -------------------------------------------------------------------------------------
+    def slide(self, key: Any, t: float, value: Any) -> Emission | None:
+        """Sliding time windows only: `add` for one event, answering its one emission (None when late)."""
+        keys = self.keys
+        ks = keys.pop(key, None)
+        if ks is None:
+            if len(keys) >= self.spec.max_keys:
+                self._evict_key()
+            ks = _Key(t, None)
+        elif t > ks.watermark:
+            ks.watermark = t
+        elif t < ks.watermark - self._lateness:
+            keys[key] = ks
+            self.late += 1
+            return None
+        keys[key] = ks  # most recently active last
+        return self._slide(key, ks, t, value)
+
     def add(self, key: Any, t: float, value: Any) -> list[Emission] | None:
         """Take one event; what it emits (closed windows first), or None when it is late (and dropped)."""
         out: list[Emission] = []
@@ -256,13 +279,17 @@ class WindowStore:
             out.append(self._emission(key, bucket, False))
 
     def _sliding_time(self, key: Any, ks: _Key, t: float, value: Any, out: list[Emission]) -> None:
-        spec = self.spec
+        out.append(self._slide(key, ks, t, value))
+
+    def _slide(self, key: Any, ks: _Key, t: float, value: Any) -> Emission:
         slide = ks.state
         if slide is None:
             slide = ks.state = _Slide()
         times, values = slide.times, slide.values
-        count = spec.aggregate == "count"
-        cut = ks.watermark - spec.size  # the newest window: (watermark - size, watermark]
+        count = self._count
+        size = self._size
+        mark = ks.watermark
+        cut = mark - size  # the newest window: (watermark - size, watermark]
         if not times or t >= times[-1]:
             times.append(t)
             values.append(value)
@@ -282,35 +309,35 @@ class WindowStore:
             if not count:
                 total -= values[lo]
             lo += 1
-        if len(times) - lo > spec.max_events:
+        if len(times) - lo > self._max_events:
             if not count:
                 total -= values[lo]
             del times[lo], values[lo]
             self._count_dropped_event()
         slide.total = total
-        slide.lo = lo
-        keep = cut - spec.lateness
+        keep = cut - self._lateness
         base = slide.base
         while base < lo and times[base] <= keep:
             base += 1
         if base > 256 and base * 2 > len(times):
             del times[:base], values[:base]
-            slide.lo -= base
+            lo -= base
             base = 0
+        slide.lo = lo
         slide.base = base
-        if t == ks.watermark:
-            n = len(times) - slide.lo
+        if t == mark:
+            n = len(times) - lo
             if self._running:
-                value = n if count else (slide.total if spec.aggregate == "sum" else slide.total / n)
+                value = n if count else (total if self._sum else total / n)
             else:
-                value = compute(spec.aggregate, values[slide.lo :], times[slide.lo :], spec.percentile)
-            out.append(Emission(key, value, t - spec.size, t, n, False))
-            return
-        i = bisect_right(times, t - spec.size, slide.base)
+                spec = self.spec
+                value = compute(spec.aggregate, values[lo:], times[lo:], spec.percentile)
+            return Emission(key, value, t - size, t, n, False)
+        spec = self.spec
+        i = bisect_right(times, t - size, base)
         j = bisect_right(times, t, i)
-        window = values[i:j]
-        value = compute(spec.aggregate, window, times[i:j], spec.percentile)
-        out.append(Emission(key, value, t - spec.size, t, j - i, False))
+        value = compute(spec.aggregate, values[i:j], times[i:j], spec.percentile)
+        return Emission(key, value, t - size, t, j - i, False)
 
     # ----- shared -----------------------------------------------------------------------------------------
     def _put(self, bucket: _Bucket, t: float, value: Any) -> None:

@@ -176,6 +176,11 @@ node unchanged."""
         self._emit_close = cfg.emit == "close"
         # arrival-time windows that end on their own: tumbling and session time windows
         self._timed = self._arrival and cfg.measure == "time" and cfg.window != "sliding"
+        if cfg.window == "sliding" and cfg.measure == "time":
+            self.on_input = self._on_slide  # type: ignore[method-assign]
+        # plain msg properties (no path) read with one dict lookup
+        self._value_name = cfg.property if _plain(cfg.property) else None
+        self._key_name = cfg.key if cfg.keyType == "msg" and _plain(cfg.key) else None
 
     # ----- events in ---------------------------------------------------------------------------------------
     def on_input(self, msg: Msg) -> None:
@@ -199,6 +204,41 @@ node unchanged."""
             store.warnings.clear()
         if self._timed:
             self._arm()
+        self._seen += 1
+        if out is None or self._seen & 255 == 1:
+            self._show_status()
+
+    def _on_slide(self, msg: Msg) -> None:
+        """`on_input` for sliding time windows: one emission per event, the message sent on."""
+        name = self._value_name
+        value = msg.get(name) if name is not None else self._value(msg)
+        if self._numeric and not (type(value) is float and value - value == 0.0 or is_number(value)):
+            cfg = self.config
+            raise NodeError(
+                f"msg.{cfg.property} is {_show(value)}, not a number: the {cfg.aggregate} aggregate needs numbers"
+            )
+        name = self._key_name
+        key = msg.get(name) if name is not None else self._key(msg)
+        if key is not None and type(key) is not str and not isinstance(key, (int, float, bool)):
+            key = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
+        t = round(self.now() * 1000) if self._arrival else self._event_time(msg)
+        store = self.store
+        out = store.slide(key, t, value)
+        if out is not None:
+            msg["payload"] = out[1]
+            msg["window"] = {
+                "key": key,
+                "start": out[2],
+                "end": out[3],
+                "count": out[4],
+                "aggregate": self._aggregate,
+                "closed": False,
+            }
+            self.send(msg)
+        if store.warnings:
+            for text in store.warnings:
+                self.warn(text)
+            store.warnings.clear()
         self._seen += 1
         if out is None or self._seen & 255 == 1:
             self._show_status()
@@ -293,6 +333,10 @@ node unchanged."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _plain(path: str) -> bool:
+    return bool(path) and path.isidentifier()
 
 
 def _positive(name: str, value: float | None) -> float:
