@@ -97,6 +97,7 @@ def test_apis_and_keys_pages_create_show_once_call_count_and_revoke(editor_serve
         dialog.wait_for(state="hidden")
         keys = page.get_by_role("region", name="API keys")
         key_row = keys.locator("tbody tr", has_text="dashboard")
+        key_row.wait_for()
         assert cells(key_row)[1] == "admin"
         assert cells(key_row)[3] == "never"
         assert cells(key_row)[4] == "active"
@@ -104,10 +105,10 @@ def test_apis_and_keys_pages_create_show_once_call_count_and_revoke(editor_serve
         # the API answers with the key; the page counts it
         assert call(editor_server, key) == (200, "hi there")
         page.reload()
+        key_row = page.get_by_role("region", name="API keys").locator("tbody tr", has_text="dashboard")
+        key_row.wait_for()
         assert key not in page.content()  # shown once: never again
-        assert cells(page.get_by_role("region", name="API keys").locator("tbody tr", has_text="dashboard"))[
-            3
-        ] not in ("never", "")
+        assert cells(key_row)[3] not in ("never", "")
         page.get_by_role("button", name="APIs", exact=True).click()
         poll(
             lambda: (

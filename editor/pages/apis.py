@@ -15,7 +15,6 @@ from sofiaflow.editor.context import get_context
 from sofiaflow.editor.layout import page_header
 from sofiaflow.editor.pages._format import NONE
 from sofiaflow.editor.session import current_role, current_user, editor_page
-from sofiaflow.runtime.api_manager.openapi import base_url, document_url
 
 SERVICE = "api-manager"
 SWAGGER = "/api-manager/swagger"
@@ -41,20 +40,19 @@ def manager() -> Any:
     return engine.services.get(SERVICE) if engine is not None else None
 
 
-def api_rows(
-    apis: list[tuple[Any, list[Any]]], stats: list[dict[str, Any]], user: str | None, role: str | None
-) -> list[dict[str, Any]]:
+def api_rows(service: Any, user: str | None, role: str | None) -> list[dict[str, Any]]:
     """One row per API `user` may see; call counts (summed over keys, by status class) where they may see them."""
     totals: dict[tuple[str, int], Counter] = {}
-    for entry in stats:
+    for entry in service.stats():
         counter = totals.setdefault((entry["api"], entry["version"]), Counter())
         for status, count in entry["status"].items():
             counter[str(status)[:1] + "xx"] += count
     rows = []
-    for spec, endpoints in apis:
+    for spec, endpoints in service.apis():
         if not (spec.state != "development" or role == "administrator" or (user and user == spec.owner)):
             continue
         counts = totals.get((spec.name, spec.version), Counter())
+        url, document = service.urls(spec)
         shown = role == "administrator" or (user is not None and user == spec.owner)
         rows.append(
             {
@@ -62,14 +60,14 @@ def api_rows(
                 "api": spec.label,
                 "state": spec.state,
                 "owner": spec.owner or NONE,
-                "url": base_url(spec),
+                "url": url,
                 "operations": ", ".join(f"{e.method} {e.path}" for e in endpoints) or NONE,
                 "quota": spec.quota or "no limit",
                 "calls": sum(counts.values()) if shown else NONE,
                 "ok": counts["2xx"] if shown else NONE,
                 "refused": counts["4xx"] if shown else NONE,
                 "failed": counts["5xx"] if shown else NONE,
-                "openapi": document_url(spec),
+                "openapi": document,
             }
         )
     return rows
@@ -108,7 +106,7 @@ class ApisView:
 
     def refresh(self) -> None:
         service = manager()
-        rows = [] if service is None else api_rows(service.apis(), service.stats(), self.user, self.role)
+        rows = [] if service is None else api_rows(service, self.user, self.role)
         self.empty.set_visibility(not rows)
         if rows != self.table.rows:
             self.table.rows = rows

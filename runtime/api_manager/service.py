@@ -161,6 +161,13 @@ class ApiManager:
         out = [(a.spec, [e.spec for e in a.ordered]) for a in self._apis.values()]
         return sorted(out, key=lambda item: (item[0].name, item[0].version))
 
+    @staticmethod
+    def urls(spec: ApiSpec) -> tuple[str, str]:
+        """The API's base URL and its OpenAPI document's URL."""
+        from sofiaflow.runtime.api_manager.openapi import base_url, document_url
+
+        return base_url(spec), document_url(spec)
+
     def find(self, name: str, version: int) -> tuple[ApiSpec, list[EndpointSpec]] | None:
         api = self._by_url.get((name, version))
         return None if api is None else (api.spec, [e.spec for e in api.ordered])
