@@ -182,3 +182,13 @@ async def test_javascript_function_incr_of_a_word_is_an_error_of_the_node(redis_
         await t.idle()
         assert "incr of 'w': the value there is not a number" in str(t.errors())
         assert t.node("f").flow.get("w") == "text"
+
+
+def test_a_redis_store_whose_redis_is_away_fails_with_a_context_error_naming_it() -> None:
+    from rtdb_servers import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    scope = ContextManager({"redis": RedisContextStore(url)}, default="redis").scope("flow:f1")
+    for action in (lambda: scope.get("k"), lambda: scope.set("k", 1), lambda: scope.incr("k")):
+        with pytest.raises(ContextError, match=rf"context store 'redis' \(Redis at {url}\) failed"):
+            action()

@@ -26,6 +26,8 @@ PRUNE_OVER = 64
 def sync_twin(client: Any) -> Any:
     """A synchronous redis-py client to the server the asyncio `client` talks to (str answers)."""
     from redis import Redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
 
     kw = client.connection_pool.connection_kwargs
     options: dict[str, Any] = {
@@ -33,9 +35,10 @@ def sync_twin(client: Any) -> Any:
         "username": kw.get("username"),
         "password": kw.get("password"),
         "decode_responses": True,
-        "socket_timeout": 5,
-        "socket_connect_timeout": 5,
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
         "health_check_interval": 10,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),  # short: the event loop waits
     }
     if kw.get("path"):
         options["unix_socket_path"] = kw["path"]

@@ -12,10 +12,11 @@ atomic read-modify-writes of the field (WATCH/MULTI, retried when another worker
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sofiaflow.runtime.core import props
 from sofiaflow.runtime.core.context import MISSING_KEY, ContextError, check_step, incr_value, top_key
@@ -23,6 +24,8 @@ from sofiaflow.runtime.core.encoding import UNDEFINED
 
 if TYPE_CHECKING:
     from redis import Redis
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 _MAX_RETRIES = 1000
@@ -38,6 +41,21 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def _unavailable(method: F) -> F:
+    """Redis failures of a store call become a ContextError naming the store (the node's error, catchable)."""
+
+    @functools.wraps(method)
+    def call(self: RedisContextStore, *args: Any, **kwargs: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return method(self, *args, **kwargs)
+        except RedisError as exc:
+            raise ContextError(f"context store {self.name!r} (Redis at {self.url}) failed: {exc}") from None
+
+    return call  # type: ignore[return-value]
+
+
 def _open_client(url: str) -> Redis:
     from redis import Redis
     from redis.backoff import ExponentialBackoff
@@ -48,10 +66,10 @@ def _open_client(url: str) -> Redis:
     return Redis.from_url(
         url,
         decode_responses=True,
-        socket_connect_timeout=5,
-        socket_timeout=5,
+        socket_connect_timeout=2,
+        socket_timeout=2,
         health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),  # short: the event loop waits
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
 
@@ -92,6 +110,7 @@ class RedisContextStore:
 
     # the store contract (runtime/core/context.py ContextStore)
 
+    @_unavailable
     def get_scope(self, scope: str, create: bool = False) -> dict[str, Any] | None:
         """A copy of the scope as it is in Redis now; changes to it are written by `mark_dirty(scope)`."""
         raw = self.client.hgetall(self._hash(scope))
@@ -101,6 +120,7 @@ class RedisContextStore:
         self._handed_out[scope] = {"base": dict(raw), "data": data}
         return data
 
+    @_unavailable
     def mark_dirty(self, scope: str) -> None:
         """Write the fields of the copy `get_scope` gave that changed since it was read."""
         held = self._handed_out.pop(scope, None)
@@ -118,10 +138,12 @@ class RedisContextStore:
             pipe.hdel(self._hash(scope), *gone)
         pipe.execute()
 
+    @_unavailable
     def delete_scope(self, scope: str) -> None:
         self._handed_out.pop(scope, None)
         self.client.delete(self._hash(scope))
 
+    @_unavailable
     def scopes(self) -> Iterable[str]:
         n = len(self.prefix)
         return [k[n:] for k in self.client.scan_iter(match=self.prefix + "*", count=500)]
@@ -141,11 +163,13 @@ class RedisContextStore:
 
     # key by key (what ContextScope uses)
 
+    @_unavailable
     def read_key(self, scope: str, key: str) -> Any:
         """The value of top-level `key`, or MISSING_KEY."""
         raw = self.client.hget(self._hash(scope), key)
         return MISSING_KEY if raw is None else self._loads(raw)
 
+    @_unavailable
     def write_key(self, scope: str, key: str, value: Any) -> None:
         """Set top-level `key` (UNDEFINED removes it)."""
         if value is UNDEFINED:
@@ -153,12 +177,15 @@ class RedisContextStore:
         else:
             self.client.hset(self._hash(scope), key, self._dumps(key, value))
 
+    @_unavailable
     def delete_key(self, scope: str, key: str) -> None:
         self.client.hdel(self._hash(scope), key)
 
+    @_unavailable
     def keys(self, scope: str) -> list[str]:
         return list(self.client.hkeys(self._hash(scope)))
 
+    @_unavailable
     def update_key(self, scope: str, key: str, change: Callable[[dict[str, Any]], Any]) -> Any:
         """Apply `change` to `{key: current value}` (no entry when missing) atomically, write back what
         it leaves under `key` (removed when gone) and return what `change` returned."""
@@ -186,6 +213,7 @@ class RedisContextStore:
             f"context store {self.name!r}: {key!r} in {scope!r} kept changing; gave up after {_MAX_RETRIES} tries"
         )
 
+    @_unavailable
     def incr(self, scope: str, key: str, by: int | float = 1) -> int | float:
         """Add `by` to the number at `key` (a property path; a missing one counts as 0) atomically; the
         new value."""
