@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -96,12 +96,42 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     return app
 
 
+EDITOR_HOME = "/editor/"
+"""Where `GET /` sends browsers when the editor is mounted and no flow serves `/`."""
+
+
+def _to_editor(scope: dict, routes: Any) -> bool:
+    """Whether this request is a browser's `GET /` that should land in the editor: the editor is mounted (it
+    sets `app.state.session_user`) and no flow's `http in` serves `/`."""
+    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        return False
+    root_path = scope.get("root_path") or ""
+    path = (
+        scope["path"][len(root_path) :]
+        if root_path and scope["path"].startswith(root_path)
+        else scope["path"]
+    )
+    if path != "/":
+        return False
+    app = scope.get("app")
+    if getattr(getattr(app, "state", None), "session_user", None) is None:
+        return False
+    if routes is None:
+        return True
+    local = routes._local(scope)  # relative to http_node_root; None: outside it
+    return local is None or routes.find("get", local)[0] is None
+
+
 def _node_endpoints(runtime: Runtime) -> Any:
-    """The flows' own endpoints (`http in`, websocket listeners): the runtime's "http" service."""
+    """The flows' own endpoints (`http in`, websocket listeners): the runtime's "http" service. `GET /` goes to
+    the editor when it is mounted and no flow serves `/`."""
 
     async def dispatch(scope: dict, receive: Any, send: Any) -> None:
         scope[FLOW_ENDPOINT] = True
         routes = runtime.engine.services.get("http") if runtime.engine is not None else None
+        if _to_editor(scope, routes):
+            await RedirectResponse((scope.get("root_path") or "") + EDITOR_HOME, 307)(scope, receive, send)
+            return
         if routes is None:
             if scope["type"] == "http":
                 response = JSONResponse({"code": "not_found", "message": f"no route {scope['path']}"}, 404)
