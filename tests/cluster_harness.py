@@ -355,14 +355,15 @@ class Cluster:
         env: dict[str, str] | None = None,
         mosquitto_lines: Iterable[str] | Callable[[str], Iterable[str]] = (),
         mosquitto: bool = True,
-        together: bool = False,
+        together: bool = True,
     ) -> None:
         self.n = workers
         self.extra_env = dict(env or {})
         self.mosquitto_lines = mosquitto_lines
         self.with_mosquitto = mosquitto
         self.together = together
-        """Start every worker at once on the fresh config DB (they take turns themselves), not the first alone."""
+        """Start every worker at once on the fresh config DB (they take turns themselves: runtime/cluster/startup.py);
+        False starts the first alone, then the others."""
         self.root = Path(tempfile.mkdtemp(prefix="cluster-workers-"))
         self.redis: Server | None = None
         self.postgres: Server | None = None
@@ -393,7 +394,7 @@ class Cluster:
             self.mosquitto = start_mosquitto(self.mosquitto_lines)
         for i in range(self.n):
             self.workers.append(Worker(f"w{i + 1}", self.worker_env(), self.root))
-        # the first worker creates the config DB's tables and user admin alone; the others then start together
+        # the first worker to get its turn creates the config DB's tables and user admin
         first, *rest = self.workers
         first.start()
         if not self.together:

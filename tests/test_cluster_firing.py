@@ -137,7 +137,7 @@ def test_a_one_second_inject_on_three_workers_fires_once_per_second(cluster, sin
     sink.hits.clear()
     started = time.monotonic()
     deploy(a, ticking(sink.url))
-    time.sleep(12)  # the firings being counted: not a wait for a condition
+    time.sleep(10)  # the firings being counted: not a wait for a condition
     deploy(a, [])
     elapsed = time.monotonic() - started
     time.sleep(1.5)  # a firing on its way when the flows stopped arrives; none after that
@@ -176,7 +176,7 @@ def test_stopping_the_leader_and_the_firing_worker_loses_and_doubles_no_slot(clu
     finally:
         for worker in paused:
             worker.sigcont()
-    time.sleep(3)  # the stopped workers are back: their overdue ticks must not fire again
+    time.sleep(2)  # the stopped workers are back: their overdue ticks must not fire again
     deploy(survivor, [])
     time.sleep(1.5)
     hits = list(sink.hits)
