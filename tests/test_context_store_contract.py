@@ -4,6 +4,8 @@ store (memory, persistent, redis) against the same contract, `incr` included."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -200,3 +202,52 @@ def test_contract_through_store_prefix_and_default(store: ContextStore) -> None:
     assert scope.get("#:(s)::k") == 1
     assert scope.incr("k", 2, "s") == 3
     assert scope.snapshot()["s"] == {"k": 3}
+
+
+_PATHS = st.sampled_from(["a", "a.b", "a.c", "a.b.d", "b", "b[0]", "b[1].x", "c"])
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["x", "y"]), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), _PATHS, _VALUES),
+        st.tuples(st.just("delete"), _PATHS, st.none()),
+        st.tuples(st.just("incr"), st.sampled_from(["n", "m.k"]), st.integers(-100, 100)),
+    ),
+    max_size=15,
+)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_contract_any_sequence_leaves_what_the_memory_store_leaves(store: ContextStore, ops: list) -> None:
+    """set, delete and incr on nested paths give, in every store, the data the memory store holds."""
+    name = f"flow:{uuid.uuid4().hex}"
+    model, scope = _scope(MemoryStore(), name), _scope(store, name)
+    for op, path, value in ops:
+        outcomes = []
+        for target in (model, scope):
+            try:
+                if op == "set":
+                    target.set(path, copy.deepcopy(value))
+                elif op == "delete":
+                    target.delete(path)
+                else:
+                    outcomes.append(target.incr(path, value))
+                    continue
+                outcomes.append(None)
+            except Exception as exc:  # noqa: BLE001 - both must fail alike
+                outcomes.append(type(exc).__name__)
+        assert outcomes[0] == outcomes[1], (op, path, value)
+        for key in ("a", "b", "c", "n", "m"):
+            # as JSON: `b[0]` on an object is key 0 in memory, "0" once stored as JSON (and in Node-RED)
+            assert _json(scope.get(key)) == _json(model.get(key)), (op, path, value, key)
+    assert sorted(scope.keys()) == sorted(model.keys())
