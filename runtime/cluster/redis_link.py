@@ -12,10 +12,10 @@ def open_redis(url: str) -> Redis:
     """A client for `url` (redis://host:port/db) answering str; connections open on first use, and a dropped
     one is reopened by the next command (retry on connection errors and timeouts, with backoff)."""
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from redis.retry import Retry
 
     return Redis.from_url(
         url,

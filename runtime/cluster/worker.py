@@ -72,6 +72,7 @@ class ClusterWorker:
             redis, self.id, self.address, self.status, self.settings.heartbeat, self.settings.heartbeat_ttl
         )
         self._rate: Rate | None = None
+        self._mover: asyncio.Task | None = None
 
     def revision(self) -> int:
         """The sequence number of the flow revision this worker runs."""
@@ -139,15 +140,40 @@ class ClusterWorker:
 
     # ----- singletons --------------------------------------------------------------------------------------
     async def _elected(self) -> None:
-        history = self._history()
-        if history is not None:
-            history.start()
+        token = self.leadership.token
+        if token is not None:
+            self._mover = asyncio.get_running_loop().create_task(
+                self._move_history(token), name="cluster-mover"
+            )
         await self.membership.beat()
 
     async def _deposed(self) -> None:
+        mover, self._mover = self._mover, None
+        if mover is not None:
+            mover.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await mover
         history = self._history()
         if history is not None:
-            await history.stop()
+            await history.stop()  # a move in progress finishes its batch
+
+    async def _move_history(self, token: int) -> None:
+        """The history mover, every `history_interval` seconds, while `token` still holds the lease in Redis
+        (checked before each pass: a leader that was stopped and comes back does not move after its successor)."""
+        history = self._history()
+        if history is None or history.interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(history.interval)
+            if not self.leadership.leading or not await self.leadership.holds(token):
+                return
+            try:
+                report = await history.run_now()
+            except Exception:  # noqa: BLE001 - a failed pass is logged; the next one tries again
+                log.exception("history: the scheduled move failed")
+                continue
+            for name, error in report.errors.items():
+                log.error("history: ontology %s: %s", name, error)
 
     def _history(self) -> Any:
         from sofiaflow.runtime.core.services import HISTORY
