@@ -249,9 +249,10 @@ with `lateness` seconds of allowed disorder. **Bounds.** `maxKeys` groups and `m
         query = self.plan
         if isinstance(query, WindowQuery):
             for store in query.stores:
-                warnings, store.warnings = store.warnings, []
-                for text in warnings if store is query.base else ():
-                    self._warn_once(text, text)
+                if store.warnings:
+                    warnings, store.warnings = store.warnings, []
+                    for text in warnings if store is query.base else ():
+                        self._warn_once(text, text)
         elif query.dropped:
             self._warn_once(
                 "pending",

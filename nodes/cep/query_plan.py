@@ -112,6 +112,9 @@ class Scope:
     what = "expression"
 
     def attribute(self, names: tuple[str, ...], pos: Pos) -> Fn:
+        if len(names) == 1:
+            (name,) = names
+            return lambda ev, aggs: ev.get(name) if ev.__class__ is dict else None
         return lambda ev, aggs: _lookup(ev, names)
 
     def aggregate(self, name: str, args: tuple[Expr, ...], pos: Pos) -> Fn:
@@ -286,10 +289,13 @@ class WindowQuery:
             )
             return WindowStore(spec, arrival=arrival)
 
-        # the window's own events: a running count (sliding), the latest event's attributes (batches)
-        self.stores = [store("last" if self.batch else "count")]
+        # the window's own events (the latest event's attributes, for batches; a running count for sliding
+        # windows without aggregates), then one store per aggregate
+        self._own = self.batch or not self.aggregates
+        self.stores = [store("last" if self.batch else "count")] if self._own else []
         self.stores += [store(AGGREGATES[name]) for name, _, _ in self.aggregates]
         self._numeric = [AGGREGATES[name] in NUMERIC for name, _, _ in self.aggregates]
+        self._slide = not self.batch and measure == "time"
 
     @property
     def base(self) -> WindowStore:
@@ -301,13 +307,25 @@ class WindowQuery:
             return []
         if self.window is None:
             return self._rows([(event, ())])
-        key = self._key(event)
-        values: list[Any] = [event if self.batch else 1]
+        key = self._key(event) if self.group else None
+        values: list[Any] = [event if self.batch else 1] if self._own else []
         for (name, arg, _), numeric in zip(self.aggregates, self._numeric, strict=True):
             value = arg(event, ())
-            if numeric and not _number(value):
+            if numeric and not (
+                value.__class__ is int
+                or value.__class__ is float
+                and value - value == 0.0
+                or is_number(value)
+            ):
                 raise QueryError(f"{name}(): {_show(value)} is not a number")
             values.append(value)
+        if self._slide:  # one emission per store
+            ems = [store.slide(key, t, value) for store, value in zip(self.stores, values, strict=True)]
+            if ems[0] is None:
+                return None
+            return self._rows(
+                [(event, [em.value for em in ems[1:]] if self._own else [em.value for em in ems])]
+            )  # type: ignore[union-attr]
         outs = [store.add(key, t, value) for store, value in zip(self.stores, values, strict=True)]
         if outs[0] is None:
             return None
@@ -319,8 +337,9 @@ class WindowQuery:
 
     def _emitted(self, outs: list[list[Emission] | None], event: Any) -> list[Row]:
         pairs = []
+        skip = 1 if self._own else 0
         for i, base in enumerate(outs[0] or ()):
-            aggs = [out[i].value for out in outs[1:]]  # type: ignore[index]
+            aggs = [out[i].value for out in outs[skip:]]  # type: ignore[index]
             pairs.append((base.value if self.batch else event, aggs))
         return self._rows(pairs)
 
