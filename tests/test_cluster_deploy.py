@@ -207,3 +207,28 @@ def test_a_credentials_change_restarts_the_node_on_every_worker(cluster):
             assert answers(worker, "/auth") == "Basic " + base64.b64encode(b"u:second").decode()
     finally:
         sink.close()
+
+
+def test_two_workers_deploying_on_the_same_revision_at_once_one_wins(cluster):
+    a, b, c = cluster.workers
+    _, _, base = deploy(a, version_flows("base"))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers_ = list(
+            pool.map(
+                lambda pair: deploy(pair[0], version_flows(pair[1]), rev=base["rev"]),
+                [(a, "from-a"), (b, "from-b"), (c, "from-c")],
+            )
+        )
+    statuses = sorted(status for status, _, _ in answers_)
+    assert statuses == [200, 409, 409], answers_
+    [won] = [body for status, _, body in answers_ if status == 200]
+    for status, _, body in answers_:
+        if status == 409:
+            assert body["rev"] == won["rev"]
+    winner = next(
+        v for (s, _, body), v in zip(answers_, ("from-a", "from-b", "from-c"), strict=True) if s == 200
+    )
+    for worker in (a, b, c):
+        wait_until(lambda w=worker: answers(w) == winner, 5, f"{worker.name} runs the one deploy that won")
