@@ -1,9 +1,11 @@
 """The flows both runtimes run: one tab per case, `http in` (POST /diff/<case>) -> nodes -> `http response`.
 
 A case's nodes use short ids; `build()` prefixes them with the case name, and the id "res" is
-the case's http response node. Each request body becomes msg.payload; the answer compared is
-the response (status, content type, body). Requests are sent as `{"v": value}` and a change
-node first sets msg.payload to the value.
+the case's http response node (`Case.response` sets its status and headers). Each request body
+becomes msg.payload; the answer compared is the response (status, the headers the flow decides,
+body with exact JSON types). Requests are sent as `{"v": value}` and a change node first sets
+msg.payload to the value. A case with `differs` documents an answer that differs on purpose:
+each side must give its own documented answer.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The editor's /comms websocket of each runtime (Node-RED's without login, sofiaflow's with a bearer token):
-the debug sidebar's events, collected on a thread."""
+the debug sidebar's events and the nodes' latest status, collected on a thread."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from websockets.sync.client import connect
 class Comms:
     def __init__(self, base_url: str, token: str | None = None) -> None:
         self.events: queue.Queue = queue.Queue()
+        self.statuses: dict[str, dict] = {}
+        """node id -> its latest status."""
         self.ws = connect(base_url.replace("http://", "ws://") + "/comms", open_timeout=10)
         if token is not None:
             self.ws.send(json.dumps({"auth": token}))
             answer = json.loads(self.ws.recv(timeout=10))
             assert answer == [{"topic": "auth", "data": "ok"}], answer
         self.ws.send(json.dumps({"subscribe": "debug"}))
+        self.ws.send(json.dumps({"subscribe": "status/#"}))
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -28,8 +31,11 @@ class Comms:
         try:
             for raw in self.ws:
                 for event in json.loads(raw):
-                    if event.get("topic") == "debug":
+                    topic = str(event.get("topic", ""))
+                    if topic == "debug":
                         self.events.put(event["data"])
+                    elif topic.startswith("status/"):
+                        self.statuses[topic[len("status/") :]] = event.get("data") or {}
         except (ConnectionClosed, OSError):
             pass
 
@@ -52,6 +58,10 @@ class Comms:
                 if len(out) >= count:
                     break
         return out
+
+    def status_text(self, node_id: str) -> str:
+        """The latest status text of a node ("" before any); Node-RED's are i18n keys (node-red:...disconnected)."""
+        return str(self.statuses.get(node_id, {}).get("text", ""))
 
     def close(self) -> None:
         self.ws.close()

@@ -15,9 +15,10 @@ import pytest
 from bench.nodered import find_node_red
 
 from .cases import Case, build, change, set_
+from .comms import Comms
 from .conftest import _require
 from .mqtt import Mosquitto, Probe
-from .servers import Pair, request
+from .servers import Pair, request, sofiaflow_token
 
 RUNTIMES = ("node-red", "sofiaflow")
 
@@ -104,6 +105,7 @@ def away():
     _require("Node-RED (set SOFIAFLOW_NODE_RED)", find_node_red())
     brokers = {runtime: Mosquitto(exe, persistent=True) for runtime in RUNTIMES}
     probes: dict[str, Probe] = {}
+    sockets: dict[str, Comms] = {}
     pair = None
     try:
         for broker in brokers.values():
@@ -112,14 +114,24 @@ def away():
         pair = Pair(base, probe="/diff/ping", extra=lambda runtime: away_flow(brokers[runtime].port)).start()
         for runtime in RUNTIMES:
             probes[runtime] = Probe(brokers[runtime].port, client_id=f"diff-away-{runtime}")
-        yield pair, brokers, probes
+        sockets["node-red"] = Comms(pair.node_red.url)
+        sockets["sofiaflow"] = Comms(pair.sofiaflow.url, sofiaflow_token(pair.sofiaflow.url))
+        yield pair, brokers, probes, sockets
     finally:
+        for socket in sockets.values():
+            socket.close()
         for probe in probes.values():
             probe.close()
         if pair is not None:
             pair.stop()
         for broker in brokers.values():
             broker.stop()
+
+
+def gone(status_text: str) -> bool:
+    """A status saying the broker is not connected (Node-RED's is an i18n key: ...status.disconnected)."""
+    text = status_text.lower()
+    return "disconnected" in text or "connecting" in text
 
 
 def publish(pair: Pair, text: str) -> None:
@@ -139,7 +151,7 @@ def payloads(probe: Probe, want: str, seconds: float) -> list[str]:
 
 @pytest.mark.servers
 def test_qos1_messages_published_while_the_broker_is_away(away):
-    pair, brokers, probes = away
+    pair, brokers, probes, sockets = away
     deadline = time.monotonic() + 30
     while True:  # both runtimes connected: a message published now arrives
         publish(pair, "before")
@@ -149,7 +161,12 @@ def test_qos1_messages_published_while_the_broker_is_away(away):
     assert all("before" in g for g in got.values()), got
     for broker in brokers.values():
         broker.pause()
-    time.sleep(1.0)  # the runtimes notice the broker is gone (its connection closed)
+    deadline = time.monotonic() + 30
+    while not all(gone(s.status_text("away.out")) for s in sockets.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until both runtimes show the mqtt out node disconnected
+    assert all(gone(s.status_text("away.out")) for s in sockets.values()), {
+        runtime: s.status_text("away.out") for runtime, s in sockets.items()
+    }
     publish(pair, "away-1")
     publish(pair, "away-2")
     for broker in brokers.values():
