@@ -24,7 +24,13 @@ TYPE_LABELS = {
     "jsonata": "J:",
     "bin": "buffer",
     "re": "regex",
+    "full": "complete msg object",
+    "pay": "the original msg object",
+    "payl": "the latest msg object",
+    "nul": "nothing",
 }
+NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul"}
+"""Types whose value is implied: no input beside the type."""
 
 
 def check_typed(value: Any, vtype: str | None) -> str | None:
@@ -59,7 +65,7 @@ class TypedInput:
             types.append(vtype)
         with ui.row().classes("w-full items-start no-wrap gap-1") as self.row:
             self.type_select = (
-                ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label="type")
+                ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label=f"{label} type")
                 .props("dense outlined options-dense")
                 .classes("w-28")
                 .props(testid(f"{mark}-type" if mark else ""))
@@ -74,7 +80,7 @@ class TypedInput:
         self._type_changed()
 
     def _type_changed(self, _e: Any = None) -> None:
-        self.input.set_visibility(self.type_select.value != "date")
+        self.input.set_visibility(self.type_select.value not in NO_VALUE_TYPES)
 
     @property
     def vtype(self) -> str:
@@ -82,7 +88,7 @@ class TypedInput:
 
     @property
     def value(self) -> str:
-        return "" if self.vtype == "date" else (self.input.value or "")
+        return "" if self.vtype in NO_VALUE_TYPES else (self.input.value or "")
 
     def check(self) -> str | None:
         """Show and return the reason the value does not fit its type (None when valid)."""

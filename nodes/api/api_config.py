@@ -6,15 +6,24 @@ Its operations are `api-endpoint` nodes that name it in their `api` property. Co
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import API_MANAGER, Node, NodeConfig, NodeError, NRInt, SpecError, api_spec
 
 
 class ApiConfig(NodeConfig):
-    version: NRInt = 1
-    description: str = ""
-    state: str = "development"
-    quota: NRInt = 0
-    owner: str = ""
+    version: NRInt = Field(1, title="Version", description="Part of the API's path: /api/v<version>/<name>.")
+    description: str = Field("", title="Description")
+    state: str = Field(
+        "development",
+        title="State",
+        description="development: only its owner and administrators may call it.",
+        json_schema_extra={
+            "x-choices": {"development": "development", "published": "published", "deprecated": "deprecated"}
+        },
+    )
+    quota: NRInt = Field(0, title="Quota (calls per minute per key)", description="0: no limit.")
+    owner: str = Field("", title="Owner", description="The user who owns the API; blank: whoever deploys it.")
 
 
 class ApiNode(Node[ApiConfig]):

@@ -15,6 +15,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pydantic import Field
 from starlette.responses import Response
 
 from sofiaflow.nodes.network.http_in import HttpRequest, HttpResponseHandle
@@ -33,15 +34,88 @@ from sofiaflow.runtime.api import (
 
 
 class ApiEndpointConfig(NodeConfig):
-    api: str = ""
-    method: str = "GET"
-    path: str = "/"
-    parameters: Any = []
-    operation: str = "query"
-    ontology: str = ""
-    query: Any = ""
-    sort: Any = ""
-    description: str = ""
+    api: str = Field(
+        "",
+        title="API",
+        description="The API this operation belongs to (an api config node: name, version, state).",
+        json_schema_extra={"x-config": "api"},
+    )
+    method: str = Field(
+        "GET",
+        title="Method",
+        json_schema_extra={
+            "x-choices": {"GET": "GET", "POST": "POST", "PUT": "PUT", "DELETE": "DELETE", "PATCH": "PATCH"}
+        },
+    )
+    path: str = Field(
+        "/",
+        title="Path",
+        description="Under the API's base path, with {name} for path parameters: /, /byZone, /{id}.",
+    )
+    parameters: Any = Field(
+        [],
+        title="Parameters",
+        description="What the caller passes: each named, typed, required or not, and where it comes from.",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-columns": {
+                "name": {"title": "Name"},
+                "type": {"title": "Type", "enum": ["string", "integer", "number", "boolean"]},
+                "in": {
+                    "title": "In",
+                    "x-choices": {
+                        "query": "query string",
+                        "path": "path",
+                        "header": "header",
+                        "body": "body",
+                    },
+                    "default": "query",
+                },
+                "required": {"title": "Required", "type": "boolean"},
+            },
+        },
+    )
+    operation: str = Field(
+        "query",
+        title="Answered by",
+        description="An operation on the ontology with the caller's rights, or the flow (wire an http response node).",
+        json_schema_extra={
+            "x-choices": {
+                "query": "query the ontology",
+                "getById": "get one by id",
+                "insert": "insert",
+                "update": "update",
+                "delete": "delete",
+                "flow": "the flow (output)",
+            }
+        },
+    )
+    ontology: str = Field(
+        "",
+        title="Ontology",
+        description="The ontology the operation works on.",
+        json_schema_extra={
+            "x-choices": "ontologies",
+            "x-show-if": {"operation": ["query", "getById", "insert", "update", "delete"]},
+        },
+    )
+    query: Any = Field(
+        "",
+        title="Query",
+        description='A MongoDB-style filter; "{$name}" takes the parameter\'s typed value, e.g. {"zone": "{$zone}"}.',
+        json_schema_extra={
+            "x-widget": "code",
+            "x-language": "json",
+            "x-show-if": {"operation": ["query", "update", "delete"]},
+        },
+    )
+    sort: Any = Field(
+        "",
+        title="Sort",
+        description='e.g. {"timestamp": -1}; blank: none.',
+        json_schema_extra={"x-widget": "code", "x-language": "json", "x-show-if": {"operation": "query"}},
+    )
+    description: str = Field("", title="Description", description="Shown in the API's documentation.")
 
 
 class ApiEndpointNode(Node[ApiEndpointConfig]):

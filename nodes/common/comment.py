@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import Node, NodeConfig
 
 
 class CommentConfig(NodeConfig):
-    info: str = ""
+    info: str = Field(
+        "",
+        title="Text",
+        description="What the comment says (Markdown).",
+        json_schema_extra={"x-widget": "code", "x-language": "mustache"},
+    )
 
 
 class CommentNode(Node[CommentConfig]):

@@ -5,12 +5,28 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat
 
 
 class LinkConfig(NodeConfig):
-    links: list[str] = []
-    mode: str = "link"
+    links: list[str] = Field(
+        [],
+        title="Links",
+        description="The link nodes this one is connected to.",
+        json_schema_extra={"x-widget": "nodes"},
+    )
+    mode: str = Field(
+        "link",
+        title="Mode",
+        json_schema_extra={
+            "x-choices": {
+                "link": "send to all connected link nodes",
+                "return": "return to the calling link node",
+            }
+        },
+    )
 
 
 class LinkInNode(Node[LinkConfig]):
@@ -72,9 +88,20 @@ class LinkOutNode(Node[LinkConfig]):
 
 
 class LinkCallConfig(NodeConfig):
-    links: list[str] = []
-    linkType: str = "static"
-    timeout: NRFloat = 30.0
+    linkType: str = Field(
+        "static",
+        title="Link type",
+        json_schema_extra={"x-choices": {"static": "fixed target", "dynamic": "dynamic target (msg.target)"}},
+    )
+    links: list[str] = Field(
+        [],
+        title="Call",
+        description="The link in node this node calls.",
+        json_schema_extra={"x-widget": "nodes", "x-show-if": {"linkType": "static"}},
+    )
+    timeout: NRFloat = Field(
+        30.0, title="Timeout (seconds)", description="Fail the message when no answer comes back in time."
+    )
 
 
 class LinkCallNode(Node[LinkCallConfig]):

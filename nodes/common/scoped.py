@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import Node, NodeConfig, NRBool
 
 
 class ScopedConfig(NodeConfig):
-    scope: list[str] | str | None = None
-    uncaught: NRBool = False
+    scope: list[str] | str | None = Field(
+        None,
+        title="Scope",
+        description="Which nodes this node listens to.",
+        json_schema_extra={"x-widget": "scope"},
+    )
+    uncaught: NRBool = Field(
+        False,
+        title="Only if no other catch node handled it",
+        json_schema_extra={"x-show-if": {"scope": "all"}},
+    )
 
 
 class ScopedListener(Node[ScopedConfig]):

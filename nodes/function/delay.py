@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, NRFloat, NRInt
 
 _TIMEOUT_UNITS = {"milliseconds": 0.001, "seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
@@ -94,18 +96,84 @@ def _unit(value: str | None, table: dict[str, float], default: str, prop: str) -
 
 
 class DelayConfig(NodeConfig):
-    pauseType: str = "delay"
-    timeout: NRFloat = 5.0
-    timeoutUnits: str | None = "seconds"
-    rate: NRFloat = 1.0
-    nbRateUnits: NRFloat = 1.0
-    rateUnits: str | None = "second"
-    randomFirst: NRFloat = 1.0
-    randomLast: NRFloat = 5.0
-    randomUnits: str | None = "seconds"
-    drop: NRBool = False
-    allowrate: NRBool = False
-    outputs: NRInt = 1
+    pauseType: str = Field(
+        "delay",
+        title="Action",
+        json_schema_extra={
+            "x-choices": {
+                "delay": "fixed delay",
+                "random": "random delay",
+                "delayv": "override delay with msg.delay",
+                "rate": "rate limit all messages",
+                "timed": "rate limit, send the last one per period",
+                "queue": "rate limit, one per topic in turn",
+            }
+        },
+    )
+    timeout: NRFloat = Field(
+        5.0, title="For", json_schema_extra={"x-show-if": {"pauseType": ["delay", "delayv"]}}
+    )
+    timeoutUnits: str | None = Field(
+        "seconds",
+        title="Units",
+        json_schema_extra={
+            "x-choices": {
+                "milliseconds": "milliseconds",
+                "seconds": "seconds",
+                "minutes": "minutes",
+                "hours": "hours",
+                "days": "days",
+            },
+            "x-show-if": {"pauseType": ["delay", "delayv"]},
+        },
+    )
+    rate: NRFloat = Field(
+        1.0,
+        title="Rate (messages)",
+        json_schema_extra={"x-show-if": {"pauseType": ["rate", "timed", "queue"]}},
+    )
+    nbRateUnits: NRFloat = Field(
+        1.0,
+        title="Per (number of)",
+        json_schema_extra={"x-show-if": {"pauseType": ["rate", "timed", "queue"]}},
+    )
+    rateUnits: str | None = Field(
+        "second",
+        title="Per",
+        json_schema_extra={
+            "x-choices": {"second": "second", "minute": "minute", "hour": "hour", "day": "day"},
+            "x-show-if": {"pauseType": ["rate", "timed", "queue"]},
+        },
+    )
+    randomFirst: NRFloat = Field(
+        1.0, title="Between", json_schema_extra={"x-show-if": {"pauseType": "random"}}
+    )
+    randomLast: NRFloat = Field(5.0, title="And", json_schema_extra={"x-show-if": {"pauseType": "random"}})
+    randomUnits: str | None = Field(
+        "seconds",
+        title="Units",
+        json_schema_extra={
+            "x-choices": {
+                "milliseconds": "milliseconds",
+                "seconds": "seconds",
+                "minutes": "minutes",
+                "hours": "hours",
+                "days": "days",
+            },
+            "x-show-if": {"pauseType": "random"},
+        },
+    )
+    drop: NRBool = Field(
+        False,
+        title="Drop intermediate messages",
+        json_schema_extra={"x-show-if": {"pauseType": ["rate", "timed", "queue"]}},
+    )
+    allowrate: NRBool = Field(
+        False,
+        title="Allow msg.rate to override the rate",
+        json_schema_extra={"x-show-if": {"pauseType": "rate"}},
+    )
+    outputs: NRInt = Field(1, title="Outputs", json_schema_extra={"x-widget": "hidden"})
 
 
 class DelayNode(Node[DelayConfig]):

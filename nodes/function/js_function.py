@@ -30,6 +30,8 @@ import weakref
 from importlib import resources
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.function.js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
 from sofiaflow.nodes.function.js_checks import ASYNC_HINT, js_caveats, libs_problem, syntax_problem
 from sofiaflow.nodes.function.js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
@@ -75,13 +77,39 @@ _NODE_DONE = re.compile(r"\bnode\s*\.\s*done\s*\(")
 
 
 class JsFunctionConfig(NodeConfig):
-    func: str = "\nreturn msg;"
-    outputs: NRInt = 1
-    timeout: NRFloat = 0.0
-    noerr: NRInt = 0
-    initialize: str = ""
-    finalize: str = ""
-    libs: list[dict[str, Any]] = []
+    func: str = Field(
+        "\nreturn msg;",
+        title="On message",
+        description="JavaScript run for each message, as in Node-RED: `msg` is an object (msg.payload, msg.topic); return msg, an array with one entry per output, or null to send nothing.",
+        json_schema_extra={"x-widget": "code", "x-language": "javascript"},
+    )
+    outputs: NRInt = Field(1, title="Outputs", description="How many outputs the node has.")
+    timeout: NRFloat = Field(
+        0.0, title="Timeout (seconds)", description="Stop a run that takes longer; 0: no limit."
+    )
+    noerr: NRInt = Field(0, title="Syntax problems found", json_schema_extra={"x-widget": "hidden"})
+    initialize: str = Field(
+        "",
+        title="On start",
+        description="JavaScript run once when the node starts.",
+        json_schema_extra={"x-widget": "code", "x-language": "javascript", "x-section": "Setup"},
+    )
+    finalize: str = Field(
+        "",
+        title="On stop",
+        description="JavaScript run once when the node stops.",
+        json_schema_extra={"x-widget": "code", "x-language": "javascript", "x-section": "Setup"},
+    )
+    libs: list[dict[str, Any]] = Field(
+        [],
+        title="Modules",
+        description="Modules made available to the code: the variable and the module.",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-section": "Setup",
+            "x-columns": {"var": {"title": "Variable"}, "module": {"title": "Module"}},
+        },
+    )
 
 
 class JsFunctionNode(Node[JsFunctionConfig]):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.function.placement import worker_for
 from sofiaflow.nodes.function.python_remote import MAX_BATCH, RemoteFunction
 from sofiaflow.nodes.function.sandbox import (
@@ -33,12 +35,40 @@ DEFAULT_TIME_LIMIT = 1.0
 
 
 class PythonFunctionConfig(NodeConfig):
-    func: str = "\nreturn msg"
-    outputs: NRInt = 1
-    timeout: NRFloat = 0.0
-    initialize: str = ""
-    finalize: str = ""
-    libs: list[dict[str, str]] = []
+    func: str = Field(
+        "\nreturn msg",
+        title="On message",
+        description="Python run for each message. `msg` is a dict: read msg['payload'], msg.get('topic'); return msg (or a new dict), a list with one entry per output, or None to send nothing. Also there: node (send, warn, error, status), context, flow, global_, env.",
+        json_schema_extra={"x-widget": "code", "x-language": "python"},
+    )
+    outputs: NRInt = Field(
+        1, title="Outputs", description="How many outputs the node has (return a list to send on several)."
+    )
+    timeout: NRFloat = Field(
+        0.0, title="Timeout (seconds)", description="Stop a run that takes longer; 0: no limit."
+    )
+    initialize: str = Field(
+        "",
+        title="On start",
+        description="Python run once when the node starts (set up context).",
+        json_schema_extra={"x-widget": "code", "x-language": "python", "x-section": "Setup"},
+    )
+    finalize: str = Field(
+        "",
+        title="On stop",
+        description="Python run once when the node stops or is redeployed.",
+        json_schema_extra={"x-widget": "code", "x-language": "python", "x-section": "Setup"},
+    )
+    libs: list[dict[str, str]] = Field(
+        [],
+        title="Modules",
+        description="Python modules made available to the code: the name to use and the module.",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-section": "Setup",
+            "x-columns": {"var": {"title": "Import as"}, "module": {"title": "Module"}},
+        },
+    )
 
 
 class _Env:

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from chevron.tokenizer import ChevronError, tokenize
+from pydantic import Field
 
 from sofiaflow.nodes.jsvalues import iso_date, js_json_parse, js_number_string, js_typeof
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, props
@@ -190,10 +191,38 @@ def _lookup_chain(ctx: _Context | None, tag: _Tag) -> Any:
 class TemplateConfig(NodeConfig):
     field: str = "payload"
     fieldType: str = "msg"
-    format: str = "handlebars"
-    syntax: str = "mustache"
-    template: Any = "This is the payload: {{payload}} !"
-    output: str = "str"
+    format: str = Field(
+        "handlebars",
+        title="Format",
+        description="How the template is highlighted.",
+        json_schema_extra={
+            "x-choices": {
+                "handlebars": "Mustache template",
+                "html": "HTML",
+                "json": "JSON",
+                "javascript": "JavaScript",
+                "sql": "SQL",
+                "yaml": "YAML",
+                "text": "plain text",
+            }
+        },
+    )
+    syntax: str = Field(
+        "mustache",
+        title="Syntax",
+        json_schema_extra={"x-choices": {"mustache": "Mustache", "plain": "plain text"}},
+    )
+    template: Any = Field(
+        "This is the payload: {{payload}} !",
+        title="Template",
+        description="{{payload}} inserts msg.payload; {{flow.name}} and {{global.name}} read context.",
+        json_schema_extra={"x-widget": "code", "x-language": "mustache"},
+    )
+    output: str = Field(
+        "str",
+        title="Output as",
+        json_schema_extra={"x-choices": {"str": "plain text", "json": "parsed JSON", "yaml": "parsed YAML"}},
+    )
 
 
 class TemplateNode(Node[TemplateConfig]):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import chevron
+from pydantic import Field
 
 from sofiaflow.runtime.api import (
     Msg,
@@ -136,18 +137,85 @@ def compile_mustache(template: str) -> Callable[[Msg], str]:
 
 # ----- the node ------------------------------------------------------------------------------------------
 class TriggerConfig(NodeConfig):
-    op1: Any = "1"
-    op2: Any = "0"
+    op1: Any = Field(
+        "1",
+        title="Send",
+        description="What is sent first.",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "op1type",
+            "x-types": [
+                "str",
+                "num",
+                "bool",
+                "json",
+                "date",
+                "pay",
+                "payl",
+                "nul",
+                "flow",
+                "global",
+                "env",
+                "bin",
+            ],
+        },
+    )
+    op2: Any = Field(
+        "0",
+        title="Then send",
+        description="What is sent after the wait.",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "op2type",
+            "x-types": [
+                "str",
+                "num",
+                "bool",
+                "json",
+                "date",
+                "pay",
+                "payl",
+                "nul",
+                "flow",
+                "global",
+                "env",
+                "bin",
+            ],
+        },
+    )
     op1type: str | None = "val"
     op2type: str | None = "val"
-    duration: float | str | None = "250"
-    extend: NRBool = False
-    overrideDelay: NRBool = False
-    units: str | None = "ms"
-    reset: Any = ""
-    bytopic: str | None = "all"
-    topic: str | None = "topic"
-    outputs: NRInt = 1
+    duration: float | str | None = Field("250", title="Then wait for", description="0: wait until reset.")
+    extend: NRBool = Field(False, title="Extend delay if new message arrives")
+    overrideDelay: NRBool = Field(False, title="Override delay with msg.delay")
+    units: str | None = Field(
+        "ms",
+        title="Units",
+        json_schema_extra={
+            "x-choices": {"ms": "milliseconds", "s": "seconds", "min": "minutes", "hr": "hours"}
+        },
+    )
+    reset: Any = Field(
+        "",
+        title="Reset the trigger if msg.payload is",
+        description="Also reset by msg.reset; blank: only msg.reset.",
+        json_schema_extra={"x-widget": "text"},
+    )
+    bytopic: str | None = Field(
+        "all",
+        title="Handling",
+        json_schema_extra={
+            "x-choices": {"all": "all messages", "topic": "each msg.topic (or the property below) separately"}
+        },
+    )
+    topic: str | None = Field(
+        "topic", title="Per property", json_schema_extra={"x-show-if": {"bytopic": "topic"}}
+    )
+    outputs: NRInt = Field(
+        1,
+        title="Outputs",
+        json_schema_extra={"x-choices": {"1": "one output", "2": "a second output for the second message"}},
+    )
 
 
 class _Slot:

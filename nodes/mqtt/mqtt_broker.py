@@ -24,10 +24,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from sofiaflow.nodes.mqtt.mqtt_connection import MqttConnection
 from sofiaflow.nodes.mqtt.mqtt_embedded import EmbeddedLink, PublishedBy
+from sofiaflow.nodes.mqtt.mqtt_fields import Qos, StrBool
 from sofiaflow.nodes.mqtt.mqtt_options import (
     LOCAL_HOSTS,
     ConnectOptions,
@@ -76,37 +77,141 @@ _OVERRIDABLE = (
 
 
 class MqttBrokerConfig(NodeConfig):
-    platform: NRBool = False
-    """This platform's broker: connect to the embedded broker, or the cluster's (SOFIAFLOW_MQTT_URL)."""
-    broker: str = ""
-    port: str | int | None = 1883
-    tls: str | None = ""
-    clientid: str = ""
-    autoConnect: Any = True
-    usetls: NRBool = False
-    verifyservercert: NRBool = False
-    compatmode: NRBool = False
-    protocolVersion: NRInt = 4
-    keepalive: NRInt = 60
-    cleansession: NRBool = True
-    autoUnsubscribe: NRBool = True
-    birthTopic: str = ""
-    birthQos: Any = "0"
-    birthRetain: Any = "false"
-    birthPayload: Any = ""
-    birthMsg: Any = {}
-    closeTopic: str = ""
-    closeQos: Any = "0"
-    closeRetain: Any = "false"
-    closePayload: Any = ""
-    closeMsg: Any = {}
-    willTopic: str = ""
-    willQos: Any = "0"
-    willRetain: Any = "false"
-    willPayload: Any = ""
-    willMsg: Any = {}
-    userProps: Any = ""
-    sessionExpiry: NRInt = 0
+    platform: NRBool = Field(
+        False,
+        title="This platform's broker",
+        description="Connect to the platform's own broker (the embedded one, or the cluster's broker in "
+        "cluster mode): no server, port or TLS to fill in.",
+        json_schema_extra={"x-section": "Connection"},
+    )
+    broker: str = Field(
+        "",
+        title="Server",
+        description="Host name or IP address of the broker, e.g. localhost or 127.0.0.1 (or a mqtt:// URL).",
+        json_schema_extra={"x-section": "Connection", "x-show-if": {"platform": False}},
+    )
+    port: str | int | None = Field(
+        1883, title="Port", json_schema_extra={"x-section": "Connection", "x-show-if": {"platform": False}}
+    )
+    usetls: NRBool = Field(
+        False,
+        title="Use TLS",
+        json_schema_extra={"x-section": "Connection", "x-show-if": {"platform": False}},
+    )
+    tls: str | None = Field(
+        "",
+        title="TLS configuration",
+        description="Certificates and keys (a tls-config config node).",
+        json_schema_extra={
+            "x-section": "Connection",
+            "x-config": "tls-config",
+            "x-show-if": {"platform": False, "usetls": True},
+        },
+    )
+    verifyservercert: NRBool = Field(
+        False, title="Verify server certificate", json_schema_extra={"x-widget": "hidden"}
+    )
+    protocolVersion: NRInt = Field(
+        4,
+        title="Protocol",
+        json_schema_extra={
+            "x-section": "Connection",
+            "x-choices": {"3": "MQTT V3.1 (legacy)", "4": "MQTT V3.1.1", "5": "MQTT V5"},
+        },
+    )
+    clientid: str = Field(
+        "",
+        title="Client ID",
+        description="Leave blank for an auto generated one (must be set for non-clean sessions).",
+        json_schema_extra={"x-section": "Connection"},
+    )
+    autoConnect: Any = Field(
+        True,
+        title="Connect automatically",
+        json_schema_extra={"x-section": "Connection", "x-widget": "checkbox"},
+    )
+    keepalive: NRInt = Field(60, title="Keep alive (seconds)", json_schema_extra={"x-section": "Connection"})
+    cleansession: NRBool = Field(
+        True, title="Use clean session", json_schema_extra={"x-section": "Connection"}
+    )
+    sessionExpiry: NRInt = Field(
+        0,
+        title="Session expiry (seconds)",
+        json_schema_extra={"x-section": "Connection", "x-show-if": {"protocolVersion": 5}},
+    )
+    autoUnsubscribe: NRBool = Field(
+        True,
+        title="Automatically unsubscribe when disconnecting",
+        json_schema_extra={"x-section": "Connection"},
+    )
+    compatmode: NRBool = Field(
+        False, title="Use legacy MQTT 3.1 support", json_schema_extra={"x-widget": "hidden"}
+    )
+    userProps: Any = Field(
+        "",
+        title="User properties (JSON object)",
+        description="MQTT v5 user properties sent with the connection, as a JSON object.",
+        json_schema_extra={
+            "x-section": "Connection",
+            "x-widget": "code",
+            "x-language": "json",
+            "x-show-if": {"protocolVersion": 5},
+        },
+    )
+    birthTopic: str = Field(
+        "",
+        title="Birth message topic",
+        description="Published when the connection is made; leave blank for none.",
+        json_schema_extra={"x-section": "Messages"},
+    )
+    birthQos: Qos = Field("0", title="Birth message QoS", json_schema_extra={"x-section": "Messages"})
+    birthRetain: StrBool = Field(
+        "false", title="Retain the birth message", json_schema_extra={"x-section": "Messages"}
+    )
+    birthPayload: Any = Field(
+        "", title="Birth message payload", json_schema_extra={"x-section": "Messages", "x-widget": "text"}
+    )
+    birthMsg: Any = Field(
+        {},
+        title="Birth message v5 properties",
+        json_schema_extra={"x-section": "Messages", "x-show-if": {"protocolVersion": 5}},
+    )
+    closeTopic: str = Field(
+        "",
+        title="Close message topic",
+        description="Published before the connection is closed on purpose; leave blank for none.",
+        json_schema_extra={"x-section": "Messages"},
+    )
+    closeQos: Qos = Field("0", title="Close message QoS", json_schema_extra={"x-section": "Messages"})
+    closeRetain: StrBool = Field(
+        "false", title="Retain the close message", json_schema_extra={"x-section": "Messages"}
+    )
+    closePayload: Any = Field(
+        "", title="Close message payload", json_schema_extra={"x-section": "Messages", "x-widget": "text"}
+    )
+    closeMsg: Any = Field(
+        {},
+        title="Close message v5 properties",
+        json_schema_extra={"x-section": "Messages", "x-show-if": {"protocolVersion": 5}},
+    )
+    willTopic: str = Field(
+        "",
+        title="Will message topic",
+        description="Published by the broker when the connection is lost; leave blank for none.",
+        json_schema_extra={"x-section": "Messages"},
+    )
+    willQos: Qos = Field("0", title="Will message QoS", json_schema_extra={"x-section": "Messages"})
+    willRetain: StrBool = Field(
+        "false", title="Retain the will message", json_schema_extra={"x-section": "Messages"}
+    )
+    willPayload: Any = Field(
+        "", title="Will message payload", json_schema_extra={"x-section": "Messages", "x-widget": "text"}
+    )
+    willMsg: Any = Field(
+        {},
+        title="Will message v5 properties",
+        json_schema_extra={"x-section": "Messages", "x-show-if": {"protocolVersion": 5}},
+    )
 
     @field_validator("autoConnect", mode="before")
     @classmethod

@@ -22,6 +22,9 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from pydantic import Field
+
+from sofiaflow.nodes.mqtt.mqtt_fields import Qos, StrBool
 from sofiaflow.nodes.mqtt.mqtt_payload import DATATYPES, PayloadError, decode
 from sofiaflow.runtime.api import (
     Msg,
@@ -41,15 +44,67 @@ ACTIONS = ("connect", "disconnect", "subscribe", "unsubscribe", "getSubscription
 SUBACK_WAIT = 10.0
 
 
+DATATYPE_CHOICES = {
+    "auto-detect": "auto-detect (parsed JSON object, string or buffer)",
+    "auto": "auto-detect (string or buffer)",
+    "buffer": "a Buffer",
+    "utf8": "a String",
+    "json": "a parsed JSON object",
+    "base64": "a Base64 encoded string",
+}
+
+
 class MqttInConfig(NodeConfig):
-    topic: str = ""
-    qos: Any = "2"
-    datatype: str = "auto-detect"
-    broker: str = ""
-    nl: Any = False
-    rap: Any = True
-    rh: Any = 0
-    inputs: NRInt = 0
+    broker: str = Field(
+        "",
+        title="Server",
+        description="The MQTT broker connection (an mqtt-broker config node).",
+        json_schema_extra={"x-config": "mqtt-broker"},
+    )
+    inputs: NRInt = Field(
+        0,
+        title="Action",
+        description="Subscribe to one topic, or subscribe and unsubscribe on messages sent to this node.",
+        json_schema_extra={"x-choices": {"0": "subscribe to single topic", "1": "dynamic subscription"}},
+    )
+    topic: str = Field(
+        "",
+        title="Topic",
+        description="The topic to subscribe to; + matches one level, # all the remaining ones (sensors/+/temp).",
+        json_schema_extra={"x-show-if": {"inputs": 0}},
+    )
+    qos: Qos = Field("2", title="QoS", json_schema_extra={"x-show-if": {"inputs": 0}})
+    datatype: str = Field(
+        "auto-detect",
+        title="Output",
+        description="What msg.payload holds for each message received.",
+        json_schema_extra={"x-choices": DATATYPE_CHOICES},
+    )
+    nl: StrBool = Field(
+        False,
+        title="Do not receive messages published by this client",
+        json_schema_extra={"x-section": "MQTT v5 options", "x-show-if": {"inputs": 0}},
+    )
+    rap: StrBool = Field(
+        True,
+        title="Keep retain flag of original publish",
+        json_schema_extra={"x-section": "MQTT v5 options", "x-show-if": {"inputs": 0}},
+    )
+    rh: Any = Field(
+        0,
+        title="Retained message handling",
+        description="Whether the broker sends its retained messages when subscribing (MQTT v5 brokers).",
+        json_schema_extra={
+            "x-section": "MQTT v5 options",
+            "x-show-if": {"inputs": 0},
+            "enum": [0, 1, 2],
+            "x-choices": {
+                "0": "send retained messages",
+                "1": "only send for new subscriptions",
+                "2": "do not send",
+            },
+        },
+    )
 
 
 def _qos(value: Any, default: int = 2) -> int:

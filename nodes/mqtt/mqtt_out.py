@@ -17,20 +17,70 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import Field
+
+from sofiaflow.nodes.mqtt.mqtt_fields import Qos, StrBool
 from sofiaflow.nodes.mqtt.mqtt_payload import publish_properties, user_properties
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, valid_publish
 
 
 class MqttOutConfig(NodeConfig):
-    topic: str = ""
-    qos: Any = ""
-    retain: Any = ""
-    respTopic: str = ""
-    contentType: str = ""
-    userProps: Any = ""
-    correl: Any = ""
-    expiry: Any = ""
-    broker: str = ""
+    topic: str = Field("", title="Topic", description="Leave blank to publish to msg.topic.")
+    qos: Qos = Field(
+        "",
+        title="QoS",
+        description="Leave blank to use msg.qos (0 when missing).",
+        json_schema_extra={
+            "x-choices": {
+                "": "from msg.qos",
+                "0": "0 - at most once",
+                "1": "1 - at least once",
+                "2": "2 - exactly once",
+            }
+        },
+    )
+    retain: StrBool = Field(
+        "",
+        title="Retain",
+        description="Whether the broker keeps the message for new subscribers; blank: msg.retain.",
+        json_schema_extra={"x-choices": {"": "from msg.retain", "false": "false", "true": "true"}},
+    )
+    respTopic: str = Field(
+        "",
+        title="Response topic",
+        description="MQTT v5: where a reply is expected (blank: msg.responseTopic).",
+        json_schema_extra={"x-section": "MQTT v5 properties"},
+    )
+    contentType: str = Field(
+        "",
+        title="Content type",
+        description="MQTT v5: e.g. application/json (blank: msg.contentType).",
+        json_schema_extra={"x-section": "MQTT v5 properties"},
+    )
+    userProps: Any = Field(
+        "",
+        title="User properties (JSON object)",
+        description='MQTT v5 user properties, e.g. {"site": "north"}.',
+        json_schema_extra={"x-section": "MQTT v5 properties", "x-widget": "code", "x-language": "json"},
+    )
+    correl: Any = Field(
+        "",
+        title="Correlation data",
+        description="MQTT v5: matches a reply to its request.",
+        json_schema_extra={"x-section": "MQTT v5 properties", "x-widget": "text"},
+    )
+    expiry: Any = Field(
+        "",
+        title="Expiry (seconds)",
+        description="MQTT v5: the broker drops the message after this long.",
+        json_schema_extra={"x-section": "MQTT v5 properties", "x-widget": "text"},
+    )
+    broker: str = Field(
+        "",
+        title="Server",
+        description="The MQTT broker connection (an mqtt-broker config node).",
+        json_schema_extra={"x-config": "mqtt-broker"},
+    )
 
 
 def _msg_qos(value: Any) -> int:

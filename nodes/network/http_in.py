@@ -12,6 +12,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -82,12 +83,29 @@ class _RawResponse(Response):
 
 
 class HttpInConfig(NodeConfig):
-    url: str = ""
-    method: str = "get"
-    upload: NRBool = False
-    skipBodyParsing: NRBool = False
-    swaggerDoc: Any = ""
-    deviceOnly: NRBool = False
+    url: str = Field("", title="URL", description="The path served, e.g. /hello or /user/:id.")
+    method: str = Field(
+        "get",
+        title="Method",
+        json_schema_extra={
+            "x-choices": {"get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "patch": "PATCH"}
+        },
+    )
+    upload: NRBool = Field(
+        False,
+        title="Accept file uploads",
+        json_schema_extra={"x-show-if": {"method": ["post", "put", "patch"]}},
+    )
+    skipBodyParsing: NRBool = Field(
+        False,
+        title="Do not parse the body",
+        description="msg.payload keeps the raw body.",
+        json_schema_extra={"x-show-if": {"method": ["post", "put", "patch", "delete"]}},
+    )
+    swaggerDoc: Any = Field("", title="Swagger doc", json_schema_extra={"x-widget": "hidden"})
+    deviceOnly: NRBool = Field(
+        False, title="Devices only", description="Only registered devices (with their token) may call it."
+    )
 
 
 def normalise_url(url: str) -> str:

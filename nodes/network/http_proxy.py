@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import Node, NodeConfig
 
 
 class HttpProxyConfig(NodeConfig):
-    url: str = ""
-    noproxy: list[str] = []
+    url: str = Field("", title="URL", description="e.g. http://proxy.example.com:3128")
+    noproxy: list[str] = Field(
+        [],
+        title="Ignore hosts",
+        description="Hosts reached directly, not through the proxy.",
+        json_schema_extra={"x-widget": "strings"},
+    )
 
 
 class HttpProxyNode(Node[HttpProxyConfig]):

@@ -18,6 +18,7 @@ import ssl
 from typing import Any, NamedTuple
 
 import httpx
+from pydantic import Field
 
 from sofiaflow.nodes.jsvalues import js_json_parse, js_string
 from sofiaflow.nodes.network import http_util as hu
@@ -34,17 +35,79 @@ _BAD_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
 
 
 class HttpRequestConfig(NodeConfig):
-    method: str | None = "GET"
-    ret: str | None = "txt"
-    paytoqs: Any = False
-    url: str | None = ""
-    tls: str | None = ""
-    persist: NRBool = False
-    proxy: str | None = ""
-    insecureHTTPParser: NRBool = False
-    authType: str | None = ""
-    senderr: NRBool = False
-    headers: Any = []
+    method: str | None = Field(
+        "GET",
+        title="Method",
+        json_schema_extra={
+            "x-choices": {
+                "GET": "GET",
+                "POST": "POST",
+                "PUT": "PUT",
+                "DELETE": "DELETE",
+                "PATCH": "PATCH",
+                "HEAD": "HEAD",
+                "use": "- set by msg.method -",
+            }
+        },
+    )
+    ret: str | None = Field(
+        "txt",
+        title="Return",
+        json_schema_extra={
+            "x-choices": {"txt": "a UTF-8 string", "bin": "a binary buffer", "obj": "a parsed JSON object"}
+        },
+    )
+    paytoqs: Any = Field(
+        False,
+        title="Payload",
+        description="For GET and DELETE: what msg.payload becomes.",
+        json_schema_extra={
+            "x-choices": {
+                "ignore": "ignore",
+                "query": "append to query-string parameters",
+                "body": "send as request body",
+            }
+        },
+    )
+    url: str | None = Field(
+        "", title="URL", description="e.g. http://example.com/api/{{{topic}}}; blank: msg.url."
+    )
+    tls: str | None = Field(
+        "",
+        title="TLS configuration",
+        description="Certificates for https (a tls-config config node).",
+        json_schema_extra={"x-config": "tls-config"},
+    )
+    persist: NRBool = Field(False, title="Enable connection keep-alive")
+    proxy: str | None = Field(
+        "",
+        title="Proxy",
+        description="An http proxy config node.",
+        json_schema_extra={"x-config": "http proxy"},
+    )
+    insecureHTTPParser: NRBool = Field(False, title="Disable strict HTTP parsing")
+    authType: str | None = Field(
+        "",
+        title="Authentication",
+        json_schema_extra={
+            "x-choices": {
+                "": "none",
+                "basic": "basic authentication",
+                "digest": "digest authentication",
+                "bearer": "bearer authentication",
+            }
+        },
+    )
+    senderr: NRBool = Field(False, title="Only send non-2xx responses to the Catch node")
+    headers: Any = Field(
+        [],
+        title="Headers",
+        description="Request headers to set.",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-columns": {"keyValue": {"title": "Header"}, "valueValue": {"title": "Value"}},
+        },
+    )
 
 
 class Plan(NamedTuple):

@@ -14,6 +14,8 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_json_stringify, js_string
 from sofiaflow.nodes.network.http_in import HttpResponseHandle
 from sofiaflow.nodes.network.http_util import headers_hash
@@ -35,8 +37,18 @@ _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
 
 class HttpResponseConfig(NodeConfig):
-    statusCode: Any = ""
-    headers: Any = {}
+    statusCode: Any = Field(
+        "",
+        title="Status code",
+        description="e.g. 200 or 404; blank: msg.statusCode (200 when missing).",
+        json_schema_extra={"x-widget": "text"},
+    )
+    headers: Any = Field(
+        {},
+        title="Headers",
+        description="Response headers to set.",
+        json_schema_extra={"x-widget": "keyvalue"},
+    )
 
 
 def parse_int(value: Any) -> int | None:

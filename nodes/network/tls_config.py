@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import Node, NodeConfig, NRBool
 
 
 class TlsConfig(NodeConfig):
-    cert: str = ""
-    key: str = ""
-    ca: str = ""
-    certname: str = ""
-    keyname: str = ""
-    caname: str = ""
-    servername: str = ""
-    verifyservercert: NRBool = True
-    alpnprotocol: str = ""
+    cert: str = Field("", title="Certificate file", description="Path of the PEM certificate on the server.")
+    key: str = Field("", title="Private key file", description="Path of the PEM private key.")
+    ca: str = Field(
+        "", title="CA certificate file", description="Path of the certificate authority's PEM file."
+    )
+    certname: str = Field("", title="Uploaded certificate", json_schema_extra={"x-widget": "hidden"})
+    keyname: str = Field("", title="Uploaded key", json_schema_extra={"x-widget": "hidden"})
+    caname: str = Field("", title="Uploaded CA", json_schema_extra={"x-widget": "hidden"})
+    servername: str = Field("", title="Server name", description="For SNI: the host name expected.")
+    verifyservercert: NRBool = Field(True, title="Verify server certificate")
+    alpnprotocol: str = Field("", title="ALPN protocol")
 
 
 class TlsConfigNode(Node[TlsConfig]):

@@ -16,6 +16,7 @@ import asyncio
 import json
 from typing import Any
 
+from pydantic import Field
 from websockets.asyncio.client import ClientConnection, connect
 
 from sofiaflow.nodes.network.http_util import tls_context
@@ -27,12 +28,30 @@ MAX_FRAME = 100 * 2**20  # the ws package's default maxPayload
 
 
 class WebsocketClientConfig(NodeConfig):
-    path: str = ""
-    tls: str | None = ""
-    wholemsg: Any = "false"
-    hb: Any = ""
-    subprotocol: str | None = ""
-    headers: list[Any] = []
+    path: str = Field("", title="URL", description="e.g. ws://example.com/ws or wss://...")
+    tls: str | None = Field("", title="TLS configuration", json_schema_extra={"x-config": "tls-config"})
+    wholemsg: Any = Field(
+        "false",
+        title="Send/receive the whole message",
+        description="Unchecked: only the payload.",
+        json_schema_extra={"x-widget": "checkbox"},
+    )
+    hb: Any = Field(
+        "",
+        title="Heartbeat (seconds)",
+        description="Send a ping this often; blank or 0: none.",
+        json_schema_extra={"x-widget": "text"},
+    )
+    subprotocol: str | None = Field("", title="Subprotocol")
+    headers: list[Any] = Field(
+        [],
+        title="Headers",
+        description="Headers sent with the connection request.",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-columns": {"keyValue": {"title": "Header"}, "valueValue": {"title": "Value"}},
+        },
+    )
 
 
 class WebsocketClientNode(Node[WebsocketClientConfig]):

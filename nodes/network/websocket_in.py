@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import Node, NodeConfig, NodeError
 
 
 class WebsocketInConfig(NodeConfig):
-    server: str | None = ""
-    client: str | None = ""
+    server: str | None = Field(
+        "",
+        title="Listen on",
+        description="A websocket-listener config node (this server's path).",
+        json_schema_extra={"x-config": "websocket-listener"},
+    )
+    client: str | None = Field(
+        "",
+        title="Connect to",
+        description="A websocket-client config node (a remote URL).",
+        json_schema_extra={"x-config": "websocket-client"},
+    )
 
 
 class WebsocketInNode(Node[WebsocketInConfig]):

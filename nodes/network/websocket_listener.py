@@ -13,6 +13,8 @@ import json
 import os
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import HTTP_ROUTES, Msg, Node, NodeConfig, NodeError, NRBool, clone_message
 
 MAX_QUEUED = 10_000
@@ -22,8 +24,10 @@ _CLOSE = object()
 
 
 class WebsocketListenerConfig(NodeConfig):
-    path: str = ""
-    wholemsg: NRBool = False
+    path: str = Field("", title="Path", description="e.g. /ws/example")
+    wholemsg: NRBool = Field(
+        False, title="Send/receive the whole message", description="Unchecked: only the payload."
+    )
 
 
 class _Client:

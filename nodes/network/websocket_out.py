@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_json_stringify, js_string
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError
 
@@ -16,8 +18,18 @@ _MISSING = object()
 
 
 class WebsocketOutConfig(NodeConfig):
-    server: str | None = ""
-    client: str | None = ""
+    server: str | None = Field(
+        "",
+        title="Listen on",
+        description="A websocket-listener config node (this server's path).",
+        json_schema_extra={"x-config": "websocket-listener"},
+    )
+    client: str | None = Field(
+        "",
+        title="Connect to",
+        description="A websocket-client config node (a remote URL).",
+        json_schema_extra={"x-config": "websocket-client"},
+    )
 
 
 class WebsocketOutNode(Node[WebsocketOutConfig]):

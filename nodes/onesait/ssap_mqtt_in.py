@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.onesait.broker_config import broker_of
 from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
 from sofiaflow.runtime.api import (
@@ -40,12 +42,26 @@ _BAD_ID_CHARS = set("+#/")
 
 
 class SsapMqttInConfig(NodeConfig):
-    broker: str = ""
-    topic: str = "/queue/message"
-    indicationTopic: str = "/topic/subscription"
-    anonymous: bool = True
-    mqtt: str = ""
-    """An mqtt-broker config node to take requests from when the runtime runs no embedded broker."""
+    broker: str = Field(
+        "",
+        title="SSAP broker",
+        description="The ssap-broker config node holding the sessions.",
+        json_schema_extra={"x-config": "ssap-broker"},
+    )
+    topic: str = Field(
+        "/queue/message", title="Request topic", description="Where devices send their SSAP messages."
+    )
+    indicationTopic: str = Field(
+        "/topic/subscription", title="Indication topic", description="Where subscription indications go out."
+    )
+    anonymous: bool = Field(True, title="Allow anonymous devices")
+    mqtt: str = Field(
+        "",
+        title="MQTT broker (without the embedded one)",
+        description="Where requests come from when the runtime runs no embedded broker (cluster mode): an "
+        "mqtt-broker config node, normally this platform's broker.",
+        json_schema_extra={"x-config": "mqtt-broker"},
+    )
 
 
 class SsapMqttInNode(Node[SsapMqttInConfig]):

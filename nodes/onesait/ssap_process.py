@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.onesait.broker_config import broker_of
 from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, new_message, ssap
@@ -14,7 +16,12 @@ MAX_IN_FLIGHT = 64
 
 
 class SsapProcessConfig(NodeConfig):
-    broker: str = ""
+    broker: str = Field(
+        "",
+        title="SSAP broker",
+        description="The ssap-broker config node holding the sessions.",
+        json_schema_extra={"x-config": "ssap-broker"},
+    )
 
 
 class SsapProcessNode(Node[SsapProcessConfig]):

@@ -51,10 +51,13 @@ COLOR = "#9fc5e8"
 class OntologyConfig(NodeConfig):
     ontology: str = Field(
         "",
+        title="Ontology",
         json_schema_extra={"x-choices": "ontologies"},
         description="The ontology (data model) this node works on",
     )
-    property: str = "payload"
+    property: str = Field(
+        "payload", title="Message property", description="The msg property holding the data (msg.payload)."
+    )
 
 
 # ----- the base node --------------------------------------------------------------------------------------------

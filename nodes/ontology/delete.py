@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.ontology.common import (
     OntologyConfig,
     OntologyNode,
@@ -16,7 +18,12 @@ from sofiaflow.runtime.api import ONTOLOGY_DATA, Msg, NodeError, RtdbError, pars
 
 
 class OntologyDeleteConfig(OntologyConfig):
-    query: Any = ""
+    query: Any = Field(
+        "",
+        title="Filter",
+        description='A MongoDB-style filter, e.g. {"assetId": "{{payload.id}}"}; {{...}} takes values from the message; msg.query overrides it.',
+        json_schema_extra={"x-widget": "code", "x-language": "json"},
+    )
 
 
 class OntologyDeleteNode(OntologyNode[OntologyDeleteConfig]):

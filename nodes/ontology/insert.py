@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.ontology.common import MISSING, OntologyConfig, OntologyNode, store_error
 from sofiaflow.runtime.api import (
     AUDIT,
@@ -22,7 +24,9 @@ from sofiaflow.runtime.api import (
 
 
 class OntologyInsertConfig(OntologyConfig):
-    timezone: str = "UTC"
+    timezone: str = Field(
+        "UTC", title="Time zone", description="For dates without one, e.g. UTC or Europe/Madrid."
+    )
 
 
 class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):

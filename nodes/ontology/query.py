@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar
 
+from pydantic import Field
+
 from sofiaflow.nodes.ontology.common import (
     OntologyConfig,
     OntologyNode,
@@ -16,11 +18,26 @@ from sofiaflow.runtime.api import Msg, NodeError, NRInt, RtdbError, parse_filter
 
 
 class OntologyQueryConfig(OntologyConfig):
-    query: Any = ""
-    sort: Any = ""
-    projection: Any = ""
-    limit: NRInt = None
-    skip: NRInt = None
+    query: Any = Field(
+        "",
+        title="Filter",
+        description='A MongoDB-style filter, e.g. {"assetId": "{{payload.id}}"}; {{...}} takes values from the message; msg.query overrides it.',
+        json_schema_extra={"x-widget": "code", "x-language": "json"},
+    )
+    sort: Any = Field(
+        "",
+        title="Sort",
+        description='e.g. {"timestamp": -1} for the newest first; blank: none.',
+        json_schema_extra={"x-widget": "code", "x-language": "json"},
+    )
+    projection: Any = Field(
+        "",
+        title="Fields returned",
+        description='e.g. {"value": 1, "assetId": 1}; blank: whole instances.',
+        json_schema_extra={"x-widget": "code", "x-language": "json"},
+    )
+    limit: NRInt = Field(None, title="Limit", description="At most this many instances; blank: no limit.")
+    skip: NRInt = Field(None, title="Skip", description="Leave out this many first; blank: none.")
 
 
 def _sort_spec(value: Any) -> list[tuple[str, int]] | None:

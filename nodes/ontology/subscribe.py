@@ -6,6 +6,8 @@ import copy
 import json
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.ontology.common import OntologyConfig, OntologyNode
 from sofiaflow.runtime.api import ONTOLOGY_EVENTS, NodeError, filter_matches, new_message, parse_filter
 
@@ -13,8 +15,25 @@ EVENTS = ("insert", "update", "delete")
 
 
 class OntologySubscribeConfig(OntologyConfig):
-    query: Any = ""
-    events: str = "insert,update,delete"
+    query: Any = Field(
+        "",
+        title="Filter",
+        description="Only changes whose instance matches this MongoDB-style filter; blank: all.",
+        json_schema_extra={"x-widget": "code", "x-language": "json"},
+    )
+    events: str = Field(
+        "insert,update,delete",
+        title="Changes",
+        json_schema_extra={
+            "x-choices": {
+                "insert,update,delete": "inserts, updates and deletes",
+                "insert": "inserts",
+                "update": "updates",
+                "delete": "deletes",
+                "insert,update": "inserts and updates",
+            }
+        },
+    )
 
 
 class OntologySubscribeNode(OntologyNode[OntologySubscribeConfig]):
@@ -53,7 +72,10 @@ class OntologySubscribeNode(OntologyNode[OntologySubscribeConfig]):
         self._unsubscribe = None
 
     async def start(self) -> None:
-        self._unsubscribe = self.service(ONTOLOGY_EVENTS).subscribe(self.ontology, self._changed)
+        # cluster=False: every worker runs this node; each change is sent by the one on the worker that made it
+        self._unsubscribe = self.service(ONTOLOGY_EVENTS).subscribe(
+            self.ontology, self._changed, cluster=False
+        )
 
     async def close(self, removed: bool) -> None:
         if self._unsubscribe is not None:

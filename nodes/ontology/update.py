@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.ontology.common import (
     OntologyConfig,
     OntologyNode,
@@ -25,9 +27,21 @@ from sofiaflow.runtime.api import (
 
 
 class OntologyUpdateConfig(OntologyConfig):
-    query: Any = ""
-    update: Any = ""
-    multi: NRBool = True
+    query: Any = Field(
+        "",
+        title="Filter",
+        description='A MongoDB-style filter, e.g. {"assetId": "{{payload.id}}"}; {{...}} takes values from the message; msg.query overrides it.',
+        json_schema_extra={"x-widget": "code", "x-language": "json"},
+    )
+    update: Any = Field(
+        "",
+        title="Update",
+        description='What to change, e.g. {"$set": {"status": "{{payload.status}}"}}; blank: msg.payload.',
+        json_schema_extra={"x-widget": "code", "x-language": "json"},
+    )
+    multi: NRBool = Field(
+        True, title="Update every match", description="Unchecked: only the first instance found."
+    )
 
 
 class OntologyUpdateNode(OntologyNode[OntologyUpdateConfig]):
