@@ -171,3 +171,34 @@ async def test_a_subscription_on_a_hears_an_insert_made_on_b_once(workers: list[
         assert loop.time() < deadline, f"no indication of w within {DEADLINE} s: {seen}"
         await asyncio.sleep(0.01)
     assert assets() == ["x", "z", "w"]  # each once, in order, the one below the threshold not
+
+
+async def test_updates_and_deletes_on_b_reach_listeners_on_a_though_b_has_none(workers: list[Worker]) -> None:
+    a, b = workers
+    heard: list[tuple[str, list[str]]] = []
+    mine: list[str] = []
+    a.stream.events.subscribe(
+        "BasicSensor", lambda _o, e, docs: heard.append((e, [d["BasicSensor"]["assetId"] for d in docs]))
+    )
+    a.stream.events.subscribe("BasicSensor", lambda _o, e, _d: mine.append(e), cluster=False)
+    data_b = b.processor.data
+    asset = f"u{uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(data_b.insert, "BasicSensor", [{"BasicSensor": {"assetId": asset, "measure": 1}}])
+    await asyncio.to_thread(
+        data_b.update, "BasicSensor", {"BasicSensor.assetId": asset}, {"$set": {"BasicSensor.measure": 2}}
+    )
+    await asyncio.to_thread(data_b.delete, "BasicSensor", {"BasicSensor.assetId": asset})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while len(heard) < 3:
+        assert loop.time() < deadline, f"A heard only {heard}"
+        await asyncio.sleep(0.01)
+    assert heard == [("insert", [asset]), ("update", [asset]), ("delete", [asset])]
+    assert (
+        mine == []
+    )  # a listener of this worker's changes only (an ontology-subscribe node) hears none of B's
+    await asyncio.to_thread(a.processor.data.delete, "BasicSensor", {"BasicSensor.assetId": "nothing"})
+    await asyncio.to_thread(
+        a.processor.data.insert, "BasicSensor", [{"BasicSensor": {"assetId": asset, "measure": 3}}]
+    )
+    assert mine == ["insert"]  # A's own change, at once

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from cluster_harness import Cluster, http, skip_unless_cluster
+from cluster_harness import Cluster, http, skip_unless_cluster, wait_until
 
 pytestmark = [skip_unless_cluster(), pytest.mark.timeout(300)]
 
@@ -33,12 +33,32 @@ FLOWS = [
         "wires": [["pong"]],
     },
     {"id": "pong", "type": "template", "z": "tab", "template": "pong", "wires": [["out"]]},
+    {
+        "id": "sub",
+        "type": "ontology-subscribe",
+        "z": "tab",
+        "ontology": "Seen",
+        "events": "insert",
+        "wires": [["count"]],
+    },
+    {
+        "id": "count",
+        "type": "python function",
+        "z": "tab",
+        "func": "global_.incr('subscribed', 1, 'redis')\nreturn None",
+        "outputs": 1,
+        "wires": [[]],
+    },
 ]
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with Cluster(workers=3, mosquitto=False) as started:
+        status, _, body = started.workers[0].post(
+            "/ontologies", {"name": "Seen", "schema": {"type": "object"}}
+        )
+        assert status == 201, body
         status, _, body = started.workers[0].post(
             "/flows", {"flows": FLOWS}, headers={"Node-RED-API-Version": "v2"}
         )
@@ -78,3 +98,21 @@ def test_an_api_quota_holds_for_the_calls_to_every_worker_together(cluster: Clus
         if status == 429:
             assert 0 < int({k.lower(): v for k, v in headers.items()}["retry-after"]) <= 60, headers
     assert answers == [200] * 7 + [429] * 3, answers
+
+
+def test_an_ontology_subscribe_node_sends_each_insert_once_whichever_worker_stored_it(
+    cluster: Cluster,
+) -> None:
+    redis = cluster.redis_client()
+
+    def subscribed() -> int:
+        return int(redis.hget("sofiaflow:ctx:redis:global", "subscribed") or 0)
+
+    for i, worker in enumerate([*cluster.workers, cluster.workers[1]]):
+        status, _, body = worker.post("/ontologies/Seen/data", {"n": i})
+        assert status == 201, body
+    wait_until(lambda: subscribed() >= 4, 30, "the subscribe node sent every insert")
+    status, _, body = cluster.workers[2].post("/ontologies/Seen/data", {"n": "marker"})
+    assert status == 201, body
+    wait_until(lambda: subscribed() >= 5, 30, "the marker")
+    assert subscribed() == 5  # one node run per insert in the cluster, not one per worker
