@@ -4,6 +4,10 @@
 The changes go through a Redis stream (`sofiaflow:ontology-events`, trimmed to about `MAX_LEN` entries):
 a worker appends its own changes (its listeners already had them, in-process) and reads the others' in
 order from the last id it read, so a reconnect to Redis neither loses nor repeats an event.
+
+Another worker's changes reach the listeners that subscribed with `cluster=True` (SSAP subscriptions, which
+live on one worker); a flow node every worker runs (ontology-subscribe) subscribes with `cluster=False` and
+hears only its own worker's changes, so each change runs its flow once in the cluster.
 """
 
 from __future__ import annotations
