@@ -497,7 +497,16 @@ class Runtime:
         return result
 
     async def set_state(self, state: str) -> str:
-        """`start` or `stop` the flows without changing them."""
+        """`start` or `stop` the flows without changing them (in a cluster: on every worker)."""
+        if state not in ("start", "stop"):
+            raise ValueError(f"unknown state {state!r}; use 'start' or 'stop'")
+        if self.cluster is not None and self.cluster.sync is not None:
+            await self.cluster.sync.set_state(state)
+            return self.state
+        return await self.set_state_here(state)
+
+    async def set_state_here(self, state: str) -> str:
+        """`start` or `stop` this worker's flows."""
         if state == "start":
             await self._deployer().start()
         elif state == "stop":

@@ -232,3 +232,17 @@ def test_two_workers_deploying_on_the_same_revision_at_once_one_wins(cluster):
     )
     for worker in (a, b, c):
         wait_until(lambda w=worker: answers(w) == winner, 5, f"{worker.name} runs the one deploy that won")
+
+
+def test_stopping_and_starting_the_flows_applies_to_every_worker(cluster):
+    a, b, c = cluster.workers
+    deploy(a, version_flows("running"))
+    status, _, body = a.post("/flows/state", {"state": "stop"})
+    assert status == 200 and body == {"state": "stop"}, body
+    for worker in (a, b, c):
+        wait_until(lambda w=worker: w.get("/flows/state")[2]["state"] == "stop", 5, f"{worker.name} stops")
+        assert answers(worker) is None  # no flow serves /version
+    status, _, body = b.post("/flows/state", {"state": "start"})
+    assert status == 200 and body == {"state": "start"}, body
+    for worker in (a, b, c):
+        wait_until(lambda w=worker: answers(w) == "running", 5, f"{worker.name} runs its flows again")

@@ -28,6 +28,8 @@ log = logging.getLogger("sofiaflow.cluster")
 
 CHANNEL = "sofiaflow:deploys"
 LOCK_KEY = "sofiaflow:deploy-lock"
+STATE_KEY = "sofiaflow:flows-state"
+"""The cluster's run state of the flows ("start" or "stop", POST /flows/state): every worker follows it."""
 LOCK_TTL = 120.0
 
 _UNLOCK = """
@@ -49,11 +51,13 @@ class DeploySync:
         announce: Callable[[], Awaitable[None]],
         interval: float = 1.0,
         timeout: float = 10.0,
+        run_state: tuple[Callable[[], str], Callable[[str], Awaitable[Any]]] | None = None,
     ) -> None:
         self.redis = redis
         self.store = store
         self._apply = apply
         self._announce = announce
+        self._run_state = run_state
         self.interval = interval
         self.timeout = timeout
         head = store.head()
@@ -86,6 +90,27 @@ class DeploySync:
         """Apply the DB's newest revision when it is newer than the one this worker runs; whether it did."""
         async with self._lock:
             return await self._catch_up()
+
+    async def set_state(self, state: str) -> None:
+        """Start or stop the flows on every worker: the cluster's run state, then a hint; this worker now."""
+        await self.redis.set(STATE_KEY, state)
+        await self.follow_state()
+        with contextlib.suppress(Exception):
+            await self.redis.publish(CHANNEL, "state")
+
+    async def follow_state(self) -> None:
+        """Start or stop this worker's flows when the cluster's run state says otherwise."""
+        if self._run_state is None:
+            return
+        current, change = self._run_state
+        wanted = await self.redis.get(STATE_KEY)
+        if wanted in ("start", "stop") and wanted != current():
+            async with self._lock:
+                if wanted != current():
+                    log.info("cluster: the flows %s", "start" if wanted == "start" else "stop")
+                    await change(wanted)
+                    with contextlib.suppress(Exception):
+                        await self._announce()
 
     async def _catch_up(self) -> bool:
         head = await asyncio.to_thread(self.store.head)
@@ -187,6 +212,7 @@ class DeploySync:
             self._wake.clear()
             try:
                 await self.catch_up()
+                await self.follow_state()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - logged; the next check tries again

@@ -91,6 +91,7 @@ class ClusterWorker:
             self._rate = Rate(lambda: engine.messages_total)
         return {
             "rev": deployer.rev if deployer is not None else None,
+            "state": deployer.state if deployer is not None else None,
             "revision": self.revision(),
             "msgs_per_s": self._rate.read() if self._rate is not None else 0.0,
             "leads": ["singletons"] if self.leadership.leading else [],
@@ -116,7 +117,9 @@ class ClusterWorker:
             self.membership.beat,
             self.settings.heartbeat,
             self.settings.deploy_timeout,
+            (lambda: self.runtime.state, self.runtime.set_state_here),
         )
+        await self.sync.follow_state()  # the cluster's flows may be stopped
         await self.sync.start()
         await self.membership.beat()
 
