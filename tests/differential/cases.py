@@ -1516,6 +1516,17 @@ CASES = [
         ),
     ),
     Case(
+        "response-boolean",
+        [fn("a", "return msg;")],
+        [True, False],
+        differs=Differs(
+            "A boolean payload in http response is answered as JSON here; Node-RED's http response fails on it"
+            " and leaves the request hanging",
+            node_red=[(0, ...), (0, ...)],
+            sofiaflow=[(200, True), (200, False)],
+        ),
+    ),
+    Case(
         "js-json-boundary",
         [
             fn(
