@@ -37,7 +37,7 @@ async def health(request: Request) -> JSONResponse:
     if runtime.deployer is None or runtime.engine is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     worker = runtime.cluster.id if runtime.cluster is not None else None
-    return JSONResponse({"status": "ok", "worker": worker, "rev": runtime.rev})
+    return JSONResponse({"status": "ok", "worker": worker})  # nothing about the flows: no token here
 
 
 def _single(runtime: Runtime) -> dict[str, Any]:
