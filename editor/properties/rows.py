@@ -13,7 +13,7 @@ from nicegui import ui
 
 from sofiaflow.editor.properties.schema import FieldSpec, humanize
 from sofiaflow.editor.properties.typed_input import show_error
-from sofiaflow.editor.properties.widgets import FormField, truthy
+from sofiaflow.editor.properties.widgets import FormField, text_field, truthy
 from sofiaflow.editor.testid import testid
 
 
@@ -98,6 +98,10 @@ class RowList:
 
 
 def rows_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
+    if (
+        isinstance(value, str) and value.strip()
+    ):  # the other form Node-RED allows (a JSONata text): kept as text
+        return text_field(spec, value, mark)
     items = [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
     editor = RowList(spec, items, spec.columns or {"name": {}}, mark)
     return FormField(

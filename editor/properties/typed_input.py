@@ -28,8 +28,10 @@ TYPE_LABELS = {
     "pay": "the original msg object",
     "payl": "the latest msg object",
     "nul": "nothing",
+    "auto": "the same as the output",
+    "counter": "a message count",
 }
-NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul"}
+NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul", "auto", "counter"}
 """Types whose value is implied: no input beside the type."""
 
 

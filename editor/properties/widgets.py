@@ -99,18 +99,21 @@ def text_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
 
 
 def checkbox_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
+    """A checkbox; a flag stored as "true"/"false" stays a string, one stored as a property name (exec's
+    addpay "payload") stays that name when checked and becomes "" when not."""
+    before = value if value is not None else spec.default
+    named = isinstance(before, str) and before.strip().lower() not in ("true", "false", "")
     with ui.column().classes("w-full gap-0") as column:
-        box = ui.checkbox(spec.label, value=truthy(value)).props(testid(mark))
+        box = ui.checkbox(spec.label, value=named or truthy(value)).props(testid(mark))
         if spec.help:
             ui.label(spec.help).classes("text-xs text-gray-500 -mt-2 ml-10")
-    before = value if value is not None else spec.default
-    return FormField(
-        spec.key,
-        box,
-        lambda: {spec.key: as_stored(bool(box.value), before)},
-        container=column,
-        current=lambda: bool(box.value),
-    )
+
+    def read() -> dict:
+        if named:
+            return {spec.key: before if box.value else ""}
+        return {spec.key: as_stored(bool(box.value), before)}
+
+    return FormField(spec.key, box, read, container=column, current=lambda: bool(box.value))
 
 
 def number_field(spec: FieldSpec, value: Any, mark: str) -> FormField:

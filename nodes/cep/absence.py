@@ -18,6 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.cep.event_keys import key_getter, time_getter
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, NRFloat, NRInt, new_message
 
@@ -26,14 +28,25 @@ _JUST_AFTER = 1e-6
 
 
 class AbsenceConfig(NodeConfig):
-    key: str = "topic"
+    key: str = Field(
+        "topic",
+        title="Per",
+        description="What separates the devices: a msg property or a JSONata expression.",
+    )
     keyType: str = "msg"
-    timeout: NRFloat = 600.0
-    keys: list[str] = []
-    learn: NRBool = True
-    recovery: NRBool = True
-    timeProperty: str = ""
-    maxKeys: NRInt = 10_000
+    timeout: NRFloat = Field(
+        600.0, title="Silent for (seconds)", description="Alert when a key sends nothing for this long."
+    )
+    keys: list[str] = Field(
+        [],
+        title="Expected keys",
+        description="Keys watched from the start, before they send anything.",
+        json_schema_extra={"x-widget": "strings"},
+    )
+    learn: NRBool = Field(True, title="Learn new keys from the messages")
+    recovery: NRBool = Field(True, title="Send a recovery message when a silent key speaks again")
+    timeProperty: str = Field("", title="Event time property", description="Blank: arrival time.")
+    maxKeys: NRInt = Field(10_000, title="Max keys")
 
 
 @dataclass

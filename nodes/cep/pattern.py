@@ -20,24 +20,111 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.cep.event_keys import condition, key_getter, time_getter
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
 
 
 class PatternConfig(NodeConfig):
-    mode: str = "sequence"
-    key: str = "topic"
+    mode: str = Field(
+        "sequence",
+        title="Pattern",
+        json_schema_extra={
+            "x-choices": {"sequence": "A then B within a time", "count": "N matching events within a time"}
+        },
+    )
+    key: str = Field(
+        "topic",
+        title="Per",
+        description="What separates the devices: a msg property or a JSONata expression; blank: one for all.",
+    )
     keyType: str = "msg"
-    first: Any = []
+    first: Any = Field(
+        [],
+        title="A (first event)",
+        description="Rules an event must all pass (or a JSONata expression).",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-columns": {
+                "property": {"title": "Property (msg.)"},
+                "t": {
+                    "title": "Test",
+                    "x-choices": {
+                        "eq": "==",
+                        "neq": "!=",
+                        "lt": "<",
+                        "lte": "<=",
+                        "gt": ">",
+                        "gte": ">=",
+                        "cont": "contains",
+                        "regex": "matches regex",
+                        "true": "is true",
+                        "false": "is false",
+                        "null": "is null",
+                        "nnull": "is not null",
+                    },
+                    "default": "eq",
+                },
+                "v": {"title": "Value"},
+                "vt": {
+                    "title": "Value type",
+                    "x-choices": {"str": "string", "num": "number", "bool": "boolean"},
+                    "default": "str",
+                },
+            },
+        },
+    )
     """A (sequence) or X (count): a JSONata text or a list of rules {property, t, v, vt}."""
-    then: Any = []
+    then: Any = Field(
+        [],
+        title="B (then)",
+        description="Rules the following event must all pass.",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-columns": {
+                "property": {"title": "Property (msg.)"},
+                "t": {
+                    "title": "Test",
+                    "x-choices": {
+                        "eq": "==",
+                        "neq": "!=",
+                        "lt": "<",
+                        "lte": "<=",
+                        "gt": ">",
+                        "gte": ">=",
+                        "cont": "contains",
+                        "regex": "matches regex",
+                        "true": "is true",
+                        "false": "is false",
+                        "null": "is null",
+                        "nnull": "is not null",
+                    },
+                    "default": "eq",
+                },
+                "v": {"title": "Value"},
+                "vt": {
+                    "title": "Value type",
+                    "x-choices": {"str": "string", "num": "number", "bool": "boolean"},
+                    "default": "str",
+                },
+            },
+            "x-show-if": {"mode": "sequence"},
+        },
+    )
     """B (sequence only)."""
-    count: NRInt = 2
-    within: NRFloat = 60.0
-    timeProperty: str = ""
-    lateness: NRFloat = 0.0
-    maxKeys: NRInt = 10_000
-    maxPending: NRInt = 100
+    count: NRInt = Field(2, title="Number of events", json_schema_extra={"x-show-if": {"mode": "count"}})
+    within: NRFloat = Field(60.0, title="Within (seconds)")
+    timeProperty: str = Field(
+        "",
+        title="Event time property",
+        description="A msg property holding epoch ms or an ISO 8601 date; blank: arrival time.",
+    )
+    lateness: NRFloat = Field(
+        0.0, title="Lateness (seconds)", description="With event time: how late an event may arrive."
+    )
+    maxKeys: NRInt = Field(10_000, title="Max keys")
+    maxPending: NRInt = Field(100, title="Max partial matches per key")
 
 
 @dataclass

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import UNDEFINED, js_number_string
 from sofiaflow.runtime.api import (
     Msg,
@@ -69,13 +71,38 @@ def _ident(key: Any) -> str:
 
 
 class DebugConfig(NodeConfig):
-    active: NRBool = True
-    tosidebar: NRBool = True
-    console: NRBool = False
-    tostatus: NRBool = False
-    complete: Any = "false"
+    active: NRBool = Field(
+        True,
+        title="Active",
+        description="Unchecked: the node shows nothing (the button on the node toggles it).",
+    )
+    tosidebar: NRBool = Field(True, title="Debug window", description="Show it in the debug sidebar.")
+    console: NRBool = Field(False, title="System console", description="Also write it to the runtime's log.")
+    tostatus: NRBool = Field(
+        False, title="Node status", description="Also show it under the node (32 characters)."
+    )
+    complete: Any = Field(
+        "false",
+        title="Output",
+        description="What is shown: a message property (payload), the complete message, or a JSONata expression.",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "targetType",
+            "x-types": ["msg", "full", "jsonata"],
+        },
+    )
     targetType: str | None = None
-    statusVal: Any = ""
+    statusVal: Any = Field(
+        "",
+        title="Status shows",
+        description="Blank: the same as the output.",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "statusType",
+            "x-types": ["auto", "msg", "jsonata", "counter"],
+            "x-show-if": {"tostatus": True},
+        },
+    )
     statusType: str = "auto"
 
 

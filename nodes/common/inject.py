@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
+from pydantic import Field
 
 from sofiaflow.nodes.jsvalues import iso_date, js_number_string
 from sofiaflow.runtime.api import (
@@ -35,10 +36,14 @@ MAX_REPEAT = 2147483
 
 class InjectConfig(NodeConfig):
     props: list[dict[str, Any]] = [{"p": "payload"}, {"p": "topic", "vt": "str"}]
-    repeat: NRFloat = None
-    crontab: str | None = ""
-    once: NRBool = False
-    onceDelay: NRFloat = 0.1
+    repeat: NRFloat = Field(None, title="Repeat every (seconds)", description="Blank: no repeat.")
+    crontab: str | None = Field(
+        "",
+        title="Repeat on a schedule (cron)",
+        description="e.g. 0 8 * * 1-5 for 08:00 on weekdays; blank: none.",
+    )
+    once: NRBool = Field(False, title="Inject once after the deploy")
+    onceDelay: NRFloat = Field(0.1, title="After (seconds)", json_schema_extra={"x-show-if": {"once": True}})
     topic: Any = ""
     payload: Any = ""
     payloadType: str | None = "date"

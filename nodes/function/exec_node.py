@@ -21,6 +21,8 @@ import shutil
 import signal
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_string
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message, props
 
@@ -30,13 +32,28 @@ ENABLE_HINT = "an administrator enables it with the setting execEnabled (env SOF
 
 
 class ExecConfig(NodeConfig):
-    command: str = ""
-    addpay: str | bool | None = True
-    append: str = ""
-    useSpawn: str | bool = "false"
-    timer: str | float | int | None = ""
-    oldrc: NRBool = False
-    winHide: NRBool = False
+    command: str = Field("", title="Command", description="e.g. ls -l")
+    addpay: str | bool | None = Field(
+        True, title="Append msg.payload", json_schema_extra={"x-widget": "checkbox"}
+    )
+    append: str = Field("", title="Extra input parameters")
+    useSpawn: str | bool = Field(
+        "false",
+        title="Output",
+        json_schema_extra={
+            "x-choices": {
+                "false": "when the command is complete - exec mode",
+                "true": "while the command is running - spawn mode",
+            }
+        },
+    )
+    timer: str | float | int | None = Field(
+        "", title="Timeout (seconds)", description="Blank: none.", json_schema_extra={"x-widget": "text"}
+    )
+    oldrc: NRBool = Field(False, title="Use the old style of output (compatibility mode)")
+    winHide: NRBool = Field(
+        False, title="Hide the console window (Windows)", json_schema_extra={"x-widget": "hidden"}
+    )
 
 
 def split_args(line: str) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_number, js_string
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
 
@@ -13,13 +15,24 @@ _MISSING = object()
 
 
 class RangeConfig(NodeConfig):
-    minin: float | int | str | None = ""
-    maxin: float | int | str | None = ""
-    minout: float | int | str | None = ""
-    maxout: float | int | str | None = ""
-    action: str = "scale"
-    round: NRBool = False
-    property: str = "payload"
+    minin: float | int | str | None = Field("", title="Input from", json_schema_extra={"x-widget": "text"})
+    maxin: float | int | str | None = Field("", title="Input to", json_schema_extra={"x-widget": "text"})
+    minout: float | int | str | None = Field("", title="Target from", json_schema_extra={"x-widget": "text"})
+    maxout: float | int | str | None = Field("", title="Target to", json_schema_extra={"x-widget": "text"})
+    action: str = Field(
+        "scale",
+        title="Action",
+        json_schema_extra={
+            "x-choices": {
+                "scale": "scale the message property",
+                "clamp": "scale and limit to the target range",
+                "roll": "scale and wrap within the target range",
+                "drop": "scale, but drop if outside the input range",
+            }
+        },
+    )
+    round: NRBool = Field(False, title="Round the result to the nearest integer")
+    property: str = Field("payload", title="Property", description="The msg property scaled (msg.payload).")
 
 
 def _js_round(value: float) -> int | float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_number, js_parse_float, js_strict_equal, js_string
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_value, props
 
@@ -14,13 +16,46 @@ _NO_TOPIC = "_no_topic"
 
 
 class FilterConfig(NodeConfig):
-    func: str = "rbe"
-    gap: str | float | int | None = ""
-    start: str | float | int | None = ""
-    inout: str = "out"
-    septopics: NRBool = True
-    property: str = "payload"
-    topi: str = "topic"
+    func: str = Field(
+        "rbe",
+        title="Mode",
+        json_schema_extra={
+            "x-choices": {
+                "rbe": "block unless value changes",
+                "rbei": "block unless value changes (ignore initial value)",
+                "deadband": "block unless value change is greater than",
+                "deadbandEq": "block unless value change is greater or equal to",
+                "narrowband": "block if value change is greater than",
+                "narrowbandEq": "block if value change is greater or equal to",
+            }
+        },
+    )
+    gap: str | float | int | None = Field(
+        "",
+        title="Change",
+        description="A number, or a percentage like 10%.",
+        json_schema_extra={
+            "x-widget": "text",
+            "x-show-if": {"func": ["deadband", "deadbandEq", "narrowband", "narrowbandEq"]},
+        },
+    )
+    start: str | float | int | None = Field(
+        "",
+        title="Start value",
+        description="Blank: the first value received.",
+        json_schema_extra={"x-widget": "text", "x-show-if": {"func": ["narrowband", "narrowbandEq"]}},
+    )
+    inout: str = Field(
+        "out",
+        title="Compared with",
+        json_schema_extra={
+            "x-choices": {"out": "the last valid output value", "in": "the last input value"},
+            "x-show-if": {"func": ["deadband", "deadbandEq", "narrowband", "narrowbandEq"]},
+        },
+    )
+    septopics: NRBool = Field(True, title="Apply the mode separately for each")
+    property: str = Field("payload", title="Property", description="The msg property compared.")
+    topi: str = Field("topic", title="Per property", json_schema_extra={"x-show-if": {"septopics": True}})
 
 
 def _is_object(value: Any) -> bool:

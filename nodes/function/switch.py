@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sofiaflow.nodes.jsvalues import (
     UNDEFINED,
@@ -77,8 +77,18 @@ class SwitchConfig(NodeConfig):
     property: str = "payload"
     propertyType: str = "msg"
     rules: list[SwitchRule] = [SwitchRule(t="eq", v="", vt="str")]
-    checkall: str | bool = "true"
-    repair: NRBool = False
+    checkall: str | bool = Field(
+        "true",
+        title="After a match",
+        json_schema_extra={
+            "x-choices": {"true": "checking all rules", "false": "stopping after the first match"}
+        },
+    )
+    repair: NRBool = Field(
+        False,
+        title="Recreate message sequences",
+        description="Re-number msg.parts of a sequence for each output.",
+    )
     outputs: NRInt = 1
 
 

@@ -12,6 +12,8 @@ import base64
 import codecs
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.network.socket_common import (
     POOL,
     Connection,
@@ -31,16 +33,32 @@ READ_SIZE = 65536
 
 
 class TcpInConfig(NodeConfig):
-    server: str | bool = "server"
-    host: str = ""
-    port: str | int | None = ""
-    datamode: str = "stream"
-    datatype: str = "buffer"
-    newline: str = ""
-    topic: str = ""
-    trim: NRBool = False
-    base64: NRBool = False
-    tls: str = ""
+    server: str | bool = Field(
+        "server",
+        title="Type",
+        json_schema_extra={"x-choices": {"server": "listen on", "client": "connect to"}},
+    )
+    host: str = Field("", title="Host", json_schema_extra={"x-show-if": {"server": "client"}})
+    port: str | int | None = Field("", title="Port")
+    datamode: str = Field(
+        "stream",
+        title="Output",
+        json_schema_extra={"x-choices": {"stream": "a stream of", "single": "a single"}},
+    )
+    datatype: str = Field(
+        "buffer",
+        title="Payload",
+        json_schema_extra={
+            "x-choices": {"buffer": "a Buffer", "utf8": "a String", "base64": "a Base64 string"}
+        },
+    )
+    newline: str = Field(
+        "", title="Delimited by", description="Split the stream on this string (e.g. \\n); blank: no split."
+    )
+    topic: str = Field("", title="Topic")
+    trim: NRBool = Field(False, title="Remove the delimiter")
+    base64: NRBool = Field(False, title="Base64", json_schema_extra={"x-widget": "hidden"})
+    tls: str = Field("", title="TLS configuration", json_schema_extra={"x-config": "tls-config"})
     """A tls-config node: serve (server) or connect (client) over TLS."""
 
 

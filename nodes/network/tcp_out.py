@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.network.socket_common import (
     bind_host,
     check_listen_port,
@@ -21,12 +23,20 @@ from sofiaflow.runtime.api import UNDEFINED, Msg, Node, NodeConfig, NodeError, N
 
 
 class TcpOutConfig(NodeConfig):
-    beserver: str = "client"
-    host: str = ""
-    port: str | int | None = ""
-    base64: NRBool = False
-    end: NRBool = False
-    tls: str = ""
+    beserver: str = Field(
+        "client",
+        title="Type",
+        json_schema_extra={
+            "x-choices": {"client": "connect to", "server": "listen on", "reply": "reply to TCP"}
+        },
+    )
+    host: str = Field("", title="Host", json_schema_extra={"x-show-if": {"beserver": "client"}})
+    port: str | int | None = Field(
+        "", title="Port", json_schema_extra={"x-show-if": {"beserver": ["client", "server"]}}
+    )
+    base64: NRBool = Field(False, title="Decode a Base64 payload")
+    end: NRBool = Field(False, title="Close the connection after each message")
+    tls: str = Field("", title="TLS configuration", json_schema_extra={"x-config": "tls-config"})
 
 
 class TcpOutNode(Node[TcpOutConfig]):

@@ -7,6 +7,8 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_string
 from sofiaflow.nodes.network.socket_common import (
     close_writer,
@@ -25,14 +27,35 @@ _ESCAPES = {"\\n": 0x0A, "\\r": 0x0D, "\\t": 0x09, "\\e": 0x1B, "\\f": 0x0C, "\\
 
 
 class TcpRequestConfig(NodeConfig):
-    server: str = ""
-    port: str | int | None = ""
-    out: str = "time"
-    splitc: str | int | float | None = "0"
-    ret: str = "buffer"
-    newline: str = ""
-    trim: NRBool = False
-    tls: str = ""
+    server: str = Field("", title="Server", description="Blank: msg.host.")
+    port: str | int | None = Field("", title="Port", description="Blank: msg.port.")
+    out: str = Field(
+        "time",
+        title="Return",
+        json_schema_extra={
+            "x-choices": {
+                "time": "after a fixed timeout (ms)",
+                "char": "when a character is received",
+                "count": "a fixed number of characters",
+                "sit": "never - keep the connection open",
+                "immed": "immediately - do not wait for a reply",
+            }
+        },
+    )
+    splitc: str | int | float | None = Field(
+        "0",
+        title="Wait for",
+        description="The timeout in ms, the character, or the count.",
+        json_schema_extra={"x-widget": "text"},
+    )
+    ret: str = Field(
+        "buffer",
+        title="Output",
+        json_schema_extra={"x-choices": {"buffer": "a Buffer", "string": "a String"}},
+    )
+    newline: str = Field("", title="Split the stream on", description="Blank: no split.")
+    trim: NRBool = Field(False, title="Remove the delimiter")
+    tls: str = Field("", title="TLS configuration", json_schema_extra={"x-config": "tls-config"})
 
 
 class _Link:

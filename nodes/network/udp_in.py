@@ -9,17 +9,39 @@ import socket
 import struct
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.network.socket_common import DatagramEndpoint, bind_host, check_listen_port, parse_port
 from sofiaflow.runtime.api import Node, NodeConfig, NodeError
 
 
 class UdpInConfig(NodeConfig):
-    port: str | int | None = ""
-    ipv: str = "udp4"
-    multicast: str | bool = "false"
-    group: str = ""
-    iface: str = ""
-    datatype: str = "buffer"
+    port: str | int | None = Field("", title="Port", description="The UDP port to listen on.")
+    ipv: str = Field("udp4", title="Using", json_schema_extra={"x-choices": {"udp4": "IPv4", "udp6": "IPv6"}})
+    multicast: str | bool = Field(
+        "false",
+        title="Listen for",
+        json_schema_extra={"x-choices": {"false": "udp messages", "true": "multicast messages"}},
+    )
+    group: str = Field(
+        "",
+        title="Group",
+        description="The multicast group address.",
+        json_schema_extra={"x-show-if": {"multicast": "true"}},
+    )
+    iface: str = Field(
+        "",
+        title="Local interface",
+        description="Blank: all.",
+        json_schema_extra={"x-show-if": {"multicast": "true"}},
+    )
+    datatype: str = Field(
+        "buffer",
+        title="Output",
+        json_schema_extra={
+            "x-choices": {"buffer": "a Buffer", "utf8": "a String", "base64": "a Base64 encoded string"}
+        },
+    )
 
 
 class _Receiver(DatagramEndpoint):

@@ -6,18 +6,28 @@ import asyncio
 import socket
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.network.socket_common import DatagramEndpoint, check_listen_port, parse_port, to_bytes
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool
 
 
 class UdpOutConfig(NodeConfig):
-    addr: str = ""
-    port: str | int | None = ""
-    outport: str | int | None = ""
-    ipv: str = "udp4"
-    base64: NRBool = False
-    multicast: str = "false"
-    iface: str = ""
+    addr: str = Field("", title="Address", description="Blank: msg.ip.")
+    port: str | int | None = Field("", title="Port", description="Blank: msg.port.")
+    outport: str | int | None = Field("", title="Bind to local port", description="Blank: a random one.")
+    ipv: str = Field("udp4", title="Using", json_schema_extra={"x-choices": {"udp4": "IPv4", "udp6": "IPv6"}})
+    base64: NRBool = Field(False, title="Decode a Base64 payload")
+    multicast: str = Field(
+        "false",
+        title="Send a",
+        json_schema_extra={
+            "x-choices": {"false": "udp message", "broad": "broadcast message", "multi": "multicast message"}
+        },
+    )
+    iface: str = Field(
+        "", title="Local interface", json_schema_extra={"x-show-if": {"multicast": ["broad", "multi"]}}
+    )
 
 
 class _Sender(DatagramEndpoint):

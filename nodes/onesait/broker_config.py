@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import (
     AUDIT,
     DEVICES,
@@ -24,7 +26,11 @@ DEFAULT_SESSION_TIMEOUT = 1800
 
 
 class SsapBrokerConfig(NodeConfig):
-    sessionTimeout: NRInt = DEFAULT_SESSION_TIMEOUT
+    sessionTimeout: NRInt = Field(
+        DEFAULT_SESSION_TIMEOUT,
+        title="Session timeout (seconds)",
+        description="A device session without activity for this long ends.",
+    )
 
 
 class SsapBrokerNode(Node[SsapBrokerConfig]):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.network.http_in import refuse_platform_paths
 from sofiaflow.nodes.onesait.platform_only import refuse_in_tenant_flow
 from sofiaflow.runtime.api import (
@@ -28,7 +30,7 @@ DEFAULT_URL = "/iot-broker/rest"
 
 
 class SsapRestInConfig(NodeConfig):
-    url: str = DEFAULT_URL
+    url: str = Field(DEFAULT_URL, title="URL", description="The path devices POST their SSAP messages to.")
 
 
 class SsapRestInNode(Node[SsapRestInConfig]):

@@ -23,6 +23,8 @@ import math
 import re
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_json_stringify, js_number, js_string
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message
 
@@ -33,17 +35,53 @@ _BAD_TEMPLATE = "Malformed columns template."
 
 
 class CsvConfig(NodeConfig):
-    spec: str = ""
-    sep: str = ","
-    hdrin: NRBool = False
-    hdrout: str | bool = "none"
-    multi: str = "one"
-    ret: str = ""
-    temp: str = ""
-    skip: str | int = "0"
-    strings: NRBool = True
-    include_empty_strings: NRBool = False
-    include_null_values: NRBool = False
+    spec: str = Field("", title="Parser", json_schema_extra={"x-widget": "hidden"})
+    sep: str = Field(
+        ",",
+        title="Separator",
+        json_schema_extra={
+            "x-choices": {
+                ",": "comma",
+                "\\t": "tab",
+                " ": "space",
+                ";": "semicolon",
+                ":": "colon",
+                "#": "hashtag",
+            }
+        },
+    )
+    hdrin: NRBool = Field(False, title="First row contains column names")
+    hdrout: str | bool = Field(
+        "none",
+        title="Send column names",
+        json_schema_extra={
+            "x-choices": {"none": "never", "all": "always", "once": "once, then when msg.reset is set"}
+        },
+    )
+    multi: str = Field(
+        "one",
+        title="Output",
+        json_schema_extra={"x-choices": {"one": "a message per row", "mult": "a single message (array)"}},
+    )
+    ret: str = Field(
+        "",
+        title="Newline",
+        json_schema_extra={
+            "x-choices": {
+                "\\n": "Linux (\\n)",
+                "\\r": "Mac (\\r)",
+                "\\r\\n": "Windows (\\r\\n)",
+                "": "default",
+            }
+        },
+    )
+    temp: str = Field(
+        "", title="Columns", description="Column names separated by commas; blank: col1, col2, ..."
+    )
+    skip: str | int = Field("0", title="Skip first lines", json_schema_extra={"x-widget": "text"})
+    strings: NRBool = Field(True, title="Parse numerical values")
+    include_empty_strings: NRBool = Field(False, title="Include empty strings")
+    include_null_values: NRBool = Field(False, title="Include null values")
 
 
 def _unescape(text: str) -> str:

@@ -21,12 +21,33 @@ from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, clone_messag
 
 
 class HtmlConfig(NodeConfig):
-    property: str = "payload"
-    outproperty: str = ""
-    tag: str = ""
-    ret: Literal["html", "text", "attr", "compl"] = "html"
-    as_: Literal["single", "multi"] = Field("single", alias="as")
-    chr: str = "_"
+    property: str = Field("payload", title="Property", description="The msg property holding the HTML.")
+    outproperty: str = Field("", title="Output property", description="Blank: the same as the input.")
+    tag: str = Field("", title="Selector", description="A CSS selector, e.g. h1 or .price")
+    ret: Literal["html", "text", "attr", "compl"] = Field(
+        "html",
+        title="Output",
+        json_schema_extra={
+            "x-choices": {
+                "html": "the html content of the elements",
+                "text": "only the text content of the elements",
+                "attr": "an object of any attributes of the elements",
+                "compl": "the html content of the elements, with their tags",
+            }
+        },
+    )
+    as_: Literal["single", "multi"] = Field(
+        "single",
+        alias="as",
+        title="As",
+        json_schema_extra={
+            "x-choices": {
+                "single": "single message containing an array",
+                "multi": "multiple messages, one for each element",
+            }
+        },
+    )
+    chr: str = Field("_", title="Child property key", json_schema_extra={"x-widget": "hidden"})
 
 
 _VOID = frozenset(

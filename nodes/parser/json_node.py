@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
+from pydantic import Field
 
 from sofiaflow.nodes.jsvalues import js_json_parse, js_json_stringify, js_number_string
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, props
@@ -107,9 +108,19 @@ def ajv_errors_text(errors: list[dict[str, Any]]) -> str:
 
 
 class JsonConfig(NodeConfig):
-    property: str = "payload"
-    action: str = ""
-    pretty: NRBool = False
+    property: str = Field("payload", title="Property", description="The msg property converted.")
+    action: str = Field(
+        "",
+        title="Action",
+        json_schema_extra={
+            "x-choices": {
+                "": "convert between JSON string and object",
+                "str": "always convert to JSON string",
+                "obj": "always convert to JavaScript object",
+            }
+        },
+    )
+    pretty: NRBool = Field(False, title="Format the JSON string")
 
 
 _OBJECT_LIKE = (dict, list, tuple, int, float, bool, date)

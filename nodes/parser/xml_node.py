@@ -16,15 +16,16 @@ from xml.parsers.expat import ExpatError
 from xml.sax.saxutils import escape
 
 import xmltodict
+from pydantic import Field
 
 from sofiaflow.nodes.parser._property import MISSING, MsgProperty
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, js_number_string
 
 
 class XmlConfig(NodeConfig):
-    property: str = "payload"
-    attr: str = ""
-    chr: str = ""
+    property: str = Field("payload", title="Property", description="The msg property converted.")
+    attr: str = Field("", title="Property name for XML attributes", description="Blank: $")
+    chr: str = Field("", title="Property name for text content", description="Blank: _")
 
 
 _PARSE_OPTIONS = {"attrkey", "charkey", "explicitArray", "explicitRoot", "trim", "emptyTag", "async"}

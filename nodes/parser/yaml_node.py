@@ -14,13 +14,14 @@ from datetime import date, datetime
 from typing import Any
 
 import yaml
+from pydantic import Field
 
 from sofiaflow.nodes.parser._property import MISSING, MsgProperty
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, js_number_string
 
 
 class YamlConfig(NodeConfig):
-    property: str = "payload"
+    property: str = Field("payload", title="Property", description="The msg property converted.")
 
 
 class _JsYamlDumper(yaml.SafeDumper):

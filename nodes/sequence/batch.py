@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.runtime.api import (
     Msg,
     Node,
@@ -26,13 +28,38 @@ from sofiaflow.runtime.api import (
 
 
 class BatchConfig(NodeConfig):
-    mode: str = "count"
-    count: NRInt = 10
-    overlap: NRInt = 0
-    interval: NRFloat = 10
-    allowEmptySequence: NRBool = False
-    honourParts: NRBool = False
-    topics: list[dict[str, Any]] | None = [{"topic": ""}]
+    mode: str = Field(
+        "count",
+        title="Mode",
+        json_schema_extra={
+            "x-choices": {
+                "count": "group by number of messages",
+                "interval": "group by time interval",
+                "concat": "concatenate sequences",
+            }
+        },
+    )
+    count: NRInt = Field(10, title="Number of messages", json_schema_extra={"x-show-if": {"mode": "count"}})
+    overlap: NRInt = Field(0, title="Overlap", json_schema_extra={"x-show-if": {"mode": "count"}})
+    interval: NRFloat = Field(
+        10, title="Interval (seconds)", json_schema_extra={"x-show-if": {"mode": "interval"}}
+    )
+    allowEmptySequence: NRBool = Field(
+        False,
+        title="Send an empty message when no message arrives",
+        json_schema_extra={"x-show-if": {"mode": "interval"}},
+    )
+    honourParts: NRBool = Field(False, title="Honour msg.parts", json_schema_extra={"x-widget": "hidden"})
+    topics: list[dict[str, Any]] | None = Field(
+        [{"topic": ""}],
+        title="Topics",
+        description="The sequences concatenated, by msg.topic, in this order.",
+        json_schema_extra={
+            "x-widget": "rows",
+            "x-columns": {"topic": {"title": "Topic"}},
+            "x-show-if": {"mode": "concat"},
+        },
+    )
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -15,6 +15,8 @@ import math
 from functools import cmp_to_key
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import UNDEFINED, js_typeof
 from sofiaflow.nodes.sequence.parts import unescape
 from sofiaflow.runtime.api import (
@@ -157,22 +159,95 @@ def _group_key(value: Any) -> Any:
 
 # ----- configuration ------------------------------------------------------------------------------
 class JoinConfig(NodeConfig):
-    mode: str = "auto"
-    build: str | None = "object"
-    property: str | None = "payload"
+    mode: str = Field(
+        "auto",
+        title="Mode",
+        json_schema_extra={
+            "x-choices": {"auto": "automatic", "custom": "manual", "reduce": "reduce sequence"}
+        },
+    )
+    build: str | None = Field(
+        "object",
+        title="Combine each",
+        json_schema_extra={
+            "x-choices": {
+                "string": "a String",
+                "buffer": "a Buffer",
+                "array": "an Array",
+                "object": "a key/value Object",
+                "merged": "a merged Object",
+            },
+            "x-show-if": {"mode": "custom"},
+        },
+    )
+    property: str | None = Field(
+        "payload",
+        title="Property",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "propertyType",
+            "x-types": ["msg", "full"],
+            "x-show-if": {"mode": "custom"},
+        },
+    )
     propertyType: str | None = "msg"
-    key: str | None = "topic"
-    joiner: str | None = "\\n"
+    key: str | None = Field(
+        "topic",
+        title="Using the value of msg.",
+        description="as the key",
+        json_schema_extra={"x-show-if": {"mode": "custom", "build": "object"}},
+    )
+    joiner: str | None = Field(
+        "\\n",
+        title="Joined using",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "joinerType",
+            "x-types": ["str", "bin"],
+            "x-show-if": {"mode": "custom", "build": ["string", "buffer"]},
+        },
+    )
     joinerType: str | None = "str"
-    useparts: NRBool = False
-    accumulate: NRBool = False
-    timeout: NRFloat = None
-    count: NRFloat = None
-    reduceRight: NRBool = False
-    reduceExp: str | None = None
-    reduceInit: Any = None
+    useparts: NRBool = Field(False, title="Use existing msg.parts", json_schema_extra={"x-widget": "hidden"})
+    accumulate: NRBool = Field(
+        False, title="And every subsequent message", json_schema_extra={"x-show-if": {"mode": "custom"}}
+    )
+    timeout: NRFloat = Field(
+        None,
+        title="After a timeout following the first message (seconds)",
+        json_schema_extra={"x-show-if": {"mode": "custom"}},
+    )
+    count: NRFloat = Field(
+        None, title="After a number of message parts", json_schema_extra={"x-show-if": {"mode": "custom"}}
+    )
+    reduceRight: NRBool = Field(
+        False,
+        title="Evaluate in reverse order (last to first)",
+        json_schema_extra={"x-show-if": {"mode": "reduce"}},
+    )
+    reduceExp: str | None = Field(
+        None,
+        title="Reduce exp",
+        description="A JSONata expression: $A is the accumulated value, payload the current message's.",
+        json_schema_extra={"x-show-if": {"mode": "reduce"}},
+    )
+    reduceInit: Any = Field(
+        None,
+        title="Initial value",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "reduceInitType",
+            "x-types": ["num", "str", "json", "bool", "bin", "jsonata"],
+            "x-show-if": {"mode": "reduce"},
+        },
+    )
     reduceInitType: str | None = None
-    reduceFixup: str | None = None
+    reduceFixup: str | None = Field(
+        None,
+        title="Fixup exp",
+        description="A JSONata expression run on the result; $N is the number of messages.",
+        json_schema_extra={"x-show-if": {"mode": "reduce"}},
+    )
 
 
 class _Group:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_strict_equal
 from sofiaflow.nodes.sequence.parts import sequence_parts
 from sofiaflow.runtime.api import (
@@ -129,13 +131,35 @@ def comparator(direction: int, as_num: bool) -> Callable[[Any, Any], int]:
 
 # ----- the node -------------------------------------------------------------------------------------
 class SortConfig(NodeConfig):
-    order: str | None = "ascending"
-    as_num: NRBool = False
-    target: str | None = "payload"
+    order: str | None = Field(
+        "ascending",
+        title="Order",
+        json_schema_extra={"x-choices": {"ascending": "ascending", "descending": "descending"}},
+    )
+    as_num: NRBool = Field(False, title="As number")
+    target: str | None = Field(
+        "payload",
+        title="Sort",
+        description="A msg property holding an array, or the message sequence.",
+        json_schema_extra={"x-widget": "typed", "x-type-key": "targetType", "x-types": ["msg", "seq"]},
+    )
     targetType: str | None = "msg"
-    msgKey: str | None = "payload"
+    msgKey: str | None = Field(
+        "payload",
+        title="Array key",
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "msgKeyType",
+            "x-types": ["elem", "jsonata"],
+            "x-show-if": {"target": "payload"},
+        },
+    )
     msgKeyType: str | None = "elem"
-    seqKey: str | None = "payload"
+    seqKey: str | None = Field(
+        "payload",
+        title="Sequence key",
+        json_schema_extra={"x-widget": "typed", "x-type-key": "seqKeyType", "x-types": ["msg", "jsonata"]},
+    )
     seqKeyType: str | None = "msg"
 
 

@@ -13,6 +13,8 @@ import math
 import re
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.sequence.parts import unescape
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRBool, clone_message, new_msgid, props
 
@@ -33,13 +35,19 @@ def parse_int(value: Any) -> int | None:
 
 
 class SplitConfig(NodeConfig):
-    splt: str | int | float | None = "\\n"
+    splt: str | int | float | None = Field(
+        "\\n",
+        title="String / buffer: split using",
+        json_schema_extra={"x-widget": "typed", "x-type-key": "spltType", "x-types": ["str", "bin", "len"]},
+    )
     spltType: str = "str"
-    arraySplt: int | str | float | None = 1
-    arraySpltType: str = "len"
-    stream: NRBool = False
-    addname: str | None = ""
-    property: str = "payload"
+    arraySplt: int | str | float | None = Field(
+        1, title="Array: split into chunks of length", json_schema_extra={"x-widget": "text"}
+    )
+    arraySpltType: str = Field("len", title="Array split type", json_schema_extra={"x-widget": "hidden"})
+    stream: NRBool = Field(False, title="Handle as a stream of messages")
+    addname: str | None = Field("", title="Object: copy the key to msg.", description="Blank: do not copy.")
+    property: str = Field("payload", title="Split", description="The msg property split (msg.payload).")
 
 
 class SplitNode(Node[SplitConfig]):

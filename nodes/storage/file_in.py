@@ -9,6 +9,8 @@ import asyncio
 import os
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.storage import confine
 from sofiaflow.nodes.storage.file_out import filename_source
 from sofiaflow.nodes.storage.text import codec, decode
@@ -23,11 +25,42 @@ _FORMATS = ("utf8", "lines", "", "stream")
 class FileInConfig(NodeConfig):
     filename: str = ""
     filenameType: str = "str"
-    format: str = "utf8"
-    chunk: NRBool = False
-    sendError: NRBool | None = None
-    encoding: str = "none"
-    allProps: NRBool = False
+    format: str = Field(
+        "utf8",
+        title="Output",
+        json_schema_extra={
+            "x-choices": {
+                "utf8": "a single utf8 string",
+                "lines": "a msg per line",
+                "": "a single Buffer object",
+                "stream": "a stream of Buffers",
+            }
+        },
+    )
+    chunk: NRBool = Field(False, title="Chunk", json_schema_extra={"x-widget": "hidden"})
+    sendError: NRBool | None = Field(
+        None, title="Send a message on error (legacy)", json_schema_extra={"x-widget": "hidden"}
+    )
+    encoding: str = Field(
+        "none",
+        title="Encoding",
+        json_schema_extra={
+            "x-choices": {
+                "none": "default",
+                "utf8": "UTF-8",
+                "latin1": "Latin-1",
+                "ascii": "ASCII",
+                "utf16le": "UTF-16LE",
+                "base64": "Base64",
+                "hex": "hex",
+            }
+        },
+    )
+    allProps: NRBool = Field(
+        False,
+        title="Keep the message's other properties on each line",
+        json_schema_extra={"x-show-if": {"format": ["lines", "stream"]}},
+    )
 
 
 class FileInNode(Node[FileInConfig]):

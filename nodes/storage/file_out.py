@@ -10,6 +10,8 @@ import asyncio
 import os
 from typing import Any
 
+from pydantic import Field
+
 from sofiaflow.nodes.jsvalues import js_json_stringify, js_number_string
 from sofiaflow.nodes.storage import confine
 from sofiaflow.nodes.storage.text import codec, encode
@@ -21,10 +23,30 @@ _MODES = ("false", "true", "delete")
 class FileConfig(NodeConfig):
     filename: str = ""
     filenameType: str = "str"
-    appendNewline: NRBool = True
-    createDir: NRBool = False
-    overwriteFile: str | bool = "false"
-    encoding: str = "none"
+    appendNewline: NRBool = Field(True, title="Add a newline (\\n) to each payload")
+    createDir: NRBool = Field(False, title="Create the directory if it does not exist")
+    overwriteFile: str | bool = Field(
+        "false",
+        title="Action",
+        json_schema_extra={
+            "x-choices": {"false": "append to file", "true": "overwrite file", "delete": "delete file"}
+        },
+    )
+    encoding: str = Field(
+        "none",
+        title="Encoding",
+        json_schema_extra={
+            "x-choices": {
+                "none": "default",
+                "utf8": "UTF-8",
+                "latin1": "Latin-1",
+                "ascii": "ASCII",
+                "utf16le": "UTF-16LE",
+                "base64": "Base64",
+                "hex": "hex",
+            }
+        },
+    )
 
 
 def filename_source(filename: str, filename_type: str | None) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import stat
 from typing import Any
 
 import watchfiles
+from pydantic import Field
 
 from sofiaflow.nodes.jsvalues import js_json_stringify
 from sofiaflow.nodes.storage import confine
@@ -26,8 +27,8 @@ _STOP_TIMEOUT = 5.0
 
 
 class WatchConfig(NodeConfig):
-    files: str = ""
-    recursive: NRBool = False
+    files: str = Field("", title="Files", description="Files or directories to watch, separated by commas.")
+    recursive: NRBool = Field(False, title="Watch sub-directories recursively")
 
 
 def kind(mode: int) -> str:
