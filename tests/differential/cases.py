@@ -1647,6 +1647,25 @@ CASES = [
         ),
     ),
     Case(
+        "js-context-after-await",
+        [
+            change("a", set_("late", "here", "str", pt="flow"), wires=[["b"]]),
+            fn(
+                "b",
+                "var k = 'key-' + msg.payload; await new Promise(r => setTimeout(r, 5));"
+                " msg.payload = {late: String(flow.get('late')), dyn: String(flow.get(k))}; return msg;",
+            ),
+        ]
+        + catch_to_response(),
+        [1],
+        differs=Differs(
+            "Context keys computed at run time: after an await only keys already read are available (a key"
+            " named in the code is; one computed from the message is not)",
+            node_red=[(200, {"late": "here", "dyn": "undefined"})],
+            sofiaflow=[(500, 'context or env value "flow||key-1" is not available after an await')],
+        ),
+    ),
+    Case(
         "js-stored-null",
         [
             fn(
