@@ -82,15 +82,25 @@ def _uptime(seconds: float) -> str:
     return f"{whole // 86400} d {whole % 86400 // 3600} h"
 
 
+NOT_RUNNING = frozenset({"comment", "tab", "group", "subflow"})
+"""Types that never handle a message: not listed (config nodes are not in the snapshot at all)."""
+
+
+def node_label(name: str | None, node_type: str, node_id: str) -> str:
+    """A node as the table names it: its name, else its type and short id (`change 3fa2c1`)."""
+    return (name or "").strip() or f"{node_type} {node_id[:6]}"
+
+
 def node_rows(snap: Snapshot) -> list[dict[str, Any]]:
-    """The node table's rows: one per running node, busiest first."""
+    """The node table's rows: one per node that handles messages, busiest first."""
     rows = []
-    for row in sorted(snap.nodes, key=lambda r: (-r.messages_in, r.flow, r.id)):
+    running = (r for r in snap.nodes if r.type not in NOT_RUNNING)
+    for row in sorted(running, key=lambda r: (-r.messages_in, r.flow, r.id)):
         rows.append(
             {
                 "id": row.id,
                 "flow": snap.flows.get(row.flow, row.flow),
-                "node": row.name or row.id,
+                "node": node_label(row.name, row.type, row.id),
                 "type": row.type,
                 "in": row.messages_in,
                 "out": row.messages_out,
@@ -230,10 +240,11 @@ class MonitoringView:
         series = {flow: points for flow, points in history.series().items() if self._sees(flow)}
         self.cards["rate"].set_text(rate(sum(v for flow, v in history.latest().items() if self._sees(flow))))
         self.cards["handled"].set_text(f"{snap.messages_total:,}")
-        self.cards["errors"].set_text(f"{snap.errors_total:,}")
+        rows = node_rows(snap)
+        self.cards["errors"].set_text(f"{sum(r['errors'] for r in rows):,}")  # the rows' errors, as listed
         self.cards["pending"].set_text(f"{snap.pending:,}")
         self.cards["clients"].set_text(str(sum(b.clients for b in snap.brokers if b.kind == "embedded")))
-        self.nodes.rows = node_rows(snap)
+        self.nodes.rows = rows
         self.nodes.update()
         self.brokers.rows = broker_rows(snap)
         self.brokers.update()
