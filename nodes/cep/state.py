@@ -290,21 +290,21 @@ class WindowStore:
         size = self._size
         mark = ks.watermark
         cut = mark - size  # the newest window: (watermark - size, watermark]
+        lo = slide.lo
+        total = slide.total
         if not times or t >= times[-1]:
             times.append(t)
             values.append(value)
             if not count:
-                slide.total += value
+                total += value
         else:
             at = bisect_right(times, t, slide.base)
             times.insert(at, t)
             values.insert(at, value)
             if t <= cut:
-                slide.lo += 1
+                lo += 1
             elif not count:
-                slide.total += value
-        lo = slide.lo
-        total = slide.total
+                total += value
         while times[lo] <= cut:
             if not count:
                 total -= values[lo]
@@ -315,10 +315,14 @@ class WindowStore:
             del times[lo], values[lo]
             self._count_dropped_event()
         slide.total = total
-        keep = cut - self._lateness
-        base = slide.base
-        while base < lo and times[base] <= keep:
-            base += 1
+        lateness = self._lateness
+        if lateness:
+            keep = cut - lateness
+            base = slide.base
+            while base < lo and times[base] <= keep:
+                base += 1
+        else:  # nothing older than the newest window can come: the first event kept is its first
+            base = lo
         if base > 256 and base * 2 > len(times):
             del times[:base], values[:base]
             lo -= base
