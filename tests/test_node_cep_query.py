@@ -339,6 +339,7 @@ async def test_events_of_other_streams_pass_by_and_ontology_names_a_stream():
     query = "from Temp select deviceId, value * 1.8 + 32 as fahrenheit insert into F"
     async with FlowTester(flow_of(query), virtual_time=True) as t:
         t.inject("q", {"topic": "Humidity", "payload": {"deviceId": "a", "value": 50}})
+        t.inject("q", {"topic": {"not": "a name"}, "payload": {"deviceId": "a", "value": 50}})
         t.inject("q", {"topic": "x", "ontology": "Temp", "payload": {"deviceId": "a", "value": 100}})
         t.inject("q", {"topic": "Temp", "payload": {"value": 0}})
         await t.idle()
@@ -552,3 +553,31 @@ async def test_time_batches_close_on_the_clock_in_arrival_time():
         assert rows(t) == []
         await t.advance(30)
         assert canonical(rows(t)) == [{"g": "a", "n": 2, "mean": 2.0}, {"g": "b", "n": 1, "mean": 2.0}]
+
+
+async def test_group_by_several_attributes_and_nested_ones():
+    query = (
+        "from T#window.length(5) select site.name as site, kind, sum(v) as total group by site.name, kind "
+        "insert into X"
+    )
+    async with FlowTester(flow_of(query), virtual_time=True) as t:
+        for site, kind, v in [("m", "t", 1), ("m", "h", 2), ("b", "t", 4), ("m", "t", 8)]:
+            t.inject("q", {"topic": "T", "payload": {"site": {"name": site}, "kind": kind, "v": v}})
+        await t.idle()
+        assert rows(t) == [
+            {"site": "m", "kind": "t", "total": 1},
+            {"site": "m", "kind": "h", "total": 2},
+            {"site": "b", "kind": "t", "total": 4},
+            {"site": "m", "kind": "t", "total": 9},
+        ]
+
+
+async def test_a_pattern_selecting_everything_sends_its_events_by_alias():
+    query = "from e1=T[v == 1] -> e2=U[v == e1.v + 1] select * insert into X"
+    async with FlowTester(flow_of(query), virtual_time=True) as t:
+        for topic, v in [("U", 2), ("T", 1), ("T", 1), ("U", 3), ("U", 2), ("T", 1), ("U", 2)]:
+            t.inject("q", {"topic": topic, "payload": {"v": v}})
+        await t.idle()
+        # without every, the next match starts after the previous one ends
+        assert rows(t) == [{"e1": {"v": 1}, "e2": {"v": 2}}, {"e1": {"v": 1}, "e2": {"v": 2}}]
+        assert [m["topic"] for m in t.outputs("out")[0]] == ["X", "X"]

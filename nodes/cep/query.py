@@ -127,9 +127,9 @@ with `lateness` seconds of allowed disorder. **Bounds.** `maxKeys` groups and `m
     # ----- events in ---------------------------------------------------------------------------------------
     def on_input(self, msg: Msg) -> None:
         stream = msg.get("topic")
-        if stream not in self._streams:
+        if stream.__class__ is not str or stream not in self._streams:
             stream = msg.get("ontology")
-            if stream not in self._streams:
+            if stream.__class__ is not str or stream not in self._streams:
                 return
         event = msg.get("payload")
         if not isinstance(event, dict):
