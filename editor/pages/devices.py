@@ -1,4 +1,7 @@
-"""`/devices`: register devices, show a new token once, add and revoke tokens, enable/disable, delete."""
+"""`/devices`: register devices, show a new token once, add and revoke tokens, enable/disable, delete.
+
+A device's topic filters are rows of inputs, and its ontology rights rows of two dropdowns: the ontology (those the
+user holds a right on; administrators: all) and the right (READ = QUERY, INSERT, ALL)."""
 
 from __future__ import annotations
 
@@ -40,6 +43,41 @@ def parse_rights(text: str) -> dict[str, str]:
     return out
 
 
+RIGHT_LABELS = {"QUERY": "READ", "INSERT": "INSERT", "ALL": "ALL"}
+"""The rights a device may hold, as the form names them (onesait's QUERY reads)."""
+assert set(RIGHT_LABELS) == set(RIGHTS)
+
+
+def ontology_choices() -> list[str]:
+    """The ontologies this user may give a device a right on: administrators all, others those they hold a
+    right on."""
+    engine = get_context().runtime.engine
+    if engine is None:
+        return []
+    ontologies = engine.services.get("ontologies")
+    permissions = engine.services.get("permissions")
+    names = sorted(o.name for o in ontologies.list()) if ontologies is not None else []
+    if current_role() == "administrator" or permissions is None:
+        return names
+    return [n for n in names if permissions.access(current_user(), n) is not None]
+
+
+def rights_of(rows: list[tuple[Any, Any]]) -> dict[str, str]:
+    """{ontology: right} from (ontology, right) pairs; ValueError names a half-filled row or a repeat."""
+    out: dict[str, str] = {}
+    for number, (ontology, right) in enumerate(rows, 1):
+        if not ontology and not right:
+            continue
+        if not ontology or not right:
+            raise ValueError(f"ontology right {number}: choose both the ontology and the right")
+        if ontology in out:
+            raise ValueError(f"ontology right {number}: {ontology} is already given a right above")
+        if right not in RIGHTS:
+            raise ValueError(f"ontology right {number}: {right!r} is not one of {', '.join(RIGHT_LABELS)}")
+        out[str(ontology)] = str(right)
+    return out
+
+
 def registry() -> DeviceRegistry:
     engine = get_context().runtime.engine
     devices = engine.services.get("devices") if engine is not None else None
@@ -58,11 +96,13 @@ def show_token_once(device: str, token: str) -> None:
         ui.label("Copy it now: it is shown only this once and cannot be retrieved later.").classes(
             "text-orange-700"
         )
-        ui.input(value=token).props("readonly outlined dense data-testid=new-token").classes(
+        ui.input("Device token", value=token).props("readonly outlined dense data-testid=new-token").classes(
             "w-full font-mono"
         )
         with ui.row():
-            ui.button("Copy", icon="content_copy", on_click=lambda: ui.clipboard.write(token)).props("flat")
+            ui.button("Copy", icon="content_copy", on_click=lambda: ui.clipboard.write(token)).props(
+                'flat aria-label="Copy token"'
+            )
             ui.button("Done", on_click=lambda: (dialog.close(), dialog.delete())).props(
                 "data-testid=token-done"
             )
@@ -82,24 +122,63 @@ class DevicesView:
             with ui.card().classes("w-full").props("flat bordered") as form:
                 form.set_visibility(self.writable)
                 ui.label("Register a device").classes("text-lg font-semibold")
-                with ui.row().classes("w-full items-start gap-3"):
-                    self.name = ui.input("Name", placeholder="meter-1").props("data-testid=device-name")
-                    self.topics = (
-                        ui.input("MQTT topics", placeholder="sensors/{device}/#")
-                        .classes("w-72")
-                        .props("data-testid=device-topics")
-                    )
-                    self.rights = (
-                        ui.input("Ontologies", placeholder="Reading:INSERT, Alarm:ALL")
-                        .classes("w-72")
-                        .props("data-testid=device-ontologies")
-                    )
-                    ui.button("Register", icon="add", on_click=self.register).props(
-                        "data-testid=device-register"
-                    )
+                self.name = ui.input("Name", placeholder="meter-1").props("data-testid=device-name")
+                ui.label("MQTT topics").classes("font-semibold mt-2")
+                self.topic_area = ui.column().classes("gap-1")
+                self.topic_rows: list[tuple[ui.element, ui.input]] = []
+                ui.button("Add topic", icon="add", on_click=lambda: self.add_topic()).props(
+                    "flat dense no-caps"
+                )
+                ui.label("Ontology rights").classes("font-semibold mt-2")
+                self.right_area = ui.column().classes("gap-1")
+                self.right_rows: list[tuple[ui.element, ui.select, ui.select]] = []
+                ui.button("Add ontology right", icon="add", on_click=lambda: self.add_right()).props(
+                    "flat dense no-caps"
+                )
+                ui.button("Register", icon="add", on_click=self.register).props("data-testid=device-register")
                 self.problem = ui.label("").classes("text-red-600").props("data-testid=device-error")
             self.list_area = ui.column().classes("w-full gap-2")
+        self.add_topic()
         self.render()
+
+    def add_topic(self, value: str = "") -> None:
+        number = len(self.topic_rows) + 1
+        with self.topic_area, ui.row().classes("items-center gap-2") as row:
+            field = (
+                ui.input(f"Topic filter {number}", value=value, placeholder="sensors/{device}/#")
+                .classes("w-80")
+                .props(f"dense data-testid=device-topic-{number}")
+            )
+            ui.button(icon="close", on_click=lambda: self.remove_topic(row)).props(
+                f'flat dense round aria-label="Remove topic filter {number}"'
+            ).tooltip("Remove this topic filter")
+        self.topic_rows.append((row, field))
+
+    def remove_topic(self, row: ui.element) -> None:
+        self.topic_rows = [r for r in self.topic_rows if r[0] is not row]
+        row.delete()
+
+    def add_right(self) -> None:
+        number = len(self.right_rows) + 1
+        with self.right_area, ui.row().classes("items-center gap-2") as row:
+            ontology = (
+                ui.select(ontology_choices(), label=f"Ontology {number}", with_input=True)
+                .classes("w-64")
+                .props(f"dense data-testid=device-ontology-{number}")
+            )
+            right = (
+                ui.select(RIGHT_LABELS, value="INSERT", label=f"Right {number}")
+                .classes("w-36")
+                .props(f"dense data-testid=device-right-{number}")
+            )
+            ui.button(icon="close", on_click=lambda: self.remove_right(row)).props(
+                f'flat dense round aria-label="Remove ontology right {number}"'
+            ).tooltip("Remove this ontology right")
+        self.right_rows.append((row, ontology, right))
+
+    def remove_right(self, row: ui.element) -> None:
+        self.right_rows = [r for r in self.right_rows if r[0] is not row]
+        row.delete()
 
     def fail(self, text: str) -> None:
         self.problem.set_text(text)
@@ -116,7 +195,7 @@ class DevicesView:
         if not self.allowed("device.create", name):
             return
         try:
-            rights = parse_rights(self.rights.value or "")
+            rights = rights_of([(o.value, r.value) for _row, o, r in self.right_rows])
         except ValueError as exc:
             self.fail(str(exc))
             return
@@ -126,15 +205,18 @@ class DevicesView:
             self.fail(refusal)
             return
         try:
-            device, token = registry().create(
-                name, rights, parse_topics(self.topics.value or ""), owner=current_user()
-            )
+            topics = [t for _row, field in self.topic_rows if (t := (field.value or "").strip())]
+            device, token = registry().create(name, rights, topics, owner=current_user())
         except (DeviceError, ValueError) as exc:
             self.fail(str(exc))
             return
         audit("device.create", device.name)
         self.fail("")
         self.name.value = ""
+        for row, *_ in self.topic_rows + self.right_rows:
+            row.delete()
+        self.topic_rows, self.right_rows = [], []
+        self.add_topic()
         self.render()
         show_token_once(device.name, token)
 
@@ -182,7 +264,10 @@ class DevicesView:
                     "enabled" if device.enabled else "disabled", color="green" if device.enabled else "grey"
                 )
                 ui.label(f"topics: {', '.join(device.topics) or 'none'}").classes("text-sm text-gray-600")
-                rights = ", ".join(f"{k}:{v}" for k, v in device.ontologies.items()) or "none"
+                rights = (
+                    ", ".join(f"{k} ({RIGHT_LABELS.get(v, v)})" for k, v in device.ontologies.items())
+                    or "none"
+                )
                 ui.label(f"ontologies: {rights}").classes("text-sm text-gray-600")
                 ui.label(f"last seen: {device.as_dict()['last_seen'] or 'never'}").classes(
                     "text-sm text-gray-600"
