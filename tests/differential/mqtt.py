@@ -7,6 +7,8 @@ publishes the same messages to both brokers and compares what each runtime publi
 
 from __future__ import annotations
 
+import getpass
+import os
 import queue
 import shutil
 import signal
@@ -35,7 +37,9 @@ class Mosquitto:
             self.dir = Path(tempfile.mkdtemp(prefix="sofiaflow-diff-mqtt-"))
         conf = self.dir / "mosquitto.conf"
         persistence = (
+            # as root mosquitto would switch to the 'mosquitto' user, who may not write the database here
             f"persistence true\npersistence_location {self.dir}/\nautosave_interval 0\n"
+            + (f"user {getpass.getuser()}\n" if os.geteuid() == 0 else "")
             if self.persistent
             else "persistence false\n"
         )
@@ -90,8 +94,15 @@ class Probe:
             (m.topic, m.payload, m.qos, bool(m.retain))
         )
         self.client.on_subscribe = lambda *_a: subscribed.put(True)
-        # (again) on every connect: a broker that lost the session also lost the subscription
-        self.client.on_connect = lambda client, *_a: client.subscribe("diff/out/#", qos=2)
+        self.sessions: list[bool] = []
+        """Per connect: whether the broker still had this client's session (persistent sessions)."""
+
+        def on_connect(client, _userdata, flags, *_rest) -> None:
+            self.sessions.append(bool(flags.session_present))
+            # (again) on every connect: a broker that lost the session also lost the subscription
+            client.subscribe("diff/out/#", qos=2)
+
+        self.client.on_connect = on_connect
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         subscribed.get(timeout=5)

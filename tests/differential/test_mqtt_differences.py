@@ -179,6 +179,8 @@ def test_qos1_messages_published_while_the_broker_is_away(away):
             received[runtime] += payloads(probe, "after", 2)
     for runtime in RUNTIMES:
         assert "after" in received[runtime], f"{runtime} did not reconnect: {received}"
+        # the probe's session outlived the restart: nothing published before the probe was back was lost
+        assert probes[runtime].sessions[-1], f"the {runtime} broker lost the probe's session on restart"
     node_red = [p for p in received["node-red"] if p != "after"]
     sofiaflow = [p for p in received["sofiaflow"] if p != "after"]
     assert node_red == [], f"Node-RED kept what it published while the broker was away: {received}"
