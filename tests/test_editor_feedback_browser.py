@@ -73,8 +73,16 @@ def _import(page, flows: list[dict], new_flow: bool = False) -> None:
     dialog.wait_for(state="hidden")
 
 
-def _deploy(page) -> None:
+def _deploy(page, server=None) -> None:
+    """Press Deploy; with `server`, wait until the runtime's flows are the new ones."""
+    before = _flows(server) if server is not None else None
     page.get_by_role("button", name=re.compile(r"^(cloud_upload)?\s*Deploy")).first.click()
+    if server is not None:
+        for _ in range(200):
+            if _flows(server) != before:
+                return
+            page.wait_for_timeout(100)
+        raise AssertionError("the deploy did not change the runtime's flows")
 
 
 def _export_current(page) -> list[dict]:
@@ -166,7 +174,7 @@ def test_a_node_that_fails_to_start_makes_the_deploy_warn_naming_it(page, editor
 
 def test_export_delete_import_deploy_keeps_one_config_node_and_the_same_url(page, editor_server):  # noqa: F811
     _import(page, API_FLOW, new_flow=True)
-    _deploy(page)
+    _deploy(page, editor_server)
     page.get_by_text("Successfully deployed").last.wait_for()
     status, made = editor_server.api("POST", "/api-keys", {"label": "editor test"})
     assert status in (200, 201), made
@@ -188,7 +196,7 @@ def test_export_delete_import_deploy_keeps_one_config_node_and_the_same_url(page
             offered.click()  # keep the api config node: the import must reuse it
         dialog.get_by_role("button", name="Delete flow").click()
         dialog.wait_for(state="hidden")
-        _deploy(page)
+        _deploy(page, editor_server)
         page.get_by_text("Successfully deployed").last.wait_for()
         apis = [n for n in _flows(editor_server) if n.get("type") == "api"]
         assert len(apis) == (1 if keep_configs else 0)
@@ -196,7 +204,7 @@ def test_export_delete_import_deploy_keeps_one_config_node_and_the_same_url(page
         _import(page, exported)
         if keep_configs:
             page.get_by_text("1 identical config node(s) already here reused").first.wait_for()
-        _deploy(page)
+        _deploy(page, editor_server)
         page.get_by_text("Successfully deployed").last.wait_for()
         flows = _flows(editor_server)
         assert [n["id"] for n in flows if n.get("type") == "api"] == ["apiorders0000001"]
@@ -259,7 +267,7 @@ def test_a_successful_deploy_clears_the_highlight(page):
     page.get_by_text("Successfully deployed").last.wait_for()
     page.get_by_role("tab", name="debug").click()
     node(page, "hlinject0000001").locator('[data-role="button"]').click()
-    page.get_by_role("link", name=re.compile("seen here")).first.click()
+    page.get_by_role("button", name="Show node seen here").first.click()
     page.wait_for_selector('.sf-node.sf-highlight[data-id="hldebug00000001"]')
     _deploy(page)
     page.get_by_text("Successfully deployed").last.wait_for()
