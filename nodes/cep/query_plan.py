@@ -323,9 +323,7 @@ class WindowQuery:
             ems = [store.slide(key, t, value) for store, value in zip(self.stores, values, strict=True)]
             if ems[0] is None:
                 return None
-            return self._rows(
-                [(event, [em.value for em in ems[1:]] if self._own else [em.value for em in ems])]
-            )  # type: ignore[union-attr]
+            return self._rows([(event, [em[1] for em in ems[1:]] if self._own else [em[1] for em in ems])])  # type: ignore[union-attr]
         outs = [store.add(key, t, value) for store, value in zip(self.stores, values, strict=True)]
         if outs[0] is None:
             return None

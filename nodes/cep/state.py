@@ -119,8 +119,9 @@ class WindowStore:
         self._add = kinds[(spec.window, spec.measure)]
 
     # ----- events in -------------------------------------------------------------------------------------
-    def slide(self, key: Any, t: float, value: Any) -> Emission | None:
-        """Sliding time windows only: `add` for one event, answering its one emission (None when late)."""
+    def slide(self, key: Any, t: float, value: Any) -> tuple | None:
+        """Sliding time windows only: `add` for one event, answering its one emission as a plain tuple of the
+        `Emission` fields (None when late)."""
         keys = self.keys
         ks = keys.pop(key, None)
         if ks is None:
@@ -279,9 +280,9 @@ class WindowStore:
             out.append(self._emission(key, bucket, False))
 
     def _sliding_time(self, key: Any, ks: _Key, t: float, value: Any, out: list[Emission]) -> None:
-        out.append(self._slide(key, ks, t, value))
+        out.append(Emission(*self._slide(key, ks, t, value)))
 
-    def _slide(self, key: Any, ks: _Key, t: float, value: Any) -> Emission:
+    def _slide(self, key: Any, ks: _Key, t: float, value: Any) -> tuple:
         slide = ks.state
         if slide is None:
             slide = ks.state = _Slide()
@@ -336,12 +337,12 @@ class WindowStore:
             else:
                 spec = self.spec
                 value = compute(spec.aggregate, values[lo:], times[lo:], spec.percentile)
-            return Emission(key, value, t - size, t, n, False)
+            return (key, value, t - size, t, n, False)
         spec = self.spec
         i = bisect_right(times, t - size, base)
         j = bisect_right(times, t, i)
         value = compute(spec.aggregate, values[i:j], times[i:j], spec.percentile)
-        return Emission(key, value, t - size, t, j - i, False)
+        return (key, value, t - size, t, j - i, False)
 
     # ----- shared -----------------------------------------------------------------------------------------
     def _put(self, bucket: _Bucket, t: float, value: Any) -> None:
