@@ -108,10 +108,10 @@ def open_form(page, kind: str):
 
 
 def close_all(page) -> None:
-    while forms(page).count():
-        count = forms(page).count()
-        forms(page).last.get_by_role("button", name="Cancel").click()
-        page.wait_for_function(f"document.querySelectorAll('[data-testid=\"properties\"]').length < {count}")
+    """Cancel every open form, topmost first, then wait once for all to be gone."""
+    for index in reversed(range(forms(page).count())):
+        forms(page).nth(index).get_by_role("button", name="Cancel").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"properties\"]').length === 0")
 
 
 def shot(page, form, name: str, tmp_path: Path) -> None:
@@ -236,3 +236,17 @@ def test_api_endpoint_parameters_are_rows_and_its_api_is_created_in_place(page):
     endpoint = flows[ID_OF["api-endpoint"]]
     assert endpoint["parameters"] == [{"name": "zone", "type": "string", "in": "query", "required": False}]
     assert flows[endpoint["api"]]["type"] == "api" and flows[endpoint["api"]]["name"] == "buildings"
+
+
+def test_the_help_button_shows_the_node_type_s_help(page):
+    """The help sidebar when the editor has one, else a dialog: either way the debug node's help is shown."""
+    form = open_form(page, "debug")
+    try:
+        form.get_by_test_id("properties-help").click()
+        page.get_by_text("in the debug sidebar", exact=False).last.wait_for()
+        dialog = page.get_by_test_id("help-dialog")
+        if dialog.count():
+            dialog.get_by_role("button", name="Close").click()
+            dialog.wait_for(state="detached")
+    finally:
+        close_all(page)

@@ -36,12 +36,12 @@ def config_ref_field(
     with ui.row().classes("w-full items-center no-wrap") as row:
         select = (
             ui.select(options, value=value if value in options else "", label=spec.label)
-            .props("dense outlined options-dense bottom-slots")
+            .props("dense outlined options-dense")
             .classes("grow")
             .props(testid(mark))
         )
         if spec.help:
-            select.props(f'hint="{spec.help.replace(chr(34), chr(39))}"')
+            select.props(f'hint="{spec.help.replace(chr(34), chr(39))}" bottom-slots')
         edit = (
             ui.button(icon="edit")
             .props(f'flat dense aria-label="edit this {ref_type}"')

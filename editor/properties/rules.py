@@ -98,7 +98,7 @@ def _toggle(widgets: dict[str, Any], visible: Callable[[str], bool]) -> None:
 
 
 class ChangeRules(_ListEditor):
-    title = "rules"
+    title = "Rules"
 
     def blank(self) -> dict:
         return {"t": "set", "p": "payload", "pt": "msg", "to": "", "tot": "str"}
@@ -161,7 +161,7 @@ class ChangeRules(_ListEditor):
 
 
 class SwitchRules(_ListEditor):
-    title = "rules (one output each)"
+    title = "Rules (one output each)"
 
     def blank(self) -> dict:
         return {"t": "eq", "v": "", "vt": "str"}
@@ -212,7 +212,7 @@ class SwitchRules(_ListEditor):
 
 
 class InjectProps(_ListEditor):
-    title = "message properties"
+    title = "Message properties"
 
     def __init__(self, node: dict, mark: str) -> None:
         items = []

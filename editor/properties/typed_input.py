@@ -67,9 +67,10 @@ class TypedInput:
             types.append(vtype)
         with ui.row().classes("w-full items-start no-wrap gap-1") as self.row:
             self.type_select = (
-                ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label=f"{label} type")
+                ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label="type")
                 .props("dense outlined options-dense")
                 .classes("w-28")
+                .props(f'aria-label="{label} type"')
                 .props(testid(f"{mark}-type" if mark else ""))
             )
             shown = value if isinstance(value, str) else json.dumps(value) if value is not None else ""

@@ -79,7 +79,7 @@ def truthy(value: Any) -> bool:
 
 def _hint(widget: Any, spec: FieldSpec) -> Any:
     if spec.help:
-        widget.props(f'hint="{_attr(spec.help)}"')
+        widget.props(f'hint="{_attr(spec.help)}" bottom-slots')
     return widget
 
 
@@ -90,7 +90,7 @@ def _attr(text: str) -> str:
 def text_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
     box = (
         ui.input(spec.label, value="" if value is None else str(value))
-        .props("dense outlined bottom-slots")
+        .props("dense outlined")
         .classes("w-full")
         .props(testid(mark))
     )
@@ -119,7 +119,7 @@ def checkbox_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
 def number_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
     box = (
         ui.input(spec.label, value="" if value is None else str(value))
-        .props("dense outlined bottom-slots inputmode=decimal")
+        .props("dense outlined inputmode=decimal")
         .classes("w-full")
         .props(testid(mark))
     )
@@ -163,7 +163,7 @@ def select_field(spec: FieldSpec, value: Any, options: dict, mark: str) -> FormF
         chosen = value
     select = (
         ui.select(options, value=chosen, label=spec.label)
-        .props("dense outlined options-dense bottom-slots")
+        .props("dense outlined options-dense")
         .classes("w-full")
         .props(testid(mark))
     )
@@ -242,7 +242,7 @@ def json_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
     text = json.dumps(value, indent=1) if not isinstance(value, str) else value
     box = (
         ui.textarea(f"{spec.label} (JSON)", value=text)
-        .props("dense outlined autogrow bottom-slots")
+        .props("dense outlined autogrow")
         .classes("w-full font-mono")
         .props(testid(mark))
     )
