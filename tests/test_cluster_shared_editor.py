@@ -27,7 +27,7 @@ FLOWS = [
         "active": True,
         "tosidebar": True,
         "console": False,
-        "complete": "payload",
+        "complete": "payload.x",  # a string: shown as it is in the sidebar
         "targetType": "msg",
         "wires": [],
     },

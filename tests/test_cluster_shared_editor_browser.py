@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from cluster_harness import ADMIN_PASSWORD, Cluster, http, skip_unless_cluster
 from editor_server import chromium, login  # noqa: F401 - pytest fixture
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_cluster_shared_editor import FLOWS
 
 pytestmark = [skip_unless_cluster(), pytest.mark.timeout(300)]
@@ -34,6 +35,15 @@ def test_a_debug_node_on_worker_c_shows_once_in_the_editor_on_worker_a(cluster: 
         )
         page.wait_for_selector(".sf-canvas")
         messages = page.get_by_test_id("debug-message")
+        for attempt in range(30):  # until the sidebar listens: a message of A's own shows
+            http("GET", f"{a.url}/say?x=probe-{attempt}", timeout=10)
+            try:
+                messages.filter(has_text=f"probe-{attempt}").first.wait_for(timeout=2000)
+                break
+            except PlaywrightTimeout:
+                continue
+        else:
+            raise AssertionError("the debug sidebar on worker A never showed its own debug node's output")
         for worker, word in ((c, "said-on-c"), (b, "said-on-b"), (c, "last-on-c")):
             status, _, answer = http("GET", f"{worker.url}/say?x={word}", timeout=10)
             assert status == 200 and answer == "said", (status, answer)
