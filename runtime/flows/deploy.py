@@ -22,7 +22,7 @@ from sofiaflow.runtime.core.engine import Engine, FlowScope
 from sofiaflow.runtime.core.env import evaluate_env, substitute_properties
 from sofiaflow.runtime.core.message import clone_value
 from sofiaflow.runtime.core.node import Node
-from sofiaflow.runtime.core.placement import place
+from sofiaflow.runtime.core.placement import Placement, place
 from sofiaflow.runtime.core.subflow_node import SubflowInstanceNode
 from sofiaflow.runtime.errors import FlowValidationError, Problem, SofiaflowError, StaleRevisionError
 from sofiaflow.runtime.flows.model import as_flow_list, errors_only, load, validate
@@ -314,6 +314,7 @@ class Deployer:
         """Construct and set up every node to start; any failure refuses the whole deploy."""
         problems: list[Problem] = []
         built: list[Node] = []
+        placements: dict[int, Placement] = {}  # by scope: one owner and role look-up per tab and deploy
         for spec in specs:
             cls = self.registry.get(spec.type)
             scope = scopes.get(spec.scope) if spec.scope else self.root
@@ -328,7 +329,10 @@ class Deployer:
                     self.engine,
                     self.credentials.get(spec.raw.get("_alias", spec.id)) or self.credentials.get(spec.id),
                 )
-                node._placement = place(scope, self.engine.services)
+                placement = placements.get(id(scope))
+                if placement is None:
+                    placement = placements[id(scope)] = place(scope, self.engine.services)
+                node._placement = placement
                 node.setup()
             except ValidationError as exc:
                 for err in exc.errors():
