@@ -19,7 +19,7 @@ TYPES = sorted(REGISTRY.types(), key=lambda c: c.type)
 
 def fields_of(node_type: str) -> dict[str, FieldSpec]:
     cls = REGISTRY.find(node_type)
-    return {f.key: f for f in form_fields(node_type, cls.Config.model_json_schema(), cls.is_config_node)}
+    return {f.key: f for f in form_fields(node_type, cls.Config.model_json_schema())}
 
 
 def _auto(key: str) -> str:
@@ -28,7 +28,7 @@ def _auto(key: str) -> str:
 
 @pytest.mark.parametrize("cls", TYPES, ids=lambda c: c.type)
 def test_every_field_of_every_type_has_a_widget_and_a_written_label(cls):
-    specs = form_fields(cls.type, cls.Config.model_json_schema(), cls.is_config_node)
+    specs = form_fields(cls.type, cls.Config.model_json_schema())
     for spec in specs:
         assert spec.widget in WIDGETS, (cls.type, spec.key, spec.widget)
         assert spec.label.strip(), (cls.type, spec.key)
@@ -39,7 +39,7 @@ def test_every_field_of_every_type_has_a_widget_and_a_written_label(cls):
 
 @pytest.mark.parametrize("cls", TYPES, ids=lambda c: c.type)
 def test_raw_json_is_asked_only_where_the_value_is_json_data(cls):
-    for spec in form_fields(cls.type, cls.Config.model_json_schema(), cls.is_config_node):
+    for spec in form_fields(cls.type, cls.Config.model_json_schema()):
         if spec.widget == "json":
             assert isinstance(spec.default, (dict, list)), (cls.type, spec.key, spec.default)
 
@@ -119,3 +119,21 @@ def test_a_deploy_with_qos_high_is_refused_naming_node_and_property():
     problems = [p for p in validate(load(flows, REGISTRY), REGISTRY) if p.severity == "error"]
     assert [(p.node_id, p.field) for p in problems] == [("m1", "qos")], problems
     assert "'high'" in str(problems[0]) and "m1" in str(problems[0])
+
+
+def test_config_references_come_from_the_models_not_from_field_names():
+    assert fields_of("tcp in")["server"].widget == "select"  # "server" / "client", not a websocket-listener
+    assert fields_of("tcp request")["server"].widget == "text"  # a host name
+    refs = {
+        (c.type, f.key): f.config_type
+        for c in TYPES
+        for f in form_fields(c.type, c.Config.model_json_schema())
+        if f.widget == "config"
+    }
+    assert refs[("api-endpoint", "api")] == "api"
+    assert refs[("mqtt-broker", "tls")] == "tls-config"
+    assert refs[("ssap process", "broker")] == "ssap-broker"
+    assert refs[("http request", "proxy")] == "http proxy"
+    assert refs[("websocket in", "client")] == "websocket-client"
+    configs = {c.type for c in TYPES if c.is_config_node}
+    assert set(refs.values()) == configs  # each config type is reachable from a field that references it

@@ -44,7 +44,7 @@ CONTROLS = "input:not([type=hidden]), textarea, [role=checkbox], [role=combobox]
 
 def specs(node_type: str) -> list[FieldSpec]:
     cls = REGISTRY.find(node_type)
-    return form_fields(node_type, cls.Config.model_json_schema(), cls.is_config_node)
+    return form_fields(node_type, cls.Config.model_json_schema())
 
 
 def _referrers() -> dict[str, tuple[str, str]]:

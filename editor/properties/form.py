@@ -72,7 +72,7 @@ class PropertyForm:
     # ----- building --------------------------------------------------------------------------------
     def _build(self) -> None:
         node_type = self.node.get("type", "")
-        specs = form_fields(node_type, self.entry.get("schema", {}), bool(self.entry.get("config")))
+        specs = form_fields(node_type, self.entry.get("schema", {}))
         name = (
             ui.input("Name", value=self.node.get("name") or "")
             .props("dense outlined")

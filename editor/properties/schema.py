@@ -1,6 +1,6 @@
 """From a node type's config JSON schema to the form's fields: which control, label, help, section, when shown.
 
-Pure data, no UI: `form_fields(node_type, schema, is_config)` gives one `FieldSpec` per shown property, in
+Pure data, no UI: `form_fields(node_type, schema)` gives one `FieldSpec` per shown property, in
 the schema's order. What a config model may say about a field (pydantic `Field(title=..., description=...,
 json_schema_extra={...})`):
 
@@ -30,15 +30,6 @@ LEGACY_HIDDEN: dict[str, frozenset[str]] = {
     "link in": frozenset({"mode"}),  # only link out sends back to a caller
 }
 """Per node type, stored properties Node-RED does not show either."""
-
-CONFIG_REFS = {
-    "broker": "mqtt-broker",
-    "tls": "tls-config",
-    "proxy": "http proxy",
-    "server": "websocket-listener",
-    "client": "websocket-client",
-}
-"""Field names that reference a config node when the model gives no `x-config` (Node-RED's own names)."""
 
 CODE_FIELDS = {"func": "python", "initialize": "python", "finalize": "python"}
 LANGUAGES = {
@@ -181,7 +172,7 @@ def _key(value: str, spec: dict) -> Any:
     return value
 
 
-def form_fields(node_type: str, schema: dict, is_config: bool = False) -> list[FieldSpec]:
+def form_fields(node_type: str, schema: dict) -> list[FieldSpec]:
     """The fields the form shows for `node_type`, in the schema's order (typed pairs `x` + `xType` as one)."""
     props: dict[str, dict] = schema.get("properties", {})
     typed = {k[: -len("Type")] for k in props if k.endswith("Type") and k[: -len("Type")] in props}
@@ -198,11 +189,11 @@ def form_fields(node_type: str, schema: dict, is_config: bool = False) -> list[F
             continue
         if key.endswith("Type") and key[: -len("Type")] in typed:
             continue
-        out.append(_field_spec(node_type, key, spec, props, key in typed, is_config))
+        out.append(_field_spec(node_type, key, spec, props, key in typed))
     return out
 
 
-def _field_spec(node_type: str, key: str, spec: dict, props: dict, typed: bool, is_config: bool) -> FieldSpec:
+def _field_spec(node_type: str, key: str, spec: dict, props: dict, typed: bool) -> FieldSpec:
     common: dict[str, Any] = {
         "key": key,
         "label": spec.get("title")
@@ -232,9 +223,7 @@ def _field_spec(node_type: str, key: str, spec: dict, props: dict, typed: bool, 
     if widget in ("nodes", "scope"):
         types = tuple(spec.get("x-node-types") or ())
         return FieldSpec(widget=widget, types=types, **common)
-    config_type = (
-        spec.get("x-config") or spec.get("x-config-type") or (None if is_config else CONFIG_REFS.get(key))
-    )
+    config_type = spec.get("x-config") or spec.get("x-config-type")
     if config_type:
         return FieldSpec(widget="config", config_type=config_type, **common)
     choices = spec.get("x-choices")
