@@ -11,7 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
-from sofiaflow.editor.properties.schema import FieldSpec, humanize
+from sofiaflow.editor.properties.schema import FieldSpec, choice_map, humanize
 from sofiaflow.editor.properties.typed_input import show_error
 from sofiaflow.editor.properties.widgets import FormField, text_field, truthy
 from sofiaflow.editor.testid import testid
@@ -48,7 +48,12 @@ class RowList:
     def _control(self, name: str, col: dict, value: Any, index: int) -> Any:
         label = col.get("title") or humanize(name)
         mark = f"{self.mark}-{index}-{name}"
-        options = col.get("x-choices") or ({v: str(v) for v in col["enum"]} if col.get("enum") else None)
+        choices = col.get("x-choices")
+        options = (
+            choice_map(choices, col)
+            if choices
+            else ({v: str(v) for v in col["enum"]} if col.get("enum") else None)
+        )
         default = col.get("default")
         if options:
             current = value if value in options else default if default in options else next(iter(options))

@@ -9,7 +9,8 @@ json_schema_extra={...})`):
   (an object edited as key/value rows), "strings" (a list of strings), "nodes" (other nodes of the flow,
   `x-node-types`), "scope" (all nodes / the group / chosen nodes), "typed" (a typed input; `x-type-key`,
   `x-types`), "checkbox", "text", "hidden".
-- `x-choices`: {value: label} fixed choices, or a platform service name ("ontologies", "api-manager").
+- `x-choices`: fixed choices as [[value, label], ...] (in that order) or {value: label}, or a platform service
+  name ("ontologies", "api-manager").
 - `x-config`: the config node type the field references (a picker with "Add new ...").
 - `x-section`: the tab the field sits on (fields without one sit on the first tab).
 - `x-show-if`: {"other field": value or [values]}: shown only when the other field holds one of them.
@@ -153,13 +154,20 @@ def _schema_type(spec: dict) -> str | None:
 
 def _options(spec: dict) -> dict[Any, str]:
     choices = spec.get("x-choices")
-    if isinstance(choices, dict):
-        return {_key(k, spec): str(v) for k, v in choices.items()}
+    if isinstance(choices, (dict, list)):
+        return choice_map(choices, spec)
     if spec.get("enum"):
         return {v: str(v) for v in spec["enum"]}
     if "const" in spec:
         return {spec["const"]: str(spec["const"])}
     return {}
+
+
+def choice_map(choices: dict | list, spec: dict | None = None) -> dict[Any, str]:
+    """value -> label from `x-choices`: a list of [value, label] pairs (kept in order: JSON schema generation
+    sorts object keys) or an object."""
+    pairs = choices.items() if isinstance(choices, dict) else [(c[0], c[1]) for c in choices]
+    return {_key(k, spec or {}) if isinstance(k, str) else k: str(v) for k, v in pairs}
 
 
 def _key(value: str, spec: dict) -> Any:

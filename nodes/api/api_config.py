@@ -19,7 +19,11 @@ class ApiConfig(NodeConfig):
         title="State",
         description="development: only its owner and administrators may call it.",
         json_schema_extra={
-            "x-choices": {"development": "development", "published": "published", "deprecated": "deprecated"}
+            "x-choices": [
+                ["development", "development"],
+                ["published", "published"],
+                ["deprecated", "deprecated"],
+            ]
         },
     )
     quota: NRInt = Field(0, title="Quota (calls per minute per key)", description="0: no limit.")

@@ -44,7 +44,13 @@ class ApiEndpointConfig(NodeConfig):
         "GET",
         title="Method",
         json_schema_extra={
-            "x-choices": {"GET": "GET", "POST": "POST", "PUT": "PUT", "DELETE": "DELETE", "PATCH": "PATCH"}
+            "x-choices": [
+                ["GET", "GET"],
+                ["POST", "POST"],
+                ["PUT", "PUT"],
+                ["DELETE", "DELETE"],
+                ["PATCH", "PATCH"],
+            ]
         },
     )
     path: str = Field(
@@ -63,12 +69,12 @@ class ApiEndpointConfig(NodeConfig):
                 "type": {"title": "Type", "enum": ["string", "integer", "number", "boolean"]},
                 "in": {
                     "title": "In",
-                    "x-choices": {
-                        "query": "query string",
-                        "path": "path",
-                        "header": "header",
-                        "body": "body",
-                    },
+                    "x-choices": [
+                        ["query", "query string"],
+                        ["path", "path"],
+                        ["header", "header"],
+                        ["body", "body"],
+                    ],
                     "default": "query",
                 },
                 "required": {"title": "Required", "type": "boolean"},
@@ -80,14 +86,14 @@ class ApiEndpointConfig(NodeConfig):
         title="Answered by",
         description="An operation on the ontology with the caller's rights, or the flow (wire an http response node).",
         json_schema_extra={
-            "x-choices": {
-                "query": "query the ontology",
-                "getById": "get one by id",
-                "insert": "insert",
-                "update": "update",
-                "delete": "delete",
-                "flow": "the flow (output)",
-            }
+            "x-choices": [
+                ["query", "query the ontology"],
+                ["getById", "get one by id"],
+                ["insert", "insert"],
+                ["update", "update"],
+                ["delete", "delete"],
+                ["flow", "the flow (output)"],
+            ]
         },
     )
     ontology: str = Field(

@@ -21,10 +21,10 @@ class LinkConfig(NodeConfig):
         "link",
         title="Mode",
         json_schema_extra={
-            "x-choices": {
-                "link": "send to all connected link nodes",
-                "return": "return to the calling link node",
-            }
+            "x-choices": [
+                ["link", "send to all connected link nodes"],
+                ["return", "return to the calling link node"],
+            ]
         },
     )
 
@@ -91,7 +91,9 @@ class LinkCallConfig(NodeConfig):
     linkType: str = Field(
         "static",
         title="Link type",
-        json_schema_extra={"x-choices": {"static": "fixed target", "dynamic": "dynamic target (msg.target)"}},
+        json_schema_extra={
+            "x-choices": [["static", "fixed target"], ["dynamic", "dynamic target (msg.target)"]]
+        },
     )
     links: list[str] = Field(
         [],

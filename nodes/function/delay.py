@@ -100,14 +100,14 @@ class DelayConfig(NodeConfig):
         "delay",
         title="Action",
         json_schema_extra={
-            "x-choices": {
-                "delay": "fixed delay",
-                "random": "random delay",
-                "delayv": "override delay with msg.delay",
-                "rate": "rate limit all messages",
-                "timed": "rate limit, send the last one per period",
-                "queue": "rate limit, one per topic in turn",
-            }
+            "x-choices": [
+                ["delay", "fixed delay"],
+                ["random", "random delay"],
+                ["delayv", "override delay with msg.delay"],
+                ["rate", "rate limit all messages"],
+                ["timed", "rate limit, send the last one per period"],
+                ["queue", "rate limit, one per topic in turn"],
+            ]
         },
     )
     timeout: NRFloat = Field(
@@ -117,13 +117,13 @@ class DelayConfig(NodeConfig):
         "seconds",
         title="Units",
         json_schema_extra={
-            "x-choices": {
-                "milliseconds": "milliseconds",
-                "seconds": "seconds",
-                "minutes": "minutes",
-                "hours": "hours",
-                "days": "days",
-            },
+            "x-choices": [
+                ["milliseconds", "milliseconds"],
+                ["seconds", "seconds"],
+                ["minutes", "minutes"],
+                ["hours", "hours"],
+                ["days", "days"],
+            ],
             "x-show-if": {"pauseType": ["delay", "delayv"]},
         },
     )
@@ -141,7 +141,7 @@ class DelayConfig(NodeConfig):
         "second",
         title="Per",
         json_schema_extra={
-            "x-choices": {"second": "second", "minute": "minute", "hour": "hour", "day": "day"},
+            "x-choices": [["second", "second"], ["minute", "minute"], ["hour", "hour"], ["day", "day"]],
             "x-show-if": {"pauseType": ["rate", "timed", "queue"]},
         },
     )
@@ -153,13 +153,13 @@ class DelayConfig(NodeConfig):
         "seconds",
         title="Units",
         json_schema_extra={
-            "x-choices": {
-                "milliseconds": "milliseconds",
-                "seconds": "seconds",
-                "minutes": "minutes",
-                "hours": "hours",
-                "days": "days",
-            },
+            "x-choices": [
+                ["milliseconds", "milliseconds"],
+                ["seconds", "seconds"],
+                ["minutes", "minutes"],
+                ["hours", "hours"],
+                ["days", "days"],
+            ],
             "x-show-if": {"pauseType": "random"},
         },
     )

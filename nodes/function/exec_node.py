@@ -41,10 +41,10 @@ class ExecConfig(NodeConfig):
         "false",
         title="Output",
         json_schema_extra={
-            "x-choices": {
-                "false": "when the command is complete - exec mode",
-                "true": "while the command is running - spawn mode",
-            }
+            "x-choices": [
+                ["false", "when the command is complete - exec mode"],
+                ["true", "while the command is running - spawn mode"],
+            ]
         },
     )
     timer: str | float | int | None = Field(

@@ -23,12 +23,12 @@ class RangeConfig(NodeConfig):
         "scale",
         title="Action",
         json_schema_extra={
-            "x-choices": {
-                "scale": "scale the message property",
-                "clamp": "scale and limit to the target range",
-                "roll": "scale and wrap within the target range",
-                "drop": "scale, but drop if outside the input range",
-            }
+            "x-choices": [
+                ["scale", "scale the message property"],
+                ["clamp", "scale and limit to the target range"],
+                ["roll", "scale and wrap within the target range"],
+                ["drop", "scale, but drop if outside the input range"],
+            ]
         },
     )
     round: NRBool = Field(False, title="Round the result to the nearest integer")

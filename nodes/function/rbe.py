@@ -20,14 +20,14 @@ class FilterConfig(NodeConfig):
         "rbe",
         title="Mode",
         json_schema_extra={
-            "x-choices": {
-                "rbe": "block unless value changes",
-                "rbei": "block unless value changes (ignore initial value)",
-                "deadband": "block unless value change is greater than",
-                "deadbandEq": "block unless value change is greater or equal to",
-                "narrowband": "block if value change is greater than",
-                "narrowbandEq": "block if value change is greater or equal to",
-            }
+            "x-choices": [
+                ["rbe", "block unless value changes"],
+                ["rbei", "block unless value changes (ignore initial value)"],
+                ["deadband", "block unless value change is greater than"],
+                ["deadbandEq", "block unless value change is greater or equal to"],
+                ["narrowband", "block if value change is greater than"],
+                ["narrowbandEq", "block if value change is greater or equal to"],
+            ]
         },
     )
     gap: str | float | int | None = Field(
@@ -49,7 +49,7 @@ class FilterConfig(NodeConfig):
         "out",
         title="Compared with",
         json_schema_extra={
-            "x-choices": {"out": "the last valid output value", "in": "the last input value"},
+            "x-choices": [["out", "the last valid output value"], ["in", "the last input value"]],
             "x-show-if": {"func": ["deadband", "deadbandEq", "narrowband", "narrowbandEq"]},
         },
     )

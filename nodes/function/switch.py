@@ -81,7 +81,7 @@ class SwitchConfig(NodeConfig):
         "true",
         title="After a match",
         json_schema_extra={
-            "x-choices": {"true": "checking all rules", "false": "stopping after the first match"}
+            "x-choices": [["true", "checking all rules"], ["false", "stopping after the first match"]]
         },
     )
     repair: NRBool = Field(

@@ -196,21 +196,21 @@ class TemplateConfig(NodeConfig):
         title="Format",
         description="How the template is highlighted.",
         json_schema_extra={
-            "x-choices": {
-                "handlebars": "Mustache template",
-                "html": "HTML",
-                "json": "JSON",
-                "javascript": "JavaScript",
-                "sql": "SQL",
-                "yaml": "YAML",
-                "text": "plain text",
-            }
+            "x-choices": [
+                ["handlebars", "Mustache template"],
+                ["html", "HTML"],
+                ["json", "JSON"],
+                ["javascript", "JavaScript"],
+                ["sql", "SQL"],
+                ["yaml", "YAML"],
+                ["text", "plain text"],
+            ]
         },
     )
     syntax: str = Field(
         "mustache",
         title="Syntax",
-        json_schema_extra={"x-choices": {"mustache": "Mustache", "plain": "plain text"}},
+        json_schema_extra={"x-choices": [["mustache", "Mustache"], ["plain", "plain text"]]},
     )
     template: Any = Field(
         "This is the payload: {{payload}} !",
@@ -221,7 +221,9 @@ class TemplateConfig(NodeConfig):
     output: str = Field(
         "str",
         title="Output as",
-        json_schema_extra={"x-choices": {"str": "plain text", "json": "parsed JSON", "yaml": "parsed YAML"}},
+        json_schema_extra={
+            "x-choices": [["str", "plain text"], ["json", "parsed JSON"], ["yaml", "parsed YAML"]]
+        },
     )
 
 

@@ -192,7 +192,7 @@ class TriggerConfig(NodeConfig):
         "ms",
         title="Units",
         json_schema_extra={
-            "x-choices": {"ms": "milliseconds", "s": "seconds", "min": "minutes", "hr": "hours"}
+            "x-choices": [["ms", "milliseconds"], ["s", "seconds"], ["min", "minutes"], ["hr", "hours"]]
         },
     )
     reset: Any = Field(
@@ -205,7 +205,10 @@ class TriggerConfig(NodeConfig):
         "all",
         title="Handling",
         json_schema_extra={
-            "x-choices": {"all": "all messages", "topic": "each msg.topic (or the property below) separately"}
+            "x-choices": [
+                ["all", "all messages"],
+                ["topic", "each msg.topic (or the property below) separately"],
+            ]
         },
     )
     topic: str | None = Field(
@@ -214,7 +217,9 @@ class TriggerConfig(NodeConfig):
     outputs: NRInt = Field(
         1,
         title="Outputs",
-        json_schema_extra={"x-choices": {"1": "one output", "2": "a second output for the second message"}},
+        json_schema_extra={
+            "x-choices": [["1", "one output"], ["2", "a second output for the second message"]]
+        },
     )
 
 

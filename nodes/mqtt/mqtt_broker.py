@@ -116,7 +116,7 @@ class MqttBrokerConfig(NodeConfig):
         title="Protocol",
         json_schema_extra={
             "x-section": "Connection",
-            "x-choices": {"3": "MQTT V3.1 (legacy)", "4": "MQTT V3.1.1", "5": "MQTT V5"},
+            "x-choices": [["3", "MQTT V3.1 (legacy)"], ["4", "MQTT V3.1.1"], ["5", "MQTT V5"]],
         },
     )
     clientid: str = Field(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-QOS_CHOICES = {"0": "0 - at most once", "1": "1 - at least once", "2": "2 - exactly once"}
+QOS_CHOICES = [["0", "0 - at most once"], ["1", "1 - at least once"], ["2", "2 - exactly once"]]
 
 
 def _check_qos(value: Any) -> Any:

@@ -44,14 +44,14 @@ ACTIONS = ("connect", "disconnect", "subscribe", "unsubscribe", "getSubscription
 SUBACK_WAIT = 10.0
 
 
-DATATYPE_CHOICES = {
-    "auto-detect": "auto-detect (parsed JSON object, string or buffer)",
-    "auto": "auto-detect (string or buffer)",
-    "buffer": "a Buffer",
-    "utf8": "a String",
-    "json": "a parsed JSON object",
-    "base64": "a Base64 encoded string",
-}
+DATATYPE_CHOICES = [
+    ["auto-detect", "auto-detect (parsed JSON object, string or buffer)"],
+    ["auto", "auto-detect (string or buffer)"],
+    ["buffer", "a Buffer"],
+    ["utf8", "a String"],
+    ["json", "a parsed JSON object"],
+    ["base64", "a Base64 encoded string"],
+]
 
 
 class MqttInConfig(NodeConfig):
@@ -65,7 +65,7 @@ class MqttInConfig(NodeConfig):
         0,
         title="Action",
         description="Subscribe to one topic, or subscribe and unsubscribe on messages sent to this node.",
-        json_schema_extra={"x-choices": {"0": "subscribe to single topic", "1": "dynamic subscription"}},
+        json_schema_extra={"x-choices": [["0", "subscribe to single topic"], ["1", "dynamic subscription"]]},
     )
     topic: str = Field(
         "",
@@ -98,11 +98,11 @@ class MqttInConfig(NodeConfig):
             "x-section": "MQTT v5 options",
             "x-show-if": {"inputs": 0},
             "enum": [0, 1, 2],
-            "x-choices": {
-                "0": "send retained messages",
-                "1": "only send for new subscriptions",
-                "2": "do not send",
-            },
+            "x-choices": [
+                ["0", "send retained messages"],
+                ["1", "only send for new subscriptions"],
+                ["2", "do not send"],
+            ],
         },
     )
 

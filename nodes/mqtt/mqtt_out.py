@@ -31,19 +31,19 @@ class MqttOutConfig(NodeConfig):
         title="QoS",
         description="Leave blank to use msg.qos (0 when missing).",
         json_schema_extra={
-            "x-choices": {
-                "": "from msg.qos",
-                "0": "0 - at most once",
-                "1": "1 - at least once",
-                "2": "2 - exactly once",
-            }
+            "x-choices": [
+                ["", "from msg.qos"],
+                ["0", "0 - at most once"],
+                ["1", "1 - at least once"],
+                ["2", "2 - exactly once"],
+            ]
         },
     )
     retain: StrBool = Field(
         "",
         title="Retain",
         description="Whether the broker keeps the message for new subscribers; blank: msg.retain.",
-        json_schema_extra={"x-choices": {"": "from msg.retain", "false": "false", "true": "true"}},
+        json_schema_extra={"x-choices": [["", "from msg.retain"], ["false", "false"], ["true", "true"]]},
     )
     respTopic: str = Field(
         "",

@@ -88,7 +88,13 @@ class HttpInConfig(NodeConfig):
         "get",
         title="Method",
         json_schema_extra={
-            "x-choices": {"get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "patch": "PATCH"}
+            "x-choices": [
+                ["get", "GET"],
+                ["post", "POST"],
+                ["put", "PUT"],
+                ["delete", "DELETE"],
+                ["patch", "PATCH"],
+            ]
         },
     )
     upload: NRBool = Field(

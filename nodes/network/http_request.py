@@ -39,22 +39,26 @@ class HttpRequestConfig(NodeConfig):
         "GET",
         title="Method",
         json_schema_extra={
-            "x-choices": {
-                "GET": "GET",
-                "POST": "POST",
-                "PUT": "PUT",
-                "DELETE": "DELETE",
-                "PATCH": "PATCH",
-                "HEAD": "HEAD",
-                "use": "- set by msg.method -",
-            }
+            "x-choices": [
+                ["GET", "GET"],
+                ["POST", "POST"],
+                ["PUT", "PUT"],
+                ["DELETE", "DELETE"],
+                ["PATCH", "PATCH"],
+                ["HEAD", "HEAD"],
+                ["use", "- set by msg.method -"],
+            ]
         },
     )
     ret: str | None = Field(
         "txt",
         title="Return",
         json_schema_extra={
-            "x-choices": {"txt": "a UTF-8 string", "bin": "a binary buffer", "obj": "a parsed JSON object"}
+            "x-choices": [
+                ["txt", "a UTF-8 string"],
+                ["bin", "a binary buffer"],
+                ["obj", "a parsed JSON object"],
+            ]
         },
     )
     paytoqs: Any = Field(
@@ -62,11 +66,11 @@ class HttpRequestConfig(NodeConfig):
         title="Payload",
         description="For GET and DELETE: what msg.payload becomes.",
         json_schema_extra={
-            "x-choices": {
-                "ignore": "ignore",
-                "query": "append to query-string parameters",
-                "body": "send as request body",
-            }
+            "x-choices": [
+                ["ignore", "ignore"],
+                ["query", "append to query-string parameters"],
+                ["body", "send as request body"],
+            ]
         },
     )
     url: str | None = Field(
@@ -90,12 +94,12 @@ class HttpRequestConfig(NodeConfig):
         "",
         title="Authentication",
         json_schema_extra={
-            "x-choices": {
-                "": "none",
-                "basic": "basic authentication",
-                "digest": "digest authentication",
-                "bearer": "bearer authentication",
-            }
+            "x-choices": [
+                ["", "none"],
+                ["basic", "basic authentication"],
+                ["digest", "digest authentication"],
+                ["bearer", "bearer authentication"],
+            ]
         },
     )
     senderr: NRBool = Field(False, title="Only send non-2xx responses to the Catch node")

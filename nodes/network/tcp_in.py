@@ -36,20 +36,20 @@ class TcpInConfig(NodeConfig):
     server: str | bool = Field(
         "server",
         title="Type",
-        json_schema_extra={"x-choices": {"server": "listen on", "client": "connect to"}},
+        json_schema_extra={"x-choices": [["server", "listen on"], ["client", "connect to"]]},
     )
     host: str = Field("", title="Host", json_schema_extra={"x-show-if": {"server": "client"}})
     port: str | int | None = Field("", title="Port")
     datamode: str = Field(
         "stream",
         title="Output",
-        json_schema_extra={"x-choices": {"stream": "a stream of", "single": "a single"}},
+        json_schema_extra={"x-choices": [["stream", "a stream of"], ["single", "a single"]]},
     )
     datatype: str = Field(
         "buffer",
         title="Payload",
         json_schema_extra={
-            "x-choices": {"buffer": "a Buffer", "utf8": "a String", "base64": "a Base64 string"}
+            "x-choices": [["buffer", "a Buffer"], ["utf8", "a String"], ["base64", "a Base64 string"]]
         },
     )
     newline: str = Field(

@@ -27,7 +27,7 @@ class TcpOutConfig(NodeConfig):
         "client",
         title="Type",
         json_schema_extra={
-            "x-choices": {"client": "connect to", "server": "listen on", "reply": "reply to TCP"}
+            "x-choices": [["client", "connect to"], ["server", "listen on"], ["reply", "reply to TCP"]]
         },
     )
     host: str = Field("", title="Host", json_schema_extra={"x-show-if": {"beserver": "client"}})

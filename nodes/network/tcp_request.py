@@ -33,13 +33,13 @@ class TcpRequestConfig(NodeConfig):
         "time",
         title="Return",
         json_schema_extra={
-            "x-choices": {
-                "time": "after a fixed timeout (ms)",
-                "char": "when a character is received",
-                "count": "a fixed number of characters",
-                "sit": "never - keep the connection open",
-                "immed": "immediately - do not wait for a reply",
-            }
+            "x-choices": [
+                ["time", "after a fixed timeout (ms)"],
+                ["char", "when a character is received"],
+                ["count", "a fixed number of characters"],
+                ["sit", "never - keep the connection open"],
+                ["immed", "immediately - do not wait for a reply"],
+            ]
         },
     )
     splitc: str | int | float | None = Field(
@@ -51,7 +51,7 @@ class TcpRequestConfig(NodeConfig):
     ret: str = Field(
         "buffer",
         title="Output",
-        json_schema_extra={"x-choices": {"buffer": "a Buffer", "string": "a String"}},
+        json_schema_extra={"x-choices": [["buffer", "a Buffer"], ["string", "a String"]]},
     )
     newline: str = Field("", title="Split the stream on", description="Blank: no split.")
     trim: NRBool = Field(False, title="Remove the delimiter")

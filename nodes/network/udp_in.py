@@ -17,11 +17,13 @@ from sofiaflow.runtime.api import Node, NodeConfig, NodeError
 
 class UdpInConfig(NodeConfig):
     port: str | int | None = Field("", title="Port", description="The UDP port to listen on.")
-    ipv: str = Field("udp4", title="Using", json_schema_extra={"x-choices": {"udp4": "IPv4", "udp6": "IPv6"}})
+    ipv: str = Field(
+        "udp4", title="Using", json_schema_extra={"x-choices": [["udp4", "IPv4"], ["udp6", "IPv6"]]}
+    )
     multicast: str | bool = Field(
         "false",
         title="Listen for",
-        json_schema_extra={"x-choices": {"false": "udp messages", "true": "multicast messages"}},
+        json_schema_extra={"x-choices": [["false", "udp messages"], ["true", "multicast messages"]]},
     )
     group: str = Field(
         "",
@@ -39,7 +41,7 @@ class UdpInConfig(NodeConfig):
         "buffer",
         title="Output",
         json_schema_extra={
-            "x-choices": {"buffer": "a Buffer", "utf8": "a String", "base64": "a Base64 encoded string"}
+            "x-choices": [["buffer", "a Buffer"], ["utf8", "a String"], ["base64", "a Base64 encoded string"]]
         },
     )
 

@@ -16,13 +16,19 @@ class UdpOutConfig(NodeConfig):
     addr: str = Field("", title="Address", description="Blank: msg.ip.")
     port: str | int | None = Field("", title="Port", description="Blank: msg.port.")
     outport: str | int | None = Field("", title="Bind to local port", description="Blank: a random one.")
-    ipv: str = Field("udp4", title="Using", json_schema_extra={"x-choices": {"udp4": "IPv4", "udp6": "IPv6"}})
+    ipv: str = Field(
+        "udp4", title="Using", json_schema_extra={"x-choices": [["udp4", "IPv4"], ["udp6", "IPv6"]]}
+    )
     base64: NRBool = Field(False, title="Decode a Base64 payload")
     multicast: str = Field(
         "false",
         title="Send a",
         json_schema_extra={
-            "x-choices": {"false": "udp message", "broad": "broadcast message", "multi": "multicast message"}
+            "x-choices": [
+                ["false", "udp message"],
+                ["broad", "broadcast message"],
+                ["multi", "multicast message"],
+            ]
         },
     )
     iface: str = Field(

@@ -25,13 +25,13 @@ class OntologySubscribeConfig(OntologyConfig):
         "insert,update,delete",
         title="Changes",
         json_schema_extra={
-            "x-choices": {
-                "insert,update,delete": "inserts, updates and deletes",
-                "insert": "inserts",
-                "update": "updates",
-                "delete": "deletes",
-                "insert,update": "inserts and updates",
-            }
+            "x-choices": [
+                ["insert,update,delete", "inserts, updates and deletes"],
+                ["insert", "inserts"],
+                ["update", "updates"],
+                ["delete", "deletes"],
+                ["insert,update", "inserts and updates"],
+            ]
         },
     )
 

@@ -40,14 +40,14 @@ class CsvConfig(NodeConfig):
         ",",
         title="Separator",
         json_schema_extra={
-            "x-choices": {
-                ",": "comma",
-                "\\t": "tab",
-                " ": "space",
-                ";": "semicolon",
-                ":": "colon",
-                "#": "hashtag",
-            }
+            "x-choices": [
+                [",", "comma"],
+                ["\\t", "tab"],
+                [" ", "space"],
+                [";", "semicolon"],
+                [":", "colon"],
+                ["#", "hashtag"],
+            ]
         },
     )
     hdrin: NRBool = Field(False, title="First row contains column names")
@@ -55,24 +55,24 @@ class CsvConfig(NodeConfig):
         "none",
         title="Send column names",
         json_schema_extra={
-            "x-choices": {"none": "never", "all": "always", "once": "once, then when msg.reset is set"}
+            "x-choices": [["none", "never"], ["all", "always"], ["once", "once, then when msg.reset is set"]]
         },
     )
     multi: str = Field(
         "one",
         title="Output",
-        json_schema_extra={"x-choices": {"one": "a message per row", "mult": "a single message (array)"}},
+        json_schema_extra={"x-choices": [["one", "a message per row"], ["mult", "a single message (array)"]]},
     )
     ret: str = Field(
         "",
         title="Newline",
         json_schema_extra={
-            "x-choices": {
-                "\\n": "Linux (\\n)",
-                "\\r": "Mac (\\r)",
-                "\\r\\n": "Windows (\\r\\n)",
-                "": "default",
-            }
+            "x-choices": [
+                ["\\n", "Linux (\\n)"],
+                ["\\r", "Mac (\\r)"],
+                ["\\r\\n", "Windows (\\r\\n)"],
+                ["", "default"],
+            ]
         },
     )
     temp: str = Field(

@@ -28,12 +28,12 @@ class HtmlConfig(NodeConfig):
         "html",
         title="Output",
         json_schema_extra={
-            "x-choices": {
-                "html": "the html content of the elements",
-                "text": "only the text content of the elements",
-                "attr": "an object of any attributes of the elements",
-                "compl": "the html content of the elements, with their tags",
-            }
+            "x-choices": [
+                ["html", "the html content of the elements"],
+                ["text", "only the text content of the elements"],
+                ["attr", "an object of any attributes of the elements"],
+                ["compl", "the html content of the elements, with their tags"],
+            ]
         },
     )
     as_: Literal["single", "multi"] = Field(
@@ -41,10 +41,10 @@ class HtmlConfig(NodeConfig):
         alias="as",
         title="As",
         json_schema_extra={
-            "x-choices": {
-                "single": "single message containing an array",
-                "multi": "multiple messages, one for each element",
-            }
+            "x-choices": [
+                ["single", "single message containing an array"],
+                ["multi", "multiple messages, one for each element"],
+            ]
         },
     )
     chr: str = Field("_", title="Child property key", json_schema_extra={"x-widget": "hidden"})

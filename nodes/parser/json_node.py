@@ -113,11 +113,11 @@ class JsonConfig(NodeConfig):
         "",
         title="Action",
         json_schema_extra={
-            "x-choices": {
-                "": "convert between JSON string and object",
-                "str": "always convert to JSON string",
-                "obj": "always convert to JavaScript object",
-            }
+            "x-choices": [
+                ["", "convert between JSON string and object"],
+                ["str", "always convert to JSON string"],
+                ["obj", "always convert to JavaScript object"],
+            ]
         },
     )
     pretty: NRBool = Field(False, title="Format the JSON string")

@@ -32,11 +32,11 @@ class BatchConfig(NodeConfig):
         "count",
         title="Mode",
         json_schema_extra={
-            "x-choices": {
-                "count": "group by number of messages",
-                "interval": "group by time interval",
-                "concat": "concatenate sequences",
-            }
+            "x-choices": [
+                ["count", "group by number of messages"],
+                ["interval", "group by time interval"],
+                ["concat", "concatenate sequences"],
+            ]
         },
     )
     count: NRInt = Field(10, title="Number of messages", json_schema_extra={"x-show-if": {"mode": "count"}})

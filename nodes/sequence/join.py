@@ -163,20 +163,20 @@ class JoinConfig(NodeConfig):
         "auto",
         title="Mode",
         json_schema_extra={
-            "x-choices": {"auto": "automatic", "custom": "manual", "reduce": "reduce sequence"}
+            "x-choices": [["auto", "automatic"], ["custom", "manual"], ["reduce", "reduce sequence"]]
         },
     )
     build: str | None = Field(
         "object",
         title="Combine each",
         json_schema_extra={
-            "x-choices": {
-                "string": "a String",
-                "buffer": "a Buffer",
-                "array": "an Array",
-                "object": "a key/value Object",
-                "merged": "a merged Object",
-            },
+            "x-choices": [
+                ["string", "a String"],
+                ["buffer", "a Buffer"],
+                ["array", "an Array"],
+                ["object", "a key/value Object"],
+                ["merged", "a merged Object"],
+            ],
             "x-show-if": {"mode": "custom"},
         },
     )

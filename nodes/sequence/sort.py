@@ -134,7 +134,7 @@ class SortConfig(NodeConfig):
     order: str | None = Field(
         "ascending",
         title="Order",
-        json_schema_extra={"x-choices": {"ascending": "ascending", "descending": "descending"}},
+        json_schema_extra={"x-choices": [["ascending", "ascending"], ["descending", "descending"]]},
     )
     as_num: NRBool = Field(False, title="As number")
     target: str | None = Field(

@@ -29,12 +29,12 @@ class FileInConfig(NodeConfig):
         "utf8",
         title="Output",
         json_schema_extra={
-            "x-choices": {
-                "utf8": "a single utf8 string",
-                "lines": "a msg per line",
-                "": "a single Buffer object",
-                "stream": "a stream of Buffers",
-            }
+            "x-choices": [
+                ["utf8", "a single utf8 string"],
+                ["lines", "a msg per line"],
+                ["", "a single Buffer object"],
+                ["stream", "a stream of Buffers"],
+            ]
         },
     )
     chunk: NRBool = Field(False, title="Chunk", json_schema_extra={"x-widget": "hidden"})
@@ -45,15 +45,15 @@ class FileInConfig(NodeConfig):
         "none",
         title="Encoding",
         json_schema_extra={
-            "x-choices": {
-                "none": "default",
-                "utf8": "UTF-8",
-                "latin1": "Latin-1",
-                "ascii": "ASCII",
-                "utf16le": "UTF-16LE",
-                "base64": "Base64",
-                "hex": "hex",
-            }
+            "x-choices": [
+                ["none", "default"],
+                ["utf8", "UTF-8"],
+                ["latin1", "Latin-1"],
+                ["ascii", "ASCII"],
+                ["utf16le", "UTF-16LE"],
+                ["base64", "Base64"],
+                ["hex", "hex"],
+            ]
         },
     )
     allProps: NRBool = Field(

@@ -29,22 +29,22 @@ class FileConfig(NodeConfig):
         "false",
         title="Action",
         json_schema_extra={
-            "x-choices": {"false": "append to file", "true": "overwrite file", "delete": "delete file"}
+            "x-choices": [["false", "append to file"], ["true", "overwrite file"], ["delete", "delete file"]]
         },
     )
     encoding: str = Field(
         "none",
         title="Encoding",
         json_schema_extra={
-            "x-choices": {
-                "none": "default",
-                "utf8": "UTF-8",
-                "latin1": "Latin-1",
-                "ascii": "ASCII",
-                "utf16le": "UTF-16LE",
-                "base64": "Base64",
-                "hex": "hex",
-            }
+            "x-choices": [
+                ["none", "default"],
+                ["utf8", "UTF-8"],
+                ["latin1", "Latin-1"],
+                ["ascii", "ASCII"],
+                ["utf16le", "UTF-16LE"],
+                ["base64", "Base64"],
+                ["hex", "hex"],
+            ]
         },
     )
 
