@@ -195,6 +195,8 @@ def _run(nr: NodeRed, count: int, window: int = 0) -> dict:
         status, body = nr.request("GET", "/bench/result", timeout=10)
         res = json.loads(body) if status == 200 else {}
         if res.get("elapsed_ms") is not None:
+            if res["count"] != count:
+                raise RuntimeError(f"{res['count']:,} of {count:,} messages arrived")
             elapsed = max(res["elapsed_ms"], 1) / 1000
             return {
                 "msgs_per_s": res["count"] / elapsed,
@@ -272,6 +274,10 @@ def measure_deploy(n_nodes: int = 1000, settle_s: float = 2.0) -> dict:
         ready_s = time.perf_counter() - t0
         time.sleep(settle_s)
         after = nr.rss_bytes()
+        status, body = nr.request("GET", "/flows")
+        deployed = len(json.loads(body)) if status == 200 else -1
+        if deployed != len(flow):
+            raise RuntimeError(f"Node-RED holds {deployed} of the {len(flow)} deployed objects")
     return {
         "deploy_s": deploy_s,
         "ready_s": ready_s,
