@@ -179,8 +179,9 @@ with `lateness` seconds of allowed disorder. **Bounds.** `maxKeys` groups and `m
         )
 
     def _send(self, rows: list[Row]) -> None:
+        stream = self.plan.output
         for row in rows:
-            self.send(new_message(topic=row.stream, payload=row.payload))
+            self.send(new_message(topic=stream, payload=row))
 
     # ----- patterns with event time: a reorder buffer --------------------------------------------------------
     def _hold(self, stream: str, event: Any, t: float) -> None:

@@ -19,7 +19,6 @@ import json
 import math
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sofiaflow.nodes.cep.aggregates import NUMERIC, is_number
@@ -226,12 +225,8 @@ class _Selected(Scope):
         return lambda ev, aggs: aggs[index]
 
 
-@dataclass
-class Row:
-    """What a query sends: its output stream name and the selected attributes."""
-
-    stream: str
-    payload: dict[str, Any]
+Row = dict[str, Any]
+"""What a query sends: the selected attributes (the query's `output` names the stream)."""
 
 
 class QueryError(ValueError):
@@ -296,6 +291,11 @@ class WindowQuery:
         self.stores += [store(AGGREGATES[name]) for name, _, _ in self.aggregates]
         self._numeric = [AGGREGATES[name] in NUMERIC for name, _, _ in self.aggregates]
         self._slide = not self.batch and measure == "time"
+        self._args = [
+            (name, arg, numeric)
+            for (name, arg, _), numeric in zip(self.aggregates, self._numeric, strict=True)
+        ]
+        self._one_group = self.group[0] if len(self.group) == 1 else None
 
     @property
     def base(self) -> WindowStore:
@@ -307,9 +307,15 @@ class WindowQuery:
             return []
         if self.window is None:
             return self._rows([(event, ())])
-        key = self._key(event) if self.group else None
+        one = self._one_group
+        if one is not None:
+            key = one(event, ())
+            if key.__class__ is dict or key.__class__ is list:
+                key = _hashable(key)
+        else:
+            key = self._key(event) if self.group else None
         values: list[Any] = [event if self.batch else 1] if self._own else []
-        for (name, arg, _), numeric in zip(self.aggregates, self._numeric, strict=True):
+        for name, arg, numeric in self._args:
             value = arg(event, ())
             if numeric and not (
                 value.__class__ is int
@@ -323,7 +329,10 @@ class WindowQuery:
             ems = [store.slide(key, t, value) for store, value in zip(self.stores, values, strict=True)]
             if ems[0] is None:
                 return None
-            return self._rows([(event, [em[1] for em in ems[1:]] if self._own else [em[1] for em in ems])])  # type: ignore[union-attr]
+            aggs = [em[1] for em in ems[1:]] if self._own else [em[1] for em in ems]  # type: ignore[index]
+            items = self.items
+            row = {name: fn(event, aggs) for name, fn in items} if items is not None else dict(event)
+            return [row] if self.having is None or self.having(row) else []
         outs = [store.add(key, t, value) for store, value in zip(self.stores, values, strict=True)]
         if outs[0] is None:
             return None
@@ -349,7 +358,7 @@ class WindowQuery:
             else:
                 row = {name: fn(event, aggs) for name, fn in self.items}
             if self.having is None or self.having(row):
-                rows.append(Row(self.output, row))
+                rows.append(row)
         return rows
 
     def _key(self, event: Any) -> Any:
@@ -475,7 +484,7 @@ class PatternQuery:
     def _row(self, bound: dict[str, Any]) -> list[Row]:
         row = dict(bound) if self.items is None else {name: fn(bound, ()) for name, fn in self.items}
         if self.having is None or self.having(row):
-            return [Row(self.output, row)]
+            return [row]
         return []
 
 
