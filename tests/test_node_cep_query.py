@@ -581,3 +581,13 @@ async def test_a_pattern_selecting_everything_sends_its_events_by_alias():
         # without every, the next match starts after the previous one ends
         assert rows(t) == [{"e1": {"v": 1}, "e2": {"v": 2}}, {"e1": {"v": 1}, "e2": {"v": 2}}]
         assert [m["topic"] for m in t.outputs("out")[0]] == ["X", "X"]
+
+
+def test_names_may_begin_with_a_keyword_and_keywords_take_any_case():
+    query = parse(
+        "FROM fromage[orders > 1 AND nullable Or notes] Select selection, trueValue, everyone, windowSize "
+        "Insert Into intoX"
+    )
+    assert query.source.name == "fromage" and query.output == "intoX"
+    assert [item.name for item in query.select] == ["selection", "trueValue", "everyone", "windowSize"]
+    assert evaluate("nullable or notAttribute == null", {"nullable": False}) is True

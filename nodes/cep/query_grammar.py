@@ -57,14 +57,14 @@ unit: NAME
      | "(" expr ")"
 attribute: NAME ("." NAME)*
 
-EVERY.2: "every"i
-WINDOW.2: "window"i
-TRUE.2: "true"i
-FALSE.2: "false"i
-NULL.2: "null"i
-_OR.2: "or"i
-_AND.2: "and"i
-_NOT.2: "not"i
+EVERY: "every"i
+WINDOW: "window"i
+TRUE: "true"i
+FALSE: "false"i
+NULL: "null"i
+_OR: "or"i
+_AND: "and"i
+_NOT: "not"i
 STAR: "*"
 COMPARE: "==" | "!=" | "<=" | ">=" | "<" | ">"
 ADD: "+" | "-"
