@@ -591,3 +591,20 @@ def test_names_may_begin_with_a_keyword_and_keywords_take_any_case():
     assert query.source.name == "fromage" and query.output == "intoX"
     assert [item.name for item in query.select] == ["selection", "trueValue", "everyone", "windowSize"]
     assert evaluate("nullable or notAttribute == null", {"nullable": False}) is True
+
+
+PIECES = ["from", "T", "[", "]", "#window", ".", "time", "length", "(", ")", "5", "min", "select", "avg", "x",
+          ",", "as", "group", "by", "having", ">", "==", "and", "not", "every", "e1", "=", "->", "within",
+          "insert", "into", "O", "'s'", "\n", "*", "-", "1e999", "@", "\"", "e1.x"]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=80), st.lists(st.sampled_from(PIECES), max_size=30).map(" ".join)))
+def test_any_text_parses_or_fails_with_a_position(text):
+    from sofiaflow.nodes.cep.query_plan import plan
+
+    try:
+        plan(parse(text), arrival=True, lateness=0, max_keys=10, max_events=10, max_pending=10)
+    except QuerySyntaxError as exc:
+        assert exc.line >= 1 and exc.column >= 1
+        assert str(exc).endswith(f"at {exc.line}:{exc.column}")
