@@ -97,7 +97,11 @@ class EmbeddedLink:
             fut.set_result(None)
 
     def set_reading(self, on: bool) -> None:
-        """In-process delivery cannot be paused (accepted for interface parity)."""
+        """A user cannot keep up (off) or caught up (on): the broker holds back the devices whose messages reach
+        in-process subscribers while any link is off, instead of the flow dropping what it cannot take."""
+        hold = getattr(self.service, "hold_publishers", None)
+        if hold is not None:
+            hold(self, not on)
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -121,6 +125,7 @@ class EmbeddedLink:
         for detach in self._detach.values():
             detach()
         self._detach.clear()
+        self.set_reading(True)  # a closed link holds no publisher back
         self._set_state("disconnected")
 
     async def close(self) -> None:

@@ -14,6 +14,9 @@ same packet id is not delivered twice) and PUBCOMP answers the PUBREL. While MAX
 connection await their acknowledgement, its socket is not read: a slow flow holds the device back instead of
 buffering without bound.
 
+The broker may set `deliver` (its direct path for QoS 0/1 PUBLISHes, see broker.py) and `held` (a future: the
+socket is not read until it is done, HOLD_MAX seconds at most) on a handler.
+
 `current_receipt()` is the receipt of the message being handed to subscribers right now (set by the broker or
 client for the duration of that synchronous call), so subscribers need no extra parameter.
 """
@@ -21,9 +24,10 @@ client for the duration of that synchronous call), so subscribers need no extra 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from amqtt.mqtt.constants import QOS_1, QOS_2
@@ -36,6 +40,7 @@ from amqtt.session import INCOMING, IncomingApplicationMessage
 log = logging.getLogger("sofiaflow.broker")
 
 MAX_UNACKED = 1000  # messages of one connection awaiting their acknowledgement before its socket is not read
+HOLD_MAX = 5.0  # seconds a held publisher's socket is left unread at most (then it is read again)
 
 
 class Receipt:
@@ -129,9 +134,16 @@ class _GatedReader:
         self._inner, self._handler = inner, handler
 
     async def read(self, n: int = -1) -> bytes:
-        gate = self._handler._gate
+        handler = self._handler
+        gate = handler._gate
         if gate is not None:
             await gate
+        held = handler.held
+        if held is not None:  # the broker holds this publisher back (bounded: HOLD_MAX)
+            handler.held = None
+            if not held.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(held), HOLD_MAX)
         return await self._inner.read(n)
 
     def __getattr__(self, name: str) -> Any:
@@ -147,18 +159,34 @@ class AckingHandler(BrokerProtocolHandler):
         self._outbox: deque[Any] = deque()
         self._sender: asyncio.Task | None = None
         self._gate: asyncio.Future | None = None
+        self.deliver: Callable[[AckingHandler, Any], Awaitable[None]] | None = None
+        """Set by the broker: hands an accepted QoS 0/1 PUBLISH over at once (no queue, no session loop)."""
+        self.held: asyncio.Future | None = None
+        """Set by the broker to hold this publisher back: its socket is not read until the future is done."""
 
     def attach(self, session: Any, reader: Any, writer: Any) -> None:
         super().attach(session, _GatedReader(reader, self), writer)
 
     async def handle_publish(self, publish_packet: Any) -> None:
         qos = publish_packet.qos
-        if (
-            not qos
-            or publish_packet.topic_name is None
-            or publish_packet.data is None
-            or self.session is None
-        ):
+        deliver = self.deliver
+        if not qos:
+            if (
+                deliver is None
+                or publish_packet.topic_name is None
+                or publish_packet.data is None
+                or self.session is None
+                or publish_packet.dup_flag
+            ):
+                await super().handle_publish(publish_packet)
+                return
+            message = IncomingApplicationMessage(
+                None, publish_packet.topic_name, 0, publish_packet.data, publish_packet.retain_flag
+            )
+            message.publish_packet = publish_packet
+            await deliver(self, message)
+            return
+        if publish_packet.topic_name is None or publish_packet.data is None or self.session is None:
             await super().handle_publish(publish_packet)
             return
         packet_id = publish_packet.variable_header.packet_id
@@ -175,6 +203,9 @@ class AckingHandler(BrokerProtocolHandler):
             self.session.inflight_in[packet_id] = message
         message.receipt = self._acks.add(packet_id, qos)
         self._check_gate()
+        if deliver is not None and qos == QOS_1:
+            await deliver(self, message)
+            return
         self.session.delivered_message_queue.put_nowait(message)
 
     async def _handle_qos2_message_flow(self, app_message: Any) -> None:

@@ -15,6 +15,17 @@ In-process path for flows (no TCP loopback, no device auth):
   `_Broker._broadcast_message`. Each message reaches each callback once. Callbacks get the publisher's QoS and
   retain=False, except retained messages replayed on subscribe (retain=True), as an MQTT 3.1.1 client would.
 
+Direct path (while no plugin but ours listens to messages): a device's QoS 0/1 PUBLISH is handled as soon as it
+is read (`_Broker._deliver_now`), not through amqtt's session queue, plugin event tasks and broadcast loop; the
+same checks in the same order. `fan_out` finds the subscriptions by a topic index (topics.TopicIndex, with a
+per-topic cache) instead of testing every filter, encodes a QoS 0 PUBLISH once per message and writes each
+subscriber's packets once per loop turn; QoS 1/2 deliveries still go through amqtt's handler. Backpressure
+instead of loss: while an in-process subscriber cannot keep up (`hold_publishers`, from `mqtt in` through
+EmbeddedLink.set_reading) or an MQTT subscriber has more than OUT_HIGH bytes unsent, the devices whose messages
+reach them are not read (at most acks.HOLD_MAX seconds at a time) and flows' `publish()` waits (as long at
+most). A subscriber still congested after HOLD_MAX is no longer waited for; past OUT_MAX unsent bytes its QoS 0
+messages are dropped (counted in `dropped`, logged), so memory stays bounded.
+
 Tenants: devices of different owners hold no overlapping topics (runtime/security/devices.py). Every message has an
 origin tenant (runtime/mqtt/origin.py): its device's owner, ANONYMOUS for an anonymous client, the `origin`
 given to `publish()` (a flow's tenant; None: administrators' flows, the platform). In-process subscribers opened
@@ -48,6 +59,7 @@ client id held by another device's session starts a fresh session instead of inh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -60,15 +72,18 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.constants import QOS_0, QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.publish import PublishPacket
 from amqtt.plugins import manager as amqtt_manager
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
+from amqtt.plugins.manager import BrokerEvents
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from sofiaflow.runtime.errors import AuthError, ServiceUnavailable, ValidationError
 from sofiaflow.runtime.mqtt import topics as mt
-from sofiaflow.runtime.mqtt.acks import AckingHandler, handing_over, receipt_of
+from sofiaflow.runtime.mqtt.acks import HOLD_MAX, AckingHandler, handing_over, receipt_of
 from sofiaflow.runtime.mqtt.origin import ANONYMOUS, Origin, RetainedOrigins, hears
 from sofiaflow.runtime.security.devices import Device, DeviceRegistry, may_publish, may_subscribe, split_token
 
@@ -84,6 +99,9 @@ READS = (
 DEFAULT_MAX_PACKET_SIZE = 1024 * 1024  # bytes; Mosquitto allows 256 MB, far more than devices send
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds from TCP accept to CONNECT
 KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 3.1.2.10: a client silent for 1.5 x its keepalive is disconnected
+OUT_HIGH = 1024 * 1024  # bytes unsent to a subscriber above which publishers are held back until it reads
+OUT_MAX = 32 * 1024 * 1024  # bytes unsent to a subscriber above which QoS 0 messages to it are dropped
+MATCH_CACHE = 10_000  # topics whose matching subscription filters are remembered
 
 
 class _Owned:
@@ -170,9 +188,158 @@ class InProcessPlugin(_Owned, BasePlugin):
 
 
 class _Broker(Broker):
-    """amqtt's Broker with authentication before any session change (see the module docstring)."""
+    """amqtt's Broker with authentication before any session change (see the module docstring), and a direct
+    path for QoS 0/1 PUBLISHes (`_deliver_now`, `fan_out`: see the module docstring)."""
 
     owner: EmbeddedBroker
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._index: mt.TopicIndex | None = None  # over self._subscriptions' filters; None: to rebuild
+        self._match_cache: dict[str, list[str]] = {}
+        self._outgoing: dict[BrokerProtocolHandler, bytearray] = {}  # QoS 0 packets to write (`_flush`)
+        callbacks = self.plugins_manager._event_plugin_callbacks
+        self.direct = not callbacks.get(BrokerEvents.MESSAGE_RECEIVED) and all(
+            isinstance(getattr(method, "__self__", None), InProcessPlugin)
+            for method in callbacks.get(BrokerEvents.MESSAGE_BROADCAST, ())
+        )  # no plugin but ours listens to messages: they may skip amqtt's queues and events
+
+    # ----- subscription index --------------------------------------------------------------------------------
+    def _subscriptions_changed(self) -> None:
+        self._index = None
+        self._match_cache.clear()
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        try:
+            return await super().add_subscription(subscription, session)
+        finally:
+            self._subscriptions_changed()
+
+    async def _del_all_subscriptions(self, session: Session) -> None:
+        try:
+            await super()._del_all_subscriptions(session)
+        finally:
+            self._subscriptions_changed()
+
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        try:
+            return super()._del_subscription(a_filter, session)
+        finally:
+            self._subscriptions_changed()
+
+    def matching_filters(self, topic: str) -> list[str]:
+        """The subscription filters matching `topic` (amqtt tests every filter for every message)."""
+        cache = self._match_cache
+        found = cache.get(topic)
+        if found is None:
+            index = self._index
+            if index is None:
+                index = self._index = mt.TopicIndex(self._subscriptions)
+            found = index.match(topic)
+            if len(cache) >= MATCH_CACHE:
+                cache.clear()
+            cache[topic] = found
+        return found
+
+    # ----- direct path ---------------------------------------------------------------------------------------
+    async def _deliver_now(self, handler: AckingHandler, message: Any) -> None:
+        """A client's QoS 0/1 PUBLISH, as amqtt's session loop and broadcast loop would handle it, at once: topic
+        checked, handed to in-process subscribers and to MQTT subscribers, retained; then its receipt let go. A
+        publisher whose message reached a congested subscriber is held back (AckingHandler.held)."""
+        session = handler.session
+        topic = message.topic
+        if session is None or not topic or "#" in topic or "+" in topic or topic.startswith("$"):
+            if session is not None:  # amqtt's own checks refuse it and close the connection
+                session.delivered_message_queue.put_nowait(message)
+            return
+        owner = self.owner
+        receipt = receipt_of(message)
+        try:
+            if not owner.flows_ready.is_set():  # at start: no device message before the flows subscribed
+                await owner.flows_ready.wait()
+            if not DeviceTopicPlugin.check(session, topic, Action.PUBLISH):
+                log.info("%s not allowed to publish to TOPIC %s.", session.client_id, topic)
+                return
+            data = bytes(message.data)
+            device = _device_in(session.attributes)
+            owner.sender_client = session.client_id
+            try:
+                heard = owner.dispatch(
+                    topic,
+                    data,
+                    message.qos or 0,
+                    False,
+                    sender=device.name if device else None,
+                    sender_owner=device.owner if device else None,
+                    receipt=receipt,
+                    origin=device.owner if device else ANONYMOUS,
+                )
+            finally:
+                owner.sender_client = None
+            congested = self.fan_out(session, topic, data)
+            if message.publish_packet is not None and message.publish_packet.retain_flag:
+                await self.retain_message(session, topic, message.data, message.qos)
+        finally:
+            if receipt is not None:
+                receipt.release()
+        if congested or (heard and owner.holders):
+            handler.held = owner.clear_future()
+
+    def fan_out(self, source: Session | None, topic: str, data: bytes) -> bool:
+        """Send a message to the MQTT subscribers of `topic` (at their subscription QoS, as amqtt does): QoS 0
+        packets encoded once and written straight to each socket, QoS 1/2 through amqtt's handler. True when a
+        subscriber is congested (more than OUT_HIGH bytes unsent: publishers should wait, `clear_future`)."""
+        subscriptions = self._subscriptions
+        if not subscriptions:
+            return False
+        owner = self.owner
+        congested = False
+        packet: bytes | None = None
+        outgoing = self._outgoing
+        for topic_filter in self.matching_filters(topic):
+            for target, sub_qos in subscriptions.get(topic_filter, ()):
+                if not DeviceTopicPlugin.check(target, topic, Action.RECEIVE):
+                    continue
+                if target.transitions.state != "connected":
+                    if not target.clean_session and sub_qos in (QOS_1, QOS_2) and not target.is_anonymous:
+                        broadcast = {"session": source, "topic": topic, "data": data}
+                        owner._spawn(self._retain_broadcast_message(broadcast, sub_qos, target))  # type: ignore[arg-type]
+                    continue
+                handler = self._get_handler(target)
+                if handler is None:
+                    continue
+                if sub_qos == QOS_0:
+                    transport = _transport_of(handler.writer)
+                    if transport is not None:
+                        if transport.is_closing():
+                            continue
+                        batch = outgoing.get(handler)
+                        if batch is None:
+                            batch = outgoing[handler] = bytearray()
+                            if len(outgoing) == 1:
+                                asyncio.get_running_loop().call_soon(self._flush)
+                        unsent = transport.get_write_buffer_size() + len(batch)
+                        if unsent > OUT_MAX:
+                            owner.dropped_out(target.client_id)
+                            congested = True
+                            continue
+                        if packet is None:
+                            packet = PublishPacket.build(topic, data, None, False, QOS_0, False).to_bytes()
+                        batch += packet
+                        if unsent + len(packet) > OUT_HIGH:
+                            owner.congest(handler)
+                            congested = True
+                        continue
+                owner._spawn(handler.mqtt_publish(topic, data, sub_qos, retain=False))
+        return congested
+
+    def _flush(self) -> None:
+        """Write the QoS 0 packets `fan_out` gathered since the last loop turn: one write per subscriber."""
+        outgoing, self._outgoing = self._outgoing, {}
+        for handler, batch in outgoing.items():
+            transport = _transport_of(handler.writer)
+            if transport is not None and not transport.is_closing():
+                transport.write(batch)
 
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
@@ -294,6 +461,8 @@ class _Broker(Broker):
             await _refuse(handler, client_session, reader, writer)
             return
         owner.live[handler] = client_session
+        if self.direct and isinstance(handler, AckingHandler):
+            handler.deliver = self._deliver_now
         label = f"client {client_session.client_id!r} ({client_session.username or 'anonymous'})"
         try:
             await super()._handle_client_session(
@@ -440,6 +609,11 @@ class _Handler(AckingHandler):  # QoS 1/2 acknowledged once processed: runtime/m
             _close_now(self.writer)
 
 
+def _transport_of(writer: Any) -> asyncio.WriteTransport | None:
+    """The socket transport under amqtt's writer adapter (None: another kind of writer)."""
+    return getattr(getattr(writer, "_writer", None), "transport", None)
+
+
 def _close_now(writer: Any) -> None:
     """Close a connection's socket at once (no flush: the peer may not be reading)."""
     transport = getattr(getattr(writer, "_writer", None), "transport", None)
@@ -531,6 +705,80 @@ class EmbeddedBroker:
         self.anonymous_topics: Callable[[str], list[str] | None] | None = None
         """Set by an SSAP-over-MQTT gateway: the topic filters an anonymous client (by client id) may use,
         None to refuse it. Unset, anonymous CONNECTs are refused."""
+        self.holders: set[object] = set()  # in-process subscribers not keeping up (`hold_publishers`)
+        self._congested: set[BrokerProtocolHandler] = (
+            set()
+        )  # MQTT subscribers with over OUT_HIGH bytes unsent
+        self._stuck: set[BrokerProtocolHandler] = set()  # congested for longer than HOLD_MAX: not waited for
+        self._clear: asyncio.Future[None] | None = None
+        self.dropped = 0  # QoS 0 messages not sent to a subscriber that had over OUT_MAX bytes unsent
+
+    # ----- backpressure ------------------------------------------------------------------------------
+    def hold_publishers(self, holder: object, hold: bool) -> None:
+        """An in-process subscriber (`holder`) cannot keep up (hold=True) or caught up again: while any cannot,
+        the clients whose messages reach in-process subscribers are not read (at most acks.HOLD_MAX seconds at
+        a time), so a burst waits in the devices and the sockets instead of being dropped."""
+        if hold:
+            self.holders.add(holder)
+        else:
+            self.holders.discard(holder)
+            self._maybe_clear()
+
+    def clear_future(self) -> asyncio.Future[None]:
+        """Done once no in-process subscriber holds publishers back and no MQTT subscriber is congested."""
+        fut = self._clear
+        if fut is None or fut.done():
+            fut = self._clear = asyncio.get_running_loop().create_future()
+            if not self.holders and not self._congested:
+                fut.set_result(None)
+        return fut
+
+    def _maybe_clear(self) -> None:
+        fut = self._clear
+        if fut is not None and not fut.done() and not self.holders and not self._congested:
+            fut.set_result(None)
+
+    def congest(self, handler: BrokerProtocolHandler) -> None:
+        """`handler`'s client has much unsent: congested (publishers wait) until its socket's buffer drains. One
+        still congested after HOLD_MAX seconds is left behind: publishers go on, and past OUT_MAX unsent bytes its
+        QoS 0 messages are dropped (as Mosquitto drops past its queue limits) until it reads again."""
+        if handler in self._congested or handler in self._stuck:
+            return
+        self._congested.add(handler)
+
+        async def drained() -> None:
+            drain = asyncio.ensure_future(handler.writer._writer.drain())  # type: ignore[union-attr]
+            try:
+                try:
+                    await asyncio.wait_for(asyncio.shield(drain), HOLD_MAX)
+                except TimeoutError:
+                    log.warning(
+                        "MQTT client %r is not reading its messages: publishers no longer wait for it",
+                        getattr(handler.session, "client_id", None),
+                    )
+                    self._stuck.add(handler)
+                    self._congested.discard(handler)
+                    self._maybe_clear()
+                    await drain
+            except Exception as exc:  # noqa: BLE001 - a closed connection is no longer congested
+                log.debug("MQTT subscriber gone while congested: %s", exc)
+            finally:
+                drain.cancel()
+                self._congested.discard(handler)
+                self._stuck.discard(handler)
+                self._maybe_clear()
+
+        self._spawn(drained())
+
+    def dropped_out(self, client_id: str | None) -> None:
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning(
+                "MQTT client %r is not reading: over %s bytes unsent, %s QoS 0 message(s) not sent so far",
+                client_id,
+                OUT_MAX,
+                self.dropped,
+            )
 
     def admit_anonymous(self, session: Session) -> bool:
         """An anonymous CONNECT, limited to the topics `anonymous_topics` gives its client id: a pair
@@ -647,7 +895,12 @@ class EmbeddedBroker:
         if retain:
             await broker.retain_message(None, topic, data, qos)
             self._retained_origins.note(topic, broker.retained_messages.get(topic), origin)
-        if broker.subscriptions:
+        if broker.direct:
+            if self._congested:  # an MQTT subscriber is not reading: the publishing flow waits (bounded)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.clear_future()), HOLD_MAX)
+            broker.fan_out(None, topic, data)
+        elif broker.subscriptions:
             queue = broker._broadcast_queue
             if queue.qsize() >= MAX_BACKLOG:  # backpressure: let amqtt's broadcast loop catch up (bounded)
                 deadline = time.monotonic() + 1.0
@@ -713,25 +966,30 @@ class EmbeddedBroker:
         sender_owner: str | None = None,
         receipt: Any = None,
         origin: Origin = None,
-    ) -> None:
+    ) -> int:
         """Hand one message of `origin` to the in-process subscribers whose filter matches and whose tenant hears
-        that origin (broker_origin.hears). While they run, `origin` is set, `sender` is the device (its name, the
-        CONNECT username) that published it, None when the broker or a flow did; `sender_owner` its owner; and
-        `broker_acks.current_receipt()` the receipt a subscriber holds to delay the device's PUBACK."""
+        that origin (broker_origin.hears); returns how many got it. While they run, `origin` is set, `sender` is
+        the device (its name, the CONNECT username) that published it, None when the broker or a flow did;
+        `sender_owner` its owner; and `broker_acks.current_receipt()` the receipt a subscriber holds to delay the
+        device's PUBACK."""
         self.sender, self.sender_owner, self.origin = sender, sender_owner, origin
         previous = handing_over(receipt)
+        heard = 0
         try:
             for sub in self._exact.get(topic, ()):
                 if hears(sub.tenant, origin):
                     sub.call(topic, payload, qos, retain)
+                    heard += 1
             if self._wild:
                 topic_levels = mt.levels(topic)
                 for sub in self._wild:
                     if mt.match_levels(sub.levels, topic_levels) and hears(sub.tenant, origin):
                         sub.call(topic, payload, qos, retain)
+                        heard += 1
         finally:
             self.sender = self.sender_owner = self.origin = None
             handing_over(previous)
+        return heard
 
     def _replay(
         self,

@@ -206,3 +206,85 @@ class TopicRouter:
                 self._cache.clear()
             self._cache[topic] = hit
         return hit
+
+
+class _Level:
+    __slots__ = ("children", "filter")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Level] = {}
+        self.filter: str | None = None
+
+
+class TopicIndex:
+    """Topic filters indexed by level (a trie): `match(topic)` lists the filters that match a topic name by the
+    rules of `match_levels` ($ topics included), visiting only the branches the topic's levels lead to instead of
+    testing every filter."""
+
+    __slots__ = ("_root", "_size")
+
+    def __init__(self, filters: Iterable[str] = ()) -> None:
+        self._root = _Level()
+        self._size = 0
+        for topic_filter in filters:
+            self.add(topic_filter)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, topic_filter: str) -> None:
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                child = node.children[level] = _Level()
+            node = child
+        if node.filter is None:
+            node.filter = topic_filter
+            self._size += 1
+
+    def discard(self, topic_filter: str) -> None:
+        path = [self._root]
+        for level in topic_filter.split("/"):
+            child = path[-1].children.get(level)
+            if child is None:
+                return
+            path.append(child)
+        if path[-1].filter is None:
+            return
+        path[-1].filter = None
+        self._size -= 1
+        for parent, level, child in zip(
+            reversed(path[:-1]), reversed(topic_filter.split("/")), reversed(path[1:]), strict=True
+        ):
+            if child.filter is not None or child.children:
+                break
+            del parent.children[level]
+
+    def match(self, topic: str) -> list[str]:
+        """The filters matching topic name `topic` (a valid one: no wildcards), each once."""
+        found: list[str] = []
+        topic_levels = topic.split("/")
+        _walk(self._root, topic_levels, 0, len(topic_levels), topic_levels[0].startswith("$"), found)
+        return found
+
+
+def _walk(node: _Level, topic: list[str], index: int, size: int, dollar: bool, found: list[str]) -> None:
+    children = node.children
+    if index == size:
+        if node.filter is not None:
+            found.append(node.filter)
+        rest = children.get("#")  # `a/#` also matches `a`
+        if rest is not None and rest.filter is not None:
+            found.append(rest.filter)
+        return
+    if not (dollar and index == 0):  # a filter starting with a wildcard matches no $ topic
+        rest = children.get("#")
+        if rest is not None and rest.filter is not None:
+            found.append(rest.filter)
+        one = children.get("+")
+        if one is not None:
+            _walk(one, topic, index + 1, size, dollar, found)
+    exact = children.get(topic[index])
+    if exact is not None:
+        _walk(exact, topic, index + 1, size, dollar, found)
