@@ -207,3 +207,26 @@ def test_import_never_changes_a_string_that_is_not_a_reference(changes, differ, 
         for key, value in before.items():
             if key not in refs:
                 assert node[key] == value, (key, value, node)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.lists(st.tuples(st.integers(0, 5), _TEXT_KEYS, _ID), max_size=6))
+def test_importing_an_export_again_and_again_adds_no_config_node_and_every_reference_resolves(times, texts):
+    types = _types()
+    flows = _api_flow()
+    for index, key, value in texts:
+        flows[index][key] = value
+    doc = FlowDoc(flows, "r", types)
+    configs = sorted(n["id"] for n in doc.config_nodes())
+    exported = doc.export(tab_id="t1")
+    for _ in range(times):
+        doc.import_flows(exported, "t1")
+    assert sorted(n["id"] for n in doc.config_nodes()) == configs
+    by_id = doc.by_id()
+    assert len(by_id) == len(doc.flows), "ids stay unique"
+    for node in doc.flows:
+        for key, targets in reference_properties(node["type"], types).items():
+            if node.get(key):
+                assert by_id[node[key]]["type"] in targets
+        for port in node.get("wires", []):
+            assert all(t in by_id and by_id[t]["z"] == node["z"] for t in port)
