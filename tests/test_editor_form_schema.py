@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sofiaflow.editor.properties.form import model_problems
-from sofiaflow.editor.properties.schema import WIDGETS, FieldSpec, form_fields, humanize
+from sofiaflow.editor.properties.schema import WIDGETS, FieldSpec, choice_map, form_fields, humanize
 from sofiaflow.editor.properties.widgets import as_stored, truthy
 from sofiaflow.runtime.flows.model import load, validate
 from sofiaflow.runtime.flows.registry import default_registry
@@ -137,3 +137,23 @@ def test_config_references_come_from_the_models_not_from_field_names():
     assert refs[("websocket in", "client")] == "websocket-client"
     configs = {c.type for c in TYPES if c.is_config_node}
     assert set(refs.values()) == configs  # each config type is reachable from a field that references it
+
+
+def test_fixed_choices_keep_the_order_the_model_gives():
+    assert list(fields_of("api-endpoint")["method"].options) == ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    assert list(fields_of("api-endpoint")["operation"].options)[0] == "query"
+    assert list(fields_of("mqtt in")["datatype"].options)[0] == "auto-detect"
+    assert choice_map([["2", "two"], ["1", "one"]], {"enum": [1, 2]}) == {2: "two", 1: "one"}
+    assert choice_map({"b": "B", "a": "A"}) == {"b": "B", "a": "A"}
+
+
+def test_api_endpoint_parameters_are_rows_of_name_type_in_and_required():
+    spec = fields_of("api-endpoint")["parameters"]
+    assert spec.widget == "rows" and list(spec.columns) == ["name", "type", "in", "required"]
+    assert spec.columns["required"]["type"] == "boolean" and spec.columns["in"]["default"] == "query"
+    assert fields_of("api-endpoint")["api"].config_type == "api"
+    assert fields_of("api-endpoint")["ontology"].service == "ontologies"
+    assert (
+        fields_of("python function")["func"].language == "python"
+        and "dict" in fields_of("python function")["func"].help
+    )

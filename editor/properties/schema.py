@@ -5,7 +5,7 @@ the schema's order. What a config model may say about a field (pydantic `Field(t
 json_schema_extra={...})`):
 
 - `x-widget`: "code" (with `x-language`: python, javascript, sql, json, mustache), "rows" (a list of objects
-  edited as rows; `x-columns`: {column: {"title": ..., "enum"/"x-choices": ..., "type": ...}}), "keyvalue"
+  edited as rows; `x-columns`: [{"key": column, "title": ..., "enum"/"x-choices": ..., "type": ...}]), "keyvalue"
   (an object edited as key/value rows), "strings" (a list of strings), "nodes" (other nodes of the flow,
   `x-node-types`), "scope" (all nodes / the group / chosen nodes), "typed" (a typed input; `x-type-key`,
   `x-types`), "checkbox", "text", "hidden".
@@ -163,6 +163,13 @@ def _options(spec: dict) -> dict[Any, str]:
     return {}
 
 
+def columns_map(columns: dict | list | None) -> dict[str, dict]:
+    """column -> its spec from `x-columns`: a list of {"key": ..., "title": ...} (kept in order) or an object."""
+    if isinstance(columns, list):
+        return {c["key"]: {k: v for k, v in c.items() if k != "key"} for c in columns}
+    return dict(columns or {})
+
+
 def choice_map(choices: dict | list, spec: dict | None = None) -> dict[Any, str]:
     """value -> label from `x-choices`: a list of [value, label] pairs (kept in order: JSON schema generation
     sorts object keys) or an object."""
@@ -227,7 +234,7 @@ def _field_spec(node_type: str, key: str, spec: dict, props: dict, typed: bool) 
         language = spec.get("x-language") or CODE_FIELDS.get(key, "")
         return FieldSpec(widget="code", language=language, **common)
     if widget in ("rows", "keyvalue", "strings"):
-        return FieldSpec(widget=widget, columns=dict(spec.get("x-columns") or {}), **common)
+        return FieldSpec(widget=widget, columns=columns_map(spec.get("x-columns")), **common)
     if widget in ("nodes", "scope"):
         types = tuple(spec.get("x-node-types") or ())
         return FieldSpec(widget=widget, types=types, **common)

@@ -64,10 +64,11 @@ class ApiEndpointConfig(NodeConfig):
         description="What the caller passes: each named, typed, required or not, and where it comes from.",
         json_schema_extra={
             "x-widget": "rows",
-            "x-columns": {
-                "name": {"title": "Name"},
-                "type": {"title": "Type", "enum": ["string", "integer", "number", "boolean"]},
-                "in": {
+            "x-columns": [
+                {"key": "name", "title": "Name"},
+                {"key": "type", "title": "Type", "enum": ["string", "integer", "number", "boolean"]},
+                {
+                    "key": "in",
                     "title": "In",
                     "x-choices": [
                         ["query", "query string"],
@@ -77,8 +78,8 @@ class ApiEndpointConfig(NodeConfig):
                     ],
                     "default": "query",
                 },
-                "required": {"title": "Required", "type": "boolean"},
-            },
+                {"key": "required", "title": "Required", "type": "boolean"},
+            ],
         },
     )
     operation: str = Field(

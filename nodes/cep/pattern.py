@@ -49,9 +49,10 @@ class PatternConfig(NodeConfig):
         description="Rules an event must all pass (or a JSONata expression).",
         json_schema_extra={
             "x-widget": "rows",
-            "x-columns": {
-                "property": {"title": "Property (msg.)"},
-                "t": {
+            "x-columns": [
+                {"key": "property", "title": "Property (msg.)"},
+                {
+                    "key": "t",
                     "title": "Test",
                     "x-choices": [
                         ["eq", "=="],
@@ -69,13 +70,14 @@ class PatternConfig(NodeConfig):
                     ],
                     "default": "eq",
                 },
-                "v": {"title": "Value"},
-                "vt": {
+                {"key": "v", "title": "Value"},
+                {
+                    "key": "vt",
                     "title": "Value type",
                     "x-choices": [["str", "string"], ["num", "number"], ["bool", "boolean"]],
                     "default": "str",
                 },
-            },
+            ],
         },
     )
     """A (sequence) or X (count): a JSONata text or a list of rules {property, t, v, vt}."""
@@ -85,9 +87,10 @@ class PatternConfig(NodeConfig):
         description="Rules the following event must all pass.",
         json_schema_extra={
             "x-widget": "rows",
-            "x-columns": {
-                "property": {"title": "Property (msg.)"},
-                "t": {
+            "x-columns": [
+                {"key": "property", "title": "Property (msg.)"},
+                {
+                    "key": "t",
                     "title": "Test",
                     "x-choices": [
                         ["eq", "=="],
@@ -105,13 +108,14 @@ class PatternConfig(NodeConfig):
                     ],
                     "default": "eq",
                 },
-                "v": {"title": "Value"},
-                "vt": {
+                {"key": "v", "title": "Value"},
+                {
+                    "key": "vt",
                     "title": "Value type",
                     "x-choices": [["str", "string"], ["num", "number"], ["bool", "boolean"]],
                     "default": "str",
                 },
-            },
+            ],
             "x-show-if": {"mode": "sequence"},
         },
     )

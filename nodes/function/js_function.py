@@ -107,7 +107,7 @@ class JsFunctionConfig(NodeConfig):
         json_schema_extra={
             "x-widget": "rows",
             "x-section": "Setup",
-            "x-columns": {"var": {"title": "Variable"}, "module": {"title": "Module"}},
+            "x-columns": [{"key": "var", "title": "Variable"}, {"key": "module", "title": "Module"}],
         },
     )
 

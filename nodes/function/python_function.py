@@ -66,7 +66,7 @@ class PythonFunctionConfig(NodeConfig):
         json_schema_extra={
             "x-widget": "rows",
             "x-section": "Setup",
-            "x-columns": {"var": {"title": "Import as"}, "module": {"title": "Module"}},
+            "x-columns": [{"key": "var", "title": "Import as"}, {"key": "module", "title": "Module"}],
         },
     )
 

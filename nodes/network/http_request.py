@@ -109,7 +109,7 @@ class HttpRequestConfig(NodeConfig):
         description="Request headers to set.",
         json_schema_extra={
             "x-widget": "rows",
-            "x-columns": {"keyValue": {"title": "Header"}, "valueValue": {"title": "Value"}},
+            "x-columns": [{"key": "keyValue", "title": "Header"}, {"key": "valueValue", "title": "Value"}],
         },
     )
 

@@ -49,7 +49,7 @@ class WebsocketClientConfig(NodeConfig):
         description="Headers sent with the connection request.",
         json_schema_extra={
             "x-widget": "rows",
-            "x-columns": {"keyValue": {"title": "Header"}, "valueValue": {"title": "Value"}},
+            "x-columns": [{"key": "keyValue", "title": "Header"}, {"key": "valueValue", "title": "Value"}],
         },
     )
 

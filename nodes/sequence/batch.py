@@ -56,7 +56,7 @@ class BatchConfig(NodeConfig):
         description="The sequences concatenated, by msg.topic, in this order.",
         json_schema_extra={
             "x-widget": "rows",
-            "x-columns": {"topic": {"title": "Topic"}},
+            "x-columns": [{"key": "topic", "title": "Topic"}],
             "x-show-if": {"mode": "concat"},
         },
     )
