@@ -157,3 +157,10 @@ def test_api_endpoint_parameters_are_rows_of_name_type_in_and_required():
         fields_of("python function")["func"].language == "python"
         and "dict" in fields_of("python function")["func"].help
     )
+
+
+def test_header_rows_carry_node_red_s_key_and_value_types():
+    for kind in ("http request", "websocket-client"):
+        columns = fields_of(kind)["headers"].columns
+        assert list(columns) == ["keyType", "keyValue", "valueType", "valueValue"], kind
+        assert columns["keyType"]["default"] == "other" and columns["valueType"]["default"] == "other"

@@ -49,7 +49,30 @@ class WebsocketClientConfig(NodeConfig):
         description="Headers sent with the connection request.",
         json_schema_extra={
             "x-widget": "rows",
-            "x-columns": [{"key": "keyValue", "title": "Header"}, {"key": "valueValue", "title": "Value"}],
+            "x-columns": [
+                {
+                    "key": "keyType",
+                    "title": "Header",
+                    "x-choices": [
+                        ["other", "other (type it)"],
+                        ["msg", "from msg."],
+                        ["Accept", "Accept"],
+                        ["Authorization", "Authorization"],
+                        ["Cache-Control", "Cache-Control"],
+                        ["Content-Type", "Content-Type"],
+                        ["User-Agent", "User-Agent"],
+                    ],
+                    "default": "other",
+                },
+                {"key": "keyValue", "title": "Name"},
+                {
+                    "key": "valueType",
+                    "title": "Value from",
+                    "x-choices": [["other", "this text"], ["msg", "msg."], ["env", "env variable"]],
+                    "default": "other",
+                },
+                {"key": "valueValue", "title": "Value"},
+            ],
         },
     )
 
