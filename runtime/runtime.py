@@ -36,6 +36,7 @@ from sofiaflow.runtime.core.services import (
     ONTOLOGIES,
     ONTOLOGY_DATA,
     ONTOLOGY_EVENTS,
+    PARTITIONS,
     PERMISSIONS,
     REDIS,
     RTDB,
@@ -352,6 +353,9 @@ class Runtime:
         self._started(stack, "cluster", leave)
         self.cluster = cluster
         self._provide(stack, FIRING_SLOTS, cluster.slots)
+        from sofiaflow.runtime.cluster.partitions import Partitions
+
+        self._provide(stack, PARTITIONS, Partitions(self.redis, cluster.id, cluster.settings.lease))
 
     async def _follow_deploys(self, stack: AsyncExitStack) -> None:
         """Cluster mode only: apply the revisions other workers deploy (hint and periodic check)."""

@@ -22,12 +22,14 @@ from typing import Any
 class Ticket:
     """Holds on one tracked message and what it caused; `on_done()` when none is left."""
 
-    __slots__ = ("holds", "keys", "on_done")
+    __slots__ = ("failed", "holds", "keys", "on_done")
 
     def __init__(self, on_done: Callable[[], None]) -> None:
         self.holds = 1
         self.keys: list[int] = []
         self.on_done = on_done
+        self.failed: BaseException | None = None
+        """The first error no catch node took while handling the message or what it caused."""
 
 
 CAUSE: ContextVar[Ticket | None] = ContextVar("sofiaflow_cause", default=None)

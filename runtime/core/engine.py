@@ -500,6 +500,7 @@ class Engine:
             count = int(prev["source"].get("count", 0)) + 1
         if count > _MAX_ERROR_LOOP:
             log.error("%r: message stopped, it failed %d times in a loop", node, count)
+            self._failed(msg, exc)
             return False
         error = {
             "message": text,
@@ -507,7 +508,16 @@ class Engine:
         }
         if not isinstance(exc, NodeError) and exc.__traceback__ is not None:
             error["stack"] = "".join(traceback.format_exception(exc)[-3:])
-        return self._throw(node.flow_scope, node, error, msg)
+        if self._throw(node.flow_scope, node, error, msg):
+            return True
+        self._failed(msg, exc)
+        return False
+
+    def _failed(self, msg: Msg, exc: BaseException) -> None:
+        """An error no catch node took: the tracked message's ticket records it (runtime/core/completion.py)."""
+        ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
+        if ticket is not None and ticket.failed is None:
+            ticket.failed = exc
 
     def _throw(self, scope: FlowScope | None, source: Node, error: dict, msg: Msg) -> bool:
         while scope is not None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from sofiaflow.runtime.api_manager import ApiManager
+    from sofiaflow.runtime.cluster.partitions import Partitions
     from sofiaflow.runtime.cluster.slots import FiringSlots
     from sofiaflow.runtime.core.metrics import ThroughputHistory
     from sofiaflow.runtime.data.alarms import AlarmStore
@@ -69,6 +70,8 @@ ONTOLOGY_DATA: ServiceKey[OntologyData] = ServiceKey("ontology-data")
 """Validated reads and writes of ontology instances in the real-time database."""
 ONTOLOGY_EVENTS: ServiceKey[OntologyEvents] = ServiceKey("ontology-events")
 """The hub that tells subscribers of an ontology about its inserts, updates and deletes."""
+PARTITIONS: ServiceKey[Partitions] = ServiceKey("partitions")
+"""Keyed partitions across workers (runtime/cluster/partitions.py); absent in single-process mode."""
 PERMISSIONS: ServiceKey[Permissions] = ServiceKey("permissions")
 """Users' roles and their rights on ontologies."""
 REDIS: ServiceKey[Redis] = ServiceKey("redis")
@@ -92,6 +95,7 @@ ALL_KEYS: tuple[ServiceKey[Any], ...] = (
     ONTOLOGIES,
     ONTOLOGY_DATA,
     ONTOLOGY_EVENTS,
+    PARTITIONS,
     PERMISSIONS,
     REDIS,
     RTDB,

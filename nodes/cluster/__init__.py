@@ -1,0 +1,1 @@
+"""Nodes for a cluster of workers (they work alone too)."""

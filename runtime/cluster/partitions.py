@@ -1,0 +1,577 @@
+"""Keyed partitions across workers: the machinery behind the `partition` node in a cluster.
+
+A partition node hashes each message's key to one of N partitions (`partition_of`, a stable hash) and appends the
+message to that partition's Redis stream `part:{flow}:{node}:{p}` (XADD, pipelined per batch). Partitions are
+placed on the live workers (heartbeats, runtime/cluster/membership.py) by rendezvous hashing (`owner_of`): a
+worker joining takes about 1/n of the partitions and none move between the others. Each partition is held by a
+fenced lease `plock:{flow}:{node}:{p}` (SET NX PX, a fencing token from INCR, as runtime/cluster/leader.py) that
+its owner renews every `lease / 3` seconds; a worker stops reading a partition as soon as its lease is more than
+`lease` seconds old on its own clock.
+
+The owner reads with XREADGROUP (one consumer group per partition node, the worker's id as consumer), at most
+`inflight` entries per partition, and reads that partition again only once every entry of the batch is done
+downstream (completion tracking, runtime/core/completion.py), then acknowledges the batch in one XACK. An owner
+that takes a partition over first claims what is pending there (XPENDING + XCLAIM: the previous owner's
+unacknowledged entries), so a worker killed mid-flow loses nothing: its entries are delivered again. An entry
+delivered more than `max_deliveries` times goes to the dead-letter stream `dlq:{flow}:{node}` and is
+acknowledged, so it never blocks its partition. What happens to an entry whose processing failed (an error no
+catch node took) is the node's strategy: "retry" (left pending, delivered again at once), "skip" (acknowledged)
+or "stop" (the partition stops on this worker, left pending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger("sofiaflow.cluster")
+
+STRATEGIES = ("retry", "skip", "stop")
+DROPPED_KEYS = frozenset(("req", "res"))
+"""Message properties that cannot cross workers (an HTTP request's live objects): not written to the stream."""
+
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local token = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+  return token
+end
+return false
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+# ----- hashing ---------------------------------------------------------------------------------------------
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def partition_of(key: Any, partitions: int) -> int:
+    """The partition of a key: a stable hash (the same in every process and release) modulo `partitions`."""
+    text = key if isinstance(key, str) else json.dumps(key, sort_keys=True, default=str)
+    return _hash64(text) % partitions
+
+
+def owner_of(item: str, workers: Iterable[str]) -> str | None:
+    """Rendezvous (highest random weight) hashing: the worker with the highest hash of (worker, item)."""
+    best: tuple[int, str] | None = None
+    for worker in workers:
+        weight = (_hash64(f"{worker}\x00{item}"), worker)
+        if best is None or weight > best:
+            best = weight
+    return best[1] if best else None
+
+
+def placement(prefix: str, partitions: int, workers: Sequence[str]) -> dict[int, str]:
+    """Each partition's owner among `workers` (partition p is the item `<prefix>:<p>`)."""
+    return {p: owner for p in range(partitions) if (owner := owner_of(f"{prefix}:{p}", workers)) is not None}
+
+
+# ----- messages on the stream ---------------------------------------------------------------------------------
+def _encode_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    raise TypeError(type(value).__name__)
+
+
+def _decode_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$bytes" in obj and isinstance(obj["$bytes"], str):
+        return base64.b64decode(obj["$bytes"])
+    return obj
+
+
+def encode_message(msg: dict[str, Any]) -> str:
+    """The JSON a message is stored as (bytes kept; `req`/`res` dropped); ValueError naming what cannot be."""
+    body = {k: v for k, v in msg.items() if k not in DROPPED_KEYS}
+    try:
+        return json.dumps(body, default=_encode_default, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the message cannot be written to a partition stream: {exc} is not JSON") from None
+
+
+def decode_message(text: str | bytes) -> dict[str, Any]:
+    return json.loads(text, object_hook=_decode_hook)
+
+
+# ----- dead letters ----------------------------------------------------------------------------------------
+def dead_letter_id(flow: str, node: str, entry: str) -> str:
+    return f"{flow}:{node}:{entry}"
+
+
+def parse_dead_letter_id(text: str) -> tuple[str, str, str]:
+    """(flow, node, entry id) of a dead letter's id `<flow>:<node>:<entry id>`; ValueError when malformed."""
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"dead letter id {text!r}: expected <flow>:<node>:<entry id>")
+    return parts[0], parts[1], parts[2]
+
+
+async def dead_letters(redis: Redis, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every dead letter (oldest first per stream, at most `limit` per partition node)."""
+    out = []
+    async for key in redis.scan_iter(match="dlq:*", count=200):
+        name = key.decode() if isinstance(key, bytes) else key
+        _, flow, node = name.split(":", 2)
+        for entry, fields in await redis.xrange(name, count=limit):
+            out.append(_letter(flow, node, entry, fields))
+    return out
+
+
+async def dead_letter_count(redis: Redis) -> int:
+    total = 0
+    async for key in redis.scan_iter(match="dlq:*", count=200):
+        total += int(await redis.xlen(key))
+    return total
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _field(fields: dict[Any, Any], name: str = "m") -> Any:
+    return fields[name] if name in fields else fields[name.encode()]
+
+
+def _letter(flow: str, node: str, entry: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+    f = {_text(k): _text(v) for k, v in fields.items()}
+    entry = _text(entry)
+    return {
+        "id": dead_letter_id(flow, node, entry),
+        "flow": flow,
+        "node": node,
+        "partition": int(f.get("partition", -1)),
+        "streamId": f.get("streamId"),
+        "deliveries": int(f.get("deliveries", 0)),
+        "error": f.get("error") or None,
+        "msg": decode_message(f["m"]) if "m" in f else None,
+    }
+
+
+async def get_dead_letter(redis: Redis, letter: str) -> dict[str, Any] | None:
+    flow, node, entry = parse_dead_letter_id(letter)
+    found = await redis.xrange(f"dlq:{flow}:{node}", min=entry, max=entry)
+    return _letter(flow, node, found[0][0], found[0][1]) if found else None
+
+
+async def replay_dead_letter(redis: Redis, letter: str) -> str | None:
+    """Append the dead letter's message to its partition's stream again (a new entry) and remove the letter;
+    the new stream id, or None when there is no such letter."""
+    flow, node, entry = parse_dead_letter_id(letter)
+    key = f"dlq:{flow}:{node}"
+    found = await redis.xrange(key, min=entry, max=entry)
+    if not found:
+        return None
+    fields = {_text(k): _text(v) for k, v in found[0][1].items()}
+    stream = f"part:{flow}:{node}:{fields['partition']}"
+    pipe = redis.pipeline(transaction=True)
+    pipe.xadd(stream, {"m": fields["m"]})
+    pipe.xdel(key, entry)
+    new_id, _ = await pipe.execute()
+    return _text(new_id)
+
+
+async def delete_dead_letter(redis: Redis, letter: str) -> bool:
+    flow, node, entry = parse_dead_letter_id(letter)
+    return bool(await redis.xdel(f"dlq:{flow}:{node}", entry))
+
+
+# ----- one partition node's partitions on this worker ------------------------------------------------------
+@dataclass
+class Entry:
+    """One stream entry handed to the flow: its partition, stream id, message and delivery count."""
+
+    partition: int
+    id: str
+    msg: dict[str, Any]
+    deliveries: int
+
+
+Process = Callable[[list[Entry]], Awaitable[list[BaseException | str | None]]]
+"""Hands a batch of one partition's entries to the flow (in order) and answers, once every one is done
+downstream, one entry per message: None when it was processed, else the failure."""
+
+
+@dataclass
+class _Held:
+    token: int
+    value: str
+    renewed: float
+    recovering: bool = True
+    busy: bool = False
+    stopped: bool = False
+
+
+@dataclass
+class PartitionStats:
+    added: int = 0
+    processed: int = 0
+    failed: int = 0
+    dead: int = 0
+    redelivered: int = 0
+    per_partition: dict[int, int] = field(default_factory=dict)
+
+
+class PartitionGroup:
+    """One partition node's partitions on this worker: `add` appends, the reader hands held partitions'
+    entries to `process`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        worker: str,
+        flow: str,
+        node: str,
+        partitions: int,
+        process: Process,
+        *,
+        strategy: str = "retry",
+        max_deliveries: int = 5,
+        inflight: int = 100,
+        lease: float = 3.0,
+        members: Callable[[], Awaitable[list[str]]] | None = None,
+        on_stopped: Callable[[int, Any], None] | None = None,
+    ) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions: expected at least 1, not {partitions!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        if max_deliveries < 1:
+            raise ValueError(f"max deliveries: expected at least 1, not {max_deliveries!r}")
+        if inflight < 1:
+            raise ValueError(f"in-flight: expected at least 1, not {inflight!r}")
+        self.redis = redis
+        self.worker = worker
+        self.flow = flow
+        self.node = node
+        self.partitions = partitions
+        self.process = process
+        self.strategy = strategy
+        self.max_deliveries = max_deliveries
+        self.inflight = inflight
+        self.lease = lease
+        self.group = f"partition:{node}"
+        self.prefix = f"{flow}:{node}"
+        self.dlq = f"dlq:{flow}:{node}"
+        self._members = members
+        self._on_stopped = on_stopped
+        self.held: dict[int, _Held] = {}
+        self.stats = PartitionStats()
+        self._tasks: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
+        self._loops: list[asyncio.Task] = []
+        self._closing = False
+
+    def stream(self, p: int) -> str:
+        return f"part:{self.flow}:{self.node}:{p}"
+
+    def lock(self, p: int) -> str:
+        return f"plock:{self.flow}:{self.node}:{p}"
+
+    # ----- producing ---------------------------------------------------------------------------------------
+    async def add(self, items: Sequence[tuple[Any, dict[str, Any]]]) -> list[str]:
+        """XADD each (key, msg) to its partition's stream, in one pipeline; the stream ids, in order."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key, msg in items:
+            pipe.xadd(self.stream(partition_of(key, self.partitions)), {"m": encode_message(msg)})
+        ids = await pipe.execute()
+        self.stats.added += len(ids)
+        return [_text(i) for i in ids]
+
+    # ----- lifecycle -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xgroup_create(self.stream(p), self.group, id="0", mkstream=True)
+        for result in await pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise result
+        await self.rebalance()
+        loop = asyncio.get_running_loop()
+        self._loops = [
+            loop.create_task(self._balance_loop(), name=f"partitions-balance-{self.node}"),
+            loop.create_task(self._read_loop(), name=f"partitions-read-{self.node}"),
+        ]
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._tasks:  # batches in hand finish (or the node's close drops them: they stay pending)
+            await asyncio.wait(list(self._tasks), timeout=self.lease)
+        for p, held in list(self.held.items()):
+            with contextlib.suppress(Exception):
+                await self.redis.eval(_RELEASE, 1, self.lock(p), held.value)
+        self.held.clear()
+
+    # ----- placement and leases ------------------------------------------------------------------------------
+    def holds(self, p: int) -> bool:
+        """Whether this worker holds partition p now: a lease renewed less than `lease` seconds ago."""
+        held = self.held.get(p)
+        return held is not None and time.monotonic() - held.renewed < self.lease
+
+    async def workers(self) -> list[str]:
+        members = await self._members() if self._members is not None else []
+        return sorted(set(members) | {self.worker})
+
+    async def rebalance(self) -> None:
+        """Renew what this worker holds, give up what is no longer its own (once its batch is done) and take
+        the partitions rendezvous hashing gives it that nobody holds."""
+        owners = placement(self.prefix, self.partitions, await self.workers())
+        ms = str(int(self.lease * 1000))
+        now = time.monotonic()
+        for p, held in list(self.held.items()):
+            if now - held.renewed >= self.lease:  # too late: the lease may be someone else's already
+                del self.held[p]
+        mine = [p for p, owner in owners.items() if owner == self.worker]
+        pipe = self.redis.pipeline(transaction=False)
+        renew = list(self.held)
+        for p in renew:
+            if owners.get(p) != self.worker and not self.held[p].busy:
+                pipe.eval(_RELEASE, 1, self.lock(p), self.held[p].value)
+            else:
+                pipe.eval(_RENEW, 1, self.lock(p), self.held[p].value, ms)
+        take = [p for p in mine if p not in self.held]
+        token_key = f"plock:{self.flow}:{self.node}:token"
+        for p in take:
+            pipe.eval(_ACQUIRE, 2, self.lock(p), token_key, self.worker, ms)
+        results = await pipe.execute(raise_on_error=False)
+        for p, result in zip(renew, results[: len(renew)], strict=True):
+            held = self.held.get(p)
+            if held is None:
+                continue
+            if owners.get(p) != self.worker and not held.busy:
+                del self.held[p]
+            elif result == 1:
+                held.renewed = now
+            else:
+                del self.held[p]
+        for p, result in zip(take, results[len(renew) :], strict=True):
+            if result and not isinstance(result, Exception):
+                token = int(result)
+                self.held[p] = _Held(token, f"{self.worker}|{token}", now)
+        self._wake.set()
+
+    async def _balance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.rebalance()
+            except Exception as exc:  # noqa: BLE001 - Redis away: leases lapse by the clock
+                log.warning("partitions %s: rebalance failed: %s", self.node, exc)
+
+    # ----- reading ---------------------------------------------------------------------------------------------
+    def _ready(self, p: int, held: _Held) -> bool:
+        return not held.busy and not held.stopped and self.holds(p)
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                await self._read_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away: try again shortly
+                log.warning("partitions %s: read failed: %s", self.node, exc)
+                await asyncio.sleep(0.2)
+
+    async def _read_once(self) -> None:
+        ready = [p for p, held in self.held.items() if self._ready(p, held)]
+        if not ready:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.2)
+            return
+        fresh = []
+        for p in ready:
+            if self.held[p].recovering:
+                self._start(p, self._recover(p))
+            else:
+                fresh.append(p)
+        if not fresh:
+            return
+        busy = any(held.busy for held in self.held.values())
+        self._wake.clear()
+        found = await self.redis.xreadgroup(
+            self.group,
+            self.worker,
+            {self.stream(p): ">" for p in fresh},
+            count=self.inflight,
+            block=None if busy else 100,
+        )
+        got = False
+        for stream, entries in found or []:
+            p = int(_text(stream).rsplit(":", 1)[1])
+            if entries and p in self.held:
+                got = True
+                batch = [Entry(p, _text(i), decode_message(_field(f)), 1) for i, f in entries]
+                self._start(p, self._run(p, batch))
+        if not got and busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.05)
+
+    def _start(self, p: int, coro: Awaitable[None]) -> None:
+        self.held[p].busy = True
+
+        async def run() -> None:
+            try:
+                await coro
+            except Exception as exc:  # noqa: BLE001 - left pending; taken up again by recovery
+                log.warning("partitions %s: partition %d: %s", self.node, p, exc)
+                if p in self.held:
+                    self.held[p].recovering = True
+            finally:
+                if p in self.held:
+                    self.held[p].busy = False
+                self._wake.set()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recover(self, p: int) -> None:
+        """Claim what is pending on partition p (a previous owner's entries, or ours that failed) and deliver it
+        again; an entry past `max_deliveries` goes to the dead-letter stream."""
+        stream = self.stream(p)
+        pending = await self.redis.xpending_range(stream, self.group, min="-", max="+", count=self.inflight)
+        held = self.held.get(p)
+        if held is None:
+            return
+        if not pending:
+            held.recovering = False
+            return
+        counts = {_text(item["message_id"]): int(item["times_delivered"]) for item in pending}
+        claimed = await self.redis.xclaim(stream, self.group, self.worker, 0, list(counts))
+        entries, dead = [], []
+        for entry_id, fields in claimed:
+            if fields is None:
+                continue
+            entry_id = _text(entry_id)
+            text = _field(fields)
+            deliveries = counts.get(entry_id, 0) + 1
+            if deliveries > self.max_deliveries:
+                dead.append((entry_id, text, deliveries - 1))
+            else:
+                entries.append(Entry(p, entry_id, decode_message(text), deliveries))
+        if dead:
+            await self._dead_letter(p, dead)
+        self.stats.redelivered += len(entries)
+        failed = await self._run(p, entries) if entries else False
+        held = self.held.get(p)
+        if held is not None and not failed and len(pending) < self.inflight:
+            held.recovering = (
+                False  # nothing more is pending (what failed now stays pending: recovery goes on)
+            )
+
+    async def _dead_letter(self, p: int, dead: list[tuple[str, Any, int]], error: str = "") -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        for entry_id, text, deliveries in dead:
+            pipe.xadd(
+                self.dlq,
+                {
+                    "m": text,
+                    "partition": str(p),
+                    "streamId": f"{p}/{entry_id}",
+                    "deliveries": str(deliveries),
+                    "error": error,
+                },
+            )
+        pipe.xack(self.stream(p), self.group, *[d[0] for d in dead])
+        await pipe.execute()
+        self.stats.dead += len(dead)
+        log.warning(
+            "partitions %s: %d message(s) of partition %d to the dead letters", self.node, len(dead), p
+        )
+
+    async def _run(self, p: int, entries: list[Entry]) -> bool:
+        """Process one batch of partition p and acknowledge what is done; True when some entry stays pending
+        because it failed."""
+        results = await self.process(entries)
+        done, failed = [], []
+        for entry, result in zip(entries, results, strict=True):
+            (done if result is None else failed).append((entry, result))
+        self.stats.processed += len(done)
+        self.stats.failed += len(failed)
+        held = self.held.get(p)
+        if held is None or not self.holds(p):
+            return False  # the lease lapsed meanwhile: the new owner delivers them again
+        if failed and self.strategy == "skip":
+            done += failed
+            failed = []
+        if done:
+            await self.redis.xack(self.stream(p), self.group, *[e.id for e, _ in done])
+        if not failed:
+            return False
+        if self.strategy == "stop":
+            held.stopped = True
+            if self._on_stopped is not None:
+                self._on_stopped(p, failed[0][1])
+        else:
+            held.recovering = True
+        return True
+
+
+class Partitions:
+    """The PARTITIONS service (cluster mode only): builds each partition node's `PartitionGroup` on this worker,
+    and reads the dead letters for the admin API."""
+
+    def __init__(self, redis: Redis, worker: str, lease: float = 3.0) -> None:
+        self.redis = redis
+        self.worker = worker
+        self.lease = lease
+        self.groups: dict[str, PartitionGroup] = {}
+
+    async def members(self) -> list[str]:
+        from sofiaflow.runtime.cluster.membership import live_workers
+
+        return [str(w["id"]) for w in await live_workers(self.redis) if w.get("id")]
+
+    def group(
+        self, flow: str, node: str, partitions: int, process: Process, **options: Any
+    ) -> PartitionGroup:
+        group = PartitionGroup(
+            self.redis,
+            self.worker,
+            flow,
+            node,
+            partitions,
+            process,
+            lease=self.lease,
+            members=self.members,
+            **options,
+        )
+        self.groups[node] = group
+        return group
+
+    def forget(self, group: PartitionGroup) -> None:
+        if self.groups.get(group.node) is group:
+            del self.groups[group.node]
+
+    async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return await dead_letters(self.redis, limit)
+
+    async def dead_letter_count(self) -> int:
+        return await dead_letter_count(self.redis)
