@@ -2,10 +2,18 @@
 
 They run with the rights of the calling key's user (`permissions.check`) through the "ontology-data" service, so
 writes are validated, stamped with `contextData` and seen by subscribers. Blocking: run them in a thread.
+
+A query answers a page with the total of its matches. The total is counted only when the page does not show it
+(a last page does), and then remembered per ontology and filter for TOTAL_TTL seconds (`Totals`): writes through
+the API Manager forget that ontology's totals at once, writes by flows or other workers show within TOTAL_TTL.
 """
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sofiaflow.runtime.api_manager.model import RIGHT_OF, EndpointSpec
@@ -16,6 +24,37 @@ from sofiaflow.runtime.errors import SofiaflowError
 
 MAX_BATCH = 1000
 _RESERVED_FIELDS = ("_id", "contextData")
+TOTAL_TTL = 1.0
+"""Seconds a query's total may be reused (writes through the API Manager forget it at once)."""
+_TOTALS_LIMIT = 10_000
+
+
+class Totals:
+    """The totals of queries by (ontology, filter), each reused for `ttl` seconds; thread-safe."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, ttl: float = TOTAL_TTL) -> None:
+        self._clock, self._ttl = clock, ttl
+        self._totals: dict[tuple[str, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, data: OntologyData, ontology: str, flt: dict[str, Any]) -> int:
+        key = (ontology, json.dumps(flt, sort_keys=True, default=repr))
+        now = self._clock()
+        with self._lock:
+            hit = self._totals.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        total = data.count(ontology, flt)
+        with self._lock:
+            if len(self._totals) >= _TOTALS_LIMIT:
+                self._totals.clear()
+            self._totals[key] = (now, total)
+        return total
+
+    def forget(self, ontology: str) -> None:
+        with self._lock:
+            for key in [k for k in self._totals if k[0] == ontology]:
+                del self._totals[key]
 
 
 class CallError(SofiaflowError):
@@ -40,13 +79,21 @@ def run(
     body: Any,
     limit: int,
     offset: int,
+    totals: Totals | None = None,
 ) -> tuple[int, Any]:
     """(status, JSON answer) of `spec`'s ontology operation; CallError for refusals and bad input.
-    `permissions.check` raising PermissionDenied is left to the caller (it is audited there)."""
+    `permissions.check` raising PermissionDenied is left to the caller (it is audited there). `totals`: where
+    queries' totals are remembered (None: counted on every call)."""
     ontology = spec.ontology or ""
     permissions.check(user, ontology, RIGHT_OF[spec.operation])
     try:
-        return _OPERATIONS[spec.operation](data, spec, values, user, body, limit, offset)
+        if spec.operation == "query":
+            return _query(data, spec, values, user, limit, offset, totals)
+        try:
+            return _OPERATIONS[spec.operation](data, spec, values, user, body, limit, offset)
+        finally:
+            if totals is not None and spec.operation != "getById":
+                totals.forget(ontology)  # also after a failed write: part of it may have been stored
     except InstanceValidationError as exc:
         raise CallError(400, "invalid_instance", str(exc), problems=exc.problems) from None
     except OntologyNotFoundError as exc:
@@ -72,12 +119,20 @@ def _filter(spec: EndpointSpec, values: dict[str, Any], user: str) -> dict[str, 
 
 
 def _query(
-    data: OntologyData, spec: EndpointSpec, values: dict, user: str, _body: Any, limit: int, offset: int
+    data: OntologyData,
+    spec: EndpointSpec,
+    values: dict,
+    user: str,
+    limit: int,
+    offset: int,
+    totals: Totals | None,
 ) -> tuple[int, Any]:
     flt = spec.template.render(values, user) if spec.template is not None else {}
     items = data.find(spec.ontology, flt, None, list(spec.sort) if spec.sort else None, offset, limit)
     if items and len(items) < limit:
         total = offset + len(items)  # the last page: no need to count
+    elif totals is not None:
+        total = totals.get(data, spec.ontology or "", flt)
     else:
         total = data.count(spec.ontology, flt)
     return 200, {"total": total, "limit": limit, "offset": offset, "items": items}
@@ -143,7 +198,6 @@ def _delete(
 
 
 _OPERATIONS = {
-    "query": _query,
     "getById": _get_by_id,
     "insert": _insert,
     "update": _update,

@@ -95,6 +95,7 @@ class ApiManager:
 
         self.keys = ApiKeys(db)
         self.quota: Quota = QuotaCounter(clock)
+        self.totals = operations.Totals(clock)
         self.permissions = permissions
         self.data = data
         self.audit = audit
@@ -353,7 +354,16 @@ class ApiManager:
             return response.status_code, response, None
         try:
             status, answer = await asyncio.to_thread(
-                operations.run, self.data, self.permissions, ep, values, user, body, limit, offset
+                operations.run,
+                self.data,
+                self.permissions,
+                ep,
+                values,
+                user,
+                body,
+                limit,
+                offset,
+                self.totals,
             )
         except PermissionDenied as exc:
             raise self._deny(user, method, scope["path"], str(exc)) from None

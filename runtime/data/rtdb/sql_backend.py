@@ -66,11 +66,14 @@ class SQLStore(RealtimeStore):
         self.url = url
         if url.startswith("sqlite"):
             self.dialect: _Dialect = _SQLite()
-            kwargs: dict[str, Any] = {}
-            if url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in url:
+            # a file: WAL (readers never wait for a writer, nor for each other) and a pool as large as the
+            # threads that read it at once; in memory: one shared connection
+            kwargs: dict[str, Any] = {"pool_size": 16, "max_overflow": 16}
+            memory = url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in url
+            if memory:
                 kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
             self.engine = create_engine(url, **kwargs)
-            self._setup_sqlite()
+            self._setup_sqlite(wal=not memory)
         elif url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             self.dialect = _Postgres()
             u = url.split("://", 1)[1]
@@ -80,16 +83,38 @@ class SQLStore(RealtimeStore):
         self._tables: set[str] = set()
         self._lock = threading.Lock()
 
-    def _setup_sqlite(self):
+    def _setup_sqlite(self, wal: bool):
         @event.listens_for(self.engine, "connect")
         def _connect(dbapi_conn, _record):
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
             dbapi_conn.create_function("rtdb_regexp", 3, _sqlite_regexp, deterministic=True)
+            if wal:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable at each checkpoint
+                cursor.close()
 
         @event.listens_for(self.engine, "begin")
         def _begin(conn):
             mode = conn.get_execution_options().get("sqlite_begin", "")
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """The rows of one read statement. SQLite: straight on a pooled DB-API connection, with no BEGIN (a single
+        statement is consistent by itself) and none of SQLAlchemy's per-statement work; PostgreSQL: a transaction."""
+        if isinstance(self.dialect, _SQLite):
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(sql, params)
+                    return cursor.fetchall()
+                finally:
+                    cursor.close()
+            finally:
+                raw.close()
+        with self.engine.connect() as conn, conn.begin():
+            return conn.execute(text(sql), params).all()
 
     # --- helpers
     @staticmethod
@@ -197,25 +222,25 @@ class SQLStore(RealtimeStore):
             sql += " LIMIT -1"
         if skip:
             sql += f" OFFSET {int(skip)}"
+        if not checks:
+            return [apply_projection(d.load(r[0]), proj) for r in self._rows(sql, params)]
         with self.engine.connect() as conn, conn.begin():
-            if checks:
-                bad = conn.execute(
-                    text(f"SELECT id FROM {table} WHERE {where} AND ({' OR '.join(checks)}) LIMIT 1"), params
-                ).first()
-                if bad is not None:
-                    paths = ", ".join(".".join(p) for p, _ in order if p != ("_id",))
-                    raise UnsupportedFilterError(
-                        f"sort on {paths!r}: document {bad[0]!r} holds an array or object on that "
-                        "path; MongoDB orders those by their elements, which this store does not"
-                    )
+            bad = conn.execute(
+                text(f"SELECT id FROM {table} WHERE {where} AND ({' OR '.join(checks)}) LIMIT 1"), params
+            ).first()
+            if bad is not None:
+                paths = ", ".join(".".join(p) for p, _ in order if p != ("_id",))
+                raise UnsupportedFilterError(
+                    f"sort on {paths!r}: document {bad[0]!r} holds an array or object on that "
+                    "path; MongoDB orders those by their elements, which this store does not"
+                )
             rows = conn.execute(text(sql), params).all()
         return [apply_projection(d.load(r[0]), proj) for r in rows]
 
     def count(self, name, filter=None):
         where, params = self._where(filter)
         table = self._ensure_table(name)
-        with self.engine.connect() as conn, conn.begin():
-            return conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
+        return self._rows(f"SELECT count(*) FROM {table} WHERE {where}", params)[0][0]
 
     def update(self, name, filter, update, multi=True):
         spec = check_update(update)
