@@ -22,6 +22,7 @@ class ConfigSidebar:
         self.ws = ws
         ui.label("config nodes").classes("text-base font-semibold")
         self.body = ui.column().classes("w-full gap-1")
+        self._shown: list | None = None
         ws.sidebars["config"] = self
         ws.on_redraw.append(self.refresh)
         self.refresh()
@@ -30,6 +31,13 @@ class ConfigSidebar:
         ws = self.ws
         users = ws.doc.config_users()
         configs = sorted(ws.doc.config_nodes(), key=lambda n: (n.get("type", ""), node_title(n)))
+        shown = [
+            (node_title(c), c["id"], [(u["id"], node_title(u), "x" in u) for u in users.get(c["id"], [])])
+            for c in configs
+        ]
+        if shown == self._shown:
+            return  # redrawn after every edit: rebuild only when something here changed
+        self._shown = shown
         self.body.clear()
         with self.body:
             if not configs:

@@ -52,6 +52,7 @@ class InfoSidebar:
         self.ws = ws
         ui.label("info").classes("text-base font-semibold")
         self.body = ui.column().classes("w-full gap-1")
+        self._shown: tuple | None = None
         ws.sidebars["info"] = self
         ws.on_redraw.append(self.refresh)
         ws.on_select.append(self.refresh)
@@ -60,10 +61,20 @@ class InfoSidebar:
     def refresh(self, *_args: Any) -> None:
         ws = self.ws
         node_id = ws.selection[0] if len(ws.selection) == 1 else None
+        node = ws.doc.get(node_id) if node_id else ws.doc.get(ws.tab)
+        shown = (
+            info_rows(ws, node_id),
+            len(ws.selection),
+            (node or {}).get("info"),
+            (node or {}).get("type"),
+        )
+        if shown == self._shown:
+            return  # redrawn after every edit and status: rebuild only when something here changed
+        self._shown = shown
         self.body.clear()
         with self.body:
             with ui.element("table").classes("w-full text-sm").props('aria-label="information"'):
-                for label, value in info_rows(ws, node_id):
+                for label, value in shown[0]:
                     with ui.element("tr"):
                         with ui.element("th").classes("text-left pr-2 align-top text-gray-600 font-normal"):
                             ui.label(label)
@@ -71,7 +82,6 @@ class InfoSidebar:
                             ui.label(value)
             if len(ws.selection) > 1:
                 ui.label(f"{len(ws.selection)} nodes selected").classes("text-sm text-gray-600")
-            node = ws.doc.get(node_id) if node_id else ws.doc.get(ws.tab)
             text = (node or {}).get("info") or ""
             if text:
                 ui.label("Description").classes("text-sm font-semibold mt-2")
