@@ -209,6 +209,9 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("DELETE", "/devices/{name}/tokens/{token_id}"): Probe(
         ANA_DEV + "/tokens/{ana_device_token}", {404}, {403}
     ),
+    # cluster: the workers for administrators; the balancer's health check needs no token and tells nothing
+    ("GET", "/cluster"): Probe("/cluster", {403}, {403}),
+    ("GET", "/cluster/health"): Probe("/cluster/health", {200}, {200}, anonymous={200}),
     # alarms: each caller's own (ana's alarm vs bob: tests/test_alarm_routes.py)
     ("GET", "/alarms"): Probe("/alarms", {200}, {200}),
     ("GET", "/alarms/{alarm_id}"): Probe(f"/alarms/{NO_ALARM}", {404}, {404}),
