@@ -25,7 +25,12 @@ class DeployButton:
                 .props("color=red-7 no-caps")
                 .props(testid("deploy"))
             )
-            with ui.button(icon="arrow_drop_down").props("color=red-8 dense").props(testid("deploy-mode")):
+            with (
+                ui.button(icon="arrow_drop_down")
+                .props('color=red-8 dense aria-label="Deploy mode"')
+                .props(testid("deploy-mode"))
+                .tooltip("Deploy mode: full, modified flows or modified nodes")
+            ):
                 with ui.menu():
                     for mode, label in MODES.items():
                         ui.menu_item(label, on_click=lambda m=mode: self.set_mode(m)).props(

@@ -57,8 +57,9 @@ def tab_bar(ws: Workspace) -> None:
             if current:
                 with (
                     ui.button(icon="more_vert")
-                    .props('flat dense size=sm aria-label="flow menu"')
+                    .props('flat dense size=sm aria-label="Flow menu: rename, disable, delete"')
                     .props(testid("tab-menu"))
+                    .tooltip("Flow menu: rename, disable, delete")
                 ):
                     with ui.menu():
                         ui.menu_item("Rename", on_click=lambda t=tab: rename_tab(ws, t)).props(
@@ -78,9 +79,9 @@ def tab_bar(ws: Workspace) -> None:
                 icon="account_tree",
                 on_click=lambda s=subflow["id"]: ws.show_tab(s),
             ).props(f'flat dense no-caps data-tab="{subflow["id"]}"').classes(classes).props(testid("tab"))
-        ui.button(icon="add", on_click=lambda: _add_tab(ws)).props("flat dense size=sm").tooltip(
-            "add a flow"
-        ).props(testid("tab-add"))
+        ui.button(icon="add", on_click=lambda: _add_tab(ws)).props(
+            'flat dense size=sm aria-label="Add a flow"'
+        ).tooltip("Add a flow").props(testid("tab-add"))
 
 
 def _add_tab(ws: Workspace) -> None:
@@ -156,12 +157,12 @@ def rename_tab(ws: Workspace, tab: dict) -> None:
 
 def _toolbar(ws: Workspace) -> None:
     for icon, tip, action, mark in (
-        ("undo", "undo (Ctrl+Z)", ws._on_undo, "undo"),
-        ("redo", "redo (Ctrl+Y)", ws._on_redo, "redo"),
-        ("file_upload", "import", lambda: open_import(ws), "import"),
-        ("file_download", "export", lambda: open_export(ws), "export"),
+        ("undo", "Undo (Ctrl+Z)", ws._on_undo, "undo"),
+        ("redo", "Redo (Ctrl+Y)", ws._on_redo, "redo"),
+        ("file_upload", "Import flows", lambda: open_import(ws), "import"),
+        ("file_download", "Export flows", lambda: open_export(ws), "export"),
     ):
-        ui.button(icon=icon, on_click=action).props(f'flat dense color=white aria-label="{mark}"').tooltip(
+        ui.button(icon=icon, on_click=action).props(f'flat dense color=white aria-label="{tip}"').tooltip(
             tip
         ).props(testid(mark))
     DeployButton(ws)

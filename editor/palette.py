@@ -53,7 +53,8 @@ def _grouped(types: dict[str, dict]) -> list[tuple[str, list[dict]]]:
 
 
 def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None = None) -> None:
-    """Draw the palette into the current container; drag an item onto the canvas (or double-click it)."""
+    """Draw the palette into the current container; drag an item onto the canvas (or double-click it, or focus it
+    and press Enter or Space). Each item's accessible name is its full type name (`ontology-insert` reads "ontology insert")."""
     items: list[tuple[ui.element, str]] = []
     sections: list[tuple[ui.expansion, list[ui.element]]] = []
 
@@ -66,9 +67,9 @@ def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None =
             if text:
                 section.open()
 
-    ui.input(placeholder="filter nodes", on_change=filter_items).props("dense clearable outlined").classes(
-        "w-full mb-1"
-    ).props(testid("palette-search"))
+    ui.input(placeholder="filter nodes", on_change=filter_items).props(
+        'dense clearable outlined aria-label="Filter nodes" clear-icon=close'
+    ).classes("w-full mb-1").props(testid("palette-search"))
     for category, entries in _grouped(types):
         members = []
         with (
@@ -81,7 +82,10 @@ def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None =
                 item = (
                     ui.element("div")
                     .classes("sf-palette-node")
-                    .props(f'draggable=true data-type="{entry["type"]}"')
+                    .props(
+                        f'draggable=true data-type="{entry["type"]}" role=button tabindex=0 '
+                        f'aria-label="{entry["type"].replace("-", " ")}"'
+                    )
                 )
                 item.style(f"background:{entry.get('color') or '#ddd'}")
                 with item:
@@ -92,6 +96,8 @@ def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None =
                 item.on("dragstart", js_handler=_DRAG_JS)
                 if on_add is not None:
                     item.on("dblclick", lambda _e, t=entry["type"]: on_add(t))
+                    item.on("keydown.enter", lambda _e, t=entry["type"]: on_add(t))
+                    item.on("keydown.space.prevent", lambda _e, t=entry["type"]: on_add(t))
                 items.append((item, f"{entry['type']} {label} {short_help(entry)}".lower()))
                 members.append(item)
         sections.append((section, members))
@@ -101,4 +107,5 @@ PALETTE_CSS = """
 .sf-palette-node { width: 170px; margin: 3px 4px; padding: 4px 10px; border: 1px solid #999; border-radius: 5px;
   font: 13px Helvetica, Arial, sans-serif; cursor: grab; user-select: none; }
 .sf-palette-node:active { cursor: grabbing; }
+.sf-palette-node:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 1px; }
 """

@@ -80,8 +80,8 @@ class ApisView:
         self.user, self.role = current_user(), current_role()
         with ui.row().classes("items-center gap-3"):
             ui.label("APIs").classes("text-xl font-semibold")
-            ui.link("Swagger UI: try the APIs", SWAGGER, new_tab=True)
-            ui.link("Your API keys", "api-keys")
+            ui.link("Swagger UI: try the APIs", SWAGGER, new_tab=True).classes("text-blue-800")
+            ui.link("Your API keys", "api-keys").classes("text-blue-800")
         self.empty = ui.label(
             "No API is published yet: add an api config node and api-endpoint nodes to a flow, then deploy."
         )
