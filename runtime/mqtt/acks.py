@@ -30,10 +30,33 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from amqtt.errors import MQTTError, NoDataError
+from amqtt.events import MQTTEvents
+from amqtt.mqtt import packet_class
 from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.packet import (
+    CONNACK,
+    CONNECT,
+    DISCONNECT,
+    PINGREQ,
+    PINGRESP,
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    RESERVED_0,
+    RESERVED_15,
+    SUBACK,
+    SUBSCRIBE,
+    UNSUBACK,
+    UNSUBSCRIBE,
+    MQTTFixedHeader,
+)
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.pubcomp import PubcompPacket
+from amqtt.mqtt.publish import PublishPacket, PublishPayload, PublishVariableHeader
 from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.session import INCOMING, IncomingApplicationMessage
 
@@ -251,6 +274,85 @@ class AckingHandler(BrokerProtocolHandler):
                 outbox.clear()
                 return
 
+    async def _reader_loop(self) -> None:
+        """amqtt's reader loop (0.12.1) when the broker's direct path is on: the keepalive is one idle timer per
+        connection instead of a task and a timer per packet, a PUBLISH's body is read at once and handled in the loop (in order, no
+        task per message); other packets are handled as amqtt does."""
+        session = self.session
+        if self.deliver is None or session is None or not self._reader_ready:
+            await super()._reader_loop()
+            return
+        running: deque[asyncio.Task[None]] = deque()
+        keepalive: int | None = session.keep_alive
+        if keepalive is not None and keepalive <= 0:
+            keepalive = None
+        ready, fire = self._reader_ready, self.plugins_manager.fire_event
+        loop = asyncio.get_running_loop()
+        seen = loop.time()
+        watchdog: asyncio.TimerHandle | None = None
+
+        def check_idle() -> None:  # one timer per connection, not one per packet
+            nonlocal watchdog
+            assert keepalive is not None
+            idle = loop.time() - seen
+            if idle >= keepalive:
+                watchdog = None
+                self.handle_read_timeout()
+            else:
+                watchdog = loop.call_later(keepalive - idle, check_idle)
+
+        if keepalive is not None:
+            watchdog = loop.call_later(keepalive, check_idle)
+        while True:
+            try:
+                ready.set()
+                while running and running[0].done():
+                    running.popleft()
+                reader = self.reader
+                if reader is None:
+                    break
+                fixed_header = await MQTTFixedHeader.from_stream(reader)
+                seen = loop.time()
+                if not fixed_header:
+                    break
+                kind = fixed_header.packet_type
+                if kind in (RESERVED_0, RESERVED_15):
+                    log.warning("%s sent a reserved packet type: closing the connection", session.client_id)
+                    await self.handle_connection_closed()
+                    continue
+                if kind == PUBLISH:
+                    packet: Any = await _read_publish(reader, fixed_header)
+                else:
+                    packet = await packet_class(fixed_header).from_stream(reader, fixed_header=fixed_header)
+                await fire(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
+                if kind == PUBLISH:
+                    try:
+                        await self.handle_publish(packet)
+                    except Exception:
+                        log.exception("MQTT PUBLISH from %s not handled", session.client_id)
+                elif kind == CONNECT:
+                    await self.handle_connect(packet)
+                elif kind in _HANDLERS:
+                    running.append(asyncio.create_task(getattr(self, _HANDLERS[kind])(packet)))
+                else:
+                    log.warning("%s sent an unhandled packet type %s", session.client_id, kind)
+            except MQTTError:
+                log.debug("MQTT packet discarded")
+            except asyncio.CancelledError:
+                break
+            except NoDataError:
+                log.debug("%s: no data available", session.client_id)
+            except Exception as exc:  # noqa: BLE001 - as amqtt: a broken stream ends the connection
+                log.warning("%s: unhandled exception in the reader loop: %r", type(self).__name__, exc)
+                break
+        if watchdog is not None:
+            watchdog.cancel()
+        while running:
+            running.popleft().cancel()
+        await self.handle_connection_closed()
+        self._reader_stopped.set()
+        await self.stop()
+
     def _check_gate(self) -> None:
         if len(self._acks) >= MAX_UNACKED:
             if self._gate is None:
@@ -265,6 +367,43 @@ class AckingHandler(BrokerProtocolHandler):
         if gate is not None and not gate.done():
             gate.set_result(None)
         await super().stop()
+
+
+_HANDLERS = {
+    CONNACK: "handle_connack",
+    SUBSCRIBE: "handle_subscribe",
+    UNSUBSCRIBE: "handle_unsubscribe",
+    SUBACK: "handle_suback",
+    UNSUBACK: "handle_unsuback",
+    PUBACK: "handle_puback",
+    PUBREC: "handle_pubrec",
+    PUBREL: "handle_pubrel",
+    PUBCOMP: "handle_pubcomp",
+    PINGREQ: "handle_pingreq",
+    PINGRESP: "handle_pingresp",
+    DISCONNECT: "handle_disconnect",
+}
+
+
+async def _read_publish(reader: Any, fixed_header: MQTTFixedHeader) -> PublishPacket:
+    """A PUBLISH packet's body in one read, parsed as amqtt's PublishPacket.from_stream does."""
+    size = fixed_header.remaining_length
+    body = await reader.read(size) if size else b""
+    if len(body) < 2:
+        raise MQTTError("PUBLISH without a topic name")
+    end = 2 + int.from_bytes(body[:2], "big")
+    if len(body) < end:
+        raise MQTTError("PUBLISH shorter than its topic name")
+    topic = bytes(body[2:end]).decode("utf-8")
+    packet_id = None
+    if (fixed_header.flags >> 1) & 0x03:
+        if len(body) < end + 2:
+            raise MQTTError("PUBLISH without its packet id")
+        packet_id = int.from_bytes(body[end : end + 2], "big")
+        end += 2
+    return PublishPacket(
+        fixed_header, PublishVariableHeader(topic, packet_id), PublishPayload(bytes(body[end:]))
+    )
 
 
 def receipt_of(message: Any) -> Receipt | None:
