@@ -178,3 +178,29 @@ async def test_a_worker_start_reconciles_devices_registered_before_cluster_mode(
     assert status == 201, issued
     async with client(mosquitto.port, "legacy", issued["token"]) as dev:
         assert await dev.connect() == "Success"
+
+
+async def test_a_new_leader_puts_mosquitto_right_again(cluster):
+    """Drift left on Mosquitto (a client of no device, as a request failing half way leaves it) is repaired when
+    the leader dies and another worker takes the lease, not only at the next start."""
+    from sofiaflow.runtime.cluster.dynsec import MARK
+    from sofiaflow.runtime.cluster.dynsec_link import BrokerAddress, DynsecLink
+
+    a, b, mosquitto = cluster
+    status, _, described = await asyncio.to_thread(a.get, "/cluster")
+    assert status == 200, described
+    leader = {"a": a, "b": b}.get(described["leader"])
+    assert leader is not None, described
+    link = DynsecLink(BrokerAddress.parse(mosquitto.url), *ADMIN)
+    await link.one({"command": "createClient", "username": "drifted", "password": "x", "textname": MARK})
+
+    async def usernames() -> set[str]:
+        listed = (await link.one({"command": "listClients", "verbose": True}))["data"]["clients"]
+        return {c["username"] for c in listed}
+
+    assert "drifted" in await usernames()
+    leader.kill9()
+    deadline = time.monotonic() + 3 + 10  # the lease (3 s) runs out, then the survivor is elected
+    while "drifted" in await usernames():
+        assert time.monotonic() < deadline, "the new leader did not reconcile Mosquitto's clients"
+        await asyncio.sleep(0.2)

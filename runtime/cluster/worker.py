@@ -73,6 +73,7 @@ class ClusterWorker:
         )
         self._rate: Rate | None = None
         self._mover: asyncio.Task | None = None
+        self._reconcile: asyncio.Task | None = None
 
     def revision(self) -> int:
         """The sequence number of the flow revision this worker runs."""
@@ -148,9 +149,31 @@ class ClusterWorker:
             self._mover = asyncio.get_running_loop().create_task(
                 self._move_history(token), name="cluster-mover"
             )
+            self._reconcile = asyncio.get_running_loop().create_task(
+                self._reconcile_devices(), name="cluster-device-reconcile"
+            )
         await self.membership.beat()
 
+    async def _reconcile_devices(self) -> None:
+        """A new leader puts Mosquitto's device clients right again (a drift left by a request that failed half
+        way is repaired on every failover, not only at the next start)."""
+        from sofiaflow.runtime.cluster.dynsec import DEVICE_SYNC
+
+        engine = self.runtime.engine
+        sync = engine.services.get(DEVICE_SYNC) if engine is not None else None
+        if sync is None:
+            return
+        try:
+            report = await sync.reconcile()
+        except Exception:  # noqa: BLE001 - logged; requests and the next election try again
+            log.exception("devices: reconciling Mosquitto's clients on election failed")
+            return
+        log.info("devices: reconciled Mosquitto's clients on election: %s", report)
+
     async def _deposed(self) -> None:
+        reconcile, self._reconcile = self._reconcile, None
+        if reconcile is not None and not reconcile.done():
+            reconcile.cancel()
         mover, self._mover = self._mover, None
         if mover is not None:
             mover.cancel()
