@@ -202,11 +202,11 @@ async def test_bad_config_refuses_the_deploy(registry):
 
 
 async def test_wss_with_a_tls_config_node(registry, tmp_path):
+    """wss through the shipped tls-config node trusting the server's self-signed certificate."""
     import ssl
 
-    from tests.test_node_http_request import FakeTlsConfig, self_signed
+    from tests.test_node_http_request import self_signed
 
-    registry.register(FakeTlsConfig, "tests")
     cert, key, _pem = self_signed(tmp_path)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
