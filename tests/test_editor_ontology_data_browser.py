@@ -74,6 +74,14 @@ def test_data_newest_first_with_context_and_a_readable_instance(editor_server, c
         assert instance["Meter"]["kwh"] == 3.5
         assert instance["contextData"]["source"] == "http" and instance["contextData"]["user"] == "admin"
         assert instance["contextData"]["timestampMillis"] == stamps[-1]
+        page.get_by_role("dialog").get_by_role("button", name="Close").click()
+        page.get_by_role("dialog").wait_for(state="hidden")
+        # from the keyboard: each row has an Open button
+        rows.nth(2).get_by_role("button", name="Open instance").focus()
+        page.keyboard.press("Enter")
+        shown = page.get_by_role("dialog").get_by_test_id("instance-json")
+        shown.wait_for()
+        assert json.loads(shown.locator("code, pre").first.inner_text())["Meter"]["kwh"] == 1.5
     finally:
         context.close()
 

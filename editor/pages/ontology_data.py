@@ -130,6 +130,7 @@ class DataBrowser:
                 {"name": "stored", "label": "Stored (UTC)", "field": "stored", "align": "left"},
                 {"name": "source", "label": "Source", "field": "source", "align": "left"},
                 {"name": "by", "label": "Device / user", "field": "by", "align": "left"},
+                {"name": "open", "label": "", "field": "_id", "align": "left"},
                 {
                     "name": "document",
                     "label": "Document",
@@ -143,6 +144,13 @@ class DataBrowser:
                 .classes("w-full")
                 .props("dense flat bordered data-testid=query-results")
             )
+            self.table.add_slot(
+                "body-cell-open",
+                '<q-td :props="props"><q-btn flat dense no-caps size="sm" label="Open" '
+                ":aria-label=\"'Open instance ' + props.row._id\" "
+                "@click.stop=\"$parent.$emit('open', props.row._id)\" /></q-td>",
+            )
+            self.table.on("open", lambda e: self.open(e.args))
             self.table.on("rowClick", lambda e: self.open(e.args[1]["_id"] if len(e.args) > 1 else None))
             self.docs: dict[str, dict[str, Any]] = {}
             with ui.row().classes("items-center gap-2"):
