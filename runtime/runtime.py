@@ -33,6 +33,7 @@ from sofiaflow.runtime.core.services import (
     HTTP_ROUTES,
     METRICS_HISTORY,
     MQTT_BROKER,
+    MQTT_SESSIONS,
     ONTOLOGIES,
     ONTOLOGY_DATA,
     ONTOLOGY_EVENTS,
@@ -356,6 +357,11 @@ class Runtime:
         from sofiaflow.runtime.cluster.partitions import Partitions
 
         self._provide(stack, PARTITIONS, Partitions(self.redis, cluster.id, cluster.settings.lease))
+        from sofiaflow.runtime.cluster.mqtt_sessions import MqttSessions
+
+        sessions = MqttSessions(self.redis, cluster.id, cluster.settings.lease)
+        await sessions.start()
+        self._provide(stack, MQTT_SESSIONS, sessions, sessions.stop)
 
     async def _follow_deploys(self, stack: AsyncExitStack) -> None:
         """Cluster mode only: apply the revisions other workers deploy (hint and periodic check)."""

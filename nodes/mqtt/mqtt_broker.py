@@ -16,6 +16,10 @@ one worker. The tenancy rules of the embedded broker become, on the external one
 developer's node publishes nowhere another owner's devices hold (as on the embedded broker), and hears no message
 on a topic another owner's devices hold; what devices may do is Mosquitto's dynamic security
 (runtime/cluster/dynsec.py).
+In cluster mode (the MQTT_SESSIONS service) each worker connects with a persistent session of its own (clean
+session off, client id `sofiaflow-<worker>-<config node id>`) once it holds that session's lease, and takes over the
+sessions of dead workers (runtime/cluster/mqtt_sessions.py): a second connection with the dead worker's client id
+whose messages go through the same flows, acknowledged once the flow is done with them, until that worker is back.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from sofiaflow.nodes.mqtt.mqtt_payload import encode, message_fields
 from sofiaflow.runtime.api import (
     DEVICES,
     MQTT_BROKER,
+    MQTT_SESSIONS,
     Node,
     NodeConfig,
     NodeError,
@@ -56,6 +61,8 @@ STATUS = {
     "connected": ("green", "dot", "connected"),
     "disconnected": ("red", "ring", "disconnected"),
 }
+SESSION_EXPIRY = 7 * 24 * 3600
+"""MQTT 5 session expiry (seconds) of a worker's persistent session on the cluster's broker."""
 _OVERRIDABLE = (
     "url",
     "broker",
@@ -272,6 +279,8 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         self.platform = bool(self._conf.get("platform"))
         self._share = ""
         """`$share/<group>/` before every subscription on the platform's external broker, else ""."""
+        self._takeovers: dict[str, MqttConnection] = {}
+        """Dead workers' sessions this worker drains (cluster mode), by client id."""
 
     # ----- what users see -------------------------------------------------------------------------------------
     @property
@@ -425,11 +434,15 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         self._pausers.add(ref)
         if self._link is not None:
             self._link.set_reading(False)
+        for link in self._takeovers.values():
+            link.set_reading(False)
 
     def resume(self, ref: str) -> None:
         self._pausers.discard(ref)
-        if not self._pausers and self._link is not None:
-            self._link.set_reading(True)
+        if not self._pausers:
+            for link in (self._link, *self._takeovers.values()):
+                if link is not None:
+                    link.set_reading(True)
 
     # ----- connecting ----------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -499,8 +512,14 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             if item is not None:  # heard as this config node's (its tab's tenant; on no tab: the platform's)
                 item.origin = self.tenant
         hooks = dict(on_message=self._deliver, on_state=self._state, spawn=self.spawn, warn=self.warn)
+        sessions = self._sessions() if self.platform else None
         if is_embedded(options, service):
             link: MqttConnection | EmbeddedLink = EmbeddedLink(service, options, **hooks)
+        elif sessions is not None:  # connect once this worker holds its session's lease; drain dead workers'
+            link = MqttConnection(
+                options, sleep=self._sleep, gate=lambda: sessions.claim_own(self.id), **hooks
+            )
+            sessions.offer(self.id, self._take_over)
         else:
             link = MqttConnection(options, sleep=self._sleep, **hooks)
         self._share = (
@@ -522,6 +541,11 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         external = self.setting("platformBroker")
         if external:
             conf.update(broker=external["url"], port=None)
+            sessions = self._sessions()
+            if sessions is not None:  # a cluster: this worker's own persistent session
+                conf.update(clientid=sessions.client_id(self.id), cleansession=False)
+                if int(conf.get("protocolVersion") or 4) == 5 and not conf.get("sessionExpiry"):
+                    conf["sessionExpiry"] = SESSION_EXPIRY
             creds = {"user": external.get("username") or "", "password": external.get("password") or ""}
             return conf, creds
         if service is None:
@@ -531,6 +555,44 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             )
         conf.update(broker="127.0.0.1", port=int(service.port))
         return conf, {}
+
+    def _sessions(self) -> Any:
+        """The cluster's MQTT_SESSIONS service when the platform broker is the external one, else None."""
+        if not self.setting("platformBroker"):
+            return None
+        try:
+            return self.service(MQTT_SESSIONS)
+        except NodeError:
+            return None
+
+    async def _take_over(self, client_id: str) -> _Takeover:
+        """Connect with a dead worker's `client_id` (its persistent session) and deliver what the broker held
+        for it to this node's users, as messages of this node's own connection."""
+        conf, creds = self._platform_target(None)
+        conf["clientid"] = client_id
+        options = build(conf, creds, None)
+        options.birth = options.close = options.will = None
+
+        def state(value: str, error: str | None) -> None:
+            if value == "connected":
+                self.log(f"draining the session {client_id} of a worker that is gone")
+
+        link = MqttConnection(
+            options,
+            on_message=self._deliver,
+            on_state=state,
+            spawn=self.spawn,
+            sleep=self._sleep,
+            warn=self.warn,
+        )
+        for topic, refs in self._subs.items():
+            sub = next(iter(refs.values()))
+            link.subscriptions[self._share + topic] = (max(s.qos for s in refs.values()), sub.options)
+        if self._pausers:
+            link.set_reading(False)
+        self._takeovers[client_id] = link
+        link.connect()
+        return _Takeover(self._takeovers, client_id, link)
 
     def _tls_node(self) -> Any:
         if self.platform:
@@ -569,8 +631,27 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
 
     async def close(self, removed: bool) -> None:
         link, self._link = self._link, None
+        sessions = self._sessions() if self.platform else None
+        if sessions is not None:
+            await sessions.withdraw(self.id)
         if link is not None:
             await link.close()
+        if sessions is not None:
+            await sessions.release_own(self.id, forget=removed)
+
+
+@dataclass(slots=True)
+class _Takeover:
+    """A dead worker's session drained by a config node (runtime/cluster/mqtt_sessions.py Handle)."""
+
+    takeovers: dict[str, MqttConnection]
+    client_id: str
+    link: MqttConnection
+
+    async def stop(self) -> None:
+        self.takeovers.pop(self.client_id, None)
+        await self.link.disconnect()
+        await self.link.close()
 
 
 __all__ = ["LOCAL_HOSTS", "ConnectOptions", "MqttBrokerNode", "STATUS"]

@@ -58,6 +58,7 @@ class MqttConnection:
         warn: Callable[[str], None],
         max_buffer: int = 10_000,
         window: int = 1000,
+        gate: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.options, self.state, self.max_buffer, self.dropped = options, "disconnected", max_buffer, 0
         self.last_error: str | None = None
@@ -86,6 +87,8 @@ class MqttConnection:
         self._held: list[tuple[FastClient, int, int]] = []
         self._acks: OrderedAcks | None = None  # this connection's received QoS 1/2 messages, in order
         self._writable: asyncio.Future | None = None
+        self._gate = gate
+        """Awaited before every connect: e.g. until this worker holds the lease on its client id (a cluster)."""
 
     # ----- control --------------------------------------------------------------------------------------------
     @property
@@ -346,6 +349,8 @@ class MqttConnection:
 
     async def _session(self) -> bool:
         """Connect, serve until the connection ends or `disconnect`; True if it was up."""
+        if self._gate is not None:
+            await self._gate()
         client = self._new_client()
         acks = self._acks = OrderedAcks(lambda receipt: self._ack_when_processed(client, acks, receipt))
         self._leave = asyncio.get_running_loop().create_future()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from sofiaflow.runtime.api_manager import ApiManager
+    from sofiaflow.runtime.cluster.mqtt_sessions import MqttSessions
     from sofiaflow.runtime.cluster.partitions import Partitions
     from sofiaflow.runtime.cluster.slots import FiringSlots
     from sofiaflow.runtime.core.metrics import ThroughputHistory
@@ -64,6 +65,9 @@ METRICS_HISTORY: ServiceKey[ThroughputHistory] = ServiceKey("metrics-history")
 """The engine's sampled throughput (runtime/core/metrics.py)."""
 MQTT_BROKER: ServiceKey[EmbeddedBroker] = ServiceKey("mqtt-embedded")
 """The embedded MQTT broker (absent when the runtime runs none)."""
+MQTT_SESSIONS: ServiceKey[MqttSessions] = ServiceKey("mqtt-sessions")
+"""Cluster mode: each worker's own MQTT session on the cluster's broker and their takeover when a worker dies
+(runtime/cluster/mqtt_sessions.py); absent in single-process mode."""
 ONTOLOGIES: ServiceKey[OntologyRegistry] = ServiceKey("ontologies")
 """Ontologies (data models) and their schemas."""
 ONTOLOGY_DATA: ServiceKey[OntologyData] = ServiceKey("ontology-data")
@@ -92,6 +96,7 @@ ALL_KEYS: tuple[ServiceKey[Any], ...] = (
     HTTP_ROUTES,
     METRICS_HISTORY,
     MQTT_BROKER,
+    MQTT_SESSIONS,
     ONTOLOGIES,
     ONTOLOGY_DATA,
     ONTOLOGY_EVENTS,
