@@ -214,7 +214,7 @@ class PatternNode(Node[PatternConfig]):
         if not self._buffer:
             return
         quiet = self.now() - self._last_arrival
-        if quiet >= self._lateness:
+        if quiet >= self._lateness - 1e-6:  # the clock's float arithmetic may wake us a hair early
             self._release(float("inf"))
         else:
             self._flush_timer = self.call_later(self._lateness - quiet, self._flush)
