@@ -130,6 +130,7 @@ class EmbeddedLink:
 
     async def close(self) -> None:
         await self.disconnect()
+        self.set_reading(True)  # closed: it holds no publisher back, connected or not
         if self._queue:
             self._warn(f"{len(self._queue)} unsent message(s) dropped at close")
             self._queue.clear()

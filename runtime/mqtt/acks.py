@@ -268,7 +268,16 @@ class AckingHandler(BrokerProtocolHandler):
                 outbox.clear()
                 return
             try:
-                await self._send_packet(outbox.popleft())
+                writer = getattr(self.writer, "_writer", None)  # asyncio's StreamWriter under amqtt's adapter
+                if writer is not None and not self.plugins_manager._event_plugin_callbacks.get(
+                    MQTTEvents.PACKET_SENT
+                ):  # every acknowledgement due now in one write, one drain
+                    packets = b"".join(bytes(outbox.popleft().to_bytes()) for _ in range(len(outbox)))
+                    async with self._write_lock:
+                        writer.write(packets)
+                        await writer.drain()
+                else:
+                    await self._send_packet(outbox.popleft())
             except Exception as exc:  # noqa: BLE001 - a closed connection: the device sends again on reconnect
                 log.debug("acknowledgement not sent: %s", exc)
                 outbox.clear()
@@ -276,8 +285,8 @@ class AckingHandler(BrokerProtocolHandler):
 
     async def _reader_loop(self) -> None:
         """amqtt's reader loop (0.12.1) when the broker's direct path is on: the keepalive is one idle timer per
-        connection instead of a task and a timer per packet, a PUBLISH's body is read at once and handled in the loop (in order, no
-        task per message); other packets are handled as amqtt does."""
+        connection instead of a task and a timer per packet, a PUBLISH's body is read at once and handled in the
+        loop (in order, no task per message); other packets are handled as amqtt does."""
         session = self.session
         if self.deliver is None or session is None or not self._reader_ready:
             await super()._reader_loop()
