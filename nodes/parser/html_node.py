@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import soupsieve
-from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, Tag
 from pydantic import Field
 
 from sofiaflow.nodes.parser._property import MISSING, MsgProperty
@@ -50,113 +48,17 @@ class HtmlConfig(NodeConfig):
     chr: str = Field("_", title="Child property key", json_schema_extra={"x-widget": "hidden"})
 
 
-_VOID = frozenset(
-    "area base basefont bgsound br col embed frame hr img input keygen link meta param source track wbr".split()
-)
-_RAW_TEXT = frozenset("style script xmp iframe noembed noframes plaintext".split())
-_NO_TEXT = frozenset(("script", "style"))
 _ASCII_SPACE = " \t\n\r\f\v"
+_DOCUMENT_HELPERS = ("inner_html", "inner_xml", "text_of")
 
 
-def _xml_escape(text: str) -> str:
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch == "&":
-            out.append("&amp;")
-        elif ch == "<":
-            out.append("&lt;")
-        elif ch == ">":
-            out.append("&gt;")
-        elif ch == '"':
-            out.append("&quot;")
-        elif ch == "'":
-            out.append("&apos;")
-        elif code >= 0x80:
-            out.append(f"&#x{code:X};")
-        else:
-            out.append(ch)
-    return "".join(out)
+def __getattr__(name: str) -> Any:
+    """The serializers live in html_doc, loaded on first use with BeautifulSoup."""
+    if name in _DOCUMENT_HELPERS:
+        from sofiaflow.nodes.parser import html_doc
 
-
-def _html_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("\u00a0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _html_attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace("\u00a0", "&nbsp;").replace('"', "&quot;")
-
-
-def _attrs(tag: Tag) -> dict[str, str]:
-    return {k: " ".join(v) if isinstance(v, list) else str(v) for k, v in tag.attrs.items()}
-
-
-def inner_html(tag: Tag) -> str:
-    """The element's children serialized as parse5 writes HTML (cheerio's `.html()`)."""
-    out: list[str] = []
-    for child in tag.children:
-        _write_html(out, child, tag.name in _RAW_TEXT)
-    return "".join(out)
-
-
-def _write_html(out: list[str], node: Any, raw: bool) -> None:
-    if isinstance(node, Tag):
-        out.append(
-            "<" + node.name + "".join(f' {k}="{_html_attr(v)}"' for k, v in _attrs(node).items()) + ">"
-        )
-        if node.name in _VOID:
-            return
-        for child in node.children:
-            _write_html(out, child, node.name in _RAW_TEXT)
-        out.append(f"</{node.name}>")
-    elif isinstance(node, Comment):
-        out.append(f"<!--{node}-->")
-    elif isinstance(node, Doctype):
-        out.append(f"<!DOCTYPE {node}>")
-    elif isinstance(node, NavigableString):
-        out.append(str(node) if raw else _html_text(str(node)))
-
-
-def inner_xml(tag: Tag) -> str:
-    """The element's children serialized as cheerio's `.xml()` writes them."""
-    out: list[str] = []
-    for child in tag.children:
-        _write_xml(out, child)
-    return "".join(out)
-
-
-def _write_xml(out: list[str], node: Any) -> None:
-    if isinstance(node, Tag):
-        head = "<" + node.name + "".join(f' {k}="{_xml_escape(v)}"' for k, v in _attrs(node).items())
-        if not node.contents:
-            out.append(head + "/>")
-            return
-        out.append(head + ">")
-        for child in node.children:
-            _write_xml(out, child)
-        out.append(f"</{node.name}>")
-    elif isinstance(node, Comment):
-        out.append(f"<!--{node}-->")
-    elif isinstance(node, Doctype):
-        out.append(f"<!DOCTYPE {node}>")
-    elif isinstance(node, NavigableString):
-        out.append(_xml_escape(str(node)))
-
-
-def text_of(tag: Tag) -> str:
-    """The element's text, leaving out comments and the contents of script and style elements."""
-    out: list[str] = []
-
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, Tag):
-                if child.name not in _NO_TEXT:
-                    walk(child)
-            elif isinstance(child, NavigableString) and not isinstance(child, (Comment, Doctype)):
-                out.append(str(child))
-
-    walk(tag)
-    return "".join(out)
+        return getattr(html_doc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class HtmlNode(Node[HtmlConfig]):
@@ -183,12 +85,16 @@ class HtmlNode(Node[HtmlConfig]):
 
     @staticmethod
     def _compile(selector: str) -> Any:
+        import soupsieve
+
         try:
             return soupsieve.compile(selector)
         except soupsieve.SelectorSyntaxError as exc:
             raise NodeError(f"tag: invalid CSS selector {selector!r}: {exc.args[0]}") from None
 
-    def _result(self, el: Tag) -> Any:
+    def _result(self, el: Any) -> Any:
+        from sofiaflow.nodes.parser.html_doc import _attrs, inner_html, inner_xml, text_of
+
         ret = self.config.ret
         if ret == "html":
             return inner_xml(el).strip(_ASCII_SPACE)
@@ -210,6 +116,8 @@ class HtmlNode(Node[HtmlConfig]):
         selector = self.config.tag or msg.get("select") or ""
         if not isinstance(selector, str):
             raise NodeError("msg.select: the CSS selector must be a string")
+        from bs4 import BeautifulSoup
+
         found = (
             self._compile(selector).select(BeautifulSoup(value, "html5lib", multi_valued_attributes=None))
             if selector

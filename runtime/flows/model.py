@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import ValidationError
 
 from sofiaflow.runtime.core.config import _to_bool
@@ -19,6 +18,9 @@ from sofiaflow.runtime.errors import FlowFormatError, Problem
 from sofiaflow.runtime.flows.claims import claim_problems
 from sofiaflow.runtime.flows.registry import NodeRegistry
 from sofiaflow.runtime.types import FlowJSON, NodeDict
+
+if TYPE_CHECKING:
+    import networkx as nx  # imported by build_graph only: 14 MB a server need not hold
 
 CONTAINER_TYPES = frozenset(("tab", "subflow", "group"))
 NOT_RUNNABLE = "not-runnable"
@@ -307,6 +309,8 @@ NOT_RUNNABLE_REASONS = {
 
 def build_graph(fs: FlowSet) -> nx.MultiDiGraph:
     """The wiring graph: flow nodes as vertices, one edge per wire (attr `port`) and per link."""
+    import networkx as nx
+
     graph = nx.MultiDiGraph()
     for node_id, obj in fs.flow_nodes.items():
         graph.add_node(node_id, type=obj.get("type"), z=obj.get("z"))

@@ -5,13 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sofiaflow.runtime.data.rtdb.native_query import NativeQuery, NativeQueryError, parse_native
-from sofiaflow.runtime.data.rtdb.sql_query import (
-    MAX_AGGREGATE_DOCS,
-    SqlQueryError,
-    aggregate_rows,
-    parse_sql,
-    project_rows,
-)
 from sofiaflow.runtime.onesait.ssap import PROCESSOR, SsapError
 
 MAX_RESULTS = 10_000
@@ -63,6 +56,15 @@ def _native(data: Any, ontology: str, query: NativeQuery) -> Any:
 
 
 def _sql(data: Any, ontology: str, text: Any) -> Any:
+    # loaded on the first SQL query: sqlglot weighs about 9 MB
+    from sofiaflow.runtime.data.rtdb.sql_query import (
+        MAX_AGGREGATE_DOCS,
+        SqlQueryError,
+        aggregate_rows,
+        parse_sql,
+        project_rows,
+    )
+
     try:
         query = parse_sql(text)
     except SqlQueryError as exc:
