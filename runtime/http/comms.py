@@ -7,8 +7,9 @@ a subscription to status topics first gets the current status of each running no
 
 A socket that has not authenticated within `AUTH_DEADLINE` seconds, or sends anything else first, is
 closed with 1008 (policy violation). Administrators receive everything; developers and users receive the
-debug, status and log events of the nodes of tabs (subflows, config nodes) they may see, and the
-runtime's notifications (deploys, start/stop), nothing else.
+debug, status and log events of the nodes of tabs (subflows, config nodes) they may see, the `alarms` events
+of their own alarms (the alarm's owner is the user, as `GET /alarms` shows them), and the runtime's notifications
+(deploys, start/stop), nothing else.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class _Connection:
             return True
         if topic.startswith("notification/"):
             return True
+        if topic == "alarms":
+            alarm = data.get("alarm") if isinstance(data, dict) else None
+            return isinstance(alarm, dict) and alarm.get("owner") is not None and alarm["owner"] == self.user
         node_id = event_node(topic, data)
         if node_id is None:
             return False
