@@ -124,6 +124,11 @@ class MqttSessions:
         return client_id(self.worker, config_id)
 
     @property
+    def owned(self) -> set[str]:
+        """Client ids of this worker's own sessions whose lease it holds now."""
+        return set(self._own)
+
+    @property
     def taken_over(self) -> dict[str, str]:
         """Client id -> owner worker of every session this worker holds for a dead worker now."""
         return {cid: held.owner for cid, held in self._held.items()}
