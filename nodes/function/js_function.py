@@ -35,7 +35,7 @@ from pydantic import Field
 from sofiaflow.nodes.function.js_bridge import Encoder, HeldValues, decode, literal_reads, split_slot
 from sofiaflow.nodes.function.js_checks import ASYNC_HINT, js_caveats, libs_problem, syntax_problem
 from sofiaflow.nodes.function.js_isolate import JsError, JsIsolate, JsMemoryLimit, JsTimeout
-from sofiaflow.nodes.function.js_sandbox import load_scripts
+from sofiaflow.nodes.function.js_sandbox import load_scripts, run_items
 from sofiaflow.nodes.function.js_timer_budget import TimerBudget
 from sofiaflow.nodes.function.placement import worker_for
 from sofiaflow.runtime.api import (
@@ -170,14 +170,15 @@ class JsFunctionNode(Node[JsFunctionConfig]):
         self._memory = int(memory_mb * 1024 * 1024)
         self._scripts = self._setup_scripts()
         self._isolate: JsIsolate | None = None
+        self._lock = asyncio.Lock()
+        # the engine hands on_batch what waits: one evaluation (here) or one request (in a worker) for many messages
+        self.max_batch = MAX_BATCH
         placement = worker_for(self)
         if placement is not None:
             self._pool, self._tenant = placement
             self._pool.register_handler(HANDLER, HANDLER_MODULE)
             self._key = f"{self.id}#{next(_node_keys)}"
             self._generation: int | None = None
-            self._lock = asyncio.Lock()
-            self.max_batch = MAX_BATCH  # the engine hands on_batch what waits: one request for many messages
             return
         self._isolate = JsIsolate(self._memory, on_reset=self._load)
         try:
@@ -286,7 +287,7 @@ class JsFunctionNode(Node[JsFunctionConfig]):
             self._current = None
 
     async def on_batch(self, msgs: list[Msg]) -> list[BaseException | None]:
-        """Messages when the isolate is in the tenant's worker: evaluated in order, as few requests as it takes."""
+        """Messages, evaluated in order in as few evaluations (or requests to the worker) as it takes."""
         entries = []
         for msg in msgs:
             call_id = self._open_call(msg)
@@ -506,6 +507,11 @@ class JsFunctionNode(Node[JsFunctionConfig]):
         return worker
 
     async def _request(self, items: list, call_id: int | None, retry: bool = True) -> list:
+        if self._isolate is not None:  # the isolate is here: the worker's code, on it
+            try:
+                return run_items(self._isolate, self._limit, self._drain_always, items)
+            except JsTimeout as exc:  # a builtin that would not stop (JsStuck)
+                self._stopped("timeout", str(exc), call_id)
         worker = await self._open_worker()
         payload = {"key": self._key, "limit": self._limit, "drain": self._drain_always, "items": items}
         try:

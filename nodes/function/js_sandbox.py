@@ -85,7 +85,7 @@ def _handle(op: str, payload: Any, host: Any) -> Any:
         if isolate is None:
             raise ValueError(f"js run: no isolate {key!r} in this worker (open it first)")
         host.event("running", key)  # if this crashes the worker, the host knows whose request did it
-        return _run(
+        return run_items(
             isolate, float(payload.get("limit") or 0), bool(payload.get("drain")), payload.get("items") or []
         )
     if op == "close":
@@ -120,7 +120,9 @@ def load_scripts(isolate: JsIsolate, scripts: list[tuple[str, str]]) -> None:
             raise JsError(text) from None
 
 
-def _run(isolate: JsIsolate, limit: float, drain: bool, items: list) -> list:
+def run_items(isolate: JsIsolate, limit: float, drain: bool, items: list) -> list:
+    """Answer a `run` request's items on `isolate` (see the module docstring); the host runs it on an isolate of its
+    own when the node is not in a worker."""
     results: list = []
     i = 0
     while i < len(items):
