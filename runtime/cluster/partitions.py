@@ -55,6 +55,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_READ = """
+local n = #KEYS / 2
+local out = {}
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[3 + i] then
+    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[n + i], '>')
+    if r then out[#out + 1] = r[1] end
+  end
+end
+return out
+"""
+"""XREADGROUP (new entries) of each partition whose lease value is still ours: fenced reads, so a worker whose
+lease lapsed cannot take entries after the next owner has claimed what was pending."""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -146,12 +159,29 @@ async def dead_letter_count(redis: Redis) -> int:
     return total
 
 
+async def dead_letters_metric(redis: Redis) -> bytes:
+    """The dead-letter count as Prometheus text (appended to GET /metrics in cluster mode)."""
+    return (
+        "# HELP sofiaflow_partition_dead_letters Messages of partition nodes in the dead-letter streams.\n"
+        "# TYPE sofiaflow_partition_dead_letters gauge\n"
+        f"sofiaflow_partition_dead_letters {await dead_letter_count(redis)}\n"
+    ).encode()
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _field(fields: dict[Any, Any], name: str = "m") -> Any:
     return fields[name] if name in fields else fields[name.encode()]
+
+
+def _pairs(flat: list[Any]) -> str:
+    """The "m" field of an entry as a script returns it (a flat field/value list)."""
+    for k in range(0, len(flat) - 1, 2):
+        if _text(flat[k]) == "m":
+            return flat[k + 1]
+    raise ValueError("a partition stream entry without its message")
 
 
 def _letter(flow: str, node: str, entry: Any, fields: dict[Any, Any]) -> dict[str, Any]:
@@ -221,6 +251,12 @@ class _Held:
     recovering: bool = True
     busy: bool = False
     stopped: bool = False
+    reading: bool = False
+    leaving: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and not self.reading
 
 
 @dataclass
@@ -282,6 +318,7 @@ class PartitionGroup:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task] = []
         self._closing = False
+        self._idle_wait = 0.002
 
     def stream(self, p: int) -> str:
         return f"part:{self.flow}:{self.node}:{p}"
@@ -350,9 +387,13 @@ class PartitionGroup:
         mine = [p for p, owner in owners.items() if owner == self.worker]
         pipe = self.redis.pipeline(transaction=False)
         renew = list(self.held)
+        released = set()
         for p in renew:
-            if owners.get(p) != self.worker and not self.held[p].busy:
-                pipe.eval(_RELEASE, 1, self.lock(p), self.held[p].value)
+            held = self.held[p]
+            held.leaving = owners.get(p) != self.worker  # read no more; given up once idle
+            if held.leaving and held.idle:
+                released.add(p)
+                pipe.eval(_RELEASE, 1, self.lock(p), held.value)
             else:
                 pipe.eval(_RENEW, 1, self.lock(p), self.held[p].value, ms)
         take = [p for p in mine if p not in self.held]
@@ -364,7 +405,7 @@ class PartitionGroup:
             held = self.held.get(p)
             if held is None:
                 continue
-            if owners.get(p) != self.worker and not held.busy:
+            if p in released:
                 del self.held[p]
             elif result == 1:
                 held.renewed = now
@@ -386,7 +427,7 @@ class PartitionGroup:
 
     # ----- reading ---------------------------------------------------------------------------------------------
     def _ready(self, p: int, held: _Held) -> bool:
-        return not held.busy and not held.stopped and self.holds(p)
+        return not held.busy and not held.stopped and not held.leaving and self.holds(p)
 
     async def _read_loop(self) -> None:
         while True:
@@ -413,25 +454,39 @@ class PartitionGroup:
                 fresh.append(p)
         if not fresh:
             return
-        busy = any(held.busy for held in self.held.values())
         self._wake.clear()
-        found = await self.redis.xreadgroup(
-            self.group,
-            self.worker,
-            {self.stream(p): ">" for p in fresh},
-            count=self.inflight,
-            block=None if busy else 100,
-        )
+        for p in fresh:  # while the read is out, no rebalance gives these partitions up
+            self.held[p].reading = True
+        try:
+            found = await self.redis.eval(
+                _READ,
+                2 * len(fresh),
+                *[self.lock(p) for p in fresh],
+                *[self.stream(p) for p in fresh],
+                self.group,
+                self.worker,
+                str(self.inflight),
+                *[self.held[p].value for p in fresh],
+            )
+        finally:
+            for p in fresh:
+                if p in self.held:
+                    self.held[p].reading = False
         got = False
         for stream, entries in found or []:
             p = int(_text(stream).rsplit(":", 1)[1])
-            if entries and p in self.held:
-                got = True
-                batch = [Entry(p, _text(i), decode_message(_field(f)), 1) for i, f in entries]
-                self._start(p, self._run(p, batch))
-        if not got and busy:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.05)
+            if not entries or p not in self.held:  # the lease lapsed meanwhile: the next owner claims them
+                continue
+            got = True
+            batch = [Entry(p, _text(i), decode_message(_pairs(f)), 1) for i, f in entries]
+            self._start(p, self._run(p, batch))
+        if got:
+            self._idle_wait = 0.002
+            return
+        # nothing new: poll again after a pause growing to 0.1 s, or as soon as a batch is done
+        self._idle_wait = min(self._idle_wait * 2, 0.1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._idle_wait)
 
     def _start(self, p: int, coro: Awaitable[None]) -> None:
         self.held[p].busy = True

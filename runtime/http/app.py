@@ -34,6 +34,7 @@ from sofiaflow.runtime.http import (
     ontology_data_routes,
     ontology_routes,
     palette,
+    partition_routes,
     user_routes,
 )
 from sofiaflow.runtime.http.deps import ApiError, require_user
@@ -87,6 +88,7 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.include_router(user_routes.router)  # administrators only
     app.include_router(cluster_routes.router)  # GET /cluster: administrators only
     app.include_router(cluster_routes.health_router)  # GET /cluster/health: no token (load balancers)
+    app.include_router(partition_routes.router)  # dead letters: administrators and the flows' owners
     install_api_manager(app)  # API Manager: consumer calls by API key, catalogue, Swagger UI, /api-keys
     _install_docs(app)  # /openapi.json, /docs, /redoc: for logged-in callers only
     app.add_middleware(RequestLimits)  # 413 over 5 MiB, 400 for JSON nested deeper than 64 levels

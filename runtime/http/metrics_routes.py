@@ -166,7 +166,9 @@ async def metrics(request: Request) -> Response:
     """Prometheus text exposition of the engine's counters (async: read on the engine's loop)."""
     runtime = request.app.state.runtime
     user, role = getattr(request.state, "user", None), getattr(request.state, "role", None)
-    return Response(
-        metrics_text(lambda: runtime.engine, lambda snap: tenant_view(snap, runtime, user, role)),
-        media_type=CONTENT_TYPE_LATEST,
-    )
+    text = metrics_text(lambda: runtime.engine, lambda snap: tenant_view(snap, runtime, user, role))
+    if runtime.redis is not None:  # cluster mode: the partition nodes' dead letters
+        from sofiaflow.runtime.cluster.partitions import dead_letters_metric
+
+        text += await dead_letters_metric(runtime.redis)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
