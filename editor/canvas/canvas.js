@@ -1,7 +1,12 @@
 // The flow canvas: nodes as absolutely positioned divs, wires as SVG paths, in one pan/zoom "world".
 // Dragging (nodes, wires, rubber band, pan) runs here with no server round trip; the result goes back
 // as one event when the pointer is released: move, wire, select, delete, edit, drop, copy, paste, ...
+// The keyboard does the same: nodes are focusable groups (named by label and type, ports named too); focusing
+// a node selects it, arrow keys move the selection (Shift: 20 px), Delete removes it, Enter edits it, and W starts
+// a wire from the focused node's output (W again: the next output) that Enter on another focused node completes.
+// What happens is said in a polite live region.
 const PORT_GAP = 13;
+const STEP = 1, BIG_STEP = 20;
 
 function portY(n, i) {
   return n.h / 2 - ((n.outputs - 1) / 2) * PORT_GAP + PORT_GAP * i;
@@ -15,7 +20,13 @@ function wirePath(x1, y1, x2, y2) {
 export default {
   template: `
   <div class="sf-canvas" tabindex="0" @pointerdown="onDown" @dblclick="onDblClick" @wheel.prevent="onWheel"
-       @keydown="onKey" @dragover.prevent @drop.prevent="onDrop" @contextmenu.prevent>
+       @keydown="onKey" @focusin="onFocusIn" @dragover.prevent @drop.prevent="onDrop" @contextmenu.prevent
+       role="region" aria-label="Flow canvas" :aria-describedby="uid + '-keys'">
+    <p :id="uid + '-keys'" class="sf-sr-only">Tab moves between nodes; arrow keys move the selected nodes (with
+      Shift by 20 pixels); Delete removes them; Enter opens the focused node's properties; W starts a wire from the
+      focused node's output, W again picks the next output, then Tab to the target node and press Enter; Escape
+      cancels.</p>
+    <div class="sf-sr-only" role="status" aria-live="polite">{{ announce }}</div>
     <div class="sf-world" :style="{transform: 'translate(' + view.x + 'px,' + view.y + 'px) scale(' + view.k + ')'}">
       <svg class="sf-wires" width="1" height="1">
         <path v-for="w in wires" :key="w.key" :d="w.d" :data-wire="w.key" class="sf-wire"
@@ -23,16 +34,18 @@ export default {
         <path v-if="tempWire" :d="tempWire" class="sf-wire sf-temp"></path>
       </svg>
       <div v-for="n in local" :key="n.id" class="sf-node" :data-id="n.id" :data-type="n.type"
-           :data-x="n.x" :data-y="n.y" :title="n.label"
+           :data-x="n.x" :data-y="n.y" :title="n.label" tabindex="0" role="group"
+           :aria-label="nodeName(n)" aria-roledescription="node"
            :class="{'sf-group': n.corner, 'sf-selected': selectedSet.has(n.id), 'sf-changed': n.changed, 'sf-disabled': n.disabled,
-                    'sf-highlight': n.id === highlight, 'sf-invalid': n.invalid}"
+                    'sf-highlight': n.id === highlight, 'sf-invalid': n.invalid, 'sf-wire-source': wiring && wiring.source === n.id}"
            :style="{left: left(n) + 'px', top: top(n) + 'px', width: n.w + 'px',
                     height: n.h + 'px', background: n.color}">
-        <div v-if="n.button" class="sf-button" data-role="button" title="inject now"></div>
-        <span class="sf-label">{{ n.label }}</span>
-        <div v-if="n.inputs" class="sf-port sf-in" data-port="in"></div>
-        <div v-for="i in n.outputs" :key="i" class="sf-port sf-out" :data-port="i - 1"
-             :style="{top: (portY(n, i - 1) - 5) + 'px'}"></div>
+        <div v-if="n.button" class="sf-button" data-role="button" title="inject now" role="button"
+             :aria-label="'inject now: ' + n.label"></div>
+        <span class="sf-label" aria-hidden="true">{{ n.label }}</span>
+        <div v-if="n.inputs" class="sf-port sf-in" data-port="in" role="button" :aria-label="'input of ' + n.label"></div>
+        <div v-for="i in n.outputs" :key="i" class="sf-port sf-out" :data-port="i - 1" role="button"
+             :aria-label="'output ' + i + ' of ' + n.label" :style="{top: (portY(n, i - 1) - 5) + 'px'}"></div>
         <div v-if="n.status && n.status.text !== undefined" class="sf-status">
           <span class="sf-dot" :class="'sf-' + (n.status.fill || 'grey') + ' sf-' + (n.status.shape || 'dot')"></span>
           <span class="sf-status-text">{{ n.status.text }}</span>
@@ -42,9 +55,10 @@ export default {
     <div v-if="band" class="sf-band" :style="{left: band.left + 'px', top: band.top + 'px',
          width: band.width + 'px', height: band.height + 'px'}"></div>
     <div class="sf-zoom">
-      <button data-zoom="out" @pointerdown.stop @click="zoomBy(1 / 1.2)">&minus;</button>
-      <button data-zoom="reset" @pointerdown.stop @click="resetView">{{ Math.round(view.k * 100) }}%</button>
-      <button data-zoom="in" @pointerdown.stop @click="zoomBy(1.2)">+</button>
+      <button data-zoom="out" @pointerdown.stop @click="zoomBy(1 / 1.2)" aria-label="Zoom out" title="Zoom out">&minus;</button>
+      <button data-zoom="reset" @pointerdown.stop @click="resetView" :aria-label="'Reset zoom (' + Math.round(view.k * 100) + '%)'"
+              title="Reset zoom">{{ Math.round(view.k * 100) }}%</button>
+      <button data-zoom="in" @pointerdown.stop @click="zoomBy(1.2)" aria-label="Zoom in" title="Zoom in">+</button>
     </div>
   </div>`,
   emits: ["move", "wire", "selection", "delete", "edit", "node-drop", "button", "copy-nodes", "cut-nodes",
@@ -56,7 +70,8 @@ export default {
     tab: { type: String, default: "" },
   },
   data() {
-    return { local: [], selected: [], selectedWire: "", view: { x: 0, y: 0, k: 1 }, band: null, tempWire: "" };
+    return { local: [], selected: [], selectedWire: "", view: { x: 0, y: 0, k: 1 }, band: null, tempWire: "",
+             wiring: null, announce: "", keyMoves: {}, pointing: false, uid: "sfc" + Math.random().toString(36).slice(2, 9) };
   },
   computed: {
     byId() {
@@ -87,17 +102,32 @@ export default {
   },
   watch: {
     nodes: { handler(v) { this.load(v); }, immediate: true },
-    tab() { this.selected = []; this.selectedWire = ""; this.resetView(); },
+    tab() { this.selected = []; this.selectedWire = ""; this.wiring = null; this.resetView(); },
   },
   methods: {
     portY,
+    nodeName(n) {
+      return `${n.type} node: ${n.label}`;
+    },
     left(n) { return n.corner ? n.x : n.x - n.w / 2; },
     top(n) { return n.corner ? n.y : n.y - n.h / 2; },
     patchNodes(patches) {
       const byId = this.byId;
-      for (const p of patches) if (byId[p.id]) Object.assign(byId[p.id], p);
+      for (const p of patches) {
+        if (!byId[p.id]) continue;
+        const waiting = this.keyMoves[p.id] || 0;
+        if (waiting > 0 && "x" in p) {
+          // the echo of a keyboard move: the node has moved on since; keep where it is now
+          this.keyMoves[p.id] = waiting - 1;
+          const { x, y, ...rest } = p;
+          Object.assign(byId[p.id], rest);
+        } else {
+          Object.assign(byId[p.id], p);
+        }
+      }
     },
     load(nodes) {
+      this.keyMoves = {};
       this.local = nodes.map((n) => ({ ...n }));
       const known = new Set(this.local.map((n) => n.id));
       this.selected = this.selected.filter((id) => known.has(id));
@@ -148,7 +178,9 @@ export default {
       }
     },
     onDown(e) {
-      this.$el.focus({ preventScroll: true });
+      this.pointing = true;
+      setTimeout(() => { this.pointing = false; }, 0);
+      if (!e.target.closest(".sf-node")) this.$el.focus({ preventScroll: true });
       const nodeEl = e.target.closest(".sf-node");
       const wireEl = e.target.closest("[data-wire]");
       if (e.button === 1 || (e.button === 0 && e.altKey && !nodeEl)) return this.startPan(e);
@@ -308,15 +340,90 @@ export default {
       const p = this.toWorld(e);
       this.$emit("node-drop", { type, x: Math.round(p.x), y: Math.round(p.y) });
     },
+    // ----- keyboard -----------------------------------------------------------------------------------------
+    focusedNode() {
+      const el = document.activeElement;
+      return el && this.$el.contains(el) && el.classList.contains("sf-node") ? el.dataset.id : "";
+    },
+    onFocusIn(e) {
+      const el = e.target;
+      if (this.pointing || !el.classList || !el.classList.contains("sf-node")) return;
+      const id = el.dataset.id;
+      if (this.wiring) {
+        const n = this.byId[id];
+        this.announce = id === this.wiring.source ? "the wire's source: Tab to another node"
+          : `${this.nodeName(n)}: Enter connects it`;
+        return;
+      }
+      if (!this.selected.includes(id) || this.selected.length > 1) this.setSelection([id]);
+      this.keepInView(id);
+    },
+    keepInView(id) {
+      // focusing scrolls even an overflow:hidden box: undo that, and pan instead when the node is out of view
+      this.$el.scrollTop = 0;
+      this.$el.scrollLeft = 0;
+      const n = this.byId[id];
+      if (!n) return;
+      const r = this.$el.getBoundingClientRect();
+      const x = n.x * this.view.k + this.view.x, y = n.y * this.view.k + this.view.y;
+      if (x < 20 || y < 20 || x > r.width - 20 || y > r.height - 20) this.focusNode(id);
+    },
+    moveSelection(dx, dy) {
+      const moves = this.selected.map((id) => this.byId[id]).filter(Boolean)
+        .map((n) => ({ id: n.id, x: n.x + dx, y: n.y + dy }));
+      if (!moves.length) return;
+      for (const m of moves) {
+        const n = this.byId[m.id];
+        n.x = m.x; n.y = m.y;
+        this.keyMoves[m.id] = (this.keyMoves[m.id] || 0) + 1;
+      }
+      this.$emit("move", { moves });
+    },
+    startKeyWire(id) {
+      const n = this.byId[id];
+      if (!n || !n.outputs) { this.announce = n ? `${this.nodeName(n)} has no output to wire from` : ""; return; }
+      const port = this.wiring && this.wiring.source === id ? (this.wiring.port + 1) % n.outputs : 0;
+      this.wiring = { source: id, port };
+      this.announce = `Wiring from ${n.label} output ${port + 1}: Tab to the target node and press Enter; Escape cancels`;
+    },
+    finishKeyWire(id) {
+      const { source, port } = this.wiring;
+      const m = this.byId[id], n = this.byId[source];
+      if (id === source) { this.announce = "Tab to another node to connect it"; return; }
+      if (!m || !m.inputs) { this.announce = m ? `${this.nodeName(m)} has no input` : ""; return; }
+      this.wiring = null;
+      this.$emit("wire", { source, port, target: id });
+      this.announce = `Wired ${n ? n.label : source} output ${port + 1} to ${m.label}`;
+    },
     onKey(e) {
+      this.pointing = false;  // a key (Tab) moves the focus now, not the pointer (input can outrun timers)
       const mod = e.ctrlKey || e.metaKey;
       const key = e.key.toLowerCase();
-      if (e.key === "Delete" || e.key === "Backspace") {
+      const focused = this.focusedNode();
+      const arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+      if (arrows[e.key] && !mod && this.selected.length) {
+        e.preventDefault();
+        const step = e.shiftKey ? BIG_STEP : STEP;
+        this.moveSelection(arrows[e.key][0] * step, arrows[e.key][1] * step);
+      } else if (key === "w" && !mod && focused) {
+        e.preventDefault();
+        this.startKeyWire(focused);
+      } else if (e.key === "Enter" && focused) {
+        e.preventDefault();
+        if (this.wiring) this.finishKeyWire(focused);
+        else this.$emit("edit", { id: focused });
+      } else if (e.key === "Escape" && this.wiring) {
+        this.wiring = null;
+        this.announce = "Wiring cancelled";
+      } else if (e.key === "Delete" || e.key === "Backspace") {
         e.preventDefault();
         const wires = this.selectedWire ? [this.selectedWire] : [];
+        const gone = this.selected.length;
         this.$emit("delete", { ids: [...this.selected], wires });
+        if (gone) this.announce = `Deleted ${gone} node${gone > 1 ? "s" : ""}`;
         this.selected = [];
         this.selectedWire = "";
+        if (focused) this.$el.focus({ preventScroll: true });
       } else if (mod && key === "a") { e.preventDefault(); this.selectAll(); }
       else if (mod && key === "c") { this.$emit("copy-nodes", { ids: [...this.selected] }); }
       else if (mod && key === "x") { this.$emit("cut-nodes", { ids: [...this.selected] }); }
