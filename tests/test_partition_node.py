@@ -323,3 +323,25 @@ async def test_skip_and_stop_strategies(redis_url):
         assert pending["pending"] == 1  # the failed message stays for whoever restarts the partition
     finally:
         await b.stop()
+
+
+async def test_in_flight_per_partition_is_bounded_and_acknowledged_entries_leave_the_stream(redis_url):
+    SEEN.clear()
+    a = await Worker(redis_url, "wa", flow(partitions=1, inflight=3)).start()
+    try:
+        await wait_for(lambda: len(a.group().held) == 1, 10, "the partition held")
+        for i in range(12):
+            a.tester.inject("part", {"device": "d", "payload": {"seq": i, "slow": 0.05}})
+        await wait_for(lambda: a.group().stats.added == 12, 10, "written")
+        most = 0
+        deadline = time.monotonic() + 30
+        while len(SEEN["wa"]) < 12 and time.monotonic() < deadline:
+            pending = await a.redis.xpending("part:tab1:part:0", "partition:part")
+            most = max(most, pending["pending"])
+            await asyncio.sleep(0.01)
+        assert [m["payload"]["seq"] for m in SEEN["wa"]] == list(range(12))
+        assert 1 <= most <= 3  # never more than `inflight` delivered and not yet acknowledged
+        await wait_for(lambda: a.group().stats.processed == 12, 10, "all acknowledged")
+        assert await a.redis.xlen("part:tab1:part:0") == 0
+    finally:
+        await a.stop()

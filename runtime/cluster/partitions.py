@@ -14,7 +14,8 @@ downstream (completion tracking, runtime/core/completion.py), then acknowledges 
 that takes a partition over first claims what is pending there (XPENDING + XCLAIM: the previous owner's
 unacknowledged entries), so a worker killed mid-flow loses nothing: its entries are delivered again. An entry
 delivered more than `max_deliveries` times goes to the dead-letter stream `dlq:{flow}:{node}` and is
-acknowledged, so it never blocks its partition. What happens to an entry whose processing failed (an error no
+acknowledged, so it never blocks its partition. What is acknowledged is deleted from the stream (XDEL), so a
+stream holds only what is still to be processed. What happens to an entry whose processing failed (an error no
 catch node took) is the node's strategy: "retry" (left pending, delivered again at once), "skip" (acknowledged)
 or "stop" (the partition stops on this worker, left pending).
 """
@@ -555,6 +556,7 @@ class PartitionGroup:
                 },
             )
         pipe.xack(self.stream(p), self.group, *[d[0] for d in dead])
+        pipe.xdel(self.stream(p), *[d[0] for d in dead])
         await pipe.execute()
         self.stats.dead += len(dead)
         log.warning(
@@ -577,7 +579,11 @@ class PartitionGroup:
             done += failed
             failed = []
         if done:
-            await self.redis.xack(self.stream(p), self.group, *[e.id for e, _ in done])
+            ids = [e.id for e, _ in done]
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xack(self.stream(p), self.group, *ids)
+            pipe.xdel(self.stream(p), *ids)  # done with: the stream keeps only what is still to be processed
+            await pipe.execute()
         if not failed:
             return False
         if self.strategy == "stop":
