@@ -1,6 +1,6 @@
 """axe-core (installed by .ci/run into .cache/axe) on the flow editor and every control-panel page, in a real
-Chromium against a real `sofiaflow run` with a small flow: no CRITICAL violation anywhere. Serious ones are printed
-(run with -s) so they can be worked on. Without axe-core installed the test skips, unless
+Chromium against a real `sofiaflow run` with a small flow: no CRITICAL violation anywhere, and no SERIOUS one beyond
+the few listed in KNOWN_SERIOUS (printed with -s). Without axe-core installed the test skips, unless
 SOFIAFLOW_REQUIRE_SERVERS=1."""
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ PAGES = [
     "/users",
     "/settings",
 ]
+KNOWN_SERIOUS = {
+    ("/ontologies/new", "color-contrast"),  # the JSON editor's syntax colours (its theme) read at 2.8:1
+    ("/users", "color-contrast"),  # the users' red Delete buttons read at 3.7:1
+}
+"""Serious violations still open, by page and rule; any other serious one fails the test."""
 TAB = "a11ytab"
 FLOWS = [
     {"id": TAB, "type": "tab", "label": "Accessible"},
@@ -97,6 +102,8 @@ def test_no_critical_accessibility_violation_on_any_page(editor_server, chromium
     print(json.dumps({p: vs for p, vs in serious.items() if vs}, indent=1))
     critical = {p: [v for v in vs if v["impact"] == "critical"] for p, vs in found.items()}
     assert {p: vs for p, vs in critical.items() if vs} == {}
+    unexpected = {p: [v for v in vs if (p, v["id"]) not in KNOWN_SERIOUS] for p, vs in serious.items() if vs}
+    assert {p: vs for p, vs in unexpected.items() if vs} == {}
 
 
 def test_icon_buttons_inputs_and_palette_entries_are_named(editor_server, chromium):  # noqa: F811

@@ -56,7 +56,7 @@ export default {
          width: band.width + 'px', height: band.height + 'px'}"></div>
     <div class="sf-zoom">
       <button data-zoom="out" @pointerdown.stop @click="zoomBy(1 / 1.2)" aria-label="Zoom out" title="Zoom out">&minus;</button>
-      <button data-zoom="reset" @pointerdown.stop @click="resetView" :aria-label="'Reset zoom (' + Math.round(view.k * 100) + '%)'"
+      <button data-zoom="reset" @pointerdown.stop @click="resetView" :aria-label="Math.round(view.k * 100) + '% zoom, reset'"
               title="Reset zoom">{{ Math.round(view.k * 100) }}%</button>
       <button data-zoom="in" @pointerdown.stop @click="zoomBy(1.2)" aria-label="Zoom in" title="Zoom in">+</button>
     </div>
