@@ -162,3 +162,47 @@ def test_a_developer_sees_and_revokes_only_their_own_keys(editor_server, chromiu
         assert page.get_by_role("button", name="Revoke mine").count() == 1
     finally:
         context.close()
+
+
+class _Service:
+    """What api_rows reads of the API Manager: its APIs, call counts and URLs."""
+
+    def __init__(self) -> None:
+        from sofiaflow.runtime.api_manager import ApiManager
+        from sofiaflow.runtime.api_manager.model import ApiSpec
+
+        self.urls = ApiManager.urls
+        self._apis = [
+            (ApiSpec("open", 1, state="published", owner="ana"), []),
+            (ApiSpec("draft", 1, state="development", owner="ana"), []),
+            (ApiSpec("other", 2, state="development", owner="bob"), []),
+        ]
+
+    def apis(self):
+        return self._apis
+
+    def stats(self):
+        return [
+            {"api": "open", "version": 1, "status": {"200": 3, "401": 1}},
+            {"api": "draft", "version": 1, "status": {"500": 2}},
+            {"api": "other", "version": 2, "status": {"200": 1}},
+        ]
+
+
+def test_who_sees_which_apis_and_counts():
+    from sofiaflow.editor.pages.apis import api_rows
+
+    service = _Service()
+    admin = {r["api"]: r for r in api_rows(service, "root", "administrator")}
+    assert set(admin) == {"open v1", "draft v1", "other v2"}
+    assert (admin["open v1"]["calls"], admin["open v1"]["ok"], admin["open v1"]["refused"]) == (4, 3, 1)
+    assert admin["draft v1"]["failed"] == 2
+    ana = {r["api"]: r for r in api_rows(service, "ana", "developer")}
+    assert set(ana) == {"open v1", "draft v1"}  # bob's development API is not hers to see
+    assert ana["open v1"]["calls"] == 4 and ana["open v1"]["url"] == "/api-manager/server/api/v1/open"
+    bob = {r["api"]: r for r in api_rows(service, "bob", "developer")}
+    assert set(bob) == {"open v1", "other v2"}
+    assert bob["open v1"]["calls"] == "–"  # another's API: no counts
+    assert bob["other v2"]["calls"] == 1
+    user = {r["api"]: r for r in api_rows(service, "carl", "user")}
+    assert set(user) == {"open v1"} and user["open v1"]["calls"] == "–"
