@@ -345,3 +345,32 @@ async def test_in_flight_per_partition_is_bounded_and_acknowledged_entries_leave
         assert await a.redis.xlen("part:tab1:part:0") == 0
     finally:
         await a.stop()
+
+
+async def test_a_fourth_worker_takes_about_a_quarter_and_none_move_between_the_others(redis_url):
+    SEEN.clear()
+    workers = [await Worker(redis_url, f"w{i}", flow(partitions=64)).start() for i in range(3)]
+    try:
+        await wait_for(
+            lambda: sum(len(w.group().held) for w in workers) == 64 and all(w.group().held for w in workers),
+            15,
+            "64 partitions held by three workers",
+        )
+        before = {p: w.id for w in workers for p in w.group().held}
+        fourth = await Worker(redis_url, "w3", flow(partitions=64)).start()
+        everyone = [*workers, fourth]
+        await wait_for(
+            lambda: sum(len(w.group().held) for w in everyone) == 64 and len(fourth.group().held) >= 8,
+            15,
+            "the fourth worker holding its share",
+        )
+        await asyncio.sleep(1.0)  # a few more rebalances: nothing else moves
+        after = {p: w.id for w in everyone for p in w.group().held}
+        assert len(after) == 64
+        moved = [p for p in range(64) if before[p] != after[p]]
+        assert all(after[p] == "w3" for p in moved)
+        assert 8 <= len(moved) <= 26  # about a quarter of 64
+        await fourth.stop()
+    finally:
+        for w in workers:
+            await w.stop()
