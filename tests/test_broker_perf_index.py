@@ -58,3 +58,20 @@ def test_dollar_topics_and_parent_level() -> None:
     index.discard("a/#")
     index.discard("never/added")
     assert sorted(index.match("a")) == ["#", "a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="+#\x00"), min_size=1, max_size=300
+    ),
+    st.binary(max_size=20_000),
+)
+def test_qos0_publish_bytes_are_amqtts_encoding(topic: str, payload: bytes) -> None:
+    from amqtt.mqtt.publish import PublishPacket
+
+    from sofiaflow.runtime.mqtt.broker import publish_packet_size, qos0_publish
+
+    expected = bytes(PublishPacket.build(topic, payload, None, False, 0, False).to_bytes())
+    assert qos0_publish(topic, payload) == expected
+    assert len(expected) == publish_packet_size(topic, len(payload), 0)

@@ -74,7 +74,6 @@ from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.mqtt.publish import PublishPacket
 from amqtt.plugins import manager as amqtt_manager
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from amqtt.plugins.manager import BrokerEvents
@@ -324,7 +323,7 @@ class _Broker(Broker):
                             congested = True
                             continue
                         if packet is None:
-                            packet = PublishPacket.build(topic, data, None, False, QOS_0, False).to_bytes()
+                            packet = qos0_publish(topic, data)
                         batch += packet
                         if unsent + len(packet) > OUT_HIGH:
                             owner.congest(handler)
@@ -1080,6 +1079,19 @@ def _origin_in(attributes: dict[str, Any] | None) -> Origin:
     """The origin tenant of what a client's session publishes: its device's owner, ANONYMOUS when it is none."""
     device = _device_in(attributes)
     return device.owner if device is not None else ANONYMOUS
+
+
+def qos0_publish(topic: str, payload: bytes) -> bytes:
+    """The bytes of an MQTT 3.1.1 QoS 0 PUBLISH (no dup, no retain), as amqtt's PublishPacket encodes it."""
+    name = topic.encode("utf-8")
+    remaining = 2 + len(name) + len(payload)
+    length = bytearray()
+    while True:
+        remaining, digit = divmod(remaining, 128)
+        length.append(digit | 0x80 if remaining else digit)
+        if not remaining:
+            break
+    return b"".join((b"\x30", length, len(name).to_bytes(2, "big"), name, payload))
 
 
 def publish_packet_size(topic: str, payload_bytes: int, qos: int) -> int:
