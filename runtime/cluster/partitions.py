@@ -30,7 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -267,7 +267,6 @@ class PartitionStats:
     failed: int = 0
     dead: int = 0
     redelivered: int = 0
-    per_partition: dict[int, int] = field(default_factory=dict)
 
 
 class PartitionGroup:
@@ -318,7 +317,6 @@ class PartitionGroup:
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task] = []
-        self._closing = False
         self._idle_wait = 0.002
 
     def stream(self, p: int) -> str:
@@ -353,7 +351,6 @@ class PartitionGroup:
         ]
 
     async def close(self) -> None:
-        self._closing = True
         for task in self._loops:
             task.cancel()
         for task in self._loops:
