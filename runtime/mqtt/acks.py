@@ -156,7 +156,8 @@ class _GatedReader:
     def __init__(self, inner: Any, handler: AckingHandler) -> None:
         self._inner, self._handler = inner, handler
 
-    async def read(self, n: int = -1) -> bytes:
+    async def wait_turn(self) -> None:
+        """Wait while too many acknowledgements are due, or while the broker holds this publisher back."""
         handler = self._handler
         gate = handler._gate
         if gate is not None:
@@ -167,6 +168,9 @@ class _GatedReader:
             if not held.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(held), HOLD_MAX)
+
+    async def read(self, n: int = -1) -> bytes:
+        await self.wait_turn()
         return await self._inner.read(n)
 
     def __getattr__(self, name: str) -> Any:
@@ -296,6 +300,11 @@ class AckingHandler(BrokerProtocolHandler):
         if keepalive is not None and keepalive <= 0:
             keepalive = None
         ready, fire = self._reader_ready, self.plugins_manager.fire_event
+        gated = self.reader
+        framing = getattr(
+            gated, "_inner", None
+        )  # the broker's size-capping reader: reads fixed headers itself
+        header_of = getattr(framing, "fixed_header", None) if isinstance(gated, _GatedReader) else None
         loop = asyncio.get_running_loop()
         seen = loop.time()
         watchdog: asyncio.TimerHandle | None = None
@@ -320,7 +329,11 @@ class AckingHandler(BrokerProtocolHandler):
                 reader = self.reader
                 if reader is None:
                     break
-                fixed_header = await MQTTFixedHeader.from_stream(reader)
+                if header_of is not None and reader is gated:
+                    await gated.wait_turn()
+                    fixed_header = await header_of()
+                else:
+                    fixed_header = await MQTTFixedHeader.from_stream(reader)
                 seen = loop.time()
                 if not fixed_header:
                     break

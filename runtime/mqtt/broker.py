@@ -73,6 +73,7 @@ from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1, QOS_2
+from amqtt.mqtt.packet import MQTTFixedHeader
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins import manager as amqtt_manager
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
@@ -586,6 +587,32 @@ class _CappedReader(ReaderAdapter):
                 raise UnsupportedProtocolVersion(level, self.label)
         elif len(first) >= 8:
             self._first = None
+
+    async def fixed_header(self) -> MQTTFixedHeader:
+        """The next packet's fixed header, read straight from the socket's buffer (as `read` would, byte by byte:
+        the same size check); the body is then read through `read`."""
+        stream = self._inner._reader
+        first = (await stream.readexactly(1))[0]
+        length, multiplier, header = 0, 1, 1
+        while True:
+            byte = (await stream.readexactly(1))[0]
+            header += 1
+            length += (byte & 0x7F) * multiplier
+            if not byte & 0x80:
+                break
+            multiplier *= 128
+            if multiplier > 128**3:
+                raise MQTTError(f"invalid remaining length from {self.label}")
+        size = header + length
+        if size > self._owner.max_packet_size:
+            self._state = "closed"
+            self._owner.oversize(self.label, size)
+            raise PacketTooLarge(
+                f"MQTT packet of {size} bytes from {self.label}: the maximum is {self._owner.max_packet_size}"
+            )
+        self._left = length
+        self._state = "body" if length else "type"
+        return MQTTFixedHeader(first >> 4, first & 0x0F, length)
 
     def feed_eof(self) -> None:
         self._inner.feed_eof()
