@@ -214,3 +214,35 @@ def test_redis_restarted_under_load_loses_no_acknowledged_message(cluster: Clust
             assert worker.alive()
     finally:
         devices.close()
+
+
+def test_a_stopped_worker_resumed_after_the_takeover_loses_nothing_and_gets_its_session_back(
+    cluster: Cluster,
+) -> None:
+    total = 3_000
+    _, before = stored(cluster)
+    devices = Devices(cluster.broker.port)  # type: ignore[attr-defined]
+    frozen = cluster.workers[2]
+    sender = threading.Thread(target=devices.send, args=(total, 2_000_000), daemon=True)
+    try:
+        sender.start()
+        wait_until(lambda: len(stored(cluster)[1] - before) >= 300, 60, "the first readings stored")
+        frozen.sigstop()  # its heartbeat and lease run out while it holds messages it has not acknowledged
+        try:
+            wait_until(
+                lambda: holder(cluster, frozen.name) not in (None, frozen.name),
+                LEASE + HEARTBEAT_TTL + 5 + 30,
+                "a survivor takes over the stopped worker's session",
+            )
+        finally:
+            frozen.sigcont()  # it finds its connection taken and its lease gone, and waits for it
+        sender.join(120)
+        wait_until(lambda: len(devices.acked) == total, 60, "the broker acknowledged every reading")
+        expected = {(f"d{n % DEVICES:03d}", n // DEVICES) for n in range(2_000_000, 2_000_000 + total)}
+        wait_until(lambda: expected <= stored(cluster)[1], 90, "every reading stored")
+        wait_until(
+            lambda: holder(cluster, frozen.name) == frozen.name, 60, "the session back with its worker"
+        )
+        assert frozen.alive()
+    finally:
+        devices.close()
