@@ -11,7 +11,9 @@ Out goes one message per event: the incoming message with `payload` = the alarm 
 type, originator, severity, status, count, startTs, endTs, ackTs, clearTs, ackBy, clearedBy, details) and
 `event` = created, updated, severity changed or cleared (`previousSeverity` with a change). When a person
 acknowledges or clears an alarm (alarms page, admin API), the node that created it sends a new message with
-the same fields and `topic` = the originator: acknowledged or cleared.
+the same fields and `topic` = the originator: acknowledged or cleared. In a cluster every worker runs this node,
+and the worker where the person acted tells its flow, so the message comes out once in the cluster (the other
+workers only hear of the change for their pages: runtime/cluster/shared_alarms.py).
 """
 
 from __future__ import annotations

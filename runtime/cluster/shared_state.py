@@ -5,6 +5,8 @@
 - ontology change events: a Redis stream (shared_ontology_events.py);
 - device revocations: the config DB, plus a relay to each worker's listeners (shared_devices.py);
 - debug output and node status for the editor: a Redis pub/sub relay (shared_editor_events.py);
+- alarm changes, for the other workers' Alarms page and `/comms` (the alarms are in the config DB):
+  a Redis pub/sub relay (shared_alarms.py);
 - login tokens and users: already in the config DB every worker shares, read on every request.
 - SSAP sessions: in Redis, chosen by the ssap-broker node when the REDIS service exists (shared_sessions.py).
 
@@ -17,11 +19,12 @@ import uuid
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+from sofiaflow.runtime.cluster.shared_alarms import AlarmRelay
 from sofiaflow.runtime.cluster.shared_devices import DeviceRevocations
 from sofiaflow.runtime.cluster.shared_editor_events import EditorEventRelay
 from sofiaflow.runtime.cluster.shared_ontology_events import OntologyEventStream
 from sofiaflow.runtime.cluster.shared_quota import RedisQuota
-from sofiaflow.runtime.core.services import API_MANAGER, DEVICES, ONTOLOGY_EVENTS
+from sofiaflow.runtime.core.services import ALARMS, API_MANAGER, DEVICES, ONTOLOGY_EVENTS
 
 if TYPE_CHECKING:
     from sofiaflow.runtime.runtime import Runtime
@@ -46,6 +49,9 @@ async def share_state(runtime: Runtime, stack: AsyncExitStack) -> dict[str, Any]
     if devices is not None:
         parts.append(DeviceRevocations(redis, devices, worker))
     parts.append(EditorEventRelay(redis, runtime.events, worker))
+    alarms = services.get(ALARMS)
+    if alarms is not None:
+        parts.append(AlarmRelay(redis, alarms, runtime.events, worker))
     for part in parts:
         await part.start()
         stack.push_async_callback(part.stop)

@@ -308,6 +308,12 @@ class AlarmStore:
             for listener in list(self._listeners):
                 listener(event)
 
+    def changed_elsewhere(self) -> None:
+        """Another process changed the alarms (a cluster worker, runtime/cluster/shared_alarms.py): move `version`
+        so pages read again; the listeners are not called (they hear the changes of this process only)."""
+        with self._lock:
+            self.version += 1
+
     # ----- changes --------------------------------------------------------------------------
     def raise_alarm(
         self,
