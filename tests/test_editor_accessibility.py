@@ -26,10 +26,7 @@ PAGES = [
     "/users",
     "/settings",
 ]
-KNOWN_SERIOUS = {
-    ("/ontologies/new", "color-contrast"),  # the JSON editor's syntax colours (its theme) read at 2.8:1
-    ("/users", "color-contrast"),  # the users' red Delete buttons read at 3.7:1
-}
+KNOWN_SERIOUS: set[tuple[str, str]] = set()
 """Serious violations still open, by page and rule; any other serious one fails the test."""
 TAB = "a11ytab"
 FLOWS = [

@@ -9,7 +9,7 @@ from typing import Any
 from nicegui import ui
 
 from sofiaflow.editor.context import get_context
-from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.layout import CODE_THEME, page_header
 from sofiaflow.editor.pages._access import audit, may_change_ontology, may_write
 from sofiaflow.editor.session import current_user, editor_page
 from sofiaflow.runtime.data.ontologies import (
@@ -104,7 +104,11 @@ class OntologyEditor:
                     ui.label("JSON Schema").classes("font-semibold")
                     self.schema = (
                         ui.codemirror(
-                            json.dumps(schema, indent=2), language="JSON", indent="  ", on_change=self.check
+                            json.dumps(schema, indent=2),
+                            language="JSON",
+                            indent="  ",
+                            theme=CODE_THEME,
+                            on_change=self.check,
                         )
                         .classes("w-full h-96 border")
                         .props("data-testid=schema-editor")
@@ -114,7 +118,11 @@ class OntologyEditor:
                     sample = sample_for(existing) if existing else NEW_SAMPLE
                     self.sample = (
                         ui.codemirror(
-                            json.dumps(sample, indent=2), language="JSON", indent="  ", on_change=self.check
+                            json.dumps(sample, indent=2),
+                            language="JSON",
+                            indent="  ",
+                            theme=CODE_THEME,
+                            on_change=self.check,
                         )
                         .classes("w-full h-64 border")
                         .props("data-testid=sample-editor")

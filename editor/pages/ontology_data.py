@@ -10,7 +10,7 @@ from typing import Any
 from nicegui import run, ui
 
 from sofiaflow.editor.context import get_context
-from sofiaflow.editor.layout import page_header
+from sofiaflow.editor.layout import CODE_THEME, page_header
 from sofiaflow.editor.pages._access import query_refusal
 from sofiaflow.editor.session import editor_page
 from sofiaflow.runtime.data.rtdb import RtdbError
@@ -115,7 +115,7 @@ class DataBrowser:
             ui.label(f"Data of {name}").classes("text-lg font-semibold")
             with ui.row().classes("w-full items-start gap-3 no-wrap"):
                 self.box = (
-                    ui.codemirror("{}", language="JSON", indent="  ")
+                    ui.codemirror("{}", language="JSON", indent="  ", theme=CODE_THEME)
                     .classes("w-2/3 h-28 border")
                     .props("data-testid=query-filter")
                 )

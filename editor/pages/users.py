@@ -118,7 +118,7 @@ class UsersView:
                     ui.button("Password", on_click=lambda n=name: self.reset_password(n)).props("flat dense")
                     ui.button(
                         "Delete",
-                        color="red",
+                        color="negative",
                         on_click=lambda n=name: self.change("user.delete", self.auth.delete_user, n),
                     ).props(f"flat dense data-testid=delete-user-{name}")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from nicegui import ui
 
+from sofiaflow.editor.layout import CODE_THEME
 from sofiaflow.editor.properties.schema import LANGUAGES, FieldSpec
 from sofiaflow.editor.properties.typed_input import TypedInput, show_error
 from sofiaflow.editor.testid import testid
@@ -204,7 +205,7 @@ def code_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
         language = LANGUAGES.get(spec.language)
         text = json.dumps(value, indent=2) if data else ("" if value is None else value)
         code = (
-            ui.codemirror(text, language=language)
+            ui.codemirror(text, language=language, theme=CODE_THEME)
             .classes("w-full h-64 border sf-code")
             .style("max-width: 100%; overflow: auto")
             .props(testid(mark))
