@@ -149,10 +149,12 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
         return problems  # an object whose type is not a string cannot be checked further
 
     containers = set(fs.tabs) | set(fs.subflows)
-    for obj in list(fs.flow_nodes.values()) + list(fs.configs.values()) + list(fs.groups.values()):
+    flow_node_count = len(fs.flow_nodes)
+    every = list(fs.flow_nodes.values()) + list(fs.configs.values()) + list(fs.groups.values())
+    for position, obj in enumerate(every):
         node_id, kind = obj["id"], obj.get("type", "")
         z = obj.get("z")
-        if obj in fs.flow_nodes.values() and z is None:
+        if position < flow_node_count and z is None:  # a flow node (not a config node or group) needs its z
             add(Problem("node has no 'z' (the tab or subflow it sits on)", node_id, kind))
         elif z is not None and z not in containers:
             add(Problem(f"node is on a missing tab or subflow {z!r}", node_id, kind, "z"))
@@ -182,6 +184,11 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
 
 def non_finite_numbers(obj: NodeDict, limit: int = 20) -> list[tuple[str, float]]:
     """(property path, value) of the NaN and infinite numbers in a node object (at most `limit` of them)."""
+    try:
+        if not _has_non_finite(obj):  # the usual case, without building a path for every value
+            return []
+    except RecursionError:  # nested deeper than the quick check goes: the walk below has no such limit
+        pass
     found: list[tuple[str, float]] = []
     stack: list[tuple[str, Any]] = [(str(k), v) for k, v in reversed(obj.items())]
     while stack and len(found) < limit:
@@ -193,6 +200,18 @@ def non_finite_numbers(obj: NodeDict, limit: int = 20) -> list[tuple[str, float]
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
     return found
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, str):
+        return False
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(map(_has_non_finite, value.values()))
+    if isinstance(value, list):
+        return any(map(_has_non_finite, value))
+    return False
 
 
 def _js_number(value: float) -> str:
