@@ -35,7 +35,7 @@ class DeployButton:
                     for mode, label in MODES.items():
                         ui.menu_item(label, on_click=lambda m=mode: self.set_mode(m)).props(
                             testid(f"deploy-mode-{mode}")
-                        )
+                        ).props("role=menuitem")
         ws.on_redraw.append(self.refresh)
         self.refresh()
 

@@ -64,14 +64,14 @@ def tab_bar(ws: Workspace) -> None:
                     with ui.menu():
                         ui.menu_item("Rename", on_click=lambda t=tab: rename_tab(ws, t)).props(
                             testid("tab-rename")
-                        )
+                        ).props("role=menuitem")
                         ui.menu_item(
                             "Enable flow" if tab.get("disabled") else "Disable flow",
                             on_click=lambda t=tab: _set_tab(ws, t["id"], disabled=not t.get("disabled")),
-                        ).props(testid("tab-disable"))
+                        ).props(testid("tab-disable")).props("role=menuitem")
                         ui.menu_item("Delete", on_click=lambda t=tab: _delete_tab(ws, t["id"])).props(
                             testid("tab-delete")
-                        )
+                        ).props("role=menuitem")
         for subflow in ws.doc.subflows():
             classes = "sf-tab" + (" sf-current" if subflow["id"] == ws.tab else "")
             ui.button(

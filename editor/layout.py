@@ -74,8 +74,8 @@ def page_header(active: str = "Flows", extra: Callable[[], None] | None = None) 
             .tooltip(f"User menu: signed in as {user}")
         ):
             with ui.menu():
-                ui.menu_item(f"Signed in as {user}").props("disable")
-                ui.menu_item("Log out", on_click=_logout).props(testid("logout"))
+                ui.menu_item(f"Signed in as {user}").props("disable role=menuitem")
+                ui.menu_item("Log out", on_click=_logout).props(testid("logout")).props("role=menuitem")
     return header
 
 

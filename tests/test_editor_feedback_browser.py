@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 from editor_server import chromium, editor_page, editor_server  # noqa: F401 - pytest fixtures
 from editor_ui import node
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 API_FLOW = [
     {"id": "apitab0000000001", "type": "tab", "label": "orders api"},
@@ -187,8 +188,17 @@ def test_export_delete_import_deploy_keeps_one_config_node_and_the_same_url(page
     for keep_configs in (True, False):
         page.get_by_text("identical config node(s) already here reused").wait_for(state="detached")
         page.locator('[data-tab="apitab0000000001"]').click()
-        page.get_by_role("button", name="flow menu").click()
-        page.get_by_text("Delete", exact=True).click()
+        # the menu is open (by role) before its item is clicked: a click on a redrawn button opens nothing
+        menu = page.get_by_role("menu")
+        for _ in range(5):
+            if not menu.is_visible():
+                page.get_by_role("button", name="Flow menu: rename, disable, delete", exact=True).click()
+            try:
+                menu.wait_for(timeout=5000)
+                break
+            except PlaywrightTimeout:
+                continue
+        menu.get_by_role("menuitem", name="Delete", exact=True).click()
         dialog = page.get_by_role("dialog")
         offered = dialog.get_by_role("checkbox", name=re.compile("also delete api 'orders'"))
         offered.wait_for()

@@ -83,7 +83,13 @@ class TypedInput:
         self._type_changed()
 
     def _type_changed(self, _e: Any = None) -> None:
-        self.input.set_visibility(self.type_select.value not in NO_VALUE_TYPES)
+        implied = self.type_select.value in NO_VALUE_TYPES
+        self.input.set_visibility(not implied)
+        # no input beside it: the select takes the row, so "complete msg object" is not cut off
+        if implied:
+            self.type_select.classes(add="grow", remove="w-28")
+        else:
+            self.type_select.classes(add="w-28", remove="grow")
 
     @property
     def vtype(self) -> str:

@@ -1,0 +1,79 @@
+"""What a newcomer sees on a 1280x800 window: the flow menu's entries are menu items (by role), and a type
+select whose value needs no input (inject's timestamp, debug's complete msg object) shows its whole label.
+A real server, a real Chromium, controls found by role, label or text."""
+
+from __future__ import annotations
+
+import pytest
+from editor_server import chromium, editor_page, editor_server  # noqa: F401 - pytest fixtures
+from editor_ui import node
+
+TAB = "newcomertab00001"
+FLOWS = [
+    {"id": TAB, "type": "tab", "label": "Newcomer"},
+    {
+        "id": "newcomerinject01",
+        "type": "inject",
+        "z": TAB,
+        "props": [{"p": "payload"}],
+        "payloadType": "date",
+        "repeat": "",
+        "crontab": "",
+        "once": False,
+        "topic": "",
+        "x": 140,
+        "y": 80,
+        "wires": [["newcomerdebug001"]],
+    },
+    {
+        "id": "newcomerdebug001",
+        "type": "debug",
+        "z": TAB,
+        "active": True,
+        "complete": "true",
+        "targetType": "full",
+        "x": 380,
+        "y": 80,
+        "wires": [],
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def page(editor_server, chromium):  # noqa: F811
+    assert editor_server.api("POST", "/flows", FLOWS)[0] == 204
+    yield from editor_page(chromium, editor_server, width=1280, height=800)
+
+
+def _shown_whole(page, label: str) -> None:
+    """The select showing `label` is wide enough for it (nothing cut off with an ellipsis)."""
+    shown = page.locator(".q-field__native").filter(has_text=label).first
+    shown.wait_for()
+    widths = shown.evaluate(
+        "e => { const s = e.querySelector('span') || e; return [s.scrollWidth, s.clientWidth]; }"
+    )
+    assert widths[0] <= widths[1], (label, widths)
+
+
+def test_the_flow_menu_offers_menu_items_by_role(page):
+    page.get_by_role("button", name="Flow menu: rename, disable, delete", exact=True).click()
+    menu = page.get_by_role("menu")
+    menu.wait_for()
+    for name in ("Rename", "Disable flow", "Delete"):
+        assert menu.get_by_role("menuitem", name=name, exact=True).count() == 1, name
+    page.keyboard.press("Escape")
+    menu.wait_for(state="hidden")
+
+
+@pytest.mark.parametrize(
+    ("node_id", "label"), [("newcomerinject01", "timestamp"), ("newcomerdebug001", "complete msg object")]
+)
+def test_a_type_without_a_value_shows_its_whole_label(page, node_id, label):
+    node(page, node_id).dblclick()
+    dialog = page.get_by_role("button", name="Done", exact=True)
+    dialog.wait_for()
+    try:
+        _shown_whole(page, label)
+    finally:
+        page.get_by_role("button", name="Cancel", exact=True).click()
+        dialog.wait_for(state="hidden")
