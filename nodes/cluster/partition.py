@@ -23,6 +23,7 @@ STRATEGY_CHOICES = [
     ["stop", "stop the partition"],
 ]
 MAX_BATCH = 500
+HELD_BACK = "held back"  # as runtime/cluster/partitions.py answers it: not handed on, an earlier one failed
 
 
 class PartitionConfig(NodeConfig):
@@ -176,29 +177,55 @@ class PartitionNode(Node[PartitionConfig]):
             return [NodeError(f"partition: {exc}")] * len(msgs)
         return results
 
-    async def _process(self, entries: list[Any]) -> list[BaseException | None]:
-        """Send one partition's batch on and wait until every message is done downstream."""
+    async def _process(self, entries: list[Any]) -> list[BaseException | str | None]:
+        """Send one partition's batch on, in order per key: a key's next message goes on once its previous one is
+        done downstream (and, unless failures are skipped, did not fail: the rest of that key is held back, to
+        come again after it). Answers once every message is done or held back."""
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
-        results: list[BaseException | None] = [None] * len(entries)
+        results: list[BaseException | str | None] = [None] * len(entries)
         left = [len(entries)]
         completion = self.completion
+        skip = self.config.strategy == "skip"
+        chains: dict[str, list[int]] = {}
+        for index, entry in enumerate(entries):
+            try:
+                key = repr(self.key_of(entry.msg))
+            except NodeError:
+                key = f"\x00{index}"  # no key (it had one when written): on its own
+            chains.setdefault(key, []).append(index)
 
-        def on_done(index: int, ticket: Any) -> None:
-            results[index] = ticket.failed
+        def finish(index: int, result: BaseException | str | None) -> None:
+            results[index] = result
             left[0] -= 1
             if left[0] == 0 and not finished.done():
                 finished.set_result(None)
 
-        for index, entry in enumerate(entries):
+        def go(chain: list[int], position: int) -> None:
+            index = chain[position]
+            entry = entries[index]
             msg = entry.msg
             msg["_streamId"] = f"{entry.partition}/{entry.id}"
             msg["_partition"] = entry.partition
-            holder: list[Any] = []
-            completion.track(msg, lambda i=index, h=holder: on_done(i, h[0]))
-            holder.append(completion.ticket_of(msg))
+            ticket: list[Any] = []
+
+            def done() -> None:
+                failed = ticket[0].failed
+                finish(index, failed)
+                if position + 1 < len(chain):
+                    if failed is None or skip:
+                        loop.call_soon(go, chain, position + 1)
+                    else:
+                        for later in chain[position + 1 :]:
+                            finish(later, HELD_BACK)
+
+            completion.track(msg, done)
+            ticket.append(completion.ticket_of(msg))
             self.send(msg)
             completion.release(msg)
+
+        for chain in chains.values():
+            go(chain, 0)
         await finished
         return results
 

@@ -239,9 +239,13 @@ class Entry:
     deliveries: int
 
 
+HELD_BACK = "held back"
+"""A `Process` result: the message was not handed to the flow because an earlier message of its key failed (it
+stays pending, its delivery count unchanged, and comes again after that one)."""
+
 Process = Callable[[list[Entry]], Awaitable[list[BaseException | str | None]]]
-"""Hands a batch of one partition's entries to the flow (in order) and answers, once every one is done
-downstream, one entry per message: None when it was processed, else the failure."""
+"""Hands a batch of one partition's entries to the flow (in order per key) and answers, once every one is done
+downstream, one entry per message: None when it was processed, HELD_BACK, or the failure."""
 
 
 @dataclass
@@ -564,9 +568,14 @@ class PartitionGroup:
         """Process one batch of partition p and acknowledge what is done; True when some entry stays pending
         because it failed."""
         results = await self.process(entries)
-        done, failed = [], []
+        done, failed, waiting = [], [], []
         for entry, result in zip(entries, results, strict=True):
-            (done if result is None else failed).append((entry, result))
+            if result is None:
+                done.append((entry, result))
+            elif result == HELD_BACK:
+                waiting.append(entry)
+            else:
+                failed.append((entry, result))
         self.stats.processed += len(done)
         self.stats.failed += len(failed)
         held = self.held.get(p)
@@ -581,8 +590,23 @@ class PartitionGroup:
             pipe.xack(self.stream(p), self.group, *ids)
             pipe.xdel(self.stream(p), *ids)  # done with: the stream keeps only what is still to be processed
             await pipe.execute()
+        if waiting:  # never handed to the flow: their delivery count is put back
+            pipe = self.redis.pipeline(transaction=False)
+            for entry in waiting:
+                pipe.xclaim(
+                    self.stream(p),
+                    self.group,
+                    self.worker,
+                    0,
+                    [entry.id],
+                    retrycount=entry.deliveries - 1,
+                    justid=True,
+                )
+            await pipe.execute()
         if not failed:
-            return False
+            if waiting:
+                held.recovering = True
+            return bool(waiting)
         if self.strategy == "stop":
             held.stopped = True
             if self._on_stopped is not None:
