@@ -77,3 +77,17 @@ def test_a_type_without_a_value_shows_its_whole_label(page, node_id, label):
     finally:
         page.get_by_role("button", name="Cancel", exact=True).click()
         dialog.wait_for(state="hidden")
+
+
+def test_the_new_ontology_form_labels_are_whole_and_explain_their_format(page, editor_server):  # noqa: F811
+    page.goto(editor_server.editor_url + "/ontologies/new")
+    window = page.get_by_label("Real-time window (days)", exact=True)
+    window.wait_for()
+    for label in ("Real-time window (days)", "Indexes", "Unique"):
+        shown = page.locator(".q-field__label").filter(has_text=label).first
+        widths = shown.evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert widths[0] <= widths[1], (label, widths)
+    for hint in ("Empty: kept forever", "Fields, comma-separated"):
+        assert page.get_by_text(hint).count() >= 1, hint
+    page.goto(editor_server.editor_url + "/")
+    page.wait_for_selector(".sf-canvas .sf-node")

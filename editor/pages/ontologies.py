@@ -85,17 +85,25 @@ class OntologyEditor:
                     .classes("w-96")
                     .props("data-testid=ontology-description")
                 )
-                self.window = ui.number(
-                    "Real-time window (days, empty: forever)",
-                    format="%d",
-                    value=existing.realtime_window_days if existing else None,
-                ).classes("w-64")
-                self.indexes = ui.input(
-                    "Indexes", value=", ".join(existing.indexes) if existing else ""
-                ).classes("w-56")
-                self.unique = ui.input(
-                    "Unique", value=", ".join(existing.unique) if existing else ""
-                ).classes("w-56")
+                self.window = (
+                    ui.number(
+                        "Real-time window (days)",
+                        format="%d",
+                        value=existing.realtime_window_days if existing else None,
+                    )
+                    .classes("w-56")
+                    .props('hint="Empty: kept forever"')
+                )
+                self.indexes = (
+                    ui.input("Indexes", value=", ".join(existing.indexes) if existing else "")
+                    .classes("w-56")
+                    .props('hint="Fields, comma-separated"')
+                )
+                self.unique = (
+                    ui.input("Unique", value=", ".join(existing.unique) if existing else "")
+                    .classes("w-56")
+                    .props('hint="Fields, comma-separated"')
+                )
                 self.history = ui.switch(
                     "Move expired data to history", value=existing.history if existing else False
                 )
