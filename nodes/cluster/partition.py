@@ -82,7 +82,8 @@ class PartitionNode(Node[PartitionConfig]):
         "`msg._partition`. It is acknowledged when everything downstream is done, so a worker that dies "
         "leaves its messages to the next owner (at least once). A message delivered more than *Deliveries* "
         "times goes to the dead letters (`GET /partitions/dead-letters`, replay or delete there).\n\n"
-        "On failure (an error no catch node takes): retry, skip, or stop the partition (red status). "
+        "On failure (an error no catch node takes): retry (the key's later messages wait for it), skip, or "
+        "stop the partition (red status). "
         "`msg.req` and `msg.res` do not cross workers."
     )
 
