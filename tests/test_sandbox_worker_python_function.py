@@ -261,3 +261,22 @@ async def test_an_unknown_functionIsolation_refuses_the_deploy(registry):
     with pytest.raises(FlowValidationError, match="functionIsolation"):
         async with t:
             pass
+
+
+async def test_the_body_reads_msg_req_and_it_comes_back_by_identity(registry):
+    """msg.req crosses as a readable copy (keys and attributes, as in the server) and the host gets its own
+    request object back, also through node.send and context."""
+    from sofiaflow.nodes.network.http_in import HttpRequest
+
+    body = (
+        "msg['payload'] = {'name': msg['req'].query.get('name', 'anon'), 'ua': msg['req']['headers']['user-agent'],"
+        " 'attr': msg['req'].method}\n"
+        "node.send({'payload': 'early', 'req': msg['req']})\nreturn msg"
+    )
+    req = HttpRequest(query={"name": "ana"}, headers={"user-agent": "curl"}, params={}, method="GET")
+    async with WorkerTester([TAB, fn(body)], registry) as t:
+        t.inject("f", {"payload": None, "req": req})
+        await t.idle()
+        early, out = t.outputs("f")[0]
+        assert out["payload"] == {"name": "ana", "ua": "curl", "attr": "GET"}
+        assert early["req"] is req and out["req"] is req

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from sofiaflow.nodes.function.python_wire import views_from_wire, views_to_wire
 from sofiaflow.nodes.function.sandbox import (
     DEFAULT_ALLOWED_MODULES,
     CompiledScript,
@@ -212,6 +213,7 @@ class _RemoteNode:
         """One message's `[ops, error]`, encoded here so a value that cannot leave fails only its message."""
         ops = self.ops.items = []
         error = None
+        views = views_from_wire(msg)
         try:
             result = self._run(script, msg)
             if result is not None:
@@ -227,7 +229,7 @@ class _RemoteNode:
         except Exception as exc:  # noqa: BLE001 - the body's error, with its line, fails its message
             error = describe_error(exc, script.name)
         try:
-            return msgspec.Raw(_encode([ops, error]))
+            return msgspec.Raw(_encode([views_to_wire(ops) if views else ops, error]))
         except (TypeError, OverflowError, ValueError, msgspec.EncodeError) as exc:
             kept = [op for op in ops if op[0] in ("warn", "log")]
             return msgspec.Raw(_encode([kept, f"a value cannot leave the python function: {exc}"]))

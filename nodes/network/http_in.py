@@ -46,6 +46,10 @@ class HttpRequest(dict):
         except KeyError:
             raise AttributeError(name) from None
 
+    def wire_view(self) -> dict[str, Any]:
+        """What a python function in a sandbox worker reads of it (a plain copy; the request stays here)."""
+        return dict(self)
+
 
 class HttpResponseHandle:
     """msg.res: answers the waiting client once (an `http response` node calls `send`)."""
