@@ -150,17 +150,33 @@ def start_mosquitto(extra_lines: Iterable[str] | Callable[[str], Iterable[str]] 
     return server
 
 
+REQUEST_ID_LINES = (
+    r"unique-id-format %{+X}o\ %ci-%cp-%fi-%fp-%Ts-%rt-%pid",
+    "unique-id-header X-Request-ID",
+)
+"""deploy/haproxy.cfg's request id: one per request, the same on each of its retries (hex, dashes: a plain
+context key)."""
+
+HAPROXY_LOG_FORMAT = "%ID %rc %ST %s"
+"""The test balancer's log line per request: its id, retries (`+` first when redispatched), status, server."""
+
+
 def haproxy_config(port: int, backends: list[tuple[str, int]], health_path: str = HEALTH_PATH) -> str:
     """The balancer's config (as deploy/haproxy.cfg, on test ports): round robin with health checks, retries and
-    redispatch on connection failures, empty responses and response timeouts."""
+    redispatch on connection failures, empty responses and response timeouts, a request id in X-Request-ID, and
+    one log line per request on stdout (HAPROXY_LOG_FORMAT; read with `haproxy_log`)."""
     servers = "\n".join(
         f"    server w{i} {host}:{p} check inter 500ms fall 2 rise 1" for i, (host, p) in enumerate(backends)
     )
+    request_id = "\n".join(f"    {line}" for line in REQUEST_ID_LINES)
+    # one thread: HAProxy drops a log line when another thread is writing to the same fd
     return f"""global
     maxconn 4096
+    nbthread 1
 
 defaults
     mode http
+    log stdout format raw local0
     timeout connect 1s
     timeout client 30s
     timeout server 10s
@@ -170,6 +186,8 @@ defaults
 
 frontend sofiaflow
     bind 127.0.0.1:{port}
+{request_id}
+    log-format "{HAPROXY_LOG_FORMAT}"
     default_backend workers
 
 backend workers
@@ -204,6 +222,27 @@ def start_haproxy(backends: list[tuple[str, int]]) -> Server:
         server.stop()
         raise
     return server
+
+
+def haproxy_log(server: Server) -> list[dict[str, Any]]:
+    """The requests in a harness balancer's log (HAPROXY_LOG_FORMAT): id, retries (int), redispatched (bool),
+    status (int) and server of each, in the order they ended. Other lines (startup, health checks) are skipped."""
+    entries = []
+    for line in Path(server.log).read_text().splitlines():  # type: ignore[attr-defined]
+        parts = line.split(" ")
+        if len(parts) != 4 or not parts[1].lstrip("+").isdigit() or not parts[2].lstrip("-").isdigit():
+            continue
+        request_id, retries, status, name = parts
+        entries.append(
+            {
+                "id": request_id,
+                "retries": int(retries.lstrip("+")),
+                "redispatched": retries.startswith("+"),
+                "status": int(status),
+                "server": name,
+            }
+        )
+    return entries
 
 
 def http(
