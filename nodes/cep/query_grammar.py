@@ -19,6 +19,8 @@ from typing import Any
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, v_args
 
+from sofiaflow.runtime.api import ValidationError
+
 GRAMMAR = r"""
 start: "from"i source select? group_by? having? "insert"i "into"i NAME
 
@@ -83,7 +85,7 @@ _KEYWORDS = frozenset(
 )
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(ValidationError):
     """What is wrong in a query and where (1-based line and column)."""
 
     def __init__(self, message: str, line: int, column: int) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from sofiaflow.nodes.cep.aggregates import NUMERIC, is_number
 from sofiaflow.nodes.cep.query_grammar import Expr, Item, Pattern, Pos, Query, QuerySyntaxError, Stream
 from sofiaflow.nodes.cep.state import Emission, Spec, WindowStore
+from sofiaflow.runtime.api import NodeError
 
 AGGREGATES = {
     "count": "count",
@@ -229,7 +230,7 @@ Row = dict[str, Any]
 """What a query sends: the selected attributes (the query's `output` names the stream)."""
 
 
-class QueryError(ValueError):
+class QueryError(NodeError, ValueError):
     """An event a query cannot take (an aggregate over a value that is not a number): fails that message."""
 
 

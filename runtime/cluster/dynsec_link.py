@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sofiaflow.runtime.errors import ServiceUnavailable
+
 COMMAND_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = "$CONTROL/dynamic-security/v1/response"
 
 
-class DynsecError(RuntimeError):
+class DynsecError(ServiceUnavailable, RuntimeError):
     """Mosquitto refused a dynamic-security command, or could not be reached."""
 
     def __init__(self, message: str, command: str | None = None, reason: str | None = None) -> None:
