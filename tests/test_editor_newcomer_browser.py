@@ -36,6 +36,7 @@ FLOWS = [
         "y": 80,
         "wires": [],
     },
+    {"id": "newcomerwindow01", "type": "window", "z": TAB, "x": 140, "y": 180, "wires": [[]]},
 ]
 
 
@@ -91,3 +92,34 @@ def test_the_new_ontology_form_labels_are_whole_and_explain_their_format(page, e
         assert page.get_by_text(hint).count() >= 1, hint
     page.goto(editor_server.editor_url + "/")
     page.wait_for_selector(".sf-canvas .sf-node")
+
+
+OVERLAPS = """() => {
+    const boxes = [...document.querySelectorAll('.q-field__control')]
+        .map(e => e.getBoundingClientRect());
+    const hints = [...document.querySelectorAll('.q-field__bottom')].filter(e => e.innerText.trim());
+    const out = [];
+    for (const hint of hints) {
+        const h = hint.getBoundingClientRect();
+        for (const b of boxes) {
+            if (h.bottom > b.top + 1 && h.top < b.bottom - 1 && h.right > b.left && h.left < b.right) {
+                out.push(hint.innerText.slice(0, 60));
+            }
+        }
+    }
+    return out;
+}"""
+
+
+def test_a_long_help_text_under_a_field_does_not_run_into_the_next_field(page):
+    node(page, "newcomerwindow01").dblclick()
+    page.get_by_role("button", name="Done", exact=True).wait_for()
+    try:
+        page.get_by_text("What groups events into their own windows").wait_for()
+        assert page.evaluate(OVERLAPS) == []
+        # the type select beside the key keeps its width when the help text beneath the input is long
+        width = page.get_by_label("Key type", exact=True).evaluate("e => e.closest('.q-field').offsetWidth")
+        assert width >= 100, width
+    finally:
+        page.get_by_role("button", name="Cancel", exact=True).click()
+        page.get_by_role("button", name="Done", exact=True).wait_for(state="hidden")

@@ -78,7 +78,7 @@ def typed_field(node: dict, spec: FieldSpec, value: Any, mark: str) -> FormField
             value, vtype = "payload", "msg"
     ti = TypedInput(spec.label, value, vtype, list(spec.types) or VALUE_TYPES, mark=mark)
     if spec.help:
-        ti.input.props(f'hint="{spec.help.replace(chr(34), chr(39))}" bottom-slots')
+        ti.input.props(f'hint="{spec.help.replace(chr(34), chr(39))}" bottom-slots hide-bottom-space')
     if node.get("type") == "inject" and spec.key in ("payload", "topic"):
         ti.row.set_visibility(False)  # edited as the first message properties
         return FormField(spec.key, ti, lambda: {}, None, ti)

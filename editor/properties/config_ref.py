@@ -41,7 +41,7 @@ def config_ref_field(
             .props(testid(mark))
         )
         if spec.help:
-            select.props(f'hint="{spec.help.replace(chr(34), chr(39))}" bottom-slots')
+            select.props(f'hint="{spec.help.replace(chr(34), chr(39))}" bottom-slots hide-bottom-space')
         edit = (
             ui.button(icon="edit")
             .props(f'flat dense aria-label="edit this {ref_type}"')

@@ -69,7 +69,7 @@ class TypedInput:
             self.type_select = (
                 ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label="type")
                 .props("dense outlined options-dense")
-                .classes("w-28")
+                .classes("w-28 shrink-0")
                 .props(f'aria-label="{label} type"')
                 .props(testid(f"{mark}-type" if mark else ""))
             )

@@ -80,7 +80,7 @@ def truthy(value: Any) -> bool:
 
 def _hint(widget: Any, spec: FieldSpec) -> Any:
     if spec.help:
-        widget.props(f'hint="{_attr(spec.help)}" bottom-slots')
+        widget.props(f'hint="{_attr(spec.help)}" bottom-slots hide-bottom-space')
     return widget
 
 
