@@ -7,7 +7,8 @@ CPU-bound one (a loop calibrated to about 100 µs per message in this interprete
 100 µs in Node). Beside them: single-process sofiaflow (light flow) and Node-RED (.cache/nodered; both flows),
 each a TCP client of a plain Mosquitto with the same in-flight window (max_inflight_messages 100). Loaded by
 Mosquitto's C clients (`mosquitto_pub -l` sequence numbers, `mosquitto_sub` counts them back): every message is
-counted (delivered distinct, lost, duplicates). Prints the table; nothing is asserted.
+counted (delivered distinct, lost, duplicates). Each row is the fastest of RUNS runs after a warm-up (losses and
+duplicates summed over the runs). Prints the table; nothing is asserted.
 
 Run: python tests/bench/cluster.py [count] [qos]     (default 20000 messages, QoS 1)
 """
@@ -84,6 +85,8 @@ def calibrate_js(node_red: str) -> int:
 IDLE_S = 20.0
 """After the publisher is done, stop waiting once nothing arrived for this long (a busy Node-RED writes nothing
 while it works through its backlog)."""
+RUNS = 3
+"""Measured runs per row after the warm-up (the best is shown: other load on the machine only slows a run down)."""
 PUBLISH_WINDOW = 1000
 """mosquitto_pub's QoS 1/2 in-flight window (-M; its default of 20 would be the bottleneck)."""
 
@@ -117,6 +120,16 @@ def run_load(port: int, count: int, qos: int, creds: list[str]) -> dict[str, Any
         "elapsed_s": elapsed,
         "msgs_per_s": len(distinct) / elapsed,
     }
+
+
+def best_of(port: int, count: int, qos: int, creds: list[str]) -> dict[str, Any]:
+    """Warm up, then RUNS runs: the fastest, with the losses and duplicates of every run."""
+    run_load(port, min(count, 2000), qos, creds)
+    runs = [run_load(port, count, qos, creds) for _ in range(RUNS)]
+    fastest = dict(max(runs, key=lambda r: r["msgs_per_s"]))
+    fastest["lost"] = sum(r["lost"] for r in runs)
+    fastest["duplicates"] = sum(r["duplicates"] for r in runs)
+    return fastest
 
 
 def with_function(flows: list[dict], body: str) -> list[dict]:
@@ -188,9 +201,7 @@ def measure_cluster(workers: int, body: str, count: int, qos: int) -> dict[str, 
                 "every worker connected with its session",
             )
             time.sleep(1.0)  # the subscriptions land
-            creds = ["-u", PLATFORM[0], "-P", PLATFORM[1]]
-            run_load(broker.port, min(count, 2000), qos, creds)  # warm up
-            return run_load(broker.port, count, qos, creds)
+            return best_of(broker.port, count, qos, ["-u", PLATFORM[0], "-P", PLATFORM[1]])
     finally:
         broker.stop()
 
@@ -201,15 +212,13 @@ def measure_single(body: str, count: int, qos: int) -> dict[str, Any]:
         SofiaflowServer(with_function(bench_flow(mosq.port, True, str(qos)), body)),
     ):
         time.sleep(1.5)  # the flow's client connects and subscribes
-        run_load(mosq.port, min(count, 2000), qos, [])
-        return run_load(mosq.port, count, qos, [])
+        return best_of(mosq.port, count, qos, [])
 
 
 def measure_nodered(body: str, count: int, qos: int) -> dict[str, Any]:
     with PlainMosquitto() as mosq, NodeRed(with_function(bench_flow(mosq.port, False, str(qos)), body)):
         time.sleep(1.5)
-        run_load(mosq.port, min(count, 2000), qos, [])
-        return run_load(mosq.port, count, qos, [])
+        return best_of(mosq.port, count, qos, [])
 
 
 def main(argv: list[str]) -> int:
@@ -240,6 +249,7 @@ def main(argv: list[str]) -> int:
         f"mqtt in -> function -> mqtt out through Mosquitto, QoS {qos}, {count:,} messages "
         f"(cpu loop: {n_py} Python / {n_js} JavaScript iterations ~ {TARGET_S * 1e6:.0f} us)"
     )
+    print(f"  best of {RUNS} runs; lost and dups over all of them")
     print(f"  {'flow':<12}{'runtime':<20}{'msgs/s':>9}{'delivered':>11}{'lost':>7}{'dups':>7}{'seconds':>9}")
     by: dict[tuple[str, str], float] = {}
     for name, runtime, r in rows:
