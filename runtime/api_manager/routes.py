@@ -28,6 +28,8 @@ from sofiaflow.runtime.api_manager.service import ApiManager
 from sofiaflow.runtime.api_manager.swagger import STATIC_URL, swagger_page, swagger_ui_directory
 from sofiaflow.runtime.errors import AuthError
 from sofiaflow.runtime.http.deps import ApiError, RuntimeDep, bearer, denied, get_auth, require_administrator
+from sofiaflow.runtime.http.limits import RequestLimits
+from sofiaflow.runtime.http.security_headers import SecurityHeaders
 
 log = logging.getLogger("sofiaflow.api_manager.http")
 
@@ -84,6 +86,23 @@ def _visible(request: Request, manager: ApiManager) -> list[tuple[Any, list[Any]
 
 
 # ----- consumer calls (a bare ASGI app: no router or dependency work on the hot path) ---------------------------
+def is_consumer_call(scope: dict) -> bool:
+    """Whether this HTTP request is a consumer call: its path (past `root_path`) is under `BASE`."""
+    path = scope["path"]
+    root_path = scope.get("root_path")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    return path.startswith(BASE) and (len(path) == len(BASE) or path[len(BASE)] == "/")
+
+
+def consumer_calls() -> Any:
+    """The ASGI app an admin app serves consumer calls with ahead of its own middleware and router (see
+    `sofiaflow.runtime.http.app.AdminApp`): the admin app's door checks (`RequestLimits`: 413 over 5 MiB, 400 for
+    JSON nested too deep; `SecurityHeaders`) around `_calls`, which answers every error itself (500 JSON for an
+    unexpected one) and finds the runtime through `scope["app"]`."""
+    return SecurityHeaders(RequestLimits(_calls))
+
+
 async def _calls(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         if scope["type"] == "websocket":

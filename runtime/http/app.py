@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sofiaflow.runtime.api_manager.routes import consumer_calls, is_consumer_call
 from sofiaflow.runtime.api_manager.routes import install as install_api_manager
 from sofiaflow.runtime.errors import AuthError, SofiaflowError
 from sofiaflow.runtime.http import (
@@ -55,9 +56,24 @@ Get a token with `POST /auth/token` (form or JSON: `grant_type=password`, `clien
 `{"code", "message", ...}`; refused flow sets list every problem in `problems`."""
 
 
+class AdminApp(FastAPI):
+    """FastAPI serving the API Manager's consumer calls (`/api-manager/server/api/...`) ahead of its middleware
+    stack and router, with the same door checks (see `consumer_calls`): the stack (error and exception
+    middleware, sessions, body limits, routing) cost more than the call itself. Every other request is FastAPI's."""
+
+    api_calls: Any = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self.api_calls is not None and scope["type"] == "http" and is_consumer_call(scope):
+            scope["app"] = self
+            await self.api_calls(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     """The admin API for `runtime` (already started, or started before the first request)."""
-    app = FastAPI(
+    app = AdminApp(
         title="sofiaflow admin API",
         version=module_version("sofiaflow"),
         description=DESCRIPTION,
@@ -90,6 +106,7 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.include_router(cluster_routes.health_router)  # GET /cluster/health: no token (load balancers)
     app.include_router(partition_routes.router)  # dead letters: administrators and the flows' owners
     install_api_manager(app)  # API Manager: consumer calls by API key, catalogue, Swagger UI, /api-keys
+    app.api_calls = consumer_calls()  # consumer calls: ahead of the middleware below, with its checks
     _install_docs(app)  # /openapi.json, /docs, /redoc: for logged-in callers only
     app.add_middleware(RequestLimits)  # 413 over 5 MiB, 400 for JSON nested deeper than 64 levels
     app.add_middleware(SecurityHeaders)  # no framing, no sniffing, a CSP; not on the flows' own answers
