@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis_server import start_redis
 
-from sofiaflow.runtime.cluster.leader import parse_lease
+from sofiaflow.runtime.cluster.lease import parse_lease
 from sofiaflow.runtime.cluster.membership import HEARTBEAT_PREFIX
 from sofiaflow.runtime.cluster.mqtt_sessions import (
     LEASE_PREFIX,

@@ -18,39 +18,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+from sofiaflow.runtime.cluster.lease import ACQUIRE, RELEASE, RENEW, parse_lease
+
 log = logging.getLogger("sofiaflow.cluster")
 
 LEASE_KEY = "sofiaflow:leader"
 TOKEN_KEY = "sofiaflow:leader:token"
-
-_ACQUIRE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local token = redis.call('INCR', KEYS[2])
-  redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
-  return token
-end
-return false
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-def parse_lease(value: str | None) -> tuple[str, int] | None:
-    """(worker id, fencing token) of a lease value `<id>|<token>`."""
-    if not value or "|" not in value:
-        return None
-    worker, _, token = value.rpartition("|")
-    return (worker, int(token)) if token.isdigit() else None
 
 
 class Leadership:
@@ -96,7 +69,7 @@ class Leadership:
         await self._lose()
         if value is not None:
             with contextlib.suppress(Exception):  # hand over now rather than after the lease
-                await self.redis.eval(_RELEASE, 1, LEASE_KEY, value)
+                await self.redis.eval(RELEASE, 1, LEASE_KEY, value)
 
     async def step(self) -> None:
         """Renew the lease (leader) or try to take it (the others)."""
@@ -106,13 +79,13 @@ class Leadership:
                 await self._lose()
                 return
             started = time.monotonic()
-            if await self.redis.eval(_RENEW, 1, LEASE_KEY, self._value, ms):
+            if await self.redis.eval(RENEW, 1, LEASE_KEY, self._value, ms):
                 self._renewed = started
             else:
                 await self._lose()
             return
         started = time.monotonic()
-        token = await self.redis.eval(_ACQUIRE, 2, LEASE_KEY, TOKEN_KEY, self.worker, ms)
+        token = await self.redis.eval(ACQUIRE, 2, LEASE_KEY, TOKEN_KEY, self.worker, ms)
         if token:
             self.token, self._value, self._renewed = int(token), f"{self.worker}|{int(token)}", started
             log.info("cluster: %s leads (fencing token %s)", self.worker, self.token)

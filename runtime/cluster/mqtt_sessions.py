@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sofiaflow.runtime.cluster.leader import parse_lease
+from sofiaflow.runtime.cluster.lease import RELEASE, parse_lease
 from sofiaflow.runtime.cluster.membership import live_workers
 
 if TYPE_CHECKING:
@@ -68,12 +68,6 @@ end
 return 0
 """
 """Renew the lease ARGV[1]; a lease that expired meanwhile (Redis was away) is taken again; 0: another holds it."""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 Takeover = Callable[[str], Awaitable["Handle"]]
 """What a config node offers: open a connection with a dead worker's client id; returns its handle."""
@@ -159,7 +153,7 @@ class MqttSessions:
         value = self._own.pop(cid, None)
         with contextlib.suppress(Exception):
             if value is not None:
-                await self.redis.eval(_RELEASE, 1, LEASE_PREFIX + cid, value)
+                await self.redis.eval(RELEASE, 1, LEASE_PREFIX + cid, value)
             if forget:
                 await self.redis.hdel(SESSIONS_KEY, cid)
 
@@ -219,7 +213,7 @@ class MqttSessions:
             handle = await self._offers[config](cid)
         except Exception as exc:  # noqa: BLE001 - the next step tries again
             log.warning("cluster: mqtt session %s of %s not taken over: %s", cid, owner, exc)
-            await self.redis.eval(_RELEASE, 1, LEASE_PREFIX + cid, value)
+            await self.redis.eval(RELEASE, 1, LEASE_PREFIX + cid, value)
             return
         self._held[cid] = _Held(owner, config, value, handle)
 
@@ -232,7 +226,7 @@ class MqttSessions:
             await held.handle.stop()
         finally:
             with contextlib.suppress(Exception):
-                await self.redis.eval(_RELEASE, 1, LEASE_PREFIX + cid, held.value)
+                await self.redis.eval(RELEASE, 1, LEASE_PREFIX + cid, held.value)
 
     # ----- lifecycle --------------------------------------------------------------------------------------------
     async def start(self) -> None:

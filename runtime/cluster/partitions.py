@@ -33,6 +33,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sofiaflow.runtime.cluster.lease import ACQUIRE, RELEASE, RENEW
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -42,20 +44,6 @@ STRATEGIES = ("retry", "skip", "stop")
 DROPPED_KEYS = frozenset(("req", "res"))
 """Message properties that cannot cross workers (an HTTP request's live objects): not written to the stream."""
 
-_ACQUIRE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local token = redis.call('INCR', KEYS[2])
-  redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
-  return token
-end
-return false
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
 _READ = """
 local n = #KEYS / 2
 local out = {}
@@ -69,12 +57,6 @@ return out
 """
 """XREADGROUP (new entries) of each partition whose lease value is still ours: fenced reads, so a worker whose
 lease lapsed cannot take entries after the next owner has claimed what was pending."""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 # ----- hashing ---------------------------------------------------------------------------------------------
@@ -364,7 +346,7 @@ class PartitionGroup:
             await asyncio.wait(list(self._tasks), timeout=self.lease)
         for p, held in list(self.held.items()):
             with contextlib.suppress(Exception):
-                await self.redis.eval(_RELEASE, 1, self.lock(p), held.value)
+                await self.redis.eval(RELEASE, 1, self.lock(p), held.value)
         self.held.clear()
 
     # ----- placement and leases ------------------------------------------------------------------------------
@@ -395,13 +377,13 @@ class PartitionGroup:
             held.leaving = owners.get(p) != self.worker  # read no more; given up once idle
             if held.leaving and held.idle:
                 released.add(p)
-                pipe.eval(_RELEASE, 1, self.lock(p), held.value)
+                pipe.eval(RELEASE, 1, self.lock(p), held.value)
             else:
-                pipe.eval(_RENEW, 1, self.lock(p), self.held[p].value, ms)
+                pipe.eval(RENEW, 1, self.lock(p), self.held[p].value, ms)
         take = [p for p in mine if p not in self.held]
         token_key = f"plock:{self.flow}:{self.node}:token"
         for p in take:
-            pipe.eval(_ACQUIRE, 2, self.lock(p), token_key, self.worker, ms)
+            pipe.eval(ACQUIRE, 2, self.lock(p), token_key, self.worker, ms)
         results = await pipe.execute(raise_on_error=False)
         for p, result in zip(renew, results[: len(renew)], strict=True):
             held = self.held.get(p)

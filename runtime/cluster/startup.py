@@ -10,15 +10,11 @@ import logging
 import secrets
 import time
 
+from sofiaflow.runtime.cluster.lease import RELEASE
+
 log = logging.getLogger("sofiaflow.cluster")
 
 STARTUP_KEY = "sofiaflow:startup-lock"
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class StartupTurn:
@@ -47,7 +43,7 @@ class StartupTurn:
     async def release(self) -> None:
         try:
             if self._held:
-                await self._redis.eval(_RELEASE, 1, STARTUP_KEY, self._token)
+                await self._redis.eval(RELEASE, 1, STARTUP_KEY, self._token)
         except Exception as exc:  # noqa: BLE001 - it expires on its own
             log.warning("cluster: startup turn not released (it expires in %.0f s): %s", self.hold, exc)
         finally:
