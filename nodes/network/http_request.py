@@ -107,33 +107,7 @@ class HttpRequestConfig(NodeConfig):
         [],
         title="Headers",
         description="Request headers to set.",
-        json_schema_extra={
-            "x-widget": "rows",
-            "x-columns": [
-                {
-                    "key": "keyType",
-                    "title": "Header",
-                    "x-choices": [
-                        ["other", "other (type it)"],
-                        ["msg", "from msg."],
-                        ["Accept", "Accept"],
-                        ["Authorization", "Authorization"],
-                        ["Cache-Control", "Cache-Control"],
-                        ["Content-Type", "Content-Type"],
-                        ["User-Agent", "User-Agent"],
-                    ],
-                    "default": "other",
-                },
-                {"key": "keyValue", "title": "Name"},
-                {
-                    "key": "valueType",
-                    "title": "Value from",
-                    "x-choices": [["other", "this text"], ["msg", "msg."], ["env", "env variable"]],
-                    "default": "other",
-                },
-                {"key": "valueValue", "title": "Value"},
-            ],
-        },
+        json_schema_extra=hu.HEADER_ROWS,
     )
 
 

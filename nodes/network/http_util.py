@@ -378,3 +378,34 @@ def multipart(fields: dict) -> list:
             content = val if isinstance(val, (str, bytes)) else js_json_stringify(val)
             files.append((name, (None, content)))
     return files
+
+
+HEADER_ROWS: dict = {
+    "x-widget": "rows",
+    "x-columns": [
+        {
+            "key": "keyType",
+            "title": "Header",
+            "x-choices": [
+                ["other", "other (type it)"],
+                ["msg", "from msg."],
+                ["Accept", "Accept"],
+                ["Authorization", "Authorization"],
+                ["Cache-Control", "Cache-Control"],
+                ["Content-Type", "Content-Type"],
+                ["User-Agent", "User-Agent"],
+            ],
+            "default": "other",
+        },
+        {"key": "keyValue", "title": "Name"},
+        {
+            "key": "valueType",
+            "title": "Value from",
+            "x-choices": [["other", "this text"], ["msg", "msg."], ["env", "env variable"]],
+            "default": "other",
+        },
+        {"key": "valueValue", "title": "Value"},
+    ],
+}
+"""The editor's rows for Node-RED's header list (`keyType`/`keyValue`/`valueType`/`valueValue`), as the
+http request and websocket client forms show it."""

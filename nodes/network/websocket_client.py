@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 from websockets.asyncio.client import ClientConnection, connect
 
-from sofiaflow.nodes.network.http_util import tls_context
+from sofiaflow.nodes.network.http_util import HEADER_ROWS, tls_context
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, clone_message, new_msgid
 
 MAX_QUEUED = 10_000
@@ -47,33 +47,7 @@ class WebsocketClientConfig(NodeConfig):
         [],
         title="Headers",
         description="Headers sent with the connection request.",
-        json_schema_extra={
-            "x-widget": "rows",
-            "x-columns": [
-                {
-                    "key": "keyType",
-                    "title": "Header",
-                    "x-choices": [
-                        ["other", "other (type it)"],
-                        ["msg", "from msg."],
-                        ["Accept", "Accept"],
-                        ["Authorization", "Authorization"],
-                        ["Cache-Control", "Cache-Control"],
-                        ["Content-Type", "Content-Type"],
-                        ["User-Agent", "User-Agent"],
-                    ],
-                    "default": "other",
-                },
-                {"key": "keyValue", "title": "Name"},
-                {
-                    "key": "valueType",
-                    "title": "Value from",
-                    "x-choices": [["other", "this text"], ["msg", "msg."], ["env", "env variable"]],
-                    "default": "other",
-                },
-                {"key": "valueValue", "title": "Value"},
-            ],
-        },
+        json_schema_extra=HEADER_ROWS,
     )
 
 
