@@ -10,6 +10,7 @@ Run: python tests/bench/api.py [seconds]
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -122,6 +123,10 @@ def main(argv: list[str]) -> int:
     print(
         f"API Manager over an ontology of {INSTANCES} instances, wrk 16 connections, {seconds} s, "
         f"API key in X-OP-APIKey (a query's total is at most 1 s old)"
+    )
+    # the server, wrk and PostgreSQL share the machine's cores: a busy machine lowers req/s and raises p99
+    print(
+        f"load average after the runs: {' '.join(f'{n:.1f}' for n in os.getloadavg())} on {os.cpu_count()} cores"
     )
     print(f"{'real-time DB':<12} {'operation':<46} {'req/s':>9} {'p99 ms':>8} {'non-2xx':>8}")
     for store, (results, calls) in stores.items():
