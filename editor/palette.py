@@ -7,6 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
+from sofiaflow.editor.node_icons import node_icon
 from sofiaflow.editor.testid import testid
 
 CATEGORY_ORDER = ["common", "function", "network", "sequence", "parser", "storage", "ontology"]
@@ -30,7 +31,9 @@ def palette_types(registry: Any) -> dict[str, dict]:
         props = entry["schema"].get("properties", {})
         defaults = {k: v["default"] for k, v in props.items() if "default" in v}
         defaults.update(NEW_NODE_DEFAULTS.get(entry["type"], {}))
-        entry = dict(entry, defaults=defaults)
+        cls = registry.find(entry["type"]) if hasattr(registry, "find") else None
+        icon = node_icon(entry["type"], entry["category"], getattr(cls, "icon", None))
+        entry = dict(entry, defaults=defaults, icon=icon)
         out[entry["type"]] = entry
     return out
 
@@ -89,6 +92,8 @@ def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None =
                 )
                 item.style(f"background:{entry.get('color') or '#ddd'}")
                 with item:
+                    icon = entry.get("icon") or node_icon(entry["type"], entry["category"])
+                    ui.icon(icon).classes("sf-palette-icon").props(f'aria-hidden=true data-icon="{icon}"')
                     ui.label(label).classes("sf-palette-label")
                     ui.tooltip(short_help(entry)).props(
                         "anchor='center right' self='center left' max-width=280px"
@@ -105,7 +110,9 @@ def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None =
 
 PALETTE_CSS = """
 .sf-palette-node { width: 170px; margin: 3px 4px; padding: 4px 10px; border: 1px solid #999; border-radius: 5px;
-  font: 13px Helvetica, Arial, sans-serif; cursor: grab; user-select: none; }
+  font: 13px Helvetica, Arial, sans-serif; cursor: grab; user-select: none; display: flex; align-items: center;
+  gap: 6px; }
+.sf-palette-icon { font-size: 16px; color: rgba(0, 0, 0, 0.6); flex: none; }
 .sf-palette-node:active { cursor: grabbing; }
 .sf-palette-node:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 1px; }
 """

@@ -16,6 +16,7 @@ from nicegui import ui
 from sofiaflow.editor.canvas import FlowCanvas
 from sofiaflow.editor.canvas.canvas import view_node
 from sofiaflow.editor.flowdoc import FlowDoc
+from sofiaflow.editor.node_icons import node_icon
 
 
 def _state(node: dict | None) -> str:
@@ -36,6 +37,7 @@ class Workspace:
         self.clipboard: list[dict] = []
         self.statuses: dict[str, dict | None] = self.current_statuses()
         self._invalid: dict[str, str] = {}
+        self._problems: dict[str, tuple[str, str]] = {}
         self.highlight = ""
         self.canvas: FlowCanvas | None = None
         self.on_redraw: list[Callable[[], None]] = []
@@ -79,6 +81,27 @@ class Workspace:
     def invalid(self, ids: set[str]) -> None:
         self._invalid = {i: _state(self.doc.get(i)) for i in ids if self.doc.get(i) is not None}
 
+    def config_problem(self, node: dict) -> str:
+        """What the node type's config model refuses in `node` ("" when valid): the check the form's Done and a
+        deploy make, so the canvas marks the node before a deploy. Cached per node by its properties."""
+        state = _state(node)
+        cached = self._problems.get(node["id"])
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        registry = getattr(self.runtime, "registry", None)
+        cls = registry.find(node.get("type", "")) if registry is not None else None
+        problem = ""
+        if cls is not None and getattr(cls, "Config", None) is not None:
+            from sofiaflow.editor.properties.form import model_problems
+
+            try:
+                problems = model_problems(cls, node)
+            except Exception as exc:  # noqa: BLE001 - a config class's own failure is this node's problem too
+                problems = {"config": f"{type(exc).__name__}: {exc}"}
+            problem = "; ".join(f"{key}: {text}" for key, text in problems.items())
+        self._problems[node["id"]] = (state, problem)
+        return problem
+
     # ----- drawing ---------------------------------------------------------------------------------
     def attach(self, canvas: FlowCanvas) -> None:
         self.canvas = canvas
@@ -104,6 +127,8 @@ class Workspace:
             self.tab = self.doc.tabs()[0]["id"]
         changed = self.doc.changed_ids()
         invalid = self.invalid
+        nodes = self.doc.nodes_on(self.tab)
+        self._problems = {i: p for i, p in self._problems.items() if self.doc.get(i) is not None}
         views = [
             view_node(
                 n,
@@ -111,8 +136,9 @@ class Workspace:
                 changed=n["id"] in changed,
                 status=self.statuses.get(n["id"]),
                 invalid=n["id"] in invalid,
+                problem=self.config_problem(n),
             )
-            for n in self.doc.nodes_on(self.tab)
+            for n in nodes
         ]
         if self.canvas is not None:
             self.canvas.show(self.tab, views)
@@ -129,6 +155,7 @@ class Workspace:
                 "inputs": len(subflow.get("in") or []),
                 "outputs": len(subflow.get("out") or []),
                 "color": subflow.get("color") or "#ddd",
+                "icon": node_icon(node_type),
             }
         return self.types.get(node_type)
 

@@ -34,7 +34,7 @@ export default {
         <path v-if="tempWire" :d="tempWire" class="sf-wire sf-temp"></path>
       </svg>
       <div v-for="n in local" :key="n.id" class="sf-node" :data-id="n.id" :data-type="n.type"
-           :data-x="n.x" :data-y="n.y" :title="n.label" tabindex="0" role="group"
+           :data-x="n.x" :data-y="n.y" :title="n.problem ? n.label + ': ' + n.problem : n.label" tabindex="0" role="group"
            :aria-label="nodeName(n)" aria-roledescription="node"
            :class="{'sf-group': n.corner, 'sf-selected': selectedSet.has(n.id), 'sf-changed': n.changed, 'sf-disabled': n.disabled,
                     'sf-highlight': n.id === highlight, 'sf-invalid': n.invalid, 'sf-wire-source': wiring && wiring.source === n.id}"
@@ -42,7 +42,10 @@ export default {
                     height: n.h + 'px', background: n.color}">
         <div v-if="n.button" class="sf-button" data-role="button" title="inject now" role="button"
              :aria-label="'inject now: ' + n.label"></div>
+        <i v-if="n.icon" class="material-icons sf-icon" :data-icon="n.icon" aria-hidden="true">{{ n.icon }}</i>
         <span class="sf-label" aria-hidden="true">{{ n.label }}</span>
+        <div v-if="n.problem" class="sf-warning" role="img" :aria-label="'Invalid configuration: ' + n.problem"
+             :title="'Invalid configuration: ' + n.problem"><i class="material-icons" aria-hidden="true">warning</i></div>
         <div v-if="n.inputs" class="sf-port sf-in" data-port="in" role="button" :aria-label="'input of ' + n.label"></div>
         <div v-for="i in n.outputs" :key="i" class="sf-port sf-out" :data-port="i - 1" role="button"
              :aria-label="'output ' + i + ' of ' + n.label" :style="{top: (portY(n, i - 1) - 5) + 'px'}"></div>
@@ -107,7 +110,7 @@ export default {
   methods: {
     portY,
     nodeName(n) {
-      return `${n.type} node: ${n.label}`;
+      return `${n.type} node: ${n.label}` + (n.problem ? ` (invalid configuration: ${n.problem})` : "");
     },
     left(n) { return n.corner ? n.x : n.x - n.w / 2; },
     top(n) { return n.corner ? n.y : n.y - n.h / 2; },

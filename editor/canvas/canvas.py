@@ -12,13 +12,15 @@ from typing import Any
 
 from nicegui import ui
 
+from sofiaflow.editor.node_icons import node_icon
+
 _CSS = (Path(__file__).with_name("canvas.css")).read_text(encoding="utf-8")
-MIN_WIDTH, NODE_HEIGHT, CHAR_WIDTH = 100, 30, 8
+MIN_WIDTH, NODE_HEIGHT, CHAR_WIDTH, ICON_WIDTH = 100, 30, 8, 18
 
 
 def node_size(label: str, outputs: int) -> tuple[int, int]:
     """(width, height) of a drawn node: wide enough for its label, tall enough for its outputs."""
-    width = max(MIN_WIDTH, 10 * round((36 + CHAR_WIDTH * len(label)) / 10))
+    width = max(MIN_WIDTH, 10 * round((36 + ICON_WIDTH + CHAR_WIDTH * len(label)) / 10))
     return width, max(NODE_HEIGHT, 15 * outputs)
 
 
@@ -55,9 +57,16 @@ def default_label(node: dict, info: dict | None) -> str:
 
 
 def view_node(
-    node: dict, info: dict | None, *, changed: bool = False, status: dict | None = None, invalid: bool = False
+    node: dict,
+    info: dict | None,
+    *,
+    changed: bool = False,
+    status: dict | None = None,
+    invalid: bool = False,
+    problem: str = "",
 ) -> dict[str, Any]:
-    """What the canvas draws for one flow node; `info` is the palette entry of its type (or None)."""
+    """What the canvas draws for one flow node; `info` is the palette entry of its type (or None);
+    `problem`: what its config model refuses (a warning mark), "" when valid."""
     info = info or {}
     label = default_label(node, info)
     outputs = len(node.get("wires") or []) if "wires" in node else int(info.get("outputs") or 0)
@@ -80,6 +89,10 @@ def view_node(
         "changed": changed,
         "disabled": bool(node.get("d")),
         "invalid": invalid,
+        "problem": problem,
+        "icon": ""
+        if corner
+        else info.get("icon") or node_icon(node.get("type", ""), info.get("category", "")),
         "button": node.get("type") == "inject",
         "status": status,
         "corner": corner,
