@@ -8,7 +8,7 @@ import json
 
 import pytest
 from editor_server import chromium, editor_page, editor_server  # noqa: F401 - pytest fixtures
-from editor_ui import import_text, node
+from editor_ui import import_text, node, screenshot_path
 
 from sofiaflow.editor.node_icons import BY_CATEGORY, BY_TYPE, DEFAULT_ICON
 
@@ -46,7 +46,7 @@ def page(editor_server, chromium):  # noqa: F811
     yield from editor_page(chromium, editor_server)
 
 
-def test_an_invalid_config_is_marked_before_deploy_and_the_mark_goes_when_fixed(page):
+def test_an_invalid_config_is_marked_before_deploy_and_the_mark_goes_when_fixed(page, tmp_path):
     import_text(page, json.dumps(FLOW), new_tab=True)
     mqtt = node(page, "mqttbadqos000001")
     mqtt.wait_for()
@@ -54,6 +54,8 @@ def test_an_invalid_config_is_marked_before_deploy_and_the_mark_goes_when_fixed(
     mark.wait_for()
     assert "QoS must be 0, 1 or 2" in mark.get_attribute("title")
     assert "invalid configuration" in mqtt.get_attribute("aria-label")
+    page.wait_for_function("document.fonts.check('16px \"Material Icons\"')")
+    page.screenshot(path=str(screenshot_path("editor-marks.png", tmp_path)))
     assert (
         node(page, "debugmark0000001").get_by_role("img", name="Invalid configuration", exact=False).count()
         == 0
