@@ -212,6 +212,12 @@ ROUTES: dict[tuple[str, str], Probe] = {
     # cluster: the workers for administrators; the balancer's health check needs no token and tells nothing
     ("GET", "/cluster"): Probe("/cluster", {403}, {403}),
     ("GET", "/cluster/health"): Probe("/cluster/health", {200}, {200}, anonymous={200}),
+    # partitions' dead letters: none in a single process (cross-tenant checks: tests/test_partition_routes.py)
+    ("GET", "/partitions/dead-letters"): Probe("/partitions/dead-letters", {200}, {200}),
+    ("POST", "/partitions/dead-letters/{letter}/replay"): Probe(
+        "/partitions/dead-letters/0-1/replay", {404}, {403}
+    ),
+    ("DELETE", "/partitions/dead-letters/{letter}"): Probe("/partitions/dead-letters/0-1", {404}, {403}),
     # alarms: each caller's own (ana's alarm vs bob: tests/test_alarm_routes.py)
     ("GET", "/alarms"): Probe("/alarms", {200}, {200}),
     ("GET", "/alarms/{alarm_id}"): Probe(f"/alarms/{NO_ALARM}", {404}, {404}),
