@@ -20,7 +20,6 @@ FLOW = [
         "topic": "sensors/#",
         "qos": "high",
         "datatype": "auto-detect",
-        "inputs": 0,
         "broker": "",
         "x": 200,
         "y": 120,
