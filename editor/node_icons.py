@@ -17,6 +17,7 @@ BY_TYPE: dict[str, str] = {
     "status": "info",
     "comment": "chat_bubble_outline",
     "junction": "fiber_manual_record",
+    "subflow": "account_tree",
     "link in": "login",
     "link out": "logout",
     "link call": "call_split",

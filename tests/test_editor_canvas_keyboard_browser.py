@@ -66,13 +66,19 @@ def test_select_move_wire_and_delete_from_the_keyboard(editor_server, chromium):
         page.wait_for_selector('.sf-node.sf-selected[data-id="kbdinject0000001"]')
 
         # move: Shift+Right twice (40 px), Down once (1 px); then undo puts it back (the server has the moves)
-        page.keyboard.press("Shift+ArrowRight")
-        page.keyboard.press("Shift+ArrowRight")
-        page.keyboard.press("ArrowDown")
-        page.wait_for_function(
-            "() => { const n = document.querySelector('.sf-node[data-id=\"kbdinject0000001\"]');"
-            " return n.dataset.x === '200' && n.dataset.y === '101'; }"
-        )
+        # (each key once the previous move is shown: keys pressed faster than the server's echo can be
+        # undone by a full redraw arriving in between)
+        for key, (x, y) in (
+            ("Shift+ArrowRight", (180, 100)),
+            ("Shift+ArrowRight", (200, 100)),
+            ("ArrowDown", (200, 101)),
+        ):
+            page.keyboard.press(key)
+            page.wait_for_function(
+                "([x, y]) => { const n = document.querySelector('.sf-node[data-id=\"kbdinject0000001\"]');"
+                " return n.dataset.x === x && n.dataset.y === y; }",
+                arg=[str(x), str(y)],
+            )
         page.keyboard.press("Control+z")
         page.wait_for_function(
             "document.querySelector('.sf-node[data-id=\"kbdinject0000001\"]').dataset.y === '100'"

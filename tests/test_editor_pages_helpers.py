@@ -123,7 +123,10 @@ def test_monitoring_rows_and_chart():
         brokers=[],
     )
     table = node_rows(snap)
-    assert [r["node"] for r in table] == ["out", "change a"]  # busiest first; unnamed nodes by type and short id
+    assert [r["node"] for r in table] == [
+        "out",
+        "change a",
+    ]  # busiest first; unnamed nodes by type and short id
     assert table[0] | {} == {
         "id": "b",
         "flow": "Sensors",
