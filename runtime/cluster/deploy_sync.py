@@ -70,6 +70,7 @@ class DeploySync:
         self.settled.set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._stopping = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -79,8 +80,16 @@ class DeploySync:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        # the hint listener ends by itself within a second (redis-py's pubsub can swallow a cancellation
+        # mid-read and retry, which left a stop waiting forever); cancelled only if it does not
+        self._stopping = True
+        listener, *others = self._tasks or [None]
+        for task in others:
             task.cancel()
+        if listener is not None:
+            _done, pending = await asyncio.wait([listener], timeout=3.0)
+            for task in pending:
+                task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -188,17 +197,20 @@ class DeploySync:
         self._wake.set()
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                pubsub = self.redis.pubsub()
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(CHANNEL)
                 try:
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                    # get_message with a timeout, not listen(): a listen() cancelled mid-read leaves the
+                    # connection so that closing it never returns (the worker's stop hung)
+                    while not self._stopping:
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is not None and message.get("type") == "message":
                             self._wake.set()
                 finally:
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+                        await asyncio.wait_for(pubsub.aclose(), 2.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the periodic check still catches up

@@ -101,7 +101,7 @@ class Channel:
                 await asyncio.sleep(RECONNECT_DELAY)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), 2.0)  # bounded: a stop never waits on it
 
     def _receive(self, data: str) -> None:
         try:
