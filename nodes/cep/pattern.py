@@ -25,6 +25,40 @@ from pydantic import Field
 from sofiaflow.nodes.cep.event_keys import condition, key_getter, time_getter
 from sofiaflow.runtime.api import Msg, Node, NodeConfig, NodeError, NRFloat, NRInt, clone_message
 
+RULE_ROWS: dict = {
+    "x-widget": "rows",
+    "x-columns": [
+        {"key": "property", "title": "Property (msg.)"},
+        {
+            "key": "t",
+            "title": "Test",
+            "x-choices": [
+                ["eq", "=="],
+                ["neq", "!="],
+                ["lt", "<"],
+                ["lte", "<="],
+                ["gt", ">"],
+                ["gte", ">="],
+                ["cont", "contains"],
+                ["regex", "matches regex"],
+                ["true", "is true"],
+                ["false", "is false"],
+                ["null", "is null"],
+                ["nnull", "is not null"],
+            ],
+            "default": "eq",
+        },
+        {"key": "v", "title": "Value"},
+        {
+            "key": "vt",
+            "title": "Value type",
+            "x-choices": [["str", "string"], ["num", "number"], ["bool", "boolean"]],
+            "default": "str",
+        },
+    ],
+}
+"""The editor's rows for a list of pattern rules {property, t, v, vt}."""
+
 
 class PatternConfig(NodeConfig):
     mode: str = Field(
@@ -48,36 +82,7 @@ class PatternConfig(NodeConfig):
         title="A (first event)",
         description="Rules an event must all pass (or a JSONata expression).",
         json_schema_extra={
-            "x-widget": "rows",
-            "x-columns": [
-                {"key": "property", "title": "Property (msg.)"},
-                {
-                    "key": "t",
-                    "title": "Test",
-                    "x-choices": [
-                        ["eq", "=="],
-                        ["neq", "!="],
-                        ["lt", "<"],
-                        ["lte", "<="],
-                        ["gt", ">"],
-                        ["gte", ">="],
-                        ["cont", "contains"],
-                        ["regex", "matches regex"],
-                        ["true", "is true"],
-                        ["false", "is false"],
-                        ["null", "is null"],
-                        ["nnull", "is not null"],
-                    ],
-                    "default": "eq",
-                },
-                {"key": "v", "title": "Value"},
-                {
-                    "key": "vt",
-                    "title": "Value type",
-                    "x-choices": [["str", "string"], ["num", "number"], ["bool", "boolean"]],
-                    "default": "str",
-                },
-            ],
+            **RULE_ROWS,
         },
     )
     """A (sequence) or X (count): a JSONata text or a list of rules {property, t, v, vt}."""
@@ -86,36 +91,7 @@ class PatternConfig(NodeConfig):
         title="B (then)",
         description="Rules the following event must all pass.",
         json_schema_extra={
-            "x-widget": "rows",
-            "x-columns": [
-                {"key": "property", "title": "Property (msg.)"},
-                {
-                    "key": "t",
-                    "title": "Test",
-                    "x-choices": [
-                        ["eq", "=="],
-                        ["neq", "!="],
-                        ["lt", "<"],
-                        ["lte", "<="],
-                        ["gt", ">"],
-                        ["gte", ">="],
-                        ["cont", "contains"],
-                        ["regex", "matches regex"],
-                        ["true", "is true"],
-                        ["false", "is false"],
-                        ["null", "is null"],
-                        ["nnull", "is not null"],
-                    ],
-                    "default": "eq",
-                },
-                {"key": "v", "title": "Value"},
-                {
-                    "key": "vt",
-                    "title": "Value type",
-                    "x-choices": [["str", "string"], ["num", "number"], ["bool", "boolean"]],
-                    "default": "str",
-                },
-            ],
+            **RULE_ROWS,
             "x-show-if": {"mode": "sequence"},
         },
     )
