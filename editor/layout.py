@@ -16,6 +16,7 @@ NAV = [
     ("Flows", "/"),
     ("Monitoring", "/monitoring"),
     ("Alarms", "/alarms"),
+    ("Dead letters", "/dead-letters"),
     ("Ontologies", "/ontologies"),
     ("Devices", "/devices"),
     ("APIs", "/apis"),

@@ -17,6 +17,7 @@ PAGES = [
     "/",
     "/monitoring",
     "/alarms",
+    "/dead-letters",
     "/ontologies",
     "/ontologies/new",
     "/ontologies/Reading/data",

@@ -35,6 +35,7 @@ EDITOR_MAY_IMPORT = {
     "sofiaflow.runtime.errors",
     "sofiaflow.runtime.core.services",
     "sofiaflow.runtime.core.metrics",
+    "sofiaflow.runtime.cluster.dead_letters",
     "sofiaflow.runtime.data.alarms",
     "sofiaflow.runtime.data.ontologies",
     "sofiaflow.runtime.data.rtdb",

@@ -1,3 +1,13 @@
-"""Control-panel pages: monitoring, alarms, ontologies, devices, users, settings. Importing registers their routes."""
+"""Control-panel pages: monitoring, alarms, dead letters, ontologies, devices, users, settings. Importing registers
+their routes."""
 
-from sofiaflow.editor.pages import alarms, devices, monitoring, ontologies, ontology_data, settings, users  # noqa: F401 - registers the pages
+from sofiaflow.editor.pages import (  # noqa: F401 - registers the pages
+    alarms,
+    dead_letters,
+    devices,
+    monitoring,
+    ontologies,
+    ontology_data,
+    settings,
+    users,
+)

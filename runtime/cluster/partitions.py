@@ -13,9 +13,9 @@ The owner reads with XREADGROUP (one consumer group per partition node, the work
 downstream (completion tracking, runtime/core/completion.py), then acknowledges the batch in one XACK. An owner
 that takes a partition over first claims what is pending there (XPENDING + XCLAIM: the previous owner's
 unacknowledged entries), so a worker killed mid-flow loses nothing: its entries are delivered again. An entry
-delivered more than `max_deliveries` times goes to the dead-letter stream `dlq:{flow}:{node}` and is
-acknowledged, so it never blocks its partition. What is acknowledged is deleted from the stream (XDEL), so a
-stream holds only what is still to be processed. What happens to an entry whose processing failed (an error no
+delivered more than `max_deliveries` times goes to the dead-letter stream `dlq:{flow}:{node}` (with its last
+failure when that happened on this worker) and is acknowledged, so it never blocks its partition. What is
+acknowledged is deleted from the stream (XDEL), so a stream holds only what is still to be processed. What happens to an entry whose processing failed (an error no
 catch node took) is the node's strategy: "retry" (left pending, delivered again at once), "skip" (acknowledged)
 or "stop" (the partition stops on this worker, left pending).
 """
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sofiaflow.cluster")
 
 STRATEGIES = ("retry", "skip", "stop")
+LAST_ERRORS = 10000
+"""At most this many failures remembered per partition node for the dead letters (an entry failed here whose
+next delivery is another worker's leaves its failure behind)."""
 DROPPED_KEYS = frozenset(("req", "res"))
 """Message properties that cannot cross workers (an HTTP request's live objects): not written to the stream."""
 
@@ -304,6 +307,9 @@ class PartitionGroup:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task] = []
         self._idle_wait = 0.002
+        self.last_errors: dict[tuple[int, str], str] = {}
+        """The last failure of each entry that failed on this worker and is not done yet (its dead letter's
+        error), at most LAST_ERRORS (the oldest go first)."""
 
     def stream(self, p: int) -> str:
         return f"part:{self.flow}:{self.node}:{p}"
@@ -512,7 +518,7 @@ class PartitionGroup:
             text = _field(fields)
             deliveries = counts.get(entry_id, 0) + 1
             if deliveries > self.max_deliveries:
-                dead.append((entry_id, text, deliveries - 1))
+                dead.append((entry_id, text, deliveries - 1, self.last_errors.pop((p, entry_id), "")))
             else:
                 entries.append(Entry(p, entry_id, decode_message(text), deliveries))
         if dead:
@@ -525,9 +531,9 @@ class PartitionGroup:
                 False  # nothing more is pending (what failed now stays pending: recovery goes on)
             )
 
-    async def _dead_letter(self, p: int, dead: list[tuple[str, Any, int]], error: str = "") -> None:
+    async def _dead_letter(self, p: int, dead: list[tuple[str, Any, int, str]]) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        for entry_id, text, deliveries in dead:
+        for entry_id, text, deliveries, error in dead:
             pipe.xadd(
                 self.dlq,
                 {
@@ -563,9 +569,16 @@ class PartitionGroup:
         held = self.held.get(p)
         if held is None or not self.holds(p):
             return False  # the lease lapsed meanwhile: the new owner delivers them again
+        for entry, result in failed:
+            self.last_errors.pop((p, entry.id), None)  # the newest last
+            self.last_errors[(p, entry.id)] = str(result) or type(result).__name__
+        while len(self.last_errors) > LAST_ERRORS:
+            del self.last_errors[next(iter(self.last_errors))]
         if failed and self.strategy == "skip":
             done += failed
             failed = []
+        for entry, _ in done:
+            self.last_errors.pop((p, entry.id), None)
         if done:
             ids = [e.id for e, _ in done]
             pipe = self.redis.pipeline(transaction=False)
