@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 sys.path.insert(0, str(HERE.parents[1]))
 
+from cpu import CpuMeter, per_10k  # noqa: E402
 from nodered import NodeRed, find_node_red  # noqa: E402
 
 from sofiaflow.runtime.flows.registry import default_registry  # noqa: E402
@@ -253,10 +254,16 @@ def _measure_server(start, count: int) -> dict:
                 return status, data.encode() if isinstance(data, str) else data
 
             _backlog_rate(call, min(count, 2000))  # warm up
+            meter = CpuMeter(server.proc.pid)
             out[key] = _backlog_rate(call, count)
+            spent = meter.spent()
+            out[key + "_cpu"] = per_10k(spent["server"], count)
+            out[key + "_worker_cpu"] = per_10k(spent["workers"], count)
             if key == "with":
                 out["latency"] = _latency_ms(server.url)
     out["net"] = 1 / (1 / out["with"] - 1 / out["harness"]) if out["with"] < out["harness"] else float("nan")
+    for part in ("cpu", "worker_cpu"):
+        out["net_" + part] = out["with_" + part] - out["harness_" + part]
     return out
 
 
@@ -292,6 +299,14 @@ def main() -> None:
         f"  {'calls/s, the harness alone (no function)':<46}{cell(ours, 'harness')}{cell(theirs, 'harness')}"
     )
     print(f"  {'calls/s of the function node, net of harness':<46}{cell(ours, 'net')}{cell(theirs, 'net')}")
+
+    def cpu(result: dict | None, key: str) -> str:
+        return f"{result[key]:>12.3f}" if result else f"{'not measured':>12}"
+
+    for label, part in (("server process", "cpu"), ("sandbox worker", "worker_cpu")):
+        for what in ("with", "net"):
+            name = f"CPU s / 10k msgs, {label}, {'burst' if what == 'with' else 'net of harness'}"
+            print(f"  {name:<46}{cpu(ours, what + '_' + part)}{cpu(theirs, what + '_' + part)}")
     for label, index in (("median", 0), ("p99", 1)):
         mine = f"{ours['latency'][index]:>12.3f}"
         other = f"{theirs['latency'][index]:>12.3f}" if theirs else f"{'not measured':>12}"
