@@ -190,6 +190,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sofiaflow.runtime.lazy_imports import install as load_late
+
+    load_late()  # before the server's imports: what only first use needs stays out of its memory until then
     from sofiaflow.runtime.errors import ServiceUnavailable
     from sofiaflow.runtime.security.file_modes import private_dir, private_files
     from sofiaflow.runtime.server import StartupError, serve
