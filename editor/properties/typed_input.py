@@ -30,8 +30,10 @@ TYPE_LABELS = {
     "nul": "nothing",
     "auto": "the same as the output",
     "counter": "a message count",
+    "stream": "msg._streamId",
+    "off": "off",
 }
-NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul", "auto", "counter"}
+NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul", "auto", "counter", "stream", "off"}
 """Types whose value is implied: no input beside the type."""
 
 

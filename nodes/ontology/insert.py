@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from typing import Any
 
 from pydantic import Field
@@ -13,6 +15,7 @@ from sofiaflow.runtime.api import (
     DEVICES,
     ONTOLOGY_DATA,
     WRITE_SOURCES,
+    Getter,
     InstanceValidationError,
     Msg,
     NodeError,
@@ -20,13 +23,31 @@ from sofiaflow.runtime.api import (
     Writer,
     context_data,
     right_covers,
+    typed_getter,
 )
+
+KEY_TYPES = ("stream", "msg", "jsonata", "off")
 
 
 class OntologyInsertConfig(OntologyConfig):
     timezone: str = Field(
         "UTC", title="Time zone", description="For dates without one, e.g. UTC or Europe/Madrid."
     )
+    idempotencyKey: str = Field(
+        "",
+        title="Idempotency key",
+        description=(
+            "An insert whose key is already stored stores nothing and answers with the stored instance "
+            "(msg.duplicate = true). stream: msg._streamId, when the message has one (set by partition); "
+            'msg. or J: a key of your own, e.g. msg.payload.seq or payload.device & "/" & payload.seq; off: none.'
+        ),
+        json_schema_extra={
+            "x-widget": "typed",
+            "x-type-key": "idempotencyKeyType",
+            "x-types": list(KEY_TYPES),
+        },
+    )
+    idempotencyKeyType: str = "stream"
 
 
 class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
@@ -39,7 +60,18 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
         "ontology, each with onesait's `contextData`. Everything is validated first: one invalid instance "
         "fails the message (to catch) and nothing is written; so does a message from a registered device "
         "(`msg.device`) without the INSERT right. Sends on with `msg.payload` = the new id "
-        "(an array of ids for an array) and `msg.inserted` = the stored documents."
+        "(an array of ids for an array) and `msg.inserted` = the stored documents.\n\n"
+        "**Idempotency key**: an instance is stored at most once per key, whichever worker inserts it and "
+        "however often a message is redelivered (the database's unique index decides). An insert whose key is "
+        "already stored stores nothing, is no error, and sends on the stored instance's id and document with "
+        "`msg.duplicate` = true (false for a new one; an array of flags for an array). The key is kept beside "
+        "the instance: queries do not show it and the ontology's schema does not see it. "
+        "*stream* (the default): `msg._streamId`, which `partition` sets and keeps on redelivery; a message "
+        "without one is stored without a key. *msg.* / *J:*: a key of your own, e.g. `msg.payload.seq` or "
+        '`payload.device & "/" & payload.seq` (MQTT redelivery after a crash makes new messages, so the '
+        "key must come from the data); a message without a value for it fails (to catch) and stores nothing. "
+        "A string or number; for an array, an array with a key per item, or one key that each item extends "
+        "with `#<index>`. *off*: no key. Deleting an instance frees its key."
     )
 
     def setup_node(self) -> None:
@@ -50,6 +82,59 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
         self.timezone = self.config.timezone or "UTC"
         self.data = self.service(ONTOLOGY_DATA)
         self.devices = self.optional_service(DEVICES)
+        self.key_type = self.config.idempotencyKeyType or "stream"
+        if self.key_type not in KEY_TYPES:
+            raise NodeError(f"idempotencyKeyType: {self.key_type!r} is not one of {', '.join(KEY_TYPES)}")
+        self.key_of: Getter | None = None
+        if self.key_type in ("msg", "jsonata"):
+            source = (self.config.idempotencyKey or "").strip()
+            if not source:
+                what = "a message property" if self.key_type == "msg" else "a JSONata expression"
+                raise NodeError(f"idempotencyKey: name {what} for the key (or choose stream or off)")
+            try:
+                self.key_of = typed_getter(self, source, self.key_type)
+            except Exception as exc:  # noqa: BLE001 - a bad path or expression refuses the deploy
+                raise NodeError(f"idempotencyKey: {source!r} is not a valid {self.key_type}: {exc}") from None
+            self.key_source = source
+
+    def _keys(self, msg: Msg, count: int, batch: bool) -> list[str | None] | None:
+        """The idempotency key of each body, None for none; NodeError naming the key when it cannot be made."""
+        if self.key_type == "off":
+            return None
+        if self.key_of is None:  # stream
+            value: Any = msg.get("_streamId")
+            if not isinstance(value, str) or not value:
+                return None
+        else:
+            try:
+                value = self.key_of(msg)
+            except Exception as exc:  # noqa: BLE001 - a failing expression fails the message
+                raise NodeError(f"idempotencyKey {self.key_source!r}: {exc}; nothing stored") from None
+            if value is None:
+                raise NodeError(
+                    f"idempotencyKey {self.key_source!r}: no value in this message; nothing stored"
+                )
+        if batch and isinstance(value, list):
+            if len(value) != count:
+                raise NodeError(
+                    f"idempotencyKey {self.key_source!r}: {len(value)} keys for {count} items; nothing stored"
+                )
+            return [self._key_text(v, f"item {i}") for i, v in enumerate(value)]
+        key = self._key_text(value, "key")
+        return [f"{key}#{i}" for i in range(count)] if batch else [key]
+
+    def _key_text(self, value: Any, where: str) -> str:
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return str(int(value)) if value.is_integer() else repr(value)
+        source = getattr(self, "key_source", "msg._streamId")
+        raise NodeError(
+            f"idempotencyKey {source!r}: the {where} must be a non-empty string or a number, "
+            f"got {json.dumps(value, default=str)[:80]}; nothing stored"
+        )
 
     def _check_device(self, name: str) -> None:
         """A registered device (`msg.device`, set by `mqtt in` on the embedded broker) needs INSERT on the
@@ -78,12 +163,13 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
         )
         try:
             self.data.check(self.ontology, bodies, batch)
+            keys = self._keys(msg, len(bodies), batch)
             if device is not None and self.devices is not None:
                 await asyncio.to_thread(self._check_device, device)
-            stored = (
-                await asyncio.to_thread(self.data.insert, self.ontology, bodies, writer, batch)
+            stored, duplicate = (
+                await asyncio.to_thread(self.data.insert_keyed, self.ontology, bodies, keys, writer, batch)
                 if bodies
-                else []
+                else ([], [])
             )
         except InstanceValidationError as exc:
             raise NodeError(str(exc)) from None
@@ -92,6 +178,7 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
         ids = [doc["_id"] for doc in stored]
         msg["payload"] = ids if batch else ids[0]
         msg["inserted"] = stored if batch else stored[0]
+        msg["duplicate"] = duplicate if batch else duplicate[0]
         self.send(msg)
 
 

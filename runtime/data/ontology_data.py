@@ -14,7 +14,7 @@ from typing import Any
 
 from sofiaflow.runtime.data.events import OntologyEvents
 from sofiaflow.runtime.data.ontologies import OntologyRegistry, context_data
-from sofiaflow.runtime.data.rtdb import RealtimeStore
+from sofiaflow.runtime.data.rtdb import RealtimeStore, new_id
 from sofiaflow.runtime.errors import ValidationError
 
 NOTIFY_LIMIT = 1000
@@ -95,18 +95,44 @@ class OntologyData:
     ) -> list[dict[str, Any]]:
         """Validate every body, then store them all with `contextData`; the stored documents (with `_id`).
         One invalid body stores nothing."""
+        return self.insert_keyed(ontology, bodies, None, writer, batch)[0]
+
+    def insert_keyed(
+        self,
+        ontology: str,
+        bodies: list[dict[str, Any]],
+        keys: list[str | None] | None,
+        writer: Writer | None = None,
+        batch: bool = True,
+    ) -> tuple[list[dict[str, Any]], list[bool]]:
+        """`insert` with an idempotency key per body (None: none): a body whose key is already stored (or
+        repeats an earlier key of `bodies`) stores nothing and is answered with the stored instance. The
+        database's unique index on the key decides, so this holds across workers and races. Returns (the
+        documents: stored, or found for a duplicate; which are duplicates). Only new documents are announced."""
         self.check(ontology, bodies, batch)
         if not bodies:
-            return []
+            return [], []
         context = (writer or Writer()).context()
         docs = [{**body, "contextData": dict(context)} for body in bodies]
-        ids = self.store.insert(ontology, docs)
+        for doc in docs:
+            doc.setdefault("_id", new_id())  # set here, so that an answer with another `_id` is a duplicate
+        ids = self.store.insert(ontology, docs, keys)
+        duplicate = [_id != doc["_id"] for _id, doc in zip(ids, docs, strict=True)]
         stored = [
             {"_id": _id, **{k: v for k, v in doc.items() if k != "_id"}}
             for _id, doc in zip(ids, docs, strict=True)
         ]
-        self.events.publish(ontology, "insert", stored)
-        return stored
+        if any(duplicate):
+            wanted = sorted({_id for _id, dup in zip(ids, duplicate, strict=True) if dup})
+            found = {d["_id"]: d for d in self.store.find(ontology, {"_id": {"$in": wanted}})}
+            stored = [
+                found.get(doc["_id"], {"_id": doc["_id"]}) if dup else doc
+                for doc, dup in zip(stored, duplicate, strict=True)
+            ]
+        new = [doc for doc, dup in zip(stored, duplicate, strict=True) if not dup]
+        if new:
+            self.events.publish(ontology, "insert", new)
+        return stored, duplicate
 
     def update(
         self, ontology: str, filter: dict[str, Any] | None, update: dict[str, Any], multi: bool = True

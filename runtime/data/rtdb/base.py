@@ -130,6 +130,50 @@ def prepare_doc(doc: Doc) -> Doc:
     return out
 
 
+# ---------------------------------------------------------------- idempotency keys
+
+KEY_FIELD = "_idempotencyKey"
+"""Where MongoDB keeps a document's idempotency key (the SQL backends keep it in a column beside the document);
+`find` leaves it out."""
+MAX_KEY_LENGTH = 512
+
+
+def check_keys(keys: Any, count: int) -> list[str | None]:
+    """One idempotency key (a non-empty string, or None for none) per document; InvalidDocumentError naming
+    the key otherwise."""
+    if keys is None:
+        return [None] * count
+    if not isinstance(keys, (list, tuple)) or len(keys) != count:
+        raise InvalidDocumentError(f"idempotency keys: one per document ({count}) expected, got {keys!r:.80}")
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if not isinstance(key, str) or not key:
+            raise InvalidDocumentError(
+                f"idempotency key {index}: must be a non-empty string, got {key!r:.80}"
+            )
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidDocumentError(
+                f"idempotency key {index}: {len(key)} characters, at most {MAX_KEY_LENGTH}: {key[:40]!r}..."
+            )
+        if "\x00" in key:
+            raise InvalidDocumentError(f"idempotency key {index}: the NUL character is not allowed")
+    return list(keys)
+
+
+def first_of_keys(keys: list[str | None]) -> list[int]:
+    """The indexes of the documents to store: every unkeyed one and the first of each key."""
+    seen: set[str] = set()
+    out = []
+    for index, key in enumerate(keys):
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(index)
+    return out
+
+
 # ---------------------------------------------------------------- projection
 
 
@@ -321,8 +365,17 @@ class RealtimeStore(ABC):
         path in `unique` (idempotent)."""
 
     @abstractmethod
-    def insert(self, name: str, docs: list[Doc]) -> list[str]:
-        """Insert documents (all or none on SQL); returns their `_id`s (generated when absent)."""
+    def insert(self, name: str, docs: list[Doc], keys: list[str | None] | None = None) -> list[str]:
+        """Insert documents (all or none on SQL); returns their `_id`s (generated when absent).
+
+        `keys`: an idempotency key per document (None: none). The collection holds each key at most once,
+        enforced by a unique index, whoever inserts: a document whose key is already stored (or repeats an
+        earlier key of `docs`) is not stored, and its answer is the stored document's `_id` instead of its
+        own. The key is kept beside the document: `find` does not show it (see `find_keys`)."""
+
+    @abstractmethod
+    def find_keys(self, name: str, keys: list[str]) -> dict[str, str]:
+        """{key: `_id`} of the stored documents holding these idempotency keys."""
 
     @abstractmethod
     def find(

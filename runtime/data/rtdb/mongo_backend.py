@@ -16,15 +16,18 @@ from pymongo.errors import DuplicateKeyError as _MongoDuplicate
 
 from sofiaflow.runtime.data.rtdb import filters as F
 from sofiaflow.runtime.data.rtdb.base import (
+    KEY_FIELD,
     DuplicateKeyError,
     RealtimeStore,
     UpdateError,
     check_collection_name,
+    check_keys,
     check_path,
     check_projection,
     check_skip_limit,
     check_sort,
     check_update,
+    first_of_keys,
     prepare_doc,
 )
 
@@ -43,6 +46,7 @@ class MongoStore(RealtimeStore):
             if database
             else (default if default is not None else self.client["sofiaflow"])
         )
+        self._keyed: set[str] = set()
 
     def _col(self, name):
         return self.db[check_collection_name(name)]
@@ -75,25 +79,68 @@ class MongoStore(RealtimeStore):
                     )
                 else:
                     col.create_index([(p, ASCENDING)])
+        self._keyed.discard(name)
+        self._ensure_key_index(name)
 
-    def insert(self, name, docs):
+    def _ensure_key_index(self, name):
+        """The unique index on the idempotency key, among the documents that hold one."""
+        if name not in self._keyed:
+            self._col(name).create_index(
+                [(KEY_FIELD, ASCENDING)],
+                unique=True,
+                name="rt_idempotency_key",
+                partialFilterExpression={KEY_FIELD: {"$type": "string"}},
+            )
+            self._keyed.add(name)
+
+    def insert(self, name, docs, keys=None):
         docs = [prepare_doc(d) for d in docs]
         if not docs:
             return []
+        keys = check_keys(keys, len(docs))
+        ids = [d["_id"] for d in docs]
+        keyed = [key for key in keys if key is not None]
+        if keyed:
+            self._ensure_key_index(name)
+        todo = [
+            {**docs[i], KEY_FIELD: keys[i]} if keys[i] is not None else docs[i] for i in first_of_keys(keys)
+        ]
         try:
-            self._col(name).insert_many(docs, ordered=True)
+            # unordered with keys: a key already stored must not keep the documents after it out
+            self._col(name).insert_many(todo, ordered=not keyed)
         except BulkWriteError as e:
-            if any(err.get("code") == 11000 for err in e.details.get("writeErrors", [])):
-                raise DuplicateKeyError(
-                    f"duplicate key in {name!r}: {e.details['writeErrors'][0]['errmsg']}"
-                ) from None
-            raise
-        return [d["_id"] for d in docs]
+            errors = e.details.get("writeErrors", [])
+            if not all(err.get("code") == 11000 for err in errors):
+                raise
+            if not keyed:
+                raise DuplicateKeyError(f"duplicate key in {name!r}: {errors[0]['errmsg']}") from None
+            stored = self.find_keys(name, keyed)
+            for err in errors:  # a duplicate `_id` or unique field, not a stored key, is an error
+                doc = todo[err["index"]]
+                key = doc.get(KEY_FIELD)
+                if key is None or stored.get(key, doc["_id"]) == doc["_id"]:
+                    raise DuplicateKeyError(f"duplicate key in {name!r}: {err['errmsg']}") from None
+        else:
+            if not keyed:
+                return ids
+            stored = {doc[KEY_FIELD]: doc["_id"] for doc in todo if KEY_FIELD in doc}
+            if len(stored) < len(set(keyed)):
+                stored = self.find_keys(name, keyed)
+        return [stored[key] if key is not None else _id for _id, key in zip(ids, keys, strict=True)]
+
+    def find_keys(self, name, keys):
+        keys = [k for k in check_keys(list(keys), len(keys)) if k is not None]
+        if not keys:
+            return {}
+        found = self._col(name).find({KEY_FIELD: {"$in": list(dict.fromkeys(keys))}}, {KEY_FIELD: 1})
+        return {doc[KEY_FIELD]: doc["_id"] for doc in found}
 
     def find(self, name, filter=None, projection=None, sort=None, skip=0, limit=0):
-        check_projection(projection)
+        spec = check_projection(projection)
         order = check_sort(sort)
         check_skip_limit(skip, limit)
+        if spec is None or spec[0] == "exclude":  # the idempotency key stays beside the document
+            projection = {**(projection or {}), KEY_FIELD: 0}
         cur = self._col(name).find(
             self._filter(filter),
             projection=projection or None,
@@ -131,6 +178,7 @@ class MongoStore(RealtimeStore):
 
     def drop(self, name):
         self._col(name).drop()
+        self._keyed.discard(name)
 
     def close(self):
         self.client.close()

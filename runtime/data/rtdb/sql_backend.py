@@ -38,11 +38,13 @@ from sofiaflow.runtime.data.rtdb.base import (
     apply_projection,
     apply_update,
     check_collection_name,
+    check_keys,
     check_path,
     check_projection,
     check_skip_limit,
     check_sort,
     check_update,
+    first_of_keys,
     prepare_doc,
 )
 from sofiaflow.runtime.data.rtdb.sql_compiler import _Compiler, _Dialect, _dumps, _Postgres, _SQLite
@@ -131,15 +133,32 @@ class SQLStore(RealtimeStore):
         table = self._table(name)
         if name not in self._tables:
             kind = "TEXT" if isinstance(self.dialect, _SQLite) else "JSONB"
-            try:
-                with self._write() as conn, conn.begin():
-                    conn.execute(
-                        text(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc {kind} NOT NULL)")
-                    )
-            except IntegrityError:
-                # PostgreSQL: a concurrent CREATE TABLE IF NOT EXISTS can collide on pg_type;
-                # the table exists now
-                pass
+            index = "rtk_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+            for attempt in range(3):
+                try:
+                    # one transaction: another connection sees the table with its key column and index, or none
+                    with self._write() as conn, conn.begin():
+                        conn.execute(
+                            text(
+                                f"CREATE TABLE IF NOT EXISTS {table} "
+                                f"(id TEXT PRIMARY KEY, doc {kind} NOT NULL, ikey TEXT)"
+                            )
+                        )
+                        # the idempotency key, added to a table made before it (its rows keep no key)
+                        if isinstance(self.dialect, _SQLite):
+                            columns = {row[1] for row in conn.execute(text(f"PRAGMA table_info({table})"))}
+                            if "ikey" not in columns:
+                                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN ikey TEXT"))
+                        else:
+                            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS ikey TEXT"))
+                        # NULLs never collide: unkeyed rows are free
+                        conn.execute(text(f'CREATE UNIQUE INDEX IF NOT EXISTS "{index}" ON {table} (ikey)'))
+                    break
+                except IntegrityError:
+                    # PostgreSQL: a concurrent CREATE ... IF NOT EXISTS can collide on pg_type or pg_class;
+                    # the next attempt finds what it made
+                    if attempt == 2:
+                        raise
             with self._lock:
                 self._tables.add(name)
         return table
@@ -177,24 +196,77 @@ class SQLStore(RealtimeStore):
                             )
                         )
 
-    def insert(self, name, docs):
+    def insert(self, name, docs, keys=None):
         docs = [prepare_doc(d) for d in docs]
         if not docs:
             return []
+        keys = check_keys(keys, len(docs))
         rows = []
-        for d in docs:
+        for d, key in zip(docs, keys, strict=True):
             s = _dumps(d)
             if isinstance(self.dialect, _Postgres) and "\\u0000" in s:
                 raise InvalidDocumentError("PostgreSQL JSONB cannot store the NUL character")
-            rows.append({"id": d["_id"], "doc": s})
+            rows.append({"id": d["_id"], "doc": s, "k": key})
         table = self._ensure_table(name)
-        sql = text(f"INSERT INTO {table} (id, doc) VALUES (:id, {self.dialect.doc_param(':doc')})")
+        # a key already stored (or one a concurrent transaction stores first) makes its row a no-op, never an
+        # error; an `_id` already stored is still a DuplicateKeyError and stores nothing. SQLite: the write lock
+        # (BEGIN IMMEDIATE) keeps others out between the read of the keys and the insert; PostgreSQL: ON
+        # CONFLICT on the key's unique index (SQLite's is not used: a connection that read the schema before the
+        # index was added would refuse the statement)
+        sql = f"INSERT INTO {table} (id, doc, ikey) VALUES (:id, {self.dialect.doc_param(':doc')}, :k)"
+        if isinstance(self.dialect, _Postgres):
+            sql += " ON CONFLICT (ikey) DO NOTHING"
+        ids = [d["_id"] for d in docs]
+        keyed = [key for key in keys if key is not None]
+        stored: dict[str, str] = {}
         try:
             with self._write() as conn, conn.begin():
-                conn.execute(sql, rows)
+                if keyed:
+                    stored = self._keys_in(conn, table, keyed)
+                pending = [rows[i] for i in first_of_keys(keys) if rows[i]["k"] not in stored]
+                for _ in range(5):
+                    if pending:
+                        conn.execute(text(sql), pending)
+                    pending = [r for r in pending if r["k"] is not None]
+                    if isinstance(self.dialect, _SQLite):  # no conflict possible: stored as is
+                        stored.update((r["k"], r["id"]) for r in pending)
+                        break
+                    if not pending:
+                        break
+                    # read in the same transaction: on PostgreSQL each statement sees what others committed
+                    # before it, so the row that won a race on a key is seen here
+                    stored.update(self._keys_in(conn, table, [r["k"] for r in pending]))
+                    pending = [r for r in pending if r["k"] not in stored]
+                    if not pending:  # else the row that won a race on the key is gone again: once more
+                        break
+                else:
+                    raise DuplicateKeyError(f"{name!r}: keys stored and removed again while inserting")
         except IntegrityError as e:
             raise DuplicateKeyError(f"duplicate key in {name!r}: {e.orig}") from None
-        return [d["_id"] for d in docs]
+        if keyed:
+            ids = [stored[key] if key is not None else _id for _id, key in zip(ids, keys, strict=True)]
+        return ids
+
+    def _keys_in(self, conn, table: str, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        for at in range(0, len(unique), 500):
+            chunk = unique[at : at + 500]
+            params = {f"k{i}": key for i, key in enumerate(chunk)}
+            marks = ", ".join(f":k{i}" for i in range(len(chunk)))
+            found.update(
+                (row[0], row[1])
+                for row in conn.execute(text(f"SELECT ikey, id FROM {table} WHERE ikey IN ({marks})"), params)
+            )
+        return found
+
+    def find_keys(self, name, keys):
+        keys = [k for k in check_keys(list(keys), len(keys)) if k is not None]
+        table = self._ensure_table(name)
+        if not keys:
+            return {}
+        with self.engine.connect() as conn, conn.begin():
+            return self._keys_in(conn, table, keys)
 
     def find(self, name, filter=None, projection=None, sort=None, skip=0, limit=0):
         proj = check_projection(projection)
