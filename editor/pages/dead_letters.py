@@ -203,7 +203,7 @@ class DeadLettersView:
             with ui.row().classes("w-full items-center gap-2"):
                 ui.icon("report", size="sm").classes("text-red-700")
                 ui.label(row["nodeName"]).classes("text-base font-semibold")
-                ui.label(f"in {row['flow']}").classes("text-gray-700")
+                ui.label(f"partition node in flow “{row['flow']}”").classes("text-gray-700")
                 ui.space()
                 if self.writable:
                     ui.button("Replay", icon="replay", on_click=lambda r=row: self.replay(r)).props(
@@ -239,7 +239,8 @@ class DeadLettersView:
                 .classes("w-full")
                 .props("dense data-testid=dead-letter-whole")
             ):
-                ui.code(row["message"], language="json").classes("w-full")
+                code = ui.code(row["message"], language="json").classes("w-full")
+                code.copy_button.props('aria-label="Copy the message"').tooltip("Copy the message")
 
     async def replay(self, row: dict[str, Any]) -> None:
         from sofiaflow.runtime.cluster.dead_letters import replay

@@ -15,9 +15,10 @@ that takes a partition over first claims what is pending there (XPENDING + XCLAI
 unacknowledged entries), so a worker killed mid-flow loses nothing: its entries are delivered again. An entry
 delivered more than `max_deliveries` times goes to the dead-letter stream `dlq:{flow}:{node}` (with its last
 failure when that happened on this worker) and is acknowledged, so it never blocks its partition. What is
-acknowledged is deleted from the stream (XDEL), so a stream holds only what is still to be processed. What happens to an entry whose processing failed (an error no
-catch node took) is the node's strategy: "retry" (left pending, delivered again at once), "skip" (acknowledged)
-or "stop" (the partition stops on this worker, left pending).
+acknowledged is deleted from the stream (XDEL), so a stream holds only what is still to be processed. What
+happens to an entry whose processing failed (an error no catch node took) is the node's strategy: "retry" (left
+pending, delivered again at once), "skip" (acknowledged) or "stop" (the partition stops on this worker, left
+pending).
 """
 
 from __future__ import annotations
