@@ -32,6 +32,7 @@ from sofiaflow.runtime.api_manager.bodies import BodyError, read_body
 from sofiaflow.runtime.api_manager.keys import ApiKeys, UnknownKeyError
 from sofiaflow.runtime.api_manager.model import ApiSpec, EndpointSpec, FlowHandler
 from sofiaflow.runtime.api_manager.operations import CallError
+from sofiaflow.runtime.api_manager.reader import Workers
 from sofiaflow.runtime.api_manager.responses import json_response
 from sofiaflow.runtime.security.permissions import PermissionDenied
 
@@ -109,6 +110,12 @@ class ApiManager:
         self._stat_users: dict[str | None, str | None] = {}
         self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.workers = Workers()
+        """Where calls run their real-time DB work and role look-ups (off the event loop)."""
+
+    def close(self) -> None:
+        """End the worker threads (a later call starts them again)."""
+        self.workers.close()
 
     # ----- APIs and operations ---------------------------------------------------------------------------------
     def add_api(self, node_id: str, spec: ApiSpec) -> None:
@@ -291,7 +298,7 @@ class ApiManager:
         spec = api.spec
         hit = self._roles.get(user)
         fresh = hit is not None and self._clock() - hit[0] < ROLE_TTL
-        role = hit[1] if fresh else await asyncio.to_thread(self.role, user)  # type: ignore[index]
+        role = hit[1] if fresh else await self.workers.run(self.role, user)  # type: ignore[index]
         if role is None:
             raise CallError(401, "unauthorized", f"the API key's user {user!r} no longer exists")
         retry = await self.quota.acquire((api.node_id, key_id), spec.quota)
@@ -317,12 +324,17 @@ class ApiManager:
             if scope.get("query_string")
             else {}
         )
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ep = endpoint.spec
+        with_body = method in ("POST", "PUT", "PATCH", "DELETE")
+        headers = (
+            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if with_body or ep.operation == "flow" or any(p.location == "header" for p in ep.parameters)
+            else {}
+        )
         try:
             body = (
                 await read_body(Request(scope, receive), headers, json_only=ep.operation != "flow")
-                if method in ("POST", "PUT", "PATCH", "DELETE")
+                if with_body
                 else None
             )
         except BodyError as exc:
@@ -353,7 +365,7 @@ class ApiManager:
                 ) from None
             return response.status_code, response, None
         try:
-            status, answer = await asyncio.to_thread(
+            status, answer = await self.workers.run(
                 operations.run,
                 self.data,
                 self.permissions,

@@ -8,7 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
 from sofiaflow.runtime.data.rtdb import filters as F
+
+_decode = msgspec.json.Decoder().decode
+"""Stored documents are decoded with msgspec (the same values as json.loads, a few times faster)."""
 
 
 def _dumps(doc) -> str:
@@ -211,7 +216,10 @@ class _SQLite(_Dialect):
         return p
 
     def load(self, value):
-        return json.loads(value)
+        try:
+            return _decode(value)
+        except msgspec.MsgspecError:  # NaN, Infinity, numbers out of a double's range: the standard library
+            return json.loads(value)
 
     # unary plus: the same order, but SQLite's planner no longer walks the primary key to serve
     # ORDER BY ... LIMIT, and uses the filter's indexes instead (59 ms -> well under 1 ms at 100k docs)
