@@ -6,6 +6,7 @@ async lifecycle: `start()` loads and starts the last deployed flows, `stop()` st
 
 from __future__ import annotations
 
+import base64
 import inspect
 import logging
 import os
@@ -13,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar
-
-from cryptography.fernet import Fernet
 
 from sofiaflow.runtime.core.clock import Clock
 from sofiaflow.runtime.core.context import ContextManager, ContextStore, MemoryStore
@@ -262,7 +261,7 @@ class Runtime:
         manager = ApiManager(
             self.db, permissions, data, self._role_of, self.audit, self.settings.http_response_timeout
         )
-        self._provide(stack, API_MANAGER, manager, manager.close)
+        self._provide(stack, API_MANAGER, manager)
         for ontology in ontologies.list():
             try:
                 _ensure_collection(store, ontology.name, ontology)
@@ -439,7 +438,6 @@ class Runtime:
     def credential_key(self) -> bytes:
         """The key that encrypts node credentials: from the setting, or generated once in the data dir."""
         if self.settings.credential_secret:
-            import base64
             import hashlib
 
             return base64.urlsafe_b64encode(hashlib.sha256(self.settings.credential_secret.encode()).digest())
@@ -447,7 +445,7 @@ class Runtime:
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(Fernet.generate_key())
+                fh.write(base64.urlsafe_b64encode(os.urandom(32)))  # a key as Fernet.generate_key() makes
         return path.read_bytes().strip()
 
     # ----- flows --------------------------------------------------------------------------------

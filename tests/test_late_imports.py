@@ -37,6 +37,7 @@ NOT_AT_IDLE = (
     "pygments",
     "engineio.client",
     "socketio.client",
+    "cryptography",  # node credentials, while there are none to decrypt or encrypt
 )
 
 

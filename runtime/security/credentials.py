@@ -6,15 +6,19 @@ the flows before the revision is computed. `"__PWRD__"` keeps the stored value, 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, delete, insert, select
 
 from sofiaflow.runtime.data.config_db import credentials as credentials_table
 from sofiaflow.runtime.errors import SofiaflowError
 from sofiaflow.runtime.types import FlowJSON
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 UNCHANGED = "__PWRD__"
 
@@ -23,11 +27,38 @@ class CredentialError(SofiaflowError):
     """The stored credentials cannot be decrypted with the configured secret."""
 
 
+def _check_key(secret: bytes) -> None:
+    """Fernet's own check of a key (32 url-safe base64-encoded bytes), without loading cryptography."""
+    try:
+        raw = base64.urlsafe_b64decode(secret)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise ValueError("Fernet key must be 32 url-safe base64-encoded bytes.") from exc
+    if len(raw) != 32:
+        raise ValueError("Fernet key must be 32 url-safe base64-encoded bytes.")
+
+
 class CredentialStore:
+    """The credentials of every node, encrypted as one blob in the config DB.
+
+    cryptography is loaded when there is something to decrypt or encrypt: a server whose flows never held
+    credentials does without it (it stores nothing, which loads as no credentials), and a deploy that leaves
+    the credentials as they were stored does not write them again."""
+
     def __init__(self, engine: Engine | None, secret: bytes) -> None:
+        _check_key(secret)
         self._engine = engine
-        self._fernet = Fernet(secret)
+        self._secret = secret
+        self._cipher: Fernet | None = None
         self._data: dict[str, dict[str, Any]] = {}
+        self._stored: str | None = None  # the JSON of what the DB holds, when known
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._cipher is None:
+            from cryptography.fernet import Fernet
+
+            self._cipher = Fernet(self._secret)
+        return self._cipher
 
     def load(self) -> None:
         if self._engine is None:
@@ -37,21 +68,30 @@ class CredentialStore:
                 select(credentials_table.c.blob).order_by(credentials_table.c.id.desc())
             ).first()
         if row is None:
+            self._stored = json.dumps({})
             return
+        from cryptography.fernet import InvalidToken
+
         try:
-            self._data = json.loads(self._fernet.decrypt(row[0]))
+            text = self._fernet.decrypt(row[0])
         except InvalidToken:
             raise CredentialError(
                 "stored credentials cannot be decrypted: the credential secret changed"
             ) from None
+        self._data = json.loads(text)
+        self._stored = json.dumps(self._data)
 
     def save(self) -> None:
         if self._engine is None:
             return
-        blob = self._fernet.encrypt(json.dumps(self._data).encode())
+        text = json.dumps(self._data)
+        if text == self._stored:
+            return
+        blob = self._fernet.encrypt(text.encode())
         with self._engine.begin() as conn:
             conn.execute(delete(credentials_table))
             conn.execute(insert(credentials_table).values(blob=blob))
+        self._stored = text
 
     def get(self, node_id: str) -> dict[str, Any]:
         return dict(self._data.get(node_id, {}))
