@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sofiaflow.nodes.function.js_bridge import Encoder, decode, split_slot
+from sofiaflow.nodes.function.js_bridge import split_slot
 from sofiaflow.nodes.function.js_host import OUT_OF_MEMORY, ScriptStopped, _OwnCrash
 from sofiaflow.nodes.function.js_isolate import JsError, JsMemoryLimit, JsTimeout
+from sofiaflow.nodes.function.js_json import decode_answer
 from sofiaflow.runtime.api import Msg, NodeError
 
 MAX_FETCH_ROUNDS = 20
@@ -20,6 +21,8 @@ MAX_LEARNED_SLOTS = 256
 MAX_OPEN_CALLS = 10_000
 MAX_BATCH = 256
 """Messages per request to the worker at most (when that many wait)."""
+_NULL = ("null", False, True)
+"""No message: JSON null, no bytes, strict JSON."""
 
 
 class Evaluations:
@@ -34,11 +37,10 @@ class Evaluations:
 
     def _evaluate(self, msg: Msg | None, template: str, call_id: int | None = None) -> None:
         """Run `template` (with {msg}, {ctx}, {buffers} filled in), fetching context it needs, and apply ops."""
-        encoder = Encoder(self._held)
-        msg_text = encoder.encode(msg) if msg is not None else "null"
+        msg_text, *flags = self._json.encode_value(msg) if msg is not None else _NULL
         extra: set[str] = set()
         for _ in range(MAX_FETCH_ROUNDS):
-            code, data = self._code(encoder, msg_text, template, call_id, extra)
+            code, data = self._code(msg_text, flags, template, call_id, extra)
             ops = self._run(code, call_id, data)
             if self._needs(ops, extra):
                 continue
@@ -65,7 +67,7 @@ class Evaluations:
         entries are sent one by one, so only the one that kills the worker again fails.
         """
         outcomes: list[BaseException | None] = [None] * len(entries)
-        encoded: list[tuple[Encoder, str] | None] = [None] * len(entries)
+        encoded: list[tuple[str, bool, bool] | None] = [None] * len(entries)
         rounds = [0] * len(entries)
         extra: set[str] = set()
         one_by_one = len(entries) == 1
@@ -75,12 +77,11 @@ class Evaluations:
             items = []
             for k in range(i, end):
                 if encoded[k] is None:
-                    encoder = Encoder(self._held)
                     msg = entries[k][0]
-                    encoded[k] = (encoder, encoder.encode(msg) if msg is not None else "null")
-                encoder, msg_text = encoded[k]
+                    encoded[k] = self._json.encode_value(msg) if msg is not None else _NULL
+                msg_text, *flags = encoded[k]
                 items.append(
-                    list(self._code(encoder, msg_text, entries[k][1], entries[k][2], extra, fresh=k == i))
+                    list(self._code(msg_text, flags, entries[k][1], entries[k][2], extra, fresh=k == i))
                 )
             try:
                 answer = await self._request(items, entries[i][2])
@@ -138,7 +139,7 @@ class Evaluations:
         for result in answer:
             kind = result[0]
             if kind == "many":
-                _count, _stop, each = decode(result[1], held)
+                _count, _stop, each = decode_answer(result[1], held)
                 last = len(each) - 1
                 for j, ops in enumerate(each):
                     tail = j == last
@@ -146,13 +147,18 @@ class Evaluations:
                         (
                             "ok",
                             ops,
-                            decode(result[2], held) if tail and result[2] else None,
+                            decode_answer(result[2], held) if tail and result[2] else None,
                             result[3] if tail else None,
                         )
                     )
             elif kind == "ok":
                 results.append(
-                    ("ok", decode(result[1], held), decode(result[2], held) if result[2] else None, result[3])
+                    (
+                        "ok",
+                        decode_answer(result[1], held),
+                        decode_answer(result[2], held) if result[2] else None,
+                        result[3],
+                    )
                 )
             else:
                 results.append((kind, result[1], None, None))
@@ -164,8 +170,8 @@ class Evaluations:
 
     def _code(
         self,
-        encoder: Encoder,
         msg_text: str,
+        flags: list[bool],
         template: str,
         call_id: int | None,
         extra: set[str],
@@ -173,10 +179,15 @@ class Evaluations:
     ) -> tuple[str, str | None]:
         """The code to evaluate (and its `__sfIn` data) with the context values fetched now (or, not
         `fresh`, with the values the previous evaluation left)."""
-        ctx_text = encoder.encode(self._fetch(self._slots | extra)) if fresh else '"same"'
-        buffers = "true" if encoder.buffers else "false"
+        has_buffers, strict = flags  # the message's; with the context values' when they are sent
+        if fresh:
+            ctx_text, ctx_buffers, ctx_strict = self._json.encode_value(self._fetch(self._slots | extra))
+            has_buffers, strict = has_buffers or ctx_buffers, strict and ctx_strict
+        else:
+            ctx_text = '"same"'
+        buffers = "true" if has_buffers else "false"
         watched = "true" if self._watched else "false"
-        if call_id is not None and encoder.strict:
+        if call_id is not None and strict:
             # strict JSON: pass it as data to constant code (compiled once)
             return "__sf.callIn()", f"[{call_id},{msg_text},{ctx_text},{buffers},{watched}]"
         return template.format(msg=msg_text, ctx=ctx_text, buffers=buffers, watched=watched), None
@@ -201,7 +212,7 @@ class Evaluations:
             self._stopped("timeout" if isinstance(exc, JsTimeout) else "memory", str(exc), call_id)
         except JsError as exc:
             raise NodeError(f"function: {exc}") from None
-        return decode(text, self._held) if isinstance(text, str) else []
+        return decode_answer(text, self._held) if isinstance(text, str) else []
 
     def _stopped(self, kind: str, text: str, call_id: int | None) -> None:
         """Raise the error of an evaluation that failed (`kind`: timeout, memory, error, crashed)."""

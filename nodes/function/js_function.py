@@ -45,6 +45,7 @@ from sofiaflow.nodes.function.js_host import (
     next_key,
 )
 from sofiaflow.nodes.function.js_isolate import JsError, JsIsolate
+from sofiaflow.nodes.function.js_json import ValueEncoder
 from sofiaflow.nodes.function.js_ops import Operations
 from sofiaflow.nodes.function.js_sandbox import load_scripts
 from sofiaflow.nodes.function.js_timer_budget import TimerBudget
@@ -147,6 +148,7 @@ class JsFunctionNode(Evaluations, Operations, Timers, IsolateHost, Node[JsFuncti
         self._slots = literal_reads(*sources)
         self.auto_done = not _NODE_DONE.search(self.config.func or "")
         self._held = HeldValues()
+        self._json = ValueEncoder(self._held)
         self._calls: dict[int, Msg] = {}
         self._call_ids = itertools.count(1)
         self._timers: dict[int, Any] = {}
