@@ -38,6 +38,7 @@ NOT_AT_IDLE = (
     "engineio.client",
     "socketio.client",
     "cryptography",  # node credentials, while there are none to decrypt or encrypt
+    "prometheus_client",  # GET /metrics, until scraped
 )
 
 
@@ -264,3 +265,11 @@ def test_idle_server_has_run_the_editor_and_its_socket_server(idle_modules: list
     # the check above would pass on a server that never built its editor
     for name in ("nicegui", "sofiaflow.editor.login_page", "socketio.async_server", "engineio.async_server"):
         assert name in idle_modules
+
+
+def test_the_metrics_content_type_is_prometheus_clients() -> None:
+    import prometheus_client
+
+    from sofiaflow.runtime.http import metrics_routes
+
+    assert metrics_routes.CONTENT_TYPE_LATEST == prometheus_client.CONTENT_TYPE_LATEST

@@ -10,16 +10,21 @@ users only the series of the tabs (and mqtt-broker config nodes) they may see, p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from sofiaflow.runtime.core.metrics import Snapshot, history_for, snapshot, tenant_view
 from sofiaflow.runtime.http.deps import bearer, require_user
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+# prometheus_client (with its metric classes) is loaded at the first scrape: a server nobody scrapes does without
+CONTENT_TYPE_LATEST = "text/plain; version=1.0.0; charset=utf-8"
+"""prometheus_client.CONTENT_TYPE_LATEST (tests/test_late_imports.py checks they agree)."""
 
 router = APIRouter(tags=["metrics"])
 
@@ -47,6 +52,8 @@ class EngineCollector:
 
 def families(snap: Snapshot, rates: dict[str, float]) -> list[Metric]:
     """The metric families of one snapshot; `rates` is the latest msgs/s per tab."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
     m_in = CounterMetricFamily("sofiaflow_node_messages_in", "Messages a node received.", labels=NODE_LABELS)
     m_out = CounterMetricFamily("sofiaflow_node_messages_out", "Messages a node sent.", labels=NODE_LABELS)
     m_err = CounterMetricFamily("sofiaflow_node_errors", "Errors a node raised.", labels=NODE_LABELS)
@@ -140,6 +147,8 @@ def metrics_text(
 ) -> bytes:
     """The exposition text: engine metrics (as `view` lets the caller see them) plus the process's CPU,
     memory and file descriptors."""
+    from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine, view))
     ProcessCollector(registry=registry)
