@@ -164,9 +164,14 @@ def letters(client: Client) -> list[dict[str, Any]]:
     return body["deadLetters"]
 
 
-def last_meter(client: Client) -> str | None:
-    status, body = client.call("GET", f"/context/flow/{TAB}/lastMeter")
+def flow_value(client: Client, key: str) -> Any:
+    """A key of the flow's context as the admin API shows it (None when unset)."""
+    status, body = client.call("GET", f"/context/flow/{TAB}/{key}")
     return body.get("msg") if status == 200 and isinstance(body, dict) else None
+
+
+def last_meter(client: Client) -> str | None:
+    return flow_value(client, "lastMeter")
 
 
 def card(page: Any, text: str) -> Any:
@@ -263,6 +268,7 @@ def test_dead_letters_are_shown_replayed_and_discarded_per_owner(
 
         # replayed after the repair: the reading reaches the end of the flow
         assert ana.call("POST", "/inject/repair")[0] == 200
+        wait_until(lambda: flow_value(ana, "repaired") is not None, 30, "the flow repaired")
         page.get_by_role("button", name="Replay the message of key m2").click()
         wait_until(lambda: card(page, "m2").count() == 0, 30, "m2's letter gone from the page")
         wait_until(lambda: last_meter(ana) == "m2", 60, "the replayed reading processed")
