@@ -39,6 +39,7 @@ NOT_AT_IDLE = (
     "socketio.client",
     "cryptography",  # node credentials, while there are none to decrypt or encrypt
     "prometheus_client",  # GET /metrics, until scraped
+    "lark",  # the cep query node's parser, until a query is deployed
 )
 
 

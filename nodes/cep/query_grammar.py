@@ -15,11 +15,12 @@ The text is only ever parsed: nothing in it runs as code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, v_args
+from typing import TYPE_CHECKING, Any
 
 from sofiaflow.runtime.api import ValidationError
+
+if TYPE_CHECKING:
+    from lark import Token
 
 GRAMMAR = r"""
 start: "from"i source select? group_by? having? "insert"i "into"i NAME
@@ -199,141 +200,6 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-@v_args(inline=True)
-class _ToQuery(Transformer):
-    def start(self, source, *rest):
-        output = rest[-1]
-        select = group_by = having = None
-        chosen = False
-        for part in rest[:-1]:
-            if isinstance(part, tuple) and part and part[0] == "select":
-                select, chosen = part[1], True
-            elif isinstance(part, tuple) and part and part[0] == "group":
-                group_by = part[1]
-            else:
-                having = part
-        if not chosen:
-            select = None
-        return Query(source, select, group_by or (), having, str(output))
-
-    def stream(self, name, *parts):
-        filt = window = None
-        for part in parts:
-            if isinstance(part, Window):
-                window = part
-            else:
-                filt = part
-        return Stream(str(name), filt, window)
-
-    def filter(self, expr):
-        return expr
-
-    def window(self, keyword, kind, number, unit=None):
-        name = str(kind)
-        if name not in WINDOWS:
-            raise _pos(kind).error(f"unsupported window {name!r} (length, time, lengthBatch, timeBatch)")
-        size = _number(number)
-        if name in ("length", "lengthBatch"):
-            if unit is not None:
-                raise _pos(unit).error(f"a {name} window counts events: no time unit")
-            if not isinstance(size, int) or size < 1:
-                raise _pos(number).error(f"a {name} window needs a whole number of events above 0")
-            return Window(name, size, _pos(kind))
-        size *= 1 if unit is None else _unit(unit)
-        if size <= 0:
-            raise _pos(number).error(f"a {name} window needs a length above 0")
-        return Window(name, size, _pos(kind))
-
-    def unit(self, name):
-        return name
-
-    def pattern(self, *parts):
-        every = bool(parts) and isinstance(parts[0], Token) and parts[0].type == "EVERY"
-        steps = tuple(p for p in parts if isinstance(p, Step))
-        within = next((p for p in parts if isinstance(p, Duration)), None)
-        aliases: set[str] = set()
-        for step in steps:
-            if step.alias in aliases:
-                raise step.pos.error(f"the alias {step.alias!r} is used twice")
-            aliases.add(step.alias)
-        return Pattern(every, steps, within)
-
-    def step(self, alias, stream, filt=None):
-        return Step(str(alias), str(stream), filt, _pos(alias))
-
-    def within(self, *parts):
-        ms = sum(_number(n) * _unit(u) for n, u in zip(parts[::2], parts[1::2], strict=True))
-        if ms <= 0:
-            raise _pos(parts[0]).error("within needs a duration above 0")
-        return Duration(ms, _pos(parts[0]))
-
-    def select(self, *items):
-        if len(items) == 1 and isinstance(items[0], Token) and items[0].type == "STAR":
-            return ("select", None)
-        return ("select", tuple(items))
-
-    def item(self, expr, alias=None):
-        pos = _expr_pos(expr)
-        if alias is not None:
-            return Item(expr, str(alias), _pos(alias))
-        if expr[0] == "attr":
-            return Item(expr, expr[1][-1], pos)
-        return Item(expr, None, pos)
-
-    def group_by(self, *attributes):
-        return ("group", tuple(attributes))
-
-    def having(self, expr):
-        return expr
-
-    def attribute(self, *names):
-        for name in names:
-            if str(name).lower() in _KEYWORDS:
-                raise _pos(name).error(f"{str(name)!r} is a keyword, not an attribute")
-        return ("attr", tuple(str(n) for n in names), _pos(names[0]))
-
-    def number(self, token):
-        return ("const", _number(token))
-
-    def string(self, token):
-        return ("const", _unescape(str(token)))
-
-    def true(self, _):
-        return ("const", True)
-
-    def false(self, _):
-        return ("const", False)
-
-    def null(self, _):
-        return ("const", None)
-
-    def call(self, name, *args):
-        return ("call", str(name), tuple(a for a in args if a is not None), _pos(name))
-
-    def negation(self, expr):
-        return ("not", expr)
-
-    def minus(self, expr):
-        if expr[0] == "const" and isinstance(expr[1], (int, float)) and not isinstance(expr[1], bool):
-            return ("const", -expr[1])
-        return ("neg", expr)
-
-    def either(self, *exprs):
-        return exprs[0] if len(exprs) == 1 else ("or", exprs)
-
-    def both(self, *exprs):
-        return exprs[0] if len(exprs) == 1 else ("and", exprs)
-
-    def comparison(self, left, op, right):
-        return ("op", str(op), left, right)
-
-    def sum(self, first, *rest):
-        return _fold(first, rest)
-
-    def product(self, first, *rest):
-        return _fold(first, rest)
-
-
 def _fold(first: Expr, rest: tuple) -> Expr:
     out = first
     for op, right in zip(rest[::2], rest[1::2], strict=True):
@@ -355,15 +221,23 @@ def _expr_pos(expr: Expr) -> Pos:
 
 
 _KINDS = frozenset(("const", "attr", "call", "not", "neg", "and", "or", "op"))
-_PARSER = Lark(GRAMMAR, parser="lalr", maybe_placeholders=True)
 
 
 def parse(text: str) -> Query:
     """The query's syntax tree; QuerySyntaxError (message with line:column) when it cannot be read."""
     if not isinstance(text, str) or not text.strip():
         raise QuerySyntaxError("the query is empty", 1, 1)
+    # lark, the parser built from GRAMMAR and the transformer to Query: loaded with the first query parsed
+    from sofiaflow.nodes.cep.query_lark import (
+        PARSER,
+        ToQuery,
+        UnexpectedCharacters,
+        UnexpectedEOF,
+        UnexpectedInput,
+    )
+
     try:
-        tree = _PARSER.parse(text)
+        tree = PARSER.parse(text)
     except UnexpectedEOF as exc:
         lines = text.rstrip().splitlines() or [""]
         raise QuerySyntaxError(
@@ -386,7 +260,7 @@ def parse(text: str) -> Query:
             f"unexpected {shown} (expected {_expected(expected)})", exc.line, exc.column
         ) from None
     try:
-        return _ToQuery().transform(tree)
+        return ToQuery().transform(tree)
     except Exception as exc:  # lark wraps what the transformer raises
         inner = getattr(exc, "orig_exc", exc)
         if isinstance(inner, QuerySyntaxError):
