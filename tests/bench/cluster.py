@@ -8,19 +8,32 @@ CPU-bound one (a loop calibrated to about 100 µs per message in this interprete
 each a TCP client of a plain Mosquitto with the same in-flight window (max_inflight_messages 100). Loaded by
 Mosquitto's C clients (`mosquitto_pub -l` sequence numbers, `mosquitto_sub` counts them back): every message is
 counted (delivered distinct, lost, duplicates). Each row is the fastest of RUNS runs after a warm-up (losses and
-duplicates summed over the runs). Prints the table; nothing is asserted.
+duplicates summed over the runs).
+
+msgs/s on a shared machine swings with whatever else runs there; the CPU seconds each process spends per 10,000
+messages (summed over the measured runs, read from /proc) change far less. So beside msgs/s every row gives them:
+each worker process and its sandbox worker (the process the python function runs in), Mosquitto, and the load
+clients; and the cores the machine has, how many our processes kept busy and how many everything else did. From
+those it says whether this machine can show the 2-worker aim at all: 2 workers at 1.6x the 1-worker rate need
+1.6 x rate x (CPU per message of every process) cores, and one worker already keeps two processes busy (itself
+and its sandbox worker). Last, the keyed path (tests/bench/cluster_keyed.py: partition on a real Redis, one
+worker). Prints the tables; nothing is asserted.
 
 Run: python tests/bench/cluster.py [count] [qos]     (default 20000 messages, QoS 1)
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +47,15 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [
 ]
 
 from cluster_harness import Cluster, wait_until  # noqa: E402
+from cluster_keyed import TARGET as KEYED_TARGET  # noqa: E402
+from cluster_keyed import run as run_keyed  # noqa: E402
 from embedded import Collector  # noqa: E402
 from mqtt import bench_flow  # noqa: E402
 from nodered import NodeRed, find_node_red, free_port  # noqa: E402
+from redis_server import start_redis  # noqa: E402
 from sofiaflow_server import SofiaflowServer  # noqa: E402
 
+from sofiaflow.nodes.function.sandbox import CompiledScript  # noqa: E402
 from sofiaflow.runtime.cluster.mqtt_sessions import LEASE_PREFIX, client_id  # noqa: E402
 from tests.cluster_mosquitto import ADMIN, PLATFORM, start_mosquitto_dynsec  # noqa: E402
 
@@ -58,15 +75,17 @@ def cpu_js(n: int) -> str:
 
 
 def calibrate_py() -> int:
-    """Iterations of cpu_py's loop taking TARGET_S here."""
+    """Iterations of cpu_py's body taking TARGET_S of CPU as the sandbox runs it (RestrictedPython's guarded
+    loop costs about twice a plain one); the least CPU time of a few tries (other load only adds to it)."""
     n = 1000
-    started = time.perf_counter()
-    for _ in range(200):
-        s = 0
-        for i in range(n):
-            s = (s * 31 + i) % 1000003
-    per_loop = (time.perf_counter() - started) / 200
-    return max(1, int(n * TARGET_S / per_loop))
+    script = CompiledScript(cpu_py(n), time_limit=60.0)
+    per_run = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for _ in range(100):
+            script.run({"msg": {"payload": "1"}})
+        per_run = min(per_run, (time.process_time() - started) / 100)
+    return max(1, int(n * TARGET_S / per_run))
 
 
 def calibrate_js(node_red: str) -> int:
@@ -91,12 +110,67 @@ PUBLISH_WINDOW = 1000
 """mosquitto_pub's QoS 1/2 in-flight window (-M; its default of 20 would be the bottleneck)."""
 
 
-def run_load(port: int, count: int, qos: int, creds: list[str]) -> dict[str, Any]:
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0.0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (the sandbox workers of a server, the node behind a node-red wrapper)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def busy_cores_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores; /proc/stat: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - (values[4] if len(values) > 4 else 0)) / _TICK
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the load clients, reaped by each run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+Roles = Callable[[], dict[str, int]]
+"""The processes to meter, by role ("w1", "w1 sandbox", "broker", ...) -> pid; asked at the start of each run."""
+
+
+def run_load(port: int, count: int, qos: int, creds: list[str], roles: Roles | None = None) -> dict[str, Any]:
     """Publish sequence numbers 0..count-1 (mosquitto_pub -l); wait until every one is back or nothing came for
-    IDLE_S seconds; count delivered (distinct), lost and duplicates."""
+    IDLE_S seconds; count delivered (distinct), lost and duplicates; the CPU seconds of each of `roles`, of the
+    load clients ("load clients") and of the whole machine ("machine") meanwhile."""
+    pids = roles() if roles is not None else {}
     sub = Collector(port, qos, creds)
     time.sleep(1.0)  # let the subscription land
     lines = "".join(f"{i}\n" for i in range(count)).encode()
+    before = {role: cpu_seconds(pid) for role, pid in pids.items()}
+    clients, machine = children_cpu(), busy_cores_seconds()
     started = time.perf_counter()
     pub = subprocess.run(
         ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "bench/in", "-q", str(qos), "-l"]
@@ -110,7 +184,11 @@ def run_load(port: int, count: int, qos: int, creds: list[str]) -> dict[str, Any
     sent = time.perf_counter()
     while len(sub.seqs) < count and time.perf_counter() - max(sub.last, sent) < IDLE_S:
         time.sleep(0.05)
+    cpu = {role: cpu_seconds(pid) - before[role] for role, pid in pids.items()}
+    machine = busy_cores_seconds() - machine
+    wall = time.perf_counter() - started
     sub.stop()
+    cpu["load clients"] = children_cpu() - clients
     distinct = set(sub.seqs)
     elapsed = max((sub.last if sub.seqs else sent) - started, 1e-9)
     return {
@@ -119,17 +197,48 @@ def run_load(port: int, count: int, qos: int, creds: list[str]) -> dict[str, Any
         "lost": count - len(distinct & set(range(count))),
         "elapsed_s": elapsed,
         "msgs_per_s": len(distinct) / elapsed,
+        "cpu": cpu,
+        "machine": machine,
+        "wall": wall,
+        "count": count,
     }
 
 
-def best_of(port: int, count: int, qos: int, creds: list[str]) -> dict[str, Any]:
-    """Warm up, then RUNS runs: the fastest, with the losses and duplicates of every run."""
+def best_of(port: int, count: int, qos: int, creds: list[str], roles: Roles | None = None) -> dict[str, Any]:
+    """Warm up, then RUNS runs: the fastest, with the losses and duplicates of every run; CPU seconds per 10,000
+    messages of each role over every run ("cpu"), the cores our processes and everything else kept busy."""
     run_load(port, min(count, 2000), qos, creds)
-    runs = [run_load(port, count, qos, creds) for _ in range(RUNS)]
+    runs = [run_load(port, count, qos, creds, roles) for _ in range(RUNS)]
     fastest = dict(max(runs, key=lambda r: r["msgs_per_s"]))
     fastest["lost"] = sum(r["lost"] for r in runs)
     fastest["duplicates"] = sum(r["duplicates"] for r in runs)
+    total = sum(r["count"] for r in runs)
+    spent: dict[str, float] = {}
+    for r in runs:
+        for role, seconds in r["cpu"].items():
+            spent[role] = spent.get(role, 0.0) + seconds
+    fastest["cpu"] = {role: seconds * 10_000 / total for role, seconds in spent.items()}
+    wall = sum(r["wall"] for r in runs)
+    ours = sum(spent.values())
+    fastest["cores_ours"] = ours / wall
+    fastest["cores_others"] = max(0.0, sum(r["machine"] for r in runs) - ours) / wall
     return fastest
+
+
+def server_roles(servers: dict[str, int], broker: int, below: str = "sandbox") -> Roles:
+    """Server processes by name, each process below one (its sandbox workers), and the broker."""
+
+    def roles() -> dict[str, int]:
+        found = {}
+        for name, pid in servers.items():
+            found[name] = pid
+            children = descendants(pid)
+            for i, child in enumerate(children):
+                found[f"{name} {below}" + (f" {i + 1}" if len(children) > 1 else "")] = child
+        found["broker"] = broker
+        return found
+
+    return roles
 
 
 def with_function(flows: list[dict], body: str) -> list[dict]:
@@ -201,7 +310,8 @@ def measure_cluster(workers: int, body: str, count: int, qos: int) -> dict[str, 
                 "every worker connected with its session",
             )
             time.sleep(1.0)  # the subscriptions land
-            return best_of(broker.port, count, qos, ["-u", PLATFORM[0], "-P", PLATFORM[1]])
+            roles = server_roles({w.name: w.proc.pid for w in cluster.workers}, broker.proc.pid)
+            return best_of(broker.port, count, qos, ["-u", PLATFORM[0], "-P", PLATFORM[1]], roles)
     finally:
         broker.stop()
 
@@ -209,16 +319,74 @@ def measure_cluster(workers: int, body: str, count: int, qos: int) -> dict[str, 
 def measure_single(body: str, count: int, qos: int) -> dict[str, Any]:
     with (
         PlainMosquitto() as mosq,
-        SofiaflowServer(with_function(bench_flow(mosq.port, True, str(qos)), body)),
+        SofiaflowServer(with_function(bench_flow(mosq.port, True, str(qos)), body)) as server,
     ):
         time.sleep(1.5)  # the flow's client connects and subscribes
-        return best_of(mosq.port, count, qos, [])
+        return best_of(mosq.port, count, qos, [], server_roles({"server": server.proc.pid}, mosq.proc.pid))
 
 
 def measure_nodered(body: str, count: int, qos: int) -> dict[str, Any]:
-    with PlainMosquitto() as mosq, NodeRed(with_function(bench_flow(mosq.port, False, str(qos)), body)):
+    with (
+        PlainMosquitto() as mosq,
+        NodeRed(with_function(bench_flow(mosq.port, False, str(qos)), body)) as red,
+    ):
         time.sleep(1.5)
-        return best_of(mosq.port, count, qos, [])
+        return best_of(
+            mosq.port, count, qos, [], server_roles({"Node-RED": red.proc.pid}, mosq.proc.pid, "child")
+        )
+
+
+def measure_keyed(count: int) -> dict[str, Any]:
+    """tests/bench/cluster_keyed.py's keyed path (and the partition alone) in this process, with the CPU seconds
+    per 10,000 messages of this process and of redis-server."""
+    server = start_redis()
+    try:
+        asyncio.run(run_keyed(min(count, 2000), None))  # warm-up: the node modules load
+        started = time.process_time()
+        alone = asyncio.run(run_keyed(count, None))
+        alone_cpu = time.process_time() - started
+        redis_before, started = cpu_seconds(server.proc.pid), time.process_time()
+        keyed = asyncio.run(run_keyed(count, server.url))
+        keyed_cpu = time.process_time() - started
+        redis_cpu = cpu_seconds(server.proc.pid) - redis_before
+    finally:
+        server.stop()
+    per = 10_000 / count
+    return {
+        "alone": alone,
+        "alone_cpu": alone_cpu * per,
+        "keyed": keyed,
+        "keyed_cpu": keyed_cpu * per,
+        "redis_cpu": redis_cpu * per,
+    }
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    parts = ", ".join(f"{role} {seconds:.2f}" for role, seconds in cpu.items())
+    return f"{sum(cpu.values()):5.2f} = {parts}"
+
+
+def two_worker_verdict(one: dict[str, Any], two: dict[str, Any]) -> list[str]:
+    """Whether this machine can show 2 workers at 1.6x one worker on the CPU-bound flow, from measured CPU."""
+    per_msg_1 = sum(one["cpu"].values()) / 10_000
+    per_msg_2 = sum(two["cpu"].values()) / 10_000
+    aim = 1.6 * one["msgs_per_s"]
+    need = aim * per_msg_2
+    free = cores() - two["cores_others"]
+    lines = [
+        f"  one worker: {one['msgs_per_s']:,.0f} msgs/s x {per_msg_1 * 1e6:,.0f} us CPU per message (all processes) "
+        f"= {one['msgs_per_s'] * per_msg_1:.2f} cores busy (the worker and its sandbox worker run side by side)",
+        f"  1.6x = {aim:,.0f} msgs/s x {per_msg_2 * 1e6:,.0f} us (measured with 2 workers) = {need:.2f} cores; "
+        f"the machine has {cores()}, everything else kept {two['cores_others']:.2f} busy: {free:.2f} free",
+        f"  at most {free / per_msg_2:,.0f} msgs/s fit in the free cores whatever the worker count",
+    ]
+    if need > free:
+        lines.append(
+            f"  this machine cannot show the 2-worker aim: it needs {need:.2f} cores, {free:.2f} are free"
+        )
+    else:
+        lines.append("  the free cores hold the 2-worker aim: a shortfall is the runtime's")
+    return lines
 
 
 def main(argv: list[str]) -> int:
@@ -231,6 +399,7 @@ def main(argv: list[str]) -> int:
     node_red = find_node_red()
     n_py = calibrate_py()
     n_js = calibrate_js(node_red) if node_red else 0
+    load_before = os.getloadavg()
     flows = {"light": (LIGHT_PY, LIGHT_JS), "cpu ~100us": (cpu_py(n_py), cpu_js(n_js))}
     rows: list[tuple[str, str, dict[str, Any] | None]] = []
     for name, (py, js) in flows.items():
@@ -245,28 +414,57 @@ def main(argv: list[str]) -> int:
         if name == "light":
             rows.append((name, "single process", measure_single(py, count, qos)))
         rows.append((name, "Node-RED", measure_nodered(js, count, qos) if node_red else None))
+    keyed = measure_keyed(count)
+    load_after = os.getloadavg()
     print(
         f"mqtt in -> function -> mqtt out through Mosquitto, QoS {qos}, {count:,} messages "
-        f"(cpu loop: {n_py} Python / {n_js} JavaScript iterations ~ {TARGET_S * 1e6:.0f} us)"
+        f"(cpu loop: {n_py} Python iterations ~ {TARGET_S * 1e6:.0f} us of CPU in the sandbox / {n_js} JavaScript)"
     )
-    print(f"  best of {RUNS} runs; lost and dups over all of them")
-    print(f"  {'flow':<12}{'runtime':<20}{'msgs/s':>9}{'delivered':>11}{'lost':>7}{'dups':>7}{'seconds':>9}")
-    by: dict[tuple[str, str], float] = {}
+    print(
+        f"  {cores()} cores; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; best of {RUNS} runs, "
+        "lost and dups over all of them; cores busy: ours (every process below) / everything else on the machine"
+    )
+    print(
+        f"  {'flow':<12}{'runtime':<20}{'msgs/s':>9}{'delivered':>11}{'lost':>7}{'dups':>7}{'seconds':>9}"
+        f"{'cores ours/else':>17}"
+    )
+    by: dict[tuple[str, str], dict[str, Any]] = {}
     for name, runtime, r in rows:
         if r is None:
             print(f"  {name:<12}{runtime:<20}  not installed, not measured")
             continue
-        by[name, runtime] = r["msgs_per_s"]
+        by[name, runtime] = r
         print(
             f"  {name:<12}{runtime:<20}{r['msgs_per_s']:>9,.0f}{r['delivered']:>11,}{r['lost']:>7,}"
-            f"{r['duplicates']:>7,}{r['elapsed_s']:>9.2f}"
+            f"{r['duplicates']:>7,}{r['elapsed_s']:>9.2f}{r['cores_ours']:>11.2f} / {r['cores_others']:.2f}"
         )
+    print("CPU seconds per 10,000 messages (over every measured run), total = by process")
+    for name, runtime, r in rows:
+        if r is not None:
+            print(f"  {name:<12}{runtime:<20}{cpu_line(r['cpu'])}")
     one, two = by.get(("cpu ~100us", "cluster, 1 worker")), by.get(("cpu ~100us", "cluster, 2 workers"))
     if one and two:
-        print(f"  cpu-bound: 2 workers / 1 worker = {two / one:.2f}x")
+        print(
+            f"cpu-bound: 2 workers / 1 worker = {two['msgs_per_s'] / one['msgs_per_s']:.2f}x msgs/s (aim 1.6x)"
+        )
+        for line in two_worker_verdict(one, two):
+            print(line)
     single, cluster1 = by.get(("light", "single process")), by.get(("light", "cluster, 1 worker"))
     if single and cluster1:
-        print(f"  light: 1 cluster worker / single process = {cluster1 / single:.2f}x")
+        print(
+            f"light: 1 cluster worker / single process = {cluster1['msgs_per_s'] / single['msgs_per_s']:.2f}x "
+            f"msgs/s (aim >= 0.80x); CPU per message {sum(cluster1['cpu'].values()) * 100:,.0f} us / "
+            f"{sum(single['cpu'].values()) * 100:,.0f} us (all processes), the server process "
+            f"{cluster1['cpu'].get('w1', 0.0) * 100:,.0f} us / {single['cpu'].get('server', 0.0) * 100:,.0f} us"
+        )
+    print(
+        f"keyed path (partition -> sink on Redis streams, 1 worker, tests/bench/cluster_keyed.py): "
+        f"{keyed['keyed']:,.0f} msgs/s (aim {KEYED_TARGET:,.0f}); partition alone {keyed['alone']:,.0f} msgs/s"
+    )
+    print(
+        f"  CPU seconds per 10,000 messages: worker {keyed['keyed_cpu']:.2f} + redis-server "
+        f"{keyed['redis_cpu']:.2f} (alone: {keyed['alone_cpu']:.2f})"
+    )
     return 0
 
 

@@ -17,7 +17,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(TESTS), str(TESTS.parent)]
+# this folder holds http.py: keep it behind the standard library on sys.path (tests/bench/cluster.py imports this)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [
+    str(HERE),
+    str(TESTS),
+    str(TESTS.parent),
+]
 
 from redis_server import start_redis  # noqa: E402
 
