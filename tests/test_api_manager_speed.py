@@ -1,5 +1,6 @@
 """The API Manager's fast call path: its worker threads (`reader.Workers`), its JSON encoding (msgspec, the same
-JSON values as the standard library) and the real-time DB's msgspec decoding of stored documents."""
+JSON values as the standard library), and on SQLite the msgspec decoding of stored documents and string equality
+without a type guard per row."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import threading
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sofiaflow.runtime.api_manager.reader import Workers
 from sofiaflow.runtime.api_manager.responses import encode, json_response
 from sofiaflow.runtime.data.ontology_data import Writer
+from sofiaflow.runtime.data.rtdb import matches
+from sofiaflow.runtime.data.rtdb.sql_backend import SQLStore
 from sofiaflow.runtime.data.rtdb.sql_compiler import _SQLite
 from sofiaflow.runtime.http import create_app
 from sofiaflow.runtime.runtime import Runtime
@@ -283,3 +286,61 @@ def test_stored_documents_beyond_json_still_decode():
     doc = _SQLite().load('{"a":NaN,"b":Infinity,"c":-Infinity,"d":1e400,"e":"\\ud800"}')
     assert math.isnan(doc["a"]) and doc["b"] == math.inf and doc["c"] == -math.inf and doc["d"] == math.inf
     assert doc["e"] == "\ud800"
+
+
+# ----- string equality on SQLite without the type guard (sql_compiler._SQLite.eq) ---------------------------------
+PUNCTUATION = '[]{}",:1az'
+STORED_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2) | st.text(alphabet=PUNCTUATION, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2)
+    ),
+    max_leaves=5,
+)
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory):
+    store = SQLStore(f"sqlite:///{tmp_path_factory.mktemp('eq')}/rt.db")
+    store.ensure_collection("c", indexes=["a", "a.b"])
+    yield store
+    store.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(STORED_VALUES, min_size=1, max_size=6), data=st.data())
+def test_string_equality_agrees_with_the_reference_when_a_string_spells_an_array(sqlite_store, values, data):
+    docs = [{"_id": f"d{i}", "a": v} for i, v in enumerate(values)]
+    # targets that spell stored arrays and objects in JSON (what json_extract gives for them), or any text
+    spelled = [json.dumps(v, separators=(",", ":"), ensure_ascii=False) for v in values]
+    target = data.draw(st.sampled_from(spelled) | st.text(alphabet=PUNCTUATION, max_size=6), label="target")
+    sqlite_store.delete("c", {})
+    sqlite_store.insert("c", docs)
+    for flt in (
+        {"a": target},
+        {"a": {"$ne": target}},
+        {"a": {"$in": [target, "z"]}},
+        {"a": {"$nin": [target]}},
+        {"a.b": target},
+        {"$nor": [{"a.b": target}]},
+    ):
+        expected = sorted(d["_id"] for d in docs if matches(d, flt))
+        assert sorted(d["_id"] for d in sqlite_store.find("c", flt)) == expected, flt
+        assert sqlite_store.count("c", flt) == len(expected), flt
+
+
+def test_a_string_that_spells_an_array_matches_only_strings(sqlite_store):
+    sqlite_store.delete("c", {})
+    sqlite_store.insert(
+        "c",
+        [
+            {"_id": "arr", "a": [1]},
+            {"_id": "text", "a": "[1]"},
+            {"_id": "obj", "a": {"b": 1}},
+            {"_id": "objtext", "a": '{"b":1}'},
+            {"_id": "inner", "a": [[1], "[1]"]},
+        ],
+    )
+    assert sorted(d["_id"] for d in sqlite_store.find("c", {"a": "[1]"})) == ["inner", "text"]
+    assert [d["_id"] for d in sqlite_store.find("c", {"a": '{"b":1}'})] == ["objtext"]
+    assert sorted(d["_id"] for d in sqlite_store.find("c", {"a": [1]})) == ["arr", "inner"]

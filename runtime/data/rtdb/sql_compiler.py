@@ -168,6 +168,11 @@ class _SQLite(_Dialect):
         # the type guards carry a unary plus: SQLite then searches the value's index, not the
         # (unselective) type index, for the scalar branch
         if isinstance(t, str):
+            if v[0] == "elem" or t[:1] not in ("[", "{"):
+                # no type guard needed: json_extract gives text only for a string, or for an array or object
+                # (its JSON text, which starts with [ or {), and a json_each atom only for a string. Without the
+                # guard, the rows the value's index finds are not parsed once more (3x faster)
+                return c.total(f"{self.scalar(v)} = {c.param(t)}")
             return c.total(f"{self.scalar(v)} = {c.param(t)} AND +{typ} = 'text'")
         if isinstance(t, list):
             items = [c.total(f"{typ} = 'array' AND {self.length(v)} = {len(t)}")]
