@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sofiaflow.runtime.api_manager.reader import Workers
 from sofiaflow.runtime.api_manager.responses import encode, json_response
 from sofiaflow.runtime.data.ontology_data import Writer
-from sofiaflow.runtime.data.rtdb import matches
+from sofiaflow.runtime.data.rtdb import InvalidFilterError, matches
 from sofiaflow.runtime.data.rtdb.sql_backend import SQLStore
 from sofiaflow.runtime.data.rtdb.sql_compiler import _SQLite
 from sofiaflow.runtime.http import create_app
@@ -344,3 +344,24 @@ def test_a_string_that_spells_an_array_matches_only_strings(sqlite_store):
     assert sorted(d["_id"] for d in sqlite_store.find("c", {"a": "[1]"})) == ["inner", "text"]
     assert [d["_id"] for d in sqlite_store.find("c", {"a": '{"b":1}'})] == ["objtext"]
     assert sorted(d["_id"] for d in sqlite_store.find("c", {"a": [1]})) == ["arr", "inner"]
+
+
+def test_compiled_filters_are_remembered_per_filter_and_tell_true_from_one(sqlite_store):
+    sqlite_store.delete("c", {})
+    sqlite_store.insert(
+        "c", [{"_id": "one", "a": 1}, {"_id": "true", "a": True}, {"_id": "text", "a": "1"}, {"_id": "no"}]
+    )
+    for _ in range(2):  # compiled, then remembered
+        assert [d["_id"] for d in sqlite_store.find("c", {"a": 1})] == ["one"]
+        assert [d["_id"] for d in sqlite_store.find("c", {"a": 1.0})] == ["one"]
+        assert [d["_id"] for d in sqlite_store.find("c", {"a": True})] == ["true"]
+        assert [d["_id"] for d in sqlite_store.find("c", {"a": "1"})] == ["text"]
+        assert sqlite_store.count("c", {"a": {"$exists": False}}) == 1
+    where, params = sqlite_store._where({"a": "1"})
+    kept = dict(params)
+    params.clear()  # the caller's copy: the remembered one stays whole
+    assert sqlite_store._where({"a": "1"}) == (where, kept) and "1" in kept.values()
+    with pytest.raises(InvalidFilterError):
+        sqlite_store.find("c", {"a": {"$bogus": 1}})
+    with pytest.raises(InvalidFilterError):
+        sqlite_store.find("c", {"a": {"$bogus": 1}})  # a refused filter is refused every time

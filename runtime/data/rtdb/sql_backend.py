@@ -61,6 +61,10 @@ def _sqlite_regexp(pattern, flags, value):
     return 1 if _compiled(pattern, flags).search(value) else 0
 
 
+_COMPILED_LIMIT, _COMPILED_KEY_LIMIT = 1024, 4096
+"""Compiled filters remembered (all forgotten when full), and the longest filter repr remembered."""
+
+
 class SQLStore(RealtimeStore):
     """Real-time store on SQLite or PostgreSQL."""
 
@@ -84,6 +88,7 @@ class SQLStore(RealtimeStore):
             raise ValueError(f"not a SQL URL: {url!r}")
         self._tables: set[str] = set()
         self._lock = threading.Lock()
+        self._compiled: dict[str, tuple[str, dict]] = {}
 
     def _setup_sqlite(self, wal: bool):
         @event.listens_for(self.engine, "connect")
@@ -164,9 +169,19 @@ class SQLStore(RealtimeStore):
         return table
 
     def _where(self, flt) -> tuple[str, dict]:
-        ast = F.parse_filter(flt)
-        c = _Compiler(self.dialect)
-        return c.compile(ast), c.params
+        """The filter's SQL and parameters, remembered per filter (by its repr, which tells 1 from 1.0 and True):
+        an API or a flow asks the same few filters again and again, and compiling costs more than a small query."""
+        key = repr(flt)
+        hit = self._compiled.get(key)
+        if hit is None:
+            ast = F.parse_filter(flt)
+            c = _Compiler(self.dialect)
+            hit = (c.compile(ast), c.params)
+            if len(key) <= _COMPILED_KEY_LIMIT:
+                if len(self._compiled) >= _COMPILED_LIMIT:
+                    self._compiled.clear()
+                self._compiled[key] = hit
+        return hit[0], dict(hit[1])
 
     # --- interface
     def ensure_collection(self, name, indexes=(), unique=()):
