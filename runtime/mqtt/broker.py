@@ -102,6 +102,8 @@ KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 3.1.2.10: a client silent for 1.5 x its keep
 OUT_HIGH = 1024 * 1024  # bytes unsent to a subscriber above which publishers are held back until it reads
 OUT_MAX = 32 * 1024 * 1024  # bytes unsent to a subscriber above which QoS 0 messages to it are dropped
 MATCH_CACHE = 10_000  # topics whose matching subscription filters are remembered
+TOPIC_CHECKS = "sofiaflow.topic_checks"  # a session's attribute: its topic checks remembered (_may_publish)
+TOPIC_CHECK_CACHE = 256  # topics a session's checks are remembered for
 
 
 class _Owned:
@@ -157,12 +159,30 @@ class DeviceTopicPlugin(_Owned, BaseTopicPlugin):
         device = session.attributes.get(DEVICE) if session is not None else None
         if device is None or not topic:
             return False
+        attributes = session.attributes  # type: ignore[union-attr]
         if action == Action.PUBLISH:
-            return may_publish(device, topic)
-        reads = session.attributes.get(READS, device)  # type: ignore[union-attr]
+            return _may_publish(attributes, device, topic, True)
+        reads = attributes.get(READS, device)
         if action == Action.SUBSCRIBE:
             return may_subscribe(reads, topic)
-        return may_publish(reads, topic)  # RECEIVE: the topic is still within its filters
+        return _may_publish(attributes, reads, topic, False)  # RECEIVE: the topic is still within its filters
+
+
+def _may_publish(attributes: dict[str, Any], device: Device, topic: str, publishing: bool) -> bool:
+    """`may_publish(device, topic)`, remembered per session and topic (checked for each message both ways) for as
+    long as the device record, its filters and its enabled flag stay the same."""
+    cache = attributes.get(TOPIC_CHECKS)
+    if cache is None:
+        cache = attributes[TOPIC_CHECKS] = {}
+    key = (publishing, topic)
+    seen = cache.get(key)
+    if seen is not None and seen[0] is device and seen[1] is device.filters and seen[2] == device.enabled:
+        return seen[3]
+    allowed = may_publish(device, topic)
+    if len(cache) >= TOPIC_CHECK_CACHE:
+        cache.clear()
+    cache[key] = (device, device.filters, device.enabled, allowed)
+    return allowed
 
 
 class InProcessPlugin(_Owned, BasePlugin):
