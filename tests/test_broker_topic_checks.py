@@ -10,6 +10,7 @@ from amqtt.contexts import Action
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sofiaflow.runtime.mqtt import topics as mt
 from sofiaflow.runtime.mqtt.broker import DEVICE, READS, TOPIC_CHECK_CACHE, TOPIC_CHECKS, DeviceTopicPlugin
 from sofiaflow.runtime.security.devices import Device, may_publish
 
@@ -71,3 +72,33 @@ def test_the_remembered_checks_are_bounded():
     for i in range(TOPIC_CHECK_CACHE * 3):
         assert DeviceTopicPlugin.check(session, f"t/{i}", Action.PUBLISH)
         assert len(session.attributes[TOPIC_CHECKS]) <= TOPIC_CHECK_CACHE
+
+
+def _valid_publish_reference(topic: str) -> bool:
+    """Node-RED's check written out: a non-empty name of at most 65535 bytes, no NUL, wildcard or control."""
+    return (
+        bool(topic)
+        and len(topic.encode("utf-8")) <= 65535
+        and not any(c in "+#\b\f\n\r\t\v\0" for c in topic)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab/+#\t\n\0é ", max_size=8), min_size=1, max_size=10))
+def test_topic_names_checked_once_answer_as_checked_every_time(topics):
+    for topic in topics + topics:  # the second time from what was remembered
+        assert mt.valid_publish(topic) == _valid_publish_reference(topic)
+        try:
+            mt.validate_topic(topic)
+        except mt.TopicError:
+            valid = False
+        else:
+            valid = True
+        assert valid == (bool(topic) and "+" not in topic and "#" not in topic and "\0" not in topic)
+
+
+def test_the_remembered_topic_names_are_bounded():
+    for i in range(mt.VALID_TOPICS_KEPT + 10):
+        mt.validate_topic(f"t/{i}")
+    assert len(mt._VALID_TOPICS) <= mt.VALID_TOPICS_KEPT
+    assert mt.valid_publish("t/3") and not mt.valid_publish("t/+")

@@ -10,11 +10,15 @@ For the MQTT nodes: `subscription_matches` also takes shared subscriptions (`$sh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from sofiaflow.runtime.errors import ValidationError
 
 MAX_TOPIC_BYTES = 65535
+VALID_TOPICS_KEPT = 10_000
+"""Topic names remembered as valid (validate_topic); the set starts again when full."""
+_VALID_TOPICS: set[str] = set()
 
 
 class TopicError(ValidationError):
@@ -35,9 +39,15 @@ def _check_common(text: object, what: str) -> str:
 
 def validate_topic(topic: object, what: str = "topic") -> str:
     """`topic` if it is a valid topic name (no wildcards); raises TopicError otherwise."""
+    if topic.__class__ is str and topic in _VALID_TOPICS:  # checked once per topic: most messages reuse one
+        return topic  # type: ignore[return-value]
     text = _check_common(topic, what)
     if "+" in text or "#" in text:
         raise TopicError(f"{what} {text!r} must not contain the wildcards '+' or '#'")
+    if text.__class__ is str:
+        if len(_VALID_TOPICS) >= VALID_TOPICS_KEPT:
+            _VALID_TOPICS.clear()
+        _VALID_TOPICS.add(text)
     return text
 
 
@@ -152,6 +162,7 @@ def is_wild(topic_filter: str) -> bool:
 
 _SHARE_PREFIX = "$share/"
 _PUBLISH_FORBIDDEN = frozenset("+#\b\f\n\r\t\v\0")
+_FORBIDDEN_IN_PUBLISH = re.compile("[" + re.escape("".join(sorted(_PUBLISH_FORBIDDEN))) + "]")
 
 
 def strip_share(topic_filter: str) -> str:
@@ -183,7 +194,7 @@ def valid_publish(topic: object) -> bool:
         validate_topic(topic)
     except TopicError:
         return False
-    return not any(c in _PUBLISH_FORBIDDEN for c in str(topic))
+    return _FORBIDDEN_IN_PUBLISH.search(str(topic)) is None
 
 
 class TopicRouter:
