@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import json
 import math
 import threading
@@ -365,3 +366,37 @@ def test_compiled_filters_are_remembered_per_filter_and_tell_true_from_one(sqlit
         sqlite_store.find("c", {"a": {"$bogus": 1}})
     with pytest.raises(InvalidFilterError):
         sqlite_store.find("c", {"a": {"$bogus": 1}})  # a refused filter is refused every time
+
+
+async def test_the_admin_app_freezes_the_startup_heap_when_the_server_starts(tmp_path, registry):
+    rt = Runtime(
+        Settings(
+            data_dir=tmp_path,
+            admin_password="pw",
+            history_interval=0,
+            ontologies_dir=None,
+            default_flows=None,
+            mqtt_port=0,
+        ),
+        registry=registry,
+    )
+    await rt.start()
+    try:
+        app = create_app(rt)
+        gc.unfreeze()
+        assert gc.get_freeze_count() == 0
+        startup = asyncio.Queue()
+        await startup.put({"type": "lifespan.startup"})
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "lifespan.startup.complete":
+                await startup.put({"type": "lifespan.shutdown"})
+
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, startup.get, send)
+        assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        assert gc.get_freeze_count() > 1000  # the runtime, the app and every module loaded
+    finally:
+        gc.unfreeze()
+        await rt.stop()

@@ -7,6 +7,7 @@ own description (/openapi.json, /docs, /redoc) also opens with the browser's edi
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from typing import Any
@@ -112,7 +113,16 @@ def create_app(runtime: Runtime, auth: AuthService | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # no framing, no sniffing, a CSP; not on the flows' own answers
     _install_error_handlers(app)
     app.router.default = _node_endpoints(runtime)  # what no admin route serves goes to the flows
+    app.router.on_startup.append(freeze_startup_heap)
     return app
+
+
+def freeze_startup_heap() -> None:
+    """When the server starts: what startup built (imports, the runtime and its flows, this app) is left out of
+    every later garbage collection (`gc.freeze`), after one last collection. A full collection walked that heap,
+    pausing every answer for 50-150 ms while loaded: the API Manager's p99."""
+    gc.collect()
+    gc.freeze()
 
 
 EDITOR_HOME = "/editor/"
