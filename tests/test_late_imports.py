@@ -40,6 +40,9 @@ NOT_AT_IDLE = (
     "cryptography",  # node credentials, while there are none to decrypt or encrypt
     "prometheus_client",  # GET /metrics, until scraped
     "lark",  # the cep query node's parser, until a query is deployed
+    "aiomqtt",  # the MQTT nodes' MQTT 5 and websocket client
+    "paho.mqtt.client",
+    "dns",  # paho's client's
 )
 
 
@@ -99,12 +102,14 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     finders: list[LateImports] = []
 
-    def make(files: dict[str, str], lazy_init=(), deferred=()) -> str:
+    def make(files: dict[str, str], lazy_init=(), deferred=(), alone=()) -> str:
         for rel, text in files.items():
             path = tmp_path / name / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text))
-        finder = LateImports([name + p for p in lazy_init], [name + p for p in deferred])
+        finder = LateImports(
+            [name + p for p in lazy_init], [name + p for p in deferred], [name + p for p in alone]
+        )
         sys.meta_path.insert(0, finder)
         finders.append(finder)
         return name
@@ -161,24 +166,51 @@ def test_lazy_init_package_with_more_than_reexports_runs_at_once(tree) -> None:
     assert ran == [name] and pkg.A == 1
 
 
-def test_deferred_module_runs_on_first_use_and_its_submodules_load_alone(tree) -> None:
+def test_deferred_module_runs_on_first_use(tree) -> None:
     ran = _trace()
-    name = tree(
-        {
-            "__init__.py": TRACE + "from .sub import VALUE\nTOP = 1\n",
-            "sub.py": TRACE + "VALUE = 7\n",
-        },
-        deferred=[""],
-    )
+    name = tree({"__init__.py": TRACE + "TOP = 1\n"}, deferred=[""])
     pkg = __import__(name)
     assert ran == [] and not lazy_imports.loaded(name)
-    sub = __import__(f"{name}.sub", fromlist=["VALUE"])  # the package's __path__ is there already
-    assert sub.VALUE == 7 and ran == [f"{name}.sub"]
-    assert not lazy_imports.loaded(name)
-    assert pkg.TOP == 1 and ran == [f"{name}.sub", name]
+    assert pkg.TOP == 1 and ran == [name]
     assert lazy_imports.loaded(name) and type(pkg).__name__ == "module"
+    assert pkg.TOP == 1 and ran == [name]  # once
     with pytest.raises(AttributeError):
         pkg.nothing  # noqa: B018
+
+
+PACKAGE = {
+    "__init__.py": TRACE + "from . import later\nfrom .sub import VALUE\nTOP = 1\n",
+    "sub.py": TRACE + "VALUE = 7\n",
+    "later.py": TRACE + "from . import sub\nLATER = sub.VALUE\n",
+}
+
+
+def test_a_submodule_of_a_deferred_package_runs_the_package_first(tree) -> None:
+    ran = _trace()
+    name = tree(PACKAGE, deferred=[""])
+    __import__(name)
+    sub = __import__(f"{name}.sub", fromlist=["VALUE"])
+    assert sub.VALUE == 7 and ran == [name, f"{name}.later", f"{name}.sub"]  # the order of a plain import
+    assert sys.modules[name].TOP == 1 and lazy_imports.loaded(name)
+
+
+def test_an_alone_submodule_runs_without_its_deferred_package(tree) -> None:
+    ran = _trace()
+    name = tree(PACKAGE, deferred=[""], alone=[".sub"])
+    __import__(name)
+    sub = __import__(f"{name}.sub", fromlist=["VALUE"])
+    assert sub.VALUE == 7 and ran == [f"{name}.sub"] and not lazy_imports.loaded(name)
+    assert sys.modules[name].TOP == 1 and ran == [f"{name}.sub", name, f"{name}.later"]
+
+
+def test_deferred_submodules_run_in_the_order_of_a_plain_import(tree) -> None:
+    ran = _trace()
+    name = tree(PACKAGE, deferred=["", ".later"])
+    pkg = __import__(f"{name}.later").later  # registered, deferred, and so is the package
+    assert ran == [] and not lazy_imports.loaded(f"{name}.later")
+    assert pkg.LATER == 7  # runs the package, whose body imports later, which imports sub
+    assert ran == [name, f"{name}.later", f"{name}.sub"]
+    assert sys.modules[f"{name}.later"] is pkg and sys.modules[name].later is pkg
 
 
 def test_deferred_module_error_surfaces_at_first_use(tree) -> None:
@@ -274,3 +306,54 @@ def test_the_metrics_content_type_is_prometheus_clients() -> None:
     from sofiaflow.runtime.http import metrics_routes
 
     assert metrics_routes.CONTENT_TYPE_LATEST == prometheus_client.CONTENT_TYPE_LATEST
+
+
+FIRST_USE = """
+import sys
+from sofiaflow.runtime import lazy_imports
+lazy_imports.install()
+import nicegui  # noqa: F401
+from sofiaflow.nodes.mqtt import mqtt_connection, mqtt_protocol
+assert not any(lazy_imports.loaded(n) for n in ("aiomqtt", "paho.mqtt.client", "httpx", "redis", "requests"))
+from sofiaflow.nodes.mqtt.mqtt_client import FastClient
+import aiomqtt
+assert issubclass(mqtt_protocol.MqttError, aiomqtt.MqttError) and issubclass(FastClient, aiomqtt.Client)
+import httpx
+assert httpx.Response(200, text="ok").text == "ok"
+from redis.asyncio import Redis
+import redis
+assert Redis is redis.asyncio.Redis and redis.Redis.__module__ == "redis.client"
+import socketio
+assert socketio.AsyncClient.__module__ == "socketio.async_client"
+import engineio
+assert engineio.AsyncClient.__module__ == "engineio.async_client"
+assert all(lazy_imports.loaded(n) for n in ("aiomqtt", "paho.mqtt.client", "httpx", "redis", "aiohttp"))
+print("ok")
+"""
+
+
+def test_what_loads_late_works_at_first_use() -> None:
+    out = subprocess.run([sys.executable, "-c", FIRST_USE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        "from redis.asyncio import Redis; Redis",
+        "from redis.exceptions import RedisError; RedisError",
+        "from redis import Redis; Redis",
+        "from redis.backoff import ExponentialBackoff; from redis.retry import Retry",
+        "from redis.asyncio.retry import Retry; Retry",
+        "import nicegui; from redis.exceptions import WatchError; import redis.asyncio as ra; ra.Redis",
+        "import nicegui; from redis.asyncio import Redis; import redis; assert redis.asyncio.Redis is Redis",
+        "from aiomqtt.exceptions import MqttError; import aiomqtt; aiomqtt.Client; import paho.mqtt.client as p; p.Client",
+        "import paho.mqtt.client as p; p.Client; import aiomqtt; aiomqtt.Client",
+        "import httpx; httpx.AsyncClient",
+    ],
+)
+def test_a_deferred_package_loads_whichever_part_is_used_first(statements: str) -> None:
+    # a package and its deferred submodules run in the order of a plain import, whatever is imported first
+    code = f"from sofiaflow.runtime import lazy_imports\nlazy_imports.install()\n{statements}\nprint('ok')\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -22,16 +22,18 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import paho.mqtt.client as paho
 
-from sofiaflow.nodes.mqtt.mqtt_client import FastClient
 from sofiaflow.nodes.mqtt.mqtt_options import ConnectOptions, Outgoing
 from sofiaflow.nodes.mqtt.mqtt_protocol import LeanClient
 from sofiaflow.nodes.mqtt.mqtt_subscriptions import SubscriptionTable
 from sofiaflow.runtime.api import OrderedAcks, Receipt, handing_over
+
+if TYPE_CHECKING:  # imported by _new_client: aiomqtt and paho load with the first client that needs them
+    from sofiaflow.nodes.mqtt.mqtt_client import FastClient
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 15.0
@@ -343,6 +345,8 @@ class MqttConnection:
     def _new_client(self) -> FastClient:
         o = self.options
         lean = CLIENT == "lean" and o.protocol in (3, 4) and o.transport == "tcp"
+        if not lean:
+            from sofiaflow.nodes.mqtt.mqtt_client import FastClient
         return (LeanClient if lean else FastClient).from_options(
             o, on_message=self._received, on_ack=self._acked, on_drained=self._maybe_writable
         )

@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import aiomqtt
+from aiomqtt.exceptions import MqttError as AiomqttError
 
 from sofiaflow.nodes.mqtt import mqtt_packets as pk
 from sofiaflow.nodes.mqtt.mqtt_options import ConnectOptions, Outgoing
@@ -34,7 +34,7 @@ WRITE_LOW = 128 * 1024
 BLOCKED = 1_000_000  # out_queue() while the transport's write buffer is over WRITE_HIGH
 
 
-class MqttError(ServiceUnavailable, aiomqtt.MqttError):
+class MqttError(ServiceUnavailable, AiomqttError):
     """A connection, protocol or broker refusal error (an aiomqtt.MqttError, as mqtt_connection expects)."""
 
 
