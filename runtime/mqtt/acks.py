@@ -305,6 +305,7 @@ class AckingHandler(BrokerProtocolHandler):
             gated, "_inner", None
         )  # the broker's size-capping reader: reads fixed headers itself
         header_of = getattr(framing, "fixed_header", None) if isinstance(gated, _GatedReader) else None
+        body_of = getattr(framing, "body", None) if header_of is not None else None
         loop = asyncio.get_running_loop()
         seen = loop.time()
         watchdog: asyncio.TimerHandle | None = None
@@ -343,7 +344,10 @@ class AckingHandler(BrokerProtocolHandler):
                     await self.handle_connection_closed()
                     continue
                 if kind == PUBLISH:
-                    packet: Any = await _read_publish(reader, fixed_header)
+                    # after the header from the framing reader (the turn waited for), its body from it too
+                    packet: Any = await _read_publish(
+                        reader, fixed_header, body_of if reader is gated else None
+                    )
                 else:
                     packet = await packet_class(fixed_header).from_stream(reader, fixed_header=fixed_header)
                 await fire(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
@@ -407,10 +411,13 @@ _HANDLERS = {
 }
 
 
-async def _read_publish(reader: Any, fixed_header: MQTTFixedHeader) -> PublishPacket:
-    """A PUBLISH packet's body in one read, parsed as amqtt's PublishPacket.from_stream does."""
+async def _read_publish(
+    reader: Any, fixed_header: MQTTFixedHeader, read_body: Callable[[int], Awaitable[bytes]] | None = None
+) -> PublishPacket:
+    """A PUBLISH packet's body in one read (with `read_body` when given), parsed as amqtt's
+    PublishPacket.from_stream does."""
     size = fixed_header.remaining_length
-    body = await reader.read(size) if size else b""
+    body = (await (read_body or reader.read)(size)) if size else b""
     if len(body) < 2:
         raise MQTTError("PUBLISH without a topic name")
     end = 2 + int.from_bytes(body[:2], "big")

@@ -634,6 +634,15 @@ class _CappedReader(ReaderAdapter):
         self._state = "body" if length else "type"
         return MQTTFixedHeader(first >> 4, first & 0x0F, length)
 
+    async def body(self, size: int) -> bytes:
+        """The body of the packet whose header `fixed_header` just read, straight from the socket's buffer: what
+        `read` gives, without a read through every adapter layer for each message."""
+        if self._first is not None or self._state != "body":
+            return await self.read(size)
+        data = await self._inner._reader.readexactly(size)
+        self._state = "type"
+        return data
+
     def feed_eof(self) -> None:
         self._inner.feed_eof()
 
