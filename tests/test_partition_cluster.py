@@ -1,7 +1,8 @@
 """Keyed partitions on three real workers (`sofiaflow run` processes, Redis append-only, PostgreSQL): per-device
 order holds at the consumer across a kill -9 of a partition owner and every message is processed (at least once;
-exactly once deduplicated by msg._streamId); a poison message lands in the dead letters after its deliveries
-while the rest of its partition flows, and replaying it through the API processes it again."""
+exactly once deduplicated by msg._streamId, at the sink and in the ontology, whose rows are counted); a poison
+message lands in the dead letters after its deliveries while the rest of its partition flows, and replaying it
+through the API processes it again."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ pytestmark = [skip_unless_cluster(), pytest.mark.timeout(240)]
 
 DEVICES = 200
 ROUNDS = 15  # 3,000 messages
+ONTOLOGY = "PartitionedReading"
+
+
+def stored_rows(cluster: Cluster) -> tuple[int, int]:
+    """(rows, distinct idempotency keys) of the ontology's table in PostgreSQL, counted as rows."""
+    import psycopg
+
+    assert cluster.postgres is not None
+    with psycopg.connect(cluster.postgres.url) as conn:
+        return conn.execute(f'SELECT count(*), count(DISTINCT ikey) FROM "rt_{ONTOLOGY}"').fetchone()
 
 
 class Sink:
@@ -101,8 +112,10 @@ def keyed_flow(sink_url: str) -> list[dict[str, Any]]:
             "z": "keyed",
             "func": "msg['payload']['n'] = global_.incr('n:' + msg['payload']['device'], 1, 'redis')\nreturn msg",
             "outputs": 1,
-            "wires": [["stamp"]],
+            "wires": [["stamp", "store"]],
         },
+        # stores each entry once, keyed by its msg._streamId (the node's default), however often redelivered
+        {"id": "store", "type": "ontology-insert", "z": "keyed", "ontology": ONTOLOGY, "wires": [[]]},
         {"id": "stamp", "type": "change", "z": "keyed", "rules": stamp, "wires": [["post"]]},
         {
             "id": "post",
@@ -169,6 +182,8 @@ def keyed_flow(sink_url: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def deployed(cluster: Cluster, sink: Sink) -> Cluster:
+    status, _, body = cluster.workers[0].post("/ontologies", {"name": ONTOLOGY, "schema": {"type": "object"}})
+    assert status == 201, body
     status, _, body = cluster.workers[0].post(
         "/flows", {"flows": keyed_flow(sink.url)}, headers={"Node-RED-API-Version": "v2"}
     )
@@ -233,6 +248,9 @@ def test_order_per_device_across_a_kill_9_and_every_message_processed(deployed: 
         )
 
     wait_until(nothing_pending, 30, "every message acknowledged")
+    # the ontology: one row per message, though the sink saw redeliveries
+    assert stored_rows(cluster) == (total, total)
+    print(f"{len(got)} deliveries at the sink for {total} messages; {total} rows in the ontology")
 
 
 def test_a_poison_message_is_dead_lettered_and_replayed_through_the_api(

@@ -67,7 +67,9 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
         "`msg.duplicate` = true (false for a new one; an array of flags for an array). The key is kept beside "
         "the instance: queries do not show it and the ontology's schema does not see it. "
         "*stream* (the default): `msg._streamId`, which `partition` sets and keeps on redelivery; a message "
-        "without one is stored without a key. *msg.* / *J:*: a key of your own, e.g. `msg.payload.seq` or "
+        "without one is stored without a key (a flow that makes several messages out of one entry, e.g. with "
+        "`split`, keeps the entry's id on each: give those a key of their own). *msg.* / *J:*: a key of "
+        "your own, e.g. `msg.payload.seq` or "
         '`payload.device & "/" & payload.seq` (MQTT redelivery after a crash makes new messages, so the '
         "key must come from the data); a message without a value for it fails (to catch) and stores nothing. "
         "A string or number; for an array, an array with a key per item, or one key that each item extends "

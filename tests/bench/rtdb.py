@@ -60,12 +60,26 @@ def measure(url: str, documents: int) -> dict:
         for i in range(SINGLE):
             store.insert("bench_single", [_doc(i, rng)])
         single = SINGLE / (time.perf_counter() - started)
+        # the same with an idempotency key each (a unique index on it decides)
+        store.drop("bench_single")
+        store.ensure_collection("bench_single")
+        started = time.perf_counter()
+        for i in range(SINGLE):
+            store.insert("bench_single", [_doc(i, rng)], keys=[f"dev-{i % 5000}/{i}"])
+        keyed = SINGLE / (time.perf_counter() - started)
         store.ensure_collection("bench_plain")
         docs = [_doc(i, rng) for i in range(documents)]
         started = time.perf_counter()
         for at in range(0, documents, 1000):
             store.insert("bench_plain", docs[at : at + 1000])
         batched = documents / (time.perf_counter() - started)
+        store.drop("bench_plain")
+        store.ensure_collection("bench_plain")
+        started = time.perf_counter()
+        for at in range(0, documents, 1000):
+            chunk = docs[at : at + 1000]
+            store.insert("bench_plain", chunk, keys=[f"dev/{at + n}" for n in range(len(chunk))])
+        keyed_batched = documents / (time.perf_counter() - started)
         store.ensure_collection("bench_indexed", indexes=["sensorId"])
         for at in range(0, documents, 1000):
             store.insert("bench_indexed", [dict(d) for d in docs[at : at + 1000]])
@@ -73,7 +87,14 @@ def measure(url: str, documents: int) -> dict:
         indexed = _latency(store, "bench_indexed", rng)
         for name in ("bench_single", "bench_plain", "bench_indexed"):
             store.drop(name)
-        return {"single": single, "batched": batched, "plain_ms": plain, "indexed_ms": indexed}
+        return {
+            "single": single,
+            "keyed": keyed,
+            "batched": batched,
+            "keyed_batched": keyed_batched,
+            "plain_ms": plain,
+            "indexed_ms": indexed,
+        }
     finally:
         store.close()
 
@@ -100,12 +121,15 @@ def main(argv: list[str]) -> int:
     print(
         f"real-time DB, {documents:,} documents; query: sensorId equality + measure > 0, median of {QUERIES}"
     )
+    print("  inserts/s: one by one and in batches of 1,000, without and with an idempotency key each")
     print(
-        f"  {'backend':<26} {'inserts/s (1)':>14} {'inserts/s (1,000)':>18} {'query ms':>9} {'indexed ms':>11}"
+        f"  {'backend':<26} {'(1)':>8} {'(1) key':>8} {'(1,000)':>8} {'(1,000) key':>12} {'query ms':>9} "
+        f"{'indexed ms':>11}"
     )
     for label, r in rows:
         print(
-            f"  {label:<26} {r['single']:>14,.0f} {r['batched']:>18,.0f} {r['plain_ms']:>9.2f} {r['indexed_ms']:>11.2f}"
+            f"  {label:<26} {r['single']:>8,.0f} {r['keyed']:>8,.0f} {r['batched']:>8,.0f} "
+            f"{r['keyed_batched']:>12,.0f} {r['plain_ms']:>9.2f} {r['indexed_ms']:>11.2f}"
         )
     return 0
 
