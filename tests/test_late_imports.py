@@ -357,3 +357,11 @@ def test_a_deferred_package_loads_whichever_part_is_used_first(statements: str) 
     code = f"from sofiaflow.runtime import lazy_imports\nlazy_imports.install()\n{statements}\nprint('ok')\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_release_free_memory_trims_glibcs_heap() -> None:
+    import platform
+
+    from sofiaflow.runtime.server import release_free_memory
+
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
