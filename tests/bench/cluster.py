@@ -17,7 +17,9 @@ clients; and the cores the machine has, how many our processes kept busy and how
 those it says whether this machine can show the 2-worker aim at all: 2 workers at 1.6x the 1-worker rate need
 1.6 x rate x (CPU per message of every process) cores, and one worker already keeps two processes busy (itself
 and its sandbox worker). Last, the keyed path (tests/bench/cluster_keyed.py: partition on a real Redis, one
-worker). Prints the tables; nothing is asserted.
+worker). In cluster mode it also counts the commands Redis ran (INFO commandstats) over the runs beside what the
+same time took with no messages flowing (heartbeats, leases, deploy checks): nothing on the message path goes
+to Redis. Prints the tables; nothing is asserted.
 
 Run: python tests/bench/cluster.py [count] [qos]     (default 20000 messages, QoS 1)
 """
@@ -309,11 +311,28 @@ def measure_cluster(workers: int, body: str, count: int, qos: int) -> dict[str, 
                 60,
                 "every worker connected with its session",
             )
-            time.sleep(1.0)  # the subscriptions land
+            idle_calls, idle_started = redis_calls(redis), time.monotonic()
+            time.sleep(REDIS_IDLE_S)  # the subscriptions land; the workers' own Redis traffic meanwhile
+            idle_rate = (redis_calls(redis) - idle_calls) / (time.monotonic() - idle_started)
             roles = server_roles({w.name: w.proc.pid for w in cluster.workers}, broker.proc.pid)
-            return best_of(broker.port, count, qos, ["-u", PLATFORM[0], "-P", PLATFORM[1]], roles)
+            calls, started = redis_calls(redis), time.monotonic()
+            result = best_of(broker.port, count, qos, ["-u", PLATFORM[0], "-P", PLATFORM[1]], roles)
+            calls, spent = redis_calls(redis) - calls - 1, time.monotonic() - started  # less our own INFO
+            messages = min(count, 2000) + RUNS * count  # the warm-up's too
+            result["redis_per_10k"] = calls * 10_000 / messages
+            result["redis_timers_per_10k"] = idle_rate * spent * 10_000 / messages
+            return result
     finally:
         broker.stop()
+
+
+REDIS_IDLE_S = 3.0
+"""Seconds the cluster's Redis traffic is counted with no messages flowing (heartbeats, leases, deploy checks)."""
+
+
+def redis_calls(redis: Any) -> int:
+    """Commands Redis has run so far (INFO commandstats, every command; the INFO asking counts once)."""
+    return sum(int(stats["calls"]) for stats in redis.info("commandstats").values())
 
 
 def measure_single(body: str, count: int, qos: int) -> dict[str, Any]:
@@ -458,6 +477,16 @@ def main(argv: list[str]) -> int:
     for name, runtime, r in rows:
         if r is not None:
             print(f"  {name:<12}{runtime:<20}ceiling {ceiling(r['cpu']):>7,.0f}   {cpu_line(r['cpu'])}")
+    print(
+        "Redis commands per 10,000 messages in cluster mode (every worker, over the runs; timers: what the same "
+        "time with no messages took)"
+    )
+    for name, runtime, r in rows:
+        if r is not None and "redis_per_10k" in r:
+            print(
+                f"  {name:<12}{runtime:<20}{r['redis_per_10k']:>8,.0f}   timers {r['redis_timers_per_10k']:,.0f}, "
+                f"so {max(0.0, r['redis_per_10k'] - r['redis_timers_per_10k']):,.0f} with the messages"
+            )
     one, two = by.get(("cpu ~100us", "cluster, 1 worker")), by.get(("cpu ~100us", "cluster, 2 workers"))
     if one and two:
         print(
