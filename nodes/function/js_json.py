@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import re
 from json import encoder as _json_encoder
 from typing import Any
 
@@ -17,8 +16,9 @@ import msgspec
 
 from sofiaflow.nodes.function.js_bridge import HELD_KEY, Encoder, HeldValues, decode
 
-_LONG_NUMBER = re.compile(r"[1-9][0-9]{15}", re.ASCII)
-"""A whole number JavaScript may hold only approximately (2**53 has 16 digits; JSON has no leading zeros)."""
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+"""Every digit to "0", everything else to a space: 16 zeros in a row are a run of 16 digits."""
+_SIXTEEN = b"0" * 16
 _decoder = msgspec.json.Decoder()
 _c_make_encoder = getattr(_json_encoder, "c_make_encoder", None)
 
@@ -60,9 +60,15 @@ class ValueEncoder(Encoder):
 
 def decode_answer(text: str, held: HeldValues) -> Any:
     """js_bridge's `decode` of `text`, parsed by msgspec when nothing in it needs more (see the module)."""
-    if HELD_KEY not in text and '"Buffer"' not in text and _LONG_NUMBER.search(text) is None:
+    if HELD_KEY not in text and '"Buffer"' not in text and not _long_digits(text):
         try:
             return _decoder.decode(text)
         except msgspec.DecodeError:
             pass
     return decode(text, held)
+
+
+def _long_digits(text: str) -> bool:
+    """Whether `text` has 16 digits in a row: maybe a whole number beyond 2**53, which JavaScript holds only
+    approximately and js_bridge gives as a float (several times faster than a regular expression)."""
+    return _SIXTEEN in text.encode("utf-8", "surrogatepass").translate(_DIGITS)
