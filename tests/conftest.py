@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +120,58 @@ def require_binary(name: str) -> str:
 os.environ.setdefault("SOFIAFLOW_MQTT_PORT", "0")
 # ...and start with no flows: the default IoT Broker flow is deployed only where a test asks for it.
 os.environ.setdefault("SOFIAFLOW_DEFAULT_FLOWS", "")
+
+
+# ----- parallel runs: `python -m pytest -n 2` (pytest-xdist; pyproject's addopts choose --dist loadgroup) -----
+TESTS = Path(__file__).resolve().parent
+SERIAL_GROUP = "serial"
+SERIAL_FILES = (
+    "test_cluster_*.py",
+    "test_partition_*.py",
+    "*_cluster.py",
+    "test_mqtt_ack_after_processing.py",
+)
+"""Files whose tests kill servers with SIGKILL, hold leases or start a cluster of servers: one worker runs them
+one after another (the other worker runs the rest meanwhile). A module can join them with
+`pytestmark = pytest.mark.xdist_group("serial")`."""
+EARLY_FILES = (
+    "test_wheel_install.py",
+    "*_browser.py",
+    "test_editor_scenario.py",
+    "test_editor_accessibility.py",
+)
+"""Long files, handed out first in a parallel run so that none of them is left alone at its end."""
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The group `item` runs in: the serial group, a folder with its own conftest (tests/differential: its session
+    fixtures start Node-RED and sofiaflow once), or its file (its module fixtures start servers once)."""
+    path = Path(item.path).resolve().relative_to(TESTS)
+    if any(fnmatch(path.name, pattern) for pattern in SERIAL_FILES):
+        return SERIAL_GROUP
+    if len(path.parts) > 1:
+        return path.parts[0]
+    return path.as_posix()
+
+
+def _rank(item: pytest.Item) -> int:
+    """The order parallel workers are handed groups in: the serial group, then long groups, then the rest."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is not None and SERIAL_GROUP in (*mark.args, mark.kwargs.get("name")):
+        return 0
+    path = Path(item.path).resolve().relative_to(TESTS)
+    return 1 if len(path.parts) > 1 or any(fnmatch(path.name, p) for p in EARLY_FILES) else 2
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    """Each test without an xdist_group mark gets one (before pytest-xdist names the groups, so each group runs
+    whole on one worker); on a parallel worker the groups are then ordered (a stable sort: each file's tests keep
+    their order), which --no-loadscope-reorder keeps."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    result = yield
+    if hasattr(config, "workerinput"):
+        items.sort(key=_rank)
+    return result

@@ -95,7 +95,11 @@ def test_another_key_cannot_read_them(db) -> None:
         CredentialStore(db, Fernet.generate_key()).load()
 
 
-@pytest.mark.parametrize("key", [b"", b"short", b"!" * 44, Fernet.generate_key()[:-4]])
+@pytest.mark.parametrize(
+    "key",
+    [b"", b"short", b"!" * 44, Fernet.generate_key()[:-4]],
+    ids=["empty", "short", "not-base64", "cut-short"],  # the same ids in every process of a parallel run
+)
 def test_a_key_fernet_refuses_is_refused_at_once(key: bytes) -> None:
     with pytest.raises(ValueError, match="32 url-safe base64-encoded bytes"):
         Fernet(key)
