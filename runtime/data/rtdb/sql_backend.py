@@ -35,6 +35,7 @@ from sofiaflow.runtime.data.rtdb.base import (
     InvalidDocumentError,
     RealtimeStore,
     UnsupportedFilterError,
+    answers,
     apply_projection,
     apply_update,
     check_collection_name,
@@ -89,6 +90,7 @@ class SQLStore(RealtimeStore):
         self._tables: set[str] = set()
         self._lock = threading.Lock()
         self._compiled: dict[str, tuple[str, dict]] = {}
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def _setup_sqlite(self, wal: bool):
         @event.listens_for(self.engine, "connect")
@@ -108,7 +110,8 @@ class SQLStore(RealtimeStore):
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """The rows of one read statement. SQLite: straight on a pooled DB-API connection, with no BEGIN (a single
-        statement is consistent by itself) and none of SQLAlchemy's per-statement work; PostgreSQL: a transaction."""
+        statement is consistent by itself) and none of SQLAlchemy's per-statement work; PostgreSQL: in autocommit,
+        so no BEGIN and COMMIT round trips around it (also a single statement, consistent by itself)."""
         if isinstance(self.dialect, _SQLite):
             raw = self.engine.raw_connection()
             try:
@@ -120,7 +123,7 @@ class SQLStore(RealtimeStore):
                     cursor.close()
             finally:
                 raw.close()
-        with self.engine.connect() as conn, conn.begin():
+        with self._autocommit.connect() as conn:
             return conn.execute(text(sql), params).all()
 
     # --- helpers
@@ -211,7 +214,7 @@ class SQLStore(RealtimeStore):
                             )
                         )
 
-    def insert(self, name, docs, keys=None):
+    def insert_once(self, name, docs, keys=None):
         docs = [prepare_doc(d) for d in docs]
         if not docs:
             return []
@@ -231,9 +234,9 @@ class SQLStore(RealtimeStore):
         sql = f"INSERT INTO {table} (id, doc, ikey) VALUES (:id, {self.dialect.doc_param(':doc')}, :k)"
         if isinstance(self.dialect, _Postgres):
             sql += " ON CONFLICT (ikey) DO NOTHING"
-        ids = [d["_id"] for d in docs]
         keyed = [key for key in keys if key is not None]
         stored: dict[str, str] = {}
+        mine: set[str] = set()  # the keys this call stored
         try:
             with self._write() as conn, conn.begin():
                 if keyed:
@@ -245,12 +248,14 @@ class SQLStore(RealtimeStore):
                     pending = [r for r in pending if r["k"] is not None]
                     if isinstance(self.dialect, _SQLite):  # no conflict possible: stored as is
                         stored.update((r["k"], r["id"]) for r in pending)
+                        mine.update(r["k"] for r in pending)
                         break
                     if not pending:
                         break
                     # read in the same transaction: on PostgreSQL each statement sees what others committed
                     # before it, so the row that won a race on a key is seen here
                     stored.update(self._keys_in(conn, table, [r["k"] for r in pending]))
+                    mine.update(r["k"] for r in pending if stored.get(r["k"]) == r["id"])
                     pending = [r for r in pending if r["k"] not in stored]
                     if not pending:  # else the row that won a race on the key is gone again: once more
                         break
@@ -258,9 +263,7 @@ class SQLStore(RealtimeStore):
                     raise DuplicateKeyError(f"{name!r}: keys stored and removed again while inserting")
         except IntegrityError as e:
             raise DuplicateKeyError(f"duplicate key in {name!r}: {e.orig}") from None
-        if keyed:
-            ids = [stored[key] if key is not None else _id for _id, key in zip(ids, keys, strict=True)]
-        return ids
+        return answers(docs, keys, stored, mine)
 
     def _keys_in(self, conn, table: str, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
