@@ -21,6 +21,8 @@ MAX_LEARNED_SLOTS = 256
 MAX_OPEN_CALLS = 10_000
 MAX_BATCH = 256
 """Messages per request to the worker at most (when that many wait)."""
+CALL_IN = "__sf.callIn()"
+"""The constant code of a call whose message and context values are given as data (strict JSON)."""
 _NULL = ("null", False, True)
 """No message: JSON null, no bytes, strict JSON."""
 
@@ -75,13 +77,20 @@ class Evaluations:
         while i < len(entries):
             end = i + 1 if one_by_one else len(entries)
             items = []
+            watched = "true" if self._watched else "false"
             for k in range(i, end):
-                if encoded[k] is None:
+                coded = encoded[k]
+                if coded is None:
                     msg = entries[k][0]
-                    encoded[k] = self._json.encode_value(msg) if msg is not None else _NULL
-                msg_text, *flags = encoded[k]
+                    coded = encoded[k] = self._json.encode_value(msg) if msg is not None else _NULL
+                msg_text, has_buffers, strict = coded
+                call_id = entries[k][2]
+                if k != i and strict and call_id is not None:  # most of a backlog: what `_code` gives, sooner
+                    buffers = "true" if has_buffers else "false"
+                    items.append([CALL_IN, f'[{call_id},{msg_text},"same",{buffers},{watched}]'])
+                    continue
                 items.append(
-                    list(self._code(msg_text, flags, entries[k][1], entries[k][2], extra, fresh=k == i))
+                    list(self._code(msg_text, [has_buffers, strict], entries[k][1], call_id, extra, k == i))
                 )
             try:
                 answer = await self._request(items, entries[i][2])
@@ -189,7 +198,7 @@ class Evaluations:
         watched = "true" if self._watched else "false"
         if call_id is not None and strict:
             # strict JSON: pass it as data to constant code (compiled once)
-            return "__sf.callIn()", f"[{call_id},{msg_text},{ctx_text},{buffers},{watched}]"
+            return CALL_IN, f"[{call_id},{msg_text},{ctx_text},{buffers},{watched}]"
         return template.format(msg=msg_text, ctx=ctx_text, buffers=buffers, watched=watched), None
 
     def _needs(self, ops: list, extra: set[str]) -> bool:
