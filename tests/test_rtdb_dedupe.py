@@ -60,6 +60,20 @@ def test_a_batch_with_a_key_repeated_inside_and_one_already_stored(store, coll):
     assert sorted(d["n"] for d in store.find(coll)) == [0, 1, 4, 5]
 
 
+def test_insert_once_says_which_documents_it_did_not_store(store, coll):
+    assert store.insert_once(coll, [{"_id": "a1"}, {"_id": "a2"}, {"_id": "a3"}], keys=["a", "a", None]) == [
+        ("a1", False),
+        ("a1", True),
+        ("a3", False),
+    ]
+    # a retry of the same document, its own `_id` included: a duplicate, not an error
+    assert store.insert_once(coll, [{"_id": "a1"}, {"_id": "b1"}], keys=["a", "b"]) == [
+        ("a1", True),
+        ("b1", False),
+    ]
+    assert store.count(coll) == 3
+
+
 def test_unkeyed_inserts_and_other_duplicates_are_unchanged(store, coll):
     store.insert(coll, [{"_id": "x", "code": "A"}], keys=["kx"])
     with pytest.raises(DuplicateKeyError):
@@ -102,12 +116,14 @@ def test_any_sequence_of_inserts_stores_each_key_once(store, batches):
         answers: dict[str, set[str]] = {}
         unkeyed = 0
         for n, keys in enumerate(batches):
-            ids = store.insert(name, [{"batch": n, "i": i} for i in range(len(keys))], keys=keys)
-            assert len(ids) == len(keys)
-            for key, _id in zip(keys, ids, strict=True):
+            got = store.insert_once(name, [{"batch": n, "i": i} for i in range(len(keys))], keys=keys)
+            assert len(got) == len(keys)
+            for key, (_id, duplicate) in zip(keys, got, strict=True):
                 if key is None:
                     unkeyed += 1
+                    assert not duplicate
                 else:
+                    assert duplicate == (key in answers)  # only a key's first insert stores it
                     answers.setdefault(key, set()).add(_id)
         stored = store.find_keys(name, list("abcde"))
         assert set(stored) == set(answers)

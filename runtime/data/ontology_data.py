@@ -14,7 +14,7 @@ from typing import Any
 
 from sofiaflow.runtime.data.events import OntologyEvents
 from sofiaflow.runtime.data.ontologies import OntologyRegistry, context_data
-from sofiaflow.runtime.data.rtdb import RealtimeStore, new_id
+from sofiaflow.runtime.data.rtdb import RealtimeStore
 from sofiaflow.runtime.errors import ValidationError
 
 NOTIFY_LIMIT = 1000
@@ -114,10 +114,9 @@ class OntologyData:
             return [], []
         context = (writer or Writer()).context()
         docs = [{**body, "contextData": dict(context)} for body in bodies]
-        for doc in docs:
-            doc.setdefault("_id", new_id())  # set here, so that an answer with another `_id` is a duplicate
-        ids = self.store.insert(ontology, docs, keys)
-        duplicate = [_id != doc["_id"] for _id, doc in zip(ids, docs, strict=True)]
+        answers = self.store.insert_once(ontology, docs, keys)
+        ids = [_id for _id, _ in answers]
+        duplicate = [dup for _, dup in answers]
         stored = [
             {"_id": _id, **{k: v for k, v in doc.items() if k != "_id"}}
             for _id, doc in zip(ids, docs, strict=True)

@@ -174,6 +174,22 @@ def first_of_keys(keys: list[str | None]) -> list[int]:
     return out
 
 
+def answers(
+    docs: list[Doc], keys: list[str | None], stored: dict[str, str], mine: set[str]
+) -> list[tuple[str, bool]]:
+    """(`_id`, duplicate) per document of an insert: an unkeyed document was stored; a keyed one answers the
+    `_id` stored under its key, and is a duplicate unless this insert stored it (`mine`), as its key's first."""
+    out: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for doc, key in zip(docs, keys, strict=True):
+        if key is None:
+            out.append((doc["_id"], False))
+        else:
+            out.append((stored[key], key in seen or key not in mine))
+            seen.add(key)
+    return out
+
+
 # ---------------------------------------------------------------- projection
 
 
@@ -364,7 +380,6 @@ class RealtimeStore(ABC):
         """Create the collection if missing, with an index per path in `indexes` and a unique one per
         path in `unique` (idempotent)."""
 
-    @abstractmethod
     def insert(self, name: str, docs: list[Doc], keys: list[str | None] | None = None) -> list[str]:
         """Insert documents (all or none on SQL); returns their `_id`s (generated when absent).
 
@@ -372,6 +387,14 @@ class RealtimeStore(ABC):
         enforced by a unique index, whoever inserts: a document whose key is already stored (or repeats an
         earlier key of `docs`) is not stored, and its answer is the stored document's `_id` instead of its
         own. The key is kept beside the document: `find` does not show it (see `find_keys`)."""
+        return [_id for _id, _duplicate in self.insert_once(name, docs, keys)]
+
+    @abstractmethod
+    def insert_once(
+        self, name: str, docs: list[Doc], keys: list[str | None] | None = None
+    ) -> list[tuple[str, bool]]:
+        """`insert`, answering per document (`_id`, duplicate): duplicate when this call did not store it
+        because its key was stored already (or earlier in `docs`)."""
 
     @abstractmethod
     def find_keys(self, name: str, keys: list[str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from sofiaflow.runtime.data.rtdb.base import (
     DuplicateKeyError,
     RealtimeStore,
     UpdateError,
+    answers,
     check_collection_name,
     check_keys,
     check_path,
@@ -93,21 +94,22 @@ class MongoStore(RealtimeStore):
             )
             self._keyed.add(name)
 
-    def insert(self, name, docs, keys=None):
+    def insert_once(self, name, docs, keys=None):
         docs = [prepare_doc(d) for d in docs]
         if not docs:
             return []
         keys = check_keys(keys, len(docs))
-        ids = [d["_id"] for d in docs]
         keyed = [key for key in keys if key is not None]
         if keyed:
             self._ensure_key_index(name)
         todo = [
             {**docs[i], KEY_FIELD: keys[i]} if keys[i] is not None else docs[i] for i in first_of_keys(keys)
         ]
+        refused: set[int] = set()
         try:
             # unordered with keys: a key already stored must not keep the documents after it out
             self._col(name).insert_many(todo, ordered=not keyed)
+            stored: dict[str, str] = {}
         except BulkWriteError as e:
             errors = e.details.get("writeErrors", [])
             if not all(err.get("code") == 11000 for err in errors):
@@ -116,17 +118,17 @@ class MongoStore(RealtimeStore):
                 raise DuplicateKeyError(f"duplicate key in {name!r}: {errors[0]['errmsg']}") from None
             stored = self.find_keys(name, keyed)
             for err in errors:  # a duplicate `_id` or unique field, not a stored key, is an error
-                doc = todo[err["index"]]
-                key = doc.get(KEY_FIELD)
-                if key is None or stored.get(key, doc["_id"]) == doc["_id"]:
+                key = todo[err["index"]].get(KEY_FIELD)
+                if key is None or key not in stored:
                     raise DuplicateKeyError(f"duplicate key in {name!r}: {err['errmsg']}") from None
-        else:
-            if not keyed:
-                return ids
-            stored = {doc[KEY_FIELD]: doc["_id"] for doc in todo if KEY_FIELD in doc}
-            if len(stored) < len(set(keyed)):
-                stored = self.find_keys(name, keyed)
-        return [stored[key] if key is not None else _id for _id, key in zip(ids, keys, strict=True)]
+                refused.add(err["index"])
+        mine = {doc[KEY_FIELD] for i, doc in enumerate(todo) if KEY_FIELD in doc and i not in refused}
+        stored.update(
+            (doc[KEY_FIELD], doc["_id"])
+            for i, doc in enumerate(todo)
+            if KEY_FIELD in doc and i not in refused
+        )
+        return answers(docs, keys, stored, mine)
 
     def find_keys(self, name, keys):
         keys = [k for k in check_keys(list(keys), len(keys)) if k is not None]

@@ -35,6 +35,7 @@ from sofiaflow.runtime.data.rtdb.base import (
     InvalidDocumentError,
     RealtimeStore,
     UnsupportedFilterError,
+    answers,
     apply_projection,
     apply_update,
     check_collection_name,
@@ -213,7 +214,7 @@ class SQLStore(RealtimeStore):
                             )
                         )
 
-    def insert(self, name, docs, keys=None):
+    def insert_once(self, name, docs, keys=None):
         docs = [prepare_doc(d) for d in docs]
         if not docs:
             return []
@@ -233,9 +234,9 @@ class SQLStore(RealtimeStore):
         sql = f"INSERT INTO {table} (id, doc, ikey) VALUES (:id, {self.dialect.doc_param(':doc')}, :k)"
         if isinstance(self.dialect, _Postgres):
             sql += " ON CONFLICT (ikey) DO NOTHING"
-        ids = [d["_id"] for d in docs]
         keyed = [key for key in keys if key is not None]
         stored: dict[str, str] = {}
+        mine: set[str] = set()  # the keys this call stored
         try:
             with self._write() as conn, conn.begin():
                 if keyed:
@@ -247,12 +248,14 @@ class SQLStore(RealtimeStore):
                     pending = [r for r in pending if r["k"] is not None]
                     if isinstance(self.dialect, _SQLite):  # no conflict possible: stored as is
                         stored.update((r["k"], r["id"]) for r in pending)
+                        mine.update(r["k"] for r in pending)
                         break
                     if not pending:
                         break
                     # read in the same transaction: on PostgreSQL each statement sees what others committed
                     # before it, so the row that won a race on a key is seen here
                     stored.update(self._keys_in(conn, table, [r["k"] for r in pending]))
+                    mine.update(r["k"] for r in pending if stored.get(r["k"]) == r["id"])
                     pending = [r for r in pending if r["k"] not in stored]
                     if not pending:  # else the row that won a race on the key is gone again: once more
                         break
@@ -260,9 +263,7 @@ class SQLStore(RealtimeStore):
                     raise DuplicateKeyError(f"{name!r}: keys stored and removed again while inserting")
         except IntegrityError as e:
             raise DuplicateKeyError(f"duplicate key in {name!r}: {e.orig}") from None
-        if keyed:
-            ids = [stored[key] if key is not None else _id for _id, key in zip(ids, keys, strict=True)]
-        return ids
+        return answers(docs, keys, stored, mine)
 
     def _keys_in(self, conn, table: str, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
