@@ -19,7 +19,8 @@ those it says whether this machine can show the 2-worker aim at all: 2 workers a
 and its sandbox worker). Last, the keyed path (tests/bench/cluster_keyed.py: partition on a real Redis, one
 worker). In cluster mode it also counts the commands Redis ran (INFO commandstats) over the runs beside what the
 same time took with no messages flowing (heartbeats, leases, deploy checks): nothing on the message path goes
-to Redis. Prints the tables; nothing is asserted.
+to Redis. And the requests the sandbox workers served per 10,000 messages (their write calls, /proc/<pid>/io):
+10,000 is a round trip to the sandbox per message, fewer is batching. Prints the tables; nothing is asserted.
 
 Run: python tests/bench/cluster.py [count] [qos]     (default 20000 messages, QoS 1)
 """
@@ -125,6 +126,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def write_calls(pid: int) -> int:
+    """write() system calls of one process so far (/proc/<pid>/io syscw; 0 when it cannot be read): a sandbox
+    worker writes one answer per request, so this counts the requests it served."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below `pid` (the sandbox workers of a server, the node behind a node-red wrapper)."""
     parents: dict[int, list[int]] = {}
@@ -172,6 +185,8 @@ def run_load(port: int, count: int, qos: int, creds: list[str], roles: Roles | N
     time.sleep(1.0)  # let the subscription land
     lines = "".join(f"{i}\n" for i in range(count)).encode()
     before = {role: cpu_seconds(pid) for role, pid in pids.items()}
+    sandboxes = {role: pid for role, pid in pids.items() if "sandbox" in role}
+    writes = {role: write_calls(pid) for role, pid in sandboxes.items()}
     clients, machine = children_cpu(), busy_cores_seconds()
     started = time.perf_counter()
     pub = subprocess.run(
@@ -187,6 +202,7 @@ def run_load(port: int, count: int, qos: int, creds: list[str], roles: Roles | N
     while len(sub.seqs) < count and time.perf_counter() - max(sub.last, sent) < IDLE_S:
         time.sleep(0.05)
     cpu = {role: cpu_seconds(pid) - before[role] for role, pid in pids.items()}
+    requests = sum(write_calls(pid) - writes[role] for role, pid in sandboxes.items())
     machine = busy_cores_seconds() - machine
     wall = time.perf_counter() - started
     sub.stop()
@@ -200,6 +216,7 @@ def run_load(port: int, count: int, qos: int, creds: list[str], roles: Roles | N
         "elapsed_s": elapsed,
         "msgs_per_s": len(distinct) / elapsed,
         "cpu": cpu,
+        "sandbox_requests": requests,
         "machine": machine,
         "wall": wall,
         "count": count,
@@ -220,6 +237,7 @@ def best_of(port: int, count: int, qos: int, creds: list[str], roles: Roles | No
         for role, seconds in r["cpu"].items():
             spent[role] = spent.get(role, 0.0) + seconds
     fastest["cpu"] = {role: seconds * 10_000 / total for role, seconds in spent.items()}
+    fastest["sandbox_requests_per_10k"] = sum(r["sandbox_requests"] for r in runs) * 10_000 / total
     wall = sum(r["wall"] for r in runs)
     ours = sum(spent.values())
     fastest["cores_ours"] = ours / wall
@@ -477,6 +495,13 @@ def main(argv: list[str]) -> int:
     for name, runtime, r in rows:
         if r is not None:
             print(f"  {name:<12}{runtime:<20}ceiling {ceiling(r['cpu']):>7,.0f}   {cpu_line(r['cpu'])}")
+    print(
+        "Sandbox requests per 10,000 messages (the sandbox workers' answers, all of them together): 10,000 is one "
+        "round trip per message, fewer is batching"
+    )
+    for name, runtime, r in rows:
+        if r is not None and any("sandbox" in role for role in r["cpu"]):
+            print(f"  {name:<12}{runtime:<20}{r['sandbox_requests_per_10k']:>8,.0f}")
     print(
         "Redis commands per 10,000 messages in cluster mode (every worker, over the runs; timers: what the same "
         "time with no messages took)"
