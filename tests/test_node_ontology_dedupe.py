@@ -65,6 +65,18 @@ async def test_a_redelivered_stream_entry_is_stored_once_and_answered_with_the_s
         assert len(t.outputs("seen")[0]) == 3  # subscribers see new instances only
 
 
+async def test_the_parts_of_a_split_entry_are_each_stored_and_each_once(registry, services):
+    async with make_tester(flow(), registry, services) as t:
+        for _ in range(2):  # the entry delivered twice: each part once
+            for i in range(3):
+                parts = {"id": "s", "index": i, "count": 3, "parts": {"id": "o", "index": 1, "count": 2}}
+                t.inject("ins", {"payload": {"sensor": "a", "seq": i}, "_streamId": "p/9-0", "parts": parts})
+            await settle(t)
+        assert t.errors() == []
+        assert [m["duplicate"] for m in t.outputs("ok")[0]] == [False] * 3 + [True] * 3
+        assert [d["seq"] for d in rows(services)] == [0, 1, 2]
+
+
 async def test_a_key_from_a_message_property(registry, services):
     async with make_tester(
         flow(idempotencyKey="payload.seq", idempotencyKeyType="msg"), registry, services

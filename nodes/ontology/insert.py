@@ -67,8 +67,9 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
         "`msg.duplicate` = true (false for a new one; an array of flags for an array). The key is kept beside "
         "the instance: queries do not show it and the ontology's schema does not see it. "
         "*stream* (the default): `msg._streamId`, which `partition` sets and keeps on redelivery; a message "
-        "without one is stored without a key (a flow that makes several messages out of one entry, e.g. with "
-        "`split`, keeps the entry's id on each: give those a key of their own). *msg.* / *J:*: a key of "
+        "without one is stored without a key. The parts of a `split` message extend it with their positions "
+        "(`~<index>`, nested splits each), so every part is its own instance; a function that sends several "
+        "messages for one entry keeps the entry's id on each: give those a key of their own. *msg.* / *J:*: a key of "
         "your own, e.g. `msg.payload.seq` or "
         '`payload.device & "/" & payload.seq` (MQTT redelivery after a crash makes new messages, so the '
         "key must come from the data); a message without a value for it fails (to catch) and stores nothing. "
@@ -107,6 +108,7 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
             value: Any = msg.get("_streamId")
             if not isinstance(value, str) or not value:
                 return None
+            value += parts_suffix(msg.get("parts"))
         else:
             try:
                 value = self.key_of(msg)
@@ -206,3 +208,15 @@ def _text(value: Any) -> str | None:
                 return value[key]
         return None
     return str(value)
+
+
+def parts_suffix(parts: Any) -> str:
+    """`~i.j` for a message that `split` made (its index, then the enclosing splits' outwards), "" otherwise."""
+    indexes: list[str] = []
+    while isinstance(parts, dict) and len(indexes) < 32:
+        index = parts.get("index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            break
+        indexes.append(str(index))
+        parts = parts.get("parts")
+    return "~" + ".".join(indexes) if indexes else ""
