@@ -7,6 +7,8 @@ with the same flow JSON, fed over HTTP: a driver function node sends a burst thr
 same flow without the benchmarked node is timed too (the harness alone), and the node's rate net of it is printed;
 every message must arrive. One message's latency is GET /one -> the node -> http response, on both.
 In process (FlowTester, no harness on the other side) the JavaScript and python function nodes are also timed.
+Beside the rates, the CPU seconds per 10,000 messages of each server process (and of sofiaflow's sandbox worker,
+where the JavaScript runs) during the burst: the steady figure on a shared machine (tests/bench/cpu.py).
 Also prints the memory of 100 JavaScript function nodes (one V8 isolate each), and the python function
 in process beside the same node with its body in a sandbox worker process (functionIsolation "process"):
 calls/s under a backlog and the latency of a single message.
@@ -303,15 +305,21 @@ def main() -> None:
     def cpu(result: dict | None, key: str) -> str:
         return f"{result[key]:>12.3f}" if result else f"{'not measured':>12}"
 
-    for label, part in (("server process", "cpu"), ("sandbox worker", "worker_cpu")):
+    for label, part in (("server", "cpu"), ("sandbox worker", "worker_cpu")):
         for what in ("with", "net"):
-            name = f"CPU s / 10k msgs, {label}, {'burst' if what == 'with' else 'net of harness'}"
+            name = f"CPU s/10k msgs, {label}, {'burst' if what == 'with' else 'net of harness'}"
             print(f"  {name:<46}{cpu(ours, what + '_' + part)}{cpu(theirs, what + '_' + part)}")
     for label, index in (("median", 0), ("p99", 1)):
         mine = f"{ours['latency'][index]:>12.3f}"
         other = f"{theirs['latency'][index]:>12.3f}" if theirs else f"{'not measured':>12}"
         print(f"  {'one message over HTTP, ' + label + ' ms':<46}{mine}{other}")
     print("  (harness: an http in, a driver function node sending the burst and a counter function node)")
+    print(
+        "  (CPU s/10k msgs: CPU seconds of the process per 10,000 messages of the burst, steadier than calls/s on"
+    )
+    print(
+        "   a busy machine; the sandbox worker runs sofiaflow's JavaScript, Node-RED runs it in its one process)"
+    )
     print(f"function node calls/s in process, FlowTester ({count} messages, one node, this machine)")
     print(f"  sofiaflow JavaScript function : {js:>10,.0f}")
     print(f"  sofiaflow python function     : {py:>10,.0f}")
