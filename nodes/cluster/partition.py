@@ -214,7 +214,7 @@ class PartitionNode(Node[PartitionConfig]):
                 failed = ticket[0].failed
                 finish(index, failed)
                 if position + 1 < len(chain):
-                    if failed is None or skip:
+                    if failed is None or (skip and not ticket[0].abandoned):  # abandoned: a deploy gave up
                         loop.call_soon(go, chain, position + 1)
                     else:
                         for later in chain[position + 1 :]:

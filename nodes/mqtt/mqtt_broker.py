@@ -281,6 +281,8 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         """`$share/<group>/` before every subscription on the platform's external broker, else ""."""
         self._takeovers: dict[str, MqttConnection] = {}
         """Dead workers' sessions this worker drains (cluster mode), by client id."""
+        self._holding = False
+        """A cluster deploy drains: what arrives is kept, not handed on (MqttConnection.hold_intake)."""
 
     # ----- what users see -------------------------------------------------------------------------------------
     @property
@@ -520,6 +522,7 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
                 options, sleep=self._sleep, gate=lambda: sessions.claim_own(self.id), **hooks
             )
             sessions.offer(self.id, self._take_over)
+            sessions.add_intake(self.id, self)  # a deploy holds what arrives while the old revision drains
         else:
             link = MqttConnection(options, sleep=self._sleep, **hooks)
         self._share = (
@@ -532,6 +535,8 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             link.publish(item)
         if self._pausers:
             link.set_reading(False)
+        if self._holding and isinstance(link, MqttConnection):
+            link.hold_intake(True)
         self._link = link
         return link
 
@@ -590,6 +595,8 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             link.subscriptions[self._share + topic] = (max(s.qos for s in refs.values()), sub.options)
         if self._pausers:
             link.set_reading(False)
+        if self._holding:
+            link.hold_intake(True)
         self._takeovers[client_id] = link
         link.connect()
         return _Takeover(self._takeovers, client_id, link)
@@ -629,10 +636,33 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         for user in tuple(self.users.values()):
             user.status(fill, shape, text)
 
+    # ----- a cluster deploy's drain (runtime/cluster/mqtt_sessions.py, intakes) ------------------------------
+    def _connections(self) -> list[MqttConnection]:
+        links = [self._link, *self._takeovers.values()]
+        return [link for link in links if isinstance(link, MqttConnection)]
+
+    def hold_intake(self, on: bool) -> None:
+        """Keep (True) what arrives on this node's connections, or hand it on (False)."""
+        self._holding = on
+        for link in self._connections():
+            link.hold_intake(on)
+
+    @property
+    def unfinished(self) -> int:
+        """Received QoS 1/2 messages not acknowledged yet, on every connection of this node."""
+        return sum(link.unfinished for link in self._connections())
+
+    def forsake(self) -> None:
+        """Give up what is in hand unacknowledged and connect again (the broker sends it again)."""
+        for link in self._connections():
+            if link.unfinished:
+                link.forsake()
+
     async def close(self, removed: bool) -> None:
         link, self._link = self._link, None
         sessions = self._sessions() if self.platform else None
         if sessions is not None:
+            sessions.remove_intake(self.id, self)
             await sessions.withdraw(self.id)
         if link is not None:
             await link.close()

@@ -11,6 +11,11 @@ consumer calls `set_reading(False)` (socket not read, QoS 1/2 acks held, the bro
 A received QoS 1/2 message is acknowledged once its subscribers are done with it (they hold
 `broker_acks.current_receipt()` during `on_message`), in the order received (MQTT 3.1.1 4.6); the broker's
 inflight window (Mosquitto: max_inflight_messages) bounds how many wait.
+While a cluster deploy drains (`hold_intake(True)`), messages read are kept, neither handed to the subscribers nor
+acknowledged, and acknowledgements held for backpressure go out; `hold_intake(False)` hands the kept ones to the
+subscribers of then (the new revision's), and a connection that goes down meanwhile drops them (the broker sends
+them again). `forsake()` gives up every message in hand unacknowledged and connects again, so the broker sends
+them again.
 MQTT 3.1/3.1.1 over TCP/TLS uses mqtt_protocol.LeanClient, MQTT 5 and websockets aiomqtt's
 (mqtt_client.FastClient); the environment variable SOFIAFLOW_MQTT_CLIENT=paho uses FastClient for all.
 """
@@ -91,6 +96,9 @@ class MqttConnection:
         self._writable: asyncio.Future | None = None
         self._gate = gate
         """Awaited before every connect: e.g. until this worker holds the lease on its client id (a cluster)."""
+        self._holding = False
+        self._kept: list[tuple[FastClient, paho.MQTTMessage]] = []
+        """Messages of the current session read while the intake is held (`hold_intake`), with their client."""
 
     # ----- control --------------------------------------------------------------------------------------------
     @property
@@ -183,6 +191,38 @@ class MqttConnection:
             for owner, mid, qos in held:
                 if owner is client:  # acks of an earlier connection mean nothing to this one
                     owner.ack(mid, qos)
+
+    def hold_intake(self, on: bool) -> None:
+        """Hold (True) or let go (False) of what arrives: see the module docstring."""
+        if on == self._holding:
+            return
+        self._holding = on
+        if on:
+            held, self._held = self._held, []
+            client = self._client
+            for owner, mid, qos in held:  # processed: acknowledged now, whatever backpressure says
+                if owner is client:
+                    owner.ack(mid, qos)
+            return
+        kept, self._kept = self._kept, []
+        if self._acks is None:
+            return  # no session (`_went_down` dropped what it kept): the broker sends them again
+        for client, message in kept:  # of this session (`_went_down` drops what an earlier one kept), even
+            self._received(client, message)  # when it is still coming up: the broker sends no message twice
+
+    @property
+    def unfinished(self) -> int:
+        """Received QoS 1/2 messages not acknowledged yet (in the flows, or behind one that is)."""
+        return len(self._acks) if self._acks is not None else 0
+
+    def forsake(self) -> None:
+        """Give up every message in hand: none of them is acknowledged, and the connection is made again (the
+        broker sends them again, with a persistent session)."""
+        self._acks = None
+        self._kept.clear()
+        self._held.clear()
+        if self._live:
+            _settle(self._leave)  # the session ends; `_run` connects again (still wanted)
 
     def _update_reader(self) -> None:
         client = self._client
@@ -280,6 +320,9 @@ class MqttConnection:
         )
 
     def _received(self, client: FastClient, message: paho.MQTTMessage) -> None:
+        if self._holding:
+            self._kept.append((client, message))
+            return
         props = message.properties if self.options.protocol == 5 else None
         filters = self.subscriptions.matched(props)
         qos = message.qos
@@ -296,7 +339,7 @@ class MqttConnection:
     def _ack_when_processed(self, client: FastClient, acks: OrderedAcks, receipt: Receipt) -> None:
         if acks is not self._acks:
             return  # the connection it came on is gone: the broker sends it again
-        if self._paused:
+        if self._paused and not self._holding:
             self._held.append((client, receipt.packet_id, receipt.kind))
         else:
             client.ack(receipt.packet_id, receipt.kind)
@@ -425,6 +468,7 @@ class MqttConnection:
     def _went_down(self, client: FastClient) -> None:
         self._live = False
         self._acks = None
+        self._kept.clear()  # never acknowledged: the broker sends them again
         self._client = None
         if self._inflight and isinstance(client, LeanClient) and not self.options.clean_session:
             self._carried = client.unacknowledged()

@@ -5,7 +5,11 @@ catches up with the DB's newest revision, so a `rev` sent by the client is check
 revision, and saves with a compare-and-set on that revision (FlowStore.expected_rev). It then publishes a hint on
 `sofiaflow:deploys`. Every worker applies revisions newer than the one it runs, woken by the hint AND by a check
 every `interval` seconds, so a missed hint or a worker that was away catches up from where it was. The deploy
-answers when every live worker's heartbeat shows the new revision, or says which did not within `timeout`."""
+answers when every live worker's heartbeat shows the new revision, or says which did not within `timeout`.
+
+Under load, each worker applies a revision (its own deploy or another's) inside `drain()` when given one
+(runtime/cluster/drain.py): intake stops, the old revision finishes what it has in hand (bounded), the nodes are
+swapped, then intake resumes, so each message the flows acknowledge is answered by one revision."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from sofiaflow.runtime.cluster.membership import live_workers
@@ -52,8 +57,10 @@ class DeploySync:
         interval: float = 1.0,
         timeout: float = 10.0,
         run_state: tuple[Callable[[], str], Callable[[str], Awaitable[Any]]] | None = None,
+        drain: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         self.redis = redis
+        self._drain = drain or _no_drain
         self.store = store
         self._apply = apply
         self._announce = announce
@@ -131,7 +138,8 @@ class DeploySync:
         log.info("cluster: applying revision %s (%s, %s)", head.seq, head.rev[:12], head.deploy_type)
         self.settled.clear()
         try:
-            await self._apply(flows, head.deploy_type)
+            async with self._drain():
+                await self._apply(flows, head.deploy_type)
         finally:
             self.seq, self.rev = head.seq, head.rev
             self.settled.set()
@@ -154,7 +162,8 @@ class DeploySync:
                 self.store.expected_rev = head.rev if head else _empty_rev()
                 self.settled.clear()
                 try:
-                    result = await run()
+                    async with self._drain():
+                        result = await run()
                 finally:
                     self.store.expected_rev = None
                     try:
@@ -229,6 +238,11 @@ class DeploySync:
                 raise
             except Exception:  # noqa: BLE001 - logged; the next check tries again
                 log.exception("cluster: catching up with the newest revision failed")
+
+
+@contextlib.asynccontextmanager
+async def _no_drain() -> Any:
+    yield None
 
 
 def _empty_rev() -> str:

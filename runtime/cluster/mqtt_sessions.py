@@ -16,6 +16,10 @@ heartbeat and whose lease has expired, and lets it go (after disconnecting) when
 holder that finds its lease gone to someone else stops using the client id (Mosquitto has already closed its
 connection: a second CONNECT with the same client id takes the session over). The sessions of the cluster are
 listed in the hash `sofiaflow:mqtt-sessions` (client id -> owner worker and config node id).
+
+The config nodes with a session are this worker's MQTT intakes: a deploy holds them (`hold(True)`: what arrives is
+kept, not handed to the flows nor acknowledged) while the old revision drains, and lets go of them once the new
+revision runs (runtime/cluster/drain.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sofiaflow.runtime.cluster.lease import RELEASE, parse_lease
 from sofiaflow.runtime.cluster.membership import live_workers
@@ -69,6 +73,18 @@ return 0
 """
 """Renew the lease ARGV[1]; a lease that expired meanwhile (Redis was away) is taken again; 0: another holds it."""
 
+
+class Intake(Protocol):
+    """A config node taking messages in on this worker's sessions (nodes/mqtt/mqtt_broker.py)."""
+
+    def hold_intake(self, on: bool) -> None: ...
+
+    @property
+    def unfinished(self) -> int: ...
+
+    def forsake(self) -> None: ...
+
+
 Takeover = Callable[[str], Awaitable["Handle"]]
 """What a config node offers: open a connection with a dead worker's client id; returns its handle."""
 
@@ -109,6 +125,35 @@ class MqttSessions:
         self._offers: dict[str, Takeover] = {}  # config node id -> how to take over its sessions
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self.intakes: dict[str, Intake] = {}  # config node id -> the running config node
+        self.holding = False
+        """Set while a deploy drains: every intake holds what arrives, those added meanwhile too."""
+
+    # ----- a deploy's drain -------------------------------------------------------------------------------------
+    def add_intake(self, config_id: str, intake: Intake) -> None:
+        self.intakes[config_id] = intake
+        if self.holding:
+            intake.hold_intake(True)
+
+    def remove_intake(self, config_id: str, intake: Intake) -> None:
+        if self.intakes.get(config_id) is intake:
+            del self.intakes[config_id]
+
+    def hold(self, on: bool) -> None:
+        """Hold (True) or let go of (False) what every intake takes in."""
+        self.holding = on
+        for intake in list(self.intakes.values()):
+            intake.hold_intake(on)
+
+    @property
+    def unfinished(self) -> int:
+        """Messages received on this worker's sessions and not acknowledged yet."""
+        return sum(intake.unfinished for intake in self.intakes.values())
+
+    def forsake(self) -> None:
+        """Give up, unacknowledged, every message in hand (the connections holding one connect again)."""
+        for intake in list(self.intakes.values()):
+            intake.forsake()
 
     @property
     def _ms(self) -> str:

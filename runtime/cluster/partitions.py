@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sofiaflow.runtime.cluster.lease import ACQUIRE, RELEASE, RENEW
+from sofiaflow.runtime.core.completion import Abandoned
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -308,6 +309,8 @@ class PartitionGroup:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task] = []
         self._idle_wait = 0.002
+        self.paused = False
+        """Set while a deploy drains (Partitions.hold): nothing more is read; batches in hand finish."""
         self.last_errors: dict[tuple[int, str], str] = {}
         """The last failure of each entry that failed on this worker and is not done yet (its dead letter's
         error), at most LAST_ERRORS (the oldest go first)."""
@@ -418,7 +421,7 @@ class PartitionGroup:
 
     # ----- reading ---------------------------------------------------------------------------------------------
     def _ready(self, p: int, held: _Held) -> bool:
-        return not held.busy and not held.stopped and not held.leaving and self.holds(p)
+        return not self.paused and not held.busy and not held.stopped and not held.leaving and self.holds(p)
 
     async def _read_loop(self) -> None:
         while True:
@@ -561,7 +564,7 @@ class PartitionGroup:
         for entry, result in zip(entries, results, strict=True):
             if result is None:
                 done.append((entry, result))
-            elif result == HELD_BACK:
+            elif result == HELD_BACK or isinstance(result, Abandoned):  # given up by a deploy: comes again
                 waiting.append(entry)
             else:
                 failed.append((entry, result))
@@ -621,6 +624,24 @@ class Partitions:
         self.worker = worker
         self.lease = lease
         self.groups: dict[str, PartitionGroup] = {}
+        self.holding = False
+        """Set while a deploy drains: no group reads (runtime/cluster/drain.py)."""
+
+    def hold(self, on: bool) -> None:
+        """Stop (True) or resume (False) reading the partitions of every group, those built meanwhile too."""
+        self.holding = on
+        for group in list(self.groups.values()):
+            group.paused = on
+            if not on:
+                group._wake.set()
+
+    @property
+    def in_hand(self) -> int:
+        """Batches handed to the flows and not acknowledged yet, over every group."""
+        return sum(
+            len(group._tasks) + sum(1 for held in group.held.values() if held.reading)
+            for group in self.groups.values()
+        )
 
     async def members(self) -> list[str]:
         from sofiaflow.runtime.cluster.membership import live_workers
@@ -641,6 +662,7 @@ class Partitions:
             members=self.members,
             **options,
         )
+        group.paused = self.holding
         self.groups[node] = group
         return group
 

@@ -2,7 +2,8 @@
 
 Settings (environment): SOFIAFLOW_WORKER_ID (default `<hostname>:<port>`), SOFIAFLOW_CLUSTER_HEARTBEAT (seconds
 between heartbeats, 1), SOFIAFLOW_CLUSTER_LEASE (seconds of the leader lease, 3),
-SOFIAFLOW_CLUSTER_DEPLOY_TIMEOUT (seconds a deploy waits for every worker to run it, 10)."""
+SOFIAFLOW_CLUSTER_DEPLOY_TIMEOUT (seconds a deploy waits for every worker to run it, 10), SOFIAFLOW_CLUSTER_DRAIN
+(seconds a deploy lets the old revision finish what it has in hand, 5: runtime/cluster/drain.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sofiaflow.runtime.cluster.deploy_sync import DeploySync
+from sofiaflow.runtime.cluster.drain import DeployDrain
 from sofiaflow.runtime.cluster.leader import Leadership, current_leader
 from sofiaflow.runtime.cluster.membership import Membership, Rate, live_workers, worker_id
 from sofiaflow.runtime.cluster.slots import FiringSlots
@@ -44,6 +46,7 @@ class ClusterSettings:
     heartbeat: float = field(default_factory=lambda: _seconds("SOFIAFLOW_CLUSTER_HEARTBEAT", 1.0))
     lease: float = field(default_factory=lambda: _seconds("SOFIAFLOW_CLUSTER_LEASE", 3.0))
     deploy_timeout: float = field(default_factory=lambda: _seconds("SOFIAFLOW_CLUSTER_DEPLOY_TIMEOUT", 10.0))
+    drain: float = field(default_factory=lambda: _seconds("SOFIAFLOW_CLUSTER_DRAIN", 5.0))
 
     @property
     def heartbeat_ttl(self) -> float:
@@ -64,6 +67,7 @@ class ClusterWorker:
             redis, self.id, self.settings.lease, on_elected=self._elected, on_deposed=self._deposed
         )
         self.sync: DeploySync | None = None
+        self.drain = DeployDrain(lambda: self.runtime.engine, self.settings.drain)
         self._seq = 0
         self.slots = FiringSlots(
             redis, self.id, self.revision, lambda: self.leadership.token, self._revision_settled
@@ -119,6 +123,7 @@ class ClusterWorker:
             self.settings.heartbeat,
             self.settings.deploy_timeout,
             (lambda: self.runtime.state, self.runtime.set_state_here),
+            self.drain.hold,
         )
         await self.sync.follow_state()  # the cluster's flows may be stopped
         await self.sync.start()

@@ -10,6 +10,10 @@ the callback runs once (e.g. the MQTT acknowledgement goes out).
 What a node sends from a task or timer it started while handling a tracked message belongs to that message
 too while it is still in progress (the cause travels in a context variable). Tickets are looked up by the
 identity of the message object, only while some ticket is live: untracked flows pay one dict check a hop.
+
+`abandon()` gives up every live ticket (a cluster deploy whose drain time ran out, runtime/cluster/drain.py): each
+callback runs at once with `failed` set to `Abandoned`, and the engine drops every later delivery of what the
+ticket holds, so nothing the old revision still had in hand produces output after it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,18 @@ from contextvars import ContextVar
 from typing import Any
 
 
+class Abandoned(Exception):  # noqa: N818 - a state, as the message's failure
+    """A tracked message given up by `CompletionTracker.abandon`: not finished, not to be acknowledged."""
+
+
+def _nothing() -> None:
+    return None
+
+
 class Ticket:
     """Holds on one tracked message and what it caused; `on_done()` when none is left."""
 
-    __slots__ = ("failed", "holds", "keys", "on_done")
+    __slots__ = ("abandoned", "failed", "holds", "keys", "on_done")
 
     def __init__(self, on_done: Callable[[], None]) -> None:
         self.holds = 1
@@ -30,6 +42,8 @@ class Ticket:
         self.on_done = on_done
         self.failed: BaseException | None = None
         """The first error no catch node took while handling the message or what it caused."""
+        self.abandoned = False
+        """Given up (`CompletionTracker.abandon`): the engine drops its deliveries."""
 
 
 CAUSE: ContextVar[Ticket | None] = ContextVar("sofiaflow_cause", default=None)
@@ -78,3 +92,18 @@ class CompletionTracker:
                 if tickets.get(key) is ticket:
                     del tickets[key]
             ticket.on_done()
+
+    def abandon(self, reason: str = "abandoned") -> int:
+        """Give up every live ticket: its callback runs now with `failed` an `Abandoned(reason)` (once), and the
+        deliveries it still holds are dropped by the engine when their turn comes. How many were given up."""
+        given_up = []
+        for ticket in self.tickets.values():
+            if not ticket.abandoned:
+                ticket.abandoned = True
+                given_up.append(ticket)
+        for ticket in given_up:
+            if ticket.failed is None:
+                ticket.failed = Abandoned(reason)
+            on_done, ticket.on_done = ticket.on_done, _nothing
+            on_done()
+        return len(given_up)

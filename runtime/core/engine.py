@@ -331,7 +331,7 @@ class Engine:
         """Handle one message of the run queue as `_drain` does, recording its time in `stats` (and releasing
         the delivery of a tracked message, runtime/core/completion.py)."""
         ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
-        if node._closed:
+        if node._closed or (ticket is not None and ticket.abandoned):  # abandoned: given up, no output
             if ticket is not None:
                 self.completion.release(msg)
             return
@@ -366,6 +366,11 @@ class Engine:
                 self.messages_total += 1
                 node.count_in += 1
                 ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
+                if ticket is not None and ticket.abandoned:  # given up (a cluster deploy): no output
+                    self.pending -= 1
+                    self.completion.release(msg)
+                    self._after_progress()
+                    continue
                 if ticket is not None:
                     CAUSE.set(ticket)  # this worker task's own context
                 started = perf_counter()
@@ -402,7 +407,14 @@ class Engine:
         limit = max(int(node.max_batch), 1)
         try:
             while inbox and not node._closed:
-                tracked = self.completion.tickets and self.completion.ticket_of(inbox[0]) is not None
+                first = self.completion.ticket_of(inbox[0]) if self.completion.tickets else None
+                if first is not None and first.abandoned:  # given up (a cluster deploy): no output
+                    self.messages_total += 1
+                    self.pending -= 1
+                    self.completion.release(inbox.popleft())
+                    self._after_progress()
+                    continue
+                tracked = first is not None
                 count = (
                     1 if tracked else min(len(inbox), limit)
                 )  # a tracked message alone: its sends are its own

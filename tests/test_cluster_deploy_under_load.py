@@ -1,0 +1,294 @@
+"""Deploys under load in a cluster: three `sofiaflow run` workers share `mqtt in (platform, QoS 1) [-> partition by
+device] -> function (stamps its revision) -> mqtt out (QoS 1)` through Mosquitto's shared subscriptions. 200
+simulated devices publish numbered readings at 1,000 msgs/s in total while a new revision is deployed through the
+admin API twice: a full deploy (stamp "B"), then a `nodes` deploy that restarts only the function (stamp "C").
+At the consumer: every reading of every device arrives; each reading is answered by exactly one revision (a
+duplicate, if any, carries the same revision and the same output); behind the partition node each device's
+answers come in the order of its partition stream; and what is published once every worker runs the last
+revision is answered by it."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from cluster_harness import Cluster, skip_unless_cluster, wait_until
+
+from sofiaflow.runtime.cluster.mqtt_sessions import LEASE_PREFIX, client_id
+from tests.cluster_mosquitto import ADMIN, PLATFORM, start_mosquitto_dynsec
+
+pytestmark = [skip_unless_cluster(), pytest.mark.timeout(240)]
+
+DEVICES = 200
+RATE = 1000  # readings per second, all devices together
+TICK = 0.02  # the publisher sends RATE * TICK readings every TICK seconds
+
+
+def stamp_body(rev: str) -> str:
+    return (
+        f'msg.payload.rev = "{rev}";\n'
+        "msg.payload.sid = msg._streamId || null;\n"
+        'msg.payload.worker = env.get("SOFIAFLOW_WORKER_ID");\n'
+        'msg.topic = "out/" + msg.payload.device;\n'
+        "return msg;"
+    )
+
+
+def flows(variant: str, rev: str) -> list[dict[str, Any]]:
+    """The flow of `variant` ("partition" or "direct") with the function stamping `rev`."""
+    tab = f"t-{variant}"
+    first = "part" if variant == "partition" else "stamp"
+    nodes: list[dict[str, Any]] = [
+        {"id": tab, "type": "tab", "label": variant},
+        {"id": "pb", "type": "mqtt-broker", "platform": True, "broker": "", "port": "", "clientid": ""},
+        {
+            "id": "in",
+            "type": "mqtt in",
+            "z": tab,
+            "topic": f"load/{variant}/+",
+            "qos": "1",
+            "datatype": "json",
+            "broker": "pb",
+            "wires": [[first]],
+        },
+        {
+            "id": "stamp",
+            "type": "function",
+            "z": tab,
+            "func": stamp_body(rev),
+            "outputs": 1,
+            "wires": [["out"]],
+        },
+        {"id": "out", "type": "mqtt out", "z": tab, "qos": "1", "broker": "pb", "wires": []},
+    ]
+    if variant == "partition":
+        nodes.append(
+            {
+                "id": "part",
+                "type": "partition",
+                "z": tab,
+                "key": "payload.device",
+                "keyType": "msg",
+                "partitions": 16,
+                "wires": [["stamp"]],
+            }
+        )
+    return nodes
+
+
+class Consumer:
+    """Subscribed to `out/#` (QoS 1) before the load starts; records every answer in arrival order."""
+
+    def __init__(self, port: int) -> None:
+        self.got: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="load-consumer", clean_session=True)
+        self.c.username_pw_set(*PLATFORM)
+        subscribed = threading.Event()
+        self.c.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe("out/#", qos=1)
+        self.c.on_subscribe = lambda *_a: subscribed.set()
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", port, keepalive=10)
+        self.c.loop_start()
+        if not subscribed.wait(15):
+            raise AssertionError("the consumer did not subscribe within 15 s")
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        body = json.loads(message.payload)
+        with self._lock:
+            self.got.append(body)
+
+    def answers(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.got)
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class Devices:
+    """DEVICES devices on one connection publishing numbered readings (QoS 1) at RATE per second in a thread until
+    `stop()`; `published[(device, seq)]` is the time each was handed to paho."""
+
+    def __init__(self, port: int, variant: str) -> None:
+        self.variant = variant
+        self.c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"load-{variant}", clean_session=True
+        )
+        self.c.username_pw_set(*PLATFORM)
+        self.c.max_inflight_messages_set(1000)
+        self.c.max_queued_messages_set(0)
+        self._acked: set[int] = set()
+        self._mids: dict[int, tuple[str, int]] = {}
+        self.published: dict[tuple[str, int], float] = {}
+        self.c.on_publish = lambda _c, _u, mid, _rc, _p: self._acked.add(mid)
+        self.c.connect("127.0.0.1", port, keepalive=10)
+        self.c.loop_start()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        per_tick = int(RATE * TICK)
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            for _ in range(per_tick):
+                device, seq = f"d{n % DEVICES:03d}", n // DEVICES
+                body = json.dumps({"device": device, "seq": seq})
+                info = self.c.publish(f"load/{self.variant}/{device}", body, qos=1)
+                self._mids[info.mid] = (device, seq)
+                self.published[(device, seq)] = time.monotonic()
+                n += 1
+            next_tick += TICK
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(10)
+
+    def all_acked(self) -> bool:
+        return len(self._acked) >= len(self.published)
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    broker = start_mosquitto_dynsec()
+    env = {
+        "SOFIAFLOW_MQTT_URL": broker.url,
+        "SOFIAFLOW_MQTT_USERNAME": PLATFORM[0],
+        "SOFIAFLOW_MQTT_PASSWORD": PLATFORM[1],
+        "SOFIAFLOW_DYNSEC_USERNAME": ADMIN[0],
+        "SOFIAFLOW_DYNSEC_PASSWORD": ADMIN[1],
+        "SOFIAFLOW_CLUSTER_DEPLOY_TIMEOUT": "30",  # a deploy answers once every worker runs it (2 shared cores)
+    }
+    try:
+        with Cluster(workers=3, mosquitto=False, env=env) as started:
+            started.broker = broker  # type: ignore[attr-defined]
+            yield started
+            if os.environ.get("DEPLOY_LOAD_KEEP_LOGS"):
+                for worker in started.workers:
+                    print(f"----- {worker.name} -----\n{worker.log.read_text()[-30000:]}")
+    finally:
+        if os.environ.get("DEPLOY_LOAD_KEEP_LOGS"):
+            print(broker.tail())
+        broker.stop()
+
+
+def deploy(cluster: Cluster, body: list[dict[str, Any]], deploy_type: str, rev: str | None = None) -> dict:
+    payload: dict[str, Any] = {"flows": body}
+    if rev is not None:
+        payload["rev"] = rev
+    status, _, answer = cluster.workers[0].post(
+        "/flows",
+        payload,
+        headers={"Node-RED-API-Version": "v2", "Node-RED-Deployment-Type": deploy_type},
+        timeout=60,
+    )
+    assert status == 200, answer
+    assert answer["cluster"]["pending"] == [], answer["cluster"]
+    return answer
+
+
+def stream_position(sid: str) -> tuple[int, int, int]:
+    partition, entry = sid.split("/")
+    ms, seq = entry.split("-")
+    return int(partition), int(ms), int(seq)
+
+
+@pytest.mark.parametrize("variant", ["partition", "direct"])
+def test_deploys_under_load_lose_nothing_and_each_answer_has_one_revision(
+    cluster: Cluster, variant: str
+) -> None:
+    port = cluster.broker.port  # type: ignore[attr-defined]
+    first = deploy(cluster, flows(variant, "A"), "full")
+    redis = cluster.redis_client()
+    wait_until(
+        lambda: all(redis.get(LEASE_PREFIX + client_id(w.name, "pb")) for w in cluster.workers),
+        30,
+        "every worker holds its own session",
+    )
+    consumer = Consumer(port)
+    devices = Devices(port, variant)
+    try:
+        devices.start()
+        wait_until(lambda: len(consumer.answers()) >= 1500, 30, "the first answers of revision A")
+        windows = [time.monotonic()]
+        second = deploy(cluster, flows(variant, "B"), "full", first["rev"])
+        windows.append(time.monotonic())
+        time.sleep(1.0)  # revision B under load for a while
+        windows.append(time.monotonic())
+        deploy(cluster, flows(variant, "C"), "nodes", second["rev"])
+        settled = time.monotonic()
+        windows.append(settled)
+        wait_until(
+            lambda: sum(1 for a in consumer.answers() if a["rev"] == "C") >= 1500, 30, "answers of revision C"
+        )
+        devices.stop()
+        wait_until(devices.all_acked, 30, "Mosquitto acknowledged every reading")
+        expected = set(devices.published)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # a loss is reported below, with what was lost
+            if expected <= {(a["device"], a["seq"]) for a in consumer.answers()}:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # late duplicates, if any, arrive too
+    finally:
+        devices.stop()
+        devices.close()
+        consumer.close()
+    answers = consumer.answers()
+    by_reading: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for answer in answers:
+        by_reading[(answer["device"], answer["seq"])].append(answer)
+    mixed = {
+        key: [a["rev"] for a in got] for key, got in by_reading.items() if len({a["rev"] for a in got}) > 1
+    }
+    lost = sorted(expected - set(by_reading))
+    if lost and os.environ.get("DEPLOY_LOAD_KEEP_LOGS"):
+        t0 = min(devices.published.values())
+        print("deploys", [round(w - t0, 3) for w in windows])
+        print("lost at", sorted(round(devices.published[k] - t0, 3) for k in lost))
+        r = cluster.redis_client()
+        for key in sorted(r.keys("part:*")) + sorted(r.keys("dlq:*")):
+            print(key, r.xlen(key), r.xrange(key, count=3))
+    assert not lost and not mixed, (
+        f"{len(lost)} of {len(expected)} readings lost (e.g. {lost[:5]}); {len(mixed)} answered by two "
+        f"revisions (e.g. {list(mixed.items())[:5]})"
+    )
+    assert set(by_reading) == expected  # nothing invented
+    different = [got for got in by_reading.values() if any(a != got[0] for a in got)]
+    assert not different, f"duplicates with different outputs: {different[:3]}"
+    revs = defaultdict(int)
+    for got in by_reading.values():
+        revs[got[0]["rev"]] += 1
+    assert set(revs) == {"A", "B", "C"}, revs
+    late = [key for key, at in devices.published.items() if at > settled and by_reading[key][0]["rev"] != "C"]
+    assert not late, f"{len(late)} readings published after the last deploy not answered by C: {late[:5]}"
+    duplicates = len(answers) - len(by_reading)
+    if variant == "partition":  # behind the partition node: each device in the order of its partition stream
+        for device in {key[0] for key in by_reading}:
+            positions = [stream_position(a["sid"]) for a in answers if a["device"] == device]
+            firsts = list(dict.fromkeys(positions))
+            assert firsts == sorted(firsts), f"{device}: answers out of the stream's order"
+            assert len({p[0] for p in firsts}) == 1, f"{device}: in more than one partition"
+    print(
+        f"{variant}: {len(expected)} readings, {len(answers)} answers ({duplicates} duplicates), "
+        f"revisions {dict(revs)}"
+    )
