@@ -261,7 +261,7 @@ class Runtime:
         manager = ApiManager(
             self.db, permissions, data, self._role_of, self.audit, self.settings.http_response_timeout
         )
-        self._provide(stack, API_MANAGER, manager)
+        self._provide(stack, API_MANAGER, manager, manager.close)
         for ontology in ontologies.list():
             try:
                 _ensure_collection(store, ontology.name, ontology)
