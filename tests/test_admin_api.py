@@ -494,7 +494,7 @@ def test_real_server_round_trip(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: other tests share the cores
         while True:
             assert proc.poll() is None, (tmp_path / "server.log").read_text()
             try:

@@ -83,7 +83,7 @@ def test_no_critical_accessibility_violation_on_any_page(editor_server, chromium
     assert editor_server.api("POST", "/inject/a11yinject000001")[0] == 200
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(15000)
+    page.set_default_timeout(30000)  # other tests share the cores: wait long for each answer
     found: dict[str, list[dict]] = {}
     try:
         login(page, editor_server)

@@ -171,6 +171,7 @@ def flows(server) -> list[dict]:
 # ----- the scenario -----------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(300)  # one long story in a real browser; other tests share the cores
 def test_the_citizen_developer_scenario(page, server):  # noqa: PLR0915 - one story, start to finish
     # an ontology, from the default schema the new-ontology page offers
     open_page(page, server, "Ontologies")
