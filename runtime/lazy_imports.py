@@ -8,15 +8,17 @@
   their `__init__` also imports their clients and message-queue managers, and with them requests, aiohttp and
   redis (about 25 MiB of an idle server).
 * DEFERRED modules: the module object is registered at once, and its body runs the first time one of its own
-  names is looked up, or one of its submodules other than the deferred and ALONE ones is imported. NiceGUI imports `redis` and `redis.asyncio` for a
-  storage the editor does not use; cluster mode (runtime/cluster) imports them for real, and they load then.
+  names is looked up, or one of its submodules other than the deferred and ALONE ones is imported. NiceGUI
+  imports `redis` and `redis.asyncio` for a storage the editor does not use; cluster mode (runtime/cluster)
+  imports them for real, and they load then.
   The network nodes import `httpx` (with rich, pygments and click, which its command line imports), used
   only once a request is sent. The MQTT nodes' MQTT 3.1.1 client is their own: aiomqtt and paho's client (with
   dnspython) load with the first MQTT 5 or websocket connection.
 
 Behaviour is that of a plain import, only later: an import error of a deferred module surfaces at first use.
-A package whose `__init__` is anything more than re-exports is run as usual (checked with `ast` each time), so a
-new release of a library can make this cost more memory, never break it.
+A LAZY_INIT package whose `__init__` is anything more than re-exports is run as usual (checked with `ast` at each
+import), so a new release of such a library costs memory rather than breaking; tests/test_late_imports.py uses
+each DEFERRED module first in the ways the code base does.
 """
 
 from __future__ import annotations
