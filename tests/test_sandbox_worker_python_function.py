@@ -280,3 +280,42 @@ async def test_the_body_reads_msg_req_and_it_comes_back_by_identity(registry):
         early, out = t.outputs("f")[0]
         assert out["payload"] == {"name": "ana", "ua": "curl", "attr": "GET"}
         assert early["req"] is req and out["req"] is req
+
+
+async def test_messages_their_source_waits_for_share_batches_and_each_is_done_after_its_own_output(
+    registry, monkeypatch
+):
+    from sofiaflow.nodes.function import python_remote
+
+    sizes: list[int] = []
+    real = python_remote.RemoteFunction.run_batch
+
+    async def counting(self, msgs):
+        sizes.append(len(msgs))
+        return await real(self, msgs)
+
+    monkeypatch.setattr(python_remote.RemoteFunction, "run_batch", counting)
+    body = "if msg['payload'] % 3 == 0:\n    node.send([None, msg])\nelse:\n    return [msg, None]"
+    flows = [
+        TAB,
+        fn(body, outputs=2, wires=[["slow"], ["end"]]),
+        {"id": "slow", "type": "test slow", "z": "t1", "x": 1, "y": 1, "seconds": 0.01, "wires": [["end"]]},
+        sink("end"),
+    ]
+    async with WorkerTester(flows, registry) as t:
+        done: dict[int, list[int]] = {}
+
+        def reached(n: int) -> list[int]:
+            return [m["payload"] for m in (t.outputs("end")[0] if t.outputs("end") else [])]
+
+        for n in range(40):
+            msg = {"_msgid": f"m{n}", "payload": n}
+            t.engine.completion.track(msg, lambda n=n: done.__setitem__(n, reached(n)))
+            assert t.engine.deliver("f", msg)
+            t.engine.completion.release(msg)
+        await t.idle()
+        assert sorted(done) == list(range(40))
+        for n, seen in done.items():
+            assert n in seen, f"message {n} was done before its own output reached the end"
+        assert t.engine.completion.tickets == {}
+        assert len(sizes) < 40 and max(sizes) > 1, sizes  # tracked messages shared batches

@@ -193,6 +193,7 @@ class PythonFunctionNode(Node[PythonFunctionConfig]):
                 },
             )
             self.max_batch = MAX_BATCH
+            self.batch_causes = True  # run_batch applies each answer inside sending_for(msg)
 
     def _compile_optional(
         self, source: str, part: str, allowed: frozenset[str], limit: float

@@ -82,10 +82,11 @@ class RemoteFunction:
             return [error] * len(msgs)
         node = self.node
         node.recovered()
-        return [
-            node.apply(_ops(answer, held), _error(answer), msg)
-            for msg, answer in zip(msgs, answers, strict=True)
-        ]
+        results: list[BaseException | None] = []
+        for msg, answer in zip(msgs, answers, strict=True):
+            with node.sending_for(msg):  # its sends are its own: its source waits for them
+                results.append(node.apply(_ops(answer, held), _error(answer), msg))
+        return results
 
     async def run_part(self, part: str) -> None:
         """Run `initialize` or `finalize` in the worker; NodeError when it fails."""

@@ -415,13 +415,18 @@ class Engine:
                     self._after_progress()
                     continue
                 tracked = first is not None
-                count = (
-                    1 if tracked else min(len(inbox), limit)
-                )  # a tracked message alone: its sends are its own
-                msgs = [inbox.popleft() for _ in range(count)]
+                if tracked and node.batch_causes:  # the node says which message caused each send
+                    msgs = self._batch_of_live(inbox, limit)
+                    if not msgs:
+                        continue
+                    count = len(msgs)
+                    ticket = None
+                else:  # a tracked message alone: its sends are its own
+                    count = 1 if tracked else min(len(inbox), limit)
+                    msgs = [inbox.popleft() for _ in range(count)]
+                    ticket = self.completion.ticket_of(msgs[0]) if tracked else None
                 self.messages_total += count
                 node.count_in += count
-                ticket = self.completion.ticket_of(msgs[0]) if tracked else None
                 if ticket is not None:
                     CAUSE.set(ticket)
                 started = perf_counter()
@@ -457,6 +462,22 @@ class Engine:
         finally:
             node._worker = None
             self._after_progress()
+
+    def _batch_of_live(self, inbox: deque[Msg], limit: int) -> list[Msg]:
+        """Up to `limit` messages off `inbox`, those given up (a cluster deploy) finished on the way."""
+        msgs: list[Msg] = []
+        completion = self.completion
+        while inbox and len(msgs) < limit:
+            msg = inbox.popleft()
+            ticket = completion.ticket_of(msg)
+            if ticket is not None and ticket.abandoned:
+                self.messages_total += 1
+                self.pending -= 1
+                completion.release(msg)
+                self._after_progress()
+            else:
+                msgs.append(msg)
+        return msgs
 
     def _after_progress(self) -> None:
         if self.pending <= self.low_water and not self._capacity.is_set():

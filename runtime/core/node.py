@@ -25,6 +25,9 @@ and implements any of:
   `max_batch` messages, in one call, in arrival order, and `on_input` is not called. It answers one entry
   per message, in order: None when the message was handled (counted, completion follows) or the exception
   that failed it (it goes to catch nodes with that message). Raising fails every message of the batch.
+  A message whose source waits for the flows to finish it (`mqtt in` at QoS 1/2) comes alone, so what the
+  batch sends is surely its own; a node that sends each message's results inside `with
+  self.sending_for(msg):` sets `batch_causes = True` and gets such messages in batches too.
 - `async close(removed)`: release everything; `removed` is True when the node is gone from the
   new flows (False when it is restarted). Raced against a deadline.
 
@@ -42,11 +45,13 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 from typing_extensions import TypeVar
 
+from sofiaflow.runtime.core.completion import CAUSE
 from sofiaflow.runtime.core.config import NodeConfig
 from sofiaflow.runtime.core.placement import NOWHERE, Placement
 from sofiaflow.runtime.core.services import ServiceKey
@@ -78,6 +83,8 @@ class Node(Generic[C]):
     credentials_spec: ClassVar[dict[str, str]] = {}
     is_config_node: ClassVar[bool] = False
     auto_done: ClassVar[bool] = True
+    batch_causes: bool = False
+    """True for `on_batch` nodes that send each message's results inside `sending_for(msg)`."""
     listens_to: ClassVar[str | None] = None
     """"error", "status" or "complete" for catch/status/complete-like nodes (see `accepts`)."""
 
@@ -287,6 +294,19 @@ class Node(Generic[C]):
     def publish_event(self, topic: str, event: Any) -> None:
         """An event on the runtime's event bus (e.g. "debug" for the debug sidebar and /comms)."""
         self._engine.events.publish(topic, event)
+
+    @contextmanager
+    def sending_for(self, msg: Msg) -> Iterator[None]:
+        """What is sent inside is caused by `msg`: its source waits for those messages too (see `batch_causes`)."""
+        ticket = self._engine.completion.ticket_of(msg) if self._engine.completion.tickets else None
+        if ticket is None:
+            yield
+            return
+        token = CAUSE.set(ticket)
+        try:
+            yield
+        finally:
+            CAUSE.reset(token)
 
     @property
     def completion(self) -> CompletionTracker:
