@@ -152,6 +152,20 @@ def test_revision_of_text_with_a_lone_surrogate_hashes_like_node():
     assert revision_of(flows) == expected
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=12))
+def test_a_stored_revision_reads_back_the_same_flows_under_the_same_rev(text):
+    from sofiaflow.runtime.data import config_db
+    from sofiaflow.runtime.flows.store import FlowStore
+
+    store = FlowStore(config_db.connect("sqlite://"))
+    flows = [{"id": "a", "type": "comment", "info": text, "name": "ü"}]
+    rev = store.save(flows, "full")
+    loaded, stored_rev = store.current()[:2]
+    assert stored_rev == rev == revision_of(flows)
+    assert loaded == flows  # lone surrogates included (stored escaped)
+
+
 def test_two_nodes_claiming_one_resource_refuse_the_deploy(registry):
     from sofiaflow.runtime.api import Node, NodeConfig
 

@@ -29,7 +29,7 @@ from sofiaflow.runtime.flows.model import as_flow_list, errors_only, load, valid
 from sofiaflow.runtime.flows.plan import NodeSpec, Plan, ScopeSpec, make_plan
 from sofiaflow.runtime.flows.registry import NodeRegistry
 from sofiaflow.runtime.flows.service_defaults import provide_defaults
-from sofiaflow.runtime.flows.store import FlowStore, revision_of
+from sofiaflow.runtime.flows.store import FlowStore, flows_text, revision_of
 from sofiaflow.runtime.security.credentials import UNCHANGED, CredentialStore
 from sofiaflow.runtime.types import FlowJSON
 
@@ -129,10 +129,11 @@ class Deployer:
                 notes,
                 credentials_changed=new_credentials,
             )
-            new_rev = revision_of(clean)
+            text = flows_text(clean)  # one encoding for the rev and the stored revision
+            new_rev = revision_of(clean, text)
             if save:
                 if self.store is not None:
-                    self.store.save(clean, deploy_type, user)
+                    self.store.save(clean, deploy_type, user, text=text)
                 self.credentials.save()
             self.flows, self.rev, self.problems = clean, new_rev, notes
             result.rev = new_rev

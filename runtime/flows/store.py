@@ -14,14 +14,30 @@ from sofiaflow.runtime.errors import StaleRevisionError
 from sofiaflow.runtime.types import FlowJSON
 
 
-def revision_of(flows: FlowJSON) -> str:
-    """Node-RED's rev: sha256 of the compact JSON of the flows (credentials already removed)."""
-    text = json.dumps(flows, separators=(",", ":"), ensure_ascii=False)
+def flows_text(flows: FlowJSON) -> str:
+    """The compact JSON of the flows that their rev hashes (and the config DB stores)."""
+    return json.dumps(flows, separators=(",", ":"), ensure_ascii=False)
+
+
+def revision_of(flows: FlowJSON, text: str | None = None) -> str:
+    """Node-RED's rev: sha256 of the compact JSON of the flows (credentials already removed); `text`: that JSON
+    when the caller has it (`flows_text(flows)`)."""
+    if text is None:
+        text = flows_text(flows)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: Node.js hashes them as U+FFFD
         data = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
     return hashlib.sha256(data).hexdigest()
+
+
+def _storable(text: str, flows: FlowJSON) -> str:
+    """`text` unless it holds lone surrogates (no UTF-8 for the DB): then the same JSON with escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(flows, separators=(",", ":"))
+    return text
 
 
 @dataclass(frozen=True)
@@ -70,8 +86,13 @@ class FlowStore:
             row = conn.execute(select(flow_revisions.c.flows).where(flow_revisions.c.id == seq)).first()
         return json.loads(row[0]) if row else None
 
-    def save(self, flows: FlowJSON, deploy_type: str, user: str | None = None) -> str:
-        rev = revision_of(flows)
+    def save(
+        self, flows: FlowJSON, deploy_type: str, user: str | None = None, text: str | None = None
+    ) -> str:
+        """Store `flows` as the newest revision (`text`: their `flows_text`, when the caller has it); its rev."""
+        if text is None:
+            text = flows_text(flows)
+        rev = revision_of(flows, text)
         with self._engine.begin() as conn:
             if self.expected_rev is not None:
                 newest = conn.execute(
@@ -86,7 +107,7 @@ class FlowStore:
             conn.execute(
                 insert(flow_revisions).values(
                     rev=rev,
-                    flows=json.dumps(flows, separators=(",", ":")),
+                    flows=_storable(text, flows),
                     deploy_type=deploy_type,
                     user=user,
                     created=datetime.now(UTC),
