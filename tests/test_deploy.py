@@ -219,3 +219,15 @@ async def test_a_credentials_change_restarts_the_node_and_the_users_of_a_config_
         }
         assert t.node("in1") is not in1  # it uses the broker
         assert t.node("c1") is c1
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [("${WHERE}", "lab/1"), ("$(WHERE)", "lab/1"), ("${MISSING}", ""), ("plain", "plain")],
+)
+async def test_a_property_naming_an_env_variable_is_built_with_its_value(registry, topic, expected):
+    tab = {**TAB1, "env": [{"name": "WHERE", "value": "lab/1", "type": "str"}]}
+    flows = [tab, {"id": "i", "type": "inject", "z": "t1", "topic": topic, "props": [], "wires": [[]]}]
+    async with FlowTester(flows, registry) as t:
+        assert t.engine.nodes["i"].config.topic == expected
+        assert t.deployer.flows[1]["topic"] == topic  # the flows keep what was written

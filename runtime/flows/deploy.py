@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,7 @@ class Deployer:
         self.state = "stop"
         self._lock = asyncio.Lock()
         self.root = FlowScope("global", engine.global_context, [], label="global")
+        self._no_env_refs = False  # during a deploy whose flows name no ${VAR}: nodes are built as written
 
     # ----- public ------------------------------------------------------------------------------
     async def deploy(
@@ -107,8 +109,9 @@ class Deployer:
                 deploy_type, save = "full", False
             flows = clone_value(as_flow_list(flows))
             clean, cred_updates = self.credentials.extract(flows, credentials)
+            text = _finite_text(clean)  # the rev's text; None when a number is not finite (named below)
             fs = load(clean, self.registry)
-            problems = validate(fs, self.registry)
+            problems = validate(fs, self.registry, finite=text is not None)
             errors = errors_only(problems)
             if errors:
                 raise FlowValidationError(errors)
@@ -123,13 +126,17 @@ class Deployer:
                 for nid, creds in cred_updates.items()
                 if any(value != UNCHANGED for value in creds.values())
             } | set(restart)
-            result = await self._switch(
-                plan,
-                deploy_type if self.state == "start" else "full",
-                notes,
-                credentials_changed=new_credentials,
-            )
-            text = flows_text(clean)  # one encoding for the rev and the stored revision
+            self._no_env_refs = text is not None and "${" not in text and "$(" not in text
+            try:
+                result = await self._switch(
+                    plan,
+                    deploy_type if self.state == "start" else "full",
+                    notes,
+                    credentials_changed=new_credentials,
+                )
+            finally:
+                self._no_env_refs = False
+            text = text if text is not None else flows_text(clean)  # one encoding: rev and stored revision
             new_rev = revision_of(clean, text)
             if save:
                 if self.store is not None:
@@ -321,7 +328,7 @@ class Deployer:
             scope = scopes.get(spec.scope) if spec.scope else self.root
             if scope is None:
                 scope = self.root
-            raw = substitute_properties(spec.raw, scope.env_get)
+            raw = spec.raw if self._no_env_refs else substitute_properties(spec.raw, scope.env_get)
             try:
                 config = cls.Config.model_validate(raw)
                 node = cls(
@@ -399,6 +406,14 @@ async def _gc_paused() -> Any:
     finally:
         if enabled:
             gc.enable()
+
+
+def _finite_text(flows: FlowJSON) -> str | None:
+    """`flows_text(flows)` when every number in them is finite, else None (one pass in C)."""
+    try:
+        return json.dumps(flows, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError):  # NaN or Infinity, a cycle, or something JSON has not
+        return None
 
 
 def _start_rank(node: Node) -> int:

@@ -120,8 +120,9 @@ def output_count(obj: NodeDict, registry: NodeRegistry, fs: FlowSet) -> int | No
         return None
 
 
-def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
-    """Every problem of the flow set at once: errors, not-runnable nodes, and warnings."""
+def validate(fs: FlowSet, registry: NodeRegistry, finite: bool = False) -> list[Problem]:
+    """Every problem of the flow set at once: errors, not-runnable nodes, and warnings. `finite`: the caller
+    knows every number in the flows is finite (e.g. it encoded them with `allow_nan=False`)."""
     problems: list[Problem] = []
     add = problems.append
     for index, obj in enumerate(fs.raw):
@@ -132,7 +133,7 @@ def validate(fs: FlowSet, registry: NodeRegistry) -> list[Problem]:
             add(Problem(f"item {index} has no string 'id'", node_type=obj.get("type")))
         if not isinstance(obj.get("type"), str) or not obj["type"]:
             add(Problem(f"item {index} has no string 'type'", node_id=obj.get("id")))
-    for index, obj in enumerate(fs.raw):
+    for index, obj in enumerate([] if finite else fs.raw):
         if isinstance(obj, dict):
             for path, value in non_finite_numbers(obj):
                 add(
