@@ -56,7 +56,9 @@ def launch(data_dir: Path, port: int, mqtt_port: int) -> subprocess.Popen:
             httpx.get(f"http://127.0.0.1:{port}/auth/token", timeout=1)
             return proc
         except httpx.TransportError:
-            assert time.monotonic() < deadline, "the server did not start"
+            if time.monotonic() >= deadline:
+                stop(proc)  # not left running behind the failure
+                raise AssertionError("the server did not start") from None
             time.sleep(0.1)
 
 
