@@ -14,17 +14,21 @@ from urllib.parse import parse_qsl
 
 MAX_BODY = 5 * 1024 * 1024  # Node-RED's default apiMaxLength (5mb)
 MAX_DEPTH = 64
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
+_STRING = re.compile(rb'"[^"]*"')
+_BRACKETS = frozenset(b'"[]{}')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
 
 
 def json_depth(data: bytes, limit: int) -> int:
     """The bracket nesting depth of JSON text (strings ignored), counted until it passes `limit`."""
     if data.count(b"[") + data.count(b"{") <= limit:
         return 0
+    # escapes go first (an escaped backslash is one unit, then an escaped quote), then everything but quotes
+    # and brackets, then the strings: what is left is the brackets outside strings (each step in C)
+    text = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_BRACKETS)
     depth = deepest = 0
-    for m in _BRACKET.finditer(_STRING.sub(b"", data)):
-        if m.group() in (b"[", b"{"):
+    for byte in _STRING.sub(b"", text):
+        if byte == 91 or byte == 123:  # [ {
             depth += 1
             if depth > deepest:
                 deepest = depth
