@@ -130,9 +130,15 @@ SERIAL_FILES = (
     "test_partition_*.py",
     "*_cluster.py",
     "test_mqtt_ack_after_processing.py",
+    "*_browser.py",
+    "test_editor_accessibility.py",
+    "test_editor_forms_all_types.py",
+    "test_editor_pages.py",
+    "test_editor_scenario.py",
 )
-"""Files whose tests kill servers with SIGKILL, hold leases or start a cluster of servers: one worker runs them
-one after another (the other worker runs the rest meanwhile). A module can join them with
+"""Files whose tests kill servers with SIGKILL, hold leases or start a cluster of servers, and the files that drive
+Chromium (their waits and frame times are the first to suffer from a busy neighbour): one worker runs them one
+after another (the other worker runs the rest meanwhile). A module can join them with
 `pytestmark = pytest.mark.xdist_group("serial")`."""
 EARLY_FILES = (
     "test_wheel_install.py",

@@ -25,9 +25,12 @@ def group_of(relative: str) -> str:
         "test_partition_node.py",
         "test_alarm_cluster.py",
         "test_mqtt_ack_after_processing.py",
+        "test_editor_browser.py",
+        "test_editor_scenario.py",
+        "test_api_swagger_browser.py",
     ],
 )
-def test_cluster_and_kill_9_files_share_the_serial_group(name: str) -> None:
+def test_cluster_kill_9_and_browser_files_share_the_serial_group(name: str) -> None:
     assert group_of(name) == SERIAL_GROUP
 
 
@@ -35,7 +38,7 @@ def test_the_differential_folder_is_one_group_and_other_files_their_own() -> Non
     assert group_of("differential/test_differential.py") == "differential"
     assert group_of("differential/test_mqtt_differences.py") == "differential"
     assert group_of("test_node_rbe.py") == "test_node_rbe.py"
-    assert group_of("test_editor_scenario.py") == "test_editor_scenario.py"
+    assert group_of("test_editor_pages_helpers.py") == "test_editor_pages_helpers.py"
     assert group_of("test_node_rbe.py") != group_of("test_node_json.py")
 
 

@@ -17,13 +17,14 @@ from sofiaflow.runtime.cluster.partitions import (
     parse_dead_letter_id,
     replay_dead_letter,
 )
+from sofiaflow.runtime.errors import NotFound, PermissionDenied
 
 
-class DeadLetterNotFound(LookupError):
+class DeadLetterNotFound(NotFound):
     """No such dead letter (or this runtime runs no cluster)."""
 
 
-class DeadLetterRefused(PermissionError):
+class DeadLetterRefused(PermissionDenied):
     """The letter belongs to a flow the user does not own."""
 
 

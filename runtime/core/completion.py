@@ -22,8 +22,10 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from sofiaflow.runtime.errors import SofiaflowError
 
-class Abandoned(Exception):  # noqa: N818 - a state, as the message's failure
+
+class Abandoned(SofiaflowError):  # noqa: N818 - a state, as the message's failure
     """A tracked message given up by `CompletionTracker.abandon`: not finished, not to be acknowledged."""
 
 
