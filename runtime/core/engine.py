@@ -367,9 +367,7 @@ class Engine:
                 node.count_in += 1
                 ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
                 if ticket is not None and ticket.abandoned:  # given up (a cluster deploy): no output
-                    self.pending -= 1
-                    self.completion.release(msg)
-                    self._after_progress()
+                    self._drop_given_up(msg)
                     continue
                 if ticket is not None:
                     CAUSE.set(ticket)  # this worker task's own context
@@ -410,9 +408,7 @@ class Engine:
                 first = self.completion.ticket_of(inbox[0]) if self.completion.tickets else None
                 if first is not None and first.abandoned:  # given up (a cluster deploy): no output
                     self.messages_total += 1
-                    self.pending -= 1
-                    self.completion.release(inbox.popleft())
-                    self._after_progress()
+                    self._drop_given_up(inbox.popleft())
                     continue
                 tracked = first is not None
                 if tracked and node.batch_causes:  # the node says which message caused each send
@@ -472,12 +468,16 @@ class Engine:
             ticket = completion.ticket_of(msg)
             if ticket is not None and ticket.abandoned:
                 self.messages_total += 1
-                self.pending -= 1
-                completion.release(msg)
-                self._after_progress()
+                self._drop_given_up(msg)
             else:
                 msgs.append(msg)
         return msgs
+
+    def _drop_given_up(self, msg: Msg) -> None:
+        """A queued message whose ticket was given up leaves the inbox without being handled."""
+        self.pending -= 1
+        self.completion.release(msg)
+        self._after_progress()
 
     def _after_progress(self) -> None:
         if self.pending <= self.low_water and not self._capacity.is_set():

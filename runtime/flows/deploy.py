@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -411,7 +410,7 @@ async def _gc_paused() -> Any:
 def _finite_text(flows: FlowJSON) -> str | None:
     """`flows_text(flows)` when every number in them is finite, else None (one pass in C)."""
     try:
-        return json.dumps(flows, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return flows_text(flows, allow_nan=False)
     except (ValueError, TypeError):  # NaN or Infinity, a cycle, or something JSON has not
         return None
 

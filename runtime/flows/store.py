@@ -14,9 +14,10 @@ from sofiaflow.runtime.errors import StaleRevisionError
 from sofiaflow.runtime.types import FlowJSON
 
 
-def flows_text(flows: FlowJSON) -> str:
-    """The compact JSON of the flows that their rev hashes (and the config DB stores)."""
-    return json.dumps(flows, separators=(",", ":"), ensure_ascii=False)
+def flows_text(flows: FlowJSON, allow_nan: bool = True) -> str:
+    """The compact JSON of the flows that their rev hashes (and the config DB stores); with `allow_nan=False`
+    a ValueError when a number in them is not finite."""
+    return json.dumps(flows, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
 
 
 def revision_of(flows: FlowJSON, text: str | None = None) -> str:
