@@ -4,6 +4,7 @@ import report)."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import threading
@@ -16,6 +17,14 @@ ASYNC_HINT = re.compile(r"\bawait\b|\bPromise\b|\.then\s*\(|\basync\b")
 
 _checker: JsIsolate | None = None
 _checker_lock = threading.Lock()
+
+
+def _close_checker() -> None:
+    global _checker
+    with _checker_lock:
+        checker, _checker = _checker, None
+    if checker is not None:
+        checker.close()
 
 
 def syntax_problem(kind: str, source: str, is_async: bool = True) -> str | None:
@@ -31,6 +40,9 @@ def syntax_problem(kind: str, source: str, is_async: bool = True) -> str | None:
             maker.join()
             _checker = made[0]
             _checker.run(_SINGLE_FUNCTION_CHECK, 2.0)
+            # closed while the interpreter still runs: left to the final collection at exit, mini-racer's
+            # context teardown could wait forever (the command line hung after its report)
+            atexit.register(_close_checker)
         head = "async function" if is_async else "function"
         try:
             # parsed whole before anything runs, and the first statement ends the script: a body that
