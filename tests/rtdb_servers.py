@@ -16,18 +16,13 @@ import tempfile
 import time
 
 import pytest
+from ports import free_port
 
 
 def _missing(what: str):
     if os.environ.get("SOFIAFLOW_REQUIRE_SERVERS") == "1":
         pytest.fail(f"{what} is required (SOFIAFLOW_REQUIRE_SERVERS=1) but not available")
     pytest.skip(f"{what} is not available")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float, log: str) -> None:

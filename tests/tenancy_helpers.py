@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from ports import free_port
 from websockets.asyncio.client import connect
 
 from sofiaflow.runtime.api_manager.keys import UnknownKeyError
@@ -147,12 +147,6 @@ class World:
         return await self.http.request(method, path, **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @asynccontextmanager
 async def serve_world(tmp_path: Path, registry: Any) -> AsyncIterator[World]:
     """A started runtime with its admin app on a free loopback port; admin, ana, bob and uma logged in; ana's
@@ -170,7 +164,7 @@ async def serve_world(tmp_path: Path, registry: Any) -> AsyncIterator[World]:
     for name, role in USERS.items():
         auth.add_user(name, f"{name}-password", role)
     app = create_app(rt)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     for _ in range(250):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ports import free_port
 
 from sofiaflow.runtime.api import Msg, Node
 from sofiaflow.runtime.flows.store import revision_of
@@ -469,12 +469,6 @@ async def test_real_inject_and_debug_nodes(client, runtime):
 
 
 # ----- the real server ------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _sofiaflow_command() -> list[str]:
     script = shutil.which("sofiaflow", path=os.path.dirname(sys.executable))
     return [script] if script else [sys.executable, "-m", "sofiaflow.runtime.cli"]
@@ -482,7 +476,7 @@ def _sofiaflow_command() -> list[str]:
 
 @pytest.mark.timeout(60)
 def test_real_server_round_trip(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SOFIAFLOW_ADMIN_PASSWORD": PASSWORD, "SOFIAFLOW_HOST": "127.0.0.1"}
     env.pop("SOFIAFLOW_DB_URL", None)
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below

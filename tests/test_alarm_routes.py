@@ -6,13 +6,13 @@ raised the alarm; alarms survive a restart of the runtime."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import uvicorn
+from ports import free_port
 
 from sofiaflow.runtime.http import create_app
 from sofiaflow.runtime.runtime import Runtime
@@ -61,12 +61,6 @@ def tab(owner: str, device: str, severity: str = "major") -> list[dict[str, Any]
             "wires": [],
         },
     ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -119,7 +113,7 @@ async def serve(data_dir, deploy: bool = True, users_only: bool = False) -> Asyn
             break
         auth.add_user(name, f"{name}-password", "developer" if name in DEVELOPERS else "user")
     server = uvicorn.Server(
-        uvicorn.Config(create_app(rt), host="127.0.0.1", port=_free_port(), log_level="warning")
+        uvicorn.Config(create_app(rt), host="127.0.0.1", port=free_port(), log_level="warning")
     )
     task = asyncio.create_task(server.serve())
     for _ in range(500):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import httpx
 import pytest
 import uvicorn
+from ports import free_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -69,9 +69,7 @@ async def server(tmp_path, registry):
     rt = Runtime(Settings(data_dir=tmp_path, admin_password=PASSWORD), registry=registry)
     await rt.start()
     AuthService(rt.db, rt.settings).ensure_admin()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(srv.serve())
     for _ in range(200):

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ports import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -60,12 +61,6 @@ def test_dict_payloads_round_trip(value):
 
 
 # ----- Mosquitto ----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_mosquitto(tmp_path, lines: list[str]) -> tuple[subprocess.Popen, int]:

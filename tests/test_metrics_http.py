@@ -4,12 +4,12 @@ broker and a real MQTT client; the text is parsed with prometheus_client's parse
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
 import uvicorn
 from mqtt_helpers import client, until
+from ports import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from sofiaflow.runtime.http import create_app
@@ -18,12 +18,6 @@ from sofiaflow.runtime.security.auth import AuthService
 from sofiaflow.runtime.settings import Settings
 
 PASSWORD = "metrics-test-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def flows(mqtt_port: int) -> list[dict]:

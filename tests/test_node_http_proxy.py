@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from ports import free_port
 
 from sofiaflow.runtime.testing import FlowTester
 from tests.conftest import require_binary
@@ -42,12 +43,6 @@ def origin():
     httpd.shutdown()
     httpd.server_close()
     thread.join(10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Tinyproxy:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import socket
 import threading
 import time
 
@@ -14,6 +13,7 @@ import pytest
 import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ports import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -146,12 +146,6 @@ APP = Starlette(
         Route("/binary", binary),
     ]
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

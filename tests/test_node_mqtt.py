@@ -22,6 +22,7 @@ import paho.mqtt.client as paho
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ports import free_port
 
 from sofiaflow.nodes.mqtt.mqtt_payload import decode, encode
 from sofiaflow.runtime.api import strip_share, valid_publish, valid_subscription
@@ -39,12 +40,6 @@ TRANSFORM = (
 
 
 # ----- helpers (also used by test_node_mqtt_resilience.py) ---------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 5.0) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, WebSocket
 from hypothesis import given
 from hypothesis import strategies as st
+from ports import free_port
 from starlette.responses import PlainTextResponse, Response
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -26,9 +26,7 @@ from sofiaflow.runtime.security.devices import DeviceRegistry
 @contextlib.asynccontextmanager
 async def serve(app):
     """Serve `app` with uvicorn on a free 127.0.0.1 port in this loop; yields "127.0.0.1:<port>"."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import ssl
 import time
 
@@ -13,6 +12,7 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ports import free_port
 
 from sofiaflow.runtime.core.services import FLOW_OWNERS, PERMISSIONS
 from sofiaflow.runtime.data.config_db import connect
@@ -23,12 +23,6 @@ from sofiaflow.runtime.testing import FlowTester
 from tests.test_node_mqtt import make_certificates
 
 TAB = {"id": "t", "type": "tab", "label": "t"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def node(id_: str, type_: str, wires=None, **props) -> dict:

@@ -4,20 +4,14 @@ reconnect after the server restarts, and config errors. Uses the real websocket 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
+from ports import free_port
 from websockets.asyncio.server import serve
 
 from sofiaflow.runtime.errors import FlowValidationError
 from sofiaflow.runtime.testing import FlowTester
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EchoServer:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ports import free_port
 
 from sofiaflow.runtime.core.context import ContextManager
 from sofiaflow.runtime.core.metrics import ThroughputHistory
@@ -40,12 +41,6 @@ SERVICES = [
     ("mqtt-embedded", EmbeddedBroker, "start", "stop"),
     ("flows", Deployer, "__init__", "stop"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_runtime(tmp_path, mqtt_port: int | None = None) -> Runtime:

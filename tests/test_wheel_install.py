@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from ports import free_port
 
 pytestmark = [pytest.mark.wheel, pytest.mark.timeout(300)]
 
@@ -35,12 +36,6 @@ BUILD_FILES = ("pyproject.toml", "setup.py", "README.md")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
 PASSWORD = "wheel-test-password"
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:

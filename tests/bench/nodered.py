@@ -11,8 +11,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -20,6 +20,11 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# benchmarks run as scripts from this folder: tests/ports.py picks ports for both them and the tests
+if str(REPO / "tests") not in sys.path:
+    sys.path.append(str(REPO / "tests"))
+from ports import free_port  # noqa: E402
+
 _CANDIDATES = (
     Path("/opt/nodered/node_modules/.bin/node-red"),
     REPO / ".cache/nodered/node_modules/.bin/node-red",
@@ -42,13 +47,6 @@ def find_node_red() -> str | None:
         if cand.is_file():
             return str(cand)
     return None
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NodeRed:
