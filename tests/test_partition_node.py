@@ -14,14 +14,10 @@ from typing import Any
 import pytest
 
 from sofiaflow.runtime.api import PARTITIONS, Node, NodeConfig, NodeError
+from sofiaflow.runtime.cluster.dead_letters import delete_dead_letter, get_dead_letter, replay_dead_letter
 from sofiaflow.runtime.cluster.membership import HEARTBEAT_PREFIX
-from sofiaflow.runtime.cluster.partitions import (
-    Partitions,
-    delete_dead_letter,
-    get_dead_letter,
-    partition_of,
-    replay_dead_letter,
-)
+from sofiaflow.runtime.cluster.partitions import Partitions
+from sofiaflow.runtime.cluster.placement import partition_of
 from sofiaflow.runtime.flows.registry import NodeRegistry, default_registry
 from sofiaflow.runtime.testing import FlowTester
 

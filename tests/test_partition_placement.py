@@ -11,14 +11,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sofiaflow.runtime.cluster.partitions import (
-    decode_message,
-    encode_message,
-    owner_of,
-    parse_dead_letter_id,
-    partition_of,
-    placement,
-)
+from sofiaflow.runtime.cluster.dead_letters import parse_dead_letter_id
+from sofiaflow.runtime.cluster.partition_stream import decode_message, encode_message
+from sofiaflow.runtime.cluster.placement import owner_of, partition_of, placement
 
 worker_ids = st.lists(
     st.text("abcdefghijklmnopqrstuvwxyz0123456789:-", min_size=1, max_size=12),
@@ -75,7 +70,7 @@ def test_partition_of_is_the_same_in_another_process():
     """No per-process salt (Python's hash() of str is salted): every worker puts a key in the same partition."""
     keys = ["device-1", "device-2", "sensor/42", "ä"]
     code = (
-        "from sofiaflow.runtime.cluster.partitions import partition_of;"
+        "from sofiaflow.runtime.cluster.placement import partition_of;"
         f"print([partition_of(k, 64) for k in {keys!r}])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,9 +1,10 @@
 """Keyed partitions across workers: the machinery behind the `partition` node in a cluster.
 
-A partition node hashes each message's key to one of N partitions (`partition_of`, a stable hash) and appends the
-message to that partition's Redis stream `part:{flow}:{node}:{p}` (XADD, pipelined per batch). Partitions are
-placed on the live workers (heartbeats, runtime/cluster/membership.py) by rendezvous hashing (`owner_of`): a
-worker joining takes about 1/n of the partitions and none move between the others. Each partition is held by a
+A partition node hashes each message's key to one of N partitions (runtime/cluster/placement.py) and appends the
+message to that partition's Redis stream `part:{flow}:{node}:{p}` (XADD, pipelined per batch; encoded as
+runtime/cluster/partition_stream.py). Partitions are placed on the live workers (heartbeats,
+runtime/cluster/membership.py) by rendezvous hashing: a worker joining takes about 1/n of the partitions and none
+move between the others. Each partition is held by a
 fenced lease `plock:{flow}:{node}:{p}` (SET NX PX, a fencing token from INCR, as runtime/cluster/leader.py) that
 its owner renews every `lease / 3` seconds; a worker stops reading a partition as soon as its lease is more than
 `lease` seconds old on its own clock.
@@ -13,8 +14,8 @@ The owner reads with XREADGROUP (one consumer group per partition node, the work
 downstream (completion tracking, runtime/core/completion.py), then acknowledges the batch in one XACK. An owner
 that takes a partition over first claims what is pending there (XPENDING + XCLAIM: the previous owner's
 unacknowledged entries), so a worker killed mid-flow loses nothing: its entries are delivered again. An entry
-delivered more than `max_deliveries` times goes to the dead-letter stream `dlq:{flow}:{node}` (with its last
-failure when that happened on this worker) and is acknowledged, so it never blocks its partition. What is
+delivered more than `max_deliveries` times goes to the dead letters (runtime/cluster/dead_letters.py, with its
+last failure when that happened on this worker) and is acknowledged, so it never blocks its partition. What is
 acknowledged is deleted from the stream (XDEL), so a stream holds only what is still to be processed. What
 happens to an entry whose processing failed (an error no catch node took) is the node's strategy: "retry" (left
 pending, delivered again at once), "skip" (acknowledged) or "stop" (the partition stops on this worker, left
@@ -24,17 +25,24 @@ pending).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sofiaflow.runtime.cluster.dead_letters import dead_letter_count, dead_letters, write_dead_letters
 from sofiaflow.runtime.cluster.lease import ACQUIRE, RELEASE, RENEW
+from sofiaflow.runtime.cluster.partition_stream import (
+    as_text,
+    decode_message,
+    encode_message,
+    flat_message_field,
+    message_field,
+    stream_key,
+)
+from sofiaflow.runtime.cluster.placement import partition_of, placement
 from sofiaflow.runtime.core.completion import Abandoned
 
 if TYPE_CHECKING:
@@ -46,8 +54,6 @@ STRATEGIES = ("retry", "skip", "stop")
 LAST_ERRORS = 10000
 """At most this many failures remembered per partition node for the dead letters (an entry failed here whose
 next delivery is another worker's leaves its failure behind)."""
-DROPPED_KEYS = frozenset(("req", "res"))
-"""Message properties that cannot cross workers (an HTTP request's live objects): not written to the stream."""
 
 _READ = """
 local n = #KEYS / 2
@@ -62,157 +68,6 @@ return out
 """
 """XREADGROUP (new entries) of each partition whose lease value is still ours: fenced reads, so a worker whose
 lease lapsed cannot take entries after the next owner has claimed what was pending."""
-
-
-# ----- hashing ---------------------------------------------------------------------------------------------
-def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
-def partition_of(key: Any, partitions: int) -> int:
-    """The partition of a key: a stable hash (the same in every process and release) modulo `partitions`."""
-    text = key if isinstance(key, str) else json.dumps(key, sort_keys=True, default=str)
-    return _hash64(text) % partitions
-
-
-def owner_of(item: str, workers: Iterable[str]) -> str | None:
-    """Rendezvous (highest random weight) hashing: the worker with the highest hash of (worker, item)."""
-    best: tuple[int, str] | None = None
-    for worker in workers:
-        weight = (_hash64(f"{worker}\x00{item}"), worker)
-        if best is None or weight > best:
-            best = weight
-    return best[1] if best else None
-
-
-def placement(prefix: str, partitions: int, workers: Sequence[str]) -> dict[int, str]:
-    """Each partition's owner among `workers` (partition p is the item `<prefix>:<p>`)."""
-    return {p: owner for p in range(partitions) if (owner := owner_of(f"{prefix}:{p}", workers)) is not None}
-
-
-# ----- messages on the stream ---------------------------------------------------------------------------------
-def _encode_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode()}
-    raise TypeError(type(value).__name__)
-
-
-def _decode_hook(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1 and "$bytes" in obj and isinstance(obj["$bytes"], str):
-        return base64.b64decode(obj["$bytes"])
-    return obj
-
-
-def encode_message(msg: dict[str, Any]) -> str:
-    """The JSON a message is stored as (bytes kept; `req`/`res` dropped); ValueError naming what cannot be."""
-    body = {k: v for k, v in msg.items() if k not in DROPPED_KEYS}
-    try:
-        return json.dumps(body, default=_encode_default, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"the message cannot be written to a partition stream: {exc} is not JSON") from None
-
-
-def decode_message(text: str | bytes) -> dict[str, Any]:
-    return json.loads(text, object_hook=_decode_hook)
-
-
-# ----- dead letters ----------------------------------------------------------------------------------------
-def dead_letter_id(flow: str, node: str, entry: str) -> str:
-    return f"{flow}:{node}:{entry}"
-
-
-def parse_dead_letter_id(text: str) -> tuple[str, str, str]:
-    """(flow, node, entry id) of a dead letter's id `<flow>:<node>:<entry id>`; ValueError when malformed."""
-    parts = text.rsplit(":", 2)
-    if len(parts) != 3 or not all(parts):
-        raise ValueError(f"dead letter id {text!r}: expected <flow>:<node>:<entry id>")
-    return parts[0], parts[1], parts[2]
-
-
-async def dead_letters(redis: Redis, limit: int = 1000) -> list[dict[str, Any]]:
-    """Every dead letter (oldest first per stream, at most `limit` per partition node)."""
-    out = []
-    async for key in redis.scan_iter(match="dlq:*", count=200):
-        name = key.decode() if isinstance(key, bytes) else key
-        _, flow, node = name.split(":", 2)
-        for entry, fields in await redis.xrange(name, count=limit):
-            out.append(_letter(flow, node, entry, fields))
-    return out
-
-
-async def dead_letter_count(redis: Redis) -> int:
-    total = 0
-    async for key in redis.scan_iter(match="dlq:*", count=200):
-        total += int(await redis.xlen(key))
-    return total
-
-
-async def dead_letters_metric(redis: Redis) -> bytes:
-    """The dead-letter count as Prometheus text (appended to GET /metrics in cluster mode)."""
-    return (
-        "# HELP sofiaflow_partition_dead_letters Messages of partition nodes in the dead-letter streams.\n"
-        "# TYPE sofiaflow_partition_dead_letters gauge\n"
-        f"sofiaflow_partition_dead_letters {await dead_letter_count(redis)}\n"
-    ).encode()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _field(fields: dict[Any, Any], name: str = "m") -> Any:
-    return fields[name] if name in fields else fields[name.encode()]
-
-
-def _pairs(flat: list[Any]) -> str:
-    """The "m" field of an entry as a script returns it (a flat field/value list)."""
-    for k in range(0, len(flat) - 1, 2):
-        if _text(flat[k]) == "m":
-            return flat[k + 1]
-    raise ValueError("a partition stream entry without its message")
-
-
-def _letter(flow: str, node: str, entry: Any, fields: dict[Any, Any]) -> dict[str, Any]:
-    f = {_text(k): _text(v) for k, v in fields.items()}
-    entry = _text(entry)
-    return {
-        "id": dead_letter_id(flow, node, entry),
-        "flow": flow,
-        "node": node,
-        "partition": int(f.get("partition", -1)),
-        "streamId": f.get("streamId"),
-        "deliveries": int(f.get("deliveries", 0)),
-        "error": f.get("error") or None,
-        "msg": decode_message(f["m"]) if "m" in f else None,
-    }
-
-
-async def get_dead_letter(redis: Redis, letter: str) -> dict[str, Any] | None:
-    flow, node, entry = parse_dead_letter_id(letter)
-    found = await redis.xrange(f"dlq:{flow}:{node}", min=entry, max=entry)
-    return _letter(flow, node, found[0][0], found[0][1]) if found else None
-
-
-async def replay_dead_letter(redis: Redis, letter: str) -> str | None:
-    """Append the dead letter's message to its partition's stream again (a new entry) and remove the letter;
-    the new stream id, or None when there is no such letter."""
-    flow, node, entry = parse_dead_letter_id(letter)
-    key = f"dlq:{flow}:{node}"
-    found = await redis.xrange(key, min=entry, max=entry)
-    if not found:
-        return None
-    fields = {_text(k): _text(v) for k, v in found[0][1].items()}
-    stream = f"part:{flow}:{node}:{fields['partition']}"
-    pipe = redis.pipeline(transaction=True)
-    pipe.xadd(stream, {"m": fields["m"]})
-    pipe.xdel(key, entry)
-    new_id, _ = await pipe.execute()
-    return _text(new_id)
-
-
-async def delete_dead_letter(redis: Redis, letter: str) -> bool:
-    flow, node, entry = parse_dead_letter_id(letter)
-    return bool(await redis.xdel(f"dlq:{flow}:{node}", entry))
 
 
 # ----- one partition node's partitions on this worker ------------------------------------------------------
@@ -300,7 +155,6 @@ class PartitionGroup:
         self.lease = lease
         self.group = f"partition:{node}"
         self.prefix = f"{flow}:{node}"
-        self.dlq = f"dlq:{flow}:{node}"
         self._members = members
         self._on_stopped = on_stopped
         self.held: dict[int, _Held] = {}
@@ -316,7 +170,7 @@ class PartitionGroup:
         error), at most LAST_ERRORS (the oldest go first)."""
 
     def stream(self, p: int) -> str:
-        return f"part:{self.flow}:{self.node}:{p}"
+        return stream_key(self.flow, self.node, p)
 
     def lock(self, p: int) -> str:
         return f"plock:{self.flow}:{self.node}:{p}"
@@ -329,7 +183,7 @@ class PartitionGroup:
             pipe.xadd(self.stream(partition_of(key, self.partitions)), {"m": encode_message(msg)})
         ids = await pipe.execute()
         self.stats.added += len(ids)
-        return [_text(i) for i in ids]
+        return [as_text(i) for i in ids]
 
     # ----- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -468,11 +322,11 @@ class PartitionGroup:
                     self.held[p].reading = False
         got = False
         for stream, entries in found or []:
-            p = int(_text(stream).rsplit(":", 1)[1])
+            p = int(as_text(stream).rsplit(":", 1)[1])
             if not entries or p not in self.held:  # the lease lapsed meanwhile: the next owner claims them
                 continue
             got = True
-            batch = [Entry(p, _text(i), decode_message(_pairs(f)), 1) for i, f in entries]
+            batch = [Entry(p, as_text(i), decode_message(flat_message_field(f)), 1) for i, f in entries]
             self._start(p, self._run(p, batch))
         if got:
             self._idle_wait = 0.002
@@ -512,14 +366,14 @@ class PartitionGroup:
         if not pending:
             held.recovering = False
             return
-        counts = {_text(item["message_id"]): int(item["times_delivered"]) for item in pending}
+        counts = {as_text(item["message_id"]): int(item["times_delivered"]) for item in pending}
         claimed = await self.redis.xclaim(stream, self.group, self.worker, 0, list(counts))
         entries, dead = [], []
         for entry_id, fields in claimed:
             if fields is None:
                 continue
-            entry_id = _text(entry_id)
-            text = _field(fields)
+            entry_id = as_text(entry_id)
+            text = message_field(fields)
             deliveries = counts.get(entry_id, 0) + 1
             if deliveries > self.max_deliveries:
                 dead.append((entry_id, text, deliveries - 1, self.last_errors.pop((p, entry_id), "")))
@@ -536,21 +390,7 @@ class PartitionGroup:
             )
 
     async def _dead_letter(self, p: int, dead: list[tuple[str, Any, int, str]]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        for entry_id, text, deliveries, error in dead:
-            pipe.xadd(
-                self.dlq,
-                {
-                    "m": text,
-                    "partition": str(p),
-                    "streamId": f"{p}/{entry_id}",
-                    "deliveries": str(deliveries),
-                    "error": error,
-                },
-            )
-        pipe.xack(self.stream(p), self.group, *[d[0] for d in dead])
-        pipe.xdel(self.stream(p), *[d[0] for d in dead])
-        await pipe.execute()
+        await write_dead_letters(self.redis, self.flow, self.node, self.group, p, dead)
         self.stats.dead += len(dead)
         log.warning(
             "partitions %s: %d message(s) of partition %d to the dead letters", self.node, len(dead), p

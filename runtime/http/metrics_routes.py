@@ -177,7 +177,7 @@ async def metrics(request: Request) -> Response:
     user, role = getattr(request.state, "user", None), getattr(request.state, "role", None)
     text = metrics_text(lambda: runtime.engine, lambda snap: tenant_view(snap, runtime, user, role))
     if runtime.redis is not None:  # cluster mode: the partition nodes' dead letters
-        from sofiaflow.runtime.cluster.partitions import dead_letters_metric
+        from sofiaflow.runtime.cluster.dead_letters import dead_letters_metric
 
         text += await dead_letters_metric(runtime.redis)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
