@@ -57,6 +57,9 @@ class Settings:
     http_response_timeout: float = field(
         default_factory=lambda: float(os.environ.get("SOFIAFLOW_HTTP_RESPONSE_TIMEOUT", "120"))
     )
+    access_log: str = field(default_factory=lambda: os.environ.get("SOFIAFLOW_ACCESS_LOG", "on"))
+    """accessLog: one line per HTTP request (time, client, request line with secret query values masked, status,
+    bytes, milliseconds): "on" (standard output, the default), "off", "stderr" or a file path (appended)."""
     realtime_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_RTDB_URL"))
     redis_url: str | None = field(default_factory=lambda: os.environ.get("SOFIAFLOW_REDIS_URL") or None)
     """redisUrl: Redis for cluster mode (coordination, shared state, the `redis` context store), e.g.
