@@ -77,6 +77,7 @@ async def _offline_deploy(
         credentials.load()
         engine = Engine(ContextManager({"memory": MemoryStore()}))
         deployer = Deployer(engine, default_registry(), credentials, store)
+        deployer.offline = True  # the flows run elsewhere: a ${VAR} not set here is set at deploy
         if store is not None and (current := store.current()) is not None:
             deployer.flows, deployer.rev = current
         result = await deployer.deploy(flows, "full", user=user, save=settings is not None)

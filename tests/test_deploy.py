@@ -223,7 +223,7 @@ async def test_a_credentials_change_restarts_the_node_and_the_users_of_a_config_
 
 @pytest.mark.parametrize(
     ("topic", "expected"),
-    [("${WHERE}", "lab/1"), ("$(WHERE)", "lab/1"), ("${MISSING}", ""), ("plain", "plain")],
+    [("${WHERE}", "lab/1"), ("$(WHERE)", "lab/1"), ("${MISSING}", "${MISSING}"), ("plain", "plain")],
 )
 async def test_a_property_naming_an_env_variable_is_built_with_its_value(registry, topic, expected):
     tab = {**TAB1, "env": [{"name": "WHERE", "value": "lab/1", "type": "str"}]}

@@ -58,14 +58,24 @@ def substitute_template(text: str, lookup: Callable[[str], Any]) -> Any:
     )
 
 
+def whole_env_ref(value: Any) -> str | None:
+    """The variable a property names when its whole value is `${VAR}` or `$(VAR)`, else None."""
+    if isinstance(value, str) and value.startswith("$"):
+        m = _WHOLE.match(value)
+        if m:
+            return m.group(1) or m.group(2)
+    return None
+
+
 def substitute_properties(value: Any, lookup: Callable[[str], Any]) -> Any:
-    """Replace every string property that is exactly `${VAR}` (or `$(VAR)`), recursively."""
+    """Replace every string property that is exactly `${VAR}` (or `$(VAR)`), recursively. A variable that is
+    not set (None) leaves the property as written, as Node-RED's `mapEnvVarProperties` does."""
     if isinstance(value, str):
         if value.startswith("$"):
             m = _WHOLE.match(value)
             if m:
                 resolved = lookup(m.group(1) or m.group(2))
-                return "" if resolved is None else resolved
+                return value if resolved is None else resolved
         return value
     if isinstance(value, dict):
         return {

@@ -13,19 +13,20 @@ import asyncio
 import contextlib
 import gc
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from sofiaflow.runtime.core.engine import Engine, FlowScope
-from sofiaflow.runtime.core.env import evaluate_env, substitute_properties
+from sofiaflow.runtime.core.env import evaluate_env
 from sofiaflow.runtime.core.message import clone_value
 from sofiaflow.runtime.core.node import Node
 from sofiaflow.runtime.core.placement import Placement, place
 from sofiaflow.runtime.core.subflow_node import SubflowInstanceNode
 from sofiaflow.runtime.errors import FlowValidationError, Problem, SofiaflowError, StaleRevisionError
-from sofiaflow.runtime.flows.model import as_flow_list, errors_only, load, validate
+from sofiaflow.runtime.flows.env_props import PropertyEnv, credential_env_names, scope_lookup
+from sofiaflow.runtime.flows.model import WARNING, as_flow_list, errors_only, load, validate
 from sofiaflow.runtime.flows.plan import NodeSpec, Plan, ScopeSpec, make_plan
 from sofiaflow.runtime.flows.registry import NodeRegistry
 from sofiaflow.runtime.flows.service_defaults import provide_defaults
@@ -80,6 +81,10 @@ class Deployer:
         self._lock = asyncio.Lock()
         self.root = FlowScope("global", engine.global_context, [], label="global")
         self._no_env_refs = False  # during a deploy whose flows name no ${VAR}: nodes are built as written
+        self._deploying: FlowJSON | None = None  # the flows of the deploy under way (whose env names to hide)
+        self.offline = False
+        """Checking flows for another process (`flows validate`, `flows import`): a `${VAR}` property whose
+        variable is not set here is a warning ("set at deploy"), not an error."""
 
     # ----- public ------------------------------------------------------------------------------
     async def deploy(
@@ -110,7 +115,8 @@ class Deployer:
             clean, cred_updates = self.credentials.extract(flows, credentials)
             text = _finite_text(clean)  # the rev's text; None when a number is not finite (named below)
             fs = load(clean, self.registry)
-            problems = validate(fs, self.registry, finite=text is not None)
+            self._no_env_refs = text is not None and "${" not in text and "$(" not in text
+            problems = validate(fs, self.registry, finite=text is not None, env_refs=not self._no_env_refs)
             errors = errors_only(problems)
             if errors:
                 raise FlowValidationError(errors)
@@ -125,7 +131,7 @@ class Deployer:
                 for nid, creds in cred_updates.items()
                 if any(value != UNCHANGED for value in creds.values())
             } | set(restart)
-            self._no_env_refs = text is not None and "${" not in text and "$(" not in text
+            self._deploying = clean
             try:
                 result = await self._switch(
                     plan,
@@ -134,7 +140,7 @@ class Deployer:
                     credentials_changed=new_credentials,
                 )
             finally:
-                self._no_env_refs = False
+                self._no_env_refs, self._deploying = False, None
             text = text if text is not None else flows_text(clean)  # one encoding: rev and stored revision
             new_rev = revision_of(clean, text)
             if save:
@@ -189,7 +195,7 @@ class Deployer:
             # not running: still build and set up every node, so a deploy (or an import) that
             # would fail at start is refused now; the built nodes are discarded unstarted
             scopes, _ = self._build_scopes(plan, set(plan.nodes))
-            self._build_nodes(list(plan.nodes.values()), scopes)
+            self._build_nodes(list(plan.nodes.values()), scopes, result.problems)
             self.plan = plan
             return result
         old = self.plan
@@ -209,7 +215,7 @@ class Deployer:
             if spec.scope is not None and spec.scope not in self.scopes
         }
         to_start = [spec for nid, spec in plan.nodes.items() if nid in restart or nid not in self.running]
-        built = self._build_nodes(to_start, new_scopes)
+        built = self._build_nodes(to_start, new_scopes, result.problems)
         to_stop = [n for nid, n in self.running.items() if nid in restart or nid not in plan.nodes]
         await self._stop_nodes(to_stop, removed_ids=set(old.nodes) - set(plan.nodes))
         for node in to_stop:
@@ -317,9 +323,16 @@ class Deployer:
             }
         return scope
 
-    def _build_nodes(self, specs: list[NodeSpec], scopes: dict[str, FlowScope]) -> list[Node]:
-        """Construct and set up every node to start; any failure refuses the whole deploy."""
+    def _build_nodes(
+        self, specs: list[NodeSpec], scopes: dict[str, FlowScope], notes: list[Problem] | None = None
+    ) -> list[Node]:
+        """Construct and set up every node to start; any failure refuses the whole deploy.
+
+        A node's `${VAR}` properties are filled from its scope first, then its config is checked, as Node-RED
+        does; a problem on such a property names the variable and its value (or that it is not set). Offline,
+        a node whose only problems are variables not set here is left out, with a warning in `notes`."""
         problems: list[Problem] = []
+        hidden = credential_env_names(() if self._no_env_refs else self._deploying or self.flows)
         built: list[Node] = []
         placements: dict[int, Placement] = {}  # by scope: one owner and role look-up per tab and deploy
         for spec in specs:
@@ -327,9 +340,10 @@ class Deployer:
             scope = scopes.get(spec.scope) if spec.scope else self.root
             if scope is None:
                 scope = self.root
-            raw = spec.raw if self._no_env_refs else substitute_properties(spec.raw, scope.env_get)
+            env = None if self._no_env_refs else PropertyEnv(spec.raw, scope_lookup(scope, spec.raw), hidden)
+            node_problems: list[tuple[Problem, bool]] = []  # (problem, caused by a variable not set)
             try:
-                config = cls.Config.model_validate(raw)
+                config = cls.Config.model_validate(env.substituted() if env is not None else spec.raw)
                 node = cls(
                     config,
                     scope,
@@ -343,22 +357,36 @@ class Deployer:
                 node.setup()
             except ValidationError as exc:
                 for err in exc.errors():
-                    problems.append(
-                        Problem(
-                            f"invalid value {err.get('input')!r}: {err['msg']}",
-                            spec.id,
-                            spec.type,
-                            ".".join(str(p) for p in err["loc"]),
+                    field_ = ".".join(str(p) for p in err["loc"])
+                    named = env.invalid(err["loc"], err["msg"]) if env is not None else None
+                    if named is not None:
+                        message, ref = named
+                        node_problems.append(
+                            (Problem(message, spec.id, spec.type, field_), env.is_unset(ref))
                         )
-                    )
-                continue
-            except SofiaflowError as exc:
-                problems.append(Problem(str(exc), spec.id, spec.type))
-                continue
+                    else:
+                        message = f"invalid value {err.get('input')!r}: {err['msg']}"
+                        node_problems.append((Problem(message, spec.id, spec.type, field_), False))
             except Exception as exc:  # noqa: BLE001 - a node's setup bug is that node's problem
-                problems.append(Problem(f"{type(exc).__name__}: {exc}", spec.id, spec.type))
-                continue
-            built.append(node)
+                text = str(exc) if isinstance(exc, SofiaflowError) else f"{type(exc).__name__}: {exc}"
+                refs = []
+                if env is not None and env.refs:
+                    text, refs = env.annotate(text)
+                unset = bool(refs) and all(env.is_unset(ref) for ref in refs)
+                node_problems.append((Problem(text, spec.id, spec.type), unset))
+            if not node_problems:
+                built.append(node)
+            elif self.offline and notes is not None and all(unset for _, unset in node_problems):
+                notes.extend(
+                    replace(
+                        problem,
+                        message=f"{problem.message}: to be set where the flows are deployed (set at deploy)",
+                        severity=WARNING,
+                    )
+                    for problem, _ in node_problems
+                )
+            else:
+                problems.extend(problem for problem, _ in node_problems)
         if problems:
             raise FlowValidationError(problems)
         return built

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from sofiaflow.runtime.core.config import _to_bool
 from sofiaflow.runtime.errors import FlowFormatError, Problem
 from sofiaflow.runtime.flows.claims import claim_problems
+from sofiaflow.runtime.flows.env_props import Lookup, PropertyEnv, static_lookups
 from sofiaflow.runtime.flows.registry import NodeRegistry
 from sofiaflow.runtime.types import FlowJSON, NodeDict
 
@@ -120,9 +122,16 @@ def output_count(obj: NodeDict, registry: NodeRegistry, fs: FlowSet) -> int | No
         return None
 
 
-def validate(fs: FlowSet, registry: NodeRegistry, finite: bool = False) -> list[Problem]:
+def validate(
+    fs: FlowSet, registry: NodeRegistry, finite: bool = False, env_refs: bool = True
+) -> list[Problem]:
     """Every problem of the flow set at once: errors, not-runnable nodes, and warnings. `finite`: the caller
-    knows every number in the flows is finite (e.g. it encoded them with `allow_nan=False`)."""
+    knows every number in the flows is finite (e.g. it encoded them with `allow_nan=False`). `env_refs`: False
+    when the caller knows no property names an env variable (`${VAR}`, `$(VAR)`).
+
+    A config is checked with its `${VAR}` properties filled from the flow set's env and the process
+    environment, as Node-RED fills them before a node sees them (env_props.py); one that is still not valid
+    there is left to the deploy's build, which fills it from the node's real scope and names the variable."""
     problems: list[Problem] = []
     add = problems.append
     for index, obj in enumerate(fs.raw):
@@ -172,12 +181,13 @@ def validate(fs: FlowSet, registry: NodeRegistry, finite: bool = False) -> list[
                     obj["type"],
                 )
             )
+    lookups = static_lookups(fs) if env_refs else None
     claims: dict[str, list[str]] = {}
     for obj in fs.flow_nodes.values():
-        _validate_node(obj, fs, registry, add, claims if _is_enabled(obj, fs) else None)
+        _validate_node(obj, fs, registry, add, claims if _is_enabled(obj, fs) else None, lookups)
     problems.extend(claim_problems(claims, lambda holder: fs.by_id[holder].get("type")))
     for obj in fs.configs.values():
-        _validate_type_and_config(obj, fs, registry, add)
+        _validate_type_and_config(obj, fs, registry, add, lookups)
     for sf in fs.subflows.values():
         _validate_subflow_ports(sf, fs, add)
     return problems
@@ -227,7 +237,12 @@ def _is_enabled(obj: NodeDict, fs: FlowSet) -> bool:
 
 
 def _validate_node(
-    obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any, claims: dict[str, list[str]] | None = None
+    obj: NodeDict,
+    fs: FlowSet,
+    registry: NodeRegistry,
+    add: Any,
+    claims: dict[str, list[str]] | None = None,
+    lookups: Callable[[NodeDict], Lookup] | None = None,
 ) -> None:
     node_id, kind = obj["id"], obj.get("type", "")
     wires = obj.get("wires", [])
@@ -236,7 +251,7 @@ def _validate_node(
     ):
         add(Problem("'wires' must be a list of lists of node ids", node_id, kind, "wires"))
         wires = []
-    config = _validate_type_and_config(obj, fs, registry, add)
+    config = _validate_type_and_config(obj, fs, registry, add, lookups)
     outputs = None
     if config is not None:
         cls = registry.find(kind)
@@ -277,8 +292,15 @@ def _validate_node(
                 add(Problem(f"links to missing node {target!r}", node_id, kind, "links", severity=WARNING))
 
 
-def _validate_type_and_config(obj: NodeDict, fs: FlowSet, registry: NodeRegistry, add: Any) -> Any:
-    """The validated config (True for subflow instances), or None after reporting why not."""
+def _validate_type_and_config(
+    obj: NodeDict,
+    fs: FlowSet,
+    registry: NodeRegistry,
+    add: Any,
+    lookups: Callable[[NodeDict], Lookup] | None = None,
+) -> Any:
+    """The validated config (True for subflow instances), or None after reporting why not. With `lookups`, the
+    config of the node's `${VAR}` properties filled in; an error on one of those is the build's to report."""
     node_id, kind = obj["id"], obj.get("type", "")
     if kind.startswith("subflow:"):
         if kind[len("subflow:") :] not in fs.subflows:
@@ -290,10 +312,13 @@ def _validate_type_and_config(obj: NodeDict, fs: FlowSet, registry: NodeRegistry
         reason = NOT_RUNNABLE_REASONS.get(kind, f"node type {kind!r} is not installed")
         add(Problem(reason, node_id, kind, "type", severity=NOT_RUNNABLE))
         return None
+    env = PropertyEnv(obj, lookups(obj)) if lookups is not None else None
     try:
-        config = cls.Config.model_validate(obj)
+        config = cls.Config.model_validate(env.substituted() if env is not None else obj)
     except ValidationError as exc:
         for err in exc.errors():
+            if env is not None and env.ref_at(err["loc"]) is not None:
+                continue  # filled from the node's own scope when it is built, and reported there
             loc = ".".join(str(p) for p in err["loc"])
             add(Problem(f"invalid value {err.get('input')!r}: {err['msg']}", node_id, kind, loc))
         return None
