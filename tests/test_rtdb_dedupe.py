@@ -3,6 +3,8 @@ a key is stored once, enforced by a unique index, whoever inserts it; the key st
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import sys
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from sofiaflow.runtime.data.rtdb import DuplicateKeyError, InvalidDocumentError, open_store
+from sofiaflow.runtime.data.rtdb.base import MAX_STORED_KEY_LENGTH, scoped_key
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_rtdb_backends import _get_store, _servers, _stores  # noqa: E402, F401 - the session's servers
@@ -91,7 +94,10 @@ def test_unkeyed_inserts_and_other_duplicates_are_unchanged(store, coll):
         (["a"], "one per document (2)"),
         (["a", ""], "idempotency key 1: must be a non-empty string"),
         (["a", 5], "idempotency key 1: must be a non-empty string"),
-        (["a", "x" * 513], "idempotency key 1: 513 characters, at most 512"),
+        (
+            ["a", "x" * (MAX_STORED_KEY_LENGTH + 1)],
+            f"idempotency key 1: {MAX_STORED_KEY_LENGTH + 1} characters, at most {MAX_STORED_KEY_LENGTH}",
+        ),
         (["a\x00", None], "idempotency key 0: the NUL character"),
     ],
 )
@@ -196,3 +202,86 @@ def test_a_table_made_before_keys_gets_them_and_keeps_its_rows(store, tmp_path):
     finally:
         fresh.drop(name)
         fresh.close()
+
+
+def _legacy_keyed_collection(store, name: str, rows: list[tuple[str, int, str | None]]) -> None:
+    """A collection as the runtime left it before keys had scopes: each (id, n, key) stored with its key as given,
+    under the unique index of that time."""
+    if store.url.startswith("mongodb"):
+        col = store._col(name)
+        col.create_index(
+            [("_idempotencyKey", 1)],
+            unique=True,
+            name="rt_idempotency_key",
+            partialFilterExpression={"_idempotencyKey": {"$type": "string"}},
+        )
+        col.insert_many(
+            [{"_id": i, "n": n, **({"_idempotencyKey": k} if k is not None else {})} for i, n, k in rows]
+        )
+        return
+    engine = create_engine(store.engine.url)
+    kind = "TEXT" if store.url.startswith("sqlite") else "JSONB"
+    index = "rtk_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE TABLE "rt_{name}" (id TEXT PRIMARY KEY, doc {kind} NOT NULL, ikey TEXT)'))
+        conn.execute(text(f'CREATE UNIQUE INDEX "{index}" ON "rt_{name}" (ikey)'))
+        for i, n, k in rows:
+            conn.execute(
+                text(f'INSERT INTO "rt_{name}" (id, doc, ikey) VALUES (:i, :d, :k)'),
+                {"i": i, "d": json.dumps({"_id": i, "n": n}), "k": k},
+            )
+    engine.dispose()
+
+
+def test_keys_stored_before_scopes_become_the_platforms_once(store):
+    """Keys stored before they had scopes cannot tell whose they were: they become the platform's (administrators'
+    and ownerless flows'), once, however often and by how many workers the collection is opened; a developer's
+    key of the same text is another key."""
+    name = "s" + uuid.uuid4().hex[:12]
+    # a legacy key that looks like a scoped one is still just a legacy key
+    legacy = [("old1", 1, "dev/1"), ("old2", 2, scoped_key(None, "dev/1")), ("old3", 3, None)]
+    _legacy_keyed_collection(store, name, legacy)
+    workers = [open_store(store.url) for _ in range(3)]  # three workers starting on it at once
+    first, second = workers[0], workers[1]
+    try:
+        start = threading.Barrier(len(workers))
+        errors: list[BaseException] = []
+
+        def begin(worker) -> None:
+            try:
+                start.wait(30)
+                worker.ensure_collection(name)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=begin, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        platform = [scoped_key(None, "dev/1"), scoped_key(None, scoped_key(None, "dev/1"))]
+        assert first.find_keys(name, platform) == {platform[0]: "old1", platform[1]: "old2"}
+        assert first.find_keys(name, ["dev/1", scoped_key("ana", "dev/1")]) == {}
+        assert second.insert_once(name, [{"n": 4}, {"n": 5}], keys=platform) == [
+            ("old1", True),
+            ("old2", True),
+        ]
+        [(ana, dup)] = first.insert_once(name, [{"n": 6}], keys=[scoped_key("ana", "dev/1")])
+        assert not dup and ana not in ("old1", "old2")
+        assert sorted(first.find(name), key=lambda d: d["n"]) == [
+            {"_id": "old1", "n": 1},
+            {"_id": "old2", "n": 2},
+            {"_id": "old3", "n": 3},
+            {"_id": ana, "n": 6},
+        ]
+        third = open_store(store.url)  # a later start rewrites nothing again
+        try:
+            third.ensure_collection(name)
+            assert third.find_keys(name, platform) == {platform[0]: "old1", platform[1]: "old2"}
+        finally:
+            third.close()
+    finally:
+        first.drop(name)
+        for worker in workers:
+            worker.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 from typing import Any
@@ -37,8 +38,8 @@ class OntologyInsertConfig(OntologyConfig):
         "",
         title="Idempotency key",
         description=(
-            "An insert whose key is already stored stores nothing and answers with the stored instance "
-            "(msg.duplicate = true). stream: msg._streamId, when the message has one (set by partition); "
+            "An insert whose key is already stored (by a flow of the same owner) stores nothing and answers "
+            "with the stored instance (msg.duplicate = true). stream: msg._streamId, when the message has one (set by partition); "
             'msg. or J: a key of your own, e.g. msg.payload.seq or payload.device & "/" & payload.seq; off: none.'
         ),
         json_schema_extra={
@@ -65,7 +66,10 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
         "however often a message is redelivered (the database's unique index decides). An insert whose key is "
         "already stored stores nothing, is no error, and sends on the stored instance's id and document with "
         "`msg.duplicate` = true (false for a new one; an array of flags for an array). The key is kept beside "
-        "the instance: queries do not show it and the ontology's schema does not see it. "
+        "the instance: queries do not show it and the ontology's schema does not see it. Keys are per owner: "
+        "those of a developer's flow are that developer's alone, so another developer inserting into the same "
+        "ontology with the same key stores their own instance and never gets this one (administrators' and "
+        "ownerless flows share the platform's keys). "
         "*stream* (the default): `msg._streamId`, which `partition` sets and keeps on redelivery; a message "
         "without one is stored without a key. The parts of a `split` message extend it with their positions "
         "(`~<index>`, nested splits each), so every part is its own instance; a function that sends several "
@@ -140,6 +144,17 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
             f"got {json.dumps(value, default=str)[:80]}; nothing stored"
         )
 
+    @property
+    def key_scope(self) -> str | None:
+        """Whose idempotency keys this node's are: `tenant`, the user its flow acts for (None for the platform:
+        administrators' and ownerless tabs). Not `owner`: keys are scoped to keep tenants apart, and `tenant` is
+        the runtime's tenancy boundary (`may_reach`). Administrators hold every right on every ontology, so
+        sharing the platform's keys among them hands nobody an instance they could not read, and a flow passed
+        between administrators (or deployed ownerless, then given one) keeps deduplicating. A developer's keys
+        are the developer's alone: another developer inserting into the same ontology with the same key stores
+        their own instance, and is answered with their own on a repeat."""
+        return self.tenant
+
     def _check_device(self, name: str) -> None:
         """A registered device (`msg.device`, set by `mqtt in` on the embedded broker) needs INSERT on the
         ontology; a refusal fails the message (to catch) and is audited. Other names are plain labels."""
@@ -171,7 +186,17 @@ class OntologyInsertNode(OntologyNode[OntologyInsertConfig]):
             if device is not None and self.devices is not None:
                 await asyncio.to_thread(self._check_device, device)
             stored, duplicate = (
-                await asyncio.to_thread(self.data.insert_keyed, self.ontology, bodies, keys, writer, batch)
+                await asyncio.to_thread(
+                    functools.partial(
+                        self.data.insert_keyed,
+                        self.ontology,
+                        bodies,
+                        keys,
+                        writer,
+                        batch,
+                        scope=self.key_scope,
+                    )
+                )
                 if bodies
                 else ([], [])
             )

@@ -15,6 +15,7 @@ from typing import Any
 from sofiaflow.runtime.data.events import OntologyEvents
 from sofiaflow.runtime.data.ontologies import OntologyRegistry, context_data
 from sofiaflow.runtime.data.rtdb import RealtimeStore
+from sofiaflow.runtime.data.rtdb.base import MAX_KEY_LENGTH, check_keys, scoped_key
 from sofiaflow.runtime.errors import ValidationError
 
 NOTIFY_LIMIT = 1000
@@ -95,7 +96,7 @@ class OntologyData:
     ) -> list[dict[str, Any]]:
         """Validate every body, then store them all with `contextData`; the stored documents (with `_id`).
         One invalid body stores nothing."""
-        return self.insert_keyed(ontology, bodies, None, writer, batch)[0]
+        return self.insert_keyed(ontology, bodies, None, writer, batch, scope=None)[0]
 
     def insert_keyed(
         self,
@@ -104,29 +105,45 @@ class OntologyData:
         keys: list[str | None] | None,
         writer: Writer | None = None,
         batch: bool = True,
+        *,
+        scope: str | None,
     ) -> tuple[list[dict[str, Any]], list[bool]]:
         """`insert` with an idempotency key per body (None: none): a body whose key is already stored (or
         repeats an earlier key of `bodies`) stores nothing and is answered with the stored instance. The
         database's unique index on the key decides, so this holds across workers and races. Returns (the
-        documents: stored, or found for a duplicate; which are duplicates). Only new documents are announced."""
+        documents: stored, or found for a duplicate; which are duplicates). Only new documents are announced.
+
+        Keys belong to `scope`, the identity that inserts: the user its flow acts for (`Node.tenant`), None for
+        the platform. It is named on every call, as the one place keys are scoped: they are stored as
+        `scoped_key(scope, key)`, so one user's keys never meet another's, neither to read the other's instance
+        through a repeated key nor to keep the other's instances out by storing their keys first. A duplicate is
+        answered with the stored document only when the row found holds this very stored key (a store comparing
+        keys loosely, e.g. under a case-insensitive collation, could find another's): otherwise with its `_id`
+        alone."""
+        if scope is not None and (not isinstance(scope, str) or not scope):
+            raise ValueError(f"scope: must be a user name or None (the platform), got {scope!r:.80}")
         self.check(ontology, bodies, batch)
         if not bodies:
             return [], []
+        stored_keys: list[str | None] | None = None
+        if keys is not None:
+            given = check_keys(keys, len(bodies), MAX_KEY_LENGTH)
+            stored_keys = [None if key is None else scoped_key(scope, key) for key in given]
         context = (writer or Writer()).context()
         docs = [{**body, "contextData": dict(context)} for body in bodies]
-        answers = self.store.insert_once(ontology, docs, keys)
+        answers = self.store.insert_once(ontology, docs, stored_keys)
         ids = [_id for _id, _ in answers]
         duplicate = [dup for _, dup in answers]
         stored = [
             {"_id": _id, **{k: v for k, v in doc.items() if k != "_id"}}
             for _id, doc in zip(ids, docs, strict=True)
         ]
-        if any(duplicate):
+        if any(duplicate) and stored_keys is not None:
             wanted = sorted({_id for _id, dup in zip(ids, duplicate, strict=True) if dup})
-            found = {d["_id"]: d for d in self.store.find(ontology, {"_id": {"$in": wanted}})}
+            found = self.store.find_with_keys(ontology, wanted)
             stored = [
-                found.get(doc["_id"], {"_id": doc["_id"]}) if dup else doc
-                for doc, dup in zip(stored, duplicate, strict=True)
+                _own(found.get(doc["_id"]), key, doc["_id"]) if dup else doc
+                for doc, dup, key in zip(stored, duplicate, stored_keys, strict=True)
             ]
         new = [doc for doc, dup in zip(stored, duplicate, strict=True) if not dup]
         if new:
@@ -180,3 +197,10 @@ class OntologyData:
     def count(self, ontology: str, filter: dict[str, Any] | None = None) -> int:
         self.registry.validator(ontology)
         return self.store.count(ontology, filter)
+
+
+def _own(found: tuple[str | None, dict[str, Any]] | None, key: str | None, _id: str) -> dict[str, Any]:
+    """The document found for a duplicate when it holds the stored key it was found for, else its `_id` alone."""
+    if found is None or key is None or found[0] != key:
+        return {"_id": _id}
+    return found[1]

@@ -8,6 +8,7 @@ share between threads: SQLAlchemy and pymongo each keep a connection pool.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import re
 import uuid
@@ -132,15 +133,39 @@ def prepare_doc(doc: Doc) -> Doc:
 
 # ---------------------------------------------------------------- idempotency keys
 
-KEY_FIELD = "_idempotencyKey"
-"""Where MongoDB keeps a document's idempotency key (the SQL backends keep it in a column beside the document);
-`find` leaves it out."""
+KEY_FIELD = "_scopedKey"
+"""Where MongoDB keeps a document's idempotency key, in its stored form (`scoped_key`; the SQL backends keep it in
+the `ikey` column beside the document); `find` leaves it out."""
+LEGACY_KEY_FIELD = "_idempotencyKey"
+"""Where MongoDB kept the key before keys had scopes (moved to `KEY_FIELD` at start, see `scoped_key`)."""
 MAX_KEY_LENGTH = 512
+"""The longest idempotency key a writer may give (its stored form adds the scope's tag)."""
+PLATFORM_TAG = "p:"
+USER_TAG_LENGTH = 32
+MAX_STORED_KEY_LENGTH = MAX_KEY_LENGTH + len("u:") + USER_TAG_LENGTH + 1
+"""The longest key a store takes: a writer's key in its stored form. Even in 4-byte characters it stays under
+PostgreSQL's limit for an index entry (2704 bytes)."""
 
 
-def check_keys(keys: Any, count: int) -> list[str | None]:
-    """One idempotency key (a non-empty string, or None for none) per document; InvalidDocumentError naming
-    the key otherwise."""
+def scoped_key(scope: str | None, key: str) -> str:
+    """The stored form of the idempotency key `key` of `scope`: the user whose flows insert with it, None for the
+    platform (administrators' and ownerless flows). Keys are unique per ontology in the database, so this form
+    is what keeps one user's keys from ever meeting another's: `p:<key>` for the platform,
+    `u:<32 hex digits of the SHA-256 of the user name>:<key>` for a user. The tags differ in their first character
+    and a user's has a fixed length, so distinct (scope, key) pairs make distinct stored keys (barring a SHA-256
+    collision), and the stored key is at most `MAX_STORED_KEY_LENGTH` long whatever the user name's length.
+
+    Keys stored before keys had scopes cannot tell whose they were: the backends make them the platform's
+    (`p:<key>`) once, at start, like the key column itself."""
+    if scope is None:
+        return PLATFORM_TAG + key
+    digest = hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:USER_TAG_LENGTH]
+    return f"u:{digest}:{key}"
+
+
+def check_keys(keys: Any, count: int, limit: int = MAX_STORED_KEY_LENGTH) -> list[str | None]:
+    """One idempotency key (a non-empty string of at most `limit` characters, or None for none) per document;
+    InvalidDocumentError naming the key otherwise."""
     if keys is None:
         return [None] * count
     if not isinstance(keys, (list, tuple)) or len(keys) != count:
@@ -152,9 +177,9 @@ def check_keys(keys: Any, count: int) -> list[str | None]:
             raise InvalidDocumentError(
                 f"idempotency key {index}: must be a non-empty string, got {key!r:.80}"
             )
-        if len(key) > MAX_KEY_LENGTH:
+        if len(key) > limit:
             raise InvalidDocumentError(
-                f"idempotency key {index}: {len(key)} characters, at most {MAX_KEY_LENGTH}: {key[:40]!r}..."
+                f"idempotency key {index}: {len(key)} characters, at most {limit}: {key[:40]!r}..."
             )
         if "\x00" in key:
             raise InvalidDocumentError(f"idempotency key {index}: the NUL character is not allowed")
@@ -399,6 +424,10 @@ class RealtimeStore(ABC):
     @abstractmethod
     def find_keys(self, name: str, keys: list[str]) -> dict[str, str]:
         """{key: `_id`} of the stored documents holding these idempotency keys."""
+
+    @abstractmethod
+    def find_with_keys(self, name: str, ids: list[str]) -> dict[str, tuple[str | None, Doc]]:
+        """{`_id`: (its idempotency key, None for none; the document)} of the stored documents with these `_id`s."""
 
     @abstractmethod
     def find(

@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError as _MongoDuplicate
 from sofiaflow.runtime.data.rtdb import filters as F
 from sofiaflow.runtime.data.rtdb.base import (
     KEY_FIELD,
+    LEGACY_KEY_FIELD,
     DuplicateKeyError,
     RealtimeStore,
     UpdateError,
@@ -30,6 +31,7 @@ from sofiaflow.runtime.data.rtdb.base import (
     check_update,
     first_of_keys,
     prepare_doc,
+    scoped_key,
 )
 
 
@@ -84,15 +86,43 @@ class MongoStore(RealtimeStore):
         self._ensure_key_index(name)
 
     def _ensure_key_index(self, name):
-        """The unique index on the idempotency key, among the documents that hold one."""
+        """The unique index on the idempotency key, among the documents that hold one; then, for a collection
+        keyed before keys had scopes, its keys made the platform's."""
         if name not in self._keyed:
-            self._col(name).create_index(
+            col = self._col(name)
+            col.create_index(
                 [(KEY_FIELD, ASCENDING)],
                 unique=True,
-                name="rt_idempotency_key",
+                name="rt_scoped_key",
                 partialFilterExpression={KEY_FIELD: {"$type": "string"}},
             )
+            self._scope_legacy_keys(col)
             self._keyed.add(name)
+
+    @staticmethod
+    def _scope_legacy_keys(col):
+        """Keys stored before keys had scopes (in `LEGACY_KEY_FIELD`, under the index `rt_idempotency_key`) become
+        the platform's (`scoped_key(None, key)` in `KEY_FIELD`). Each document moves once, as its update requires
+        the legacy key still in place, so workers starting together agree; the old index goes last, and its
+        absence says there is nothing (left) to move. A platform key stored meanwhile under the new form keeps its
+        place: the legacy key is then dropped."""
+        if "rt_idempotency_key" not in col.index_information():
+            return
+        for doc in col.find({LEGACY_KEY_FIELD: {"$exists": True}}, {LEGACY_KEY_FIELD: 1}):
+            legacy = doc[LEGACY_KEY_FIELD]
+            where = {"_id": doc["_id"], LEGACY_KEY_FIELD: legacy}
+            drop = {"$unset": {LEGACY_KEY_FIELD: ""}}
+            if isinstance(legacy, str) and legacy:
+                try:
+                    col.update_one(where, {**drop, "$set": {KEY_FIELD: scoped_key(None, legacy)}})
+                    continue
+                except _MongoDuplicate:
+                    pass
+            col.update_one(where, drop)
+        try:
+            col.drop_index("rt_idempotency_key")
+        except OperationFailure:  # dropped by a worker starting at the same time
+            pass
 
     def insert_once(self, name, docs, keys=None):
         docs = [prepare_doc(d) for d in docs]
@@ -137,12 +167,20 @@ class MongoStore(RealtimeStore):
         found = self._col(name).find({KEY_FIELD: {"$in": list(dict.fromkeys(keys))}}, {KEY_FIELD: 1})
         return {doc[KEY_FIELD]: doc["_id"] for doc in found}
 
+    def find_with_keys(self, name, ids):
+        found = {}
+        for doc in self._col(name).find({"_id": {"$in": list(dict.fromkeys(ids))}}):
+            key = doc.pop(KEY_FIELD, None)
+            doc.pop(LEGACY_KEY_FIELD, None)
+            found[doc["_id"]] = (key if isinstance(key, str) else None, doc)
+        return found
+
     def find(self, name, filter=None, projection=None, sort=None, skip=0, limit=0):
         spec = check_projection(projection)
         order = check_sort(sort)
         check_skip_limit(skip, limit)
         if spec is None or spec[0] == "exclude":  # the idempotency key stays beside the document
-            projection = {**(projection or {}), KEY_FIELD: 0}
+            projection = {**(projection or {}), KEY_FIELD: 0, LEGACY_KEY_FIELD: 0}
         cur = self._col(name).find(
             self._filter(filter),
             projection=projection or None,

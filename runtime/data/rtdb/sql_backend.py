@@ -47,6 +47,7 @@ from sofiaflow.runtime.data.rtdb.base import (
     check_update,
     first_of_keys,
     prepare_doc,
+    scoped_key,
 )
 from sofiaflow.runtime.data.rtdb.sql_compiler import _Compiler, _Dialect, _dumps, _Postgres, _SQLite
 
@@ -141,7 +142,7 @@ class SQLStore(RealtimeStore):
         table = self._table(name)
         if name not in self._tables:
             kind = "TEXT" if isinstance(self.dialect, _SQLite) else "JSONB"
-            index = "rtk_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+            digest = hashlib.sha1(name.encode()).hexdigest()[:12]
             for attempt in range(3):
                 try:
                     # one transaction: another connection sees the table with its key column and index, or none
@@ -159,8 +160,7 @@ class SQLStore(RealtimeStore):
                                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN ikey TEXT"))
                         else:
                             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS ikey TEXT"))
-                        # NULLs never collide: unkeyed rows are free
-                        conn.execute(text(f'CREATE UNIQUE INDEX IF NOT EXISTS "{index}" ON {table} (ikey)'))
+                        self._ensure_scoped_keys(conn, table, digest)
                     break
                 except IntegrityError:
                     # PostgreSQL: a concurrent CREATE ... IF NOT EXISTS can collide on pg_type or pg_class;
@@ -170,6 +170,33 @@ class SQLStore(RealtimeStore):
             with self._lock:
                 self._tables.add(name)
         return table
+
+    def _has_index(self, conn, index: str) -> bool:
+        if isinstance(self.dialect, _SQLite):
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"
+        else:
+            sql = "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = :n"
+        return conn.execute(text(sql), {"n": index}).first() is not None
+
+    def _ensure_scoped_keys(self, conn, table: str, digest: str) -> None:
+        """The unique index on the key column, `rts_…`; its presence says the keys are in their stored form
+        (`scoped_key`). A table keyed before keys had scopes (index `rtk_…`) has its keys made the platform's,
+        once: the old index goes first (a legacy key may read like a stored one), then the rewrite, then the new
+        index, in the caller's transaction. SQLite's write lock keeps other starts out; PostgreSQL's table lock
+        makes a concurrent start wait and then find the new index. NULLs never collide: unkeyed rows are free."""
+        index = f"rts_{digest}"
+        if self._has_index(conn, index):
+            return
+        if isinstance(self.dialect, _Postgres):
+            conn.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+            if self._has_index(conn, index):
+                return
+        conn.execute(text(f'DROP INDEX IF EXISTS "rtk_{digest}"'))
+        conn.execute(
+            text(f"UPDATE {table} SET ikey = :tag || ikey WHERE ikey IS NOT NULL"),
+            {"tag": scoped_key(None, "")},
+        )
+        conn.execute(text(f'CREATE UNIQUE INDEX "{index}" ON {table} (ikey)'))
 
     def _where(self, flt) -> tuple[str, dict]:
         """The filter's SQL and parameters, remembered per filter (by its repr, which tells 1 from 1.0 and True):
@@ -285,6 +312,21 @@ class SQLStore(RealtimeStore):
             return {}
         with self.engine.connect() as conn, conn.begin():
             return self._keys_in(conn, table, keys)
+
+    def find_with_keys(self, name, ids):
+        table = self._ensure_table(name)
+        unique = list(dict.fromkeys(ids))
+        found: dict[str, tuple[str | None, dict]] = {}
+        with self.engine.connect() as conn, conn.begin():
+            for at in range(0, len(unique), 500):
+                chunk = unique[at : at + 500]
+                params = {f"i{i}": _id for i, _id in enumerate(chunk)}
+                marks = ", ".join(f":i{i}" for i in range(len(chunk)))
+                for row in conn.execute(
+                    text(f"SELECT id, ikey, doc FROM {table} WHERE id IN ({marks})"), params
+                ):
+                    found[row[0]] = (row[1], self.dialect.load(row[2]))
+        return found
 
     def find(self, name, filter=None, projection=None, sort=None, skip=0, limit=0):
         proj = check_projection(projection)
