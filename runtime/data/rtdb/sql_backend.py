@@ -49,6 +49,7 @@ from sofiaflow.runtime.data.rtdb.base import (
     prepare_doc,
     scoped_key,
 )
+from sofiaflow.runtime.data.rtdb.pg_engine import postgres_engine
 from sofiaflow.runtime.data.rtdb.sql_compiler import _Compiler, _Dialect, _dumps, _Postgres, _SQLite
 
 
@@ -85,7 +86,8 @@ class SQLStore(RealtimeStore):
         elif url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             self.dialect = _Postgres()
             u = url.split("://", 1)[1]
-            self.engine = create_engine("postgresql+psycopg://" + u, pool_pre_ping=True)
+            # a connection the server closed (a restart) is replaced at checkout, with no round trip per checkout
+            self.engine = postgres_engine("postgresql+psycopg://" + u)
         else:
             raise ValueError(f"not a SQL URL: {url!r}")
         self._tables: set[str] = set()
