@@ -8,40 +8,36 @@ otherwise a client connects (mqtt_connection.py: the lean MQTT 3.1.1 client of m
 TCP/TLS, aiomqtt for MQTT 5 and websockets), with reconnects, resubscription and a bounded buffer
 for QoS 1/2 publishes made while disconnected.
 
-`platform` (this platform's broker): the node ignores server, port, TLS and credentials and connects to the
-platform's own broker: the embedded one in a single process (in-process), the external one of `SOFIAFLOW_MQTT_URL`
-in cluster mode, with the runtime's own client (`SOFIAFLOW_MQTT_USERNAME` / `_PASSWORD`). There every worker runs
-the same flows, so subscriptions are shared (`$share/sofiaflow-<config node id>/<topic>`): each message reaches
-one worker. The tenancy rules of the embedded broker become, on the external one (which tells no origin): a
-developer's node publishes nowhere another owner's devices hold (as on the embedded broker), and hears no message
-on a topic another owner's devices hold; what devices may do is Mosquitto's dynamic security
-(runtime/cluster/dynsec.py).
-In cluster mode (the MQTT_SESSIONS service) each worker connects with a persistent session of its own (clean
-session off, client id `sofiaflow-<worker>-<config node id>`) once it holds that session's lease, and takes over the
-sessions of dead workers (runtime/cluster/mqtt_sessions.py): a second connection with the dead worker's client id
-whose messages go through the same flows, acknowledged once the flow is done with them, until that worker is back.
+`platform` (this platform's broker, mqtt_platform.py): the node connects to the platform's own broker, in cluster
+mode with shared subscriptions (`$share/sofiaflow-<config node id>/<topic>`, so each message reaches one worker)
+and a persistent session per worker. The tenancy rules of the embedded broker become, on the external one (which
+tells no origin): a developer's node publishes nowhere another owner's devices hold (as on the embedded broker),
+and hears no message on a topic another owner's devices hold (mqtt_broker_subscriptions.py); what devices may do
+is Mosquitto's dynamic security (runtime/cluster/dynsec.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator
 
+from sofiaflow.nodes.mqtt.mqtt_broker_subscriptions import BrokerSubscriptions
 from sofiaflow.nodes.mqtt.mqtt_connection import MqttConnection
-from sofiaflow.nodes.mqtt.mqtt_embedded import EmbeddedLink, PublishedBy
+from sofiaflow.nodes.mqtt.mqtt_embedded import EmbeddedLink
 from sofiaflow.nodes.mqtt.mqtt_fields import Qos, StrBool
 from sofiaflow.nodes.mqtt.mqtt_options import (
     LOCAL_HOSTS,
     ConnectOptions,
     Outgoing,
+    apply_override,
     build,
     is_embedded,
     parse_target,
 )
-from sofiaflow.nodes.mqtt.mqtt_payload import encode, message_fields
+from sofiaflow.nodes.mqtt.mqtt_payload import encode
+from sofiaflow.nodes.mqtt.mqtt_platform import Takeover, platform_target, takeover_link
 from sofiaflow.runtime.api import (
     DEVICES,
     MQTT_BROKER,
@@ -51,7 +47,6 @@ from sofiaflow.runtime.api import (
     NodeError,
     NRBool,
     NRInt,
-    TopicRouter,
     device_topic_index,
     publish_refusal,
 )
@@ -61,26 +56,6 @@ STATUS = {
     "connected": ("green", "dot", "connected"),
     "disconnected": ("red", "ring", "disconnected"),
 }
-SESSION_EXPIRY = 7 * 24 * 3600
-"""MQTT 5 session expiry (seconds) of a worker's persistent session on the cluster's broker."""
-_OVERRIDABLE = (
-    "url",
-    "broker",
-    "port",
-    "clientid",
-    "autoConnect",
-    "usetls",
-    "verifyservercert",
-    "compatmode",
-    "protocolVersion",
-    "keepalive",
-    "cleansession",
-    "autoUnsubscribe",
-    "userProps",
-    "userProperties",
-    "sessionExpiry",
-    "sessionExpiryInterval",
-)
 
 
 class MqttBrokerConfig(NodeConfig):
@@ -226,17 +201,6 @@ class MqttBrokerConfig(NodeConfig):
         return not (value is False or value == "false")  # Node-RED: only false / "false" turn it off
 
 
-@dataclass(slots=True)
-class Subscription:
-    topic: str
-    qos: int
-    options: dict[str, Any]
-    callback: Any
-    ref: str
-    tenant: str | None = None
-    """Its user's tenant (runtime/security/tenant.py): on the embedded broker it hears only messages of that origin."""
-
-
 class MqttBrokerNode(Node[MqttBrokerConfig]):
     type = "mqtt-broker"
     category = "config"
@@ -266,8 +230,7 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             raise NodeError(f"protocolVersion: {self._conf['protocolVersion']!r} is not 3, 4 or 5")
         parse_target(self._conf.get("broker") or "", self._conf.get("port"), bool(self._conf.get("usetls")))
         self.users: dict[str, Node] = {}
-        self._subs: dict[str, dict[str, Subscription]] = {}
-        self._router = TopicRouter()
+        self._subscriptions = BrokerSubscriptions(self.error, self._device_topics)
         self._link: MqttConnection | EmbeddedLink | None = None
         self._lock = asyncio.Lock()
         self._pausers: set[str] = set()
@@ -277,8 +240,6 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         local = (self._conf.get("broker") or "").strip() in ("localhost", "127.0.0.1")
         self.local_topic = local  # Node-RED adds msg._topic for brokers on localhost
         self.platform = bool(self._conf.get("platform"))
-        self._share = ""
-        """`$share/<group>/` before every subscription on the platform's external broker, else ""."""
         self._takeovers: dict[str, MqttConnection] = {}
         """Dead workers' sessions this worker drains (cluster mode), by client id."""
         self._holding = False
@@ -315,76 +276,20 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
     # ----- subscriptions -------------------------------------------------------------------------------------
     def subscribe(self, topic: str, options: dict[str, Any], callback: Any, ref: str) -> Any:
         """Subscribe `callback(topic, payload, qos, retain, v5 fields)` under `ref`; returns an awaitable or None."""
-        qos = int(options.get("qos", 2))
         user = self.users.get(ref)
-        self._subs.setdefault(topic, {})[ref] = Subscription(
-            topic, qos, dict(options), callback, ref, user.tenant if user is not None else None
+        qos = self._subscriptions.add(
+            topic, options, callback, ref, user.tenant if user is not None else None
         )
-        self._router.set_filters(self._subs)
         link = self._link
         if link is not None:
-            return link.subscribe(
-                self._share + topic, max(s.qos for s in self._subs[topic].values()), options
-            )
+            return link.subscribe(self._subscriptions.share + topic, qos, options)
         return None
 
     def unsubscribe(self, topic: str, ref: str, remove_client_subscription: bool = False) -> None:
-        refs = self._subs.get(topic)
-        if not refs or refs.pop(ref, None) is None:
+        if not self._subscriptions.remove(topic, ref):
             return
-        if refs:
-            return
-        del self._subs[topic]
-        self._router.set_filters(self._subs)
         if self._link is not None and (remove_client_subscription or self._conf.get("autoUnsubscribe", True)):
-            self._link.unsubscribe(self._share + topic)
-
-    def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool, props: Any, filters: Any) -> None:
-        embedded = props.__class__ is PublishedBy  # the embedded broker's: every message carries its origin
-        if embedded:
-            origin = props.origin
-            fields = message_fields(props) if props.PublishingDevice is not None else None
-        else:
-            origin, fields = None, message_fields(props) if props is not None else None
-            if self._share:
-                return self._deliver_shared(topic, payload, qos, retain, fields, filters)
-        subs = self._subs
-        for topic_filter in self._router.route(topic) if filters is None else filters:
-            refs = subs.get(topic_filter)
-            if refs:
-                for sub in tuple(refs.values()):
-                    if embedded and sub.tenant is not None and sub.tenant != origin:
-                        continue  # of another origin than its user's tenant (flow_tenant.hears)
-                    try:
-                        sub.callback(topic, payload, qos, retain, fields)
-                    except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others
-                        self.error(f"MQTT subscription handler error: {exc}")
-
-    def _deliver_shared(
-        self, topic: str, payload: bytes, qos: int, retain: bool, fields: Any, filters: Any
-    ) -> None:
-        """A message of the platform's external broker: users of a tenant do not hear the topics another owner's
-        devices hold."""
-        share = self._share
-        subs = self._subs
-        if filters is None:
-            filters = self._router.route(topic)
-        else:
-            filters = tuple(f.removeprefix(share) for f in filters)
-        index = None
-        for topic_filter in filters:
-            refs = subs.get(topic_filter)
-            if refs:
-                for sub in tuple(refs.values()):
-                    if sub.tenant is not None:
-                        if index is None:
-                            index = self._device_topics()
-                        if index is not None and index.foreign_holder(topic, sub.tenant) is not None:
-                            continue
-                    try:
-                        sub.callback(topic, payload, qos, retain, fields)
-                    except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the others
-                        self.error(f"MQTT subscription handler error: {exc}")
+            self._link.unsubscribe(self._subscriptions.share + topic)
 
     def _device_topics(self) -> Any:
         try:
@@ -465,7 +370,7 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
                 if not override.get("force"):
                     raise NodeError("Disconnect from broker before connecting")
             if isinstance(override, dict) and override:
-                self._apply_override(override)
+                apply_override(self._conf, self._creds, override)
                 old, self._link = self._link, None
                 carried = []
                 if old is not None:
@@ -477,20 +382,6 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
                 link = self._ensure_link()
             if link is not None and link.state == "disconnected":
                 link.connect()
-
-    def _apply_override(self, opts: dict[str, Any]) -> None:
-        for key in _OVERRIDABLE:
-            if key in opts:
-                self._conf["broker" if key == "url" else key] = opts[key]
-        for kind in ("birth", "close", "will"):
-            if kind in opts:
-                spec = opts[kind] if isinstance(opts[kind], dict) else {}
-                for field in ("topic", "payload", "qos", "retain"):
-                    self._conf[f"{kind}{field.capitalize()}"] = spec.get(field, "" if field != "qos" else 0)
-                self._conf[f"{kind}Msg"] = spec.get("properties") or {}
-        for key, cred in (("username", "user"), ("password", "password")):
-            if key in opts:
-                self._creds[cred] = opts[key]
 
     def _ensure_link(self, carried: list[Outgoing] | None = None) -> MqttConnection | EmbeddedLink | None:
         if self._link is not None:
@@ -513,7 +404,9 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         for item in (options.birth, options.close):
             if item is not None:  # heard as this config node's (its tab's tenant; on no tab: the platform's)
                 item.origin = self.tenant
-        hooks = dict(on_message=self._deliver, on_state=self._state, spawn=self.spawn, warn=self.warn)
+        hooks = dict(
+            on_message=self._subscriptions.deliver, on_state=self._state, spawn=self.spawn, warn=self.warn
+        )
         sessions = self._sessions() if self.platform else None
         if is_embedded(options, service):
             link: MqttConnection | EmbeddedLink = EmbeddedLink(service, options, **hooks)
@@ -525,12 +418,10 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             sessions.add_intake(self.id, self)  # a deploy holds what arrives while the old revision drains
         else:
             link = MqttConnection(options, sleep=self._sleep, **hooks)
-        self._share = (
+        self._subscriptions.share = (
             f"$share/sofiaflow-{self.id}/" if self.platform and isinstance(link, MqttConnection) else ""
         )
-        for topic, refs in self._subs.items():
-            sub = next(iter(refs.values()))
-            link.subscriptions[self._share + topic] = (max(s.qos for s in refs.values()), sub.options)
+        self._subscriptions.install(link)
         for item in carried or ():
             link.publish(item)
         if self._pausers:
@@ -541,25 +432,9 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         return link
 
     def _platform_target(self, service: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Properties and credentials that reach this platform's broker (see the module docstring)."""
-        conf = {**self._conf, "usetls": False, "tls": ""}
-        external = self.setting("platformBroker")
-        if external:
-            conf.update(broker=external["url"], port=None)
-            sessions = self._sessions()
-            if sessions is not None:  # a cluster: this worker's own persistent session
-                conf.update(clientid=sessions.client_id(self.id), cleansession=False)
-                if int(conf.get("protocolVersion") or 4) == 5 and not conf.get("sessionExpiry"):
-                    conf["sessionExpiry"] = SESSION_EXPIRY
-            creds = {"user": external.get("username") or "", "password": external.get("password") or ""}
-            return conf, creds
-        if service is None:
-            raise NodeError(
-                "platform: this runtime runs no MQTT broker of its own (SOFIAFLOW_MQTT_PORT is 0 and "
-                "SOFIAFLOW_MQTT_URL is unset)"
-            )
-        conf.update(broker="127.0.0.1", port=int(service.port))
-        return conf, {}
+        """Properties and credentials that reach this platform's broker (mqtt_platform.py)."""
+        sessions = self._sessions()
+        return platform_target(self._conf, self.setting("platformBroker"), sessions, self.id, service)
 
     def _sessions(self) -> Any:
         """The cluster's MQTT_SESSIONS service when the platform broker is the external one, else None."""
@@ -570,36 +445,25 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
         except NodeError:
             return None
 
-    async def _take_over(self, client_id: str) -> _Takeover:
+    async def _take_over(self, client_id: str) -> Takeover:
         """Connect with a dead worker's `client_id` (its persistent session) and deliver what the broker held
         for it to this node's users, as messages of this node's own connection."""
         conf, creds = self._platform_target(None)
-        conf["clientid"] = client_id
-        options = build(conf, creds, None)
-        options.birth = options.close = options.will = None
-
-        def state(value: str, error: str | None) -> None:
-            if value == "connected":
-                self.log(f"draining the session {client_id} of a worker that is gone")
-
-        link = MqttConnection(
-            options,
-            on_message=self._deliver,
-            on_state=state,
+        link = takeover_link(
+            conf,
+            creds,
+            client_id,
+            self._subscriptions,
+            log=self.log,
             spawn=self.spawn,
             sleep=self._sleep,
             warn=self.warn,
+            paused=bool(self._pausers),
+            holding=self._holding,
         )
-        for topic, refs in self._subs.items():
-            sub = next(iter(refs.values()))
-            link.subscriptions[self._share + topic] = (max(s.qos for s in refs.values()), sub.options)
-        if self._pausers:
-            link.set_reading(False)
-        if self._holding:
-            link.hold_intake(True)
         self._takeovers[client_id] = link
         link.connect()
-        return _Takeover(self._takeovers, client_id, link)
+        return Takeover(self._takeovers, client_id, link)
 
     def _tls_node(self) -> Any:
         if self.platform:
@@ -668,20 +532,6 @@ class MqttBrokerNode(Node[MqttBrokerConfig]):
             await link.close()
         if sessions is not None:
             await sessions.release_own(self.id, forget=removed)
-
-
-@dataclass(slots=True)
-class _Takeover:
-    """A dead worker's session drained by a config node (runtime/cluster/mqtt_sessions.py Handle)."""
-
-    takeovers: dict[str, MqttConnection]
-    client_id: str
-    link: MqttConnection
-
-    async def stop(self) -> None:
-        self.takeovers.pop(self.client_id, None)
-        await self.link.disconnect()
-        await self.link.close()
 
 
 __all__ = ["LOCAL_HOSTS", "ConnectOptions", "MqttBrokerNode", "STATUS"]

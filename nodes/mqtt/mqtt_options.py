@@ -34,6 +34,26 @@ _SCHEMES = {
     "wss": ("websockets", True),
 }
 
+_OVERRIDABLE = (
+    "url",
+    "broker",
+    "port",
+    "clientid",
+    "autoConnect",
+    "usetls",
+    "verifyservercert",
+    "compatmode",
+    "protocolVersion",
+    "keepalive",
+    "cleansession",
+    "autoUnsubscribe",
+    "userProps",
+    "userProperties",
+    "sessionExpiry",
+    "sessionExpiryInterval",
+)
+"""The properties a "connect" action's msg.broker may change (`url` is `broker`)."""
+
 
 @dataclass(slots=True)
 class Outgoing:
@@ -330,3 +350,22 @@ def is_embedded(opts: ConnectOptions, service: Any) -> bool:
     except (AttributeError, TypeError, ValueError):
         return False
     return opts.host.strip("[]") in LOCAL_HOSTS and opts.port == port
+
+
+def apply_override(conf: dict[str, Any], creds: dict[str, Any], opts: dict[str, Any]) -> None:
+    """Apply a "connect" action's msg.broker to stored properties `conf` and credentials `creds` (as Node-RED:
+    a birth, close or will given replaces the whole message; username and password are credentials)."""
+    for key in _OVERRIDABLE:
+        if key in opts:
+            conf["broker" if key == "url" else key] = opts[key]
+    for kind in ("birth", "close", "will"):
+        if kind in opts:
+            spec = opts[kind] if isinstance(opts[kind], dict) else {}
+            for field_name in ("topic", "payload", "qos", "retain"):
+                conf[f"{kind}{field_name.capitalize()}"] = spec.get(
+                    field_name, "" if field_name != "qos" else 0
+                )
+            conf[f"{kind}Msg"] = spec.get("properties") or {}
+    for key, cred in (("username", "user"), ("password", "password")):
+        if key in opts:
+            creds[cred] = opts[key]
