@@ -5,19 +5,21 @@ array chunks). `custom` (manual) builds a string, buffer, array, key/value objec
 object, and sends when `count` parts arrived, after `timeout` seconds, or on `msg.complete`;
 `msg.reset` drops the pending group, `msg.restartTimeout` restarts its timer. `reduce` folds a
 `msg.parts` sequence with the JSONata `reduceExp` (`$A` accumulator, `$I` index, `$N` count).
-The output is based on the last message received. Pending groups live on the instance.
+The output is based on the last message received. Pending groups live on the instance (join_group.py);
+JavaScript's value conversions are join_values.py's.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from functools import cmp_to_key
 from typing import Any
 
 from pydantic import Field
 
 from sofiaflow.nodes.jsvalues import UNDEFINED, js_typeof
+from sofiaflow.nodes.sequence.join_group import JoinGroup
+from sofiaflow.nodes.sequence.join_values import MISSING, array_index, count_number, group_key, js_string
 from sofiaflow.nodes.sequence.parts import unescape
 from sofiaflow.runtime.api import (
     JsonataError,
@@ -34,127 +36,7 @@ from sofiaflow.runtime.api import (
     typed_getter,
 )
 
-_MISSING: Any = UNDEFINED
-"""A property that is not there (JavaScript's undefined)."""
-_HOLE = object()
-"""An array slot nothing was assigned to (a JavaScript sparse-array hole)."""
-
-_MAX_INDEX = 10_000_000
 _BUILDS = ("string", "buffer", "array", "object", "merged")
-
-
-# ----- JavaScript value conversions --------------------------------------------------------------
-def _js_number_text(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        text = f"{mantissa}e{sign}{exp.lstrip('+-').lstrip('0') or '0'}"
-    return text
-
-
-def js_string(value: Any) -> str:
-    """JavaScript's String(value) for JSON-like values."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "null"
-    if value is _MISSING or value is _HOLE:
-        return "undefined"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _js_number_text(value)
-    if isinstance(value, list):
-        return ",".join(_join_text(v) for v in value)
-    if isinstance(value, dict):
-        return "[object Object]"
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _join_text(value: Any) -> str:
-    """How Array.prototype.join shows one element (null and undefined are empty)."""
-    if value is None or value is _MISSING or value is _HOLE:
-        return ""
-    return js_string(value)
-
-
-def _to_bytes(value: Any) -> bytes:
-    """Buffer.from(value) for strings, byte arrays and buffers."""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, list):
-        return bytes(
-            int(v) & 0xFF if isinstance(v, (int, float)) and not isinstance(v, bool) else 0 for v in value
-        )
-    raise NodeError(f"Cannot join {js_typeof(value)} to buffer")
-
-
-def _number(value: Any) -> float | None:
-    """A count as JavaScript compares it with `> 0`: numbers and numeric strings, else None."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip() or 0)
-        except ValueError:
-            return None
-    return None
-
-
-def _array_index(value: Any) -> int | str | None:
-    """Where `payload[index] = v` lands in JavaScript: an int array slot, a str property, or None when
-    `isNaN(index)` (the value is pushed instead)."""
-    if value is _MISSING:
-        return None
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return js_string(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if value.is_integer():
-            value = int(value)
-    if isinstance(value, int):
-        return value if value >= 0 else str(value)
-    if isinstance(value, float):
-        return js_string(value)
-    if isinstance(value, str):
-        if value.isascii() and value.isdigit() and (value == "0" or not value.startswith("0")):
-            return int(value)
-        text = value.strip()
-        try:
-            float(text or "0")
-        except ValueError:
-            return None
-        return value
-    if isinstance(value, dict):
-        return None
-    return js_string(value)
-
-
-def _group_key(value: Any) -> Any:
-    """A sequence id usable as a dict key (JavaScript would use its text)."""
-    try:
-        hash(value)
-    except TypeError:
-        return js_string(value)
-    return value
 
 
 # ----- configuration ------------------------------------------------------------------------------
@@ -250,37 +132,6 @@ class JoinConfig(NodeConfig):
     )
 
 
-class _Group:
-    __slots__ = (
-        "array_len",
-        "buffer_len",
-        "count",
-        "extra",
-        "held",
-        "join_char",
-        "msg",
-        "payload",
-        "prop",
-        "target",
-        "timer",
-        "type",
-    )
-
-    def __init__(self, kind: str, target: Any, msg: Msg) -> None:
-        self.type = kind
-        self.payload: Any = {} if kind == "object" else []
-        self.extra: dict[str, Any] = {}
-        self.count = 0
-        self.target = target
-        self.msg = msg
-        self.held: list[Msg] = []
-        self.timer: Any = None
-        self.prop = "payload"
-        self.join_char: Any = _MISSING
-        self.array_len: Any = None
-        self.buffer_len = 0
-
-
 class JoinNode(Node[JoinConfig]):
     type = "join"
     category = "sequence"
@@ -332,7 +183,7 @@ class JoinNode(Node[JoinConfig]):
             self._joiner = unescape(js_string(joiner))
         if self._mode == "reduce":
             self._setup_reduce()
-        self._inflight: dict[Any, _Group] = {}
+        self._inflight: dict[Any, JoinGroup] = {}
         self._pending: dict[Any, dict[str, Any]] = {}
 
     def _setup_reduce(self) -> None:
@@ -384,30 +235,30 @@ class JoinNode(Node[JoinConfig]):
             parts = None
 
         pid: Any = "_"
-        key: Any = _MISSING
-        index: Any = _MISSING
+        key: Any = MISSING
+        index: Any = MISSING
         array_len: Any = None
         if mode == "auto":
             assert parts is not None
-            pid = _group_key(parts["id"])
+            pid = group_key(parts["id"])
             kind = parts.get("type")
             target: Any = parts.get("count")
-            join_char = parts.get("ch", _MISSING)
-            key = parts.get("key", _MISSING)
+            join_char = parts.get("ch", MISSING)
+            key = parts.get("key", MISSING)
             array_len = parts.get("len")
-            index = parts.get("index", _MISSING)
-            value = props.get_path(msg, parts.get("property") or "payload", _MISSING)
+            index = parts.get("index", MISSING)
+            value = props.get_path(msg, parts.get("property") or "payload", MISSING)
         else:
-            value = msg if self._full else props.get_path(msg, self._property, _MISSING)
+            value = msg if self._full else props.get_path(msg, self._property, MISSING)
             kind = self._build
             target = self._count
             join_char = self._joiner
             if self._count_blank and parts is not None:
                 target = parts.get("count") or 0
                 if "id" in parts:
-                    pid = _group_key(parts["id"])
+                    pid = group_key(parts["id"])
             if kind == "object":
-                key = props.get_path(msg, self._key, _MISSING)
+                key = props.get_path(msg, self._key, MISSING)
 
         if "restartTimeout" in msg:
             group = self._inflight.get(pid)
@@ -425,7 +276,7 @@ class JoinNode(Node[JoinConfig]):
             self.done(msg)
             return
 
-        if kind == "object" and (key is _MISSING or key is None or key == ""):
+        if kind == "object" and (key is MISSING or key is None or key == ""):
             if mode == "auto":
                 self.warn("Message missing 'msg.parts.key' property - cannot add to object")
             elif "complete" in msg:
@@ -440,7 +291,7 @@ class JoinNode(Node[JoinConfig]):
 
         group = self._inflight.get(pid)
         if group is None:
-            group = _Group("object" if kind in ("object", "merged") else kind, target, clone_message(msg))
+            group = JoinGroup("object" if kind in ("object", "merged") else kind, target, clone_message(msg))
             if kind == "string" or kind == "buffer":
                 group.join_char = join_char
             elif kind == "array":
@@ -451,13 +302,13 @@ class JoinNode(Node[JoinConfig]):
             self._inflight[pid] = group
         group.held.append(msg)
 
-        if kind == "buffer" and value is not _MISSING:
+        if kind == "buffer" and value is not MISSING:
             if isinstance(value, (bytes, bytearray, str, list)):
                 group.buffer_len += len(value)
             else:
                 group.held.pop()
                 raise NodeError(f"Cannot join {js_typeof(value)} to buffer")
-        stored = None if value is _MISSING else value
+        stored = None if value is MISSING else value
         if kind == "object":
             group.payload[js_string(key)] = stored
             group.count = len(group.payload)
@@ -471,10 +322,10 @@ class JoinNode(Node[JoinConfig]):
             elif value is not None and "complete" not in msg:
                 self.warn("Cannot merge non-object types")
         else:
-            slot = _array_index(index)
+            slot = array_index(index)
             if slot is not None:
-                self._put(group, slot, stored)
-            elif value is not _MISSING:
+                group.put(slot, stored)
+            elif value is not MISSING:
                 group.payload.append(value)
                 group.count += 1
 
@@ -483,26 +334,9 @@ class JoinNode(Node[JoinConfig]):
         if parts is not None:
             tcnt = tcnt or parts.get("count")
             group.target = tcnt
-        number = _number(tcnt)
+        number = count_number(tcnt)
         if (number is not None and number > 0 and group.count >= number) or "complete" in msg:
             self._complete(pid)
-
-    @staticmethod
-    def _put(group: _Group, slot: int | str, value: Any) -> None:
-        if isinstance(slot, str):
-            if group.extra.get(slot) is None:
-                group.count += 1
-            group.extra[slot] = value
-            return
-        arr = group.payload
-        if slot >= len(arr):
-            if slot > len(arr) + _MAX_INDEX:
-                raise NodeError(f"msg.parts.index {slot} is too large")
-            arr.extend([_HOLE] * (slot + 1 - len(arr)))
-            group.count += 1
-        elif arr[slot] is _HOLE or arr[slot] is None:
-            group.count += 1
-        arr[slot] = value
 
     # ----- completion ------------------------------------------------------------------------------
     def _complete(self, pid: Any) -> None:
@@ -515,32 +349,7 @@ class JoinNode(Node[JoinConfig]):
         if self._mode == "auto" or not self._accumulate or "complete" in group.msg:
             del self._inflight[pid]
         kind = group.type
-        out: Any = group.payload
-        if kind == "object":
-            pass
-        elif kind == "string":
-            char = group.join_char
-            sep = "" if char is _MISSING else js_string(char)
-            out = sep.join(_join_text(v) for v in out)
-        elif kind == "buffer":
-            char = group.join_char
-            pieces = [b"" if v is _HOLE or v is None else _to_bytes(v) for v in out]
-            data = (b"" if char is _MISSING else _to_bytes(char)).join(pieces)
-            out = bytes(data)
-        elif kind == "array" and (_number(group.array_len) or 0) > 1:
-            flat: list[Any] = []
-            for item in out:
-                if item is _HOLE:
-                    continue
-                if isinstance(item, list):
-                    flat.extend(None if v is _HOLE else v for v in item)
-                else:
-                    flat.append(item)
-            out = flat
-            if self._accumulate:
-                group.payload = flat
-        else:
-            out = [None if v is _HOLE else v for v in out]
+        out = group.result(self._accumulate)
         msg = group.msg
         if self._full and kind != "string":
             msg = clone_message(msg)
@@ -555,7 +364,7 @@ class JoinNode(Node[JoinConfig]):
         self.send(clone_message(msg))
         self._release(group)
 
-    def _release(self, group: _Group) -> None:
+    def _release(self, group: JoinGroup) -> None:
         if group.timer is not None:
             group.timer.cancel()
             group.timer = None
@@ -575,7 +384,7 @@ class JoinNode(Node[JoinConfig]):
             self.done(msg)
             return
         parts = msg["parts"] if isinstance(msg["parts"], dict) else {}
-        gid = _group_key(parts.get("id"))
+        gid = group_key(parts.get("id"))
         group = self._pending.get(gid)
         if group is None:
             group = self._pending[gid] = {"count": parts.get("count"), "msgs": []}
