@@ -36,11 +36,14 @@ def _nothing() -> None:
 class Ticket:
     """Holds on one tracked message and what it caused; `on_done()` when none is left."""
 
-    __slots__ = ("abandoned", "failed", "holds", "keys", "on_done")
+    __slots__ = ("abandoned", "failed", "holds", "keys", "messages", "on_done")
 
     def __init__(self, on_done: Callable[[], None]) -> None:
         self.holds = 1
         self.keys: list[int] = []
+        self.messages: list[Any] = []
+        """The messages of `keys`, alive while the ticket is: the id of one freed could go to a new message,
+        which would then be taken for this ticket's."""
         self.on_done = on_done
         self.failed: BaseException | None = None
         """The first error no catch node took while handling the message or what it caused."""
@@ -64,6 +67,7 @@ class CompletionTracker:
         ticket = Ticket(on_done)
         key = id(msg)
         ticket.keys.append(key)
+        ticket.messages.append(msg)
         self.tickets[key] = ticket
 
     def ticket_of(self, msg: Any) -> Ticket | None:
@@ -80,6 +84,7 @@ class CompletionTracker:
                 return
             tickets[key] = ticket
             ticket.keys.append(key)
+            ticket.messages.append(msg)
         ticket.holds += 1
 
     def release(self, msg: Any) -> None:
