@@ -37,6 +37,8 @@ class Case:
     method: str = "POST"
     differs: Differs | None = None
     """Set when the answers differ on purpose (README); the test then checks each side's documented answer."""
+    env: list = field(default_factory=list)
+    """The case tab's env entries ({name, value, type}), for `${VAR}` properties and env look-ups."""
 
 
 def n(id_: str, type_: str, wires: list[list[str]] | None = None, **props) -> dict:
@@ -1699,6 +1701,40 @@ CASES = [
             sofiaflow=[(200, "abc")],
         ),
     ),
+    # ----- ${VAR} properties: filled from the env before the node checks them -------------------------------------
+    Case(
+        "env-number-and-bool-props",
+        [
+            n(
+                "a",
+                "delay",
+                [["b"]],
+                pauseType="delay",
+                timeout="${DIFF_WAIT_MS}",
+                timeoutUnits="milliseconds",
+                rate="1",
+                nbRateUnits="1",
+                rateUnits="second",
+                randomFirst="1",
+                randomLast="5",
+                randomUnits="seconds",
+                drop=False,
+                allowrate=False,
+                outputs=1,
+            ),
+            n("b", "json", action="str", property="payload", pretty="${DIFF_PRETTY}"),
+        ],
+        [{"a": [1, 2]}],
+        env=[
+            {"name": "DIFF_WAIT_MS", "value": "5", "type": "num"},
+            {"name": "DIFF_PRETTY", "value": "true", "type": "bool"},
+        ],
+    ),
+    Case(
+        "env-prop-not-set",
+        [change("a", set_("payload", "${SOFIAFLOW_DIFF_NOT_SET}"))],  # not set: the property stays as written
+        [1],
+    ),
 ]
 
 
@@ -1712,6 +1748,8 @@ def build(cases: list[Case]) -> list[dict]:
             return f"{case.name}.{short}"
 
         flows.append({"id": tab, "type": "tab", "label": case.name, "disabled": False, "info": ""})
+        if case.env:
+            flows[-1]["env"] = case.env
         method = case.method.lower()
         flows.append(
             {
