@@ -17,6 +17,7 @@ from sofiaflow.runtime.data.rtdb.base import MAX_KEY_LENGTH, scoped_key
 from sofiaflow.runtime.data.rtdb.sql_backend import SQLStore
 from sofiaflow.runtime.security.ownership import FlowOwnership
 from sofiaflow.runtime.security.permissions import Permissions
+from tests.tenant_world import press, world  # noqa: F401 - pytest fixture
 from tests.test_node_ontology import make_tester, node, settle
 
 SCHEMA = {
@@ -126,6 +127,62 @@ async def test_administrators_and_ownerless_flows_share_the_platforms_keys_apart
     assert out["t_root"]["inserted"]["sensor"] == out["t_none"]["inserted"]["sensor"] == "t_ada"
     assert out["t_ana"]["inserted"]["sensor"] == "t_ana"
     assert sorted(d["sensor"] for d in rows(services)) == ["t_ada", "t_ana"]
+
+
+def inserting_tab(tab: str, sensor: str) -> list[dict]:
+    """A tab whose inject `<tab>_i` inserts {sensor, seq: 1} with key msg.payload.seq into Shared and keeps what
+    the node answered in flow context (`answers`: a list of {duplicate, inserted})."""
+    keep = (
+        "var a = flow.get('answers') || []; a.push({duplicate: msg.duplicate, inserted: msg.inserted}); "
+        "flow.set('answers', a); return msg;"
+    )
+    return [
+        {"id": tab, "type": "tab", "label": tab},
+        {
+            "id": f"{tab}_i",
+            "type": "inject",
+            "z": tab,
+            "props": [{"p": "payload"}],
+            "payload": f'{{"sensor": "{sensor}", "seq": 1}}',
+            "payloadType": "json",
+            "wires": [[f"{tab}_n"]],
+        },
+        {
+            "id": f"{tab}_n",
+            "type": "ontology-insert",
+            "z": tab,
+            "ontology": "Shared",
+            "idempotencyKey": "payload.seq",
+            "idempotencyKeyType": "msg",
+            "wires": [[f"{tab}_k"]],
+        },
+        {"id": f"{tab}_k", "type": "function", "z": tab, "func": keep, "outputs": 1, "wires": [[]]},
+    ]
+
+
+async def test_a_developer_granted_insert_can_neither_read_nor_suppress_the_owners_instances(world):  # noqa: F811
+    """Through the runtime and its admin API: ana owns Shared and grants bob INSERT only; bob stores the key of
+    ana's next reading first, then repeats it."""
+    rt, http, h = world
+    created = await http.post("/ontologies", json={"name": "Shared", "schema": SCHEMA}, headers=h["ana"])
+    assert created.status_code == 201, created.text
+    granted = await http.put("/ontologies/Shared/grants/bob", json={"access": "INSERT"}, headers=h["ana"])
+    assert granted.status_code in (200, 204), granted.text
+    assert (await http.post("/flows", json=inserting_tab("tb", "bob"), headers=h["bob"])).status_code == 204
+    assert (await http.post("/flows", json=inserting_tab("ta", "ana"), headers=h["ana"])).status_code == 204
+    await press(rt, http, h["bob"], "tb_i")
+    await press(rt, http, h["ana"], "ta_i")
+    await press(rt, http, h["ana"], "ta_i")
+    await press(rt, http, h["bob"], "tb_i")
+
+    def answers(tab: str) -> list[tuple[bool, str]]:
+        got = rt.engine.contexts.scope(f"flow:{tab}").get("answers") or []
+        return [(a["duplicate"], a["inserted"]["sensor"]) for a in got]
+
+    assert answers("ta") == [(False, "ana"), (True, "ana")]
+    assert answers("tb") == [(False, "bob"), (True, "bob")]
+    stored = (await http.get("/ontologies/Shared/data", headers=h["ana"])).json()["items"]
+    assert sorted(d["sensor"] for d in stored) == ["ana", "bob"]
 
 
 # ----- OntologyData.insert_keyed -----------------------------------------------------------------------------------
