@@ -180,7 +180,7 @@ def editor_main() -> None:
         .classes("p-1 bg-gray-50")
         .props(testid("palette"))
     ):
-        palette_panel(ws.types, on_add=lambda t: ws.add_node(t))
+        palette_panel(ws.types, on_add=ws.add_node_in_view)
     with ui.right_drawer(value=True).props("width=360 bordered").classes("p-2").props(testid("sidebar")):
         sidebar_tabs(ws)
     tabs = ui.refreshable(tab_bar)

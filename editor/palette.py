@@ -55,7 +55,7 @@ def _grouped(types: dict[str, dict]) -> list[tuple[str, list[dict]]]:
     ]
 
 
-def palette_panel(types: dict[str, dict], on_add: Callable[[str], None] | None = None) -> None:
+def palette_panel(types: dict[str, dict], on_add: Callable[[str], Any] | None = None) -> None:
     """Draw the palette into the current container; drag an item onto the canvas (or double-click it, or focus it
     and press Enter or Space). Each item's accessible name is its full type name (`ontology-insert` reads "ontology insert")."""
     items: list[tuple[ui.element, str]] = []

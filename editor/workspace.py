@@ -17,6 +17,10 @@ from sofiaflow.editor.canvas import FlowCanvas
 from sofiaflow.editor.canvas.canvas import view_node
 from sofiaflow.editor.flowdoc import FlowDoc
 from sofiaflow.editor.node_icons import node_icon
+from sofiaflow.editor.placement import Box, clear_spot
+
+DEFAULT_AREA: Box = (0, 0, 800, 500)
+"""Where nodes added without a position go when the browser does not say what is in view."""
 
 
 def _state(node: dict | None) -> str:
@@ -237,16 +241,39 @@ class Workspace:
     def _on_drop(self, e: Any) -> None:
         self.add_node(e.args["type"], e.args["x"], e.args["y"])
 
-    def add_node(self, node_type: str, x: float = 200, y: float = 100) -> dict | None:
+    def add_node(
+        self, node_type: str, x: float | None = None, y: float | None = None, area: Box = DEFAULT_AREA
+    ) -> dict | None:
+        """A new node at (x, y); without a position, the first spot in `area` (the part of the tab in view) clear
+        of the nodes drawn there."""
         entry = self.types.get(node_type)
         if entry is None:
             ui.notify(f"unknown node type {node_type!r}", type="negative")
             return None
         node = self.doc.add_node(
-            node_type, self.tab, x, y, entry.get("defaults"), outputs=int(entry["outputs"])
+            node_type, self.tab, x or 0, y or 0, entry.get("defaults"), outputs=int(entry["outputs"])
         )
+        if x is None or y is None:
+            node["x"], node["y"] = self._clear_spot(node, entry, area)
         self.redraw()
         return node
+
+    async def add_node_in_view(self, node_type: str) -> dict | None:
+        """A new node in the part of the tab in view, clear of the others (the palette's keyboard path)."""
+        area = await self.canvas.visible_area() if self.canvas is not None else None
+        return self.add_node(node_type, area=area or DEFAULT_AREA)
+
+    def _clear_spot(self, node: dict, entry: dict, area: Box) -> tuple[int, int]:
+        drawn = []
+        for other in self.doc.nodes_on(self.tab):
+            if other is node:
+                continue
+            view = view_node(other, self.info_for(other))
+            left = view["x"] if view["corner"] else view["x"] - view["w"] / 2
+            top = view["y"] if view["corner"] else view["y"] - view["h"] / 2
+            drawn.append((left, top, left + view["w"], top + view["h"]))
+        mine = view_node(node, entry)
+        return clear_spot(drawn, mine["w"], mine["h"], area)
 
     async def _on_button(self, e: Any) -> None:
         await self.inject(e.args["id"])

@@ -158,6 +158,11 @@ export default {
       });
     },
     resetView() { this.view = { x: 0, y: 0, k: 1 }; },
+    visibleArea() {
+      // the part of the world in view: [left, top, right, bottom] (where a node added from the keyboard goes)
+      const r = this.$el.getBoundingClientRect(), v = this.view;
+      return [-v.x / v.k, -v.y / v.k, (r.width - v.x) / v.k, (r.height - v.y) / v.k].map(Math.round);
+    },
     zoomBy(f, cx, cy) {
       const r = this.$el.getBoundingClientRect();
       cx = cx === undefined ? r.width / 2 : cx;

@@ -143,3 +143,14 @@ class FlowCanvas(ui.element, component="canvas.js"):
 
     def select_all(self) -> None:
         self.run_method("selectAll")
+
+    async def visible_area(self) -> tuple[float, float, float, float] | None:
+        """The part of the tab in view, (left, top, right, bottom) in flow coordinates; None when the browser
+        does not answer within a second."""
+        try:
+            area = await self.run_method("visibleArea", timeout=1)
+        except TimeoutError:
+            return None
+        if isinstance(area, list) and len(area) == 4 and all(isinstance(v, (int, float)) for v in area):
+            return (area[0], area[1], area[2], area[3])
+        return None

@@ -76,9 +76,7 @@ def typed_field(node: dict, spec: FieldSpec, value: Any, mark: str) -> FormField
             value, vtype = "", "full"
         elif value in (False, "false", "", None):
             value, vtype = "payload", "msg"
-    ti = TypedInput(spec.label, value, vtype, list(spec.types) or VALUE_TYPES, mark=mark)
-    if spec.help:
-        ti.input.props(f'hint="{spec.help.replace(chr(34), chr(39))}" bottom-slots hide-bottom-space')
+    ti = TypedInput(spec.label, value, vtype, list(spec.types) or VALUE_TYPES, mark=mark, help=spec.help)
     if node.get("type") == "inject" and spec.key in ("payload", "topic"):
         ti.row.set_visibility(False)  # edited as the first message properties
         return FormField(spec.key, ti, lambda: {}, None, ti)

@@ -61,20 +61,29 @@ class TypedInput:
     """A type select and a value input side by side; `.value`, `.vtype`, `.set_error()`."""
 
     def __init__(
-        self, label: str, value: Any, vtype: str | None, types: list[str] | None = None, mark: str = ""
+        self,
+        label: str,
+        value: Any,
+        vtype: str | None,
+        types: list[str] | None = None,
+        mark: str = "",
+        help: str = "",  # noqa: A002 - the field's help, as FieldSpec names it
     ) -> None:
+        self.label, self.help = label, help
         types = list(types or VALUE_TYPES)
         vtype = vtype or types[0]
         if vtype not in types:
             types.append(vtype)
         with ui.row().classes("w-full items-start no-wrap gap-1") as self.row:
             self.type_select = (
-                ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label="type")
+                ui.select({t: TYPE_LABELS.get(t, t) for t in types}, value=vtype, label=f"{label} type")
                 .props("dense outlined options-dense")
                 .classes("w-28 shrink-0")
-                .props(f'aria-label="{label} type"')
                 .props(testid(f"{mark}-type" if mark else ""))
             )
+            # the select is named by its label prop ("Key type"); what it shows is shorter ("type") beside the value
+            with self.type_select.add_slot("label"):
+                self.type_label = ui.label("type")
             shown = value if isinstance(value, str) else json.dumps(value) if value is not None else ""
             if vtype == "bool":
                 shown = "true" if value in (True, "true") else "false"
@@ -87,11 +96,22 @@ class TypedInput:
     def _type_changed(self, _e: Any = None) -> None:
         implied = self.type_select.value in NO_VALUE_TYPES
         self.input.set_visibility(not implied)
-        # no input beside it: the select takes the row, so "complete msg object" is not cut off
+        # no input beside it: the select takes the row, so "complete msg object" is not cut off, and it carries
+        # the field's name and help (else the form would show a bare "type" with nothing to say what it is for)
         if implied:
             self.type_select.classes(add="grow", remove="w-28")
         else:
             self.type_select.classes(add="w-28", remove="grow")
+        shown, hidden = (self.type_select, self.input) if implied else (self.input, self.type_select)
+        self.type_select._props["label"] = self.label if implied else f"{self.label} type"
+        self.type_label.set_text(self.label if implied else "type")
+        if self.help:
+            shown._props.update({"hint": self.help, "bottom-slots": True, "hide-bottom-space": True})
+            for key in ("hint", "bottom-slots", "hide-bottom-space"):
+                hidden._props.pop(key, None)
+            hidden.update()
+        shown.update()
+        self.type_select.update()
 
     @property
     def vtype(self) -> str:

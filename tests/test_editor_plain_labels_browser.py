@@ -1,0 +1,177 @@
+"""What a newcomer trips on, in a real Chromium against a real `sofiaflow run`: ontology-insert's idempotency key
+is one labelled field with its help (a select for the kind, an input only for a key of your own), the Settings
+page names each setting in words with a line of help (no snake_case keys or environment names as labels), and
+nodes added from the palette with the keyboard land clear of each other, inside the part of the canvas in view.
+Controls are found by role, label or visible text."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from editor_server import chromium, editor_page, editor_server  # noqa: F401 - pytest fixtures
+from editor_ui import export_all, import_text, node, node_ids
+
+INSERT = "plaininsert00001"
+FLOWS = [{"id": INSERT, "type": "ontology-insert", "x": 160, "y": 80, "wires": [[]]}]
+RAW_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$|SOFIAFLOW_|^[a-z]+[A-Z]\w*$")
+"""A label that is a program's name for a thing: snake_case, an environment variable, camelCase."""
+
+
+@pytest.fixture(scope="module")
+def page(editor_server, chromium):  # noqa: F811
+    for opened in editor_page(chromium, editor_server, width=1400, height=850):
+        import_text(opened, json.dumps(FLOWS))
+        node(opened, INSERT).wait_for()
+        yield opened
+
+
+def _form(page):
+    node(page, INSERT).dblclick()
+    form = page.get_by_test_id("properties")
+    form.wait_for()
+    return form
+
+
+def _close(page) -> None:
+    forms = page.get_by_test_id("properties")
+    if forms.count():
+        forms.last.get_by_role("button", name="Cancel").click()
+        forms.last.wait_for(state="detached")
+
+
+def test_the_idempotency_key_is_one_labelled_field_with_help(page):
+    form = _form(page)
+    try:
+        # the default kind (stream) needs no expression: the select itself carries the field's name and help
+        kind = form.get_by_role("combobox", name="Idempotency key", exact=True)
+        kind.wait_for()
+        field = form.locator(
+            "label.q-field", has=page.get_by_role("combobox", name="Idempotency key", exact=True)
+        )
+        assert field.locator(".q-field__label").inner_text().strip() == "Idempotency key"
+        assert "msg._streamId" in field.inner_text()
+        form.get_by_text("An insert whose key is already stored", exact=False).wait_for()
+        assert form.get_by_role("textbox", name="Idempotency key").count() == 0
+        text = form.inner_text()
+        assert "idempotencyKey" not in text and "\ntype\n" not in f"\n{text}\n", text
+
+        kind.click()
+        options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
+        assert options == ["msg._streamId", "msg.", "J:", "off"], options
+        page.get_by_role("option", name="msg.", exact=True).click()
+        value = form.get_by_role("textbox", name="Idempotency key", exact=True)
+        value.wait_for()
+        # the help sits under the expression now, once
+        assert form.get_by_text("An insert whose key is already stored", exact=False).count() == 1
+        value.fill("payload.seq")
+        form.get_by_test_id("properties-done").click()
+        form.wait_for(state="detached")
+    finally:
+        _close(page)
+    saved = {n["id"]: n for n in export_all(page)}[INSERT]
+    assert (saved["idempotencyKey"], saved["idempotencyKeyType"]) == ("payload.seq", "msg")
+
+    form = _form(page)
+    try:
+        form.get_by_role("textbox", name="Idempotency key", exact=True).wait_for()
+        form.get_by_role("combobox", name="Idempotency key type", exact=True).click()
+        page.get_by_role("option", name="off", exact=True).click()
+        form.get_by_role("combobox", name="Idempotency key", exact=True).wait_for()
+        assert form.get_by_role("textbox", name="Idempotency key").count() == 0
+        form.get_by_test_id("properties-done").click()
+        form.wait_for(state="detached")
+    finally:
+        _close(page)
+    saved = {n["id"]: n for n in export_all(page)}[INSERT]
+    assert saved["idempotencyKeyType"] == "off"
+
+
+def test_every_setting_has_a_plain_label_and_a_help_line(chromium, editor_server):  # noqa: F811
+    for page in editor_page(chromium, editor_server):
+        _settings_are_plain(page, editor_server)
+
+
+def _settings_are_plain(page, editor_server) -> None:  # noqa: F811
+    page.goto(editor_server.editor_url + "/settings")
+    table = page.get_by_test_id("settings-table")
+    table.locator("tbody tr").first.wait_for()
+    rows = table.locator("tbody tr")
+    assert rows.count() >= 30
+    labels = table.locator("tbody tr [data-role=setting-label]").all_inner_texts()
+    helps = table.locator("tbody tr [data-role=setting-help]").all_inner_texts()
+    assert len(labels) == len(helps) == rows.count()
+    raw = [text for text in labels if RAW_NAME.search(text.strip())]
+    assert not raw, f"settings labelled with program names: {raw}"
+    assert all(h.strip() for h in helps), helps
+    assert len(set(labels)) == len(labels), "two settings share a label"
+    password = _row(table, "Administrator password")
+    assert "••••••" in password.inner_text()
+    assert editor_server.password not in page.content()
+    data = _row(table, "Data folder")
+    assert str(editor_server.data_dir) in data.inner_text()
+    # where a setting comes from is said in its help, not as its name
+    assert "SOFIAFLOW_DATA_DIR" in data.inner_text()
+    # yes/no, not Python's True/False
+    assert _row(table, "Exec nodes may run commands").locator("td").last.inner_text().strip() == "no"
+    assert "False" not in table.inner_text()
+
+
+def _row(table, label: str):
+    """The settings table's row of the setting labelled `label`."""
+    return table.locator("tbody tr").filter(has=table.page.get_by_text(label, exact=True))
+
+
+BOXES = """els => els.map(e => { const r = e.getBoundingClientRect();
+    return {id: e.dataset.id, l: r.left, t: r.top, r: r.right, b: r.bottom}; })"""
+
+
+def _overlapping(boxes: list[dict]) -> list[tuple[str, str]]:
+    out = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            if a["l"] < b["r"] and b["l"] < a["r"] and a["t"] < b["b"] and b["t"] < a["b"]:
+                out.append((a["id"], b["id"]))
+    return out
+
+
+def test_nodes_added_from_the_keyboard_land_clear_of_each_other_and_in_view(page):
+    page.wait_for_selector(".sf-canvas")
+    before = set(node_ids(page))
+    count = len(before)
+    for kind in ("inject", "change", "change", "debug", "inject"):
+        entry = page.locator(f'.sf-palette-node[data-type="{kind}"]')
+        entry.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            f"document.querySelectorAll('.sf-canvas .sf-node').length > {len(before)}", timeout=10000
+        )
+        before = set(node_ids(page))
+    boxes = page.eval_on_selector_all(".sf-canvas .sf-node", BOXES)
+    assert len(boxes) == count + 5
+    assert not _overlapping(boxes), _overlapping(boxes)
+    canvas = page.locator(".sf-canvas").bounding_box()
+    for box in boxes:
+        assert canvas["x"] <= box["l"] and box["r"] <= canvas["x"] + canvas["width"], box
+        assert canvas["y"] <= box["t"] and box["b"] <= canvas["y"] + canvas["height"], box
+
+    # panned away (Alt+drag), a new node still lands where the user is looking
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    page.keyboard.down("Alt")
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(cx - 120 * step, cy - 90 * step)
+    page.mouse.up()
+    page.keyboard.up("Alt")
+    ids = set(node_ids(page))
+    page.locator('.sf-palette-node[data-type="debug"]').focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('.sf-canvas .sf-node').length > {len(ids)}")
+    added = next(i for i in node_ids(page) if i not in ids)
+    box = node(page, added).bounding_box()
+    assert canvas["x"] <= box["x"] and box["x"] + box["width"] <= canvas["x"] + canvas["width"], box
+    assert canvas["y"] <= box["y"] and box["y"] + box["height"] <= canvas["y"] + canvas["height"], box
+    boxes = page.eval_on_selector_all(".sf-canvas .sf-node", BOXES)
+    assert not _overlapping(boxes), _overlapping(boxes)
