@@ -24,6 +24,7 @@ from sofiaflow.runtime.core.clock import Clock, LoopClock
 from sofiaflow.runtime.core.completion import CAUSE, CompletionTracker
 from sofiaflow.runtime.core.context import ContextManager, ContextScope
 from sofiaflow.runtime.core.events import EventBus
+from sofiaflow.runtime.core.flow_scope import FlowScope  # also imported from here by runtime/flows/deploy.py
 from sofiaflow.runtime.core.message import clone_message, new_msgid
 from sofiaflow.runtime.core.metrics import BUSY_QUEUE, EngineStats
 from sofiaflow.runtime.core.node import Node
@@ -31,68 +32,11 @@ from sofiaflow.runtime.core.services import Services
 from sofiaflow.runtime.errors import NodeError
 from sofiaflow.runtime.types import Msg
 
+__all__ = ["Engine", "FlowScope"]
+
 log = logging.getLogger("sofiaflow.engine")
 
 _MAX_ERROR_LOOP = 9
-
-
-class FlowScope:
-    """A tab, or one instance of a subflow: its context, env chain and catch/status/complete nodes."""
-
-    def __init__(
-        self,
-        flow_id: str,
-        context: ContextScope,
-        env: list[dict[str, Any]],
-        parent: FlowScope | None = None,
-        instance: Node | None = None,
-        label: str = "",
-    ) -> None:
-        self.id = flow_id
-        self.label = label
-        self.context = context
-        self.env = env
-        self.parent = parent
-        self.instance = instance
-        self.listeners: dict[str, list[Node]] = {"error": [], "status": [], "complete": []}
-        self.groups: dict[str, dict[str, Any]] = {}
-
-    def env_get(self, name: str, node: Node | None = None, process: bool = True) -> Any:
-        """Look `name` up through group env, this scope's chain, then (unless `process` is False) the process
-        environment."""
-        import os
-
-        if node is not None:
-            builtin = _builtin_env(name, node, self)
-            if builtin is not None:
-                return builtin
-            group_id = node.config.g
-            while group_id:
-                group = self.groups.get(group_id)
-                if group is None:
-                    break
-                if name in group.get("env", {}):
-                    return group["env"][name]
-                group_id = group.get("g")
-        for layer in self.env:
-            if name in layer:
-                return layer[name]
-        if self.parent is not None:
-            return self.parent.env_get(name, process=process)
-        return os.environ.get(name) if process else None
-
-
-def _builtin_env(name: str, node: Node, scope: FlowScope) -> Any:
-    if not name.startswith("NR_"):
-        return None
-    return {
-        "NR_NODE_ID": node.id,
-        "NR_NODE_NAME": node.name,
-        "NR_NODE_PATH": f"{scope.id}/{node.id}",
-        "NR_FLOW_ID": scope.id,
-        "NR_FLOW_NAME": scope.label,
-        "NR_GROUP_ID": node.config.g,
-    }.get(name)
 
 
 class Engine:
@@ -541,7 +485,7 @@ class Engine:
         }
         if not isinstance(exc, NodeError) and exc.__traceback__ is not None:
             error["stack"] = "".join(traceback.format_exception(exc)[-3:])
-        if self._throw(node.flow_scope, node, error, msg):
+        if node.flow_scope is not None and node.flow_scope.throw(node, error, msg):
             return True
         self._failed(msg, exc)
         return False
@@ -552,41 +496,10 @@ class Engine:
         if ticket is not None and ticket.failed is None:
             ticket.failed = exc
 
-    def _throw(self, scope: FlowScope | None, source: Node, error: dict, msg: Msg) -> bool:
-        while scope is not None:
-            catchers = [
-                c for c in scope.listeners["error"] if not getattr(c, "uncaught", False) and c.accepts(source)
-            ]
-            if not catchers:
-                catchers = [
-                    c for c in scope.listeners["error"] if getattr(c, "uncaught", False) and c.accepts(source)
-                ]
-            if catchers:
-                for catcher in catchers:
-                    out = clone_message(msg)
-                    if "error" in out:
-                        out["_error"] = out.pop("error")
-                    out["error"] = dict(error, source=dict(error["source"]))
-                    catcher.on_event(out)
-                return True
-            if scope.instance is None:
-                break
-            source, scope = scope.instance, scope.parent
-        return False
-
     def status_changed(self, node: Node, status: dict[str, Any]) -> None:
         self.events.publish(f"status/{node.id}", status)
-        scope: FlowScope | None = node.flow_scope
-        source: Node = node
-        while scope is not None:
-            for listener in scope.listeners["status"]:
-                if listener.accepts(source):
-                    full = dict(status)
-                    full["source"] = {"id": node.id, "type": node.type, "name": node.name}
-                    listener.on_event({"_msgid": new_msgid(), "status": full})
-            if scope.instance is None:
-                break
-            source, scope = scope.instance, scope.parent
+        if node.flow_scope is not None:
+            node.flow_scope.status_changed(node, status)
 
     def completed(self, node: Node, msg: Msg) -> None:
         for listener in node.flow_scope.listeners["complete"]:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from sofiaflow.runtime.core.services import METRICS_HISTORY, MQTT_BROKER
 
 if TYPE_CHECKING:
-    from sofiaflow.runtime.core.engine import Engine, FlowScope
+    from sofiaflow.runtime.core.engine import Engine
+    from sofiaflow.runtime.core.flow_scope import FlowScope
     from sofiaflow.runtime.core.node import Node
 
 BUSY_QUEUE = 32

@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     from sofiaflow.runtime.core.clock import TimerHandle
     from sofiaflow.runtime.core.completion import CompletionTracker
     from sofiaflow.runtime.core.context import ContextScope
-    from sofiaflow.runtime.core.engine import Engine, FlowScope
+    from sofiaflow.runtime.core.engine import Engine
+    from sofiaflow.runtime.core.flow_scope import FlowScope
 
 log = logging.getLogger("sofiaflow.node")
 S = TypeVar("S")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sofiaflow.runtime.core.services import FLOW_OWNERS, PERMISSIONS, Services
 
 if TYPE_CHECKING:
-    from sofiaflow.runtime.core.engine import FlowScope
+    from sofiaflow.runtime.core.flow_scope import FlowScope
 
 
 @dataclass(frozen=True, slots=True)

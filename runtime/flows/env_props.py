@@ -27,7 +27,7 @@ from sofiaflow.runtime.core.env import evaluate_env, substitute_properties, whol
 from sofiaflow.runtime.types import NodeDict
 
 if TYPE_CHECKING:
-    from sofiaflow.runtime.core.engine import FlowScope
+    from sofiaflow.runtime.core.flow_scope import FlowScope
     from sofiaflow.runtime.flows.model import FlowSet
 
 Lookup = Callable[[str], Any]
