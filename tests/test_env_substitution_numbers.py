@@ -282,6 +282,21 @@ async def test_a_bad_subflow_instance_value_is_refused_naming_the_copy():
     assert "SECS" in problems[0].message and "'later'" in problems[0].message
 
 
+async def test_parent_prefix_skips_the_subflow_to_the_tab_env():
+    flows = subflow_flows([{"name": "SECS", "value": "9", "type": "num"}])
+    flows[0]["env"] = [{"name": "SECS", "value": "4", "type": "num"}]
+    flows[2]["timeout"] = "${$parent.SECS}"
+    async with FlowTester(flows) as t:
+        assert t.node("i1-d1").config.timeout == 4.0
+
+
+async def test_node_built_ins_fill_properties():
+    inject = {"id": "i", "type": "inject", "z": "t1", "name": "north", "topic": "${NR_NODE_NAME}",
+              "props": [], "wires": [[]]}  # fmt: skip
+    async with FlowTester([tab(), inject]) as t:
+        assert t.node("i").config.topic == "north"
+
+
 # ----- what the checks before the build see ------------------------------------------------------------------
 async def test_wires_are_checked_against_the_substituted_output_count():
     name = var_name()
@@ -305,6 +320,17 @@ async def test_two_listeners_on_the_same_substituted_path_are_refused():
     with environ(**{a: "/same", b: "/same"}):
         problems = await refused([tab(), *http_in])
     assert any(p.node_id in ("h1", "h2") for p in problems)
+
+
+def test_the_editor_form_leaves_a_variable_in_a_number_field_to_the_deploy():
+    from sofiaflow.editor.properties.form import model_problems
+    from sofiaflow.runtime.flows.registry import default_registry
+
+    cls = default_registry().get("delay")
+    assert model_problems(cls, delay("${SECS}")) == {}
+    assert model_problems(cls, delay("$(SECS)")) == {}
+    assert set(model_problems(cls, delay("soon"))) == {"timeout"}
+    assert set(model_problems(cls, delay("x${SECS}"))) == {"timeout"}  # only a whole ${VAR} is filled
 
 
 # ----- stored flows and the admin API -----------------------------------------------------------------------
@@ -377,6 +403,15 @@ def test_flows_validate_leaves_an_unset_variable_to_the_deploy(tmp_path):
     notes = [line for line in done.stdout.splitlines() if "SF_TEST_SECS" in line]
     assert len(notes) == 1 and notes[0].startswith("warning: ") and "'d1'" in notes[0]
     assert "set at deploy" in notes[0] and "timeout" in notes[0]
+
+
+def test_flows_validate_leaves_an_unset_variable_of_a_subflow_copy_to_the_deploy(tmp_path):
+    flows = subflow_flows([{"name": "SECS", "value": "SF_TEST_SECS", "type": "env"}])
+    flows[1]["env"] = []
+    done = cli_validate(tmp_path, flows, {})
+    assert done.returncode == 0, done.stdout + done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("warning: ")]
+    assert len(notes) == 1 and "'i1-d1'" in notes[0] and "set at deploy" in notes[0], done.stdout
 
 
 def test_flows_validate_refuses_a_variable_set_to_text_in_its_environment(tmp_path):

@@ -8,6 +8,7 @@ makes, and puts each problem on its field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -188,8 +189,25 @@ class PropertyForm:
         self.ws.redraw()
 
 
+_ENV_VARIABLE = re.compile(r"^\$\{[^}]+\}$|^\$\([^)]+\)$")
+
+
+def _names_env_variable(node: dict, loc: tuple) -> bool:
+    """Whether the property at a pydantic error location is a whole `${VAR}` (or `$(VAR)`)."""
+    value: Any = node
+    for key in loc:
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+        if isinstance(value, str):
+            return _ENV_VARIABLE.match(value) is not None
+    return False
+
+
 def model_problems(cls: Any, node: dict, owner: Callable[[str], str] = str) -> dict[str, str]:
-    """What the node type's config model refuses in `node`, by form field: the check a deploy makes."""
+    """What the node type's config model refuses in `node`, by form field: the check a deploy makes. A property
+    that is a whole `${VAR}` is not refused here: the deploy fills it from the env first, then checks it."""
     from pydantic import ValidationError
 
     try:
@@ -198,6 +216,8 @@ def model_problems(cls: Any, node: dict, owner: Callable[[str], str] = str) -> d
         problems: dict[str, str] = {}
         for err in exc.errors():
             loc = err.get("loc") or ("?",)
+            if _names_env_variable(node, loc):
+                continue
             message = str(err.get("msg", "invalid"))
             problems.setdefault(owner(str(loc[0])), message.removeprefix("Value error, "))
         return problems
