@@ -52,7 +52,12 @@ def test_the_idempotency_key_is_one_labelled_field_with_help(page):
         )
         assert field.locator(".q-field__label").inner_text().strip() == "Idempotency key"
         assert "msg._streamId" in field.inner_text()
-        form.get_by_text("An insert whose key is already stored", exact=False).wait_for()
+        help_line = form.get_by_text("An insert whose key is already stored", exact=False)
+        help_line.wait_for()
+        # the long help wraps inside the panel (it does not widen the field past the panel's edge)
+        panel = form.locator(".q-scrollarea__container").first.bounding_box()
+        for box in (field.bounding_box(), help_line.bounding_box()):
+            assert box["x"] + box["width"] <= panel["x"] + panel["width"] + 1, (box, panel)
         assert form.get_by_role("textbox", name="Idempotency key").count() == 0
         text = form.inner_text()
         assert "idempotencyKey" not in text and "\ntype\n" not in f"\n{text}\n", text

@@ -98,10 +98,10 @@ class TypedInput:
         self.input.set_visibility(not implied)
         # no input beside it: the select takes the row, so "complete msg object" is not cut off, and it carries
         # the field's name and help (else the form would show a bare "type" with nothing to say what it is for)
-        if implied:
-            self.type_select.classes(add="grow", remove="w-28")
+        if implied:  # min-w-0: a long help line under it wraps instead of widening the row
+            self.type_select.classes(add="grow min-w-0", remove="w-28 shrink-0")
         else:
-            self.type_select.classes(add="w-28", remove="grow")
+            self.type_select.classes(add="w-28 shrink-0", remove="grow min-w-0")
         shown, hidden = (self.type_select, self.input) if implied else (self.input, self.type_select)
         self.type_select._props["label"] = self.label if implied else f"{self.label} type"
         self.type_label.set_text(self.label if implied else "type")
