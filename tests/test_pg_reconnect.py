@@ -254,3 +254,21 @@ def test_an_api_call_right_after_a_restart_succeeds(postgres, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def test_a_read_returns_its_connection_out_of_autocommit(postgres):
+    """Reads run in autocommit on a raw connection; the pool's next user still gets transactions."""
+    store = SQLStore(postgres.url)
+    try:
+        store.insert("Reading", [{"_id": "a", "zone": "z1"}])
+        for _ in range(3):
+            assert [d["_id"] for d in store.find("Reading", {"zone": {"$in": ["z1", "100%"]}})] == ["a"]
+        with store.engine.connect() as conn:
+            assert conn.connection.driver_connection.autocommit is False
+            conn.exec_driver_sql("""INSERT INTO "rt_Reading" (id, doc) VALUES ('b', '{"zone": "z1"}')""")
+            conn.rollback()
+        assert (
+            store.count("Reading", {"zone": "z1"}) == 1
+        )  # the insert was rolled back: it was in a transaction
+    finally:
+        store.engine.dispose()
