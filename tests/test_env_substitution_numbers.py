@@ -95,6 +95,45 @@ async def refused(flows) -> list:
     return info.value.problems
 
 
+# ----- which properties name a variable ------------------------------------------------------------------------
+_texts = (
+    st.sampled_from(["${A}", "$(B)", "${NR_NODE_ID}", "$x", "a${C}", "${}", "${D", "plain", ""]) | st.text()
+)
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | _texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+class _Filled:
+    def __init__(self, name):
+        self.name = name
+
+
+def _changed(before, after, path=()):
+    if isinstance(after, _Filled):
+        return [(path, after.name)]
+    if isinstance(before, dict):
+        return [p for k in before for p in _changed(before[k], after[k], (*path, k))]
+    if isinstance(before, list):
+        return [p for i, v in enumerate(before) for p in _changed(v, after[i], (*path, i))]
+    return []
+
+
+@settings(max_examples=200, deadline=None)
+@given(props=st.dictionaries(st.text(max_size=4), _values, max_size=5))
+def test_the_properties_found_are_exactly_those_substitution_fills(props):
+    from sofiaflow.runtime.core.env import substitute_properties
+    from sofiaflow.runtime.flows.env_props import env_refs
+
+    node = {**props, "id": "${A}", "type": "x", "z": "t1", "wires": [["${A}"]]}  # never filled
+    filled = substitute_properties(node, _Filled)
+    expected = sorted((path, name) for path, name in _changed(node, filled))
+    assert sorted((ref.path, ref.name) for ref in env_refs(node)) == expected
+    assert all(not path or path[0] not in ("id", "type", "z", "wires") for path, _ in expected)
+
+
 # ----- process env ------------------------------------------------------------------------------------------
 async def test_a_number_property_from_the_process_env_deploys_with_the_number():
     name = var_name()

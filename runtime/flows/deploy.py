@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -340,7 +341,9 @@ class Deployer:
             scope = scopes.get(spec.scope) if spec.scope else self.root
             if scope is None:
                 scope = self.root
-            env = None if self._no_env_refs else PropertyEnv(spec.raw, scope_lookup(scope, spec.raw), hidden)
+            env = (
+                None if self._no_env_refs else PropertyEnv.of(spec.raw, partial(scope_lookup, scope), hidden)
+            )
             node_problems: list[tuple[Problem, bool]] = []  # (problem, caused by a variable not set)
             try:
                 config = cls.Config.model_validate(env.substituted() if env is not None else spec.raw)
@@ -370,7 +373,7 @@ class Deployer:
             except Exception as exc:  # noqa: BLE001 - a node's setup bug is that node's problem
                 text = str(exc) if isinstance(exc, SofiaflowError) else f"{type(exc).__name__}: {exc}"
                 refs = []
-                if env is not None and env.refs:
+                if env is not None:
                     text, refs = env.annotate(text)
                 unset = bool(refs) and all(env.is_unset(ref) for ref in refs)
                 node_problems.append((Problem(text, spec.id, spec.type), unset))

@@ -51,6 +51,8 @@ class EnvRef:
 
 def env_refs(raw: NodeDict) -> list[EnvRef]:
     """Every property of `raw` that is a whole `${VAR}` or `$(VAR)`, at any depth."""
+    if not any(map(_may_name, (v for k, v in raw.items() if k not in _NOT_WALKED))):
+        return []  # the usual case, without building a path for every value
     found: list[EnvRef] = []
     stack: list[tuple[tuple[str | int, ...], Any]] = [
         ((k,), v) for k, v in raw.items() if k not in _NOT_WALKED
@@ -67,6 +69,16 @@ def env_refs(raw: NodeDict) -> list[EnvRef]:
             stack.extend(((*path, i), v) for i, v in enumerate(value))
     found.sort(key=lambda r: [str(p) for p in r.path])
     return found
+
+
+def _may_name(value: Any) -> bool:
+    if isinstance(value, str):
+        return value[:1] == "$"
+    if isinstance(value, dict):
+        return any(map(_may_name, value.values()))
+    if isinstance(value, list):
+        return any(map(_may_name, value))
+    return False
 
 
 def level_lookup(levels: Iterable[Mapping[str, Any] | Lookup], builtins: Mapping[str, Any]) -> Lookup:
@@ -95,11 +107,25 @@ def level_lookup(levels: Iterable[Mapping[str, Any] | Lookup], builtins: Mapping
 class PropertyEnv:
     """The `${VAR}` properties of one node, their values (None: not set) and the node built from them."""
 
-    def __init__(self, raw: NodeDict, lookup: Lookup, hidden: frozenset[str] = frozenset()) -> None:
-        self.refs = env_refs(raw)
+    def __init__(
+        self,
+        raw: NodeDict,
+        lookup: Lookup,
+        hidden: frozenset[str] = frozenset(),
+        refs: list[EnvRef] | None = None,
+    ) -> None:
+        self.refs = env_refs(raw) if refs is None else refs
         self.values = {ref.name: lookup(ref.name) for ref in self.refs}
         self.hidden = hidden
         self.raw = raw
+
+    @classmethod
+    def of(
+        cls, raw: NodeDict, lookup_for: Callable[[NodeDict], Lookup], hidden: frozenset[str] = frozenset()
+    ) -> PropertyEnv | None:
+        """The node's `${VAR}` properties, or None when it names no variable (its look-up is not made)."""
+        refs = env_refs(raw)
+        return cls(raw, lookup_for(raw), hidden, refs) if refs else None
 
     def substituted(self) -> NodeDict:
         """A copy of the node with each named variable's value (the node itself when it names none)."""

@@ -312,7 +312,7 @@ def _validate_type_and_config(
         reason = NOT_RUNNABLE_REASONS.get(kind, f"node type {kind!r} is not installed")
         add(Problem(reason, node_id, kind, "type", severity=NOT_RUNNABLE))
         return None
-    env = PropertyEnv(obj, lookups(obj)) if lookups is not None else None
+    env = PropertyEnv.of(obj, lookups) if lookups is not None else None
     try:
         config = cls.Config.model_validate(env.substituted() if env is not None else obj)
     except ValidationError as exc:
