@@ -241,7 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     flows = sub.add_parser("flows", help="validate, import or export flow files").add_subparsers(
         dest="flows_command", required=True
     )
-    validate = flows.add_parser("validate", help="check that a flow file can be deployed")
+    validate = flows.add_parser(
+        "validate",
+        help="check that a flow file can be deployed",
+        description="Check that a flow file can be deployed, as a deploy checks it. A property that is a whole "
+        "${VAR} is filled first, from the flows' env and this command's environment: a value that does not fit "
+        "the property is an error; a variable not set here is a warning (set at deploy), for the environment "
+        "the flows are deployed in. 'flows import' does the same.",
+    )
     validate.add_argument("file")
     validate.set_defaults(func=cmd_validate)
     imp = flows.add_parser("import", help="store a flow file as the current flows")

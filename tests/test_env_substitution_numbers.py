@@ -287,6 +287,12 @@ async def test_a_credential_env_value_is_not_shown_in_the_error():
     assert "SECS" in text and "hunter2-secret" not in text and "(a credential, not shown)" in text
 
 
+async def test_a_credential_env_entry_fills_a_number_property():
+    flows = [tab([{"name": "SECS", "value": "", "type": "cred"}]), delay("${SECS}")]
+    async with FlowTester(flows, credentials={"t1": {"SECS": "8"}}) as t:
+        assert t.node("d1").config.timeout == 8.0
+
+
 async def test_group_env_fills_a_property_of_a_node_in_the_group():
     group = {"id": "g1", "type": "group", "z": "t1", "nodes": ["d1"], "env": [
         {"name": "SECS", "value": "5", "type": "num"}]}  # fmt: skip
@@ -458,3 +464,17 @@ def test_flows_validate_refuses_a_variable_set_to_text_in_its_environment(tmp_pa
     assert done.returncode == 1
     errors = [line for line in done.stdout.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "SF_TEST_SECS" in errors[0] and "'soon'" in errors[0]
+
+
+def test_flows_import_stores_the_variable_and_leaves_it_to_the_deploy(tmp_path, capsys):
+    from sofiaflow.runtime.cli import main
+
+    path, data = tmp_path / "flows.json", tmp_path / "data"
+    path.write_text(json.dumps([tab(), delay("${SF_TEST_NOT_SET_FOR_IMPORT}")]))
+    with environ(SF_TEST_NOT_SET_FOR_IMPORT=None):
+        assert main(["flows", "import", str(path), "--data-dir", str(data)]) == 0
+        out = capsys.readouterr().out
+        assert "set at deploy" in out and "SF_TEST_NOT_SET_FOR_IMPORT" in out
+        assert main(["flows", "export", "-", "--data-dir", str(data)]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported[1]["timeout"] == "${SF_TEST_NOT_SET_FOR_IMPORT}"
