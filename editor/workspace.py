@@ -261,7 +261,10 @@ class Workspace:
     async def add_node_in_view(self, node_type: str) -> dict | None:
         """A new node in the part of the tab in view, clear of the others (the palette's keyboard path)."""
         area = await self.canvas.visible_area() if self.canvas is not None else None
-        return self.add_node(node_type, area=area or DEFAULT_AREA)
+        node = self.add_node(node_type, area=area or DEFAULT_AREA)
+        if node is not None and self.canvas is not None:
+            self.canvas.say(f"{node_type} node added to the flow")
+        return node
 
     def _clear_spot(self, node: dict, entry: dict, area: Box) -> tuple[int, int]:
         drawn = []

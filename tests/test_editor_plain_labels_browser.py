@@ -153,6 +153,8 @@ def test_nodes_added_from_the_keyboard_land_clear_of_each_other_and_in_view(page
             f"document.querySelectorAll('.sf-canvas .sf-node').length > {len(before)}", timeout=10000
         )
         before = set(node_ids(page))
+        # focus stays in the palette; a screen reader hears what happened
+        page.get_by_role("status").filter(has_text=f"{kind} node added").wait_for(state="attached")
     boxes = page.eval_on_selector_all(".sf-canvas .sf-node", BOXES)
     assert len(boxes) == count + 5
     assert not _overlapping(boxes), _overlapping(boxes)

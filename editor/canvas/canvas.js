@@ -158,6 +158,11 @@ export default {
       });
     },
     resetView() { this.view = { x: 0, y: 0, k: 1 }; },
+    say(text) {
+      // emptied first, so saying the same thing twice is read out twice
+      this.announce = "";
+      this.$nextTick(() => { this.announce = text; });
+    },
     visibleArea() {
       // the part of the world in view: [left, top, right, bottom] (where a node added from the keyboard goes)
       const r = this.$el.getBoundingClientRect(), v = this.view;

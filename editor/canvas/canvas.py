@@ -144,6 +144,10 @@ class FlowCanvas(ui.element, component="canvas.js"):
     def select_all(self) -> None:
         self.run_method("selectAll")
 
+    def say(self, text: str) -> None:
+        """Put `text` in the canvas's polite live region (read out by screen readers)."""
+        self.run_method("say", text)
+
     async def visible_area(self) -> tuple[float, float, float, float] | None:
         """The part of the tab in view, (left, top, right, bottom) in flow coordinates; None when the browser
         does not answer within a second."""
