@@ -271,6 +271,19 @@ async def test_tab_env_bool_fills_a_boolean_property():
         assert t.node("j1").config.pretty is True
 
 
+async def test_a_nodes_deploy_that_changes_the_tab_env_rebuilds_the_node_with_the_new_value():
+    flows = [tab([{"name": "SECS", "value": "1", "type": "num"}]), delay("${SECS}")]
+    async with FlowTester(flows) as t:
+        first = t.node("d1")
+        flows[0]["env"][0]["value"] = "2"
+        await t.deploy(flows, "nodes")
+        assert t.node("d1") is not first and t.node("d1").config.timeout == 2.0
+        flows[0]["env"][0]["value"] = "later"
+        with pytest.raises(FlowValidationError):
+            await t.deploy(flows, "nodes")
+        assert t.node("d1").config.timeout == 2.0  # refused: the node that ran keeps running
+
+
 async def test_a_bad_tab_env_value_is_refused_naming_where_it_comes_from():
     problems = await refused([tab([{"name": "SECS", "value": "soon", "type": "str"}]), delay("${SECS}")])
     assert len(problems) == 1
