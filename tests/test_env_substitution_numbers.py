@@ -391,6 +391,19 @@ def test_the_editor_form_leaves_a_variable_in_a_number_field_to_the_deploy():
     assert set(model_problems(cls, delay("x${SECS}"))) == {"timeout"}  # only a whole ${VAR} is filled
 
 
+@pytest.mark.parametrize("widget", ["number", "integer"])
+def test_the_editor_number_field_keeps_a_variable_as_written(widget):
+    from sofiaflow.editor.properties.schema import FieldSpec
+    from sofiaflow.editor.properties.widgets import number_field
+
+    spec = FieldSpec("timeout", "Delay", widget)
+    for written in ("${SECS}", "$(SECS)"):
+        field = number_field(spec, written, "prop-timeout")
+        assert field.check() is None and field.read() == {"timeout": written}
+    field = number_field(spec, "x${SECS}", "prop-timeout")
+    assert field.check() is not None  # only a whole ${VAR} is filled at deploy
+
+
 # ----- stored flows and the admin API -----------------------------------------------------------------------
 @asynccontextmanager
 async def admin_client(tmp_path):

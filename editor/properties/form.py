@@ -8,7 +8,6 @@ makes, and puts each problem on its field.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from sofiaflow.editor.properties.builders import build_field
 from sofiaflow.editor.properties.credentials import credentials_field
 from sofiaflow.editor.properties.help_button import help_button
 from sofiaflow.editor.properties.schema import FieldSpec, form_fields
-from sofiaflow.editor.properties.widgets import FormField
+from sofiaflow.editor.properties.widgets import ENV_VARIABLE, FormField
 from sofiaflow.editor.testid import testid
 from sofiaflow.editor.workspace import Workspace
 
@@ -189,9 +188,6 @@ class PropertyForm:
         self.ws.redraw()
 
 
-_ENV_VARIABLE = re.compile(r"^\$\{[^}]+\}$|^\$\([^)]+\)$")
-
-
 def _names_env_variable(node: dict, loc: tuple) -> bool:
     """Whether the property at a pydantic error location is a whole `${VAR}` (or `$(VAR)`)."""
     value: Any = node
@@ -201,7 +197,7 @@ def _names_env_variable(node: dict, loc: tuple) -> bool:
         except (KeyError, IndexError, TypeError):
             return False
         if isinstance(value, str):
-            return _ENV_VARIABLE.match(value) is not None
+            return ENV_VARIABLE.match(value) is not None
     return False
 
 

@@ -8,6 +8,7 @@ stored them in: a Node-RED "true"/"false" string stays a string, a qos "2" stays
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +118,10 @@ def checkbox_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
     return FormField(spec.key, box, read, container=column, current=lambda: bool(box.value))
 
 
+ENV_VARIABLE = re.compile(r"^\$\{[^}]+\}$|^\$\([^)]+\)$")
+"""A whole `${VAR}` (or `$(VAR)`): a deploy fills the property from the env before it checks it, as Node-RED."""
+
+
 def number_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
     box = (
         ui.input(spec.label, value="" if value is None else str(value))
@@ -140,6 +145,8 @@ def number_field(spec: FieldSpec, value: Any, mark: str) -> FormField:
         try:
             parse()
         except ValueError:
+            if ENV_VARIABLE.match((box.value or "").strip()):
+                return None  # a whole ${VAR}: kept as written, the deploy fills it and then checks it
             return f"{box.value!r} is not {'a whole number' if integer else 'a number'}"
         return None
 
