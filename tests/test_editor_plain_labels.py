@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sofiaflow.editor.pages.settings import DERIVED, settings_rows
 from sofiaflow.editor.pages.settings_text import SETTING_TEXT
 from sofiaflow.editor.placement import GAP, box_at, clear_spot, overlaps
+from sofiaflow.editor.properties.builders import legacy_val_type
 from sofiaflow.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,3 +82,14 @@ def test_the_help_names_only_variables_and_options_that_exist():
             assert f'"{variable}"' in source, (name, variable)
         for option in re.findall(r"--[a-z-]+", text):
             assert f'"{option}"' in source, (name, option)
+
+
+def test_a_legacy_val_kind_is_shown_as_what_the_trigger_sends():
+    assert [legacy_val_type(v) for v in ("1", "", "hello", "true", "false", "null")] == [
+        "str",
+        "str",
+        "str",
+        "bool",
+        "bool",
+        "val",
+    ]

@@ -182,3 +182,26 @@ def test_nodes_added_from_the_keyboard_land_clear_of_each_other_and_in_view(page
     assert canvas["y"] <= box["y"] and box["y"] + box["height"] <= canvas["y"] + canvas["height"], box
     boxes = page.eval_on_selector_all(".sf-canvas .sf-node", BOXES)
     assert not _overlapping(boxes), _overlapping(boxes)
+
+
+def test_a_new_trigger_shows_its_values_kind_not_the_stored_val(page):
+    """Node-RED stores a new trigger's kinds as "val" (guessed when it runs) and its editor shows them as a-z."""
+    before = set(node_ids(page))
+    page.locator('.sf-palette-node[data-type="trigger"]').focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('.sf-canvas .sf-node').length > {len(before)}")
+    added = next(i for i in node_ids(page) if i not in before)
+    node(page, added).dblclick()
+    form = page.get_by_test_id("properties")
+    form.wait_for()
+    try:
+        for name in ("Send type", "Then send type"):
+            kind = form.get_by_role("combobox", name=name, exact=True)
+            assert kind.input_value() == "a-z", (name, kind.input_value())
+        assert "val" not in form.inner_text().split()
+        form.get_by_test_id("properties-done").click()
+        form.wait_for(state="detached")
+    finally:
+        _close(page)
+    saved = {n["id"]: n for n in export_all(page)}[added]
+    assert (saved["op1"], saved["op1type"], saved["op2"], saved["op2type"]) == ("1", "str", "0", "str")

@@ -76,6 +76,8 @@ def typed_field(node: dict, spec: FieldSpec, value: Any, mark: str) -> FormField
             value, vtype = "", "full"
         elif value in (False, "false", "", None):
             value, vtype = "payload", "msg"
+    if vtype == "val" and "val" not in spec.types:
+        vtype = legacy_val_type(value)
     ti = TypedInput(spec.label, value, vtype, list(spec.types) or VALUE_TYPES, mark=mark, help=spec.help)
     if node.get("type") == "inject" and spec.key in ("payload", "topic"):
         ti.row.set_visibility(False)  # edited as the first message properties
@@ -87,6 +89,14 @@ def typed_field(node: dict, spec: FieldSpec, value: Any, mark: str) -> FormField
         return {spec.key: ti.value, spec.type_key: ti.vtype}
 
     return FormField(spec.key, ti, read, ti.check, ti, current=lambda: ti.vtype)
+
+
+def legacy_val_type(value: Any) -> str:
+    """The kind Node-RED's editor shows for a value stored with the old kind "val" (a new trigger's): true or
+    false as a boolean, anything else as a string (null stays "val": sent as null, which no kind here says)."""
+    if value in ("true", "false", True, False):
+        return "bool"
+    return "val" if value == "null" else "str"
 
 
 def service_choices(ws: Workspace, service: str) -> dict:

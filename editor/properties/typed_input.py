@@ -32,6 +32,7 @@ TYPE_LABELS = {
     "counter": "a message count",
     "stream": "msg._streamId",
     "off": "off",
+    "val": "null",
 }
 NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul", "auto", "counter", "stream", "off"}
 """Types whose value is implied: no input beside the type."""
