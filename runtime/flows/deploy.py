@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -26,7 +26,7 @@ from sofiaflow.runtime.core.node import Node
 from sofiaflow.runtime.core.placement import Placement, place
 from sofiaflow.runtime.core.subflow_node import SubflowInstanceNode
 from sofiaflow.runtime.errors import FlowValidationError, Problem, SofiaflowError, StaleRevisionError
-from sofiaflow.runtime.flows.env_props import PropertyEnv, credential_env_names, scope_lookup
+from sofiaflow.runtime.flows.env_props import EnvRef, PropertyEnv, credential_env_names, scope_lookup
 from sofiaflow.runtime.flows.model import WARNING, as_flow_list, errors_only, load, validate
 from sofiaflow.runtime.flows.plan import NodeSpec, Plan, ScopeSpec, make_plan
 from sofiaflow.runtime.flows.registry import NodeRegistry
@@ -344,7 +344,8 @@ class Deployer:
             env = (
                 None if self._no_env_refs else PropertyEnv.of(spec.raw, partial(scope_lookup, scope), hidden)
             )
-            node_problems: list[tuple[Problem, bool]] = []  # (problem, caused by a variable not set)
+            # each problem of this node, with the variables not set behind it
+            node_problems: list[tuple[Problem, list[EnvRef]]] = []
             try:
                 config = cls.Config.model_validate(env.substituted() if env is not None else spec.raw)
                 node = cls(
@@ -362,31 +363,34 @@ class Deployer:
                 for err in exc.errors():
                     field_ = ".".join(str(p) for p in err["loc"])
                     named = env.invalid(err["loc"], err["msg"]) if env is not None else None
-                    if named is not None:
+                    if env is not None and named is not None:
                         message, ref = named
-                        node_problems.append(
-                            (Problem(message, spec.id, spec.type, field_), env.is_unset(ref))
-                        )
+                        unset = [ref] if env.is_unset(ref) else []
+                        node_problems.append((Problem(message, spec.id, spec.type, field_), unset))
                     else:
                         message = f"invalid value {err.get('input')!r}: {err['msg']}"
-                        node_problems.append((Problem(message, spec.id, spec.type, field_), False))
+                        node_problems.append((Problem(message, spec.id, spec.type, field_), []))
             except Exception as exc:  # noqa: BLE001 - a node's setup bug is that node's problem
                 text = str(exc) if isinstance(exc, SofiaflowError) else f"{type(exc).__name__}: {exc}"
-                refs = []
+                refs: list[EnvRef] = []
                 if env is not None:
                     text, refs = env.annotate(text)
-                unset = bool(refs) and all(env.is_unset(ref) for ref in refs)
+                unset = refs if env is not None and all(env.is_unset(ref) for ref in refs) else []
                 node_problems.append((Problem(text, spec.id, spec.type), unset))
             if not node_problems:
                 built.append(node)
             elif self.offline and notes is not None and all(unset for _, unset in node_problems):
+                missing = {ref.path: ref for _, unset in node_problems for ref in unset}
                 notes.extend(
-                    replace(
-                        problem,
-                        message=f"{problem.message}: to be set where the flows are deployed (set at deploy)",
+                    Problem(
+                        f"{ref.written}: env variable {ref.name} is not set here; the deploy fills the property "
+                        "and checks it (set at deploy)",
+                        spec.id,
+                        spec.type,
+                        ref.prop,
                         severity=WARNING,
                     )
-                    for problem, _ in node_problems
+                    for ref in missing.values()
                 )
             else:
                 problems.extend(problem for problem, _ in node_problems)
