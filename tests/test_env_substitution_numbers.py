@@ -154,6 +154,17 @@ async def test_a_boolean_property_from_the_process_env():
             assert t.payloads("j1") == ['{\n    "a": 1\n}']
 
 
+async def test_an_inject_repeats_at_the_interval_its_variable_gives():
+    name = var_name()
+    inject = {"id": "i", "type": "inject", "z": "t1", "repeat": "${" + name + "}", "once": "${" + name + "_ONCE}",
+              "props": [{"p": "payload"}], "payload": "tick", "payloadType": "str", "wires": [[]]}  # fmt: skip
+    with environ(**{name: "2", name + "_ONCE": "false"}):
+        async with FlowTester([tab(), inject], virtual_time=True) as t:
+            assert t.node("i").config.repeat == 2.0 and t.node("i").config.once is False
+            await t.advance(5)
+            assert t.payloads("i") == ["tick", "tick"]
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(count=st.integers(min_value=1, max_value=10**6))
 def test_any_integer_in_the_env_is_the_configs_integer(count):
