@@ -205,3 +205,49 @@ def test_a_new_trigger_shows_its_values_kind_not_the_stored_val(page):
         _close(page)
     saved = {n["id"]: n for n in export_all(page)}[added]
     assert (saved["op1"], saved["op1type"], saved["op2"], saved["op2type"]) == ("1", "str", "0", "str")
+
+
+def test_split_s_array_chunk_length_is_a_plain_number_field(page):
+    """arraySplt has a stored kind beside it (arraySpltType, always "len") but is edited as a number, as in
+    Node-RED: no type select offering every kind and a bare "len"."""
+    before = set(node_ids(page))
+    page.locator('.sf-palette-node[data-type="split"]').focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('.sf-canvas .sf-node').length > {len(before)}")
+    added = next(i for i in node_ids(page) if i not in before)
+    node(page, added).dblclick()
+    form = page.get_by_test_id("properties")
+    form.wait_for()
+    try:
+        length = form.get_by_role("textbox", name="Array: split into chunks of length", exact=True)
+        length.fill("3")
+        assert form.get_by_role("combobox", name="Array: split into chunks of length type").count() == 0
+        assert "len" not in form.inner_text().split()
+        form.get_by_test_id("properties-done").click()
+        form.wait_for(state="detached")
+    finally:
+        _close(page)
+    saved = {n["id"]: n for n in export_all(page)}[added]
+    assert (str(saved["arraySplt"]), saved["arraySpltType"]) == ("3", "len")
+
+
+def test_sort_and_split_kinds_read_as_words(page):
+    """The kinds only sort and split use are named as Node-RED names them, and the message sequence (no value)
+    hides the property input."""
+    before = set(node_ids(page))
+    page.locator('.sf-palette-node[data-type="sort"]').focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('.sf-canvas .sf-node').length > {len(before)}")
+    added = next(i for i in node_ids(page) if i not in before)
+    node(page, added).dblclick()
+    form = page.get_by_test_id("properties")
+    form.wait_for()
+    try:
+        form.get_by_role("combobox", name="Sort type", exact=True).click()
+        options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
+        assert options == ["msg.", "message sequence"], options
+        page.get_by_role("option", name="message sequence", exact=True).click()
+        form.get_by_role("combobox", name="Sort", exact=True).wait_for()
+        assert form.get_by_role("textbox", name="Sort", exact=True).count() == 0
+    finally:
+        _close(page)

@@ -225,7 +225,7 @@ def _field_spec(node_type: str, key: str, spec: dict, props: dict, typed: bool) 
         return FieldSpec(widget="inject-props", **common)
     if key == "rules" and node_type in ("change", "switch"):
         return FieldSpec(widget=f"{node_type}-rules", **common)
-    if widget == "typed" or typed:
+    if widget == "typed" or (typed and widget is None):  # a field's own widget wins over its name's pair
         type_key = spec.get("x-type-key") or f"{key}Type"
         types = tuple(spec.get("x-types") or ())
         type_default = plain(props.get(type_key, {})).get("default")

@@ -33,8 +33,11 @@ TYPE_LABELS = {
     "stream": "msg._streamId",
     "off": "off",
     "val": "null",
+    "seq": "message sequence",
+    "elem": "element's value",
+    "len": "fixed length of",
 }
-NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul", "auto", "counter", "stream", "off"}
+NO_VALUE_TYPES = {"date", "full", "pay", "payl", "nul", "auto", "counter", "stream", "off", "seq", "elem"}
 """Types whose value is implied: no input beside the type."""
 
 
