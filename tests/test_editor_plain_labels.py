@@ -93,3 +93,26 @@ def test_a_legacy_val_kind_is_shown_as_what_the_trigger_sends():
         "bool",
         "val",
     ]
+
+
+def test_a_field_shown_by_a_typed_field_names_one_of_its_kinds():
+    """A typed field gives `x-show-if` its kind (msg, seq, ...): a value that is not a kind hides the field for good."""
+    from sofiaflow.editor.properties.schema import form_fields
+    from sofiaflow.runtime.flows.registry import default_registry
+
+    registry = default_registry()
+    never = []
+    for cls in registry.types():
+        if cls.category == "internal":
+            continue
+        fields = form_fields(cls.type, cls.Config.model_json_schema())
+        by_key = {f.key: f for f in fields}
+        for spec in fields:
+            for other, wanted in spec.show_if.items():
+                typed = by_key.get(other)
+                if typed is None or typed.widget != "typed" or not typed.types:
+                    continue
+                allowed = wanted if isinstance(wanted, list) else [wanted]
+                if not any(a in typed.types for a in allowed):
+                    never.append((cls.type, spec.key, other, wanted))
+    assert not never, never

@@ -243,11 +243,16 @@ def test_sort_and_split_kinds_read_as_words(page):
     form = page.get_by_test_id("properties")
     form.wait_for()
     try:
+        # sorting an array in a msg property: by the element's value or a JSONata key (Node-RED's "Key")
+        key = form.get_by_role("combobox", name="Array key", exact=True)
+        key.wait_for()
+        assert key.input_value() == "element's value"
         form.get_by_role("combobox", name="Sort type", exact=True).click()
         options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
         assert options == ["msg.", "message sequence"], options
         page.get_by_role("option", name="message sequence", exact=True).click()
         form.get_by_role("combobox", name="Sort", exact=True).wait_for()
         assert form.get_by_role("textbox", name="Sort", exact=True).count() == 0
+        key.wait_for(state="hidden")
     finally:
         _close(page)

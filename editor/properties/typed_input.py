@@ -117,6 +117,11 @@ class TypedInput:
         shown.update()
         self.type_select.update()
 
+    def on_value_change(self, callback: Any) -> None:
+        """Call `callback(event)` when the kind or the value changes (fields shown by this one follow it)."""
+        self.type_select.on_value_change(callback)
+        self.input.on_value_change(callback)
+
     @property
     def vtype(self) -> str:
         return self.type_select.value

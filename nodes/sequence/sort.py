@@ -151,7 +151,7 @@ class SortConfig(NodeConfig):
             "x-widget": "typed",
             "x-type-key": "msgKeyType",
             "x-types": ["elem", "jsonata"],
-            "x-show-if": {"target": "payload"},
+            "x-show-if": {"target": "msg"},
         },
     )
     msgKeyType: str | None = "elem"
