@@ -3,9 +3,9 @@
 Delivery is asynchronous and FIFO: `route` appends (target, msg) to one run queue that a
 dispatcher drains in batches on the event loop (the same breadth-first order Node-RED's
 setImmediate gives, without a task per hop). Nodes whose `on_input` is a coroutine get their own
-ordered inbox and worker instead, so a slow node never holds up the dispatcher. Sources call
-`await engine.wait_capacity()` before emitting: when too many messages are queued they wait,
-which keeps memory bounded under bursts.
+ordered inbox and worker instead (runtime/core/inbox.py), so a slow node never holds up the
+dispatcher. Sources call `await engine.wait_capacity()` before emitting: when too many messages
+are queued they wait, which keeps memory bounded under bursts.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sofiaflow.runtime.core.completion import CAUSE, CompletionTracker
 from sofiaflow.runtime.core.context import ContextManager, ContextScope
 from sofiaflow.runtime.core.events import EventBus
 from sofiaflow.runtime.core.flow_scope import FlowScope  # also imported from here by runtime/flows/deploy.py
+from sofiaflow.runtime.core.inbox import work
 from sofiaflow.runtime.core.message import clone_message, new_msgid
 from sofiaflow.runtime.core.metrics import BUSY_QUEUE, EngineStats
 from sofiaflow.runtime.core.node import Node
@@ -92,7 +93,9 @@ class Engine:
         """Register a constructed node so it can receive messages."""
         node._closed = False
         if node.inputs and getattr(node, "max_batch", 0) > 0 and hasattr(node, "on_batch"):
-            node._handler = None  # batches: the ordered worker hands it all that waits (`_work_batches`)
+            node._handler = (
+                None  # batches: the ordered worker hands it all that waits (runtime/core/inbox.py)
+            )
             node._inbox = deque()
         elif node.inputs and type(node).on_input is not Node.on_input:
             if inspect.iscoroutinefunction(node.on_input):
@@ -217,7 +220,7 @@ class Engine:
         elif target._inbox is not None:
             target._inbox.append(msg)
             if target._worker is None:
-                target._worker = self._get_loop().create_task(self._work(target))
+                target._worker = self._get_loop().create_task(work(self, target))
         else:
             self.pending -= 1
             return
@@ -269,7 +272,7 @@ class Engine:
             self.messages_total += handled
             if queue and not self._scheduled:
                 self._schedule()
-            self._after_progress()
+            self.progressed()
 
     def _handle_timed(self, node: Node, msg: Msg) -> None:
         """Handle one message of the run queue as `_drain` does, recording its time in `stats` (and releasing
@@ -299,131 +302,8 @@ class Engine:
         if ticket is not None and node.auto_done:
             self.completion.release(msg)
 
-    async def _work(self, node: Node) -> None:
-        if getattr(node, "max_batch", 0) > 0 and hasattr(node, "on_batch"):
-            await self._work_batches(node)
-            return
-        inbox = node._inbox
-        try:
-            while inbox and not node._closed:
-                msg = inbox.popleft()
-                self.messages_total += 1
-                node.count_in += 1
-                ticket = self.completion.ticket_of(msg) if self.completion.tickets else None
-                if ticket is not None and ticket.abandoned:  # given up (a cluster deploy): no output
-                    self._drop_given_up(msg)
-                    continue
-                if ticket is not None:
-                    CAUSE.set(ticket)  # this worker task's own context
-                started = perf_counter()
-                try:
-                    await node.on_input(msg)
-                    self.stats.record(node, perf_counter() - started)
-                except asyncio.CancelledError:
-                    self.pending -= 1
-                    if ticket is not None:
-                        self.completion.release(msg)
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    self.stats.record(node, perf_counter() - started)
-                    self.handle_error(node, exc, msg)
-                    if ticket is not None:
-                        self.completion.release(msg)
-                else:
-                    if node._watched and node.auto_done:
-                        self.completed(node, msg)
-                    if ticket is not None and node.auto_done:
-                        self.completion.release(msg)
-                finally:
-                    if ticket is not None:
-                        CAUSE.set(None)
-                self.pending -= 1  # only now: idle() must not return while a message is in hand
-                self._after_progress()
-        finally:
-            node._worker = None
-            self._after_progress()
-
-    async def _work_batches(self, node: Node) -> None:
-        """`_work` for nodes with `on_batch`: everything waiting (up to `max_batch`) in one call, results in order."""
-        inbox = node._inbox
-        limit = max(int(node.max_batch), 1)
-        try:
-            while inbox and not node._closed:
-                first = self.completion.ticket_of(inbox[0]) if self.completion.tickets else None
-                if first is not None and first.abandoned:  # given up (a cluster deploy): no output
-                    self.messages_total += 1
-                    self._drop_given_up(inbox.popleft())
-                    continue
-                tracked = first is not None
-                if tracked and node.batch_causes:  # the node says which message caused each send
-                    msgs = self._batch_of_live(inbox, limit)
-                    if not msgs:
-                        continue
-                    count = len(msgs)
-                    ticket = None
-                else:  # a tracked message alone: its sends are its own
-                    count = 1 if tracked else min(len(inbox), limit)
-                    msgs = [inbox.popleft() for _ in range(count)]
-                    ticket = self.completion.ticket_of(msgs[0]) if tracked else None
-                self.messages_total += count
-                node.count_in += count
-                if ticket is not None:
-                    CAUSE.set(ticket)
-                started = perf_counter()
-                try:
-                    results = await node.on_batch(msgs)
-                    if not isinstance(results, list) or len(results) != count:
-                        raise NodeError(
-                            f"on_batch returned {type(results).__name__} for {count} messages, "
-                            f"not a list of {count} results"
-                        )
-                except asyncio.CancelledError:
-                    self.pending -= count
-                    for msg in msgs:
-                        self.completion.release(msg)
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the whole batch failed: each message fails with it
-                    results = [exc] * count
-                finally:
-                    if ticket is not None:
-                        CAUSE.set(None)
-                self.stats.record(node, (perf_counter() - started) / count)
-                for msg, result in zip(msgs, results, strict=True):
-                    if result is not None:
-                        if not isinstance(result, BaseException):
-                            result = NodeError(str(result))
-                        self.handle_error(node, result, msg)
-                    elif node._watched and node.auto_done:
-                        self.completed(node, msg)
-                    if self.completion.tickets and (result is not None or node.auto_done):
-                        self.completion.release(msg)
-                self.pending -= count  # only now: idle() must not return while messages are in hand
-                self._after_progress()
-        finally:
-            node._worker = None
-            self._after_progress()
-
-    def _batch_of_live(self, inbox: deque[Msg], limit: int) -> list[Msg]:
-        """Up to `limit` messages off `inbox`, those given up (a cluster deploy) finished on the way."""
-        msgs: list[Msg] = []
-        completion = self.completion
-        while inbox and len(msgs) < limit:
-            msg = inbox.popleft()
-            ticket = completion.ticket_of(msg)
-            if ticket is not None and ticket.abandoned:
-                self.messages_total += 1
-                self._drop_given_up(msg)
-            else:
-                msgs.append(msg)
-        return msgs
-
-    def _drop_given_up(self, msg: Msg) -> None:
-        """A queued message whose ticket was given up leaves the inbox without being handled."""
-        self.pending -= 1
-        self.completion.release(msg)
-        self._after_progress()
-
-    def _after_progress(self) -> None:
+    def progressed(self) -> None:
+        """Wake sources waiting for capacity, and `idle()` waiters, once few enough messages are pending."""
         if self.pending <= self.low_water and not self._capacity.is_set():
             self._capacity.set()
         if self.pending <= 0 and self._idle_waiters:
@@ -444,7 +324,7 @@ class Engine:
 
         def settled(_task: asyncio.Future[Any]) -> None:
             self.pending -= 1
-            self._after_progress()
+            self.progressed()
 
         task.add_done_callback(settled)
 
