@@ -16,7 +16,7 @@ from cluster_harness import Cluster, skip_unless_cluster, wait_until
 
 from sofiaflow.runtime.cluster.mqtt_sessions import LEASE_PREFIX, client_id
 from tests.cluster_mosquitto import ADMIN, PLATFORM, start_mosquitto_dynsec
-from tests.test_cluster_mqtt_ingress import HEARTBEAT_TTL, LEASE, Devices, holder
+from tests.test_cluster_mqtt_ingress import HEARTBEAT_TTL, LEASE, devices_on, holder
 
 pytestmark = [skip_unless_cluster(), pytest.mark.timeout(300)]
 
@@ -124,7 +124,7 @@ def cluster() -> Iterator[Cluster]:
 
 def test_a_worker_killed_under_load_leaves_exactly_one_row_per_reading(cluster: Cluster) -> None:
     total = 10_000
-    devices = Devices(cluster.broker.port)  # type: ignore[attr-defined]
+    devices = devices_on(cluster)
     victim = cluster.workers[1]
     sender = threading.Thread(target=devices.send, args=(total,), daemon=True)
     try:
@@ -142,7 +142,7 @@ def test_a_worker_killed_under_load_leaves_exactly_one_row_per_reading(cluster: 
         # part is sure to repeat): 1,000 readings from about the time of the kill
         devices.send(1_000, 4_000)
         assert devices.sent == total + 1_000
-        wait_until(lambda: len(devices._acked) >= total + 1_000, 60, "the broker acknowledged every message")
+        wait_until(lambda: devices.acks >= total + 1_000, 60, "the broker acknowledged every message")
         wait_until(lambda: rows(cluster)[2] >= total, 90, "every reading stored")
         count, keys, readings = rows(cluster)
         assert (count, keys, readings) == (total, total, total)

@@ -9,26 +9,22 @@ revision is answered by it."""
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from cluster_harness import Cluster, skip_unless_cluster, wait_until
+from cluster_load import Consumer, Devices, tally
 
 from sofiaflow.runtime.cluster.mqtt_sessions import LEASE_PREFIX, client_id
 from tests.cluster_mosquitto import ADMIN, PLATFORM, start_mosquitto_dynsec
 
 pytestmark = [skip_unless_cluster(), pytest.mark.timeout(240)]
 
-DEVICES = 200
-RATE = 1000  # readings per second, all devices together
-TICK = 0.02  # the publisher sends RATE * TICK readings every TICK seconds
+RATE = 1000  # readings per second, all devices together (cluster_load.DEVICES of them)
 
 
 def stamp_body(rev: str) -> str:
@@ -81,90 +77,6 @@ def flows(variant: str, rev: str) -> list[dict[str, Any]]:
             }
         )
     return nodes
-
-
-class Consumer:
-    """Subscribed to `out/#` (QoS 1) before the load starts; records every answer in arrival order."""
-
-    def __init__(self, port: int) -> None:
-        self.got: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="load-consumer", clean_session=True)
-        self.c.username_pw_set(*PLATFORM)
-        subscribed = threading.Event()
-        self.c.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe("out/#", qos=1)
-        self.c.on_subscribe = lambda *_a: subscribed.set()
-        self.c.on_message = self._on_message
-        self.c.connect("127.0.0.1", port, keepalive=10)
-        self.c.loop_start()
-        if not subscribed.wait(15):
-            raise AssertionError("the consumer did not subscribe within 15 s")
-
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        body = json.loads(message.payload)
-        with self._lock:
-            self.got.append(body)
-
-    def answers(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.got)
-
-    def close(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
-class Devices:
-    """DEVICES devices on one connection publishing numbered readings (QoS 1) at RATE per second in a thread until
-    `stop()`; `published[(device, seq)]` is the time each was handed to paho."""
-
-    def __init__(self, port: int, variant: str) -> None:
-        self.variant = variant
-        self.c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"load-{variant}", clean_session=True
-        )
-        self.c.username_pw_set(*PLATFORM)
-        self.c.max_inflight_messages_set(1000)
-        self.c.max_queued_messages_set(0)
-        self._acked: set[int] = set()
-        self._mids: dict[int, tuple[str, int]] = {}
-        self.published: dict[tuple[str, int], float] = {}
-        self.c.on_publish = lambda _c, _u, mid, _rc, _p: self._acked.add(mid)
-        self.c.connect("127.0.0.1", port, keepalive=10)
-        self.c.loop_start()
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        n = 0
-        per_tick = int(RATE * TICK)
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            for _ in range(per_tick):
-                device, seq = f"d{n % DEVICES:03d}", n // DEVICES
-                body = json.dumps({"device": device, "seq": seq})
-                info = self.c.publish(f"load/{self.variant}/{device}", body, qos=1)
-                self._mids[info.mid] = (device, seq)
-                self.published[(device, seq)] = time.monotonic()
-                n += 1
-            next_tick += TICK
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(10)
-
-    def all_acked(self) -> bool:
-        return len(self._acked) >= len(self.published)
-
-    def close(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
 
 
 @pytest.fixture(scope="module")
@@ -224,10 +136,12 @@ def test_deploys_under_load_lose_nothing_and_each_answer_has_one_revision(
         30,
         "every worker holds its own session",
     )
-    consumer = Consumer(port)
-    devices = Devices(port, variant)
+    consumer = Consumer(port, "out/#", PLATFORM, client_id="load-consumer")
+    devices = Devices(
+        port, f"load/{variant}/{{device}}", PLATFORM, client_id=f"load-{variant}", inflight=1000
+    )
     try:
-        devices.start()
+        devices.start(RATE)
         wait_until(lambda: len(consumer.answers()) >= 1500, 30, "the first answers of revision A")
         windows = [time.monotonic()]
         second = deploy(cluster, flows(variant, "B"), "full", first["rev"])
@@ -260,7 +174,8 @@ def test_deploys_under_load_lose_nothing_and_each_answer_has_one_revision(
     mixed = {
         key: [a["rev"] for a in got] for key, got in by_reading.items() if len({a["rev"] for a in got}) > 1
     }
-    lost = sorted(expected - set(by_reading))
+    counted = tally(expected, [(a["device"], a["seq"]) for a in answers])
+    lost = counted.lost
     if lost and os.environ.get("DEPLOY_LOAD_KEEP_LOGS"):
         t0 = min(devices.published.values())
         print("deploys", [round(w - t0, 3) for w in windows])
@@ -281,7 +196,7 @@ def test_deploys_under_load_lose_nothing_and_each_answer_has_one_revision(
     assert set(revs) == {"A", "B", "C"}, revs
     late = [key for key, at in devices.published.items() if at > settled and by_reading[key][0]["rev"] != "C"]
     assert not late, f"{len(late)} readings published after the last deploy not answered by C: {late[:5]}"
-    duplicates = len(answers) - len(by_reading)
+    duplicates = counted.duplicates
     # the devices' own order: shared subscriptions spread a device's readings over the workers, so they reach
     # the partition streams in the order the workers wrote them (counted, not asserted)
     seqs: dict[str, list[int]] = defaultdict(list)

@@ -15,16 +15,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import paho.mqtt.client as mqtt
+import cluster_load
 import pytest
 from cluster_harness import Cluster, skip_unless_cluster, wait_until
+from cluster_load import readings
 
 from sofiaflow.runtime.cluster.mqtt_sessions import LEASE_PREFIX, SESSIONS_KEY, client_id, lease_holder
 from tests.cluster_mosquitto import ADMIN, PLATFORM, start_mosquitto_dynsec
 
 pytestmark = [skip_unless_cluster(), pytest.mark.timeout(300)]
 
-DEVICES = 200
 LEASE = 3.0  # SOFIAFLOW_CLUSTER_LEASE (the default)
 HEARTBEAT_TTL = 3.0  # SOFIAFLOW_CLUSTER_HEARTBEAT 1 s, a heartbeat lives 3
 ONTOLOGY = "Reading"
@@ -46,42 +46,17 @@ FLOWS = [
 ]
 
 
-class Devices:
-    """`DEVICES` simulated devices on one paho connection (the platform's client), each reading numbered per
-    device; records which readings the broker acknowledged (PUBACK)."""
-
-    def __init__(self, port: int) -> None:
-        self.c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="ingress-devices", clean_session=False
-        )
-        self.c.username_pw_set(*PLATFORM)
-        self.c.max_inflight_messages_set(200)
-        self.c.max_queued_messages_set(0)
-        self.c.reconnect_delay_set(0.1, 0.5)
-        self._key_of: dict[int, tuple[str, int]] = {}
-        self._acked: list[int] = []
-        self.sent = 0
-        self.c.on_publish = lambda _c, _u, mid, _rc, _p: self._acked.append(mid)
-        self.c.connect("127.0.0.1", port, keepalive=10)
-        self.c.loop_start()
-
-    def send(self, total: int, start: int = 0) -> None:
-        for n in range(start, start + total):
-            device, seq = f"d{n % DEVICES:03d}", n // DEVICES
-            info = self.c.publish(f"ingress/{device}/data", json.dumps({"device": device, "seq": seq}), qos=1)
-            self._key_of[info.mid] = (device, seq)
-            self.sent += 1
-            if n % 500 == 499:
-                time.sleep(0.05)  # a steady stream, not one burst
-
-    @property
-    def acked(self) -> set[tuple[str, int]]:
-        key_of = self._key_of
-        return {key_of[mid] for mid in list(self._acked) if mid in key_of}
-
-    def close(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
+def devices_on(cluster: Cluster) -> cluster_load.Devices:
+    """`cluster_load.DEVICES` devices on one paho connection (the platform's client, a persistent session)
+    publishing on `ingress/<device>/data`."""
+    return cluster_load.Devices(
+        cluster.broker.port,  # type: ignore[attr-defined]
+        "ingress/{device}/data",
+        PLATFORM,
+        client_id="ingress-devices",
+        clean_session=False,
+        reconnect_delay=(0.1, 0.5),
+    )
 
 
 def stored(cluster: Cluster) -> tuple[int, set[tuple[str, int]]]:
@@ -152,7 +127,7 @@ def test_each_worker_has_its_own_persistent_session(cluster: Cluster) -> None:
 def test_a_worker_killed_mid_stream_loses_no_message(cluster: Cluster) -> None:
     total = 10_000
     before, _ = stored(cluster)
-    devices = Devices(cluster.broker.port)  # type: ignore[attr-defined]
+    devices = devices_on(cluster)
     victim = cluster.workers[1]
     sender = threading.Thread(target=devices.send, args=(total,), daemon=True)
     try:
@@ -172,7 +147,7 @@ def test_a_worker_killed_mid_stream_loses_no_message(cluster: Cluster) -> None:
         wait_until(lambda: len(devices.acked) == total, 60, "the broker acknowledged every reading")
         wait_until(lambda: len(stored(cluster)[1]) >= total, 90, "every reading stored")
         rows, keys = stored(cluster)
-        assert keys == {(f"d{n % DEVICES:03d}", n // DEVICES) for n in range(total)}
+        assert keys == readings(total)
         print(f"takeover after {took:.1f} s; {rows - before} rows for {total} readings")
         assert took <= LEASE + HEARTBEAT_TTL + 5  # heartbeat gone, lease expired, next step: claimed
         # the worker comes back: the survivor gives its session back, and it connects with it again
@@ -199,7 +174,7 @@ def restart(server: Any) -> None:
 def test_redis_restarted_under_load_loses_no_acknowledged_message(cluster: Cluster) -> None:
     total = 4_000
     _, before = stored(cluster)
-    devices = Devices(cluster.broker.port)  # type: ignore[attr-defined]
+    devices = devices_on(cluster)
     sender = threading.Thread(target=devices.send, args=(total, 1_000_000), daemon=True)
     try:
         sender.start()
@@ -221,7 +196,7 @@ def test_a_stopped_worker_resumed_after_the_takeover_loses_nothing_and_gets_its_
 ) -> None:
     total = 3_000
     _, before = stored(cluster)
-    devices = Devices(cluster.broker.port)  # type: ignore[attr-defined]
+    devices = devices_on(cluster)
     frozen = cluster.workers[2]
     sender = threading.Thread(target=devices.send, args=(total, 2_000_000), daemon=True)
     try:
@@ -238,7 +213,7 @@ def test_a_stopped_worker_resumed_after_the_takeover_loses_nothing_and_gets_its_
             frozen.sigcont()  # it finds its connection taken and its lease gone, and waits for it
         sender.join(120)
         wait_until(lambda: len(devices.acked) == total, 60, "the broker acknowledged every reading")
-        expected = {(f"d{n % DEVICES:03d}", n // DEVICES) for n in range(2_000_000, 2_000_000 + total)}
+        expected = readings(total, 2_000_000)
         wait_until(lambda: expected <= stored(cluster)[1], 90, "every reading stored")
         wait_until(
             lambda: holder(cluster, frozen.name) == frozen.name, 60, "the session back with its worker"

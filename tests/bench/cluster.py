@@ -52,6 +52,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [
 from cluster_harness import Cluster, wait_until  # noqa: E402
 from cluster_keyed import TARGET as KEYED_TARGET  # noqa: E402
 from cluster_keyed import run as run_keyed  # noqa: E402
+from cluster_load import tally  # noqa: E402
 from embedded import Collector  # noqa: E402
 from mqtt import bench_flow  # noqa: E402
 from nodered import NodeRed, find_node_red, free_port  # noqa: E402
@@ -207,14 +208,14 @@ def run_load(port: int, count: int, qos: int, creds: list[str], roles: Roles | N
     wall = time.perf_counter() - started
     sub.stop()
     cpu["load clients"] = children_cpu() - clients
-    distinct = set(sub.seqs)
+    counted = tally(range(count), sub.seqs)
     elapsed = max((sub.last if sub.seqs else sent) - started, 1e-9)
     return {
-        "delivered": len(distinct),
-        "duplicates": len(sub.seqs) - len(distinct),
-        "lost": count - len(distinct & set(range(count))),
+        "delivered": counted.delivered,
+        "duplicates": counted.duplicates,
+        "lost": len(counted.lost),
         "elapsed_s": elapsed,
-        "msgs_per_s": len(distinct) / elapsed,
+        "msgs_per_s": counted.delivered / elapsed,
         "cpu": cpu,
         "sandbox_requests": requests,
         "machine": machine,
