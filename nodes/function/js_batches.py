@@ -4,6 +4,11 @@ An evaluation gets the message as JSON, the context values the code reads by nam
 gives back the script's operations (send, done, context writes, ...). A backlog crosses in one request to the
 worker (the engine hands `on_batch` up to MAX_BATCH waiting messages); the worker stops at the first entry that
 fails or asks for a context value not fetched, and the rest goes again.
+
+Messages whose source waits for the flows to finish them (`mqtt in` at QoS 1) come in batches too (the node sets
+`batch_causes`): each entry's operations are applied inside `sending_for` its message, so what it sends, the
+errors it reports and the timers it arms are its own; an operation of another open call (a promise of an earlier
+message settled meanwhile) is applied as that call's (js_ops).
 """
 
 from __future__ import annotations
@@ -129,9 +134,12 @@ class Evaluations:
                     if rounds[k] < MAX_FETCH_ROUNDS:
                         return k  # again from this one, with the value fetched
                     raise NodeError("function: too many context values read by name at run time")
-                self._apply(ops)
-                if drained is not None:
-                    self._apply(drained)
+                # what the entry's message did is caused by it (its source, if it waits, waits for that too):
+                # sends, errors to catch, and the timers it arms (js_timers keeps the cause for their callbacks)
+                with self.sending_for(entries[k][0]):
+                    self._apply(ops)
+                    if drained is not None:
+                        self._apply(drained)
                 if failure is not None:
                     self._stopped(failure[0], failure[1], call_id)
             except NodeError as exc:

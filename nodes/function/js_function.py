@@ -106,6 +106,9 @@ class JsFunctionNode(Evaluations, Operations, Timers, IsolateHost, Node[JsFuncti
     label = "function"
     color = "#fdd0a2"
     Config = JsFunctionConfig
+    batch_causes = True
+    """Each message's operations are applied inside `sending_for(msg)` (js_batches), and its timers keep it as
+    their cause (js_timers): messages whose source waits for them come in batches too."""
     help = (
         "Runs a JavaScript body on each message, as Node-RED's function node: use `msg`, `node`, "
         "`context`, `flow`, `global` and `env`; return msg, an array per output, or null. "

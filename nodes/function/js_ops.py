@@ -7,44 +7,56 @@ from typing import Any
 
 from sofiaflow.runtime.api import NodeError, ValidationError
 
+_OF_A_CALL = frozenset(("send", "return", "throw", "done", "state"))
+"""Operations that name the call (the message) they belong to."""
+
 
 class Operations:
     """Part of JsFunctionNode: applying the operations an evaluation gave back."""
 
     def _apply(self, ops: list) -> None:
+        calls = self._calls
         for op in ops:
-            kind = op[0]
-            if kind in ("send", "return"):
-                self._send(op[2])
-                if kind == "return" and self.auto_done:
-                    self._finish(op[1], None)
-            elif kind == "throw":
-                self._fail(op[1], op[2])
-            elif kind == "done":
-                self._restate(op[1], op[3])
-                self._finish(op[1], op[2])
-            elif kind == "state":
-                self._restate(op[1], op[2])
-            elif kind == "set":
-                self._set(*op[1:])
-            elif kind == "incr":
-                self._incr(*op[1:])
-            elif kind == "status":
-                st = op[1] if isinstance(op[1], dict) else {}
-                self.status({k: v for k, v in st.items() if v is not None})
-            elif kind == "warn":
-                self.warn(op[1])
-            elif kind == "log":
-                self.log(op[1])
-            elif kind == "error":
-                self.error(NodeError(str(op[1])), op[2] if isinstance(op[2], dict) else None)
-            elif kind == "timer":
-                self._arm(op[1], op[2] / 1000.0, op[3])
-            elif kind == "clear":
-                self._intervals.discard(op[1])
-                handle = self._timers.pop(op[1], None)
-                if handle is not None:
-                    handle.cancel()
+            if op[0] in _OF_A_CALL and op[1] != self._current and op[1] in calls:
+                # another message's call, still open (its promise settled, a timer it armed ran): its own cause
+                with self.sending_for(calls[op[1]]):
+                    self._apply_one(op)
+            else:
+                self._apply_one(op)
+
+    def _apply_one(self, op: list) -> None:
+        kind = op[0]
+        if kind in ("send", "return"):
+            self._send(op[2])
+            if kind == "return" and self.auto_done:
+                self._finish(op[1], None)
+        elif kind == "throw":
+            self._fail(op[1], op[2])
+        elif kind == "done":
+            self._restate(op[1], op[3])
+            self._finish(op[1], op[2])
+        elif kind == "state":
+            self._restate(op[1], op[2])
+        elif kind == "set":
+            self._set(*op[1:])
+        elif kind == "incr":
+            self._incr(*op[1:])
+        elif kind == "status":
+            st = op[1] if isinstance(op[1], dict) else {}
+            self.status({k: v for k, v in st.items() if v is not None})
+        elif kind == "warn":
+            self.warn(op[1])
+        elif kind == "log":
+            self.log(op[1])
+        elif kind == "error":
+            self.error(NodeError(str(op[1])), op[2] if isinstance(op[2], dict) else None)
+        elif kind == "timer":
+            self._arm(op[1], op[2] / 1000.0, op[3])
+        elif kind == "clear":
+            self._intervals.discard(op[1])
+            handle = self._timers.pop(op[1], None)
+            if handle is not None:
+                handle.cancel()
 
     def _send(self, out: list | None) -> None:
         if not out:

@@ -1,8 +1,11 @@
 """The JavaScript function node's timers: setTimeout/setInterval armed on the Python side, each callback
-evaluated under the time limit; timers that run past it, or take over half of the time, are cleared."""
+evaluated under the time limit; timers that run past it, or take over half of the time, are cleared. A callback
+runs as caused by the message whose handling armed the timer (its source waits for what it sends while that
+message is in progress, as for a promise of the message)."""
 
 from __future__ import annotations
 
+import contextvars
 import time
 
 from sofiaflow.nodes.function.js_host import ScriptStopped
@@ -23,7 +26,12 @@ class Timers:
             return
         if repeat:
             self._intervals.add(timer_id)
-        self._timers[timer_id] = self.call_later(seconds, lambda: self._fire(timer_id, seconds, repeat))
+        # the callback runs in the context the timer was armed in, whatever the clock: what it sends is caused by
+        # the message that armed it (its source waits for that while the message is still in progress)
+        context = contextvars.copy_context()
+        self._timers[timer_id] = self.call_later(
+            seconds, lambda: context.run(self._fire, timer_id, seconds, repeat)
+        )
 
     def _fire(self, timer_id: int, seconds: float, repeat: bool) -> None:
         """A timer is due: evaluate its callback (in the worker: as a task, after what is running)."""
