@@ -116,3 +116,26 @@ def test_a_field_shown_by_a_typed_field_names_one_of_its_kinds():
                 if not any(a in typed.types for a in allowed):
                     never.append((cls.type, spec.key, other, wanted))
     assert not never, never
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_a_time_is_shown_to_the_minute_in_utc(moment):
+    from datetime import UTC
+
+    from sofiaflow.editor.pages._format import when
+
+    shown = when(moment.isoformat())
+    assert shown == moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert when("2026-12-06T22:59:46.571889Z") == "2026-12-06 22:59 UTC"
+    assert when("not a time") == "not a time" and when(None) == "–"
+
+
+def test_schema_drafts_are_named_as_the_specification_does():
+    from sofiaflow.editor.pages._format import schema_version
+
+    assert [schema_version(d) for d in ("draft4", "draft7", "draft202012", "draft99")] == [
+        "draft-04",
+        "draft-07",
+        "2020-12",
+        "draft99",
+    ]

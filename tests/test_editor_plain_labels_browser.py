@@ -256,3 +256,18 @@ def test_sort_and_split_kinds_read_as_words(page):
         key.wait_for(state="hidden")
     finally:
         _close(page)
+
+
+def test_the_ontology_list_says_its_schema_version_and_time_in_words(chromium, editor_server):  # noqa: F811
+    for page in editor_page(chromium, editor_server):
+        page.goto(editor_server.editor_url + "/ontologies")
+        table = page.get_by_test_id("ontology-table")
+        table.locator("tbody tr").first.wait_for()
+        headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+        assert "JSON Schema" in headers and "Draft" not in headers, headers
+        rows = table.locator("tbody tr")
+        for index in range(rows.count()):
+            cells = [c.strip() for c in rows.nth(index).locator("td").all_inner_texts()]
+            version, updated = cells[headers.index("JSON Schema")], cells[headers.index("Updated")]
+            assert version in ("draft-04", "draft-06", "draft-07", "2019-09", "2020-12"), cells
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", updated), cells

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 NONE = "–"
 
 
@@ -28,3 +30,31 @@ def size(count: float) -> str:
 def rate(per_second: float) -> str:
     """Messages per second, `0`, `3.5`, `1,204`."""
     return f"{per_second:,.0f}" if per_second >= 100 else f"{per_second:.1f}".removesuffix(".0")
+
+
+def when(iso: str | None) -> str:
+    """An ISO 8601 time (`2026-12-06T22:59:46.571889Z`) to the minute, in UTC: `2026-12-06 22:59 UTC`."""
+    if not iso:
+        return NONE
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+SCHEMA_VERSIONS = {
+    "draft3": "draft-03",
+    "draft4": "draft-04",
+    "draft6": "draft-06",
+    "draft7": "draft-07",
+    "draft201909": "2019-09",
+    "draft202012": "2020-12",
+}
+
+
+def schema_version(draft: str) -> str:
+    """A JSON Schema validator's draft as the specification names it: `draft4` -> `draft-04`."""
+    return SCHEMA_VERSIONS.get(draft, draft)

@@ -11,6 +11,7 @@ from nicegui import ui
 from sofiaflow.editor.context import get_context
 from sofiaflow.editor.layout import CODE_THEME, page_header
 from sofiaflow.editor.pages._access import audit, may_change_ontology, may_write
+from sofiaflow.editor.pages._format import schema_version, when
 from sofiaflow.editor.session import current_user, editor_page
 from sofiaflow.runtime.data.ontologies import (
     Ontology,
@@ -234,7 +235,7 @@ def ontology_list(container: ui.element) -> None:
             "align": "left",
             "style": "white-space: normal; min-width: 16rem; max-width: 40rem",
         },
-        {"name": "draft", "label": "Draft", "field": "draft", "align": "left"},
+        {"name": "draft", "label": "JSON Schema", "field": "draft", "align": "left"},
         {"name": "window", "label": "Window (days)", "field": "window"},
         {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
         {"name": "actions", "label": "", "field": "name", "style": "white-space: nowrap"},
@@ -243,9 +244,9 @@ def ontology_list(container: ui.element) -> None:
         {
             "name": o.name,
             "description": o.description,
-            "draft": o.draft,
+            "draft": schema_version(o.draft),
             "window": o.realtime_window_days or "forever",
-            "updated": o.as_dict()["updated"],
+            "updated": when(o.as_dict()["updated"]),
         }
         for o in registry().list()
         if visible(o.name)
