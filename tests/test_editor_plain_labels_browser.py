@@ -271,3 +271,15 @@ def test_the_ontology_list_says_its_schema_version_and_time_in_words(chromium, e
             version, updated = cells[headers.index("JSON Schema")], cells[headers.index("Updated")]
             assert version in ("draft-04", "draft-06", "draft-07", "2019-09", "2020-12"), cells
             assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", updated), cells
+
+
+def test_a_device_token_says_when_it_was_made_in_words(chromium, editor_server):  # noqa: F811
+    status, body = editor_server.api("POST", "/devices", {"name": "plain-meter"})
+    assert status == 201, body
+    for page in editor_page(chromium, editor_server):
+        page.goto(editor_server.editor_url + "/devices")
+        made = page.get_by_text(re.compile(r"^created ")).first
+        made.wait_for()
+        assert re.fullmatch(r"created \d{4}-\d\d-\d\d \d\d:\d\d UTC", made.inner_text().strip()), (
+            made.inner_text()
+        )

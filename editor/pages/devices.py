@@ -12,6 +12,7 @@ from nicegui import ui
 from sofiaflow.editor.context import get_context
 from sofiaflow.editor.layout import page_header
 from sofiaflow.editor.pages._access import audit, current_role, may_write
+from sofiaflow.editor.pages._format import when
 from sofiaflow.editor.session import current_user, editor_page
 from sofiaflow.runtime.security.devices import RIGHTS, Device, DeviceError, DeviceRegistry
 
@@ -292,7 +293,7 @@ class DevicesView:
             for token in device.tokens or []:
                 with ui.row().classes("items-center gap-3 pl-2").props(f"data-testid=token-{token.id}"):
                     ui.label(token.id).classes("font-mono text-sm")
-                    ui.label(f"created {token.as_dict()['created']}").classes("text-xs text-gray-500")
+                    ui.label(f"created {when(token.as_dict()['created'])}").classes("text-xs text-gray-500")
                     if token.active:
                         ui.badge("active", color="green")
                         ui.button(
