@@ -214,6 +214,29 @@ async def test_an_error_fails_only_its_own_message_and_its_catch_flow_is_waited_
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_throw_caught_by_a_catch_node_is_finished_after_its_catch_flow(mode, registry, batch_sizes):
+    body = "if (msg.payload % 4 === 1) { throw new Error('bad'); }\nreturn msg;"
+    flows = [
+        TAB,
+        fn(body),
+        node("c", "catch", [["slow"]], scope=None),
+        delay("slow", 1),
+        node("end", "junction"),
+    ]
+    async with js_tester(flows, registry, mode=mode, virtual_time=True) as t:
+        acks = Acks(t)
+        for p in range(10):
+            acks.send("f", p)
+        await t.advance(2.0)
+        assert sorted(acks.done) == list(range(10))
+        for p in (1, 5, 9):  # thrown: finished only once the catch flow's delayed output reached "end"
+            assert p in acks.done[p]["errors"], (p, acks.done[p])
+            assert acks.done[p]["failed"] is None
+        assert t.engine.completion.tickets == {}
+    assert max(batch_sizes) > 1, batch_sizes
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_an_uncaught_throw_in_a_batch_fails_that_message_alone(mode, registry, batch_sizes):
     body = "if (msg.payload === 3) { throw new Error('three'); }\nreturn msg;"
     async with js_tester([TAB, fn(body), node("end", "junction")], registry, mode=mode) as t:

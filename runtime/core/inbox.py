@@ -116,7 +116,7 @@ async def _work_batches(engine: Engine, node: Node) -> None:
                 if result is not None:
                     if not isinstance(result, BaseException):
                         result = NodeError(str(result))
-                    engine.handle_error(node, result, msg)
+                    _fail(engine, node, result, msg)
                 elif node._watched and node.auto_done:
                     engine.completed(node, msg)
                 if engine.completion.tickets and (result is not None or node.auto_done):
@@ -126,6 +126,20 @@ async def _work_batches(engine: Engine, node: Node) -> None:
     finally:
         node._worker = None
         engine.progressed()
+
+
+def _fail(engine: Engine, node: Node, exc: BaseException, msg: Msg) -> None:
+    """`msg` failed in a batch: the catch nodes hear it, and what they send is caused by `msg` (its source waits for
+    that too, as for a message handled alone)."""
+    ticket = engine.completion.ticket_of(msg) if engine.completion.tickets else None
+    if ticket is None:
+        engine.handle_error(node, exc, msg)
+        return
+    token = CAUSE.set(ticket)
+    try:
+        engine.handle_error(node, exc, msg)
+    finally:
+        CAUSE.reset(token)
 
 
 def _batch_of_live(engine: Engine, inbox: deque[Msg], limit: int) -> list[Msg]:
