@@ -24,7 +24,6 @@ from sofiaflow.runtime.core.clock import Clock, LoopClock
 from sofiaflow.runtime.core.completion import CAUSE, CompletionTracker
 from sofiaflow.runtime.core.context import ContextManager, ContextScope
 from sofiaflow.runtime.core.events import EventBus
-from sofiaflow.runtime.core.flow_scope import FlowScope  # also imported from here by runtime/flows/deploy.py
 from sofiaflow.runtime.core.inbox import work
 from sofiaflow.runtime.core.message import clone_message, new_msgid
 from sofiaflow.runtime.core.metrics import BUSY_QUEUE, EngineStats
@@ -32,8 +31,6 @@ from sofiaflow.runtime.core.node import Node
 from sofiaflow.runtime.core.services import Services
 from sofiaflow.runtime.errors import NodeError
 from sofiaflow.runtime.types import Msg
-
-__all__ = ["Engine", "FlowScope"]
 
 log = logging.getLogger("sofiaflow.engine")
 

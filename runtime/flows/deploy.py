@@ -19,8 +19,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sofiaflow.runtime.core.engine import Engine, FlowScope
+from sofiaflow.runtime.core.engine import Engine
 from sofiaflow.runtime.core.env import evaluate_env
+from sofiaflow.runtime.core.flow_scope import FlowScope
 from sofiaflow.runtime.core.message import clone_value
 from sofiaflow.runtime.core.node import Node
 from sofiaflow.runtime.core.placement import Placement, place
