@@ -45,6 +45,28 @@ def n(id_: str, type_: str, wires: list[list[str]] | None = None, **props) -> di
     return {"id": id_, "type": type_, "wires": wires if wires is not None else [["res"]], **props}
 
 
+def plain_delay(timeout: str, units: str) -> dict:
+    """Delay node "a" (wired to "b") holding each message `timeout` `units`, Node-RED's other fields at their
+    defaults."""
+    return n(
+        "a",
+        "delay",
+        [["b"]],
+        pauseType="delay",
+        timeout=timeout,
+        timeoutUnits=units,
+        rate="1",
+        nbRateUnits="1",
+        rateUnits="second",
+        randomFirst="1",
+        randomLast="5",
+        randomUnits="seconds",
+        drop=False,
+        allowrate=False,
+        outputs=1,
+    )
+
+
 def change(id_: str, *rules: dict, wires=None) -> dict:
     return n(
         id_, "change", wires, rules=list(rules), action="", property="", **{"from": ""}, to="", reg=False
@@ -1705,23 +1727,7 @@ CASES = [
     Case(
         "env-number-and-bool-props",
         [
-            n(
-                "a",
-                "delay",
-                [["b"]],
-                pauseType="delay",
-                timeout="${DIFF_WAIT_MS}",
-                timeoutUnits="milliseconds",
-                rate="1",
-                nbRateUnits="1",
-                rateUnits="second",
-                randomFirst="1",
-                randomLast="5",
-                randomUnits="seconds",
-                drop=False,
-                allowrate=False,
-                outputs=1,
-            ),
+            plain_delay("${DIFF_WAIT_MS}", "milliseconds"),
             n("b", "json", action="str", property="payload", pretty="${DIFF_PRETTY}"),
         ],
         [{"a": [1, 2]}],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from bench.nodered import find_node_red
 
-from .cases import change, n, set_
+from .cases import change, plain_delay, set_
 from .conftest import _require
 from .servers import Pair
 from .test_deploy_differences import Admin, base_flows, eventually, problems, tab
@@ -27,31 +27,11 @@ def envpair():
         pair.stop()
 
 
-def delay(timeout: str) -> dict:
-    return n(
-        "a",
-        "delay",
-        [["b"]],
-        pauseType="delay",
-        timeout=timeout,
-        timeoutUnits="seconds",
-        rate="1",
-        nbRateUnits="1",
-        rateUnits="second",
-        randomFirst="1",
-        randomLast="5",
-        randomUnits="seconds",
-        drop=False,
-        allowrate=False,
-        outputs=1,
-    )
-
-
 @pytest.mark.servers
 def test_a_number_property_naming_a_variable_that_is_not_set(envpair):
     admin = envpair
     flows = base_flows("v2") + tab(
-        "envnum", [delay("${" + NOT_SET + "}"), change("b", set_("payload", "passed"))]
+        "envnum", [plain_delay("${" + NOT_SET + "}", "seconds"), change("b", set_("payload", "passed"))]
     )
     node_red, sofiaflow = admin.deploy(flows)
     assert node_red.status in (200, 204), problems(node_red)
