@@ -306,9 +306,13 @@ def test_device_register_token_shown_once_then_revoked(page, editor_server):  # 
 def test_settings_page_masks_secrets(page, editor_server):  # noqa: F811
     login(page, editor_server, "/settings")
     table = page.get_by_test_id("settings-table")
-    table.locator("tbody tr", has_text="admin_password").wait_for()
-    assert "••••••" in table.locator("tbody tr", has_text="admin_password").inner_text()
-    assert str(editor_server.data_dir) in table.locator("tbody tr", has_text="data_dir").inner_text()
+
+    def row(label: str):  # the row whose setting reads exactly `label`
+        return table.locator("tbody tr", has=page.get_by_text(label, exact=True))
+
+    row("Administrator password").wait_for()
+    assert "••••••" in row("Administrator password").inner_text()
+    assert str(editor_server.data_dir) in row("Data folder").inner_text()
     assert editor_server.password not in page.content()
 
 
