@@ -5,7 +5,10 @@ a node, Enter opens its properties."""
 
 from __future__ import annotations
 
+import re
+
 from editor_server import chromium, editor_page, editor_server  # noqa: F401 - pytest fixtures
+from playwright.sync_api import expect
 
 TAB = "kbdtab"
 FLOWS = [
@@ -62,7 +65,9 @@ def test_select_move_wire_and_delete_from_the_keyboard(editor_server, chromium):
         # Tab from the canvas: the first node, focused and selected
         page.locator(".sf-canvas").click(position={"x": 700, "y": 500})
         page.keyboard.press("Tab")
-        assert focused_id(page) == "kbdinject0000001"
+        page.wait_for_function(
+            "document.activeElement && document.activeElement.dataset.id === 'kbdinject0000001'"
+        )
         page.wait_for_selector('.sf-node.sf-selected[data-id="kbdinject0000001"]')
 
         # move: Shift+Right twice (40 px), Down once (1 px); then undo puts it back (the server has the moves)
@@ -88,18 +93,19 @@ def test_select_move_wire_and_delete_from_the_keyboard(editor_server, chromium):
         inject.focus()
         page.keyboard.press("w")
         status = page.get_by_role("status")
-        assert "tick" in status.inner_text() and "output 1" in status.inner_text()
+        expect(status).to_contain_text("tick", timeout=30000)
+        expect(status).to_contain_text("output 1", timeout=30000)
         while focused_id(page) != "kbddebug00000001":
             page.keyboard.press("Tab")
             assert focused_id(page) is not None
         page.keyboard.press("Enter")
         page.locator('[data-wire="kbdinject0000001:0:kbddebug00000001"]').wait_for(state="attached")
-        assert "wired" in status.inner_text().lower()
+        expect(status).to_contain_text(re.compile("wired", re.IGNORECASE), timeout=30000)
         # Escape cancels a wiring
         inject.focus()
         page.keyboard.press("w")
         page.keyboard.press("Escape")
-        assert "cancel" in status.inner_text().lower()
+        expect(status).to_contain_text(re.compile("cancel", re.IGNORECASE), timeout=30000)
 
         # delete: focus the change node, Delete
         page.get_by_role("group", name="change node: spare").focus()
