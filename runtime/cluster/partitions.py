@@ -20,6 +20,17 @@ acknowledged is deleted from the stream (XDEL), so a stream holds only what is s
 happens to an entry whose processing failed (an error no catch node took) is the node's strategy: "retry" (left
 pending, delivered again at once), "skip" (acknowledged) or "stop" (the partition stops on this worker, left
 pending).
+
+Order per key. A worker has at most one batch of a partition in hand: it reads the partition again only once that
+batch is done, even when its lease lapsed meanwhile (a stalled event loop) and it took the lease again (the new
+lease first recovers what the old one left pending, after that batch). A new lease, on any worker, delivers what
+is pending first and reads new entries only once nothing older is left, so a key's later entry never overtakes
+an earlier one that has not been processed yet. With "retry" a failed entry is delivered again before anything
+later of its key (as ThingsBoard's sequential-by-originator queues): its key's later entries in the same batch
+are held back (`HELD_BACK`, not handed to the flow, delivery count unchanged), other keys go on, and the partition
+reads nothing new until the failed entry and those held back have come again. What a batch still in hand on a
+worker whose lease lapsed does is not fenced: its messages may reach the flow after the next owner has processed
+them again (at least once; `msg._streamId` deduplicates), but never before something older of their key.
 """
 
 from __future__ import annotations
@@ -160,6 +171,10 @@ class PartitionGroup:
         self.held: dict[int, _Held] = {}
         self.stats = PartitionStats()
         self._tasks: set[asyncio.Task] = set()
+        self._in_hand: set[int] = set()
+        """Partitions with a batch in hand on this worker, whichever of its leases it was read under: a partition
+        is read again only once its batch is done, so a lease that lapsed and was taken again while a batch was
+        in hand never lets a second batch of that partition overtake the first."""
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task] = []
         self._idle_wait = 0.002
@@ -239,7 +254,7 @@ class PartitionGroup:
         for p in renew:
             held = self.held[p]
             held.leaving = owners.get(p) != self.worker  # read no more; given up once idle
-            if held.leaving and held.idle:
+            if held.leaving and held.idle and p not in self._in_hand:
                 released.add(p)
                 pipe.eval(RELEASE, 1, self.lock(p), held.value)
             else:
@@ -275,7 +290,14 @@ class PartitionGroup:
 
     # ----- reading ---------------------------------------------------------------------------------------------
     def _ready(self, p: int, held: _Held) -> bool:
-        return not self.paused and not held.busy and not held.stopped and not held.leaving and self.holds(p)
+        return (
+            not self.paused
+            and not held.busy
+            and p not in self._in_hand
+            and not held.stopped
+            and not held.leaving
+            and self.holds(p)
+        )
 
     async def _read_loop(self) -> None:
         while True:
@@ -296,15 +318,17 @@ class PartitionGroup:
             return
         fresh = []
         for p in ready:
-            if self.held[p].recovering:
-                self._start(p, self._recover(p))
+            held = self.held[p]
+            if held.recovering:
+                self._start(p, held, self._recover(p, held))
             else:
                 fresh.append(p)
         if not fresh:
             return
         self._wake.clear()
-        for p in fresh:  # while the read is out, no rebalance gives these partitions up
-            self.held[p].reading = True
+        reading = {p: self.held[p] for p in fresh}
+        for held in reading.values():  # while the read is out, no rebalance gives these partitions up
+            held.reading = True
         try:
             found = await self.redis.eval(
                 _READ,
@@ -314,20 +338,20 @@ class PartitionGroup:
                 self.group,
                 self.worker,
                 str(self.inflight),
-                *[self.held[p].value for p in fresh],
+                *[held.value for held in reading.values()],
             )
         finally:
-            for p in fresh:
-                if p in self.held:
-                    self.held[p].reading = False
+            for held in reading.values():
+                held.reading = False
         got = False
         for stream, entries in found or []:
             p = int(as_text(stream).rsplit(":", 1)[1])
-            if not entries or p not in self.held:  # the lease lapsed meanwhile: the next owner claims them
-                continue
+            held = reading[p]
+            if not entries or self.held.get(p) is not held:
+                continue  # the lease lapsed meanwhile: its next holder (maybe this worker again) claims them
             got = True
             batch = [Entry(p, as_text(i), decode_message(flat_message_field(f)), 1) for i, f in entries]
-            self._start(p, self._run(p, batch))
+            self._start(p, held, self._run(p, batch))
         if got:
             self._idle_wait = 0.002
             return
@@ -336,33 +360,36 @@ class PartitionGroup:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._idle_wait)
 
-    def _start(self, p: int, coro: Awaitable[None]) -> None:
-        self.held[p].busy = True
+    def _start(self, p: int, held: _Held, coro: Awaitable[Any]) -> None:
+        """Runs one batch of partition p, read under `held`; the partition is in hand until it is done (and the
+        flags of `held`, not of a lease taken since, say so)."""
+        held.busy = True
+        self._in_hand.add(p)
 
         async def run() -> None:
             try:
                 await coro
             except Exception as exc:  # noqa: BLE001 - left pending; taken up again by recovery
                 log.warning("partitions %s: partition %d: %s", self.node, p, exc)
-                if p in self.held:
-                    self.held[p].recovering = True
+                current = self.held.get(p)
+                if current is not None:
+                    current.recovering = True
             finally:
-                if p in self.held:
-                    self.held[p].busy = False
+                held.busy = False
+                self._in_hand.discard(p)
                 self._wake.set()
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _recover(self, p: int) -> None:
+    async def _recover(self, p: int, held: _Held) -> None:
         """Claim what is pending on partition p (a previous owner's entries, or ours that failed) and deliver it
         again; an entry past `max_deliveries` goes to the dead-letter stream."""
         stream = self.stream(p)
         pending = await self.redis.xpending_range(stream, self.group, min="-", max="+", count=self.inflight)
-        held = self.held.get(p)
-        if held is None:
-            return
+        if self.held.get(p) is not held:
+            return  # the lease lapsed meanwhile: its next holder recovers
         if not pending:
             held.recovering = False
             return
@@ -383,11 +410,10 @@ class PartitionGroup:
             await self._dead_letter(p, dead)
         self.stats.redelivered += len(entries)
         failed = await self._run(p, entries) if entries else False
-        held = self.held.get(p)
-        if held is not None and not failed and len(pending) < self.inflight:
-            held.recovering = (
-                False  # nothing more is pending (what failed now stays pending: recovery goes on)
-            )
+        if self.held.get(p) is held and not failed and len(pending) < self.inflight:
+            # nothing more is pending (what failed now stays pending: recovery goes on); under a lease taken
+            # since, another owner may have read in between: that lease recovers on its own
+            held.recovering = False
 
     async def _dead_letter(self, p: int, dead: list[tuple[str, Any, int, str]]) -> None:
         await write_dead_letters(self.redis, self.flow, self.node, self.group, p, dead)
@@ -397,8 +423,9 @@ class PartitionGroup:
         )
 
     async def _run(self, p: int, entries: list[Entry]) -> bool:
-        """Process one batch of partition p and acknowledge what is done; True when some entry stays pending
-        because it failed."""
+        """Process one batch of partition p and acknowledge what is done while this worker still holds p (under
+        the lease it was read under, or one taken again since: that lease recovers once this batch is done);
+        True when some entry stays pending because it failed or was held back."""
         results = await self.process(entries)
         done, failed, waiting = [], [], []
         for entry, result in zip(entries, results, strict=True):
@@ -410,9 +437,13 @@ class PartitionGroup:
                 failed.append((entry, result))
         self.stats.processed += len(done)
         self.stats.failed += len(failed)
-        held = self.held.get(p)
-        if held is None or not self.holds(p):
-            return False  # the lease lapsed meanwhile: the new owner delivers them again
+        current = self.held.get(p)
+        if current is None or not self.holds(p):
+            # the lease lapsed meanwhile: the batch stays pending for the next owner to deliver again; should
+            # this lease still be renewed (a renewal was on its way), it recovers them before reading on
+            if current is not None:
+                current.recovering = True
+            return True
         for entry, result in failed:
             self.last_errors.pop((p, entry.id), None)  # the newest last
             self.last_errors[(p, entry.id)] = str(result) or type(result).__name__
@@ -444,14 +475,14 @@ class PartitionGroup:
             await pipe.execute()
         if not failed:
             if waiting:
-                held.recovering = True
+                current.recovering = True
             return bool(waiting)
         if self.strategy == "stop":
-            held.stopped = True
+            current.stopped = True
             if self._on_stopped is not None:
                 self._on_stopped(p, failed[0][1])
         else:
-            held.recovering = True
+            current.recovering = True
         return True
 
 
