@@ -257,7 +257,7 @@ def test_an_api_call_right_after_a_restart_succeeds(postgres, tmp_path):
 
 
 def test_a_read_returns_its_connection_out_of_autocommit(postgres):
-    """Reads run in autocommit; the pool's next user still gets transactions."""
+    """Reads run in autocommit on a raw connection; the pool's next user still gets transactions."""
     store = SQLStore(postgres.url)
     try:
         store.insert("Reading", [{"_id": "a", "zone": "z1"}])

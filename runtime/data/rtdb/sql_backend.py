@@ -93,7 +93,7 @@ class SQLStore(RealtimeStore):
         self._tables: set[str] = set()
         self._lock = threading.Lock()
         self._compiled: dict[str, tuple[str, dict]] = {}
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._pyformats: dict[str, str] = {}
 
     def _setup_sqlite(self, wal: bool):
         @event.listens_for(self.engine, "connect")
@@ -112,22 +112,40 @@ class SQLStore(RealtimeStore):
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """The rows of one read statement. SQLite: straight on a pooled DB-API connection, with no BEGIN (a single
-        statement is consistent by itself) and none of SQLAlchemy's per-statement work; PostgreSQL: in autocommit,
-        so no BEGIN and COMMIT round trips around it (also a single statement, consistent by itself)."""
-        if isinstance(self.dialect, _SQLite):
-            raw = self.engine.raw_connection()
-            try:
+        """The rows of one read statement, straight on a pooled DB-API connection, with none of SQLAlchemy's
+        per-statement work. SQLite: with no BEGIN (a single statement is consistent by itself); PostgreSQL: in
+        autocommit, so no BEGIN and COMMIT round trips around it (also a single statement, consistent by itself),
+        back out of autocommit before the connection returns to the pool, whose other users expect transactions."""
+        raw = self.engine.raw_connection()
+        try:
+            if isinstance(self.dialect, _SQLite):
                 cursor = raw.cursor()
                 try:
                     cursor.execute(sql, params)
                     return cursor.fetchall()
                 finally:
                     cursor.close()
+            conn = raw.driver_connection
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(self._pyformat(sql), params)
+                    return cursor.fetchall()
             finally:
-                raw.close()
-        with self._autocommit.connect() as conn:
-            return conn.execute(text(sql), params).all()
+                if not conn.closed:  # a lost connection is replaced at its next checkout (pg_engine)
+                    conn.autocommit = False
+        finally:
+            raw.close()
+
+    def _pyformat(self, sql: str) -> str:
+        """`sql` with its `:name` parameters as psycopg's `%(name)s` (and a literal `%` as `%%`), remembered."""
+        found = self._pyformats.get(sql)
+        if found is None:
+            found = str(text(sql).compile(dialect=self.engine.dialect))
+            if len(self._pyformats) >= _COMPILED_LIMIT:
+                self._pyformats.clear()
+            self._pyformats[sql] = found
+        return found
 
     # --- helpers
     @staticmethod
