@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from sofiaflow.runtime.cluster.partition_stream import decode_message
 from sofiaflow.runtime.cluster.partitions import HELD_BACK, Entry, PartitionGroup
 
 LEASE = 0.3
@@ -130,3 +131,48 @@ async def test_a_failure_in_the_batch_in_hand_is_redelivered_before_anything_lat
     finally:
         await group.close()
         await group.redis.aclose()
+
+
+async def test_a_batch_done_after_its_lease_lapsed_leaves_the_partition_to_recover_first(redis_url):
+    """A batch answered once the lease lapsed on this worker's clock (a renewal may still be on its way) is left
+    pending, and should the lease turn out renewed, the partition delivers it again before reading on."""
+    from redis.asyncio import Redis
+
+    handed: list[tuple[int, int]] = []
+
+    async def process(entries: list[Entry]) -> list[BaseException | str | None]:
+        results: list[BaseException | str | None] = []
+        for entry in entries:
+            seq = entry.msg["payload"]["seq"]
+            if seq == 0 and entry.deliveries == 1:
+                results.append(RuntimeError("failed"))
+            elif results and results[0] is not None:
+                results.append(HELD_BACK)
+            else:
+                handed.append((seq, entry.deliveries))
+                results.append(None)
+        return results
+
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    group = PartitionGroup(redis, "w1", "f", "part", 1, process, inflight=5, lease=5.0)
+    group.paused = True  # this test reads the first batch itself
+    await group.start()
+    try:
+        await group.add([("k", {"payload": {"seq": i}}) for i in range(8)])
+        held = group.held[0]
+        held.recovering = False
+        found = await redis.xreadgroup(group.group, "w1", {group.stream(0): ">"}, count=5)
+        batch = [Entry(0, i, decode_message(f["m"]), 1) for i, f in found[0][1]]
+        held.renewed -= group.lease  # lapsed on this worker's clock
+        left = await group._run(0, batch)
+        held.renewed += group.lease  # the renewal that was on its way lands
+        assert left is True and held.recovering
+        assert (await redis.xpending(group.stream(0), group.group))["pending"] == 5
+        group.paused = False
+        group._wake.set()
+        await wait_for(lambda: len(handed) == 8, 10, "every entry handed on")
+        assert [seq for seq, _ in handed] == list(range(8))
+        assert handed[0] == (0, 2)  # delivered again first
+    finally:
+        await group.close()
+        await redis.aclose()
