@@ -66,6 +66,21 @@ class PartitionConfig(NodeConfig):
         le=10000,
         description="At most this many messages of a partition at once.",
     )
+    retryDelay: NRInt = Field(
+        100,
+        title="Retry pause (ms)",
+        ge=0,
+        description="With retry: how long a failed partition waits before its next delivery, doubling with "
+        "each delivery (0: at once).",
+        json_schema_extra={"x-show-if": {"strategy": "retry"}},
+    )
+    retryDelayMax: NRInt = Field(
+        5000,
+        title="Longest pause (ms)",
+        ge=0,
+        description="With retry: the pause before a delivery grows to at most this.",
+        json_schema_extra={"x-show-if": {"strategy": "retry"}},
+    )
 
 
 class PartitionNode(Node[PartitionConfig]):
@@ -84,6 +99,10 @@ class PartitionNode(Node[PartitionConfig]):
         "times goes to the dead letters (`GET /partitions/dead-letters`, replay or delete there).\n\n"
         "On failure (an error no catch node takes): retry (the key's later messages wait for it), skip, or "
         "stop the partition (red status). "
+        "With retry, a failed partition pauses before its next delivery: *Retry pause* (ms) after the first, "
+        "doubling with each delivery up to *Longest pause* (ms); 0 delivers again at once. The worker's "
+        "other partitions flow meanwhile, and the partition's next owner (after a deploy or a worker "
+        "leaving) delivers again at once. "
         "`msg.req` and `msg.res` do not cross workers."
     )
 
@@ -142,6 +161,8 @@ class PartitionNode(Node[PartitionConfig]):
             strategy=config.strategy,
             max_deliveries=int(config.maxDeliveries),
             inflight=int(config.inflight),
+            retry_delay=(100 if config.retryDelay is None else config.retryDelay) / 1000,
+            retry_delay_max=(5000 if config.retryDelayMax is None else config.retryDelayMax) / 1000,
             on_stopped=self._stopped,
         )
         await self._group.start()

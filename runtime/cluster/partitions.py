@@ -18,8 +18,16 @@ delivered more than `max_deliveries` times goes to the dead letters (runtime/clu
 last failure when that happened on this worker) and is acknowledged, so it never blocks its partition. What is
 acknowledged is deleted from the stream (XDEL), so a stream holds only what is still to be processed. What
 happens to an entry whose processing failed (an error no catch node took) is the node's strategy: "retry" (left
-pending, delivered again at once), "skip" (acknowledged) or "stop" (the partition stops on this worker, left
+pending, delivered again after a pause), "skip" (acknowledged) or "stop" (the partition stops on this worker, left
 pending).
+
+Pause before a retry. With "retry" a failed partition waits before its next delivery: `retry_delay` after a
+first delivery failed, doubling per delivery up to `retry_delay_max` (`retry_pause`; 0 = at once), so a downstream
+failing for a few seconds (a database restarting) does not burn every delivery within a second. The pause is a
+monotonic time on the lease the batch was answered under (`_Held.not_before`): the partition is not ready until
+then and a timer wakes the reader when it comes; the reader never sleeps on it, so the worker's other partitions
+flow meanwhile, and nothing later of the waiting partition is read. A lease given up or lost forgets its pause:
+the next owner (this worker again, or another) recovers at once.
 
 Order per key. A worker has at most one batch of a partition in hand: it reads the partition again only once that
 batch is done, even when its lease lapsed meanwhile (a stalled event loop) and it took the lease again (the new
@@ -81,6 +89,14 @@ return out
 lease lapsed cannot take entries after the next owner has claimed what was pending."""
 
 
+def retry_pause(deliveries: int, first: float, most: float) -> float:
+    """Seconds to wait before delivering again what failed at its `deliveries`-th delivery: `first` doubling per
+    delivery, at most `most` (0 when `first` is 0)."""
+    if first <= 0:
+        return 0.0
+    return min(first * 2.0 ** min(max(deliveries - 1, 0), 64), most)
+
+
 # ----- one partition node's partitions on this worker ------------------------------------------------------
 @dataclass
 class Entry:
@@ -111,6 +127,8 @@ class _Held:
     stopped: bool = False
     reading: bool = False
     leaving: bool = False
+    not_before: float = 0.0
+    """Retry pause: read nothing of the partition under this lease before this monotonic time."""
 
     @property
     def idle(self) -> bool:
@@ -143,6 +161,8 @@ class PartitionGroup:
         max_deliveries: int = 5,
         inflight: int = 100,
         lease: float = 3.0,
+        retry_delay: float = 0.1,
+        retry_delay_max: float = 5.0,
         members: Callable[[], Awaitable[list[str]]] | None = None,
         on_stopped: Callable[[int, Any], None] | None = None,
     ) -> None:
@@ -154,6 +174,10 @@ class PartitionGroup:
             raise ValueError(f"max deliveries: expected at least 1, not {max_deliveries!r}")
         if inflight < 1:
             raise ValueError(f"in-flight: expected at least 1, not {inflight!r}")
+        if not retry_delay >= 0:
+            raise ValueError(f"retry delay: expected 0 or more seconds, not {retry_delay!r}")
+        if not retry_delay_max >= 0:
+            raise ValueError(f"retry delay max: expected 0 or more seconds, not {retry_delay_max!r}")
         self.redis = redis
         self.worker = worker
         self.flow = flow
@@ -164,6 +188,8 @@ class PartitionGroup:
         self.max_deliveries = max_deliveries
         self.inflight = inflight
         self.lease = lease
+        self.retry_delay = retry_delay
+        self.retry_delay_max = retry_delay_max
         self.group = f"partition:{node}"
         self.prefix = f"{flow}:{node}"
         self._members = members
@@ -176,6 +202,8 @@ class PartitionGroup:
         is read again only once its batch is done, so a lease that lapsed and was taken again while a batch was
         in hand never lets a second batch of that partition overtake the first."""
         self._wake = asyncio.Event()
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        """The reader's wake-up at the end of each partition's retry pause."""
         self._loops: list[asyncio.Task] = []
         self._idle_wait = 0.002
         self.paused = False
@@ -216,6 +244,9 @@ class PartitionGroup:
         ]
 
     async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for task in self._loops:
             task.cancel()
         for task in self._loops:
@@ -296,6 +327,7 @@ class PartitionGroup:
             and p not in self._in_hand
             and not held.stopped
             and not held.leaving
+            and time.monotonic() >= held.not_before
             and self.holds(p)
         )
 
@@ -313,8 +345,10 @@ class PartitionGroup:
         ready = [p for p, held in self.held.items() if self._ready(p, held)]
         if not ready:
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.2)
+            now = time.monotonic()
+            pauses = [held.not_before - now for held in self.held.values() if held.not_before > now]
+            with contextlib.suppress(TimeoutError):  # woken by a batch done, a lease taken or a pause's end
+                await asyncio.wait_for(self._wake.wait(), max(0.001, min([0.2, *pauses])))
             return
         fresh = []
         for p in ready:
@@ -483,7 +517,19 @@ class PartitionGroup:
                 self._on_stopped(p, failed[0][1])
         else:
             current.recovering = True
+            self._pause(p, current, max(entry.deliveries for entry, _ in failed))
         return True
+
+    def _pause(self, p: int, held: _Held, deliveries: int) -> None:
+        """Partition p, under lease `held`, waits before its next delivery; the reader is woken when it ends."""
+        pause = retry_pause(deliveries, self.retry_delay, self.retry_delay_max)
+        if pause <= 0:
+            return
+        held.not_before = time.monotonic() + pause
+        timer = self._timers.pop(p, None)
+        if timer is not None:
+            timer.cancel()
+        self._timers[p] = asyncio.get_running_loop().call_later(pause, self._wake.set)
 
 
 class Partitions:
