@@ -235,3 +235,21 @@ async def test_the_node_hands_its_pause_settings_to_its_partitions(redis_url):
         await bad.__aexit__(None, None, None)
     finally:
         await redis.aclose()
+
+
+async def test_a_lease_lost_and_taken_again_forgets_its_pause(redis_url):
+    down = Downstream("a", outage=0.001)  # fails at its first delivery only
+    group = await group_of(
+        redis_url, down, max_deliveries=5, lease=0.3, retry_delay=60.0, retry_delay_max=60.0
+    )
+    try:
+        await group.add([("a", {"payload": {"key": "a", "seq": 0}})])
+        await wait_for(lambda: len(down.of("a")) >= 1 and not group._tasks, 30, "the first delivery failed")
+        first = group.held[0]
+        assert first.not_before > time.monotonic() + 30  # waiting a minute
+        await group.redis.delete(group.lock(0))  # the lease lost (expired in Redis, say)
+        await wait_for(lambda: down.processed == [("a", 0)], 30, "delivered again under the new lease")
+        assert group.held[0] is not first and group.held[0].not_before == 0
+        assert down.of("a")[1][3] == 2
+    finally:
+        await stop(group)

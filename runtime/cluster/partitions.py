@@ -205,6 +205,7 @@ class PartitionGroup:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         """The reader's wake-up at the end of each partition's retry pause."""
         self._loops: list[asyncio.Task] = []
+        self._closed = False
         self._idle_wait = 0.002
         self.paused = False
         """Set while a deploy drains (Partitions.hold): nothing more is read; batches in hand finish."""
@@ -244,6 +245,7 @@ class PartitionGroup:
         ]
 
     async def close(self) -> None:
+        self._closed = True  # the loops end at their next turn even should a cancel be swallowed (wait_for)
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -312,7 +314,7 @@ class PartitionGroup:
         self._wake.set()
 
     async def _balance_loop(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.lease / 3)
             try:
                 await self.rebalance()
@@ -332,7 +334,7 @@ class PartitionGroup:
         )
 
     async def _read_loop(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 await self._read_once()
             except asyncio.CancelledError:
