@@ -237,6 +237,27 @@ async def test_the_node_hands_its_pause_settings_to_its_partitions(redis_url):
         await redis.aclose()
 
 
+async def test_number_settings_left_empty_in_the_editor_take_their_defaults(redis_url):
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    empty = dict.fromkeys(("partitions", "maxDeliveries", "inflight", "retryDelay", "retryDelayMax"), "")
+    flows = [
+        {"id": "t", "type": "tab"},
+        {"id": "part", "type": "partition", "z": "t", "key": "device", **empty},
+    ]
+    tester = FlowTester(flows, registry=default_registry())
+    tester.engine.services[PARTITIONS] = Partitions(redis, "w1", 1.5)
+    try:
+        async with tester:
+            assert tester.errors() == []
+            group = tester.engine.services[PARTITIONS].groups["part"]
+            assert (group.partitions, group.max_deliveries, group.inflight) == (64, 5, 100)
+            assert (group.retry_delay, group.retry_delay_max) == (0.1, 5.0)
+    finally:
+        await redis.aclose()
+
+
 async def test_a_lease_lost_and_taken_again_forgets_its_pause(redis_url):
     down = Downstream("a", outage=0.001)  # fails at its first delivery only
     group = await group_of(

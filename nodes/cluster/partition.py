@@ -83,6 +83,12 @@ class PartitionConfig(NodeConfig):
     )
 
 
+def _number(config: PartitionConfig, name: str) -> int:
+    """A number setting, or its default where the editor stored it empty."""
+    value = getattr(config, name)
+    return int(PartitionConfig.model_fields[name].default if value is None else value)
+
+
 class PartitionNode(Node[PartitionConfig]):
     type = "partition"
     category = "function"
@@ -156,13 +162,13 @@ class PartitionNode(Node[PartitionConfig]):
         self._group = self._partitions.group(
             self.z or "global",
             self.id,
-            int(config.partitions),
+            _number(config, "partitions"),
             self._process,
             strategy=config.strategy,
-            max_deliveries=int(config.maxDeliveries),
-            inflight=int(config.inflight),
-            retry_delay=(100 if config.retryDelay is None else config.retryDelay) / 1000,
-            retry_delay_max=(5000 if config.retryDelayMax is None else config.retryDelayMax) / 1000,
+            max_deliveries=_number(config, "maxDeliveries"),
+            inflight=_number(config, "inflight"),
+            retry_delay=_number(config, "retryDelay") / 1000,
+            retry_delay_max=_number(config, "retryDelayMax") / 1000,
             on_stopped=self._stopped,
         )
         await self._group.start()
