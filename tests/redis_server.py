@@ -7,7 +7,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 
+import pytest
 from rtdb_servers import Server, _missing, _wait_port, free_port
 
 
@@ -37,3 +39,23 @@ def start_redis() -> Server:
         Server("", proc, tmpdir).stop()
         raise
     return Server(f"redis://127.0.0.1:{port}/0", proc, tmpdir)
+
+
+def _served() -> Iterator[str]:
+    server = start_redis()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(name="redis_url")
+def redis_per_test() -> Iterator[str]:
+    """`redis_url`: a redis-server of the test's own (import this into a test module to use it)."""
+    yield from _served()
+
+
+@pytest.fixture(name="redis_url", scope="module")
+def redis_per_module() -> Iterator[str]:
+    """`redis_url`: one redis-server for the test module's tests (import this into a test module to use it)."""
+    yield from _served()

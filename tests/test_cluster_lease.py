@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
-import pytest
-from cluster_harness import skip_unless_cluster, start_redis
+from cluster_harness import skip_unless_cluster
 from hypothesis import given
 from hypothesis import strategies as st
+from redis_server import redis_per_module  # noqa: F401 - the redis_url fixture
 
 from sofiaflow.runtime.cluster.leader import Leadership, current_leader
 from sofiaflow.runtime.cluster.redis_link import open_redis
@@ -68,15 +67,6 @@ def test_workers_out_of_phase_fire_each_slot_of_a_window_once(period, base, phas
 def test_the_once_and_cron_slots():
     assert slot_of(0.0, None, 12) == "once:12"
     assert slot_of(1_800_000_000.2, None, 1) == "c1800000000"
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @skip_unless_cluster()

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from redis_server import start_redis
+from redis_server import (
+    redis_per_module,  # noqa: F401 - the redis_url fixture
+)
 
 from sofiaflow.runtime.cluster.lease import parse_lease
 from sofiaflow.runtime.cluster.membership import HEARTBEAT_PREFIX
@@ -25,15 +26,6 @@ from sofiaflow.runtime.cluster.mqtt_sessions import (
 from sofiaflow.runtime.cluster.redis_link import open_redis
 
 LEASE = 0.3
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 class Drain(Handle):

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_server import start_redis
+from redis_server import (
+    redis_per_module,  # noqa: F401 - the redis_url fixture
+)
 from test_node_python_function import TAB, fn
 
 from sofiaflow.runtime.core.context import ContextError, ContextManager, MemoryStore
@@ -20,16 +21,6 @@ from sofiaflow.runtime.core.context_redis import RedisContextStore
 from sofiaflow.runtime.runtime import Runtime
 from sofiaflow.runtime.settings import Settings
 from sofiaflow.runtime.testing import FlowTester
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
 
 WORKER = textwrap.dedent(
     """

@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis_server import start_redis
+from redis_server import (
+    redis_per_module,  # noqa: F401 - the redis_url fixture
+)
 
 from sofiaflow.runtime.cluster.shared_ontology_events import OntologyEventStream
 from sofiaflow.runtime.cluster.shared_sessions import RedisSessionStore
@@ -29,15 +31,6 @@ from sofiaflow.runtime.security.devices import DeviceRegistry
 
 BASIC = json.loads((Path(__file__).resolve().parents[1] / "ontologies" / "BasicSensor.json").read_text())
 DEADLINE = 20.0
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 class Worker:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis_server import redis_per_module  # noqa: F401 - the redis_url fixture
 
 from sofiaflow.runtime.core.context import (
     ContextError,
@@ -51,17 +52,6 @@ def test_a_store_that_does_not_create_the_scope_is_named_in_the_error() -> None:
 # ---- every store against the same contract ------------------------------------------------------------------
 
 STORES = ["memory", "persistent", "redis"]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    from redis_server import start_redis
-
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=STORES)

@@ -12,6 +12,7 @@ import pytest
 import redis as redis_sync
 from hypothesis import given
 from hypothesis import strategies as st
+from redis_server import redis_per_module  # noqa: F401 - the redis_url fixture
 from test_partition_node import SEEN, Worker, flow, wait_for
 
 from sofiaflow.editor.pages.dead_letters import PREVIEW_CHARS, letter_rows, preview, when
@@ -25,17 +26,6 @@ from sofiaflow.runtime.cluster.dead_letters import (
     replay,
     visible_dead_letters,
 )
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    from redis_server import start_redis
-
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 class Owners:

@@ -12,23 +12,13 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from redis_server import redis_per_test  # noqa: F401 - the redis_url fixture
 
 from sofiaflow.runtime.api import PARTITIONS
 from sofiaflow.runtime.cluster.partitions import HELD_BACK, Entry, PartitionGroup, Partitions, retry_pause
 from sofiaflow.runtime.cluster.placement import partition_of
 from sofiaflow.runtime.flows.registry import default_registry
 from sofiaflow.runtime.testing import FlowTester
-
-
-@pytest.fixture
-def redis_url():
-    from redis_server import start_redis
-
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 async def wait_for(predicate, timeout: float, what: str) -> None:

@@ -8,23 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
+from redis_server import redis_per_test  # noqa: F401 - the redis_url fixture
 
 from sofiaflow.runtime.cluster.partition_stream import decode_message
 from sofiaflow.runtime.cluster.partitions import HELD_BACK, Entry, PartitionGroup
 
 LEASE = 0.3
-
-
-@pytest.fixture
-def redis_url():
-    from redis_server import start_redis
-
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 async def wait_for(predicate, timeout: float, what: str) -> None:

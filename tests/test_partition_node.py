@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from redis_server import redis_per_test  # noqa: F401 - the redis_url fixture
 
 from sofiaflow.runtime.api import PARTITIONS, Node, NodeConfig, NodeError
 from sofiaflow.runtime.cluster.dead_letters import delete_dead_letter, get_dead_letter, replay_dead_letter
@@ -128,17 +129,6 @@ async def test_bad_configs_refuse_the_deploy_naming_what(config, error):
 
 
 # ----- a cluster in this process ---------------------------------------------------------------------------
-@pytest.fixture
-def redis_url():
-    from redis_server import start_redis
-
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
 class Worker:
     """One engine with the PARTITIONS service under its own worker id, and a heartbeat the test writes."""
 

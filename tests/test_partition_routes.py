@@ -4,8 +4,8 @@ own (403, audited, for the others); malformed ids are 400, missing ones 404; sin
 from __future__ import annotations
 
 import httpx
-import pytest
 import redis as redis_sync
+from redis_server import redis_per_module  # noqa: F401 - the redis_url fixture
 
 from sofiaflow.runtime.http import create_app
 from sofiaflow.runtime.runtime import Runtime
@@ -13,17 +13,6 @@ from sofiaflow.runtime.security.auth import AuthService
 from sofiaflow.runtime.settings import Settings
 
 PASSWORD = "partition-pw-123"
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    from redis_server import start_redis
-
-    server = start_redis()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 async def _token(client: httpx.AsyncClient, user: str) -> dict[str, str]:
