@@ -71,6 +71,22 @@ def field(page: Any, testid: str) -> Any:
     return page.locator("label.q-field", has=page.get_by_test_id(testid))
 
 
+def open_properties(page: Any, node_id: str) -> Any:
+    """Double-click the node and return its properties form once it is shown."""
+    node(page, node_id).dblclick()
+    form = page.get_by_test_id("properties")
+    form.wait_for()
+    return form
+
+
+def cancel_properties(page: Any) -> None:
+    """Cancel the open properties form, if any, and wait until it is gone."""
+    forms = page.get_by_test_id("properties")
+    if forms.count():
+        forms.last.get_by_role("button", name="Cancel").click()
+        forms.last.wait_for(state="detached")
+
+
 def export_all(page: Any) -> list[dict]:
     """Open the export dialog, choose all flows, read the JSON, close."""
     page.get_by_test_id("export").click()

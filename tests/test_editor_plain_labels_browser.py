@@ -11,7 +11,7 @@ import re
 
 import pytest
 from editor_server import chromium, editor_page, editor_server  # noqa: F401 - pytest fixtures
-from editor_ui import export_all, import_text, node, node_ids
+from editor_ui import cancel_properties, export_all, import_text, node, node_ids, open_properties
 
 INSERT = "plaininsert00001"
 FLOWS = [{"id": INSERT, "type": "ontology-insert", "x": 160, "y": 80, "wires": [[]]}]
@@ -27,22 +27,8 @@ def page(editor_server, chromium):  # noqa: F811
         yield opened
 
 
-def _form(page):
-    node(page, INSERT).dblclick()
-    form = page.get_by_test_id("properties")
-    form.wait_for()
-    return form
-
-
-def _close(page) -> None:
-    forms = page.get_by_test_id("properties")
-    if forms.count():
-        forms.last.get_by_role("button", name="Cancel").click()
-        forms.last.wait_for(state="detached")
-
-
 def test_the_idempotency_key_is_one_labelled_field_with_help(page):
-    form = _form(page)
+    form = open_properties(page, INSERT)
     try:
         # the default kind (stream) needs no expression: the select itself carries the field's name and help
         kind = form.get_by_role("combobox", name="Idempotency key", exact=True)
@@ -74,11 +60,11 @@ def test_the_idempotency_key_is_one_labelled_field_with_help(page):
         form.get_by_test_id("properties-done").click()
         form.wait_for(state="detached")
     finally:
-        _close(page)
+        cancel_properties(page)
     saved = {n["id"]: n for n in export_all(page)}[INSERT]
     assert (saved["idempotencyKey"], saved["idempotencyKeyType"]) == ("payload.seq", "msg")
 
-    form = _form(page)
+    form = open_properties(page, INSERT)
     try:
         form.get_by_role("textbox", name="Idempotency key", exact=True).wait_for()
         form.get_by_role("combobox", name="Idempotency key type", exact=True).click()
@@ -88,7 +74,7 @@ def test_the_idempotency_key_is_one_labelled_field_with_help(page):
         form.get_by_test_id("properties-done").click()
         form.wait_for(state="detached")
     finally:
-        _close(page)
+        cancel_properties(page)
     saved = {n["id"]: n for n in export_all(page)}[INSERT]
     assert saved["idempotencyKeyType"] == "off"
 
@@ -202,7 +188,7 @@ def test_a_new_trigger_shows_its_values_kind_not_the_stored_val(page):
         form.get_by_test_id("properties-done").click()
         form.wait_for(state="detached")
     finally:
-        _close(page)
+        cancel_properties(page)
     saved = {n["id"]: n for n in export_all(page)}[added]
     assert (saved["op1"], saved["op1type"], saved["op2"], saved["op2type"]) == ("1", "str", "0", "str")
 
@@ -226,7 +212,7 @@ def test_split_s_array_chunk_length_is_a_plain_number_field(page):
         form.get_by_test_id("properties-done").click()
         form.wait_for(state="detached")
     finally:
-        _close(page)
+        cancel_properties(page)
     saved = {n["id"]: n for n in export_all(page)}[added]
     assert (str(saved["arraySplt"]), saved["arraySpltType"]) == ("3", "len")
 
@@ -255,7 +241,7 @@ def test_sort_and_split_kinds_read_as_words(page):
         assert form.get_by_role("textbox", name="Sort", exact=True).count() == 0
         key.wait_for(state="hidden")
     finally:
-        _close(page)
+        cancel_properties(page)
 
 
 def test_the_ontology_list_says_its_schema_version_and_time_in_words(chromium, editor_server):  # noqa: F811

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from editor_server import chromium, editor_page, editor_server  # noqa: F401 - pytest fixtures
-from editor_ui import export_all, import_text, node
+from editor_ui import cancel_properties, export_all, import_text, node, open_properties
 
 PART = "backoffpart00001"
 FLOWS = [{"id": PART, "type": "partition", "x": 160, "y": 80, "wires": [[]]}]
@@ -22,22 +22,8 @@ def page(editor_server, chromium):  # noqa: F811
         yield opened
 
 
-def _form(page):
-    node(page, PART).dblclick()
-    form = page.get_by_test_id("properties")
-    form.wait_for()
-    return form
-
-
-def _close(page) -> None:
-    forms = page.get_by_test_id("properties")
-    if forms.count():
-        forms.last.get_by_role("button", name="Cancel").click()
-        forms.last.wait_for(state="detached")
-
-
 def test_the_retry_pause_fields_are_labelled_with_help_and_follow_the_strategy(page):
-    form = _form(page)
+    form = open_properties(page, PART)
     try:
         first = form.get_by_label("Retry pause (ms)", exact=True)
         most = form.get_by_label("Longest pause (ms)", exact=True)
@@ -49,15 +35,15 @@ def test_the_retry_pause_fields_are_labelled_with_help_and_follow_the_strategy(p
         form.get_by_test_id("properties-done").click()
         form.wait_for(state="detached")
     finally:
-        _close(page)
+        cancel_properties(page)
     saved = {n["id"]: n for n in export_all(page)}[PART]
     assert int(saved["retryDelay"]) == 250 and int(saved["retryDelayMax"]) == 5000
 
-    form = _form(page)
+    form = open_properties(page, PART)
     try:
         form.get_by_role("combobox", name="On failure", exact=True).click()
         page.get_by_role("option", name="skip failed messages", exact=True).click()
         form.get_by_label("Retry pause (ms)", exact=True).wait_for(state="hidden")
         assert not form.get_by_label("Longest pause (ms)", exact=True).is_visible()
     finally:
-        _close(page)
+        cancel_properties(page)
